@@ -1,0 +1,64 @@
+# glc — run `make help` for the list of targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# Extra pip arguments for torch, e.g. a CPU-only VM: TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_INDEX ?=
+EXPERIMENT ?= frequency
+DATA_ROOT ?= data/synthetic/demo-seed0
+OUT_ROOT ?= out
+export LUIGI_CONFIG_PATH := $(CURDIR)/conf/luigi.cfg
+export PYTHONHASHSEED := 0
+LUIGI := $(VENV)/bin/luigi --module glc.tasks --local-scheduler
+
+.PHONY: help install check-java demo test test-all frequency show synth-tiny synth-demo bench bench-synth clean
+
+help: ## list every target with its description
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+check-java: ## check that Java (8/11/17, needed by Spark) is installed
+	@java -version >/dev/null 2>&1 || { echo "ERROR: Spark needs Java 8, 11 or 17 and 'java -version' failed."; \
+	  echo "Install it, e.g.: sudo apt-get install -y openjdk-17-jre-headless   (then rerun make)"; exit 1; }
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -c constraints.txt $(TORCH_INDEX) -e '.[dev]'
+	@# petastorm 0.13.1 declares setuptools<70, which conflicts with torch's setuptools>=77; it runs fine with the
+	@# newer setuptools, so it is installed without dependency resolution (its runtime deps are in pyproject.toml).
+	$(PIP) install -c constraints.txt --no-deps petastorm==0.13.1
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install glc with the pinned stack (constraints.txt)
+
+demo: check-java install ## generate the demo world if missing, run the whole DAG, print the F1 and where the outputs are
+	@start=$$(date +%s); \
+	$(LUIGI) Submission --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT) && \
+	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT) && \
+	echo "demo DAG wall time: $$(( $$(date +%s) - start )) s"
+
+test: check-java install ## run the test suite (excludes tests marked slow); fails if no test is collected
+	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "ERROR: no tests were collected"; exit 1; fi; exit $$rc
+
+test-all: check-java install ## run every test, slow ones included
+	$(PY) -m pytest -m ""
+
+frequency: check-java install ## experiment: region-frequency baseline (tasks/frequency.toml)
+	$(LUIGI) Submission --experiment frequency --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+	$(PY) -m glc show --experiment frequency --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+show: install ## print the report summary and output paths of EXPERIMENT
+	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+synth-tiny: install ## generate the tiny synthetic world (tests use it)
+	$(PY) -m glc synth --scale tiny --seed 0
+
+synth-demo: install ## generate the demo synthetic world
+	$(PY) -m glc synth --scale demo --seed 0
+
+clean: ## remove artifacts (out/) but keep generated worlds and the venv
+	rm -rf $(OUT_ROOT)

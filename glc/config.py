@@ -1,0 +1,103 @@
+"""Experiment configuration: defaults in one place, unknown keys are an error.
+
+An experiment is one TOML file in ``tasks/`` (``tasks/<name>.toml``). It overrides :data:`DEFAULTS`; any key not in
+:data:`DEFAULTS` raises, naming the file and the key (a typo must never silently leave a default in force). The
+resolved config (defaults + overrides) is what the model receives, what the report prints and what W&B logs, and
+its hash is part of every experiment artifact's path, so editing a parameter file reruns what it affects.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TASKS_DIR = REPO_ROOT / "tasks"
+
+#: Every experiment setting with its default. Valid values are listed beside each.
+DEFAULTS: dict[str, Any] = {
+    "name": "frequency",  # experiment name (defaults to the file stem)
+    "seed": 0,  # global seed: splits, model init, sampling
+    "model": {
+        "kind": "frequency",  # frequency | region_frequency
+        "top_n": 256,  # species kept per survey in the score artifact
+    },
+    "decoder": {
+        "kind": "topk",  # topk (k tuned on validation)
+        "k_max": 100,  # largest set size a decoder may choose
+    },
+    "validation": {
+        "block_km": 10.0,  # spatial block size of the hold-out (EPSG:3035)
+        "val_fraction": 0.2,  # fraction of training surveys held out
+    },
+    "wandb": {
+        "project": "glc",
+        "group": "baselines",
+        "tags": [],
+        "mode": "offline",  # offline | online | disabled (online needs `wandb login`)
+    },
+}
+
+
+class ConfigError(ValueError):
+    """An experiment file has an unknown key or a bad value."""
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str, source: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        path = f"{where}.{k}" if where else k
+        if k not in base:
+            raise ConfigError(
+                f"{source}: unknown key {path!r}; valid keys here are {sorted(base)}. Fix the spelling or add the "
+                "setting to glc/config.py DEFAULTS (with its valid values) if it is new."
+            )
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{source}: {path!r} must be a table, got {type(v).__name__}")
+            out[k] = _merge(base[k], v, path, source)
+        else:
+            out[k] = v
+    return out
+
+
+def resolve(overrides: dict[str, Any] | None = None, source: str = "<overrides>") -> dict[str, Any]:
+    """Return DEFAULTS updated with ``overrides`` (unknown keys raise :class:`ConfigError`)."""
+    return _merge(DEFAULTS, overrides or {}, "", source)
+
+
+def experiment_path(name_or_path: str) -> Path:
+    """Map an experiment name (``frequency``) or a path to its TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return p
+    cand = TASKS_DIR / f"{name_or_path}.toml"
+    if cand.exists():
+        return cand
+    known = sorted(q.stem for q in TASKS_DIR.glob("*.toml"))
+    raise ConfigError(f"no experiment {name_or_path!r}: expected {cand} or an existing .toml path; known experiments: {known}")
+
+
+def load_experiment(name_or_path: str) -> dict[str, Any]:
+    """Load and resolve one experiment file."""
+    path = experiment_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    raw.setdefault("name", path.stem)
+    return resolve(raw, str(path))
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    """Short stable hash of a resolved config (part of experiment artifact paths)."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]

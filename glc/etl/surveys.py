@@ -1,0 +1,222 @@
+"""``SurveyTable``: PA metadata CSVs -> one parquet row per survey (Spark).
+
+GLC24's PA train CSV has one row per (survey, species); tiling or joining per row repeats work ~17 times
+(pitfall 10), so everything downstream keys on this one-row-per-survey table::
+
+    surveyId long, lon, lat double, x, y double (EPSG:3035 m), year int, region, country string,
+    areaInM2 double (null when empty or +-inf), geoUncertaintyInM double (null when empty),
+    split string ('train' | 'test'), speciesIds array<long> (sorted, unique; null for test surveys)
+
+Bad rows (too few or too many fields, non-numeric or out-of-range lon/lat, missing surveyId, non-integral or
+out-of-vocabulary speciesId) are never dropped silently: they are counted per reason, written to a quarantine
+table beside the output, and the job fails when their fraction exceeds ``max_bad_fraction``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from glc.data.layout import NUM_CLASSES, Layout
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+PA_COLUMNS = ("lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country", "surveyId")
+SURVEY_COLUMNS = (
+    "surveyId",
+    "lon",
+    "lat",
+    "x",
+    "y",
+    "year",
+    "region",
+    "country",
+    "areaInM2",
+    "geoUncertaintyInM",
+    "split",
+    "speciesIds",
+)
+_EXTRA = "_extra_field"
+
+
+class BadRowsError(ValueError):
+    """Too many malformed metadata rows to trust the file."""
+
+
+@dataclass
+class BadRowReport:
+    """Counts of rejected rows per file and reason."""
+
+    total_rows: int = 0
+    bad_rows: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"total_rows": self.total_rows, "bad_rows": self.bad_rows, "by_reason": dict(sorted(self.by_reason.items()))}
+
+
+def csv_header(path: str | Path) -> list[str]:
+    """Column names of a CSV file (first line), so Spark columns can be selected by name, not position."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"metadata CSV {p} not found; check --data-root (expected the GLC24 layout)")
+    with open(p, newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise ValueError(f"{p} is empty: expected a header line starting with {', '.join(PA_COLUMNS[:3])}")
+    return [h.strip() for h in header]
+
+
+def read_pa_csv(spark: "SparkSession", path: str | Path, split: str) -> "DataFrame":
+    """Read one PA metadata CSV as strings, columns by header name, with one sentinel column catching long rows."""
+    from pyspark.sql import types as T
+
+    header = csv_header(path)
+    need = list(PA_COLUMNS) + (["speciesId"] if split == "train" else [])
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {header}. Is this a GLC24 PA {split} metadata file?")
+    fields = [T.StructField(h, T.StringType()) for h in header] + [T.StructField(_EXTRA, T.StringType())]
+    return (
+        spark.read.option("header", True)
+        .option("mode", "PERMISSIVE")
+        .option("enforceSchema", True)
+        .schema(T.StructType(fields))
+        .csv(str(path))
+        .select(*need, _EXTRA)
+    )
+
+
+def validate_pa_rows(df: "DataFrame", split: str) -> "DataFrame":
+    """Add typed columns and a ``_bad`` reason column (null for good rows). Pure transform, unit-tested."""
+    from pyspark.sql import functions as F
+
+    num = lambda c: F.col(c).cast("double")  # noqa: E731
+    lon, lat = num("lon"), num("lat")
+    sid = F.col("surveyId").cast("double")
+    required = ["lon", "lat", "year", "region", "country", "surveyId"] + (["speciesId"] if split == "train" else [])
+    reasons = [
+        (F.col(_EXTRA).isNotNull(), "too many fields"),
+        (F.greatest(*[F.col(c).isNull() for c in required]), "required field empty (short row?)"),
+        ((sid != F.floor(sid)) | (sid < 0), "surveyId not a non-negative integer"),
+        (lon.isNull() | lat.isNull() | F.isnan(lon) | F.isnan(lat), "lon/lat not numeric"),
+        ((F.abs(lon) > 180) | (F.abs(lat) > 90), "lon/lat out of range"),
+        (num("year").isNull(), "year not numeric"),
+    ]
+    if split == "train":
+        sp = num("speciesId")
+        reasons += [
+            (sp.isNull() | F.isnan(sp), "speciesId not numeric"),
+            ((sp != F.floor(sp)) | (sp < 0) | (sp >= NUM_CLASSES), f"speciesId not an integer in 0..{NUM_CLASSES - 1}"),
+        ]
+    # The first matching reason wins; a condition that is null (a null input) counts as a match.
+    bad = F.lit(None).cast("string")
+    for cond, why in reversed(reasons):
+        bad = F.when(F.coalesce(cond, F.lit(True)), F.lit(why)).otherwise(bad)
+
+    def finite_or_null(c: str) -> Any:
+        v = num(c)
+        return F.when(v.isNull() | F.isnan(v) | (F.abs(v) == float("inf")), None).otherwise(v)
+
+    out = df.select(
+        F.col("surveyId").cast("double").cast("long").alias("surveyId"),
+        lon.alias("lon"),
+        lat.alias("lat"),
+        num("year").cast("int").alias("year"),
+        finite_or_null("geoUncertaintyInM").alias("geoUncertaintyInM"),
+        finite_or_null("areaInM2").alias("areaInM2"),
+        F.col("region"),
+        F.col("country"),
+        *([num("speciesId").cast("long").alias("speciesId")] if split == "train" else []),
+        bad.alias("_bad"),
+        F.to_json(F.struct(*[F.col(c) for c in df.columns])).alias("_raw"),
+    )
+    return out
+
+
+def aggregate_surveys(rows: "DataFrame", split: str) -> "DataFrame":
+    """One row per survey: metadata from the survey's smallest (lon, lat, ...) tuple, sorted unique species ids."""
+    from pyspark.sql import functions as F
+
+    meta = F.min(F.struct("lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country")).alias("m")
+    aggs = [meta]
+    if split == "train":
+        aggs.append(F.array_sort(F.collect_set("speciesId")).alias("speciesIds"))
+    g = rows.groupBy("surveyId").agg(*aggs)
+    cols = [F.col("surveyId")] + [F.col(f"m.{c}").alias(c) for c in ("lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country")]
+    cols.append(F.lit(split).alias("split"))
+    cols.append(F.col("speciesIds") if split == "train" else F.lit(None).cast("array<long>").alias("speciesIds"))
+    return g.select(*cols)
+
+
+def add_laea(df: "DataFrame") -> "DataFrame":
+    """Add EPSG:3035 ``x``, ``y`` (metres) with pyproj, vectorised per Arrow batch."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType(list(df.schema.fields) + [T.StructField("x", T.DoubleType()), T.StructField("y", T.DoubleType())])
+
+    def project(batches):  # noqa: ANN001, ANN202 - Spark iterator of pandas frames
+        from glc.geo import to_laea
+
+        for pdf in batches:
+            x, y = to_laea(pdf["lon"].to_numpy(), pdf["lat"].to_numpy())
+            yield pdf.assign(x=x, y=y)
+
+    return df.mapInPandas(project, schema)
+
+
+def build_survey_table(
+    spark: "SparkSession", layout: Layout, max_bad_fraction: float = 0.01
+) -> tuple["DataFrame", "DataFrame", dict[str, Any]]:
+    """Extract + transform: returns (surveys, quarantined bad rows, report).
+
+    Raises:
+        BadRowsError: if a file's bad-row fraction exceeds ``max_bad_fraction``.
+        ValueError: if the same surveyId appears in both train and test.
+    """
+    from pyspark.sql import functions as F
+
+    parts, bads, report = [], [], {}
+    for split in ("train", "test"):
+        path = layout.pa_metadata(split)
+        rows = validate_pa_rows(read_pa_csv(spark, path, split), split).cache()
+        counts = {r["_bad"]: r["count"] for r in rows.groupBy("_bad").count().collect()}
+        total = int(sum(counts.values()))
+        rep = BadRowReport(total, int(sum(v for k, v in counts.items() if k is not None)), {k: int(v) for k, v in counts.items() if k is not None})
+        report[f"{split}_rows"] = rep.as_dict()
+        if rep.bad_rows:
+            log.warning("%s: %d of %d rows rejected: %s (see the quarantine table)", path, rep.bad_rows, total, rep.by_reason)
+        if total and rep.bad_rows / total > max_bad_fraction:
+            raise BadRowsError(
+                f"{path}: {rep.bad_rows} of {total} rows are malformed ({rep.by_reason}), more than max_bad_fraction="
+                f"{max_bad_fraction}. Fix the file or raise the limit (SurveyTable --max-bad-fraction)."
+            )
+        bads.append(rows.where(F.col("_bad").isNotNull()).select(F.lit(str(path)).alias("file"), F.col("_bad").alias("reason"), F.col("_raw").alias("raw")))
+        parts.append(aggregate_surveys(rows.where(F.col("_bad").isNull()), split))
+    surveys = parts[0].unionByName(parts[1])
+    dup = surveys.groupBy("surveyId").count().where("count > 1").limit(5).collect()
+    if dup:
+        raise ValueError(f"surveyId(s) {[r['surveyId'] for r in dup]} appear in both PA train and PA test metadata; the splits must be disjoint")
+    surveys = add_laea(surveys).select(*SURVEY_COLUMNS)
+    return surveys, bads[0].unionByName(bads[1]), report
+
+
+def write_survey_table(spark: "SparkSession", layout: Layout, out_dir: str | Path, max_bad_fraction: float = 0.01) -> dict[str, Any]:
+    """Load step: write surveys (sorted by surveyId) and the quarantine table atomically under ``out_dir``."""
+    from glc.io import atomic_dir
+
+    surveys, bad, report = build_survey_table(spark, layout, max_bad_fraction)
+    counts = {r["split"]: r["count"] for r in surveys.groupBy("split").count().collect()}
+    report["surveys"] = {k: int(v) for k, v in sorted(counts.items())}
+    with atomic_dir(out_dir, summary=report) as tmp:
+        surveys.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / "surveys"))
+        bad.orderBy("file", "raw").write.mode("overwrite").parquet(str(Path(tmp) / "quarantine"))
+    log.info("SurveyTable: %s", report)
+    return report

@@ -1,0 +1,165 @@
+"""Atomic writes: every artifact glc produces appears complete or not at all.
+
+Files are written to a temporary sibling and renamed into place (``os.replace`` is atomic on one filesystem).
+Directory artifacts (parquet written by Spark or pyarrow) are built in a temporary sibling directory, completed
+with a ``_SUCCESS`` flag, and renamed into place; the flag is the only thing a Luigi task's ``output()`` returns,
+so a directory without it is never mistaken for done. A crash (even SIGKILL) leaves only ``*.glc-tmp-*`` debris,
+which :func:`remove_stale_temps` deletes (counting what it removed) at the start of the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TMP_MARK = ".glc-tmp-"
+SUCCESS = "_SUCCESS"
+
+
+def tmp_sibling(path: str | Path) -> Path:
+    """A fresh temporary path next to ``path`` (same folder, so the final rename is atomic)."""
+    p = Path(path)
+    return p.with_name(f"{p.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[Any]:
+    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_sibling(final)
+    try:
+        with open(tmp, mode, **open_kw) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it (a file written by a library) onto ``path``."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_sibling(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"atomic write of {final}: the writer produced nothing at {tmp}")
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, summary: dict[str, Any] | None = None) -> Iterator[Path]:
+    """Yield a temporary directory; on success write ``_SUCCESS`` (JSON ``summary``) last and rename it to ``path``.
+
+    An existing ``path`` without ``_SUCCESS`` (a leftover of an older, non-atomic writer) is replaced; an existing
+    complete ``path`` is replaced too (the caller decided to rebuild it).
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_sibling(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        info = dict(summary or {})
+        write_json(tmp / SUCCESS, {"written_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, atomic=False)
+        if final.exists():
+            old = tmp_sibling(final)
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_complete(path: str | Path) -> bool:
+    """True when a directory artifact carries its ``_SUCCESS`` flag."""
+    return (Path(path) / SUCCESS).exists()
+
+
+def write_json(path: str | Path, obj: Any, atomic: bool = True) -> None:
+    """Write ``obj`` as pretty, key-sorted JSON (atomically by default)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    if atomic:
+        with atomic_file(path) as fh:
+            fh.write(text)
+    else:
+        Path(path).write_text(text)
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def remove_stale_temps(root: str | Path) -> int:
+    """Delete ``*.glc-tmp-*`` debris left below ``root`` by crashed writers; return how many were removed.
+
+    The writer's pid is part of every temporary name; entries whose writer is still alive are left alone, so a
+    concurrent writer's work in progress is never deleted.
+    """
+    root = Path(root)
+    if not root.exists():
+        return 0
+    removed = 0
+    for p in sorted(root.rglob(f"*{TMP_MARK}*")):
+        if not p.exists():
+            continue
+        pid = _pid_of(p.name)
+        if pid is not None and _pid_alive(pid):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.warning("removed %d stale temporary artifact(s) left by crashed writers under %s", removed, root)
+    return removed
+
+
+def _pid_of(name: str) -> int | None:
+    try:
+        return int(name.split(TMP_MARK, 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,1 @@
+"""Models: plain predictors (frequency, neighbours) and ``nn.Module`` networks (``glc.models.components``)."""

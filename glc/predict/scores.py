@@ -1,0 +1,92 @@
+"""Score tables: the top-N species of each survey with a probability-like score.
+
+Every model writes the same artifact (parquet ``surveyId long, species list<long>, prob list<float>``, species sorted
+by decreasing score, ties by species id), so every decoder and report works with every model. Keeping the top-N
+(default 256) instead of all 11,255 species keeps the artifact small; decoders never choose sets that large.
+The sum of the dropped tail is kept in ``prob_rest`` so expected-F1 decoders still see the full expected count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glc.io import atomic_dir, is_complete
+
+
+@dataclass
+class ScoreTable:
+    """Top-N scores of ``n`` surveys: ``species[i, j]`` is the j-th best species of survey i with ``prob[i, j]``."""
+
+    survey_ids: np.ndarray  # (n,) int64
+    species: np.ndarray  # (n, N) int64
+    prob: np.ndarray  # (n, N) float32
+    prob_rest: np.ndarray  # (n,) float32: sum of the scores not kept
+
+    def __post_init__(self) -> None:
+        n = len(self.survey_ids)
+        if self.species.shape != self.prob.shape or self.species.shape[0] != n or self.prob_rest.shape != (n,):
+            raise ValueError(f"inconsistent score table shapes: ids {self.survey_ids.shape}, species {self.species.shape}, prob {self.prob.shape}, rest {self.prob_rest.shape}")
+        if not np.isfinite(self.prob).all():
+            raise ValueError("score table contains NaN or inf probabilities; the model output must be finite")
+
+    def __len__(self) -> int:
+        return len(self.survey_ids)
+
+    def sets_to_ids(self, col_sets: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """Map per-row column-index sets (decoder output) to ``{surveyId: species ids}``."""
+        return {int(s): self.species[i, np.asarray(c, dtype=np.int64)] for i, (s, c) in enumerate(zip(self.survey_ids, col_sets))}
+
+    def subset(self, mask: np.ndarray) -> "ScoreTable":
+        """Rows where ``mask`` is true."""
+        return ScoreTable(self.survey_ids[mask], self.species[mask], self.prob[mask], self.prob_rest[mask])
+
+
+def top_n(survey_ids: np.ndarray, scores: np.ndarray, species_vocab: np.ndarray, n: int = 256) -> ScoreTable:
+    """Build a :class:`ScoreTable` from a dense (surveys x vocab) score matrix, deterministic under ties."""
+    scores = np.asarray(scores, dtype=np.float32)
+    vocab = np.asarray(species_vocab, dtype=np.int64)
+    n = min(n, scores.shape[1])
+    # Sort by (-score, species id): lexsort's last key is primary.
+    order = np.lexsort((np.broadcast_to(vocab, scores.shape), -scores), axis=1)[:, :n]
+    prob = np.take_along_axis(scores, order, axis=1)
+    rest = scores.sum(axis=1, dtype=np.float64) - prob.sum(axis=1, dtype=np.float64)
+    return ScoreTable(np.asarray(survey_ids, dtype=np.int64), vocab[order], prob, np.maximum(rest, 0).astype(np.float32))
+
+
+def write_scores(path: str | Path, table: ScoreTable, summary: dict | None = None) -> None:
+    """Write a score table as a parquet directory artifact (atomic, ``_SUCCESS`` last)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, N = table.species.shape
+    arr = pa.table(
+        {
+            "surveyId": pa.array(table.survey_ids, pa.int64()),
+            "species": pa.FixedSizeListArray.from_arrays(pa.array(table.species.reshape(-1), pa.int64()), N).cast(pa.list_(pa.int64())),
+            "prob": pa.FixedSizeListArray.from_arrays(pa.array(table.prob.reshape(-1), pa.float32()), N).cast(pa.list_(pa.float32())),
+            "prob_rest": pa.array(table.prob_rest, pa.float32()),
+        }
+    )
+    with atomic_dir(path, summary={"rows": n, "top_n": N, **(summary or {})}) as tmp:
+        pq.write_table(arr, Path(tmp) / "part-00000.parquet", compression="zstd")
+
+
+def read_scores(path: str | Path) -> ScoreTable:
+    """Read a score artifact written by :func:`write_scores` (refuses an incomplete one)."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not is_complete(p):
+        raise FileNotFoundError(f"score artifact {p} is missing or incomplete (no _SUCCESS); rerun the Predict task")
+    t = pq.read_table(p, columns=["surveyId", "species", "prob", "prob_rest"])
+    ids = t.column("surveyId").to_numpy()
+    n = len(ids)
+
+    def mat(col: str, dtype: type) -> np.ndarray:
+        flat = t.column(col).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return flat.astype(dtype).reshape(n, -1) if n else np.zeros((0, 0), dtype)
+
+    return ScoreTable(ids.astype(np.int64), mat("species", np.int64), mat("prob", np.float32), t.column("prob_rest").to_numpy().astype(np.float32))

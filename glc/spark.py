@@ -1,0 +1,91 @@
+"""The one place that builds the SparkSession, from ``conf/spark-defaults.conf``.
+
+The same ETL code runs on ``local[*]`` (default) and on a cluster: set ``GLC_SPARK_MASTER`` (for example
+``spark://host:7077`` or ``yarn``) or edit the conf file. Extra settings: ``GLC_SPARK_CONF="k=v,k=v"``.
+Spark needs Java 8, 11 or 17 (``java -version``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+CONF_FILE = Path(__file__).resolve().parent.parent / "conf" / "spark-defaults.conf"
+
+
+def read_spark_conf(path: str | Path = CONF_FILE) -> dict[str, str]:
+    """Parse a ``spark-defaults.conf``-style file (``key value`` per line, ``#`` comments)."""
+    conf: dict[str, str] = {}
+    p = Path(path)
+    if not p.exists():
+        return conf
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise ValueError(f"{p}:{n}: expected 'key value', got {line!r}")
+        conf[parts[0]] = parts[1].strip()
+    return conf
+
+
+def resolved_spark_conf() -> dict[str, str]:
+    """The Spark settings glc will use: the conf file, then ``GLC_SPARK_MASTER`` and ``GLC_SPARK_CONF``."""
+    conf = read_spark_conf(os.environ.get("GLC_SPARK_CONF_FILE", CONF_FILE))
+    if os.environ.get("GLC_SPARK_MASTER"):
+        conf["spark.master"] = os.environ["GLC_SPARK_MASTER"]
+    for item in filter(None, os.environ.get("GLC_SPARK_CONF", "").split(",")):
+        if "=" not in item:
+            raise ValueError(f"GLC_SPARK_CONF entries must be key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        conf[k.strip()] = v.strip()
+    return conf
+
+
+def check_java() -> None:
+    """Fail early, saying how to fix it, when no Java runtime is available for Spark."""
+    java = shutil.which("java") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else None)
+    if not java:
+        raise RuntimeError(
+            "Spark needs a Java runtime (8, 11 or 17) and none was found on PATH or in JAVA_HOME. "
+            "Install one, e.g. `sudo apt-get install -y openjdk-17-jre-headless`, then rerun."
+        )
+    try:
+        subprocess.run([java, "-version"], check=True, capture_output=True, timeout=60)
+    except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeError(f"`{java} -version` failed ({e}); Spark needs a working Java 8/11/17 runtime") from e
+
+
+def get_spark(app_name: str | None = None) -> "SparkSession":
+    """Return the active SparkSession or build one from the resolved conf (one per process)."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    check_java()
+    conf = resolved_spark_conf()
+    builder = SparkSession.builder
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    if app_name:
+        builder = builder.appName(app_name)
+    # Executors must use the same Python as the driver (the project's venv).
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("GLC_SPARK_LOG_LEVEL", "WARN"))
+    log.info("SparkSession %s on %s", spark.version, spark.sparkContext.master)
+    return spark

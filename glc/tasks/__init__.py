@@ -1,0 +1,29 @@
+"""The glc Luigi DAG: ``luigi --module glc.tasks Submission --local-scheduler``.
+
+Importing this module registers every task. When ``LUIGI_CONFIG_PATH`` is not set, ``conf/luigi.cfg`` of the
+repository is added to Luigi's config path, so the ``[retcode]`` section (non-zero exit on failure) and the
+``[paths]`` defaults apply however the command is started.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+from pathlib import Path
+
+import luigi.configuration
+
+_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+if not os.environ.get("LUIGI_CONFIG_PATH") and (_CONF_DIR / "luigi.cfg").exists():
+    luigi.configuration.add_config_path(str(_CONF_DIR / "luigi.cfg"))
+if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists():
+    logging.config.fileConfig(_CONF_DIR / "logging.cfg", disable_existing_loggers=False)
+
+from glc.tasks.base import GlcTask, paths  # noqa: E402
+from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E402
+from glc.tasks.raw import GLC24Data  # noqa: E402
+from glc.tasks.surveys import SurveyTable  # noqa: E402
+from glc.tasks.synth import SyntheticWorld  # noqa: E402
+
+__all__ = ["Decoder", "GLC24Data", "GlcTask", "Predict", "Report", "Submission", "SurveyTable", "SyntheticWorld", "paths"]

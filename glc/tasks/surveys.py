@@ -1,0 +1,42 @@
+"""``SurveyTable``: the one-row-per-survey parquet every other artifact keys on."""
+
+from __future__ import annotations
+
+import luigi
+
+from glc.tasks.base import FlagTarget, GlcTask
+
+
+class SurveyTable(GlcTask):
+    """PA train + test metadata -> ``{out}/{dataset}/surveys/`` (``surveys/`` and ``quarantine/`` parquet)."""
+
+    max_bad_fraction = luigi.FloatParameter(default=0.01, description="fail when more malformed rows than this")
+
+    def requires(self) -> luigi.Task:
+        """The raw data root."""
+        return self.raw_data()
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        return FlagTarget(self.artifact_path("surveys"))
+
+    def run(self) -> None:
+        """Spark job: :func:`glc.etl.surveys.write_survey_table`."""
+        from glc.data.layout import detect_layout
+        from glc.etl.surveys import write_survey_table
+        from glc.io import remove_stale_temps
+        from glc.spark import get_spark
+
+        remove_stale_temps(self.output().dir.parent)
+        write_survey_table(get_spark(), detect_layout(self.data_root), self.output().dir, self.max_bad_fraction)
+
+
+def read_surveys(flag: FlagTarget):  # noqa: ANN201 - pandas
+    """Load a SurveyTable artifact into pandas (one row per survey)."""
+    import pandas as pd
+
+    from glc.io import is_complete
+
+    if not is_complete(flag.dir):
+        raise FileNotFoundError(f"survey table {flag.dir} is incomplete (no _SUCCESS); rerun SurveyTable")
+    return pd.read_parquet(flag.dir / "surveys")

@@ -1,0 +1,64 @@
+"""Atomic writes: a failed or killed writer never leaves something that looks complete."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from glc.io import TMP_MARK, atomic_dir, atomic_file, is_complete, remove_stale_temps
+
+
+def test_atomic_file_commits_only_on_success(tmp_path):
+    p = tmp_path / "a.txt"
+    with atomic_file(p) as fh:
+        fh.write("ok")
+    assert p.read_text() == "ok"
+    with pytest.raises(RuntimeError):
+        with atomic_file(p) as fh:
+            fh.write("half")
+            raise RuntimeError("boom")
+    assert p.read_text() == "ok"  # the old content survives a failed rewrite
+    assert not [q for q in tmp_path.iterdir() if TMP_MARK in q.name]
+
+
+def test_atomic_dir_flag_written_last_and_failure_leaves_nothing(tmp_path):
+    out = tmp_path / "art"
+    with pytest.raises(ValueError):
+        with atomic_dir(out) as tmp:
+            (tmp / "part-0").write_text("x")
+            raise ValueError("crash mid-write")
+    assert not out.exists() and not is_complete(out)
+    with atomic_dir(out, summary={"rows": 1}) as tmp:
+        (tmp / "part-0").write_text("x")
+        assert not is_complete(out)
+    assert is_complete(out) and (out / "part-0").read_text() == "x"
+
+
+def test_sigkilled_writer_leaves_only_debris_that_is_collected(tmp_path):
+    out = tmp_path / "art"
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from glc.io import atomic_dir
+        with atomic_dir({str(out)!r}) as tmp:
+            (tmp / "part-0").write_text("half")
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd())
+    assert r.returncode == -9
+    assert not out.exists()
+    debris = [q for q in tmp_path.iterdir() if TMP_MARK in q.name]
+    assert len(debris) == 1
+    assert remove_stale_temps(tmp_path) == 1
+    assert not any(TMP_MARK in q.name for q in tmp_path.iterdir())
+
+
+def test_live_writers_temp_is_not_collected(tmp_path):
+    with atomic_dir(tmp_path / "art") as tmp:
+        assert remove_stale_temps(tmp_path) == 0
+        assert tmp.exists()
