@@ -32,8 +32,11 @@ DEFAULTS: dict[str, Any] = {
         "top_n": 256,  # species kept per survey in the score artifact
     },
     "decoder": {
-        "kind": "topk",  # topk (k tuned on validation)
+        # topk | threshold | threshold_topk | expected_f1 | expected_f1_mc | expected_f1_exact (glc.decoding.DECODERS);
+        # every one is fitted on the validation surveys
+        "kind": "expected_f1",
         "k_max": 100,  # largest set size a decoder may choose
+        "compare": True,  # also score every other decoder on the same validation scores (report table)
     },
     "validation": {
         "block_km": 10.0,  # spatial block size of the hold-out (EPSG:3035)

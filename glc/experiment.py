@@ -60,27 +60,52 @@ def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any]) -> tuple[Scor
 
 
 # ---------------------------------------------------------------------------------------------- decoding
-def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str, Any]) -> dict[str, Any]:
-    """Fit the configured set decoder on validation scores; returns JSON-able parameters."""
-    from glc.metrics import sample_f1
+def truth_columns(scores: ScoreTable, truth: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """Each survey's true species as column indices into its row of ``scores``; a species outside the row's top-N
+    gets index N (outside the matrix: it counts as a false negative no decoder can recover)."""
+    n_cols = scores.species.shape[1]
+    out = []
+    for i, sid in enumerate(scores.survey_ids):
+        t = np.unique(np.asarray(truth[int(sid)], dtype=np.int64))
+        pos = {int(s): j for j, s in enumerate(scores.species[i])}
+        out.append(np.array([pos.get(int(s), n_cols) for s in t], dtype=np.int64))
+    return out
 
-    kind = cfg["decoder"]["kind"]
+
+def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """Fit the configured set decoder (:data:`glc.decoding.DECODERS`) on validation scores; JSON-able params."""
+    from glc.decoding import DECODERS
+    from glc.decoding import fit_decoder as fit
+
+    kind = kind or cfg["decoder"]["kind"]
+    if kind not in DECODERS or kind == "count":
+        raise ValueError(f"decoder.kind={kind!r} is not usable here; valid: {sorted(k for k in DECODERS if k != 'count')}")
     k_max = min(int(cfg["decoder"]["k_max"]), scores.species.shape[1])
-    y = [truth[int(s)] for s in scores.survey_ids]
+    kw: dict[str, Any] = {}
     if kind == "topk":
-        best = max(range(1, k_max + 1), key=lambda k: (sample_f1(y, list(scores.species[:, :k])), -k))
-        return {"kind": "topk", "k": int(best)}
-    raise ValueError(f"decoder.kind={kind!r} is not a known decoder; valid: ('topk',)")
+        kw["ks"] = range(1, k_max + 1)
+    elif kind.startswith("expected_f1"):
+        kw["k_max"] = k_max
+        kw["prob_rest"] = scores.prob_rest
+    elif kind == "threshold_topk":
+        kw["Ks"] = range(1, k_max + 1)
+    if kind == "expected_f1_mc":
+        kw["seed"] = int(cfg["seed"])
+    params = fit(kind, scores.prob, truth_columns(scores, truth), **kw)
+    return {"kind": kind, **params}
 
 
 def decode(scores: ScoreTable, params: dict[str, Any]) -> dict[int, np.ndarray]:
-    """Apply fitted decoder parameters: ``{surveyId: species ids}``."""
-    if params["kind"] == "topk":
-        return {int(s): scores.species[i, : params["k"]] for i, s in enumerate(scores.survey_ids)}
-    raise ValueError(f"unknown fitted decoder {params!r}")
+    """Apply fitted decoder parameters: ``{surveyId: species ids}`` (ids in decreasing score order)."""
+    from glc.decoding import decode as run
+
+    kind = params["kind"]
+    p = {k: v for k, v in params.items() if k != "kind"}
+    extras = {"prob_rest": scores.prob_rest} if kind.startswith("expected_f1") else {}
+    return scores.sets_to_ids(run(kind, scores.prob, p, **extras))
 
 
-def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any]) -> dict[str, float]:
+def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None) -> dict[str, float]:
     """Sample-F1 (and micro P/R/F1) of the decoder fitted on one half of the validation blocks, scored on the other."""
     from glc.eval.split import spatial_block_folds
     from glc.metrics import score_submission
@@ -90,7 +115,11 @@ def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train:
     folds = np.asarray(spatial_block_folds(vt["x"].to_numpy(), vt["y"].to_numpy(), n_folds=2, block_km=cfg["validation"]["block_km"], seed=cfg["seed"] + 1))
     preds: dict[int, np.ndarray] = {}
     for f in (0, 1):
-        params = fit_decoder(scores.subset(folds != f), truth, cfg)
+        if (folds == f).all() or not (folds == f).any():  # too few blocks to halve: fit and score on all
+            params = fit_decoder(scores, truth, cfg, kind)
+            preds = decode(scores, params)
+            break
+        params = fit_decoder(scores.subset(folds != f), truth, cfg, kind)
         preds.update(decode(scores.subset(folds == f), params))
     sol = {int(s): truth[int(s)] for s in scores.survey_ids}
     return score_submission(sol, preds)

@@ -34,6 +34,15 @@ def build_report(
     pred_info = json.loads((Path(pred_dir) / "_SUCCESS").read_text())
     main = cross_fitted_f1(val_scores, truth, val_train, cfg)
 
+    decoders: dict[str, Any] = {}
+    if cfg["decoder"].get("compare", False):
+        from glc.decoding import DECODERS
+
+        for kind in sorted(DECODERS):
+            if kind in ("count", "expected_f1_exact"):  # count needs a count model; exact is slow and ~ approx
+                continue
+            decoders[kind] = cross_fitted_f1(val_scores, truth, val_train, cfg, kind)
+
     baselines = {}
     for kind in ("frequency", "region_frequency"):
         bcfg = {**cfg, "model": {**cfg["model"], "kind": kind}, "decoder": {**cfg["decoder"], "kind": "topk"}}
@@ -58,6 +67,7 @@ def build_report(
         "decoder": decoder,
         "validation": {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in main.items()},
         "baselines": baselines,
+        "decoders": decoders,
     }
 
 
@@ -81,6 +91,10 @@ def render_markdown(rep: dict[str, Any]) -> str:
     ]
     for name, b in rep["baselines"].items():
         lines.append(f"| {name} (reference) | topk | {b['sample_f1']:.4f} | {b['micro_precision']:.4f} | {b['micro_recall']:.4f} | {b['micro_f1']:.4f} |")
+    if rep.get("decoders"):
+        lines += ["", "## Decoders on the same validation scores (cross-fitted)", "", "| decoder | sample-F1 | micro-F1 |", "|---|---|---|"]
+        for name, r in sorted(rep["decoders"].items(), key=lambda kv: -kv[1]["sample_f1"]):
+            lines.append(f"| {name} | {r['sample_f1']:.4f} | {r['micro_f1']:.4f} |")
     d = rep["data"]
     lines += [
         "",
