@@ -1,0 +1,136 @@
+"""Spatial validation splits: whole square blocks of EPSG:3035 space go to one fold.
+
+Random survey-level splits leak: neighbouring plots (and repeat visits of one site) share species, so a model that
+memorises locations looks good. Every report and benchmark in glc therefore validates on **whole spatial blocks**.
+
+Blocks: the plane of EPSG:3035 (ETRS89-LAEA, metres) is cut into ``block_km x block_km`` squares aligned to the CRS
+origin (the alignment of the EEA reference grid): block ``(floor(x / B), floor(y / B))`` with ``B = 1000 * block_km``.
+Repeat visits of a site have the same coordinates, hence the same block, hence the same fold.
+
+Fold assignment rule (:func:`spatial_block_folds`): the non-empty blocks are put in a random order by a permutation
+seeded with ``seed`` (``numpy.random.default_rng(seed).permutation``), and then each block in turn goes **whole** to
+the fold that currently holds the fewest points (ties: the lowest fold id). Greedy least-loaded assignment keeps the
+folds' point counts within one block's size of each other while the random order keeps the folds spatially mixed.
+
+Hold-out rule (:func:`spatial_holdout`): blocks in the same seeded random order are taken as validation until the
+validation point count is as close as possible to ``val_fraction * n`` (the shortest such prefix).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+__all__ = ["block_ids", "spatial_block_folds", "spatial_holdout"]
+
+
+def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"x and y must be 1-D arrays of equal length (EPSG:3035 metres), got shapes {x.shape} and {y.shape}")
+    if x.size == 0:
+        raise ValueError("no points to split: x and y are empty")
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"point {i} has non-finite coordinates ({x[i]}, {y[i]}); drop or fix it before splitting")
+    if not (np.isfinite(block_km) and block_km > 0):
+        raise ValueError(f"block_km={block_km!r} must be a positive number of kilometres")
+    if check_crs and x.size > 1 and np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90):
+        raise ValueError(
+            "x/y all lie within +-180/+-90: these look like lon/lat degrees, but blocks are measured in EPSG:3035 metres. "
+            "Project with glc.geo.to_laea(lon, lat) first (or pass check_crs=False if these really are metres)"
+        )
+    return x, y
+
+
+def block_ids(x: np.ndarray, y: np.ndarray, block_km: float = 10.0, check_crs: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Dense block index per point and the number of points per block.
+
+    Args:
+        x: EPSG:3035 easting in metres, one per point.
+        y: EPSG:3035 northing in metres.
+        block_km: block side in kilometres.
+        check_crs: refuse coordinates that look like degrees.
+
+    Returns:
+        ``(block, counts)``: ``block[i]`` in ``0..B-1`` (blocks numbered in (column, row) order), ``counts`` (B,).
+    """
+    x, y = _check_xy(x, y, block_km, check_crs)
+    side = 1000.0 * float(block_km)
+    cells = np.stack([np.floor(x / side), np.floor(y / side)], axis=1).astype(np.int64)
+    _, inv, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    return inv.reshape(-1).astype(np.int64), counts.astype(np.int64)
+
+
+def spatial_block_folds(
+    x: np.ndarray, y: np.ndarray, n_folds: int = 5, block_km: float = 10.0, seed: int = 0, check_crs: bool = True
+) -> np.ndarray:
+    """Fold id (``0..n_folds-1``) per point; whole blocks go to one fold, folds balanced by point count.
+
+    See the module docstring for the block grid and the assignment rule. Deterministic for a given ``seed``.
+
+    Args:
+        x: EPSG:3035 easting in metres.
+        y: EPSG:3035 northing in metres.
+        n_folds: number of folds (>= 2).
+        block_km: block side in kilometres.
+        seed: seed of the block permutation.
+        check_crs: refuse coordinates that look like degrees.
+
+    Returns:
+        int64 array of fold ids, one per point; every fold is non-empty.
+
+    Raises:
+        ValueError: bad coordinates or parameters, or fewer non-empty blocks than folds.
+    """
+    if int(n_folds) != n_folds or n_folds < 2:
+        raise ValueError(f"n_folds={n_folds!r} must be an integer >= 2")
+    block, counts = block_ids(x, y, block_km, check_crs)
+    n_blocks = counts.size
+    if n_blocks < n_folds:
+        raise ValueError(f"only {n_blocks} non-empty {block_km:g} km block(s) for n_folds={n_folds}; use smaller blocks or fewer folds")
+    order = np.random.default_rng(seed).permutation(n_blocks)
+    fold_of_block = np.empty(n_blocks, np.int64)
+    heap = [(0, f) for f in range(int(n_folds))]  # (points so far, fold id): pops the least loaded, lowest id on ties
+    for b in order:
+        load, f = heapq.heappop(heap)
+        fold_of_block[b] = f
+        heapq.heappush(heap, (load + int(counts[b]), f))
+    return fold_of_block[block]
+
+
+def spatial_holdout(
+    x: np.ndarray, y: np.ndarray, val_fraction: float = 0.2, block_km: float = 10.0, seed: int = 0, check_crs: bool = True
+) -> np.ndarray:
+    """Boolean mask of validation points: whole blocks, about ``val_fraction`` of the points.
+
+    Blocks are taken in a seeded random order until the validation count is closest to ``val_fraction * n``; at
+    least one block is held out and at least one is kept for training.
+
+    Args:
+        x: EPSG:3035 easting in metres.
+        y: EPSG:3035 northing in metres.
+        val_fraction: target fraction of points in validation, in (0, 1).
+        block_km: block side in kilometres.
+        seed: seed of the block order.
+        check_crs: refuse coordinates that look like degrees.
+
+    Raises:
+        ValueError: bad coordinates or parameters, or fewer than two non-empty blocks.
+    """
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
+    block, counts = block_ids(x, y, block_km, check_crs)
+    n_blocks = counts.size
+    if n_blocks < 2:
+        raise ValueError(f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)")
+    order = np.random.default_rng(seed).permutation(n_blocks)
+    cum = np.cumsum(counts[order])
+    target = float(val_fraction) * block.size
+    m = int(np.argmin(np.abs(cum[:-1] - target))) + 1  # number of validation blocks, 1..B-1 (first minimum)
+    is_val_block = np.zeros(n_blocks, bool)
+    is_val_block[order[:m]] = True
+    return is_val_block[block]

@@ -1,0 +1,102 @@
+"""glc.eval.split: spatial block folds and hold-out (EPSG:3035 metres)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glc.eval.split import block_ids, spatial_block_folds, spatial_holdout
+
+
+@pytest.fixture(scope="module")
+def sites() -> tuple[np.ndarray, np.ndarray]:
+    """3,000 survey points in EPSG:3035 around central Europe, clustered like plots, with repeat visits."""
+    rng = np.random.default_rng(0)
+    centres = np.c_[rng.uniform(3.5e6, 5.0e6, 60), rng.uniform(2.5e6, 3.5e6, 60)]
+    idx = rng.integers(0, 60, size=2400)
+    pts = centres[idx] + rng.normal(0, 15_000, size=(2400, 2))
+    repeats = pts[rng.integers(0, 2400, size=600)]  # revisits: identical coordinates
+    xy = np.vstack([pts, repeats])
+    return xy[:, 0], xy[:, 1]
+
+
+def test_every_point_in_one_fold_and_folds_balanced(sites) -> None:
+    x, y = sites
+    folds = spatial_block_folds(x, y, n_folds=5, block_km=10, seed=0)
+    assert folds.shape == x.shape and folds.dtype == np.int64
+    assert set(np.unique(folds)) == {0, 1, 2, 3, 4}
+    sizes = np.bincount(folds, minlength=5)
+    _, counts = block_ids(x, y, 10)
+    # greedy least-loaded assignment: folds differ by at most one block's size
+    assert sizes.max() - sizes.min() <= counts.max()
+    assert sizes.max() - sizes.min() <= 0.05 * len(x)
+
+
+def test_no_block_split_across_folds(sites) -> None:
+    x, y = sites
+    folds = spatial_block_folds(x, y, n_folds=4, block_km=25, seed=3)
+    cell = pd.DataFrame({"bx": np.floor(x / 25_000), "by": np.floor(y / 25_000), "fold": folds})
+    assert (cell.groupby(["bx", "by"])["fold"].nunique() == 1).all()
+
+
+def test_repeat_visits_share_a_fold(sites) -> None:
+    x, y = sites
+    folds = spatial_block_folds(x, y, n_folds=5, seed=1)
+    df = pd.DataFrame({"x": x, "y": y, "fold": folds})
+    per_site = df.groupby(["x", "y"])["fold"].agg(["nunique", "size"])
+    assert (per_site["size"] > 1).sum() > 100  # the fixture really has revisits
+    assert (per_site["nunique"] == 1).all()
+
+
+def test_deterministic_for_a_seed(sites) -> None:
+    x, y = sites
+    a = spatial_block_folds(x, y, seed=7)
+    np.testing.assert_array_equal(a, spatial_block_folds(x.copy(), y.copy(), seed=7))
+    assert not np.array_equal(a, spatial_block_folds(x, y, seed=8))
+    h = spatial_holdout(x, y, seed=7)
+    np.testing.assert_array_equal(h, spatial_holdout(x, y, seed=7))
+    assert not np.array_equal(h, spatial_holdout(x, y, seed=8))
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.35])
+def test_holdout_fraction_and_whole_blocks(sites, fraction: float) -> None:
+    x, y = sites
+    mask = spatial_holdout(x, y, val_fraction=fraction, block_km=10, seed=2)
+    assert mask.dtype == bool
+    block, counts = block_ids(x, y, 10)
+    assert abs(mask.mean() - fraction) * len(x) <= counts.max()  # within one block of the target
+    per_block = pd.Series(mask).groupby(block).nunique()
+    assert (per_block == 1).all()  # a block is entirely validation or entirely training
+
+
+def test_real_glc24_test_surveys_split(shared_data) -> None:
+    from glc.geo import to_laea
+
+    meta = pd.read_csv(shared_data / "glc24-real" / "GLC24_PA_metadata_test.csv")
+    x, y = to_laea(meta["lon"].to_numpy(), meta["lat"].to_numpy())
+    folds = spatial_block_folds(x, y, n_folds=5, block_km=10, seed=0)
+    sizes = np.bincount(folds, minlength=5)
+    assert sizes.sum() == len(meta) == 4716
+    assert sizes.min() > 0.9 * len(meta) / 5
+    bx, by = np.floor(x / 10_000), np.floor(y / 10_000)
+    assert (pd.DataFrame({"bx": bx, "by": by, "f": folds}).groupby(["bx", "by"])["f"].nunique() == 1).all()
+
+
+def test_errors() -> None:
+    lon, lat = np.array([2.3, 13.4, 4.9]), np.array([48.8, 52.5, 52.4])
+    with pytest.raises(ValueError, match="look like lon/lat degrees.*glc.geo.to_laea"):
+        spatial_block_folds(lon, lat, n_folds=2)
+    x, y = np.array([4.0e6, 4.0e6 + 1, 4.5e6]), np.array([3.0e6, 3.0e6, 3.0e6])
+    with pytest.raises(ValueError, match="only 2 non-empty 10 km block"):
+        spatial_block_folds(x, y, n_folds=3)
+    with pytest.raises(ValueError, match="n_folds=1 must be an integer >= 2"):
+        spatial_block_folds(x, y, n_folds=1)
+    with pytest.raises(ValueError, match="point 1 has non-finite coordinates"):
+        spatial_holdout(np.array([4.0e6, np.nan]), np.array([3.0e6, 3.0e6]))
+    with pytest.raises(ValueError, match="val_fraction=1.0 must lie strictly between 0 and 1"):
+        spatial_holdout(x, y, val_fraction=1.0)
+    with pytest.raises(ValueError, match="all points fall in one 10 km block"):
+        spatial_holdout(x[:2], y[:2])
+    with pytest.raises(ValueError, match="block_km=0 must be a positive number"):
+        block_ids(x, y, 0)
