@@ -1,0 +1,648 @@
+"""Generate a synthetic GLC24 world: every file of the Kaggle (or Seafile) layout, from one latent model.
+
+Stages (see :func:`generate_world`):
+
+1. the latent environment (:mod:`glc.synth.fields`), the PA plots and visits, the PO occurrences and their ids
+   (:mod:`glc.synth.sites`);
+2. the GeoTIFF rasters, computed in row blocks by the workers and written by the main process, which copies out the
+   raster values at every site (:mod:`glc.synth.rasterwriter`);
+3. the species (:mod:`glc.synth.species`), calibrated on pilot sites;
+4. PA surveys in fixed-size chunks (workers): Bernoulli species draws, patches, cubes, and the CSV text of the
+   metadata, Landsat and environmental files, appended by the main process in chunk order;
+5. PO chunks; then the sample submission, the test truth under ``_truth/`` and the ``_SUCCESS`` marker.
+
+Determinism: every random draw comes from a :class:`numpy.random.SeedSequence` keyed by ``(seed, stream, item)``
+where the item is a fixed chunk index or a survey/site id, and BLAS runs single-threaded, so the bytes do not
+depend on the number of workers. The world is built in ``<parent>/.<name>-tmp-<pid>`` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from glc.data.layout import (
+    ENV_COLUMNS,
+    LANDSAT_BANDS,
+    LANDSAT_CSV_COLUMNS,
+    Layout,
+)
+from glc.synth import modalities as M
+from glc.synth.fields import EnvironmentModel, monthly_climatology
+from glc.synth.geography import RasterGrid, assign_regions, local_xy_km
+from glc.synth.rasterwriter import RasterSetWriter, compute_block
+from glc.synth.scales import ScaleParams, get_scale
+from glc.synth.sites import assign_ids, make_pa_surveys, make_po_surveys, sample_pa_sites, draw_areas
+from glc.synth.species import SiteFeatures, SpeciesPool, calibrate_intercepts, make_species_pool, niche_variables
+
+logger = logging.getLogger(__name__)
+
+#: Name of the completion marker (a JSON summary) written last.
+SUCCESS = "_SUCCESS"
+#: Folder of the hidden truth (never read by the pipeline).
+TRUTH_DIR = "_truth"
+TRUTH_NPZ = "pa_test_truth.npz"
+SOLUTION_CSV = "GLC24_SOLUTION_FILE.csv"
+#: Probabilities below this are not stored in the truth file.
+TRUTH_MIN_PROB = 1e-6
+GENERATOR_VERSION = 1
+
+# Random streams (first element of every SeedSequence spawn key).
+_S_FIELDS, _S_SPECIES, _S_PA, _S_PILOT, _S_PO, _S_IDS, _S_HAB, _S_EFFECT = 1, 2, 3, 4, 5, 6, 7, 8
+_S_PA_CHUNK, _S_PO_CHUNK, _S_SITE, _S_SURVEY = 9, 10, 11, 12
+
+#: Raster stems of the human-footprint CSV columns, in the CSV's column order.
+HF_STEMS: tuple[str, ...] = tuple(c.removeprefix("HumanFootprint-") for c in ENV_COLUMNS["human_footprint"])
+_HF_INT = tuple(s.startswith(("Built", "Lights")) for s in HF_STEMS)
+#: Dirty human-footprint cells (glc24-format.md section 6: +-inf, negatives, nodata-like outliers).
+_DIRTY_HF = ("inf", "-inf", "-1.0", "-9999.0", "2147483647.0", "3.4028234663852886e+38", "65535.0")
+_DIRTY_HF_RATE = 0.01
+#: Soil raster layer names in the soil CSV's column order.
+_SOIL_VARS: tuple[str, ...] = tuple(c.removeprefix("Soilgrid-") for c in ENV_COLUMNS["soilgrids"])
+_LANDSAT_TEXT = [f"{v}.0" for v in range(256)]
+
+
+def _rng(seed: int, stream: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, *key)))
+
+
+# ----------------------------------------------------------------------------------------------- worker state
+@dataclass
+class _State:
+    seed: int
+    root: Path
+    flavour: str
+    model: EnvironmentModel
+    grid: RasterGrid
+    pool: SpeciesPool | None = None
+
+
+_STATE: _State | None = None
+
+
+def _init_worker(state: _State) -> None:
+    global _STATE
+    _STATE = state
+    _limit_threads()
+
+
+_THREAD_LIMIT: Any = None
+
+
+def _limit_threads() -> None:
+    """Run BLAS (and torch) single-threaded so floating-point results never depend on thread counts."""
+    global _THREAD_LIMIT
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _THREAD_LIMIT = threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    torch = sys.modules.get("torch")  # only if already imported (fork inherits it); never import it here
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _raster_block_task(rows: tuple[int, int]) -> tuple[int, dict[str, np.ndarray]]:
+    assert _STATE is not None
+    return rows[0], compute_block(_STATE.model, _STATE.grid, rows[0], rows[1])
+
+
+@contextlib.contextmanager
+def _executor(workers: int, state: _State) -> Iterator[Callable[[Callable, Iterable], Iterator]]:
+    """Yield an ordered ``map(fn, items)``: a process pool for ``workers > 1``, else in-process."""
+    global _STATE
+    if workers <= 1:
+        old = _STATE
+        _STATE = state
+        try:
+            yield lambda fn, items: map(fn, items)
+        finally:
+            _STATE = old
+        return
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx = mp.get_context(method)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+        yield lambda fn, items: pool.imap(fn, items, chunksize=1)
+
+
+def _bar(total: int, desc: str, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk", disable=not progress, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------- text helpers
+def _fnum(x: float) -> str:
+    """Shortest round-trip text of a float (``9.67188``)."""
+    return repr(float(x))
+
+
+def _int_float(v: float) -> str:
+    """An integer value written as float text (``184.0``)."""
+    return f"{int(v)}.0"
+
+
+def _hf_text(values: np.ndarray) -> list[str]:
+    return [_int_float(v) if is_int else str(np.float32(v)) for v, is_int in zip(values, _HF_INT)]
+
+
+class _CsvSet:
+    """CSV files open for appending, each with its header written on open."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Any] = {}
+
+    def open(self, key: str, path: Path, header: Iterable[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = path.open("w", encoding="utf-8", newline="")
+        f.write(",".join(header) + "\n")
+        self.files[key] = f
+
+    def write(self, key: str, text: str) -> None:
+        self.files[key].write(text)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files = {}
+
+
+# -------------------------------------------------------------------------------------------------- PA chunks
+@dataclass
+class _PAChunk:
+    """Everything a worker needs to produce one chunk of PA surveys (rows aligned)."""
+
+    split: str
+    index: int
+    survey_id: np.ndarray
+    site: np.ndarray
+    year: np.ndarray
+    meta_prefix: list[str]  # "lon,lat,year,unc,area,region,country" per survey
+    env: dict[str, np.ndarray]
+    features: SiteFeatures
+    climate: np.ndarray  # (n, 6): t_mean, t_amp, p_ann, dtr, cont, dry
+
+
+def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
+    """Draw species and write patches and cubes of one chunk; return CSV text blocks (and the truth for test)."""
+    st = _STATE
+    assert st is not None and st.pool is not None
+    layout = Layout(st.root, st.flavour)  # type: ignore[arg-type]
+    from glc.data.cubes import write_cube
+
+    split_code = 0 if chunk.split == "train" else 1
+    rng = _rng(st.seed, _S_PA_CHUNK, split_code, chunk.index)
+    n = len(chunk.survey_id)
+    prob = st.pool.probabilities(chunk.features)
+    present = rng.random(prob.shape) < prob
+    for _ in range(100):  # a recorded survey lists at least one species: redraw empty ones
+        empty = np.flatnonzero(~present.any(axis=1))
+        if len(empty) == 0:
+            break
+        present[empty] = rng.random((len(empty), prob.shape[1])) < prob[empty]
+    for i in np.flatnonzero(~present.any(axis=1)):
+        present[i, np.argmax(prob[i])] = True
+    ids = st.pool.ids
+    out: dict[str, Any] = {"split": chunk.split, "index": chunk.index, "n": n}
+    meta: list[str] = []
+    for i in range(n):
+        sid = int(chunk.survey_id[i])
+        if chunk.split == "train":
+            sp = rng.permutation(np.flatnonzero(present[i]))
+            meta.extend(f"{chunk.meta_prefix[i]},{int(ids[j])}.0,{sid}\n" for j in sp)
+        else:
+            meta.append(f"{chunk.meta_prefix[i]},{sid}\n")
+    out["meta"] = "".join(meta)
+    out["rows"] = int(present.sum()) if chunk.split == "train" else n
+    if chunk.split == "train":
+        out["species_counts"] = present.sum(axis=0).astype(np.int64)
+    else:
+        keep = prob >= TRUTH_MIN_PROB
+        out["truth"] = {
+            "survey_id": chunk.survey_id.astype(np.int64),
+            "nnz": keep.sum(axis=1).astype(np.int64),
+            "index": np.nonzero(keep)[1].astype(np.int32),
+            "prob": prob[keep].astype(np.float32),
+            "label_nnz": present.sum(axis=1).astype(np.int64),
+            "label_index": np.nonzero(present)[1].astype(np.int32),
+        }
+    # patches, cubes, time series
+    comp = chunk.features.hab
+    landsat_lines: list[list[str]] = [[] for _ in LANDSAT_BANDS]
+    monthly_lines: list[str] = []
+    tm, pm, dm = monthly_climatology(*(chunk.climate[:, k] for k in range(6)))
+    for i in range(n):
+        sid = int(chunk.survey_id[i])
+        site = int(chunk.site[i])
+        year = int(chunk.year[i])
+        rgb, nir = M.render_patch(_rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year)
+        for kind, data in (("rgb", rgb), ("nir", nir)):
+            p = layout.patch_path(chunk.split, sid, kind)  # type: ignore[arg-type]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        t_jan = float(tm[0, i])
+        ls = M.landsat_cube(_rng(st.seed, _S_SITE, 1, site), _rng(st.seed, _S_SURVEY, 1, sid), comp[i], year, t_jan)
+        bc = M.bioclim_cube(_rng(st.seed, _S_SURVEY, 2, sid), tm[:, i], pm[:, i], dm[:, i])
+        write_cube(layout.cube_path(chunk.split, "landsat", sid), ls, "landsat")  # type: ignore[arg-type]
+        write_cube(layout.cube_path(chunk.split, "bioclim", sid), bc, "bioclim")  # type: ignore[arg-type]
+        flat = ls.transpose(0, 2, 1).reshape(6, -1)  # (band, year*quarter), year-major like the CSV header
+        for b in range(6):
+            cells = ["" if np.isnan(v) else _LANDSAT_TEXT[int(v)] for v in flat[b]]
+            landsat_lines[b].append(f"{sid}," + ",".join(cells) + "\n")
+        monthly_lines.append(f"{sid}," + ",".join(str(int(v)) for v in bc.ravel()) + "\n")
+    out["landsat"] = ["".join(lines) for lines in landsat_lines]
+    out["bioclimatic_monthly"] = "".join(monthly_lines)
+    # environmental CSVs: the raster values at the site
+    env = chunk.env
+    dirty = rng.random(n) < _DIRTY_HF_RATE
+    bio, elev, lc, hf, soil = [], [], [], [], []
+    for i in range(n):
+        sid = int(chunk.survey_id[i])
+        bio.append(f"{sid}," + ",".join(str(int(env[f'bio{k}'][i])) for k in range(1, 20)) + "\n")
+        elev.append(f"{sid},{_int_float(env['elevation'][i])}\n")
+        lc.append(f"{sid},{_int_float(env['landcover_1'][i])}\n")
+        cells = _hf_text(np.array([env[s][i] for s in HF_STEMS]))
+        if dirty[i]:
+            for k in rng.choice(len(cells), size=int(rng.integers(1, 3)), replace=False):
+                cells[k] = _DIRTY_HF[int(rng.integers(len(_DIRTY_HF)))]
+        hf.append(f"{sid}," + ",".join(cells) + "\n")
+        soil.append(f"{sid}," + ",".join(_int_float(env[v][i]) for v in _SOIL_VARS) + "\n")
+    out["bioclimatic"] = "".join(bio)
+    out["elevation"] = "".join(elev)
+    out["landcover"] = "".join(lc)
+    out["human_footprint"] = "".join(hf)
+    out["soilgrids"] = "".join(soil)
+    out["n_dirty_hf"] = int(dirty.sum())
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- PO chunks
+@dataclass
+class _POChunk:
+    index: int
+    prefix: list[str]  # "year,month,day,lat,lon,unc,taxonRank,date,dayOfYear" per PO survey
+    survey_id: np.ndarray
+    n_records: np.ndarray
+    features: SiteFeatures
+
+
+def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
+    """Draw the reported species of one chunk of PO surveys (without replacement, by probability x detectability)."""
+    st = _STATE
+    assert st is not None and st.pool is not None
+    rng = _rng(st.seed, _S_PO_CHUNK, chunk.index)
+    prob = st.pool.probabilities(chunk.features)
+    with np.errstate(divide="ignore"):
+        keys = np.log(prob * st.pool.detectability) + rng.gumbel(size=prob.shape)
+    ids = st.pool.ids
+    lines: list[str] = []
+    counts = np.zeros(len(ids), dtype=np.int64)
+    for i in range(len(chunk.survey_id)):
+        k = int(min(chunk.n_records[i], len(ids)))
+        top = np.argpartition(-keys[i], k - 1)[:k]
+        top = top[np.argsort(-keys[i][top], kind="stable")]
+        counts[top] += 1
+        sid = int(chunk.survey_id[i])
+        lines.extend(f"{chunk.prefix[i]},{int(ids[j])}.0,{sid}\n" for j in top)
+    return {"index": chunk.index, "text": "".join(lines), "rows": len(lines), "species_counts": counts}
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def _default_workers() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def _features(pool_or_none: SpeciesPool | None, raw_x: np.ndarray, hfp: np.ndarray, hab: np.ndarray, lon: np.ndarray,
+              lat: np.ndarray, log_area: np.ndarray, effect: np.ndarray, x_mean: np.ndarray | None = None,
+              x_sd: np.ndarray | None = None, hf_mean: float = 0.0, hf_sd: float = 1.0) -> SiteFeatures:
+    if pool_or_none is not None:
+        x, h = pool_or_none.standardize(raw_x, hfp)
+    else:
+        assert x_mean is not None and x_sd is not None
+        x, h = (raw_x - x_mean) / x_sd, (hfp - hf_mean) / hf_sd
+    xx, yy = local_xy_km(lon, lat)
+    return SiteFeatures(x=x, hab=hab, hfp=h, xy=np.column_stack([xx, yy]), log_area=log_area, effect=effect)
+
+
+def _clean_stale_tmp(parent: Path, name: str) -> None:
+    """Remove ``.<name>-tmp-<pid>`` folders left by generators that are no longer running."""
+    for p in parent.glob(f".{name}-tmp-*"):
+        pid_text = p.name.rsplit("-", 1)[-1]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        alive = True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive or pid == os.getpid():
+            logger.warning("removing stale partial synthetic world %s (its generator, pid %d, is gone)", p, pid)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed: int = 0, flavour: str = "kaggle",
+                   workers: int | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Generate a synthetic GLC24 world at ``out_dir``.
+
+    The world is written to ``out_dir.parent/.<name>-tmp-<pid>``, completed with a ``_SUCCESS`` JSON summary, and
+    renamed to ``out_dir`` in one step, so a crash never leaves a half world that looks complete (stale temporary
+    folders of dead generators are removed on the next run).
+
+    Args:
+        out_dir: destination folder (must not exist unless ``overwrite``).
+        scale: ``"tiny"``, ``"demo"``, ``"full"`` (see :data:`glc.synth.scales.SCALES`) or a
+            :class:`~glc.synth.scales.ScaleParams`.
+        seed: non-negative integer; the same scale and seed give byte-identical files.
+        flavour: ``"kaggle"`` (default) or ``"seafile"`` file names (:class:`glc.data.layout.Layout`).
+        workers: worker processes (default: available cores, at most 8); the output does not depend on it.
+        progress: show tqdm progress bars.
+        overwrite: replace an existing ``out_dir``.
+
+    Returns:
+        The summary also stored in ``_SUCCESS``: counts, seconds per stage, parameters and paths.
+
+    Raises:
+        ValueError: for a bad scale, seed, flavour or worker count.
+        FileExistsError: if ``out_dir`` exists and ``overwrite`` is False.
+    """
+    params = get_scale(scale)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if flavour not in ("kaggle", "seafile"):
+        raise ValueError(f"flavour must be 'kaggle' or 'seafile', got {flavour!r}")
+    if workers is None:
+        workers = _default_workers()
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
+    out = Path(out_dir).absolute()
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"synthetic world folder {out} already exists"
+            + (" and is complete (has _SUCCESS)" if (out / SUCCESS).exists() else " without a _SUCCESS marker")
+            + "; pass overwrite=True (CLI: delete the folder) to regenerate it"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmp(out.parent, out.name)
+    tmp = out.parent / f".{out.name}-tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        summary = _build(tmp, params, int(seed), flavour, int(workers), progress)
+        summary["paths"] = {"root": str(out), "truth": str(out / TRUTH_DIR)}
+        (tmp / SUCCESS).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if out.exists():
+            old = out.parent / f".{out.name}-old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("synthetic world %s (%s, seed %d) written in %.1f s", out, params.name, seed, summary["seconds"])
+    return summary
+
+
+def _build(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool) -> dict[str, Any]:
+    """Generate every file of a world under ``root`` (see the module docstring); return the summary."""
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(1))
+        except ImportError:  # pragma: no cover
+            pass
+        return _build_inner(root, p, seed, flavour, workers, progress)
+
+
+def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    stages: dict[str, float] = {}
+    layout = Layout(root, flavour)  # type: ignore[arg-type]
+    grid = RasterGrid.for_resolution(p.raster_res_deg)
+    model = EnvironmentModel.create(_rng(seed, _S_FIELDS), p.n_towns)
+
+    # ---- 1. surveys, PO occurrences, ids, pilot sites
+    pa = make_pa_surveys(_rng(seed, _S_PA), p.n_pa_train, p.n_pa_test, grid, p.block_deg, p.mean_sites_per_cluster,
+                         p.cluster_km)
+    t = model.towns
+    po = make_po_surveys(_rng(seed, _S_PO), p.n_po_records, p.po_records_per_survey, grid, t.lon, t.lat, t.pop,
+                         t.radius_km)
+    po["surveyId"] = assign_ids(_rng(seed, _S_IDS), pa, len(po))
+    pilot = sample_pa_sites(_rng(seed, _S_PILOT), p.n_pilot, grid, p.mean_sites_per_cluster, p.cluster_km)
+    pilot["area"], _ = draw_areas(_rng(seed, _S_PILOT, 1), len(pilot))
+    stages["sites"] = time.perf_counter() - t0
+
+    # ---- 2. rasters (+ values at every site)
+    t1 = time.perf_counter()
+    sites = pa.sites
+    parts = [(sites["lon"].to_numpy(), sites["lat"].to_numpy()), (pilot["lon"].to_numpy(), pilot["lat"].to_numpy()),
+             (po["lon"].to_numpy(), po["lat"].to_numpy())]
+    rc = [grid.pixel_of(lon, lat) for lon, lat in parts]
+    rows = np.concatenate([r for r, _ in rc])
+    cols = np.concatenate([c for _, c in rc])
+    state = _State(seed=seed, root=root, flavour=flavour, model=model, grid=grid)
+    blocks = [(r0, min(grid.height, r0 + p.raster_tile)) for r0 in range(0, grid.height, p.raster_tile)]
+    with RasterSetWriter(grid, layout.env_root(), p.raster_tile, rows, cols) as writer, \
+            _executor(min(workers, len(blocks)), state) as run, _bar(len(blocks), "rasters", progress) as bar:
+        for r0, block in run(_raster_block_task, blocks):
+            writer.write_block(r0, block)
+            bar.update()
+    samples = writer.samples
+    n_sites, n_pilot = len(sites), len(pilot)
+    cut = {"pa": slice(0, n_sites), "pilot": slice(n_sites, n_sites + n_pilot), "po": slice(n_sites + n_pilot, None)}
+    env = {k: {name: v[s] for name, v in samples.items()} for k, s in cut.items()}
+    for k, e in env.items():
+        if np.isnan(e["bio1"]).any():
+            raise RuntimeError(f"internal error: {k} sites without raster values (pixel not sampled)")
+    stages["rasters"] = time.perf_counter() - t1
+
+    # ---- 3. site attributes, species
+    t2 = time.perf_counter()
+    centre_lon, centre_lat = grid.centre_of(*rc[0])
+    pf = model.point_fields(centre_lon, centre_lat, with_towns=False)
+    sites["region"] = assign_regions(sites["lon"].to_numpy(), sites["lat"].to_numpy(), env["pa"]["elevation"],
+                                     pf["dry"], sites["country"].to_numpy())
+    climate = np.column_stack([pf[k] for k in ("t_mean", "t_amp", "p_ann", "dtr", "cont", "dry")])
+    hab = {k: M.habitat_composition(_rng(seed, _S_HAB, i), env[k]["landcover_1"], env[k]["HFP2009"])
+           for i, k in enumerate(("pa", "pilot", "po"))}
+    raw_x = {k: niche_variables(env[k]) for k in env}
+    pilot_xy = np.column_stack(local_xy_km(pilot["lon"].to_numpy(), pilot["lat"].to_numpy()))
+    pool = make_species_pool(_rng(seed, _S_SPECIES), p.n_species, raw_x["pilot"], env["pilot"]["HFP2009"], pilot_xy,
+                             p.richness, p.prevalence_sigma, p.max_prevalence, p.niche_strength, p.area_slope)
+    pilot_f = _features(pool, raw_x["pilot"], env["pilot"]["HFP2009"], hab["pilot"], pilot["lon"].to_numpy(),
+                        pilot["lat"].to_numpy(), np.log(pilot["area"].to_numpy() / 100.0),
+                        _rng(seed, _S_EFFECT, 1).normal(0.0, p.survey_effect_sd, n_pilot))
+    achieved = calibrate_intercepts(pool, pilot_f)
+    state.pool = pool
+    stages["species"] = time.perf_counter() - t2
+
+    # ---- 4. PA chunks
+    t3 = time.perf_counter()
+    import glc.data.cubes  # noqa: F401  (import torch once here, so forked workers inherit it)
+    s = pa.surveys
+    site_pos = pd.Series(np.arange(n_sites), index=sites.index)
+    srow = site_pos.loc[s["site"].to_numpy()].to_numpy()  # survey -> row in `sites`
+    site_f = _features(pool, raw_x["pa"], env["pa"]["HFP2009"], hab["pa"], sites["lon"].to_numpy(),
+                       sites["lat"].to_numpy(), np.log(sites["area"].to_numpy() / 100.0), np.zeros(n_sites))
+    effect = _rng(seed, _S_EFFECT, 0).normal(0.0, p.survey_effect_sd, len(s))
+    survey_f = site_f.take(srow)
+    survey_f.effect = effect
+    prefix_site = [f"{_fnum(lo)},{_fnum(la)}" for lo, la in zip(sites["lon"], sites["lat"])]
+    tail_site = [f"{a},{r},{c}" for a, r, c in zip(sites["area_text"], sites["region"], sites["country"])]
+    chunks: list[_PAChunk] = []
+    for split in ("train", "test"):
+        idx = np.flatnonzero(s["split"].to_numpy() == split)
+        for ci, start in enumerate(range(0, len(idx), p.chunk_size)):
+            sel = idx[start : start + p.chunk_size]
+            r = srow[sel]
+            chunks.append(_PAChunk(
+                split=split, index=ci, survey_id=s["surveyId"].to_numpy()[sel], site=s["site"].to_numpy()[sel],
+                year=s["year"].to_numpy()[sel],
+                meta_prefix=[f"{prefix_site[j]},{y},{u},{tail_site[j]}" for j, y, u in
+                             zip(r, s["year"].to_numpy()[sel], s["unc_text"].to_numpy()[sel])],
+                env={k: v[r] for k, v in env["pa"].items()}, features=survey_f.take(sel), climate=climate[r]))
+    csv = _CsvSet()
+    train_counts = np.zeros(pool.n, dtype=np.int64)
+    truth_parts: list[dict[str, np.ndarray]] = []
+    counts = {"train_rows": 0, "dirty_hf_rows": 0}
+    try:
+        for split in ("train", "test"):
+            cols_meta = ["lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country"]
+            cols_meta += ["speciesId", "surveyId"] if split == "train" else ["surveyId"]
+            csv.open(f"{split}/meta", layout.pa_metadata(split), cols_meta)  # type: ignore[arg-type]
+            for band in LANDSAT_BANDS:
+                csv.open(f"{split}/landsat/{band}", layout.landsat_csv(split, band),  # type: ignore[arg-type]
+                         ("surveyId",) + LANDSAT_CSV_COLUMNS)
+            for comp, columns in ENV_COLUMNS.items():
+                csv.open(f"{split}/{comp}", layout.env_csv(split, comp), ("surveyId",) + columns)  # type: ignore[arg-type]
+        with _executor(workers, state) as run, _bar(len(chunks), "PA surveys", progress) as bar:
+            for res in run(_pa_chunk_task, chunks):
+                sp = res["split"]
+                csv.write(f"{sp}/meta", res["meta"])
+                for band, text in zip(LANDSAT_BANDS, res["landsat"]):
+                    csv.write(f"{sp}/landsat/{band}", text)
+                for comp in ENV_COLUMNS:
+                    csv.write(f"{sp}/{comp}", res[comp])
+                counts["dirty_hf_rows"] += res["n_dirty_hf"]
+                if sp == "train":
+                    train_counts += res["species_counts"]
+                    counts["train_rows"] += res["rows"]
+                else:
+                    truth_parts.append(res["truth"])
+                bar.update()
+    finally:
+        csv.close()
+    stages["pa"] = time.perf_counter() - t3
+
+    # ---- 5. PO chunks
+    t4 = time.perf_counter()
+    po_f = _features(pool, raw_x["po"], env["po"]["HFP2009"], hab["po"], po["lon"].to_numpy(), po["lat"].to_numpy(),
+                     np.zeros(len(po)), np.zeros(len(po)))
+    po_prefix = [f"{y},{m}.0,{d}.0,{_fnum(la)},{_fnum(lo)},{u},{tr},{dt},{doy}" for y, m, d, la, lo, u, tr, dt, doy in
+                 zip(po["year"], po["month"], po["day"], po["lat"], po["lon"], po["unc_text"], po["taxonRank"],
+                     po["date"], po["dayOfYear"])]
+    po_chunks = [
+        _POChunk(index=ci, prefix=po_prefix[a : a + p.po_chunk_size], survey_id=po["surveyId"].to_numpy()[a : a + p.po_chunk_size],
+                 n_records=po["n_records"].to_numpy()[a : a + p.po_chunk_size], features=po_f.take(slice(a, a + p.po_chunk_size)))
+        for ci, a in enumerate(range(0, len(po), p.po_chunk_size))
+    ]
+    po_rows = 0
+    po_counts = np.zeros(pool.n, dtype=np.int64)
+    csv_po = _CsvSet()
+    try:
+        csv_po.open("po", layout.po_metadata(), ("year", "month", "day", "lat", "lon", "geoUncertaintyInM", "taxonRank",
+                                                  "date", "dayOfYear", "speciesId", "surveyId"))
+        with _executor(workers, state) as run, _bar(len(po_chunks), "PO occurrences", progress) as bar:
+            for res in run(_po_chunk_task, po_chunks):
+                csv_po.write("po", res["text"])
+                po_rows += res["rows"]
+                po_counts += res["species_counts"]
+                bar.update()
+    finally:
+        csv_po.close()
+    stages["po"] = time.perf_counter() - t4
+
+    # ---- 6. sample submission, truth
+    test = s[s["split"] == "test"]
+    top25 = pool.ids[np.argsort(-train_counts, kind="stable")[:25]]
+    sub = " ".join(str(int(i)) for i in top25)
+    with layout.sample_submission().open("w", encoding="utf-8", newline="") as f:
+        f.write("surveyId,predictions\n")
+        f.writelines(f"{int(sid)},{sub}\n" for sid in test["surveyId"])
+    _write_truth(root / TRUTH_DIR, truth_parts, pool)
+
+    n_train = int((s["split"] == "train").sum())
+    summary = {
+        "generator_version": GENERATOR_VERSION,
+        "scale": p.name,
+        "seed": seed,
+        "flavour": flavour,
+        "workers": workers,
+        "params": p.to_dict(),
+        "counts": {
+            "pa_train_surveys": n_train,
+            "pa_train_rows": counts["train_rows"],
+            "pa_test_surveys": int(len(test)),
+            "pa_sites": int(n_sites),
+            "po_surveys": int(len(po)),
+            "po_records": int(po_rows),
+            "species_pool": int(pool.n),
+            "species_in_pa_train": int((train_counts > 0).sum()),
+            "species_in_po": int((po_counts > 0).sum()),
+            "mean_species_per_pa_train_survey": counts["train_rows"] / max(n_train, 1),
+            "dirty_human_footprint_rows": counts["dirty_hf_rows"],
+            "pilot_prevalence_max_abs_error": float(np.max(np.abs(achieved - pool.target_prevalence))),
+        },
+        "raster_grid": {"width": grid.width, "height": grid.height, "res_deg": grid.res, "west": grid.west,
+                        "north": grid.north},
+        "stages_seconds": {k: round(v, 3) for k, v in stages.items()},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return summary
+
+
+def _write_truth(folder: Path, parts: list[dict[str, np.ndarray]], pool: SpeciesPool) -> None:
+    """Write the test truth: sparse true probabilities and drawn labels (npz) and the solution CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sid = np.concatenate([q["survey_id"] for q in parts])
+    nnz = np.concatenate([q["nnz"] for q in parts])
+    lnnz = np.concatenate([q["label_nnz"] for q in parts])
+    index = np.concatenate([q["index"] for q in parts])
+    prob = np.concatenate([q["prob"] for q in parts])
+    lindex = np.concatenate([q["label_index"] for q in parts])
+    indptr = np.concatenate([[0], np.cumsum(nnz)]).astype(np.int64)
+    lptr = np.concatenate([[0], np.cumsum(lnnz)]).astype(np.int64)
+    with (folder / TRUTH_NPZ).open("wb") as f:
+        np.savez_compressed(
+            f, survey_id=sid, species_id=pool.ids, prob_indptr=indptr, prob_index=index, prob=prob,
+            label_indptr=lptr, label_index=lindex, min_prob=np.float64(TRUTH_MIN_PROB),
+        )
+    with (folder / SOLUTION_CSV).open("w", encoding="utf-8", newline="") as f:
+        f.write("surveyId,target_species_ids\n")
+        for i, s in enumerate(sid):
+            labels = pool.ids[lindex[lptr[i] : lptr[i + 1]]]
+            f.write(f"{int(s)}," + " ".join(str(int(x)) for x in labels) + "\n")
