@@ -15,7 +15,7 @@ export LUIGI_CONFIG_PATH := $(CURDIR)/conf/luigi.cfg
 export PYTHONHASHSEED := 0
 LUIGI := $(VENV)/bin/luigi --module glc.tasks --local-scheduler
 
-.PHONY: help install check-java demo test test-all frequency show synth-tiny synth-demo bench bench-synth clean
+.PHONY: help install check-java demo test test-all frequency knn show synth-tiny synth-demo bench bench-real bench-synth bench-etl bench-neighbours clean
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,21 @@ test-all: check-java install ## run every test, slow ones included
 frequency: check-java install ## experiment: region-frequency baseline (tasks/frequency.toml)
 	$(LUIGI) Submission --experiment frequency --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 	$(PY) -m glc show --experiment frequency --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+knn: check-java install ## experiment: kNN neighbour model + expected-F1 decoding (tasks/knn.toml)
+	$(LUIGI) Submission --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+	$(PY) -m glc show --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+bench: bench-real bench-etl bench-neighbours ## every benchmark (results in bench/results/*.json)
+
+bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
+	$(PY) -m bench.real_cv
+
+bench-etl: check-java install ## ETL throughput: RasterTiles vs a reference loop, PatchTiles, CubeFeatures -> bench/results/etl.json
+	$(PY) -m bench.etl
+
+bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic PO sites -> bench/results/neighbours.json
+	$(PY) -m bench.neighbours
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

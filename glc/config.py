@@ -28,8 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "name": "frequency",  # experiment name (defaults to the file stem)
     "seed": 0,  # global seed: splits, model init, sampling
     "model": {
-        "kind": "frequency",  # frequency | region_frequency
+        "kind": "frequency",  # frequency | region_frequency | knn | radius
         "top_n": 256,  # species kept per survey in the score artifact
+        "k": 10,  # knn: number of nearest training surveys (distance-weighted)
+        "radius_km": 10.0,  # radius: all training surveys within this distance
     },
     "decoder": {
         # topk | threshold | threshold_topk | expected_f1 | expected_f1_mc | expected_f1_exact (glc.decoding.DECODERS);

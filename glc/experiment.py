@@ -22,7 +22,7 @@ from glc.predict.scores import ScoreTable, top_n
 
 log = logging.getLogger(__name__)
 
-MODELS = ("frequency", "region_frequency")
+MODELS = ("frequency", "region_frequency", "knn", "radius")
 
 
 def validation_mask(train: pd.DataFrame, cfg: dict[str, Any]) -> np.ndarray:
@@ -41,6 +41,14 @@ def fit_predict(train: pd.DataFrame, query: pd.DataFrame, cfg: dict[str, Any]) -
 
         m = FrequencyModel(by_region=kind == "region_frequency").fit(train["region"].tolist(), list(train["speciesIds"]))
         return top_n(query["surveyId"].to_numpy(), m.predict(query["region"].tolist()), m.vocab, cfg["model"]["top_n"])
+    if kind in ("knn", "radius"):
+        from glc.models.neighbours import KNNPredictor, RadiusPredictor
+
+        mcfg = cfg["model"]
+        m = KNNPredictor(k=int(mcfg["k"])) if kind == "knn" else RadiusPredictor(radius_km=float(mcfg["radius_km"]))
+        m.fit(train["surveyId"].to_numpy(), train["x"].to_numpy(), train["y"].to_numpy(), list(train["speciesIds"]))
+        S = m.predict(query["x"].to_numpy(), query["y"].to_numpy(), query_ids=query["surveyId"].to_numpy())
+        return top_n(query["surveyId"].to_numpy(), S.toarray(), m.species_, mcfg["top_n"])
     raise ValueError(f"model.kind={kind!r} is not a known model; valid: {MODELS}")
 
 

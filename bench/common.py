@@ -1,0 +1,26 @@
+"""Shared helpers for the benchmark scripts: machine description and atomic JSON results."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """Cores, RAM and platform of this machine (every result JSON carries it)."""
+    import psutil
+
+    return {"cores": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def write_result(name: str, results: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``bench/results/<name>.json`` = ``{"machine": ..., "results": ...}`` atomically."""
+    from glc.io import write_json
+
+    path = RESULTS / f"{name}.json"
+    write_json(path, {"machine": machine(), "results": results, **(extra or {})})
+    return path
