@@ -15,7 +15,7 @@ export LUIGI_CONFIG_PATH := $(CURDIR)/conf/luigi.cfg
 export PYTHONHASHSEED := 0
 LUIGI := $(VENV)/bin/luigi --module glc.tasks --local-scheduler
 
-.PHONY: help install check-java demo test test-all frequency knn show synth-tiny synth-demo bench bench-real bench-synth bench-etl bench-neighbours clean
+.PHONY: help install check-java demo test test-all frequency knn show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-neighbours clean
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,10 +55,13 @@ knn: check-java install ## experiment: kNN neighbour model + expected-F1 decodin
 	$(LUIGI) Submission --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 	$(PY) -m glc show --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 
-bench: bench-real bench-etl bench-neighbours ## every benchmark (results in bench/results/*.json)
+bench: bench-real bench-synth-cv bench-etl bench-neighbours ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
+
+bench-synth-cv: install ## the same CV table on the demo synthetic world, with its oracle as the top line -> bench/results/synth_cv.json
+	$(PY) -m bench.synth_cv
 
 bench-etl: check-java install ## ETL throughput: RasterTiles vs a reference loop, PatchTiles, CubeFeatures -> bench/results/etl.json
 	$(PY) -m bench.etl

@@ -1,0 +1,196 @@
+"""Neighbour tables: Spark exact == cKDTree reference (borders, duplicates, ties), same-site rule, LSH recall/units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glc.etl.neighbours import (
+    NeighbourTable,
+    neighbour_recall,
+    neighbours,
+    neighbours_exact,
+    neighbours_lsh,
+    neighbours_numpy,
+    select_sites,
+    validate_sites,
+)
+
+RADIUS = 5.0  # km
+CELL_M = 100_000.0  # the default cell side for a 5 km radius: max(4 * radius, 100) km
+
+
+def clustered(n: int, seed: int, extent_m: float = 400_000.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clustered sites with deliberate hard cases: points exactly on cell borders, pairs exactly ``RADIUS`` apart
+    across a border, and repeat visits (same coordinates, new id). Ids are shuffled, not row numbers."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, extent_m, (30, 2))
+    lab = rng.integers(0, len(centres), n)
+    x = centres[lab, 0] + rng.normal(0, 4_000, n)
+    y = centres[lab, 1] + rng.normal(0, 4_000, n)
+    b = n // 20
+    x[:b] = np.round(x[:b] / CELL_M) * CELL_M  # on vertical cell borders
+    y[b : 2 * b] = np.round(y[b : 2 * b] / CELL_M) * CELL_M  # on horizontal borders
+    # pairs exactly RADIUS km apart across a vertical cell border, alone on a row north of the clusters (30 km apart,
+    # so each one's only neighbour is its partner): one site on the border, the other in the next cell
+    m = np.arange(b // 2)
+    first, second = 2 * b + 2 * m, 2 * b + 2 * m + 1
+    x[first] = (m % 4 + 1) * CELL_M
+    x[second] = x[first] + RADIUS * 1000.0
+    y[first] = y[second] = extent_m + 100_000.0 + (m // 4) * 30_000.0
+    # repeat visits: copy coordinates of other rows
+    x[3 * b : 4 * b], y[3 * b : 4 * b] = x[5 * b : 6 * b], y[5 * b : 6 * b]
+    ids = rng.permutation(np.arange(n, dtype=np.int64) * 3 + 11)
+    return ids, x, y
+
+
+def brute_force(qids, qx, qy, sids, sx, sy, radius_km, k, exclude_same_site):  # noqa: ANN001, ANN201
+    d = np.sqrt((qx[:, None] - sx[None]) ** 2 + (qy[:, None] - sy[None]) ** 2)
+    out_ids, out_d = [], []
+    for i in range(len(qx)):
+        m = (d[i] <= radius_km * 1000) & (sids != qids[i])
+        if exclude_same_site:
+            m &= d[i] > 1.0
+        j = np.flatnonzero(m)
+        j = j[np.lexsort((sids[j], d[i, j]))][: k or None]
+        out_ids.append(sids[j])
+        out_d.append(d[i, j] / 1000)
+    return out_ids, out_d
+
+
+@pytest.mark.parametrize("k", [3, 10, None])
+@pytest.mark.parametrize("exclude_same_site", [True, False])
+def test_numpy_reference_matches_brute_force(k, exclude_same_site):
+    ids, x, y = clustered(700, seed=1, extent_m=60_000.0)
+    x, y = np.round(x, -2), np.round(y, -2)  # a 100 m lattice: many exact distance ties, broken by id
+    table = neighbours_numpy(ids, x, y, ids, x, y, RADIUS, k, exclude_same_site=exclude_same_site)
+    want_ids, want_d = brute_force(ids, x, y, ids, x, y, RADIUS, k, exclude_same_site)
+    got_ids, got_d = table.lists()
+    assert np.array_equal(table.query_ids, ids)
+    for i in range(len(ids)):
+        assert np.array_equal(got_ids[i], want_ids[i]), f"row {i}"
+        np.testing.assert_allclose(got_d[i], want_d[i], rtol=0, atol=1e-12)
+    assert table.counts().sum() > 0
+
+
+def test_same_site_rule_and_self_exclusion():
+    # 1 and 2 are repeat visits of one site, 3 is 0.5 m away (same site), 4 is 2 m away, 5 is 3 km away
+    ids = np.array([1, 2, 3, 4, 5])
+    x = np.array([0.0, 0.0, 0.5, 2.0, 3000.0])
+    y = np.zeros(5)
+    excl = neighbours_numpy(ids, x, y, ids, x, y, radius_km=5, k=None, exclude_same_site=True)
+    keep = neighbours_numpy(ids, x, y, ids, x, y, radius_km=5, k=None, exclude_same_site=False)
+    e_ids, e_d = excl.lists()
+    k_ids, k_d = keep.lists()
+    assert e_ids[0].tolist() == [4, 5]  # self, its repeat visit and the 0.5 m site are dropped
+    assert k_ids[0].tolist() == [2, 3, 4, 5]  # kept (distance 0 first, then by distance); self never
+    assert k_d[0][0] == 0.0 and e_d[0][0] == pytest.approx(0.002)
+    assert all(ids[i] not in k_ids[i] for i in range(5))
+    # same_site_m is a parameter: 3 m also drops survey 4 (2 m away)
+    wide = neighbours_numpy(ids, x, y, ids, x, y, radius_km=5, k=None, exclude_same_site=True, same_site_m=3.0)
+    assert wide.lists()[0][0].tolist() == [5]
+
+
+def test_numpy_errors_name_the_problem():
+    ids, x, y = np.array([1, 2]), np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    with pytest.raises(ValueError, match="radius_km must be a positive"):
+        neighbours_numpy(ids, x, y, ids, x, y, radius_km=0)
+    with pytest.raises(ValueError, match="k must be a positive integer or None"):
+        neighbours_numpy(ids, x, y, ids, x, y, radius_km=1, k=0)
+    with pytest.raises(ValueError, match="sources: 1 surveyId"):
+        neighbours_numpy(ids, x, y, np.array([7, 7]), x, y, radius_km=1)
+    with pytest.raises(ValueError, match="queries: 1 site.*non-finite.*index 1"):
+        neighbours_numpy(ids, x, np.array([0.0, np.nan]), ids, x, y, radius_km=1)
+
+
+def _to_table(df) -> NeighbourTable:  # noqa: ANN001
+    return NeighbourTable.from_pandas(df.toPandas().sort_values("surveyId").reset_index(drop=True))
+
+
+def _expected(ref: NeighbourTable) -> NeighbourTable:
+    order = np.argsort(ref.query_ids)
+    return NeighbourTable.from_pandas(ref.to_pandas().iloc[order].reset_index(drop=True))
+
+
+@pytest.mark.spark
+def test_exact_spark_equals_ckdtree_reference_on_20k_clustered_sites(spark):
+    from pyspark.testing import assertDataFrameEqual
+
+    ids, x, y = clustered(20_000, seed=0)
+    sites = spark.createDataFrame(pd.DataFrame({"surveyId": ids, "x": x, "y": y}))
+    got_df = neighbours_exact(sites, sites, RADIUS, k=10, exclude_same_site=True)
+    ref = neighbours_numpy(ids, x, y, ids, x, y, RADIUS, k=10, exclude_same_site=True)
+    want_df = spark.createDataFrame(ref.to_pandas().assign(nbr_ids=lambda d: d.nbr_ids.map(list), nbr_dist_km=lambda d: d.nbr_dist_km.map(list)), got_df.schema)
+    assertDataFrameEqual(got_df, want_df, rtol=0, atol=0)
+    got = _to_table(got_df)
+    # each site of a pair exactly RADIUS km apart across a cell border has its partner as its only neighbour
+    b = len(ids) // 20
+    m = np.arange(b // 2)
+    rows = dict(zip(got.query_ids.tolist(), zip(*got.lists())))
+    for i, j in zip(ids[2 * b + 2 * m], ids[2 * b + 2 * m + 1]):
+        assert rows[i][0].tolist() == [j] and rows[j][0].tolist() == [i]
+        assert rows[i][1].tolist() == [RADIUS]
+    assert got.counts().min() >= 0 and got.counts().sum() > 5 * len(ids)
+
+
+@pytest.mark.spark
+def test_exact_spark_radius_mode_disjoint_queries_and_cell_of_radius(spark):
+    ids, x, y = clustered(2_000, seed=2)
+    rng = np.random.default_rng(3)
+    q = rng.choice(len(ids), 400, replace=False)
+    qids = np.arange(400, dtype=np.int64) + 10**9  # test ids: disjoint from the sources
+    qx, qy = x[q].copy(), y[q].copy()
+    qx[:50] += rng.normal(0, 1500, 50)  # half on top of a source (a repeat visit), half nearby
+    qx[-1], qy[-1] = -5.0e6, -5.0e6  # far from everything: must keep its row, with empty arrays
+    queries = spark.createDataFrame(pd.DataFrame({"surveyId": qids, "x": qx, "y": qy}))
+    sources = spark.createDataFrame(pd.DataFrame({"surveyId": ids, "x": x, "y": y}))
+    for cell_km in (RADIUS, None):  # the spec's cell of radius_km, and the faster default
+        got = _to_table(neighbours(queries, sources, RADIUS, k=None, method="exact", exclude_same_site=False, cell_km=cell_km))
+        want = _expected(neighbours_numpy(qids, qx, qy, ids, x, y, RADIUS, k=None, exclude_same_site=False))
+        assert np.array_equal(got.query_ids, want.query_ids)
+        assert np.array_equal(got.indptr, want.indptr)
+        assert np.array_equal(got.nbr_ids, want.nbr_ids)
+        assert np.array_equal(got.nbr_dist_km, want.nbr_dist_km)
+    assert got.counts()[got.query_ids == qids[-1]].tolist() == [0]
+    assert (got.nbr_dist_km == 0).sum() > 0  # repeat visits kept at 0 km when exclude_same_site=False
+
+
+@pytest.mark.spark
+def test_lsh_recall_with_km_units_and_the_metres_pitfall(spark):
+    ids, x, y = clustered(1_000, seed=4, extent_m=1_500_000.0)
+    sites = spark.createDataFrame(pd.DataFrame({"surveyId": ids, "x": x, "y": y})).cache()
+    ref = neighbours_numpy(ids, x, y, ids, x, y, 50.0, k=10)
+    lsh = _to_table(neighbours_lsh(sites, sites, radius_km=50.0, k=10, bucket_length_km=20.0, num_hash_tables=5))
+    assert len(lsh) == len(ids)  # every query keeps a row
+    recall = neighbour_recall(ref, lsh)
+    assert recall >= 0.95, recall
+    # no self, sorted by distance, within the cutoff
+    lsh_ids, lsh_d = lsh.lists()
+    assert all(q not in n for q, n in zip(lsh.query_ids, lsh_ids))
+    assert all((np.diff(d) >= 0).all() and (d < 50.0).all() for d in lsh_d)
+    # DS@GT's mistake: a 20 *metre* bucket (0.02 km here) finds almost nothing
+    wrong = _to_table(neighbours_lsh(sites, sites, radius_km=50.0, k=10, bucket_length_km=0.02, num_hash_tables=5, validate=False))
+    assert neighbour_recall(ref, wrong) < 0.2
+
+
+@pytest.mark.spark
+def test_spark_inputs_are_validated(spark):
+    dup = spark.createDataFrame(pd.DataFrame({"surveyId": [1, 1, 2], "x": [0.0, 5.0, 1.0], "y": [0.0, 0.0, 1.0]}))
+    with pytest.raises(ValueError, match="sources: 1 duplicate surveyId"):
+        validate_sites(dup, "sources")
+    nan = spark.createDataFrame(pd.DataFrame({"surveyId": [1, 2], "x": [0.0, float("nan")], "y": [0.0, 1.0]}))
+    with pytest.raises(ValueError, match="queries: 1 of 2 row.*x or y"):
+        neighbours_exact(nan, nan, 1.0)
+    with pytest.raises(ValueError, match="cell_km=1 must be >= radius_km=5"):
+        neighbours_exact(nan, nan, 5.0, cell_km=1)
+    with pytest.raises(ValueError, match="method='kd'"):
+        neighbours(nan, nan, 5.0, method="kd")
+    surveys = spark.createDataFrame(
+        pd.DataFrame({"surveyId": [1, 2, 3], "x": [0.0, 1.0, 2.0], "y": [0.0, 0.0, 0.0], "split": ["train", "test", "train"]})
+    )
+    po = spark.createDataFrame(pd.DataFrame({"surveyId": [7, 7, 8], "x": [5.0, 5.0, 6.0], "y": [0.0, 0.0, 0.0], "speciesId": [1, 2, 1]}))
+    got = select_sites(surveys, po, ["pa_train", "po"]).toPandas().sort_values("surveyId")
+    assert got["surveyId"].tolist() == [1, 3, 7, 8]
+    with pytest.raises(ValueError, match="no PO table"):
+        select_sites(surveys, None, ["po"])
