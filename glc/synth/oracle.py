@@ -10,13 +10,12 @@ top-``k`` set, ``TP = sum_{j<=k} y_j`` and ``R = sum_{j>k} y_j`` are independent
 
     E[F1(k)] = sum_t sum_r P(TP = t) P(R = r) * 2t / (k + t + r)      (k >= 1),   E[F1(0)] = P(|Y| = 0),
 
-taking F1 = 1 when prediction and truth are both empty. Both count distributions are computed exactly by dynamic
-programming (a forward pass over the top species for ``TP``, a backward pass for the suffix sums ``R``). The count
-axis is truncated at ``mean + 12 sd + 20`` (the dropped mass is measured, and is below 1e-12 for every survey
-scored here), and species with ``p < 1e-6`` were not stored by the generator (their total mass is bounded by
-``1e-6 * n_species``). ``k`` is scanned up to ``K`` and the scan is exact: any ``k > K`` has
-``E[F1(k)] <= E[2|Y| / (k + |Y|)] < E[F1(k*)]``, a bound checked per survey (surveys failing it are rescanned
-with ``K = n``).
+taking F1 = 1 when prediction and truth are both empty. It is computed for *every* ``k`` in ``O(n L)`` through the
+equivalent form ``E[F1(k)] = sum_{j<=k} p_j E[2 / (k + 1 + |Y| - y_j)]``: the distribution of ``|Y|`` comes from
+the Poisson-binomial dynamic programme, and the leave-one-out distributions of ``|Y| - y_j`` from a numerically
+stable deconvolution (see :func:`expected_f1_curves`). The only approximations are the truncation of the count
+axis at ``mean + 12 sd + 20`` (a Chernoff tail far below 1e-12) and floating-point rounding; species with
+``p < 1e-6`` are not stored by the generator (their expected count is at most ``1e-6 * n_species``).
 """
 
 from __future__ import annotations
@@ -80,70 +79,81 @@ def load_truth(world_dir: str | Path) -> Truth:
 
 
 # -------------------------------------------------------------------------------------------- expected F1
-def _bernoulli_step(dist: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Add one Bernoulli(p) to each row's count distribution (truncated to the array length)."""
-    out = dist * (1.0 - p)[:, None]
-    out[:, 1:] += dist[:, :-1] * p[:, None]
-    return out
+def _count_distributions(pad: np.ndarray, length: int) -> np.ndarray:
+    """Distribution of ``|Y| = sum_j y_j`` for each row of ``pad`` (Poisson-binomial DP, truncated to ``length``)."""
+    dist = np.zeros((pad.shape[0], length))
+    dist[:, 0] = 1.0
+    for j in range(pad.shape[1]):
+        p = pad[:, j][:, None]
+        shifted = np.zeros_like(dist)
+        shifted[:, 1:] = dist[:, :-1]
+        dist = dist * (1.0 - p) + shifted * p
+    return dist
 
 
-def expected_f1_curves(probs: list[np.ndarray], k_max: int | None = None) -> list[np.ndarray]:
-    """Exact ``E[F1(k)]`` of the top-``k`` sets, ``k = 0..K``, for several surveys (see the module docstring).
+def _leave_one_out(total: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Distributions of ``|Y| - y_j`` for every ``j`` (rows), from the distribution ``total`` of ``|Y|``.
+
+    Removes one Bernoulli by deconvolution: forward in the count for ``p_j <= 1/2``
+    (``q[s] = (P[s] - p q[s-1]) / (1 - p)``) and backward for ``p_j > 1/2`` (``q[s] = (P[s+1] - (1 - p) q[s+1]) / p``),
+    so each recursion damps rounding errors (factor ``<= 1`` per step).
+    """
+    length = len(total)
+    q = np.zeros((len(p), length))
+    lo = p <= 0.5
+    if lo.any():
+        pl = p[lo]
+        prev = np.zeros(len(pl))
+        for s in range(length):
+            prev = (total[s] - pl * prev) / (1.0 - pl)
+            q[lo, s] = prev
+    if (~lo).any():
+        ph = p[~lo]
+        nxt = np.zeros(len(ph))
+        for s in range(length - 1, -1, -1):
+            above = total[s + 1] if s + 1 < length else 0.0
+            nxt = (above - (1.0 - ph) * nxt) / ph
+            q[~lo, s] = nxt
+    return np.clip(q, 0.0, None)
+
+
+def expected_f1_curves(probs: list[np.ndarray]) -> list[np.ndarray]:
+    """Exact ``E[F1(k)]`` of every top-``k`` set, ``k = 0..n``, for several surveys.
+
+    Uses ``E[F1(k)] = sum_{j<=k} p_j E[2 / (k + 1 + |Y| - y_j)]`` (the term of species ``j`` is non-zero only when
+    ``y_j = 1``), with the leave-one-out count distributions obtained by deconvolving the Poisson-binomial
+    distribution of ``|Y|`` (see :func:`_leave_one_out`). ``E[F1(0)] = P(|Y| = 0)``. Cost ``O(n L)`` per survey,
+    where ``L = mean + 12 sd + 20`` is the truncation of the count axis.
 
     Args:
-        probs: per survey, presence probabilities sorted in decreasing order.
-        k_max: largest ``k`` to evaluate (default: ``min(n, ceil(max(mean + 6 sd)) + 10)`` over the batch).
+        probs: per survey, presence probabilities in ``[0, 1]`` sorted in decreasing order.
 
     Returns:
-        Per survey, an array ``E[F1(0..K_i)]`` with ``K_i = min(K, n_i)``.
+        Per survey, the array ``E[F1(0..n)]``.
     """
-    b = len(probs)
-    if b == 0:
+    if not probs:
         return []
-    n = max(len(p) for p in probs)
-    pad = np.zeros((b, max(n, 1)))
+    n = max(max(len(p) for p in probs), 1)
+    pad = np.zeros((len(probs), n))
     for i, p in enumerate(probs):
+        p = np.asarray(p, dtype=np.float64)
         if len(p) and (np.any(np.diff(p) > 0) or p[0] > 1.0 or p[-1] < 0.0):
             raise ValueError("expected_f1_curves: probabilities must lie in [0, 1] and be sorted in decreasing order")
         pad[i, : len(p)] = p
     mu = pad.sum(axis=1)
     sd = np.sqrt((pad * (1.0 - pad)).sum(axis=1))
     length = int(min(n + 1, np.ceil(np.max(mu + 12.0 * sd)) + 20))
-    k_cap = int(min(n, np.ceil(np.max(mu + 6.0 * sd)) + 10)) if k_max is None else int(min(k_max, n))
-    # backward pass: suffix[k] = distribution of sum_{j>k} y_j, kept for k <= k_cap
-    dist = np.zeros((b, length))
-    dist[:, 0] = 1.0
-    suffix = np.empty((k_cap + 1, b, length))
-    for j in range(n, 0, -1):  # after this step dist = distribution of sum_{i>=j} = suffix[j-1]
-        dist = _bernoulli_step(dist, pad[:, j - 1])
-        if j - 1 <= k_cap:
-            suffix[j - 1] = dist
-    if n == 0:
-        suffix[0] = dist
-    out = np.empty((b, k_cap + 1))
-    out[:, 0] = suffix[0][:, 0]  # P(|Y| = 0): the empty set scores 1 only when nothing is present
-    prefix = np.ones((b, 1))
-    r = np.arange(length)
-    for k in range(1, k_cap + 1):
-        grown = np.zeros((b, min(k + 1, length)))
-        keep = min(prefix.shape[1], grown.shape[1])
-        grown[:, :keep] = prefix[:, :keep] * (1.0 - pad[:, k - 1])[:, None]
-        grown[:, 1:keep + 1] += prefix[:, : min(keep, grown.shape[1] - 1)] * pad[:, k - 1][:, None]
-        prefix = grown
-        t = np.arange(prefix.shape[1])
-        m = 2.0 * t[:, None] / (k + t[:, None] + r[None, :])
-        out[:, k] = ((prefix @ m) * suffix[k]).sum(axis=1)
-    # exactness: k > K cannot beat the best found if E[2|Y| / (k + |Y|)] at k = K + 1 is already below it
-    full = suffix[0]
+    totals = _count_distributions(pad, length)
     curves = []
+    s = np.arange(length)
     for i, p in enumerate(probs):
-        ki = min(k_cap, len(p))
-        curve = out[i, : ki + 1]
-        if len(p) > ki:
-            s = np.arange(length)
-            bound = float((full[i] * 2.0 * s / (ki + 1 + s)).sum())
-            if bound >= curve.max():
-                curve = expected_f1_curves([p], k_max=len(p))[0]
+        p = np.asarray(p, dtype=np.float64)
+        curve = np.empty(len(p) + 1)
+        curve[0] = totals[i, 0]
+        if len(p):
+            contrib = np.cumsum(p[:, None] * _leave_one_out(totals[i], p), axis=0)
+            k = np.arange(1, len(p) + 1)[:, None]
+            curve[1:] = (contrib * (2.0 / (k + 1.0 + s[None, :]))).sum(axis=1)
         curves.append(curve)
     return curves
 

@@ -42,7 +42,13 @@ def _hf_spec(stem: str) -> tuple[str, float]:
 
 
 def group_specs(group: str) -> list[LayerSpec]:
-    """The files of a raster group with their layer names (the keys of the sampled values), dtypes and nodata."""
+    """The files of a raster group with their layer names (the keys of the sampled values), dtypes and nodata.
+
+    Raises:
+        ValueError: for a group that is not in :data:`glc.data.layout.RASTER_GROUPS`.
+    """
+    if group not in RASTER_GROUPS:
+        raise ValueError(f"unknown raster group {group!r}; expected one of {tuple(RASTER_GROUPS)}")
     rels = RASTER_GROUPS[group]
     if group == "climate":
         return [LayerSpec(rel, (f"bio{i}",), "int32", -2147483648) for i, rel in enumerate(rels, start=1)]
@@ -55,7 +61,7 @@ def group_specs(group: str) -> list[LayerSpec]:
         return [LayerSpec(rels[0], tuple(f"landcover_{b}" for b in range(1, 14)), "uint8", 255)]
     if group == "soilgrids":
         return [LayerSpec(rel, (v,), "int16", -32768) for rel, v in zip(rels, SOILGRID_VARS)]
-    raise ValueError(f"unknown raster group {group!r}; expected one of {tuple(RASTER_GROUPS)}")
+    raise ValueError(f"raster group {group!r} has no layer specification in glc.synth.rasterwriter")
 
 
 def _block_layers(group: str, f: dict[str, np.ndarray], igbp: np.ndarray, lat2: np.ndarray, lon2: np.ndarray

@@ -72,7 +72,8 @@ _DIRTY_HF = ("inf", "-inf", "-1.0", "-9999.0", "2147483647.0", "3.40282346638528
 _DIRTY_HF_RATE = 0.01
 #: Soil raster layer names in the soil CSV's column order.
 _SOIL_VARS: tuple[str, ...] = tuple(c.removeprefix("Soilgrid-") for c in ENV_COLUMNS["soilgrids"])
-_LANDSAT_TEXT = [f"{v}.0" for v in range(256)]
+#: Landsat cell texts by value 0..255, and "" (NaN) at index 256.
+_LANDSAT_TEXT = [f"{v}.0" for v in range(256)] + [""]
 
 
 def _rng(seed: int, stream: int, *key: int) -> np.random.Generator:
@@ -260,10 +261,10 @@ def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
         write_cube(layout.cube_path(chunk.split, "landsat", sid), ls, "landsat")  # type: ignore[arg-type]
         write_cube(layout.cube_path(chunk.split, "bioclim", sid), bc, "bioclim")  # type: ignore[arg-type]
         flat = ls.transpose(0, 2, 1).reshape(6, -1)  # (band, year*quarter), year-major like the CSV header
+        codes = np.where(np.isnan(flat), 256, flat).astype(np.int64).tolist()
         for b in range(6):
-            cells = ["" if np.isnan(v) else _LANDSAT_TEXT[int(v)] for v in flat[b]]
-            landsat_lines[b].append(f"{sid}," + ",".join(cells) + "\n")
-        monthly_lines.append(f"{sid}," + ",".join(str(int(v)) for v in bc.ravel()) + "\n")
+            landsat_lines[b].append(f"{sid}," + ",".join([_LANDSAT_TEXT[v] for v in codes[b]]) + "\n")
+        monthly_lines.append(f"{sid}," + ",".join(map(str, bc.ravel().astype(np.int64).tolist())) + "\n")
     out["landsat"] = ["".join(lines) for lines in landsat_lines]
     out["bioclimatic_monthly"] = "".join(monthly_lines)
     # environmental CSVs: the raster values at the site

@@ -1,0 +1,153 @@
+"""The generator's contract: argument errors, atomic output, stale-temp cleanup, flavours, scales, components."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import glc.synth.world as world
+from glc.data.layout import GLC_BBOX, NUM_CLASSES, RASTER_GROUPS, detect_layout
+from glc.synth import SCALES, generate_world, get_scale
+from glc.synth.geography import RasterGrid, assign_regions, country_of, is_valid_site
+from glc.synth.rasterwriter import group_specs
+from glc.synth.species import target_prevalences
+
+REPO = Path(__file__).resolve().parents[2]
+#: A very small world for contract tests (a couple of seconds).
+MICRO = get_scale("tiny", n_pa_train=40, n_pa_test=12, n_species=60, richness=8.0, n_po_records=60, raster_res_deg=1.0,
+                  raster_tile=64, n_pilot=200, n_towns=20, chunk_size=16, po_chunk_size=32, block_deg=2.0)
+
+
+def test_scales_respect_their_contract() -> None:
+    tiny, demo, full = SCALES["tiny"], SCALES["demo"], SCALES["full"]
+    assert tiny.n_pa_train + tiny.n_pa_test <= 500 and tiny.n_species <= 200
+    assert demo.n_pa_train == 10_000 and demo.n_species == 1_500 and demo.n_po_records == 30_000
+    assert (full.n_pa_train, full.n_pa_test) == (88_987, 4_716) and full.n_po_records >= 1_000_000
+    assert full.n_species <= NUM_CLASSES
+    with pytest.raises(ValueError, match="unknown synthetic world scale 'huge'"):
+        get_scale("huge")
+    with pytest.raises(ValueError, match=r"unknown ScaleParams override\(s\) \['n_surveys'\]"):
+        get_scale("tiny", n_surveys=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"seed": -1}, "seed must be a non-negative integer"), ({"seed": 1.5}, "seed must be a non-negative integer"),
+     ({"flavour": "zenodo"}, "flavour must be 'kaggle' or 'seafile'"), ({"workers": 0}, "workers must be a positive"),
+     ({"scale": "medium"}, "unknown synthetic world scale")],
+)
+def test_bad_arguments_are_rejected(tmp_path: Path, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        generate_world(tmp_path / "w", **{"scale": MICRO, **kwargs})
+    assert not (tmp_path / "w").exists()
+
+
+def test_existing_world_is_not_overwritten_unless_asked(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    first = generate_world(out, scale=MICRO, seed=3, workers=1, progress=False)
+    assert json.loads((out / "_SUCCESS").read_text())["counts"] == first["counts"]
+    with pytest.raises(FileExistsError, match="already exists and is complete"):
+        generate_world(out, scale=MICRO, seed=3, workers=1, progress=False)
+    second = generate_world(out, scale=MICRO, seed=4, workers=1, progress=False, overwrite=True)
+    assert second["seed"] == 4 and json.loads((out / "_SUCCESS").read_text())["seed"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["w"]  # no temporary or old folders left
+
+
+def test_a_failure_leaves_no_world_and_no_debris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full (simulated)")
+
+    monkeypatch.setattr(world, "_write_truth", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_world(tmp_path / "w", scale=MICRO, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_generator_leaves_no_world_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    code = ("import sys; from glc.synth import generate_world; "
+            "generate_world(sys.argv[1], scale='tiny', workers=1, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=REPO)
+    try:
+        deadline = time.time() + 120
+        while not list(tmp_path.glob(".w-tmp-*/PA_Train_SatellitePatches_RGB")) and time.time() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the generator finished before it could be killed; the test needs a slower world"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists()
+    debris = list(tmp_path.glob(".w-tmp-*"))
+    assert len(debris) == 1
+    generate_world(out, scale=MICRO, workers=1, progress=False)
+    assert (out / "_SUCCESS").is_file() and not list(tmp_path.glob(".w-tmp-*"))
+
+
+def test_seafile_flavour_writes_the_seafile_names(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    generate_world(out, scale=MICRO, flavour="seafile", workers=1, progress=False)
+    layout = detect_layout(out)
+    assert layout.flavour == "seafile"
+    assert (out / "PresenceAbsenceSurveys" / "GLC24-PA-metadata-train.csv").is_file()
+    assert (out / "PresenceOnlyOccurrences" / "GLC24-PO-metadata-train.csv").is_file()
+    assert layout.env_csv("test", "human_footprint").is_file()
+    assert all(layout.raster_paths(g) for g in RASTER_GROUPS)
+
+
+def test_every_raster_file_has_a_spec() -> None:
+    for group, rels in RASTER_GROUPS.items():
+        specs = group_specs(group)
+        assert [s.rel for s in specs] == list(rels)
+        for s in specs:
+            info = np.iinfo(s.dtype) if np.dtype(s.dtype).kind in "iu" else np.finfo(s.dtype)
+            assert info.min <= s.nodata <= info.max
+    hf = {s.layers[0]: s for s in group_specs("human_footprint")}
+    assert (hf["Lights2009"].dtype, hf["Lights2009"].nodata) == ("uint8", 127)  # as the real GLC rasters
+    assert (hf["Built2009"].dtype, hf["Built2009"].nodata) == ("int32", 2147483647)
+    with pytest.raises(ValueError, match="unknown raster group"):
+        group_specs("clouds")
+
+
+def test_grid_and_sites() -> None:
+    grid = RasterGrid.for_resolution(0.25)
+    west, south, east, north = GLC_BBOX
+    assert grid.west == west and grid.north == north
+    assert grid.west + grid.width * grid.res >= east and grid.north - grid.height * grid.res <= south
+    row, col = grid.pixel_of(np.array([2.35]), np.array([48.86]))
+    lon, lat = grid.centre_of(row, col)
+    assert abs(lon[0] - 2.35) <= grid.res / 2 and abs(lat[0] - 48.86) <= grid.res / 2
+    with pytest.raises(ValueError, match="raster_res_deg must be within"):
+        RasterGrid.for_resolution(5.0)
+    # Paris and Madrid are valid sites, the Bay of Biscay and the mid-Atlantic are not
+    ok = is_valid_site(np.array([2.35, -3.70, -5.0, -25.0]), np.array([48.86, 40.42, 45.5, 45.0]), grid)
+    assert ok.tolist() == [True, True, False, False]
+    assert country_of(np.array([2.35, 12.5, 10.2, 4.9]), np.array([48.86, 41.9, 56.2, 52.4])).tolist() == [
+        "France", "Italy", "Denmark", "Netherlands"]
+
+
+def test_regions_follow_the_rules() -> None:
+    lon = np.array([8.0, 10.0, -1.0, 13.0, 19.5, 25.0, 20.0])
+    lat = np.array([46.5, 56.3, 47.5, 41.5, 47.0, 62.0, 50.0])
+    elev = np.array([1800.0, 20.0, 50.0, 200.0, 100.0, 150.0, 250.0])
+    dry = np.array([0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0])
+    country = np.array(["Switzerland", "Denmark", "France", "Italy", "Hungary", "Finland", "Poland"], dtype=object)
+    assert assign_regions(lon, lat, elev, dry, country).tolist() == [
+        "ALPINE", "CONTINENTAL", "ATLANTIC", "MEDITERRANEAN", "PANNONIAN", "BOREAL", "CONTINENTAL"]
+
+
+def test_target_prevalences_are_long_tailed_and_sum_to_richness() -> None:
+    p = target_prevalences(np.random.default_rng(0), 1500, 18.0, 1.8, 0.45)
+    assert p.sum() == pytest.approx(18.0) and p.max() <= 0.45 + 1e-12
+    assert (p < 1e-3).mean() > 0.05 and (p > 0.1).sum() >= 3
+    with pytest.raises(ValueError, match="cannot be reached"):
+        target_prevalences(np.random.default_rng(0), 10, 18.0, 1.8, 0.45)
