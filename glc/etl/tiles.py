@@ -1,0 +1,564 @@
+"""``RasterTiles``: DCT tiles of every GeoTIFF of a raster group at every PA survey (Spark wrapper over
+:func:`glc.features.tiles.extract_tiles`), plus the plumbing shared by the per-survey feature ETLs.
+
+Artifact (one row per PA survey, train and test, sorted by ``surveyId``)::
+
+    surveyId long, split string,
+    dct array<float>             # n_raster_bands * k * k, see "layout" below
+    valid_fraction array<float>  # n_raster_bands: fraction of the tile's pixels that are valid (0 = none)
+    inside array<boolean>        # n_rasters: is the survey's pixel inside that raster?
+
+Layout of ``dct``: raster-major (the order of :meth:`glc.data.layout.Layout.raster_paths`), then band (1-based band
+order of the file), then the ``k x k`` block row-major (vertical frequency ``u``, then horizontal ``v``)::
+
+    dct[((j * k) + u) * k + v]   where j enumerates the (raster, band) pairs, listed in ``_SUCCESS`` "bands"
+
+Tile conventions (site pixel, centring of even tiles, the fill rule for nodata / out-of-raster pixels, finite
+outputs) are those of :mod:`glc.features.tiles`. The global means used for tiles with no valid pixel are computed
+**once on the driver** per raster and passed to every executor, so every partition fills identically.
+
+Sites outside a raster are kept (their row is computed by the same rule, with ``valid_fraction == 0`` when their
+window misses the raster entirely) and flagged in ``inside``; ``_SUCCESS`` counts them per raster
+(``n_outside``), so a caller can drop or keep them knowingly.
+
+Spark: the survey table is range-partitioned on a lon/lat grid cell (``cell_deg``, row-major from the north-west),
+and sorted within partitions, so each partition holds one compact strip of Europe; every executor opens each
+raster **once per partition** (paths are shipped, never pixels) and processes ``batch_size`` sites per call.
+
+Bad input (a corrupt or truncated block, an unreadable file): the batch is bisected until the failing sites are
+isolated, so exactly the surveys whose own window cannot be read are reported. Without ``skip_bad_inputs`` the job
+fails with a :class:`~glc.data.errors.DataError` naming the file, the window and the surveys; with it they are
+counted, logged and written to ``quarantine/`` (``surveyId, file, reason``) and left out of ``data/``. A tile
+that could not be read is never written as a zero tile.
+
+The shared helpers (:func:`locality_partition`, :func:`write_feature_artifact`, Arrow builders) are used by
+:mod:`glc.etl.patches` and :mod:`glc.etl.cubes` too: every per-survey feature job emits, per survey, either one
+good row or one row per bad input (features null, ``file``/``reason`` set), and :func:`write_feature_artifact`
+splits them into ``data/`` and ``quarantine/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from glc.data.errors import DataError
+from glc.data.layout import Layout
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+#: Sub-folders of every feature artifact.
+DATA_DIR = "data"
+QUARANTINE_DIR = "quarantine"
+_STAGING_DIR = "staging"
+#: Columns of the quarantine table.
+QUARANTINE_SCHEMA = "surveyId long, file string, reason string"
+#: How many bad inputs are quoted in an error message / the summary.
+MAX_EXAMPLES = 10
+
+
+# ================================================================================================================
+# Shared by the per-survey feature ETLs
+# ================================================================================================================
+def check_surveys(surveys: "DataFrame", need: Sequence[str] = ("surveyId", "split")) -> None:
+    """Fail early, naming the missing columns, when ``surveys`` is not a SurveyTable-like frame.
+
+    Raises:
+        ValueError: if a column is missing.
+    """
+    missing = [c for c in need if c not in surveys.columns]
+    if missing:
+        raise ValueError(
+            f"survey frame lacks column(s) {missing} (has {surveys.columns}); pass the SurveyTable artifact "
+            "(glc.tasks.surveys.SurveyTable, surveys/ parquet)"
+        )
+
+
+def auto_partitions(spark: "SparkSession", rows: "DataFrame", rows_per_partition: int, requested: int = 0) -> int:
+    """Number of partitions: ``requested`` if > 0, else enough for ``rows_per_partition`` and for every core.
+
+    Args:
+        spark: the session (its default parallelism is the number of cores in local mode).
+        rows: the rows to process (counted only when ``requested`` is 0).
+        rows_per_partition: target rows per partition.
+        requested: an explicit count (``0`` = automatic).
+
+    Returns:
+        A positive partition count.
+    """
+    if requested < 0:
+        raise ValueError(f"partitions must be >= 0 (0 = automatic), got {requested}")
+    if requested:
+        return int(requested)
+    cores = max(1, int(spark.sparkContext.defaultParallelism))
+    return max(cores, math.ceil(max(rows.count(), 1) / rows_per_partition))
+
+
+def locality_partition(df: "DataFrame", n_partitions: int, keys: Sequence[Any]) -> "DataFrame":
+    """Range-partition ``df`` on ``keys`` (columns or expressions) and sort each partition by them, then surveyId.
+
+    Range partitioning keeps rows with close keys in the same partition (a spatial strip, a patch folder, an id
+    range), and no round-robin shuffle is involved (its output is not deterministic on retries, SPARK-23243).
+    Each output row depends only on its own inputs, so the written artifact is the same whatever the partitioning.
+    """
+    from pyspark.sql import functions as F
+
+    cols = [F.col(k) if isinstance(k, str) else k for k in keys]
+    return df.repartitionByRange(int(n_partitions), *cols).sortWithinPartitions(*cols, F.col("surveyId"))
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Merge Spark's Arrow batches into batches of about ``batch_size`` rows (larger batches group better)."""
+    buf: list[pa.RecordBatch] = []
+    n = 0
+    for rb in batches:
+        if rb.num_rows == 0:
+            continue
+        buf.append(rb)
+        n += rb.num_rows
+        if n >= batch_size:
+            yield pa.Table.from_batches(buf).combine_chunks().to_batches()[0]
+            buf, n = [], 0
+    if buf:
+        yield pa.Table.from_batches(buf).combine_chunks().to_batches()[0]
+
+
+def list_array(values: np.ndarray, value_type: pa.DataType = pa.float32()) -> pa.Array:
+    """A ``list<value_type>`` Arrow array from a 2D numpy array (one row per list)."""
+    v = np.ascontiguousarray(values)
+    n, w = v.shape
+    offsets = pa.array(np.arange(0, (n + 1) * w, w, dtype=np.int32) if n else np.zeros(1, np.int32))
+    flat = pa.array(v.reshape(-1), type=value_type)
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
+def binary_array(values: np.ndarray) -> pa.Array:
+    """A ``binary`` Arrow array whose row ``i`` holds the C-order bytes of ``values[i]`` (no per-row copy)."""
+    v = np.ascontiguousarray(values)
+    n = v.shape[0]
+    width = int(v[0].nbytes) if n else 0
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    if n * width >= 2**31:
+        raise ValueError(f"binary batch of {n * width} bytes exceeds 2 GiB; lower the batch size")
+    return pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(v.reshape(-1).view(np.uint8))]
+    )
+
+
+def bad_batch(schema: pa.Schema, bad: Sequence[tuple[int, str, str]], ids: np.ndarray, splits: Sequence[str]) -> pa.RecordBatch:
+    """Rows for bad inputs: ``(row index, file, reason)`` -> surveyId/split set, features null, file/reason set."""
+    cols = []
+    for field in schema:
+        if field.name == "surveyId":
+            cols.append(pa.array([int(ids[i]) for i, _, _ in bad], type=pa.int64()))
+        elif field.name == "split":
+            cols.append(pa.array([splits[i] for i, _, _ in bad], type=pa.string()))
+        elif field.name == "file":
+            cols.append(pa.array([f for _, f, _ in bad], type=pa.string()))
+        elif field.name == "reason":
+            cols.append(pa.array([r for _, _, r in bad], type=pa.string()))
+        else:
+            cols.append(pa.nulls(len(bad), type=field.type))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def good_batch(schema: pa.Schema, columns: dict[str, pa.Array]) -> pa.RecordBatch:
+    """Rows for good inputs: the given columns, ``file``/``reason`` null."""
+    n = len(next(iter(columns.values())))
+    cols = [columns[f.name] if f.name in columns else pa.nulls(n, type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def arrow_schema(spark: "SparkSession", ddl: str) -> pa.Schema:
+    """The Arrow schema Spark expects from ``mapInArrow`` for a DDL schema string (parsed on the driver's JVM)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(spark.createDataFrame([], ddl).schema)
+
+
+def staged_schema(feature_ddl: str) -> str:
+    """DDL of a staged feature frame: ``surveyId, split``, the features, then ``file, reason`` (null when good)."""
+    return f"surveyId long, split string, {feature_ddl}, file string, reason string"
+
+
+def write_feature_artifact(
+    spark: "SparkSession",
+    staged: "DataFrame",
+    out_dir: str | Path,
+    *,
+    what: str,
+    skip_bad_inputs: bool,
+    summary: dict[str, Any],
+    extra_summary: Callable[["DataFrame"], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Load step shared by the per-survey feature jobs: ``data/`` + ``quarantine/`` + ``_SUCCESS``, atomically.
+
+    The staged frame (see :func:`staged_schema`) is computed **once** into a staging folder inside the temporary
+    artifact (the expensive per-survey work never runs twice), then split: good rows sorted by ``surveyId`` to
+    ``data/``, bad inputs sorted by ``surveyId, file, reason`` to ``quarantine/`` (always written, possibly empty).
+
+    Args:
+        spark: the session.
+        staged: the staged frame.
+        out_dir: the artifact folder (written through :func:`glc.io.atomic_dir`).
+        what: the artifact name, for messages.
+        skip_bad_inputs: quarantine bad inputs (``True``) or fail (``False``).
+        summary: the ``_SUCCESS`` summary; counts are added to it (it is also returned).
+        extra_summary: called with the staged good rows to add artifact-specific counts to the summary.
+
+    Returns:
+        The summary (with ``n_surveys``, ``n_written``, ``by_split``, ``n_bad_inputs``, ``n_skipped``,
+        ``bad_examples``, ``seconds``).
+
+    Raises:
+        DataError: if there are bad inputs and ``skip_bad_inputs`` is false; names the count, the first surveys,
+            their files and reasons, and how to skip them.
+    """
+    from pyspark.sql import functions as F
+
+    from glc.io import atomic_dir, write_json
+
+    t0 = time.time()
+    with atomic_dir(out_dir, summary=summary) as tmp:
+        staging = Path(tmp) / _STAGING_DIR
+        staged.write.mode("overwrite").parquet(str(staging))
+        st = spark.read.parquet(str(staging))
+        is_bad = F.col("reason").isNotNull()
+        stats = (
+            st.groupBy("split")
+            .agg(
+                F.countDistinct("surveyId").alias("surveys"),
+                F.sum((~is_bad).cast("long")).alias("good"),
+                F.sum(is_bad.cast("long")).alias("bad"),
+                F.countDistinct(F.when(is_bad, F.col("surveyId"))).alias("skipped"),
+            )
+            .collect()
+        )
+        n_bad = int(sum(r["bad"] for r in stats))
+        n_skipped = int(sum(r["skipped"] for r in stats))
+        bad = st.where(is_bad).select("surveyId", "file", "reason").orderBy("surveyId", "file", "reason")
+        examples = [r.asDict() for r in bad.limit(MAX_EXAMPLES).collect()] if n_bad else []
+        if n_bad and not skip_bad_inputs:
+            shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
+            raise DataError(
+                f"{what}: {n_bad} bad input(s) for {n_skipped} survey(s), e.g. {shown}. Fix or re-extract those "
+                "files, or rerun with skip_bad_inputs=True (luigi: --skip-bad-inputs) to leave those surveys out, "
+                "counted and listed in the artifact's quarantine/ table."
+            )
+        if n_bad:
+            log.warning(
+                "%s: skipped %d survey(s) with %d bad input(s) (quarantine/ of %s), e.g. %s",
+                what, n_skipped, n_bad, out_dir, examples[:3],
+            )
+        good = st.where(~is_bad).drop("file", "reason")
+        good.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / DATA_DIR))
+        bad.write.mode("overwrite").parquet(str(Path(tmp) / QUARANTINE_DIR))
+        written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
+        by_split = {r["split"]: int(r["good"]) for r in stats if r["good"]}
+        summary.update(
+            {
+                "artifact": what,
+                "n_surveys": int(sum(r["surveys"] for r in stats)),
+                "n_written": int(sum(by_split.values())),
+                "by_split": dict(sorted(by_split.items())),
+                "n_bad_inputs": n_bad,
+                "n_skipped": n_skipped,
+                "bad_examples": examples,
+                "skip_bad_inputs": bool(skip_bad_inputs),
+            }
+        )
+        if extra_summary is not None:
+            summary.update(extra_summary(written))
+        shutil.rmtree(staging)
+        summary["seconds"] = round(time.time() - t0, 3)
+        write_json(Path(tmp) / "report.json", summary, atomic=False)
+    log.info("%s: wrote %d rows to %s (%d skipped)", what, summary["n_written"], out_dir, summary["n_skipped"])
+    return summary
+
+
+def read_surveys_frame(spark: "SparkSession", survey_dir: str | Path) -> "DataFrame":
+    """The ``surveys/`` parquet of a complete SurveyTable artifact folder as a Spark frame.
+
+    Raises:
+        FileNotFoundError: if the artifact has no ``_SUCCESS`` flag.
+    """
+    from glc.io import is_complete
+
+    if not is_complete(survey_dir):
+        raise FileNotFoundError(f"survey table {survey_dir} is incomplete (no _SUCCESS); rerun SurveyTable")
+    return spark.read.parquet(str(Path(survey_dir) / "surveys"))
+
+
+# ================================================================================================================
+# RasterTiles
+# ================================================================================================================
+@dataclass(frozen=True)
+class RasterPlan:
+    """What an executor needs to tile one raster: its path, bands and the driver-computed global means."""
+
+    path: str
+    bands: tuple[int, ...]
+    global_means: tuple[float, ...] | None
+
+    @property
+    def band_names(self) -> list[str]:
+        """``<file stem>:<band>`` for each band."""
+        return [f"{Path(self.path).stem}:{b}" for b in self.bands]
+
+
+def plan_rasters(paths: Sequence[str | Path], tile_size: int, k: int, fill: str = "tile_mean") -> list[RasterPlan]:
+    """Open each raster once on the driver: bands, and the global means used for tiles with no valid pixel.
+
+    When the global means cannot be computed (a corrupt block in the decimated read, a band without any valid
+    pixel), the plan carries ``None`` and a warning is logged: executors then compute them only if a tile needs
+    them, so that failure is attributed to (and fails or quarantines) exactly the surveys that need the fallback.
+
+    Raises:
+        DataFileNotFoundError: if a raster is missing.
+        DataError: if a raster cannot be opened or has no CRS (naming the file).
+    """
+    from glc.features.tiles import TileExtractor, TileSpec
+
+    spec = TileSpec(tile_size=tile_size, k=k, fill=fill)  # type: ignore[arg-type]
+    plans = []
+    for p in paths:
+        with TileExtractor(p, spec) as ex:
+            try:
+                means: tuple[float, ...] | None = tuple(float(m) for m in ex.global_means())
+            except DataError as e:
+                log.warning("global means of %s unavailable (%s); only tiles that need them will fail", p, e)
+                means = None
+            plans.append(RasterPlan(str(p), tuple(ex.bands), means))
+    return plans
+
+
+#: Feature columns of the raster-tile job.
+TILES_DDL = "dct array<float>, valid_fraction array<float>, inside array<boolean>"
+
+
+def _extract_isolating(ex: Any, ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, out: dict, bad: list) -> None:
+    """Extract ``rows``; on a DataError bisect until the failing sites are single (each then recorded as bad)."""
+    try:
+        res = ex.extract(ids[rows], lon[rows], lat[rows])
+    except DataError as e:
+        if len(rows) == 1:
+            bad.append((int(rows[0]), str(ex.path), f"surveyId {int(ids[rows[0]])}: {e}"))
+            return
+        mid = len(rows) // 2
+        _extract_isolating(ex, ids, lon, lat, rows[:mid], out, bad)
+        _extract_isolating(ex, ids, lon, lat, rows[mid:], out, bad)
+        return
+    out["dct"][rows] = res["dct"].reshape(len(rows), -1)
+    out["valid_fraction"][rows] = res["valid_fraction"]
+    out["inside"][rows] = res["inside"]
+
+
+def tile_batch(
+    extractors: Sequence[Any], ids: np.ndarray, lons: np.ndarray, lats: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
+    """DCT tiles of a batch of sites over several rasters (pure; one open extractor per raster).
+
+    Args:
+        extractors: :class:`glc.features.tiles.TileExtractor` per raster, all with the same ``k``.
+        ids: survey ids (n,).
+        lons: WGS84 longitudes (n,).
+        lats: WGS84 latitudes (n,).
+
+    Returns:
+        ``(dct (n, sum(bands) * k * k) float32, valid_fraction (n, sum(bands)) float32, inside (n, rasters) bool,
+        bad)`` where ``bad`` lists ``(row, file, reason)`` for sites whose window could not be read (their rows in
+        the arrays are undefined and must not be used).
+    """
+    n = len(ids)
+    dcts, fracs, insides, bad = [], [], [], []
+    for ex in extractors:
+        nb, k = len(ex.bands), ex.spec.k
+        out = {
+            "dct": np.zeros((n, nb * k * k), np.float32),
+            "valid_fraction": np.zeros((n, nb), np.float32),
+            "inside": np.zeros(n, bool),
+        }
+        if n:
+            _extract_isolating(ex, ids, lons, lats, np.arange(n), out, bad)
+        dcts.append(out["dct"])
+        fracs.append(out["valid_fraction"])
+        insides.append(out["inside"])
+    return np.concatenate(dcts, axis=1), np.concatenate(fracs, axis=1), np.stack(insides, axis=1), bad
+
+
+def _tile_partition_fn(plans: Sequence[RasterPlan], tile_size: int, k: int, fill: str, batch_size: int, schema: pa.Schema) -> Callable:
+    """The ``mapInArrow`` function: opens every raster once per partition, tiles ``batch_size`` sites per call."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from glc.features.tiles import TileExtractor, TileSpec
+
+        spec = TileSpec(tile_size=tile_size, k=k, fill=fill)  # type: ignore[arg-type]
+        extractors = []
+        try:
+            for p in plans:
+                means = None if p.global_means is None else list(p.global_means)
+                extractors.append(TileExtractor(p.path, spec, list(p.bands), means))
+            for rb in rebatch(batches, batch_size):
+                ids = rb.column("surveyId").to_numpy(zero_copy_only=False).astype(np.int64)
+                splits = rb.column("split").to_pylist()
+                lon = rb.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
+                lat = rb.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
+                dct, frac, inside, bad = tile_batch(extractors, ids, lon, lat)
+                ok = np.ones(len(ids), bool)
+                ok[[i for i, _, _ in bad]] = False
+                if ok.any():
+                    yield good_batch(
+                        schema,
+                        {
+                            "surveyId": pa.array(ids[ok], pa.int64()),
+                            "split": pa.array([s for s, g in zip(splits, ok) if g], pa.string()),
+                            "dct": list_array(dct[ok]),
+                            "valid_fraction": list_array(frac[ok]),
+                            "inside": list_array(inside[ok], pa.bool_()),
+                        },
+                    )
+                if bad:
+                    yield bad_batch(schema, bad, ids, splits)
+        finally:
+            for ex in extractors:
+                ex.close()
+
+    return run
+
+
+def raster_tiles_frame(
+    spark: "SparkSession",
+    surveys: "DataFrame",
+    plans: Sequence[RasterPlan],
+    *,
+    tile_size: int = 128,
+    k: int = 8,
+    fill: str = "tile_mean",
+    partitions: int = 0,
+    batch_size: int = 20_000,
+    cell_deg: float = 1.0,
+) -> "DataFrame":
+    """Transform: the staged raster-tile frame (lazy) of ``surveys`` over the planned rasters.
+
+    Args:
+        spark: the session.
+        surveys: ``surveyId, split, lon, lat`` (the SurveyTable).
+        plans: from :func:`plan_rasters`.
+        tile_size: window side in pixels.
+        k: DCT block kept.
+        fill: fill rule of :class:`glc.features.tiles.TileSpec`.
+        partitions: Spark partitions (``0``: one per 50,000 sites, at least one per core).
+        batch_size: sites per :meth:`~glc.features.tiles.TileExtractor.extract` call.
+        cell_deg: side of the lon/lat grid cells the sites are range-partitioned and sorted on.
+
+    Returns:
+        The staged frame (:func:`staged_schema` of :data:`TILES_DDL`).
+    """
+    from pyspark.sql import functions as F
+
+    check_surveys(surveys, ("surveyId", "split", "lon", "lat"))
+    if not plans:
+        raise ValueError("no raster to tile: plans is empty (Layout.raster_paths found no GeoTIFF)")
+    if not cell_deg > 0:
+        raise ValueError(f"cell_deg must be > 0 degrees, got {cell_deg}")
+    parts = auto_partitions(spark, surveys, 50_000, partitions)
+    sites = surveys.select("surveyId", "split", "lon", "lat").withColumns(
+        {"_cy": F.floor((90.0 - F.col("lat")) / cell_deg), "_cx": F.floor((F.col("lon") + 180.0) / cell_deg)}
+    )
+    ddl = staged_schema(TILES_DDL)
+    fn = _tile_partition_fn(list(plans), tile_size, k, fill, batch_size, arrow_schema(spark, ddl))
+    return locality_partition(sites, parts, ["_cy", "_cx"]).select("surveyId", "split", "lon", "lat").mapInArrow(fn, ddl)
+
+
+def _tile_counts(plans: Sequence[RasterPlan]) -> Callable[["DataFrame"], dict[str, Any]]:
+    def counts(df: "DataFrame") -> dict[str, Any]:
+        from pyspark.sql import functions as F
+
+        outside = {r["pos"]: int(r["count"]) for r in df.select(F.posexplode("inside")).where(~F.col("col")).groupBy("pos").count().collect()}
+        empty = {r["pos"]: int(r["count"]) for r in df.select(F.posexplode("valid_fraction")).where(F.col("col") == 0).groupBy("pos").count().collect()}
+        names = [n for p in plans for n in p.band_names]
+        return {
+            "n_outside": {Path(p.path).stem: outside.get(i, 0) for i, p in enumerate(plans)},
+            "n_outside_any": int(df.where(~F.forall("inside", lambda x: x)).count()),
+            "n_empty_tiles": {names[i]: empty.get(i, 0) for i in range(len(names))},
+        }
+
+    return counts
+
+
+def write_raster_tiles(
+    spark: "SparkSession",
+    layout: Layout,
+    surveys: "DataFrame",
+    out_dir: str | Path,
+    group: str,
+    *,
+    k: int = 8,
+    tile_size: int = 128,
+    fill: str = "tile_mean",
+    skip_bad_inputs: bool = False,
+    partitions: int = 0,
+    batch_size: int = 20_000,
+) -> dict[str, Any]:
+    """Extract + transform + load of ``RasterTiles``: the artifact described in the module docstring.
+
+    Args:
+        spark: the session.
+        layout: the data root (its :meth:`~glc.data.layout.Layout.raster_paths` of ``group`` are tiled).
+        surveys: the SurveyTable frame.
+        out_dir: the artifact folder.
+        group: raster group (:data:`glc.data.layout.RASTER_GROUPS`).
+        k: DCT block kept.
+        tile_size: window side in pixels.
+        fill: fill rule (see :mod:`glc.features.tiles`).
+        skip_bad_inputs: quarantine surveys whose window cannot be read instead of failing.
+        partitions: Spark partitions (0 = automatic).
+        batch_size: sites per extraction call.
+
+    Returns:
+        The ``_SUCCESS`` summary: counts, the ``bands`` names in ``dct`` order, per-raster ``n_outside``, per-band
+        ``n_empty_tiles``.
+
+    Raises:
+        DataError: on bad inputs without ``skip_bad_inputs`` (naming file, window and surveys), or a raster that
+            cannot be opened at all.
+        LayoutError: if the group has no GeoTIFF under the data root.
+    """
+    paths = layout.raster_paths(group)
+    plans = plan_rasters(paths, tile_size, k, fill)
+    names = [n for p in plans for n in p.band_names]
+    summary: dict[str, Any] = {
+        "params": {"raster_group": group, "k": k, "tile_size": tile_size, "fill": fill},
+        "rasters": [p.path for p in plans],
+        "bands": names,
+        "global_means": {n: m for p in plans if p.global_means is not None for n, m in zip(p.band_names, p.global_means)},
+        "columns": {
+            "dct": f"{len(names)} raster bands x {k}x{k}: dct[((j*k)+u)*k+v], j over 'bands'",
+            "valid_fraction": "one per raster band, order of 'bands'",
+            "inside": "one per raster, order of 'rasters'",
+        },
+    }
+    staged = raster_tiles_frame(
+        spark, surveys, plans, tile_size=tile_size, k=k, fill=fill, partitions=partitions, batch_size=batch_size
+    )
+    return write_feature_artifact(
+        spark,
+        staged,
+        out_dir,
+        what=f"RasterTiles({group}, k={k}, tile_size={tile_size})",
+        skip_bad_inputs=skip_bad_inputs,
+        summary=summary,
+        extra_summary=_tile_counts(plans),
+    )
