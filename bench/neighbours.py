@@ -140,8 +140,9 @@ def run_method(
     """Run ``method`` in a fresh process, watching wall time, peak RSS and shuffle disk use."""
     import psutil
 
-    timing = work / f"{method}-timing.json"
-    local_dir = work / f"{method}-spark-local"
+    tag = f"{method}-{time.time_ns()}"  # fresh names per run: a stale timing file must never be read
+    timing = work / f"{tag}-timing.json"
+    local_dir = work / f"{tag}-spark-local"
     local_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     extra = f"spark.local.dir={local_dir}"
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lsh-timeout-s", type=float, default=1200.0, help="stop the full-size LSH run after this long")
     ap.add_argument("--lsh-max-shuffle-gb", type=float, default=15.0, help="stop LSH when its shuffle files pass this size")
-    ap.add_argument("--lsh-subsamples", default="25000,50000,100000", help="subsample sizes for LSH when the full run stops")
+    ap.add_argument("--lsh-subsamples", default="10000,20000,40000", help="subsample sizes for LSH when the full run stops")
     ap.add_argument("--skip-lsh-full", action="store_true", help="do not try LSH at full size (subsamples only)")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/neighbours.json)")
     ap.add_argument("--worker", choices=["exact", "lsh"], help=argparse.SUPPRESS)

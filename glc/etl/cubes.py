@@ -179,6 +179,13 @@ def csv_file(layout: Layout, split: str, kind: CubeKind) -> Path:
     return layout.env_csv(split, "bioclimatic_monthly")  # type: ignore[arg-type]
 
 
+def source_file(layout: Layout, sources: dict[str, str], kind: CubeKind, split: str, survey_id: int) -> Path:
+    """The file a survey's cube of ``kind`` is read from (its ``.pt`` cube, or the CSV of :func:`csv_file`)."""
+    if sources[f"{kind}/{split}"] == "cubes":
+        return layout.cube_path(split, kind, survey_id)  # type: ignore[arg-type]
+    return csv_file(layout, split, kind)
+
+
 def resolve_sources(layout: Layout, source: CubeSource, splits: tuple[str, ...] = ("train", "test")) -> dict[str, str]:
     """Where each (kind, split) is read from: ``{"landsat/train": "cubes" | "csv", ...}``.
 
@@ -253,7 +260,8 @@ def stage_csv_values(layout: Layout, sources: dict[str, str], staging: Path) -> 
                     }
                 )
             )
-            log.info("CubeFeatures: %d %s %s series read from %s", len(ids), split, kind, csv_file(layout, split, kind))  # type: ignore[arg-type]
+            src = csv_file(layout, split, kind)  # type: ignore[arg-type]
+            log.info("CubeFeatures: %d %s %s series read from %s", len(ids), split, kind, src)
         if tables:
             path = staging / f"{kind}.parquet"
             pq.write_table(pa.concat_tables(tables), path)
@@ -309,10 +317,10 @@ def _cube_partition_fn(layout: Layout, sources: dict[str, str], n: int, batch_si
                 ok[[i for i, _, _ in kind_bad]] = False
                 filled, n_missing, empty = fill_missing(raw, kind)  # type: ignore[arg-type]
                 for i in np.flatnonzero(ok & empty.any(axis=1)):
-                    split = splits[i]
-                    src = sources[f"{kind}/{split}"]
-                    f = layout.cube_path(split, kind, int(ids[i])) if src == "cubes" else csv_file(layout, split, kind)  # type: ignore[arg-type]
-                    bad.append((int(i), str(f), f"surveyId {int(ids[i])} ({split}): {f}: {empty_channel_reason(kind, empty[i])}"))  # type: ignore[arg-type]
+                    sid, split = int(ids[i]), splits[i]
+                    f = source_file(layout, sources, kind, split, sid)  # type: ignore[arg-type]
+                    reason = empty_channel_reason(kind, empty[i])  # type: ignore[arg-type]
+                    bad.append((int(i), str(f), f"surveyId {sid} ({split}): {f}: {reason}"))
                     ok[i] = False
                 feats[kind] = (filled, n_missing)
             if ok.any():

@@ -142,7 +142,8 @@ def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple
         lambda a, b: a.unionByName(b),
         [components[comp].select("surveyId", "split").withColumn("component", F.lit(comp)) for comp in ENV_FEATURE_COMPONENTS],
     )
-    extra = {r["component"]: int(r["count"]) for r in keys.join(base, ["surveyId", "split"], "left_anti").groupBy("component").count().collect()}
+    orphans = keys.join(base, ["surveyId", "split"], "left_anti").groupBy("component").count()
+    extra = {r["component"]: int(r["count"]) for r in orphans.collect()}
     meta = spark.createDataFrame(
         [(i, c, comp_of[c], *ENV_BOUNDS[c]) for i, c in enumerate(ENV_FEATURE_COLUMNS)],
         "idx int, column string, component string, lo double, hi double",

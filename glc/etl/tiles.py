@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from glc.data.errors import DataError
-from glc.data.layout import Layout
+from glc.data.layout import RASTER_GROUPS, Layout
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -62,9 +61,6 @@ log = logging.getLogger(__name__)
 #: Sub-folders of every feature artifact.
 DATA_DIR = "data"
 QUARANTINE_DIR = "quarantine"
-_STAGING_DIR = "staging"
-#: Columns of the quarantine table.
-QUARANTINE_SCHEMA = "surveyId long, file string, reason string"
 #: How many bad inputs are quoted in an error message / the summary.
 MAX_EXAMPLES = 10
 
@@ -205,9 +201,10 @@ def write_feature_artifact(
 ) -> dict[str, Any]:
     """Load step shared by the per-survey feature jobs: ``data/`` + ``quarantine/`` + ``_SUCCESS``, atomically.
 
-    The staged frame (see :func:`staged_schema`) is computed **once** into a staging folder inside the temporary
-    artifact (the expensive per-survey work never runs twice), then split: good rows sorted by ``surveyId`` to
-    ``data/``, bad inputs sorted by ``surveyId, file, reason`` to ``quarantine/`` (always written, possibly empty).
+    The staged frame (see :func:`staged_schema`) is persisted to local disk and computed **once** (the expensive
+    per-survey work never runs twice, although the sort by ``surveyId`` samples its input before shuffling it),
+    then split: good rows sorted by ``surveyId`` to ``data/``; bad inputs sorted by ``surveyId, file, reason`` to
+    ``quarantine/`` (always written, possibly empty).
 
     Args:
         spark: the session.
@@ -216,7 +213,7 @@ def write_feature_artifact(
         what: the artifact name, for messages.
         skip_bad_inputs: quarantine bad inputs (``True``) or fail (``False``).
         summary: the ``_SUCCESS`` summary; counts are added to it (it is also returned).
-        extra_summary: called with the staged good rows to add artifact-specific counts to the summary.
+        extra_summary: called with the good rows to add artifact-specific counts to the summary.
 
     Returns:
         The summary (with ``n_surveys``, ``n_written``, ``by_split``, ``n_bad_inputs``, ``n_skipped``,
@@ -226,64 +223,61 @@ def write_feature_artifact(
         DataError: if there are bad inputs and ``skip_bad_inputs`` is false; names the count, the first surveys,
             their files and reasons, and how to skip them.
     """
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from glc.io import atomic_dir, write_json
 
     t0 = time.time()
-    with atomic_dir(out_dir, summary=summary) as tmp:
-        staging = Path(tmp) / _STAGING_DIR
-        staged.write.mode("overwrite").parquet(str(staging))
-        st = spark.read.parquet(str(staging))
-        is_bad = F.col("reason").isNotNull()
-        stats = (
-            st.groupBy("split")
-            .agg(
-                F.countDistinct("surveyId").alias("surveys"),
-                F.sum((~is_bad).cast("long")).alias("good"),
-                F.sum(is_bad.cast("long")).alias("bad"),
-                F.countDistinct(F.when(is_bad, F.col("surveyId"))).alias("skipped"),
+    is_bad = F.col("reason").isNotNull()
+    st = staged.persist(StorageLevel.DISK_ONLY)
+    try:
+        with atomic_dir(out_dir, summary=summary) as tmp:
+            stats = st.groupBy("split").agg(F.sum((~is_bad).cast("long")).alias("good"), F.sum(is_bad.cast("long")).alias("bad")).collect()
+            n_bad = int(sum(r["bad"] for r in stats))
+            bad = st.where(is_bad).select("surveyId", "file", "reason")
+            examples: list[dict[str, Any]] = []
+            n_skipped = 0
+            if n_bad:
+                n_skipped = bad.select("surveyId").distinct().count()
+                examples = [r.asDict() for r in bad.orderBy("surveyId", "file", "reason").limit(MAX_EXAMPLES).collect()]
+            if n_bad and not skip_bad_inputs:
+                shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
+                raise DataError(
+                    f"{what}: {n_bad} bad input(s) for {n_skipped} survey(s), e.g. {shown}. Fix or re-extract those "
+                    "files, or rerun with skip_bad_inputs=True (luigi: --skip-bad-inputs) to leave those surveys "
+                    "out, counted and listed in the artifact's quarantine/ table."
+                )
+            if n_bad:
+                log.warning(
+                    "%s: skipped %d survey(s) with %d bad input(s) (quarantine/ of %s), e.g. %s",
+                    what, n_skipped, n_bad, out_dir, examples[:3],
+                )
+            good = st.where(~is_bad).drop("file", "reason")
+            good.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / DATA_DIR))
+            # few rows: one sorted file, no sampling pass
+            bad.coalesce(1).sortWithinPartitions("surveyId", "file", "reason").write.mode("overwrite").parquet(
+                str(Path(tmp) / QUARANTINE_DIR)
             )
-            .collect()
-        )
-        n_bad = int(sum(r["bad"] for r in stats))
-        n_skipped = int(sum(r["skipped"] for r in stats))
-        bad = st.where(is_bad).select("surveyId", "file", "reason").orderBy("surveyId", "file", "reason")
-        examples = [r.asDict() for r in bad.limit(MAX_EXAMPLES).collect()] if n_bad else []
-        if n_bad and not skip_bad_inputs:
-            shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
-            raise DataError(
-                f"{what}: {n_bad} bad input(s) for {n_skipped} survey(s), e.g. {shown}. Fix or re-extract those "
-                "files, or rerun with skip_bad_inputs=True (luigi: --skip-bad-inputs) to leave those surveys out, "
-                "counted and listed in the artifact's quarantine/ table."
+            by_split = {r["split"]: int(r["good"]) for r in stats if r["good"]}
+            summary.update(
+                {
+                    "artifact": what,
+                    "n_surveys": int(sum(by_split.values())) + n_skipped,
+                    "n_written": int(sum(by_split.values())),
+                    "by_split": dict(sorted(by_split.items())),
+                    "n_bad_inputs": n_bad,
+                    "n_skipped": n_skipped,
+                    "bad_examples": examples,
+                    "skip_bad_inputs": bool(skip_bad_inputs),
+                }
             )
-        if n_bad:
-            log.warning(
-                "%s: skipped %d survey(s) with %d bad input(s) (quarantine/ of %s), e.g. %s",
-                what, n_skipped, n_bad, out_dir, examples[:3],
-            )
-        good = st.where(~is_bad).drop("file", "reason")
-        good.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / DATA_DIR))
-        bad.write.mode("overwrite").parquet(str(Path(tmp) / QUARANTINE_DIR))
-        written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
-        by_split = {r["split"]: int(r["good"]) for r in stats if r["good"]}
-        summary.update(
-            {
-                "artifact": what,
-                "n_surveys": int(sum(r["surveys"] for r in stats)),
-                "n_written": int(sum(by_split.values())),
-                "by_split": dict(sorted(by_split.items())),
-                "n_bad_inputs": n_bad,
-                "n_skipped": n_skipped,
-                "bad_examples": examples,
-                "skip_bad_inputs": bool(skip_bad_inputs),
-            }
-        )
-        if extra_summary is not None:
-            summary.update(extra_summary(written))
-        shutil.rmtree(staging)
-        summary["seconds"] = round(time.time() - t0, 3)
-        write_json(Path(tmp) / "report.json", summary, atomic=False)
+            if extra_summary is not None:
+                summary.update(extra_summary(good))
+            summary["seconds"] = round(time.time() - t0, 3)
+            write_json(Path(tmp) / "report.json", summary, atomic=False)
+    finally:
+        st.unpersist()
     log.info("%s: wrote %d rows to %s (%d skipped)", what, summary["n_written"], out_dir, summary["n_skipped"])
     return summary
 
@@ -483,16 +477,20 @@ def raster_tiles_frame(
 
 
 def _tile_counts(plans: Sequence[RasterPlan]) -> Callable[["DataFrame"], dict[str, Any]]:
+    """Per-raster sites outside, per-band empty tiles, sites outside any raster: one aggregation."""
+
     def counts(df: "DataFrame") -> dict[str, Any]:
         from pyspark.sql import functions as F
 
-        outside = {r["pos"]: int(r["count"]) for r in df.select(F.posexplode("inside")).where(~F.col("col")).groupBy("pos").count().collect()}
-        empty = {r["pos"]: int(r["count"]) for r in df.select(F.posexplode("valid_fraction")).where(F.col("col") == 0).groupBy("pos").count().collect()}
         names = [n for p in plans for n in p.band_names]
+        aggs = [F.sum((~F.col("inside")[i]).cast("long")).alias(f"o{i}") for i in range(len(plans))]
+        aggs += [F.sum((F.col("valid_fraction")[j] == 0).cast("long")).alias(f"e{j}") for j in range(len(names))]
+        aggs.append(F.sum((~F.forall("inside", lambda x: x)).cast("long")).alias("any"))
+        r = df.agg(*aggs).collect()[0]
         return {
-            "n_outside": {Path(p.path).stem: outside.get(i, 0) for i, p in enumerate(plans)},
-            "n_outside_any": int(df.where(~F.forall("inside", lambda x: x)).count()),
-            "n_empty_tiles": {names[i]: empty.get(i, 0) for i in range(len(names))},
+            "n_outside": {Path(p.path).stem: int(r[f"o{i}"] or 0) for i, p in enumerate(plans)},
+            "n_outside_any": int(r["any"] or 0),
+            "n_empty_tiles": {n: int(r[f"e{j}"] or 0) for j, n in enumerate(names)},
         }
 
     return counts
@@ -529,7 +527,7 @@ def write_raster_tiles(
 
     Returns:
         The ``_SUCCESS`` summary: counts, the ``bands`` names in ``dct`` order, per-raster ``n_outside``, per-band
-        ``n_empty_tiles``.
+        ``n_empty_tiles``, and ``absent_rasters`` (files of the group not found under the data root, also logged).
 
     Raises:
         DataError: on bad inputs without ``skip_bad_inputs`` (naming file, window and surveys), or a raster that
@@ -537,11 +535,19 @@ def write_raster_tiles(
         LayoutError: if the group has no GeoTIFF under the data root.
     """
     paths = layout.raster_paths(group)
+    found = {Path(p).name.lower() for p in paths}
+    absent = [rel for rel in RASTER_GROUPS[group] if Path(rel).name.lower() not in found]
+    if absent:
+        log.warning(
+            "RasterTiles(%s): %d of the group's %d GeoTIFFs are absent under %s and are left out of the features: %s",
+            group, len(absent), len(RASTER_GROUPS[group]), layout.env_root(), absent,
+        )
     plans = plan_rasters(paths, tile_size, k, fill)
     names = [n for p in plans for n in p.band_names]
     summary: dict[str, Any] = {
         "params": {"raster_group": group, "k": k, "tile_size": tile_size, "fill": fill},
         "rasters": [p.path for p in plans],
+        "absent_rasters": absent,
         "bands": names,
         "global_means": {n: m for p in plans if p.global_means is not None for n, m in zip(p.band_names, p.global_means)},
         "columns": {

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 from scipy.spatial import cKDTree
 
@@ -38,12 +37,13 @@ log = logging.getLogger(__name__)
 _UNLIMITED_KM = 1.0e5
 
 
-def _count_matrix(label_lists: Sequence[np.ndarray], vocab: np.ndarray) -> sparse.csr_matrix:
-    lists = [np.unique(np.asarray(a, dtype=np.int64)) for a in label_lists]
-    lens = np.array([len(a) for a in lists], dtype=np.int64)
-    flat = np.concatenate(lists) if lists else np.zeros(0, np.int64)
-    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-    return sparse.csr_matrix((np.ones(len(flat), np.int32), np.searchsorted(vocab, flat), indptr), shape=(len(lists), len(vocab)))
+def _presence_matrix(rows: np.ndarray, species: np.ndarray, n_rows: int, vocab: np.ndarray) -> sparse.csr_matrix:
+    """0/1 CSR (n_rows x vocab) from (row, species) pairs; a species counts once per row."""
+    cols = np.searchsorted(vocab, species)
+    key = np.unique(rows.astype(np.int64) * len(vocab) + cols)
+    return sparse.csr_matrix(
+        (np.ones(len(key), np.int32), (key // len(vocab), key % len(vocab))), shape=(n_rows, len(vocab))
+    )
 
 
 def _strong_species(
@@ -143,34 +143,41 @@ def po_correction_lists(
     validate_unique_ids("queries", qids)
     validate_unique_ids("training surveys", tids)
 
+    t_lens = np.array([len(a) for a in train_labels], dtype=np.int64)
+    t_species = np.concatenate([np.asarray(a, np.int64) for a in train_labels]) if len(train_labels) else np.zeros(0, np.int64)
+    t_rows = np.repeat(np.arange(len(tx)), t_lens)
     if po_unit == "site":
-        po = pd.DataFrame({"id": pids, "x": px, "y": py, "s": psp})
-        g = po.groupby("id", sort=True)
-        coords = g[["x", "y"]].agg(["min", "max"])
-        moved = (coords[("x", "min")] != coords[("x", "max")]) | (coords[("y", "min")] != coords[("y", "max")])
+        order = np.argsort(pids, kind="stable")
+        sp_ids = pids[order]
+        first = np.flatnonzero(np.r_[True, sp_ids[1:] != sp_ids[:-1]]) if len(sp_ids) else np.zeros(0, np.int64)
+        sx_, sy_ = px[order], py[order]
+        moved = np.zeros(len(first), bool)
+        if len(first):
+            for c in (sx_, sy_):
+                moved |= np.minimum.reduceat(c, first) != np.maximum.reduceat(c, first)
         if moved.any():
             raise ValueError(
-                f"PO records: {int(moved.sum())} surveyId(s) have records at different coordinates (first: {int(moved.index[moved][0])}); "
-                "use po_unit='record' or fix the PO table"
+                f"PO records: {int(moved.sum())} surveyId(s) have records at different coordinates (first: "
+                f"{int(sp_ids[first[moved][0]])}); use po_unit='record' or fix the PO table"
             )
-        site_ids = coords.index.to_numpy(np.int64)
-        site_x, site_y = coords[("x", "min")].to_numpy(), coords[("y", "min")].to_numpy()
-        site_labels = [a for a in g["s"].apply(np.asarray)]
+        site_ids, site_x, site_y = sp_ids[first], sx_[first], sy_[first]
+        site_rows = np.cumsum(np.r_[True, sp_ids[1:] != sp_ids[:-1]]) - 1 if len(sp_ids) else np.zeros(0, np.int64)
+        site_species = psp[order]
     else:
         site_ids = np.arange(len(pids), dtype=np.int64)  # records tie at one place: ordered by input position
         site_x, site_y = px, py
-        site_labels = [psp[i : i + 1] for i in range(len(psp))]
+        site_rows, site_species = site_ids, psp
 
-    vocab = np.unique(np.concatenate([np.asarray(a, np.int64) for a in train_labels] + [psp]))
+    vocab = np.unique(np.concatenate([t_species, psp]))
     out = sparse.csr_matrix((len(qx), len(vocab)), dtype=np.int8)
     if len(tx):
         C = _strong_species(
-            cKDTree(np.column_stack([tx, ty])), tids, _count_matrix(train_labels, vocab), qx, qy, qids, int(n_train), int(min_train_count), radius, exclude_same_site, same_site_m
+            cKDTree(np.column_stack([tx, ty])), tids, _presence_matrix(t_rows, t_species, len(tx), vocab), qx, qy, qids, int(n_train), int(min_train_count), radius, exclude_same_site, same_site_m
         )
         out = out + C
     if len(site_x):
         C = _strong_species(
-            cKDTree(np.column_stack([site_x, site_y])), site_ids, _count_matrix(site_labels, vocab), qx, qy, None, int(n_po), int(min_po_count), radius, exclude_same_site, same_site_m
+            cKDTree(np.column_stack([site_x, site_y])), site_ids, _presence_matrix(site_rows, site_species, len(site_x), vocab), qx, qy, None, int(n_po), int(min_po_count), radius, exclude_same_site, same_site_m
         )
         out = out + C
     out = out.tocsr()

@@ -178,7 +178,7 @@ class EnvironmentModel:
     @classmethod
     def create(cls, rng: np.random.Generator, n_towns: int) -> EnvironmentModel:
         """Draw the seeded parts of the environment (hills, Fourier fields, towns)."""
-        west, south, east, north = GLC_BBOX
+        east = GLC_BBOX[2]
         n_hills = 60
         hills = np.column_stack([
             rng.uniform(-11, 35, n_hills), rng.uniform(34, 70, n_hills), rng.uniform(0.2, 0.8, n_hills),

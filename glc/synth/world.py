@@ -331,14 +331,10 @@ def _default_workers() -> int:
     return max(1, min(n, 8))
 
 
-def _features(pool_or_none: SpeciesPool | None, raw_x: np.ndarray, hfp: np.ndarray, hab: np.ndarray, lon: np.ndarray,
-              lat: np.ndarray, log_area: np.ndarray, effect: np.ndarray, x_mean: np.ndarray | None = None,
-              x_sd: np.ndarray | None = None, hf_mean: float = 0.0, hf_sd: float = 1.0) -> SiteFeatures:
-    if pool_or_none is not None:
-        x, h = pool_or_none.standardize(raw_x, hfp)
-    else:
-        assert x_mean is not None and x_sd is not None
-        x, h = (raw_x - x_mean) / x_sd, (hfp - hf_mean) / hf_sd
+def _features(pool: SpeciesPool, raw_x: np.ndarray, hfp: np.ndarray, hab: np.ndarray, lon: np.ndarray,
+              lat: np.ndarray, log_area: np.ndarray, effect: np.ndarray) -> SiteFeatures:
+    """Assemble the species model's inputs for a set of sites (standardized with the pool's constants)."""
+    x, h = pool.standardize(raw_x, hfp)
     xx, yy = local_xy_km(lon, lat)
     return SiteFeatures(x=x, hab=hab, hfp=h, xy=np.column_stack([xx, yy]), log_area=log_area, effect=effect)
 

@@ -22,8 +22,23 @@ if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists(
 
 from glc.tasks.base import GlcTask, paths  # noqa: E402
 from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E402
+from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402
 from glc.tasks.surveys import SurveyTable  # noqa: E402
 from glc.tasks.synth import SyntheticWorld  # noqa: E402
 
-__all__ = ["Decoder", "GLC24Data", "GlcTask", "Predict", "Report", "Submission", "SurveyTable", "SyntheticWorld", "paths"]
+__all__ = [
+    "CubeFeatures",
+    "Decoder",
+    "EnvFeatures",
+    "GLC24Data",
+    "GlcTask",
+    "PatchTiles",
+    "Predict",
+    "RasterTiles",
+    "Report",
+    "Submission",
+    "SurveyTable",
+    "SyntheticWorld",
+    "paths",
+]

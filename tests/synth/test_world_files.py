@@ -111,6 +111,26 @@ def test_metadata_reads_and_has_the_glc24_quirks(tiny_world: Path, layout: Layou
     assert (raw_po.groupby("surveyId")[["lat", "lon", "date"]].nunique() == 1).all().all()
 
 
+def test_test_split_is_made_of_whole_spatial_blocks(tiny_world: Path, surveys) -> None:
+    block = json.loads((tiny_world / "_SUCCESS").read_text())["params"]["block_deg"]
+
+    def blocks(df: pd.DataFrame) -> set[tuple[int, int]]:
+        return set(zip(np.floor(df["lon"] / block).astype(int), np.floor(df["lat"] / block).astype(int)))
+
+    assert not blocks(surveys["train"]) & blocks(surveys["test"])
+    # plots are revisited: some train plots carry several surveys in different years
+    visits = surveys["train"].groupby(["lon", "lat"])["year"].agg(["size", "nunique"])
+    assert (visits["size"] > 1).any() and (visits["size"] == visits["nunique"]).all()
+
+
+def test_modalities_agree(layout: Layout, surveys) -> None:
+    """Patches and Landsat series are driven by the same habitat mix: their NIR brightness correlates."""
+    ids, values = read_landsat_csvs(layout, "train")
+    summer_nir = np.nanmean(values[:, LANDSAT_BANDS.index("nir"), 1:3, :], axis=(1, 2))
+    patch_nir = np.array([read_patch(layout, "train", int(sid))[3].mean() for sid in ids])
+    assert np.corrcoef(summer_nir, patch_nir)[0, 1] > 0.5
+
+
 def test_every_patch_reads(layout: Layout, surveys) -> None:
     means = []
     for s in SPLITS:

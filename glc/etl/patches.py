@@ -1,0 +1,206 @@
+"""``PatchTiles``: Sentinel-2 RGB + NIR JPEG patches -> DCT features (and optionally the raw bytes), one row per survey.
+
+Artifact (one row per PA survey, train and test, sorted by ``surveyId``)::
+
+    surveyId long, split string,
+    dct array<float>   # 4 * k * k, channel-major: dct[(c * k + u) * k + v], channels R, G, B, NIR
+    raw binary         # only with keep_raw: the (4, 128, 128) uint8 patch, C order (channel, row, column)
+
+``dct`` of channel ``c`` is :func:`glc.features.dct.dct2` (orthonormal DCT-II, top-left ``k x k`` block) of the
+uint8 patch channel cast to float32, as read by :func:`glc.data.patches.read_patch_files` (``concat(R, G, B, NIR)``,
+malpolon's order). ``u`` is the vertical frequency (rows, north to south), ``v`` the horizontal one.
+
+Spark: surveys are range-partitioned on their patch folder (``CD/AB`` = the last two, then the previous two digits
+of the id, see :func:`glc.data.layout.patch_subdirs`), so a partition reads the files of neighbouring folders; each
+executor decodes its JPEGs and computes the DCT of a whole batch in one pair of matrix products.
+
+Bad input (a missing, truncated or corrupt JPEG, a wrong mode or size): without ``skip_bad_inputs`` the job fails
+with a :class:`~glc.data.errors.DataError` naming the file and the survey; with it the survey is left out of
+``data/``, counted in ``_SUCCESS`` and listed in ``quarantine/`` (``surveyId, file, reason``). Pillow's
+``LOAD_TRUNCATED_IMAGES`` stays ``False``: a cut JPEG is never decoded into grey filler pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from glc.data.errors import DataError
+from glc.data.layout import Layout
+from glc.etl.tiles import (
+    arrow_schema,
+    auto_partitions,
+    bad_batch,
+    binary_array,
+    check_surveys,
+    good_batch,
+    list_array,
+    locality_partition,
+    rebatch,
+    staged_schema,
+    write_feature_artifact,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+#: Number of channels of a patch (R, G, B, NIR).
+N_CHANNELS = 4
+
+
+def patch_ddl(keep_raw: bool) -> str:
+    """Feature DDL of the patch job."""
+    return "dct array<float>" + (", raw binary" if keep_raw else "")
+
+
+def patch_dct(patches: np.ndarray, k: int) -> np.ndarray:
+    """DCT features of a batch of patches (pure).
+
+    Args:
+        patches: ``(m, 4, H, W)`` uint8 patches (channels R, G, B, NIR).
+        k: the top-left ``k x k`` block of each channel's orthonormal 2D DCT-II is kept.
+
+    Returns:
+        ``(m, 4 * k * k)`` float32, channel-major: ``out[i, (c * k + u) * k + v] == dct2(patch[c] as float32)[u, v]``.
+    """
+    from glc.features.dct import dct2
+
+    p = np.asarray(patches)
+    if p.ndim != 4 or p.shape[1] != N_CHANNELS:
+        raise ValueError(f"patch_dct: expected patches of shape (m, {N_CHANNELS}, H, W), got {p.shape}")
+    if len(p) == 0:
+        return np.zeros((0, N_CHANNELS * k * k), np.float32)
+    return dct2(p.astype(np.float32), k).reshape(len(p), N_CHANNELS * k * k).astype(np.float32, copy=False)
+
+
+def read_patch_batch(layout: Layout, ids: np.ndarray, splits: list[str]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
+    """Read the RGB + NIR patches of a batch of surveys, recording bad inputs instead of raising.
+
+    Args:
+        layout: the data root.
+        ids: survey ids (m,).
+        splits: ``"train"``/``"test"`` per survey.
+
+    Returns:
+        ``(patches (m, 4, 128, 128) uint8, ok (m,) bool, bad)``; ``bad`` lists ``(row, file, reason)`` for surveys
+        whose patch could not be read (their rows of ``patches`` are undefined).
+    """
+    from glc.data.patches import PATCH_SIZE, read_patch_files
+
+    m = len(ids)
+    patches = np.empty((m, N_CHANNELS, PATCH_SIZE, PATCH_SIZE), np.uint8)
+    ok = np.zeros(m, bool)
+    bad: list[tuple[int, str, str]] = []
+    for i, (sid, split) in enumerate(zip(ids, splits)):
+        rgb = layout.patch_path(split, int(sid), "rgb")  # type: ignore[arg-type]
+        nir = layout.patch_path(split, int(sid), "nir")  # type: ignore[arg-type]
+        try:
+            patches[i] = read_patch_files(rgb, nir)
+            ok[i] = True
+        except DataError as e:
+            msg = str(e)
+            file = str(nir) if (str(nir) in msg and str(rgb) not in msg) else str(rgb)
+            bad.append((i, file, f"surveyId {int(sid)} ({split}): {msg}"))
+    return patches, ok, bad
+
+
+def _patch_partition_fn(layout: Layout, k: int, keep_raw: bool, batch_size: int, schema: pa.Schema) -> Callable:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for rb in rebatch(batches, batch_size):
+            ids = rb.column("surveyId").to_numpy(zero_copy_only=False).astype(np.int64)
+            splits = rb.column("split").to_pylist()
+            patches, ok, bad = read_patch_batch(layout, ids, splits)
+            if ok.any():
+                good = patches[ok]
+                cols: dict[str, Any] = {
+                    "surveyId": pa.array(ids[ok], pa.int64()),
+                    "split": pa.array([s for s, g in zip(splits, ok) if g], pa.string()),
+                    "dct": list_array(patch_dct(good, k)),
+                }
+                if keep_raw:
+                    cols["raw"] = binary_array(good)
+                yield good_batch(schema, cols)
+            if bad:
+                yield bad_batch(schema, bad, ids, splits)
+
+    return run
+
+
+def patch_tiles_frame(
+    spark: "SparkSession",
+    layout: Layout,
+    surveys: "DataFrame",
+    *,
+    k: int = 8,
+    keep_raw: bool = False,
+    partitions: int = 0,
+    batch_size: int = 256,
+) -> "DataFrame":
+    """Transform: the staged patch-feature frame (lazy) of ``surveys``.
+
+    Args:
+        spark: the session.
+        layout: the data root.
+        surveys: ``surveyId, split`` (the SurveyTable).
+        k: DCT block kept per channel (1..128).
+        keep_raw: also emit the raw ``(4, 128, 128)`` uint8 bytes.
+        partitions: Spark partitions (``0``: one per 5,000 surveys, at least one per core).
+        batch_size: patches decoded and transformed per batch.
+
+    Returns:
+        The staged frame (:func:`glc.etl.tiles.staged_schema` of :func:`patch_ddl`).
+    """
+    from pyspark.sql import functions as F
+
+    from glc.data.patches import PATCH_SIZE
+
+    if not (isinstance(k, int) and 1 <= k <= PATCH_SIZE):
+        raise ValueError(f"PatchTiles: k must be an int in 1..{PATCH_SIZE} (DCT block kept), got {k!r}")
+    check_surveys(surveys)
+    parts = auto_partitions(spark, surveys, 5_000, partitions)
+    ddl = staged_schema(patch_ddl(keep_raw))
+    fn = _patch_partition_fn(layout, k, keep_raw, batch_size, arrow_schema(spark, ddl))
+    sid = F.col("surveyId")
+    folder = [sid % 100, F.floor(sid / 100) % 100]  # CD, then AB: the patch folder of the survey
+    return locality_partition(surveys.select("surveyId", "split"), parts, folder).mapInArrow(fn, ddl)
+
+
+def write_patch_tiles(
+    spark: "SparkSession",
+    layout: Layout,
+    surveys: "DataFrame",
+    out_dir: str | Path,
+    *,
+    k: int = 8,
+    keep_raw: bool = False,
+    skip_bad_inputs: bool = False,
+    partitions: int = 0,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Extract + transform + load of ``PatchTiles`` (see the module docstring for the artifact).
+
+    Returns:
+        The ``_SUCCESS`` summary (counts, skipped surveys, column layout).
+
+    Raises:
+        DataError: on bad inputs without ``skip_bad_inputs``, naming the file and the survey.
+    """
+    summary: dict[str, Any] = {
+        "params": {"k": k, "keep_raw": keep_raw},
+        "channels": ["red", "green", "blue", "nir"],
+        "columns": {
+            "dct": f"4 channels x {k}x{k}, channel-major: dct[(c*k+u)*k+v]; dct2 of the uint8 patch as float32",
+            **({"raw": "(4, 128, 128) uint8, C order (channel, row, column)"} if keep_raw else {}),
+        },
+    }
+    staged = patch_tiles_frame(spark, layout, surveys, k=k, keep_raw=keep_raw, partitions=partitions, batch_size=batch_size)
+    return write_feature_artifact(
+        spark, staged, out_dir, what=f"PatchTiles(k={k})", skip_bad_inputs=skip_bad_inputs, summary=summary
+    )

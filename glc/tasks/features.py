@@ -1,0 +1,184 @@
+"""Feature artifacts (issue 4): ``PatchTiles``, ``CubeFeatures``, ``EnvFeatures``, ``RasterTiles``.
+
+Each task writes ``{out}/{dataset}/features/<artifact>/<significant params>/`` with
+
+* ``data/``: parquet, one row per PA survey (train and test) with ``surveyId`` and ``split``, sorted by ``surveyId``;
+* ``quarantine/`` (per-survey file inputs): ``surveyId, file, reason`` of the bad inputs skipped under
+  ``--skip-bad-inputs`` (empty otherwise: without it a bad input fails the task naming file and survey);
+* ``report.json`` and ``_SUCCESS`` (the same JSON summary: parameters, counts, column layout), ``_SUCCESS`` last.
+
+The artifact is built in a temporary sibling folder and renamed into place (:func:`glc.io.atomic_dir`), so a crash
+never leaves a folder that looks complete. ``run()`` is glue over :mod:`glc.etl.patches`, :mod:`glc.etl.cubes`,
+:mod:`glc.etl.env` and :mod:`glc.etl.tiles`, whose functions the tests call directly. ``partitions`` and
+``batch_size`` are insignificant (they never change the bytes written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import luigi
+
+from glc.data.layout import RASTER_GROUPS
+from glc.tasks.base import FlagTarget, GlcTask
+from glc.tasks.surveys import SurveyTable
+
+
+class FeatureTask(GlcTask):
+    """Base of the feature tasks: requires the survey table and the raw data root."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        """The survey table (ids, lon/lat, split) and the raw data root."""
+        return {"surveys": self.clone(SurveyTable), "raw": self.raw_data()}
+
+    def _prepare(self) -> tuple[Any, Any, Any]:
+        """``(spark, layout, surveys frame)`` after collecting stale temporary debris of crashed writers."""
+        from glc.data.layout import detect_layout
+        from glc.etl.tiles import read_surveys_frame
+        from glc.io import remove_stale_temps
+        from glc.spark import get_spark
+
+        remove_stale_temps(self.output().dir.parent)
+        spark = get_spark()
+        return spark, detect_layout(self.data_root), read_surveys_frame(spark, self.input()["surveys"].dir)
+
+
+def _skip_suffix(skip: bool) -> str:
+    return "-skipbad" if skip else ""
+
+
+class PatchTiles(FeatureTask):
+    """Sentinel-2 RGB + NIR patches -> ``dct`` (4*k*k, channel-major) and optionally ``raw`` bytes.
+
+    Output: ``features/patches/k{k}[-raw][-skipbad]/`` (see :mod:`glc.etl.patches`).
+    """
+
+    k = luigi.IntParameter(default=8, description="DCT block kept per channel (k x k)")
+    keep_raw = luigi.BoolParameter(default=False, description="also store the raw (4,128,128) uint8 patch bytes")
+    skip_bad_inputs = luigi.BoolParameter(default=False, description="quarantine unreadable patches instead of failing")
+    partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
+    batch_size = luigi.IntParameter(default=256, significant=False, description="patches per batch")
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        name = f"k{self.k}" + ("-raw" if self.keep_raw else "") + _skip_suffix(self.skip_bad_inputs)
+        return FlagTarget(self.artifact_path("features", "patches", name))
+
+    def run(self) -> None:
+        """:func:`glc.etl.patches.write_patch_tiles`."""
+        from glc.etl.patches import write_patch_tiles
+
+        spark, layout, surveys = self._prepare()
+        write_patch_tiles(
+            spark, layout, surveys, self.output().dir, k=self.k, keep_raw=self.keep_raw,
+            skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions, batch_size=self.batch_size,
+        )
+
+
+class CubeFeatures(FeatureTask):
+    """Landsat + bioclim cubes (or their CSVs) -> filled, DCT'd (n per channel) and trimmed cube features.
+
+    Output: ``features/cubes/n{n}-{cube_source}[-skipbad]/`` (see :mod:`glc.etl.cubes`).
+    """
+
+    n = luigi.IntParameter(default=64, description="1D DCT coefficients kept per channel")
+    cube_source = luigi.ChoiceParameter(
+        choices=["auto", "cubes", "csv"], default="auto", description="auto: the .pt cubes if present, else the CSVs"
+    )
+    skip_bad_inputs = luigi.BoolParameter(default=False, description="quarantine bad cubes instead of failing")
+    partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
+    batch_size = luigi.IntParameter(default=2000, significant=False, description="surveys per batch")
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        name = f"n{self.n}-{self.cube_source}" + _skip_suffix(self.skip_bad_inputs)
+        return FlagTarget(self.artifact_path("features", "cubes", name))
+
+    def run(self) -> None:
+        """:func:`glc.etl.cubes.write_cube_features`."""
+        from glc.etl.cubes import write_cube_features
+
+        spark, layout, surveys = self._prepare()
+        write_cube_features(
+            spark, layout, surveys, self.output().dir, n=self.n, cube_source=self.cube_source,  # type: ignore[arg-type]
+            skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions, batch_size=self.batch_size,
+        )
+
+
+class EnvFeatures(FeatureTask):
+    """Environmental CSVs -> ``env`` (46 cleaned, train-mean-imputed values) + ``n_imputed`` + report.
+
+    Output: ``features/env/`` (see :mod:`glc.etl.env`; the column names are in ``_SUCCESS``/``report.json``).
+    """
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        return FlagTarget(self.artifact_path("features", "env"))
+
+    def run(self) -> None:
+        """:func:`glc.etl.env.write_env_features`."""
+        from glc.etl.env import write_env_features
+
+        spark, layout, surveys = self._prepare()
+        write_env_features(spark, layout, surveys, self.output().dir)
+
+
+class RasterTiles(FeatureTask):
+    """Every GeoTIFF of a raster group -> ``dct`` (raster bands x k*k), ``valid_fraction``, ``inside``.
+
+    Output: ``features/rasters/{raster_group}-k{k}-t{tile_size}-{fill}[-skipbad]/`` (see :mod:`glc.etl.tiles`).
+    """
+
+    raster_group = luigi.ChoiceParameter(
+        choices=sorted(RASTER_GROUPS), description="raster group (glc.data.layout.RASTER_GROUPS)"
+    )
+    k = luigi.IntParameter(default=8, description="DCT block kept per band (k x k)")
+    tile_size = luigi.IntParameter(default=128, description="tile side in pixels")
+    fill = luigi.ChoiceParameter(choices=["tile_mean", "global_mean"], default="tile_mean", description="nodata fill rule")
+    skip_bad_inputs = luigi.BoolParameter(default=False, description="quarantine unreadable windows instead of failing")
+    partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
+    batch_size = luigi.IntParameter(default=20000, significant=False, description="sites per extraction call")
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        name = f"{self.raster_group}-k{self.k}-t{self.tile_size}-{self.fill}" + _skip_suffix(self.skip_bad_inputs)
+        return FlagTarget(self.artifact_path("features", "rasters", name))
+
+    def run(self) -> None:
+        """:func:`glc.etl.tiles.write_raster_tiles`."""
+        from glc.etl.tiles import write_raster_tiles
+
+        spark, layout, surveys = self._prepare()
+        write_raster_tiles(
+            spark, layout, surveys, self.output().dir, self.raster_group, k=self.k, tile_size=self.tile_size,
+            fill=self.fill, skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions,
+            batch_size=self.batch_size,
+        )
+
+
+def read_features(flag: FlagTarget, columns: list[str] | None = None):  # noqa: ANN201 - pandas
+    """Load a feature artifact's ``data/`` into pandas (one row per survey, sorted by ``surveyId``).
+
+    Raises:
+        FileNotFoundError: if the artifact is incomplete (no ``_SUCCESS``).
+    """
+    import pandas as pd
+
+    from glc.etl.tiles import DATA_DIR
+    from glc.io import is_complete
+
+    if not is_complete(flag.dir):
+        raise FileNotFoundError(f"feature artifact {flag.dir} is incomplete (no _SUCCESS); rerun its task")
+    return pd.read_parquet(Path(flag.dir) / DATA_DIR, columns=columns)
+
+
+def read_summary(flag: FlagTarget) -> dict[str, Any]:
+    """The ``_SUCCESS`` JSON summary of a complete feature artifact."""
+    import json
+
+    from glc.io import is_complete
+
+    if not is_complete(flag.dir):
+        raise FileNotFoundError(f"feature artifact {flag.dir} is incomplete (no _SUCCESS); rerun its task")
+    return json.loads(Path(flag.path).read_text())
