@@ -15,7 +15,7 @@ export LUIGI_CONFIG_PATH := $(CURDIR)/conf/luigi.cfg
 export PYTHONHASHSEED := 0
 LUIGI := $(VENV)/bin/luigi --module glc.tasks --local-scheduler
 
-.PHONY: help install check-java demo test test-all frequency knn show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-neighbours clean
+.PHONY: help install check-java demo test test-all frequency knn geolocation-asl show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader clean
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,7 +55,11 @@ knn: check-java install ## experiment: kNN neighbour model + expected-F1 decodin
 	$(LUIGI) Submission --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 	$(PY) -m glc show --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 
-bench: bench-real bench-synth-cv bench-etl bench-neighbours ## every benchmark (results in bench/results/*.json)
+geolocation-asl: check-java install ## experiment: geolocation MLP + ASL via Spark parquet -> Petastorm -> Lightning (tasks/geolocation-asl.toml)
+	$(LUIGI) Submission --experiment geolocation-asl --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+	$(PY) -m glc show --experiment geolocation-asl --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
@@ -63,11 +67,20 @@ bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real 
 bench-synth-cv: install ## the same CV table on the demo synthetic world, with its oracle as the top line -> bench/results/synth_cv.json
 	$(PY) -m bench.synth_cv
 
+bench-synth: install ## synthetic-world generation: wall/CPU time, peak RSS, oracle for demo and full (~35 min) -> bench/results/synth.json
+	$(PY) -m bench.synth --scales $(or $(SCALES),demo,full)
+
 bench-etl: check-java install ## ETL throughput: RasterTiles vs a reference loop, PatchTiles, CubeFeatures -> bench/results/etl.json
 	$(PY) -m bench.etl
 
+bench-etl-full: check-java install ## every ETL task on the full synthetic world (SCALES=full bench-synth --keep first): time + peak RSS -> bench/results/etl_full.json
+	$(PY) -m bench.etl_full --data-root $(or $(FULL_ROOT),data/synthetic/full-seed0) --out-root out-bench
+
 bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic PO sites -> bench/results/neighbours.json
 	$(PY) -m bench.neighbours
+
+bench-loader: install ## Petastorm vs native pyarrow vs in-memory loader samples/s on one parquet -> bench/results/loader.json
+	$(PY) -m bench.loader
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

@@ -24,3 +24,16 @@ def write_result(name: str, results: dict[str, Any], extra: dict[str, Any] | Non
     path = RESULTS / f"{name}.json"
     write_json(path, {"machine": machine(), "results": results, **(extra or {})})
     return path
+
+
+def select_models(names: str) -> dict[str, dict[str, Any]] | None:
+    """``--models a,b`` -> that subset of :data:`glc.eval.benchmark.BENCH_MODELS` (None = all); unknown names exit."""
+    from glc.eval.benchmark import BENCH_MODELS
+
+    if not names:
+        return None
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    bad = [n for n in wanted if n not in BENCH_MODELS]
+    if bad:
+        raise SystemExit(f"--models: unknown {bad}; valid: {sorted(BENCH_MODELS)}")
+    return {n: BENCH_MODELS[n] for n in wanted}

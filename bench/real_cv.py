@@ -35,7 +35,7 @@ def load_real(real_dir: Path):  # noqa: ANN201 - pandas
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results."""
-    from bench.common import RESULTS, write_result
+    from bench.common import RESULTS, select_models, write_result
     from glc.eval.benchmark import cv_benchmark, markdown_table
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -43,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--block-km", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.BENCH_MODELS (default: all)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     df = load_real(a.real_dir)
-    res = cv_benchmark(df, n_folds=a.folds, block_km=a.block_km, seed=a.seed)
+    res = cv_benchmark(df, models=select_models(a.models), n_folds=a.folds, block_km=a.block_km, seed=a.seed)
     res["protocol"]["dataset"] = f"GLC24 PA test metadata + released labels ({a.real_dir})"
     path = write_result("real_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})
     (RESULTS / "real_cv.md").write_text(markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)"))

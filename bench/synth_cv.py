@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results."""
-    from bench.common import RESULTS, write_result
+    from bench.common import RESULTS, select_models, write_result
     from glc.data.layout import detect_layout
     from glc.data.metadata import read_pa_metadata, survey_table
     from glc.eval.benchmark import cv_benchmark, markdown_table
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.BENCH_MODELS (default: all)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (a.world / "_SUCCESS").exists():
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     lay = detect_layout(a.world)
     df = survey_table(read_pa_metadata(lay.pa_metadata("train"), "train"))
     df["x"], df["y"] = to_laea(df["lon"].to_numpy(), df["lat"].to_numpy())
-    res = cv_benchmark(df, n_folds=a.folds, seed=a.seed)
+    res = cv_benchmark(df, models=select_models(a.models), n_folds=a.folds, seed=a.seed)
     oracle = oracle_sample_f1(a.world)
     res["protocol"]["dataset"] = f"synthetic world {a.world.name} (PA train surveys)"
     res["protocol"]["oracle_sample_f1_test"] = oracle

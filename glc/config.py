@@ -28,13 +28,49 @@ DEFAULTS: dict[str, Any] = {
     "name": "frequency",  # experiment name (defaults to the file stem)
     "seed": 0,  # global seed: splits, model init, sampling
     "model": {
-        "kind": "frequency",  # frequency | region_frequency | knn | radius
+        "kind": "frequency",  # frequency | region_frequency | knn | radius | geolocation
         "top_n": 256,  # species kept per survey in the score artifact
         "k": 10,  # knn: number of nearest training surveys (distance-weighted)
         "radius_km": 10.0,  # radius: all training surveys within this distance
+        # geolocation (glc.models.geolocation): a Lightning-trained net on the survey location
+        "encoder": "sinusoidal",  # xy (scaled EPSG:3035 x/y) | sinusoidal (multi-scale) | sh (spherical harmonics)
+        "hidden": 256,  # hidden units of the 2-layer MLP; 0 = linear model
+        "siren": False,  # SIREN body (sine activations) instead of the ReLU MLP
+        "sh_degree": 10,  # sh: Legendre degree L (L^2 functions)
+        "n_scales": 8,  # sinusoidal: number of scales, geometric from min_scale_km to max_scale_km
+        "min_scale_km": 1.0,
+        "max_scale_km": 2000.0,
+        "coord_noise_km": 5.0,  # mean displacement of the Gaussian coordinate noise in training (0 = off)
+        "extras": [],  # extra inputs: any of year, region, env (env needs the EnvFeatures artifact)
+        "dropout": 0.0,
+    },
+    "train": {
+        # Lightning training of neural models (model.kind = geolocation)
+        "loss": {
+            "kind": "asl",  # bce | asl | hill | sigmoid_f1 (glc.training.losses)
+            "pos_weight": 0.0,  # bce: positive-class weight (0 = none)
+            "gamma_pos": 1.0,  # asl
+            "gamma_neg": 4.0,  # asl
+            "clip": 0.05,  # asl probability margin on negatives
+            "hill_lambda": 1.5,  # hill
+            "hill_margin": 1.0,  # hill (focal margin of positives)
+            "hill_gamma": 2.0,  # hill
+            "sf1_S": -1.0,  # sigmoid_f1 slope parameter S
+            "sf1_E": 0.0,  # sigmoid_f1 offset parameter E
+        },
+        "max_epochs": 40,
+        "patience": 6,  # early stopping on validation sample-F1
+        "batch_size": 256,
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "val_k": 0,  # top-k of the per-epoch validation sample-F1 (0 = mean training richness)
+        "reader": "petastorm",  # petastorm | arrow | memory (glc.loaders)
+        "num_workers": 0,  # DataLoader workers
+        "accelerator": "auto",  # auto uses a GPU when present
     },
     "decoder": {
-        # topk | threshold | threshold_topk | expected_f1 | expected_f1_mc | expected_f1_exact (glc.decoding.DECODERS);
+        # topk | threshold | threshold_topk | expected_f1 | expected_f1_mc | expected_f1_exact | expected_f1_platt
+        # (glc.decoding.DECODERS; expected_f1_platt calibrates non-probability scores, e.g. from ASL, first);
         # every one is fitted on the validation surveys
         "kind": "expected_f1",
         "k_max": 100,  # largest set size a decoder may choose

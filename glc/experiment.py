@@ -22,7 +22,9 @@ from glc.predict.scores import ScoreTable, top_n
 
 log = logging.getLogger(__name__)
 
-MODELS = ("frequency", "region_frequency", "knn", "radius")
+MODELS = ("frequency", "region_frequency", "knn", "radius", "geolocation")
+#: Models trained by Lightning from the ``ModelInputs`` parquet (``TrainModel`` task) rather than fitted in memory.
+TRAINED_MODELS = ("geolocation",)
 
 
 def validation_mask(train: pd.DataFrame, cfg: dict[str, Any]) -> np.ndarray:
@@ -49,6 +51,10 @@ def fit_predict(train: pd.DataFrame, query: pd.DataFrame, cfg: dict[str, Any]) -
         m.fit(train["surveyId"].to_numpy(), train["x"].to_numpy(), train["y"].to_numpy(), list(train["speciesIds"]))
         S = m.predict(query["x"].to_numpy(), query["y"].to_numpy(), query_ids=query["surveyId"].to_numpy())
         return top_n(query["surveyId"].to_numpy(), S.toarray(), m.species_, mcfg["top_n"])
+    if kind in TRAINED_MODELS:
+        from glc.training.geolocation import fit_predict_frames
+
+        return fit_predict_frames(train, query, cfg)
     raise ValueError(f"model.kind={kind!r} is not a known model; valid: {MODELS}")
 
 

@@ -27,6 +27,7 @@ name                      fitted on validation                                  
 ``expected_f1``           affine offset ``b`` (slope ``a``) of the approx k*    ``k_max=100``, ``offsets``, ``slopes``
 ``expected_f1_mc``        same, Monte Carlo k*                                  + ``n_samples=400``, ``seed=0``
 ``expected_f1_exact``     same, exact k* under independence                     + ``n_candidates``
+``expected_f1_platt``     Platt scaling ``platt_a``, ``platt_b``, then as above  ``k_max=100``, ``offsets``, ``slopes``
 ``count``                 offset of top-(round(n_hat) + offset) (BernIgen)      ``offsets=range(-10, 21)``, ``n_hat``
 ========================  ====================================================  =====================================
 """
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from glc.decoding.calibration import PlattScaler, TemperatureScaler
 from glc.decoding.correction import apply_corrections
@@ -128,6 +130,43 @@ def _fit_ef1(method: str) -> Callable[..., dict[str, Any]]:
     return fit
 
 
+def _logit(P: Any) -> np.ndarray:
+    P = np.clip(np.asarray(P, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(P) - np.log1p(-P)
+
+
+def _in_matrix(Y: Any, n_cols: int) -> Any:
+    """Truth column lists without the 'outside the top-N' index (``n_cols``), which no calibration can see."""
+    if isinstance(Y, list):
+        return [np.asarray(y)[np.asarray(y) < n_cols] for y in Y]
+    return Y
+
+
+def _platt(P: Any, params: dict[str, Any]) -> np.ndarray:
+    a, b = _need(params, "platt_a", "platt_b", name="expected_f1_platt")
+    return expit(a * _logit(P) + b)
+
+
+def _apply_ef1_platt(P: Any, params: dict[str, Any], prob_rest: Any = None) -> list[np.ndarray]:
+    p = {"k_max": 100, "a": 1.0, "b": 0.0, "k_min": 1, **params}
+    return decode_expected_f1(_platt(P, p), k_max=p["k_max"], method="approx", a=p["a"], b=p["b"], k_min=p["k_min"])
+
+
+def _fit_ef1_platt(P_val: Any, Y_val: Any, prob_rest: Any = None, seed: int = 0, **kw: Any) -> dict[str, Any]:
+    """Platt-scale the scores on validation (``sigmoid(a*logit(p)+b)``, BCE-optimal), then fit expected-F1.
+
+    For scores that are not probabilities (ASL, Hill, sigmoidF1 push them away from calibrated values), expected-F1
+    decoding needs calibration first. The mass outside the top-N columns (``prob_rest``) is not on the calibrated
+    scale and is ignored by this variant.
+    """
+    from glc.decoding.calibration import PlattScaler
+
+    P = np.asarray(P_val)
+    sc = PlattScaler(seed=seed).fit(_logit(P), _in_matrix(Y_val, P.shape[1]))
+    out = fit_expected_f1(expit(sc.a_ * _logit(P) + sc.b_), Y_val, method="approx", **kw)
+    return {**out, "platt_a": float(sc.a_), "platt_b": float(sc.b_)}
+
+
 def _apply_threshold_topk(P: Any, params: dict[str, Any]) -> list[np.ndarray]:
     mode, K, theta = _need(params, "mode", "K", "theta", name="threshold_topk")
     return decode_threshold_topk(P, K, theta, mode, params.get("min_k", 1))
@@ -142,6 +181,7 @@ DECODERS: dict[str, Decoder] = {
         Decoder("expected_f1", _apply_ef1("approx"), _fit_ef1("approx"), extras=("prob_rest",)),
         Decoder("expected_f1_mc", _apply_ef1("mc"), _fit_ef1("mc"), extras=("prob_rest",)),
         Decoder("expected_f1_exact", _apply_ef1("exact"), _fit_ef1("exact"), extras=("prob_rest",)),
+        Decoder("expected_f1_platt", _apply_ef1_platt, _fit_ef1_platt, extras=("prob_rest",)),
         Decoder(
             "count",
             lambda P, p, n_hat=None: decode_count(P, n_hat, *_need(p, "offset", name="count"), p.get("k_min", 1)),

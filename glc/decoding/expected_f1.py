@@ -37,9 +37,11 @@ Method = Literal["approx", "mc", "exact"]
 
 def _check_probs(P: Any, prob_rest: Any) -> tuple[np.ndarray, np.ndarray]:
     P = check_scores(P)
+    if P.size and (P.min() < 0 or P.max() > 1) and P.min() > -1e-5 and P.max() < 1 + 1e-5:
+        P = np.clip(P, 0.0, 1.0)  # float32 round-off of averaged weights, not a scale error
     if P.size and (P.min() < 0 or P.max() > 1):
         raise ValueError(
-            f"expected-F1 decoding needs probabilities in [0, 1]; P spans [{P.min():.4g}, {P.max():.4g}]. "
+            f"expected-F1 decoding needs probabilities in [0, 1]; P spans [{P.min():.8g}, {P.max():.8g}]. "
             "Apply a sigmoid / calibration (glc.decoding.calibration) first"
         )
     n = P.shape[0]

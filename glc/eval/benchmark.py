@@ -29,8 +29,12 @@ BENCH_MODELS: dict[str, dict[str, Any]] = {
     "radius5km": {"kind": "radius", "radius_km": 5.0},
     "radius10km": {"kind": "radius", "radius_km": 10.0},
     "radius50km": {"kind": "radius", "radius_km": 50.0},
+    # DS@GT's geolocation MLP (Lightning; early stopping on a spatial hold-out inside each training fold)
+    "geolocation_mlp": {"kind": "geolocation", "encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0},
 }
-BENCH_DECODERS: tuple[str, ...] = ("topk", "threshold", "threshold_topk", "expected_f1", "expected_f1_mc")
+#: Training settings of the trained models in the benchmark (``glc.config`` ``train`` table overrides).
+BENCH_TRAIN: dict[str, Any] = {"reader": "memory", "loss": {"kind": "asl"}}
+BENCH_DECODERS: tuple[str, ...] = ("topk", "threshold", "threshold_topk", "expected_f1", "expected_f1_mc", "expected_f1_platt")
 
 
 def cv_benchmark(
@@ -55,7 +59,7 @@ def cv_benchmark(
     rows = []
     bar = tqdm(total=len(models) * n_folds, desc="spatial CV", disable=not progress)
     for mname, mover in models.items():
-        cfg = resolve({"seed": seed, "model": mover, "validation": {"block_km": block_km}})
+        cfg = resolve({"seed": seed, "model": mover, "validation": {"block_km": block_km}, "train": BENCH_TRAIN})
         per: dict[str, list[dict[str, float]]] = {d: [] for d in decoders}
         t0 = time.time()
         for f in range(n_folds):

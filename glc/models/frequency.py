@@ -8,6 +8,8 @@ count is reported. Scores are empirical probabilities, so they are calibrated fo
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 from collections.abc import Sequence
 
@@ -35,6 +37,11 @@ def label_matrix(label_lists: Sequence[np.ndarray], vocab: np.ndarray | None = N
     return sparse.csr_matrix((np.ones(len(idx), np.float32), idx, indptr), shape=(len(lists), len(vocab))), vocab
 
 
+def _frequency(Y: Any) -> np.ndarray:
+    """Column means of a 0/1 (sparse) matrix, summed in float64 (a float32 mean can exceed 1 by round-off)."""
+    return (np.asarray(Y.sum(axis=0), dtype=np.float64).ravel() / Y.shape[0]).astype(np.float32)
+
+
 class FrequencyModel:
     """Species frequency per region (``by_region=True``) or overall."""
 
@@ -53,14 +60,14 @@ class FrequencyModel:
         if len(labels) == 0:
             raise ValueError("fit: no training surveys")
         Y, self.vocab = label_matrix(labels)
-        self.global_freq = np.asarray(Y.mean(axis=0)).ravel().astype(np.float32)
+        self.global_freq = _frequency(Y)
         self.region_freq = {}
         if self.by_region:
             reg = pd.Series(list(regions)).astype(str).to_numpy()
             for r in np.unique(reg):
                 rows = np.flatnonzero(reg == r)
                 if len(rows) >= self.min_region_surveys:
-                    self.region_freq[str(r)] = np.asarray(Y[rows].mean(axis=0)).ravel().astype(np.float32)
+                    self.region_freq[str(r)] = _frequency(Y[rows])
         return self
 
     def predict(self, regions: Sequence[str]) -> np.ndarray:

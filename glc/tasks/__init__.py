@@ -23,9 +23,11 @@ if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists(
 from glc.tasks.base import GlcTask, paths  # noqa: E402
 from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E402
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
+from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402
 from glc.tasks.surveys import SurveyTable  # noqa: E402
 from glc.tasks.synth import SyntheticWorld  # noqa: E402
+from glc.tasks.training import ModelInputs, TrainModel  # noqa: E402
 
 __all__ = [
     "CubeFeatures",
@@ -33,6 +35,10 @@ __all__ = [
     "EnvFeatures",
     "GLC24Data",
     "GlcTask",
+    "GraphFeatures",
+    "ModelInputs",
+    "Neighbours",
+    "POCorrection",
     "PatchTiles",
     "Predict",
     "RasterTiles",
@@ -40,5 +46,6 @@ __all__ = [
     "Submission",
     "SurveyTable",
     "SyntheticWorld",
+    "TrainModel",
     "paths",
 ]

@@ -30,17 +30,20 @@ class paths(luigi.Config):  # noqa: N801 - luigi config sections are lower case
 
 
 class GlcTask(luigi.Task):
-    """Base of every glc task: carries the data root and the output root."""
+    """Base of every glc task: carries the data root and the output root.
 
-    data_root = luigi.Parameter(default=None, description="GLC24 data root; default: [paths] data_root")
-    out_root = luigi.Parameter(default=None, significant=False, description="artifact root; default: [paths] out_root")
+    Both default to the ``[paths]`` section of ``conf/luigi.cfg`` (read when the task is created, so the task id
+    and the execution summary show the resolved value, never ``None``).
+    """
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        super().__init__(*args, **kwargs)
-        if self.data_root is None:
-            self.data_root = paths().data_root
-        if self.out_root is None:
-            self.out_root = paths().out_root
+    data_root = luigi.Parameter(
+        default=paths.data_root._default, config_path={"section": "paths", "name": "data_root"},
+        description="GLC24 data root; default: [paths] data_root",
+    )
+    out_root = luigi.Parameter(
+        default=paths.out_root._default, config_path={"section": "paths", "name": "out_root"}, significant=False,
+        description="artifact root; default: [paths] out_root",
+    )
 
     @property
     def dataset_key(self) -> str:

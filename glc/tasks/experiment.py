@@ -41,22 +41,38 @@ class ExperimentTask(GlcTask):
 class Predict(ExperimentTask):
     """Scores of the validation surveys and of the test surveys (``val/``, ``test/`` score artifacts)."""
 
-    def requires(self) -> SurveyTable:
-        """The survey table."""
-        return self.clone(SurveyTable)
+    def requires(self) -> dict[str, luigi.Task]:
+        """The survey table; for trained models (:data:`glc.experiment.TRAINED_MODELS`) also the trained model and
+        its inputs."""
+        from glc.experiment import TRAINED_MODELS
+
+        req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
+        if self.cfg["model"]["kind"] in TRAINED_MODELS:
+            from glc.tasks.training import TrainModel, model_inputs_for
+
+            req["model"] = self.clone(TrainModel)
+            req["inputs"] = model_inputs_for(self, self.cfg)
+        return req
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the predictions folder."""
         return FlagTarget(self.exp_path("predictions"))
 
     def run(self) -> None:
-        """Fit, score, write (:func:`glc.experiment.predict_experiment`)."""
-        from glc.experiment import predict_experiment
+        """Fit, score, write (:func:`glc.experiment.predict_experiment`), or score with the trained model
+        (:func:`glc.training.geolocation.predict_splits`)."""
+        from glc.experiment import TRAINED_MODELS, predict_experiment
         from glc.io import atomic_dir
         from glc.predict.scores import write_scores
 
         t0 = time.time()
-        val, test, info = predict_experiment(read_surveys(self.input()), self.cfg)
+        if self.cfg["model"]["kind"] in TRAINED_MODELS:
+            from glc.training.geolocation import predict_splits
+
+            ckpt = self.input()["model"].dir / "model.ckpt"
+            val, test, info = predict_splits(self.input()["inputs"].dir, ckpt, self.cfg)
+        else:
+            val, test, info = predict_experiment(read_surveys(self.input()["surveys"]), self.cfg)
         info["seconds"] = round(time.time() - t0, 3)
         info["config"] = self.cfg
         with atomic_dir(self.output().dir, summary=info) as tmp:
@@ -115,6 +131,25 @@ class Report(ExperimentTask):
         with atomic_dir(self.output().dir, summary={"val_sample_f1": rep["validation"]["sample_f1"]}) as tmp:
             write_json(tmp / "report.json", rep, atomic=False)
             (tmp / "report.md").write_text(render_markdown(rep))
+        self._log_to_wandb(rep)
+
+    def _log_to_wandb(self, rep: dict[str, Any]) -> None:
+        """Trained models: add the final report to the training run's W&B run (same run id, offline by default)."""
+        from glc.experiment import TRAINED_MODELS
+
+        if self.cfg["model"]["kind"] not in TRAINED_MODELS:
+            return
+        from glc.training.fit import finish_logger, log_report, make_logger
+
+        from glc.tasks.training import TrainModel
+
+        model = self.clone(TrainModel)
+        logger = make_logger(dict(self.cfg["wandb"]), model.model_path("training"), model.model_path().name, None)
+        if logger is not None:
+            try:
+                log_report(logger, rep)
+            finally:
+                finish_logger(logger)
 
 
 class Submission(ExperimentTask):

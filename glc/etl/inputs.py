@@ -1,0 +1,178 @@
+"""Model inputs: the Spark-written parquet that the Lightning trainers read through Petastorm.
+
+One folder per experiment input set (``ModelInputs`` task) with ``train/``, ``val/`` and ``test/`` parquet
+directories and ``meta.json`` (layout: :mod:`glc.loaders.tables`). ``train`` holds the training surveys outside the
+spatial validation blocks (:func:`glc.experiment.validation_mask`, the same hold-out every classic model uses, so
+validation scores are comparable across models), ``val`` those blocks and ``test`` the test surveys.
+
+Columns: ``surveyId``, ``x``, ``y`` (EPSG:3035 m), ``lon``, ``lat``, ``year``, ``region`` (int code), ``labels``
+(species column indices into ``meta["vocab"]``, padded to a fixed width with -1, because Petastorm's batch reader
+only collates equal-length lists) and, when asked for, ``env`` (the :mod:`glc.etl.env` vector standardised with
+the mean and standard deviation of the ``train`` rows only, so nothing about validation or test leaks in).
+
+Determinism: rows are hash-partitioned on ``surveyId`` and sorted inside each part file, so the same inputs give the
+same files (Spark's part-file names carry a per-write id; readers order files by their partition index).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+#: Rows per parquet row group (row groups are the shuffle and worker-sharding unit of the loaders).
+ROW_GROUP_BYTES = 1 << 20
+
+
+def _vocab_and_regions(surveys: "DataFrame") -> tuple[np.ndarray, list[str]]:
+    from pyspark.sql import functions as F
+
+    vocab = np.array(
+        sorted(r[0] for r in surveys.where(F.col("split") == "train").select(F.explode("speciesIds")).distinct().collect()),
+        dtype=np.int64,
+    )
+    regions = sorted(str(r[0]) for r in surveys.select(F.coalesce(F.col("region"), F.lit("UNKNOWN"))).distinct().collect())
+    if len(vocab) == 0:
+        raise ValueError("the survey table has no species in its training surveys; rebuild SurveyTable from PA train metadata")
+    return vocab, regions
+
+
+def build_model_inputs(
+    spark: "SparkSession",
+    surveys: "DataFrame",
+    val_ids: np.ndarray,
+    env: "DataFrame | None" = None,
+    env_columns: list[str] | None = None,
+) -> tuple[dict[str, "DataFrame"], dict[str, Any]]:
+    """Transform the survey table (+ optional env features) into the three model-input frames and their meta.
+
+    Args:
+        spark: the session.
+        surveys: the ``SurveyTable`` frame (surveyId, lon, lat, year, region, split, speciesIds, x, y).
+        val_ids: surveyIds of the training surveys held out for validation.
+        env: the ``EnvFeatures`` frame (surveyId, env array) or None.
+        env_columns: names of the env vector's components (for meta).
+
+    Returns:
+        ``({"train": df, "val": df, "test": df}, meta)``.
+
+    Raises:
+        ValueError: if a survey has no env vector while env is asked for, or val ids are not training surveys.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    vocab, regions = _vocab_and_regions(surveys)
+    vocab_df = spark.createDataFrame([(int(s), i) for i, s in enumerate(vocab)], "speciesId long, col int")
+    region_df = spark.createDataFrame([(r, i) for i, r in enumerate(regions)], "region_name string, region_code int")
+    val_df = spark.createDataFrame([(int(s),) for s in np.asarray(val_ids, np.int64)], T.StructType([T.StructField("surveyId", T.LongType())]))
+    n_val_train = val_df.join(surveys.where(F.col("split") == "train"), "surveyId").count()
+    if n_val_train != len(val_ids):
+        raise ValueError(f"{len(val_ids) - n_val_train} validation surveyIds are not training surveys of the survey table")
+
+    labelled = (
+        surveys.where(F.col("split") == "train")
+        .select("surveyId", F.explode("speciesIds").alias("speciesId"))
+        .join(F.broadcast(vocab_df), "speciesId")
+        .groupBy("surveyId")
+        .agg(F.array_sort(F.collect_list("col")).alias("labels"))
+    )
+    agg = labelled.select(F.max(F.size("labels")).alias("w"), F.avg(F.size("labels")).alias("m")).first()
+    width, mean_richness = int(agg["w"] or 1), float(agg["m"] or 0.0)
+    base = (
+        surveys.withColumn("region_name", F.coalesce(F.col("region"), F.lit("UNKNOWN")))
+        .join(F.broadcast(region_df), "region_name")
+        .join(labelled, "surveyId", "left")
+        .join(F.broadcast(val_df.withColumn("is_val", F.lit(True))), "surveyId", "left")
+        .select(
+            F.col("surveyId").cast("long"),
+            F.col("x").cast("double"), F.col("y").cast("double"),
+            F.col("lon").cast("double"), F.col("lat").cast("double"),
+            F.coalesce(F.col("year"), F.lit(0)).cast("int").alias("year"),
+            F.col("region_code").cast("int").alias("region"),
+            F.concat(  # size(null) is -1 in Spark, so pad the coalesced (possibly empty) array
+                F.coalesce(F.col("labels"), F.array().cast("array<int>")),
+                F.array_repeat(F.lit(-1), F.lit(width) - F.size(F.coalesce(F.col("labels"), F.array().cast("array<int>")))),
+            ).cast("array<int>").alias("labels"),
+            F.when(F.col("split") == "test", "test").when(F.col("is_val"), "val").otherwise("train").alias("_part"),
+        )
+    )
+    env_dim = 0
+    if env is not None:
+        e = env.select("surveyId", "env")
+        missing = base.join(e, "surveyId", "left_anti").count()
+        if missing:
+            raise ValueError(f"{missing} surveys have no row in the EnvFeatures artifact; rebuild EnvFeatures for this survey table")
+        env_dim = int(e.select(F.max(F.size("env"))).first()[0])
+        stats = (
+            base.where(F.col("_part") == "train").select("surveyId").join(e, "surveyId")
+            .select(F.posexplode("env").alias("i", "v"))
+            .groupBy("i").agg(F.mean("v").alias("m"), F.stddev_pop("v").alias("s"))
+            .orderBy("i").collect()
+        )
+        mean = [float(r["m"]) for r in stats]
+        std = [float(r["s"]) if r["s"] and r["s"] > 1e-12 else 1.0 for r in stats]
+        m_arr = F.array(*[F.lit(v) for v in mean])
+        s_arr = F.array(*[F.lit(v) for v in std])
+        base = base.join(e, "surveyId").withColumn(
+            "env", F.transform("env", lambda v, i: ((v - F.element_at(m_arr, i + 1)) / F.element_at(s_arr, i + 1))).cast("array<float>")
+        )
+    frames = {p: base.where(F.col("_part") == p).drop("_part") for p in SPLITS}
+    counts = {r["_part"]: int(r["count"]) for r in base.groupBy("_part").count().collect()}
+    meta = {
+        "num_classes": len(vocab),
+        "vocab": [int(v) for v in vocab],
+        "label_width": width,
+        "mean_richness": mean_richness,
+        "env_dim": env_dim,
+        "env_columns": list(env_columns or [])[:env_dim] if env_dim else [],
+        "n_regions": len(regions),
+        "regions": regions,
+        "splits": {p: counts.get(p, 0) for p in SPLITS},
+    }
+    if env_dim:
+        meta["env_standardisation"] = {"mean": mean, "std": std, "fitted_on": "train split (validation blocks excluded)"}
+    return frames, meta
+
+
+def write_model_inputs(
+    spark: "SparkSession",
+    surveys_dir: str | Path,
+    out_dir: str | Path,
+    val_ids: np.ndarray,
+    env_dir: str | Path | None = None,
+    env_columns: list[str] | None = None,
+    files_per_split: int = 4,
+) -> dict[str, Any]:
+    """Read the survey table (and env features), build the inputs and write them atomically under ``out_dir``.
+
+    Returns:
+        The meta dict (also ``meta.json`` and the ``_SUCCESS`` summary).
+    """
+    from pyspark.sql import functions as F
+
+    from glc.io import atomic_dir, write_json
+
+    surveys = spark.read.parquet(str(Path(surveys_dir) / "surveys"))
+    env = spark.read.parquet(str(Path(env_dir) / "data")) if env_dir is not None else None
+    frames, meta = build_model_inputs(spark, surveys, val_ids, env, env_columns)
+    with atomic_dir(out_dir, summary={k: v for k, v in meta.items() if k != "vocab"}) as tmp:
+        for part, df in frames.items():
+            (
+                df.repartition(files_per_split, F.col("surveyId"))
+                .sortWithinPartitions("surveyId")
+                .write.mode("overwrite")
+                .option("parquet.block.size", ROW_GROUP_BYTES)
+                .parquet(str(Path(tmp) / part))
+            )
+        write_json(Path(tmp) / "meta.json", meta, atomic=False)
+    log.info("ModelInputs: %s surveys, %d classes, label width %d, env dim %d", meta["splits"], meta["num_classes"], meta["label_width"], meta["env_dim"])
+    return meta

@@ -1,0 +1,259 @@
+"""``SurveyDataModule``: the Lightning data module over a model-input table (``meta.json`` + train/val/test).
+
+It owns every loader decision (reader, shuffling, workers, seeds); the LightningModule never opens a file.
+Batches are ``dict[str, torch.Tensor]``: ``surveyId`` int64 [B], the requested scalar columns (float64 parquet
+columns as float32, int columns as int64) [B], ``env`` float32 [B, E] if requested, and ``target`` float32 [B, C]
+(multi-hot of ``labels``) when ``with_target``.
+
+Epochs and determinism: the training order is a function of ``(seed, epoch, num_workers)`` only (see
+:mod:`glc.loaders.readers` for what is shuffled; "petastorm" and "arrow" give identical batches, "memory" permutes
+rows globally and so has its own order). The epoch is read lazily, each time the train loader is
+iterated, from the attached trainer (the epoch it is about to run, see :meth:`SurveyDataModule._epoch`) or, without
+a trainer, from the number of times that loader was iterated before. The loader therefore needs no
+``reload_dataloaders_every_n_epochs``, and ``trainer.fit(module, datamodule=dm, ckpt_path=...)`` resumed from an
+end-of-epoch checkpoint (``last.ckpt``) reads exactly the orders of the epochs it still runs. (A checkpoint taken
+mid-epoch restarts that epoch's order from its first batch, as Lightning does for any iterable dataset.)
+
+Workers: with ``num_workers > 0`` the loaders use persistent worker processes (each reads its own shard of row
+groups; they learn each epoch through shared memory); :meth:`teardown` (called by Lightning at the end of
+fit/predict) stops them. On the 2-core development machine ``num_workers=0`` was fastest (``bench/loader.py``).
+
+Failure: :meth:`setup` scans (and by default decodes and checks) every part file of the splits the stage needs,
+so a corrupt or truncated file, a missing column or a wrong list width raises a
+:class:`~glc.data.errors.DataError` naming the file (and column) from ``trainer.fit`` before the first step.
+
+Example::
+
+    dm = SurveyDataModule("out/model_inputs", columns=("x", "y", "env"), batch_size=1024, reader="petastorm")
+    trainer.fit(module, datamodule=dm)
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from glc.loaders.readers import (
+    DEFAULT_SHUFFLE_BUFFER,
+    READER_CHOICES,
+    BatchSource,
+    EpochDataLoader,
+    SurveyIterableDataset,
+    make_source,
+)
+from glc.loaders.tables import SCALAR_TYPES, SPLITS, read_meta, scan_split
+
+log = logging.getLogger(__name__)
+
+# Our IterableDatasets define __len__ and shard rows between DataLoader workers themselves (no duplicates, tested),
+# which is exactly what this Lightning warning asks for.
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined", module=r"pytorch_lightning")
+
+#: Splits each Lightning stage reads.
+STAGE_SPLITS: dict[str, tuple[str, ...]] = {"fit": ("train", "val"), "validate": ("val",)}
+
+
+def _weak_method(method: Callable[[], int | None]) -> Callable[[], int | None]:
+    """A callable that calls ``method`` while its object lives (and returns ``None`` after)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> int | None:
+        bound = ref()
+        return None if bound is None else bound()
+
+    return call
+
+
+class SurveyDataModule(pl.LightningDataModule):
+    """Loaders over ``root/{train,val,test}`` with a choice of reader.
+
+    Args:
+        root: the model-input table root (``meta.json`` + split folders).
+        columns: feature columns to load besides ``surveyId`` (from ``x``, ``y``, ``lon``, ``lat``, ``year``,
+            ``region``, ``env``).
+        batch_size: rows per batch (each worker's last batch of an epoch may be shorter).
+        reader: ``"petastorm"`` (Petastorm ``make_batch_reader``), ``"arrow"`` (pyarrow row groups) or
+            ``"memory"`` (the split decoded once into tensors); ``"petastorm-public"`` is Petastorm with its own
+            numpy collation (public API only, slower; same batches).
+        num_workers: ``DataLoader`` worker processes (row groups / rows are sharded between them, no duplicates;
+            persistent: forked once per loader, they learn each new epoch through shared memory).
+        seed: seed of the epoch orders.
+        shuffle: shuffle the training loader.
+        with_target: produce ``target`` from ``labels`` (train/val loaders and :meth:`loader`).
+        verify: at setup, decode and check every requested column of every row group (one extra read of the
+            split); with ``False`` only footers, schemas and ``surveyId`` are checked.
+        shuffle_buffer: rows per shuffle buffer of the row-group readers.
+        predict_split: the split :meth:`predict_dataloader` reads.
+
+    Raises:
+        ValueError: for an unknown reader, column or split, or a non-positive batch size / negative worker count.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        columns: Sequence[str] = ("x", "y", "lon", "lat"),
+        batch_size: int = 256,
+        reader: str = "petastorm",
+        num_workers: int = 0,
+        seed: int = 0,
+        shuffle: bool = True,
+        with_target: bool = True,
+        verify: bool = True,
+        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        if reader not in READER_CHOICES:
+            raise ValueError(f"SurveyDataModule: reader={reader!r} is not one of {list(READER_CHOICES)}.")
+        known = [c for c in (*SCALAR_TYPES, "env") if c != "surveyId"]
+        unknown = [c for c in columns if c not in known and c != "surveyId"]
+        if unknown:
+            raise ValueError(
+                f"SurveyDataModule: unknown column(s) {unknown} in columns={list(columns)}; choose from {known} "
+                "(surveyId is always loaded, labels become `target`)."
+            )
+        if batch_size < 1:
+            raise ValueError(f"SurveyDataModule: batch_size must be >= 1, got {batch_size}.")
+        if num_workers < 0:
+            raise ValueError(f"SurveyDataModule: num_workers must be >= 0, got {num_workers}.")
+        if predict_split not in SPLITS:
+            raise ValueError(f"SurveyDataModule: predict_split={predict_split!r} is not one of {list(SPLITS)}.")
+        self.root = Path(root)
+        self.columns = tuple(c for c in dict.fromkeys(columns) if c != "surveyId")
+        self.batch_size = batch_size
+        self.reader = reader
+        self.num_workers = num_workers
+        self.seed = seed
+        self.shuffle = shuffle
+        self.with_target = with_target
+        self.verify = verify
+        self.shuffle_buffer = shuffle_buffer
+        self.predict_split = predict_split
+        self._meta: dict[str, Any] | None = None
+        self._sources: dict[tuple[str, bool], BatchSource] = {}
+        self._loaders: dict[tuple[str, bool, bool], EpochDataLoader] = {}
+
+    # -- metadata ---------------------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The table's ``meta.json`` (read once)."""
+        if self._meta is None:
+            self._meta = read_meta(self.root)
+        return self._meta
+
+    @property
+    def num_classes(self) -> int:
+        """C, the number of species columns of ``target``."""
+        return int(self.meta["num_classes"])
+
+    @property
+    def extra_dims(self) -> dict[str, int]:
+        """Widths of the extra inputs for the networks: ``{"region": n_regions, "env": E}``."""
+        return {"region": int(self.meta["n_regions"]), "env": int(self.meta["env_dim"])}
+
+    # -- setup ------------------------------------------------------------------------------------------------
+    def _load_columns(self, with_target: bool) -> tuple[str, ...]:
+        return ("surveyId", *self.columns, *(("labels",) if with_target else ()))
+
+    def source(self, split: str, with_target: bool | None = None) -> BatchSource:
+        """The reader of ``split`` (scanned, and checked when ``verify``, on first use)."""
+        if split not in SPLITS:
+            raise ValueError(f"SurveyDataModule: split={split!r} is not one of {list(SPLITS)}.")
+        wt = self.with_target if with_target is None else with_target
+        key = (split, wt)
+        if key not in self._sources:
+            info = scan_split(self.root / split, self.meta, self._load_columns(wt), verify=self.verify)
+            self._sources[key] = make_source(self.reader, info, self.shuffle_buffer)
+            log.info("%s: %s reader over %d rows in %d files", split, self.reader, info.num_rows, len(info.files))
+        return self._sources[key]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Scan and check the splits ``stage`` reads ("fit": train + val; "predict": ``predict_split``)."""
+        if "env" in self.columns and int(self.meta["env_dim"]) == 0:
+            raise ValueError(f"SurveyDataModule: columns include 'env' but {self.root / 'meta.json'} has env_dim 0.")
+        if stage == "predict":
+            self.source(self.predict_split, with_target=False)
+            return
+        for split in STAGE_SPLITS.get(stage or "fit", ()):  # other stages: their loaders scan on first use
+            self.source(split)
+
+    # -- loaders ----------------------------------------------------------------------------------------------
+    def _epoch(self) -> int | None:
+        """The epoch the trainer is about to run (``None`` without a trainer).
+
+        This is the number Lightning itself hands to samplers (``set_epoch``): ``fit_loop.epoch_progress.current
+        .processed``. It equals ``trainer.current_epoch`` at every epoch start, and it is already right when a run
+        resumes from an end-of-epoch checkpoint, where Lightning creates the train iterator before it bumps
+        ``current_epoch``.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        try:
+            return int(trainer.fit_loop.epoch_progress.current.processed)
+        except AttributeError:  # not a full Trainer (or another loop layout): its current_epoch
+            return int(trainer.current_epoch)
+
+    def loader(self, split: str, shuffle: bool = False, with_target: bool | None = None) -> EpochDataLoader:
+        """A loader over any split; with ``shuffle`` its order follows the epoch (see the module docstring).
+
+        Args:
+            split: "train", "val" or "test".
+            shuffle: shuffle (deterministic in ``seed`` and the epoch).
+            with_target: override the module's ``with_target`` for this loader.
+
+        Returns:
+            An :class:`~glc.loaders.readers.EpochDataLoader` (``batch_size=None``: batches come from the reader).
+        """
+        wt = self.with_target if with_target is None else with_target
+        key = (split, shuffle, wt)
+        if key not in self._loaders:
+            dataset = SurveyIterableDataset(
+                self.source(split, wt), self.batch_size, shuffle, self.seed, self.num_classes, wt, self.num_workers
+            )
+            self._loaders[key] = EpochDataLoader(
+                dataset,
+                epoch_fn=_weak_method(self._epoch),  # no loader -> data module reference cycle
+                num_workers=self.num_workers,
+                batch_size=None,
+                persistent_workers=self.num_workers > 0,
+            )
+        return self._loaders[key]
+
+    def teardown(self, stage: str | None = None) -> None:
+        """Stop the loaders' persistent worker processes (Lightning calls this at the end of fit/predict)."""
+        for loader in self._loaders.values():
+            loader.shutdown()
+
+    def train_dataloader(self) -> EpochDataLoader:
+        """The training split, shuffled when ``shuffle`` (a new deterministic order every epoch)."""
+        return self.loader("train", shuffle=self.shuffle)
+
+    def val_dataloader(self) -> EpochDataLoader:
+        """The validation split (spatial blocks), in stored order."""
+        return self.loader("val")
+
+    def predict_dataloader(self) -> EpochDataLoader:
+        """``predict_split`` in stored order, without ``target`` (test rows have no labels)."""
+        return self.loader(self.predict_split, with_target=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints so a resumed run can check it reads the same data the same way."""
+        return {"seed": self.seed, "reader": self.reader, "batch_size": self.batch_size, "root": str(self.root)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Warn when a checkpoint was written with another seed or batch size (the order will differ)."""
+        for key in ("seed", "batch_size", "reader"):
+            if key in state_dict and state_dict[key] != getattr(self, key):
+                log.warning(
+                    "resuming with %s=%r but the checkpoint was written with %s=%r: the data order differs",
+                    key, getattr(self, key), key, state_dict[key],
+                )
+

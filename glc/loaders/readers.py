@@ -1,0 +1,673 @@
+"""Three readers of a model-input split behind one interface, and the torch ``IterableDataset`` on top of them.
+
+A reader is a :class:`BatchSource`: given an :class:`EpochPlan` (epoch, seed, shuffle, batch size, and which
+worker of how many) it yields batches of numpy columns of at most ``batch_size`` rows; :func:`to_torch_batch`
+turns one into the ``dict[str, torch.Tensor]`` of the loader contract (``labels`` -> multi-hot ``target``).
+
+* :class:`PetastormSource` -- ``petastorm.make_batch_reader`` over the split's part files (``file://`` URLs).
+* :class:`ArrowSource` -- the same row groups read directly with ``pyarrow.parquet``.
+* :class:`MemorySource` -- the whole split decoded once into torch tensors; batches index a permutation.
+
+What is shuffled, exactly (``shuffle=True``; all randomness comes from numpy ``Generator`` objects seeded with
+``(seed, epoch)``, never from Petastorm, torch or global state, so an epoch's order depends only on
+``(seed, epoch, num_workers)``):
+
+* **Petastorm and Arrow** (identical output, batch for batch): the *part files* are read in the order
+  ``default_rng([seed, epoch]).permutation(n_files)``; inside a file its row groups keep their stored order. This
+  row-group sequence is dealt round-robin to the loader workers (row group ``i`` of the sequence goes to worker
+  ``i % num_workers``). Each worker fills a buffer with whole row groups until it holds ``shuffle_buffer`` rows,
+  permutes the buffer's rows with ``default_rng([seed, epoch, 1 + worker])``, emits full batches and keeps the
+  remainder (< ``batch_size`` rows) for the next fill; at the end of its row groups it emits the rest, the last
+  batch possibly short. Without shuffling the files are read in name order and rows are only re-batched.
+  (Files, not row groups, are permuted because Petastorm reads the row groups of one file consecutively; Spark
+  writes one row group per part file for tables of this size, so the two coincide in production.)
+* **Memory**: all rows are permuted with ``default_rng([seed, epoch])``; worker ``w`` takes positions
+  ``w, w + W, ...`` of the permutation and slices them into batches.
+
+Every reader visits each row of the split exactly once per epoch, with any number of workers (``num_workers`` of
+the ``DataLoader``; row groups/rows are sharded by ``torch.utils.data.get_worker_info()``). Each worker's last
+batch of an epoch may be short, so with W > 1 workers the row-group readers yield between ``ceil(N / B)`` and
+``ceil(N / B) + W - 1`` batches depending on the epoch; ``len()`` reports that upper bound (Lightning reads
+``len()`` once and would otherwise cut later epochs short; an epoch that ends earlier simply stops). Multi-process
+training (``torch.distributed``) is not supported: ranks would get unequal batch counts.
+
+Petastorm configuration (measured with ``bench/loader.py``): ``make_batch_reader`` with
+``reader_pool_type="thread"``, ``workers_count=1``, ``shuffle_row_groups=False`` (our file order) and, per
+DataLoader worker, Petastorm's ``cur_shard``/``shard_count`` (which deal row groups round-robin like ours). More
+pool threads did not read faster (Petastorm's collation of list columns holds the GIL), and with one thread its
+results queue is FIFO, which keeps the ventilation order and makes the output exact; ``"process"`` pools only
+move the decode, and ``"dummy"`` was slower. Parallelism comes from ``DataLoader`` worker processes instead
+(persistent, each with its own Petastorm reader). The largest cost was Petastorm's own numpy collation (a
+per-row ``np.vstack`` for each list column, ~60 % of its time): by default the Arrow tables Petastorm decoded are
+collated with one vectorised reshape instead (:class:`PetastormSource` ``collate``), and Petastorm's batches are
+re-batched to exactly ``batch_size`` rows in our shuffle buffer.
+Every batch Petastorm returns is identified (first ``surveyId`` and row count) and must be the next row group of
+the plan, so a change in Petastorm's ordering raises instead of silently changing the data order. Petastorm
+0.13.1's pools can also *end a read early* (a check-then-act race in ``ThreadPool.get_results``; measured: often
+on small tables): the short read is detected the same way and the missing row groups are re-read (see
+:class:`PetastormSource`), so an epoch never silently loses rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from glc.data.errors import DataError
+from glc.loaders.tables import LIST_TYPES, Piece, SplitInfo, check_batch, check_list_width, read_piece
+
+log = logging.getLogger(__name__)
+
+# Petastorm 0.13 drives pyarrow's legacy ParquetDataset, which emits FutureWarnings on every read (from its pool
+# threads, so a local catch_warnings cannot silence them).
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\.|$)")
+
+Batch = dict[str, np.ndarray]
+#: What a reader yields: numpy columns (row-group readers) or tensors (memory reader).
+AnyBatch = dict[str, Any]
+#: Names accepted for ``reader``.
+READERS: tuple[str, ...] = ("petastorm", "arrow", "memory")
+#: Every accepted ``reader``: the three above plus Petastorm with its own (slower) numpy collation.
+READER_CHOICES: tuple[str, ...] = (*READERS, "petastorm-public")
+#: Default shuffle buffer (rows) of the row-group readers.
+DEFAULT_SHUFFLE_BUFFER = 32_768
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Which rows one worker reads in one epoch, and how.
+
+    Attributes:
+        epoch: the epoch number (the trainer's ``current_epoch``).
+        seed: the data module's seed.
+        shuffle: permute the order (see the module docstring for what exactly).
+        batch_size: rows per batch (the last batch of a worker may be shorter).
+        worker: this worker's index among ``num_workers``.
+        num_workers: the number of workers sharing the epoch (at least 1).
+    """
+
+    epoch: int
+    seed: int
+    shuffle: bool
+    batch_size: int
+    worker: int = 0
+    num_workers: int = 1
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """One split, readable batch by batch; the interface the three readers share."""
+
+    info: SplitInfo
+
+    def batches(self, plan: EpochPlan) -> Iterator[AnyBatch]:
+        """Yield this worker's batches for the epoch: numpy columns, ``labels`` int32 [B, L], ``env`` [B, E]."""
+        ...
+
+    def worker_rows(self, plan: EpochPlan) -> int:
+        """How many rows :meth:`batches` yields for ``plan``."""
+        ...
+
+    def max_batches(self, batch_size: int, num_workers: int) -> int:
+        """An upper bound (exact where the count does not depend on the epoch) of the batches of one epoch."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------------------------
+def file_order(info: SplitInfo, plan: EpochPlan) -> list[Path]:
+    """The part files in the order the row-group readers read them in ``plan.epoch``."""
+    if not plan.shuffle:
+        return list(info.files)
+    perm = np.random.default_rng([plan.seed, plan.epoch]).permutation(len(info.files))
+    return [info.files[i] for i in perm]
+
+
+def piece_plan(info: SplitInfo, plan: EpochPlan) -> tuple[list[Path], list[Piece]]:
+    """The file order of the epoch and the row groups (in read order) that ``plan.worker`` gets.
+
+    Row groups (empty ones included, so positions match Petastorm's sharding) are dealt round-robin.
+    """
+    files = file_order(info, plan)
+    sequence = [p for f in files for p in info.pieces_of(f)]
+    return files, sequence[plan.worker :: plan.num_workers]
+
+
+def _writable(values: np.ndarray) -> np.ndarray:
+    """Arrow hands out read-only numpy views; torch wants writable memory (copy only when needed)."""
+    return values if values.flags.writeable else values.copy()
+
+
+def _arrow_to_numpy(table: pa.Table, info: SplitInfo) -> Batch:
+    """Decode one row group into numpy columns in their batch dtypes (float32 / int64 / [n, D] lists)."""
+    out: Batch = {}
+    n = table.num_rows
+    for name in info.columns:
+        col = table.column(name)
+        if name in LIST_TYPES:
+            width = info.label_width if name == "labels" else info.env_dim
+            values = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            dtype = np.float32 if name == "env" else np.int32  # labels stay int32 (half the bytes to shuffle)
+            out[name] = _writable(values.reshape(n, width).astype(dtype, copy=False))
+        else:
+            out[name] = _writable(_scalar(name, col.to_numpy()))
+    return out
+
+
+def _scalar(name: str, values: np.ndarray) -> np.ndarray:
+    if name == "surveyId" or np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64, copy=False)
+    return values.astype(np.float32, copy=False)
+
+
+def _take(chunk: Batch, index: np.ndarray | slice) -> Batch:
+    return {k: v[index] for k, v in chunk.items()}
+
+
+def _concat(chunks: Sequence[Batch]) -> Batch:
+    if len(chunks) == 1:
+        return chunks[0]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def rebatch(
+    chunks: Iterator[Batch], batch_size: int, rng: np.random.Generator | None, buffer_rows: int
+) -> Iterator[Batch]:
+    """Turn a stream of row groups into batches of exactly ``batch_size`` rows (the last may be shorter).
+
+    With ``rng`` the rows are shuffled inside a buffer: whole row groups are added until it holds
+    ``buffer_rows`` rows (at least one batch), its rows are permuted with ``rng``, every full batch is emitted
+    and the remainder stays for the next fill. Without ``rng`` rows keep their order.
+    """
+    fill = max(buffer_rows, batch_size) if rng is not None else batch_size
+    pending: list[Batch] = []
+    count = 0
+
+    def drain(final: bool) -> Iterator[Batch]:
+        nonlocal pending, count
+        buf = _concat(pending)
+        if rng is not None:
+            buf = _take(buf, rng.permutation(count))
+        stop = count if final else count - count % batch_size
+        for start in range(0, stop, batch_size):
+            yield _take(buf, slice(start, min(start + batch_size, stop)))
+        pending = [] if stop == count else [_take(buf, slice(stop, count))]
+        count -= stop
+
+    for chunk in chunks:
+        n = len(chunk["surveyId"])
+        if n == 0:
+            continue
+        pending.append(chunk)
+        count += n
+        if count >= fill:
+            yield from drain(final=False)
+    if count:
+        yield from drain(final=True)
+
+
+def _diagnose(pieces: Sequence[Piece], info: SplitInfo, err: BaseException) -> DataError:
+    """Find which of ``pieces`` cannot be read (Petastorm's own errors do not say) and name its file."""
+    for piece in pieces:
+        if piece.num_rows == 0:
+            continue
+        try:
+            check_batch(read_piece(piece, info.columns), info, f"{piece.path} (row group {piece.row_group})")
+        except DataError as found:
+            return found
+    return DataError(
+        f"Petastorm failed while reading split {info.directory} ({type(err).__name__}: {err}); every row group "
+        "of this worker re-read cleanly with pyarrow, so the failure is in the reader, not in a file. "
+        "Try reader='arrow' to work around it."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The three readers
+# ---------------------------------------------------------------------------------------------------------------
+class _RowGroupSource:
+    """Common part of the two row-group readers: planning, shuffling and the row count of a shard."""
+
+    def __init__(self, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> None:
+        if shuffle_buffer < 1:
+            raise ValueError(f"shuffle_buffer must be >= 1 row, got {shuffle_buffer}.")
+        self.info = info
+        self.shuffle_buffer = shuffle_buffer
+
+    def worker_rows(self, plan: EpochPlan) -> int:
+        return sum(p.num_rows for p in piece_plan(self.info, plan)[1])
+
+    def max_batches(self, batch_size: int, num_workers: int) -> int:
+        busy = min(max(1, num_workers), sum(1 for p in self.info.pieces if p.num_rows))
+        return math.ceil(self.info.num_rows / batch_size) + max(0, busy - 1)
+
+    def _row_groups(self, plan: EpochPlan) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def batches(self, plan: EpochPlan) -> Iterator[Batch]:
+        rng = np.random.default_rng([plan.seed, plan.epoch, 1 + plan.worker]) if plan.shuffle else None
+        return rebatch(self._row_groups(plan), plan.batch_size, rng, self.shuffle_buffer)
+
+
+class ArrowSource(_RowGroupSource):
+    """Reads row groups with ``pyarrow.parquet.ParquetFile.read_row_group`` (the native reader).
+
+    The next row group is read in a background thread while the current one is re-batched and consumed (pyarrow
+    decodes without the GIL), the same one-ahead pipelining Petastorm's pool gives.
+    """
+
+    def _read(self, piece: Piece) -> pa.Table:
+        table = read_piece(piece, self.info.columns)
+        if table.num_rows != piece.num_rows:
+            raise DataError(
+                f"{piece.path} (row group {piece.row_group}): read {table.num_rows} rows, the footer said "
+                f"{piece.num_rows}. The file changed since the data module was set up; set it up again."
+            )
+        return table
+
+    def _row_groups(self, plan: EpochPlan) -> Iterator[Batch]:
+        pieces = [p for p in piece_plan(self.info, plan)[1] if p.num_rows]
+        if not pieces:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="glc-arrow-read") as pool:
+            pending = pool.submit(self._read, pieces[0])
+            for nxt in [*pieces[1:], None]:
+                table = pending.result()  # re-raises the reader's DataError naming the file
+                if nxt is not None:
+                    pending = pool.submit(self._read, nxt)
+                yield _arrow_to_numpy(table, self.info)
+
+
+class PetastormSource(_RowGroupSource):
+    """Reads row groups with ``petastorm.make_batch_reader`` (see the module docstring for the configuration).
+
+    Petastorm opens, reads and decodes the row groups (thread pool, in our order, sharded by worker). How its
+    decoded row groups become numpy columns is ``collate``:
+
+    * ``"arrow"`` (default): the Arrow table Petastorm decoded is taken from its pool (``Reader._workers_pool
+      .get_results()``, Petastorm 0.13's internal) and list columns become matrices with one vectorised reshape.
+    * ``"petastorm"``: Petastorm's public iterator, whose ``convert_arrow_table_to_numpy_dict`` builds each list
+      column with a per-row ``np.vstack``; the same data (tested), measured ~1.4x slower end to end.
+
+    ``"arrow"`` falls back to the public iterator when the reader has no such pool.
+
+    Each row group Petastorm returns is identified (first ``surveyId`` and row count) and must be the next row
+    group of the plan. Petastorm 0.13.1's pools can end a read early: ``ThreadPool.get_results`` checks "all
+    workers done" and "ventilator completed" at two different moments, so when the ventilator hands out the last
+    row groups in between, the reader stops with rows never returned (the same check-then-act race exists in
+    ``DummyPool``). Such a silent short read is detected here and the missing row groups are read by a new
+    Petastorm reader over their files (row groups of other shards, or already read, are skipped), at most
+    ``max_rereads`` times; each re-read is logged and counted in :attr:`rereads`.
+
+    Args:
+        info: the scanned split.
+        shuffle_buffer: rows per shuffle buffer.
+        collate: ``"arrow"`` or ``"petastorm"`` (see above).
+        workers_count: Petastorm pool threads (only 1: see the module docstring).
+        results_queue_size: row groups Petastorm may decode ahead.
+        max_rereads: re-reads allowed per worker and epoch after Petastorm ended early.
+    """
+
+    def __init__(
+        self,
+        info: SplitInfo,
+        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+        collate: str = "arrow",
+        workers_count: int = 1,
+        results_queue_size: int = 4,
+        max_rereads: int = 20,
+    ) -> None:
+        super().__init__(info, shuffle_buffer)
+        if collate not in ("arrow", "petastorm"):
+            raise ValueError(f"PetastormSource: collate={collate!r}, expected 'arrow' or 'petastorm'.")
+        if workers_count != 1:
+            raise ValueError(
+                f"PetastormSource: workers_count={workers_count} is not supported: with more than one pool thread "
+                "Petastorm returns row groups in completion order, which breaks the exact epoch order. Use "
+                "DataLoader workers (num_workers) for parallelism."
+            )
+        import petastorm  # noqa: F401 -- imported here, in the parent, so forked DataLoader workers inherit it
+
+        self.collate = collate
+        self.workers_count = workers_count
+        self.results_queue_size = results_queue_size
+        self.max_rereads = max_rereads
+        self.rereads = 0  # short reads repaired by this process (for logs and tests)
+        self._by_id = {p.first_id: p for p in info.pieces if p.num_rows}
+
+    def _open(self, files: Sequence[Path], shard: tuple[int, int] | None) -> Any:
+        from petastorm import make_batch_reader
+
+        return make_batch_reader(
+            [p.resolve().as_uri() for p in files],
+            schema_fields=[re.escape(c) + "$" for c in self.info.columns],  # exact names (regexes to Petastorm)
+            reader_pool_type="thread",
+            workers_count=self.workers_count,
+            results_queue_size=self.results_queue_size,
+            shuffle_row_groups=False,  # our file order, see piece_plan
+            shuffle_rows=False,  # rows are shuffled in our buffer
+            seed=None,  # a seed would also shuffle Petastorm's sharding
+            num_epochs=1,
+            cur_shard=shard[0] if shard else None,
+            shard_count=shard[1] if shard else None,
+        )
+
+    def _next(self, reader: Any) -> pa.Table | dict[str, np.ndarray]:
+        """The next decoded row group (raises ``StopIteration`` at the end)."""
+        pool = getattr(reader, "_workers_pool", None) if self.collate == "arrow" else None
+        if pool is None:
+            return next(reader)._asdict()
+        from petastorm.workers_pool import EmptyResultError
+
+        try:
+            result = pool.get_results()
+        except EmptyResultError:
+            raise StopIteration from None
+        return result if isinstance(result, (pa.Table, dict)) else dict(result._asdict())
+
+    def _identify(self, raw: pa.Table | dict[str, np.ndarray]) -> tuple[Piece | None, str]:
+        if isinstance(raw, pa.Table):
+            n, first = raw.num_rows, (raw.column("surveyId")[0].as_py() if raw.num_rows else None)
+        else:
+            n, first = len(raw["surveyId"]), (int(raw["surveyId"][0]) if len(raw["surveyId"]) else None)
+        piece = self._by_id.get(first) if first is not None else None
+        return (piece if piece is not None and piece.num_rows == n else None), f"{n} rows from surveyId {first}"
+
+    def _row_groups(self, plan: EpochPlan) -> Iterator[Batch]:
+        files, pieces = piece_plan(self.info, plan)
+        expected = [p for p in pieces if p.num_rows > 0]
+        n_sequence = sum(len(self.info.pieces_of(f)) for f in files)
+        done = 0
+        for attempt in range(self.max_rereads + 1):
+            if done == len(expected):
+                return
+            remaining = expected[done:]
+            if attempt == 0 and n_sequence >= plan.num_workers:
+                # Petastorm deals row groups round-robin over the same sequence (file order x stored order).
+                read_files, shard = files, ((plan.worker, plan.num_workers) if plan.num_workers > 1 else None)
+            else:
+                read_files, shard = list(dict.fromkeys(p.path for p in remaining)), None
+                if attempt:
+                    self.rereads += 1
+                    log.warning(
+                        "Petastorm ended a read of %s after %d of %d row groups (petastorm 0.13.1 pool race); "
+                        "re-reading the %d missing row groups from %d file(s)",
+                        self.info.directory, done, len(expected), len(remaining), len(read_files),
+                    )
+            wanted = set(remaining)
+            try:
+                reader = self._open(read_files, shard)
+            except Exception as err:  # noqa: BLE001 -- any failure is re-raised naming the bad file
+                raise _diagnose(remaining, self.info, err) from err
+            try:
+                while done < len(expected):
+                    try:
+                        raw = self._next(reader)
+                    except StopIteration:
+                        break
+                    except Exception as err:  # noqa: BLE001
+                        raise _diagnose(expected[done:], self.info, err) from err
+                    piece, got = self._identify(raw)
+                    if piece is expected[done]:
+                        yield self._convert(raw, piece)
+                        done += 1
+                    elif piece is None or piece in wanted or shard is not None:
+                        want = expected[done]
+                        raise DataError(
+                            f"Petastorm returned a row group ({got}) where {want.path} row group {want.row_group} "
+                            f"({want.num_rows} rows from surveyId {want.first_id}) was expected: it no longer reads "
+                            "in ventilation order, or the files changed since setup. Set the data module up again, "
+                            "or use reader='arrow'."
+                        )
+                    # else: a row group of another shard, or one already read, in a file being re-read: skip it
+            finally:
+                reader.stop()
+                reader.join()
+        if done < len(expected):
+            raise DataError(
+                f"Petastorm kept ending early: {len(expected) - done} row groups of {self.info.directory} were "
+                f"still unread after {self.max_rereads} re-reads. Use reader='arrow'."
+            )
+
+    def _convert(self, raw: pa.Table | dict[str, np.ndarray], piece: Piece) -> Batch:
+        where = f"{piece.path} (row group {piece.row_group})"
+        if isinstance(raw, pa.Table):
+            for name in LIST_TYPES:
+                if name in self.info.columns:
+                    width = self.info.label_width if name == "labels" else self.info.env_dim
+                    check_list_width(raw.column(name), name, width, where)
+            return _arrow_to_numpy(raw, self.info)
+        out: Batch = {}
+        for name in self.info.columns:
+            values = raw[name]
+            if name in LIST_TYPES:
+                width = self.info.label_width if name == "labels" else self.info.env_dim
+                if values.ndim != 2 or values.shape[1] != width:
+                    raise DataError(
+                        f"{where}: column {name!r} has shape {values.shape}, expected [{piece.num_rows}, {width}] "
+                        "(meta.json)."
+                    )
+                out[name] = _writable(values.astype(np.float32 if name == "env" else np.int32, copy=False))
+            else:
+                out[name] = _writable(_scalar(name, values))
+        return out
+
+
+class MemorySource:
+    """The whole split decoded once into torch tensors (features in their batch dtypes, labels int32 [N, L])."""
+
+    def __init__(self, info: SplitInfo) -> None:
+        self.info = info
+        parts = []
+        for piece in info.pieces:
+            if piece.num_rows:
+                table = read_piece(piece, info.columns)
+                check_batch(table, info, f"{piece.path} (row group {piece.row_group})")
+                parts.append(_arrow_to_numpy(table, info))
+        merged = _concat(parts) if parts else {}
+        self.tensors: dict[str, torch.Tensor] = {
+            k: torch.from_numpy(_writable(np.ascontiguousarray(v))) for k, v in merged.items()
+        }
+
+    def _positions(self, plan: EpochPlan) -> torch.Tensor:
+        n = self.info.num_rows
+        if plan.shuffle:
+            order = torch.from_numpy(np.random.default_rng([plan.seed, plan.epoch]).permutation(n))
+        else:
+            order = torch.arange(n)
+        return order[plan.worker :: plan.num_workers]
+
+    def worker_rows(self, plan: EpochPlan) -> int:
+        return len(range(plan.worker, self.info.num_rows, plan.num_workers))
+
+    def max_batches(self, batch_size: int, num_workers: int) -> int:
+        w = max(1, num_workers)  # rows are dealt by position: the same count every epoch
+        return sum(math.ceil(len(range(i, self.info.num_rows, w)) / batch_size) for i in range(w))
+
+    def batches(self, plan: EpochPlan) -> Iterator[AnyBatch]:
+        positions = self._positions(plan)
+        for start in range(0, len(positions), plan.batch_size):
+            index = positions[start : start + plan.batch_size]
+            yield {k: v.index_select(0, index) for k, v in self.tensors.items()}
+
+
+def make_source(reader: str, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> BatchSource:
+    """Build the reader named ``reader`` over a scanned split.
+
+    ``reader`` is one of :data:`READER_CHOICES`: "petastorm", "petastorm-public" (Petastorm with its own per-row
+    collation, :class:`PetastormSource` ``collate="petastorm"``), "arrow" or "memory".
+    """
+    if reader == "petastorm":
+        return PetastormSource(info, shuffle_buffer)
+    if reader == "petastorm-public":
+        return PetastormSource(info, shuffle_buffer, collate="petastorm")
+    if reader == "arrow":
+        return ArrowSource(info, shuffle_buffer)
+    if reader == "memory":
+        return MemorySource(info)
+    raise ValueError(f"unknown reader {reader!r}; expected one of {list(READER_CHOICES)}.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Torch side
+# ---------------------------------------------------------------------------------------------------------------
+def multi_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Turn padded class indices [B, L] (pad < 0) into a float32 multi-hot matrix [B, C] with one scatter.
+
+    Raises:
+        DataError: if an index is >= ``num_classes``.
+    """
+    labels = labels.to(torch.int64)
+    b = labels.shape[0]
+    if labels.numel() and int(labels.max()) >= num_classes:
+        raise DataError(
+            f"label index {int(labels.max())} >= num_classes {num_classes}; the labels column and meta.json disagree."
+        )
+    valid = labels >= 0
+    flat = (labels + torch.arange(b).unsqueeze(1) * num_classes)[valid]
+    target = torch.zeros(b * num_classes, dtype=torch.float32)
+    target.scatter_(0, flat, 1.0)
+    return target.view(b, num_classes)
+
+
+def to_torch_batch(batch: dict[str, Any], num_classes: int, with_target: bool) -> dict[str, torch.Tensor]:
+    """Numpy (or tensor) columns -> the loader contract: ``labels`` becomes ``target`` [B, C] float32."""
+    out = {k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(v)) for k, v in batch.items()}
+    labels = out.pop("labels", None)
+    if with_target:
+        if labels is None:
+            raise ValueError("with_target=True but the reader did not load the 'labels' column.")
+        out["target"] = multi_hot(labels, num_classes)
+    return out
+
+
+def _shard() -> tuple[int, int]:
+    """(worker index, number of workers) of the calling DataLoader worker (``(0, 1)`` in the main process).
+
+    Raises:
+        NotImplementedError: under ``torch.distributed`` with several ranks.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() > 1:
+            raise NotImplementedError(
+                "SurveyDataModule does not support multi-process (DDP) training: ranks would read unequal numbers "
+                "of batches. Train on one device (Trainer(devices=1))."
+            )
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+class SurveyIterableDataset(IterableDataset):
+    """Batches of one split from a :class:`BatchSource`; use with ``DataLoader(batch_size=None)``.
+
+    The epoch is read when iteration starts (:attr:`epoch`, set by :class:`EpochDataLoader`, kept in shared
+    memory so persistent workers see it too), so the same dataset object serves every epoch.
+
+    Args:
+        source: the reader.
+        batch_size: rows per batch.
+        shuffle: shuffle (see the module docstring).
+        seed: the seed of the epoch orders.
+        num_classes: C, the width of ``target``.
+        with_target: turn ``labels`` into ``target`` (else no target is produced).
+        num_workers: DataLoader workers (only used by ``__len__``).
+    """
+
+    def __init__(
+        self,
+        source: BatchSource,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        num_classes: int,
+        with_target: bool,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_classes = num_classes
+        self.with_target = with_target
+        self.num_workers = num_workers
+        # The epoch lives in shared memory so that persistent DataLoader workers (forked once) see each new value.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration reads (set by :class:`EpochDataLoader` before each ``iter()``)."""
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(int(value))
+
+    def plan(self, worker: int, num_workers: int) -> EpochPlan:
+        """The plan of ``worker`` in the current epoch."""
+        return EpochPlan(self.epoch, self.seed, self.shuffle, self.batch_size, worker, num_workers)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker, num_workers = _shard()
+        for raw in self.source.batches(self.plan(worker, num_workers)):
+            yield to_torch_batch(raw, self.num_classes, self.with_target)
+
+    def __len__(self) -> int:
+        """Batches of one epoch over all DataLoader workers (an upper bound with several workers, see module)."""
+        return self.source.max_batches(self.batch_size, self.num_workers)
+
+
+class EpochDataLoader(torch.utils.data.DataLoader):
+    """A ``DataLoader`` that tells its :class:`SurveyIterableDataset` the epoch each time iteration starts.
+
+    The epoch comes from ``epoch_fn()`` (the data module returns the epoch the attached trainer is about to run)
+    or, when that returns ``None`` (no trainer), from a counter of ``iter()`` calls. Because the epoch is read at
+    ``iter()`` time, the loader needs no rebuilding between epochs (no ``reload_dataloaders_every_n_epochs``), and a
+    run resumed from an end-of-epoch checkpoint before epoch ``e`` reads epoch ``e``'s order.
+    """
+
+    def __init__(
+        self,
+        dataset: SurveyIterableDataset,
+        epoch_fn: Callable[[], int | None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("batch_size", None)
+        super().__init__(dataset, **kwargs)
+        self.epoch_fn = epoch_fn
+        self.iterations = 0
+
+    def current_epoch(self) -> int:
+        """The epoch the next ``iter()`` will read."""
+        epoch = self.epoch_fn() if self.epoch_fn is not None else None
+        return self.iterations if epoch is None else int(epoch)
+
+    def __iter__(self) -> Any:
+        self.dataset.epoch = self.current_epoch()  # type: ignore[attr-defined]
+        self.iterations += 1
+        return super().__iter__()
+
+    def shutdown(self) -> None:
+        """Stop persistent worker processes now (they are started again by the next ``iter()``).
+
+        Left to the garbage collector, a persistent iterator caught in a reference cycle (a trainer holds its
+        loaders, the loaders hold the data module) shuts its workers down from inside ``gc``, where torch waits
+        5 s per worker before killing it; :meth:`SurveyDataModule.teardown` calls this instead.
+        """
+        iterator = getattr(self, "_iterator", None)  # where DataLoader keeps its persistent iterator
+        self._iterator = None
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()

@@ -1,0 +1,515 @@
+"""Geolocation nets: species logits from a survey's location (plus optional year, region and env extras).
+
+A :class:`GeolocationNet` is ``coordinate noise (training only) -> coordinate encoder -> [extras] -> body``:
+
+* **Encoders** (``model.encoder``):
+
+  - ``"xy"``: EPSG:3035 metres scaled as ``((x - X0) / S, (y - Y0) / S)`` with ``X0 = 4 321 000``,
+    ``Y0 = 3 210 000`` (the projection's false easting/northing, i.e. its origin 52°N 10°E) and ``S = 1 000 000``
+    (1000 km), so GLC's Europe (x 2.5-7.5e6, y 1.0-5.5e6) maps to about [-2, 3.5]. 2 features.
+  - ``"sinusoidal"``: multi-scale sinusoids of the centred x/y: for wavelengths ``w_k`` geometric from
+    ``min_scale_km`` to ``max_scale_km`` (``n_scales`` of them), the features are
+    ``[sin(2 pi dx / w_k) for k] + [cos(2 pi dx / w_k) for k] + [the same for dy]``, ``dx = x - X0``,
+    ``dy = y - Y0`` (4 * n_scales features, phases computed in float64).
+  - ``"sh"``: real spherical harmonics of (lon, lat) of degrees ``l = 0 .. L - 1`` (``L = sh_degree``), all orders
+    ``m = -l .. l`` (**L² features**, SatCLIP's count), see :func:`real_spherical_harmonics`.
+
+* **Body**: ``hidden == 0``: a linear model (``Linear(in, C)``). Otherwise a 2-layer MLP as DS@GT's geolocation
+  model: ``Linear(in, hidden) -> ReLU -> Dropout -> Linear(hidden, C)``; with ``siren = true`` the hidden layer is a
+  SIREN sine layer (Sitzmann et al., "Implicit Neural Representations with Periodic Activation Functions",
+  NeurIPS 2020): ``sin(w0 (W z + b))`` with ``w0 = 30`` and ``W ~ U(-1/in, 1/in)`` (their first-layer init), and the
+  output layer gets their hidden-layer init ``U(-sqrt(6/hidden)/w0, +sqrt(6/hidden)/w0)``.
+
+* **Coordinate noise** (training mode only, ``coord_noise_km`` > 0): an isotropic 2-D Gaussian displacement
+  ``(dx, dy) ~ N(0, sigma² I)`` in EPSG:3035 metres. ``coord_noise_km`` is its **mean displacement**
+  ``E|d| = sigma sqrt(pi / 2)`` (the Rayleigh mean), so ``sigma = coord_noise_km / sqrt(pi / 2)``
+  (5 km -> sigma = 3.99 km per axis). The same ``(dx, dy)`` moves lon/lat for the ``sh`` encoder: lon/lat are
+  projected with a spherical Lambert azimuthal equal-area projection with EPSG:3035's centre (authalic radius),
+  shifted by ``(dx, dy)`` and projected back, so x/y and lon/lat still describe one point (to within the
+  sphere-vs-GRS80 difference: < 0.5 % of the displacement over Europe, tested against pyproj).
+  Eval mode never adds noise.
+
+* **Extras** (``model.extras``, any of): ``"year"`` as ``(year - 2019) / 2`` (GLC24's 2017-2021 -> [-1, 1]; years
+  outside 1950-2100 raise), ``"region"`` one-hot over ``n_regions`` codes, ``"env"`` the standardised env vector.
+
+Batches are the dicts of :mod:`glc.loaders` (float32 ``x``/``y``/``lon``/``lat`` [B], int64 ``year``/``region``
+[B], float32 ``env`` [B, E]); :attr:`GeolocationNet.input_columns` lists the keys a net reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from glc.config import DEFAULTS
+
+__all__ = [
+    "ENCODERS",
+    "EXTRAS",
+    "CoordinateNoise",
+    "GeolocationNet",
+    "SineLayer",
+    "SinusoidalEncoder",
+    "SphericalHarmonicsEncoder",
+    "XYEncoder",
+    "build_geolocation_net",
+    "laea_sphere_forward",
+    "laea_sphere_inverse",
+    "real_spherical_harmonics",
+]
+
+#: EPSG:3035 false easting / northing (metres): the projected position of its origin, 52°N 10°E.
+X0_M = 4_321_000.0
+Y0_M = 3_210_000.0
+#: Scale of the ``xy`` encoder (metres): 1000 km.
+XY_SCALE_M = 1_000_000.0
+#: EPSG:3035's projection centre and the GRS80 authalic radius used by the spherical LAEA of the coordinate noise.
+LAEA_LAT0_DEG = 52.0
+LAEA_LON0_DEG = 10.0
+AUTHALIC_RADIUS_M = 6_371_007.181
+#: ``year`` extra: ``(year - YEAR_CENTRE) / YEAR_SCALE``; years outside ``YEAR_RANGE`` raise.
+YEAR_CENTRE = 2019.0
+YEAR_SCALE = 2.0
+YEAR_RANGE = (1950, 2100)
+#: SIREN frequency of the sine layer (Sitzmann et al. 2020).
+SIREN_W0 = 30.0
+
+ENCODERS = ("xy", "sinusoidal", "sh")
+EXTRAS = ("year", "region", "env")
+
+
+# ------------------------------------------------------------------------------------------------ encoders
+class XYEncoder(nn.Module):
+    """Centred, scaled EPSG:3035 x/y: ``((x - X0) / 1e6, (y - Y0) / 1e6)`` (float64 in, float64 out)."""
+
+    out_dim = 2
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """``[B]`` x, ``[B]`` y (metres) -> ``[B, 2]``."""
+        return torch.stack([(x - X0_M) / XY_SCALE_M, (y - Y0_M) / XY_SCALE_M], dim=-1)
+
+
+class SinusoidalEncoder(nn.Module):
+    """Multi-scale sinusoids of the centred EPSG:3035 x/y (see the module docstring for the feature order).
+
+    Args:
+        n_scales: number of wavelengths (>= 1).
+        min_scale_km: smallest wavelength (km, > 0).
+        max_scale_km: largest wavelength (km, >= min_scale_km); ``n_scales == 1`` uses ``min_scale_km`` only.
+    """
+
+    def __init__(self, n_scales: int = 8, min_scale_km: float = 1.0, max_scale_km: float = 2000.0) -> None:
+        super().__init__()
+        if n_scales == 1:
+            km = [float(min_scale_km)]
+        else:
+            ratio = (max_scale_km / min_scale_km) ** (1.0 / (n_scales - 1))
+            km = [min_scale_km * ratio**k for k in range(n_scales)]
+            km[-1] = float(max_scale_km)
+        self.wavelengths_km: tuple[float, ...] = tuple(km)  # plain floats: module.float()/half() cannot round them
+        self.out_dim = 4 * n_scales
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """``[B]`` x, ``[B]`` y (metres, float64) -> ``[B, 4 * n_scales]`` float64."""
+        freq = 2.0 * math.pi / (torch.tensor(self.wavelengths_km, dtype=torch.float64, device=x.device) * 1000.0)
+        px = (x - X0_M).unsqueeze(-1) * freq
+        py = (y - Y0_M).unsqueeze(-1) * freq
+        return torch.cat([torch.sin(px), torch.cos(px), torch.sin(py), torch.cos(py)], dim=-1)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"wavelengths_km={[round(w, 3) for w in self.wavelengths_km]}"
+
+
+def real_spherical_harmonics(lon_deg: Tensor, lat_deg: Tensor, degree: int) -> Tensor:
+    """Real, orthonormal spherical harmonics of degrees ``0 .. degree - 1`` at (lon, lat), in float64.
+
+    Convention: colatitude ``theta = 90° - lat``, azimuth ``phi = lon``; column ``l² + l + m`` holds
+    ``Y_lm`` for ``m = -l .. l``::
+
+        Y_l0  = N_l0 P_l^0(cos theta)
+        Y_lm  = sqrt(2) N_lm P_l^m(cos theta) cos(m phi)        (m > 0)
+        Y_l-m = sqrt(2) N_lm P_l^m(cos theta) sin(m phi)        (m > 0)
+        N_lm  = sqrt((2l + 1) / (4 pi) * (l - m)! / (l + m)!)
+
+    with the associated Legendre functions ``P_l^m`` **without** the Condon-Shortley phase ``(-1)^m``; i.e.
+    ``Y_lm = sqrt(2) (-1)^m Re Y_l^m`` and ``Y_l-m = sqrt(2) (-1)^m Im Y_l^m`` of the complex (Condon-Shortley)
+    harmonics of ``scipy.special.sph_harm_y``. They are orthonormal on the unit sphere (∫ Y_i Y_j dΩ = δ_ij).
+    SatCLIP uses the same L² functions (its sign and latitude conventions differ, which only flips signs /
+    reflects the basis). ``N_lm P_l^m`` is computed with the standard stable recurrences of the fully normalised
+    functions (no factorials), vectorised over orders, in torch, so it runs on the input's device.
+
+    Args:
+        lon_deg: longitudes in degrees, any shape ``[...]``.
+        lat_deg: latitudes in degrees, same shape.
+        degree: ``L >= 1``: the number of degrees (``L²`` functions).
+
+    Returns:
+        float64 tensor ``[..., L²]``.
+    """
+    if int(degree) != degree or degree < 1:
+        raise ValueError(f"sh degree must be an integer >= 1, got {degree!r}")
+    L = int(degree)
+    lon = lon_deg.to(torch.float64)
+    lat = torch.deg2rad(lat_deg.to(torch.float64))
+    phi = torch.deg2rad(lon).unsqueeze(-1)
+    ct = torch.sin(lat).unsqueeze(-1)  # cos(theta)
+    st = torch.cos(lat).clamp(min=0.0).unsqueeze(-1)  # sin(theta) >= 0
+    dev = lon.device
+    ms = torch.arange(L, dtype=torch.float64, device=dev)
+
+    # diagonal: Pbar_m^m = sqrt(1 / 4pi) * prod_{k<=m} sqrt((2k + 1) / 2k) * sin(theta)^m
+    diag_coef = [math.sqrt(1.0 / (4.0 * math.pi))]
+    for m in range(1, L):
+        diag_coef.append(diag_coef[-1] * math.sqrt((2 * m + 1) / (2 * m)))
+    diag = torch.tensor(diag_coef, dtype=torch.float64, device=dev) * st.pow(ms)  # [..., L]
+
+    rows: list[Tensor] = [diag[..., :1]]  # rows[l][..., m] = Pbar_l^m, m = 0..l
+    for l in range(1, L):  # noqa: E741 - the degree is called l
+        parts = []
+        if l >= 2:
+            m = torch.arange(l - 1, dtype=torch.float64, device=dev)
+            a = torch.sqrt((4.0 * l * l - 1.0) / (l * l - m * m))
+            b = torch.sqrt(((l - 1.0) ** 2 - m * m) / (4.0 * (l - 1.0) ** 2 - 1.0))
+            parts.append(a * (ct * rows[l - 1][..., : l - 1] - b * rows[l - 2][..., : l - 1]))
+        parts.append(math.sqrt(2 * l + 1) * ct * diag[..., l - 1 : l])  # Pbar_l^(l-1)
+        parts.append(diag[..., l : l + 1])  # Pbar_l^l
+        rows.append(torch.cat(parts, dim=-1))
+
+    cos_m = torch.cos(phi * ms)
+    sin_m = torch.sin(phi * ms)
+    out = []
+    for l in range(L):  # noqa: E741
+        p = rows[l]
+        if l == 0:
+            out.append(p)
+            continue
+        neg = math.sqrt(2.0) * (p[..., 1:] * sin_m[..., 1 : l + 1]).flip(-1)  # m = -l .. -1
+        pos = math.sqrt(2.0) * p[..., 1:] * cos_m[..., 1 : l + 1]  # m = 1 .. l
+        out.append(torch.cat([neg, p[..., :1], pos], dim=-1))
+    return torch.cat(out, dim=-1)
+
+
+class SphericalHarmonicsEncoder(nn.Module):
+    """Real spherical harmonics of (lon, lat), degrees ``0 .. degree - 1`` (``degree²`` features, float64)."""
+
+    def __init__(self, degree: int = 10) -> None:
+        super().__init__()
+        self.degree = int(degree)
+        self.out_dim = self.degree**2
+
+    def forward(self, lon: Tensor, lat: Tensor) -> Tensor:
+        """``[B]`` lon, ``[B]`` lat (degrees) -> ``[B, degree²]`` float64."""
+        return real_spherical_harmonics(lon, lat, self.degree)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"degree={self.degree}"
+
+
+# ------------------------------------------------------------------------------------------ coordinate noise
+def laea_sphere_forward(lon_deg: Tensor, lat_deg: Tensor) -> tuple[Tensor, Tensor]:
+    """Spherical Lambert azimuthal equal-area (Snyder 1987, "Map Projections: A Working Manual", ch. 24) with EPSG:3035's
+    centre (52°N 10°E) and the GRS80 authalic radius; float64 metres.
+
+    Relative to the centre (no false easting/northing). Used only to move lon/lat by a metric displacement.
+    """
+    lam = torch.deg2rad(lon_deg.to(torch.float64) - LAEA_LON0_DEG)
+    phi = torch.deg2rad(lat_deg.to(torch.float64))
+    p1 = math.radians(LAEA_LAT0_DEG)
+    cos_c = math.sin(p1) * torch.sin(phi) + math.cos(p1) * torch.cos(phi) * torch.cos(lam)
+    k = torch.sqrt(2.0 / (1.0 + cos_c).clamp(min=1e-12))
+    X = AUTHALIC_RADIUS_M * k * torch.cos(phi) * torch.sin(lam)
+    Y = AUTHALIC_RADIUS_M * k * (math.cos(p1) * torch.sin(phi) - math.sin(p1) * torch.cos(phi) * torch.cos(lam))
+    return X, Y
+
+
+def laea_sphere_inverse(X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:  # noqa: N803
+    """Inverse of :func:`laea_sphere_forward` (Snyder 1987, ch. 24): metres -> lon/lat degrees."""
+    X = X.to(torch.float64)
+    Y = Y.to(torch.float64)
+    R = AUTHALIC_RADIUS_M
+    p1 = math.radians(LAEA_LAT0_DEG)
+    rho = torch.hypot(X, Y)
+    c = 2.0 * torch.asin((rho / (2.0 * R)).clamp(max=1.0))
+    # sin(c) / rho -> 1 / R at the centre; where() keeps the division away from rho = 0
+    near = rho < 1e-6
+    sinc_rho = torch.where(near, torch.full_like(rho, 1.0 / R), torch.sin(c) / torch.where(near, torch.ones_like(rho), rho))
+    lat = torch.asin((torch.cos(c) * math.sin(p1) + Y * sinc_rho * math.cos(p1)).clamp(-1.0, 1.0))
+    lon = LAEA_LON0_DEG + torch.rad2deg(torch.atan2(X * sinc_rho, math.cos(p1) * torch.cos(c) - Y * sinc_rho * math.sin(p1)))
+    lon = torch.remainder(lon + 180.0, 360.0) - 180.0
+    return lon, torch.rad2deg(lat)
+
+
+class CoordinateNoise(nn.Module):
+    """Training-time isotropic Gaussian displacement with mean length ``mean_km`` (identity in eval mode or at 0).
+
+    Args:
+        mean_km: mean displacement ``E|d|`` in km (``sigma = mean_km / sqrt(pi / 2)`` per axis); ``0`` = off.
+    """
+
+    def __init__(self, mean_km: float = 5.0) -> None:
+        super().__init__()
+        self.mean_km = float(mean_km)
+        self.sigma_m = self.mean_km * 1000.0 / math.sqrt(math.pi / 2.0)
+
+    def forward(self, x: Tensor | None, y: Tensor | None, lon: Tensor | None = None, lat: Tensor | None = None) -> tuple[Tensor | None, ...]:
+        """Displace x/y (metres) and lon/lat (degrees) by one shared draw; returns float64 ``(x, y, lon, lat)``.
+
+        Any pair may be ``None`` (returned as ``None``); at least one pair must be given.
+        """
+        f64 = [None if t is None else t.to(torch.float64) for t in (x, y, lon, lat)]
+        if not (self.training and self.mean_km > 0):
+            return tuple(f64)
+        ref = f64[0] if f64[0] is not None else f64[2]
+        if ref is None:
+            raise ValueError("CoordinateNoise needs x/y or lon/lat, got neither")
+        dx = torch.randn_like(ref) * self.sigma_m
+        dy = torch.randn_like(ref) * self.sigma_m
+        nx = ny = nlon = nlat = None
+        if f64[0] is not None:
+            nx, ny = f64[0] + dx, f64[1] + dy
+        if f64[2] is not None:
+            X, Y = laea_sphere_forward(f64[2], f64[3])
+            nlon, nlat = laea_sphere_inverse(X + dx, Y + dy)
+        return nx, ny, nlon, nlat
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"mean_km={self.mean_km}, sigma_m={self.sigma_m:.1f}"
+
+
+# ------------------------------------------------------------------------------------------------ bodies
+class SineLayer(nn.Module):
+    """SIREN layer ``sin(w0 (W z + b))`` with the first-layer init of Sitzmann et al. (2020): ``W ~ U(-1/in, 1/in)``."""
+
+    def __init__(self, in_features: int, out_features: int, w0: float = SIREN_W0) -> None:
+        super().__init__()
+        self.w0 = float(w0)
+        self.linear = nn.Linear(in_features, out_features)
+        with torch.no_grad():
+            self.linear.weight.uniform_(-1.0 / in_features, 1.0 / in_features)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """``sin(w0 * linear(z))``."""
+        return torch.sin(self.w0 * self.linear(z))
+
+
+def _body(in_dim: int, num_classes: int, hidden: int, siren: bool, dropout: float) -> nn.Module:
+    if hidden == 0:
+        return nn.Linear(in_dim, num_classes)
+    out = nn.Linear(hidden, num_classes)
+    if siren:
+        bound = math.sqrt(6.0 / hidden) / SIREN_W0
+        with torch.no_grad():
+            out.weight.uniform_(-bound, bound)
+        return nn.Sequential(SineLayer(in_dim, hidden), nn.Dropout(dropout), out)
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), out)
+
+
+# ------------------------------------------------------------------------------------------------ the net
+class GeolocationNet(nn.Module):
+    """Coordinate noise -> encoder -> (+ extras) -> linear / MLP / SIREN body -> logits ``[B, num_classes]``.
+
+    Args:
+        num_classes: number of species columns ``C``.
+        encoder: ``"xy"``, ``"sinusoidal"`` or ``"sh"``.
+        hidden: hidden units of the 2-layer MLP; ``0`` = linear model.
+        siren: SIREN sine hidden layer instead of Linear + ReLU (needs ``hidden > 0``).
+        sh_degree: ``sh``: number of Legendre degrees ``L`` (``L²`` features).
+        n_scales, min_scale_km, max_scale_km: ``sinusoidal``: the wavelengths.
+        coord_noise_km: mean displacement of the training-time coordinate noise (``0`` = off).
+        extras: any of ``"year"``, ``"region"``, ``"env"``.
+        n_regions: number of region codes (needed with ``"region"``).
+        env_dim: length of the env vector (needed with ``"env"``).
+        dropout: dropout after the hidden layer, in ``[0, 1)`` (must be 0 for the linear model).
+
+    Raises:
+        ValueError: naming the parameter, on any invalid value.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        encoder: str = "sinusoidal",
+        hidden: int = 256,
+        siren: bool = False,
+        sh_degree: int = 10,
+        n_scales: int = 8,
+        min_scale_km: float = 1.0,
+        max_scale_km: float = 2000.0,
+        coord_noise_km: float = 5.0,
+        extras: Sequence[str] = (),
+        n_regions: int = 0,
+        env_dim: int = 0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _validate(num_classes, encoder, hidden, siren, sh_degree, n_scales, min_scale_km, max_scale_km, coord_noise_km, extras, n_regions, env_dim, dropout)
+        self.num_classes = int(num_classes)
+        self.encoder_name = encoder
+        self.extras = tuple(extras)
+        self.n_regions = int(n_regions)
+        self.env_dim = int(env_dim)
+        self.noise = CoordinateNoise(coord_noise_km)
+        if encoder == "xy":
+            self.encoder: nn.Module = XYEncoder()
+        elif encoder == "sinusoidal":
+            self.encoder = SinusoidalEncoder(int(n_scales), float(min_scale_km), float(max_scale_km))
+        else:
+            self.encoder = SphericalHarmonicsEncoder(int(sh_degree))
+        in_dim = self.encoder.out_dim
+        in_dim += ("year" in self.extras) + (self.n_regions if "region" in self.extras else 0) + (self.env_dim if "env" in self.extras else 0)
+        self.in_dim = in_dim
+        self.body = _body(in_dim, self.num_classes, int(hidden), bool(siren), float(dropout))
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """Batch keys this net reads: the coordinates its encoder needs, then its extras."""
+        coords = ("lon", "lat") if self.encoder_name == "sh" else ("x", "y")
+        return coords + self.extras
+
+    def _get(self, batch: Mapping[str, Tensor], key: str) -> Tensor:
+        if key not in batch:
+            raise KeyError(
+                f"GeolocationNet(encoder={self.encoder_name!r}, extras={list(self.extras)}) needs batch key {key!r}, "
+                f"batch has {sorted(batch)}; add {key!r} to the data module's columns"
+            )
+        return batch[key]
+
+    def _check(self, t: dict[str, Tensor]) -> None:
+        """Shape checks, then one device sync for every value check (finite coordinates/env, year and region range)."""
+        n = None
+        for key, v in t.items():
+            want = 2 if key == "env" else 1
+            if v.dim() != want or (n is not None and v.shape[0] != n) or (key == "env" and v.shape[1] != self.env_dim):
+                shape = "[B, env_dim=%d]" % self.env_dim if key == "env" else "[B]"
+                raise ValueError(f"batch[{key!r}] has shape {tuple(v.shape)}, expected {shape} with one batch size B for all keys")
+            n = v.shape[0]
+        checks = {}
+        for key, v in t.items():
+            if key in ("x", "y", "lon", "lat", "env"):
+                checks[key] = ~torch.isfinite(v).all()
+            elif key == "year":
+                checks[key] = ((v < YEAR_RANGE[0]) | (v > YEAR_RANGE[1])).any()
+            elif key == "region":
+                checks[key] = ((v < 0) | (v >= self.n_regions)).any()
+        bad = [k for k, flag in zip(checks, torch.stack(list(checks.values())).tolist()) if flag]
+        if bad:
+            key = bad[0]
+            v = t[key]
+            if key == "year":
+                what = f"years outside {YEAR_RANGE} (e.g. {v[(v < YEAR_RANGE[0]) | (v > YEAR_RANGE[1])][0].item()}); a missing year must not be filled with 0"
+            elif key == "region":
+                what = f"region codes outside 0..{self.n_regions - 1} (e.g. {v[(v < 0) | (v >= self.n_regions)][0].item()}); n_regions must come from the same meta.json"
+            else:
+                what = f"{int((~torch.isfinite(v)).sum())} non-finite value(s)"
+            raise ValueError(f"batch[{key!r}] has {what}; fix the model-input table (checks failed for {bad})")
+
+    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Logits ``[B, num_classes]`` of a loader batch (see :attr:`input_columns`)."""
+        t = {key: self._get(batch, key) for key in self.input_columns}
+        self._check(t)
+        dtype = self.body.weight.dtype if isinstance(self.body, nn.Linear) else self.body[-1].weight.dtype
+        if self.encoder_name == "sh":
+            _, _, lon, lat = self.noise(None, None, t["lon"], t["lat"])
+            z = self.encoder(lon, lat)
+        else:
+            x, y, _, _ = self.noise(t["x"], t["y"])
+            z = self.encoder(x, y)
+        feats = [z.to(dtype)]
+        if "year" in self.extras:
+            feats.append(((t["year"].to(torch.float64) - YEAR_CENTRE) / YEAR_SCALE).to(dtype).unsqueeze(-1))
+        if "region" in self.extras:
+            feats.append(F.one_hot(t["region"].long(), self.n_regions).to(dtype))
+        if "env" in self.extras:
+            feats.append(t["env"].to(dtype))
+        return self.body(torch.cat(feats, dim=-1))
+
+
+def _validate(
+    num_classes: Any, encoder: Any, hidden: Any, siren: Any, sh_degree: Any, n_scales: Any, min_scale_km: Any,
+    max_scale_km: Any, coord_noise_km: Any, extras: Any, n_regions: Any, env_dim: Any, dropout: Any,
+) -> None:
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def fail(msg: str) -> None:
+        raise ValueError(f"model.{msg}")
+
+    if not is_int(num_classes) or num_classes < 1:
+        fail(f"num_classes must be an integer >= 1 (meta.json num_classes), got {num_classes!r}")
+    if encoder not in ENCODERS:
+        fail(f"encoder {encoder!r} is unknown; valid encoders are {list(ENCODERS)}")
+    if not is_int(hidden) or hidden < 0:
+        fail(f"hidden must be an integer >= 0 (0 = linear model), got {hidden!r}")
+    if not isinstance(siren, bool):
+        fail(f"siren must be true or false, got {siren!r}")
+    if siren and hidden == 0:
+        fail("siren = true needs hidden > 0 (the SIREN body is a hidden sine layer); set hidden or siren = false")
+    if not is_int(sh_degree) or not 1 <= sh_degree <= 100:
+        fail(f"sh_degree must be an integer in [1, 100] (sh_degree² features), got {sh_degree!r}")
+    if not is_int(n_scales) or n_scales < 1:
+        fail(f"n_scales must be an integer >= 1, got {n_scales!r}")
+    if not is_num(min_scale_km) or not is_num(max_scale_km) or not 0 < min_scale_km <= max_scale_km:
+        fail(f"min_scale_km / max_scale_km must satisfy 0 < min <= max (km), got {min_scale_km!r} / {max_scale_km!r}")
+    if not is_num(coord_noise_km) or coord_noise_km < 0:
+        fail(f"coord_noise_km must be a finite number >= 0 (0 = off), got {coord_noise_km!r}")
+    if isinstance(extras, str) or not isinstance(extras, Sequence):
+        fail(f"extras must be a list of names from {list(EXTRAS)}, got {extras!r}")
+    unknown = [e for e in extras if e not in EXTRAS]
+    if unknown:
+        fail(f"extras contains unknown extra(s) {unknown}; valid extras are {list(EXTRAS)}")
+    if len(set(extras)) != len(extras):
+        fail(f"extras lists an extra twice: {list(extras)}")
+    if "region" in extras and (not is_int(n_regions) or n_regions < 1):
+        fail(f"extras has 'region' but n_regions is {n_regions!r}; pass extra_dims['region'] = meta.json n_regions (>= 1)")
+    if "env" in extras and (not is_int(env_dim) or env_dim < 1):
+        fail(f"extras has 'env' but env_dim is {env_dim!r}; build the EnvFeatures artifact (env_dim >= 1) or drop 'env' from model.extras")
+    if not is_num(dropout) or not 0 <= dropout < 1:
+        fail(f"dropout must be in [0, 1), got {dropout!r}")
+    if dropout > 0 and hidden == 0:
+        fail(f"dropout = {dropout} has no effect on the linear model (hidden = 0); set dropout = 0 or hidden > 0")
+
+
+#: ``[model]`` keys read by :func:`build_geolocation_net` (the table's other keys belong to other model kinds).
+GEOLOCATION_KEYS = ("encoder", "hidden", "siren", "sh_degree", "n_scales", "min_scale_km", "max_scale_km", "coord_noise_km", "extras", "dropout")
+
+
+def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_dims: Mapping[str, int]) -> GeolocationNet:
+    """Build the geolocation net of an experiment's ``[model]`` table.
+
+    Missing geolocation keys take their defaults from :data:`glc.config.DEFAULTS` (``model``); keys of the
+    ``[model]`` table that other model kinds use (``kind``, ``k``, ...) are ignored; any other key raises.
+
+    Args:
+        model_cfg: the ``[model]`` table (see :data:`GEOLOCATION_KEYS`).
+        num_classes: number of species columns ``C`` (meta.json ``num_classes``).
+        extra_dims: ``{"region": n_regions, "env": E}`` (``"year"``, if present, must be 1).
+
+    Returns:
+        The net (``forward(batch) -> logits [B, C]``).
+
+    Raises:
+        ValueError: unknown key, encoder or extra, or an invalid value (the message names it).
+    """
+    model_defaults: dict[str, Any] = dict(DEFAULTS["model"])
+    unknown = sorted(set(model_cfg) - set(model_defaults) - set(GEOLOCATION_KEYS))
+    if unknown:
+        raise ValueError(f"model: unknown key(s) {unknown}; geolocation keys are {list(GEOLOCATION_KEYS)}")
+    bad_dims = sorted(set(extra_dims) - set(EXTRAS))
+    if bad_dims:
+        raise ValueError(f"extra_dims: unknown extra(s) {bad_dims}; valid extras are {list(EXTRAS)}")
+    if "year" in extra_dims and extra_dims["year"] != 1:
+        raise ValueError(f"extra_dims['year'] must be 1 (the year is one scaled number), got {extra_dims['year']!r}")
+    cfg = {k: model_cfg.get(k, model_defaults[k]) for k in GEOLOCATION_KEYS}
+    return GeolocationNet(
+        num_classes, cfg["encoder"], cfg["hidden"], cfg["siren"], cfg["sh_degree"], cfg["n_scales"], cfg["min_scale_km"],
+        cfg["max_scale_km"], cfg["coord_noise_km"], list(cfg["extras"]) if isinstance(cfg["extras"], (list, tuple)) else cfg["extras"],
+        extra_dims.get("region", 0), extra_dims.get("env", 0), cfg["dropout"],
+    )

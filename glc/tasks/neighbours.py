@@ -1,0 +1,702 @@
+"""Neighbour artifacts (issue 5): ``Neighbours``, ``GraphFeatures`` and ``POCorrection``.
+
+Each task writes one folder below ``{out}/{dataset}/`` whose name is built from its significant parameters only:
+
+* ``neighbours/{sources}-{queries}-r{radius_km}-k{k}-{method}[...]/``: for every query site its ``k`` nearest source
+  sites within ``radius_km`` (:mod:`glc.etl.neighbours`, schema ``surveyId long, nbr_ids array<long>,
+  nbr_dist_km array<double>``, one row per query, sorted by ``surveyId``; a query without neighbours keeps its row
+  with empty arrays). ``sources``/``queries`` are ``+``-joined site kinds in the fixed order ``pa_train, pa_test,
+  po`` (so ``po,pa_train`` and ``pa_train,po`` are the same task).
+* ``features/graph/r{radius_km}-f{n_folds}-b{block_km}-seed{seed}-{degree}[...]/``: out-of-fold graph feature
+  vectors of the PA train surveys and graph features of the PA test surveys against all of them
+  (:mod:`glc.features.graph`; ``surveyId, split, fold, gfv_idx array<int>, gfv_val array<float>``).
+* ``po_correction/{queries}-n{N}-l{L}-a{A}-m{M}-{po_unit}[...]/``: PO-neighbour correction lists
+  (:mod:`glc.features.po_correction`; ``surveyId, split, species array<long>``).
+
+Every folder holds ``data/`` (parquet written by Spark), ``report.json`` and ``_SUCCESS`` (the same JSON summary:
+parameters, counts, seconds), written through :func:`glc.io.atomic_dir`, so a crash never leaves a folder that looks
+complete. Optional suffixes: ``-keepsite`` (``exclude_same_site=False``), ``-ss{m}m`` (a ``same_site_m`` other than
+1 m, only when the same-site rule is on), and for ``method=lsh`` ``-b{bucket_length_km}-t{num_hash_tables}-
+seed{lsh_seed}``. Performance knobs (``cell_km``) and acceptance gates (``po_max_bad_fraction``) are insignificant:
+they never change the bytes written.
+
+**PO id space.** PO and PA-train ``surveyId`` s collide in GLC24 (3,845,533 distinct PO ids and 88,987 PA-train ids
+cannot be disjoint within 1..3,919,662), while a neighbour table drops a source whose id equals the query's (self). PO sites therefore enter every neighbour table as ``PO_ID_OFFSET + surveyId``
+(:func:`decode_site_ids` undoes it), so a PA survey and a PO survey that share a number are never mistaken for each
+other. PA ids are used as they are.
+
+The raw PO CSV is read with Spark by :func:`read_po_records` (columns by header name, every row checked, bad rows
+counted per reason; the task fails when they exceed ``po_max_bad_fraction``). ``run()`` is otherwise thin glue over
+the library functions, which the tests call directly on the same inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import luigi
+import numpy as np
+
+from glc.data.layout import NUM_CLASSES
+from glc.etl.neighbours import NEIGHBOUR_SCHEMA, SITE_KINDS
+from glc.tasks.base import FlagTarget, GlcTask
+from glc.tasks.surveys import SurveyTable
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+    from glc.data.layout import Layout
+
+__all__ = [
+    "PO_ID_OFFSET",
+    "GraphFeatures",
+    "Neighbours",
+    "POCorrection",
+    "decode_site_ids",
+    "graph_feature_table",
+    "po_sites",
+    "read_neighbour_table",
+    "read_po_records",
+    "read_table",
+]
+
+log = logging.getLogger(__name__)
+
+#: PO sites carry ``PO_ID_OFFSET + surveyId`` in neighbour tables (GLC24 ids are below 4e6).
+PO_ID_OFFSET = 1_000_000_000
+METHODS = ("exact", "lsh")
+DEGREES = ("count", "weighted")
+PO_UNITS = ("site", "record")
+PA_KINDS = ("pa_train", "pa_test")
+DATA_DIR = "data"
+GRAPH_SCHEMA = "surveyId long, split string, fold int, gfv_idx array<int>, gfv_val array<float>"
+CORRECTION_SCHEMA = "surveyId long, split string, species array<long>"
+_EXTRA = "_extra_field"
+_MAX_EXAMPLES = 5
+
+
+# ================================================================================================================
+# Parameters and validation
+# ================================================================================================================
+
+
+class SiteKindsParameter(luigi.Parameter):
+    """Site kinds as a comma-separated string (``pa_train,po``) or a list; normalised to a canonical string.
+
+    Known kinds come first in :data:`glc.etl.neighbours.SITE_KINDS` order, duplicates are dropped and unknown names
+    are kept (last, sorted) so that the task can reject them with a message naming the parameter.
+    """
+
+    def normalize(self, x: Any) -> str:  # noqa: ANN401 - luigi passes str, list or tuple
+        """Canonical ``"a,b"`` string (see the class docstring)."""
+        items = x.split(",") if isinstance(x, str) else [str(v) for v in (x or ())]
+        names = {s.strip() for s in items if s.strip()}
+        return ",".join([k for k in SITE_KINDS if k in names] + sorted(names - set(SITE_KINDS)))
+
+
+class FloatParameter(luigi.FloatParameter):
+    """A float parameter whose value is always a ``float`` (so ``radius_km=50`` and ``50.0`` are one task id)."""
+
+    def normalize(self, x: Any) -> float:  # noqa: ANN401
+        """``float(x)``."""
+        return float(x)
+
+
+class OptionalFloatParameter(luigi.OptionalFloatParameter):
+    """An optional float parameter normalised to ``float`` (``None`` stays ``None``)."""
+
+    def normalize(self, x: Any) -> float | None:  # noqa: ANN401
+        """``None`` or ``float(x)``."""
+        return None if x is None else float(x)
+
+
+def check_kinds(name: str, value: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    """Split a normalised kinds string; raise ValueError naming the parameter unless it is a non-empty subset."""
+    kinds = tuple(v for v in value.split(",") if v)
+    bad = [v for v in kinds if v not in allowed]
+    if bad or not kinds:
+        raise ValueError(
+            f"{name}={value!r}: expected a non-empty comma-separated subset of {', '.join(allowed)}"
+            + (f" (unknown: {', '.join(bad)})" if bad else "")
+        )
+    return kinds
+
+
+def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+
+
+def _check_positive(name: str, value: float, unit: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value!r}: expected a positive number of {unit}")
+
+
+def _check_count(name: str, value: int, minimum: int) -> None:
+    if int(value) != value or value < minimum:
+        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}")
+
+
+def _num(v: float) -> str:
+    """Compact number for folder names: 50.0 -> '50', 2.5 -> '2.5'."""
+    return f"{v:g}"
+
+
+def _site_suffix(exclude_same_site: bool, same_site_m: float) -> str:
+    if not exclude_same_site:
+        return "-keepsite"
+    return "" if same_site_m == 1.0 else f"-ss{_num(same_site_m)}m"
+
+
+# ================================================================================================================
+# Library-level helpers (Spark)
+# ================================================================================================================
+
+
+def decode_site_ids(ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(is_po, surveyId)`` of neighbour-table ids: PO sites carry ``PO_ID_OFFSET + surveyId``."""
+    a = np.asarray(ids, dtype=np.int64)
+    is_po = a >= PO_ID_OFFSET
+    return is_po, np.where(is_po, a - PO_ID_OFFSET, a)
+
+
+def read_po_records(spark: "SparkSession", layout: "Layout", max_bad_fraction: float = 0.01) -> tuple["DataFrame", dict[str, Any]]:
+    """The raw PO metadata CSV as typed records ``surveyId long, lon, lat, x, y double, speciesId long`` (Spark).
+
+    Columns are selected by header name (PO puts ``lat`` before ``lon``; extra columns such as ``publisher`` are
+    ignored). Each row is checked: a row with too many fields, an empty or non-integer ``surveyId`` (or one at or
+    above :data:`PO_ID_OFFSET`), non-numeric or out-of-range ``lon``/``lat``, or a ``speciesId`` outside
+    ``0..NUM_CLASSES-1`` is bad; bad rows are counted per reason and dropped, and the read fails when they exceed
+    ``max_bad_fraction``. Rows with an empty ``speciesId`` are dropped and counted apart (the format allows them,
+    as :func:`glc.data.metadata.read_po_metadata`). ``x``, ``y`` are EPSG:3035 metres.
+
+    Args:
+        spark: The session.
+        layout: The data root's layout (its ``po_metadata()`` file is read).
+        max_bad_fraction: Largest tolerated fraction of bad rows.
+
+    Returns:
+        ``(records, report)``; ``report`` holds ``file``, ``total_rows``, ``bad_rows``, ``by_reason``,
+        ``dropped_missing_species`` and up to 5 ``bad_examples`` (the raw fields as JSON).
+
+    Raises:
+        FileNotFoundError: if the PO CSV is missing.
+        ValueError: on a missing column or too many bad rows (naming the file, the counts and the reasons).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from glc.etl.surveys import add_laea, csv_header
+
+    path = layout.po_metadata()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"PO metadata CSV {path} not found: 'po' sites need the presence-only file of the data root "
+            "(Kaggle: GLC24_P0_metadata_train.csv). Check --data-root, or drop 'po' from the task's site kinds."
+        )
+    header = csv_header(path)
+    need = ["surveyId", "lon", "lat", "speciesId"]
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {header}. Is this a GLC24 PO metadata file?")
+    schema = T.StructType([T.StructField(h, T.StringType()) for h in header] + [T.StructField(_EXTRA, T.StringType())])
+    raw = spark.read.option("header", True).option("mode", "PERMISSIVE").option("enforceSchema", True).schema(schema).csv(str(path))
+    num = lambda c: F.col(c).cast("double")  # noqa: E731
+    sid, lon, lat, sp = num("surveyId"), num("lon"), num("lat"), num("speciesId")
+    reasons = [
+        (F.col(_EXTRA).isNotNull(), "too many fields"),
+        (F.col("surveyId").isNull() | F.col("lon").isNull() | F.col("lat").isNull(), "required field empty (short row?)"),
+        (sid.isNull() | F.isnan(sid) | (sid != F.floor(sid)) | (sid < 0), "surveyId not a non-negative integer"),
+        (sid >= PO_ID_OFFSET, f"surveyId >= PO_ID_OFFSET ({PO_ID_OFFSET})"),
+        (lon.isNull() | lat.isNull() | F.isnan(lon) | F.isnan(lat), "lon/lat not numeric"),
+        ((F.abs(lon) > 180) | (F.abs(lat) > 90), "lon/lat out of range"),
+        (F.col("speciesId").isNotNull() & (sp.isNull() | F.isnan(sp) | (sp != F.floor(sp)) | (sp < 0) | (sp >= NUM_CLASSES)),
+         f"speciesId not an integer in 0..{NUM_CLASSES - 1}"),
+    ]
+    bad = F.lit(None).cast("string")
+    for cond, why in reversed(reasons):  # the first matching reason wins; a null condition counts as a match
+        bad = F.when(F.coalesce(cond, F.lit(True)), F.lit(why)).otherwise(bad)
+    rows = raw.select(
+        sid.cast("long").alias("surveyId"), lon.alias("lon"), lat.alias("lat"), sp.cast("long").alias("speciesId"),
+        bad.alias("_bad"), F.to_json(F.struct(*[F.col(h) for h in header])).alias("_raw"),
+    )
+    no_species = F.col("speciesId").isNull().alias("no_species")
+    counts = rows.groupBy("_bad", no_species).count().collect()  # one pass over the file for every count
+    total = int(sum(r["count"] for r in counts))
+    by_reason: dict[str, int] = {}
+    for r in counts:
+        if r["_bad"] is not None:
+            by_reason[r["_bad"]] = by_reason.get(r["_bad"], 0) + int(r["count"])
+    by_reason = dict(sorted(by_reason.items()))
+    n_bad = int(sum(by_reason.values()))
+    n_missing_species = int(sum(r["count"] for r in counts if r["_bad"] is None and r["no_species"]))
+    examples = [r["_raw"] for r in rows.where(F.col("_bad").isNotNull()).limit(_MAX_EXAMPLES).collect()] if n_bad else []
+    if total and n_bad / total > max_bad_fraction:
+        raise ValueError(
+            f"{path}: {n_bad} of {total} PO rows are malformed ({by_reason}; e.g. {examples[:2]}), more than "
+            f"po_max_bad_fraction={max_bad_fraction}. Fix the file or raise the limit (--po-max-bad-fraction)."
+        )
+    good = rows.where(F.col("_bad").isNull())
+    if n_bad:
+        log.warning("%s: %d of %d PO rows rejected and dropped: %s", path, n_bad, total, by_reason)
+    if n_missing_species:
+        log.info("%s: %d PO rows without speciesId dropped", path, n_missing_species)
+    records = add_laea(good.where(F.col("speciesId").isNotNull()).select("surveyId", "lon", "lat", "speciesId"))
+    report = {
+        "file": str(path), "total_rows": total, "bad_rows": n_bad, "by_reason": by_reason,
+        "dropped_missing_species": n_missing_species, "bad_examples": examples,
+    }
+    return records.select("surveyId", "lon", "lat", "x", "y", "speciesId"), report
+
+
+def po_sites(records: "DataFrame") -> "DataFrame":
+    """PO records -> the ``surveyId, x, y`` frame :func:`glc.etl.neighbours.select_sites` expects, ids offset by
+    :data:`PO_ID_OFFSET` (one row per record; ``select_sites`` deduplicates)."""
+    from pyspark.sql import functions as F
+
+    return records.select((F.col("surveyId") + F.lit(PO_ID_OFFSET)).alias("surveyId"), "x", "y")
+
+
+def _kind_counts(surveys: "DataFrame", po: "DataFrame | None", kinds: Iterable[str]) -> dict[str, int]:
+    """Number of sites of each kind (one Spark job)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    from glc.etl.neighbours import select_sites
+
+    kinds = [k for k in SITE_KINDS if k in set(kinds)]
+    parts = [select_sites(surveys, po, [k]).select(F.lit(k).alias("kind")) for k in kinds]
+    got = {r["kind"]: int(r["count"]) for r in reduce(lambda a, b: a.unionByName(b), parts).groupBy("kind").count().collect()}
+    return {k: got.get(k, 0) for k in kinds}
+
+
+def _write_sorted(df: "DataFrame", out: Path) -> None:
+    df.orderBy("surveyId").write.mode("overwrite").parquet(str(out))
+
+
+def _write_pandas(spark: "SparkSession", frame: "pd.DataFrame", ddl: str, out: Path) -> None:
+    """A driver-side result -> parquet through Spark, sorted by ``surveyId``."""
+    _write_sorted(spark.createDataFrame(frame, schema=ddl), out)
+
+
+# ================================================================================================================
+# Tasks
+# ================================================================================================================
+
+
+class _SurveyInputTask(GlcTask):
+    """Requires the survey table and the raw data root (the PO CSV, when used, is part of the raw root)."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        """The survey table (ids, x/y, year, region, split, species) and the raw data root."""
+        return {"surveys": self.clone(SurveyTable), "raw": self.raw_data()}
+
+    def _prepare(self) -> tuple["SparkSession", "DataFrame"]:
+        """``(spark, surveys frame)`` after collecting stale temporary debris of crashed writers."""
+        from glc.etl.tiles import read_surveys_frame
+        from glc.io import remove_stale_temps
+        from glc.spark import get_spark
+
+        remove_stale_temps(self.output().dir.parent)
+        spark = get_spark()
+        return spark, read_surveys_frame(spark, self.input()["surveys"].dir)
+
+    def _layout(self) -> "Layout":
+        from glc.data.layout import detect_layout
+
+        return detect_layout(self.data_root)
+
+
+def _kinds_segment(kinds: Iterable[str]) -> str:
+    return "+".join(kinds)
+
+
+class Neighbours(_SurveyInputTask):
+    """Neighbour table: each query site's ``k`` nearest source sites within ``radius_km`` (self excluded).
+
+    Output: ``neighbours/{sources}-{queries}-r{radius_km}-k{k}-{method}[-keepsite][-ss{m}m][-b..-t..-seed..]/``
+    (``k=0`` -> ``kall``: every source within the radius). See the module docstring for the PO id offset and
+    :mod:`glc.etl.neighbours` for the distance, self and repeat-visit rules.
+    """
+
+    sources = SiteKindsParameter(default="pa_train", description="source site kinds: comma-separated pa_train, pa_test, po")
+    queries = SiteKindsParameter(default="pa_train,pa_test", description="query site kinds: comma-separated pa_train, pa_test, po")
+    radius_km = FloatParameter(default=50.0, description="neighbour cutoff in km (exact: d <= r; lsh: d < r)")
+    k = luigi.IntParameter(default=10, description="nearest neighbours kept per query; 0: all within radius_km")
+    method = luigi.Parameter(default="exact", description="exact (grid cells + cKDTree) or lsh (Spark ML, approximate)")
+    exclude_same_site = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                            description="drop sources within same_site_m of the query (repeat visits)")
+    same_site_m = FloatParameter(default=1.0, description="same-site distance in metres")
+    bucket_length_km = FloatParameter(default=20.0, description="lsh only: bucket length in km")
+    num_hash_tables = luigi.IntParameter(default=5, description="lsh only: number of hash tables")
+    lsh_seed = luigi.IntParameter(default=0, description="lsh only: seed of the random projections")
+    cell_km = FloatParameter(default=0.0, significant=False, description="exact only: grid cell side in km (0: automatic)")
+    po_max_bad_fraction = FloatParameter(default=0.01, significant=False, description="fail when more malformed PO rows than this")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source_kinds = check_kinds("sources", self.sources, SITE_KINDS)
+        self.query_kinds = check_kinds("queries", self.queries, SITE_KINDS)
+        _check_positive("radius_km", self.radius_km, "kilometres")
+        if int(self.k) != self.k or self.k < 0:
+            raise ValueError(f"k={self.k!r}: expected an integer >= 1, or 0 for every source within radius_km")
+        _check_choice("method", self.method, METHODS)
+        if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
+            raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
+        if self.method == "lsh":
+            _check_positive("bucket_length_km", self.bucket_length_km, "kilometres")
+            _check_count("num_hash_tables", self.num_hash_tables, 1)
+        if self.cell_km and not (math.isfinite(self.cell_km) and self.cell_km >= self.radius_km):
+            raise ValueError(f"cell_km={self.cell_km!r}: expected 0 (automatic) or a number of km >= radius_km={self.radius_km}")
+        if not 0 <= self.po_max_bad_fraction <= 1:
+            raise ValueError(f"po_max_bad_fraction={self.po_max_bad_fraction!r}: expected a fraction in [0, 1]")
+
+    @property
+    def uses_po(self) -> bool:
+        """Whether PO sites are sources or queries."""
+        return "po" in self.source_kinds or "po" in self.query_kinds
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        name = (
+            f"{_kinds_segment(self.source_kinds)}-{_kinds_segment(self.query_kinds)}-r{_num(self.radius_km)}"
+            f"-k{self.k or 'all'}-{self.method}"
+            + _site_suffix(self.exclude_same_site, self.same_site_m)
+        )
+        if self.method == "lsh":
+            name += f"-b{_num(self.bucket_length_km)}-t{self.num_hash_tables}-seed{self.lsh_seed}"
+        return FlagTarget(self.artifact_path("neighbours", name))
+
+    def run(self) -> None:
+        """Spark job: :func:`glc.etl.neighbours.select_sites` + :func:`glc.etl.neighbours.neighbours`."""
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        from glc.etl.neighbours import neighbours, select_sites
+        from glc.io import atomic_dir, write_json
+
+        t0 = time.time()
+        spark, surveys = self._prepare()
+        po, po_report, table = None, None, None
+        if self.uses_po:
+            records, po_report = read_po_records(spark, self._layout(), self.po_max_bad_fraction)
+            po = po_sites(records).distinct().persist(StorageLevel.DISK_ONLY)
+        kw: dict[str, Any] = {"exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m}
+        if self.method == "exact":
+            kw["cell_km"] = self.cell_km or None
+        else:
+            kw.update(bucket_length_km=self.bucket_length_km, num_hash_tables=self.num_hash_tables, seed=self.lsh_seed)
+        summary: dict[str, Any] = {
+            "artifact": "Neighbours",
+            "params": {
+                "sources": list(self.source_kinds), "queries": list(self.query_kinds), "radius_km": self.radius_km,
+                "k": self.k or None, "method": self.method, "exclude_same_site": self.exclude_same_site,
+                "same_site_m": self.same_site_m,
+                **({"bucket_length_km": self.bucket_length_km, "num_hash_tables": self.num_hash_tables,
+                    "lsh_seed": self.lsh_seed} if self.method == "lsh" else {}),
+            },
+            "schema": NEIGHBOUR_SCHEMA,
+            "po_id_offset": PO_ID_OFFSET if self.uses_po else None,
+            **({"po_records": po_report} if po_report else {}),
+        }
+        try:
+            queries = select_sites(surveys, po, self.query_kinds)
+            sources = select_sites(surveys, po, self.source_kinds)
+            table = neighbours(queries, sources, self.radius_km, self.k or None, method=self.method, **kw).persist(StorageLevel.DISK_ONLY)
+            with atomic_dir(self.output().dir, summary=summary) as tmp:
+                _write_sorted(table, Path(tmp) / DATA_DIR)
+                written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
+                n = F.size("nbr_ids")
+                row = written.agg(
+                    F.count(F.lit(1)).alias("n"), F.sum((n == 0).cast("long")).alias("empty"), F.sum(n).alias("pairs"),
+                    F.max(F.array_max("nbr_dist_km")).alias("dmax"), F.max(n).alias("nmax"),
+                ).first()
+                by_kind = _kind_counts(surveys, po, {*self.query_kinds, *self.source_kinds})
+                summary.update(
+                    {
+                        "n_queries": int(row["n"]),
+                        "n_queries_by_kind": {k: by_kind[k] for k in self.query_kinds},
+                        "n_sources_by_kind": {k: by_kind[k] for k in self.source_kinds},
+                        "n_queries_without_neighbours": int(row["empty"] or 0),
+                        "n_pairs": int(row["pairs"] or 0),
+                        "mean_neighbours": (int(row["pairs"] or 0) / int(row["n"])) if row["n"] else 0.0,
+                        "max_neighbours": int(row["nmax"] or 0),
+                        "max_dist_km": None if row["dmax"] is None else float(row["dmax"]),
+                        "seconds": round(time.time() - t0, 3),
+                    }
+                )
+                summary["n_sources"] = int(sum(summary["n_sources_by_kind"].values()))
+                if summary["n_queries_without_neighbours"]:
+                    log.warning(
+                        "Neighbours: %d of %d queries have no source within %g km (rows kept with empty arrays)",
+                        summary["n_queries_without_neighbours"], summary["n_queries"], self.radius_km,
+                    )
+                write_json(Path(tmp) / "report.json", summary, atomic=False)
+        finally:
+            if table is not None:
+                table.unpersist()
+            if po is not None:
+                po.unpersist()
+        log.info("Neighbours: %s", {k: v for k, v in summary.items() if k.startswith("n_")})
+
+
+def _pa_frames(surveys: "DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(train, test) survey rows in pandas, sorted by surveyId; species lists as int64 arrays."""
+    cols = ["surveyId", "x", "y", "year", "region", "split", "speciesIds"]
+    df = surveys.select(*cols).toPandas().sort_values("surveyId", ignore_index=True)
+    train = df[df["split"] == "train"].reset_index(drop=True)
+    test = df[df["split"] == "test"].reset_index(drop=True)
+    bad = train["speciesIds"].isna()
+    if bad.any():
+        raise ValueError(f"survey table: {int(bad.sum())} training survey(s) have no species list (first surveyId {int(train['surveyId'][bad].iloc[0])}); rebuild SurveyTable")
+    train["speciesIds"] = [np.asarray(a, dtype=np.int64) for a in train["speciesIds"]]
+    return train, test
+
+
+def graph_feature_table(
+    train: "pd.DataFrame",
+    test: "pd.DataFrame",
+    *,
+    radius_km: float = 10.0,
+    n_folds: int = 5,
+    block_km: float = 10.0,
+    seed: int = 0,
+    degree: str = "count",
+    exclude_same_site: bool = True,
+    same_site_m: float = 1.0,
+) -> tuple["pd.DataFrame", dict[str, Any]]:
+    """Out-of-fold graph features of the training surveys plus test-survey features, as artifact rows.
+
+    Folds are :func:`glc.eval.split.spatial_block_folds` of the training surveys (``n_folds`` folds of whole
+    ``block_km`` blocks, ``seed``); the training features come from :func:`glc.features.graph.oof_graph_features`
+    and the test features from :func:`glc.features.graph.graph_features` against all training surveys with the
+    training features' global ``scale``.
+
+    Args:
+        train: Training surveys (``surveyId, x, y, year, region, speciesIds``).
+        test: Test surveys (``surveyId, x, y, year, region``).
+        radius_km: Edge cutoff in km.
+        n_folds: Number of spatial folds.
+        block_km: Block side of the folds in km.
+        seed: Seed of the fold assignment.
+        degree: ``count`` or ``weighted``.
+        exclude_same_site: Drop sources within ``same_site_m`` metres of the query.
+        same_site_m: Same-site distance in metres.
+
+    Returns:
+        ``(rows, stats)``: rows ``surveyId, split, fold (-1 for test), gfv_idx, gfv_val`` sorted by ``surveyId``;
+        stats ``scale``, ``fold_sizes``, ``n_empty_vectors`` (no edge, or only weight-0 edges) and ``mean_nnz`` per
+        split.
+    """
+    import pandas as pd
+
+    from glc.eval.split import spatial_block_folds
+    from glc.features.graph import graph_feature_frame, graph_features, oof_graph_features
+
+    folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
+    kw = {"same_site_m": same_site_m, "degree": degree}
+    g_tr, scale = oof_graph_features(
+        train["x"], train["y"], train["year"], train["region"], list(train["speciesIds"]), folds, ids=train["surveyId"],
+        radius_km=radius_km, exclude_same_site=exclude_same_site, **kw,
+    )
+    g_te = graph_features(
+        test["x"], test["y"], test["year"], test["region"], train["x"], train["y"], train["year"], train["region"],
+        list(train["speciesIds"]), radius_km=radius_km, exclude_same_site=exclude_same_site, scale=scale,
+        query_ids=test["surveyId"], src_ids=train["surveyId"], **kw,
+    )
+    tr = graph_feature_frame(train["surveyId"], g_tr).assign(split="train", fold=folds.astype(np.int32))
+    te = graph_feature_frame(test["surveyId"], g_te).assign(split="test", fold=np.int32(-1))
+    rows = pd.concat([tr, te], ignore_index=True)[["surveyId", "split", "fold", "gfv_idx", "gfv_val"]]
+    rows = rows.sort_values("surveyId", ignore_index=True)
+    stats = {
+        "scale": float(scale),
+        "fold_sizes": {int(f): int(c) for f, c in zip(*np.unique(folds, return_counts=True))},
+        "n_empty_vectors": {"train": int((np.diff(g_tr.indptr) == 0).sum()), "test": int((np.diff(g_te.indptr) == 0).sum())},
+        "mean_nnz": {"train": float(np.diff(g_tr.indptr).mean()) if len(train) else 0.0,
+                     "test": float(np.diff(g_te.indptr).mean()) if len(test) else 0.0},
+    }
+    return rows, stats
+
+
+class GraphFeatures(_SurveyInputTask):
+    """Graph feature vectors (Tighnari's GFV): out-of-fold for PA train, against all of PA train for PA test.
+
+    Output: ``features/graph/r{radius_km}-f{n_folds}-b{block_km}-seed{seed}-{degree}[-keepsite][-ss{m}m]/`` with
+    ``data/`` = ``surveyId, split, fold, gfv_idx array<int>, gfv_val array<float>`` (one row per PA survey, sorted
+    by ``surveyId``; ``fold`` is -1 for test surveys; values divided by the training features' global maximum,
+    stored as ``scale`` in the summary). See :func:`graph_feature_table` and :mod:`glc.features.graph`.
+    """
+
+    radius_km = FloatParameter(default=10.0, description="edge cutoff in km (weight radius_km - d)")
+    n_folds = luigi.IntParameter(default=5, description="spatial folds of the out-of-fold training features")
+    block_km = FloatParameter(default=10.0, description="block side of the spatial folds in km")
+    seed = luigi.IntParameter(default=0, description="seed of the fold assignment")
+    degree = luigi.Parameter(default="count", description="count (number of edges) or weighted (sum of weights)")
+    exclude_same_site = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                            description="drop sources within same_site_m of the query (repeat visits)")
+    same_site_m = FloatParameter(default=1.0, description="same-site distance in metres")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _check_positive("radius_km", self.radius_km, "kilometres")
+        _check_count("n_folds", self.n_folds, 2)
+        _check_positive("block_km", self.block_km, "kilometres")
+        _check_choice("degree", self.degree, DEGREES)
+        if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
+            raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        name = (
+            f"r{_num(self.radius_km)}-f{self.n_folds}-b{_num(self.block_km)}-seed{self.seed}-{self.degree}"
+            + _site_suffix(self.exclude_same_site, self.same_site_m)
+        )
+        return FlagTarget(self.artifact_path("features", "graph", name))
+
+    def run(self) -> None:
+        """Collect the PA surveys, :func:`graph_feature_table`, write through Spark."""
+        from glc.io import atomic_dir, write_json
+
+        t0 = time.time()
+        spark, surveys = self._prepare()
+        train, test = _pa_frames(surveys)
+        rows, stats = graph_feature_table(
+            train, test, radius_km=self.radius_km, n_folds=self.n_folds, block_km=self.block_km, seed=self.seed,
+            degree=self.degree, exclude_same_site=self.exclude_same_site, same_site_m=self.same_site_m,
+        )
+        summary: dict[str, Any] = {
+            "artifact": "GraphFeatures",
+            "params": {
+                "radius_km": self.radius_km, "n_folds": self.n_folds, "block_km": self.block_km, "seed": self.seed,
+                "degree": self.degree, "exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m,
+            },
+            "schema": GRAPH_SCHEMA,
+            "columns": {"gfv_idx": "species ids (0..11254), ascending", "gfv_val": "GFV / scale, float32"},
+            "n_written": len(rows),
+            "by_split": {"test": len(test), "train": len(train)},
+            **stats,
+        }
+        with atomic_dir(self.output().dir, summary=summary) as tmp:
+            _write_pandas(spark, rows, GRAPH_SCHEMA, Path(tmp) / DATA_DIR)
+            summary["seconds"] = round(time.time() - t0, 3)
+            write_json(Path(tmp) / "report.json", summary, atomic=False)
+        log.info("GraphFeatures: %d rows, scale %.4g, empty vectors %s", len(rows), stats["scale"], stats["n_empty_vectors"])
+
+
+class POCorrection(_SurveyInputTask):
+    """PO-neighbour correction lists (Tighnari) for PA test (or train) surveys.
+
+    Output: ``po_correction/{queries}-n{n_train}-l{min_train_count}-a{n_po}-m{min_po_count}-{po_unit}
+    [-keepsite][-ss{m}m][-max{km}]/`` with ``data/`` = ``surveyId, split, species array<long>`` (one row per query
+    survey, sorted by ``surveyId``; an empty list when nothing qualifies). Sources: every PA training survey (a
+    query's own id is dropped) and every PO record. See :mod:`glc.features.po_correction`.
+    """
+
+    queries = SiteKindsParameter(default="pa_test", description="query surveys: comma-separated pa_train, pa_test")
+    n_train = luigi.IntParameter(default=5, description="N: nearest training surveys considered")
+    min_train_count = luigi.IntParameter(default=4, description="L: a species must be held by more than L of them")
+    n_po = luigi.IntParameter(default=10, description="A: nearest PO sites (or records) considered")
+    min_po_count = luigi.IntParameter(default=8, description="M: a species must be recorded at more than M of them")
+    po_unit = luigi.Parameter(default="site", description="site (PO records grouped by surveyId) or record")
+    exclude_same_site = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                            description="ignore neighbours within same_site_m of the query")
+    same_site_m = FloatParameter(default=1.0, description="same-site distance in metres")
+    max_km = OptionalFloatParameter(default=None, description="ignore neighbours farther than this (empty: no limit)")
+    po_max_bad_fraction = FloatParameter(default=0.01, significant=False, description="fail when more malformed PO rows than this")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.query_kinds = check_kinds("queries", self.queries, PA_KINDS)
+        for name, n, m in (("n_train/min_train_count", self.n_train, self.min_train_count), ("n_po/min_po_count", self.n_po, self.min_po_count)):
+            if int(n) != n or n < 1 or int(m) != m or m < 0 or m >= n:
+                raise ValueError(f"{name}={n}/{m}: expected a positive count and a non-negative threshold below it (else no species can qualify)")
+        _check_choice("po_unit", self.po_unit, PO_UNITS)
+        if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
+            raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
+        if self.max_km is not None:
+            _check_positive("max_km", self.max_km, "kilometres")
+        if not 0 <= self.po_max_bad_fraction <= 1:
+            raise ValueError(f"po_max_bad_fraction={self.po_max_bad_fraction!r}: expected a fraction in [0, 1]")
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the artifact folder."""
+        name = (
+            f"{_kinds_segment(self.query_kinds)}-n{self.n_train}-l{self.min_train_count}-a{self.n_po}-m{self.min_po_count}"
+            f"-{self.po_unit}" + _site_suffix(self.exclude_same_site, self.same_site_m)
+            + ("" if self.max_km is None else f"-max{_num(self.max_km)}")
+        )
+        return FlagTarget(self.artifact_path("po_correction", name))
+
+    def run(self) -> None:
+        """Read surveys and PO records with Spark, :func:`glc.features.po_correction.po_correction_lists`, write."""
+        import pandas as pd
+
+        from glc.features.po_correction import po_correction_lists
+        from glc.io import atomic_dir, write_json
+
+        t0 = time.time()
+        spark, surveys = self._prepare()
+        records, po_report = read_po_records(spark, self._layout(), self.po_max_bad_fraction)
+        po = records.select("surveyId", "x", "y", "speciesId").toPandas()
+        train, test = _pa_frames(surveys)
+        splits = [k.split("_")[1] for k in self.query_kinds]
+        q = pd.concat([train, test], ignore_index=True)
+        q = q[q["split"].isin(splits)].sort_values("surveyId", ignore_index=True)
+        lists = po_correction_lists(
+            q["surveyId"], q["x"], q["y"], train["surveyId"], train["x"], train["y"], list(train["speciesIds"]),
+            po["surveyId"], po["x"], po["y"], po["speciesId"], n_train=self.n_train, min_train_count=self.min_train_count,
+            n_po=self.n_po, min_po_count=self.min_po_count, po_unit=self.po_unit, exclude_same_site=self.exclude_same_site,
+            same_site_m=self.same_site_m, max_km=self.max_km,
+        )
+        species = [np.asarray(lists[int(s)], dtype=np.int64) for s in q["surveyId"]]
+        rows = pd.DataFrame({"surveyId": q["surveyId"].to_numpy(np.int64), "split": q["split"].to_numpy(), "species": pd.Series(species, dtype=object)})
+        lens = np.array([len(s) for s in species], dtype=np.int64)
+        summary: dict[str, Any] = {
+            "artifact": "POCorrection",
+            "params": {
+                "queries": list(self.query_kinds), "n_train": self.n_train, "min_train_count": self.min_train_count,
+                "n_po": self.n_po, "min_po_count": self.min_po_count, "po_unit": self.po_unit,
+                "exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m, "max_km": self.max_km,
+            },
+            "schema": CORRECTION_SCHEMA,
+            "po_records": po_report,
+            "n_written": len(rows),
+            "by_split": {str(k): int(v) for k, v in rows["split"].value_counts().sort_index().items()},
+            "n_sources": {"pa_train": len(train), "po_records": len(po)},
+            "n_empty_lists": int((lens == 0).sum()),
+            "mean_list_length": float(lens.mean()) if len(lens) else 0.0,
+        }
+        with atomic_dir(self.output().dir, summary=summary) as tmp:
+            _write_pandas(spark, rows, CORRECTION_SCHEMA, Path(tmp) / DATA_DIR)
+            summary["seconds"] = round(time.time() - t0, 3)
+            write_json(Path(tmp) / "report.json", summary, atomic=False)
+        log.info("POCorrection: %d surveys, %d with an empty list", len(rows), summary["n_empty_lists"])
+
+
+def read_table(flag: FlagTarget, columns: list[str] | None = None) -> "pd.DataFrame":
+    """Load the ``data/`` parquet of a complete neighbour / graph / correction artifact into pandas.
+
+    Raises:
+        FileNotFoundError: if the artifact is incomplete (no ``_SUCCESS``).
+    """
+    import pandas as pd
+
+    from glc.io import is_complete
+
+    if not is_complete(flag.dir):
+        raise FileNotFoundError(f"artifact {flag.dir} is incomplete (no _SUCCESS); rerun its task")
+    return pd.read_parquet(Path(flag.dir) / DATA_DIR, columns=columns)
+
+
+def read_neighbour_table(flag: FlagTarget) -> Any:  # noqa: ANN401 - NeighbourTable (imported lazily)
+    """A complete ``Neighbours`` artifact as a :class:`glc.etl.neighbours.NeighbourTable` (rows sorted by id)."""
+    from glc.etl.neighbours import NeighbourTable
+
+    return NeighbourTable.from_pandas(read_table(flag))

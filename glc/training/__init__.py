@@ -1,0 +1,1 @@
+"""Lightning training of the neural models: losses, the LightningModule and the fit loop."""

@@ -1,0 +1,477 @@
+"""Train a :class:`~glc.training.module.MultiLabelModule` reproducibly, resumably and with W&B run files.
+
+:func:`fit_model` is the one trainer entry point used by every model family:
+
+* ``seed_everything(seed, workers=True)``, ``Trainer(deterministic=True)``, one device (GPU when present with
+  ``accelerator="auto"``, else CPU).
+* ``ModelCheckpoint`` (monitor ``val/sample_f1``, mode max, top 1) and ``EarlyStopping`` on the same metric, plus
+  ``last.ckpt`` rewritten at **every** epoch end (a second, monitor-less ``ModelCheckpoint``: Lightning 2.6's
+  ``save_last=True`` skips epochs without a new best), all under ``out_dir/checkpoints/`` and written atomically
+  (:class:`AtomicCheckpointIO`).
+* Resume: when ``out_dir/checkpoints/last.ckpt`` exists and ``resume=True`` training continues from it (weights,
+  optimiser, scheduler, loop counters, callback states). A run that already stopped early is not trained again.
+* **Exact resume.** An interrupted run resumed from ``last.ckpt`` ends with the same weights as an uninterrupted run
+  (tested on CPU), provided the data module shuffles with its *own* generator seeded by ``(seed, epoch)`` and reads
+  ``self.trainer.current_epoch`` in ``train_dataloader()``: :func:`fit_model` sets
+  ``reload_dataloaders_every_n_epochs=1`` so that method is called at every epoch. Model-side randomness (dropout,
+  coordinate noise) is made a function of ``(seed, epoch, batch)`` by :class:`EpochSeed`, which reseeds
+  torch/numpy/random at every epoch start and before every batch. A ``DataLoader(shuffle=True)`` without a generator draws from the global RNG before that
+  hook and is therefore not resume-exact (a warning says so). Worker processes (``num_workers > 0``) are seeded by
+  Lightning from the global seed.
+* Loggers: a ``CSVLogger`` always keeps the metrics locally (``out_dir/csv/version_N/metrics.csv``, one version per
+  fit attempt), plus a ``WandbLogger`` from :func:`make_logger` unless W&B is disabled.
+
+W&B modes (``wandb_cfg["mode"]``): ``"offline"`` (default; run files in ``out_dir/wandb/offline-run-*``, upload later
+with ``wandb sync``), ``"online"`` (needs ``wandb login``) or ``"disabled"`` (no W&B at all). The environment variable
+``WANDB_MODE=offline|disabled`` can only *lower* the mode (a safety switch for tests and CI); it never turns a run
+online. The run id is kept in ``out_dir/wandb/glc-run-id`` so a resumed fit continues the same W&B run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import secrets
+import string
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_warn
+
+from glc.training.checkpoint import AtomicCheckpointIO
+
+__all__ = [
+    "MONITOR",
+    "WANDB_KEYS",
+    "EpochSeed",
+    "finish_logger",
+    "fit_model",
+    "log_report",
+    "make_logger",
+    "predict_probs",
+    "resolve_wandb_mode",
+]
+
+log = logging.getLogger(__name__)
+
+#: The metric every checkpoint/early-stopping decision is made on.
+MONITOR = "val/sample_f1"
+#: Keys accepted in ``wandb_cfg`` (the experiment's ``[wandb]`` table).
+WANDB_KEYS = frozenset({"mode", "project", "entity", "group", "tags", "notes", "job_type"})
+_MODES = ("online", "offline", "disabled")
+_RUN_ID_FILE = "glc-run-id"
+
+
+# ---------------------------------------------------------------------------------------------- W&B
+def resolve_wandb_mode(wandb_cfg: Mapping[str, Any] | None) -> str:
+    """The effective W&B mode: ``wandb_cfg["mode"]`` (default ``"offline"``), lowered by ``WANDB_MODE``.
+
+    Raises:
+        ValueError: an unknown key in ``wandb_cfg`` or an unknown mode.
+    """
+    cfg = dict(wandb_cfg or {})
+    unknown = sorted(set(cfg) - WANDB_KEYS)
+    if unknown:
+        raise ValueError(f"wandb_cfg has unknown keys {unknown}; valid keys are {sorted(WANDB_KEYS)}")
+    mode = str(cfg.get("mode", "offline")).strip().lower()
+    if mode not in _MODES:
+        raise ValueError(f"wandb_cfg['mode']={cfg.get('mode')!r} must be one of {list(_MODES)}")
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    env = "offline" if env == "dryrun" else env
+    if env in _MODES and _MODES.index(env) > _MODES.index(mode):
+        log.info("W&B mode %r lowered to %r by WANDB_MODE", mode, env)
+        mode = env
+    return mode
+
+
+def _run_id(save_dir: Path) -> str:
+    """The W&B run id stored under ``save_dir/wandb`` (created once, reused on resume)."""
+    path = save_dir / "wandb" / _RUN_ID_FILE
+    if path.is_file():
+        rid = path.read_text().strip()
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", rid):
+            raise ValueError(f"{path}: holds {rid!r}, not a W&B run id; delete the file to start a new W&B run")
+        return rid
+    rid = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's id alphabet
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(rid + "\n")
+    os.replace(tmp, path)
+    return rid
+
+
+def make_logger(wandb_cfg: Mapping[str, Any] | None, save_dir: str | os.PathLike[str], run_name: str | None, config: Mapping[str, Any] | None) -> WandbLogger | None:
+    """A ``WandbLogger`` writing under ``save_dir/wandb/``, with ``config`` logged; None when W&B is disabled.
+
+    Args:
+        wandb_cfg: the experiment's ``[wandb]`` table: ``mode`` (offline | online | disabled, default offline),
+            ``project`` (default "glc"), ``entity`` ("" = default), ``group``, ``tags``, ``notes``, ``job_type``.
+            None means all defaults (offline).
+        save_dir: run folder; W&B files go to ``save_dir/wandb/`` (offline runs: ``offline-run-*``).
+        run_name: display name of the run.
+        config: hyper-parameters / the experiment config, logged with ``logger.log_hyperparams``.
+
+    Returns:
+        The logger (its W&B run already started), or None for mode ``disabled``. Call :func:`finish_logger` when
+        done (``fit_model`` does it for loggers it creates).
+
+    Raises:
+        ValueError: bad ``wandb_cfg`` (see :func:`resolve_wandb_mode`) or ``tags`` not a list of strings.
+    """
+    mode = resolve_wandb_mode(wandb_cfg)
+    if mode == "disabled":
+        return None
+    cfg = dict(wandb_cfg or {})
+    tags = cfg.get("tags") or []
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise ValueError(f"wandb_cfg['tags']={tags!r} must be a list of strings")
+    save = Path(save_dir)
+    save.mkdir(parents=True, exist_ok=True)
+    logger = WandbLogger(
+        name=run_name,
+        save_dir=os.fspath(save),
+        project=str(cfg.get("project") or "glc"),
+        entity=cfg.get("entity") or None,
+        group=cfg.get("group") or None,
+        tags=list(tags),
+        notes=cfg.get("notes") or None,
+        job_type=cfg.get("job_type") or None,
+        mode=mode,
+        id=_run_id(save),
+        resume="allow",
+        log_model=False,
+    )
+    if config:
+        logger.log_hyperparams(dict(config))
+    return logger
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = v
+    return out
+
+
+def log_report(logger: Logger | Iterable[Logger] | None, report: Mapping[str, Any]) -> None:
+    """Record a final report (benchmark scores, sizes, timings) in the run summary.
+
+    For a ``WandbLogger`` every key of ``report`` goes into ``run.summary`` (nested mappings stay nested); for other
+    loggers the numeric scalars are logged as metrics with ``/``-joined names. ``None`` does nothing.
+
+    Raises:
+        ValueError: a numeric report value is NaN or infinite (a silent NaN in a report hides a failure).
+    """
+    if logger is None:
+        return
+    loggers = [logger] if isinstance(logger, Logger) else list(logger)
+    flat = _flatten(report)
+    bad = [k for k, v in flat.items() if isinstance(v, (float, np.floating)) and not np.isfinite(v)]
+    if bad:
+        raise ValueError(f"report values {bad} are NaN or infinite; fix the computation instead of logging it")
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.experiment.summary.update(_to_builtin(dict(report)))
+        else:
+            nums = {k: float(v) for k, v in flat.items() if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+            if nums:
+                lg.log_metrics(nums)
+                lg.save()
+
+
+def _to_builtin(v: Any) -> Any:
+    """numpy scalars/arrays and Paths as JSON-able builtins (W&B summaries must be JSON)."""
+    if isinstance(v, Mapping):
+        return {str(k): _to_builtin(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_to_builtin(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def finish_logger(logger: Logger | None) -> None:
+    """Finish the W&B run of ``logger`` so its files are complete on return and the process does not wait at exit.
+
+    ``run.finish()`` alone returns before wandb 0.31's background service has written the offline transaction log
+    (``run-<id>.wandb`` can still hold only its 7-byte header), so when no other run is active the W&B service is
+    shut down too (``wandb.teardown()``, ~10 ms; the next run starts a new service, ~0.5 s). Other loggers and None:
+    nothing to do.
+    """
+    if not isinstance(logger, WandbLogger) or logger._experiment is None:  # noqa: SLF001 - do not start a run just to end it
+        return
+    import wandb
+
+    logger.experiment.finish()
+    if wandb.run is None:
+        wandb.teardown()
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+class EpochSeed(Callback):
+    """Reseed torch, numpy and ``random`` from ``(seed, epoch)`` at every epoch start and before every batch.
+
+    Makes model-side randomness (dropout, training-time noise) of batch ``b`` of epoch ``e`` a function of
+    ``(seed, e, b)`` only, whether or not the run was resumed, so an interrupted + resumed run ends with the same
+    weights as an uninterrupted one. (Reseeding once per epoch is not enough: when Lightning resumes it creates the
+    DataLoader iterator a second time after the epoch-start hooks, and that draws from the global RNG.) The seeds
+    are words of ``numpy.random.SeedSequence([seed, epoch, batch_idx + 1])`` (``0`` instead of ``batch_idx + 1`` at
+    the epoch start); reseeding costs a few microseconds per batch.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = int(seed)
+        self._warned = False
+
+    @staticmethod
+    def derived_seed(seed: int, epoch: int, slot: int = 0) -> int:
+        """The 32-bit seed of ``slot`` (0 = epoch start, ``b + 1`` = before batch ``b``) of ``epoch``."""
+        return int(np.random.SeedSequence([int(seed), int(epoch), int(slot)]).generate_state(1)[0])
+
+    @staticmethod
+    def _reseed(s: int) -> None:
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)  # also seeds every CUDA device
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Reseed for the epoch-start hooks; warn once if the train loader shuffles with the global RNG."""
+        self._reseed(self.derived_seed(self.seed, trainer.current_epoch))
+        if not self._warned:
+            self._warned = True
+            sampler = getattr(trainer.train_dataloader, "sampler", None)
+            if isinstance(sampler, torch.utils.data.RandomSampler) and sampler.generator is None:
+                rank_zero_warn(
+                    "the train DataLoader shuffles with the global RNG (shuffle=True without generator=); a resumed "
+                    "run will not repeat the uninterrupted run's batches. Pass a torch.Generator seeded by (seed, epoch)."
+                )
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        """Reseed for this batch's training step."""
+        self._reseed(self.derived_seed(self.seed, trainer.current_epoch, batch_idx + 1))
+
+
+# ---------------------------------------------------------------------------------------------- fit
+def _callback_state(ckpt: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """State of the first callback of type ``prefix`` that monitors :data:`MONITOR` ({} if none)."""
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if str(key).startswith(prefix) and f"'monitor': '{MONITOR}'" in str(key):
+            return dict(state)
+    return {}
+
+
+def _load_for_resume(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file and the remedy
+        raise RuntimeError(
+            f"{path}: cannot read the checkpoint to resume from ({type(e).__name__}: {e}); "
+            "delete it to restart training from scratch, or pass resume=False with a new out_dir"
+        ) from e
+
+
+def fit_model(
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    out_dir: str | os.PathLike[str],
+    *,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    wandb_cfg: Mapping[str, Any] | None = None,
+    run_name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    accelerator: str = "auto",
+    progress: bool = True,
+    log_every_n_steps: int = 20,
+    deterministic: bool | str = True,
+    wandb_logger: WandbLogger | None = None,
+) -> Path:
+    """Fit ``module`` on ``datamodule`` with early stopping on ``val/sample_f1`` and return the best checkpoint.
+
+    Args:
+        module: the LightningModule (normally :class:`~glc.training.module.MultiLabelModule`); it must log
+            ``val/sample_f1`` in validation.
+        datamodule: provides ``train_dataloader`` and ``val_dataloader`` (called again at every epoch).
+        out_dir: run folder: ``checkpoints/`` (``last.ckpt`` + the best ``epochNNN-f1X.XXXX.ckpt``), ``csv/`` and
+            ``wandb/``.
+        max_epochs: epochs at most (>= 1).
+        patience: epochs without improvement of ``val/sample_f1`` before stopping (>= 1).
+        seed: global seed (``seed_everything(seed, workers=True)``; per-epoch and per-batch reseeding, see :class:`EpochSeed`).
+        wandb_cfg: the ``[wandb]`` table (see :func:`make_logger`); None = offline defaults.
+        run_name: W&B display name.
+        config: hyper-parameters / experiment config logged to W&B.
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+        accelerator: Lightning accelerator ("auto" uses a GPU when present, "cpu" forces CPU).
+        progress: show the progress bar and the model summary.
+        log_every_n_steps: step-metric logging interval.
+        deterministic: passed to ``Trainer`` (``"warn"`` tolerates ops without a deterministic kernel).
+        wandb_logger: an existing logger from :func:`make_logger` to use instead of creating one from
+            ``wandb_cfg``; it is **not** finished here (the caller can still :func:`log_report` and then
+            :func:`finish_logger`).
+
+    Returns:
+        Path of the best checkpoint (highest ``val/sample_f1``).
+
+    Raises:
+        ValueError: bad ``max_epochs``/``patience``/``wandb_cfg``.
+        FileExistsError: ``resume=False`` but ``out_dir/checkpoints`` already holds checkpoints.
+        RuntimeError: ``last.ckpt`` cannot be read, or training produced no best checkpoint.
+    """
+    if int(max_epochs) < 1:
+        raise ValueError(f"max_epochs={max_epochs!r} must be >= 1")
+    if int(patience) < 1:
+        raise ValueError(f"patience={patience!r} must be >= 1 (epochs without val/sample_f1 improvement before stopping)")
+    if int(log_every_n_steps) < 1:
+        raise ValueError(f"log_every_n_steps={log_every_n_steps!r} must be >= 1")
+    resolve_wandb_mode(wandb_cfg)  # validate before any work
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    existing = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
+    ckpt_path: Path | None = None
+    if existing and not resume:
+        raise FileExistsError(
+            f"{ckpt_dir} already holds {len(existing)} checkpoint(s) ({existing[0].name}, ...); pass resume=True to "
+            "continue that run or choose a new out_dir"
+        )
+    if resume and last.is_file():
+        ck = _load_for_resume(last)
+        es, mc = _callback_state(ck, "EarlyStopping"), _callback_state(ck, "ModelCheckpoint")
+        best = Path(str(mc.get("best_model_path") or ""))
+        if int(es.get("stopped_epoch", 0) or 0) > 0 and best.is_file():
+            log.info("%s: training already stopped early at epoch %s; best checkpoint %s", last, es["stopped_epoch"], best)
+            return best
+        ckpt_path = last
+        log.info("resuming from %s (epoch %s, step %s)", last, ck.get("epoch"), ck.get("global_step"))
+        del ck
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(seed), workers=True, verbose=False)
+
+    own_wandb = wandb_logger is None
+    wlogger = make_logger(wandb_cfg, out, run_name, config) if own_wandb else wandb_logger
+    try:
+        loggers: list[Logger] = [CSVLogger(out, name="csv")]
+        if wlogger is not None:
+            loggers.append(wlogger)
+        ckpt_cb = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="epoch{epoch:03d}-f1{val/sample_f1:.4f}",
+            auto_insert_metric_name=False,
+            monitor=MONITOR,
+            mode="max",
+            save_top_k=1,
+            save_last=False,
+        )
+        # Lightning 2.6 writes save_last=True's last.ckpt only in steps where a top-k file was written, so an epoch
+        # without improvement would leave a stale last.ckpt (a resume would replay epochs). A monitor-less checkpoint
+        # named "last" is rewritten at every epoch end instead; it runs after ckpt_cb, so it holds ckpt_cb's best path.
+        last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        callbacks: list[Callback] = [
+            ckpt_cb,
+            last_cb,
+            EarlyStopping(monitor=MONITOR, mode="max", patience=int(patience), check_finite=True),
+            EpochSeed(int(seed)),
+            LearningRateMonitor(logging_interval="epoch"),
+        ]
+        trainer = pl.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            deterministic=deterministic,
+            max_epochs=int(max_epochs),
+            callbacks=callbacks,
+            logger=loggers,
+            default_root_dir=out,
+            log_every_n_steps=int(log_every_n_steps),
+            enable_progress_bar=bool(progress),
+            enable_model_summary=bool(progress),
+            reload_dataloaders_every_n_epochs=1,
+            plugins=[AtomicCheckpointIO()],
+        )
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            if ckpt_path is not None:  # expected when resuming: the folder holds the run's own checkpoints
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        if own_wandb:
+            finish_logger(wlogger)
+    if trainer.interrupted:
+        raise RuntimeError(f"training in {out} was interrupted at epoch {trainer.current_epoch}; rerun to resume from {last}")
+    best_path = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
+    if best_path is None or not best_path.is_file():
+        raise RuntimeError(
+            f"no best checkpoint in {ckpt_dir}: {MONITOR} was never logged (does the data module have a non-empty "
+            "val split and does the module log val/sample_f1?)"
+        )
+    log.info("fit done in %.1f s: best %s = %s (%s)", time.perf_counter() - t0, MONITOR, ckpt_cb.best_model_score, best_path)
+    return best_path
+
+
+# ---------------------------------------------------------------------------------------------- predict
+def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def predict_probs(module: pl.LightningModule, dataloader: Iterable[Mapping[str, Any]], device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid probabilities of every row of ``dataloader``, in loader order.
+
+    A plain ``torch.inference_mode`` loop over ``module.predict_step`` (no Trainer: no loggers, callbacks or
+    progress bars, and the order is exactly the loader's). The module is put in eval mode on ``device`` for the
+    loop and returned to its previous device and train/eval mode afterwards.
+
+    Args:
+        module: a module whose ``predict_step(batch, i)`` returns ``{"surveyId", "probs"}``.
+        dataloader: iterable of batch dicts (not shuffled, for a stable order).
+        device: where to run; None = CUDA when available, else CPU.
+
+    Returns:
+        ``(surveyIds int64 [N], probs float32 [N, C])``.
+
+    Raises:
+        ValueError: the loader is empty, a batch's outputs disagree in length, or a probability is NaN/inf.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    params = list(module.parameters())
+    prev_dev = params[0].device if params else torch.device("cpu")
+    was_training = module.training
+    ids: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    module.to(dev).eval()
+    try:
+        with torch.inference_mode():
+            for i, batch in enumerate(dataloader):
+                pred = module.predict_step(_to_device(batch, dev), i)
+                sid = pred["surveyId"].detach().to("cpu", torch.int64).numpy().reshape(-1)
+                p = pred["probs"].detach().to("cpu", torch.float32).numpy()
+                if p.ndim != 2 or p.shape[0] != sid.shape[0]:
+                    raise ValueError(f"batch {i}: probs of shape {p.shape} for {sid.shape[0]} surveyIds; predict_step must return [B, C] probs for B ids")
+                if not np.isfinite(p).all():
+                    raise ValueError(f"batch {i}: NaN/inf probabilities (surveyIds {sid[:5].tolist()}...); check the inputs and the checkpoint")
+                ids.append(sid)
+                probs.append(p)
+    finally:
+        module.to(prev_dev).train(was_training)
+    if not ids:
+        raise ValueError("predict_probs: the dataloader yielded no batches; check the split is not empty")
+    return np.concatenate(ids), np.concatenate(probs, axis=0)

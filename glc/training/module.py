@@ -1,0 +1,191 @@
+"""The Lightning module shared by the multi-label species trainers.
+
+:class:`MultiLabelModule` wraps any plain ``nn.Module`` that maps a batch dict (see ``glc.loaders``) to logits
+``[B, C]`` and any loss ``loss(logits, target) -> scalar``. It owns the optimiser (AdamW, optionally a cosine
+schedule) and the per-epoch validation metrics; it never opens files (the data module does).
+
+Logged keys:
+
+* ``train/loss`` (every step) and ``train/loss_epoch`` (epoch mean).
+* ``val/loss`` (epoch mean, weighted by batch size).
+* ``val/sample_f1``: the competition metric on the **top-``val_k``** classes of every validation survey, averaged
+  over all validation surveys of the epoch (sums are accumulated, not batch means). It equals
+  ``glc.metrics.sample_f1(true_sets, top_k_sets)``; since ``val_k >= 1`` a prediction is never empty, so the
+  0/0 case of ``glc.metrics`` (empty truth *and* empty prediction) cannot arise and an empty truth scores 0.
+* ``val/f1_torchmetrics``: torchmetrics ``MultilabelF1Score(threshold=0.5, average="micro")`` on the sigmoid
+  probabilities (a threshold-based companion, pooled over all (survey, class) pairs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MultilabelF1Score
+
+__all__ = ["MultiLabelModule", "topk_sample_f1"]
+
+Batch = Mapping[str, torch.Tensor]
+
+
+def topk_sample_f1(scores: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-sample F1 of the top-``k`` predicted classes against a multi-hot target.
+
+    ``F1_i = 2 |P_i & T_i| / (|P_i| + |T_i|)`` with ``P_i`` the ``k`` highest-scoring columns of row ``i`` and
+    ``T_i = {j : target[i, j] > 0.5}``. ``|P_i| = min(k, C) >= 1``, so the denominator is never zero.
+
+    Args:
+        scores: ``[B, C]`` logits or probabilities (only the order within a row matters).
+        target: ``[B, C]`` multi-hot 0/1 tensor.
+        k: number of classes predicted per sample, ``>= 1``.
+
+    Returns:
+        float32 tensor ``[B]`` with values in [0, 1].
+
+    Raises:
+        ValueError: shapes differ or are not 2-D, or ``k < 1``.
+    """
+    if scores.ndim != 2 or scores.shape != target.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and target {tuple(target.shape)} must both be [batch, num_classes]")
+    if int(k) < 1:
+        raise ValueError(f"k={k!r} must be >= 1 (classes predicted per sample)")
+    k = min(int(k), scores.shape[1])
+    idx = scores.topk(k, dim=1).indices
+    positive = target > 0.5
+    hits = positive.gather(1, idx).sum(dim=1, dtype=torch.float32)
+    n_true = positive.sum(dim=1, dtype=torch.float32)
+    return 2.0 * hits / (n_true + float(k))
+
+
+class MultiLabelModule(pl.LightningModule):
+    """Multi-label training/validation/prediction around an injected network and loss.
+
+    Args:
+        net: ``nn.Module`` with ``forward(batch: dict[str, Tensor]) -> logits [B, C]``.
+        loss: callable ``loss(logits [B, C], target [B, C]) -> scalar`` (an ``nn.Module`` is saved with the weights).
+        lr: AdamW learning rate (> 0).
+        weight_decay: AdamW decoupled weight decay (>= 0).
+        val_k: number of top classes per survey used by ``val/sample_f1`` (>= 1).
+        num_classes: ``C``, the number of output columns (checked against the logits).
+        cosine: when True, the learning rate follows a cosine schedule from ``lr`` down to ``lr * min_lr_ratio``
+            over ``trainer.max_epochs`` epochs (stepped once per epoch, so it works with loaders of unknown length).
+        min_lr_ratio: final learning rate of the cosine schedule as a fraction of ``lr`` (in [0, 1]).
+
+    Raises:
+        ValueError: a hyper-parameter is out of range.
+        TypeError: ``net`` is not an ``nn.Module`` or ``loss`` is not callable.
+
+    Batches are dicts with at least ``target`` (float ``[B, C]``, training/validation) and ``surveyId`` (int64
+    ``[B]``, prediction); every other key is for the net.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        val_k: int = 20,
+        num_classes: int | None = None,
+        cosine: bool = False,
+        min_lr_ratio: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module mapping a batch dict to logits, got {type(net).__name__}")
+        if not callable(loss):
+            raise TypeError(f"loss must be callable as loss(logits, target), got {type(loss).__name__}")
+        if num_classes is None or int(num_classes) < 1:
+            raise ValueError(f"num_classes={num_classes!r} must be a positive int (meta.json 'num_classes')")
+        if not (math.isfinite(float(lr)) and float(lr) > 0):
+            raise ValueError(f"lr={lr!r} must be a finite number > 0")
+        if not (math.isfinite(float(weight_decay)) and float(weight_decay) >= 0):
+            raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+        if int(val_k) < 1:
+            raise ValueError(f"val_k={val_k!r} must be >= 1 (species predicted per survey for val/sample_f1)")
+        if not 0.0 <= float(min_lr_ratio) <= 1.0:
+            raise ValueError(f"min_lr_ratio={min_lr_ratio!r} must be in [0, 1]")
+        self.net = net
+        self.loss = loss
+        self.num_classes = int(num_classes)
+        self.save_hyperparameters(ignore=["net", "loss"])
+        self.val_sample_f1 = MeanMetric(nan_strategy="error")
+        self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
+
+    # ------------------------------------------------------------------------------------------- forward
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Logits ``[B, C]`` of the wrapped net."""
+        return self.net(batch)
+
+    def _logits(self, batch: Batch) -> torch.Tensor:
+        logits = self(batch)
+        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"net returned logits of shape {tuple(logits.shape)}; expected [batch, {self.num_classes}] "
+                "(num_classes from meta.json); check the net's output layer"
+            )
+        return logits
+
+    def _target(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
+        if "target" not in batch:
+            raise KeyError(f"batch has no 'target' (keys: {sorted(batch)}); build the data module with with_target=True")
+        target = batch["target"]
+        if target.shape != logits.shape:
+            raise ValueError(f"batch 'target' has shape {tuple(target.shape)} but the logits have {tuple(logits.shape)}; both must be [batch, num_classes]")
+        return target.to(logits.dtype)
+
+    def _checked_loss(self, logits: torch.Tensor, target: torch.Tensor, stage: str, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(logits, target)
+        if not bool(torch.isfinite(loss)):
+            raise FloatingPointError(
+                f"{stage}/loss is {float(loss.detach())} at epoch {self.current_epoch}, batch {batch_idx}; "
+                "check the inputs for NaN/inf, lower the learning rate or the loss' extreme settings"
+            )
+        return loss
+
+    # ------------------------------------------------------------------------------------------- steps
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """Loss of one batch; logs ``train/loss`` (step) and ``train/loss_epoch``."""
+        logits = self._logits(batch)
+        loss = self._checked_loss(logits, self._target(batch, logits), "train", batch_idx)
+        bs = logits.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        """Accumulates ``val/loss``, ``val/sample_f1`` (top-``val_k``) and ``val/f1_torchmetrics``."""
+        logits = self._logits(batch)
+        target = self._target(batch, logits)
+        loss = self._checked_loss(logits, target, "val", batch_idx)
+        bs = logits.shape[0]
+        probs = torch.sigmoid(logits.float())
+        self.val_sample_f1.update(topk_sample_f1(logits.detach(), target, self.hparams.val_k))
+        self.val_f1_tm.update(probs, (target > 0.5).long())
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("val/sample_f1", self.val_sample_f1, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/f1_torchmetrics", self.val_f1_tm, on_step=False, on_epoch=True)
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """``{"surveyId": int64 [B], "probs": float32 [B, C]}`` (sigmoid of the logits)."""
+        if "surveyId" not in batch:
+            raise KeyError(f"batch has no 'surveyId' (keys: {sorted(batch)}); the loader must pass surveyId through")
+        return {"surveyId": batch["surveyId"], "probs": torch.sigmoid(self._logits(batch).float())}
+
+    # ------------------------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        """AdamW over all trainable parameters, plus a per-epoch cosine schedule when ``cosine=True``."""
+        hp = self.hparams
+        opt = torch.optim.AdamW((p for p in self.parameters() if p.requires_grad), lr=hp.lr, weight_decay=hp.weight_decay)
+        if not hp.cosine:
+            return opt
+        max_epochs = getattr(self.trainer, "max_epochs", None) if self._trainer is not None else None
+        if max_epochs is None or max_epochs < 1:
+            raise ValueError(f"cosine=True needs a Trainer with max_epochs >= 1 (got {max_epochs!r}); set max_epochs or cosine=False")
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs, eta_min=hp.lr * hp.min_lr_ratio)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "frequency": 1}}
