@@ -37,3 +37,19 @@ def select_models(names: str) -> dict[str, dict[str, Any]] | None:
     if bad:
         raise SystemExit(f"--models: unknown {bad}; valid: {sorted(BENCH_MODELS)}")
     return {n: BENCH_MODELS[n] for n in wanted}
+
+
+def merge_models(name: str, result: dict[str, Any], rerun: dict[str, Any] | None) -> dict[str, Any]:
+    """With ``--models`` (a subset re-run), keep the other models' rows of the existing ``<name>.json`` (same
+    protocol only) so the table stays complete; rows are re-sorted by mean sample-F1."""
+    import json
+
+    path = RESULTS / f"{name}.json"
+    if rerun is None or not path.exists():
+        return result
+    old = json.loads(path.read_text())
+    if {k: v for k, v in old.get("protocol", {}).items() if k != "dataset"} != {k: v for k, v in result["protocol"].items() if k != "dataset"}:
+        return result
+    rows = [r for r in old.get("models", []) if r["model"] not in rerun] + result["models"]
+    rows.sort(key=lambda r: -r["sample_f1_mean"])
+    return {**result, "models": rows}

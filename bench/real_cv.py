@@ -1,54 +1,44 @@
 """Real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 PA-test surveys with their released labels.
 
-``python -m bench.real_cv [--real-dir ../shared/data/glc24-real]`` writes ``bench/results/real_cv.json`` and
-``bench/results/real_cv.md``. Features available for these surveys: location, year, region, country, area,
-uncertainty (and tiles of the two real human-footprint rasters, used by later models). Species ids outside
-0..11254 in the solution file stay in the truth (no model can predict them) and duplicates count once.
+``python -m bench.real_cv [--real-dir ../shared/data/glc24-real] [--models a,b]`` runs the ``RealCV`` Luigi task
+(:mod:`glc.tasks.benchmark`; its artifact under ``out/benchmarks/``) and writes ``bench/results/real_cv.json`` and
+``bench/results/real_cv.md`` (with ``--models``, the other models' rows of the existing table are kept). The dataset and its
+conventions: :mod:`glc.eval.real`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_real(real_dir: Path):  # noqa: ANN201 - pandas
-    """The real labelled survey table: metadata + x/y (EPSG:3035) + speciesIds."""
-    from glc.data.metadata import read_pa_metadata, read_solution
-    from glc.geo import to_laea
-
-    meta = read_pa_metadata(real_dir / "GLC24_PA_metadata_test.csv", "test")
-    sol = read_solution(real_dir / "GLC24_SOLUTION_FILE.csv")
-    meta = meta.drop_duplicates("surveyId").reset_index(drop=True)
-    missing = set(meta["surveyId"]) - set(sol)
-    if missing:
-        raise ValueError(f"{len(missing)} surveys of the test metadata have no labels in the solution file, e.g. {sorted(missing)[:5]}")
-    meta["speciesIds"] = [np.unique(np.asarray(sol[int(s)], np.int64)) for s in meta["surveyId"]]
-    meta["x"], meta["y"] = to_laea(meta["lon"].to_numpy(), meta["lat"].to_numpy())
-    return meta
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results."""
-    from bench.common import RESULTS, select_models, write_result
-    from glc.eval.benchmark import cv_benchmark, markdown_table
+    import luigi
+
+    from bench.common import RESULTS, merge_models, select_models, write_result
+    from glc.eval.benchmark import markdown_table
+    from glc.tasks.benchmark import RealCV
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--real-dir", type=Path, default=REPO.parent / "shared" / "data" / "glc24-real")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--block-km", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out-root", default="out", help="artifact root of the RealCV Luigi task")
     ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.BENCH_MODELS (default: all)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    df = load_real(a.real_dir)
-    res = cv_benchmark(df, models=select_models(a.models), n_folds=a.folds, block_km=a.block_km, seed=a.seed)
-    res["protocol"]["dataset"] = f"GLC24 PA test metadata + released labels ({a.real_dir})"
+    chosen = select_models(a.models)
+    task = RealCV(real_dir=str(a.real_dir), out_root=a.out_root, folds=a.folds, block_km=a.block_km, seed=a.seed, models=a.models)
+    if not luigi.build([task], local_scheduler=True):
+        raise SystemExit("RealCV failed; see the log above")
+    res = json.loads((task.output().dir / "result.json").read_text())
+    res = merge_models("real_cv", res, chosen)
     path = write_result("real_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})
     (RESULTS / "real_cv.md").write_text(markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)"))
     best = res["models"][0]

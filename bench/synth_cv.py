@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results."""
-    from bench.common import RESULTS, select_models, write_result
+    from bench.common import RESULTS, merge_models, select_models, write_result
     from glc.data.layout import detect_layout
     from glc.data.metadata import read_pa_metadata, survey_table
     from glc.eval.benchmark import cv_benchmark, markdown_table
@@ -37,10 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     lay = detect_layout(a.world)
     df = survey_table(read_pa_metadata(lay.pa_metadata("train"), "train"))
     df["x"], df["y"] = to_laea(df["lon"].to_numpy(), df["lat"].to_numpy())
-    res = cv_benchmark(df, models=select_models(a.models), n_folds=a.folds, seed=a.seed)
+    chosen = select_models(a.models)
+    res = cv_benchmark(df, models=chosen, n_folds=a.folds, seed=a.seed)
     oracle = oracle_sample_f1(a.world)
     res["protocol"]["dataset"] = f"synthetic world {a.world.name} (PA train surveys)"
     res["protocol"]["oracle_sample_f1_test"] = oracle
+    res = merge_models("synth_cv", res, chosen)
     path = write_result("synth_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})
     top = f"**Oracle** (true probabilities of the test surveys, expected-F1 decoding): sample-F1 **{oracle:.4f}**"
     (RESULTS / "synth_cv.md").write_text(markdown_table(res, f"Synthetic benchmark: {a.world.name}", top))

@@ -28,10 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "name": "frequency",  # experiment name (defaults to the file stem)
     "seed": 0,  # global seed: splits, model init, sampling
     "model": {
-        "kind": "frequency",  # frequency | region_frequency | knn | radius | geolocation
+        "kind": "frequency",  # frequency | region_frequency | knn | radius | gfv | geolocation
         "top_n": 256,  # species kept per survey in the score artifact
         "k": 10,  # knn: number of nearest training surveys (distance-weighted)
-        "radius_km": 10.0,  # radius: all training surveys within this distance
+        "radius_km": 10.0,  # radius: all training surveys within this distance; gfv: graph edge cutoff
         # geolocation (glc.models.geolocation): a Lightning-trained net on the survey location
         "encoder": "sinusoidal",  # xy (scaled EPSG:3035 x/y) | sinusoidal (multi-scale) | sh (spherical harmonics)
         "hidden": 256,  # hidden units of the 2-layer MLP; 0 = linear model

@@ -22,7 +22,7 @@ from glc.predict.scores import ScoreTable, top_n
 
 log = logging.getLogger(__name__)
 
-MODELS = ("frequency", "region_frequency", "knn", "radius", "geolocation")
+MODELS = ("frequency", "region_frequency", "knn", "radius", "gfv", "geolocation")
 #: Models trained by Lightning from the ``ModelInputs`` parquet (``TrainModel`` task) rather than fitted in memory.
 TRAINED_MODELS = ("geolocation",)
 
@@ -51,6 +51,11 @@ def fit_predict(train: pd.DataFrame, query: pd.DataFrame, cfg: dict[str, Any]) -
         m.fit(train["surveyId"].to_numpy(), train["x"].to_numpy(), train["y"].to_numpy(), list(train["speciesIds"]))
         S = m.predict(query["x"].to_numpy(), query["y"].to_numpy(), query_ids=query["surveyId"].to_numpy())
         return top_n(query["surveyId"].to_numpy(), S.toarray(), m.species_, mcfg["top_n"])
+    if kind == "gfv":
+        from glc.models.gfv import GFVScorer
+
+        g = GFVScorer(radius_km=float(cfg["model"]["radius_km"])).fit(train)
+        return top_n(query["surveyId"].to_numpy(), g.predict(query), g.vocab, cfg["model"]["top_n"])
     if kind in TRAINED_MODELS:
         from glc.training.geolocation import fit_predict_frames
 

@@ -172,7 +172,9 @@ def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple
         for r in cells.groupBy("column")
         .agg(
             *[F.sum(F.col(k).cast("long")).alias(k) for k in CORRECTIONS],
-            F.avg(F.when(train, F.col("clean"))).alias("train_mean"),
+            # exact decimal sum: a double sum merges partial aggregates in shuffle order, so its last bits (and the
+            # imputed values) could differ between runs; the decimal mean is the same on every run
+            F.avg(F.when(train, F.col("clean")).cast("decimal(38,12)")).cast("double").alias("train_mean"),
             F.sum((imputed & train).cast("long")).alias("imputed_train"),
             F.sum((imputed & ~train).cast("long")).alias("imputed_test"),
             F.sum(train.cast("long")).alias("n_train"),

@@ -112,14 +112,16 @@ def build_model_inputs(
         if missing:
             raise ValueError(f"{missing} surveys have no row in the EnvFeatures artifact; rebuild EnvFeatures for this survey table")
         env_dim = int(e.select(F.max(F.size("env"))).first()[0])
-        stats = (
-            base.where(F.col("_part") == "train").select("surveyId").join(e, "surveyId")
-            .select(F.posexplode("env").alias("i", "v"))
-            .groupBy("i").agg(F.mean("v").alias("m"), F.stddev_pop("v").alias("s"))
-            .orderBy("i").collect()
+        # Train-split statistics on the driver, in surveyId order: a Spark aggregate merges partial sums in shuffle
+        # fetch order, which changes the last bits between runs and would break byte-identical outputs.
+        train_env = (
+            base.where(F.col("_part") == "train").select("surveyId").join(e, "surveyId").orderBy("surveyId").toPandas()
         )
-        mean = [float(r["m"]) for r in stats]
-        std = [float(r["s"]) if r["s"] and r["s"] > 1e-12 else 1.0 for r in stats]
+        X = np.stack(train_env["env"].to_numpy()).astype(np.float64) if len(train_env) else np.zeros((0, env_dim))
+        if len(X) == 0:
+            raise ValueError("no training survey has an env vector; cannot standardise the env features")
+        mean = [float(v) for v in X.mean(axis=0)]
+        std = [float(v) if v > 1e-12 else 1.0 for v in X.std(axis=0)]
         m_arr = F.array(*[F.lit(v) for v in mean])
         s_arr = F.array(*[F.lit(v) for v in std])
         base = base.join(e, "surveyId").withColumn(

@@ -29,6 +29,8 @@ BENCH_MODELS: dict[str, dict[str, Any]] = {
     "radius5km": {"kind": "radius", "radius_km": 5.0},
     "radius10km": {"kind": "radius", "radius_km": 10.0},
     "radius50km": {"kind": "radius", "radius_km": 50.0},
+    # Tighnari's survey graph (10 km, same year and region) as a scorer: weighted neighbour frequency + region prior
+    "gfv10km": {"kind": "gfv", "radius_km": 10.0},
     # DS@GT's geolocation MLP (Lightning; early stopping on a spatial hold-out inside each training fold)
     "geolocation_mlp": {"kind": "geolocation", "encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0},
 }

@@ -21,6 +21,7 @@ if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists(
     logging.config.fileConfig(_CONF_DIR / "logging.cfg", disable_existing_loggers=False)
 
 from glc.tasks.base import GlcTask, paths  # noqa: E402
+from glc.tasks.benchmark import RealCV, RealLabels  # noqa: E402
 from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E402
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
 from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
@@ -39,6 +40,8 @@ __all__ = [
     "ModelInputs",
     "Neighbours",
     "POCorrection",
+    "RealCV",
+    "RealLabels",
     "PatchTiles",
     "Predict",
     "RasterTiles",

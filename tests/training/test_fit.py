@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -376,8 +377,8 @@ def test_wandb_offline_run_holds_config_metrics_and_report(tmp_path: Path, wandb
     assert fit_model(_module(0), ToyDM(), out, **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config)) == best
     assert wandb.run is None
     rid = (out / "wandb" / "glc-run-id").read_text().strip()
-    runs = sorted((out / "wandb").glob("offline-run-*"))  # two, or one when both started in the same second
-    assert runs and all(r.name.endswith(f"-{rid}") for r in runs)
+    runs = sorted((out / "wandb").glob("offline-run-*"))  # two (wandb adds "-1" when both start in the same second)
+    assert runs and all(re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{rid}(-\d+)?", r.name) for r in runs), runs
     for f in (out / "wandb").glob("offline-run-*/run-*.wandb"):
         assert _wandb_records(f)[-1].WhichOneof("record_type") == "exit", f
 

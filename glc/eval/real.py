@@ -1,0 +1,37 @@
+"""The real labelled benchmark dataset: the 4,716 GLC24 PA-test surveys with their released labels.
+
+Features available for these surveys: location (+ EPSG:3035 x/y), year, region, country, area, uncertainty.
+Species ids outside 0..11254 in the solution file stay in the truth (no model can predict them) and duplicates
+count once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+METADATA = "GLC24_PA_metadata_test.csv"
+SOLUTION = "GLC24_SOLUTION_FILE.csv"
+
+
+def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
+    """The real labelled survey table: metadata + x/y (EPSG:3035) + speciesIds.
+
+    Raises:
+        ValueError: if a metadata survey has no row in the solution file.
+    """
+    from glc.data.metadata import read_pa_metadata, read_solution
+    from glc.geo import to_laea
+
+    real_dir = Path(real_dir)
+    meta = read_pa_metadata(real_dir / METADATA, "test")
+    sol = read_solution(real_dir / SOLUTION)
+    meta = meta.drop_duplicates("surveyId").reset_index(drop=True)
+    missing = set(meta["surveyId"]) - set(sol)
+    if missing:
+        raise ValueError(f"{real_dir / SOLUTION}: {len(missing)} surveys of the test metadata have no labels, e.g. {sorted(missing)[:5]}")
+    meta["speciesIds"] = [np.unique(np.asarray(sol[int(s)], np.int64)) for s in meta["surveyId"]]
+    meta["x"], meta["y"] = to_laea(meta["lon"].to_numpy(), meta["lat"].to_numpy())
+    return meta

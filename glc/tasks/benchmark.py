@@ -1,0 +1,72 @@
+"""Benchmark tasks: ``RealCV`` — the spatial-CV table of every model x decoder on the real labelled GLC24 surveys.
+
+``make bench-real`` (``python -m bench.real_cv``) runs this task and copies its result into ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import luigi
+
+from glc.config import REPO_ROOT
+from glc.tasks.base import FlagTarget
+
+DEFAULT_REAL_DIR = str(REPO_ROOT.parent / "shared" / "data" / "glc24-real")
+
+
+class RealLabels(luigi.ExternalTask):
+    """The real GLC24 PA-test metadata and released solution file (``glc.eval.real``)."""
+
+    real_dir = luigi.Parameter(default=DEFAULT_REAL_DIR, description="folder with the PA test metadata and solution CSVs")
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        """The two CSVs."""
+        from glc.eval.real import METADATA, SOLUTION
+
+        return {k: luigi.LocalTarget(str(Path(self.real_dir) / f)) for k, f in (("metadata", METADATA), ("solution", SOLUTION))}
+
+
+class RealCV(luigi.Task):
+    """``{out_root}/benchmarks/real_cv-f{folds}-b{block_km}-s{seed}-{models}/``: ``result.json`` + ``table.md``."""
+
+    real_dir = luigi.Parameter(default=DEFAULT_REAL_DIR, description="folder with the PA test metadata and solution CSVs")
+    out_root = luigi.Parameter(default="out", description="artifact root")
+    folds = luigi.IntParameter(default=5)
+    block_km = luigi.FloatParameter(default=10.0)
+    seed = luigi.IntParameter(default=0)
+    models = luigi.Parameter(default="", description="comma-separated subset of glc.eval.benchmark.BENCH_MODELS ('' = all)")
+
+    def requires(self) -> RealLabels:
+        """The real labelled files."""
+        return RealLabels(real_dir=self.real_dir)
+
+    def model_table(self) -> dict:
+        """The selected models (unknown names raise)."""
+        from glc.eval.benchmark import BENCH_MODELS
+
+        names = [n.strip() for n in self.models.split(",") if n.strip()]
+        bad = [n for n in names if n not in BENCH_MODELS]
+        if bad:
+            raise ValueError(f"RealCV --models: unknown {bad}; valid: {sorted(BENCH_MODELS)}")
+        return {n: BENCH_MODELS[n] for n in names} if names else dict(BENCH_MODELS)
+
+    def output(self) -> FlagTarget:
+        """``_SUCCESS`` of the result folder."""
+        import hashlib
+
+        key = hashlib.sha256(json.dumps(self.model_table(), sort_keys=True).encode()).hexdigest()[:8]
+        return FlagTarget(Path(self.out_root) / "benchmarks" / f"real_cv-f{self.folds}-b{self.block_km:g}-s{self.seed}-{key}")
+
+    def run(self) -> None:
+        """:func:`glc.eval.benchmark.cv_benchmark` on :func:`glc.eval.real.load_real_surveys`."""
+        from glc.eval.benchmark import cv_benchmark, markdown_table
+        from glc.eval.real import load_real_surveys
+        from glc.io import atomic_dir, write_json
+
+        res = cv_benchmark(load_real_surveys(self.real_dir), models=self.model_table(), n_folds=self.folds, block_km=self.block_km, seed=self.seed)
+        res["protocol"]["dataset"] = f"GLC24 PA test metadata + released labels ({self.real_dir})"
+        with atomic_dir(self.output().dir, summary={"best": res["models"][0]}) as tmp:
+            write_json(tmp / "result.json", res, atomic=False)
+            (tmp / "table.md").write_text(markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)"))
