@@ -18,7 +18,7 @@ LUIGI := $(VENV)/bin/luigi --module glc.tasks --local-scheduler
 .PHONY: help install check-java demo test test-all frequency knn geolocation-asl show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader clean
 
 help: ## list every target with its description
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 check-java: ## check that Java (8/11/17, needed by Spark) is installed
 	@java -version >/dev/null 2>&1 || { echo "ERROR: Spark needs Java 8, 11 or 17 and 'java -version' failed."; \
@@ -73,8 +73,10 @@ bench-synth: install ## synthetic-world generation: wall/CPU time, peak RSS, ora
 bench-etl: check-java install ## ETL throughput: RasterTiles vs a reference loop, PatchTiles, CubeFeatures -> bench/results/etl.json
 	$(PY) -m bench.etl
 
-bench-etl-full: check-java install ## every ETL task on the full synthetic world (SCALES=full bench-synth --keep first): time + peak RSS -> bench/results/etl_full.json
-	$(PY) -m bench.etl_full --data-root $(or $(FULL_ROOT),data/synthetic/full-seed0) --out-root out-bench
+FULL_ROOT ?= data/synthetic/full-seed0
+bench-etl-full: check-java install ## every ETL task on the full synthetic world (generated if missing, ~40 min): time + peak RSS -> bench/results/etl_full.json
+	@test -f $(FULL_ROOT)/_SUCCESS || $(PY) -m glc synth --scale full --seed 0 --out $(FULL_ROOT)
+	$(PY) -m bench.etl_full --data-root $(FULL_ROOT) --out-root out-bench
 
 bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic PO sites -> bench/results/neighbours.json
 	$(PY) -m bench.neighbours

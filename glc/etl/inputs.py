@@ -8,7 +8,10 @@ validation scores are comparable across models), ``val`` those blocks and ``test
 Columns: ``surveyId``, ``x``, ``y`` (EPSG:3035 m), ``lon``, ``lat``, ``year``, ``region`` (int code), ``labels``
 (species column indices into ``meta["vocab"]``, padded to a fixed width with -1, because Petastorm's batch reader
 only collates equal-length lists) and, when asked for, ``env`` (the :mod:`glc.etl.env` vector standardised with
-the mean and standard deviation of the ``train`` rows only, so nothing about validation or test leaks in).
+the mean and standard deviation of the ``train`` rows only, so nothing about validation or test leaks in) and
+``gfv`` (the graph feature vector of :mod:`glc.features.graph`, made dense: ``C = num_classes`` float32 values, value
+``k`` the survey's GFV entry for species ``meta["vocab"][k]``, 0 where it has none; species outside the vocabulary
+are dropped; values are kept as ``GraphFeatures`` scaled them, with its one global constant, not re-standardised).
 
 Determinism: rows are hash-partitioned on ``surveyId`` and sorted inside each part file, so the same inputs give the
 same files (Spark's part-file names carry a per-write id; readers order files by their partition index).
@@ -21,11 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd  # module level: pyspark resolves the pandas UDF's (string) type hints in this namespace
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+
+#: Columns of the ``GraphFeatures`` artifact that :func:`build_model_inputs` reads.
+GFV_COLUMNS = ("surveyId", "gfv_idx", "gfv_val")
 
 SPLITS = ("train", "val", "test")
 #: Rows per parquet row group (row groups are the shuffle and worker-sharding unit of the loaders).
@@ -45,14 +52,53 @@ def _vocab_and_regions(surveys: "DataFrame") -> tuple[np.ndarray, list[str]]:
     return vocab, regions
 
 
+def dense_gfv(vocab: np.ndarray, idx: Any, val: Any) -> np.ndarray:
+    """One sparse graph feature vector (species ids ``idx``, values ``val``) as a dense float32 vector over ``vocab``.
+
+    Args:
+        vocab: the sorted species ids of the class columns (``meta["vocab"]``).
+        idx: species ids of the vector's non-zero entries (unique).
+        val: their values.
+
+    Returns:
+        ``(len(vocab),)`` float32: ``val`` at the columns of the species in ``vocab``, 0 elsewhere (species outside
+        the vocabulary are dropped).
+
+    Raises:
+        ValueError: if ``idx`` and ``val`` differ in length.
+    """
+    i = np.asarray(idx if idx is not None else [], dtype=np.int64)
+    v = np.asarray(val if val is not None else [], dtype=np.float32)
+    if len(i) != len(v):
+        raise ValueError(f"GraphFeatures row with {len(i)} gfv_idx but {len(v)} gfv_val entries; rebuild GraphFeatures")
+    out = np.zeros(len(vocab), np.float32)
+    pos = np.searchsorted(vocab, i)
+    ok = pos < len(vocab)
+    ok[ok] = vocab[pos[ok]] == i[ok]
+    out[pos[ok]] = v[ok]
+    return out
+
+
+def _dense_gfv_column(vocab: np.ndarray):  # noqa: ANN202 - a pyspark pandas_udf
+    """A pandas UDF ``(gfv_idx, gfv_val) -> array<float>`` of width ``len(vocab)`` (:func:`dense_gfv` per row)."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("array<float>")
+    def dense(idx: pd.Series, val: pd.Series) -> pd.Series:
+        return pd.Series([dense_gfv(vocab, i, v) for i, v in zip(idx, val)], index=idx.index)
+
+    return dense
+
+
 def build_model_inputs(
     spark: "SparkSession",
     surveys: "DataFrame",
     val_ids: np.ndarray,
     env: "DataFrame | None" = None,
     env_columns: list[str] | None = None,
+    gfv: "DataFrame | None" = None,
 ) -> tuple[dict[str, "DataFrame"], dict[str, Any]]:
-    """Transform the survey table (+ optional env features) into the three model-input frames and their meta.
+    """Transform the survey table (+ optional env and graph features) into the three model-input frames and meta.
 
     Args:
         spark: the session.
@@ -60,12 +106,15 @@ def build_model_inputs(
         val_ids: surveyIds of the training surveys held out for validation.
         env: the ``EnvFeatures`` frame (surveyId, env array) or None.
         env_columns: names of the env vector's components (for meta).
+        gfv: the ``GraphFeatures`` frame (surveyId, gfv_idx array of species ids, gfv_val array) or None; written
+            as the dense ``gfv`` column of width ``num_classes`` (see the module docstring).
 
     Returns:
-        ``({"train": df, "val": df, "test": df}, meta)``.
+        ``({"train": df, "val": df, "test": df}, meta)``; meta ``gfv_dim`` is ``num_classes`` with gfv, else 0.
 
     Raises:
-        ValueError: if a survey has no env vector while env is asked for, or val ids are not training surveys.
+        ValueError: if a survey has no env vector (no graph feature row) while env (gfv) is asked for, or val ids
+            are not training surveys.
     """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -127,6 +176,17 @@ def build_model_inputs(
         base = base.join(e, "surveyId").withColumn(
             "env", F.transform("env", lambda v, i: ((v - F.element_at(m_arr, i + 1)) / F.element_at(s_arr, i + 1))).cast("array<float>")
         )
+    gfv_dim = 0
+    if gfv is not None:
+        g = gfv.select(*GFV_COLUMNS).where(F.col("gfv_idx").isNotNull() & F.col("gfv_val").isNotNull())
+        missing = base.join(g, "surveyId", "left_anti").count()
+        if missing:
+            raise ValueError(
+                f"{missing} surveys have no row (or a null vector) in the GraphFeatures artifact; rebuild GraphFeatures "
+                "for this survey table"
+            )
+        gfv_dim = len(vocab)
+        base = base.join(g, "surveyId").withColumn("gfv", _dense_gfv_column(vocab)("gfv_idx", "gfv_val")).drop("gfv_idx", "gfv_val")
     frames = {p: base.where(F.col("_part") == p).drop("_part") for p in SPLITS}
     counts = {r["_part"]: int(r["count"]) for r in base.groupBy("_part").count().collect()}
     meta = {
@@ -136,6 +196,7 @@ def build_model_inputs(
         "mean_richness": mean_richness,
         "env_dim": env_dim,
         "env_columns": list(env_columns or [])[:env_dim] if env_dim else [],
+        "gfv_dim": gfv_dim,
         "n_regions": len(regions),
         "regions": regions,
         "splits": {p: counts.get(p, 0) for p in SPLITS},
@@ -153,19 +214,47 @@ def write_model_inputs(
     env_dir: str | Path | None = None,
     env_columns: list[str] | None = None,
     files_per_split: int = 4,
+    gfv_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Read the survey table (and env features), build the inputs and write them atomically under ``out_dir``.
+    """Read the survey table (and env / graph features), build the inputs and write them atomically under ``out_dir``.
+
+    Args:
+        spark: the session.
+        surveys_dir: the ``SurveyTable`` artifact folder.
+        out_dir: the model-input folder to write.
+        val_ids: surveyIds of the training surveys held out for validation.
+        env_dir: the ``EnvFeatures`` artifact folder, or None.
+        env_columns: names of the env vector's components (for meta).
+        files_per_split: parquet part files per split.
+        gfv_dir: the ``GraphFeatures`` artifact folder (its ``data/`` parquet), or None.
 
     Returns:
         The meta dict (also ``meta.json`` and the ``_SUCCESS`` summary).
     """
+    surveys = spark.read.parquet(str(Path(surveys_dir) / "surveys"))
+    env = spark.read.parquet(str(Path(env_dir) / "data")) if env_dir is not None else None
+    gfv = spark.read.parquet(str(Path(gfv_dir) / "data")) if gfv_dir is not None else None
+    frames, meta = build_model_inputs(spark, surveys, val_ids, env, env_columns, gfv)
+    # Adaptive execution may coalesce the hash partitions of small splits into fewer files, and whether it does can
+    # change between runs; the file layout (and so the loaders' shuffle units and the bytes) must not.
+    prev = spark.conf.get("spark.sql.adaptive.coalescePartitions.enabled", "true")
+    spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+    try:
+        _write(frames, meta, out_dir, files_per_split)
+    finally:
+        spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", prev)
+    log.info(
+        "ModelInputs: %s surveys, %d classes, label width %d, env dim %d, gfv dim %d",
+        meta["splits"], meta["num_classes"], meta["label_width"], meta["env_dim"], meta["gfv_dim"],
+    )
+    return meta
+
+
+def _write(frames: dict[str, "DataFrame"], meta: dict[str, Any], out_dir: str | Path, files_per_split: int) -> None:
     from pyspark.sql import functions as F
 
     from glc.io import atomic_dir, write_json
 
-    surveys = spark.read.parquet(str(Path(surveys_dir) / "surveys"))
-    env = spark.read.parquet(str(Path(env_dir) / "data")) if env_dir is not None else None
-    frames, meta = build_model_inputs(spark, surveys, val_ids, env, env_columns)
     with atomic_dir(out_dir, summary={k: v for k, v in meta.items() if k != "vocab"}) as tmp:
         for part, df in frames.items():
             (
@@ -176,5 +265,3 @@ def write_model_inputs(
                 .parquet(str(Path(tmp) / part))
             )
         write_json(Path(tmp) / "meta.json", meta, atomic=False)
-    log.info("ModelInputs: %s surveys, %d classes, label width %d, env dim %d", meta["splits"], meta["num_classes"], meta["label_width"], meta["env_dim"])
-    return meta

@@ -2,7 +2,8 @@
 
 It owns every loader decision (reader, shuffling, workers, seeds); the LightningModule never opens a file.
 Batches are ``dict[str, torch.Tensor]``: ``surveyId`` int64 [B], the requested scalar columns (float64 parquet
-columns as float32, int columns as int64) [B], ``env`` float32 [B, E] if requested, and ``target`` float32 [B, C]
+columns as float32, int columns as int64) [B], ``env`` float32 [B, E] and ``gfv`` float32 [B, G] if requested, and
+``target`` float32 [B, C]
 (multi-hot of ``labels``) when ``with_target``.
 
 Epochs and determinism: the training order is a function of ``(seed, epoch, num_workers)`` only (see
@@ -47,7 +48,7 @@ from glc.loaders.readers import (
     SurveyIterableDataset,
     make_source,
 )
-from glc.loaders.tables import SCALAR_TYPES, SPLITS, read_meta, scan_split
+from glc.loaders.tables import FEATURE_WIDTH_KEYS, SCALAR_TYPES, SPLITS, feature_width, read_meta, scan_split
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class SurveyDataModule(pl.LightningDataModule):
     Args:
         root: the model-input table root (``meta.json`` + split folders).
         columns: feature columns to load besides ``surveyId`` (from ``x``, ``y``, ``lon``, ``lat``, ``year``,
-            ``region``, ``env``).
+            ``region``, ``env``, ``gfv``).
         batch_size: rows per batch (each worker's last batch of an epoch may be shorter).
         reader: ``"petastorm"`` (Petastorm ``make_batch_reader``), ``"arrow"`` (pyarrow row groups) or
             ``"memory"`` (the split decoded once into tensors); ``"petastorm-public"`` is Petastorm with its own
@@ -112,7 +113,7 @@ class SurveyDataModule(pl.LightningDataModule):
         super().__init__()
         if reader not in READER_CHOICES:
             raise ValueError(f"SurveyDataModule: reader={reader!r} is not one of {list(READER_CHOICES)}.")
-        known = [c for c in (*SCALAR_TYPES, "env") if c != "surveyId"]
+        known = [c for c in (*SCALAR_TYPES, *FEATURE_WIDTH_KEYS) if c != "surveyId"]
         unknown = [c for c in columns if c not in known and c != "surveyId"]
         if unknown:
             raise ValueError(
@@ -155,8 +156,9 @@ class SurveyDataModule(pl.LightningDataModule):
 
     @property
     def extra_dims(self) -> dict[str, int]:
-        """Widths of the extra inputs for the networks: ``{"region": n_regions, "env": E}``."""
-        return {"region": int(self.meta["n_regions"]), "env": int(self.meta["env_dim"])}
+        """Widths of the extra inputs for the networks: ``{"region": n_regions, "env": E, "gfv": G}`` (G is 0 for
+        tables whose meta.json has no ``gfv_dim``)."""
+        return {"region": int(self.meta["n_regions"]), **{c: feature_width(self.meta, c) for c in FEATURE_WIDTH_KEYS}}
 
     # -- setup ------------------------------------------------------------------------------------------------
     def _load_columns(self, with_target: bool) -> tuple[str, ...]:
@@ -176,8 +178,12 @@ class SurveyDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Scan and check the splits ``stage`` reads ("fit": train + val; "predict": ``predict_split``)."""
-        if "env" in self.columns and int(self.meta["env_dim"]) == 0:
-            raise ValueError(f"SurveyDataModule: columns include 'env' but {self.root / 'meta.json'} has env_dim 0.")
+        for column, key in FEATURE_WIDTH_KEYS.items():
+            if column in self.columns and feature_width(self.meta, column) == 0:
+                raise ValueError(
+                    f"SurveyDataModule: columns include {column!r} but {self.root / 'meta.json'} has {key} 0 (or none); "
+                    f"rebuild the model inputs with {column} (ModelInputs {column}=True) or drop {column!r} from columns."
+                )
         if stage == "predict":
             self.source(self.predict_split, with_target=False)
             return

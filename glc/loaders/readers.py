@@ -113,7 +113,8 @@ class BatchSource(Protocol):
     info: SplitInfo
 
     def batches(self, plan: EpochPlan) -> Iterator[AnyBatch]:
-        """Yield this worker's batches for the epoch: numpy columns, ``labels`` int32 [B, L], ``env`` [B, E]."""
+        """Yield this worker's batches for the epoch: numpy columns, ``labels`` int32 [B, L], ``env`` [B, E],
+        ``gfv`` [B, G]."""
         ...
 
     def worker_rows(self, plan: EpochPlan) -> int:
@@ -158,13 +159,16 @@ def _arrow_to_numpy(table: pa.Table, info: SplitInfo) -> Batch:
     for name in info.columns:
         col = table.column(name)
         if name in LIST_TYPES:
-            width = info.label_width if name == "labels" else info.env_dim
             values = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            dtype = np.float32 if name == "env" else np.int32  # labels stay int32 (half the bytes to shuffle)
-            out[name] = _writable(values.reshape(n, width).astype(dtype, copy=False))
+            out[name] = _writable(values.reshape(n, info.width(name)).astype(_list_dtype(name), copy=False))
         else:
             out[name] = _writable(_scalar(name, col.to_numpy()))
     return out
+
+
+def _list_dtype(name: str) -> type:
+    """Batch dtype of a list column: labels stay int32 (half the bytes to shuffle), feature vectors float32."""
+    return np.int32 if name == "labels" else np.float32
 
 
 def _scalar(name: str, values: np.ndarray) -> np.ndarray:
@@ -447,20 +451,19 @@ class PetastormSource(_RowGroupSource):
         if isinstance(raw, pa.Table):
             for name in LIST_TYPES:
                 if name in self.info.columns:
-                    width = self.info.label_width if name == "labels" else self.info.env_dim
-                    check_list_width(raw.column(name), name, width, where)
+                    check_list_width(raw.column(name), name, self.info.width(name), where)
             return _arrow_to_numpy(raw, self.info)
         out: Batch = {}
         for name in self.info.columns:
             values = raw[name]
             if name in LIST_TYPES:
-                width = self.info.label_width if name == "labels" else self.info.env_dim
+                width = self.info.width(name)
                 if values.ndim != 2 or values.shape[1] != width:
                     raise DataError(
                         f"{where}: column {name!r} has shape {values.shape}, expected [{piece.num_rows}, {width}] "
                         "(meta.json)."
                     )
-                out[name] = _writable(values.astype(np.float32 if name == "env" else np.int32, copy=False))
+                out[name] = _writable(values.astype(_list_dtype(name), copy=False))
             else:
                 out[name] = _writable(_scalar(name, values))
         return out

@@ -3,13 +3,15 @@
 Layout (contract of issue 7, section A)::
 
     root/
-      meta.json          {"num_classes": C, "vocab": [...], "label_width": L, "env_dim": E,
+      meta.json          {"num_classes": C, "vocab": [...], "label_width": L, "env_dim": E, "gfv_dim": G,
                           "n_regions": R, "regions": [...], "splits": {"train": n, "val": n, "test": n}}
       train/ val/ test/  part-*.parquet (one or more row groups each) + _SUCCESS
 
 Columns of every split: ``surveyId`` int64; ``x``, ``y`` (EPSG:3035 metres), ``lon``, ``lat`` float64; ``year``,
-``region`` int32; ``env`` list<float32> of fixed length E (absent when E == 0); ``labels`` list<int32> of fixed
-length L holding species column indices 0..C-1 padded with -1 (test rows: all -1).
+``region`` int32; ``env`` list<float32> of fixed length E (absent when E == 0); ``gfv`` list<float32> of fixed
+length G (the dense graph feature vector over the C species columns, so G == C; absent when G == 0; ``gfv_dim`` is
+optional in ``meta.json`` and taken as 0 when missing, for tables written before it existed); ``labels``
+list<int32> of fixed length L holding species column indices 0..C-1 padded with -1 (test rows: all -1).
 
 The production table is written by the Spark task ``ModelInputs``; :func:`write_input_table` and
 :func:`write_meta` write the same layout with pyarrow for tests, fakes and benchmarks. :func:`scan_split` is the
@@ -54,10 +56,24 @@ SCALAR_TYPES: dict[str, pa.DataType] = {
     "year": pa.int32(),
     "region": pa.int32(),
 }
-#: Fixed-length list columns and their element types.
-LIST_TYPES: dict[str, pa.DataType] = {"env": pa.float32(), "labels": pa.int32()}
+#: Fixed-length list columns and their element types (``labels`` is the only integer one).
+LIST_TYPES: dict[str, pa.DataType] = {"env": pa.float32(), "gfv": pa.float32(), "labels": pa.int32()}
+#: Float list (feature vector) columns and the ``meta.json`` key holding each one's width.
+FEATURE_WIDTH_KEYS: dict[str, str] = {"env": "env_dim", "gfv": "gfv_dim"}
 #: Keys ``meta.json`` must have.
 META_KEYS: tuple[str, ...] = ("num_classes", "vocab", "label_width", "env_dim", "n_regions", "regions", "splits")
+#: Keys ``meta.json`` may have, with the value assumed when absent (tables written before the key existed).
+OPTIONAL_META_KEYS: dict[str, Any] = {"gfv_dim": 0}
+
+
+def feature_width(meta: dict[str, Any], column: str) -> int:
+    """Width of the float list column ``column`` (``"env"`` or ``"gfv"``) according to ``meta``.
+
+    Raises:
+        KeyError: if ``column`` is not a feature vector column.
+    """
+    key = FEATURE_WIDTH_KEYS[column]
+    return int(meta.get(key, OPTIONAL_META_KEYS.get(key, 0)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,7 +86,7 @@ def _check_meta(meta: dict[str, Any], where: str) -> None:
             f"{where}: meta is missing key(s) {missing}; expected all of {list(META_KEYS)}. "
             "Rebuild the model-input table (ModelInputs task) or pass a complete dict to write_meta."
         )
-    for key in ("num_classes", "label_width", "env_dim", "n_regions"):
+    for key in ("num_classes", "label_width", "env_dim", "n_regions", *(k for k in OPTIONAL_META_KEYS if k in meta)):
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise DataError(f"{where}: meta[{key!r}] must be a non-negative integer, found {value!r}.")
@@ -143,11 +159,12 @@ def read_meta(root: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # Writer
 # ---------------------------------------------------------------------------------------------------------------
-def input_schema(env_dim: int) -> pa.Schema:
-    """The parquet schema of a split (``env`` only when ``env_dim > 0``)."""
+def input_schema(env_dim: int, gfv_dim: int = 0) -> pa.Schema:
+    """The parquet schema of a split (``env`` only when ``env_dim > 0``, ``gfv`` only when ``gfv_dim > 0``)."""
     fields = [pa.field(name, typ) for name, typ in SCALAR_TYPES.items()]
-    if env_dim > 0:
-        fields.append(pa.field("env", pa.list_(LIST_TYPES["env"])))
+    for name, width in (("env", env_dim), ("gfv", gfv_dim)):
+        if width > 0:
+            fields.append(pa.field(name, pa.list_(LIST_TYPES[name])))
     fields.append(pa.field("labels", pa.list_(LIST_TYPES["labels"])))
     return pa.schema(fields)
 
@@ -177,7 +194,8 @@ def _list_array(matrix: np.ndarray, typ: pa.DataType) -> pa.ListArray:
 def input_arrow_table(df: pd.DataFrame) -> pa.Table:
     """Convert a frame with the model-input columns to an Arrow table with the exact parquet types.
 
-    ``labels`` (and ``env`` when present) hold one sequence per row (list or 1-D array), all of one length.
+    ``labels`` (and ``env`` / ``gfv`` when present) hold one sequence per row (list or 1-D array), all of one
+    length per column.
 
     Raises:
         DataError: naming the column, for a missing column, a null, or unequal list lengths.
@@ -185,21 +203,23 @@ def input_arrow_table(df: pd.DataFrame) -> pa.Table:
     missing = [c for c in (*SCALAR_TYPES, "labels") if c not in df.columns]
     if missing:
         raise DataError(
-            f"write_input_table: frame lacks column(s) {missing}; expected {list(SCALAR_TYPES)} + ['env'] + ['labels']."
+            f"write_input_table: frame lacks column(s) {missing}; expected {list(SCALAR_TYPES)} + optional "
+            "['env', 'gfv'] + ['labels']."
         )
     arrays: dict[str, pa.Array] = {}
     for name, typ in SCALAR_TYPES.items():
         if df[name].isna().any():
             raise DataError(f"write_input_table: column {name!r} has {int(df[name].isna().sum())} null value(s).")
         arrays[name] = pa.array(df[name].to_numpy(), type=typ)
-    env_dim = 0
-    if "env" in df.columns:
-        env = _matrix(df["env"], "env", np.float32)
-        env_dim = env.shape[1]
-        if env_dim > 0:
-            arrays["env"] = _list_array(env, LIST_TYPES["env"])
+    widths = {"env": 0, "gfv": 0}
+    for name in widths:
+        if name in df.columns:
+            matrix = _matrix(df[name], name, np.float32)
+            widths[name] = matrix.shape[1]
+            if widths[name] > 0:
+                arrays[name] = _list_array(matrix, LIST_TYPES[name])
     arrays["labels"] = _list_array(_matrix(df["labels"], "labels", np.int32), LIST_TYPES["labels"])
-    return pa.Table.from_arrays(list(arrays.values()), schema=input_schema(env_dim))
+    return pa.Table.from_arrays(list(arrays.values()), schema=input_schema(widths["env"], widths["gfv"]))
 
 
 def write_input_table(
@@ -214,8 +234,8 @@ def write_input_table(
     never leaves a half-written split that looks complete.
 
     Args:
-        df: one row per survey with the columns of :data:`SCALAR_TYPES`, ``labels`` and optionally ``env``
-            (sequences of one fixed length each). Rows are written in the given order.
+        df: one row per survey with the columns of :data:`SCALAR_TYPES`, ``labels`` and optionally ``env`` and
+            ``gfv`` (sequences of one fixed length per column). Rows are written in the given order.
         path: the split folder, e.g. ``root / "train"`` (replaced if it exists).
         rows_per_file: rows per part file (the last file takes the remainder).
         row_group_size: rows per parquet row group inside a file.
@@ -266,10 +286,22 @@ class SplitInfo:
     label_width: int
     env_dim: int
     num_classes: int
+    gfv_dim: int = 0
     num_rows: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.num_rows = sum(p.num_rows for p in self.pieces)
+
+    def width(self, name: str) -> int:
+        """The fixed length of list column ``name`` (``labels``: label_width, ``env``: env_dim, ``gfv``: gfv_dim).
+
+        Raises:
+            KeyError: if ``name`` is not a list column.
+        """
+        widths = {"labels": self.label_width, "env": self.env_dim, "gfv": self.gfv_dim}
+        if name not in widths:
+            raise KeyError(f"{name!r} is not a list column of the model-input table; list columns are {list(widths)}.")
+        return widths[name]
 
     def pieces_of(self, path: Path) -> list[Piece]:
         """The row groups of one part file, in stored order."""
@@ -307,7 +339,7 @@ def _open(path: Path) -> pq.ParquetFile:
         ) from err
 
 
-def _check_schema(path: Path, schema: pa.Schema, columns: Sequence[str], env_dim: int) -> None:
+def _check_schema(path: Path, schema: pa.Schema, columns: Sequence[str], info: SplitInfo) -> None:
     for name in columns:
         if name not in schema.names:
             raise DataError(
@@ -316,7 +348,7 @@ def _check_schema(path: Path, schema: pa.Schema, columns: Sequence[str], env_dim
             )
         typ = schema.field(name).type
         if name in LIST_TYPES:
-            element_ok = pa.types.is_floating if name == "env" else pa.types.is_integer
+            element_ok = pa.types.is_integer if name == "labels" else pa.types.is_floating
             ok = (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and element_ok(typ.value_type)
             want = f"list<{LIST_TYPES[name]}>"
         elif name == "surveyId":
@@ -326,8 +358,9 @@ def _check_schema(path: Path, schema: pa.Schema, columns: Sequence[str], env_dim
             want = f"a number ({SCALAR_TYPES.get(name, 'float32')})"
         if not ok:
             raise DataError(f"{path}: column {name!r} has type {typ}, expected {want}.")
-    if "env" in columns and env_dim == 0:
-        raise DataError(f"{path}: column 'env' requested but meta.json says env_dim == 0.")
+    for name, key in FEATURE_WIDTH_KEYS.items():
+        if name in columns and info.width(name) == 0:
+            raise DataError(f"{path}: column {name!r} requested but meta.json says {key} == 0 (or has no {key}).")
 
 
 def check_list_width(values: pa.Array | pa.ChunkedArray, column: str, width: int, where: str) -> None:
@@ -336,7 +369,7 @@ def check_list_width(values: pa.Array | pa.ChunkedArray, column: str, width: int
     Args:
         values: the list column (Arrow).
         column: its name (for the message).
-        width: the expected length (``label_width`` or ``env_dim`` from meta.json).
+        width: the expected length (``label_width``, ``env_dim`` or ``gfv_dim`` from meta.json).
         where: the file (and row group) the column was read from (for the message).
 
     Raises:
@@ -373,11 +406,11 @@ def check_batch(table: pa.Table, info: SplitInfo, where: str) -> None:
                         f"{where}: column 'labels' holds {lo.as_py()}..{hi.as_py()}, expected class indices "
                         f"0..{info.num_classes - 1} (num_classes in meta.json) or the pad {PAD}."
                     )
-        elif name == "env":
-            check_list_width(col, name, info.env_dim, where)
+        elif name in FEATURE_WIDTH_KEYS:
+            check_list_width(col, name, info.width(name), where)
             flat = pc.list_flatten(col)
             if len(flat) and not pc.all(pc.is_finite(flat)).as_py():
-                raise DataError(f"{where}: column 'env' holds NaN or inf; the ETL must fill or drop them first.")
+                raise DataError(f"{where}: column {name!r} holds NaN or inf; the ETL must fill or drop them first.")
         else:
             if col.null_count:
                 raise DataError(f"{where}: column {name!r} has {col.null_count} null value(s).")
@@ -428,11 +461,11 @@ def scan_split(
     info_files = part_files(d)
     pieces: list[Piece] = []
     ids: list[np.ndarray] = []
-    info = SplitInfo(d.name, d, info_files, [], cols, int(meta["label_width"]), int(meta["env_dim"]),
-                     int(meta["num_classes"]))
+    info = SplitInfo(d.name, d, info_files, [], cols, int(meta["label_width"]), feature_width(meta, "env"),
+                     int(meta["num_classes"]), feature_width(meta, "gfv"))
     for path in info_files:
         pf = _open(path)
-        _check_schema(path, pf.schema_arrow, cols, info.env_dim)
+        _check_schema(path, pf.schema_arrow, cols, info)
         for rg in range(pf.metadata.num_row_groups):
             n = pf.metadata.row_group(rg).num_rows
             if n == 0:  # kept (Petastorm counts it when sharding), never read

@@ -1,4 +1,4 @@
-"""Geolocation nets: species logits from a survey's location (plus optional year, region and env extras).
+"""Geolocation nets: species logits from a survey's location (plus optional year, region, env and gfv extras).
 
 A :class:`GeolocationNet` is ``coordinate noise (training only) -> coordinate encoder -> [extras] -> body``:
 
@@ -30,10 +30,13 @@ A :class:`GeolocationNet` is ``coordinate noise (training only) -> coordinate en
   Eval mode never adds noise.
 
 * **Extras** (``model.extras``, any of): ``"year"`` as ``(year - 2019) / 2`` (GLC24's 2017-2021 -> [-1, 1]; years
-  outside 1950-2100 raise), ``"region"`` one-hot over ``n_regions`` codes, ``"env"`` the standardised env vector.
+  outside 1950-2100 raise), ``"region"`` one-hot over ``n_regions`` codes, ``"env"`` the standardised env vector,
+  ``"gfv"`` the dense graph feature vector (:mod:`glc.features.graph`, one value per species column, already
+  globally scaled to about [0, 1]). Vector extras are concatenated to the encoding as they are.
 
 Batches are the dicts of :mod:`glc.loaders` (float32 ``x``/``y``/``lon``/``lat`` [B], int64 ``year``/``region``
-[B], float32 ``env`` [B, E]); :attr:`GeolocationNet.input_columns` lists the keys a net reads.
+[B], float32 ``env`` [B, E], float32 ``gfv`` [B, G]); :attr:`GeolocationNet.input_columns` lists the keys a net
+reads.
 """
 
 from __future__ import annotations
@@ -80,7 +83,9 @@ YEAR_RANGE = (1950, 2100)
 SIREN_W0 = 30.0
 
 ENCODERS = ("xy", "sinusoidal", "sh")
-EXTRAS = ("year", "region", "env")
+EXTRAS = ("year", "region", "env", "gfv")
+#: Extras that are float vectors (batch shape ``[B, width]``), concatenated as they are.
+VECTOR_EXTRAS = ("env", "gfv")
 
 
 # ------------------------------------------------------------------------------------------------ encoders
@@ -321,10 +326,11 @@ class GeolocationNet(nn.Module):
         sh_degree: ``sh``: number of Legendre degrees ``L`` (``L²`` features).
         n_scales, min_scale_km, max_scale_km: ``sinusoidal``: the wavelengths.
         coord_noise_km: mean displacement of the training-time coordinate noise (``0`` = off).
-        extras: any of ``"year"``, ``"region"``, ``"env"``.
+        extras: any of ``"year"``, ``"region"``, ``"env"``, ``"gfv"``.
         n_regions: number of region codes (needed with ``"region"``).
         env_dim: length of the env vector (needed with ``"env"``).
         dropout: dropout after the hidden layer, in ``[0, 1)`` (must be 0 for the linear model).
+        gfv_dim: length of the dense graph feature vector (needed with ``"gfv"``; meta.json ``gfv_dim``).
 
     Raises:
         ValueError: naming the parameter, on any invalid value.
@@ -345,14 +351,16 @@ class GeolocationNet(nn.Module):
         n_regions: int = 0,
         env_dim: int = 0,
         dropout: float = 0.0,
+        gfv_dim: int = 0,
     ) -> None:
         super().__init__()
-        _validate(num_classes, encoder, hidden, siren, sh_degree, n_scales, min_scale_km, max_scale_km, coord_noise_km, extras, n_regions, env_dim, dropout)
+        _validate(num_classes, encoder, hidden, siren, sh_degree, n_scales, min_scale_km, max_scale_km, coord_noise_km, extras, n_regions, env_dim, dropout, gfv_dim)
         self.num_classes = int(num_classes)
         self.encoder_name = encoder
         self.extras = tuple(extras)
         self.n_regions = int(n_regions)
         self.env_dim = int(env_dim)
+        self.gfv_dim = int(gfv_dim)
         self.noise = CoordinateNoise(coord_noise_km)
         if encoder == "xy":
             self.encoder: nn.Module = XYEncoder()
@@ -361,9 +369,15 @@ class GeolocationNet(nn.Module):
         else:
             self.encoder = SphericalHarmonicsEncoder(int(sh_degree))
         in_dim = self.encoder.out_dim
-        in_dim += ("year" in self.extras) + (self.n_regions if "region" in self.extras else 0) + (self.env_dim if "env" in self.extras else 0)
+        in_dim += ("year" in self.extras) + (self.n_regions if "region" in self.extras else 0)
+        in_dim += sum(self.vector_dims[k] for k in VECTOR_EXTRAS if k in self.extras)
         self.in_dim = in_dim
         self.body = _body(in_dim, self.num_classes, int(hidden), bool(siren), float(dropout))
+
+    @property
+    def vector_dims(self) -> dict[str, int]:
+        """Widths of the vector extras: ``{"env": env_dim, "gfv": gfv_dim}``."""
+        return {"env": self.env_dim, "gfv": self.gfv_dim}
 
     @property
     def input_columns(self) -> tuple[str, ...]:
@@ -380,17 +394,19 @@ class GeolocationNet(nn.Module):
         return batch[key]
 
     def _check(self, t: dict[str, Tensor]) -> None:
-        """Shape checks, then one device sync for every value check (finite coordinates/env, year and region range)."""
+        """Shape checks, then one device sync for every value check (finite coordinates/env/gfv, year and region
+        range)."""
         n = None
+        widths = self.vector_dims
         for key, v in t.items():
-            want = 2 if key == "env" else 1
-            if v.dim() != want or (n is not None and v.shape[0] != n) or (key == "env" and v.shape[1] != self.env_dim):
-                shape = "[B, env_dim=%d]" % self.env_dim if key == "env" else "[B]"
+            want = 2 if key in widths else 1
+            if v.dim() != want or (n is not None and v.shape[0] != n) or (key in widths and v.shape[1] != widths[key]):
+                shape = f"[B, {key}_dim={widths[key]}]" if key in widths else "[B]"
                 raise ValueError(f"batch[{key!r}] has shape {tuple(v.shape)}, expected {shape} with one batch size B for all keys")
             n = v.shape[0]
         checks = {}
         for key, v in t.items():
-            if key in ("x", "y", "lon", "lat", "env"):
+            if key in ("x", "y", "lon", "lat", *VECTOR_EXTRAS):
                 checks[key] = ~torch.isfinite(v).all()
             elif key == "year":
                 checks[key] = ((v < YEAR_RANGE[0]) | (v > YEAR_RANGE[1])).any()
@@ -424,14 +440,15 @@ class GeolocationNet(nn.Module):
             feats.append(((t["year"].to(torch.float64) - YEAR_CENTRE) / YEAR_SCALE).to(dtype).unsqueeze(-1))
         if "region" in self.extras:
             feats.append(F.one_hot(t["region"].long(), self.n_regions).to(dtype))
-        if "env" in self.extras:
-            feats.append(t["env"].to(dtype))
+        for key in VECTOR_EXTRAS:
+            if key in self.extras:
+                feats.append(t[key].to(dtype))
         return self.body(torch.cat(feats, dim=-1))
 
 
 def _validate(
     num_classes: Any, encoder: Any, hidden: Any, siren: Any, sh_degree: Any, n_scales: Any, min_scale_km: Any,
-    max_scale_km: Any, coord_noise_km: Any, extras: Any, n_regions: Any, env_dim: Any, dropout: Any,
+    max_scale_km: Any, coord_noise_km: Any, extras: Any, n_regions: Any, env_dim: Any, dropout: Any, gfv_dim: Any = 0,
 ) -> None:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -471,6 +488,8 @@ def _validate(
         fail(f"extras has 'region' but n_regions is {n_regions!r}; pass extra_dims['region'] = meta.json n_regions (>= 1)")
     if "env" in extras and (not is_int(env_dim) or env_dim < 1):
         fail(f"extras has 'env' but env_dim is {env_dim!r}; build the EnvFeatures artifact (env_dim >= 1) or drop 'env' from model.extras")
+    if "gfv" in extras and (not is_int(gfv_dim) or gfv_dim < 1):
+        fail(f"extras has 'gfv' but gfv_dim is {gfv_dim!r}; build the model inputs with the GraphFeatures artifact (meta.json gfv_dim >= 1) or drop 'gfv' from model.extras")
     if not is_num(dropout) or not 0 <= dropout < 1:
         fail(f"dropout must be in [0, 1), got {dropout!r}")
     if dropout > 0 and hidden == 0:
@@ -490,7 +509,7 @@ def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_
     Args:
         model_cfg: the ``[model]`` table (see :data:`GEOLOCATION_KEYS`).
         num_classes: number of species columns ``C`` (meta.json ``num_classes``).
-        extra_dims: ``{"region": n_regions, "env": E}`` (``"year"``, if present, must be 1).
+        extra_dims: ``{"region": n_regions, "env": E, "gfv": G}`` (``"year"``, if present, must be 1).
 
     Returns:
         The net (``forward(batch) -> logits [B, C]``).
@@ -511,5 +530,5 @@ def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_
     return GeolocationNet(
         num_classes, cfg["encoder"], cfg["hidden"], cfg["siren"], cfg["sh_degree"], cfg["n_scales"], cfg["min_scale_km"],
         cfg["max_scale_km"], cfg["coord_noise_km"], list(cfg["extras"]) if isinstance(cfg["extras"], (list, tuple)) else cfg["extras"],
-        extra_dims.get("region", 0), extra_dims.get("env", 0), cfg["dropout"],
+        extra_dims.get("region", 0), extra_dims.get("env", 0), cfg["dropout"], gfv_dim=extra_dims.get("gfv", 0),
     )

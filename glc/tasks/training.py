@@ -1,7 +1,7 @@
 """Training tasks: ``ModelInputs`` (Spark parquet for the trainers) and ``TrainModel`` (Lightning).
 
 ``ModelInputs`` depends only on what changes its bytes (validation split parameters, seed, whether the env vector
-is included), so experiments that differ only in model or training settings share it. ``TrainModel`` keeps its
+and the graph feature vector are included), so experiments that differ only in model or training settings share it. ``TrainModel`` keeps its
 working folder (checkpoints, W&B run files) at ``models/{name}-{hash}/training/``: a crashed or interrupted training run
 resumes from ``last.ckpt`` when rerun. Its artifact ``models/{name}-{hash}/model/`` (best checkpoint + summary) appears
 atomically when training has finished.
@@ -18,28 +18,39 @@ import luigi
 from glc.tasks.base import FlagTarget, GlcTask
 from glc.tasks.experiment import ExperimentTask
 from glc.tasks.features import EnvFeatures
+from glc.tasks.neighbours import GraphFeatures
 from glc.tasks.surveys import SurveyTable
 
 
 class ModelInputs(GlcTask):
-    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-env]/``: train/val/test parquet + meta.json."""
+    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-env][-gfv]/``: train/val/test parquet + meta.json.
+
+    With ``gfv`` the inputs carry the dense graph feature vector of :class:`~glc.tasks.neighbours.GraphFeatures` at
+    its default parameters (its own folds and seed: ``block_km`` and ``seed`` here are the validation hold-out's, not
+    passed on).
+    """
 
     block_km = luigi.FloatParameter(default=10.0, description="spatial block size of the validation hold-out (km)")
     val_fraction = luigi.FloatParameter(default=0.2, description="fraction of training surveys held out for validation")
     seed = luigi.IntParameter(default=0, description="seed of the hold-out")
     env = luigi.BoolParameter(default=False, description="include the standardised EnvFeatures vector")
+    gfv = luigi.BoolParameter(default=False, description="include the dense GraphFeatures vector (default GraphFeatures)")
     files_per_split = luigi.IntParameter(default=4, significant=False, description="parquet part files per split")
 
     def requires(self) -> dict[str, luigi.Task]:
-        """The survey table (and EnvFeatures when ``env``)."""
+        """The survey table (and EnvFeatures when ``env``, GraphFeatures at its defaults when ``gfv``)."""
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
         if self.env:
             req["env"] = self.clone(EnvFeatures)
+        if self.gfv:
+            # Not self.clone(GraphFeatures): clone would copy this task's block_km and seed (the validation
+            # hold-out's) onto GraphFeatures' fold parameters of the same names.
+            req["gfv"] = GraphFeatures(data_root=self.data_root, out_root=self.out_root)
         return req
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the inputs folder."""
-        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}" + ("-env" if self.env else "")
+        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}" + ("-env" if self.env else "") + ("-gfv" if self.gfv else "")
         return FlagTarget(self.artifact_path("model_inputs", name))
 
     def run(self) -> None:
@@ -60,13 +71,21 @@ class ModelInputs(GlcTask):
         if self.env:
             env_dir = self.input()["env"].dir
             env_cols = json.loads(Path(self.input()["env"].path).read_text()).get("columns")
-        write_model_inputs(get_spark(), self.input()["surveys"].dir, self.output().dir, val_ids, env_dir, env_cols, self.files_per_split)
+        gfv_dir = self.input()["gfv"].dir if self.gfv else None
+        write_model_inputs(
+            get_spark(), self.input()["surveys"].dir, self.output().dir, val_ids, env_dir, env_cols, self.files_per_split,
+            gfv_dir=gfv_dir,
+        )
 
 
 def model_inputs_for(task: GlcTask, cfg: dict[str, Any]) -> ModelInputs:
     """The ``ModelInputs`` task an experiment config needs."""
     v = cfg["validation"]
-    return task.clone(ModelInputs, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]), seed=int(cfg["seed"]), env="env" in cfg["model"]["extras"])
+    extras = cfg["model"]["extras"]
+    return task.clone(
+        ModelInputs, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]), seed=int(cfg["seed"]),
+        env="env" in extras, gfv="gfv" in extras,
+    )
 
 
 class TrainModel(ExperimentTask):

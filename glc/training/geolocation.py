@@ -21,7 +21,7 @@ from glc.predict.scores import ScoreTable, top_n
 log = logging.getLogger(__name__)
 
 COORD_COLUMNS = ("x", "y", "lon", "lat")
-EXTRAS = ("year", "region", "env")
+EXTRAS = ("year", "region", "env", "gfv")
 
 
 def input_columns(cfg: dict[str, Any]) -> list[str]:
@@ -34,8 +34,8 @@ def input_columns(cfg: dict[str, Any]) -> list[str]:
 
 
 def extra_dims(meta: dict[str, Any]) -> dict[str, int]:
-    """Input sizes of the extras from the model-input meta."""
-    return {"region": int(meta["n_regions"]), "env": int(meta["env_dim"]), "year": 1}
+    """Input sizes of the extras from the model-input meta (``gfv`` is 0 for tables without ``gfv_dim``)."""
+    return {"region": int(meta["n_regions"]), "env": int(meta["env_dim"]), "gfv": int(meta.get("gfv_dim", 0)), "year": 1}
 
 
 def val_k(cfg: dict[str, Any], meta: dict[str, Any]) -> int:
@@ -143,12 +143,18 @@ def predict_splits(inputs_dir: str | Path, ckpt: str | Path, cfg: dict[str, Any]
 # ------------------------------------------------------------------------------------------ in-memory frames
 def frames_to_inputs(train: pd.DataFrame, query: pd.DataFrame, cfg: dict[str, Any], root: str | Path) -> dict[str, Any]:
     """Write the model-input layout for an in-memory fit: ``train``'s spatial hold-out is ``val``, ``query`` is
-    ``test``. Frames need surveyId, x, y, lon, lat, year, region and (train) speciesIds; env is not supported here."""
+    ``test``. Frames need surveyId, x, y, lon, lat, year, region and (train) speciesIds; env and gfv are not
+    supported here."""
     from glc.experiment import validation_mask
     from glc.loaders.tables import write_input_table, write_meta
 
     if "env" in cfg["model"]["extras"]:
         raise ValueError("model.extras 'env' needs the EnvFeatures artifact; the in-memory path (benchmarks) has no env vector")
+    if "gfv" in cfg["model"]["extras"]:
+        raise ValueError(
+            "model.extras 'gfv' needs the GraphFeatures artifact (ModelInputs gfv=True); the in-memory path "
+            "(benchmarks) has no graph feature vector"
+        )
     train = train.reset_index(drop=True)
     vocab = np.unique(np.concatenate([np.asarray(s, np.int64) for s in train["speciesIds"]]))
     regions = sorted({str(r) for r in pd.concat([train["region"], query["region"]]).fillna("UNKNOWN")})
@@ -179,7 +185,7 @@ def frames_to_inputs(train: pd.DataFrame, query: pd.DataFrame, cfg: dict[str, An
     write_input_table(table(query.reset_index(drop=True), None), Path(root) / "test")
     meta = {
         "num_classes": len(vocab), "vocab": [int(v) for v in vocab], "label_width": width,
-        "mean_richness": float(np.mean([len(l) for l in labels])), "env_dim": 0, "env_columns": [],
+        "mean_richness": float(np.mean([len(l) for l in labels])), "env_dim": 0, "env_columns": [], "gfv_dim": 0,
         "n_regions": len(regions), "regions": regions,
         "splits": {"train": int((~val).sum()), "val": int(val.sum()), "test": len(query)},
     }

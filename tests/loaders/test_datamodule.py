@@ -80,7 +80,7 @@ def test_batch_contract(table, reader):
     root, frames = table
     dm = SurveyDataModule(root, columns=("x", "y", "lon", "lat", "year", "region", "env"), batch_size=BATCH,
                           reader=reader)
-    assert dm.num_classes == 50 and dm.meta["label_width"] == 8 and dm.extra_dims == {"region": 4, "env": 4}
+    assert dm.num_classes == 50 and dm.meta["label_width"] == 8 and dm.extra_dims == {"region": 4, "env": 4, "gfv": 0}
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert {k: (v.dtype, tuple(v.shape)) for k, v in batch.items()} == {
@@ -200,6 +200,22 @@ def test_argument_errors(table, tmp_path):
     make_model_inputs(no_env, sizes={"train": 30, "val": 10, "test": 10}, env_dim=0)
     with pytest.raises(ValueError, match="columns include 'env' but .*meta.json has env_dim 0"):
         SurveyDataModule(no_env, columns=("x", "env")).setup("fit")
+    with pytest.raises(ValueError, match="columns include 'gfv' but .*meta.json has gfv_dim 0"):
+        SurveyDataModule(no_env, columns=("x", "gfv")).setup("fit")
     dm = SurveyDataModule(no_env, columns=("x", "region"), batch_size=8, reader="memory")
     dm.setup("fit")
     assert set(next(iter(dm.train_dataloader()))) == {"surveyId", "x", "region", "target"}
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_gfv_column_is_delivered(tmp_path, reader):
+    root = tmp_path / "gfv"
+    frames = make_model_inputs(root, sizes={"train": 40, "val": 20, "test": 10}, env_dim=0, gfv_dim=50)
+    dm = SurveyDataModule(root, columns=("x", "y", "gfv"), batch_size=16, reader=reader)
+    assert dm.extra_dims == {"region": 4, "env": 0, "gfv": 50}
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["gfv"].dtype == torch.float32 and tuple(batch["gfv"].shape) == (16, 50)
+    np.testing.assert_array_equal(batch["gfv"].numpy(), np.stack(frames["val"]["gfv"][:16]))
+    pred = next(iter(dm.predict_dataloader()))
+    np.testing.assert_array_equal(pred["gfv"].numpy(), np.stack(frames["test"]["gfv"][:10]))

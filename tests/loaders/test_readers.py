@@ -357,3 +357,67 @@ def test_empty_part_files_do_not_end_an_epoch_early(fresh):
             seen = np.concatenate([b["surveyId"] for w in range(workers)
                                    for b in src.batches(EpochPlan(1, 0, True, 16, w, workers))])
             assert len(seen) == len(np.unique(seen)) == 120, (reader, workers)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The optional graph feature vector column (gfv, width meta["gfv_dim"], absent key = 0)
+# ---------------------------------------------------------------------------------------------------------------
+GFV_COLUMNS = ("surveyId", "x", "y", "env", "gfv", "labels")
+
+
+@pytest.fixture()
+def gfv_table(tmp_path) -> tuple[Path, dict[str, pd.DataFrame]]:
+    root = tmp_path / "g"
+    return root, make_model_inputs(root, sizes={"train": 90, "val": 30, "test": 20}, rows_per_file=40,
+                                   row_group_size=15, gfv_dim=50)
+
+
+def test_split_info_widths(gfv_table, table):
+    root, _ = gfv_table
+    info = scan_split(root / "train", read_meta(root), GFV_COLUMNS)
+    assert (info.width("labels"), info.width("env"), info.width("gfv")) == (8, 4, 50)
+    with pytest.raises(KeyError, match=r"'x' is not a list column"):
+        info.width("x")
+    old_root, _ = table  # no gfv_dim in its meta.json: width 0
+    assert "gfv_dim" not in read_meta(old_root)
+    assert scan_split(old_root / "val", read_meta(old_root), COLUMNS).width("gfv") == 0
+
+
+@pytest.mark.parametrize("reader", READER_CHOICES)
+def test_gfv_rows_match_the_parquet(gfv_table, reader):
+    root, frames = gfv_table
+    assert str(pq.ParquetFile(next((root / "train").glob("part-*.parquet"))).schema_arrow.field("gfv").type) == \
+        "list<element: float>"
+    src = make_source(reader, scan_split(root / "train", read_meta(root), GFV_COLUMNS), shuffle_buffer=30)
+    batches = epoch(src, 2, workers=2, batch_size=16)
+    gfv = torch.cat([b["gfv"] for b in batches])
+    assert gfv.dtype == torch.float32 and gfv.shape == (90, 50)
+    rows = frames["train"].set_index("surveyId").loc[ids(batches)]
+    np.testing.assert_array_equal(gfv.numpy(), np.stack(rows["gfv"]))
+    np.testing.assert_array_equal(torch.cat([b["env"] for b in batches]).numpy(), np.stack(rows["env"]))
+
+
+def test_wrong_gfv_width_and_nan_are_named(gfv_table):
+    root, _ = gfv_table
+    meta = read_meta(root)
+    write_input_table(input_frame(30, 50, 8, 4, np.random.default_rng(5), gfv_dim=49), root / "val")
+    with pytest.raises(DataError, match=r"val/part-00000\.parquet \(row group 0\): column 'gfv' must hold lists of "
+                                        r"exactly 50 values .* row 0 has 49 values"):
+        scan_split(root / "val", meta, GFV_COLUMNS)
+    info = scan_split(root / "val", meta, GFV_COLUMNS, verify=False)
+    with pytest.raises(DataError, match=r"column 'gfv' has shape \(30, 49\), expected \[30, 50\]"):
+        list(PetastormSource(info, collate="petastorm").batches(EpochPlan(0, 0, False, 16)))
+    df = input_frame(30, 50, 8, 4, np.random.default_rng(6), gfv_dim=50)
+    df.at[7, "gfv"] = np.full(50, np.nan, np.float32)
+    write_input_table(df, root / "val")
+    with pytest.raises(DataError, match=r"column 'gfv' holds NaN or inf"):
+        scan_split(root / "val", meta, GFV_COLUMNS)
+
+
+def test_gfv_requested_from_a_table_without_it(table, tmp_path):
+    root, _ = table
+    with pytest.raises(DataError, match=r"column 'gfv' is missing"):
+        scan_split(root / "val", read_meta(root), ("surveyId", "gfv"))
+    meta = {**read_meta(root), "gfv_dim": -1}
+    with pytest.raises(DataError, match=r"meta\['gfv_dim'\] must be a non-negative integer, found -1"):
+        write_meta(tmp_path, meta)

@@ -24,6 +24,8 @@ from glc.models.geolocation import (
 )
 
 N_REGIONS, ENV_DIM, C = 5, 3, 7
+GFV_DIM = C  # the dense graph feature vector has one value per species column
+ALL_EXTRAS = ["year", "region", "env", "gfv"]
 
 
 def _points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -36,7 +38,7 @@ def _points(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def _batch(n: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A loader-style batch (float32 coordinates, int64 year/region, float32 env)."""
+    """A loader-style batch (float32 coordinates, int64 year/region, float32 env and gfv)."""
     lon, lat, x, y = _points(n, seed)
     rng = np.random.default_rng(seed + 1)
     return {
@@ -46,22 +48,23 @@ def _batch(n: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
         "year": torch.tensor(rng.integers(2017, 2022, n), dtype=torch.int64),
         "region": torch.tensor(rng.integers(0, N_REGIONS, n), dtype=torch.int64),
         "env": torch.tensor(rng.normal(size=(n, ENV_DIM)), dtype=torch.float32),
+        "gfv": torch.tensor(rng.uniform(size=(n, GFV_DIM)) * (rng.uniform(size=(n, GFV_DIM)) < 0.4), dtype=torch.float32),
     }
 
 
 def _net(**cfg: object) -> GeolocationNet:
-    return build_geolocation_net({"sh_degree": 4, "n_scales": 3, "hidden": 16, **cfg}, C, {"region": N_REGIONS, "env": ENV_DIM, "year": 1})
+    return build_geolocation_net({"sh_degree": 4, "n_scales": 3, "hidden": 16, **cfg}, C, {"region": N_REGIONS, "env": ENV_DIM, "gfv": GFV_DIM, "year": 1})
 
 
 # ----------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("encoder", ["xy", "sinusoidal", "sh"])
 @pytest.mark.parametrize("body", ["linear", "mlp", "siren"])
-@pytest.mark.parametrize("extras", [[], ["year", "region", "env"]])
+@pytest.mark.parametrize("extras", [[], ALL_EXTRAS])
 def test_output_shape_every_encoder_body_and_extras(encoder: str, body: str, extras: list[str]) -> None:
     hidden = 0 if body == "linear" else 16
     net = _net(encoder=encoder, hidden=hidden, siren=body == "siren", extras=extras, dropout=0.0 if hidden == 0 else 0.1)
     enc_dim = {"xy": 2, "sinusoidal": 4 * 3, "sh": 4**2}[encoder]
-    assert net.in_dim == enc_dim + (1 + N_REGIONS + ENV_DIM if extras else 0)
+    assert net.in_dim == enc_dim + (1 + N_REGIONS + ENV_DIM + GFV_DIM if extras else 0)
     batch = _batch(9)
     for train in (False, True):
         net.train(train)
@@ -75,6 +78,19 @@ def test_output_shape_every_encoder_body_and_extras(encoder: str, body: str, ext
 def test_input_columns_follow_encoder_and_extras() -> None:
     assert _net(encoder="xy", extras=["env"]).input_columns == ("x", "y", "env")
     assert _net(encoder="sh", extras=["year", "region"]).input_columns == ("lon", "lat", "year", "region")
+    assert _net(encoder="xy", extras=["gfv", "env"]).input_columns == ("x", "y", "gfv", "env")
+
+
+def test_gfv_is_concatenated_after_env() -> None:
+    """Linear body: logits = W [encoding, env, gfv] + b, so the gfv block of W is exactly the gfv's effect."""
+    net = _net(encoder="xy", hidden=0, extras=["gfv", "env"]).eval()
+    assert net.in_dim == 2 + ENV_DIM + GFV_DIM
+    b = _batch(6)
+    z = net.encoder(b["x"], b["y"])
+    expected = torch.cat([z, b["env"], b["gfv"]], dim=-1) @ net.body.weight.T + net.body.bias
+    torch.testing.assert_close(net(b), expected)
+    b2 = {**b, "gfv": torch.zeros_like(b["gfv"])}
+    torch.testing.assert_close(net(b) - net(b2), b["gfv"] @ net.body.weight[:, 2 + ENV_DIM :].T)
 
 
 def test_siren_body_uses_sitzmann_init() -> None:
@@ -264,6 +280,8 @@ def test_missing_batch_key_raises_naming_it() -> None:
         _net(encoder="sh")({k: v for k, v in b.items() if k != "lat"})
     with pytest.raises(KeyError, match=r"needs batch key 'env'"):
         _net(extras=["env"])({k: v for k, v in b.items() if k != "env"})
+    with pytest.raises(KeyError, match=r"needs batch key 'gfv'"):
+        _net(extras=["gfv"])({k: v for k, v in b.items() if k != "gfv"})
 
 
 @pytest.mark.parametrize(
@@ -273,6 +291,9 @@ def test_missing_batch_key_raises_naming_it() -> None:
         ("year", lambda b: torch.zeros(4, dtype=torch.int64), r"batch\['year'\] has years outside \(1950, 2100\) \(e.g. 0\)"),
         ("region", lambda b: torch.full((4,), N_REGIONS), r"batch\['region'\] has region codes outside 0..4 \(e.g. 5\)"),
         ("env", lambda b: torch.zeros(4, ENV_DIM + 1), r"batch\['env'\] has shape \(4, 4\), expected \[B, env_dim=3\]"),
+        ("gfv", lambda b: torch.zeros(4, GFV_DIM + 1), r"batch\['gfv'\] has shape \(4, 8\), expected \[B, gfv_dim=7\]"),
+        ("gfv", lambda b: torch.zeros(4), r"batch\['gfv'\] has shape \(4,\), expected \[B, gfv_dim=7\]"),
+        ("gfv", lambda b: torch.where(torch.arange(GFV_DIM) == 3, torch.inf, b["gfv"]), r"batch\['gfv'\] has 4 non-finite"),
         ("y", lambda b: b["y"][:3], r"batch\['y'\] has shape \(3,\)"),
     ],
 )
@@ -280,7 +301,7 @@ def test_bad_batch_values_raise(key: str, value, match: str) -> None:  # noqa: A
     b = _batch(4)
     b[key] = value(b)
     with pytest.raises(ValueError, match=match):
-        _net(encoder="xy", extras=["year", "region", "env"])(b)
+        _net(encoder="xy", extras=ALL_EXTRAS)(b)
 
 
 @pytest.mark.parametrize(
@@ -289,6 +310,8 @@ def test_bad_batch_values_raise(key: str, value, match: str) -> None:  # noqa: A
         ({"encoder": "fourier"}, {}, r"encoder 'fourier' is unknown; valid encoders are \['xy', 'sinusoidal', 'sh'\]"),
         ({"extras": ["elevation"]}, {}, r"unknown extra\(s\) \['elevation'\]; valid extras"),
         ({"extras": ["env"]}, {"env": 0}, r"extras has 'env' but env_dim is 0"),
+        ({"extras": ["gfv"]}, {"gfv": 0}, r"extras has 'gfv' but gfv_dim is 0; build the model inputs with the GraphFeatures"),
+        ({"extras": ["gfv"]}, {}, r"extras has 'gfv' but gfv_dim is 0"),
         ({"extras": ["region"]}, {}, r"extras has 'region' but n_regions is 0"),
         ({"hidden": 0, "siren": True}, {}, r"siren = true needs hidden > 0"),
         ({"hidden": 0, "dropout": 0.2}, {}, r"dropout = 0.2 has no effect on the linear model"),
