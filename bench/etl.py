@@ -180,13 +180,7 @@ def bench_patches(spark: Any, work: Path, n: int, cores: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     write_patches(layout, sites, seed=2)
     gen = time.perf_counter() - t0
-    surveys = _survey_parquet(spark, sites, work / "patch_sites.parquet")
-    warm = _survey_parquet(spark, sites.iloc[:200], work / "patch_warm.parquet")
-    write_patch_tiles(spark, layout, warm, work / "patch_warm", k=8)
-    t0 = time.perf_counter()
-    s = write_patch_tiles(spark, layout, surveys, work / "patches", k=8)
-    seconds = time.perf_counter() - t0
-    assert s["n_written"] == n, s
+    seconds = _timed_artifact(spark, sites, work, "patch", lambda surveys, out: write_patch_tiles(spark, layout, surveys, out, k=8))
     return {
         "patch_surveys": n,
         "patch_k": 8,
@@ -195,6 +189,18 @@ def bench_patches(spark: Any, work: Path, n: int, cores: int) -> dict[str, Any]:
         "patch_tiles_per_s_per_core": round(n / seconds / cores, 1),
         "patch_generation_seconds": round(gen, 3),
     }
+
+
+def _timed_artifact(spark: Any, sites: Any, work: Path, name: str, write: Any) -> float:
+    """Seconds of ``write(surveys, out_dir)`` on all ``sites``, after a 200-site warm-up that starts the workers."""
+    surveys = _survey_parquet(spark, sites, work / f"{name}_sites.parquet")
+    warm = _survey_parquet(spark, sites.iloc[:200], work / f"{name}_warm.parquet")
+    write(warm, work / f"{name}_warm")
+    t0 = time.perf_counter()
+    s = write(surveys, work / f"{name}_all")
+    seconds = time.perf_counter() - t0
+    assert s["n_written"] == len(sites), s
+    return seconds
 
 
 def bench_cubes(spark: Any, work: Path, n: int, cores: int) -> dict[str, Any]:
@@ -208,13 +214,7 @@ def bench_cubes(spark: Any, work: Path, n: int, cores: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     write_cube_files(layout, sites, make_cubes(sites, seed=3))
     gen = time.perf_counter() - t0
-    surveys = _survey_parquet(spark, sites, work / "cube_sites.parquet")
-    warm = _survey_parquet(spark, sites.iloc[:200], work / "cube_warm.parquet")
-    write_cube_features(spark, layout, warm, work / "cube_warm", n=64)
-    t0 = time.perf_counter()
-    s = write_cube_features(spark, layout, surveys, work / "cubes", n=64)
-    seconds = time.perf_counter() - t0
-    assert s["n_written"] == n, s
+    seconds = _timed_artifact(spark, sites, work, "cube", lambda surveys, out: write_cube_features(spark, layout, surveys, out, n=64))
     return {
         "cube_surveys": n,
         "cube_n": 64,

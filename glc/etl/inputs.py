@@ -177,6 +177,7 @@ def build_model_inputs(
             "env", F.transform("env", lambda v, i: ((v - F.element_at(m_arr, i + 1)) / F.element_at(s_arr, i + 1))).cast("array<float>")
         )
     gfv_dim = 0
+    gfv_dropped = 0
     if gfv is not None:
         g = gfv.select(*GFV_COLUMNS).where(F.col("gfv_idx").isNotNull() & F.col("gfv_val").isNotNull())
         missing = base.join(g, "surveyId", "left_anti").count()
@@ -186,6 +187,13 @@ def build_model_inputs(
                 "for this survey table"
             )
         gfv_dim = len(vocab)
+        # species outside the vocabulary have no class column and are dropped by dense_gfv: count them, never silently
+        gfv_dropped = (
+            base.select("surveyId").join(g, "surveyId").select(F.explode("gfv_idx").alias("speciesId"))
+            .join(F.broadcast(vocab_df), "speciesId", "left_anti").count()
+        )
+        if gfv_dropped:
+            log.warning("ModelInputs: %d GFV entries name species outside the training vocabulary; dropped", gfv_dropped)
         base = base.join(g, "surveyId").withColumn("gfv", _dense_gfv_column(vocab)("gfv_idx", "gfv_val")).drop("gfv_idx", "gfv_val")
     frames = {p: base.where(F.col("_part") == p).drop("_part") for p in SPLITS}
     counts = {r["_part"]: int(r["count"]) for r in base.groupBy("_part").count().collect()}
@@ -197,6 +205,7 @@ def build_model_inputs(
         "env_dim": env_dim,
         "env_columns": list(env_columns or [])[:env_dim] if env_dim else [],
         "gfv_dim": gfv_dim,
+        "gfv_dropped_entries": gfv_dropped,
         "n_regions": len(regions),
         "regions": regions,
         "splits": {p: counts.get(p, 0) for p in SPLITS},

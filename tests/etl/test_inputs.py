@@ -137,6 +137,7 @@ def test_gfv_rows_equal_the_graph_features_mapped_to_vocab_columns(built, built_
     meta = json.loads((task.output().dir / "meta.json").read_text())
     vocab = np.asarray(meta["vocab"])
     assert meta["gfv_dim"] == meta["num_classes"] == len(vocab) and meta["env_dim"] == 0
+    assert meta["gfv_dropped_entries"] == 0  # GFVs come from training labels, all in the vocabulary
     assert json.loads((built[0].output().dir / "meta.json").read_text())["gfv_dim"] == 0
     assert "gfv" not in _split(built[0], "train").columns
     sparse_rows = {int(s): (np.asarray(i), np.asarray(v)) for s, i, v in zip(graph["surveyId"], graph["gfv_idx"], graph["gfv_val"])}

@@ -89,8 +89,7 @@ def test_rerun_does_no_work(first_run) -> None:
     task, _ = first_run
     res = _build(task)
     assert res.status == LuigiStatusCode.SUCCESS
-    assert res.scheduling_succeeded
-    assert "Did not run any tasks" in res.summary_text or "ran successfully" not in res.summary_text
+    assert "Did not run any tasks" in res.summary_text, res.summary_text
 
 
 def test_same_seed_gives_identical_submission(first_run, tiny_world: Path, experiment: str, tmp_path: Path) -> None:
