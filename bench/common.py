@@ -27,16 +27,17 @@ def write_result(name: str, results: dict[str, Any], extra: dict[str, Any] | Non
 
 
 def select_models(names: str) -> dict[str, dict[str, Any]] | None:
-    """``--models a,b`` -> that subset of :data:`glc.eval.benchmark.BENCH_MODELS` (None = all); unknown names exit."""
-    from glc.eval.benchmark import BENCH_MODELS
+    """``--models a,b`` -> that subset of :func:`glc.eval.benchmark.bench_models` (None = all); unknown names exit."""
+    from glc.eval.benchmark import bench_models
 
+    known = bench_models()
     if not names:
         return None
     wanted = [n.strip() for n in names.split(",") if n.strip()]
-    bad = [n for n in wanted if n not in BENCH_MODELS]
+    bad = [n for n in wanted if n not in known]
     if bad:
-        raise SystemExit(f"--models: unknown {bad}; valid: {sorted(BENCH_MODELS)}")
-    return {n: BENCH_MODELS[n] for n in wanted}
+        raise SystemExit(f"--models: unknown {bad}; valid: {sorted(known)}")
+    return {n: known[n] for n in wanted}
 
 
 def merge_models(name: str, result: dict[str, Any], rerun: dict[str, Any] | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ run that writes ``bench/results/loader_quick.json`` (so it never overwrites the 
 
 Protocol (one process; every rate is measured in this run, interleaved, on the same table):
 
-* **Table**: a model-input ``train`` split written with :func:`glc.loaders.tables.write_input_table` in a
+* **Table**: a model-input ``train`` split written with :func:`glc.loaders.fake.make_fake_inputs` in a
   temporary folder: ``--rows`` surveys (default 100,000), C = ``--classes`` (2000), L = ``--label-width`` (64,
   each survey 1..L species), E = ``--env-dim`` (30), 8 part files of one row group each (what Spark writes for a
   table this size; snappy). Columns loaded: ``x, y, lon, lat, year, region, env`` + ``labels`` -> ``target``.
@@ -57,46 +57,16 @@ COLUMNS = ("x", "y", "lon", "lat", "year", "region", "env")
 
 
 def write_table(root: Path, rows: int, classes: int, label_width: int, env_dim: int, files: int, seed: int) -> float:
-    """Write the benchmark table (train split + meta.json); return the seconds it took."""
-    from glc.loaders.tables import PAD, write_input_table, write_meta
+    """Write the benchmark table with the shared fake-table maker (:func:`glc.loaders.fake.make_fake_inputs`; the
+    ``env`` feature set of width ``env_dim``; val/test 1,000 rows, not timed); return the seconds it took."""
+    from glc.loaders.fake import make_fake_inputs
 
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    k = rng.integers(1, label_width + 1, rows)
-    # distinct species per survey without a Python loop: the first k columns of a random permutation key
-    keys = rng.random((rows, classes)).argsort(axis=1)[:, :label_width].astype(np.int32) if classes <= 4096 else None
-    if keys is None:  # pragma: no cover -- huge C: draw row by row
-        keys = np.stack([rng.choice(classes, label_width, replace=False) for _ in range(rows)]).astype(np.int32)
-    labels = np.where(np.arange(label_width)[None, :] < k[:, None], keys, PAD).astype(np.int32)
-    df = pd.DataFrame(
-        {
-            "surveyId": rng.choice(20 * rows, rows, replace=False).astype(np.int64),
-            "x": rng.uniform(2.5e6, 7.5e6, rows),
-            "y": rng.uniform(1.0e6, 5.5e6, rows),
-            "lon": rng.uniform(-10.0, 30.0, rows),
-            "lat": rng.uniform(35.0, 70.0, rows),
-            "year": rng.integers(2017, 2022, rows).astype(np.int32),
-            "region": rng.integers(0, 5, rows).astype(np.int32),
-        }
-    )
-    df["env"] = list(rng.standard_normal((rows, env_dim)).astype(np.float32))
-    df["labels"] = list(labels)
     per_file = -(-rows // files)
-    write_input_table(df, root / "train", rows_per_file=per_file, row_group_size=per_file)
-    small = df.iloc[: min(rows, 1000)]  # val/test are not timed; setup("fit") only needs them to exist
-    for split in ("val", "test"):
-        write_input_table(small, root / split)
-    write_meta(
-        root,
-        {
-            "num_classes": classes,
-            "vocab": list(range(classes)),
-            "label_width": label_width,
-            "env_dim": env_dim,
-            "n_regions": 5,
-            "regions": [f"r{i}" for i in range(5)],
-            "splits": {"train": rows, "val": len(small), "test": len(small)},
-        },
+    small = min(rows, 1000)
+    make_fake_inputs(
+        root, ("env",), sizes={"train": rows, "val": small, "test": small}, num_classes=classes, label_width=label_width,
+        widths={"env": env_dim}, rows_per_file=per_file, row_group_size=per_file, seed=seed,
     )
     return time.perf_counter() - t0
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.BENCH_MODELS (default: all)")
+    ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.bench_models() (default: all)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (a.world / "_SUCCESS").exists():

@@ -1,19 +1,32 @@
-"""Experiment configuration: defaults in one place, unknown keys are an error.
+"""Experiment configuration: one typed schema, defaults in one place, every value checked at load.
 
-An experiment is one TOML file in ``tasks/`` (``tasks/<name>.toml``). It overrides :data:`DEFAULTS`; any key not in
-:data:`DEFAULTS` raises, naming the file and the key (a typo must never silently leave a default in force). The
-resolved config (defaults + overrides) is what the model receives, what the report prints and what W&B logs, and
-its hash is part of every experiment artifact's path, so editing a parameter file reruns what it affects.
+An experiment is one TOML file in ``tasks/`` (``tasks/<name>.toml``). It overrides the defaults of :data:`SCHEMA`;
+every key is checked when the file is loaded, before any task runs, and an error names the file and the key:
+
+* an unknown key raises (a typo must never silently leave a default in force);
+* a value of the wrong type raises (``k = "ten"``), an int stays an int (``k = 2.9`` is refused, never truncated),
+  a float accepts an int (``lr = 1`` is ``1.0``), a bool must be ``true``/``false``;
+* ranges and choices are checked (``k >= 1``; ``decoder.kind`` must be a decoder of :data:`glc.decoding.DECODERS`,
+  ``train.loss.kind`` a loss of :data:`glc.training.losses.LOSSES`, ``model.kind`` a model of the model registry).
+
+The ``[model]`` table depends on its kind: ``kind`` and ``top_n`` are common, every other key comes from the kind's
+own table in the model registry (:mod:`glc.models.registry`, each model module declares its parameters with
+:class:`Param`), so ``k`` is valid for ``kind = "knn"`` and an error for ``kind = "geolocation"``.
+
+``resolve({})`` is the default config. The resolved config (defaults + overrides) is what the model receives, what the report prints and what W&B logs,
+and its hash is part of every experiment artifact's path, so editing a parameter file reruns what it affects.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from glc.params import ConfigError, Param, Schema, check_table, defaults_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,97 +36,141 @@ else:  # pragma: no cover - Python 3.10
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASKS_DIR = REPO_ROOT / "tasks"
 
-#: Every experiment setting with its default. Valid values are listed beside each.
-DEFAULTS: dict[str, Any] = {
-    "name": "frequency",  # experiment name (defaults to the file stem)
-    "seed": 0,  # global seed: splits, model init, sampling
+__all__ = [
+    "SCHEMA",
+    "ConfigError",
+    "Param",
+    "check_table",
+    "config_hash",
+    "defaults_of",
+    "experiment_path",
+    "load_experiment",
+    "resolve",
+]
+
+
+def _model_kinds() -> tuple[str, ...]:
+    from glc.models.registry import model_kinds
+
+    return model_kinds()
+
+
+def _feature_set_names() -> tuple[str, ...]:
+    from glc.features.sets import ALWAYS, FEATURE_SETS
+
+    return tuple(n for n in FEATURE_SETS if n not in ALWAYS)
+
+
+def _decoder_kinds() -> tuple[str, ...]:
+    from glc.decoding import DECODERS
+
+    return tuple(k for k in DECODERS if k != "count")  # count needs a count model (library only)
+
+
+def _loss_schema() -> Schema:
+    from glc.training.losses import LOSS_PARAMS
+
+    return dict(LOSS_PARAMS)
+
+
+#: Every experiment setting. ``model`` holds only the keys common to every kind; a kind's own keys are added from
+#: the model registry when a config is resolved (see the module docstring).
+SCHEMA: Schema = {
+    "name": Param("frequency", "experiment name (defaults to the file stem)"),
+    "seed": Param(0, "global seed: splits, model init, sampling", min=0),
     "model": {
-        "kind": "frequency",  # frequency | region_frequency | knn | radius | gfv | geolocation
-        "top_n": 256,  # species kept per survey in the score artifact
-        "k": 10,  # knn: number of nearest training surveys (distance-weighted)
-        "radius_km": 10.0,  # radius: all training surveys within this distance; gfv: graph edge cutoff
-        # geolocation (glc.models.geolocation): a Lightning-trained net on the survey location
-        "encoder": "sinusoidal",  # xy (scaled EPSG:3035 x/y) | sinusoidal (multi-scale) | sh (spherical harmonics)
-        "hidden": 256,  # hidden units of the 2-layer MLP; 0 = linear model
-        "siren": False,  # SIREN body (sine activations) instead of the ReLU MLP
-        "sh_degree": 10,  # sh: Legendre degree L (L^2 functions)
-        "n_scales": 8,  # sinusoidal: number of scales, geometric from min_scale_km to max_scale_km
-        "min_scale_km": 50.0,  # 50 km validated better than 1 or 20 km on the demo world (0.480 vs 0.433 / 0.453)
-        "max_scale_km": 2000.0,
-        "coord_noise_km": 5.0,  # mean displacement of the Gaussian coordinate noise in training (0 = off)
-        "extras": [],  # extra inputs: any of year, region, env, gfv (env / gfv need the EnvFeatures / GraphFeatures artifacts)
-        "dropout": 0.0,
+        "kind": Param("frequency", "model kind (glc.models.registry)", choices=_model_kinds),
+        "top_n": Param(256, "species kept per survey in the score artifact", min=1),
     },
     "train": {
-        # Lightning training of neural models (model.kind = geolocation)
-        "loss": {
-            "kind": "asl",  # bce | asl | hill | sigmoid_f1 (glc.training.losses)
-            "pos_weight": 0.0,  # bce: positive-class weight (0 = none)
-            "gamma_pos": 1.0,  # asl
-            "gamma_neg": 4.0,  # asl
-            "clip": 0.05,  # asl probability margin on negatives
-            "hill_lambda": 1.5,  # hill
-            "hill_margin": 1.0,  # hill (focal margin of positives)
-            "hill_gamma": 2.0,  # hill
-            "sf1_S": -1.0,  # sigmoid_f1 slope parameter S
-            "sf1_E": 0.0,  # sigmoid_f1 offset parameter E
-        },
-        "max_epochs": 40,
-        "patience": 6,  # early stopping on validation sample-F1
-        "batch_size": 256,
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "val_k": 0,  # top-k of the per-epoch validation sample-F1 (0 = mean training richness)
-        "reader": "petastorm",  # petastorm | arrow | memory (glc.loaders)
-        "num_workers": 0,  # DataLoader workers
-        "accelerator": "auto",  # auto uses a GPU when present
+        # Lightning training of neural models (runner "lightning" in the model registry)
+        "loss": _loss_schema,  # type: ignore[dict-item]  # resolved lazily (glc.training.losses.LOSS_PARAMS)
+        "max_epochs": Param(40, "training epochs at most", min=1),
+        "patience": Param(6, "early stopping on the model's validation monitor (epochs without improvement)", min=1),
+        "batch_size": Param(256, "surveys per batch", min=1),
+        "lr": Param(1e-3, "AdamW learning rate", min=0.0, min_exclusive=True),
+        "weight_decay": Param(1e-4, "AdamW decoupled weight decay", min=0.0),
+        "cosine": Param(False, "cosine learning-rate schedule over max_epochs"),
+        "val_k": Param(0, "top-k of the per-epoch validation sample-F1 (0 = mean training richness)", min=0),
+        "reader": Param("petastorm", "model-input reader (glc.loaders)", choices=("petastorm", "petastorm-public", "arrow", "memory")),
+        "num_workers": Param(0, "DataLoader workers", min=0),
+        "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
+        "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
+    },
+    "inputs": {
+        # the ModelInputs table of trained model kinds (its feature sets come from the model kind)
+        "shuffle": Param(
+            [], "feature sets whose rows are permuted among the surveys of each split (a control that keeps the "
+            "values' distribution and destroys their link to the labels)", type="list[str]", choices=_feature_set_names,
+        ),
     },
     "decoder": {
-        # topk | threshold | threshold_topk | expected_f1 | expected_f1_mc | expected_f1_exact | expected_f1_platt
-        # (glc.decoding.DECODERS; expected_f1_platt calibrates non-probability scores, e.g. from ASL, first);
-        # every one is fitted on the validation surveys
-        "kind": "expected_f1",
-        "k_max": 100,  # largest set size a decoder may choose
-        "compare": True,  # also score every other decoder on the same validation scores (report table)
+        "kind": Param(
+            "expected_f1", "set decoder (glc.decoding.DECODERS; expected_f1_platt calibrates non-probability scores, "
+            "e.g. from ASL, first); fitted on the validation surveys", choices=_decoder_kinds,
+        ),
+        "k_max": Param(100, "largest set size a decoder may choose", min=1),
+        "compare": Param(True, "also score every other decoder on the same validation scores (report table)"),
     },
     "validation": {
-        "block_km": 10.0,  # spatial block size of the hold-out (EPSG:3035)
-        "val_fraction": 0.2,  # fraction of training surveys held out
+        "block_km": Param(10.0, "spatial block size of the hold-out (EPSG:3035, km)", min=0.0, min_exclusive=True),
+        "val_fraction": Param(0.2, "fraction of training surveys held out", min=0.0, max=0.9, min_exclusive=True),
     },
     "wandb": {
-        "project": "glc",
-        "group": "baselines",
-        "tags": [],
-        "mode": "offline",  # offline | online | disabled (online needs `wandb login`)
+        "project": Param("glc", "W&B project"),
+        "group": Param("baselines", "W&B group"),
+        "tags": Param([], "W&B tags", type="list[str]"),
+        "mode": Param("offline", "offline | online | disabled (online needs `wandb login`)", choices=("offline", "online", "disabled")),
     },
 }
 
 
-class ConfigError(ValueError):
-    """An experiment file has an unknown key or a bad value."""
+def _model_schema(over: Mapping[str, Any], source: str) -> Schema:
+    """The ``[model]`` schema of the kind ``over`` names (or the default kind)."""
+    common = SCHEMA["model"]
+    assert isinstance(common, dict)
+    kind = over.get("kind", common["kind"].default)  # type: ignore[union-attr]
+    if not isinstance(kind, str):
+        raise ConfigError(f"{source}: model.kind = {kind!r}: expected a string naming a model kind")
+    from glc.models.registry import get_model, model_kinds
+
+    if kind not in model_kinds():
+        raise ConfigError(f"{source}: model.kind = {kind!r}: not a known model; valid kinds are {sorted(model_kinds())}")
+    spec = get_model(kind)
+    clash = sorted(set(spec.params) & set(common))
+    if clash:  # pragma: no cover - a registry bug
+        raise ConfigError(f"model kind {kind!r} redeclares common key(s) {clash}")
+    return {**common, **spec.params}
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any], where: str, source: str) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        path = f"{where}.{k}" if where else k
-        if k not in base:
-            raise ConfigError(
-                f"{source}: unknown key {path!r}; valid keys here are {sorted(base)}. Fix the spelling or add the "
-                "setting to glc/config.py DEFAULTS (with its valid values) if it is new."
-            )
-        if isinstance(base[k], dict):
-            if not isinstance(v, dict):
-                raise ConfigError(f"{source}: {path!r} must be a table, got {type(v).__name__}")
-            out[k] = _merge(base[k], v, path, source)
-        else:
-            out[k] = v
-    return out
+def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<overrides>") -> dict[str, Any]:
+    """The full config: :data:`SCHEMA` defaults updated with ``overrides``, every value checked.
 
+    Raises:
+        ConfigError: unknown key, wrong type, value out of range or not a valid choice (naming ``source``).
+    """
+    over = dict(overrides or {})
+    model_over = over.get("model", {})
+    if not isinstance(model_over, Mapping):
+        raise ConfigError(f"{source}: 'model' must be a table, got {type(model_over).__name__} {model_over!r}")
+    schema = {**SCHEMA, "model": _model_schema(model_over, source)}
+    cfg = check_table(schema, over, "", source)
+    from glc.models.registry import get_model
 
-def resolve(overrides: dict[str, Any] | None = None, source: str = "<overrides>") -> dict[str, Any]:
-    """Return DEFAULTS updated with ``overrides`` (unknown keys raise :class:`ConfigError`)."""
-    return _merge(DEFAULTS, overrides or {}, "", source)
+    spec = get_model(cfg["model"]["kind"])
+    if spec.check is not None:
+        try:
+            spec.check(cfg["model"])
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    reads = set(spec.features(cfg["model"]))
+    stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
+    if stray:
+        raise ConfigError(
+            f"{source}: inputs.shuffle = {cfg['inputs']['shuffle']!r}: model.kind={spec.kind!r} with this [model] table "
+            f"does not read {stray} (it reads {sorted(reads)}); a shuffled control must shuffle an input the model uses"
+        )
+    return cfg
 
 
 def experiment_path(name_or_path: str) -> Path:
@@ -129,7 +186,7 @@ def experiment_path(name_or_path: str) -> Path:
 
 
 def load_experiment(name_or_path: str) -> dict[str, Any]:
-    """Load and resolve one experiment file."""
+    """Load, resolve and check one experiment file (see the module docstring)."""
     path = experiment_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -139,6 +196,6 @@ def load_experiment(name_or_path: str) -> dict[str, Any]:
     return resolve(raw, str(path))
 
 
-def config_hash(cfg: dict[str, Any]) -> str:
+def config_hash(cfg: Mapping[str, Any]) -> str:
     """Short stable hash of a resolved config (part of experiment artifact paths)."""
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]

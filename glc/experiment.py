@@ -13,54 +13,80 @@ training surveys and the decoder fitted on all validation surveys.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from glc.predict.scores import ScoreTable, top_n
+from glc.eval.split import validation_mask
+from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
-MODELS = ("frequency", "region_frequency", "knn", "radius", "gfv", "geolocation")
-#: Models trained by Lightning from the ``ModelInputs`` parquet (``TrainModel`` task) rather than fitted in memory.
-TRAINED_MODELS = ("geolocation",)
+__all__ = ["cross_fitted_f1", "decode", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
 
 
-def validation_mask(train: pd.DataFrame, cfg: dict[str, Any]) -> np.ndarray:
-    """Boolean mask of training surveys held out for validation (whole spatial blocks)."""
-    from glc.eval.split import spatial_holdout
+def fit_predict(
+    train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[str, Any], features: Mapping[str, str | Path] | None = None,
+) -> ScoreTable:
+    """Fit the configured model on ``train`` surveys and score ``query`` surveys (top-N table).
 
-    v = cfg["validation"]
-    return np.asarray(spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"]), bool)
+    Dispatches through the model registry (:mod:`glc.models.registry`): ``memory`` kinds call their ``fit_predict``;
+    kinds trained from model inputs (``lightning``) get a model-input table written by the one Spark writer
+    (:func:`glc.etl.inputs.write_model_inputs`; ``train``'s own spatial hold-out is its ``val`` split, ``query`` its
+    ``test`` split) in a temporary folder, are trained on it (early stopping on the hold-out) and score ``query``.
+
+    Args:
+        train: labelled surveys (surveyId, lon, lat, x, y, year, region, [country], speciesIds).
+        query: surveys to score (same columns but speciesIds).
+        cfg: a resolved experiment config (:func:`glc.config.resolve`).
+        features: artifact folders of the feature sets a trained kind reads besides ``location``/``meta``
+            (name -> folder, e.g. ``{"patch_dct": ".../features/patches/k8"}``); their rows must cover both frames.
+
+    Raises:
+        ValueError: a trained kind needs a feature set whose artifact folder was not given.
+    """
+    from glc.training.runners import runner_of
+
+    spec, runner = runner_of(cfg)
+    if not spec.needs_inputs:
+        assert spec.fit_predict is not None
+        return spec.fit_predict(train, query, cfg["model"])
+    return _fit_predict_trained(train, query, cfg, features or {})
 
 
-def fit_predict(train: pd.DataFrame, query: pd.DataFrame, cfg: dict[str, Any]) -> ScoreTable:
-    """Fit the configured model on ``train`` surveys and score ``query`` surveys (top-N table)."""
-    kind = cfg["model"]["kind"]
-    if kind in ("frequency", "region_frequency"):
-        from glc.models.frequency import FrequencyModel
+def _fit_predict_trained(train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[str, Any], features: Mapping[str, str | Path]) -> ScoreTable:
+    from glc.etl.inputs import read_feature_source, surveys_frame, write_model_inputs
+    from glc.features.sets import ALWAYS, resolve_feature_sets
+    from glc.spark import get_spark
+    from glc.training.runners import runner_of
 
-        m = FrequencyModel(by_region=kind == "region_frequency").fit(train["region"].tolist(), list(train["speciesIds"]))
-        return top_n(query["surveyId"].to_numpy(), m.predict(query["region"].tolist()), m.vocab, cfg["model"]["top_n"])
-    if kind in ("knn", "radius"):
-        from glc.models.neighbours import KNNPredictor, RadiusPredictor
-
-        mcfg = cfg["model"]
-        m = KNNPredictor(k=int(mcfg["k"])) if kind == "knn" else RadiusPredictor(radius_km=float(mcfg["radius_km"]))
-        m.fit(train["surveyId"].to_numpy(), train["x"].to_numpy(), train["y"].to_numpy(), list(train["speciesIds"]))
-        S = m.predict(query["x"].to_numpy(), query["y"].to_numpy(), query_ids=query["surveyId"].to_numpy())
-        return top_n(query["surveyId"].to_numpy(), S.toarray(), m.species_, mcfg["top_n"])
-    if kind == "gfv":
-        from glc.models.gfv import GFVScorer
-
-        g = GFVScorer(radius_km=float(cfg["model"]["radius_km"])).fit(train)
-        return top_n(query["surveyId"].to_numpy(), g.predict(query), g.vocab, cfg["model"]["top_n"])
-    if kind in TRAINED_MODELS:
-        from glc.training.geolocation import fit_predict_frames
-
-        return fit_predict_frames(train, query, cfg)
-    raise ValueError(f"model.kind={kind!r} is not a known model; valid: {MODELS}")
+    spec, runner = runner_of(cfg)
+    assert runner.train is not None and runner.predict is not None
+    sets = [s for s in resolve_feature_sets(spec.features(cfg["model"])) if s not in ALWAYS]
+    lacking = [s for s in sets if s not in features]
+    if lacking:
+        raise ValueError(
+            f"model.kind={spec.kind!r} reads feature set(s) {lacking}; pass their artifact folders "
+            f"(features={{name: folder}}) to score it outside the DAG"
+        )
+    train = train.reset_index(drop=True)
+    spark = get_spark()
+    val_ids = train.loc[validation_mask(train, cfg), "surveyId"].to_numpy(np.int64)
+    with tempfile.TemporaryDirectory(prefix="glc-fold-") as d:
+        root, work, model_dir = Path(d) / "inputs", Path(d) / "work", Path(d) / "model"
+        sources = {s: read_feature_source(spark, s, features[s]) for s in sets}
+        write_model_inputs(spark, surveys_frame(spark, train, query), root, val_ids, sources, seed=int(cfg["seed"]))
+        summary = runner.train(root, work, cfg, "cv", progress=False, wandb=False, reader="memory")
+        model_dir.mkdir()
+        for name, src in summary["publish"].items():
+            shutil.copy2(src, model_dir / name)
+        _, test, _ = runner.predict(root, model_dir, cfg)
+    return test
 
 
 def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any]) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:

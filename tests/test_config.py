@@ -1,22 +1,27 @@
-"""Experiment config: defaults in one place, unknown keys are an error naming file and key."""
+"""Experiment config: one typed schema, every value checked at load, errors naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
-from glc.config import DEFAULTS, ConfigError, config_hash, load_experiment, resolve
+from glc.config import SCHEMA, TASKS_DIR, ConfigError, config_hash, load_experiment, resolve
+from glc.models.registry import get_model, model_kinds
 
 
 def test_every_experiment_file_resolves():
-    from glc.config import TASKS_DIR
-
     files = sorted(TASKS_DIR.glob("*.toml"))
     assert files, "tasks/ must hold at least one experiment"
     for f in files:
         cfg = load_experiment(str(f))
-        assert set(cfg) == set(DEFAULTS)
+        assert set(cfg) == set(SCHEMA)
         assert cfg["name"] == f.stem
+        spec = get_model(cfg["model"]["kind"])
+        assert set(cfg["model"]) == {"kind", "top_n", *spec.params}, f"{f.name}: [model] holds exactly its kind's keys"
 
 
-def test_unknown_key_raises_with_path(tmp_path):
+def test_unknown_key_raises_with_path(tmp_path: Path):
     p = tmp_path / "typo.toml"
     p.write_text('[model]\nknd = "frequency"\n')
     with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'model\.knd'"):
@@ -26,6 +31,8 @@ def test_unknown_key_raises_with_path(tmp_path):
 def test_table_type_checked_and_hash_changes():
     with pytest.raises(ConfigError, match="'model' must be a table"):
         resolve({"model": 3})
+    with pytest.raises(ConfigError, match="'train' must be a table"):
+        resolve({"train": 3})
     a, b = resolve({}), resolve({"seed": 1})
     assert config_hash(a) != config_hash(b) and config_hash(a) == config_hash(resolve({}))
 
@@ -33,3 +40,46 @@ def test_table_type_checked_and_hash_changes():
 def test_unknown_experiment_lists_known_ones():
     with pytest.raises(ConfigError, match="known experiments: .*frequency"):
         load_experiment("no-such-experiment")
+
+
+@pytest.mark.parametrize(
+    "toml,match",
+    [
+        ('[model]\nkind = "knn"\nk = "ten"\n', r"bad\.toml: model\.k = 'ten': expected an integer"),
+        ('[model]\nkind = "knn"\nk = 2.9\n', r"bad\.toml: model\.k = 2\.9: expected an integer .*never rounded"),
+        ('[model]\nkind = "knn"\nk = 0\n', r"bad\.toml: model\.k = 0: must be >= 1"),
+        ('[model]\nkind = "knnn"\n', r"bad\.toml: model\.kind = 'knnn': not a known model; valid kinds are \[.*'knn'"),
+        ('[decoder]\nkind = "expected-f1"\n', r"bad\.toml: decoder\.kind = 'expected-f1': not a valid value; valid values are .*expected_f1"),
+        ('[decoder]\nkind = "count"\n', r"decoder\.kind = 'count': not a valid value"),
+        ('[train.loss]\nkind = "focal"\n', r"bad\.toml: train\.loss\.kind = 'focal': not a valid value; valid values are \['asl'"),
+        ("[train]\nlr = 0\n", r"bad\.toml: train\.lr = 0\.0: must be > 0"),
+        ('[train]\nmax_epochs = "5"\n', r"train\.max_epochs = '5': expected an integer"),
+        ("[decoder]\ncompare = 1\n", r"decoder\.compare = 1: expected true or false"),
+        ('[model]\nkind = "geolocation"\nextras = ["elevation"]\n', r"model\.extras\[0\] = 'elevation': not a valid value"),
+        ('[model]\nkind = "geolocation"\nextras = "env"\n', r"model\.extras = 'env': expected a list of str"),
+        ('[model]\nkind = "geolocation"\nextras = ["env", "env"]\n', r"model\.extras = \['env', 'env'\]: an item is listed twice"),
+        ('[model]\nkind = "geolocation"\nhidden = 0\nsiren = true\n', r"bad\.toml: model\.siren = true needs model\.hidden > 0"),
+        ('[model]\nkind = "knn"\nencoder = "xy"\n', r"unknown key 'model\.encoder'; valid keys here are \['k', 'kind', 'top_n'\]"),
+        ('[validation]\nval_fraction = 1.5\n', r"validation\.val_fraction = 1\.5: must be <= 0\.9"),
+        ('[inputs]\nshuffle = ["patch_dct"]\n', r"inputs\.shuffle = \['patch_dct'\]: model\.kind='frequency' .* does not read \['patch_dct'\]"),
+        ('[wandb]\nmode = "cloud"\n', r"wandb\.mode = 'cloud': not a valid value"),
+    ],
+)
+def test_bad_values_are_refused_at_load_naming_file_and_key(tmp_path: Path, toml: str, match: str):
+    p = tmp_path / "bad.toml"
+    p.write_text(toml)
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(str(p))
+
+
+def test_values_keep_their_type():
+    cfg = resolve({"model": {"kind": "knn", "k": 7}, "train": {"lr": 1, "max_epochs": 3}})
+    assert cfg["model"]["k"] == 7 and type(cfg["model"]["k"]) is int
+    assert cfg["train"]["lr"] == 1.0 and type(cfg["train"]["lr"]) is float  # a float setting accepts an int
+    assert type(cfg["train"]["max_epochs"]) is int
+
+
+def test_every_kind_resolves_with_its_defaults():
+    for kind in model_kinds():
+        cfg = resolve({"model": {"kind": kind}})
+        assert cfg["model"]["kind"] == kind and cfg["model"]["top_n"] == 256

@@ -21,19 +21,28 @@ from glc.config import resolve
 
 log = logging.getLogger(__name__)
 
-#: Model name -> model overrides (``glc.config`` ``model`` table).
-BENCH_MODELS: dict[str, dict[str, Any]] = {
-    "frequency": {"kind": "frequency"},
-    "region_frequency": {"kind": "region_frequency"},
-    "knn10": {"kind": "knn", "k": 10},
-    "radius5km": {"kind": "radius", "radius_km": 5.0},
-    "radius10km": {"kind": "radius", "radius_km": 10.0},
-    "radius50km": {"kind": "radius", "radius_km": 50.0},
-    # Tighnari's survey graph (10 km, same year and region) as a scorer: weighted neighbour frequency + region prior
-    "gfv10km": {"kind": "gfv", "radius_km": 10.0},
-    # DS@GT's geolocation MLP (Lightning; early stopping on a spatial hold-out inside each training fold)
-    "geolocation_mlp": {"kind": "geolocation", "encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0},
-}
+def bench_models(features: Sequence[str] | None = ()) -> dict[str, dict[str, Any]]:
+    """Benchmark name -> ``[model]`` overrides, from the model registry (each kind declares its ``benchmarks``).
+
+    Args:
+        features: the feature sets available besides ``location``/``meta`` (entries reading others are left out,
+            e.g. image models on the real surveys, which have no patches); None = every entry.
+    """
+    from glc.config import resolve
+    from glc.models.registry import registered_specs
+
+    out: dict[str, dict[str, Any]] = {}
+    for kind, spec in registered_specs().items():
+        for name, over in spec.benchmarks.items():
+            if name in out:
+                raise ValueError(f"benchmark name {name!r} is declared by two model kinds")
+            model = {"kind": kind, **dict(over)}
+            reads = set(spec.features(resolve({"model": model}, f"benchmark {name}")["model"]))
+            if features is None or reads <= set(features):
+                out[name] = model
+    return out
+
+
 #: Training settings of the trained models in the benchmark (``glc.config`` ``train`` table overrides).
 BENCH_TRAIN: dict[str, Any] = {"reader": "memory", "loss": {"kind": "asl"}}
 BENCH_DECODERS: tuple[str, ...] = ("topk", "threshold", "threshold_topk", "expected_f1", "expected_f1_mc", "expected_f1_platt")
@@ -47,14 +56,20 @@ def cv_benchmark(
     block_km: float = 10.0,
     seed: int = 0,
     progress: bool = True,
+    features: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the CV; ``surveys`` needs surveyId, x, y, region, speciesIds (all labelled)."""
+    """Run the CV; ``surveys`` needs surveyId, lon, lat, x, y, year, region, speciesIds (all labelled).
+
+    ``models`` defaults to :func:`bench_models`. Trained kinds get a model-input table per fold from the one Spark
+    writer (:func:`glc.experiment.fit_predict`); ``features`` gives the artifact folders of the feature sets they
+    read (name -> folder), whose rows must cover ``surveys``.
+    """
     from tqdm import tqdm
 
     from glc.eval.split import spatial_block_folds
     from glc.experiment import cross_fitted_f1, fit_predict
 
-    models = models or BENCH_MODELS
+    models = models or bench_models()
     df = surveys.reset_index(drop=True)
     folds = spatial_block_folds(df["x"].to_numpy(), df["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
     truth = dict(zip(df["surveyId"].astype(int), df["speciesIds"]))
@@ -66,7 +81,7 @@ def cv_benchmark(
         t0 = time.time()
         for f in range(n_folds):
             held = folds == f
-            scores = fit_predict(df[~held], df[held], cfg)
+            scores = fit_predict(df[~held], df[held], cfg, features)
             for d in decoders:
                 per[d].append(cross_fitted_f1(scores, truth, df[held], cfg, d))
             bar.update(1)

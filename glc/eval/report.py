@@ -23,7 +23,9 @@ def build_report(
     frequency baselines scored the same way as reference lines."""
     import json
 
-    from glc.experiment import cross_fitted_f1, fit_predict, validation_mask
+    from glc.config import resolve
+    from glc.eval.split import validation_mask
+    from glc.experiment import cross_fitted_f1, fit_predict
     from glc.predict.scores import read_scores
 
     train = surveys[surveys["split"] == "train"].reset_index(drop=True)
@@ -45,7 +47,10 @@ def build_report(
 
     baselines = {}
     for kind in ("frequency", "region_frequency"):
-        bcfg = {**cfg, "model": {**cfg["model"], "kind": kind}, "decoder": {**cfg["decoder"], "kind": "topk"}}
+        bcfg = resolve({
+            "seed": cfg["seed"], "validation": dict(cfg["validation"]),
+            "model": {"kind": kind, "top_n": cfg["model"]["top_n"]}, "decoder": {**cfg["decoder"], "kind": "topk"},
+        }, f"report baseline {kind}")
         sc = fit_predict(train[~val_mask], val_train, bcfg)
         baselines[kind] = cross_fitted_f1(sc, truth, val_train, bcfg)
 

@@ -19,10 +19,15 @@ validation point count is as close as possible to ``val_fraction * n`` (the shor
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["block_ids", "spatial_block_folds", "spatial_holdout"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["block_ids", "spatial_block_folds", "spatial_holdout", "validation_mask"]
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -134,3 +139,14 @@ def spatial_holdout(
     is_val_block = np.zeros(n_blocks, bool)
     is_val_block[order[:m]] = True
     return is_val_block[block]
+
+
+def validation_mask(train: "pd.DataFrame", cfg: Mapping[str, Any]) -> np.ndarray:
+    """Boolean mask of the training surveys an experiment holds out for validation: whole spatial blocks of
+    ``cfg["validation"]["block_km"]`` (EPSG:3035 ``x``/``y``), ``val_fraction`` of the surveys, seeded by
+    ``cfg["seed"]`` (:func:`spatial_holdout`). Every model kind and ``ModelInputs`` use this one hold-out."""
+    v = cfg["validation"]
+    return np.asarray(
+        spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"]),
+        bool,
+    )

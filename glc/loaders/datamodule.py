@@ -1,10 +1,10 @@
 """``SurveyDataModule``: the Lightning data module over a model-input table (``meta.json`` + train/val/test).
 
 It owns every loader decision (reader, shuffling, workers, seeds); the LightningModule never opens a file.
-Batches are ``dict[str, torch.Tensor]``: ``surveyId`` int64 [B], the requested scalar columns (float64 parquet
-columns as float32, int columns as int64) [B], ``env`` float32 [B, E] and ``gfv`` float32 [B, G] if requested, and
-``target`` float32 [B, C]
-(multi-hot of ``labels``) when ``with_target``.
+Batches are ``dict[str, torch.Tensor]``: ``surveyId`` int64 [B], the requested scalar columns (float columns as
+float32, int columns as int64) [B], the requested array columns in their shapes (``meta.json`` ``columns``: e.g.
+``env`` float32 [B, E], ``patch_dct`` float32 [B, 4, 8, 8], ``patch_raw`` uint8 [B, 4, 128, 128]), and ``target``
+float32 [B, C] (multi-hot of ``labels``) when ``with_target``.
 
 Epochs and determinism: the training order is a function of ``(seed, epoch, num_workers)`` only (see
 :mod:`glc.loaders.readers` for what is shuffled; "petastorm" and "arrow" give identical batches, "memory" permutes
@@ -48,7 +48,7 @@ from glc.loaders.readers import (
     SurveyIterableDataset,
     make_source,
 )
-from glc.loaders.tables import FEATURE_WIDTH_KEYS, SCALAR_TYPES, SPLITS, feature_width, read_meta, scan_split
+from glc.loaders.tables import SPLITS, read_meta, scan_split
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class SurveyDataModule(pl.LightningDataModule):
 
     Args:
         root: the model-input table root (``meta.json`` + split folders).
-        columns: feature columns to load besides ``surveyId`` (from ``x``, ``y``, ``lon``, ``lat``, ``year``,
-            ``region``, ``env``, ``gfv``).
+        columns: columns to load besides ``surveyId`` (any column of the table's ``meta.json`` but ``labels``,
+            which becomes ``target``; checked at :meth:`setup`).
         batch_size: rows per batch (each worker's last batch of an epoch may be shorter).
         reader: ``"petastorm"`` (Petastorm ``make_batch_reader``), ``"arrow"`` (pyarrow row groups) or
             ``"memory"`` (the split decoded once into tensors); ``"petastorm-public"`` is Petastorm with its own
@@ -113,12 +113,10 @@ class SurveyDataModule(pl.LightningDataModule):
         super().__init__()
         if reader not in READER_CHOICES:
             raise ValueError(f"SurveyDataModule: reader={reader!r} is not one of {list(READER_CHOICES)}.")
-        known = [c for c in (*SCALAR_TYPES, *FEATURE_WIDTH_KEYS) if c != "surveyId"]
-        unknown = [c for c in columns if c not in known and c != "surveyId"]
-        if unknown:
+        if isinstance(columns, str) or "labels" in columns:
             raise ValueError(
-                f"SurveyDataModule: unknown column(s) {unknown} in columns={list(columns)}; choose from {known} "
-                "(surveyId is always loaded, labels become `target`)."
+                f"SurveyDataModule: columns={columns!r} must be a sequence of column names without 'labels' "
+                "(labels become `target` with with_target=True)."
             )
         if batch_size < 1:
             raise ValueError(f"SurveyDataModule: batch_size must be >= 1, got {batch_size}.")
@@ -154,12 +152,6 @@ class SurveyDataModule(pl.LightningDataModule):
         """C, the number of species columns of ``target``."""
         return int(self.meta["num_classes"])
 
-    @property
-    def extra_dims(self) -> dict[str, int]:
-        """Widths of the extra inputs for the networks: ``{"region": n_regions, "env": E, "gfv": G}`` (G is 0 for
-        tables whose meta.json has no ``gfv_dim``)."""
-        return {"region": int(self.meta["n_regions"]), **{c: feature_width(self.meta, c) for c in FEATURE_WIDTH_KEYS}}
-
     # -- setup ------------------------------------------------------------------------------------------------
     def _load_columns(self, with_target: bool) -> tuple[str, ...]:
         return ("surveyId", *self.columns, *(("labels",) if with_target else ()))
@@ -178,12 +170,13 @@ class SurveyDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Scan and check the splits ``stage`` reads ("fit": train + val; "predict": ``predict_split``)."""
-        for column, key in FEATURE_WIDTH_KEYS.items():
-            if column in self.columns and feature_width(self.meta, column) == 0:
-                raise ValueError(
-                    f"SurveyDataModule: columns include {column!r} but {self.root / 'meta.json'} has {key} 0 (or none); "
-                    f"rebuild the model inputs with {column} (ModelInputs {column}=True) or drop {column!r} from columns."
-                )
+        known = [c for c in self.meta["columns"] if c != "labels"]
+        unknown = [c for c in self.columns if c not in known]
+        if unknown:
+            raise ValueError(
+                f"SurveyDataModule: column(s) {unknown} are not in {self.root / 'meta.json'} (columns: {known}); build "
+                "the model inputs with the feature sets that provide them (ModelInputs features=[...]) or drop them."
+            )
         if stage == "predict":
             self.source(self.predict_split, with_target=False)
             return

@@ -66,7 +66,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from glc.data.errors import DataError
-from glc.loaders.tables import LIST_TYPES, Piece, SplitInfo, check_batch, check_list_width, read_piece
+from glc.loaders.tables import Piece, SplitInfo, check_batch, check_list_width, read_piece
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ class BatchSource(Protocol):
     info: SplitInfo
 
     def batches(self, plan: EpochPlan) -> Iterator[AnyBatch]:
-        """Yield this worker's batches for the epoch: numpy columns, ``labels`` int32 [B, L], ``env`` [B, E],
-        ``gfv`` [B, G]."""
+        """Yield this worker's batches for the epoch: numpy columns, scalars [B], arrays [B, *shape] (``labels``
+        int32 [B, L])."""
         ...
 
     def worker_rows(self, plan: EpochPlan) -> int:
@@ -153,22 +153,25 @@ def _writable(values: np.ndarray) -> np.ndarray:
 
 
 def _arrow_to_numpy(table: pa.Table, info: SplitInfo) -> Batch:
-    """Decode one row group into numpy columns in their batch dtypes (float32 / int64 / [n, D] lists)."""
+    """Decode one row group into numpy columns in their batch dtypes and shapes (:meth:`ColumnSpec.batch_dtype`):
+    scalars ``[n]`` float32 / int64, arrays ``[n, *shape]`` float32 / int32 / uint8 (binary columns without a copy
+    of their bytes)."""
     out: Batch = {}
     n = table.num_rows
     for name in info.columns:
         col = table.column(name)
-        if name in LIST_TYPES:
-            values = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            out[name] = _writable(values.reshape(n, info.width(name)).astype(_list_dtype(name), copy=False))
-        else:
+        spec = info.specs[name]
+        if not spec.is_array:
             out[name] = _writable(_scalar(name, col.to_numpy()))
+        elif spec.dtype == "uint8":
+            arr = col.combine_chunks()
+            offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=arr.offset * 4)
+            data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+            out[name] = _writable(data.reshape(n, *spec.shape))
+        else:
+            values = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            out[name] = _writable(values.reshape(n, *spec.shape).astype(spec.batch_dtype(), copy=False))
     return out
-
-
-def _list_dtype(name: str) -> type:
-    """Batch dtype of a list column: labels stay int32 (half the bytes to shuffle), feature vectors float32."""
-    return np.int32 if name == "labels" else np.float32
 
 
 def _scalar(name: str, values: np.ndarray) -> np.ndarray:
@@ -449,21 +452,24 @@ class PetastormSource(_RowGroupSource):
     def _convert(self, raw: pa.Table | dict[str, np.ndarray], piece: Piece) -> Batch:
         where = f"{piece.path} (row group {piece.row_group})"
         if isinstance(raw, pa.Table):
-            for name in LIST_TYPES:
-                if name in self.info.columns:
+            for name in self.info.columns:
+                if self.info.specs[name].is_array:
                     check_list_width(raw.column(name), name, self.info.width(name), where)
             return _arrow_to_numpy(raw, self.info)
         out: Batch = {}
         for name in self.info.columns:
             values = raw[name]
-            if name in LIST_TYPES:
-                width = self.info.width(name)
-                if values.ndim != 2 or values.shape[1] != width:
+            spec = self.info.specs[name]
+            if spec.is_array:
+                if spec.dtype == "uint8":  # Petastorm hands binary cells out as an object array of bytes
+                    values = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1) if len(values) else np.zeros((0, spec.width), np.uint8)
+                values = np.asarray(values).reshape(len(values), -1) if np.ndim(values) >= 2 or spec.dtype == "uint8" else values
+                if values.ndim != 2 or values.shape[1] != spec.width:
                     raise DataError(
-                        f"{where}: column {name!r} has shape {values.shape}, expected [{piece.num_rows}, {width}] "
+                        f"{where}: column {name!r} has shape {values.shape}, expected [{piece.num_rows}, {spec.width}] "
                         "(meta.json)."
                     )
-                out[name] = _writable(values.astype(_list_dtype(name), copy=False))
+                out[name] = _writable(values.reshape(len(values), *spec.shape).astype(spec.batch_dtype(), copy=False))
             else:
                 out[name] = _writable(_scalar(name, values))
         return out

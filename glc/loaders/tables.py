@@ -1,30 +1,32 @@
-"""The model-input table: a ``meta.json`` and three Spark-style parquet splits, written and checked with pyarrow.
+"""The model-input table: a ``meta.json`` and three Spark-style parquet splits, checked (and, for fakes, written)
+with pyarrow.
 
-Layout (contract of issue 7, section A)::
+Layout (written by :mod:`glc.etl.inputs`, the one production writer)::
 
     root/
-      meta.json          {"num_classes": C, "vocab": [...], "label_width": L, "env_dim": E, "gfv_dim": G,
-                          "n_regions": R, "regions": [...], "splits": {"train": n, "val": n, "test": n}}
+      meta.json          {"num_classes": C, "vocab": [...], "label_width": L, "n_regions": R, "regions": [...],
+                          "splits": {"train": n, "val": n, "test": n}, "feature_sets": [...],
+                          "columns": {name: {"dtype": ..., "shape": [...], "feature_set": ..., "stats": {...}}}, ...}
       train/ val/ test/  part-*.parquet (one or more row groups each) + _SUCCESS
 
-Columns of every split: ``surveyId`` int64; ``x``, ``y`` (EPSG:3035 metres), ``lon``, ``lat`` float64; ``year``,
-``region`` int32; ``env`` list<float32> of fixed length E (absent when E == 0); ``gfv`` list<float32> of fixed
-length G (the dense graph feature vector over the C species columns, so G == C; absent when G == 0; ``gfv_dim`` is
-optional in ``meta.json`` and taken as 0 when missing, for tables written before it existed); ``labels``
-list<int32> of fixed length L holding species column indices 0..C-1 padded with -1 (test rows: all -1).
+``meta["columns"]`` describes every column but ``surveyId`` (int64): its element dtype (``float64``, ``float32``,
+``int32`` or ``uint8``) and per-row shape (``[]`` for a scalar). Scalars are stored as such; arrays flattened (C
+order) as fixed-length ``list<float32>`` / ``list<int32>``, ``uint8`` arrays as ``binary`` of fixed length.
+``labels`` is ``list<int32>`` of length L holding species column indices 0..C-1 padded with -1 (test rows: all
+-1). The columns come from the feature sets of :mod:`glc.features.sets`.
 
-The production table is written by the Spark task ``ModelInputs``; :func:`write_input_table` and
-:func:`write_meta` write the same layout with pyarrow for tests, fakes and benchmarks. :func:`scan_split` is the
-reader-side check: it lists the part files and row groups of a split and raises a :class:`DataError` naming the
-file (and column) for a corrupt file, a missing column, a wrong type or a wrong list width, so a bad table fails
-when a data module is set up instead of silently later.
+:func:`write_input_table` and :func:`write_meta` write the same layout with pyarrow for the fake tables of tests and
+benchmarks (:mod:`glc.loaders.fake`). :func:`scan_split` is the reader-side check: it lists the part files and row
+groups of a split and raises a :class:`DataError` naming the file (and column) for a corrupt file, a missing column,
+a wrong type or a wrong length, so a bad table fails when a data module is set up instead of silently later.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,34 +48,70 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 META_FILE = "meta.json"
 #: Padding value of the ``labels`` lists.
 PAD = -1
-#: Scalar columns and their parquet types (every split has all of them).
-SCALAR_TYPES: dict[str, pa.DataType] = {
-    "surveyId": pa.int64(),
-    "x": pa.float64(),
-    "y": pa.float64(),
-    "lon": pa.float64(),
-    "lat": pa.float64(),
-    "year": pa.int32(),
-    "region": pa.int32(),
-}
-#: Fixed-length list columns and their element types (``labels`` is the only integer one).
-LIST_TYPES: dict[str, pa.DataType] = {"env": pa.float32(), "gfv": pa.float32(), "labels": pa.int32()}
-#: Float list (feature vector) columns and the ``meta.json`` key holding each one's width.
-FEATURE_WIDTH_KEYS: dict[str, str] = {"env": "env_dim", "gfv": "gfv_dim"}
+#: Parquet types of scalar columns by element dtype.
+SCALAR_ARROW: dict[str, pa.DataType] = {"float64": pa.float64(), "float32": pa.float32(), "int32": pa.int32()}
+#: Parquet list element types of array columns by element dtype (``uint8`` arrays are ``binary``).
+LIST_ARROW: dict[str, pa.DataType] = {"float32": pa.float32(), "int32": pa.int32()}
 #: Keys ``meta.json`` must have.
-META_KEYS: tuple[str, ...] = ("num_classes", "vocab", "label_width", "env_dim", "n_regions", "regions", "splits")
-#: Keys ``meta.json`` may have, with the value assumed when absent (tables written before the key existed).
-OPTIONAL_META_KEYS: dict[str, Any] = {"gfv_dim": 0}
+META_KEYS: tuple[str, ...] = ("num_classes", "vocab", "label_width", "n_regions", "regions", "splits", "columns")
 
 
-def feature_width(meta: dict[str, Any], column: str) -> int:
-    """Width of the float list column ``column`` (``"env"`` or ``"gfv"``) according to ``meta``.
+@dataclass(frozen=True)
+class ColumnSpec:
+    """The type of one column (from ``meta.json``): element ``dtype`` and per-row ``shape`` (``()`` = scalar)."""
 
-    Raises:
-        KeyError: if ``column`` is not a feature vector column.
-    """
-    key = FEATURE_WIDTH_KEYS[column]
-    return int(meta.get(key, OPTIONAL_META_KEYS.get(key, 0)))
+    name: str
+    dtype: str
+    shape: tuple[int, ...] = ()
+
+    @property
+    def width(self) -> int:
+        """Stored values per row (1 for a scalar)."""
+        return math.prod(self.shape) if self.shape else 1
+
+    @property
+    def is_array(self) -> bool:
+        """Stored as a list (or binary) column."""
+        return bool(self.shape)
+
+    def arrow_type(self) -> pa.DataType:
+        """The parquet type of the column."""
+        if not self.shape:
+            return SCALAR_ARROW[self.dtype]
+        return pa.binary() if self.dtype == "uint8" else pa.list_(LIST_ARROW[self.dtype])
+
+    def batch_dtype(self) -> type:
+        """The numpy dtype of the column in a batch: scalars float32 / int64, arrays float32 / int32 / uint8."""
+        if not self.shape:
+            return np.int64 if self.dtype == "int32" else np.float32
+        return {"float32": np.float32, "int32": np.int32, "uint8": np.uint8}[self.dtype]
+
+
+def column_specs(meta: Mapping[str, Any]) -> dict[str, ColumnSpec]:
+    """Every column of the table (``surveyId`` first) as :class:`ColumnSpec` s, from ``meta["columns"]``."""
+    out = {"surveyId": ColumnSpec("surveyId", "int64")}
+    for name, c in meta["columns"].items():
+        out[name] = ColumnSpec(name, str(c["dtype"]), tuple(int(d) for d in c.get("shape", ())))
+    return out
+
+
+def column_shape(meta: Mapping[str, Any], name: str) -> tuple[int, ...]:
+    """The per-row shape of column ``name`` (KeyError naming the table's columns when absent)."""
+    cols = meta["columns"]
+    if name not in cols:
+        raise KeyError(
+            f"the model-input table has no column {name!r} (columns: {sorted(cols)}); build ModelInputs with the "
+            "feature set that provides it"
+        )
+    return tuple(int(d) for d in cols[name]["shape"])
+
+
+def column_stats(meta: Mapping[str, Any], name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Train-split ``(mean, std)`` of an array column as float32 arrays of its shape, or None if not recorded."""
+    st = meta["columns"].get(name, {}).get("stats")
+    if not st:
+        return None
+    return np.asarray(st["mean"], np.float32), np.asarray(st["std"], np.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -86,7 +124,7 @@ def _check_meta(meta: dict[str, Any], where: str) -> None:
             f"{where}: meta is missing key(s) {missing}; expected all of {list(META_KEYS)}. "
             "Rebuild the model-input table (ModelInputs task) or pass a complete dict to write_meta."
         )
-    for key in ("num_classes", "label_width", "env_dim", "n_regions", *(k for k in OPTIONAL_META_KEYS if k in meta)):
+    for key in ("num_classes", "label_width", "n_regions"):
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise DataError(f"{where}: meta[{key!r}] must be a non-negative integer, found {value!r}.")
@@ -106,6 +144,17 @@ def _check_meta(meta: dict[str, Any], where: str) -> None:
     splits = meta["splits"]
     if not isinstance(splits, dict) or sorted(splits) != sorted(SPLITS):
         raise DataError(f"{where}: meta['splits'] must map each of {list(SPLITS)} to its row count, found {splits!r}.")
+    cols = meta["columns"]
+    if not isinstance(cols, dict) or "labels" not in cols:
+        raise DataError(f"{where}: meta['columns'] must describe every column incl. 'labels', found {cols!r:.200}.")
+    for name, c in cols.items():
+        dtype, shape = c.get("dtype"), c.get("shape")
+        ok = isinstance(shape, list) and all(isinstance(d, int) and d >= 1 for d in shape)
+        ok = ok and (dtype in SCALAR_ARROW if not shape else dtype in (*LIST_ARROW, "uint8"))
+        if not ok:
+            raise DataError(f"{where}: meta['columns'][{name!r}] = {c!r:.200} is not a valid column (dtype + shape).")
+    if cols["labels"]["dtype"] != "int32" or cols["labels"]["shape"] != [meta["label_width"]]:
+        raise DataError(f"{where}: meta['columns']['labels'] must be int32 of shape [label_width={meta['label_width']}].")
 
 
 def write_meta(root: str | Path, meta: dict[str, Any]) -> Path:
@@ -157,32 +206,29 @@ def read_meta(root: str | Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Writer
+# Writer (fakes, tests, benchmarks)
 # ---------------------------------------------------------------------------------------------------------------
-def input_schema(env_dim: int, gfv_dim: int = 0) -> pa.Schema:
-    """The parquet schema of a split (``env`` only when ``env_dim > 0``, ``gfv`` only when ``gfv_dim > 0``)."""
-    fields = [pa.field(name, typ) for name, typ in SCALAR_TYPES.items()]
-    for name, width in (("env", env_dim), ("gfv", gfv_dim)):
-        if width > 0:
-            fields.append(pa.field(name, pa.list_(LIST_TYPES[name])))
-    fields.append(pa.field("labels", pa.list_(LIST_TYPES["labels"])))
+def input_schema(specs: Mapping[str, ColumnSpec]) -> pa.Schema:
+    """The parquet schema of a split with the columns of ``specs`` (``surveyId`` first)."""
+    fields = [pa.field("surveyId", pa.int64())]
+    fields += [pa.field(n, s.arrow_type()) for n, s in specs.items() if n != "surveyId"]
     return pa.schema(fields)
 
 
-def _matrix(values: pd.Series, column: str, dtype: type) -> np.ndarray:
-    """Stack a column of equal-length sequences into a 2-D array, or raise naming the column."""
+def _matrix(values: pd.Series, spec: ColumnSpec) -> np.ndarray:
+    """Stack a column of per-row arrays into ``(n, width)`` in the column's element dtype, or raise naming it."""
     cells = values.to_numpy()
+    dtype = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8}[spec.dtype]
     if len(cells) == 0:
-        return np.zeros((0, 0), dtype=dtype)
-    lengths = np.fromiter((len(c) for c in cells), dtype=np.int64, count=len(cells))
-    if (lengths != lengths[0]).any():
-        bad = int(np.flatnonzero(lengths != lengths[0])[0])
+        return np.zeros((0, spec.width), dtype=dtype)
+    lengths = np.fromiter((np.size(c) for c in cells), dtype=np.int64, count=len(cells))
+    bad = np.flatnonzero(lengths != spec.width)
+    if len(bad):
         raise DataError(
-            f"column {column!r}: every row must hold a list of the same length (the table is read by Petastorm, "
-            f"which only collates equal-length lists); row 0 has {lengths[0]}, row {bad} has {lengths[bad]}. "
-            f"Pad {column!r} to a fixed width (labels with {PAD})."
+            f"column {spec.name!r}: every row must hold {spec.width} values (shape {list(spec.shape)}); row "
+            f"{int(bad[0])} has {int(lengths[bad[0]])}. Pad {spec.name!r} to a fixed width (labels with {PAD})."
         )
-    return np.stack([np.asarray(c, dtype=dtype) for c in cells]).reshape(len(cells), int(lengths[0]))
+    return np.stack([np.asarray(c, dtype=dtype).reshape(-1) for c in cells])
 
 
 def _list_array(matrix: np.ndarray, typ: pa.DataType) -> pa.ListArray:
@@ -191,40 +237,40 @@ def _list_array(matrix: np.ndarray, typ: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1), type=typ))
 
 
-def input_arrow_table(df: pd.DataFrame) -> pa.Table:
-    """Convert a frame with the model-input columns to an Arrow table with the exact parquet types.
+def _binary_array(matrix: np.ndarray) -> pa.BinaryArray:
+    n, width = matrix.shape
+    offsets = pa.py_buffer(np.arange(0, (n + 1) * width, width, dtype=np.int32).tobytes())
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())])
 
-    ``labels`` (and ``env`` / ``gfv`` when present) hold one sequence per row (list or 1-D array), all of one
-    length per column.
+
+def input_arrow_table(df: pd.DataFrame, specs: Mapping[str, ColumnSpec]) -> pa.Table:
+    """Convert a frame with the columns of ``specs`` to an Arrow table with the exact parquet types.
+
+    Array columns hold one array (any shape with the right number of values) per row.
 
     Raises:
-        DataError: naming the column, for a missing column, a null, or unequal list lengths.
+        DataError: naming the column, for a missing column, a null, or a wrong number of values.
     """
-    missing = [c for c in (*SCALAR_TYPES, "labels") if c not in df.columns]
+    missing = [c for c in specs if c not in df.columns]
     if missing:
-        raise DataError(
-            f"write_input_table: frame lacks column(s) {missing}; expected {list(SCALAR_TYPES)} + optional "
-            "['env', 'gfv'] + ['labels']."
-        )
-    arrays: dict[str, pa.Array] = {}
-    for name, typ in SCALAR_TYPES.items():
-        if df[name].isna().any():
-            raise DataError(f"write_input_table: column {name!r} has {int(df[name].isna().sum())} null value(s).")
-        arrays[name] = pa.array(df[name].to_numpy(), type=typ)
-    widths = {"env": 0, "gfv": 0}
-    for name in widths:
-        if name in df.columns:
-            matrix = _matrix(df[name], name, np.float32)
-            widths[name] = matrix.shape[1]
-            if widths[name] > 0:
-                arrays[name] = _list_array(matrix, LIST_TYPES[name])
-    arrays["labels"] = _list_array(_matrix(df["labels"], "labels", np.int32), LIST_TYPES["labels"])
-    return pa.Table.from_arrays(list(arrays.values()), schema=input_schema(widths["env"], widths["gfv"]))
+        raise DataError(f"write_input_table: frame lacks column(s) {missing}; expected {list(specs)}.")
+    arrays: list[pa.Array] = []
+    for name, spec in ({"surveyId": ColumnSpec("surveyId", "int64"), **specs}).items():
+        if not spec.is_array:
+            if df[name].isna().any():
+                raise DataError(f"write_input_table: column {name!r} has {int(df[name].isna().sum())} null value(s).")
+            arrays.append(pa.array(df[name].to_numpy(), type=pa.int64() if name == "surveyId" else SCALAR_ARROW[spec.dtype]))
+        elif spec.dtype == "uint8":
+            arrays.append(_binary_array(_matrix(df[name], spec)))
+        else:
+            arrays.append(_list_array(_matrix(df[name], spec), LIST_ARROW[spec.dtype]))
+    return pa.Table.from_arrays(arrays, schema=input_schema(specs))
 
 
 def write_input_table(
     df: pd.DataFrame,
     path: str | Path,
+    specs: Mapping[str, ColumnSpec],
     rows_per_file: int = 100_000,
     row_group_size: int = 20_000,
 ) -> list[Path]:
@@ -234,9 +280,9 @@ def write_input_table(
     never leaves a half-written split that looks complete.
 
     Args:
-        df: one row per survey with the columns of :data:`SCALAR_TYPES`, ``labels`` and optionally ``env`` and
-            ``gfv`` (sequences of one fixed length per column). Rows are written in the given order.
+        df: one row per survey with ``surveyId`` and the columns of ``specs``. Rows are written in the given order.
         path: the split folder, e.g. ``root / "train"`` (replaced if it exists).
+        specs: the columns (``column_specs(meta)`` without ``surveyId``, or a subset).
         rows_per_file: rows per part file (the last file takes the remainder).
         row_group_size: rows per parquet row group inside a file.
 
@@ -245,13 +291,14 @@ def write_input_table(
 
     Raises:
         ValueError: if ``rows_per_file`` or ``row_group_size`` is < 1.
-        DataError: if a column is missing, null, or a list column has unequal lengths.
+        DataError: if a column is missing, null, or an array column has the wrong number of values.
     """
     if rows_per_file < 1 or row_group_size < 1:
         raise ValueError(
             f"write_input_table: rows_per_file and row_group_size must be >= 1, got {rows_per_file}, {row_group_size}."
         )
-    table = input_arrow_table(df)
+    specs = {k: v for k, v in specs.items() if k != "surveyId"}
+    table = input_arrow_table(df, specs)
     n_files = max(1, -(-table.num_rows // rows_per_file))
     names = [f"part-{i:05d}.parquet" for i in range(n_files)]
     with atomic_dir(path, summary={"rows": table.num_rows, "files": n_files}) as tmp:
@@ -276,32 +323,36 @@ class Piece:
 
 @dataclass
 class SplitInfo:
-    """What :func:`scan_split` found in a split folder."""
+    """What :func:`scan_split` found in a split folder: its files, row groups and the specs of the loaded columns."""
 
     split: str
     directory: Path
     files: list[Path]
     pieces: list[Piece]
     columns: tuple[str, ...]
-    label_width: int
-    env_dim: int
+    specs: dict[str, ColumnSpec]
     num_classes: int
-    gfv_dim: int = 0
     num_rows: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.num_rows = sum(p.num_rows for p in self.pieces)
 
+    @property
+    def label_width(self) -> int:
+        """L, the fixed length of ``labels``."""
+        return self.specs["labels"].width
+
     def width(self, name: str) -> int:
-        """The fixed length of list column ``name`` (``labels``: label_width, ``env``: env_dim, ``gfv``: gfv_dim).
+        """Stored values per row of array column ``name``.
 
         Raises:
-            KeyError: if ``name`` is not a list column.
+            KeyError: if ``name`` is not an array column of this split's loaded columns.
         """
-        widths = {"labels": self.label_width, "env": self.env_dim, "gfv": self.gfv_dim}
-        if name not in widths:
-            raise KeyError(f"{name!r} is not a list column of the model-input table; list columns are {list(widths)}.")
-        return widths[name]
+        spec = self.specs.get(name)
+        if spec is None or not spec.is_array:
+            arrays = [n for n, sp in self.specs.items() if sp.is_array]
+            raise KeyError(f"{name!r} is not a loaded array column of the model-input table; array columns are {arrays}.")
+        return spec.width
 
     def pieces_of(self, path: Path) -> list[Piece]:
         """The row groups of one part file, in stored order."""
@@ -339,65 +390,69 @@ def _open(path: Path) -> pq.ParquetFile:
         ) from err
 
 
-def _check_schema(path: Path, schema: pa.Schema, columns: Sequence[str], info: SplitInfo) -> None:
-    for name in columns:
+def _check_schema(path: Path, schema: pa.Schema, info: SplitInfo) -> None:
+    for name in info.columns:
         if name not in schema.names:
             raise DataError(
                 f"{path}: column {name!r} is missing (found {schema.names}). "
                 "Rebuild the model-input table or drop the column from the data module's `columns`."
             )
         typ = schema.field(name).type
-        if name in LIST_TYPES:
-            element_ok = pa.types.is_integer if name == "labels" else pa.types.is_floating
-            ok = (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and element_ok(typ.value_type)
-            want = f"list<{LIST_TYPES[name]}>"
-        elif name == "surveyId":
+        spec = info.specs[name]
+        if name == "surveyId":
             ok, want = pa.types.is_integer(typ), "an integer (int64)"
+        elif not spec.is_array:
+            ok = pa.types.is_integer(typ) if spec.dtype == "int32" else (pa.types.is_integer(typ) or pa.types.is_floating(typ))
+            want = f"a number ({spec.dtype})"
+        elif spec.dtype == "uint8":
+            ok, want = pa.types.is_binary(typ) or pa.types.is_large_binary(typ), f"binary ({spec.width} bytes per row)"
         else:
-            ok = pa.types.is_integer(typ) or pa.types.is_floating(typ)
-            want = f"a number ({SCALAR_TYPES.get(name, 'float32')})"
+            element_ok = pa.types.is_integer if spec.dtype == "int32" else pa.types.is_floating
+            ok = (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and element_ok(typ.value_type)
+            want = f"list<{spec.dtype}>"
         if not ok:
-            raise DataError(f"{path}: column {name!r} has type {typ}, expected {want}.")
-    for name, key in FEATURE_WIDTH_KEYS.items():
-        if name in columns and info.width(name) == 0:
-            raise DataError(f"{path}: column {name!r} requested but meta.json says {key} == 0 (or has no {key}).")
+            raise DataError(f"{path}: column {name!r} has type {typ}, expected {want} (meta.json).")
 
 
 def check_list_width(values: pa.Array | pa.ChunkedArray, column: str, width: int, where: str) -> None:
-    """Raise unless every row of list column ``column`` has exactly ``width`` non-null entries.
+    """Raise unless every row of list (or binary) column ``column`` has exactly ``width`` non-null entries.
 
     Args:
-        values: the list column (Arrow).
+        values: the list or binary column (Arrow).
         column: its name (for the message).
-        width: the expected length (``label_width``, ``env_dim`` or ``gfv_dim`` from meta.json).
+        width: the expected length (from the column's shape in meta.json).
         where: the file (and row group) the column was read from (for the message).
 
     Raises:
         DataError: naming the column and ``where``, with the first offending row and its length.
     """
-    lengths = pc.fill_null(pc.list_value_length(values), -1).to_numpy(zero_copy_only=False)
+    typ = values.type
+    binary = pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
+    lengths = pc.fill_null(pc.binary_length(values) if binary else pc.list_value_length(values), -1).to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(lengths != width)
     if len(bad):
         row = int(bad[0])
-        found = "a null list" if lengths[row] < 0 else f"{int(lengths[row])} values"
+        found = "a null" if lengths[row] < 0 else f"{int(lengths[row])} values"
         raise DataError(
-            f"{where}: column {column!r} must hold lists of exactly {width} values (meta.json), but row {row} has "
+            f"{where}: column {column!r} must hold {'byte strings of' if binary else 'lists of'} exactly {width} values "
+            f"(meta.json), but row {row} has "
             f"{found} ({len(bad)} bad row(s)). Rebuild the model-input table with a fixed width."
         )
-    if pc.any(pc.is_null(pc.list_flatten(values))).as_py():
+    if not binary and pc.any(pc.is_null(pc.list_flatten(values))).as_py():
         raise DataError(f"{where}: column {column!r} has null list elements; expected {width} numbers per row.")
 
 
 def check_batch(table: pa.Table, info: SplitInfo, where: str) -> None:
-    """Value checks on one decoded row group: nulls/NaN in numeric columns, list widths, label range.
+    """Value checks on one decoded row group: nulls/NaN in numeric columns, array lengths, label range.
 
     Raises:
         DataError: naming the column and ``where``.
     """
     for name in info.columns:
         col = table.column(name)
+        spec = info.specs[name]
         if name == "labels":
-            check_list_width(col, name, info.label_width, where)
+            check_list_width(col, name, spec.width, where)
             flat = pc.list_flatten(col)
             if len(flat):
                 lo, hi = pc.min_max(flat).values()
@@ -406,11 +461,12 @@ def check_batch(table: pa.Table, info: SplitInfo, where: str) -> None:
                         f"{where}: column 'labels' holds {lo.as_py()}..{hi.as_py()}, expected class indices "
                         f"0..{info.num_classes - 1} (num_classes in meta.json) or the pad {PAD}."
                     )
-        elif name in FEATURE_WIDTH_KEYS:
-            check_list_width(col, name, info.width(name), where)
-            flat = pc.list_flatten(col)
-            if len(flat) and not pc.all(pc.is_finite(flat)).as_py():
-                raise DataError(f"{where}: column {name!r} holds NaN or inf; the ETL must fill or drop them first.")
+        elif spec.is_array:
+            check_list_width(col, name, spec.width, where)
+            if spec.dtype != "uint8":
+                flat = pc.list_flatten(col)
+                if len(flat) and pa.types.is_floating(flat.type) and not pc.all(pc.is_finite(flat)).as_py():
+                    raise DataError(f"{where}: column {name!r} holds NaN or inf; the ETL must fill or drop them first.")
         else:
             if col.null_count:
                 raise DataError(f"{where}: column {name!r} has {col.null_count} null value(s).")
@@ -458,14 +514,20 @@ def scan_split(
     """
     d = Path(directory)
     cols = tuple(dict.fromkeys(["surveyId", *columns]))
+    specs = column_specs(meta)
+    unknown = [c for c in cols if c not in specs]
+    if unknown:
+        raise DataError(
+            f"{d}: column(s) {unknown} are not in the table (meta.json columns: {sorted(specs)}); build ModelInputs "
+            "with the feature sets that provide them."
+        )
     info_files = part_files(d)
     pieces: list[Piece] = []
     ids: list[np.ndarray] = []
-    info = SplitInfo(d.name, d, info_files, [], cols, int(meta["label_width"]), feature_width(meta, "env"),
-                     int(meta["num_classes"]), feature_width(meta, "gfv"))
+    info = SplitInfo(d.name, d, info_files, [], cols, {c: specs[c] for c in cols}, int(meta["num_classes"]))
     for path in info_files:
         pf = _open(path)
-        _check_schema(path, pf.schema_arrow, cols, info)
+        _check_schema(path, pf.schema_arrow, info)
         for rg in range(pf.metadata.num_row_groups):
             n = pf.metadata.row_group(rg).num_rows
             if n == 0:  # kept (Petastorm counts it when sharding), never read

@@ -85,3 +85,30 @@ class FrequencyModel:
         if self.n_fallback:
             log.info("region frequency: %d survey(s) used the global frequency (region unseen or too rare)", self.n_fallback)
         return out
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def fit_predict_frequency(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Any, by_region: bool = False) -> Any:
+    """Fit on ``train`` (``region``, ``speciesIds``) and score ``query``: its top ``model_cfg["top_n"]`` table."""
+    from glc.predict.scores import top_n
+
+    m = FrequencyModel(by_region=by_region).fit(train["region"].tolist(), list(train["speciesIds"]))
+    return top_n(query["surveyId"].to_numpy(), m.predict(query["region"].tolist()), m.vocab, int(model_cfg["top_n"]))
+
+
+def _register() -> None:
+    from functools import partial
+
+    from glc.models.registry import ModelSpec, register
+
+    register(ModelSpec(
+        "frequency", "global species frequency (the same scores for every survey)", runner="memory",
+        fit_predict=fit_predict_frequency, benchmarks={"frequency": {}},
+    ))
+    register(ModelSpec(
+        "region_frequency", "species frequency of the survey's biogeographic region (global as fallback)",
+        runner="memory", fit_predict=partial(fit_predict_frequency, by_region=True), benchmarks={"region_frequency": {}},
+    ))
+
+
+_register()

@@ -49,10 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glc.config import DEFAULTS
+from glc.models.registry import ModelSpec, register
+from glc.params import Param, defaults_of
 
 __all__ = [
     "ENCODERS",
+    "GEOLOCATION_PARAMS",
+    "LOCATION_PARAMS",
     "EXTRAS",
     "CoordinateNoise",
     "GeolocationNet",
@@ -61,7 +64,9 @@ __all__ = [
     "SphericalHarmonicsEncoder",
     "XYEncoder",
     "build_geolocation_net",
+    "extra_dims",
     "laea_sphere_forward",
+    "location_branch",
     "laea_sphere_inverse",
     "real_spherical_harmonics",
 ]
@@ -380,6 +385,11 @@ class GeolocationNet(nn.Module):
         return {"env": self.env_dim, "gfv": self.gfv_dim}
 
     @property
+    def out_dim(self) -> int:
+        """Width of the output (``num_classes``; the latent width when the net is a branch of a fused model)."""
+        return self.num_classes
+
+    @property
     def input_columns(self) -> tuple[str, ...]:
         """Batch keys this net reads: the coordinates its encoder needs, then its extras."""
         coords = ("lon", "lat") if self.encoder_name == "sh" else ("x", "y")
@@ -496,19 +506,38 @@ def _validate(
         fail(f"dropout = {dropout} has no effect on the linear model (hidden = 0); set dropout = 0 or hidden > 0")
 
 
-#: ``[model]`` keys read by :func:`build_geolocation_net` (the table's other keys belong to other model kinds).
-GEOLOCATION_KEYS = ("encoder", "hidden", "siren", "sh_degree", "n_scales", "min_scale_km", "max_scale_km", "coord_noise_km", "extras", "dropout")
+#: The ``[model]`` table of ``kind = "geolocation"`` (and of every ``[model.location]`` branch of a fused net).
+GEOLOCATION_PARAMS: dict[str, Param] = {
+    "encoder": Param("sinusoidal", "xy (scaled EPSG:3035 x/y) | sinusoidal (multi-scale) | sh (spherical harmonics)", choices=ENCODERS),
+    "hidden": Param(256, "hidden units of the 2-layer MLP; 0 = linear model", min=0),
+    "siren": Param(False, "SIREN body (sine activations) instead of the ReLU MLP"),
+    "sh_degree": Param(10, "sh: Legendre degree L (L^2 functions)", min=1, max=100),
+    "n_scales": Param(8, "sinusoidal: number of scales, geometric from min_scale_km to max_scale_km", min=1),
+    "min_scale_km": Param(50.0, "sinusoidal: smallest wavelength (50 km validated better than 1 or 20 km on the demo world)", min=0.0, min_exclusive=True),
+    "max_scale_km": Param(2000.0, "sinusoidal: largest wavelength", min=0.0, min_exclusive=True),
+    "coord_noise_km": Param(5.0, "mean displacement of the Gaussian coordinate noise in training (0 = off)", min=0.0),
+    "extras": Param([], "extra inputs: any of year, region, env, gfv (env / gfv are the feature sets of the same name)", type="list[str]", choices=EXTRAS),
+    "dropout": Param(0.0, "dropout after the hidden layer", min=0.0, max=0.99),
+}
+GEOLOCATION_KEYS = tuple(GEOLOCATION_PARAMS)
+
+
+def extra_dims(meta: Mapping[str, Any]) -> dict[str, int]:
+    """Widths of the extras from a model-input ``meta.json``: region codes, env and gfv vector lengths (0 if absent)."""
+    cols = meta.get("columns", {})
+    width = {k: (int(cols[k]["shape"][0]) if k in cols else 0) for k in VECTOR_EXTRAS}
+    return {"year": 1, "region": int(meta["n_regions"]), **width}
 
 
 def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_dims: Mapping[str, int]) -> GeolocationNet:
     """Build the geolocation net of an experiment's ``[model]`` table.
 
-    Missing geolocation keys take their defaults from :data:`glc.config.DEFAULTS` (``model``); keys of the
-    ``[model]`` table that other model kinds use (``kind``, ``k``, ...) are ignored; any other key raises.
+    Missing geolocation keys take their defaults from :data:`GEOLOCATION_PARAMS`; the common ``[model]`` keys
+    (``kind``, ``top_n``) are ignored; any other key raises.
 
     Args:
-        model_cfg: the ``[model]`` table (see :data:`GEOLOCATION_KEYS`).
-        num_classes: number of species columns ``C`` (meta.json ``num_classes``).
+        model_cfg: the ``[model]`` table (see :data:`GEOLOCATION_PARAMS`).
+        num_classes: number of output columns ``C`` (meta.json ``num_classes``; a latent width inside a fused net).
         extra_dims: ``{"region": n_regions, "env": E, "gfv": G}`` (``"year"``, if present, must be 1).
 
     Returns:
@@ -517,8 +546,7 @@ def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_
     Raises:
         ValueError: unknown key, encoder or extra, or an invalid value (the message names it).
     """
-    model_defaults: dict[str, Any] = dict(DEFAULTS["model"])
-    unknown = sorted(set(model_cfg) - set(model_defaults) - set(GEOLOCATION_KEYS))
+    unknown = sorted(set(model_cfg) - {"kind", "top_n"} - set(GEOLOCATION_KEYS))
     if unknown:
         raise ValueError(f"model: unknown key(s) {unknown}; geolocation keys are {list(GEOLOCATION_KEYS)}")
     bad_dims = sorted(set(extra_dims) - set(EXTRAS))
@@ -526,9 +554,71 @@ def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_
         raise ValueError(f"extra_dims: unknown extra(s) {bad_dims}; valid extras are {list(EXTRAS)}")
     if "year" in extra_dims and extra_dims["year"] != 1:
         raise ValueError(f"extra_dims['year'] must be 1 (the year is one scaled number), got {extra_dims['year']!r}")
-    cfg = {k: model_cfg.get(k, model_defaults[k]) for k in GEOLOCATION_KEYS}
+    defaults = defaults_of(GEOLOCATION_PARAMS)
+    cfg = {k: model_cfg.get(k, defaults[k]) for k in GEOLOCATION_KEYS}
     return GeolocationNet(
         num_classes, cfg["encoder"], cfg["hidden"], cfg["siren"], cfg["sh_degree"], cfg["n_scales"], cfg["min_scale_km"],
         cfg["max_scale_km"], cfg["coord_noise_km"], list(cfg["extras"]) if isinstance(cfg["extras"], (list, tuple)) else cfg["extras"],
         extra_dims.get("region", 0), extra_dims.get("env", 0), cfg["dropout"], gfv_dim=extra_dims.get("gfv", 0),
     )
+
+
+def check_geolocation(model_cfg: Mapping[str, Any]) -> None:
+    """Cross-field checks of a ``[model]`` table (at experiment load): SIREN and dropout need a hidden layer, the
+    scale range must be ordered."""
+    c = {**defaults_of(GEOLOCATION_PARAMS), **{k: v for k, v in model_cfg.items() if k in GEOLOCATION_PARAMS}}
+    if c["siren"] and c["hidden"] == 0:
+        raise ValueError("model.siren = true needs model.hidden > 0 (the SIREN body is a hidden sine layer)")
+    if c["dropout"] > 0 and c["hidden"] == 0:
+        raise ValueError(f"model.dropout = {c['dropout']} has no effect on the linear model (hidden = 0)")
+    if c["min_scale_km"] > c["max_scale_km"]:
+        raise ValueError(f"model.min_scale_km = {c['min_scale_km']} > model.max_scale_km = {c['max_scale_km']}")
+
+
+def geolocation_features(model_cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """Feature sets a geolocation net reads besides location/meta: its vector extras (``env``, ``gfv``)."""
+    return tuple(e for e in model_cfg.get("extras", ()) if e in VECTOR_EXTRAS)
+
+
+#: The ``[model.location]`` table of fused nets (tile CNN, time-series CNN): the geolocation encoder as a branch,
+#: ``coordinate noise -> encoder (+ extras) -> Linear`` to ``latent`` (the geolocation MLP's first layer; the fused
+#: head supplies its ReLU and output layer). ``encoder = "none"`` leaves the branch out.
+LOCATION_PARAMS: dict[str, Param] = {
+    "encoder": Param("none", "none (no location branch) | xy | sinusoidal | sh", choices=("none", *ENCODERS)),
+    "latent": Param(256, "latent width of the location branch", min=1),
+    **{k: GEOLOCATION_PARAMS[k] for k in ("sh_degree", "n_scales", "min_scale_km", "max_scale_km", "coord_noise_km", "extras")},
+}
+
+
+def location_branch(loc_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> GeolocationNet | None:
+    """The location branch of a fused net (``out_dim = latent``), or None when ``encoder = "none"``."""
+    c = {**defaults_of(LOCATION_PARAMS), **dict(loc_cfg)}
+    if c["encoder"] == "none":
+        return None
+    cfg = {k: c[k] for k in LOCATION_PARAMS if k not in ("latent",)}
+    return build_geolocation_net({**cfg, "hidden": 0, "siren": False, "dropout": 0.0}, int(c["latent"]), extra_dims(meta))
+
+
+def location_features(loc_cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """Feature sets a location branch reads besides location/meta (its vector extras)."""
+    if loc_cfg.get("encoder", "none") == "none":
+        return ()
+    return tuple(e for e in loc_cfg.get("extras", ()) if e in VECTOR_EXTRAS)
+
+
+def check_location(loc_cfg: Mapping[str, Any]) -> None:
+    """Cross-field checks of a ``[model.location]`` table."""
+    c = {**defaults_of(LOCATION_PARAMS), **dict(loc_cfg)}
+    if c["min_scale_km"] > c["max_scale_km"]:
+        raise ValueError(f"model.location.min_scale_km = {c['min_scale_km']} > max_scale_km = {c['max_scale_km']}")
+    if c["encoder"] == "none" and c["extras"]:
+        raise ValueError(f"model.location.extras = {c['extras']} has no effect with encoder = 'none'")
+
+
+register(ModelSpec(
+    "geolocation", "DS@GT geolocation model: coordinate encoder (+ extras) -> linear / MLP / SIREN (Lightning)",
+    runner="lightning", params=GEOLOCATION_PARAMS, features=geolocation_features,
+    build_net=lambda m, meta: build_geolocation_net(m, int(meta["num_classes"]), extra_dims(meta)),
+    check=check_geolocation,
+    benchmarks={"geolocation_mlp": {"encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0}},
+))

@@ -15,11 +15,17 @@ same site).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from glc.features.graph import graph_features_raw
 from glc.models.frequency import FrequencyModel
+from glc.models.registry import ModelSpec, register
+from glc.params import Param
+from glc.predict.scores import ScoreTable, top_n
 
 
 class GFVScorer:
@@ -73,3 +79,17 @@ class GFVScorer:
         prior = self.prior_.predict(query["region"].astype(str).tolist()).astype(np.float64)
         m = self.prior_weight
         return np.clip((S + m * prior) / (root_w[:, None] ** 2 + m), 0.0, 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def fit_predict_gfv(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any]) -> ScoreTable:
+    """Fit the scorer on ``train`` and score ``query``: the top ``top_n`` table."""
+    g = GFVScorer(radius_km=float(model_cfg["radius_km"])).fit(train)
+    return top_n(query["surveyId"].to_numpy(), g.predict(query), g.vocab, int(model_cfg["top_n"]))
+
+
+register(ModelSpec(
+    "gfv", "Tighnari's survey graph as a scorer: weighted graph-neighbour frequency shrunk to the region prior",
+    runner="memory", params={"radius_km": Param(10.0, "graph edge cutoff (km)", min=0.0, min_exclusive=True)},
+    fit_predict=fit_predict_gfv, benchmarks={"gfv10km": {"radius_km": 10.0}},
+))

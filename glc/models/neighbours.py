@@ -27,13 +27,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
 from glc.etl.neighbours import validate_xy, validate_params, validate_unique_ids, query_tree
+from glc.models.registry import ModelSpec, register
+from glc.params import Param
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
@@ -320,3 +327,31 @@ class RadiusPredictor(NeighbourPredictor):
         same_site_m: float = 1.0,
     ) -> None:
         super().__init__(None, radius_km, weighting, fallback, eps_km, bandwidth_km, same_site_m)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def fit_predict_neighbours(train: "pd.DataFrame", query: "pd.DataFrame", model_cfg: Mapping[str, Any]) -> "ScoreTable":
+    """kNN (``kind = "knn"``, ``k``) or radius (``kind = "radius"``, ``radius_km``) scores of ``query`` from ``train``
+    (surveyId, x, y, speciesIds): the top ``top_n`` table."""
+    from glc.predict.scores import top_n
+
+    if model_cfg["kind"] == "knn":
+        m: NeighbourPredictor = KNNPredictor(k=int(model_cfg["k"]))
+    else:
+        m = RadiusPredictor(radius_km=float(model_cfg["radius_km"]))
+    m.fit(train["surveyId"].to_numpy(), train["x"].to_numpy(), train["y"].to_numpy(), list(train["speciesIds"]))
+    S = m.predict(query["x"].to_numpy(), query["y"].to_numpy(), query_ids=query["surveyId"].to_numpy())
+    return top_n(query["surveyId"].to_numpy(), S.toarray(), m.species_, int(model_cfg["top_n"]))
+
+
+register(ModelSpec(
+    "knn", "distance-weighted species frequency of the k nearest training surveys (EPSG:3035), no self / repeat visits",
+    runner="memory", params={"k": Param(10, "number of nearest training surveys", min=1)},
+    fit_predict=fit_predict_neighbours, benchmarks={"knn10": {"k": 10}},
+))
+register(ModelSpec(
+    "radius", "distance-weighted species frequency of every training survey within radius_km", runner="memory",
+    params={"radius_km": Param(10.0, "neighbourhood radius (km)", min=0.0, min_exclusive=True)},
+    fit_predict=fit_predict_neighbours,
+    benchmarks={"radius5km": {"radius_km": 5.0}, "radius10km": {"radius_km": 10.0}, "radius50km": {"radius_km": 50.0}},
+))

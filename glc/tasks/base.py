@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import luigi
 
@@ -74,3 +75,24 @@ class FlagTarget(luigi.LocalTarget):
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         super().__init__(str(self.dir / SUCCESS))
+
+
+class ExperimentTask(GlcTask):
+    """A task of one named experiment (``tasks/<experiment>.toml``)."""
+
+    experiment = luigi.Parameter(default="frequency", description="experiment name in tasks/ or a path to a .toml")
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        """The resolved, checked experiment config (defaults + the file; unknown keys and bad values raise)."""
+        if not hasattr(self, "_cfg"):
+            from glc.config import load_experiment
+
+            self._cfg = load_experiment(self.experiment)
+        return self._cfg
+
+    def exp_path(self, *parts: str) -> Path:
+        """``{out}/{dataset}/experiments/{name}-{hash}/{parts}``."""
+        from glc.config import config_hash
+
+        return self.artifact_path("experiments", f"{self.cfg['name']}-{config_hash(self.cfg)}", *parts)

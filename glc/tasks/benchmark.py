@@ -36,7 +36,7 @@ class RealCV(luigi.Task):
     folds = luigi.IntParameter(default=5)
     block_km = luigi.FloatParameter(default=10.0)
     seed = luigi.IntParameter(default=0)
-    models = luigi.Parameter(default="", description="comma-separated subset of glc.eval.benchmark.BENCH_MODELS ('' = all)")
+    models = luigi.Parameter(default="", description="comma-separated subset of glc.eval.benchmark.bench_models() ('' = all)")
 
     def requires(self) -> RealLabels:
         """The real labelled files."""
@@ -44,13 +44,14 @@ class RealCV(luigi.Task):
 
     def model_table(self) -> dict:
         """The selected models (unknown names raise)."""
-        from glc.eval.benchmark import BENCH_MODELS
+        from glc.eval.benchmark import bench_models
 
+        known = bench_models()  # the real surveys have location and metadata only: no artifact feature set
         names = [n.strip() for n in self.models.split(",") if n.strip()]
-        bad = [n for n in names if n not in BENCH_MODELS]
+        bad = [n for n in names if n not in known]
         if bad:
-            raise ValueError(f"RealCV --models: unknown {bad}; valid: {sorted(BENCH_MODELS)}")
-        return {n: BENCH_MODELS[n] for n in names} if names else dict(BENCH_MODELS)
+            raise ValueError(f"RealCV --models: unknown {bad}; valid: {sorted(known)}")
+        return {n: known[n] for n in names} if names else dict(known)
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the result folder."""

@@ -13,43 +13,21 @@ from typing import Any
 
 import luigi
 
-from glc.tasks.base import FlagTarget, GlcTask
+from glc.tasks.base import ExperimentTask, FlagTarget
 from glc.tasks.surveys import SurveyTable, read_surveys
-
-
-class ExperimentTask(GlcTask):
-    """A task of one named experiment (``tasks/<experiment>.toml``)."""
-
-    experiment = luigi.Parameter(default="frequency", description="experiment name in tasks/ or a path to a .toml")
-
-    @property
-    def cfg(self) -> dict[str, Any]:
-        """The resolved experiment config (defaults + the file; unknown keys raise)."""
-        if not hasattr(self, "_cfg"):
-            from glc.config import load_experiment
-
-            self._cfg = load_experiment(self.experiment)
-        return self._cfg
-
-    def exp_path(self, *parts: str) -> Path:
-        """``{out}/{dataset}/experiments/{name}-{hash}/{parts}``."""
-        from glc.config import config_hash
-
-        return self.artifact_path("experiments", f"{self.cfg['name']}-{config_hash(self.cfg)}", *parts)
+from glc.tasks.training import TrainModel, model_inputs_for
 
 
 class Predict(ExperimentTask):
     """Scores of the validation surveys and of the test surveys (``val/``, ``test/`` score artifacts)."""
 
     def requires(self) -> dict[str, luigi.Task]:
-        """The survey table; for trained models (:data:`glc.experiment.TRAINED_MODELS`) also the trained model and
+        """The survey table; for model kinds trained from model inputs (model registry) also the trained model and
         its inputs."""
-        from glc.experiment import TRAINED_MODELS
+        from glc.models.registry import get_model
 
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
-        if self.cfg["model"]["kind"] in TRAINED_MODELS:
-            from glc.tasks.training import TrainModel, model_inputs_for
-
+        if get_model(self.cfg["model"]["kind"]).needs_inputs:
             req["model"] = self.clone(TrainModel)
             req["inputs"] = model_inputs_for(self, self.cfg)
         return req
@@ -59,18 +37,17 @@ class Predict(ExperimentTask):
         return FlagTarget(self.exp_path("predictions"))
 
     def run(self) -> None:
-        """Fit, score, write (:func:`glc.experiment.predict_experiment`), or score with the trained model
-        (:func:`glc.training.geolocation.predict_splits`)."""
-        from glc.experiment import TRAINED_MODELS, predict_experiment
+        """In-memory kinds: fit and score (:func:`glc.experiment.predict_experiment`); trained kinds: their runner's
+        ``predict`` with the published model (:mod:`glc.training.runners`)."""
+        from glc.experiment import predict_experiment
         from glc.io import atomic_dir
         from glc.predict.scores import write_scores
+        from glc.training.runners import runner_of
 
         t0 = time.time()
-        if self.cfg["model"]["kind"] in TRAINED_MODELS:
-            from glc.training.geolocation import predict_splits
-
-            ckpt = self.input()["model"].dir / "model.ckpt"
-            val, test, info = predict_splits(self.input()["inputs"].dir, ckpt, self.cfg)
+        spec, runner = runner_of(self.cfg)
+        if runner.predict is not None:
+            val, test, info = runner.predict(self.input()["inputs"].dir, self.input()["model"].dir, self.cfg)
         else:
             val, test, info = predict_experiment(read_surveys(self.input()["surveys"]), self.cfg)
         info["seconds"] = round(time.time() - t0, 3)
@@ -135,13 +112,11 @@ class Report(ExperimentTask):
 
     def _log_to_wandb(self, rep: dict[str, Any]) -> None:
         """Trained models: add the final report to the training run's W&B run (same run id, offline by default)."""
-        from glc.experiment import TRAINED_MODELS
+        from glc.models.registry import get_model
 
-        if self.cfg["model"]["kind"] not in TRAINED_MODELS:
+        if not get_model(self.cfg["model"]["kind"]).needs_inputs:
             return
         from glc.training.fit import finish_logger, log_report, make_logger
-
-        from glc.tasks.training import TrainModel
 
         model = self.clone(TrainModel)
         logger = make_logger(dict(self.cfg["wandb"]), model.model_path("training"), model.model_path().name, None)

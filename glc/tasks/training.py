@@ -1,63 +1,96 @@
-"""Training tasks: ``ModelInputs`` (Spark parquet for the trainers) and ``TrainModel`` (Lightning).
+"""Training tasks: ``ModelInputs`` (Spark parquet for the trainers) and ``TrainModel`` (any trained model kind).
 
-``ModelInputs`` depends only on what changes its bytes (validation split parameters, seed, whether the env vector
-and the graph feature vector are included), so experiments that differ only in model or training settings share it. ``TrainModel`` keeps its
-working folder (checkpoints, W&B run files) at ``models/{name}-{hash}/training/``: a crashed or interrupted training run
-resumes from ``last.ckpt`` when rerun. Its artifact ``models/{name}-{hash}/model/`` (best checkpoint + summary) appears
-atomically when training has finished.
+``ModelInputs`` depends only on what changes its bytes (validation split parameters, seed, the feature sets and the
+shuffled controls), so experiments that differ only in model or training settings share it. Its feature sets'
+artifacts come from the feature-set registry (:mod:`glc.features.sets`: each set names the task that makes it and
+that task's parameters; :data:`ARTIFACT_TASKS` maps the names to classes). ``TrainModel`` runs the model kind's
+runner (:mod:`glc.training.runners`) and keeps its working folder (checkpoints, W&B run files) at
+``models/{name}-{hash}/training/``: a crashed or interrupted training run resumes from ``last.ckpt`` when rerun. Its
+artifact ``models/{name}-{hash}/model/`` (the published files + summary) appears atomically when training has
+finished.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import luigi
 
-from glc.tasks.base import FlagTarget, GlcTask
-from glc.tasks.experiment import ExperimentTask
-from glc.tasks.features import EnvFeatures
+from glc.tasks.base import ExperimentTask, FlagTarget, GlcTask
+from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles
 from glc.tasks.neighbours import GraphFeatures
 from glc.tasks.surveys import SurveyTable
 
+#: Luigi task class of each feature-set artifact name (``FeatureSet.artifact``).
+ARTIFACT_TASKS: dict[str, type[GlcTask]] = {
+    "SurveyTable": SurveyTable,
+    "PatchTiles": PatchTiles,
+    "RasterTiles": RasterTiles,
+    "CubeFeatures": CubeFeatures,
+    "EnvFeatures": EnvFeatures,
+    "GraphFeatures": GraphFeatures,
+}
+
+
+def feature_task(task: GlcTask, name: str) -> GlcTask:
+    """The task that makes feature set ``name``'s artifact, on ``task``'s data and out roots.
+
+    Built from the registry's parameters only (not ``clone``: that would copy same-named parameters of ``task``,
+    e.g. a hold-out's ``block_km``/``seed`` onto GraphFeatures' fold parameters).
+    """
+    from glc.features.sets import feature_set
+
+    fs = feature_set(name)
+    if fs.artifact not in ARTIFACT_TASKS:
+        raise KeyError(f"feature set {name!r}: no Luigi task for artifact {fs.artifact!r}; add it to ARTIFACT_TASKS")
+    return ARTIFACT_TASKS[fs.artifact](data_root=task.data_root, out_root=task.out_root, **dict(fs.params))
+
 
 class ModelInputs(GlcTask):
-    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-env][-gfv]/``: train/val/test parquet + meta.json.
+    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-<sets>][-shuf-<sets>]/``: train/val/test parquet + meta.json.
 
-    With ``gfv`` the inputs carry the dense graph feature vector of :class:`~glc.tasks.neighbours.GraphFeatures` at
-    its default parameters (its own folds and seed: ``block_km`` and ``seed`` here are the validation hold-out's, not
-    passed on).
+    ``features`` are feature-set names (:mod:`glc.features.sets`) besides ``location`` and ``meta``, which every
+    table holds; ``shuffle`` a subset of them whose rows are permuted within each split (controls).
     """
 
     block_km = luigi.FloatParameter(default=10.0, description="spatial block size of the validation hold-out (km)")
     val_fraction = luigi.FloatParameter(default=0.2, description="fraction of training surveys held out for validation")
-    seed = luigi.IntParameter(default=0, description="seed of the hold-out")
-    env = luigi.BoolParameter(default=False, description="include the standardised EnvFeatures vector")
-    gfv = luigi.BoolParameter(default=False, description="include the dense GraphFeatures vector (default GraphFeatures)")
+    seed = luigi.IntParameter(default=0, description="seed of the hold-out and of the shuffles")
+    features = luigi.ListParameter(default=[], description="feature sets besides location/meta (glc.features.sets)")
+    shuffle = luigi.ListParameter(default=[], description="feature sets to permute within splits (controls)")
     files_per_split = luigi.IntParameter(default=4, significant=False, description="parquet part files per split")
 
+    def _sets(self) -> tuple[str, ...]:
+        from glc.features.sets import ALWAYS, resolve_feature_sets
+
+        return tuple(s for s in resolve_feature_sets(self.features) if s not in ALWAYS)
+
     def requires(self) -> dict[str, luigi.Task]:
-        """The survey table (and EnvFeatures when ``env``, GraphFeatures at its defaults when ``gfv``)."""
+        """The survey table and the artifact of every requested feature set."""
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
-        if self.env:
-            req["env"] = self.clone(EnvFeatures)
-        if self.gfv:
-            # Not self.clone(GraphFeatures): clone would copy this task's block_km and seed (the validation
-            # hold-out's) onto GraphFeatures' fold parameters of the same names.
-            req["gfv"] = GraphFeatures(data_root=self.data_root, out_root=self.out_root)
+        bad = [s for s in self.shuffle if s not in self._sets()]
+        if bad:
+            raise ValueError(f"ModelInputs: shuffle={list(self.shuffle)} names {bad}, not in features={list(self.features)}")
+        for name in self._sets():
+            req[name] = feature_task(self, name)
         return req
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the inputs folder."""
-        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}" + ("-env" if self.env else "") + ("-gfv" if self.gfv else "")
+        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}"
+        sets = self._sets()
+        if sets:
+            name += "-" + "+".join(sets)
+        if self.shuffle:
+            name += "-shuf-" + "+".join(sorted(set(self.shuffle)))
         return FlagTarget(self.artifact_path("model_inputs", name))
 
     def run(self) -> None:
         """:func:`glc.etl.inputs.write_model_inputs` with the experiment pipeline's validation mask."""
         from glc.config import resolve
-        from glc.etl.inputs import write_model_inputs
-        from glc.experiment import validation_mask
+        from glc.etl.inputs import read_feature_source, write_model_inputs
+        from glc.eval.split import validation_mask
         from glc.io import remove_stale_temps
         from glc.spark import get_spark
         from glc.tasks.surveys import read_surveys
@@ -67,41 +100,40 @@ class ModelInputs(GlcTask):
         train = surveys[surveys["split"] == "train"].reset_index(drop=True)
         cfg = resolve({"seed": int(self.seed), "validation": {"block_km": float(self.block_km), "val_fraction": float(self.val_fraction)}})
         val_ids = train.loc[validation_mask(train, cfg), "surveyId"].to_numpy()
-        env_dir = env_cols = None
-        if self.env:
-            env_dir = self.input()["env"].dir
-            env_cols = json.loads(Path(self.input()["env"].path).read_text()).get("columns")
-        gfv_dir = self.input()["gfv"].dir if self.gfv else None
+        spark = get_spark()
+        sources = {name: read_feature_source(spark, name, self.input()[name].dir) for name in self._sets()}
         write_model_inputs(
-            get_spark(), self.input()["surveys"].dir, self.output().dir, val_ids, env_dir, env_cols, self.files_per_split,
-            gfv_dir=gfv_dir,
+            spark, self.input()["surveys"].dir, self.output().dir, val_ids, sources, shuffle=list(self.shuffle),
+            seed=int(self.seed), files_per_split=self.files_per_split,
         )
 
 
 def model_inputs_for(task: GlcTask, cfg: dict[str, Any]) -> ModelInputs:
-    """The ``ModelInputs`` task an experiment config needs."""
+    """The ``ModelInputs`` task an experiment config needs (feature sets from its model kind)."""
+    from glc.models.registry import get_model
+
     v = cfg["validation"]
-    extras = cfg["model"]["extras"]
-    return task.clone(
-        ModelInputs, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]), seed=int(cfg["seed"]),
-        env="env" in extras, gfv="gfv" in extras,
+    sets = sorted(set(get_model(cfg["model"]["kind"]).features(cfg["model"])))
+    return ModelInputs(
+        data_root=task.data_root, out_root=task.out_root, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]),
+        seed=int(cfg["seed"]), features=sets, shuffle=sorted(cfg["inputs"]["shuffle"]),
     )
 
 
 class TrainModel(ExperimentTask):
-    """``models/{name}-{hash}/model/``: the best checkpoint (``model.ckpt``) of a Lightning training run and its summary."""
+    """``models/{name}-{hash}/model/``: the files a trained model kind publishes (``model.ckpt``) and its summary."""
 
     def requires(self) -> ModelInputs:
         """The model inputs."""
         return model_inputs_for(self, self.cfg)
 
     def model_path(self, *parts: str) -> Path:
-        """``{out}/{dataset}/models/{name}-{hash of seed, validation, model, train}/{parts}``: decoder or W&B edits
-        do not retrain."""
+        """``{out}/{dataset}/models/{name}-{hash of seed, validation, inputs, model, train}/{parts}``: decoder or W&B
+        edits do not retrain."""
         from glc.config import config_hash
 
         c = self.cfg
-        key = config_hash({k: c[k] for k in ("seed", "validation", "model", "train")})
+        key = config_hash({k: c[k] for k in ("seed", "validation", "inputs", "model", "train")})
         return self.artifact_path("models", f"{c['name']}-{key}", *parts)
 
     def output(self) -> FlagTarget:
@@ -109,14 +141,18 @@ class TrainModel(ExperimentTask):
         return FlagTarget(self.model_path("model"))
 
     def run(self) -> None:
-        """:func:`glc.training.geolocation.train_model` in ``{experiment}/training/`` then publish the best checkpoint."""
+        """The model kind's runner (:data:`glc.training.runners.RUNNERS`) in ``{model}/training/``, then publish."""
         import shutil
 
         from glc.io import atomic_dir
-        from glc.training.geolocation import train_model
+        from glc.training.runners import runner_of
 
+        spec, runner = runner_of(self.cfg)
+        if runner.train is None:
+            raise ValueError(f"model.kind={spec.kind!r} (runner {spec.runner!r}) has no training step; Predict fits it")
         work = self.model_path("training")
         work.mkdir(parents=True, exist_ok=True)
-        summary = train_model(self.input().dir, work, self.cfg, run_name=self.model_path().name)
+        summary = runner.train(self.input().dir, work, self.cfg, run_name=self.model_path().name)
         with atomic_dir(self.output().dir, summary=summary) as tmp:
-            shutil.copy2(summary["best_checkpoint"], tmp / "model.ckpt")
+            for name, src in summary["publish"].items():
+                shutil.copy2(src, tmp / name)

@@ -271,10 +271,10 @@ class EpochSeed(Callback):
 
 
 # ---------------------------------------------------------------------------------------------- fit
-def _callback_state(ckpt: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """State of the first callback of type ``prefix`` that monitors :data:`MONITOR` ({} if none)."""
+def _callback_state(ckpt: Mapping[str, Any], prefix: str, monitor: str = MONITOR) -> dict[str, Any]:
+    """State of the first callback of type ``prefix`` that monitors ``monitor`` ({} if none)."""
     for key, state in (ckpt.get("callbacks") or {}).items():
-        if str(key).startswith(prefix) and f"'monitor': '{MONITOR}'" in str(key):
+        if str(key).startswith(prefix) and f"'monitor': '{monitor}'" in str(key):
             return dict(state)
     return {}
 
@@ -306,8 +306,11 @@ def fit_model(
     log_every_n_steps: int = 20,
     deterministic: bool | str = True,
     wandb_logger: WandbLogger | None = None,
+    monitor: str = MONITOR,
+    mode: str = "max",
+    precision: str = "32-true",
 ) -> Path:
-    """Fit ``module`` on ``datamodule`` with early stopping on ``val/sample_f1`` and return the best checkpoint.
+    """Fit ``module`` on ``datamodule`` with early stopping on ``monitor`` and return the best checkpoint.
 
     Args:
         module: the LightningModule (normally :class:`~glc.training.module.MultiLabelModule`); it must log
@@ -329,9 +332,13 @@ def fit_model(
         wandb_logger: an existing logger from :func:`make_logger` to use instead of creating one from
             ``wandb_cfg``; it is **not** finished here (the caller can still :func:`log_report` and then
             :func:`finish_logger`).
+        monitor: the validation metric of early stopping and the best checkpoint (the model kind's, see
+            :mod:`glc.models.registry`; ``val/sample_f1`` for multi-label models).
+        mode: ``"max"`` or ``"min"`` (whether a larger ``monitor`` is better).
+        precision: Lightning precision (``"32-true"``; ``"bf16-mixed"`` on a GPU).
 
     Returns:
-        Path of the best checkpoint (highest ``val/sample_f1``).
+        Path of the best checkpoint (best ``monitor``).
 
     Raises:
         ValueError: bad ``max_epochs``/``patience``/``wandb_cfg``.
@@ -342,6 +349,8 @@ def fit_model(
         raise ValueError(f"max_epochs={max_epochs!r} must be >= 1")
     if int(patience) < 1:
         raise ValueError(f"patience={patience!r} must be >= 1 (epochs without val/sample_f1 improvement before stopping)")
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode={mode!r} must be 'max' or 'min'")
     if int(log_every_n_steps) < 1:
         raise ValueError(f"log_every_n_steps={log_every_n_steps!r} must be >= 1")
     resolve_wandb_mode(wandb_cfg)  # validate before any work
@@ -357,7 +366,7 @@ def fit_model(
         )
     if resume and last.is_file():
         ck = _load_for_resume(last)
-        es, mc = _callback_state(ck, "EarlyStopping"), _callback_state(ck, "ModelCheckpoint")
+        es, mc = _callback_state(ck, "EarlyStopping", monitor), _callback_state(ck, "ModelCheckpoint", monitor)
         best = Path(str(mc.get("best_model_path") or ""))
         if int(es.get("stopped_epoch", 0) or 0) > 0 and best.is_file():
             log.info("%s: training already stopped early at epoch %s; best checkpoint %s", last, es["stopped_epoch"], best)
@@ -376,10 +385,10 @@ def fit_model(
             loggers.append(wlogger)
         ckpt_cb = ModelCheckpoint(
             dirpath=ckpt_dir,
-            filename="epoch{epoch:03d}-f1{val/sample_f1:.4f}",
+            filename="epoch{epoch:03d}-" + ("f1" if monitor == MONITOR else monitor.split("/")[-1]) + "{" + monitor + ":.4f}",
             auto_insert_metric_name=False,
-            monitor=MONITOR,
-            mode="max",
+            monitor=monitor,
+            mode=mode,
             save_top_k=1,
             save_last=False,
         )
@@ -390,7 +399,7 @@ def fit_model(
         callbacks: list[Callback] = [
             ckpt_cb,
             last_cb,
-            EarlyStopping(monitor=MONITOR, mode="max", patience=int(patience), check_finite=True),
+            EarlyStopping(monitor=monitor, mode=mode, patience=int(patience), check_finite=True),
             EpochSeed(int(seed)),
             LearningRateMonitor(logging_interval="epoch"),
         ]
@@ -398,6 +407,7 @@ def fit_model(
             accelerator=accelerator,
             devices=1,
             deterministic=deterministic,
+            precision=precision,
             max_epochs=int(max_epochs),
             callbacks=callbacks,
             logger=loggers,
@@ -421,10 +431,10 @@ def fit_model(
     best_path = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
     if best_path is None or not best_path.is_file():
         raise RuntimeError(
-            f"no best checkpoint in {ckpt_dir}: {MONITOR} was never logged (does the data module have a non-empty "
-            "val split and does the module log val/sample_f1?)"
+            f"no best checkpoint in {ckpt_dir}: {monitor} was never logged (does the data module have a non-empty "
+            f"val split and does the module log {monitor}?)"
         )
-    log.info("fit done in %.1f s: best %s = %s (%s)", time.perf_counter() - t0, MONITOR, ckpt_cb.best_model_score, best_path)
+    log.info("fit done in %.1f s: best %s = %s (%s)", time.perf_counter() - t0, monitor, ckpt_cb.best_model_score, best_path)
     return best_path
 
 

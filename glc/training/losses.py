@@ -55,9 +55,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glc.config import DEFAULTS
+from glc.params import Param, defaults_of
 
-__all__ = ["AsymmetricLoss", "BCELoss", "HillLoss", "LOSSES", "MultiLabelLoss", "SigmoidF1Loss", "build_loss"]
+__all__ = ["LOSSES", "LOSS_PARAMS", "AsymmetricLoss", "BCELoss", "HillLoss", "MultiLabelLoss", "SigmoidF1Loss", "build_loss"]
 
 
 def _check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
@@ -252,11 +252,25 @@ LOSS_KEYS: dict[str, tuple[str, ...]] = {
     "sigmoid_f1": ("sf1_S", "sf1_E"),
 }
 
+#: The ``[train.loss]`` table of an experiment (:mod:`glc.config`): kind and every kind's parameters.
+LOSS_PARAMS: dict[str, Param] = {
+    "kind": Param("asl", "loss kind", choices=tuple(LOSSES)),
+    "pos_weight": Param(0.0, "bce: positive-class weight (0 = none)", min=0.0),
+    "gamma_pos": Param(1.0, "asl: focusing of positives", min=0.0),
+    "gamma_neg": Param(4.0, "asl: focusing of negatives", min=0.0),
+    "clip": Param(0.05, "asl: probability margin on negatives", min=0.0, max=1.0),
+    "hill_lambda": Param(1.5, "hill: lambda", min=0.0),
+    "hill_margin": Param(1.0, "hill: focal margin of positives", min=0.0),
+    "hill_gamma": Param(2.0, "hill: focusing", min=0.0),
+    "sf1_S": Param(-1.0, "sigmoid_f1: slope S"),
+    "sf1_E": Param(0.0, "sigmoid_f1: offset E"),
+}
+
 
 def build_loss(loss_cfg: Mapping[str, Any]) -> MultiLabelLoss:
     """Build the loss of an experiment's ``[train.loss]`` table.
 
-    Missing keys take their defaults from :data:`glc.config.DEFAULTS` (``train.loss``). A key that the chosen kind
+    Missing keys take their defaults from :data:`LOSS_PARAMS`. A key that the chosen kind
     does not use must keep its default: ``pos_weight = 5`` with ``kind = "asl"`` raises instead of being ignored.
 
     Args:
@@ -268,7 +282,7 @@ def build_loss(loss_cfg: Mapping[str, Any]) -> MultiLabelLoss:
     Raises:
         ValueError: unknown ``kind`` or key, a parameter out of range, or a parameter that the kind does not use.
     """
-    defaults: dict[str, Any] = dict(DEFAULTS["train"]["loss"])
+    defaults: dict[str, Any] = defaults_of(LOSS_PARAMS)
     unknown = sorted(set(loss_cfg) - set(defaults))
     if unknown:
         raise ValueError(f"train.loss: unknown key(s) {unknown}; valid keys are {sorted(defaults)}")

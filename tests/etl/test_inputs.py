@@ -1,6 +1,8 @@
 """ModelInputs on the tiny synthetic world: splits equal the experiment pipeline's hold-out, labels decode back to
 the survey table's species, env is standardised with train-only statistics, the dense gfv equals the GraphFeatures
-artifact mapped to vocab columns, bytes are deterministic."""
+artifact mapped to vocab columns, the patch DCT planes equal the PatchTiles artifact with train statistics in
+meta.json, shuffled controls permute within splits, missing rows follow the feature set's policy, bytes are
+deterministic."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from glc.config import resolve
-from glc.experiment import validation_mask
-from glc.tasks import EnvFeatures, GraphFeatures, ModelInputs, SurveyTable
+from glc.eval.split import validation_mask
+from glc.tasks import EnvFeatures, GraphFeatures, ModelInputs, PatchTiles, SurveyTable
 from glc.tasks.features import read_features
 from glc.tasks.neighbours import read_table
 from glc.tasks.surveys import read_surveys
@@ -25,7 +27,7 @@ from glc.tasks.surveys import read_surveys
 @pytest.fixture(scope="module")
 def built(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("inputs_out")
-    task = ModelInputs(data_root=str(tiny_world), out_root=str(out), env=True, seed=3)
+    task = ModelInputs(data_root=str(tiny_world), out_root=str(out), features=["env"], seed=3)
     res = luigi.build([task], local_scheduler=True, detailed_summary=True, workers=1)
     assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
     surveys = read_surveys(SurveyTable(data_root=str(tiny_world), out_root=str(out)).output())
@@ -87,14 +89,16 @@ def test_env_is_standardised_with_train_statistics_only(built) -> None:
 
 def test_rebuild_writes_identical_bytes(built, tmp_path: Path) -> None:
     task, _, _, out = built
-    from glc.etl.inputs import write_model_inputs
+    from glc.etl.inputs import read_feature_source, write_model_inputs
     from glc.spark import get_spark
 
     train = read_surveys(SurveyTable(data_root=task.data_root, out_root=str(out)).output())
     train = train[train["split"] == "train"].reset_index(drop=True)
     val_ids = train.loc[validation_mask(train, resolve({"seed": 3})), "surveyId"].to_numpy()
     env_dir = EnvFeatures(data_root=task.data_root, out_root=str(out)).output().dir
-    write_model_inputs(get_spark(), SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir, tmp_path / "again", val_ids, env_dir)
+    spark = get_spark()
+    write_model_inputs(spark, SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir, tmp_path / "again", val_ids,
+                       {"env": read_feature_source(spark, "env", env_dir)})
 
     def digests(root: Path) -> list[str]:
         return [hashlib.sha256(p.read_bytes()).hexdigest() for split in ("train", "val", "test") for p in sorted((root / split).glob("part-*.parquet"))]
@@ -106,12 +110,13 @@ def test_rebuild_writes_identical_bytes(built, tmp_path: Path) -> None:
 
 def test_missing_env_rows_raise(built, spark) -> None:
     task, surveys, env, out = built
-    from glc.etl.inputs import build_model_inputs
+    from glc.etl.inputs import FeatureSource, build_model_inputs
 
     sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir / "surveys"))
     edf = spark.createDataFrame(env.iloc[1:][["surveyId", "env"]].assign(env=lambda d: d["env"].map(list)))
-    with pytest.raises(ValueError, match="1 surveys have no row in the EnvFeatures artifact"):
-        build_model_inputs(spark, sdf, np.array([], np.int64), edf)
+    first = int(env["surveyId"].iloc[0])
+    with pytest.raises(ValueError, match=rf"1 surveys have no row in the EnvFeatures artifact of feature set 'env' .*surveyId \[{first}\].*policy is 'error'"):
+        build_model_inputs(spark, sdf, np.array([], np.int64), {"env": FeatureSource(edf, where="env-test")})
     with pytest.raises(ValueError, match="validation surveyIds are not training surveys"):
         test_id = int(surveys.loc[surveys["split"] == "test", "surveyId"].iloc[0])
         build_model_inputs(spark, sdf, np.array([test_id]), None)
@@ -123,7 +128,7 @@ def test_missing_env_rows_raise(built, spark) -> None:
 @pytest.fixture(scope="module")
 def built_gfv(built):
     _, _, _, out = built
-    task = ModelInputs(data_root=built[0].data_root, out_root=str(out), gfv=True, seed=3)
+    task = ModelInputs(data_root=built[0].data_root, out_root=str(out), features=["gfv"], seed=3)
     assert task.output().dir.name.endswith("-s3-gfv")
     graph = task.requires()["gfv"]
     assert isinstance(graph, GraphFeatures) and graph.seed == 0 and graph.block_km == 10.0  # defaults, not the hold-out's
@@ -136,9 +141,10 @@ def test_gfv_rows_equal_the_graph_features_mapped_to_vocab_columns(built, built_
     task, graph = built_gfv
     meta = json.loads((task.output().dir / "meta.json").read_text())
     vocab = np.asarray(meta["vocab"])
-    assert meta["gfv_dim"] == meta["num_classes"] == len(vocab) and meta["env_dim"] == 0
-    assert meta["gfv_dropped_entries"] == 0  # GFVs come from training labels, all in the vocabulary
-    assert json.loads((built[0].output().dir / "meta.json").read_text())["gfv_dim"] == 0
+    assert meta["columns"]["gfv"]["shape"] == [meta["num_classes"]] and len(vocab) == meta["num_classes"]
+    assert "env" not in meta["columns"]
+    assert meta["feature_info"]["gfv"]["dropped_entries"] == 0  # GFVs come from training labels, all in the vocabulary
+    assert "gfv" not in json.loads((built[0].output().dir / "meta.json").read_text())["columns"]
     assert "gfv" not in _split(built[0], "train").columns
     sparse_rows = {int(s): (np.asarray(i), np.asarray(v)) for s, i, v in zip(graph["surveyId"], graph["gfv_idx"], graph["gfv_val"])}
     n_dropped = n_nonzero = 0
@@ -171,28 +177,29 @@ def test_dense_gfv_drops_species_outside_the_vocab() -> None:
 def test_missing_gfv_rows_raise(built, built_gfv, spark) -> None:
     task, surveys, _, out = built
     _, graph = built_gfv
-    from glc.etl.inputs import build_model_inputs
+    from glc.etl.inputs import FeatureSource, build_model_inputs
 
     sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir / "surveys"))
     gdf = spark.createDataFrame(
         graph.iloc[2:][["surveyId", "gfv_idx", "gfv_val"]].assign(gfv_idx=lambda d: d["gfv_idx"].map(list), gfv_val=lambda d: d["gfv_val"].map(list)),
         "surveyId long, gfv_idx array<int>, gfv_val array<float>",
     )
-    with pytest.raises(ValueError, match="2 surveys have no row .* in the GraphFeatures artifact"):
-        build_model_inputs(spark, sdf, np.array([], np.int64), gfv=gdf)
+    with pytest.raises(ValueError, match="2 surveys have no row in the GraphFeatures artifact"):
+        build_model_inputs(spark, sdf, np.array([], np.int64), {"gfv": FeatureSource(gdf)})
 
 
 def test_gfv_rebuild_writes_identical_bytes(built_gfv, tmp_path: Path) -> None:
     task, _ = built_gfv
-    from glc.etl.inputs import write_model_inputs
+    from glc.etl.inputs import read_feature_source, write_model_inputs
     from glc.spark import get_spark
 
     surveys_dir = SurveyTable(data_root=task.data_root, out_root=task.out_root).output().dir
     train = read_surveys(SurveyTable(data_root=task.data_root, out_root=task.out_root).output())
     train = train[train["split"] == "train"].reset_index(drop=True)
     val_ids = train.loc[validation_mask(train, resolve({"seed": 3})), "surveyId"].to_numpy()
-    meta = write_model_inputs(get_spark(), surveys_dir, tmp_path / "again", val_ids, gfv_dir=task.requires()["gfv"].output().dir)
-    assert meta["gfv_dim"] == meta["num_classes"]
+    spark = get_spark()
+    meta = write_model_inputs(spark, surveys_dir, tmp_path / "again", val_ids, {"gfv": read_feature_source(spark, "gfv", task.requires()["gfv"].output().dir)})
+    assert meta["columns"]["gfv"]["shape"] == [meta["num_classes"]]
 
     def digests(root: Path) -> list[str]:
         return [hashlib.sha256(p.read_bytes()).hexdigest() for split in ("train", "val", "test") for p in sorted((root / split).glob("part-*.parquet"))]
@@ -200,17 +207,93 @@ def test_gfv_rebuild_writes_identical_bytes(built_gfv, tmp_path: Path) -> None:
     assert digests(task.output().dir) == digests(tmp_path / "again")
 
 
-def test_experiment_extras_select_the_gfv_inputs(tmp_path: Path) -> None:
+def test_experiment_selects_the_feature_sets_of_its_model(tmp_path: Path) -> None:
     from glc.tasks.training import model_inputs_for
-    from glc.training.geolocation import extra_dims, frames_to_inputs, input_columns
+    from glc.training.trainer import input_columns
 
     base = ModelInputs(data_root=str(tmp_path), out_root=str(tmp_path))
     cfg = resolve({"seed": 3, "model": {"kind": "geolocation", "extras": ["year", "gfv"]}})
     task = model_inputs_for(base, cfg)
-    assert task.gfv and not task.env and task.output().dir.name == "v10km-f0.2-s3-gfv"
-    assert not model_inputs_for(base, resolve({"seed": 3})).gfv
-    assert input_columns(cfg)[-1] == "gfv"
-    assert extra_dims({"n_regions": 2, "env_dim": 0, "gfv_dim": 9})["gfv"] == 9
-    assert extra_dims({"n_regions": 2, "env_dim": 0})["gfv"] == 0  # tables written before gfv_dim existed
-    with pytest.raises(ValueError, match="model.extras 'gfv' needs the GraphFeatures artifact"):
-        frames_to_inputs(pd.DataFrame(), pd.DataFrame(), cfg, tmp_path / "mem")
+    assert list(task.features) == ["gfv"] and task.output().dir.name == "v10km-f0.2-s3-gfv"
+    assert list(model_inputs_for(base, resolve({"seed": 3})).features) == []
+    meta = {"feature_sets": ["gfv", "location", "meta"], "columns": {
+        "x": {"feature_set": "location"}, "year": {"feature_set": "meta"}, "gfv": {"feature_set": "gfv"},
+        "env": {"feature_set": "env"}, "labels": {"feature_set": None}}}
+    assert input_columns(cfg, meta) == ["x", "year", "gfv"]
+    with pytest.raises(KeyError, match=r"reads feature set\(s\) \['env'\], which the model-input table does not hold"):
+        input_columns(resolve({"model": {"kind": "geolocation", "extras": ["env"]}}), meta)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Image planes (patch_dct), statistics, shuffled controls, missing-row policies
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built_patches(built):
+    task0, surveys, _, out = built
+    task = ModelInputs(data_root=task0.data_root, out_root=str(out), features=["patch_dct"], seed=3)
+    shuf = ModelInputs(data_root=task0.data_root, out_root=str(out), features=["patch_dct"], shuffle=["patch_dct"], seed=3)
+    assert shuf.output().dir.name == "v10km-f0.2-s3-patch_dct-shuf-patch_dct"
+    res = luigi.build([task, shuf], local_scheduler=True, detailed_summary=True, workers=1)
+    assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
+    patches = read_features(PatchTiles(data_root=task0.data_root, out_root=str(out), k=8).output())
+    return task, shuf, dict(zip(patches["surveyId"], patches["dct"]))
+
+
+def test_patch_planes_equal_the_patch_tiles_artifact(built_patches) -> None:
+    task, _, dct = built_patches
+    meta = json.loads((task.output().dir / "meta.json").read_text())
+    col = meta["columns"]["patch_dct"]
+    assert col["dtype"] == "float32" and col["shape"] == [4, 8, 8] and col["feature_set"] == "patch_dct"
+    assert meta["feature_info"]["patch_dct"]["n_missing"] == {"train": 0, "val": 0, "test": 0}
+    assert meta["feature_info"]["patch_dct"]["artifact_info"]["channels"] == ["red", "green", "blue", "nir"]
+    for name in ("train", "val", "test"):
+        df = _split(task, name)
+        got = np.stack(df["patch_dct"].to_numpy())
+        np.testing.assert_array_equal(got, np.stack([dct[s] for s in df["surveyId"]]))
+    # per-element train statistics (float64 over the written train rows), used by the networks to standardise
+    tr = np.stack(_split(task, "train")["patch_dct"].to_numpy()).astype(np.float64).reshape(-1, 4, 8, 8)
+    np.testing.assert_allclose(np.asarray(col["stats"]["mean"]), tr.mean(0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(col["stats"]["std"]), tr.std(0), rtol=1e-5, atol=1e-5)
+
+
+def test_shuffled_control_permutes_within_each_split(built_patches) -> None:
+    task, shuf, dct = built_patches
+    meta = json.loads((shuf.output().dir / "meta.json").read_text())
+    assert meta["shuffled"] == ["patch_dct"] and meta["feature_info"]["patch_dct"]["shuffled"] is True
+    moved = total = 0
+    for name in ("train", "val", "test"):
+        a, b = _split(task, name), _split(shuf, name)
+        assert list(a["surveyId"]) == list(b["surveyId"])
+        np.testing.assert_array_equal(np.stack(a["labels"].to_numpy()), np.stack(b["labels"].to_numpy()))  # labels stay
+        key = lambda v: v.tobytes()  # noqa: E731
+        assert sorted(map(key, a["patch_dct"])) == sorted(map(key, b["patch_dct"]))  # same values within the split
+        moved += sum(not np.array_equal(x, y) for x, y in zip(a["patch_dct"], b["patch_dct"]))
+        total += len(a)
+    assert moved > 0.9 * total  # the link to the survey is gone
+
+
+def test_missing_row_policies(built, spark, monkeypatch) -> None:
+    """A survey without a row is an error naming it (policy 'error'), or a counted fill with a mask ('fill');
+    never a silent drop or zero tile."""
+    from glc.etl.inputs import FeatureSource, build_model_inputs
+    from glc.features import sets
+
+    task, surveys, _, out = built
+    sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir / "surveys"))
+    patches = read_features(PatchTiles(data_root=task.data_root, out_root=str(out), k=8).output())
+    test_id = int(surveys.loc[surveys["split"] == "test", "surveyId"].min())
+    kept = patches[patches["surveyId"] != test_id][["surveyId", "dct"]].assign(dct=lambda d: d["dct"].map(list))
+    pdf = spark.createDataFrame(kept, "surveyId long, dct array<float>")
+    with pytest.raises(ValueError, match=rf"1 surveys have no row in the PatchTiles artifact of feature set 'patch_dct' .*'test': 1.*surveyId \[{test_id}\]"):
+        build_model_inputs(spark, sdf, np.array([], np.int64), {"patch_dct": FeatureSource(pdf, where="k8")})
+    filled = sets.FeatureSet("patch_fill", "test: patch planes with the fill policy", "PatchTiles", {"k": 8},
+                             (sets.Column("patch_fill", "float32", (4, 8, 8), source="dct"),), missing="fill")
+    monkeypatch.setitem(sets.FEATURE_SETS, "patch_fill", filled)
+    frames, meta = build_model_inputs(spark, sdf, np.array([], np.int64), {"patch_fill": FeatureSource(pdf, where="k8")})
+    assert meta["feature_info"]["patch_fill"]["n_missing"] == {"train": 0, "val": 0, "test": 1}
+    assert meta["columns"]["patch_fill_mask"] == {"dtype": "int32", "shape": [], "feature_set": "patch_fill"}
+    test = frames["test"].toPandas().set_index("surveyId")
+    assert test.loc[test_id, "patch_fill_mask"] == 0 and (test.drop(test_id)["patch_fill_mask"] == 1).all()
+    train_ids = set(surveys.loc[surveys["split"] == "train", "surveyId"])
+    mean = np.stack([np.asarray(v, np.float64) for s, v in zip(patches["surveyId"], patches["dct"]) if s in train_ids]).mean(0)
+    np.testing.assert_allclose(np.asarray(test.loc[test_id, "patch_fill"]), mean, rtol=1e-5)  # the train mean, not zeros

@@ -1,4 +1,4 @@
-"""Fixture writer for the loader tests (and any test that needs a small model-input table)."""
+"""Fixture helpers for the loader tests, over the one shared fake-table maker :mod:`glc.loaders.fake`."""
 
 from __future__ import annotations
 
@@ -7,36 +7,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glc.loaders.tables import PAD, write_input_table, write_meta
+from glc.loaders.fake import fake_meta, make_fake_inputs
+from glc.loaders.fake import _frame as fake_frame
+from glc.loaders.tables import ColumnSpec, write_input_table
+
+
+def _sets(env_dim: int, gfv_dim: int) -> tuple[str, ...]:
+    return (("env",) if env_dim else ()) + (("gfv",) if gfv_dim else ())
 
 
 def input_frame(n: int, num_classes: int, label_width: int, env_dim: int, rng: np.random.Generator,
                 labelled: bool = True, first_id: int = 1000, gfv_dim: int = 0) -> pd.DataFrame:
-    """``n`` random surveys with distinct ids, 1..L species each (padded with -1; all -1 when not labelled) and,
-    with ``gfv_dim``, a sparse non-negative ``gfv`` vector (about 80 % zeros) of that width."""
-    ids = first_id + rng.choice(50 * n, size=n, replace=False)
-    labels = np.full((n, label_width), PAD, np.int32)
-    if labelled:
-        for i, k in enumerate(rng.integers(1, label_width + 1, size=n)):
-            labels[i, :k] = rng.choice(num_classes, size=k, replace=False)
-    df = pd.DataFrame(
-        {
-            "surveyId": ids.astype(np.int64),
-            "x": rng.uniform(2.5e6, 7.5e6, n),
-            "y": rng.uniform(1.0e6, 5.5e6, n),
-            "lon": rng.uniform(-10.0, 30.0, n),
-            "lat": rng.uniform(35.0, 70.0, n),
-            "year": rng.integers(2017, 2022, n).astype(np.int32),
-            "region": rng.integers(0, 4, n).astype(np.int32),
-        }
-    )
-    if env_dim:
-        df["env"] = list(rng.standard_normal((n, env_dim)).astype(np.float32))
+    """``n`` random surveys with distinct ids, 1..L species each (padded with -1; all -1 when not labelled), an
+    ``env`` vector of width E (when > 0) and a sparse ``gfv`` of width G (when > 0; may differ from C to build bad
+    tables)."""
+    meta = fake_meta(_sets(env_dim, gfv_dim), {"train": n, "val": 0, "test": 0}, num_classes, label_width, {"env": env_dim})
     if gfv_dim:
-        gfv = rng.uniform(0.0, 1.0, (n, gfv_dim)) * (rng.uniform(size=(n, gfv_dim)) < 0.2)
-        df["gfv"] = list(gfv.astype(np.float32))
-    df["labels"] = list(labels)
-    return df
+        meta["columns"]["gfv"]["shape"] = [gfv_dim]
+    return fake_frame(n, meta, rng, labelled, first_id, distinct=False)
+
+
+def frame_specs(df: pd.DataFrame) -> dict[str, ColumnSpec]:
+    """Column specs inferred from a frame as it is (scalars by dtype, arrays by the first cell), so a test can write
+    a split that disagrees with meta.json on purpose."""
+    specs = {}
+    for name in df.columns:
+        if name == "surveyId":
+            continue
+        first = df[name].iloc[0]
+        if isinstance(first, np.ndarray) or isinstance(first, list):
+            a = np.asarray(first)
+            dtype = {"f": "float32", "i": "int32", "u": "uint8"}[a.dtype.kind]
+            specs[name] = ColumnSpec(name, dtype, tuple(a.shape))
+        else:
+            kind = df[name].dtype.kind
+            specs[name] = ColumnSpec(name, "float64" if kind == "f" else "int32")
+    return specs
+
+
+def write_frame(df: pd.DataFrame, path: Path, **kw: int) -> list[Path]:
+    """:func:`write_input_table` with the frame's own column specs."""
+    return write_input_table(df, path, frame_specs(df), **kw)
 
 
 def make_model_inputs(
@@ -50,40 +61,8 @@ def make_model_inputs(
     seed: int = 0,
     gfv_dim: int = 0,
 ) -> dict[str, pd.DataFrame]:
-    """Write a small model-input table (several part files and row groups per split) and return its frames.
-
-    Args:
-        root: the table root to create.
-        sizes: rows per split (default train 300, val 100, test 60).
-        num_classes: C.
-        label_width: L.
-        env_dim: E (0 = no ``env`` column).
-        rows_per_file: rows per part file.
-        row_group_size: rows per row group.
-        seed: the random seed.
-        gfv_dim: G (0 = no ``gfv`` column and, like tables written before it existed, no ``gfv_dim`` in meta.json).
-
-    Returns:
-        ``{"train": df, "val": df, "test": df}`` exactly as written.
-    """
-    sizes = sizes or {"train": 300, "val": 100, "test": 60}
-    rng = np.random.default_rng(seed)
-    frames = {}
-    for i, (split, n) in enumerate(sizes.items()):
-        frames[split] = input_frame(n, num_classes, label_width, env_dim, rng, labelled=split != "test",
-                                    first_id=1_000_000 * (i + 1), gfv_dim=gfv_dim)
-        write_input_table(frames[split], Path(root) / split, rows_per_file=rows_per_file,
-                          row_group_size=row_group_size)
-    meta = {
-        "num_classes": num_classes,
-        "vocab": list(range(10_000, 10_000 + num_classes)),
-        "label_width": label_width,
-        "env_dim": env_dim,
-        "n_regions": 4,
-        "regions": ["alpine", "atlantic", "continental", "mediterranean"],
-        "splits": {k: int(v) for k, v in sizes.items()},
-    }
-    if gfv_dim:
-        meta["gfv_dim"] = gfv_dim
-    write_meta(root, meta)
-    return frames
+    """A small model-input table with the ``env`` (width E) and, when ``gfv_dim``, ``gfv`` (width C) feature sets."""
+    if gfv_dim and gfv_dim != num_classes:
+        raise ValueError("the gfv feature set is dense over the species columns: gfv_dim must equal num_classes")
+    return make_fake_inputs(root, _sets(env_dim, gfv_dim), sizes, num_classes, label_width, {"env": env_dim},
+                            rows_per_file, row_group_size, seed)

@@ -80,7 +80,7 @@ def test_batch_contract(table, reader):
     root, frames = table
     dm = SurveyDataModule(root, columns=("x", "y", "lon", "lat", "year", "region", "env"), batch_size=BATCH,
                           reader=reader)
-    assert dm.num_classes == 50 and dm.meta["label_width"] == 8 and dm.extra_dims == {"region": 4, "env": 4, "gfv": 0}
+    assert dm.num_classes == 50 and dm.meta["label_width"] == 8 and dm.meta["columns"]["env"]["shape"] == [4]
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert {k: (v.dtype, tuple(v.shape)) for k, v in batch.items()} == {
@@ -190,17 +190,19 @@ def test_argument_errors(table, tmp_path):
     root, _ = table
     with pytest.raises(ValueError, match=r"reader='spark' is not one of"):
         SurveyDataModule(root, reader="spark")
-    with pytest.raises(ValueError, match=r"unknown column\(s\) \['elevation'\]"):
-        SurveyDataModule(root, columns=("x", "elevation"))
+    with pytest.raises(ValueError, match=r"column\(s\) \['elevation'\] are not in .*meta.json"):
+        SurveyDataModule(root, columns=("x", "elevation")).setup("fit")
+    with pytest.raises(ValueError, match="without 'labels'"):
+        SurveyDataModule(root, columns=("x", "labels"))
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         SurveyDataModule(root, batch_size=0)
     with pytest.raises(ValueError, match=r"split='dev' is not one of"):
         SurveyDataModule(root).loader("dev")
     no_env = tmp_path / "no_env"
     make_model_inputs(no_env, sizes={"train": 30, "val": 10, "test": 10}, env_dim=0)
-    with pytest.raises(ValueError, match="columns include 'env' but .*meta.json has env_dim 0"):
+    with pytest.raises(ValueError, match=r"column\(s\) \['env'\] are not in .*meta.json .*ModelInputs features"):
         SurveyDataModule(no_env, columns=("x", "env")).setup("fit")
-    with pytest.raises(ValueError, match="columns include 'gfv' but .*meta.json has gfv_dim 0"):
+    with pytest.raises(ValueError, match=r"column\(s\) \['gfv'\] are not in .*meta.json"):
         SurveyDataModule(no_env, columns=("x", "gfv")).setup("fit")
     dm = SurveyDataModule(no_env, columns=("x", "region"), batch_size=8, reader="memory")
     dm.setup("fit")
@@ -212,7 +214,7 @@ def test_gfv_column_is_delivered(tmp_path, reader):
     root = tmp_path / "gfv"
     frames = make_model_inputs(root, sizes={"train": 40, "val": 20, "test": 10}, env_dim=0, gfv_dim=50)
     dm = SurveyDataModule(root, columns=("x", "y", "gfv"), batch_size=16, reader=reader)
-    assert dm.extra_dims == {"region": 4, "env": 0, "gfv": 50}
+    assert dm.meta["columns"]["gfv"]["shape"] == [50] and "env" not in dm.meta["columns"]
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))
     assert batch["gfv"].dtype == torch.float32 and tuple(batch["gfv"].shape) == (16, 50)

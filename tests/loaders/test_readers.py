@@ -25,8 +25,8 @@ from glc.loaders.readers import (
     rebatch,
     to_torch_batch,
 )
-from glc.loaders.tables import read_meta, scan_split, write_input_table, write_meta
-from tests.loaders import input_frame, make_model_inputs
+from glc.loaders.tables import read_meta, scan_split, write_meta
+from tests.loaders import input_frame, make_model_inputs, write_frame
 
 COLUMNS = ("surveyId", "x", "y", "lon", "lat", "year", "region", "env", "labels")
 
@@ -79,17 +79,25 @@ def test_writer_layout_and_types(table):
 def test_writer_rejects_unequal_lists(tmp_path):
     df = input_frame(5, 10, 3, 2, np.random.default_rng(0))
     df.at[3, "labels"] = np.array([1, 2], np.int32)
-    with pytest.raises(DataError, match=r"column 'labels'.*row 0 has 3, row 3 has 2"):
-        write_input_table(df, tmp_path / "train")
+    with pytest.raises(DataError, match=r"column 'labels': every row must hold 3 values .* row 3 has 2"):
+        write_frame(df, tmp_path / "train")
     assert not (tmp_path / "train").exists()
 
 
 def test_meta_errors(tmp_path):
     with pytest.raises(DataFileNotFoundError, match=r"meta\.json"):
         read_meta(tmp_path)
-    meta = {"num_classes": 3, "vocab": [1, 2], "label_width": 2, "env_dim": 0, "n_regions": 0, "regions": [],
-            "splits": {"train": 1, "val": 1, "test": 1}}
+    meta = {"num_classes": 3, "vocab": [1, 2], "label_width": 2, "n_regions": 0, "regions": [],
+            "splits": {"train": 1, "val": 1, "test": 1}, "columns": {"labels": {"dtype": "int32", "shape": [2]}}}
     with pytest.raises(DataError, match=r"vocab'\] has 2 entries but num_classes is 3"):
+        write_meta(tmp_path, meta)
+    meta["vocab"] = [1, 2, 3]
+    meta["columns"]["env"] = {"dtype": "float16", "shape": [4]}
+    with pytest.raises(DataError, match=r"meta\['columns'\]\['env'\] = .* is not a valid column"):
+        write_meta(tmp_path, meta)
+    meta["columns"]["env"] = {"dtype": "float32", "shape": [4]}
+    meta["columns"]["labels"]["shape"] = [3]
+    with pytest.raises(DataError, match=r"'labels'\] must be int32 of shape \[label_width=2\]"):
         write_meta(tmp_path, meta)
     (tmp_path / "meta.json").write_text(json.dumps({"num_classes": 3}))
     with pytest.raises(DataError, match=r"meta\.json: meta is missing key\(s\) \['vocab'"):
@@ -303,7 +311,7 @@ def test_missing_column_is_named(fresh):
 
 def test_wrong_label_width_is_named(fresh):
     df = input_frame(40, 50, 7, 4, np.random.default_rng(1))  # L = 7 where meta.json says 8
-    write_input_table(df, fresh / "val", rows_per_file=50, row_group_size=20)
+    write_frame(df, fresh / "val", rows_per_file=50, row_group_size=20)
     with pytest.raises(DataError, match=r"val/part-00000\.parquet \(row group 0\): column 'labels' must hold lists "
                                         r"of exactly 8 values .* row 0 has 7 values"):
         scan_split(fresh / "val", read_meta(fresh), COLUMNS)
@@ -313,7 +321,7 @@ def test_wrong_label_width_is_named(fresh):
                                                   ("petastorm", r"has shape \(20, 3\)")])
 def test_wrong_env_width_is_named_by_petastorm_reader_without_verify(fresh, collate, message):
     df = input_frame(40, 50, 8, 3, np.random.default_rng(1))  # E = 3 where meta.json says 4
-    write_input_table(df, fresh / "val", rows_per_file=50, row_group_size=20)
+    write_frame(df, fresh / "val", rows_per_file=50, row_group_size=20)
     info = scan_split(fresh / "val", read_meta(fresh), COLUMNS, verify=False)
     with pytest.raises(DataError, match=r"val/part-00000\.parquet \(row group 0\): column 'env' " + message):
         list(PetastormSource(info, collate=collate).batches(EpochPlan(0, 0, False, 16)))
@@ -322,15 +330,15 @@ def test_wrong_env_width_is_named_by_petastorm_reader_without_verify(fresh, coll
 def test_label_out_of_range_and_duplicate_ids_and_count_mismatch(fresh):
     meta = read_meta(fresh)
     df = input_frame(40, 60, 8, 4, np.random.default_rng(2))  # class ids up to 59 >= C = 50
-    write_input_table(df, fresh / "val")
+    write_frame(df, fresh / "val")
     with pytest.raises(DataError, match=r"column 'labels' holds .*expected class indices 0\.\.49"):
         scan_split(fresh / "val", meta, COLUMNS)
     df = input_frame(40, 50, 8, 4, np.random.default_rng(3))
     df.loc[5, "surveyId"] = df.loc[9, "surveyId"]
-    write_input_table(df, fresh / "val")
+    write_frame(df, fresh / "val")
     with pytest.raises(DataError, match=r"surveyId value\(s\) occur more than once"):
         scan_split(fresh / "val", meta, COLUMNS)
-    write_input_table(input_frame(41, 50, 8, 4, np.random.default_rng(4)), fresh / "val")
+    write_frame(input_frame(41, 50, 8, 4, np.random.default_rng(4)), fresh / "val")
     with pytest.raises(DataError, match=r"holds 41 rows but meta\.json says splits\['val'\] = 40"):
         scan_split(fresh / "val", meta, COLUMNS)
 
@@ -360,7 +368,7 @@ def test_empty_part_files_do_not_end_an_epoch_early(fresh):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The optional graph feature vector column (gfv, width meta["gfv_dim"], absent key = 0)
+# The optional graph feature vector column (gfv feature set, width C from meta.json columns)
 # ---------------------------------------------------------------------------------------------------------------
 GFV_COLUMNS = ("surveyId", "x", "y", "env", "gfv", "labels")
 
@@ -376,11 +384,12 @@ def test_split_info_widths(gfv_table, table):
     root, _ = gfv_table
     info = scan_split(root / "train", read_meta(root), GFV_COLUMNS)
     assert (info.width("labels"), info.width("env"), info.width("gfv")) == (8, 4, 50)
-    with pytest.raises(KeyError, match=r"'x' is not a list column"):
+    with pytest.raises(KeyError, match=r"'x' is not a loaded array column"):
         info.width("x")
-    old_root, _ = table  # no gfv_dim in its meta.json: width 0
-    assert "gfv_dim" not in read_meta(old_root)
-    assert scan_split(old_root / "val", read_meta(old_root), COLUMNS).width("gfv") == 0
+    old_root, _ = table  # no gfv feature set: the column is not in meta.json, so it cannot be loaded
+    assert "gfv" not in read_meta(old_root)["columns"]
+    with pytest.raises(KeyError, match=r"'gfv' is not a loaded array column"):
+        scan_split(old_root / "val", read_meta(old_root), COLUMNS).width("gfv")
 
 
 @pytest.mark.parametrize("reader", READER_CHOICES)
@@ -400,7 +409,7 @@ def test_gfv_rows_match_the_parquet(gfv_table, reader):
 def test_wrong_gfv_width_and_nan_are_named(gfv_table):
     root, _ = gfv_table
     meta = read_meta(root)
-    write_input_table(input_frame(30, 50, 8, 4, np.random.default_rng(5), gfv_dim=49), root / "val")
+    write_frame(input_frame(30, 50, 8, 4, np.random.default_rng(5), gfv_dim=49), root / "val")
     with pytest.raises(DataError, match=r"val/part-00000\.parquet \(row group 0\): column 'gfv' must hold lists of "
                                         r"exactly 50 values .* row 0 has 49 values"):
         scan_split(root / "val", meta, GFV_COLUMNS)
@@ -409,15 +418,70 @@ def test_wrong_gfv_width_and_nan_are_named(gfv_table):
         list(PetastormSource(info, collate="petastorm").batches(EpochPlan(0, 0, False, 16)))
     df = input_frame(30, 50, 8, 4, np.random.default_rng(6), gfv_dim=50)
     df.at[7, "gfv"] = np.full(50, np.nan, np.float32)
-    write_input_table(df, root / "val")
+    write_frame(df, root / "val")
     with pytest.raises(DataError, match=r"column 'gfv' holds NaN or inf"):
         scan_split(root / "val", meta, GFV_COLUMNS)
 
 
 def test_gfv_requested_from_a_table_without_it(table, tmp_path):
     root, _ = table
-    with pytest.raises(DataError, match=r"column 'gfv' is missing"):
+    with pytest.raises(DataError, match=r"column\(s\) \['gfv'\] are not in the table .*build ModelInputs"):
         scan_split(root / "val", read_meta(root), ("surveyId", "gfv"))
-    meta = {**read_meta(root), "gfv_dim": -1}
-    with pytest.raises(DataError, match=r"meta\['gfv_dim'\] must be a non-negative integer, found -1"):
+    meta = read_meta(root)
+    meta["columns"]["gfv"] = {"dtype": "float32", "shape": [-1]}
+    with pytest.raises(DataError, match=r"meta\['columns'\]\['gfv'\] = .* is not a valid column"):
         write_meta(tmp_path, meta)
+    meta = read_meta(root)
+    meta["columns"]["gfv"] = {"dtype": "float32", "shape": [50], "feature_set": "gfv"}  # declared but not written
+    with pytest.raises(DataError, match=r"column 'gfv' is missing"):
+        scan_split(root / "val", meta, ("surveyId", "gfv"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Image-like columns: multi-dimensional float planes and uint8 pixels (feature sets patch_dct, patch_raw)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def image_table(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    from glc.loaders.fake import make_fake_inputs
+
+    root = tmp_path_factory.mktemp("images")
+    frames = make_fake_inputs(root, ("patch_dct", "patch_raw"), sizes={"train": 70, "val": 20, "test": 10},
+                              rows_per_file=30, row_group_size=12, distinct=True)
+    return root, frames
+
+
+@pytest.mark.parametrize("reader", READER_CHOICES)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_planes_keep_each_survey_and_channel(image_table, reader, workers):
+    """Per-sample distinct bands (value = f(surveyId, channel, element)) come back exactly, in [B, 4, 8, 8], after
+    shuffling and re-batching: no interleaving of channels across samples (DS@GT's ``view`` bug)."""
+    from glc.loaders.fake import distinct_values
+
+    root, frames = image_table
+    info = scan_split(root / "train", read_meta(root), ("patch_dct", "patch_raw", "labels"))
+    src = make_source(reader, info, shuffle_buffer=25)
+    batches = epoch(src, 3, workers=workers, batch_size=16)
+    got_ids = ids(batches)
+    assert sorted(got_ids) == sorted(frames["train"]["surveyId"])  # every row once
+    dct = torch.cat([b["patch_dct"] for b in batches])
+    raw = torch.cat([b["patch_raw"] for b in batches])
+    assert dct.dtype == torch.float32 and tuple(dct.shape) == (70, 4, 8, 8)
+    assert raw.dtype == torch.uint8 and tuple(raw.shape) == (70, 4, 128, 128)
+    np.testing.assert_array_equal(dct.numpy(), distinct_values(got_ids, (4, 8, 8)))
+    rows = frames["train"].set_index("surveyId").loc[got_ids]
+    np.testing.assert_array_equal(raw.numpy(), np.stack(rows["patch_raw"]))
+    # channel c of survey s is recognisable: its DC-position value is (s % 1024) * 4 + c
+    np.testing.assert_array_equal(dct[:, :, 0, 0].numpy(), (got_ids[:, None] % 1024) * 4.0 + np.arange(4)[None, :])
+
+
+def test_wrong_pixel_count_is_named(image_table, tmp_path):
+    import shutil
+
+    root, frames = image_table
+    bad = tmp_path / "t"
+    shutil.copytree(root, bad)
+    df = frames["val"].copy()
+    df["patch_raw"] = [np.zeros((4, 128, 127), np.uint8)] * len(df)
+    write_frame(df, bad / "val")
+    with pytest.raises(DataError, match=r"column 'patch_raw' must hold byte strings of exactly 65536 values .* row 0 has 65024"):
+        scan_split(bad / "val", read_meta(bad), ("patch_raw",))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from glc.config import DEFAULTS
+from glc.config import resolve
 from glc.geo import to_laea
 from glc.models.geolocation import (
     X0_M,
@@ -107,7 +107,7 @@ def test_siren_body_uses_sitzmann_init() -> None:
 
 def test_defaults_come_from_config() -> None:
     net = build_geolocation_net({"kind": "geolocation", "top_n": 10}, C, {"region": N_REGIONS, "env": 0})
-    m = DEFAULTS["model"]
+    m = resolve({"model": {"kind": "geolocation"}})["model"]
     assert net.encoder_name == m["encoder"] and net.noise.mean_km == m["coord_noise_km"]
     assert net.body[0].out_features == m["hidden"]  # 2-layer MLP: Linear(in, 256) -> ReLU -> Dropout -> Linear(256, C)
     assert [type(layer).__name__ for layer in net.body] == ["Linear", "ReLU", "Dropout", "Linear"]

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from glc.config import DEFAULTS
-from glc.training.losses import LOSSES, AsymmetricLoss, BCELoss, HillLoss, SigmoidF1Loss, build_loss
+from glc.params import defaults_of
+from glc.training.losses import LOSS_PARAMS, LOSSES, AsymmetricLoss, BCELoss, HillLoss, SigmoidF1Loss, build_loss
 
 CASES = [(0, 4, 7), (1, 32, 50), (2, 1, 3), (3, 17, 200)]  # (seed, batch, classes)
 
@@ -162,7 +162,7 @@ def test_float32_matches_float64_on_moderate_logits() -> None:
 # ----------------------------------------------------------------------------- build_loss / validation
 def test_build_loss_registry_and_defaults() -> None:
     assert set(LOSSES) == {"bce", "asl", "hill", "sigmoid_f1"}
-    full = dict(DEFAULTS["train"]["loss"])
+    full = defaults_of(LOSS_PARAMS)
     for kind, cls in LOSSES.items():
         loss = build_loss({**full, "kind": kind})  # the full [train.loss] table as the config resolves it
         assert type(loss) is cls

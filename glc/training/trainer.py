@@ -1,0 +1,178 @@
+"""The generic Lightning trainer: any ``runner = "lightning"`` model kind, trained and scored from a model-input table.
+
+The network comes from the model registry (:func:`glc.models.registry.get_model` ``.build_net(model_cfg, meta)``),
+the loss from :func:`glc.training.losses.build_loss`, the data from :class:`glc.loaders.SurveyDataModule` over the
+``ModelInputs`` folder (the columns of the feature sets the kind reads), the fit from :func:`glc.training.fit.fit_model`
+(early stopping and the best checkpoint on the kind's ``monitor``). Nothing here knows a model kind.
+
+The Luigi tasks (``TrainModel``, ``Predict``) and the CV benchmarks (through :mod:`glc.training.runners`) call
+:func:`train_model` and :func:`predict_splits`. This module imports neither Spark nor Luigi (it runs on a machine
+that has only torch and pyarrow, e.g. a GPU box fed with a carried ``ModelInputs`` folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glc.predict.scores import ScoreTable, top_n
+
+log = logging.getLogger(__name__)
+
+
+def input_columns(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
+    """Columns of the table the configured model reads: those of its feature sets (``location``/``meta`` always),
+    ``_mask`` columns included; ``labels`` is not a column here (it becomes ``target``).
+
+    Raises:
+        KeyError: if the table lacks a feature set the model needs (naming it and the table's sets).
+    """
+    from glc.features.sets import resolve_feature_sets
+    from glc.models.registry import get_model
+
+    sets = resolve_feature_sets(get_model(cfg["model"]["kind"]).features(cfg["model"]))
+    have = set(meta.get("feature_sets", ()))
+    lacking = [s for s in sets if s not in have]
+    if lacking:
+        raise KeyError(
+            f"model.kind={cfg['model']['kind']!r} reads feature set(s) {lacking}, which the model-input table does not "
+            f"hold (it has {sorted(have)}); build ModelInputs with features={list(sets)}"
+        )
+    return [c for c, spec in meta["columns"].items() if spec.get("feature_set") in sets]
+
+
+def val_k(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> int:
+    """Top-k of the per-epoch validation sample-F1: ``train.val_k`` or the mean training richness."""
+    k = int(cfg["train"]["val_k"])
+    return k if k > 0 else max(1, int(round(float(meta.get("mean_richness", 10.0)))))
+
+
+def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN201 - MultiLabelModule
+    """The configured net (model registry) + loss wrapped in a :class:`glc.training.module.MultiLabelModule`."""
+    from glc.models.registry import get_model
+    from glc.training.losses import build_loss
+    from glc.training.module import MultiLabelModule
+
+    spec = get_model(cfg["model"]["kind"])
+    if spec.build_net is None:
+        raise ValueError(f"model.kind={spec.kind!r} runs with runner {spec.runner!r}, not the Lightning trainer")
+    C = int(meta["num_classes"])
+    net = spec.build_net(cfg["model"], meta)
+    t = cfg["train"]
+    return MultiLabelModule(
+        net, build_loss(dict(t["loss"])), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]), val_k=val_k(cfg, meta),
+        num_classes=C, cosine=bool(t.get("cosine", False)),
+    )
+
+
+def datamodule(inputs_dir: str | Path, cfg: Mapping[str, Any], reader: str | None = None):  # noqa: ANN201
+    """The :class:`~glc.loaders.SurveyDataModule` over ``inputs_dir`` with the columns the model reads."""
+    from glc.loaders.datamodule import SurveyDataModule
+    from glc.loaders.tables import read_meta
+
+    t = cfg["train"]
+    meta = read_meta(inputs_dir)
+    return SurveyDataModule(
+        inputs_dir, columns=input_columns(cfg, meta), batch_size=int(t["batch_size"]), reader=reader or t["reader"],
+        num_workers=int(t["num_workers"]), seed=int(cfg["seed"]),
+    )
+
+
+def _accelerator(cfg: Mapping[str, Any]) -> tuple[str, bool | str]:
+    """The Lightning accelerator and the ``deterministic`` flag: exact on CPU; on a GPU ``"warn"`` (some CUDA kernels,
+    e.g. pooling backward, have no deterministic implementation)."""
+    import torch
+
+    acc = str(cfg["train"]["accelerator"])
+    gpu = acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
+    return acc, ("warn" if gpu else True)
+
+
+def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any], run_name: str, progress: bool = True,
+                wandb: bool = True, reader: str | None = None) -> dict[str, Any]:
+    """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
+
+    ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
+
+    Returns:
+        A JSON-able summary: best checkpoint path, best monitor value, epochs, seconds, throughput, sizes.
+    """
+    import pytorch_lightning as pl
+    import torch
+
+    from glc.models.registry import get_model
+    from glc.training.fit import fit_model
+
+    t0 = time.time()
+    dm = datamodule(inputs_dir, cfg, reader)
+    meta = dm.meta
+    spec = get_model(cfg["model"]["kind"])
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)  # the net's initial weights depend on it
+    module = build_module(cfg, meta)
+    t = cfg["train"]
+    accelerator, deterministic = _accelerator(cfg)
+    best = fit_model(
+        module, dm, Path(work_dir), max_epochs=int(t["max_epochs"]), patience=int(t["patience"]), seed=int(cfg["seed"]),
+        wandb_cfg=dict(cfg["wandb"]) if wandb else {"mode": "disabled"}, run_name=run_name, config=dict(cfg), resume=True,
+        accelerator=accelerator, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
+        precision=str(t.get("precision", "32-true")), deterministic=deterministic,
+    )
+    seconds = time.time() - t0
+    ck = torch.load(best, map_location="cpu", weights_only=False)
+    best_score = None
+    for key, state in (ck.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            best_score = float(state["best_model_score"])
+    epochs_run = int(ck.get("epoch", -1)) + 1
+    return {
+        "best_checkpoint": str(best),
+        "monitor": spec.monitor,
+        "best_monitor": best_score,
+        "best_val_sample_f1_topk": best_score if spec.monitor == "val/sample_f1" else None,
+        "val_k": val_k(cfg, meta),
+        "epoch": int(ck.get("epoch", -1)),
+        "global_step": int(ck.get("global_step", -1)),
+        "num_classes": int(meta["num_classes"]),
+        "splits": meta["splits"],
+        "feature_sets": meta.get("feature_sets", []),
+        "shuffled": meta.get("shuffled", []),
+        "parameters": int(sum(p.numel() for p in module.net.parameters())),
+        "seconds": round(seconds, 2),
+        "epochs_to_best": epochs_run,
+    }
+
+
+def load_module(ckpt: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN201
+    """Rebuild the module from the config and load the checkpoint's weights (eval mode, CPU)."""
+    import torch
+
+    module = build_module(cfg, meta)
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if "state_dict" not in state:
+        raise ValueError(f"{ckpt}: not a Lightning checkpoint (no 'state_dict'); rerun TrainModel")
+    module.load_state_dict(state["state_dict"])
+    return module.eval()
+
+
+def score_split(module: Any, dm: Any, split: str, top: int) -> ScoreTable:
+    """Top-N score table of one split of the model inputs."""
+    from glc.training.fit import predict_probs
+
+    ids, probs = predict_probs(module, dm.loader(split, shuffle=False))
+    order = np.argsort(ids, kind="stable")
+    return top_n(ids[order], probs[order], np.asarray(dm.meta["vocab"], np.int64), top)
+
+
+def predict_splits(inputs_dir: str | Path, ckpt: str | Path, cfg: Mapping[str, Any]) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
+    """Validation and test score tables of a trained model (``Predict`` for trained models)."""
+    dm = datamodule(inputs_dir, cfg, reader="arrow")
+    module = load_module(ckpt, cfg, dm.meta)
+    top = int(cfg["model"]["top_n"])
+    val, test = score_split(module, dm, "val", top), score_split(module, dm, "test", top)
+    info = {"n_train": int(dm.meta["splits"]["train"]), "n_val": len(val), "n_test": len(test), "model": cfg["model"]["kind"], "checkpoint": str(ckpt)}
+    return val, test, info
