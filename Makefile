@@ -14,11 +14,16 @@ OUT_ROOT ?= out
 export LUIGI_CONFIG_PATH := $(CURDIR)/conf/luigi.cfg
 export PYTHONHASHSEED := 0
 LUIGI := $(VENV)/bin/luigi --module glc.tasks --local-scheduler
+# One line per experiment target below: `name: check-java install ; $(RUN_EXPERIMENT) ## experiment: ...` runs the whole
+# DAG for tasks/<name>.toml and prints its report summary.
+RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT) && \
+	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all frequency knn geolocation-asl show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader clean
+.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput clean $(EXPERIMENTS)
 
 help: ## list every target with its description
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 check-java: ## check that Java (8/11/17, needed by Spark) is installed
 	@java -version >/dev/null 2>&1 || { echo "ERROR: Spark needs Java 8, 11 or 17 and 'java -version' failed."; \
@@ -47,19 +52,16 @@ test: check-java install ## run the test suite (excludes tests marked slow); fai
 test-all: check-java install ## run every test, slow ones included
 	$(PY) -m pytest -m ""
 
-frequency: check-java install ## experiment: region-frequency baseline (tasks/frequency.toml)
-	$(LUIGI) Submission --experiment frequency --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
-	$(PY) -m glc show --experiment frequency --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+frequency: check-java install ; $(RUN_EXPERIMENT) ## experiment: region-frequency baseline (tasks/frequency.toml)
+knn: check-java install ; $(RUN_EXPERIMENT) ## experiment: kNN neighbour model + expected-F1 decoding (tasks/knn.toml)
+geolocation-asl: check-java install ; $(RUN_EXPERIMENT) ## experiment: geolocation MLP + ASL via Spark parquet -> Petastorm -> Lightning
+tile-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT tile CNN on the patches' 8x8 DCT planes (tasks/tile-cnn.toml)
+tile-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: tile-cnn on tiles shuffled across surveys
+tile-cnn-idct: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on images reconstructed (IDCT) from the DCT planes
+tile-cnn-rasters: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on environmental raster DCT tiles (land cover, climate)
+tile-cnn-geo: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN latent + geolocation encoder (tasks/tile-cnn-geo.toml)
 
-knn: check-java install ## experiment: kNN neighbour model + expected-F1 decoding (tasks/knn.toml)
-	$(LUIGI) Submission --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
-	$(PY) -m glc show --experiment knn --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
-
-geolocation-asl: check-java install ## experiment: geolocation MLP + ASL via Spark parquet -> Petastorm -> Lightning (tasks/geolocation-asl.toml)
-	$(LUIGI) Submission --experiment geolocation-asl --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
-	$(PY) -m glc show --experiment geolocation-asl --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
-
-bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader ## every benchmark (results in bench/results/*.json)
+bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
@@ -83,6 +85,12 @@ bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic 
 
 bench-loader: install ## Petastorm vs native pyarrow vs in-memory loader samples/s on one parquet -> bench/results/loader.json
 	$(PY) -m bench.loader
+
+bench-leaderboard: check-java install ## every experiment in tasks/ on the demo world, scored on its hidden test labels -> bench/results/synth_leaderboard.json
+	$(PY) -m bench.leaderboard $(if $(ONLY),--only $(ONLY))
+
+bench-train-throughput: check-java install ## tile CNN loader/training samples/s: DCT parquet (Petastorm) vs JPEG decoding vs IDCT images -> bench/results/train_throughput.json
+	$(PY) -m bench.train_throughput
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

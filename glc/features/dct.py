@@ -21,6 +21,7 @@ exactly the DCT of the same operation applied in pixel space (verified in ``test
 * ``np.rot90(x, 1)`` (90 deg counter-clockwise): ``transpose(flip_horizontal(c))`` -- :func:`rotate90` ``times=1``
 * ``np.rot90(x, 2)`` (180 deg): ``c[u, v] * (-1)**(u + v)`` -- :func:`rotate90` ``times=2``
 * ``np.rot90(x, 3)`` (270 deg counter-clockwise): ``flip_horizontal(transpose(c))`` -- :func:`rotate90` ``times=3``
+* any of the 8 operations, chosen per sample, on a batch (numpy or torch) -- :func:`dihedral`
 
 Which sign changes: reversing the pixel order along array axis ``a`` multiplies the coefficients by ``(-1)**f``
 where ``f`` is the frequency index *of that same array axis* (``np.fliplr`` reverses the columns, axis ``-1``, so it
@@ -40,6 +41,7 @@ __all__ = [
     "dct1",
     "dct2",
     "dct_matrix",
+    "dihedral",
     "flip_horizontal",
     "flip_vertical",
     "from_zigzag",
@@ -354,3 +356,56 @@ def rotate90(c: np.ndarray, times: int = 1) -> np.ndarray:
     if t == 2:
         return flip_vertical(flip_horizontal(c))
     return flip_horizontal(transpose(c))
+
+
+#: The 8 dihedral operations of a square tile (:func:`dihedral`): bit 0 = :func:`flip_horizontal`, bit 1 =
+#: :func:`flip_vertical`, bit 2 = :func:`transpose`, applied in that order. ``0`` is the identity, ``3`` a 180 degree
+#: turn, ``5`` (flip, then transpose) a 90 degree counter-clockwise turn, ``6`` a 270 degree one.
+N_DIHEDRAL = 8
+
+
+def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors alike
+    """Apply one of the 8 dihedral operations **per sample** to DCT coefficient blocks, in the DCT domain.
+
+    Exactly the DCT of the same operation in pixel space (``np.fliplr``, ``np.flipud``, ``swapaxes``, composed in
+    the order of :data:`N_DIHEDRAL`'s bits), for every sample ``i`` its own ``ops[i]``; works on numpy arrays and
+    torch tensors (on any device, autograd-safe) with the same code, so the training loop can augment whole batches.
+
+    Args:
+        c: coefficients ``(B, ..., k, k)`` (square blocks: a transpose must keep the shape).
+        ops: ``(B,)`` integers in ``0..7`` (numpy array or tensor, matching ``c``).
+
+    Returns:
+        The transformed coefficients, same shape and type as ``c``.
+
+    Raises:
+        ValueError: if the blocks are not square, or ``ops`` has the wrong length or values outside 0..7.
+    """
+    if c.shape[-1] != c.shape[-2]:
+        raise ValueError(f"dihedral: blocks must be square (a transpose keeps the shape), got {tuple(c.shape)}")
+    if len(ops) != c.shape[0]:
+        raise ValueError(f"dihedral: {len(ops)} ops for a batch of {c.shape[0]} samples")
+    k = c.shape[-1]
+    is_torch = hasattr(c, "new_tensor")
+    if is_torch:
+        import torch
+
+        ops_t = ops.to(device=c.device, dtype=torch.int64) if isinstance(ops, torch.Tensor) else torch.as_tensor(ops, device=c.device)
+        if bool(((ops_t < 0) | (ops_t > 7)).any()):
+            raise ValueError("dihedral: ops must be in 0..7")
+        signs = torch.where(torch.arange(k, device=c.device) % 2 == 0, 1.0, -1.0).to(c.dtype)
+        view = (-1,) + (1,) * (c.dim() - 1)
+        bit = lambda b: ((ops_t >> b) & 1).bool().view(view)  # noqa: E731
+        where, swap = torch.where, lambda a: a.transpose(-1, -2)
+    else:
+        ops_t = np.asarray(ops, np.int64)
+        if ((ops_t < 0) | (ops_t > 7)).any():
+            raise ValueError("dihedral: ops must be in 0..7")
+        c = np.asarray(c)
+        signs = _signs(k, c.dtype)
+        view = (-1,) + (1,) * (c.ndim - 1)
+        bit = lambda b: ((ops_t >> b) & 1).astype(bool).reshape(view)  # noqa: E731
+        where, swap = np.where, lambda a: a.swapaxes(-1, -2)
+    out = where(bit(0), c * signs, c)  # flip_horizontal: (-1)**v along the last axis
+    out = where(bit(1), out * signs[:, None], out)  # flip_vertical: (-1)**u along the rows axis
+    return where(bit(2), swap(out), out)

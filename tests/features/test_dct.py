@@ -196,3 +196,35 @@ def test_dtype_float32_is_kept_and_integers_are_widened() -> None:
     assert dct2(x, 4).dtype == np.float64
     assert dct2(x.astype(np.float32), 4).dtype == np.float32
     np.testing.assert_allclose(dct2(x, 4), _full(x.astype(np.float64))[:4, :4], atol=1e-10)
+
+
+def test_dihedral_per_sample_equals_each_pixel_operation_numpy_and_torch():
+    """Each of the 8 ops on a batch (one op per sample) equals the DCT of the pixel-space op; numpy and torch agree;
+    ops 5/3/6 are the 90/180/270 degree turns of :func:`rotate90`."""
+    import torch
+
+    from glc.features.dct import dihedral
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, 2, 12, 12))
+    c = dct2(x, None)
+    ops = np.arange(8)
+    out = dihedral(c, ops)
+    for i in range(8):
+        img = x[i]
+        if i & 1:
+            img = img[..., ::-1]
+        if i & 2:
+            img = img[..., ::-1, :]
+        if i & 4:
+            img = img.swapaxes(-1, -2)
+        np.testing.assert_allclose(out[i], dct2(np.ascontiguousarray(img), None), atol=1e-9)
+    np.testing.assert_allclose(dihedral(torch.from_numpy(c), torch.arange(8)).numpy(), out, atol=1e-12)
+    for op, turns in ((5, 1), (3, 2), (6, 3)):
+        np.testing.assert_allclose(out[op], rotate90(c[op], turns), atol=1e-12)
+    with pytest.raises(ValueError, match="blocks must be square"):
+        dihedral(np.zeros((2, 3, 4)), [0, 1])
+    with pytest.raises(ValueError, match="ops must be in 0..7"):
+        dihedral(np.zeros((2, 3, 3)), [0, 8])
+    with pytest.raises(ValueError, match="2 ops for a batch of 3"):
+        dihedral(np.zeros((3, 3, 3)), [0, 1])

@@ -98,3 +98,48 @@ def test_same_seed_gives_identical_submission(first_run, tiny_world: Path, exper
     res = _build(again)
     assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
     assert Path(again.output().path).read_bytes() == Path(task.output().path).read_bytes()
+
+
+TILE_EXPERIMENT = """
+name = "tile-test"
+seed = 0
+[model]
+kind = "tile_cnn"
+tiles = ["patch_dct"]
+channels = [8]
+reduce = 4
+latent = 16
+[model.location]
+encoder = "xy"
+latent = 8
+[train]
+max_epochs = 2
+patience = 2
+batch_size = 64
+reader = "petastorm"
+[train.loss]
+kind = "bce"
+[decoder]
+kind = "topk"
+compare = false
+[wandb]
+mode = "disabled"
+"""
+
+
+def test_tile_cnn_dag_reads_the_patch_planes(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A tile model through the same DAG: PatchTiles -> ModelInputs(features=[patch_dct]) -> TrainModel -> Predict ->
+    Submission, one row per test survey; the trained model's summary names the feature sets it read."""
+    exp = tmp_path_factory.mktemp("tile_exp") / "tile-test.toml"
+    exp.write_text(TILE_EXPERIMENT)
+    out = tmp_path_factory.mktemp("tile_out")
+    task = Submission(data_root=str(tiny_world), out_root=str(out), experiment=str(exp))
+    res = _build(task)
+    assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
+    sub = pd.read_csv(task.output().path)
+    test_ids = pd.read_csv(tiny_world / "GLC24_PA_metadata_test.csv")["surveyId"].unique()
+    assert sorted(sub["surveyId"]) == sorted(test_ids)
+    model = TrainModel(data_root=task.data_root, out_root=task.out_root, experiment=task.experiment)
+    summary = json.loads(Path(model.output().path).read_text())
+    assert summary["feature_sets"] == ["location", "meta", "patch_dct"] and summary["monitor"] == "val/sample_f1"
+    assert model.requires().output().dir.name == "v10km-f0.2-s0-patch_dct"

@@ -1,0 +1,170 @@
+"""Synthetic leaderboard: every experiment in ``tasks/`` run on the demo world and scored on its hidden test labels.
+
+``python -m bench.leaderboard [--only a,b] [--fresh]`` (``make bench-leaderboard``) runs, for each ``tasks/*.toml``,
+``luigi --module glc.tasks Submission --experiment <name>`` on the demo synthetic world (generated if missing) into
+one output root (``out-bench/leaderboard``; artifacts shared by experiments, e.g. PatchTiles, are built once by the
+first experiment that needs them), then scores its ``submission.csv`` against the world's hidden test labels
+(``_truth/GLC24_SOLUTION_FILE.csv``) exactly as Kaggle would (``glc.metrics.score_submission``), beside the oracle on
+the same surveys (the expected-F1 decoding of the true probabilities: the best any model can reach there).
+
+Writes ``bench/results/synth_leaderboard.json``::
+
+    {"machine": {...}, "world": ..., "oracle_test_sample_f1": ...,
+     "experiments": [{"experiment", "model", "decoder", "test_sample_f1", "val_sample_f1", "wall_seconds", ...}]}
+
+sorted by test sample-F1, and ``bench/results/synth_leaderboard.md``, which also replaces the table between the
+``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers of the README. ``--only`` re-runs a subset
+and keeps the other rows of the existing JSON (when their config hash is unchanged). An experiment whose DAG was
+already complete in the output root keeps the wall time of the run that built it (``--fresh`` removes the output
+root first so every time is measured). A failed experiment fails the whole run (non-zero exit), after the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MARK_START, MARK_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+log = logging.getLogger("bench.leaderboard")
+
+
+def run_experiment(name: str, world: Path, out_root: Path) -> tuple[float, bool, str]:
+    """Run the experiment's DAG in a subprocess; return (wall seconds, whether it did work, the output tail)."""
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0",
+           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true"}
+    cmd = [sys.executable, "-m", "luigi", "--module", "glc.tasks", "--local-scheduler", "Submission", "--experiment", name,
+           "--data-root", str(world), "--out-root", str(out_root)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    tail = (proc.stdout + proc.stderr)[-4000:]
+    if proc.returncode != 0:
+        raise RuntimeError(f"experiment {name!r} failed (exit {proc.returncode}); last output:\n{tail}")
+    return wall, "Did not run any tasks" not in tail, tail
+
+
+def score(name: str, world: Path, out_root: Path) -> dict[str, Any]:
+    """The experiment's row: test sample-F1 (hidden labels), validation sample-F1 (its report), model, decoder."""
+    from glc.config import config_hash, load_experiment
+    from glc.data.metadata import read_species_lists
+    from glc.metrics import score_submission
+    from glc.tasks.base import dataset_key
+
+    cfg = load_experiment(name)
+    exp_dir = out_root / dataset_key(world) / "experiments" / f"{cfg['name']}-{config_hash(cfg)}"
+    sub = read_species_lists(exp_dir / "submission.csv")
+    res = score_submission(read_species_lists(world / "_truth" / "GLC24_SOLUTION_FILE.csv"), sub)
+    report = json.loads((exp_dir / "report" / "report.json").read_text())
+    return {
+        "experiment": name,
+        "model": cfg["model"]["kind"],
+        "decoder": cfg["decoder"]["kind"],
+        "test_sample_f1": round(float(res["sample_f1"]), 4),
+        "test_micro_f1": round(float(res["micro_f1"]), 4),
+        "val_sample_f1": round(float(report["validation"]["sample_f1"]), 4),
+        "n_test": int(res["n_surveys"]),
+        "config_hash": config_hash(cfg),
+        "shuffled_inputs": cfg["inputs"]["shuffle"],
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The leaderboard as a markdown table (oracle first)."""
+    lines = [
+        "| experiment (`make <name>`) | model | test sample-F1 (hidden labels) | validation sample-F1 | DAG wall time |",
+        "|---|---|---|---|---|",
+        f"| **oracle** (true probabilities, expected-F1) | — | **{result['oracle_test_sample_f1']:.3f}** | — | — |",
+    ]
+    for r in result["experiments"]:
+        name = r["experiment"] + (" (control: inputs shuffled)" if r.get("shuffled_inputs") else "")
+        wall = f"{r['wall_seconds']:.0f} s" if r.get("wall_seconds") is not None else "—"
+        lines.append(f"| `{name}` | {r['model']} | {r['test_sample_f1']:.3f} | {r['val_sample_f1']:.3f} | {wall} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(table: str, readme: Path = REPO / "README.md") -> bool:
+    """Replace the README table between the leaderboard markers (False if the markers are absent)."""
+    text = readme.read_text()
+    if MARK_START not in text or MARK_END not in text:
+        return False
+    head, rest = text.split(MARK_START, 1)
+    _, tail = rest.split(MARK_END, 1)
+    readme.write_text(f"{head}{MARK_START}\n{table}{MARK_END}{tail}")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the leaderboard and write the results."""
+    from bench.common import RESULTS, machine
+    from glc.config import TASKS_DIR
+    from glc.io import write_json
+    from glc.synth import generate_world
+    from glc.synth.oracle import oracle_sample_f1
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
+    ap.add_argument("--out-root", type=Path, default=REPO / "out-bench" / "leaderboard")
+    ap.add_argument("--only", default="", help="comma-separated experiment names (default: every tasks/*.toml)")
+    ap.add_argument("--fresh", action="store_true", help="remove the output root first (every wall time measured)")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    known = sorted(p.stem for p in TASKS_DIR.glob("*.toml"))
+    names = [n.strip() for n in a.only.split(",") if n.strip()] or known
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise SystemExit(f"--only: unknown experiment(s) {bad}; known: {known}")
+    if not (a.world / "_SUCCESS").exists():
+        generate_world(a.world, scale="demo", seed=0)
+    if a.fresh and a.out_root.exists():
+        shutil.rmtree(a.out_root)
+    path = RESULTS / "synth_leaderboard.json"
+    old = {r["experiment"]: r for r in (json.loads(path.read_text()).get("experiments", []) if path.exists() else [])}
+    rows: dict[str, dict[str, Any]] = {n: r for n, r in old.items() if n in known and n not in names}
+    failures = []
+    for i, name in enumerate(names, 1):
+        log.info("[%d/%d] %s", i, len(names), name)
+        try:
+            wall, worked, _ = run_experiment(name, a.world, a.out_root)
+        except RuntimeError as e:
+            log.error("%s", e)
+            failures.append(name)
+            continue
+        row = score(name, a.world, a.out_root)
+        prev = old.get(name)
+        if worked or prev is None or prev.get("config_hash") != row["config_hash"]:
+            row["wall_seconds"] = round(wall, 1) if worked else None
+        else:
+            row["wall_seconds"] = prev.get("wall_seconds")
+        rows[name] = row
+        log.info("%s: test sample-F1 %.4f (validation %.4f), %s", name, row["test_sample_f1"], row["val_sample_f1"],
+                 f"{row['wall_seconds']} s" if row["wall_seconds"] is not None else "reused")
+    oracle = round(float(oracle_sample_f1(a.world)), 4)
+    result = {
+        "machine": machine(),
+        "world": a.world.name,
+        "protocol": "each experiment's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle",
+        "oracle_test_sample_f1": oracle,
+        "experiments": sorted(rows.values(), key=lambda r: -r["test_sample_f1"]),
+    }
+    write_json(path, result)
+    table = markdown(result)
+    (RESULTS / "synth_leaderboard.md").write_text(f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}")
+    update_readme(table)
+    print(table)
+    if failures:
+        print(f"FAILED: {failures}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
