@@ -60,6 +60,7 @@ tile-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control
 tile-cnn-idct: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on images reconstructed (IDCT) from the DCT planes
 tile-cnn-rasters: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on environmental raster DCT tiles (land cover, climate)
 tile-cnn-geo: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN latent + geolocation encoder (tasks/tile-cnn-geo.toml)
+timeseries-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT time-series CNN on Landsat 1D-DCT planes (tasks/timeseries-cnn.toml)
 
 bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput ## every benchmark (results in bench/results/*.json)
 
