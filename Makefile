@@ -61,6 +61,7 @@ tile-cnn-idct: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on
 tile-cnn-rasters: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on environmental raster DCT tiles (land cover, climate)
 tile-cnn-geo: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN latent + geolocation encoder (tasks/tile-cnn-geo.toml)
 timeseries-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT time-series CNN on Landsat 1D-DCT planes (tasks/timeseries-cnn.toml)
+timeseries-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: timeseries-cnn on series shuffled across surveys
 
 bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput ## every benchmark (results in bench/results/*.json)
 
