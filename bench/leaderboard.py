@@ -34,7 +34,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 MARK_START, MARK_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
-log = logging.getLogger("bench.leaderboard")
 
 
 def run_experiment(name: str, world: Path, out_root: Path) -> tuple[float, bool, str]:
@@ -131,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {n: r for n, r in old.items() if n in known and n not in names}
     failures = []
     for i, name in enumerate(names, 1):
-        log.info("[%d/%d] %s", i, len(names), name)
+        print(f"[{i}/{len(names)}] {name}", flush=True)  # print: importing glc.tasks sets the root logger to WARNING
         try:
             wall, worked, _ = run_experiment(name, a.world, a.out_root)
         except RuntimeError as e:
-            log.error("%s", e)
+            print(f"ERROR {e}", file=sys.stderr, flush=True)
             failures.append(name)
             continue
         row = score(name, a.world, a.out_root)
@@ -145,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             row["wall_seconds"] = prev.get("wall_seconds")
         rows[name] = row
-        log.info("%s: test sample-F1 %.4f (validation %.4f), %s", name, row["test_sample_f1"], row["val_sample_f1"],
-                 f"{row['wall_seconds']} s" if row["wall_seconds"] is not None else "reused")
+        wall_text = f"{row['wall_seconds']} s" if row["wall_seconds"] is not None else "reused"
+        print(f"{name}: test sample-F1 {row['test_sample_f1']:.4f} (validation {row['val_sample_f1']:.4f}), {wall_text}", flush=True)
     oracle = round(float(oracle_sample_f1(a.world)), 4)
     result = {
         "machine": machine(),
