@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConvBody", "FusionHead", "FusionNet", "Standardize", "TimmBackbone"]
+__all__ = ["ConvBody", "FusionHead", "FusionNet", "Standardize", "TimmBackbone", "set_inputs", "with_location"]
 
 
 class Standardize(nn.Module):
@@ -189,6 +189,37 @@ class FusionNet(nn.Module):
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Logits ``[B, num_classes]``."""
         return self.head(self.latent(batch))
+
+
+def set_inputs(meta: Mapping[str, Any], set_names: Sequence[str]) -> tuple[list[str], list[tuple[int, ...]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Columns, per-row shapes and train ``(mean, std)`` of single-column feature sets, from a table's ``meta.json``.
+
+    Raises:
+        ValueError: if the table recorded no statistics for a column (rebuild ModelInputs).
+    """
+    from glc.features.sets import feature_set
+    from glc.loaders.tables import column_shape, column_stats
+
+    columns = [feature_set(n).columns[0].name for n in set_names]
+    stats = []
+    for c in columns:
+        st = column_stats(meta, c)
+        if st is None:
+            raise ValueError(f"the model-input table has no statistics for {c!r} (meta.json columns.{c}.stats); rebuild ModelInputs")
+        stats.append(st)
+    return columns, [column_shape(meta, c) for c in columns], stats
+
+
+def with_location(name: str, branch: nn.Module, model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> FusionNet:
+    """``branch`` (+ the ``[model.location]`` geolocation branch unless its encoder is ``"none"``) fused into species
+    logits, with the ``[model]`` table's ``dropout`` in the head."""
+    from glc.models.geolocation import location_branch
+
+    branches: dict[str, nn.Module] = {name: branch}
+    loc = location_branch(model_cfg["location"], meta)
+    if loc is not None:
+        branches["location"] = loc
+    return FusionNet(branches, int(meta["num_classes"]), float(model_cfg["dropout"]))
 
 
 def check_columns(batch: Mapping[str, Any], columns: Sequence[str], who: str) -> None:

@@ -35,9 +35,8 @@ from torch import Tensor, nn
 
 from glc.features.dct import N_DIHEDRAL, dct_matrix, dihedral
 from glc.features.sets import FEATURE_SETS
-from glc.loaders.tables import column_shape, column_stats
-from glc.models.geolocation import LOCATION_PARAMS, check_location, location_branch, location_features
-from glc.models.parts import ConvBody, FusionNet, Standardize, TimmBackbone, check_columns
+from glc.models.geolocation import LOCATION_PARAMS, check_location, location_features
+from glc.models.parts import ConvBody, FusionNet, Standardize, TimmBackbone, check_columns, set_inputs, with_location
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
 
@@ -176,31 +175,14 @@ TILE_PARAMS: dict[str, Any] = {
 }
 
 
-def plane_inputs(model_cfg: Mapping[str, Any], meta: Mapping[str, Any], key: str = "tiles") -> tuple[list[str], list[tuple[int, ...]], list[tuple[np.ndarray, np.ndarray]]]:
-    """Columns, shapes and train statistics of the configured plane feature sets (from ``meta.json``)."""
-    columns = [FEATURE_SETS[n].columns[0].name for n in model_cfg[key]]
-    shapes = [column_shape(meta, c) for c in columns]
-    stats = []
-    for c in columns:
-        st = column_stats(meta, c)
-        if st is None:
-            raise ValueError(f"the model-input table has no statistics for {c!r} (meta.json columns.{c}.stats); rebuild ModelInputs")
-        stats.append(st)
-    return columns, shapes, stats
-
-
 def build_tile_cnn(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> FusionNet:
     """The tile CNN (+ optional location branch) of a ``[model]`` table for a model-input table's ``meta.json``."""
-    columns, shapes, stats = plane_inputs(model_cfg, meta)
     m = model_cfg
-    branches: dict[str, nn.Module] = {"tile": TileBranch(
-        columns, shapes, stats, m["bands"], m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]),
+    tile = TileBranch(
+        *set_inputs(meta, m["tiles"]), m["bands"], m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]),
         bool(m["augment"]), bool(m["idct"]), int(m["idct_size"]), str(m["backbone"]), str(m["weights"]),
-    )}
-    loc = location_branch(m["location"], meta)
-    if loc is not None:
-        branches["location"] = loc
-    return FusionNet(branches, int(meta["num_classes"]), float(m["dropout"]))
+    )
+    return with_location("tile", tile, m, meta)
 
 
 def check_tile_cnn(model_cfg: Mapping[str, Any]) -> None:

@@ -22,9 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from glc.features.sets import FEATURE_SETS
-from glc.loaders.tables import column_shape, column_stats
-from glc.models.geolocation import LOCATION_PARAMS, check_location, location_branch, location_features
-from glc.models.parts import ConvBody, FusionNet, Standardize, check_columns
+from glc.models.geolocation import LOCATION_PARAMS, check_location, location_features
+from glc.models.parts import ConvBody, FusionNet, Standardize, check_columns, set_inputs, with_location
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
 
@@ -99,21 +98,9 @@ SERIES_PARAMS: dict[str, Any] = {
 
 def build_timeseries_cnn(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> FusionNet:
     """The time-series CNN (+ optional location branch) for a model-input table's ``meta.json``."""
-    columns = [FEATURE_SETS[n].columns[0].name for n in model_cfg["series"]]
-    stats = []
-    for c in columns:
-        st = column_stats(meta, c)
-        if st is None:
-            raise ValueError(f"the model-input table has no statistics for {c!r} (meta.json columns.{c}.stats); rebuild ModelInputs")
-        stats.append(st)
     m = model_cfg
-    branches: dict[str, nn.Module] = {"series": SeriesBranch(
-        columns, [column_shape(meta, c) for c in columns], stats, m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]),
-    )}
-    loc = location_branch(m["location"], meta)
-    if loc is not None:
-        branches["location"] = loc
-    return FusionNet(branches, int(meta["num_classes"]), float(m["dropout"]))
+    series = SeriesBranch(*set_inputs(meta, m["series"]), m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]))
+    return with_location("series", series, m, meta)
 
 
 def _check(model_cfg: Mapping[str, Any]) -> None:
