@@ -11,7 +11,7 @@ Protocol (all measured side by side in one run, on this machine):
   Time = read the sites parquet + build the table + write it as parquet (Spark start-up reported separately).
   Peak memory = the largest summed RSS of that process tree (driver Python, JVM, Python workers), sampled every 0.2 s.
 * Recall = fraction of the reference's (query, neighbour) pairs a method returns; the reference is
-  :func:`glc.etl.neighbours.neighbours_numpy` (in-memory cKDTree). For exact, the tables are also compared for
+  :func:`glc.features.neighbours.neighbours_numpy` (in-memory cKDTree). For exact, the tables are also compared for
   identity (ids and distances).
 * LSH uses the paper's parameters with correct units: 20 km buckets, 5 hash tables, ``--radius-km`` cutoff. If it
   runs past ``--lsh-timeout-s`` (default 1200 s) or its shuffle files pass ``--lsh-max-shuffle-gb``, it is stopped and
@@ -194,14 +194,14 @@ def read_table(path: Path):  # noqa: ANN201 - NeighbourTable
     """A neighbour parquet directory as a NeighbourTable sorted by query id."""
     import pyarrow.parquet as pq
 
-    from glc.etl.neighbours import NeighbourTable
+    from glc.features.neighbours import NeighbourTable
 
     df = pq.read_table(path).to_pandas()
     return NeighbourTable.from_pandas(df.sort_values("surveyId").reset_index(drop=True))
 
 
 def _sorted(table):  # noqa: ANN001, ANN202
-    from glc.etl.neighbours import NeighbourTable
+    from glc.features.neighbours import NeighbourTable
 
     return NeighbourTable.from_pandas(table.to_pandas().sort_values("surveyId").reset_index(drop=True))
 
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--n-sites={a.n_sites}: use at least 100 sites")
 
     from bench.common import machine
-    from glc.etl.neighbours import neighbour_recall, neighbours_numpy
+    from glc.features.neighbours import neighbour_recall, neighbours_numpy
     from glc.io import write_json
 
     load_start = os.getloadavg()

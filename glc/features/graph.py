@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from glc.data.layout import NUM_CLASSES
-from glc.etl.neighbours import query_tree, validate_params, validate_unique_ids, validate_xy
+from glc.features.neighbours import query_tree, validate_params, validate_unique_ids, validate_xy
 
 log = logging.getLogger(__name__)
 
@@ -313,3 +313,67 @@ def graph_feature_frame(survey_ids: ArrayLike, features: GraphFeatures) -> pd.Da
 def to_csr(features: GraphFeatures, n_species: int = NUM_CLASSES) -> sparse.csr_matrix:
     """The features as a ``(n, n_species)`` CSR matrix (float32)."""
     return sparse.csr_matrix((features.val, features.idx, features.indptr), shape=(len(features.indptr) - 1, n_species))
+
+
+def graph_feature_table(
+    train: "pd.DataFrame",
+    test: "pd.DataFrame",
+    *,
+    radius_km: float = 10.0,
+    n_folds: int = 5,
+    block_km: float = 10.0,
+    seed: int = 0,
+    degree: str = "count",
+    exclude_same_site: bool = True,
+    same_site_m: float = 1.0,
+) -> tuple["pd.DataFrame", dict[str, Any]]:
+    """Out-of-fold graph features of the training surveys plus test-survey features, as artifact rows.
+
+    Folds are :func:`glc.eval.split.spatial_block_folds` of the training surveys (``n_folds`` folds of whole
+    ``block_km`` blocks, ``seed``); the training features come from :func:`glc.features.graph.oof_graph_features`
+    and the test features from :func:`glc.features.graph.graph_features` against all training surveys with the
+    training features' global ``scale``.
+
+    Args:
+        train: Training surveys (``surveyId, x, y, year, region, speciesIds``).
+        test: Test surveys (``surveyId, x, y, year, region``).
+        radius_km: Edge cutoff in km.
+        n_folds: Number of spatial folds.
+        block_km: Block side of the folds in km.
+        seed: Seed of the fold assignment.
+        degree: ``count`` or ``weighted``.
+        exclude_same_site: Drop sources within ``same_site_m`` metres of the query.
+        same_site_m: Same-site distance in metres.
+
+    Returns:
+        ``(rows, stats)``: rows ``surveyId, split, fold (-1 for test), gfv_idx, gfv_val`` sorted by ``surveyId``;
+        stats ``scale``, ``fold_sizes``, ``n_empty_vectors`` (no edge, or only weight-0 edges) and ``mean_nnz`` per
+        split.
+    """
+    import pandas as pd
+
+    from glc.eval.split import spatial_block_folds
+
+    folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
+    kw = {"same_site_m": same_site_m, "degree": degree}
+    g_tr, scale = oof_graph_features(
+        train["x"], train["y"], train["year"], train["region"], list(train["speciesIds"]), folds, ids=train["surveyId"],
+        radius_km=radius_km, exclude_same_site=exclude_same_site, **kw,
+    )
+    g_te = graph_features(
+        test["x"], test["y"], test["year"], test["region"], train["x"], train["y"], train["year"], train["region"],
+        list(train["speciesIds"]), radius_km=radius_km, exclude_same_site=exclude_same_site, scale=scale,
+        query_ids=test["surveyId"], src_ids=train["surveyId"], **kw,
+    )
+    tr = graph_feature_frame(train["surveyId"], g_tr).assign(split="train", fold=folds.astype(np.int32))
+    te = graph_feature_frame(test["surveyId"], g_te).assign(split="test", fold=np.int32(-1))
+    rows = pd.concat([tr, te], ignore_index=True)[["surveyId", "split", "fold", "gfv_idx", "gfv_val"]]
+    rows = rows.sort_values("surveyId", ignore_index=True)
+    stats = {
+        "scale": float(scale),
+        "fold_sizes": {int(f): int(c) for f, c in zip(*np.unique(folds, return_counts=True))},
+        "n_empty_vectors": {"train": int((np.diff(g_tr.indptr) == 0).sum()), "test": int((np.diff(g_te.indptr) == 0).sum())},
+        "mean_nnz": {"train": float(np.diff(g_tr.indptr).mean()) if len(train) else 0.0,
+                     "test": float(np.diff(g_te.indptr).mean()) if len(test) else 0.0},
+    }
+    return rows, stats

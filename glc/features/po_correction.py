@@ -30,7 +30,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from glc.etl.neighbours import query_tree, validate_params, validate_unique_ids, validate_xy
+from glc.features.neighbours import query_tree, validate_params, validate_unique_ids, validate_xy
 
 log = logging.getLogger(__name__)
 

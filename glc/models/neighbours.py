@@ -33,7 +33,7 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from glc.etl.neighbours import validate_xy, validate_params, validate_unique_ids, query_tree
+from glc.features.neighbours import query_tree, validate_params, validate_unique_ids, validate_xy
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
 

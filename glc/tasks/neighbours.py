@@ -22,12 +22,13 @@ they never change the bytes written.
 
 **PO id space.** PO and PA-train ``surveyId`` s collide in GLC24 (3,845,533 distinct PO ids and 88,987 PA-train ids
 cannot be disjoint within 1..3,919,662), while a neighbour table drops a source whose id equals the query's (self). PO sites therefore enter every neighbour table as ``PO_ID_OFFSET + surveyId``
-(:func:`decode_site_ids` undoes it), so a PA survey and a PO survey that share a number are never mistaken for each
+(:func:`glc.etl.po.decode_site_ids` undoes it), so a PA survey and a PO survey that share a number are never mistaken for each
 other. PA ids are used as they are.
 
-The raw PO CSV is read with Spark by :func:`read_po_records` (columns by header name, every row checked, bad rows
-counted per reason; the task fails when they exceed ``po_max_bad_fraction``). ``run()`` is otherwise thin glue over
-the library functions, which the tests call directly on the same inputs.
+The raw PO CSV is read with Spark by :func:`glc.etl.po.read_po_records` (columns by header name, every row checked,
+bad rows counted per reason; the task fails when they exceed ``po_max_bad_fraction``). ``run()`` is thin glue over
+library functions (:mod:`glc.etl.neighbours`, :mod:`glc.etl.po`, :mod:`glc.features.graph`,
+:mod:`glc.features.po_correction`), which the tests call directly on the same inputs.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 import luigi
 import numpy as np
 
-from glc.data.layout import NUM_CLASSES
-from glc.etl.neighbours import NEIGHBOUR_SCHEMA, SITE_KINDS
+from glc.etl.neighbours import SITE_KINDS, kind_counts, pa_frames, write_pandas, write_sorted
+from glc.etl.po import PO_ID_OFFSET, po_sites, read_po_records
+from glc.features.graph import graph_feature_table
+from glc.features.neighbours import NEIGHBOUR_SCHEMA
 from glc.tasks.base import FlagTarget, GlcTask
 from glc.tasks.surveys import SurveyTable
 
@@ -53,23 +56,10 @@ if TYPE_CHECKING:
 
     from glc.data.layout import Layout
 
-__all__ = [
-    "PO_ID_OFFSET",
-    "GraphFeatures",
-    "Neighbours",
-    "POCorrection",
-    "decode_site_ids",
-    "graph_feature_table",
-    "po_sites",
-    "read_neighbour_table",
-    "read_po_records",
-    "read_table",
-]
+__all__ = ["GraphFeatures", "Neighbours", "POCorrection", "read_neighbour_table", "read_table"]
 
 log = logging.getLogger(__name__)
 
-#: PO sites carry ``PO_ID_OFFSET + surveyId`` in neighbour tables (GLC24 ids are below 4e6).
-PO_ID_OFFSET = 1_000_000_000
 METHODS = ("exact", "lsh")
 DEGREES = ("count", "weighted")
 PO_UNITS = ("site", "record")
@@ -77,8 +67,6 @@ PA_KINDS = ("pa_train", "pa_test")
 DATA_DIR = "data"
 GRAPH_SCHEMA = "surveyId long, split string, fold int, gfv_idx array<int>, gfv_val array<float>"
 CORRECTION_SCHEMA = "surveyId long, split string, species array<long>"
-_EXTRA = "_extra_field"
-_MAX_EXAMPLES = 5
 
 
 # ================================================================================================================
@@ -152,138 +140,6 @@ def _site_suffix(exclude_same_site: bool, same_site_m: float) -> str:
     if not exclude_same_site:
         return "-keepsite"
     return "" if same_site_m == 1.0 else f"-ss{_num(same_site_m)}m"
-
-
-# ================================================================================================================
-# Library-level helpers (Spark)
-# ================================================================================================================
-
-
-def decode_site_ids(ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(is_po, surveyId)`` of neighbour-table ids: PO sites carry ``PO_ID_OFFSET + surveyId``."""
-    a = np.asarray(ids, dtype=np.int64)
-    is_po = a >= PO_ID_OFFSET
-    return is_po, np.where(is_po, a - PO_ID_OFFSET, a)
-
-
-def read_po_records(spark: "SparkSession", layout: "Layout", max_bad_fraction: float = 0.01) -> tuple["DataFrame", dict[str, Any]]:
-    """The raw PO metadata CSV as typed records ``surveyId long, lon, lat, x, y double, speciesId long`` (Spark).
-
-    Columns are selected by header name (PO puts ``lat`` before ``lon``; extra columns such as ``publisher`` are
-    ignored). Each row is checked: a row with too many fields, an empty or non-integer ``surveyId`` (or one at or
-    above :data:`PO_ID_OFFSET`), non-numeric or out-of-range ``lon``/``lat``, or a ``speciesId`` outside
-    ``0..NUM_CLASSES-1`` is bad; bad rows are counted per reason and dropped, and the read fails when they exceed
-    ``max_bad_fraction``. Rows with an empty ``speciesId`` are dropped and counted apart (the format allows them,
-    as :func:`glc.data.metadata.read_po_metadata`). ``x``, ``y`` are EPSG:3035 metres.
-
-    Args:
-        spark: The session.
-        layout: The data root's layout (its ``po_metadata()`` file is read).
-        max_bad_fraction: Largest tolerated fraction of bad rows.
-
-    Returns:
-        ``(records, report)``; ``report`` holds ``file``, ``total_rows``, ``bad_rows``, ``by_reason``,
-        ``dropped_missing_species`` and up to 5 ``bad_examples`` (the raw fields as JSON).
-
-    Raises:
-        FileNotFoundError: if the PO CSV is missing.
-        ValueError: on a missing column or too many bad rows (naming the file, the counts and the reasons).
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    from glc.etl.surveys import add_laea, csv_header
-
-    path = layout.po_metadata()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"PO metadata CSV {path} not found: 'po' sites need the presence-only file of the data root "
-            "(Kaggle: GLC24_P0_metadata_train.csv). Check --data-root, or drop 'po' from the task's site kinds."
-        )
-    header = csv_header(path)
-    need = ["surveyId", "lon", "lat", "speciesId"]
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {header}. Is this a GLC24 PO metadata file?")
-    schema = T.StructType([T.StructField(h, T.StringType()) for h in header] + [T.StructField(_EXTRA, T.StringType())])
-    raw = spark.read.option("header", True).option("mode", "PERMISSIVE").option("enforceSchema", True).schema(schema).csv(str(path))
-    num = lambda c: F.col(c).cast("double")  # noqa: E731
-    sid, lon, lat, sp = num("surveyId"), num("lon"), num("lat"), num("speciesId")
-    reasons = [
-        (F.col(_EXTRA).isNotNull(), "too many fields"),
-        (F.col("surveyId").isNull() | F.col("lon").isNull() | F.col("lat").isNull(), "required field empty (short row?)"),
-        (sid.isNull() | F.isnan(sid) | (sid != F.floor(sid)) | (sid < 0), "surveyId not a non-negative integer"),
-        (sid >= PO_ID_OFFSET, f"surveyId >= PO_ID_OFFSET ({PO_ID_OFFSET})"),
-        (lon.isNull() | lat.isNull() | F.isnan(lon) | F.isnan(lat), "lon/lat not numeric"),
-        ((F.abs(lon) > 180) | (F.abs(lat) > 90), "lon/lat out of range"),
-        (F.col("speciesId").isNotNull() & (sp.isNull() | F.isnan(sp) | (sp != F.floor(sp)) | (sp < 0) | (sp >= NUM_CLASSES)),
-         f"speciesId not an integer in 0..{NUM_CLASSES - 1}"),
-    ]
-    bad = F.lit(None).cast("string")
-    for cond, why in reversed(reasons):  # the first matching reason wins; a null condition counts as a match
-        bad = F.when(F.coalesce(cond, F.lit(True)), F.lit(why)).otherwise(bad)
-    rows = raw.select(
-        sid.cast("long").alias("surveyId"), lon.alias("lon"), lat.alias("lat"), sp.cast("long").alias("speciesId"),
-        bad.alias("_bad"), F.to_json(F.struct(*[F.col(h) for h in header])).alias("_raw"),
-    )
-    no_species = F.col("speciesId").isNull().alias("no_species")
-    counts = rows.groupBy("_bad", no_species).count().collect()  # one pass over the file for every count
-    total = int(sum(r["count"] for r in counts))
-    by_reason: dict[str, int] = {}
-    for r in counts:
-        if r["_bad"] is not None:
-            by_reason[r["_bad"]] = by_reason.get(r["_bad"], 0) + int(r["count"])
-    by_reason = dict(sorted(by_reason.items()))
-    n_bad = int(sum(by_reason.values()))
-    n_missing_species = int(sum(r["count"] for r in counts if r["_bad"] is None and r["no_species"]))
-    examples = [r["_raw"] for r in rows.where(F.col("_bad").isNotNull()).limit(_MAX_EXAMPLES).collect()] if n_bad else []
-    if total and n_bad / total > max_bad_fraction:
-        raise ValueError(
-            f"{path}: {n_bad} of {total} PO rows are malformed ({by_reason}; e.g. {examples[:2]}), more than "
-            f"po_max_bad_fraction={max_bad_fraction}. Fix the file or raise the limit (--po-max-bad-fraction)."
-        )
-    good = rows.where(F.col("_bad").isNull())
-    if n_bad:
-        log.warning("%s: %d of %d PO rows rejected and dropped: %s", path, n_bad, total, by_reason)
-    if n_missing_species:
-        log.info("%s: %d PO rows without speciesId dropped", path, n_missing_species)
-    records = add_laea(good.where(F.col("speciesId").isNotNull()).select("surveyId", "lon", "lat", "speciesId"))
-    report = {
-        "file": str(path), "total_rows": total, "bad_rows": n_bad, "by_reason": by_reason,
-        "dropped_missing_species": n_missing_species, "bad_examples": examples,
-    }
-    return records.select("surveyId", "lon", "lat", "x", "y", "speciesId"), report
-
-
-def po_sites(records: "DataFrame") -> "DataFrame":
-    """PO records -> the ``surveyId, x, y`` frame :func:`glc.etl.neighbours.select_sites` expects, ids offset by
-    :data:`PO_ID_OFFSET` (one row per record; ``select_sites`` deduplicates)."""
-    from pyspark.sql import functions as F
-
-    return records.select((F.col("surveyId") + F.lit(PO_ID_OFFSET)).alias("surveyId"), "x", "y")
-
-
-def _kind_counts(surveys: "DataFrame", po: "DataFrame | None", kinds: Iterable[str]) -> dict[str, int]:
-    """Number of sites of each kind (one Spark job)."""
-    from functools import reduce
-
-    from pyspark.sql import functions as F
-
-    from glc.etl.neighbours import select_sites
-
-    kinds = [k for k in SITE_KINDS if k in set(kinds)]
-    parts = [select_sites(surveys, po, [k]).select(F.lit(k).alias("kind")) for k in kinds]
-    got = {r["kind"]: int(r["count"]) for r in reduce(lambda a, b: a.unionByName(b), parts).groupBy("kind").count().collect()}
-    return {k: got.get(k, 0) for k in kinds}
-
-
-def _write_sorted(df: "DataFrame", out: Path) -> None:
-    df.orderBy("surveyId").write.mode("overwrite").parquet(str(out))
-
-
-def _write_pandas(spark: "SparkSession", frame: "pd.DataFrame", ddl: str, out: Path) -> None:
-    """A driver-side result -> parquet through Spark, sorted by ``surveyId``."""
-    _write_sorted(spark.createDataFrame(frame, schema=ddl), out)
 
 
 # ================================================================================================================
@@ -411,14 +267,14 @@ class Neighbours(_SurveyInputTask):
             sources = select_sites(surveys, po, self.source_kinds)
             table = neighbours(queries, sources, self.radius_km, self.k or None, method=self.method, **kw).persist(StorageLevel.DISK_ONLY)
             with atomic_dir(self.output().dir, summary=summary) as tmp:
-                _write_sorted(table, Path(tmp) / DATA_DIR)
+                write_sorted(table, Path(tmp) / DATA_DIR)
                 written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
                 n = F.size("nbr_ids")
                 row = written.agg(
                     F.count(F.lit(1)).alias("n"), F.sum((n == 0).cast("long")).alias("empty"), F.sum(n).alias("pairs"),
                     F.max(F.array_max("nbr_dist_km")).alias("dmax"), F.max(n).alias("nmax"),
                 ).first()
-                by_kind = _kind_counts(surveys, po, {*self.query_kinds, *self.source_kinds})
+                by_kind = kind_counts(surveys, po, {*self.query_kinds, *self.source_kinds})
                 summary.update(
                     {
                         "n_queries": int(row["n"]),
@@ -447,91 +303,13 @@ class Neighbours(_SurveyInputTask):
         log.info("Neighbours: %s", {k: v for k, v in summary.items() if k.startswith("n_")})
 
 
-def _pa_frames(surveys: "DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """(train, test) survey rows in pandas, sorted by surveyId; species lists as int64 arrays."""
-    cols = ["surveyId", "x", "y", "year", "region", "split", "speciesIds"]
-    df = surveys.select(*cols).toPandas().sort_values("surveyId", ignore_index=True)
-    train = df[df["split"] == "train"].reset_index(drop=True)
-    test = df[df["split"] == "test"].reset_index(drop=True)
-    bad = train["speciesIds"].isna()
-    if bad.any():
-        raise ValueError(f"survey table: {int(bad.sum())} training survey(s) have no species list (first surveyId {int(train['surveyId'][bad].iloc[0])}); rebuild SurveyTable")
-    train["speciesIds"] = [np.asarray(a, dtype=np.int64) for a in train["speciesIds"]]
-    return train, test
-
-
-def graph_feature_table(
-    train: "pd.DataFrame",
-    test: "pd.DataFrame",
-    *,
-    radius_km: float = 10.0,
-    n_folds: int = 5,
-    block_km: float = 10.0,
-    seed: int = 0,
-    degree: str = "count",
-    exclude_same_site: bool = True,
-    same_site_m: float = 1.0,
-) -> tuple["pd.DataFrame", dict[str, Any]]:
-    """Out-of-fold graph features of the training surveys plus test-survey features, as artifact rows.
-
-    Folds are :func:`glc.eval.split.spatial_block_folds` of the training surveys (``n_folds`` folds of whole
-    ``block_km`` blocks, ``seed``); the training features come from :func:`glc.features.graph.oof_graph_features`
-    and the test features from :func:`glc.features.graph.graph_features` against all training surveys with the
-    training features' global ``scale``.
-
-    Args:
-        train: Training surveys (``surveyId, x, y, year, region, speciesIds``).
-        test: Test surveys (``surveyId, x, y, year, region``).
-        radius_km: Edge cutoff in km.
-        n_folds: Number of spatial folds.
-        block_km: Block side of the folds in km.
-        seed: Seed of the fold assignment.
-        degree: ``count`` or ``weighted``.
-        exclude_same_site: Drop sources within ``same_site_m`` metres of the query.
-        same_site_m: Same-site distance in metres.
-
-    Returns:
-        ``(rows, stats)``: rows ``surveyId, split, fold (-1 for test), gfv_idx, gfv_val`` sorted by ``surveyId``;
-        stats ``scale``, ``fold_sizes``, ``n_empty_vectors`` (no edge, or only weight-0 edges) and ``mean_nnz`` per
-        split.
-    """
-    import pandas as pd
-
-    from glc.eval.split import spatial_block_folds
-    from glc.features.graph import graph_feature_frame, graph_features, oof_graph_features
-
-    folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
-    kw = {"same_site_m": same_site_m, "degree": degree}
-    g_tr, scale = oof_graph_features(
-        train["x"], train["y"], train["year"], train["region"], list(train["speciesIds"]), folds, ids=train["surveyId"],
-        radius_km=radius_km, exclude_same_site=exclude_same_site, **kw,
-    )
-    g_te = graph_features(
-        test["x"], test["y"], test["year"], test["region"], train["x"], train["y"], train["year"], train["region"],
-        list(train["speciesIds"]), radius_km=radius_km, exclude_same_site=exclude_same_site, scale=scale,
-        query_ids=test["surveyId"], src_ids=train["surveyId"], **kw,
-    )
-    tr = graph_feature_frame(train["surveyId"], g_tr).assign(split="train", fold=folds.astype(np.int32))
-    te = graph_feature_frame(test["surveyId"], g_te).assign(split="test", fold=np.int32(-1))
-    rows = pd.concat([tr, te], ignore_index=True)[["surveyId", "split", "fold", "gfv_idx", "gfv_val"]]
-    rows = rows.sort_values("surveyId", ignore_index=True)
-    stats = {
-        "scale": float(scale),
-        "fold_sizes": {int(f): int(c) for f, c in zip(*np.unique(folds, return_counts=True))},
-        "n_empty_vectors": {"train": int((np.diff(g_tr.indptr) == 0).sum()), "test": int((np.diff(g_te.indptr) == 0).sum())},
-        "mean_nnz": {"train": float(np.diff(g_tr.indptr).mean()) if len(train) else 0.0,
-                     "test": float(np.diff(g_te.indptr).mean()) if len(test) else 0.0},
-    }
-    return rows, stats
-
-
 class GraphFeatures(_SurveyInputTask):
     """Graph feature vectors (Tighnari's GFV): out-of-fold for PA train, against all of PA train for PA test.
 
     Output: ``features/graph/r{radius_km}-f{n_folds}-b{block_km}-seed{seed}-{degree}[-keepsite][-ss{m}m]/`` with
     ``data/`` = ``surveyId, split, fold, gfv_idx array<int>, gfv_val array<float>`` (one row per PA survey, sorted
     by ``surveyId``; ``fold`` is -1 for test surveys; values divided by the training features' global maximum,
-    stored as ``scale`` in the summary). See :func:`graph_feature_table` and :mod:`glc.features.graph`.
+    stored as ``scale`` in the summary). See :func:`glc.features.graph.graph_feature_table`.
     """
 
     radius_km = FloatParameter(default=10.0, description="edge cutoff in km (weight radius_km - d)")
@@ -566,7 +344,7 @@ class GraphFeatures(_SurveyInputTask):
 
         t0 = time.time()
         spark, surveys = self._prepare()
-        train, test = _pa_frames(surveys)
+        train, test = pa_frames(surveys)
         rows, stats = graph_feature_table(
             train, test, radius_km=self.radius_km, n_folds=self.n_folds, block_km=self.block_km, seed=self.seed,
             degree=self.degree, exclude_same_site=self.exclude_same_site, same_site_m=self.same_site_m,
@@ -584,7 +362,7 @@ class GraphFeatures(_SurveyInputTask):
             **stats,
         }
         with atomic_dir(self.output().dir, summary=summary) as tmp:
-            _write_pandas(spark, rows, GRAPH_SCHEMA, Path(tmp) / DATA_DIR)
+            write_pandas(spark, rows, GRAPH_SCHEMA, Path(tmp) / DATA_DIR)
             summary["seconds"] = round(time.time() - t0, 3)
             write_json(Path(tmp) / "report.json", summary, atomic=False)
         log.info("GraphFeatures: %d rows, scale %.4g, empty vectors %s", len(rows), stats["scale"], stats["n_empty_vectors"])
@@ -645,7 +423,7 @@ class POCorrection(_SurveyInputTask):
         spark, surveys = self._prepare()
         records, po_report = read_po_records(spark, self._layout(), self.po_max_bad_fraction)
         po = records.select("surveyId", "x", "y", "speciesId").toPandas()
-        train, test = _pa_frames(surveys)
+        train, test = pa_frames(surveys)
         splits = [k.split("_")[1] for k in self.query_kinds]
         q = pd.concat([train, test], ignore_index=True)
         q = q[q["split"].isin(splits)].sort_values("surveyId", ignore_index=True)
@@ -674,7 +452,7 @@ class POCorrection(_SurveyInputTask):
             "mean_list_length": float(lens.mean()) if len(lens) else 0.0,
         }
         with atomic_dir(self.output().dir, summary=summary) as tmp:
-            _write_pandas(spark, rows, CORRECTION_SCHEMA, Path(tmp) / DATA_DIR)
+            write_pandas(spark, rows, CORRECTION_SCHEMA, Path(tmp) / DATA_DIR)
             summary["seconds"] = round(time.time() - t0, 3)
             write_json(Path(tmp) / "report.json", summary, atomic=False)
         log.info("POCorrection: %d surveys, %d with an empty list", len(rows), summary["n_empty_lists"])
@@ -696,7 +474,7 @@ def read_table(flag: FlagTarget, columns: list[str] | None = None) -> "pd.DataFr
 
 
 def read_neighbour_table(flag: FlagTarget) -> Any:  # noqa: ANN401 - NeighbourTable (imported lazily)
-    """A complete ``Neighbours`` artifact as a :class:`glc.etl.neighbours.NeighbourTable` (rows sorted by id)."""
-    from glc.etl.neighbours import NeighbourTable
+    """A complete ``Neighbours`` artifact as a :class:`glc.features.neighbours.NeighbourTable` (rows sorted by id)."""
+    from glc.features.neighbours import NeighbourTable
 
     return NeighbourTable.from_pandas(read_table(flag))

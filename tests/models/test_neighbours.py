@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glc.etl.neighbours import neighbours_numpy
+from glc.features.neighbours import neighbours_numpy
 from glc.models.neighbours import KNNPredictor, RadiusPredictor, neighbour_scores, neighbour_weights
 
 # Four labelled training sites on the x axis (EPSG:3035 metres) and one query 2 km north of the first.

@@ -17,23 +17,16 @@ from scipy.spatial import cKDTree
 
 from glc.data.layout import Layout
 from glc.data.metadata import read_po_metadata
-from glc.etl.neighbours import NeighbourTable, neighbour_recall, neighbours_lsh, neighbours_numpy, select_sites
+from glc.etl.neighbours import neighbours_lsh, select_sites
+from glc.etl.po import PO_ID_OFFSET, decode_site_ids, read_po_records
 from glc.eval.split import spatial_block_folds
 from glc.features.graph import graph_features, oof_graph_features
+from glc.features.neighbours import NeighbourTable, neighbour_recall, neighbours_numpy
 from glc.features.po_correction import po_correction_lists
 from glc.geo import to_laea
 from glc.tasks import SurveyTable
 from glc.tasks.features import read_summary
-from glc.tasks.neighbours import (
-    PO_ID_OFFSET,
-    GraphFeatures,
-    Neighbours,
-    POCorrection,
-    decode_site_ids,
-    read_neighbour_table,
-    read_po_records,
-    read_table,
-)
+from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection, read_neighbour_table, read_table
 from glc.tasks.surveys import read_surveys
 
 RADIUS, K = 50.0, 5
