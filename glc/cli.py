@@ -15,11 +15,20 @@ import logging
 import sys
 from pathlib import Path
 
+#: Exit code of a user error (bad input file, bad argument): a message, never a traceback.
+EXIT_USER_ERROR = 2
+
+
+class UserError(ValueError):
+    """A problem with the command's arguments or input files (exit code 2, message only)."""
+
 
 def _cmd_score(a: argparse.Namespace) -> int:
     from glc.data.metadata import read_species_lists
     from glc.metrics import score_submission
 
+    if a.solution == "-" and a.submission == "-":
+        raise UserError("only one of --solution and --submission can be read from standard input ('-')")
     res = score_submission(read_species_lists(a.solution), read_species_lists(a.submission))
     print(f"sample_f1={res['sample_f1']:.6f}")
     print(f"micro_precision={res['micro_precision']:.6f} micro_recall={res['micro_recall']:.6f} micro_f1={res['micro_f1']:.6f}")
@@ -28,10 +37,12 @@ def _cmd_score(a: argparse.Namespace) -> int:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
-    from glc.data.metadata import read_pa_metadata
+    from glc.data.metadata import read_test_survey_ids
     from glc.submission import SubmissionError, validate_submission_file
 
-    test_ids = read_pa_metadata(a.test_metadata, "test")["surveyId"].unique()
+    if a.submission == "-" and a.test_metadata == "-":
+        raise UserError("only one of the submission and --test-metadata can be read from standard input ('-')")
+    test_ids = read_test_survey_ids(a.test_metadata)  # every test survey, even one whose other fields are broken
     try:
         n = validate_submission_file(a.submission, test_ids, a.num_classes)
     except SubmissionError as e:
@@ -85,13 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("score", help="score a submission against a solution file")
-    s.add_argument("--solution", required=True, help="CSV surveyId,target_species_ids (or a submission-format file)")
-    s.add_argument("--submission", required=True, help="CSV surveyId,predictions")
+    s.add_argument("--solution", required=True, help="CSV surveyId,target_species_ids (or a submission-format file); - = stdin")
+    s.add_argument("--submission", required=True, help="CSV surveyId,predictions; - = stdin")
     s.set_defaults(func=_cmd_score)
 
     v = sub.add_parser("validate-submission", help="check a submission file against the test metadata")
-    v.add_argument("submission")
-    v.add_argument("--test-metadata", required=True, help="GLC24_PA_metadata_test.csv")
+    v.add_argument("submission", help="CSV surveyId,predictions; - = stdin")
+    v.add_argument("--test-metadata", required=True, help="GLC24_PA_metadata_test.csv; - = stdin")
     v.add_argument("--num-classes", type=int, default=None, help="also require ids < this (e.g. 11255)")
     v.set_defaults(func=_cmd_validate)
 
@@ -117,4 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from glc.config import ConfigError
+    from glc.data.errors import DataError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, DataError, ConfigError) as e:  # the user's input: say what is wrong, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR

@@ -122,11 +122,32 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def check_writable(root: str | Path, what: str = "out-root") -> Path:
+    """Create ``root`` if needed and prove it is writable (a probe file written and removed), before any work.
+
+    Raises:
+        PermissionError: naming ``root`` and what to do, when nothing can be written there.
+    """
+    r = Path(root)
+    try:
+        r.mkdir(parents=True, exist_ok=True)
+        probe = tmp_sibling(r / ".write-probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(
+            f"{what} {r} is not writable ({e.strerror or e}); choose a writable --out-root (or fix its permissions) "
+            "before running: no work was started"
+        ) from None
+    return r
+
+
 def remove_stale_temps(root: str | Path) -> int:
     """Delete ``*.glc-tmp-*`` debris left below ``root`` by crashed writers; return how many were removed.
 
-    The writer's pid is part of every temporary name; entries whose writer is still alive are left alone, so a
-    concurrent writer's work in progress is never deleted.
+    The writer's pid is part of every temporary name; entries whose writer is still running are left alone, so a
+    concurrent writer's work in progress is never deleted. A writer that is a zombie (killed but not yet reaped) or
+    gone counts as dead: its debris is removed at any later run.
     """
     root = Path(root)
     if not root.exists():
@@ -156,10 +177,15 @@ def _pid_of(name: str) -> int | None:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    """Whether process ``pid`` still runs: a zombie (killed, exited, not yet reaped by its parent) or dead process
+    is not — its temporary artifacts will never be finished."""
+    import psutil
+
+    if pid == os.getpid():
         return True
-    return True
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True

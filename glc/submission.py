@@ -7,7 +7,6 @@ scores and seed give a byte-identical file.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,53 +35,51 @@ def format_submission(rows: Mapping[int, Iterable[int]]) -> str:
 def validate_submission_text(text: str, test_ids: Sequence[int] | np.ndarray, source: str = "<submission>", num_classes: int | None = None) -> int:
     """Check a submission against the test survey ids; return the number of rows.
 
-    Checks, in order: the header, that every row has two fields, integer surveyIds that are test surveys and appear
-    once, non-empty space-separated integer species lists (within ``0..num_classes-1`` when given), and that every
-    test survey has a row.
+    Parsed with the one species-list parser (:func:`glc.data.metadata.parse_species_lists`: BOM, whitespace, blank
+    lines and repeated surveyIds handled exactly as when scoring), then checked in order: the header is
+    ``surveyId,predictions``, every surveyId is a test survey, every prediction list is non-empty (within
+    ``0..num_classes-1`` when given), and every test survey has a row.
 
     Raises:
         SubmissionError: naming the first problem (line number and what was expected).
     """
+    from glc.data.errors import DataError
+    from glc.data.metadata import parse_species_lists
+
     want = {int(i) for i in test_ids}
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != HEADER:
-        raise SubmissionError(f"{source}:1: header must be 'surveyId,predictions', found {','.join(header or [])!r}")
-    seen: set[int] = set()
-    n = 0
-    for line_no, row in enumerate(reader, start=2):
-        if len(row) != 2:
-            raise SubmissionError(f"{source}:{line_no}: expected 2 fields 'surveyId,predictions', found {len(row)}: {row!r}")
-        sid_txt, preds = row[0].strip(), row[1].strip()
-        if not sid_txt.isdigit():
-            raise SubmissionError(f"{source}:{line_no}: surveyId must be a non-negative integer, found {sid_txt!r}")
-        sid = int(sid_txt)
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    if tuple(h.strip() for h in first.strip().split(",")) != HEADER:
+        raise SubmissionError(f"{source}:1: header must be 'surveyId,predictions', found {first.strip()!r}")
+    try:
+        parsed = parse_species_lists(text, source, column="predictions")
+    except DataError as e:
+        raise SubmissionError(str(e)) from None
+    for sid, ids in parsed.lists.items():
+        line = parsed.lines[sid]
         if sid not in want:
-            raise SubmissionError(f"{source}:{line_no}: surveyId {sid} is not a test survey of the given test metadata")
-        if sid in seen:
-            raise SubmissionError(f"{source}:{line_no}: surveyId {sid} appears more than once; write one row per test survey")
-        seen.add(sid)
-        if not preds:
-            raise SubmissionError(f"{source}:{line_no}: survey {sid} has an empty prediction list; predict at least one species")
-        for tok in preds.split(" "):
-            if not tok.isdigit():
-                raise SubmissionError(f"{source}:{line_no}: survey {sid}: species id {tok!r} is not a non-negative integer (ids are space-separated)")
-            if num_classes is not None and int(tok) >= num_classes:
-                raise SubmissionError(f"{source}:{line_no}: survey {sid}: species id {tok} is outside 0..{num_classes - 1}")
-        n += 1
-    missing = want - seen
+            raise SubmissionError(f"{source}:{line}: surveyId {sid} is not a test survey of the given test metadata")
+        if len(ids) == 0:
+            raise SubmissionError(f"{source}:{line}: survey {sid} has an empty prediction list; predict at least one species")
+        if (ids < 0).any() or (num_classes is not None and (ids >= num_classes).any()):
+            bad = int(ids[(ids < 0) | (ids >= (num_classes or np.iinfo(np.int64).max))][0])
+            raise SubmissionError(f"{source}:{line}: survey {sid}: species id {bad} is outside 0..{(num_classes or 0) - 1}")
+    missing = want - set(parsed.lists)
     if missing:
         ex = sorted(missing)[:5]
         raise SubmissionError(f"{source}: {len(missing)} test survey(s) have no row, e.g. {ex}; write exactly one row per test survey")
-    return n
+    return len(parsed.lists)
 
 
 def validate_submission_file(path: str | Path, test_ids: Sequence[int] | np.ndarray, num_classes: int | None = None) -> int:
-    """:func:`validate_submission_text` on a file."""
-    p = Path(path)
-    if not p.exists():
-        raise SubmissionError(f"submission {p} does not exist")
-    return validate_submission_text(p.read_text(), test_ids, str(p), num_classes)
+    """:func:`validate_submission_text` on a file (any readable path, ``-`` = standard input)."""
+    from glc.data.errors import DataError
+    from glc.data.metadata import read_text_source
+
+    try:
+        text = read_text_source(path, "submission")
+    except DataError as e:
+        raise SubmissionError(str(e)) from None
+    return validate_submission_text(text, test_ids, str(path), num_classes)
 
 
 def write_submission(path: str | Path, rows: Mapping[int, Iterable[int]], test_ids: Sequence[int] | np.ndarray, num_classes: int | None = None) -> int:

@@ -62,3 +62,45 @@ def test_live_writers_temp_is_not_collected(tmp_path):
     with atomic_dir(tmp_path / "art") as tmp:
         assert remove_stale_temps(tmp_path) == 0
         assert tmp.exists()
+
+
+def test_a_zombie_writers_temp_is_collected(tmp_path):
+    """A writer killed while its parent has not reaped it yet (a zombie) will never finish: its debris goes at the
+    next run, not only once the zombie disappears."""
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        debris = tmp_path / f"art{TMP_MARK}{child.pid}-deadbeef"
+        debris.mkdir()
+        assert remove_stale_temps(tmp_path) == 0  # its writer runs
+        child.kill()
+        for _ in range(100):  # not waited for: the child stays a zombie
+            if psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE:
+                break
+            import time
+
+            time.sleep(0.05)
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        assert remove_stale_temps(tmp_path) == 1 and not debris.exists()
+    finally:
+        child.wait()
+
+
+def test_out_root_writability_is_checked_before_work(tmp_path):
+    from glc.io import check_writable
+
+    assert check_writable(tmp_path / "new" / "out") == tmp_path / "new" / "out"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions: a plain file where the folder must be instead
+            ro.chmod(0o755)
+            ro.rmdir()
+            ro.write_text("not a folder")
+        with pytest.raises(PermissionError, match=r"out-root .*ro.* is not writable .*choose a writable --out-root"):
+            check_writable(ro)
+    finally:
+        if ro.is_dir():
+            ro.chmod(0o755)

@@ -20,8 +20,10 @@ Line numbers assume one record per physical line, which holds for every GLC24 CS
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from glc.data.errors import DataError, require_file
+from glc.data.errors import DataError, DataFileNotFoundError, require_file
 
 logger = logging.getLogger(__name__)
 
@@ -383,65 +385,139 @@ def survey_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------------- lists
+@dataclass
+class SpeciesLists:
+    """A parsed ``surveyId,<species list>`` file: ``lists`` (surveyId -> ids, file order), the species-list
+    ``column`` and the 1-based ``lines`` each survey was on."""
+
+    column: str
+    lists: dict[int, np.ndarray]
+    lines: dict[int, int]
+    source: str
+
+
+def read_text_source(path: str | Path, what: str) -> str:
+    """The text of ``path`` — any readable path, including pipes and process substitution (``/dev/fd/N``), or ``-``
+    for standard input — decoded as UTF-8 (a byte-order mark is dropped).
+
+    Raises:
+        DataFileNotFoundError: naming the path when it cannot be opened (missing, a folder, unreadable).
+        DataError: if it is not UTF-8 text.
+    """
+    import sys
+
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except IsADirectoryError:
+            raise DataFileNotFoundError(f"{what} {path}: is a folder, expected a CSV file") from None
+        except OSError as e:
+            raise DataFileNotFoundError(f"{what} {path}: cannot be read ({e.strerror or e}); check the path") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{what} {path}: not UTF-8 text ({e}); expected a CSV file") from None
+
+
+def parse_species_lists(text: str, source: str = "<text>", column: str | None = None) -> SpeciesLists:
+    """Parse ``surveyId,<space-separated species ids>`` CSV text: THE parser of solutions and submissions (the CLI's
+    ``score`` and ``validate-submission`` and :func:`read_species_lists` all use it, so they agree on every rule).
+
+    Rules: a UTF-8 byte-order mark is ignored; fields are stripped of surrounding whitespace; ids are separated by
+    any run of whitespace (``"1  2"`` is ``[1, 2]``); an empty list cell is an empty list (``validate-submission``
+    rejects it, scoring counts it as predicting nothing); blank lines are skipped; a ``surveyId`` that repeats is an
+    error naming both lines. The header must have ``surveyId`` and exactly one of :data:`SPECIES_LIST_COLUMNS`
+    (``target_species_ids`` of the released solution, ``predictions`` of a submission) unless ``column`` names it.
+
+    Raises:
+        DataError: naming ``source`` and the line, for a bad header, a wrong number of fields, a non-integer
+            ``surveyId`` or species id, or a repeated ``surveyId``.
+    """
+    text = text.lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in (next(reader, None) or [])]
+    if "surveyId" not in header:
+        raise DataError(f"{source}:1: header {header} has no 'surveyId'; expected 'surveyId,target_species_ids' or 'surveyId,predictions'")
+    if column is None:
+        found = [c for c in SPECIES_LIST_COLUMNS if c in header]
+        if len(found) != 1:
+            raise DataError(f"{source}:1: header {header} must have exactly one of {list(SPECIES_LIST_COLUMNS)}")
+        column = found[0]
+    elif column not in header:
+        raise DataError(f"{source}:1: column {column!r} not in header {header}")
+    i_sid, i_list = header.index("surveyId"), header.index(column)
+    lists: dict[int, np.ndarray] = {}
+    lines: dict[int, int] = {}
+    for line, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{source}:{line}: expected {len(header)} comma-separated fields ({','.join(header)}), found {len(row)}: {row!r:.120}")
+        sid_txt = row[i_sid].strip()
+        if not sid_txt.isdigit():
+            raise DataError(f"{source}:{line}: surveyId {sid_txt!r} is not a non-negative integer")
+        sid = int(sid_txt)
+        try:
+            ids = np.array([int(t) for t in row[i_list].split()], dtype=np.int64)
+        except ValueError:
+            raise DataError(f"{source}:{line} (surveyId {sid}): {column} {row[i_list][:80]!r} is not a list of space-separated integers") from None
+        if sid in lists:
+            raise DataError(f"{source}:{line}: surveyId {sid} appears twice (first on line {lines[sid]}); expected one row per survey")
+        lists[sid], lines[sid] = ids, line
+    return SpeciesLists(column, lists, lines, source)
+
+
 def read_species_lists(path: str | Path, column: str | None = None) -> dict[int, np.ndarray]:
-    """Read a ``surveyId,<space-separated species ids>`` file (solution or submission).
+    """Read a ``surveyId,<space-separated species ids>`` file (solution or submission; ``-`` = standard input).
 
     Accepts the header ``surveyId,target_species_ids`` (malpolon's solution file) and ``surveyId,predictions``
     (Kaggle submission). Ids are kept exactly as written (order, repeats, ids outside the class range): scoring
-    decides what to do with them.
-
-    Args:
-        path: the CSV file.
-        column: the species-list column; by default whichever of :data:`SPECIES_LIST_COLUMNS` the header has.
+    decides what to do with them. Parsing rules: :func:`parse_species_lists`.
 
     Returns:
         ``{surveyId: np.ndarray[int64]}`` in file order (an empty list gives an empty array).
 
     Raises:
-        DataFileNotFoundError: if the file is missing.
+        DataFileNotFoundError: if the file cannot be opened.
         DataError: on a missing column, a short/long row, a non-integer id, or a repeated ``surveyId``
             (message names the file and line).
     """
-    what = "species-list CSV"
-    p = require_file(path, what)
-    with p.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or "surveyId" not in header:
-            raise DataError(
-                f"{what} {p}: header {header} has no 'surveyId'; "
-                "expected 'surveyId,target_species_ids' or 'surveyId,predictions'"
-            )
-        if column is None:
-            found = [c for c in SPECIES_LIST_COLUMNS if c in header]
-            if len(found) != 1:
-                raise DataError(
-                    f"{what} {p}: header {header} must have exactly one of {list(SPECIES_LIST_COLUMNS)}; "
-                    "pass column= to choose the species-list column"
-                )
-            column = found[0]
-        elif column not in header:
-            raise DataError(f"{what} {p}: column {column!r} not in header {header}")
-        i_sid, i_list = header.index("surveyId"), header.index(column)
-        out: dict[int, np.ndarray] = {}
-        for line, row in enumerate(reader, start=2):
-            if len(row) != len(header):
-                raise DataError(f"{what} {p}: line {line}: expected {len(header)} comma-separated fields, found {len(row)}")
-            try:
-                sid = int(row[i_sid])
-            except ValueError:
-                raise DataError(f"{what} {p}: line {line}: surveyId {row[i_sid]!r} is not an integer") from None
-            try:
-                ids = np.array([int(t) for t in row[i_list].split()], dtype=np.int64)
-            except ValueError:
-                raise DataError(
-                    f"{what} {p}: line {line} (surveyId {sid}): {column} {row[i_list][:80]!r} is not a list of "
-                    "space-separated integers"
-                ) from None
-            if sid in out:
-                raise DataError(f"{what} {p}: line {line}: surveyId {sid} appears twice; expected one row per survey")
-            out[sid] = ids
-    return out
+    return parse_species_lists(read_text_source(path, "species-list CSV"), str(path), column).lists
+
+
+def read_test_survey_ids(path: str | Path) -> np.ndarray:
+    """The ``surveyId`` of every row of a PA-test metadata CSV, tolerating bad *other* fields (``-`` = stdin).
+
+    A test survey whose lon/lat or year is broken is still a test survey that a submission must cover, so only the
+    ``surveyId`` column is read here. Rows are de-duplicated (sorted result).
+
+    Raises:
+        DataFileNotFoundError: if the file cannot be opened.
+        DataError: naming the line, when a row's surveyId is missing or not a non-negative integer (such a row
+            cannot be matched to any submission row: fix it).
+    """
+    text = read_text_source(path, "PA test metadata CSV").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in (next(reader, None) or [])]
+    if "surveyId" not in header:
+        raise DataError(f"{path}:1: header {header} has no 'surveyId'; is this a GLC24 PA test metadata file?")
+    i = header.index("surveyId")
+    ids = []
+    for line, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        v = row[i].strip() if len(row) > i else ""
+        try:
+            f = float(v)
+        except ValueError:
+            f = float("nan")
+        if not (np.isfinite(f) and f >= 0 and f == int(f)):
+            raise DataError(f"{path}:{line}: surveyId {v!r} is not a non-negative integer; the test survey of this row cannot be identified. Fix the row.")
+        ids.append(int(f))
+    return np.unique(np.asarray(ids, np.int64))
 
 
 def read_solution(path: str | Path) -> dict[int, np.ndarray]:

@@ -282,13 +282,13 @@ def test_submission_header_and_errors(tmp_path: Path) -> None:
     assert sub[642].tolist() == [6962, 963, 10073] and sub[1792].size == 0
     assert read_species_lists(path).keys() == sub.keys()
     bad = _write(tmp_path / "bad.csv", ["surveyId", "predictions"], [["642", "1 2"], ["7", "1 x 3"]])
-    with pytest.raises(DataError, match=r"bad\.csv: line 3 \(surveyId 7\): predictions '1 x 3' is not a list"):
+    with pytest.raises(DataError, match=r"bad\.csv:3 \(surveyId 7\): predictions '1 x 3' is not a list"):
         read_submission(bad)
     dup = _write(tmp_path / "dup.csv", ["surveyId", "target_species_ids"], [["642", "1"], ["642", "2"]])
-    with pytest.raises(DataError, match=r"dup\.csv: line 3: surveyId 642 appears twice"):
+    with pytest.raises(DataError, match=r"dup\.csv:3: surveyId 642 appears twice"):
         read_solution(dup)
     other = _write(tmp_path / "other.csv", ["surveyId", "species"], [["642", "1"]])
     with pytest.raises(DataError, match=r"must have exactly one of \['target_species_ids', 'predictions'\]"):
         read_species_lists(other)
-    with pytest.raises(DataFileNotFoundError, match="species-list CSV not found"):
+    with pytest.raises(DataFileNotFoundError, match="species-list CSV .*missing\.csv: cannot be read"):
         read_solution(tmp_path / "missing.csv")
