@@ -359,7 +359,9 @@ class PetastormSource(_RowGroupSource):
         from petastorm import make_batch_reader
 
         return make_batch_reader(
-            [p.resolve().as_uri() for p in files],
+            # not Path.as_uri(): Petastorm does not decode its percent-escapes ('+' -> '%2B' made
+            # "model_inputs/...-raster_climate+raster_landcover" unreadable); the plain absolute path reads.
+            ["file://" + str(p.resolve()) for p in files],
             schema_fields=[re.escape(c) + "$" for c in self.info.columns],  # exact names (regexes to Petastorm)
             reader_pool_type="thread",
             workers_count=self.workers_count,

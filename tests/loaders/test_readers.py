@@ -485,3 +485,13 @@ def test_wrong_pixel_count_is_named(image_table, tmp_path):
     write_frame(df, bad / "val")
     with pytest.raises(DataError, match=r"column 'patch_raw' must hold byte strings of exactly 65536 values .* row 0 has 65024"):
         scan_split(bad / "val", read_meta(bad), ("patch_raw",))
+
+
+@pytest.mark.parametrize("reader", READER_CHOICES)
+def test_a_table_path_with_plus_and_space_reads(tmp_path, reader):
+    """ModelInputs folders join feature-set names with '+' (``...-raster_climate+raster_landcover``): every reader
+    must read such a path (Petastorm did not decode ``Path.as_uri``'s ``%2B``)."""
+    root = tmp_path / "v10km-a+b c"
+    frames = make_model_inputs(root, sizes={"train": 40, "val": 10, "test": 10})
+    src = make_source(reader, scan_split(root / "train", read_meta(root), COLUMNS), shuffle_buffer=20)
+    assert sorted(ids(epoch(src, 0))) == sorted(frames["train"]["surveyId"])
