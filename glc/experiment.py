@@ -27,7 +27,7 @@ from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cross_fitted_f1", "decode", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
+__all__ = ["cross_fitted_f1", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
 
 
 def fit_predict(
@@ -102,6 +102,22 @@ def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any]) -> tuple[Scor
     test_scores = fit_predict(train, test, cfg)
     info = {"n_train": int((~val).sum()), "n_val": int(val.sum()), "n_test": len(test), "model": cfg["model"]["kind"]}
     return val_scores, test_scores, info
+
+
+def fallback_sets(train_species: list[Any], survey_ids: list[int], k_max: int = 100) -> dict[int, np.ndarray]:
+    """The documented fallback prediction for test surveys whose metadata row is unusable (no location, year or
+    region to predict from): the global species frequency of the training surveys (calibrated empirical
+    probabilities), decoded with expected-F1 (:func:`glc.decoding.expected_f1.decode_expected_f1`). Every such
+    survey gets the same set."""
+    from glc.decoding.expected_f1 import decode_expected_f1
+    from glc.models.frequency import FrequencyModel
+
+    m = FrequencyModel(by_region=False).fit(["all"] * len(train_species), list(train_species))
+    P = m.predict(["all"]).astype(np.float64)
+    cols = decode_expected_f1(P, k_max=min(int(k_max), P.shape[1]))[0]
+    order = np.argsort(-P[0, cols], kind="stable")
+    ids = np.asarray(m.vocab, np.int64)[np.asarray(cols)[order]]
+    return {int(s): ids for s in survey_ids}
 
 
 # ---------------------------------------------------------------------------------------------- decoding

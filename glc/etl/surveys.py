@@ -7,9 +7,17 @@ GLC24's PA train CSV has one row per (survey, species); tiling or joining per ro
     areaInM2 double (null when empty or +-inf), geoUncertaintyInM double (null when empty),
     split string ('train' | 'test'), speciesIds array<long> (sorted, unique; null for test surveys)
 
-Bad rows (too few or too many fields, non-numeric or out-of-range lon/lat, missing surveyId, non-integral or
-out-of-vocabulary speciesId) are never dropped silently: they are counted per reason, written to a quarantine
-table beside the output, and the job fails when their fraction exceeds ``max_bad_fraction``.
+Bad rows (too few or too many fields, non-numeric lon/lat or lon/lat outside the GLC study area
+(:data:`glc.data.layout.GLC_BBOX`), missing surveyId, non-integral or out-of-vocabulary speciesId, and every row of a
+surveyId repeated with conflicting metadata) are never dropped silently: they are counted per reason, written with
+their 1-based line number to a quarantine table beside the output, and the job fails when their fraction of a file
+exceeds ``max_bad_fraction``.
+
+**Test rows are never dropped.** A bad row of the PA *test* metadata is a survey the submission must still cover:
+with ``bad_test_rows="error"`` (the default) the job fails naming the file, line and reason; with ``"fallback"`` the
+row is quarantined and counted (``test_rows`` in the summary) and the ``Submission`` task predicts that survey with
+the documented fallback (see :mod:`glc.tasks.experiment`). A UTF-8 byte-order mark is handled like the Python
+readers do (ignored).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glc.data.layout import NUM_CLASSES, Layout
+from glc.data.layout import GLC_BBOX, NUM_CLASSES, Layout
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,7 +75,7 @@ def csv_header(path: str | Path) -> list[str]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"metadata CSV {p} not found; check --data-root (expected the GLC24 layout)")
-    with open(p, newline="") as fh:
+    with open(p, newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of the first column's name
         header = next(csv.reader(fh), None)
     if not header:
         raise ValueError(f"{p} is empty: expected a header line starting with {', '.join(PA_COLUMNS[:3])}")
@@ -108,6 +116,8 @@ def validate_pa_rows(df: "DataFrame", split: str) -> "DataFrame":
         ((sid != F.floor(sid)) | (sid < 0), "surveyId not a non-negative integer"),
         (lon.isNull() | lat.isNull() | F.isnan(lon) | F.isnan(lat), "lon/lat not numeric"),
         ((F.abs(lon) > 180) | (F.abs(lat) > 90), "lon/lat out of range"),
+        ((lon < GLC_BBOX[0]) | (lat < GLC_BBOX[1]) | (lon > GLC_BBOX[2]) | (lat > GLC_BBOX[3]),
+         f"lon/lat outside the GLC study area (lon {GLC_BBOX[0]}..{GLC_BBOX[2]}, lat {GLC_BBOX[1]}..{GLC_BBOX[3]})"),
         (num("year").isNull(), "year not numeric"),
     ]
     if split == "train":
@@ -172,51 +182,122 @@ def add_laea(df: "DataFrame") -> "DataFrame":
     return df.mapInPandas(project, schema)
 
 
+#: Reason given to every row of a surveyId whose rows disagree on its metadata.
+CONFLICT_REASON = "surveyId repeated with conflicting metadata (lon/lat/year/region/country/area/uncertainty)"
+BAD_TEST_POLICIES = ("error", "fallback")
+
+
+def flag_conflicts(rows: "DataFrame") -> "DataFrame":
+    """Mark every good row of a surveyId whose good rows carry more than one metadata tuple (a PA-train survey has
+    one row per species, all with the same metadata; two places or years for one id is a corrupted file)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    meta = F.struct("lon", "lat", "year", "region", "country", "areaInM2", "geoUncertaintyInM")
+    good = F.col("_bad").isNull()
+    w = Window.partitionBy("surveyId")
+    n_meta = F.size(F.collect_set(F.when(good, F.to_json(meta))).over(w))
+    return rows.withColumn("_bad", F.when(good & (n_meta > 1), F.lit(CONFLICT_REASON)).otherwise(F.col("_bad")))
+
+
+def line_numbers(path: str | Path, raws: list[str], columns: list[str]) -> list[int | None]:
+    """1-based line numbers of quarantined rows, found by re-reading the file on the driver (only bad rows are
+    looked up; Spark's CSV reader keeps no line numbers). Identical rows get their lines in file order."""
+    import json
+    from collections import defaultdict, deque
+
+    def key(values: list[str | None]) -> tuple[str, ...]:
+        return tuple((v or "").strip() for v in values)
+
+    wanted: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for i, r in enumerate(raws):
+        d = json.loads(r)
+        wanted[key([d.get(c) for c in columns])].append(i)
+    out: list[int | None] = [None] * len(raws)
+    if not raws:
+        return out
+    header = csv_header(path)
+    idx = [header.index(c) for c in columns]
+    queues = {k: deque(v) for k, v in wanted.items()}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for line, row in enumerate(reader, start=2):
+            k = key([row[j] if j < len(row) else None for j in idx])
+            q = queues.get(k)
+            if q:
+                out[q.popleft()] = line
+    return out
+
+
 def build_survey_table(
-    spark: "SparkSession", layout: Layout, max_bad_fraction: float = 0.01
+    spark: "SparkSession", layout: Layout, max_bad_fraction: float = 0.01, bad_test_rows: str = "error",
 ) -> tuple["DataFrame", "DataFrame", dict[str, Any]]:
-    """Extract + transform: returns (surveys, quarantined bad rows, report).
+    """Extract + transform: returns (surveys, quarantined bad rows with line numbers, report).
 
     Raises:
-        BadRowsError: if a file's bad-row fraction exceeds ``max_bad_fraction``.
-        ValueError: if the same surveyId appears in both train and test.
+        BadRowsError: if a file's bad-row fraction exceeds ``max_bad_fraction``, or (``bad_test_rows="error"``) the
+            test metadata has any bad row — naming the file, the lines and the reasons.
+        ValueError: if the same surveyId appears in both train and test, or ``bad_test_rows`` is unknown.
     """
     from pyspark.sql import functions as F
 
+    if bad_test_rows not in BAD_TEST_POLICIES:
+        raise ValueError(f"bad_test_rows={bad_test_rows!r}: expected one of {BAD_TEST_POLICIES}")
     parts, bads, report = [], [], {}
     for split in ("train", "test"):
         path = layout.pa_metadata(split)
-        rows = validate_pa_rows(read_pa_csv(spark, path, split), split).cache()
+        rows = flag_conflicts(validate_pa_rows(read_pa_csv(spark, path, split), split)).cache()
         counts = {r["_bad"]: r["count"] for r in rows.groupBy("_bad").count().collect()}
         total = int(sum(counts.values()))
         rep = BadRowReport(total, int(sum(v for k, v in counts.items() if k is not None)), {k: int(v) for k, v in counts.items() if k is not None})
         report[f"{split}_rows"] = rep.as_dict()
+        bad_df = rows.where(F.col("_bad").isNotNull()).select(F.col("_bad").alias("reason"), F.col("_raw").alias("raw")).toPandas()
+        bad_df.insert(0, "file", str(path))
+        key_cols = [c for c in ("lon", "lat", "year", "region", "country", "surveyId") + (("speciesId",) if split == "train" else ())]
+        bad_df.insert(1, "line", line_numbers(path, list(bad_df["raw"]), key_cols))
+        examples = [f"line {ln}: {why}" for ln, why in zip(bad_df["line"][:5], bad_df["reason"][:5])]
+        report[f"{split}_rows"]["examples"] = examples
         if rep.bad_rows:
-            log.warning("%s: %d of %d rows rejected: %s (see the quarantine table)", path, rep.bad_rows, total, rep.by_reason)
+            log.warning("%s: %d of %d rows rejected: %s (%s; see the quarantine table)", path, rep.bad_rows, total, rep.by_reason, examples)
+        if split == "test" and rep.bad_rows and bad_test_rows == "error":
+            raise BadRowsError(
+                f"{path}: {rep.bad_rows} test metadata row(s) are unusable ({'; '.join(examples)}). A test survey is never "
+                "dropped from the submission: fix the row(s), or run with --SurveyTable-bad-test-rows fallback "
+                "([SurveyTable] bad_test_rows = fallback in luigi.cfg) to predict them with the documented fallback."
+            )
         if total and rep.bad_rows / total > max_bad_fraction:
             raise BadRowsError(
-                f"{path}: {rep.bad_rows} of {total} rows are malformed ({rep.by_reason}), more than max_bad_fraction="
-                f"{max_bad_fraction}. Fix the file or raise the limit (SurveyTable --max-bad-fraction)."
+                f"{path}: {rep.bad_rows} of {total} rows are malformed ({rep.by_reason}; {'; '.join(examples)}), more than "
+                f"max_bad_fraction={max_bad_fraction}. Fix the file or raise the limit (SurveyTable --max-bad-fraction)."
             )
-        bads.append(rows.where(F.col("_bad").isNotNull()).select(F.lit(str(path)).alias("file"), F.col("_bad").alias("reason"), F.col("_raw").alias("raw")))
+        bads.append(bad_df)
         parts.append(aggregate_surveys(rows.where(F.col("_bad").isNull()), split))
     surveys = parts[0].unionByName(parts[1])
     dup = surveys.groupBy("surveyId").count().where("count > 1").limit(5).collect()
     if dup:
         raise ValueError(f"surveyId(s) {[r['surveyId'] for r in dup]} appear in both PA train and PA test metadata; the splits must be disjoint")
     surveys = add_laea(surveys).select(*SURVEY_COLUMNS)
-    return surveys, bads[0].unionByName(bads[1]), report
+    import pandas as pd
+
+    quarantine = pd.concat(bads, ignore_index=True)
+    rows_q = [(str(f), None if ln is None or pd.isna(ln) else int(ln), str(r), str(w))
+              for f, ln, r, w in zip(quarantine["file"], quarantine["line"], quarantine["reason"], quarantine["raw"])]
+    bad = spark.createDataFrame(rows_q, "file string, line long, reason string, raw string")
+    report["bad_test_rows_policy"] = bad_test_rows
+    return surveys, bad, report
 
 
-def write_survey_table(spark: "SparkSession", layout: Layout, out_dir: str | Path, max_bad_fraction: float = 0.01) -> dict[str, Any]:
+def write_survey_table(spark: "SparkSession", layout: Layout, out_dir: str | Path, max_bad_fraction: float = 0.01,
+                       bad_test_rows: str = "error") -> dict[str, Any]:
     """Load step: write surveys (sorted by surveyId) and the quarantine table atomically under ``out_dir``."""
     from glc.io import atomic_dir
 
-    surveys, bad, report = build_survey_table(spark, layout, max_bad_fraction)
+    surveys, bad, report = build_survey_table(spark, layout, max_bad_fraction, bad_test_rows)
     counts = {r["split"]: r["count"] for r in surveys.groupBy("split").count().collect()}
     report["surveys"] = {k: int(v) for k, v in sorted(counts.items())}
     with atomic_dir(out_dir, summary=report) as tmp:
         surveys.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / "surveys"))
-        bad.orderBy("file", "raw").write.mode("overwrite").parquet(str(Path(tmp) / "quarantine"))
+        bad.orderBy("file", "line", "raw").write.mode("overwrite").parquet(str(Path(tmp) / "quarantine"))
     log.info("SurveyTable: %s", report)
     return report

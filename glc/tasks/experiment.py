@@ -7,6 +7,7 @@ reruns exactly the artifacts it affects and never overwrites an older run's resu
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import luigi
 from glc.tasks.base import ExperimentTask, FlagTarget
 from glc.tasks.surveys import SurveyTable, read_surveys
 from glc.tasks.training import TrainModel, model_inputs_for
+
+log = logging.getLogger(__name__)
 
 
 class Predict(ExperimentTask):
@@ -139,14 +142,35 @@ class Submission(ExperimentTask):
         return luigi.LocalTarget(str(self.exp_path("submission.csv")))
 
     def run(self) -> None:
-        """Decode test scores and write the validated CSV."""
-        from glc.data.layout import NUM_CLASSES
-        from glc.experiment import decode
+        """Decode test scores and write the validated CSV: exactly one row per test survey of the **original** test
+        metadata. A test survey the survey table does not hold (its row was quarantined under
+        ``SurveyTable --bad-test-rows fallback``) gets the fallback prediction (:func:`glc.experiment.fallback_sets`),
+        counted in ``submission.json``; any other missing survey is an error."""
+        from glc.data.layout import NUM_CLASSES, detect_layout
+        from glc.data.metadata import read_test_survey_ids
+        from glc.experiment import decode, fallback_sets
+        from glc.io import write_json
         from glc.predict.scores import read_scores
         from glc.submission import write_submission
 
+        test_csv = detect_layout(self.data_root).pa_metadata("test")
+        test_ids = read_test_survey_ids(test_csv)
         surveys = read_surveys(self.input()["surveys"])
-        test_ids = surveys.loc[surveys["split"] == "test", "surveyId"].to_numpy()
         params = json.loads(Path(self.input()["decoder"].path).read_text())
         sets = decode(read_scores(self.input()["pred"].dir / "test"), params)
-        write_submission(self.output().path, sets, test_ids, NUM_CLASSES)
+        missing = sorted(set(int(i) for i in test_ids) - set(sets))
+        survey_summary = json.loads(Path(self.input()["surveys"].path).read_text())
+        if missing and survey_summary.get("bad_test_rows_policy") != "fallback":
+            raise ValueError(
+                f"{len(missing)} test survey(s) of {test_csv} have no prediction (e.g. {missing[:5]}); the survey table "
+                f"{self.input()['surveys'].dir} does not match the test metadata. Rebuild SurveyTable (delete it)."
+            )
+        if missing:
+            train = surveys[surveys["split"] == "train"]
+            sets.update(fallback_sets(list(train["speciesIds"]), missing, int(self.cfg["decoder"]["k_max"])))
+            log.warning("Submission: %d test survey(s) with an unusable metadata row predicted by the fallback: %s", len(missing), missing[:20])
+        n = write_submission(self.output().path, sets, test_ids, NUM_CLASSES)
+        write_json(self.exp_path("submission.json"), {
+            "rows": n, "test_metadata": str(test_csv), "n_fallback": len(missing), "fallback_surveys": missing[:100],
+            "fallback": "global species frequency of the training surveys, expected-F1 decoding" if missing else None,
+        })

@@ -11,6 +11,11 @@ class SurveyTable(GlcTask):
     """PA train + test metadata -> ``{out}/{dataset}/surveys/`` (``surveys/`` and ``quarantine/`` parquet)."""
 
     max_bad_fraction = luigi.FloatParameter(default=0.01, description="fail when more malformed rows than this")
+    bad_test_rows = luigi.ChoiceParameter(
+        choices=["error", "fallback"], default="error",
+        description="a bad PA-test metadata row: fail naming it (error), or quarantine it and let Submission predict "
+        "that survey with the fallback (fallback); a test survey is never dropped",
+    )
 
     def requires(self) -> luigi.Task:
         """The raw data root."""
@@ -18,7 +23,7 @@ class SurveyTable(GlcTask):
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
-        return FlagTarget(self.artifact_path("surveys"))
+        return FlagTarget(self.artifact_path("surveys" if self.bad_test_rows == "error" else f"surveys-{self.bad_test_rows}"))
 
     def run(self) -> None:
         """Spark job: :func:`glc.etl.surveys.write_survey_table`."""
@@ -28,7 +33,7 @@ class SurveyTable(GlcTask):
         from glc.spark import get_spark
 
         remove_stale_temps(self.output().dir.parent)
-        write_survey_table(get_spark(), detect_layout(self.data_root), self.output().dir, self.max_bad_fraction)
+        write_survey_table(get_spark(), detect_layout(self.data_root), self.output().dir, self.max_bad_fraction, self.bad_test_rows)
 
 
 def read_surveys(flag: FlagTarget):  # noqa: ANN201 - pandas

@@ -68,3 +68,71 @@ def test_written_artifact_is_sorted_and_flagged(spark, tmp_path):
     assert summary["surveys"] == {"test": 30, "train": int((df.split == "train").sum())}
     assert df["surveyId"].is_monotonic_increasing and df["surveyId"].is_unique
     assert list(df.columns) == ["surveyId", "lon", "lat", "x", "y", "year", "region", "country", "areaInM2", "geoUncertaintyInM", "split", "speciesIds"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No silent loss (issue 11): line numbers, test rows, conflicting duplicates, the study area, BOM
+# ---------------------------------------------------------------------------------------------------------------
+def _append(path, line: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(line)
+
+
+def test_quarantine_rows_carry_their_line_numbers(spark, tmp_path):
+    make_fake_metadata(tmp_path / "w", seed=5)
+    _, bad, report = build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.1)
+    q = bad.toPandas().sort_values("line")
+    assert list(q["line"]) == [6, 7, 8, 9]  # the fake writes its 4 bad rows after the 4th data line
+    lines = (tmp_path / "w" / "GLC24_PA_metadata_train.csv").read_text().splitlines()
+    assert all(lines[ln - 1].rstrip() == expected.rstrip() for ln, (expected, _) in zip(q["line"], BAD_ROWS))
+    assert report["train_rows"]["examples"][0].startswith("line 6: ")
+
+
+def test_bad_test_row_never_drops_a_survey(spark, tmp_path):
+    """A malformed PA-test row is an error naming file, line and reason by default (never a smaller submission);
+    with the fallback policy it is quarantined with its line and counted, for Submission to predict."""
+    make_fake_metadata(tmp_path / "w", seed=6, bad_rows=False)
+    test_csv = tmp_path / "w" / "GLC24_PA_metadata_test.csv"
+    _append(test_csv, "2.5,north,2019,10.0,100.0,ATLANTIC,France,990777\n")  # line 32
+    with pytest.raises(BadRowsError, match=r"GLC24_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 32: lon/lat not numeric\)\. A test survey is never dropped"):
+        build_survey_table(spark, Layout(tmp_path / "w"))
+    surveys, bad, report = build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.1, bad_test_rows="fallback")
+    assert report["test_rows"]["bad_rows"] == 1 and report["bad_test_rows_policy"] == "fallback"
+    q = bad.toPandas()
+    assert list(q["line"]) == [32] and q["file"].str.endswith("GLC24_PA_metadata_test.csv").all()
+    assert 990777 not in set(surveys.toPandas()["surveyId"])
+
+
+def test_conflicting_duplicate_survey_rows_are_counted_and_quarantined(spark, tmp_path):
+    make_fake_metadata(tmp_path / "w", seed=7, bad_rows=False)
+    train_csv = tmp_path / "w" / "GLC24_PA_metadata_train.csv"
+    df = pd.read_csv(train_csv)
+    sid = int(df["surveyId"].iloc[0])
+    n_rows = int((df["surveyId"] == sid).sum())
+    _append(train_csv, f"10.0,50.0,2018,1.0,10.0,ALPINE,Germany,17.0,{sid}\n")  # same id, another place and year
+    surveys, bad, report = build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.5)
+    reason = "surveyId repeated with conflicting metadata (lon/lat/year/region/country/area/uncertainty)"
+    assert report["train_rows"]["by_reason"] == {reason: n_rows + 1}
+    assert sid not in set(surveys.toPandas()["surveyId"])  # which place is right is unknowable: the survey is out
+    assert (bad.toPandas()["reason"] == reason).sum() == n_rows + 1
+    with pytest.raises(BadRowsError, match="conflicting metadata"):
+        build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.0)
+
+
+def test_coordinates_outside_the_study_area_are_rejected(spark, tmp_path):
+    make_fake_metadata(tmp_path / "w", seed=8, bad_rows=False)
+    _append(tmp_path / "w" / "GLC24_PA_metadata_train.csv", "170.0,45.0,2019,1.0,10.0,ALPINE,France,17.0,990888\n")
+    surveys, bad, report = build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.5)
+    assert list(report["train_rows"]["by_reason"]) == ["lon/lat outside the GLC study area (lon -32.26344..35.58677, lat 26.63842..72.18392)"]
+    assert 990888 not in set(surveys.toPandas()["surveyId"])
+
+
+def test_bom_is_read_like_the_python_readers(spark, tmp_path):
+    from glc.data.metadata import read_pa_metadata
+
+    make_fake_metadata(tmp_path / "w", seed=9, bad_rows=False)
+    test_csv = tmp_path / "w" / "GLC24_PA_metadata_test.csv"
+    test_csv.write_bytes(b"\xef\xbb\xbf" + test_csv.read_bytes())
+    surveys, _, report = build_survey_table(spark, Layout(tmp_path / "w"))
+    spark_ids = set(surveys.toPandas().query("split == 'test'")["surveyId"])
+    assert spark_ids == set(read_pa_metadata(test_csv, "test")["surveyId"]) and len(spark_ids) == 30

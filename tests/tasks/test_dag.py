@@ -109,3 +109,36 @@ def test_missing_data_root_exits_non_zero(tmp_path):
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 20, r.stderr[-2000:]  # [retcode] missing_data
+
+
+def test_bad_test_row_never_drops_a_survey_from_the_submission(spark, tmp_path):
+    """Default: a malformed PA-test row fails the DAG naming file and line. With ``[SurveyTable] bad_test_rows =
+    fallback`` the submission still has one row per test survey of the ORIGINAL metadata, the bad one predicted by
+    the documented fallback and counted in submission.json."""
+    import json
+
+    from tests.fakes import make_fake_metadata
+
+    world = tmp_path / "world"
+    make_fake_metadata(world, seed=11)
+    test_csv = world / "GLC24_PA_metadata_test.csv"
+    with open(test_csv, "a") as fh:
+        fh.write("2.5,north,2019,10.0,100.0,ATLANTIC,France,990555\n")
+    res = _build(Submission(experiment="frequency", data_root=str(world), out_root=str(tmp_path / "out")))
+    assert res.status == LuigiStatusCode.FAILED
+    cfg = luigi.configuration.get_config()
+    cfg.set("SurveyTable", "bad_test_rows", "fallback")
+    cfg.set("SurveyTable", "max_bad_fraction", "0.1")
+    try:
+        task = Submission(experiment="frequency", data_root=str(world), out_root=str(tmp_path / "out"))
+        res = _build(task)
+        assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
+    finally:
+        cfg.remove_option("SurveyTable", "bad_test_rows")
+        cfg.remove_option("SurveyTable", "max_bad_fraction")
+    sub = pd.read_csv(task.output().path)
+    test_ids = set(pd.read_csv(test_csv, dtype=str)["surveyId"].astype(int))
+    assert set(sub["surveyId"]) == test_ids and 990555 in test_ids and len(sub) == 31
+    summary = json.loads(task.exp_path("submission.json").read_text())
+    assert summary["n_fallback"] == 1 and summary["fallback_surveys"] == [990555]
+    assert sub.loc[sub["surveyId"] == 990555, "predictions"].str.len().iloc[0] > 0
