@@ -411,6 +411,7 @@ def write_cube_features(
     n: int = 64,
     cube_source: CubeSource = "auto",
     skip_bad_inputs: bool = False,
+    max_bad_fraction: float = 0.01,
     partitions: int = 0,
     batch_size: int = 2_000,
 ) -> dict[str, Any]:
@@ -452,7 +453,7 @@ def write_cube_features(
             spark, layout, surveys, sources, staged_csv, n=n, partitions=partitions, batch_size=batch_size
         )
         return write_feature_artifact(
-            spark, staged, out_dir, what=f"CubeFeatures(n={n})", skip_bad_inputs=skip_bad_inputs, summary=summary,
+            spark, staged, out_dir, what=f"CubeFeatures(n={n})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary,
             extra_summary=_missing_counts,
         )
     finally:

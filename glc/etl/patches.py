@@ -181,6 +181,7 @@ def write_patch_tiles(
     k: int = 8,
     keep_raw: bool = False,
     skip_bad_inputs: bool = False,
+    max_bad_fraction: float = 0.01,
     partitions: int = 0,
     batch_size: int = 256,
 ) -> dict[str, Any]:
@@ -202,5 +203,5 @@ def write_patch_tiles(
     }
     staged = patch_tiles_frame(spark, layout, surveys, k=k, keep_raw=keep_raw, partitions=partitions, batch_size=batch_size)
     return write_feature_artifact(
-        spark, staged, out_dir, what=f"PatchTiles(k={k})", skip_bad_inputs=skip_bad_inputs, summary=summary
+        spark, staged, out_dir, what=f"PatchTiles(k={k})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary
     )

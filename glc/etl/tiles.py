@@ -198,6 +198,7 @@ def write_feature_artifact(
     skip_bad_inputs: bool,
     summary: dict[str, Any],
     extra_summary: Callable[["DataFrame"], dict[str, Any]] | None = None,
+    max_bad_fraction: float = 0.01,
 ) -> dict[str, Any]:
     """Load step shared by the per-survey feature jobs: ``data/`` + ``quarantine/`` + ``_SUCCESS``, atomically.
 
@@ -214,14 +215,16 @@ def write_feature_artifact(
         skip_bad_inputs: quarantine bad inputs (``True``) or fail (``False``).
         summary: the ``_SUCCESS`` summary; counts are added to it (it is also returned).
         extra_summary: called with the good rows to add artifact-specific counts to the summary.
+        max_bad_fraction: with ``skip_bad_inputs``, the largest fraction of surveys that may be skipped; above it
+            the job fails (a dead raster or an empty patch folder must never give a "successful" empty artifact).
 
     Returns:
         The summary (with ``n_surveys``, ``n_written``, ``by_split``, ``n_bad_inputs``, ``n_skipped``,
         ``bad_examples``, ``seconds``).
 
     Raises:
-        DataError: if there are bad inputs and ``skip_bad_inputs`` is false; names the count, the first surveys,
-            their files and reasons, and how to skip them.
+        DataError: if there are bad inputs and ``skip_bad_inputs`` is false, or more than ``max_bad_fraction`` of
+            the surveys would be skipped; names the count, the first surveys, their files and reasons, and what to do.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -248,6 +251,14 @@ def write_feature_artifact(
                     "files, or rerun with skip_bad_inputs=True (luigi: --skip-bad-inputs) to leave those surveys "
                     "out, counted and listed in the artifact's quarantine/ table."
                 )
+            n_total = int(sum(r["good"] for r in stats)) + n_skipped
+            if n_skipped and n_skipped > max_bad_fraction * n_total:
+                shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
+                raise DataError(
+                    f"{what}: {n_skipped} of {n_total} surveys have bad inputs ({n_skipped / max(n_total, 1):.1%}), more "
+                    f"than max_bad_fraction={max_bad_fraction} allows even with skip_bad_inputs (e.g. {shown}). The "
+                    "input is broken as a whole: fix it, or raise the ceiling (luigi: --max-bad-fraction)."
+                )
             if n_bad:
                 log.warning(
                     "%s: skipped %d survey(s) with %d bad input(s) (quarantine/ of %s), e.g. %s",
@@ -270,6 +281,7 @@ def write_feature_artifact(
                     "n_skipped": n_skipped,
                     "bad_examples": examples,
                     "skip_bad_inputs": bool(skip_bad_inputs),
+                    "max_bad_fraction": float(max_bad_fraction),
                 }
             )
             if extra_summary is not None:
@@ -507,6 +519,7 @@ def write_raster_tiles(
     tile_size: int = 128,
     fill: str = "tile_mean",
     skip_bad_inputs: bool = False,
+    max_bad_fraction: float = 0.01,
     partitions: int = 0,
     batch_size: int = 20_000,
 ) -> dict[str, Any]:
@@ -564,7 +577,7 @@ def write_raster_tiles(
         staged,
         out_dir,
         what=f"RasterTiles({group}, k={k}, tile_size={tile_size})",
-        skip_bad_inputs=skip_bad_inputs,
+        skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction,
         summary=summary,
         extra_summary=_tile_counts(plans),
     )

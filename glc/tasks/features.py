@@ -28,6 +28,11 @@ from glc.tasks.surveys import SurveyTable
 class FeatureTask(GlcTask):
     """Base of the feature tasks: requires the survey table and the raw data root."""
 
+    max_bad_fraction = luigi.FloatParameter(
+        default=0.01, significant=False,
+        description="with --skip-bad-inputs, fail when more than this fraction of the surveys would be skipped",
+    )
+
     def requires(self) -> dict[str, luigi.Task]:
         """The survey table (ids, lon/lat, split) and the raw data root."""
         return {"surveys": self.clone(SurveyTable), "raw": self.raw_data()}
@@ -73,6 +78,7 @@ class PatchTiles(FeatureTask):
         write_patch_tiles(
             spark, layout, surveys, self.output().dir, k=self.k, keep_raw=self.keep_raw,
             skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions, batch_size=self.batch_size,
+            max_bad_fraction=self.max_bad_fraction,
         )
 
 
@@ -103,6 +109,7 @@ class CubeFeatures(FeatureTask):
         write_cube_features(
             spark, layout, surveys, self.output().dir, n=self.n, cube_source=self.cube_source,  # type: ignore[arg-type]
             skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions, batch_size=self.batch_size,
+            max_bad_fraction=self.max_bad_fraction,
         )
 
 
@@ -153,7 +160,7 @@ class RasterTiles(FeatureTask):
         write_raster_tiles(
             spark, layout, surveys, self.output().dir, self.raster_group, k=self.k, tile_size=self.tile_size,
             fill=self.fill, skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size, max_bad_fraction=self.max_bad_fraction,
         )
 
 

@@ -260,7 +260,7 @@ def test_all_nan_cube_fails_naming_file_and_survey(spark, bad_cube_world, tmp_pa
 def test_bad_cubes_are_quarantined_with_counts(spark, bad_cube_world, tmp_path: Path, source: str) -> None:
     layout, surveys, bad = bad_cube_world
     s = write_cube_features(
-        spark, layout, spark.createDataFrame(surveys), tmp_path / "out", n=8, cube_source=source, skip_bad_inputs=True  # type: ignore[arg-type]
+        spark, layout, spark.createDataFrame(surveys), tmp_path / "out", n=8, cube_source=source, skip_bad_inputs=True, max_bad_fraction=1.0  # type: ignore[arg-type]
     )
     q = pd.read_parquet(tmp_path / "out" / "quarantine").set_index("surveyId")
     expected = {bad["nan"], bad["band"]} | ({bad["missing"]} if source == "cubes" else set())
@@ -280,7 +280,7 @@ def test_survey_missing_from_the_csv_is_a_bad_input(spark, cube_world, tmp_path:
     layout, surveys, cubes = cube_world
     extra = pd.DataFrame({"surveyId": [999_999_999], "split": ["train"], "lon": [5.0], "lat": [45.0]})
     sdf = spark.createDataFrame(pd.concat([surveys, extra], ignore_index=True))
-    s = write_cube_features(spark, layout, sdf, tmp_path / "out", n=4, cube_source="csv", skip_bad_inputs=True)
+    s = write_cube_features(spark, layout, sdf, tmp_path / "out", n=4, cube_source="csv", skip_bad_inputs=True, max_bad_fraction=1.0)
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert q["surveyId"].tolist() == [999_999_999, 999_999_999]  # one row per kind
     assert q["reason"].str.contains("not in the (landsat|bioclim) CSV").all()

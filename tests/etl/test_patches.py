@@ -140,7 +140,7 @@ def test_truncated_jpeg_fails_naming_file_and_survey(spark, bad_patch_world, tmp
 
 def test_skip_bad_inputs_quarantines_and_counts(spark, bad_patch_world, tmp_path: Path) -> None:
     layout, surveys, bad = bad_patch_world
-    summary = write_patch_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "out", k=2, skip_bad_inputs=True)
+    summary = write_patch_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "out", k=2, skip_bad_inputs=True, max_bad_fraction=1.0)
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert dict(zip(q["surveyId"], q["file"])) == bad
     reasons = dict(zip(q["surveyId"], q["reason"]))

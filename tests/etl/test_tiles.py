@@ -168,7 +168,7 @@ def test_corrupt_block_skips_exactly_the_unreadable_sites(spark, corrupt_world, 
     layout, surveys, path, bad = corrupt_world
     s = write_raster_tiles(
         spark, layout, spark.createDataFrame(surveys), tmp_path / "out", "elevation", k=2, tile_size=16,
-        skip_bad_inputs=True, batch_size=64,
+        skip_bad_inputs=True, batch_size=64, max_bad_fraction=1.0,
     )
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert set(q["surveyId"]) == bad and (q["file"] == str(path)).all()
@@ -179,6 +179,17 @@ def test_corrupt_block_skips_exactly_the_unreadable_sites(spark, corrupt_world, 
     good = surveys[~surveys["surveyId"].isin(bad)]
     ref, _ = reference_tiles(path, good["lon"].to_numpy(), good["lat"].to_numpy(), 16, 2, np.zeros(1))
     np.testing.assert_allclose(np.stack(data["dct"]), ref.reshape(len(good), -1), rtol=1e-5, atol=1e-3)
+
+
+def test_skip_bad_inputs_has_a_ceiling(spark, corrupt_world, tmp_path: Path) -> None:
+    """A raster unreadable for half of the sites is broken as a whole: even with skip_bad_inputs the job fails
+    (default ceiling max_bad_fraction=0.01) instead of writing a 'successful' artifact without those surveys."""
+    layout, surveys, path, bad = corrupt_world
+    assert len(bad) > 0.01 * len(surveys)
+    with pytest.raises(DataError, match=rf"{len(bad)} of {len(surveys)} surveys have bad inputs .* more than max_bad_fraction=0.01 allows even with skip_bad_inputs"):
+        write_raster_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "out", "elevation", k=2, tile_size=16,
+                           skip_bad_inputs=True, batch_size=64)
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_raster_group_is_a_layout_error(spark, tile_world) -> None:
