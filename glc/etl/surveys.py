@@ -232,8 +232,14 @@ def line_numbers(path: str | Path, raws: list[str], columns: list[str]) -> list[
 
 def build_survey_table(
     spark: "SparkSession", layout: Layout, max_bad_fraction: float = 0.01, bad_test_rows: str = "error",
+    cached: list["DataFrame"] | None = None,
 ) -> tuple["DataFrame", "DataFrame", dict[str, Any]]:
     """Extract + transform: returns (surveys, quarantined bad rows with line numbers, report).
+
+    The parsed rows of each file are cached while the table is built; pass ``cached`` (a list) to receive them and
+    ``unpersist()`` them once the result is written (:func:`write_survey_table` does). Any cache of an earlier read
+    of the same path is dropped first (``refreshByPath``): Spark would otherwise serve the rows of a CSV as it was
+    when first cached, and an edited file would silently keep its old content.
 
     Raises:
         BadRowsError: if a file's bad-row fraction exceeds ``max_bad_fraction``, or (``bad_test_rows="error"``) the
@@ -247,7 +253,10 @@ def build_survey_table(
     parts, bads, report = [], [], {}
     for split in ("train", "test"):
         path = layout.pa_metadata(split)
+        spark.catalog.refreshByPath(str(path))
         rows = flag_conflicts(validate_pa_rows(read_pa_csv(spark, path, split), split)).cache()
+        if cached is not None:
+            cached.append(rows)
         counts = {r["_bad"]: r["count"] for r in rows.groupBy("_bad").count().collect()}
         total = int(sum(counts.values()))
         rep = BadRowReport(total, int(sum(v for k, v in counts.items() if k is not None)), {k: int(v) for k, v in counts.items() if k is not None})
@@ -293,11 +302,16 @@ def write_survey_table(spark: "SparkSession", layout: Layout, out_dir: str | Pat
     """Load step: write surveys (sorted by surveyId) and the quarantine table atomically under ``out_dir``."""
     from glc.io import atomic_dir
 
-    surveys, bad, report = build_survey_table(spark, layout, max_bad_fraction, bad_test_rows)
-    counts = {r["split"]: r["count"] for r in surveys.groupBy("split").count().collect()}
-    report["surveys"] = {k: int(v) for k, v in sorted(counts.items())}
-    with atomic_dir(out_dir, summary=report) as tmp:
-        surveys.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / "surveys"))
-        bad.orderBy("file", "line", "raw").write.mode("overwrite").parquet(str(Path(tmp) / "quarantine"))
+    cached: list["DataFrame"] = []
+    try:
+        surveys, bad, report = build_survey_table(spark, layout, max_bad_fraction, bad_test_rows, cached)
+        counts = {r["split"]: r["count"] for r in surveys.groupBy("split").count().collect()}
+        report["surveys"] = {k: int(v) for k, v in sorted(counts.items())}
+        with atomic_dir(out_dir, summary=report) as tmp:
+            surveys.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / "surveys"))
+            bad.orderBy("file", "line", "raw").write.mode("overwrite").parquet(str(Path(tmp) / "quarantine"))
+    finally:
+        for df in cached:
+            df.unpersist()
     log.info("SurveyTable: %s", report)
     return report

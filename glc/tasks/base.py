@@ -9,10 +9,21 @@
 * Raw inputs are ``ExternalTask`` s, except the default synthetic world, which :class:`glc.tasks.synth.SyntheticWorld`
   generates when missing (so ``luigi --module glc.tasks Submission --local-scheduler`` works on a fresh machine).
 * ``run()`` is thin glue over functions in ``glc/`` that tests call directly.
+* **Input fingerprints**: a task is complete only when its output exists *and* the fingerprint it was built from
+  still holds. The fingerprint combines the task's raw inputs (:meth:`GlcTask.raw_inputs`: metadata CSVs by size,
+  mtime and content hash; folders of JPEGs / cubes and GeoTIFFs by size and mtime, see
+  :mod:`glc.data.fingerprint`) with its dependencies' fingerprints, and is written beside the output after a
+  successful run (``_INPUTS`` in a directory artifact, ``.<name>.inputs`` beside a file). Editing a CSV therefore
+  reruns the survey table and everything downstream of it; touching a raster reruns that raster group's tiles
+  and what uses them; untouched inputs rebuild nothing. Artifacts written before fingerprints existed are rebuilt
+  once.
+* Before a task that must run starts, its out-root is checked to be writable (a read-only out-root fails at
+  scheduling, before any work).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -21,6 +32,10 @@ from typing import Any
 import luigi
 
 from glc.io import SUCCESS
+
+#: The fingerprint file of a directory artifact (beside ``_SUCCESS``).
+STAMP = "_INPUTS"
+_checked_roots: set[str] = set()
 
 
 class paths(luigi.Config):  # noqa: N801 - luigi config sections are lower case
@@ -60,6 +75,83 @@ class GlcTask(luigi.Task):
         from glc.tasks.synth import raw_data_task
 
         return raw_data_task(self.data_root)
+
+    # -- input fingerprints -----------------------------------------------------------------------------------
+    def raw_inputs(self) -> list[Path]:
+        """Raw files / folders of the data root this task reads directly (none by default)."""
+        return []
+
+    def layout_or_none(self) -> Any:  # noqa: ANN401 - glc.data.layout.Layout
+        """The data root's layout, or None while it does not exist yet (e.g. a synthetic world not generated)."""
+        from glc.data.layout import LayoutError, detect_layout
+
+        try:
+            return detect_layout(self.data_root)
+        except (LayoutError, FileNotFoundError, ValueError):
+            return None
+
+    def input_fingerprint(self) -> str:
+        """Hash of this task's raw inputs and of its GlcTask dependencies' fingerprints (see the module docstring)."""
+        from glc.data.fingerprint import combine, path_fingerprint
+
+        deps = [t.input_fingerprint() for t in luigi.task.flatten(self.requires()) if isinstance(t, GlcTask)]
+        raws = [(str(p), path_fingerprint(p)) for p in self.raw_inputs()]
+        return combine([type(self).__name__, raws, sorted(deps)])
+
+    def stamp_paths(self) -> list[Path]:
+        """Where the fingerprint of each output is kept."""
+        out = []
+        for target in luigi.task.flatten(self.output()):
+            if isinstance(target, FlagTarget):
+                out.append(target.dir / STAMP)
+            else:
+                p = Path(target.path)
+                out.append(p.with_name(f".{p.name}.inputs"))
+        return out
+
+    def complete(self) -> bool:
+        """Outputs exist and were built from the inputs as they are now (their fingerprint matches)."""
+        outputs = luigi.task.flatten(self.output())
+        if not outputs or not all(t.exists() for t in outputs):
+            root = str(Path(self.out_root).resolve())
+            if root not in _checked_roots:
+                from glc.io import check_writable
+
+                check_writable(root)
+                _checked_roots.add(root)
+            return False
+        fp = self.input_fingerprint()
+        for stamp in self.stamp_paths():
+            try:
+                if stamp.read_text().strip() != fp:
+                    return False
+            except FileNotFoundError:
+                return False
+        return True
+
+    def write_stamps(self) -> None:
+        """Record the current input fingerprint beside every output (called after a successful ``run``)."""
+        from glc.io import atomic_file
+
+        fp = self.input_fingerprint()
+        for stamp in self.stamp_paths():
+            with atomic_file(stamp) as fh:
+                fh.write(fp + "\n")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's ``run`` writes the input stamps when it returns normally."""
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and not getattr(run, "_glc_stamped", False):
+
+            @functools.wraps(run)
+            def stamped_run(self: "GlcTask", *args: Any, **kw: Any) -> Any:
+                result = run(self, *args, **kw)
+                self.write_stamps()
+                return result
+
+            stamped_run._glc_stamped = True  # type: ignore[attr-defined]
+            cls.run = stamped_run  # type: ignore[method-assign]
 
 
 def dataset_key(data_root: str | Path) -> str:

@@ -70,6 +70,11 @@ class PatchTiles(FeatureTask):
         name = f"k{self.k}" + ("-raw" if self.keep_raw else "") + _skip_suffix(self.skip_bad_inputs)
         return FlagTarget(self.artifact_path("features", "patches", name))
 
+    def raw_inputs(self) -> list[Path]:
+        """The RGB and NIR patch folders of both splits."""
+        lay = self.layout_or_none()
+        return [lay.patch_root(s, k) for s in ("train", "test") for k in ("rgb", "nir")] if lay else []
+
     def run(self) -> None:
         """:func:`glc.etl.patches.write_patch_tiles`."""
         from glc.etl.patches import write_patch_tiles
@@ -101,6 +106,19 @@ class CubeFeatures(FeatureTask):
         name = f"n{self.n}-{self.cube_source}" + _skip_suffix(self.skip_bad_inputs)
         return FlagTarget(self.artifact_path("features", "cubes", name))
 
+    def raw_inputs(self) -> list[Path]:
+        """The cube folders and the Landsat / monthly bioclim CSVs of both splits (whichever exist)."""
+        from glc.data.layout import LANDSAT_BANDS
+
+        lay = self.layout_or_none()
+        if not lay:
+            return []
+        out = []
+        for s in ("train", "test"):
+            out += [lay.cube_dir(s, "landsat"), lay.cube_dir(s, "bioclim"), lay.env_csv(s, "bioclimatic_monthly")]
+            out += [lay.landsat_csv(s, b) for b in LANDSAT_BANDS]
+        return out
+
     def run(self) -> None:
         """:func:`glc.etl.cubes.write_cube_features`."""
         from glc.etl.cubes import write_cube_features
@@ -122,6 +140,13 @@ class EnvFeatures(FeatureTask):
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
         return FlagTarget(self.artifact_path("features", "env"))
+
+    def raw_inputs(self) -> list[Path]:
+        """The environmental CSVs of both splits."""
+        from glc.data.layout import ENV_COMPONENTS
+
+        lay = self.layout_or_none()
+        return [lay.env_csv(s, c) for s in ("train", "test") for c in ENV_COMPONENTS] if lay else []
 
     def run(self) -> None:
         """:func:`glc.etl.env.write_env_features`."""
@@ -151,6 +176,16 @@ class RasterTiles(FeatureTask):
         """``_SUCCESS`` of the artifact folder."""
         name = f"{self.raster_group}-k{self.k}-t{self.tile_size}-{self.fill}" + _skip_suffix(self.skip_bad_inputs)
         return FlagTarget(self.artifact_path("features", "rasters", name))
+
+    def raw_inputs(self) -> list[Path]:
+        """The GeoTIFFs of the raster group."""
+        from glc.data.layout import LayoutError
+
+        lay = self.layout_or_none()
+        try:
+            return list(lay.raster_paths(self.raster_group)) if lay else []
+        except LayoutError:
+            return []
 
     def run(self) -> None:
         """:func:`glc.etl.tiles.write_raster_tiles`."""

@@ -164,6 +164,12 @@ class _SurveyInputTask(GlcTask):
         spark = get_spark()
         return spark, read_surveys_frame(spark, self.input()["surveys"].dir)
 
+    def raw_inputs(self) -> list[Path]:
+        """The PO metadata CSV when the task reads presence-only sites."""
+        kinds = {k for name in ("sources", "queries") for k in str(getattr(self, name, "")).split(",")}
+        lay = self.layout_or_none()
+        return [lay.po_metadata()] if lay and (isinstance(self, POCorrection) or "po" in kinds) else []
+
     def _layout(self) -> "Layout":
         from glc.data.layout import detect_layout
 

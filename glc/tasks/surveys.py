@@ -21,6 +21,11 @@ class SurveyTable(GlcTask):
         """The raw data root."""
         return self.raw_data()
 
+    def raw_inputs(self) -> list:
+        """The PA train and test metadata CSVs."""
+        lay = self.layout_or_none()
+        return [lay.pa_metadata("train"), lay.pa_metadata("test")] if lay else []
+
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
         return FlagTarget(self.artifact_path("surveys" if self.bad_test_rows == "error" else f"surveys-{self.bad_test_rows}"))
