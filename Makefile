@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Extra pip arguments for torch, e.g. a CPU-only VM: TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_INDEX ?=
-EXPERIMENT ?= frequency
+EXPERIMENT ?= knn
 DATA_ROOT ?= data/synthetic/demo-seed0
 OUT_ROOT ?= out
 export LUIGI_CONFIG_PATH := $(CURDIR)/conf/luigi.cfg
@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## create .venv and install glc with the pinned stack (constraints.txt)
 
-demo: check-java install ## generate the demo world if missing, run the whole DAG, print the F1 and where the outputs are
+demo: check-java install ## run the kNN experiment's whole DAG on the demo world (generated if missing); print its scores, submission, report and map
 	@start=$$(date +%s); \
 	$(LUIGI) Submission --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT) && \
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT) && \
@@ -63,7 +63,7 @@ tile-cnn-geo: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN lat
 timeseries-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT time-series CNN on Landsat 1D-DCT planes (tasks/timeseries-cnn.toml)
 timeseries-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: timeseries-cnn on series shuffled across surveys
 
-bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput ## every benchmark (results in bench/results/*.json)
+bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
@@ -93,6 +93,9 @@ bench-leaderboard: check-java install ## every experiment in tasks/ on the demo 
 
 bench-train-throughput: check-java install ## tile CNN loader/training samples/s: DCT parquet (Petastorm) vs JPEG decoding vs IDCT images -> bench/results/train_throughput.json
 	$(PY) -m bench.train_throughput
+
+bench-maps: check-java install ## whole-Europe 5 km species/richness GeoTIFFs (knn, geolocation-asl): time + peak RSS -> bench/results/maps.json
+	$(PY) -m bench.maps
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

@@ -118,7 +118,7 @@ SCHEMA: Schema = {
     },
     "wandb": {
         "project": Param("glc", "W&B project"),
-        "group": Param("baselines", "W&B group"),
+        "group": Param("baselines", "model family, logged as a W&B tag (runs are grouped per experiment name)"),
         "tags": Param([], "W&B tags", type="list[str]"),
         "mode": Param("offline", "offline | online | disabled (online needs `wandb login`)", choices=("offline", "online", "disabled")),
     },

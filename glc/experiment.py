@@ -27,7 +27,7 @@ from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cross_fitted_f1", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
+__all__ = ["cross_fitted_f1", "cross_fitted_sets", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
 
 
 def fit_predict(
@@ -166,10 +166,10 @@ def decode(scores: ScoreTable, params: dict[str, Any]) -> dict[int, np.ndarray]:
     return scores.sets_to_ids(run(kind, scores.prob, p, **extras))
 
 
-def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None) -> dict[str, float]:
-    """Sample-F1 (and micro P/R/F1) of the decoder fitted on one half of the validation blocks, scored on the other."""
+def cross_fitted_sets(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None) -> dict[int, np.ndarray]:
+    """Predicted sets of the validation surveys, each decoded by a decoder fitted on the *other* half of the
+    validation blocks (both halves fitted on all when there are too few blocks to halve)."""
     from glc.eval.split import spatial_block_folds
-    from glc.metrics import score_submission
 
     order = pd.Series(np.arange(len(val_train)), index=val_train["surveyId"].to_numpy())
     vt = val_train.iloc[order.loc[scores.survey_ids].to_numpy()]
@@ -178,9 +178,16 @@ def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train:
     for f in (0, 1):
         if (folds == f).all() or not (folds == f).any():  # too few blocks to halve: fit and score on all
             params = fit_decoder(scores, truth, cfg, kind)
-            preds = decode(scores, params)
-            break
+            return decode(scores, params)
         params = fit_decoder(scores.subset(folds != f), truth, cfg, kind)
         preds.update(decode(scores.subset(folds == f), params))
+    return preds
+
+
+def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None) -> dict[str, float]:
+    """Sample-F1 (and micro P/R/F1) of the decoder fitted on one half of the validation blocks, scored on the other."""
+    from glc.metrics import score_submission
+
+    preds = cross_fitted_sets(scores, truth, val_train, cfg, kind)
     sol = {int(s): truth[int(s)] for s in scores.survey_ids}
     return score_submission(sol, preds)

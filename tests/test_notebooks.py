@@ -18,4 +18,7 @@ def test_walkthrough_executes(tiny_world, tmp_path, monkeypatch):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NB.parent)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "valid rows:" in outputs and "validation sample-F1:" in outputs
+    assert "map: EPSG:3035" in outputs and "report figures:" in outputs
+    n_figs = int(outputs.split("report figures:")[1].split()[0])
+    assert n_figs >= 6
     assert (tmp_path / "out").exists()

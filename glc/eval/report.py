@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+def main_label(cfg: dict[str, Any]) -> str:
+    """How the experiment's own model is named beside the reference lines."""
+    return f"{cfg['name']} ({cfg['model']['kind']})"
 
 
 def build_report(
@@ -18,14 +24,20 @@ def build_report(
     decoder: dict[str, Any],
     cfg: dict[str, Any],
     data_root: str,
+    extras: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report dict: data counts, bad rows, the experiment's cross-fitted validation scores, and the
-    frequency baselines scored the same way as reference lines."""
+    frequency baselines scored the same way as reference lines.
+
+    ``extras``, when given, is filled with what the figures need and the JSON does not keep: the validation scores,
+    truth, validation surveys and the cross-fitted sets and per-survey F1 of the model and of each reference.
+    """
     import json
 
     from glc.config import resolve
     from glc.eval.split import validation_mask
-    from glc.experiment import cross_fitted_f1, fit_predict
+    from glc.experiment import cross_fitted_f1, cross_fitted_sets, fit_predict
+    from glc.metrics import per_survey_f1, score_submission
     from glc.predict.scores import read_scores
 
     train = surveys[surveys["split"] == "train"].reset_index(drop=True)
@@ -34,7 +46,9 @@ def build_report(
     val_train = train[val_mask]
     val_scores = read_scores(Path(pred_dir) / "val")
     pred_info = json.loads((Path(pred_dir) / "_SUCCESS").read_text())
-    main = cross_fitted_f1(val_scores, truth, val_train, cfg)
+    main_key = main_label(cfg)
+    sets = {main_key: cross_fitted_sets(val_scores, truth, val_train, cfg)}
+    main = score_submission({int(i): truth[int(i)] for i in val_scores.survey_ids}, sets[main_key])
 
     decoders: dict[str, Any] = {}
     if cfg["decoder"].get("compare", False):
@@ -52,7 +66,14 @@ def build_report(
             "model": {"kind": kind, "top_n": cfg["model"]["top_n"]}, "decoder": {**cfg["decoder"], "kind": "topk"},
         }, f"report baseline {kind}")
         sc = fit_predict(train[~val_mask], val_train, bcfg)
-        baselines[kind] = cross_fitted_f1(sc, truth, val_train, bcfg)
+        sets[kind] = cross_fitted_sets(sc, truth, val_train, bcfg)
+        baselines[kind] = score_submission({int(i): truth[int(i)] for i in sc.survey_ids}, sets[kind])
+    if extras is not None:
+        ids = val_train["surveyId"].astype(int).to_numpy()
+        extras.update({
+            "val_scores": val_scores, "truth": truth, "val_train": val_train, "sets": sets,
+            "per_survey_f1": {m: per_survey_f1([truth[i] for i in ids], [s.get(int(i), []) for i in ids]) for m, s in sets.items()},
+        })
 
     n_species = val_train["speciesIds"].map(len)
     return {
@@ -111,4 +132,128 @@ def render_markdown(rep: dict[str, Any]) -> str:
         f"- decoder fitted on all validation surveys (used for the submission): `{rep['decoder']}`",
         "",
     ]
+    if rep.get("figures"):
+        lines += ["## Figures", "", "In `report.html` (same folder): " + "; ".join(rep["figures"]) + ".", ""]
+    if rep.get("richness_map"):
+        lines += [f"Richness map (GeoTIFF): `{rep['richness_map']}`", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- figures + HTML
+@dataclass(frozen=True)
+class Figure:
+    """One report figure: a title, a caption and the PNG bytes."""
+
+    title: str
+    caption: str
+    png: bytes
+
+
+def report_figures(
+    rep: dict[str, Any],
+    extras: dict[str, Any],
+    training_csv: Path | None = None,
+    patch_image: np.ndarray | None = None,
+    map_png: Path | None = None,
+) -> tuple[list[Figure], list[str]]:
+    """The report's figures (:mod:`glc.eval.plots`) and a note for each one that does not apply to this model."""
+    from glc.eval import plots
+    from glc.eval.split import block_ids
+
+    cfg = rep["config"]
+    vt = extras["val_train"]
+    ids = vt["surveyId"].astype(int).to_numpy()
+    figs: list[Figure] = []
+    notes: list[str] = []
+    blocks, _ = block_ids(vt["x"].to_numpy(), vt["y"].to_numpy(), cfg["validation"]["block_km"])
+    figs.append(Figure(
+        "Validation sample-F1 by model",
+        f"The experiment's model and the reference lines on the same held-out surveys ({len(ids)}); bars are the mean "
+        "per-survey F1, whiskers a 90 % interval from resampling whole spatial blocks.",
+        plots.f1_by_model(extras["per_survey_f1"], blocks, highlight=main_label(cfg), seed=int(cfg["seed"])),
+    ))
+    if rep.get("decoders"):
+        figs.append(Figure(
+            "Set decoders on the same scores", "Cross-fitted validation sample-F1 of each decoder (the experiment's in red).",
+            plots.decoder_comparison({k: v["sample_f1"] for k, v in rep["decoders"].items()}, used=rep["decoder"].get("kind")),
+        ))
+    else:
+        notes.append("decoder comparison: off (decoder.compare = false)")
+    sc = extras["val_scores"]
+    truth = extras["truth"]
+    hit = np.zeros(sc.prob.shape, bool)
+    for i, sid in enumerate(sc.survey_ids):
+        hit[i] = np.isin(sc.species[i], truth[int(sid)])
+    figs.append(Figure(
+        "Reliability diagram", f"Every top-{sc.prob.shape[1]} validation score: predicted probability vs how often the species "
+        "is present. On the diagonal = calibrated (what expected-F1 decoding assumes).", plots.reliability_diagram(sc.prob, hit),
+    ))
+    main_sets = extras["sets"][main_label(cfg)]
+    figs.append(Figure(
+        "Predicted vs true species count", "Size of the decoded set of each validation survey against its true number of species.",
+        plots.species_count(np.array([len(truth[i]) for i in ids]), np.array([len(main_sets.get(int(i), [])) for i in ids])),
+    ))
+    figs.append(Figure(
+        "Per-survey F1 of the validation surveys", "Each held-out survey at its location, coloured by its F1.",
+        plots.f1_map(vt["lon"].to_numpy(), vt["lat"].to_numpy(), extras["per_survey_f1"][main_label(cfg)]),
+    ))
+    if training_csv is not None and Path(training_csv).exists():
+        figs.append(Figure("Training curves", f"Per-epoch metrics of the trained model ({Path(training_csv).name}).", plots.training_curves(training_csv)))
+    else:
+        notes.append("training curves: the model is fitted in memory (no training epochs)")
+    if patch_image is not None:
+        figs.append(Figure(
+            "DCT compression of a satellite patch", "A training patch (RGB) and its reconstruction from the top-left k x k block of "
+            "its 2-D DCT per channel — what the tile models read.", plots.dct_strip(patch_image),
+        ))
+    if map_png is not None and Path(map_png).exists():
+        figs.append(Figure("Richness map", "Sum of every species' probability on a grid over the data extent (land only).", Path(map_png).read_bytes()))
+    else:
+        notes.append("richness map: the model reads inputs a new point does not have (patches, cubes), so it cannot map")
+    return figs, notes
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    from html import escape
+
+    th = "".join(f"<th>{escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(rep: dict[str, Any], figures: list[Figure], notes: list[str] = ()) -> str:
+    """A self-contained HTML report: the tables of :func:`render_markdown` and every figure embedded as a PNG."""
+    import base64
+    from html import escape
+
+    v = rep["validation"]
+    rows = [[f"{main_label(rep['config'])}", rep["decoder"].get("kind"), f"{v['sample_f1']:.4f}", f"{v['micro_precision']:.4f}", f"{v['micro_recall']:.4f}", f"{v['micro_f1']:.4f}"]]
+    rows += [[f"{n} (reference)", "topk", f"{b['sample_f1']:.4f}", f"{b['micro_precision']:.4f}", f"{b['micro_recall']:.4f}", f"{b['micro_f1']:.4f}"] for n, b in rep["baselines"].items()]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>glc report: {escape(rep['experiment'])}</title>",
+        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}figure{margin:2em 0}"
+        "figcaption{color:#555;font-size:90%}img{max-width:100%}</style></head><body>",
+        f"<h1>glc report — experiment <code>{escape(rep['experiment'])}</code></h1>",
+        f"<p>Data root <code>{escape(rep['data_root'])}</code> · generated {escape(rep['generated_at'])}</p>",
+        "<h2>Validation (spatial hold-out, cross-fitted decoder)</h2>",
+        _table(["model", "decoder", "sample-F1", "micro-P", "micro-R", "micro-F1"], rows),
+    ]
+    if rep.get("decoders"):
+        parts += ["<h2>Decoders on the same validation scores</h2>",
+                  _table(["decoder", "sample-F1", "micro-F1"], [[k, f"{r['sample_f1']:.4f}", f"{r['micro_f1']:.4f}"] for k, r in sorted(rep["decoders"].items(), key=lambda kv: -kv[1]["sample_f1"])])]
+    d = rep["data"]
+    parts += ["<h2>Data</h2>", _table(["", ""], [
+        ["surveys", d["surveys"]], ["fitted on", d["n_train_fit"]], ["validated on", d["n_validation"]],
+        ["mean species per validation survey", f"{d['mean_species_per_validation_survey']:.1f}"], ["rejected metadata rows", d["bad_rows"]],
+    ])]
+    parts.append("<h2>Figures</h2>")
+    for f in figures:
+        b64 = base64.b64encode(f.png).decode("ascii")
+        parts.append(f"<figure><h3>{escape(f.title)}</h3><img alt='{escape(f.title)}' src='data:image/png;base64,{b64}'>"
+                     f"<figcaption>{escape(f.caption)}</figcaption></figure>")
+    if notes:
+        parts.append("<h3>Not shown</h3><ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -56,6 +56,19 @@ def top_n(survey_ids: np.ndarray, scores: np.ndarray, species_vocab: np.ndarray,
     return ScoreTable(np.asarray(survey_ids, dtype=np.int64), vocab[order], prob, np.maximum(rest, 0).astype(np.float32))
 
 
+def concat_scores(parts: list[ScoreTable]) -> ScoreTable:
+    """Stack score tables of the same width (rows in the given order)."""
+    if not parts:
+        raise ValueError("concat_scores needs at least one score table")
+    widths = {p.species.shape[1] for p in parts if len(p)}
+    if len(widths) > 1:
+        raise ValueError(f"score tables of different widths {sorted(widths)} cannot be stacked")
+    return ScoreTable(
+        np.concatenate([p.survey_ids for p in parts]), np.concatenate([p.species for p in parts]),
+        np.concatenate([p.prob for p in parts]), np.concatenate([p.prob_rest for p in parts]),
+    )
+
+
 def write_scores(path: str | Path, table: ScoreTable, summary: dict | None = None) -> None:
     """Write a score table as a parquet directory artifact (atomic, ``_SUCCESS`` last)."""
     import pyarrow as pa

@@ -23,6 +23,7 @@ if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists(
 from glc.tasks.base import GlcTask, paths  # noqa: E402
 from glc.tasks.benchmark import RealCV, RealLabels  # noqa: E402
 from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E402
+from glc.tasks.maps import SpeciesMap  # noqa: E402
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
 from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402
@@ -46,6 +47,7 @@ __all__ = [
     "Predict",
     "RasterTiles",
     "Report",
+    "SpeciesMap",
     "Submission",
     "SurveyTable",
     "SyntheticWorld",

@@ -83,51 +83,111 @@ class Decoder(ExperimentTask):
         write_json(self.output().path, fit_decoder(val, truth, self.cfg))
 
 
+#: Cell size of the richness map in the report (km).
+REPORT_MAP_KM = 25.0
+
+
 class Report(ExperimentTask):
-    """Validation report: ``report.md`` and ``report.json`` in ``report/``."""
+    """Validation report in ``report/``: ``report.json``, ``report.md`` and ``report.html`` (self-contained, with the
+    figures of :func:`glc.eval.report.report_figures`)."""
 
     def requires(self) -> dict[str, luigi.Task]:
-        """Predictions, decoder and survey table."""
-        return {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable)}
+        """Predictions, decoder and survey table; for models that can score any point also a coarse richness map."""
+        from glc.predict.points import PointInputError, check_point_capable
+        from glc.tasks.maps import SpeciesMap
+
+        req = {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable)}
+        try:
+            check_point_capable(self.cfg)
+        except PointInputError:
+            return req
+        req["map"] = self.clone(SpeciesMap, species=[], richness=True, resolution_km=REPORT_MAP_KM)
+        return req
+
+    def _training_csv(self) -> Path | None:
+        from glc.models.registry import get_model
+
+        if not get_model(self.cfg["model"]["kind"]).needs_inputs:
+            return None
+        runs = sorted(self.clone(TrainModel).model_path("training").glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
+        return runs[-1] if runs else None
+
+    def _patch_image(self, surveys: Any) -> Any:
+        """RGB of the first training survey's patch, when the model reads satellite patches."""
+        from glc.data.layout import detect_layout
+        from glc.data.patches import read_patch
+        from glc.features.sets import resolve_feature_sets
+        from glc.models.registry import get_model
+
+        sets = resolve_feature_sets(get_model(self.cfg["model"]["kind"]).features(self.cfg["model"]))
+        if not any(s.startswith("patch_") for s in sets):
+            return None
+        sid = int(surveys.loc[surveys["split"] == "train", "surveyId"].min())
+        return read_patch(detect_layout(self.data_root), "train", sid)[:3].transpose(1, 2, 0)
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the report folder."""
         return FlagTarget(self.exp_path("report"))
 
     def run(self) -> None:
-        """:func:`glc.eval.report.build_report` then render markdown."""
-        from glc.eval.report import build_report, render_markdown
+        """:func:`glc.eval.report.build_report`, then the markdown and the HTML report with its figures."""
+        from glc.eval.report import build_report, render_html, render_markdown, report_figures
         from glc.io import atomic_dir, write_json
 
         surveys_flag = self.input()["surveys"]
+        surveys = read_surveys(surveys_flag)
+        extras: dict[str, Any] = {}
         rep = build_report(
-            surveys=read_surveys(surveys_flag),
+            surveys=surveys,
             survey_summary=json.loads(Path(surveys_flag.path).read_text()),
             pred_dir=self.input()["pred"].dir,
             decoder=json.loads(Path(self.input()["decoder"].path).read_text()),
             cfg=self.cfg,
             data_root=str(self.data_root),
+            extras=extras,
         )
+        map_png = self.input()["map"].dir / "richness.png" if "map" in self.input() else None
+        figures, notes = report_figures(rep, extras, self._training_csv(), self._patch_image(surveys), map_png)
+        rep["figures"] = [f.title for f in figures]
+        if map_png is not None:
+            rep["richness_map"] = str(self.input()["map"].dir / "map.tif")
         with atomic_dir(self.output().dir, summary={"val_sample_f1": rep["validation"]["sample_f1"]}) as tmp:
             write_json(tmp / "report.json", rep, atomic=False)
             (tmp / "report.md").write_text(render_markdown(rep))
+            (tmp / "report.html").write_text(render_html(rep, figures, notes))
         self._log_to_wandb(rep)
 
     def _log_to_wandb(self, rep: dict[str, Any]) -> None:
-        """Trained models: add the final report to the training run's W&B run (same run id, offline by default)."""
-        from glc.models.registry import get_model
+        """The report into the experiment's W&B run (grouped per experiment; trained models: the training run,
+        same id; in-memory models: a run kept in ``wandb-run/`` of the experiment folder) with the report files
+        and the richness map as an artifact. Offline by default."""
+        log_to_wandb(self, rep, "report", {f"report/{p.name}": p for p in sorted(self.output().dir.glob("report.*"))}
+                     | ({"map/map.tif": Path(rep["richness_map"]), "map/richness.png": Path(rep["richness_map"]).parent / "richness.png"}
+                        if rep.get("richness_map") else {}))
 
-        if not get_model(self.cfg["model"]["kind"]).needs_inputs:
-            return
-        from glc.training.fit import finish_logger, log_report, make_logger
 
-        model = self.clone(TrainModel)
-        logger = make_logger(dict(self.cfg["wandb"]), model.model_path("training"), model.model_path().name, None)
-        if logger is not None:
-            try:
-                log_report(logger, rep)
-            finally:
-                finish_logger(logger)
+def log_to_wandb(task: ExperimentTask, summary: dict[str, Any] | None, kind: str, files: dict[str, Path]) -> None:
+    """Add ``summary`` and an artifact of ``files`` to the experiment's W&B run (see ``Report._log_to_wandb``)."""
+    from glc.models.registry import get_model
+    from glc.training.fit import finish_logger, log_artifact, log_report, make_logger, wandb_settings
+
+    settings = wandb_settings(task.cfg)
+    if settings.get("mode") == "disabled":
+        return
+    if get_model(task.cfg["model"]["kind"]).needs_inputs:
+        model = task.clone(TrainModel)
+        save_dir, name = model.model_path("training"), model.model_path().name
+    else:
+        save_dir, name = task.exp_path("wandb-run"), task.exp_path().name
+    logger = make_logger(settings, save_dir, name, task.cfg if kind == "report" else None)
+    if logger is None:
+        return
+    try:
+        if summary is not None:
+            log_report(logger, summary)
+        log_artifact(logger, f"{task.cfg['name']}-{kind}", kind, files)
+    finally:
+        finish_logger(logger)
 
 
 class Submission(ExperimentTask):
@@ -174,3 +234,4 @@ class Submission(ExperimentTask):
             "rows": n, "test_metadata": str(test_csv), "n_fallback": len(missing), "fallback_surveys": missing[:100],
             "fallback": "global species frequency of the training surveys, expected-F1 decoding" if missing else None,
         })
+        log_to_wandb(self, None, "submission", {"submission.csv": Path(self.output().path), "submission.json": self.exp_path("submission.json")})

@@ -57,7 +57,9 @@ __all__ = [
     "finish_logger",
     "fit_model",
     "log_report",
+    "log_artifact",
     "make_logger",
+    "wandb_settings",
     "predict_probs",
     "resolve_wandb_mode",
 ]
@@ -108,6 +110,35 @@ def _run_id(save_dir: Path) -> str:
     tmp.write_text(rid + "\n")
     os.replace(tmp, path)
     return rid
+
+
+def wandb_settings(cfg: Mapping[str, Any], enabled: bool = True) -> dict[str, Any]:
+    """The W&B settings of a resolved experiment config: runs are grouped **per experiment** (W&B group = the
+    experiment name, so its training run, report and artifacts sit together), and the ``[wandb] group`` of the
+    experiment file (its model family, e.g. ``tile_cnn``) becomes a tag, as filterable across experiments."""
+    if not enabled:
+        return {"mode": "disabled"}
+    w = dict(cfg.get("wandb", {}))
+    family = w.get("group")
+    w["group"] = str(cfg.get("name") or family or "glc")
+    w["tags"] = list(dict.fromkeys([*(w.get("tags") or []), *([family] if family else [])]))
+    return w
+
+
+def log_artifact(logger: Logger | None, name: str, kind: str, files: Mapping[str, str | os.PathLike[str]], metadata: Mapping[str, Any] | None = None) -> None:
+    """Log ``files`` (name in the artifact -> local path) as one W&B artifact of type ``kind`` on ``logger``'s run
+    (offline runs keep it for ``wandb sync``). Missing files raise; a non-W&B logger or None does nothing."""
+    if not isinstance(logger, WandbLogger):
+        return
+    import wandb
+
+    missing = [str(p) for p in files.values() if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"W&B artifact {name!r}: file(s) {missing} do not exist")
+    art = wandb.Artifact(re.sub(r"[^A-Za-z0-9._-]+", "-", name), type=kind, metadata=_to_builtin(dict(metadata or {})))
+    for arc, p in files.items():
+        art.add_file(os.fspath(p), name=arc)
+    logger.experiment.log_artifact(art)
 
 
 def make_logger(wandb_cfg: Mapping[str, Any] | None, save_dir: str | os.PathLike[str], run_name: str | None, config: Mapping[str, Any] | None) -> WandbLogger | None:

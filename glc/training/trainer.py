@@ -106,7 +106,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     import torch
 
     from glc.models.registry import get_model
-    from glc.training.fit import fit_model
+    from glc.training.fit import fit_model, wandb_settings
 
     t0 = time.time()
     dm = datamodule(inputs_dir, cfg, reader)
@@ -118,7 +118,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     accelerator, deterministic = _accelerator(cfg)
     best = fit_model(
         module, dm, Path(work_dir), max_epochs=int(t["max_epochs"]), patience=int(t["patience"]), seed=int(cfg["seed"]),
-        wandb_cfg=dict(cfg["wandb"]) if wandb else {"mode": "disabled"}, run_name=run_name, config=dict(cfg), resume=True,
+        wandb_cfg=wandb_settings(cfg, wandb), run_name=run_name, config=dict(cfg), resume=True,
         accelerator=accelerator, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
         precision=str(t.get("precision", "32-true")), deterministic=deterministic,
     )
