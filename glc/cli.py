@@ -193,6 +193,11 @@ def _cmd_map(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_roots(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default="data/synthetic/demo-seed0", help="GLC24 data root (default: the demo world)")
+    p.add_argument("--out-root", default="out", help="root folder of the artifacts (default out)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="python -m glc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,9 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--world", required=True)
     o.set_defaults(func=_cmd_oracle)
     w = sub.add_parser("show", help="print an experiment's validation F1 and the paths of its submission and report")
-    w.add_argument("--experiment", default="frequency")
-    w.add_argument("--data-root", default="data/synthetic/demo-seed0")
-    w.add_argument("--out-root", default="out")
+    w.add_argument("--experiment", default="knn")
+    _add_roots(w)
     w.set_defaults(func=_cmd_show)
 
     pr = sub.add_parser("predict", help="top species with probabilities at any lon/lat (location models)")
@@ -231,8 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default=None, help="output CSV or .parquet (default <points>-<experiment>-predictions.csv)")
     pr.add_argument("--top", type=int, default=30, help="species per point (default 30)")
     pr.add_argument("--strict", action="store_true", help="exit 1 when any point is at sea or outside the data extent")
-    pr.add_argument("--data-root", default="data/synthetic/demo-seed0")
-    pr.add_argument("--out-root", default="out")
+    _add_roots(pr)
     pr.set_defaults(func=_cmd_predict)
 
     m = sub.add_parser("map", help="species / richness GeoTIFF of an experiment (+ PNG previews)")
@@ -242,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bbox", default=None, help="west,south,east,north in degrees (default: the data extent); write --bbox=-10,35,30,60 when it starts with a minus")
     m.add_argument("--resolution-km", type=float, default=25.0, help="cell size in km (default 25)")
     m.add_argument("--crs", default="EPSG:3035", help="projected CRS of the map (default EPSG:3035)")
-    m.add_argument("--data-root", default="data/synthetic/demo-seed0")
-    m.add_argument("--out-root", default="out")
+    _add_roots(m)
     m.set_defaults(func=_cmd_map)
     return p
 
