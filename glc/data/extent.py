@@ -24,7 +24,7 @@ from glc.data.layout import GLC_BBOX, RASTER_GROUPS, detect_layout
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STATUSES", "DataExtent", "data_extent", "mask_raster_candidates"]
+__all__ = ["STATUSES", "DataExtent", "data_extent", "mask_raster", "mask_raster_candidates"]
 
 #: Point statuses, in code order (``status_codes`` returns indices into this tuple).
 STATUSES: tuple[str, ...] = ("ok", "sea", "outside_extent")
@@ -103,6 +103,16 @@ def mask_raster_candidates(data_root: str | Path) -> list[Path]:
     return found
 
 
+def mask_raster(data_root: str | Path) -> Path | None:
+    """The GeoTIFF :func:`data_extent` takes the land mask from: among the data root's rasters with a nodata value
+    and a geographic CRS, the one with the fewest pixels (ties: the first path); None when there is none."""
+    from glc.data.rasters import raster_info
+
+    infos = [raster_info(p) for p in mask_raster_candidates(data_root)]
+    usable = [i for i in infos if i.nodata is not None and i.crs is not None and i.crs.is_geographic]
+    return min(usable, key=lambda i: (i.width * i.height, str(i.path))).path if usable else None
+
+
 def data_extent(data_root: str | Path, raster: str | Path | None = None) -> DataExtent:
     """The extent and land mask of ``data_root`` (or of an explicit ``raster``), see the module docstring.
 
@@ -111,14 +121,8 @@ def data_extent(data_root: str | Path, raster: str | Path | None = None) -> Data
     """
     import rasterio
 
-    from glc.data.rasters import raster_info
-
-    if raster is not None:
-        candidates = [Path(raster)]
-    else:
-        infos = [raster_info(p) for p in mask_raster_candidates(data_root)]
-        usable = [i for i in infos if i.nodata is not None and i.crs is not None and i.crs.is_geographic]
-        candidates = [i.path for i in sorted(usable, key=lambda i: (i.width * i.height, str(i.path)))][:1]
+    picked = Path(raster) if raster is not None else mask_raster(data_root)
+    candidates = [picked] if picked is not None else []
     if not candidates:
         log.warning("no GeoTIFF with a nodata value under %s: the land mask is unknown; every point inside the GLC "
                     "study box %s counts as land", data_root, GLC_BBOX)

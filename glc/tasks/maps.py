@@ -84,10 +84,11 @@ class SpeciesMap(ExperimentTask):
         return model_requires(self)
 
     def raw_inputs(self) -> list[Path]:
-        """The land-mask raster candidates (a changed raster redraws the map)."""
-        from glc.data.extent import mask_raster_candidates
+        """The land-mask raster (a changed mask redraws the map; the other rasters do not concern it)."""
+        from glc.data.extent import mask_raster
 
-        return mask_raster_candidates(self.data_root)
+        picked = mask_raster(self.data_root)
+        return [picked] if picked is not None else []
 
     def map_name(self) -> str:
         """``{crs}-{res}km-{bands}[-b{hash of bbox}]`` (``/`` and ``:`` of the CRS made file-safe)."""
