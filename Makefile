@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,9 +61,15 @@ tile-cnn-idct: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on
 tile-cnn-rasters: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on environmental raster DCT tiles (land cover, climate)
 tile-cnn-geo: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN latent + geolocation encoder (tasks/tile-cnn-geo.toml)
 timeseries-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT time-series CNN on Landsat 1D-DCT planes (tasks/timeseries-cnn.toml)
+tile2vec: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile2vec pretraining (tasks/encoders/tile2vec.toml) + MLP head on the frozen embedding
+tile2vec-untrained: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: the same head on the untrained tile2vec encoder
+tile2vec-finetune: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN initialised from the tile2vec encoder, fine-tuned end to end
+satclip: check-java install ## pretrain SatCLIP (tasks/encoders/satclip.toml): retrieval geo-localisation vs random, heatmap, embeddings
+	$(PY) -m glc encoder --encoder satclip --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+geolocation-satclip: check-java install ; $(RUN_EXPERIMENT) ## experiment: geolocation MLP on the SatCLIP location embedding
 timeseries-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: timeseries-cnn on series shuffled across surveys
 
-bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps ## every benchmark (results in bench/results/*.json)
+bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
@@ -96,6 +102,9 @@ bench-train-throughput: check-java install ## tile CNN loader/training samples/s
 
 bench-maps: check-java install ## whole-Europe 5 km species/richness GeoTIFFs (knn, geolocation-asl): time + peak RSS -> bench/results/maps.json
 	$(PY) -m bench.maps
+
+bench-pretraining: check-java install ## tile2vec / SatCLIP pretraining: triplet accuracy, transfer F1 vs untrained, retrieval km vs random, samples/s -> bench/results/pretraining.json
+	$(PY) -m bench.pretraining --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

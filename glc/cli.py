@@ -193,6 +193,41 @@ def _cmd_map(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encoder(a: argparse.Namespace) -> int:
+    """Pretrain (if needed) and embed with one encoder of tasks/encoders/; print its evaluation and paths."""
+    import json
+
+    import luigi
+
+    from glc.tasks.pretrain import Embeddings
+
+    task = Embeddings(encoder=a.encoder, data_root=a.data_root, out_root=a.out_root)
+    ok = luigi.build([task], local_scheduler=True, log_level="WARNING")
+    if not ok or not task.complete():
+        print(f"error: encoder {a.encoder!r} was not pretrained / embedded; see the log above", file=sys.stderr)
+        return 1
+    enc_dir = task.requires()["encoder"].output().dir
+    s = json.loads((enc_dir / "summary.json").read_text())
+    ev = s["evaluation"]
+    print(f"encoder {task.key()} ({s['kind']}, objective {s['objective']}): {s['sites']} sites, "
+          f"best {s['monitor']} = {s.get('best_monitor')}, {s.get('epochs_to_best', 0)} epochs to best, "
+          f"{s.get('train_samples_per_s', 0)} samples/s on {s['device']}")
+    if "heldout_triplet_acc" in ev:
+        print(f"  held-out triplet accuracy {ev['heldout_triplet_acc']:.4f} on {ev['heldout_triplets']} triplets")
+    if "trained" in ev:
+        t, r = ev["trained"], ev["random"]
+        print(f"  retrieval over {ev['grid_points']:,} grid locations, {t['n']} test images: median {t['median_km']:.1f} km, "
+              f"p90 {t['p90_km']:.1f} km (random embeddings: median {r['median_km']:.1f} km, p90 {r['p90_km']:.1f} km; "
+              f"ratio {ev['median_ratio']:.3f})")
+        print(f"  heatmap: {enc_dir / ev['heatmap']}")
+    skipped = {k: v for k, v in s["counts"].items() if v}
+    if skipped:
+        print(f"  counted: {skipped}")
+    print(f"encoder: {enc_dir / 'encoder.pt'}")
+    print(f"embeddings: {task.output().dir / 'data'}")
+    return 0
+
+
 def _add_roots(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default="data/synthetic/demo-seed0", help="GLC24 data root (default: the demo world)")
     p.add_argument("--out-root", default="out", help="root folder of the artifacts (default out)")
@@ -228,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--experiment", default="knn")
     _add_roots(w)
     w.set_defaults(func=_cmd_show)
+
+    en = sub.add_parser("encoder", help="pretrain + embed with a self-supervised encoder (tasks/encoders/); print its evaluation")
+    en.add_argument("--encoder", default="satclip", help="encoder name in tasks/encoders/ or a .toml path")
+    _add_roots(en)
+    en.set_defaults(func=_cmd_encoder)
 
     pr = sub.add_parser("predict", help="top species with probabilities at any lon/lat (location models)")
     pr.add_argument("--experiment", required=True, help="experiment name in tasks/ or a .toml path")

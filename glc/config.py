@@ -35,6 +35,8 @@ else:  # pragma: no cover - Python 3.10
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASKS_DIR = REPO_ROOT / "tasks"
+#: Encoder files (``tasks/encoders/<name>.toml``): the self-supervised encoders of :mod:`glc.tasks.pretrain`.
+ENCODERS_DIR = TASKS_DIR / "encoders"
 
 __all__ = [
     "SCHEMA",
@@ -44,8 +46,10 @@ __all__ = [
     "config_hash",
     "defaults_of",
     "experiment_path",
+    "load_encoder_config",
     "load_experiment",
     "resolve",
+    "resolve_encoder",
 ]
 
 
@@ -173,29 +177,103 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
     return cfg
 
 
-def experiment_path(name_or_path: str) -> Path:
-    """Map an experiment name (``frequency``) or a path to its TOML file."""
+def _toml_path(name_or_path: str, folder: Path, what: str) -> Path:
+    """A ``.toml`` path as given, or ``folder/<name>.toml``; raises naming the known ones."""
     p = Path(name_or_path)
     if p.suffix == ".toml" and p.exists():
         return p
-    cand = TASKS_DIR / f"{name_or_path}.toml"
+    cand = folder / f"{name_or_path}.toml"
     if cand.exists():
         return cand
-    known = sorted(q.stem for q in TASKS_DIR.glob("*.toml"))
-    raise ConfigError(f"no experiment {name_or_path!r}: expected {cand} or an existing .toml path; known experiments: {known}")
+    known = sorted(q.stem for q in folder.glob("*.toml"))
+    raise ConfigError(f"no {what} {name_or_path!r}: expected {cand} or an existing .toml path; known {what}s: {known}")
 
 
-def load_experiment(name_or_path: str) -> dict[str, Any]:
-    """Load, resolve and check one experiment file (see the module docstring)."""
-    path = experiment_path(name_or_path)
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML table of ``path`` with ``name`` defaulting to the file stem."""
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from e
     raw.setdefault("name", path.stem)
-    return resolve(raw, str(path))
+    return raw
+
+
+def experiment_path(name_or_path: str) -> Path:
+    """Map an experiment name (``frequency``) or a path to its TOML file."""
+    return _toml_path(name_or_path, TASKS_DIR, "experiment")
+
+
+def load_experiment(name_or_path: str) -> dict[str, Any]:
+    """Load, resolve and check one experiment file (see the module docstring)."""
+    path = experiment_path(name_or_path)
+    return resolve(_read_toml(path), str(path))
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
     """Short stable hash of a resolved config (part of experiment artifact paths)."""
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# ------------------------------------------------------------------------------------------------ encoders
+def _encoder_kinds() -> tuple[str, ...]:
+    from glc.models.registry import encoder_kinds
+
+    return encoder_kinds()
+
+
+#: Every setting of an encoder file (``tasks/encoders/<name>.toml``); ``[encoder]`` holds ``kind`` plus the kind's
+#: own keys (from the encoder registry, :class:`glc.models.registry.EncoderSpec`).
+ENCODER_SCHEMA: Schema = {
+    "name": Param("tile2vec", "encoder name (defaults to the file stem; names its embedding feature sets' artifact)"),
+    "seed": Param(0, "seed: initial weights, triplet / pair sampling, the hold-out", min=0),
+    "encoder": {"kind": Param("tile2vec", "encoder kind (glc.models.registry encoders)", choices=_encoder_kinds)},
+    "pretrain": {
+        "max_epochs": Param(30, "pretraining epochs at most (0 = publish the seeded, untrained encoder: a control)", min=0),
+        "patience": Param(5, "early stopping on the encoder's validation monitor (epochs)", min=1),
+        "batch_size": Param(256, "triplets / pairs per batch", min=2),
+        "lr": Param(1e-3, "AdamW learning rate", min=0.0, min_exclusive=True),
+        "weight_decay": Param(1e-4, "AdamW decoupled weight decay", min=0.0),
+        "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
+        "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
+    },
+    "validation": SCHEMA["validation"],
+    "wandb": SCHEMA["wandb"],
+}
+
+
+def resolve_encoder(overrides: Mapping[str, Any] | None = None, source: str = "<overrides>") -> dict[str, Any]:
+    """The full encoder config: :data:`ENCODER_SCHEMA` defaults + the kind's ``[encoder]`` keys, every value checked.
+
+    Raises:
+        ConfigError: unknown key, wrong type, bad value (naming ``source``).
+    """
+    from glc.models.registry import encoder_kinds, get_encoder
+
+    over = dict(overrides or {})
+    enc_over = over.get("encoder", {})
+    if not isinstance(enc_over, Mapping):
+        raise ConfigError(f"{source}: 'encoder' must be a table, got {enc_over!r}")
+    kind = enc_over.get("kind", "tile2vec")
+    if kind not in encoder_kinds():
+        raise ConfigError(f"{source}: encoder.kind = {kind!r}: not a known encoder; valid kinds are {list(encoder_kinds())}")
+    spec = get_encoder(kind)
+    schema = {**ENCODER_SCHEMA, "encoder": {**ENCODER_SCHEMA["encoder"], **spec.params}}  # type: ignore[dict-item]
+    cfg = check_table(schema, over, "", source)
+    if spec.check is not None:
+        try:
+            spec.check(cfg["encoder"])
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    return cfg
+
+
+def encoder_path(name_or_path: str) -> Path:
+    """Map an encoder name (``tile2vec``) or a path to its TOML file."""
+    return _toml_path(name_or_path, ENCODERS_DIR, "encoder")
+
+
+def load_encoder_config(name_or_path: str) -> dict[str, Any]:
+    """Load, resolve and check one encoder file (``tasks/encoders/<name>.toml``)."""
+    path = encoder_path(name_or_path)
+    return resolve_encoder(_read_toml(path), str(path))

@@ -158,6 +158,27 @@ def training_curves(metrics_csv: str | Path) -> bytes:
     return _png(fig)
 
 
+def pretraining_curve(curve: Sequence[dict[str, float]], title: str) -> bytes:
+    """Per-epoch validation metrics of an encoder's pretraining (``summary.json`` ``curve``): accuracy-like metrics on
+    the left axis, losses on the right."""
+    plt = _plt()
+    if not curve:
+        raise ValueError(f"{title}: empty pretraining curve")
+    epochs = [int(c["epoch"]) + 1 for c in curve]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax2 = ax.twinx()
+    for key in sorted({k for c in curve for k in c if k.startswith("val/")}):
+        ys = [c.get(key, np.nan) for c in curve]
+        (ax2 if key.endswith("loss") else ax).plot(epochs, ys, "--" if key.endswith("loss") else "o-", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax2.set_ylabel("loss")
+    ax.set_title(title)
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
+    return _png(fig)
+
+
 def dct_strip(image: np.ndarray, ks: Sequence[int] = (4, 8, 16)) -> bytes:
     """``image`` (H, W, 3 uint8 RGB) and its reconstruction from each top-left ``k x k`` DCT block."""
     from glc.features.dct import dct2, idct2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import platform
 import time
 from dataclasses import dataclass
@@ -155,8 +157,12 @@ def report_figures(
     training_csv: Path | None = None,
     patch_image: np.ndarray | None = None,
     map_png: Path | None = None,
+    encoders: dict[str, Path] | None = None,
 ) -> tuple[list[Figure], list[str]]:
-    """The report's figures (:mod:`glc.eval.plots`) and a note for each one that does not apply to this model."""
+    """The report's figures (:mod:`glc.eval.plots`) and a note for each one that does not apply to this model.
+
+    ``encoders``: name -> artifact folder of each pretrained encoder whose embeddings the model reads (its pretraining
+    curve, and the SatCLIP similarity heatmap, become figures)."""
     from glc.eval import plots
     from glc.eval.split import block_ids
 
@@ -210,6 +216,22 @@ def report_figures(
         figs.append(Figure("Richness map", "Sum of every species' probability on a grid over the data extent (land only).", Path(map_png).read_bytes()))
     else:
         notes.append("richness map: the model reads inputs a new point does not have (patches, cubes), so it cannot map")
+    for name, folder in (encoders or {}).items():
+        summary = json.loads((Path(folder) / "summary.json").read_text())
+        ev = summary.get("evaluation", {})
+        if summary.get("curve"):
+            what = (f"held-out triplet accuracy {ev['heldout_triplet_acc']:.4f}" if "heldout_triplet_acc" in ev else
+                    f"retrieval median error {ev['trained']['median_km']:.0f} km vs {ev['random']['median_km']:.0f} km with random embeddings"
+                    if "trained" in ev else "")
+            figs.append(Figure(f"Pretraining of encoder {name}", f"Per-epoch validation metrics of {summary['kind']} "
+                               f"({summary['objective']} objective) on held-out sites; {what}.",
+                               plots.pretraining_curve(summary["curve"], f"{name} ({summary['kind']})")))
+        else:
+            notes.append(f"pretraining curve of {name}: not trained (max_epochs = 0, a control)")
+        heat = Path(folder) / str(ev.get("heatmap", ""))
+        if ev.get("heatmap") and heat.is_file():
+            figs.append(Figure(f"{name}: location-embedding similarity", "Cosine similarity of the location embedding of every "
+                               "point of a lon/lat grid to the embedding at the reference point (star).", heat.read_bytes()))
     return figs, notes
 
 

@@ -225,3 +225,16 @@ register(FeatureSet(
     "CubeFeatures", {"n": 64}, columns=(Column("bioclim_cube", "float32", (4, 18, 12)),), stats=True,
 ))
 del _group
+# Embeddings of the self-supervised encoders (tasks/encoders/<encoder>.toml; glc.tasks.pretrain.Embeddings), one
+# vector per survey, standardised with train-split statistics.
+for _name, _encoder, _source, _what in (
+    ("tile2vec", "tile2vec", "embedding", "tile2vec patch embedding (triplet-pretrained tile CNN body)"),
+    ("tile2vec_untrained", "tile2vec-untrained", "embedding", "patch embedding of the seeded, untrained tile2vec encoder (control)"),
+    ("satclip_location", "satclip", "location_embedding", "SatCLIP location embedding (spherical harmonics + SIREN) at the survey's lon/lat"),
+    ("satclip_image", "satclip", "image_embedding", "SatCLIP image embedding of the survey's patch"),
+):
+    register(FeatureSet(
+        _name, f"{_what}, standardised (Embeddings encoder={_encoder!r})", "Embeddings", {"encoder": _encoder},
+        columns=(Column(_name, "float32", (-1,), source=_source),), transform="standardize",
+    ))
+del _name, _encoder, _source, _what

@@ -36,7 +36,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from glc.predict.scores import ScoreTable
 
-__all__ = ["RUNNER_NAMES", "ModelSpec", "get_model", "model_kinds", "register", "registered_specs"]
+__all__ = [
+    "RUNNER_NAMES",
+    "EncoderSpec",
+    "ModelSpec",
+    "encoder_kinds",
+    "get_encoder",
+    "get_model",
+    "model_kinds",
+    "register",
+    "register_encoder",
+    "registered_specs",
+]
 
 #: How a model kind runs (implemented in :data:`glc.training.runners.RUNNERS`).
 RUNNER_NAMES: tuple[str, ...] = ("memory", "lightning")
@@ -63,6 +74,9 @@ class ModelSpec:
         monitor: validation metric for early stopping / the best checkpoint.
         monitor_mode: ``"max"`` or ``"min"``.
         benchmarks: CV benchmark entries: name -> ``[model]`` overrides (``kind`` is added).
+        encoders: ``model_cfg -> encoder names`` (``tasks/encoders/``) whose pretrained weights initialise the net:
+            ``TrainModel`` requires their ``PretrainEncoder`` artifacts and ``build_net`` finds the encoder files in
+            ``meta["pretrained"][name]`` while training (absent when a trained model is reloaded: its own weights win).
     """
 
     kind: str
@@ -76,6 +90,7 @@ class ModelSpec:
     monitor: str = "val/sample_f1"
     monitor_mode: str = "max"
     benchmarks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    encoders: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_features
 
     def __post_init__(self) -> None:
         if self.runner not in RUNNER_NAMES:
@@ -95,7 +110,47 @@ class ModelSpec:
         return self.runner != "memory"
 
 
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A self-supervised encoder kind (``[encoder] kind`` of a ``tasks/encoders/<name>.toml``), pretrained by
+    ``PretrainEncoder`` with a non-multi-label objective and published as embedding feature sets (``Embeddings``).
+
+    Attributes:
+        kind: the ``encoder.kind`` value.
+        description: one line.
+        objective: the pretraining objective, a key of :data:`glc.training.pretrain.OBJECTIVES` (``"triplet"``,
+            ``"clip"``): what batches it needs and how its loss and validation metrics are computed.
+        params: the kind's own ``[encoder]`` keys (besides ``kind``).
+        build: ``(encoder_cfg, data_meta) -> nn.Module``; ``data_meta`` holds the tile shape and the train-split
+            tile statistics (``tile_shape``, ``tile_mean``, ``tile_std``).
+        embeddings: embedding column name -> ``(net, batch) -> [B, D]`` (what ``Embeddings`` writes per survey).
+        monitor: the validation metric of early stopping / the best checkpoint; ``monitor_mode`` ``"max"``/``"min"``.
+        uses_neighbours: the objective samples spatial neighbours (``PretrainEncoder`` requires a ``Neighbours`` table).
+        check: optional cross-field validation of a resolved ``[encoder]`` table.
+    """
+
+    kind: str
+    description: str
+    objective: str
+    params: Mapping[str, Param]
+    build: Callable[[Mapping[str, Any], Mapping[str, Any]], "nn.Module"]
+    embeddings: Mapping[str, Callable[..., Any]]
+    monitor: str
+    monitor_mode: str = "max"
+    uses_neighbours: bool = False
+    check: Callable[[Mapping[str, Any]], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.monitor_mode not in ("max", "min"):
+            raise ValueError(f"encoder kind {self.kind!r}: monitor_mode must be 'max' or 'min'")
+        if not self.embeddings:
+            raise ValueError(f"encoder kind {self.kind!r} declares no embedding")
+        if "kind" in self.params:
+            raise ValueError(f"encoder kind {self.kind!r}: 'kind' is the common [encoder] key; do not redeclare it")
+
+
 _SPECS: dict[str, ModelSpec] = {}
+_ENCODERS: dict[str, EncoderSpec] = {}
 _discovered = False
 
 
@@ -106,6 +161,33 @@ def register(spec: ModelSpec) -> ModelSpec:
         raise ValueError(f"model kind {spec.kind!r} is registered twice ({old.description!r} and {spec.description!r})")
     _SPECS[spec.kind] = spec
     return spec
+
+
+def register_encoder(spec: EncoderSpec) -> EncoderSpec:
+    """Add an encoder ``spec`` (called at import by the encoder's module; a kind may be registered once)."""
+    old = _ENCODERS.get(spec.kind)
+    if old is not None and old is not spec:
+        raise ValueError(f"encoder kind {spec.kind!r} is registered twice")
+    _ENCODERS[spec.kind] = spec
+    return spec
+
+
+def encoder_kinds() -> tuple[str, ...]:
+    """The registered ``encoder.kind`` values, sorted."""
+    _discover()
+    return tuple(sorted(_ENCODERS))
+
+
+def get_encoder(kind: str) -> EncoderSpec:
+    """The encoder spec of ``kind``.
+
+    Raises:
+        KeyError: naming the valid kinds.
+    """
+    _discover()
+    if kind not in _ENCODERS:
+        raise KeyError(f"encoder.kind={kind!r} is not a known encoder; valid kinds are {sorted(_ENCODERS)}")
+    return _ENCODERS[kind]
 
 
 def _discover() -> None:

@@ -19,6 +19,8 @@ Per sample, in this order:
    images), a ``1x1`` conv, ``Linear`` to a ``latent``-d vector (:class:`glc.models.parts.ConvBody`); or, with
    ``backbone``, a timm network with its first conv adapted to the channel count (random init, or ``weights`` from
    a local file);
+   With ``init_encoder`` (an encoder of ``tasks/encoders/``, e.g. ``tile2vec``) the tile branch starts from that
+   pretrained encoder's weights (full fine-tuning; its tiles and body settings must match);
 4. **Head**: ``ReLU -> Dropout -> Linear`` to the species (:class:`glc.models.parts.FusionHead`). With a
    ``[model.location]`` encoder the latent is concatenated with the geolocation encoder's latent first
    (``tile-cnn-geo``: the plot's habitat from the patch plus its place).
@@ -40,10 +42,10 @@ from glc.models.parts import ConvBody, FusionNet, Standardize, TimmBackbone, che
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
 
-__all__ = ["TILE_PARAMS", "TileBranch", "build_tile_cnn", "pixel_stats"]
+__all__ = ["TILE_PARAMS", "TileBranch", "build_tile_cnn", "pixel_stats", "plane_sets"]
 
 
-def _plane_sets() -> tuple[str, ...]:
+def plane_sets() -> tuple[str, ...]:
     """Feature sets with one float column of shape ``(C, k, k)`` (open C allowed)."""
     return tuple(
         n for n, fs in FEATURE_SETS.items()
@@ -160,7 +162,7 @@ class TileBranch(nn.Module):
 
 #: The ``[model]`` table of ``kind = "tile_cnn"``.
 TILE_PARAMS: dict[str, Any] = {
-    "tiles": Param(["patch_dct"], "feature sets of DCT coefficient planes (C, k, k), stacked as channels", type="list[str]", choices=_plane_sets),
+    "tiles": Param(["patch_dct"], "feature sets of DCT coefficient planes (C, k, k), stacked as channels", type="list[str]", choices=plane_sets),
     "bands": Param([], "stacked channels to keep, 0-based ([] = all)", type="list[int]", min=0),
     "channels": Param([64, 128], "output channels of the 3x3 conv blocks", type="list[int]", min=1, unique=False),
     "reduce": Param(32, "output channels of the 1x1 conv", min=1),
@@ -171,6 +173,7 @@ TILE_PARAMS: dict[str, Any] = {
     "idct_size": Param(128, "side of the IDCT images", min=4),
     "backbone": Param("", "timm model name (efficientnet_b0, resnet18, ...) instead of the conv body; random init"),
     "weights": Param("", "local weights file for the backbone (nothing is downloaded)"),
+    "init_encoder": Param("", "start the tile branch from this pretrained encoder of tasks/encoders/ (tile2vec; full fine-tuning)"),
     "location": LOCATION_PARAMS,
 }
 
@@ -182,7 +185,37 @@ def build_tile_cnn(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> Fus
         *set_inputs(meta, m["tiles"]), m["bands"], m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]),
         bool(m["augment"]), bool(m["idct"]), int(m["idct_size"]), str(m["backbone"]), str(m["weights"]),
     )
+    path = (meta.get("pretrained") or {}).get(m["init_encoder"]) if m["init_encoder"] else None
+    if path:
+        load_pretrained_branch(tile, path, m)
     return with_location("tile", tile, m, meta)
+
+
+def load_pretrained_branch(tile: TileBranch, path: str, m: Mapping[str, Any]) -> None:
+    """Copy a tile2vec encoder file's tile-branch weights into ``tile`` (the same tiles and body are required).
+
+    The statistics buffers (``norm``) are the model-input table's own; every other tensor must match by name and shape.
+
+    Raises:
+        ValueError: naming the encoder and the first mismatch (tiles, or a tensor's shape).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    enc = state["cfg"]["encoder"]
+    if state.get("kind") != "tile2vec":
+        raise ValueError(f"model.init_encoder = {m['init_encoder']!r} is a {state.get('kind')!r} encoder; the tile branch starts from tile2vec only")
+    if list(enc["tiles"]) != list(m["tiles"]):
+        raise ValueError(f"model.init_encoder = {m['init_encoder']!r} was pretrained on tiles {enc['tiles']}, model.tiles is {m['tiles']}; they must match")
+    own = tile.state_dict()
+    src = {k.removeprefix("branch."): v for k, v in state["state_dict"].items() if k.startswith("branch.") and not k.startswith("branch.norm.")}
+    bad = [k for k, v in src.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"model.init_encoder = {m['init_encoder']!r}: tensor {bad[0]!r} does not fit the tile branch "
+                         "(channels, reduce and latent must equal the encoder's)")
+    tile.load_state_dict(src, strict=False)
+
+
+def _init_encoders(m: Mapping[str, Any]) -> tuple[str, ...]:
+    return (str(m["init_encoder"]),) if m["init_encoder"] else ()
 
 
 def check_tile_cnn(model_cfg: Mapping[str, Any]) -> None:
@@ -190,6 +223,8 @@ def check_tile_cnn(model_cfg: Mapping[str, Any]) -> None:
     check_location(model_cfg["location"])
     if model_cfg["weights"] and not model_cfg["backbone"]:
         raise ValueError("model.weights is set but model.backbone is empty; the weights file is for a timm backbone")
+    if model_cfg["init_encoder"] and model_cfg["backbone"]:
+        raise ValueError("model.init_encoder starts the conv body from a tile2vec encoder; leave model.backbone empty")
     if not model_cfg["tiles"]:
         raise ValueError("model.tiles is empty; name at least one feature set of DCT planes, e.g. [\"patch_dct\"]")
 
@@ -198,5 +233,5 @@ register(ModelSpec(
     "tile_cnn", "DS@GT tile CNN on stacked DCT coefficient planes (patches or raster tiles), optional IDCT / timm "
     "backbone / location branch (Lightning)", runner="lightning", params=TILE_PARAMS,
     features=lambda m: (*m["tiles"], *location_features(m["location"])),
-    build_net=build_tile_cnn, check=check_tile_cnn,
+    build_net=build_tile_cnn, check=check_tile_cnn, encoders=_init_encoders,
 ))

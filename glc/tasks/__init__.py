@@ -26,6 +26,7 @@ from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E
 from glc.tasks.maps import SpeciesMap  # noqa: E402
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
 from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
+from glc.tasks.pretrain import Embeddings, PretrainEncoder  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402
 from glc.tasks.surveys import SurveyTable  # noqa: E402
 from glc.tasks.synth import SyntheticWorld  # noqa: E402
@@ -34,6 +35,7 @@ from glc.tasks.training import ModelInputs, TrainModel  # noqa: E402
 __all__ = [
     "CubeFeatures",
     "Decoder",
+    "Embeddings",
     "EnvFeatures",
     "GLC24Data",
     "GlcTask",
@@ -45,6 +47,7 @@ __all__ = [
     "RealLabels",
     "PatchTiles",
     "Predict",
+    "PretrainEncoder",
     "RasterTiles",
     "Report",
     "SpeciesMap",

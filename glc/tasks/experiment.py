@@ -96,7 +96,10 @@ class Report(ExperimentTask):
         from glc.predict.points import PointInputError, check_point_capable
         from glc.tasks.maps import SpeciesMap
 
+        from glc.tasks.pretrain import experiment_encoders
+
         req = {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable)}
+        req.update({f"encoder:{name}": t for name, t in experiment_encoders(self).items()})
         try:
             check_point_capable(self.cfg)
         except PointInputError:
@@ -147,7 +150,10 @@ class Report(ExperimentTask):
             extras=extras,
         )
         map_png = self.input()["map"].dir / "richness.png" if "map" in self.input() else None
-        figures, notes = report_figures(rep, extras, self._training_csv(), self._patch_image(surveys), map_png)
+        encoders = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("encoder:")}
+        figures, notes = report_figures(rep, extras, self._training_csv(), self._patch_image(surveys), map_png, encoders)
+        if encoders:
+            rep["encoders"] = {n: json.loads((Path(d) / "summary.json").read_text()).get("evaluation") for n, d in encoders.items()}
         rep["figures"] = [f.title for f in figures]
         if map_png is not None:
             rep["richness_map"] = str(self.input()["map"].dir / "map.tif")

@@ -20,6 +20,7 @@ import luigi
 from glc.tasks.base import ExperimentTask, FlagTarget, GlcTask
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles
 from glc.tasks.neighbours import GraphFeatures
+from glc.tasks.pretrain import Embeddings
 from glc.tasks.surveys import SurveyTable
 
 #: Luigi task class of each feature-set artifact name (``FeatureSet.artifact``).
@@ -30,6 +31,7 @@ ARTIFACT_TASKS: dict[str, type[GlcTask]] = {
     "CubeFeatures": CubeFeatures,
     "EnvFeatures": EnvFeatures,
     "GraphFeatures": GraphFeatures,
+    "Embeddings": Embeddings,
 }
 
 
@@ -123,9 +125,15 @@ def model_inputs_for(task: GlcTask, cfg: dict[str, Any]) -> ModelInputs:
 class TrainModel(ExperimentTask):
     """``models/{name}-{hash}/model/``: the files a trained model kind publishes (``model.ckpt``) and its summary."""
 
-    def requires(self) -> ModelInputs:
-        """The model inputs."""
-        return model_inputs_for(self, self.cfg)
+    def requires(self) -> dict[str, GlcTask]:
+        """The model inputs, and the pretrained encoders whose weights initialise the net (``ModelSpec.encoders``)."""
+        from glc.models.registry import get_model
+        from glc.tasks.pretrain import PretrainEncoder
+
+        req: dict[str, GlcTask] = {"inputs": model_inputs_for(self, self.cfg)}
+        for name in get_model(self.cfg["model"]["kind"]).encoders(self.cfg["model"]):
+            req[f"encoder:{name}"] = PretrainEncoder(encoder=name, data_root=self.data_root, out_root=self.out_root)
+        return req
 
     def model_path(self, *parts: str) -> Path:
         """``{out}/{dataset}/models/{name}-{hash of seed, validation, inputs, model, train}/{parts}``: decoder or W&B
@@ -152,7 +160,10 @@ class TrainModel(ExperimentTask):
             raise ValueError(f"model.kind={spec.kind!r} (runner {spec.runner!r}) has no training step; Predict fits it")
         work = self.model_path("training")
         work.mkdir(parents=True, exist_ok=True)
-        summary = runner.train(self.input().dir, work, self.cfg, run_name=self.model_path().name)
+        from glc.training.pretrain import ENCODER_FILE
+
+        pretrained = {k.split(":", 1)[1]: str(v.dir / ENCODER_FILE) for k, v in self.input().items() if k.startswith("encoder:")}
+        summary = runner.train(self.input()["inputs"].dir, work, self.cfg, run_name=self.model_path().name, pretrained=pretrained)
         with atomic_dir(self.output().dir, summary=summary) as tmp:
             for name, src in summary["publish"].items():
                 shutil.copy2(src, tmp / name)

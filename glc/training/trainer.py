@@ -94,8 +94,11 @@ def _accelerator(cfg: Mapping[str, Any]) -> tuple[str, bool | str]:
 
 
 def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any], run_name: str, progress: bool = True,
-                wandb: bool = True, reader: str | None = None) -> dict[str, Any]:
+                wandb: bool = True, reader: str | None = None, pretrained: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
+
+    ``pretrained``: encoder name -> encoder file (``PretrainEncoder``) for nets initialised from one
+    (``ModelSpec.encoders``); passed to ``build_net`` as ``meta["pretrained"]``.
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 
@@ -110,8 +113,12 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
 
     t0 = time.time()
     dm = datamodule(inputs_dir, cfg, reader)
-    meta = dm.meta
     spec = get_model(cfg["model"]["kind"])
+    need = spec.encoders(cfg["model"])
+    lacking = [n for n in need if n not in (pretrained or {})]
+    if lacking:
+        raise ValueError(f"model.kind={spec.kind!r} initialises from encoder(s) {lacking}: pass their encoder files (pretrained=...)")
+    meta = {**dm.meta, "pretrained": dict(pretrained or {})} if need else dm.meta
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)  # the net's initial weights depend on it
     module = build_module(cfg, meta)
     t = cfg["train"]

@@ -156,3 +156,35 @@ def test_the_generic_trainer_fits_and_scores_it(inputs: Path, tmp_path: Path, ov
     assert summary["feature_sets"] == ["location", "meta", "patch_dct"]
     val, test, info = predict_splits(inputs, summary["best_checkpoint"], cfg)
     assert len(val) == 32 and len(test) == 16 and np.isfinite(test.prob).all()
+
+
+def test_init_encoder_starts_the_tile_branch_from_tile2vec(inputs: Path, tmp_path: Path) -> None:
+    """Full fine-tuning: the tile branch gets the encoder file's weights (not its statistics); mismatches are named;
+    without the file (a trained model reloaded) the net builds from its own init."""
+    from glc.config import resolve_encoder
+    from glc.models.tile2vec import Tile2VecNet
+    from glc.training.pretrain import save_encoder
+
+    meta = read_meta(inputs)
+    torch.manual_seed(5)
+    enc_cfg = resolve_encoder({"encoder": {"kind": "tile2vec", "tiles": ["patch_dct"], "channels": [8], "reduce": 4, "latent": 16}})
+    shape = (C, K, K)
+    enc = Tile2VecNet(shape, np.full(shape, 3.0, np.float32), np.full(shape, 2.0, np.float32), (8,), 4, 16)
+    path = save_encoder(tmp_path / "encoder.pt", enc, enc_cfg, {"tile_shape": list(shape)})
+    m = resolve({"model": {"kind": "tile_cnn", "channels": [8], "reduce": 4, "latent": 16, "init_encoder": "t2v"}})["model"]
+    assert get_model("tile_cnn").encoders(m) == ("t2v",)
+    net = build_tile_cnn(m, {**meta, "pretrained": {"t2v": str(path)}})
+    tile = net.branches["tile"]
+    for k, v in enc.branch.state_dict().items():
+        if k.startswith("norm."):
+            assert not torch.equal(tile.state_dict()[k], v), k  # the table's own statistics
+        else:
+            assert torch.equal(tile.state_dict()[k], v), k
+    fresh = build_tile_cnn(m, meta).branches["tile"]
+    assert not torch.equal(fresh.body.proj[-1].weight, enc.branch.body.proj[-1].weight)
+    with pytest.raises(ValueError, match="does not fit the tile branch"):
+        build_tile_cnn({**m, "latent": 32}, {**meta, "pretrained": {"t2v": str(path)}})
+    other = save_encoder(tmp_path / "other.pt", enc, {**enc_cfg, "encoder": {**enc_cfg["encoder"], "tiles": ["raster_landcover"]}},
+                         {"tile_shape": list(shape)})
+    with pytest.raises(ValueError, match=r"pretrained on tiles \['raster_landcover'\]"):
+        build_tile_cnn(m, {**meta, "pretrained": {"t2v": str(other)}})

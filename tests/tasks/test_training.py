@@ -142,4 +142,4 @@ def test_tile_cnn_dag_reads_the_patch_planes(spark, tiny_world: Path, tmp_path_f
     model = TrainModel(data_root=task.data_root, out_root=task.out_root, experiment=task.experiment)
     summary = json.loads(Path(model.output().path).read_text())
     assert summary["feature_sets"] == ["location", "meta", "patch_dct"] and summary["monitor"] == "val/sample_f1"
-    assert model.requires().output().dir.name == "v10km-f0.2-s0-patch_dct"
+    assert model.requires()["inputs"].output().dir.name == "v10km-f0.2-s0-patch_dct"
