@@ -96,7 +96,26 @@ class _EncoderTask(GlcTask):
             cc = feature_set(c).columns[0]
             cubes[c] = (inputs[f"cube:{c}"].dir, cc.artifact_column, cc.shape)
         nb = inputs["neighbours"].dir if "neighbours" in inputs else None
-        return pretrain_data(inputs["surveys"].dir, tiles, val_ids, nb, cubes)
+        data = pretrain_data(inputs["surveys"].dir, tiles, val_ids, nb, cubes)
+        data.counts.update(self.po_counts(data.ids))
+        return data
+
+    def po_counts(self, tile_ids: Any) -> dict[str, int]:
+        """Presence-only sites (distinct lon/lat) of the data root and how many lack a tile: the tile artifacts
+        (``PatchTiles``, ``RasterTiles``) hold PA surveys only (``tile_ids``; PO ids live in another id space), so
+        every PO site is skipped by the pretraining and counted here."""
+        from glc.data.layout import detect_layout
+        from glc.data.metadata import read_po_metadata
+
+        path = detect_layout(self.data_root).po_metadata()
+        if not path.exists():
+            return {}
+        po = read_po_metadata(path, on_bad_rows="skip")
+        sites = po.drop_duplicates(["lon", "lat"])
+        without = int(len(sites))
+        if without:
+            log.info("%s: %d presence-only sites have no tile (skipped, counted)", self.key(), without)
+        return {"po_sites": int(len(sites)), "po_sites_without_tile": without}
 
 
 def _input_task(task: GlcTask, name: str) -> GlcTask:

@@ -104,6 +104,7 @@ def test_tile2vec_artifacts_counts_and_embeddings(built: dict) -> None:
     assert (enc_dir / "encoder.pt").is_file() and (enc_dir / "pretrain_data.npz").is_file()
     # presence-only sites are neighbour sources without a patch: counted, never a zero tile
     assert summary["counts"]["all_neighbour_without_tile"] > 0
+    assert summary["counts"]["po_sites_without_tile"] == summary["counts"]["po_sites"] > 0
     ev = summary["evaluation"]
     assert 0.0 <= ev["heldout_triplet_acc"] <= 1.0 and ev["heldout_triplets"] > 0
     assert len(summary["curve"]) == 2 and "val/triplet_acc" in summary["curve"][0]
@@ -127,6 +128,8 @@ def test_satclip_retrieval_heatmap_and_location_function(built: dict) -> None:
     for k in ("trained", "random"):
         assert 0 <= ev[k]["median_km"] <= ev[k]["p90_km"] < 20_000
     assert (enc_dir / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    counts = json.loads((enc_dir / "summary.json").read_text())["counts"]
+    assert counts["po_sites_without_tile"] == counts["po_sites"] > 0  # PO sites have no patch here: skipped, counted
     net, cfg = load_encoder(enc_dir / ENCODER_FILE)
     z = net.locate(torch.tensor([2.35, 10.0], dtype=torch.float64), torch.tensor([48.85, 50.0], dtype=torch.float64))
     assert z.shape == (2, 8) and torch.isfinite(z).all()
