@@ -23,7 +23,7 @@ EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 .PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 check-java: ## check that Java (8/11/17, needed by Spark) is installed
 	@java -version >/dev/null 2>&1 || { echo "ERROR: Spark needs Java 8, 11 or 17 and 'java -version' failed."; \
