@@ -437,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg["pretrain"]["max_epochs"] = int(args.max_epochs)
     out = Path(args.out)
     summary = pretrain(PretrainData.load(args.data), cfg, out / "training", out, progress=False, wandb=False)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    from glc.io import write_json
+
+    write_json(out / "summary.json", summary)  # temp + rename
     print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2, default=float))
     return 0
 
