@@ -100,6 +100,11 @@ class _EncoderTask(GlcTask):
         data.counts.update(self.po_counts(data.ids))
         return data
 
+    def raw_inputs(self) -> list[Path]:
+        """The presence-only metadata CSV (read for the count of skipped PO sites); its edits rerun the encoder."""
+        lay = self.layout_or_none()
+        return [lay.po_metadata()] if lay is not None and lay.po_metadata().exists() else []
+
     def po_counts(self, tile_ids: Any) -> dict[str, int]:
         """Presence-only sites (distinct lon/lat) of the data root and how many lack a tile: the tile artifacts
         (``PatchTiles``, ``RasterTiles``) hold PA surveys only (``tile_ids``; PO ids live in another id space), so
