@@ -120,7 +120,7 @@ class _EncoderTask(GlcTask):
         without = int(len(sites))
         if without:
             log.info("%s: %d presence-only sites have no tile (skipped, counted)", self.key(), without)
-        return {"po_sites": int(len(sites)), "po_sites_without_tile": without}
+        return {"po_sites": int(len(sites)), "po_sites_without_tile": without, "po_bad_rows": int(po.attrs.get("bad_rows", 0))}
 
 
 def _input_task(task: GlcTask, name: str) -> GlcTask:

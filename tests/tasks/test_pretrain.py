@@ -105,6 +105,7 @@ def test_tile2vec_artifacts_counts_and_embeddings(built: dict) -> None:
     # presence-only sites are neighbour sources without a patch: counted, never a zero tile
     assert summary["counts"]["all_neighbour_without_tile"] > 0
     assert summary["counts"]["po_sites_without_tile"] == summary["counts"]["po_sites"] > 0
+    assert summary["counts"]["po_bad_rows"] >= 0  # malformed PO rows are counted, not silently dropped
     ev = summary["evaluation"]
     assert 0.0 <= ev["heldout_triplet_acc"] <= 1.0 and ev["heldout_triplets"] > 0
     assert len(summary["curve"]) == 2 and "val/triplet_acc" in summary["curve"][0]
