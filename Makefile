@@ -68,8 +68,13 @@ satclip: check-java install ## pretrain SatCLIP (tasks/encoders/satclip.toml): r
 	$(PY) -m glc encoder --encoder satclip --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 geolocation-satclip: check-java install ; $(RUN_EXPERIMENT) ## experiment: geolocation MLP on the SatCLIP location embedding
 timeseries-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: timeseries-cnn on series shuffled across surveys
+rf: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 random forest on environmental vectors (multi-class over survey x species rows)
+inception: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 Inception-v3 (timm) on patch + elevation + land cover, softmax, SGD
+glc2020-fusion: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 late fusion: equal-weight average of rf and inception
+gbm: check-java install ; $(RUN_EXPERIMENT) ## experiment: LightGBM re-ranking of neighbour/region candidates with survey + env features
+blend: check-java install ; $(RUN_EXPERIMENT) ## experiment: blend of gbm, tile-cnn-rasters and knn, weights fitted on validation
 
-bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining ## every benchmark (results in bench/results/*.json)
+bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
@@ -105,6 +110,9 @@ bench-maps: check-java install ## whole-Europe 5 km species/richness GeoTIFFs (k
 
 bench-pretraining: check-java install ## tile2vec / SatCLIP pretraining: triplet accuracy, transfer F1 vs untrained, retrieval km vs random, samples/s -> bench/results/pretraining.json
 	$(PY) -m bench.pretraining --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+bench-rf: check-java install ## random forest (GLC2020) fit time, tree memory and peak RSS per setting on DATA_ROOT -> bench/results/random_forest.json
+	$(PY) -m bench.random_forest --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

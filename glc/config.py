@@ -68,7 +68,7 @@ def _feature_set_names() -> tuple[str, ...]:
 def _decoder_kinds() -> tuple[str, ...]:
     from glc.decoding import DECODERS
 
-    return tuple(k for k in DECODERS if k != "count")  # count needs a count model (library only)
+    return tuple(DECODERS)  # "count": n_hat from the species-count model (glc.experiment.count_estimates)
 
 
 def _loss_schema() -> Schema:
@@ -92,9 +92,12 @@ SCHEMA: Schema = {
         "max_epochs": Param(40, "training epochs at most", min=1),
         "patience": Param(6, "early stopping on the model's validation monitor (epochs without improvement)", min=1),
         "batch_size": Param(256, "surveys per batch", min=1),
-        "lr": Param(1e-3, "AdamW learning rate", min=0.0, min_exclusive=True),
-        "weight_decay": Param(1e-4, "AdamW decoupled weight decay", min=0.0),
+        "lr": Param(1e-3, "learning rate", min=0.0, min_exclusive=True),
+        "weight_decay": Param(1e-4, "weight decay (AdamW: decoupled)", min=0.0),
         "cosine": Param(False, "cosine learning-rate schedule over max_epochs"),
+        "optimizer": Param("adamw", "optimiser (glc.training.module.OPTIMIZERS): adamw, or sgd (Nesterov momentum 0.9)", choices=("adamw", "sgd")),
+        "step_epochs": Param(0, "step decay: multiply the learning rate by step_gamma every step_epochs epochs (0 = off)", min=0),
+        "step_gamma": Param(0.1, "step decay factor", min=0.0, max=1.0, min_exclusive=True),
         "val_k": Param(0, "top-k of the per-epoch validation sample-F1 (0 = mean training richness)", min=0),
         "reader": Param("petastorm", "model-input reader (glc.loaders)", choices=("petastorm", "petastorm-public", "arrow", "memory")),
         "num_workers": Param(0, "DataLoader workers", min=0),
@@ -232,8 +235,8 @@ ENCODER_SCHEMA: Schema = {
         "max_epochs": Param(30, "pretraining epochs at most (0 = publish the seeded, untrained encoder: a control)", min=0),
         "patience": Param(5, "early stopping on the encoder's validation monitor (epochs)", min=1),
         "batch_size": Param(256, "triplets / pairs per batch", min=2),
-        "lr": Param(1e-3, "AdamW learning rate", min=0.0, min_exclusive=True),
-        "weight_decay": Param(1e-4, "AdamW decoupled weight decay", min=0.0),
+        "lr": Param(1e-3, "learning rate", min=0.0, min_exclusive=True),
+        "weight_decay": Param(1e-4, "weight decay (AdamW: decoupled)", min=0.0),
         "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
         "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
     },

@@ -27,7 +27,7 @@ from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cross_fitted_f1", "cross_fitted_sets", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
+__all__ = ["count_estimates", "cross_fitted_f1", "cross_fitted_sets", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
 
 
 def fit_predict(
@@ -55,6 +55,14 @@ def fit_predict(
     spec, runner = runner_of(cfg)
     if not spec.needs_inputs:
         assert spec.fit_predict is not None
+        sets = spec.features(cfg["model"])
+        if sets:  # in-memory kinds reading feature sets get them as frame columns (glc.features.tabular)
+            from glc.features.tabular import join_feature_sets
+
+            lacking = [s for s in sets if s not in (features or {})]
+            if lacking:
+                raise ValueError(f"model.kind={spec.kind!r} reads feature set(s) {lacking}; pass their artifact folders (features={{name: folder}})")
+            train, query = (join_feature_sets(f, {s: features[s] for s in sets}) for f in (train, query))  # type: ignore[index]
         return spec.fit_predict(train, query, cfg["model"])
     return _fit_predict_trained(train, query, cfg, features or {})
 
@@ -89,8 +97,9 @@ def _fit_predict_trained(train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[
     return test
 
 
-def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any]) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
-    """Validation scores (model fitted without the held-out blocks) and test scores (model fitted on all training)."""
+def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any], features: Mapping[str, str | Path] | None = None) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
+    """Validation scores (model fitted without the held-out blocks) and test scores (model fitted on all training);
+    ``features``: artifact folders of the feature sets an in-memory kind reads."""
     train = surveys[surveys["split"] == "train"].reset_index(drop=True)
     test = surveys[surveys["split"] == "test"].reset_index(drop=True)
     if len(train) == 0 or len(test) == 0:
@@ -98,8 +107,8 @@ def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any]) -> tuple[Scor
     if train["speciesIds"].isna().any():
         raise ValueError("training surveys without species lists in the survey table; rebuild SurveyTable")
     val = validation_mask(train, cfg)
-    val_scores = fit_predict(train[~val], train[val], cfg)
-    test_scores = fit_predict(train, test, cfg)
+    val_scores = fit_predict(train[~val], train[val], cfg, features)
+    test_scores = fit_predict(train, test, cfg, features)
     info = {"n_train": int((~val).sum()), "n_val": int(val.sum()), "n_test": len(test), "model": cfg["model"]["kind"]}
     return val_scores, test_scores, info
 
@@ -133,14 +142,21 @@ def truth_columns(scores: ScoreTable, truth: dict[int, np.ndarray]) -> list[np.n
     return out
 
 
-def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
-    """Fit the configured set decoder (:data:`glc.decoding.DECODERS`) on validation scores; JSON-able params."""
+def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str, Any], kind: str | None = None,
+                n_hat: np.ndarray | None = None) -> dict[str, Any]:
+    """Fit the configured set decoder (:data:`glc.decoding.DECODERS`) on validation scores; JSON-able params.
+
+    ``n_hat``: the predicted species count of each row of ``scores`` (:func:`count_estimates`), required by the
+    ``count`` decoder.
+    """
     from glc.decoding import DECODERS
     from glc.decoding import fit_decoder as fit
 
     kind = kind or cfg["decoder"]["kind"]
-    if kind not in DECODERS or kind == "count":
-        raise ValueError(f"decoder.kind={kind!r} is not usable here; valid: {sorted(k for k in DECODERS if k != 'count')}")
+    if kind not in DECODERS:
+        raise ValueError(f"decoder.kind={kind!r} is not usable here; valid: {sorted(DECODERS)}")
+    if kind == "count" and n_hat is None:
+        raise ValueError("decoder.kind='count' needs the species-count model's n_hat per survey (glc.experiment.count_estimates)")
     k_max = min(int(cfg["decoder"]["k_max"]), scores.species.shape[1])
     kw: dict[str, Any] = {}
     if kind == "topk":
@@ -150,44 +166,66 @@ def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str,
         kw["prob_rest"] = scores.prob_rest
     elif kind == "threshold_topk":
         kw["Ks"] = range(1, k_max + 1)
+    elif kind == "count":
+        kw["n_hat"] = np.asarray(n_hat, np.float64)
     if kind == "expected_f1_mc":
         kw["seed"] = int(cfg["seed"])
     params = fit(kind, scores.prob, truth_columns(scores, truth), **kw)
     return {"kind": kind, **params}
 
 
-def decode(scores: ScoreTable, params: dict[str, Any]) -> dict[int, np.ndarray]:
+def decode(scores: ScoreTable, params: dict[str, Any], n_hat: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Apply fitted decoder parameters: ``{surveyId: species ids}`` (ids in decreasing score order)."""
     from glc.decoding import decode as run
 
     kind = params["kind"]
     p = {k: v for k, v in params.items() if k != "kind"}
-    extras = {"prob_rest": scores.prob_rest} if kind.startswith("expected_f1") else {}
+    extras: dict[str, Any] = {"prob_rest": scores.prob_rest} if kind.startswith("expected_f1") else {}
+    if kind == "count":
+        extras["n_hat"] = n_hat
     return scores.sets_to_ids(run(kind, scores.prob, p, **extras))
 
 
-def cross_fitted_sets(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None) -> dict[int, np.ndarray]:
+def count_estimates(train_fit: pd.DataFrame, query: pd.DataFrame, scores: ScoreTable, cfg: Mapping[str, Any]) -> np.ndarray:
+    """The species-count model (:func:`glc.decoding.count.fit_predict_counts`) fitted on ``train_fit`` and
+    predicted for the surveys of ``scores``, aligned with its rows (``query`` must hold them all)."""
+    from glc.decoding.count import fit_predict_counts
+
+    q = query.drop_duplicates("surveyId").set_index("surveyId")
+    missing = np.setdiff1d(scores.survey_ids, q.index.to_numpy())
+    if len(missing):
+        raise ValueError(f"count_estimates: {len(missing)} scored survey(s) are not in the query frame (e.g. {missing[:5].tolist()})")
+    rows = q.loc[scores.survey_ids].reset_index()
+    return fit_predict_counts(train_fit, rows, seed=int(cfg["seed"]))
+
+
+def cross_fitted_sets(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None,
+                      n_hat: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Predicted sets of the validation surveys, each decoded by a decoder fitted on the *other* half of the
-    validation blocks (both halves fitted on all when there are too few blocks to halve)."""
+    validation blocks (both halves fitted on all when there are too few blocks to halve). ``n_hat``: per row of
+    ``scores``, for the ``count`` decoder."""
     from glc.eval.split import spatial_block_folds
 
     order = pd.Series(np.arange(len(val_train)), index=val_train["surveyId"].to_numpy())
     vt = val_train.iloc[order.loc[scores.survey_ids].to_numpy()]
     folds = np.asarray(spatial_block_folds(vt["x"].to_numpy(), vt["y"].to_numpy(), n_folds=2, block_km=cfg["validation"]["block_km"], seed=cfg["seed"] + 1))
+    nh = None if n_hat is None else np.asarray(n_hat, np.float64)
     preds: dict[int, np.ndarray] = {}
     for f in (0, 1):
         if (folds == f).all() or not (folds == f).any():  # too few blocks to halve: fit and score on all
-            params = fit_decoder(scores, truth, cfg, kind)
-            return decode(scores, params)
-        params = fit_decoder(scores.subset(folds != f), truth, cfg, kind)
-        preds.update(decode(scores.subset(folds == f), params))
+            params = fit_decoder(scores, truth, cfg, kind, nh)
+            return decode(scores, params, nh)
+        fit_m, dec_m = folds != f, folds == f
+        params = fit_decoder(scores.subset(fit_m), truth, cfg, kind, None if nh is None else nh[fit_m])
+        preds.update(decode(scores.subset(dec_m), params, None if nh is None else nh[dec_m]))
     return preds
 
 
-def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None) -> dict[str, float]:
+def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None,
+                    n_hat: np.ndarray | None = None) -> dict[str, float]:
     """Sample-F1 (and micro P/R/F1) of the decoder fitted on one half of the validation blocks, scored on the other."""
     from glc.metrics import score_submission
 
-    preds = cross_fitted_sets(scores, truth, val_train, cfg, kind)
+    preds = cross_fitted_sets(scores, truth, val_train, cfg, kind, n_hat)
     sol = {int(s): truth[int(s)] for s in scores.survey_ids}
     return score_submission(sol, preds)

@@ -224,3 +224,33 @@ def centered_window_offsets(col: Any, row: Any, size: int) -> tuple[Any, Any]:
     if c.ndim == 0:
         return int(c), int(r)
     return c, r
+
+
+def sample_points(path: str | Path, lon: Any, lat: Any, band: int = 1) -> tuple[np.ndarray, dict[str, int]]:
+    """The raster value of the pixel containing each lon/lat point (float64), NaN where there is none.
+
+    A point outside the raster or on a nodata / NaN pixel gets NaN (counted, never a fill value); the caller's
+    feature policy decides what NaN means (tree models split on it).
+
+    Returns:
+        ``(values, counts)`` with ``counts = {"points", "outside", "nodata"}``.
+    """
+    info = raster_info(path)
+    col, row = lonlat_to_pixel(info, np.atleast_1d(lon), np.atleast_1d(lat))
+    c, r = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
+    inside = (c >= 0) & (c < info.width) & (r >= 0) & (r < info.height)
+    out = np.full(c.shape, np.nan)
+    nodata = 0
+    if inside.any():
+        rows, cols = r[inside], c[inside]
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        with _open(path) as src:
+            from rasterio.windows import Window
+
+            data = src.read(band, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
+        v = data[rows - r0, cols - c0]
+        bad = ~np.isfinite(v) | ((v == info.nodata) if info.nodata is not None else False)
+        v[bad] = np.nan
+        nodata = int(bad.sum())
+        out[inside] = v
+    return out, {"points": int(c.size), "outside": int((~inside).sum()), "nodata": nodata}

@@ -126,3 +126,29 @@ def fit_count_offset(P_val: Any, Y_val: Any, n_hat: Any, offsets: Any = range(-1
     f1 = np.array([pf.mean(count_lengths(n_hat, int(o), pf.n, pf.c, k_min)) for o in offs])
     best = int(np.argmax(f1))
     return {"offset": int(offs[best]), "k_min": int(k_min), "f1": float(f1[best])}
+
+
+def count_features(train: Any, query: Any, oof: bool, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Survey features of the species-count model: :class:`glc.features.tabular.TabularEncoder` columns (location,
+    year, area, region/country, ``feat_*``) + neighbour context (:func:`glc.features.tabular.context_features`;
+    out-of-fold over spatial blocks when ``oof``, i.e. for the training surveys themselves)."""
+    from glc.features.tabular import CONTEXT_NAMES, TabularEncoder, context_features, oof_context_features
+
+    enc = TabularEncoder(arrays=()).fit(train)
+    ctx = oof_context_features(train, seed=seed) if oof else context_features(train, query)
+    return np.hstack([enc.transform(train if oof else query), ctx]), enc.names_ + list(CONTEXT_NAMES)
+
+
+def fit_predict_counts(train: Any, query: Any, seed: int = 0, **params: Any) -> np.ndarray:
+    """BernIgen's species-count model: a Poisson gradient-boosted regressor (:class:`CountModel`, ``hgb``) of the
+    number of species per survey, fitted on the labelled ``train`` surveys (survey frames with ``speciesIds``) and
+    predicting one count per ``query`` survey (the ``n_hat`` of the ``count`` decoder)."""
+    from glc.features.tabular import survey_counts
+
+    if len(train) < 2:
+        raise ValueError(f"the species-count model needs at least 2 training surveys, got {len(train)}")
+    train = train.reset_index(drop=True)
+    X, _ = count_features(train, train, oof=True, seed=seed)
+    Xq, _ = count_features(train, query.reset_index(drop=True), oof=False, seed=seed)
+    m = CountModel("hgb", seed=seed, **{"max_iter": 200, "learning_rate": 0.05, **params}).fit(X, survey_counts(train))
+    return m.predict(Xq)

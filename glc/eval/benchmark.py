@@ -45,7 +45,7 @@ def bench_models(features: Sequence[str] | None = ()) -> dict[str, dict[str, Any
 
 #: Training settings of the trained models in the benchmark (``glc.config`` ``train`` table overrides).
 BENCH_TRAIN: dict[str, Any] = {"reader": "memory", "loss": {"kind": "asl"}}
-BENCH_DECODERS: tuple[str, ...] = ("topk", "threshold", "threshold_topk", "expected_f1", "expected_f1_mc", "expected_f1_platt")
+BENCH_DECODERS: tuple[str, ...] = ("topk", "threshold", "threshold_topk", "expected_f1", "expected_f1_mc", "expected_f1_platt", "count")
 
 
 def cv_benchmark(
@@ -67,7 +67,7 @@ def cv_benchmark(
     from tqdm import tqdm
 
     from glc.eval.split import spatial_block_folds
-    from glc.experiment import cross_fitted_f1, fit_predict
+    from glc.experiment import count_estimates, cross_fitted_f1, fit_predict
 
     models = models or bench_models()
     df = surveys.reset_index(drop=True)
@@ -82,8 +82,9 @@ def cv_benchmark(
         for f in range(n_folds):
             held = folds == f
             scores = fit_predict(df[~held], df[held], cfg, features)
+            n_hat = count_estimates(df[~held], df[held], scores, cfg) if "count" in decoders else None
             for d in decoders:
-                per[d].append(cross_fitted_f1(scores, truth, df[held], cfg, d))
+                per[d].append(cross_fitted_f1(scores, truth, df[held], cfg, d, n_hat))
             bar.update(1)
         secs = time.time() - t0
         for d, res in per.items():

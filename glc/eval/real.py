@@ -35,3 +35,23 @@ def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
     meta["speciesIds"] = [np.unique(np.asarray(sol[int(s)], np.int64)) for s in meta["surveyId"]]
     meta["x"], meta["y"] = to_laea(meta["lon"].to_numpy(), meta["lat"].to_numpy())
     return meta
+
+
+#: The two real full-extent human-footprint GeoTIFFs shipped with the samples (``../shared/data/glc24-samples``).
+REAL_RASTERS: tuple[str, ...] = ("Built2009_WGS84.tif", "Lights2009_WGS84.tif")
+
+
+def add_raster_features(frame: pd.DataFrame, rasters: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """``frame`` with one ``feat_<raster stem>`` column per GeoTIFF: the value at each survey's lon/lat
+    (:func:`glc.data.rasters.sample_points`; NaN outside the raster or on nodata, counted in the returned dict —
+    tree models split on NaN, nothing is filled in)."""
+    import re
+
+    from glc.data.rasters import sample_points
+
+    out = frame.copy()
+    counts = {}
+    for p in rasters:
+        name = "feat_" + re.sub(r"[^a-z0-9]+", "_", Path(p).stem.lower().removesuffix("_wgs84"))
+        out[name], counts[name] = sample_points(p, out["lon"].to_numpy(), out["lat"].to_numpy())
+    return out, counts

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "RUNNER_NAMES",
     "EncoderSpec",
+    "benchmark_entry",
     "ModelSpec",
     "encoder_kinds",
     "get_encoder",
@@ -77,6 +78,9 @@ class ModelSpec:
         encoders: ``model_cfg -> encoder names`` (``tasks/encoders/``) whose pretrained weights initialise the net:
             ``TrainModel`` requires their ``PretrainEncoder`` artifacts and ``build_net`` finds the encoder files in
             ``meta["pretrained"][name]`` while training (absent when a trained model is reloaded: its own weights win).
+        members: ``model_cfg -> experiment names`` whose ``Predict`` artifacts this kind combines (late fusion): when
+            non-empty, ``Predict`` requires them and calls ``combine`` instead of ``fit_predict``.
+        combine: ``({experiment: (val scores, test scores)}, validation truth, model_cfg) -> (val, test, info)``.
     """
 
     kind: str
@@ -91,6 +95,8 @@ class ModelSpec:
     monitor_mode: str = "max"
     benchmarks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     encoders: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_features
+    members: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_features
+    combine: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if self.runner not in RUNNER_NAMES:
@@ -201,6 +207,18 @@ def _discover() -> None:
         if info.name != "registry":
             importlib.import_module(f"{pkg.__name__}.{info.name}")
     _discovered = True
+
+
+def benchmark_entry(name: str) -> tuple[str, dict[str, Any]]:
+    """``(kind, [model] overrides)`` of the benchmark entry ``name`` (:attr:`ModelSpec.benchmarks`).
+
+    Raises:
+        KeyError: naming the valid entries.
+    """
+    entries = {n: (k, dict(o)) for k, spec in registered_specs().items() for n, o in spec.benchmarks.items()}
+    if name not in entries:
+        raise KeyError(f"benchmark entry {name!r} is not declared by any model kind; valid: {sorted(entries)}")
+    return entries[name]
 
 
 def registered_specs() -> dict[str, ModelSpec]:

@@ -292,6 +292,12 @@ def check_point_capable(cfg: Mapping[str, Any]) -> None:
     from glc.models.registry import get_model
 
     spec = get_model(cfg["model"]["kind"])
+    members = spec.members(cfg["model"])
+    if members:
+        raise PointInputError(
+            f"experiment {cfg['name']!r} (model.kind={spec.kind!r}) combines the predictions of experiments {list(members)} for "
+            "their surveys; it cannot score a new point itself: predict at points with each member"
+        )
     extra = [s for s in resolve_feature_sets(spec.features(cfg["model"])) if s not in POINT_FEATURE_SETS]
     if extra:
         detail = ", ".join(f"{s} ({feature_set(s).artifact}: {feature_set(s).description})" for s in extra)

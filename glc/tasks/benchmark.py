@@ -37,6 +37,8 @@ class RealCV(luigi.Task):
     block_km = luigi.FloatParameter(default=10.0)
     seed = luigi.IntParameter(default=0)
     models = luigi.Parameter(default="", description="comma-separated subset of glc.eval.benchmark.bench_models() ('' = all)")
+    rasters = luigi.ListParameter(default=[str(REPO_ROOT.parent / "shared" / "data" / "glc24-samples" / "rasters" / f) for f in ("Built2009_WGS84.tif", "Lights2009_WGS84.tif")],
+                                  description="GeoTIFFs sampled at the surveys as feat_<stem> columns (tree models read them)")
 
     def requires(self) -> RealLabels:
         """The real labelled files."""
@@ -57,17 +59,19 @@ class RealCV(luigi.Task):
         """``_SUCCESS`` of the result folder."""
         import hashlib
 
-        key = hashlib.sha256(json.dumps(self.model_table(), sort_keys=True).encode()).hexdigest()[:8]
+        key = hashlib.sha256(json.dumps([self.model_table(), [Path(r).name for r in self.rasters]], sort_keys=True).encode()).hexdigest()[:8]
         return FlagTarget(Path(self.out_root) / "benchmarks" / f"real_cv-f{self.folds}-b{self.block_km:g}-s{self.seed}-{key}")
 
     def run(self) -> None:
         """:func:`glc.eval.benchmark.cv_benchmark` on :func:`glc.eval.real.load_real_surveys`."""
         from glc.eval.benchmark import cv_benchmark, markdown_table
-        from glc.eval.real import load_real_surveys
+        from glc.eval.real import add_raster_features, load_real_surveys
         from glc.io import atomic_dir, write_json
 
-        res = cv_benchmark(load_real_surveys(self.real_dir), models=self.model_table(), n_folds=self.folds, block_km=self.block_km, seed=self.seed)
+        surveys, raster_counts = add_raster_features(load_real_surveys(self.real_dir), list(self.rasters))
+        res = cv_benchmark(surveys, models=self.model_table(), n_folds=self.folds, block_km=self.block_km, seed=self.seed)
         res["protocol"]["dataset"] = f"GLC24 PA test metadata + released labels ({self.real_dir})"
+        res["protocol"]["raster_features"] = raster_counts
         with atomic_dir(self.output().dir, summary={"best": res["models"][0]}) as tmp:
             write_json(tmp / "result.json", res, atomic=False)
             (tmp / "table.md").write_text(markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)"))

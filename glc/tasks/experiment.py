@@ -29,10 +29,19 @@ class Predict(ExperimentTask):
         its inputs."""
         from glc.models.registry import get_model
 
+        from glc.tasks.training import feature_task
+
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
-        if get_model(self.cfg["model"]["kind"]).needs_inputs:
+        spec = get_model(self.cfg["model"]["kind"])
+        if spec.needs_inputs:
             req["model"] = self.clone(TrainModel)
             req["inputs"] = model_inputs_for(self, self.cfg)
+        else:  # in-memory kinds read their feature sets' artifacts directly (glc.features.tabular.join_feature_sets)
+            req.update({f"feature:{s}": feature_task(self, s) for s in spec.features(self.cfg["model"])})
+        for name in spec.members(self.cfg["model"]):  # late fusion: the member experiments' predictions
+            if name == self.experiment or name == self.cfg["name"]:
+                raise ValueError(f"experiment {self.cfg['name']!r} lists itself among its members")
+            req[f"member:{name}"] = Predict(experiment=name, data_root=self.data_root, out_root=self.out_root)
         return req
 
     def output(self) -> FlagTarget:
@@ -49,10 +58,20 @@ class Predict(ExperimentTask):
 
         t0 = time.time()
         spec, runner = runner_of(self.cfg)
-        if runner.predict is not None:
+        members = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("member:")}
+        if members:
+            from glc.predict.scores import read_scores
+
+            assert spec.combine is not None, f"model kind {spec.kind!r} lists members but has no combine"
+            surveys = read_surveys(self.input()["surveys"])
+            truth = dict(zip(surveys["surveyId"].astype(int), surveys["speciesIds"]))
+            tables = {n: (read_scores(Path(d) / "val"), read_scores(Path(d) / "test")) for n, d in members.items()}
+            val, test, info = spec.combine(tables, truth, self.cfg["model"])
+        elif runner.predict is not None:
             val, test, info = runner.predict(self.input()["inputs"].dir, self.input()["model"].dir, self.cfg)
         else:
-            val, test, info = predict_experiment(read_surveys(self.input()["surveys"]), self.cfg)
+            feats = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("feature:")}
+            val, test, info = predict_experiment(read_surveys(self.input()["surveys"]), self.cfg, feats)
         info["seconds"] = round(time.time() - t0, 3)
         info["config"] = self.cfg
         with atomic_dir(self.output().dir, summary=info) as tmp:
@@ -80,7 +99,15 @@ class Decoder(ExperimentTask):
         surveys = read_surveys(self.input()["surveys"])
         truth = dict(zip(surveys["surveyId"].astype(int), surveys["speciesIds"]))
         val = read_scores(self.input()["pred"].dir / "val")
-        write_json(self.output().path, fit_decoder(val, truth, self.cfg))
+        n_hat = None
+        if self.cfg["decoder"]["kind"] == "count":  # the species-count model, fitted without the validation blocks
+            from glc.eval.split import validation_mask
+            from glc.experiment import count_estimates
+
+            train = surveys[surveys["split"] == "train"].reset_index(drop=True)
+            vm = validation_mask(train, self.cfg)
+            n_hat = count_estimates(train[~vm], train[vm], val, self.cfg)
+        write_json(self.output().path, fit_decoder(val, truth, self.cfg, n_hat=n_hat))
 
 
 #: Cell size of the richness map in the report (km).
@@ -223,7 +250,13 @@ class Submission(ExperimentTask):
         test_ids = read_test_survey_ids(test_csv)
         surveys = read_surveys(self.input()["surveys"])
         params = json.loads(Path(self.input()["decoder"].path).read_text())
-        sets = decode(read_scores(self.input()["pred"].dir / "test"), params)
+        test_scores = read_scores(self.input()["pred"].dir / "test")
+        n_hat = None
+        if params["kind"] == "count":  # the species-count model, fitted on every training survey
+            from glc.experiment import count_estimates
+
+            n_hat = count_estimates(surveys[surveys["split"] == "train"], surveys[surveys["split"] == "test"], test_scores, self.cfg)
+        sets = decode(test_scores, params, n_hat)
         missing = sorted(set(int(i) for i in test_ids) - set(sets))
         survey_summary = json.loads(Path(self.input()["surveys"].path).read_text())
         if missing and survey_summary.get("bad_test_rows_policy") != "fallback":

@@ -236,12 +236,26 @@ class SigmoidF1Loss(MultiLabelLoss):
         return f"sf1_S={self.sf1_S}, sf1_E={self.sf1_E}"
 
 
+class SoftmaxCELoss(MultiLabelLoss):
+    """Softmax cross-entropy against the survey's species as a normalised target distribution (GLC2020's CNNs were
+    trained on single occurrences with softmax; a survey with ``n`` species puts ``1/n`` on each):
+    ``-sum_c (y_c / sum y) log softmax(z)_c``, averaged over the batch. A survey without species contributes 0."""
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Scalar loss."""
+        self._check(logits, targets)
+        t = targets.to(logits.dtype)
+        t = t / t.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return -(t * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
 #: ``kind`` -> loss class; each class's constructor takes exactly the ``[train.loss]`` keys listed in :data:`LOSS_KEYS`.
 LOSSES: dict[str, Callable[..., MultiLabelLoss]] = {
     "bce": BCELoss,
     "asl": AsymmetricLoss,
     "hill": HillLoss,
     "sigmoid_f1": SigmoidF1Loss,
+    "softmax": SoftmaxCELoss,
 }
 
 #: ``[train.loss]`` keys each kind uses (every other key must keep its default, else it would silently not apply).
@@ -250,6 +264,7 @@ LOSS_KEYS: dict[str, tuple[str, ...]] = {
     "asl": ("gamma_pos", "gamma_neg", "clip"),
     "hill": ("hill_lambda", "hill_margin", "hill_gamma"),
     "sigmoid_f1": ("sf1_S", "sf1_E"),
+    "softmax": (),
 }
 
 #: The ``[train.loss]`` table of an experiment (:mod:`glc.config`): kind and every kind's parameters.

@@ -62,6 +62,13 @@ def topk_sample_f1(scores: torch.Tensor, target: torch.Tensor, k: int) -> torch.
     return 2.0 * hits / (n_true + float(k))
 
 
+#: Optimisers by ``[train] optimizer``: ``(parameters, lr, weight_decay) -> torch optimiser``.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
+    "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9, nesterov=True),
+}
+
+
 class MultiLabelModule(pl.LightningModule):
     """Multi-label training/validation/prediction around an injected network and loss.
 
@@ -94,6 +101,9 @@ class MultiLabelModule(pl.LightningModule):
         num_classes: int | None = None,
         cosine: bool = False,
         min_lr_ratio: float = 0.0,
+        optimizer: str = "adamw",
+        step_epochs: int = 0,
+        step_gamma: float = 0.1,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -110,6 +120,10 @@ class MultiLabelModule(pl.LightningModule):
             raise ValueError(f"val_k={val_k!r} must be >= 1 (species predicted per survey for val/sample_f1)")
         if not 0.0 <= float(min_lr_ratio) <= 1.0:
             raise ValueError(f"min_lr_ratio={min_lr_ratio!r} must be in [0, 1]")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={optimizer!r} is not one of {tuple(OPTIMIZERS)}")
+        if int(step_epochs) < 0 or (int(step_epochs) and cosine):
+            raise ValueError(f"step_epochs={step_epochs!r} must be >= 0 and cannot be combined with cosine=True")
         self.net = net
         self.loss = loss
         self.num_classes = int(num_classes)
@@ -179,9 +193,14 @@ class MultiLabelModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
-        """AdamW over all trainable parameters, plus a per-epoch cosine schedule when ``cosine=True``."""
+        """The optimiser (:data:`OPTIMIZERS`: AdamW, or SGD with Nesterov momentum 0.9) over all trainable parameters,
+        plus a per-epoch cosine schedule (``cosine=True``) or a step decay (``lr *= step_gamma`` every ``step_epochs``)."""
         hp = self.hparams
-        opt = torch.optim.AdamW((p for p in self.parameters() if p.requires_grad), lr=hp.lr, weight_decay=hp.weight_decay)
+        params = (p for p in self.parameters() if p.requires_grad)
+        opt = OPTIMIZERS[hp.get("optimizer", "adamw")](params, hp.lr, hp.weight_decay)
+        if int(hp.get("step_epochs", 0)):
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(hp.step_epochs), gamma=float(hp.step_gamma))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "frequency": 1}}
         if not hp.cosine:
             return opt
         max_epochs = getattr(self.trainer, "max_epochs", None) if self._trainer is not None else None

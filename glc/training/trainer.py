@@ -66,7 +66,8 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN2
     t = cfg["train"]
     return MultiLabelModule(
         net, build_loss(dict(t["loss"])), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]), val_k=val_k(cfg, meta),
-        num_classes=C, cosine=bool(t.get("cosine", False)),
+        num_classes=C, cosine=bool(t.get("cosine", False)), optimizer=str(t.get("optimizer", "adamw")),
+        step_epochs=int(t.get("step_epochs", 0)), step_gamma=float(t.get("step_gamma", 0.1)),
     )
 
 

@@ -18,6 +18,7 @@ from glc.data.rasters import (
     lonlat_to_pixel,
     raster_info,
     read_window,
+    sample_points,
 )
 
 ORIGIN = (-32.27179464817084, 72.189628338207)
@@ -163,3 +164,16 @@ def test_missing_and_unreadable(tmp_path: Path) -> None:
     junk.write_text("not a tiff")
     with pytest.raises(DataError, match=r"junk\.tif: rasterio cannot open it"):
         read_window(junk, 0, 0, 4)
+
+
+def test_sample_points_on_the_real_raster(real_raster: tuple[Path, str, int]) -> None:
+    path, _, nodata = real_raster
+    lon = np.array([BRUSSELS[0], -20.0, 200.0, 4.0])
+    lat = np.array([BRUSSELS[1], 40.0, 50.0, 52.5])  # Brussels, the Atlantic (nodata), outside, the North Sea coast
+    v, counts = sample_points(path, lon, lat)
+    with rasterio.open(path) as src:
+        want = [float(x[0]) for x in src.sample([(BRUSSELS[0], BRUSSELS[1]), (-20.0, 40.0), (4.0, 52.5)])]
+    assert v[0] == want[0] and 0 <= v[0] <= 10
+    assert np.isnan(v[2]) and counts["outside"] == 1 and counts["points"] == 4
+    assert (want[1] == nodata) == bool(np.isnan(v[1]))  # nodata becomes NaN, never the code itself
+    assert counts["nodata"] == int(np.isnan(v[[0, 1, 3]]).sum())

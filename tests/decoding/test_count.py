@@ -61,3 +61,33 @@ def test_fit_offset_equals_brute_force(world) -> None:
     assert fit["offset"] == max(brute, key=lambda o: (brute[o], -o))
     assert fit["f1"] == pytest.approx(max(brute.values()))
     assert fit["offset"] > 0  # the low bias is corrected upwards
+
+
+def test_species_count_model_and_count_decoding_pick_n_plus_offset() -> None:
+    import pandas as pd
+
+    from glc.config import resolve
+    from glc.decoding.count import fit_predict_counts
+    from glc.experiment import count_estimates, decode, fit_decoder
+    from glc.predict.scores import top_n
+    from tests.fakes import toy_surveys
+
+    df = toy_surveys(500, seed=4)
+    train, query = df.iloc[:400], df.iloc[400:].reset_index(drop=True)
+    n_hat = fit_predict_counts(train, query, seed=0)
+    true_n = query["speciesIds"].map(len).to_numpy()
+    assert n_hat.shape == (100,) and (n_hat >= 0).all()
+    assert np.mean((n_hat - true_n) ** 2) < 0.8 * np.mean((true_n.mean() - true_n) ** 2)  # better than the mean count
+    rng = np.random.default_rng(0)
+    scores = top_n(query["surveyId"].to_numpy()[::-1], rng.random((100, 60)), np.arange(60), 60)  # other row order
+    cfg = resolve({"seed": 0, "decoder": {"kind": "count"}})
+    nh = count_estimates(train, query, scores, cfg)
+    aligned = pd.Series(n_hat, index=query["surveyId"]).loc[scores.survey_ids].to_numpy()
+    np.testing.assert_allclose(nh, aligned)
+    truth = dict(zip(query["surveyId"].astype(int), query["speciesIds"]))
+    params = fit_decoder(scores, truth, cfg, n_hat=nh)
+    sets = decode(scores, params, nh)
+    for i, s in enumerate(scores.survey_ids):
+        assert len(sets[int(s)]) == max(1, int(np.floor(nh[i] + 0.5)) + params["offset"])
+    with pytest.raises(ValueError, match="n_hat"):
+        fit_decoder(scores, truth, cfg)

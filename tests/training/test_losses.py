@@ -161,7 +161,7 @@ def test_float32_matches_float64_on_moderate_logits() -> None:
 
 # ----------------------------------------------------------------------------- build_loss / validation
 def test_build_loss_registry_and_defaults() -> None:
-    assert set(LOSSES) == {"bce", "asl", "hill", "sigmoid_f1"}
+    assert set(LOSSES) == {"bce", "asl", "hill", "sigmoid_f1", "softmax"}
     full = defaults_of(LOSS_PARAMS)
     for kind, cls in LOSSES.items():
         loss = build_loss({**full, "kind": kind})  # the full [train.loss] table as the config resolves it
@@ -176,7 +176,7 @@ def test_build_loss_registry_and_defaults() -> None:
 @pytest.mark.parametrize(
     "cfg,match",
     [
-        ({"kind": "focal"}, r"unknown kind 'focal'.*\['asl', 'bce', 'hill', 'sigmoid_f1'\]"),
+        ({"kind": "focal"}, r"unknown kind 'focal'.*\['asl', 'bce', 'hill', 'sigmoid_f1', 'softmax'\]"),
         ({"kind": "asl", "gama_neg": 2}, r"unknown key\(s\) \['gama_neg'\].*valid keys"),
         ({"kind": "asl", "clip": 1.0}, r"'clip' must be finite and in \[0.0, 1.0\)"),
         ({"kind": "asl", "gamma_neg": -1}, r"'gamma_neg'"),

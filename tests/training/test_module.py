@@ -122,6 +122,23 @@ def test_configure_optimizers_adamw_and_cosine_schedule() -> None:
     np.testing.assert_allclose(lrs, want, rtol=1e-6)
 
 
+def test_sgd_with_step_decay() -> None:
+    module = MultiLabelModule(XNet(2, 4), _bce(), lr=0.1, weight_decay=1e-4, num_classes=4, optimizer="sgd", step_epochs=2, step_gamma=0.1)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["nesterov"]
+    lrs = []
+    for _ in range(5):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 0.001], rtol=1e-6)
+    with pytest.raises(ValueError, match="optimizer='adam'"):
+        MultiLabelModule(XNet(2, 4), _bce(), num_classes=4, optimizer="adam")
+    with pytest.raises(ValueError, match="cannot be combined with cosine"):
+        MultiLabelModule(XNet(2, 4), _bce(), num_classes=4, cosine=True, step_epochs=3)
+
+
 def test_cosine_needs_max_epochs() -> None:
     module = MultiLabelModule(XNet(2, 4), _bce(), num_classes=4, cosine=True)
     module.trainer = pl.Trainer(accelerator="cpu", max_epochs=-1, logger=False, enable_progress_bar=False)
