@@ -133,13 +133,7 @@ def fallback_sets(train_species: list[Any], survey_ids: list[int], k_max: int = 
 def truth_columns(scores: ScoreTable, truth: dict[int, np.ndarray]) -> list[np.ndarray]:
     """Each survey's true species as column indices into its row of ``scores``; a species outside the row's top-N
     gets index N (outside the matrix: it counts as a false negative no decoder can recover)."""
-    n_cols = scores.species.shape[1]
-    out = []
-    for i, sid in enumerate(scores.survey_ids):
-        t = np.unique(np.asarray(truth[int(sid)], dtype=np.int64))
-        pos = {int(s): j for j, s in enumerate(scores.species[i])}
-        out.append(np.array([pos.get(int(s), n_cols) for s in t], dtype=np.int64))
-    return out
+    return scores.truth_columns(truth)
 
 
 def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str, Any], kind: str | None = None,

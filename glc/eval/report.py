@@ -53,11 +53,10 @@ def build_report(
     sets = {main_key: cross_fitted_sets(val_scores, truth, val_train, cfg, n_hat=n_hat)}
     main = score_submission({int(i): truth[int(i)] for i in val_scores.survey_ids}, sets[main_key])
 
-    from glc.experiment import truth_columns
     from glc.metrics import adaptive_topk_accuracy, topk_accuracy
 
     n_cols = val_scores.species.shape[1]
-    cols = [c[c < n_cols] for c in truth_columns(val_scores, truth)]  # species outside the top-N can never be a hit
+    cols = [c[c < n_cols] for c in val_scores.truth_columns(truth)]  # species outside the top-N can never be a hit
     ranking = {"top30_accuracy": topk_accuracy(val_scores.prob, cols, 30), "adaptive_top30_accuracy": adaptive_topk_accuracy(val_scores.prob, cols, 30)}
 
     decoders: dict[str, Any] = {}

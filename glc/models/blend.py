@@ -86,16 +86,6 @@ def blend_tables(tables: Sequence[ScoreTable], weights: Sequence[float], normali
     return top_n(ids, P, vocab, n)
 
 
-def _truth_columns(t: ScoreTable, truth: Mapping[int, np.ndarray]) -> list[np.ndarray]:
-    """True species of each row as column indices of ``t`` (a species outside the row's top-N -> N: never predicted)."""
-    N = t.species.shape[1]
-    out = []
-    for i, sid in enumerate(t.survey_ids):
-        pos = {int(s): j for j, s in enumerate(t.species[i])}
-        out.append(np.array([pos.get(int(s), N) for s in np.unique(np.asarray(truth[int(sid)], np.int64))], np.int64))
-    return out
-
-
 def simplex_grid(n_members: int, step: float) -> np.ndarray:
     """Every weight vector of ``n_members`` non-negative multiples of ``step`` summing to 1 (vertices first)."""
     m = int(round(1.0 / step))
@@ -117,7 +107,7 @@ def fit_blend_weights(val_tables: Sequence[ScoreTable], truth: Mapping[int, np.n
 
     def f1(w: np.ndarray) -> float:
         t = blend_tables(val_tables, w, normalise, n)
-        return float(fit_decoder("expected_f1", t.prob, _truth_columns(t, truth), k_max=min(k_max, t.prob.shape[1]), prob_rest=t.prob_rest)["f1"])
+        return float(fit_decoder("expected_f1", t.prob, t.truth_columns(truth), k_max=min(k_max, t.prob.shape[1]), prob_rest=t.prob_rest)["f1"])
 
     grid = simplex_grid(len(val_tables), step) if len(val_tables) > 1 else np.ones((1, 1))
     scores = np.array([f1(w) for w in grid])

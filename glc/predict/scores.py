@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,17 @@ class ScoreTable:
     def sets_to_ids(self, col_sets: list[np.ndarray]) -> dict[int, np.ndarray]:
         """Map per-row column-index sets (decoder output) to ``{surveyId: species ids}``."""
         return {int(s): self.species[i, np.asarray(c, dtype=np.int64)] for i, (s, c) in enumerate(zip(self.survey_ids, col_sets))}
+
+    def truth_columns(self, truth: "dict[int, np.ndarray] | Any") -> list[np.ndarray]:
+        """Each row's true species (``truth[surveyId]``) as column indices into its row; a species outside the row's
+        top-N gets index N (outside the matrix: a false negative no decoder can recover)."""
+        n_cols = self.species.shape[1]
+        out = []
+        for i, sid in enumerate(self.survey_ids):
+            t = np.unique(np.asarray(truth[int(sid)], dtype=np.int64))
+            pos = {int(s): j for j, s in enumerate(self.species[i])}
+            out.append(np.array([pos.get(int(s), n_cols) for s in t], dtype=np.int64))
+        return out
 
     def subset(self, mask: np.ndarray) -> "ScoreTable":
         """Rows where ``mask`` is true."""
