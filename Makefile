@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining satclip clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,8 +73,12 @@ inception: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 Incepti
 glc2020-fusion: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 late fusion: equal-weight average of rf and inception
 gbm: check-java install ; $(RUN_EXPERIMENT) ## experiment: LightGBM re-ranking of neighbour/region candidates with survey + env features
 blend: check-java install ; $(RUN_EXPERIMENT) ## experiment: blend of gbm, tile-cnn-rasters and knn, weights fitted on validation
+fusion: check-java install ; $(RUN_EXPERIMENT) ## experiment: Tighnari fusion (temporal Swin, image, tabular, GFV, HCAM, mixup, 3-fold, PO correction)
+fusion-concat: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with concatenation instead of HCAM (baseline)
+fusion-efficientnet: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with EfficientNet-B0 as image backbone (lightweight variant)
+fusion-paper: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion at the paper's widths (Swin-T 224 px, 10 folds): for a GPU
 
-bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf ## every benchmark (results in bench/results/*.json)
+bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed ## every benchmark (results in bench/results/*.json)
 
 bench-real: install ## real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 test surveys -> bench/results/real_cv.json
 	$(PY) -m bench.real_cv
@@ -113,6 +117,12 @@ bench-pretraining: check-java install ## tile2vec / SatCLIP pretraining: triplet
 
 bench-rf: check-java install ## random forest (GLC2020) fit time, tree memory and peak RSS per setting on DATA_ROOT -> bench/results/random_forest.json
 	$(PY) -m bench.random_forest --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
+
+bench-fusion: check-java install ## fusion ablation (concat -> +temporal Swin -> +GFV -> +HCAM -> +mixup -> +k-fold -> decoders -> +PO correction) -> bench/results/fusion_ablation.json
+	$(PY) -m bench.fusion_ablation $(if $(ROWS),--rows $(ROWS))
+
+bench-fusion-feed: check-java install ## fusion image branch fed by raw pixels vs the full DCT (IDCT) vs the 16x16 block: samples/s -> bench/results/fusion_feed.json
+	$(PY) -m bench.fusion_feed
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

@@ -46,6 +46,7 @@ __all__ = [
     "config_hash",
     "defaults_of",
     "experiment_path",
+    "experiment_table",
     "load_encoder_config",
     "load_experiment",
     "resolve",
@@ -103,6 +104,11 @@ SCHEMA: Schema = {
         "num_workers": Param(0, "DataLoader workers", min=0),
         "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
         "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
+        "mixup_alpha": Param(0.0, "mixup of every input and the labels, lambda ~ Beta(alpha, alpha) (0 = off)", min=0.0),
+        "kfold": Param(1, "k-fold cross fusion (Tighnari): k models on the spatial folds of the training split, "
+                       "logits averaged (1 = one model)", min=1),
+        "kfold_epochs": Param(5, "k-fold: epochs at most of folds 2..k, fine-tuned from fold 1's weights", min=1),
+        "kfold_lr_scale": Param(0.5, "k-fold: learning rate of folds 2..k relative to lr", min=0.0, max=1.0, min_exclusive=True),
     },
     "inputs": {
         # the ModelInputs table of trained model kinds (its feature sets come from the model kind)
@@ -118,6 +124,15 @@ SCHEMA: Schema = {
         ),
         "k_max": Param(100, "largest set size a decoder may choose", min=1),
         "compare": Param(True, "also score every other decoder on the same validation scores (report table)"),
+        "po_correction": {
+            # Tighnari's output correction (Algorithm 2; glc.features.po_correction, the POCorrection artifact)
+            "enabled": Param(False, "add the species strongly attested around each survey to its decoded set"),
+            "n_train": Param(5, "N: nearest training surveys considered", min=1),
+            "min_train_count": Param(4, "L: a species must be held by more than L of them", min=0),
+            "n_po": Param(10, "A: nearest presence-only sites considered", min=1),
+            "min_po_count": Param(8, "M: a species must be recorded at more than M of them", min=0),
+            "po_unit": Param("site", "site (PO records grouped by surveyId) or record", choices=("site", "record")),
+        },
     },
     "validation": {
         "block_km": Param(10.0, "spatial block size of the hold-out (EPSG:3035, km)", min=0.0, min_exclusive=True),
@@ -170,6 +185,11 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
             spec.check(cfg["model"])
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
+    po = cfg["decoder"]["po_correction"]
+    for n, m in (("n_train", "min_train_count"), ("n_po", "min_po_count")):
+        if po[m] >= po[n]:
+            raise ConfigError(f"{source}: decoder.po_correction.{m} = {po[m]} must be below {n} = {po[n]} (a species must "
+                              f"be held by MORE than {m} of the {n} neighbours, so none could qualify)")
     reads = set(spec.features(cfg["model"]))
     stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
     if stray:
@@ -205,6 +225,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def experiment_path(name_or_path: str) -> Path:
     """Map an experiment name (``frequency``) or a path to its TOML file."""
     return _toml_path(name_or_path, TASKS_DIR, "experiment")
+
+
+def experiment_table(name_or_path: str) -> dict[str, Any]:
+    """The raw TOML table of an experiment file (``name`` defaulting to the file stem), not yet resolved: to derive
+    variants from it (e.g. the rows of ``bench/fusion_ablation.py``) before :func:`resolve`."""
+    return _read_toml(experiment_path(name_or_path))
 
 
 def load_experiment(name_or_path: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["count_estimates", "cross_fitted_f1", "cross_fitted_sets", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
+__all__ = ["correct_sets", "count_estimates", "cross_fitted_f1", "cross_fitted_sets", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
 
 
 def fit_predict(
@@ -178,6 +178,29 @@ def decode(scores: ScoreTable, params: dict[str, Any], n_hat: np.ndarray | None 
     if kind == "count":
         extras["n_hat"] = n_hat
     return scores.sets_to_ids(run(kind, scores.prob, p, **extras))
+
+
+def correct_sets(sets: Mapping[int, np.ndarray], lists: Mapping[int, Any]) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+    """Tighnari's PO output correction as the last step of decoding: each survey's decoded species ids united with
+    its correction list (:class:`glc.tasks.neighbours.POCorrection`: species held by more than L of its N nearest
+    training surveys or recorded at more than M of its A nearest PO sites). Only adds species.
+
+    Returns:
+        ``(corrected sets, info)``: sets as sorted unique species ids (rank order is not kept: nothing added has a
+        rank); info counts the surveys without a list (left as decoded) and the species added.
+
+    Raises:
+        ValueError: a correction list holds a negative species id.
+    """
+    from glc.decoding.correction import apply_corrections
+
+    ids = list(sets)
+    rows = {r: np.asarray(lists[s], np.int64) for r, s in enumerate(ids) if s in lists}
+    out = apply_corrections([np.asarray(sets[s], np.int64) for s in ids], rows)
+    added = np.array([len(o) - len(np.unique(np.asarray(sets[s]))) for o, s in zip(out, ids)], np.int64)
+    info = {"n_surveys": len(ids), "n_without_list": len(ids) - len(rows), "species_added": int(added.sum()),
+            "mean_added": float(added.mean()) if len(added) else 0.0, "surveys_changed": int((added > 0).sum())}
+    return dict(zip(ids, out)), info
 
 
 def count_estimates(train_fit: pd.DataFrame, query: pd.DataFrame, scores: ScoreTable, cfg: Mapping[str, Any]) -> np.ndarray:

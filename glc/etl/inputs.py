@@ -14,7 +14,10 @@ set's values come from its artifact's parquet, joined on ``surveyId``, through i
 (:data:`TRANSFORMS`): ``copy``; ``standardize`` (the env vector, standardised with the mean and standard deviation
 of the ``train`` rows only, so nothing about validation or test leaks in); ``dense_gfv`` (the sparse graph feature
 vector made dense: value ``k`` is the survey's GFV entry for species ``meta["vocab"][k]``, 0 where it has none;
-species outside the vocabulary are dropped and counted).
+species outside the vocabulary are dropped and counted); ``plot`` (the survey table's area and location uncertainty
+as ``[log1p(area), known, log1p(uncertainty), known]``; an unknown value is 0 with its flag 0, counted). A set
+computed out of fold from labels (``gfv``) is built for the table's own hold-out and training folds
+(:attr:`glc.features.sets.FeatureSet.holdout`).
 
 Missing rows follow the set's policy: ``error`` raises naming the set, the artifact and the first surveys;
 ``fill`` uses the train-split mean of the column and adds ``<column>_mask`` (1 = real row, 0 = filled). Counts per
@@ -54,6 +57,10 @@ log = logging.getLogger(__name__)
 
 #: Columns of the ``GraphFeatures`` artifact that the ``dense_gfv`` transform reads.
 GFV_COLUMNS = ("surveyId", "gfv_idx", "gfv_val")
+#: Columns of the ``SurveyTable`` artifact that the ``plot`` transform reads.
+PLOT_SOURCES = ("areaInM2", "geoUncertaintyInM")
+#: The artifact columns a transform reads when they are not its columns' ``source`` names.
+TRANSFORM_SOURCES: dict[str, tuple[str, ...]] = {"dense_gfv": GFV_COLUMNS[1:], "plot": PLOT_SOURCES}
 SPLITS = ("train", "val", "test")
 #: Bytes per parquet row group (row groups are the shuffle and worker-sharding unit of the loaders).
 ROW_GROUP_BYTES = 1 << 20
@@ -291,6 +298,26 @@ def _standardize(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFram
     return out, {c.name: [width]}, info
 
 
+def _plot(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
+    """``plot``: ``[log1p(area), area known, log1p(uncertainty), uncertainty known]`` per survey (float32 (4,)).
+
+    The survey table stores an empty, negative or infinite ``areaInM2`` / ``geoUncertaintyInM`` as null (real GLC24
+    has empty and ``-inf`` areas); such a value becomes 0 with its flag 0 — an explicit "unknown" the network can
+    read, never a NaN and never a silent 0 passed off as a measurement. Unknown counts per column are in
+    ``meta.json``."""
+    from pyspark.sql import functions as F
+
+    (c,) = fs.columns
+    parts = []
+    for col in PLOT_SOURCES:
+        ok = F.col(col).isNotNull() & (F.col(col) >= 0) & ~F.isnan(F.col(col))
+        parts += [F.when(ok, F.log1p(F.col(col))).otherwise(F.lit(0.0)), ok.cast("double")]
+    out = frame.select("surveyId", F.array(*parts).cast("array<float>").alias(c.name))
+    unknown = frame.select(*[F.sum((F.col(col).isNull() | (F.col(col) < 0) | F.isnan(F.col(col))).cast("long")).alias(col) for col in PLOT_SOURCES]).first()
+    return out, {c.name: [4]}, {"names": ["log1p_area_m2", "area_known", "log1p_uncertainty_m", "uncertainty_known"],
+                                "n_unknown": {col: int(unknown[col] or 0) for col in PLOT_SOURCES}}
+
+
 def _dense_gfv(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
     """``dense_gfv``: the sparse (gfv_idx, gfv_val) vector dense over the vocabulary; out-of-vocabulary entries
     counted."""
@@ -314,6 +341,7 @@ TRANSFORMS: dict[str, Callable[..., tuple["DataFrame", dict[str, Any], dict[str,
     "copy": _copy,
     "standardize": _standardize,
     "dense_gfv": _dense_gfv,
+    "plot": _plot,
 }
 
 #: Summary keys of an artifact copied into ``meta.json`` (``feature_info[<set>]["artifact_info"]``).
@@ -325,7 +353,7 @@ def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: Feature
     """Join one set's columns onto ``table``; returns the table, its column entries and its ``feature_info``."""
     from pyspark.sql import functions as F
 
-    need = ["surveyId", *dict.fromkeys(GFV_COLUMNS[1:] if fs.transform == "dense_gfv" else [c.artifact_column for c in fs.columns])]
+    need = ["surveyId", *dict.fromkeys(TRANSFORM_SOURCES.get(fs.transform) or [c.artifact_column for c in fs.columns])]
     missing_cols = [c for c in need if c not in src.frame.columns]
     if missing_cols:
         raise ValueError(

@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["block_ids", "spatial_block_folds", "spatial_holdout", "validation_mask"]
+__all__ = ["block_ids", "spatial_block_folds", "spatial_holdout", "training_folds", "validation_mask"]
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -150,3 +150,16 @@ def validation_mask(train: "pd.DataFrame", cfg: Mapping[str, Any]) -> np.ndarray
         spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"]),
         bool,
     )
+
+
+def training_folds(x: np.ndarray, y: np.ndarray, n_folds: int, block_km: float, seed: int) -> np.ndarray:
+    """The spatial folds of an experiment's **training split** (the training surveys outside its validation
+    hold-out): :func:`spatial_block_folds` of their EPSG:3035 ``x``/``y`` with ``n_folds``, ``block_km`` and
+    ``seed`` (the experiment's ``validation.block_km`` and ``seed``).
+
+    One function for both users, so their folds are the same: the k-fold trainer (fold ``f`` trains on the other
+    folds and stops early on ``f``, :mod:`glc.training.kfold`) and the out-of-fold feature artifacts built for that
+    table (``GraphFeatures`` with a hold-out: a training row's GFV comes from the other folds only). The assignment
+    depends only on the set of points (blocks are numbered by position), not on their order.
+    """
+    return spatial_block_folds(np.asarray(x, np.float64), np.asarray(y, np.float64), n_folds=int(n_folds), block_km=float(block_km), seed=int(seed))

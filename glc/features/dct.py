@@ -47,6 +47,7 @@ __all__ = [
     "from_zigzag",
     "idct1",
     "idct2",
+    "image_dihedral",
     "rotate90",
     "to_zigzag",
     "transpose",
@@ -364,6 +365,14 @@ def rotate90(c: np.ndarray, times: int = 1) -> np.ndarray:
 N_DIHEDRAL = 8
 
 
+def _check_dihedral(who: str, what: str, x, ops) -> None:  # noqa: ANN001
+    """Square trailing axes and one op per sample (the shape rules of :func:`dihedral` and :func:`image_dihedral`)."""
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{who}: {what} must be square (a transpose keeps the shape), got {tuple(x.shape)}")
+    if len(ops) != x.shape[0]:
+        raise ValueError(f"{who}: {len(ops)} ops for a batch of {x.shape[0]} samples")
+
+
 def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors alike
     """Apply one of the 8 dihedral operations **per sample** to DCT coefficient blocks, in the DCT domain.
 
@@ -381,10 +390,7 @@ def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors al
     Raises:
         ValueError: if the blocks are not square, or ``ops`` has the wrong length or values outside 0..7.
     """
-    if c.shape[-1] != c.shape[-2]:
-        raise ValueError(f"dihedral: blocks must be square (a transpose keeps the shape), got {tuple(c.shape)}")
-    if len(ops) != c.shape[0]:
-        raise ValueError(f"dihedral: {len(ops)} ops for a batch of {c.shape[0]} samples")
+    _check_dihedral("dihedral", "blocks", c, ops)
     k = c.shape[-1]
     is_torch = hasattr(c, "new_tensor")
     if is_torch:
@@ -409,3 +415,37 @@ def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors al
     out = where(bit(0), c * signs, c)  # flip_horizontal: (-1)**v along the last axis
     out = where(bit(1), out * signs[:, None], out)  # flip_vertical: (-1)**u along the rows axis
     return where(bit(2), swap(out), out)
+
+
+def image_dihedral(x, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors alike
+    """The same 8 dihedral operations as :func:`dihedral`, **per sample**, on pixel images ``(B, ..., H, W)``.
+
+    Bit 0 of ``ops[i]`` flips the columns (``np.fliplr``), bit 1 the rows (``np.flipud``), bit 2 transposes, in this
+    order, so ``dct2(image_dihedral(img, ops)) == dihedral(dct2(img), ops)``: use this one on images (IDCT
+    reconstructions, raw pixels) and :func:`dihedral` on coefficients. Applying :func:`dihedral` to an image would
+    change the signs of alternate pixel columns instead of flipping it.
+
+    Raises:
+        ValueError: if the images are not square, or ``ops`` has the wrong length or values outside 0..7.
+    """
+    _check_dihedral("image_dihedral", "images", x, ops)
+    if hasattr(x, "new_tensor"):
+        import torch
+
+        o = ops.to(device=x.device, dtype=torch.int64) if isinstance(ops, torch.Tensor) else torch.as_tensor(ops, device=x.device)
+        if bool(((o < 0) | (o > 7)).any()):
+            raise ValueError("image_dihedral: ops must be in 0..7")
+        view = (-1,) + (1,) * (x.dim() - 1)
+        bit = lambda b: ((o >> b) & 1).bool().view(view)  # noqa: E731
+        out = torch.where(bit(0), x.flip(-1), x)
+        out = torch.where(bit(1), out.flip(-2), out)
+        return torch.where(bit(2), out.transpose(-1, -2), out)
+    o = np.asarray(ops, np.int64)
+    if ((o < 0) | (o > 7)).any():
+        raise ValueError("image_dihedral: ops must be in 0..7")
+    x = np.asarray(x)
+    view = (-1,) + (1,) * (x.ndim - 1)
+    bit = lambda b: ((o >> b) & 1).astype(bool).reshape(view)  # noqa: E731
+    out = np.where(bit(0), x[..., ::-1], x)
+    out = np.where(bit(1), out[..., ::-1, :], out)
+    return np.where(bit(2), out.swapaxes(-1, -2), out)

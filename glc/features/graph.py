@@ -326,13 +326,23 @@ def graph_feature_table(
     degree: str = "count",
     exclude_same_site: bool = True,
     same_site_m: float = 1.0,
+    holdout: np.ndarray | None = None,
 ) -> tuple["pd.DataFrame", dict[str, Any]]:
     """Out-of-fold graph features of the training surveys plus test-survey features, as artifact rows.
 
-    Folds are :func:`glc.eval.split.spatial_block_folds` of the training surveys (``n_folds`` folds of whole
-    ``block_km`` blocks, ``seed``); the training features come from :func:`glc.features.graph.oof_graph_features`
-    and the test features from :func:`glc.features.graph.graph_features` against all training surveys with the
-    training features' global ``scale``.
+    Without ``holdout``: folds are :func:`glc.eval.split.spatial_block_folds` of all training surveys (``n_folds``
+    folds of whole ``block_km`` blocks, ``seed``); the training features come from
+    :func:`glc.features.graph.oof_graph_features` and the test features from :func:`graph_features` against all
+    training surveys with the training features' global ``scale``.
+
+    With ``holdout`` (a model's validation hold-out: True for the training surveys it validates on), the features
+    follow that model's splits, so no validation label reaches a training feature (pitfalls.md #15):
+
+    * training-split surveys (``~holdout``): out of fold over :func:`glc.eval.split.training_folds` of the
+      training split alone (the k-fold trainer's folds): a survey's vector comes from the other folds of the
+      training split, never from a validation survey;
+    * validation surveys (fold ``-2``): from the whole training split, as a test survey would see it;
+    * test surveys (fold ``-1``): from every training survey (training split and validation), as before.
 
     Args:
         train: Training surveys (``surveyId, x, y, year, region, speciesIds``).
@@ -344,36 +354,64 @@ def graph_feature_table(
         degree: ``count`` or ``weighted``.
         exclude_same_site: Drop sources within ``same_site_m`` metres of the query.
         same_site_m: Same-site distance in metres.
+        holdout: Optional boolean mask over ``train`` rows (True = validation survey of the model).
 
     Returns:
-        ``(rows, stats)``: rows ``surveyId, split, fold (-1 for test), gfv_idx, gfv_val`` sorted by ``surveyId``;
-        stats ``scale``, ``fold_sizes``, ``n_empty_vectors`` (no edge, or only weight-0 edges) and ``mean_nnz`` per
-        split.
+        ``(rows, stats)``: rows ``surveyId, split, fold (-1 for test, -2 for validation), gfv_idx, gfv_val`` sorted
+        by ``surveyId``; stats ``scale``, ``fold_sizes``, ``n_empty_vectors`` (no edge, or only weight-0 edges) and
+        ``mean_nnz`` per split (and ``n_holdout``).
     """
     import pandas as pd
 
-    from glc.eval.split import spatial_block_folds
+    from glc.eval.split import spatial_block_folds, training_folds
 
-    folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
     kw = {"same_site_m": same_site_m, "degree": degree}
-    g_tr, scale = oof_graph_features(
-        train["x"], train["y"], train["year"], train["region"], list(train["speciesIds"]), folds, ids=train["surveyId"],
+    train = train.reset_index(drop=True)
+    if holdout is None:
+        fit = np.ones(len(train), bool)
+        folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
+    else:
+        hold = np.asarray(holdout, bool)
+        if hold.shape != (len(train),):
+            raise ValueError(f"holdout: {hold.shape} mask for {len(train)} training surveys; give one flag per training survey")
+        if hold.all() or not hold.any():
+            raise ValueError(f"holdout holds out {int(hold.sum())} of {len(train)} training surveys; it must keep some on each side")
+        fit = ~hold
+        folds = np.full(len(train), -2, np.int64)
+        folds[fit] = training_folds(train.loc[fit, "x"], train.loc[fit, "y"], n_folds, block_km, seed)
+    src = train[fit].reset_index(drop=True)
+    g_fit, scale = oof_graph_features(
+        src["x"], src["y"], src["year"], src["region"], list(src["speciesIds"]), folds[fit], ids=src["surveyId"],
         radius_km=radius_km, exclude_same_site=exclude_same_site, **kw,
     )
-    g_te = graph_features(
-        test["x"], test["y"], test["year"], test["region"], train["x"], train["y"], train["year"], train["region"],
-        list(train["speciesIds"]), radius_km=radius_km, exclude_same_site=exclude_same_site, scale=scale,
-        query_ids=test["surveyId"], src_ids=train["surveyId"], **kw,
-    )
-    tr = graph_feature_frame(train["surveyId"], g_tr).assign(split="train", fold=folds.astype(np.int32))
-    te = graph_feature_frame(test["surveyId"], g_te).assign(split="test", fold=np.int32(-1))
-    rows = pd.concat([tr, te], ignore_index=True)[["surveyId", "split", "fold", "gfv_idx", "gfv_val"]]
+
+    def against(frame: "pd.DataFrame", sources: "pd.DataFrame") -> GraphFeatures:
+        return graph_features(
+            frame["x"], frame["y"], frame["year"], frame["region"], sources["x"], sources["y"], sources["year"], sources["region"],
+            list(sources["speciesIds"]), radius_km=radius_km, exclude_same_site=exclude_same_site, scale=scale,
+            query_ids=frame["surveyId"], src_ids=sources["surveyId"], **kw,
+        )
+
+    g_te = against(test, train)
+    parts = [graph_feature_frame(src["surveyId"], g_fit).assign(split="train", fold=folds[fit].astype(np.int32))]
+    empty = {"train": int((np.diff(g_fit.indptr) == 0).sum())}
+    nnz = {"train": float(np.diff(g_fit.indptr).mean()) if len(src) else 0.0}
+    if holdout is not None:
+        val = train[~fit].reset_index(drop=True)
+        g_val = against(val, src)
+        parts.append(graph_feature_frame(val["surveyId"], g_val).assign(split="train", fold=np.int32(-2)))
+        empty["validation"] = int((np.diff(g_val.indptr) == 0).sum())
+        nnz["validation"] = float(np.diff(g_val.indptr).mean())
+    parts.append(graph_feature_frame(test["surveyId"], g_te).assign(split="test", fold=np.int32(-1)))
+    empty["test"] = int((np.diff(g_te.indptr) == 0).sum())
+    nnz["test"] = float(np.diff(g_te.indptr).mean()) if len(test) else 0.0
+    rows = pd.concat(parts, ignore_index=True)[["surveyId", "split", "fold", "gfv_idx", "gfv_val"]]
     rows = rows.sort_values("surveyId", ignore_index=True)
     stats = {
         "scale": float(scale),
-        "fold_sizes": {int(f): int(c) for f, c in zip(*np.unique(folds, return_counts=True))},
-        "n_empty_vectors": {"train": int((np.diff(g_tr.indptr) == 0).sum()), "test": int((np.diff(g_te.indptr) == 0).sum())},
-        "mean_nnz": {"train": float(np.diff(g_tr.indptr).mean()) if len(train) else 0.0,
-                     "test": float(np.diff(g_te.indptr).mean()) if len(test) else 0.0},
+        "fold_sizes": {int(f): int(c) for f, c in zip(*np.unique(folds[fit], return_counts=True))},
+        "n_holdout": int((~fit).sum()),
+        "n_empty_vectors": empty,
+        "mean_nnz": nnz,
     }
     return rows, stats

@@ -10,13 +10,16 @@ Landsat DCT series, ...) and declares
   first entry is ``-1`` takes that size from the artifact, e.g. the number of bands of a raster group), and the
   artifact column each one is read from;
 * its **transform** while writing (``copy``; ``standardize`` with train-split statistics; ``dense_gfv``, the
-  sparse graph feature vector made dense over the species columns), a lookup key of :data:`glc.etl.inputs.TRANSFORMS`;
+  sparse graph feature vector made dense over the species columns; ``plot``, the plot's area and uncertainty with
+  "known" flags), a lookup key of :data:`glc.etl.inputs.TRANSFORMS`;
 * its **missing-row policy**: ``"error"`` (a survey without a row in the artifact fails the build, naming the
   survey and the artifact) or ``"fill"`` (the row is filled with the train-split mean of the column and a
   ``<column>_mask`` column is 0 for it, 1 elsewhere); either way the count per split is in ``meta.json``;
 * whether the writer records per-element **statistics** (train-split mean and standard deviation) in
   ``meta.json`` for the networks to standardise with (the stored values stay raw, so the DCT planes can still be
-  inverted and augmented exactly).
+  inverted and augmented exactly);
+* whether its values are computed **out of fold** from labels (``holdout``: the graph feature vector), in which
+  case its task is built for the table's own validation hold-out and training folds.
 
 The table always holds ``surveyId`` and ``labels`` plus the sets in :data:`ALWAYS` (``location`` and ``meta``); an
 experiment's model declares what else it reads (:mod:`glc.models.registry`). Loaders, the fake-table maker
@@ -36,6 +39,7 @@ from glc.data.layout import RASTER_GROUPS
 
 __all__ = [
     "ALWAYS",
+    "HOLDOUT_PARAMS",
     "DTYPES",
     "FEATURE_SETS",
     "MISSING_POLICIES",
@@ -49,7 +53,7 @@ __all__ = [
 #: Element dtypes a column may have (numpy names); ``uint8`` columns are stored as parquet binary.
 DTYPES: tuple[str, ...] = ("float64", "float32", "int32", "uint8")
 MISSING_POLICIES: tuple[str, ...] = ("error", "fill")
-TRANSFORMS: tuple[str, ...] = ("copy", "standardize", "dense_gfv")
+TRANSFORMS: tuple[str, ...] = ("copy", "standardize", "dense_gfv", "plot")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class FeatureSet:
         missing: ``"error"`` or ``"fill"`` (see the module docstring).
         stats: record per-element train-split mean/std in ``meta.json``.
         data_dir: the artifact's parquet sub-folder.
+        holdout: the artifact's values are computed *out of fold* from survey labels, so its task takes the
+            model-input table's validation hold-out and training folds as parameters (:data:`HOLDOUT_PARAMS`): a
+            training row's value never comes from validation labels, a validation row's only from training rows
+            (pitfalls.md #15).
     """
 
     name: str
@@ -111,6 +119,7 @@ class FeatureSet:
     missing: str = "error"
     stats: bool = False
     data_dir: str = "data"
+    holdout: bool = False
 
     def __post_init__(self) -> None:
         if self.missing not in MISSING_POLICIES:
@@ -129,6 +138,11 @@ class FeatureSet:
         """``<first column>_mask`` for a ``fill`` set (1 = the survey had a row in the artifact), else None."""
         return f"{self.columns[0].name}_mask" if self.missing == "fill" else None
 
+
+#: Parameters a ``holdout`` set's task receives from the model-input table (see :attr:`FeatureSet.holdout`):
+#: the validation hold-out (block size, fraction, seed) and the spatial folds of the training split (count, block
+#: size, seed), the same folds the k-fold trainer uses (:func:`glc.eval.split.training_folds`).
+HOLDOUT_PARAMS: tuple[str, ...] = ("holdout_block_km", "holdout_fraction", "holdout_seed", "n_folds", "block_km", "seed")
 
 #: Every feature set by name.
 FEATURE_SETS: dict[str, FeatureSet] = {}
@@ -184,8 +198,14 @@ register(FeatureSet(
     transform="standardize",
 ))
 register(FeatureSet(
-    "gfv", "graph feature vector (GraphFeatures, out-of-fold, default folds) dense over the species columns",
-    "GraphFeatures", columns=(Column("gfv", "float32", (-1,)),), transform="dense_gfv", data_dir="data",
+    "plot", "plot metadata: log1p(areaInM2), area known (0/1), log1p(geoUncertaintyInM), uncertainty known (0/1); "
+    "an empty or infinite value is 0 with its flag 0, never NaN (SurveyTable)", "SurveyTable",
+    columns=(Column("plot", "float32", (4,)),), transform="plot", stats=True, data_dir="surveys",
+))
+register(FeatureSet(
+    "gfv", "graph feature vector (GraphFeatures) dense over the species columns: out-of-fold over the training "
+    "split's folds, validation rows from the training split only, test rows from every training survey",
+    "GraphFeatures", columns=(Column("gfv", "float32", (-1,)),), transform="dense_gfv", data_dir="data", holdout=True,
 ))
 register(FeatureSet(
     "patch_dct", "Sentinel-2 patch R, G, B, NIR: top-left 8x8 orthonormal DCT-II block per channel (PatchTiles k=8)",
@@ -194,6 +214,11 @@ register(FeatureSet(
 register(FeatureSet(
     "patch_dct16", "Sentinel-2 patch R, G, B, NIR: 16x16 DCT block per channel (PatchTiles k=16)",
     "PatchTiles", {"k": 16}, columns=(Column("patch_dct16", "float32", (4, 16, 16), source="dct"),), stats=True,
+))
+register(FeatureSet(
+    "patch_dct128", "Sentinel-2 patch R, G, B, NIR: the full 128x128 DCT per channel (PatchTiles k=128; lossless, 4x the raw "
+    "bytes; the fusion's image branch inverts it)", "PatchTiles", {"k": 128},
+    columns=(Column("patch_dct128", "float32", (4, 128, 128), source="dct"),), stats=True,
 ))
 register(FeatureSet(
     "patch_raw", "Sentinel-2 patch R, G, B, NIR: the raw uint8 pixels (4, 128, 128) (PatchTiles keep_raw)",

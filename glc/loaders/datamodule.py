@@ -34,10 +34,11 @@ from __future__ import annotations
 import logging
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 
 from glc.loaders.readers import (
@@ -45,6 +46,7 @@ from glc.loaders.readers import (
     READER_CHOICES,
     BatchSource,
     EpochDataLoader,
+    EpochPlan,
     SurveyIterableDataset,
     make_source,
 )
@@ -91,6 +93,9 @@ class SurveyDataModule(pl.LightningDataModule):
             split); with ``False`` only footers, schemas and ``surveyId`` are checked.
         shuffle_buffer: rows per shuffle buffer of the row-group readers.
         predict_split: the split :meth:`predict_dataloader` reads.
+        subsets: optional views: a split name -> ``(stored split, surveyIds)``; that split then reads only those rows
+            of the stored split (the k-fold trainer's fold ``f``: ``{"train": ("train", ids outside f), "val":
+            ("train", ids in f)}``). Every row of the view must exist in the stored split (checked at setup).
 
     Raises:
         ValueError: for an unknown reader, column or split, or a non-positive batch size / negative worker count.
@@ -109,6 +114,7 @@ class SurveyDataModule(pl.LightningDataModule):
         verify: bool = True,
         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
         predict_split: str = "test",
+        subsets: Mapping[str, tuple[str, Sequence[int]]] | None = None,
     ) -> None:
         super().__init__()
         if reader not in READER_CHOICES:
@@ -135,6 +141,10 @@ class SurveyDataModule(pl.LightningDataModule):
         self.verify = verify
         self.shuffle_buffer = shuffle_buffer
         self.predict_split = predict_split
+        self.subsets = {k: (str(v[0]), np.unique(np.asarray(v[1], np.int64))) for k, v in (subsets or {}).items()}
+        bad = [f"{k} -> {v[0]}" for k, v in self.subsets.items() if k not in SPLITS or v[0] not in SPLITS]
+        if bad:
+            raise ValueError(f"SurveyDataModule: subsets {bad} must map a split of {list(SPLITS)} to a stored split of {list(SPLITS)}.")
         self._meta: dict[str, Any] | None = None
         self._sources: dict[tuple[str, bool], BatchSource] = {}
         self._loaders: dict[tuple[str, bool, bool], EpochDataLoader] = {}
@@ -163,9 +173,17 @@ class SurveyDataModule(pl.LightningDataModule):
         wt = self.with_target if with_target is None else with_target
         key = (split, wt)
         if key not in self._sources:
-            info = scan_split(self.root / split, self.meta, self._load_columns(wt), verify=self.verify)
-            self._sources[key] = make_source(self.reader, info, self.shuffle_buffer)
-            log.info("%s: %s reader over %d rows in %d files", split, self.reader, info.num_rows, len(info.files))
+            stored, keep = self.subsets.get(split, (split, None))
+            info = scan_split(self.root / stored, self.meta, self._load_columns(wt), verify=self.verify)
+            src = make_source(self.reader, info, self.shuffle_buffer, keep=keep)
+            if keep is not None:
+                n = src.worker_rows(EpochPlan(0, self.seed, False, self.batch_size))
+                if n != len(keep):
+                    raise ValueError(f"SurveyDataModule: the {split!r} view names {len(keep)} surveyIds but {n} of them are "
+                                     f"rows of {self.root / stored}; build the view from that split's surveyIds.")
+            self._sources[key] = src
+            log.info("%s: %s reader over %d rows in %d files%s", split, self.reader, info.num_rows, len(info.files),
+                     "" if keep is None else f" ({len(keep)} of them: a view of {stored!r})")
         return self._sources[key]
 
     def setup(self, stage: str | None = None) -> None:

@@ -245,28 +245,58 @@ def _diagnose(pieces: Sequence[Piece], info: SplitInfo, err: BaseException) -> D
 # ---------------------------------------------------------------------------------------------------------------
 # The three readers
 # ---------------------------------------------------------------------------------------------------------------
-class _RowGroupSource:
-    """Common part of the two row-group readers: planning, shuffling and the row count of a shard."""
+def _keep_ids(keep: Sequence[int] | np.ndarray | None) -> np.ndarray | None:
+    """Sorted unique int64 surveyIds of a row subset (None = every row)."""
+    return None if keep is None else np.unique(np.asarray(keep, dtype=np.int64))
 
-    def __init__(self, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> None:
+
+class _RowGroupSource:
+    """Common part of the two row-group readers: planning, shuffling, an optional row subset and the row count of a
+    shard.
+
+    ``keep`` (surveyIds) restricts the split to those rows (a k-fold view of the training split,
+    :mod:`glc.training.kfold`): each row group is filtered as it is read, before the shuffle buffer, so batches are
+    still exactly ``batch_size`` rows and the order is a function of ``(seed, epoch, num_workers)``.
+    """
+
+    def __init__(self, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER, keep: Sequence[int] | np.ndarray | None = None) -> None:
         if shuffle_buffer < 1:
             raise ValueError(f"shuffle_buffer must be >= 1 row, got {shuffle_buffer}.")
         self.info = info
         self.shuffle_buffer = shuffle_buffer
+        self.keep = _keep_ids(keep)
+        self._kept: dict[tuple[Path, int], int] = {}
+
+    def _rows(self, piece: Piece) -> int:
+        """Rows of ``piece`` in the subset (all of them without ``keep``; counted once from its surveyIds)."""
+        if self.keep is None or not piece.num_rows:
+            return piece.num_rows
+        key = (piece.path, piece.row_group)
+        if key not in self._kept:
+            ids = read_piece(piece, ["surveyId"]).column("surveyId").to_numpy()
+            self._kept[key] = int(np.isin(ids, self.keep, assume_unique=True).sum())
+        return self._kept[key]
 
     def worker_rows(self, plan: EpochPlan) -> int:
-        return sum(p.num_rows for p in piece_plan(self.info, plan)[1])
+        return sum(self._rows(p) for p in piece_plan(self.info, plan)[1])
 
     def max_batches(self, batch_size: int, num_workers: int) -> int:
-        busy = min(max(1, num_workers), sum(1 for p in self.info.pieces if p.num_rows))
-        return math.ceil(self.info.num_rows / batch_size) + max(0, busy - 1)
+        rows = [self._rows(p) for p in self.info.pieces]
+        busy = min(max(1, num_workers), sum(1 for r in rows if r))
+        return math.ceil(sum(rows) / batch_size) + max(0, busy - 1)
 
     def _row_groups(self, plan: EpochPlan) -> Iterator[Batch]:
         raise NotImplementedError
 
+    def _subset(self, chunks: Iterator[Batch]) -> Iterator[Batch]:
+        for chunk in chunks:
+            mask = np.isin(chunk["surveyId"], self.keep)
+            yield chunk if mask.all() else _take(chunk, np.flatnonzero(mask))
+
     def batches(self, plan: EpochPlan) -> Iterator[Batch]:
         rng = np.random.default_rng([plan.seed, plan.epoch, 1 + plan.worker]) if plan.shuffle else None
-        return rebatch(self._row_groups(plan), plan.batch_size, rng, self.shuffle_buffer)
+        chunks = self._row_groups(plan)
+        return rebatch(chunks if self.keep is None else self._subset(chunks), plan.batch_size, rng, self.shuffle_buffer)
 
 
 class ArrowSource(_RowGroupSource):
@@ -336,8 +366,9 @@ class PetastormSource(_RowGroupSource):
         workers_count: int = 1,
         results_queue_size: int = 4,
         max_rereads: int = 20,
+        keep: Sequence[int] | np.ndarray | None = None,
     ) -> None:
-        super().__init__(info, shuffle_buffer)
+        super().__init__(info, shuffle_buffer, keep)
         if collate not in ("arrow", "petastorm"):
             raise ValueError(f"PetastormSource: collate={collate!r}, expected 'arrow' or 'petastorm'.")
         if workers_count != 1:
@@ -478,23 +509,29 @@ class PetastormSource(_RowGroupSource):
 
 
 class MemorySource:
-    """The whole split decoded once into torch tensors (features in their batch dtypes, labels int32 [N, L])."""
+    """The whole split decoded once into torch tensors (features in their batch dtypes, labels int32 [N, L]);
+    ``keep`` (surveyIds) keeps only those rows (a k-fold view)."""
 
-    def __init__(self, info: SplitInfo) -> None:
+    def __init__(self, info: SplitInfo, keep: Sequence[int] | np.ndarray | None = None) -> None:
         self.info = info
+        keep_ids = _keep_ids(keep)
         parts = []
         for piece in info.pieces:
             if piece.num_rows:
                 table = read_piece(piece, info.columns)
                 check_batch(table, info, f"{piece.path} (row group {piece.row_group})")
-                parts.append(_arrow_to_numpy(table, info))
+                chunk = _arrow_to_numpy(table, info)
+                if keep_ids is not None:
+                    chunk = _take(chunk, np.flatnonzero(np.isin(chunk["surveyId"], keep_ids)))
+                parts.append(chunk)
         merged = _concat(parts) if parts else {}
         self.tensors: dict[str, torch.Tensor] = {
             k: torch.from_numpy(_writable(np.ascontiguousarray(v))) for k, v in merged.items()
         }
+        self.num_rows = int(self.tensors["surveyId"].shape[0]) if "surveyId" in self.tensors else 0
 
     def _positions(self, plan: EpochPlan) -> torch.Tensor:
-        n = self.info.num_rows
+        n = self.num_rows
         if plan.shuffle:
             order = torch.from_numpy(np.random.default_rng([plan.seed, plan.epoch]).permutation(n))
         else:
@@ -502,11 +539,11 @@ class MemorySource:
         return order[plan.worker :: plan.num_workers]
 
     def worker_rows(self, plan: EpochPlan) -> int:
-        return len(range(plan.worker, self.info.num_rows, plan.num_workers))
+        return len(range(plan.worker, self.num_rows, plan.num_workers))
 
     def max_batches(self, batch_size: int, num_workers: int) -> int:
         w = max(1, num_workers)  # rows are dealt by position: the same count every epoch
-        return sum(math.ceil(len(range(i, self.info.num_rows, w)) / batch_size) for i in range(w))
+        return sum(math.ceil(len(range(i, self.num_rows, w)) / batch_size) for i in range(w))
 
     def batches(self, plan: EpochPlan) -> Iterator[AnyBatch]:
         positions = self._positions(plan)
@@ -515,20 +552,21 @@ class MemorySource:
             yield {k: v.index_select(0, index) for k, v in self.tensors.items()}
 
 
-def make_source(reader: str, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> BatchSource:
-    """Build the reader named ``reader`` over a scanned split.
+def make_source(reader: str, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+                keep: Sequence[int] | np.ndarray | None = None) -> BatchSource:
+    """Build the reader named ``reader`` over a scanned split (only the rows of the surveyIds ``keep``, if given).
 
     ``reader`` is one of :data:`READER_CHOICES`: "petastorm", "petastorm-public" (Petastorm with its own per-row
     collation, :class:`PetastormSource` ``collate="petastorm"``), "arrow" or "memory".
     """
     if reader == "petastorm":
-        return PetastormSource(info, shuffle_buffer)
+        return PetastormSource(info, shuffle_buffer, keep=keep)
     if reader == "petastorm-public":
-        return PetastormSource(info, shuffle_buffer, collate="petastorm")
+        return PetastormSource(info, shuffle_buffer, collate="petastorm", keep=keep)
     if reader == "arrow":
-        return ArrowSource(info, shuffle_buffer)
+        return ArrowSource(info, shuffle_buffer, keep=keep)
     if reader == "memory":
-        return MemorySource(info)
+        return MemorySource(info, keep=keep)
     raise ValueError(f"unknown reader {reader!r}; expected one of {list(READER_CHOICES)}.")
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from glc.features.dct import N_DIHEDRAL, dct_matrix, dihedral
+from glc.features.dct import N_DIHEDRAL, dct_matrix, image_dihedral
 from glc.models.parts import Standardize, check_columns, set_inputs
 from glc.models.registry import ModelSpec, register
 from glc.models.tile_cnn import pixel_stats, plane_sets
@@ -107,7 +107,7 @@ class InceptionNet(nn.Module):
             imgs.append(self.norms[i](torch.einsum("uh,bcuv,vw->bchw", B, batch[c].float(), B)))
         x = torch.cat(imgs, dim=1).index_select(1, self.bands)
         if self.training and self.augment:
-            x = dihedral(x, torch.randint(0, N_DIHEDRAL, (x.shape[0],), device=x.device))
+            x = image_dihedral(x, torch.randint(0, N_DIHEDRAL, (x.shape[0],), device=x.device))
         return x
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:

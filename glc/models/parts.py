@@ -97,27 +97,32 @@ class TimmBackbone(nn.Module):
     """A timm backbone (``num_classes=0``: pooled features) + ``Linear`` to ``latent``.
 
     Args:
-        name: a timm model name (``"resnet18"``, ``"efficientnet_b0"``, ...).
+        name: a timm model name (``"resnet18"``, ``"efficientnet_b0"``, ``"swin_tiny_patch4_window7_224"``, ...).
         in_channels: input planes; timm adapts the first convolution to it.
-        latent: output width.
+        latent: output width; ``0`` = no projection (the pooled features, ``num_features`` wide).
         weights: optional local file (a state dict, or a checkpoint with ``state_dict``) loaded before use; a first
             convolution trained on another channel count is adapted with timm's ``adapt_input_conv``; the classifier
             is skipped. Nothing is downloaded.
         dropout: dropout before the final ``Linear``.
+        img_size: input side for networks built for one input size (timm's Swin / ViT take ``img_size``); None for
+            convolutional networks, which take any size.
     """
 
-    def __init__(self, name: str, in_channels: int, latent: int = 256, weights: str = "", dropout: float = 0.0) -> None:
+    def __init__(self, name: str, in_channels: int, latent: int = 256, weights: str = "", dropout: float = 0.0,
+                 img_size: int | None = None) -> None:
         super().__init__()
         import timm
 
+        kw = {} if img_size is None else {"img_size": int(img_size)}
         try:
-            self.net = timm.create_model(name, pretrained=False, in_chans=in_channels, num_classes=0)
+            self.net = timm.create_model(name, pretrained=False, in_chans=in_channels, num_classes=0, **kw)
         except Exception as e:  # noqa: BLE001 - re-raised naming the setting
             raise ValueError(f"model.backbone = {name!r}: timm cannot build it ({e}); see timm.list_models()") from e
         if weights:
             self._load(Path(weights), in_channels)
-        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(int(self.net.num_features), latent))
-        self.out_dim = int(latent)
+        self.num_features = int(self.net.num_features)
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, latent)) if latent else nn.Identity()
+        self.out_dim = int(latent) or self.num_features
 
     def _load(self, path: Path, in_channels: int) -> None:
         from timm.models import adapt_input_conv
@@ -141,6 +146,16 @@ class TimmBackbone(nn.Module):
         log.info("%s: loaded %d tensors from %s (%d left at their init)", type(self.net).__name__, len(out), path, len(missing))
         if not out:
             raise ValueError(f"{path}: no tensor of the file matches the backbone; is it a state dict of the same architecture?")
+
+    def tokens(self, x: Tensor) -> Tensor:
+        """The last feature map as tokens ``[B, N, num_features]`` (``N`` = its height x width; a transformer's
+        token sequence as it is)."""
+        f = self.net.forward_features(x)
+        if f.dim() == 3:
+            return f
+        if getattr(self.net, "output_fmt", "NCHW") == "NHWC":
+            return f.reshape(f.shape[0], -1, f.shape[-1])
+        return f.flatten(2).transpose(1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_channels, H, W]`` -> ``[B, latent]``."""

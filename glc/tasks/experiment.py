@@ -29,7 +29,7 @@ class Predict(ExperimentTask):
         its inputs."""
         from glc.models.registry import get_model
 
-        from glc.tasks.training import feature_task
+        from glc.tasks.training import feature_task, holdout_params, training_fold_count
 
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
         spec = get_model(self.cfg["model"]["kind"])
@@ -37,7 +37,9 @@ class Predict(ExperimentTask):
             req["model"] = self.clone(TrainModel)
             req["inputs"] = model_inputs_for(self, self.cfg)
         else:  # in-memory kinds read their feature sets' artifacts directly (glc.features.tabular.join_feature_sets)
-            req.update({f"feature:{s}": feature_task(self, s) for s in spec.features(self.cfg["model"])})
+            v = self.cfg["validation"]
+            hold = holdout_params(v["block_km"], v["val_fraction"], self.cfg["seed"], training_fold_count(self.cfg))
+            req.update({f"feature:{s}": feature_task(self, s, hold) for s in spec.features(self.cfg["model"])})
         for name in spec.members(self.cfg["model"]):  # late fusion: the member experiments' predictions
             if name == self.experiment or name == self.cfg["name"]:
                 raise ValueError(f"experiment {self.cfg['name']!r} lists itself among its members")
@@ -110,6 +112,33 @@ class Decoder(ExperimentTask):
         write_json(self.output().path, fit_decoder(val, truth, self.cfg, n_hat=n_hat))
 
 
+def po_correction_task(task: ExperimentTask, split: str) -> luigi.Task | None:
+    """The ``POCorrection`` artifact the experiment's decoder step needs for ``split`` (``"val"``: the validation
+    surveys, their PA neighbours from the training split only — the experiment's hold-out; ``"test"``: the test
+    surveys against every training survey), or None when ``[decoder.po_correction]`` is off."""
+    from glc.tasks.neighbours import POCorrection
+
+    po = task.cfg["decoder"]["po_correction"]
+    if not po["enabled"]:
+        return None
+    kw: dict[str, Any] = {k: po[k] for k in ("n_train", "min_train_count", "n_po", "min_po_count", "po_unit")}
+    if split == "val":
+        v = task.cfg["validation"]
+        kw.update(queries="pa_train", holdout_block_km=float(v["block_km"]), holdout_fraction=float(v["val_fraction"]),
+                  holdout_seed=int(task.cfg["seed"]))
+    else:
+        kw.update(queries="pa_test")
+    return POCorrection(data_root=task.data_root, out_root=task.out_root, **kw)
+
+
+def read_corrections(target: FlagTarget) -> dict[int, Any]:
+    """``{surveyId: species ids}`` of a ``POCorrection`` artifact."""
+    from glc.tasks.neighbours import read_table
+
+    t = read_table(target, ["surveyId", "species"])
+    return {int(s): sp for s, sp in zip(t["surveyId"], t["species"])}
+
+
 #: Cell size of the richness map in the report (km).
 REPORT_MAP_KM = 25.0
 
@@ -127,6 +156,9 @@ class Report(ExperimentTask):
 
         req = {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable)}
         req.update({f"encoder:{name}": t for name, t in experiment_encoders(self).items()})
+        po = po_correction_task(self, "val")
+        if po is not None:
+            req["po_correction"] = po
         try:
             check_point_capable(self.cfg)
         except PointInputError:
@@ -139,7 +171,10 @@ class Report(ExperimentTask):
 
         if not get_model(self.cfg["model"]["kind"]).needs_inputs:
             return None
-        runs = sorted(self.clone(TrainModel).model_path("training").glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
+        work = self.clone(TrainModel).model_path("training")
+        if int(self.cfg["train"].get("kfold", 1)) > 1:  # k-fold: the curve of fold 1 (trained from scratch)
+            work = work / "fold0"
+        runs = sorted(work.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
         return runs[-1] if runs else None
 
     def _patch_image(self, surveys: Any) -> Any:
@@ -175,6 +210,7 @@ class Report(ExperimentTask):
             cfg=self.cfg,
             data_root=str(self.data_root),
             extras=extras,
+            corrections=read_corrections(self.input()["po_correction"]) if "po_correction" in self.input() else None,
         )
         map_png = self.input()["map"].dir / "richness.png" if "map" in self.input() else None
         encoders = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("encoder:")}
@@ -228,7 +264,11 @@ class Submission(ExperimentTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         """Predictions, decoder, survey table and the report (so a submission never comes without its report)."""
-        return {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable), "report": self.clone(Report)}
+        req = {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable), "report": self.clone(Report)}
+        po = po_correction_task(self, "test")
+        if po is not None:
+            req["po_correction"] = po
+        return req
 
     def output(self) -> luigi.LocalTarget:
         """``submission.csv``."""
@@ -257,6 +297,12 @@ class Submission(ExperimentTask):
 
             n_hat = count_estimates(surveys[surveys["split"] == "train"], surveys[surveys["split"] == "test"], test_scores, self.cfg)
         sets = decode(test_scores, params, n_hat)
+        correction = None
+        if "po_correction" in self.input():  # Tighnari's PO output correction, the last step of decoding
+            from glc.experiment import correct_sets
+
+            sets, correction = correct_sets(sets, read_corrections(self.input()["po_correction"]))
+            correction["artifact"] = str(self.input()["po_correction"].dir)
         missing = sorted(set(int(i) for i in test_ids) - set(sets))
         survey_summary = json.loads(Path(self.input()["surveys"].path).read_text())
         if missing and survey_summary.get("bad_test_rows_policy") != "fallback":
@@ -272,5 +318,6 @@ class Submission(ExperimentTask):
         write_json(self.exp_path("submission.json"), {
             "rows": n, "test_metadata": str(test_csv), "n_fallback": len(missing), "fallback_surveys": missing[:100],
             "fallback": "global species frequency of the training surveys, expected-F1 decoding" if missing else None,
+            "po_correction": correction,
         })
         log_to_wandb(self, None, "submission", {"submission.csv": Path(self.output().path), "submission.json": self.exp_path("submission.json")})

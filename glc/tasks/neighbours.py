@@ -142,6 +142,46 @@ def _site_suffix(exclude_same_site: bool, same_site_m: float) -> str:
     return "" if same_site_m == 1.0 else f"-ss{_num(same_site_m)}m"
 
 
+class HoldoutParams:
+    """Mixin: an experiment's validation hold-out as task parameters (``holdout_block_km = 0``: none).
+
+    Artifacts computed from neighbours' labels take the hold-out of the model that reads them, so a validation
+    survey's labels never reach a training survey's value and a validation survey is featurised from the training
+    split alone, as a test survey is from all training surveys (pitfalls.md #15; :attr:`glc.features.sets.FeatureSet.holdout`).
+    """
+
+    holdout_block_km = FloatParameter(default=0.0, description="validation hold-out block size in km (0: no hold-out)")
+    holdout_fraction = FloatParameter(default=0.2, description="validation hold-out fraction of the training surveys")
+    holdout_seed = luigi.IntParameter(default=0, description="seed of the validation hold-out")
+
+    def _check_holdout(self) -> None:
+        if not (math.isfinite(self.holdout_block_km) and self.holdout_block_km >= 0):
+            raise ValueError(f"holdout_block_km={self.holdout_block_km!r}: expected 0 (no hold-out) or a positive number of km")
+        if self.holdout_block_km and not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction={self.holdout_fraction!r}: expected a fraction strictly between 0 and 1")
+
+    def holdout_suffix(self) -> str:
+        """``-h{block}km-f{fraction}-s{seed}`` when a hold-out is set, else ``""``."""
+        if not self.holdout_block_km:
+            return ""
+        return f"-h{_num(self.holdout_block_km)}km-f{_num(self.holdout_fraction)}-s{self.holdout_seed}"
+
+    def holdout_mask(self, train: "pd.DataFrame") -> np.ndarray | None:
+        """The validation mask of ``train`` (:func:`glc.eval.split.validation_mask`, the one ``ModelInputs`` uses),
+        or None without a hold-out."""
+        if not self.holdout_block_km:
+            return None
+        from glc.eval.split import validation_mask
+
+        cfg = {"seed": int(self.holdout_seed), "validation": {"block_km": float(self.holdout_block_km), "val_fraction": float(self.holdout_fraction)}}
+        return validation_mask(train, cfg)
+
+    def holdout_summary(self) -> dict[str, Any]:
+        """The hold-out parameters for the artifact summary."""
+        return {"holdout_block_km": self.holdout_block_km or None, "holdout_fraction": self.holdout_fraction if self.holdout_block_km else None,
+                "holdout_seed": self.holdout_seed if self.holdout_block_km else None}
+
+
 # ================================================================================================================
 # Tasks
 # ================================================================================================================
@@ -309,13 +349,16 @@ class Neighbours(_SurveyInputTask):
         log.info("Neighbours: %s", {k: v for k, v in summary.items() if k.startswith("n_")})
 
 
-class GraphFeatures(_SurveyInputTask):
+class GraphFeatures(HoldoutParams, _SurveyInputTask):
     """Graph feature vectors (Tighnari's GFV): out-of-fold for PA train, against all of PA train for PA test.
 
-    Output: ``features/graph/r{radius_km}-f{n_folds}-b{block_km}-seed{seed}-{degree}[-keepsite][-ss{m}m]/`` with
-    ``data/`` = ``surveyId, split, fold, gfv_idx array<int>, gfv_val array<float>`` (one row per PA survey, sorted
-    by ``surveyId``; ``fold`` is -1 for test surveys; values divided by the training features' global maximum,
-    stored as ``scale`` in the summary). See :func:`glc.features.graph.graph_feature_table`.
+    Output: ``features/graph/r{radius_km}-f{n_folds}-b{block_km}-seed{seed}-{degree}[-keepsite][-ss{m}m]
+    [-h{km}km-f{fraction}-s{seed}]/`` with ``data/`` = ``surveyId, split, fold, gfv_idx array<int>, gfv_val
+    array<float>`` (one row per PA survey, sorted by ``surveyId``; ``fold`` is -1 for test surveys and -2 for the
+    hold-out's validation surveys; values divided by the training features' global maximum, stored as ``scale`` in
+    the summary). With a hold-out (``holdout_block_km > 0``, what ``ModelInputs`` asks for) the folds are those of the
+    model's training split and validation rows come from the training split only. See
+    :func:`glc.features.graph.graph_feature_table`.
     """
 
     radius_km = FloatParameter(default=10.0, description="edge cutoff in km (weight radius_km - d)")
@@ -335,12 +378,13 @@ class GraphFeatures(_SurveyInputTask):
         _check_choice("degree", self.degree, DEGREES)
         if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
             raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
+        self._check_holdout()
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
         name = (
             f"r{_num(self.radius_km)}-f{self.n_folds}-b{_num(self.block_km)}-seed{self.seed}-{self.degree}"
-            + _site_suffix(self.exclude_same_site, self.same_site_m)
+            + _site_suffix(self.exclude_same_site, self.same_site_m) + self.holdout_suffix()
         )
         return FlagTarget(self.artifact_path("features", "graph", name))
 
@@ -354,12 +398,14 @@ class GraphFeatures(_SurveyInputTask):
         rows, stats = graph_feature_table(
             train, test, radius_km=self.radius_km, n_folds=self.n_folds, block_km=self.block_km, seed=self.seed,
             degree=self.degree, exclude_same_site=self.exclude_same_site, same_site_m=self.same_site_m,
+            holdout=self.holdout_mask(train),
         )
         summary: dict[str, Any] = {
             "artifact": "GraphFeatures",
             "params": {
                 "radius_km": self.radius_km, "n_folds": self.n_folds, "block_km": self.block_km, "seed": self.seed,
                 "degree": self.degree, "exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m,
+                **self.holdout_summary(),
             },
             "schema": GRAPH_SCHEMA,
             "columns": {"gfv_idx": "species ids (0..11254), ascending", "gfv_val": "GFV / scale, float32"},
@@ -374,13 +420,15 @@ class GraphFeatures(_SurveyInputTask):
         log.info("GraphFeatures: %d rows, scale %.4g, empty vectors %s", len(rows), stats["scale"], stats["n_empty_vectors"])
 
 
-class POCorrection(_SurveyInputTask):
+class POCorrection(HoldoutParams, _SurveyInputTask):
     """PO-neighbour correction lists (Tighnari) for PA test (or train) surveys.
 
     Output: ``po_correction/{queries}-n{n_train}-l{min_train_count}-a{n_po}-m{min_po_count}-{po_unit}
-    [-keepsite][-ss{m}m][-max{km}]/`` with ``data/`` = ``surveyId, split, species array<long>`` (one row per query
-    survey, sorted by ``surveyId``; an empty list when nothing qualifies). Sources: every PA training survey (a
-    query's own id is dropped) and every PO record. See :mod:`glc.features.po_correction`.
+    [-keepsite][-ss{m}m][-max{km}][-h{km}km-f{fraction}-s{seed}]/`` with ``data/`` = ``surveyId, split, species
+    array<long>`` (one row per query survey, sorted by ``surveyId``; an empty list when nothing qualifies). Sources:
+    every PA training survey (a query's own id is dropped) and every PO record. With a hold-out the PA sources are
+    the training split only, so a validation survey's list comes from labels a model may see, as a test survey's
+    does. See :mod:`glc.features.po_correction`.
     """
 
     queries = SiteKindsParameter(default="pa_test", description="query surveys: comma-separated pa_train, pa_test")
@@ -408,13 +456,14 @@ class POCorrection(_SurveyInputTask):
             _check_positive("max_km", self.max_km, "kilometres")
         if not 0 <= self.po_max_bad_fraction <= 1:
             raise ValueError(f"po_max_bad_fraction={self.po_max_bad_fraction!r}: expected a fraction in [0, 1]")
+        self._check_holdout()
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
         name = (
             f"{_kinds_segment(self.query_kinds)}-n{self.n_train}-l{self.min_train_count}-a{self.n_po}-m{self.min_po_count}"
             f"-{self.po_unit}" + _site_suffix(self.exclude_same_site, self.same_site_m)
-            + ("" if self.max_km is None else f"-max{_num(self.max_km)}")
+            + ("" if self.max_km is None else f"-max{_num(self.max_km)}") + self.holdout_suffix()
         )
         return FlagTarget(self.artifact_path("po_correction", name))
 
@@ -433,8 +482,10 @@ class POCorrection(_SurveyInputTask):
         splits = [k.split("_")[1] for k in self.query_kinds]
         q = pd.concat([train, test], ignore_index=True)
         q = q[q["split"].isin(splits)].sort_values("surveyId", ignore_index=True)
+        hold = self.holdout_mask(train)
+        src = train if hold is None else train[~hold].reset_index(drop=True)
         lists = po_correction_lists(
-            q["surveyId"], q["x"], q["y"], train["surveyId"], train["x"], train["y"], list(train["speciesIds"]),
+            q["surveyId"], q["x"], q["y"], src["surveyId"], src["x"], src["y"], list(src["speciesIds"]),
             po["surveyId"], po["x"], po["y"], po["speciesId"], n_train=self.n_train, min_train_count=self.min_train_count,
             n_po=self.n_po, min_po_count=self.min_po_count, po_unit=self.po_unit, exclude_same_site=self.exclude_same_site,
             same_site_m=self.same_site_m, max_km=self.max_km,
@@ -448,12 +499,13 @@ class POCorrection(_SurveyInputTask):
                 "queries": list(self.query_kinds), "n_train": self.n_train, "min_train_count": self.min_train_count,
                 "n_po": self.n_po, "min_po_count": self.min_po_count, "po_unit": self.po_unit,
                 "exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m, "max_km": self.max_km,
+                **self.holdout_summary(),
             },
             "schema": CORRECTION_SCHEMA,
             "po_records": po_report,
             "n_written": len(rows),
             "by_split": {str(k): int(v) for k, v in rows["split"].value_counts().sort_index().items()},
-            "n_sources": {"pa_train": len(train), "po_records": len(po)},
+            "n_sources": {"pa_train": len(src), "po_records": len(po)},
             "n_empty_lists": int((lens == 0).sum()),
             "mean_list_length": float(lens.mean()) if len(lens) else 0.0,
         }

@@ -35,18 +35,44 @@ ARTIFACT_TASKS: dict[str, type[GlcTask]] = {
 }
 
 
-def feature_task(task: GlcTask, name: str) -> GlcTask:
+def holdout_params(block_km: float, val_fraction: float, seed: int, folds: int) -> dict[str, Any]:
+    """The parameters a ``holdout`` feature set's task gets (:data:`glc.features.sets.HOLDOUT_PARAMS`): the
+    validation hold-out and the ``folds`` spatial folds of the training split, in ``block_km`` blocks seeded by
+    ``seed`` (the k-fold trainer's folds, :func:`glc.eval.split.training_folds`)."""
+    return {"holdout_block_km": float(block_km), "holdout_fraction": float(val_fraction), "holdout_seed": int(seed),
+            "n_folds": int(folds), "block_km": float(block_km), "seed": int(seed)}
+
+
+def training_fold_count(cfg: dict[str, Any]) -> int:
+    """Spatial folds of an experiment's training split: ``[train] kfold`` when > 1, else
+    :data:`DEFAULT_FOLDS` (for out-of-fold features only)."""
+    k = int(cfg["train"].get("kfold", 1))
+    return k if k > 1 else DEFAULT_FOLDS
+
+
+#: Folds of the out-of-fold features of a model trained without k-fold (Tighnari used 10; 5 keeps 80 % of the
+#: training split as sources for each fold on the small demo world).
+DEFAULT_FOLDS = 5
+
+
+def feature_task(task: GlcTask, name: str, holdout: dict[str, Any] | None = None) -> GlcTask:
     """The task that makes feature set ``name``'s artifact, on ``task``'s data and out roots.
 
     Built from the registry's parameters only (not ``clone``: that would copy same-named parameters of ``task``,
-    e.g. a hold-out's ``block_km``/``seed`` onto GraphFeatures' fold parameters).
+    e.g. a hold-out's ``block_km``/``seed`` onto GraphFeatures' fold parameters), plus, for a ``holdout`` set, the
+    model's hold-out and training folds (:func:`holdout_params`; required for such a set).
     """
     from glc.features.sets import feature_set
 
     fs = feature_set(name)
     if fs.artifact not in ARTIFACT_TASKS:
         raise KeyError(f"feature set {name!r}: no Luigi task for artifact {fs.artifact!r}; add it to ARTIFACT_TASKS")
-    return ARTIFACT_TASKS[fs.artifact](data_root=task.data_root, out_root=task.out_root, **dict(fs.params))
+    extra: dict[str, Any] = {}
+    if fs.holdout:
+        if holdout is None:
+            raise ValueError(f"feature set {name!r} is computed out of fold: pass the model's hold-out (holdout_params(...))")
+        extra = dict(holdout)
+    return ARTIFACT_TASKS[fs.artifact](data_root=task.data_root, out_root=task.out_root, **dict(fs.params), **extra)
 
 
 class ModelInputs(GlcTask):
@@ -61,6 +87,8 @@ class ModelInputs(GlcTask):
     seed = luigi.IntParameter(default=0, description="seed of the hold-out and of the shuffles")
     features = luigi.ListParameter(default=[], description="feature sets besides location/meta (glc.features.sets)")
     shuffle = luigi.ListParameter(default=[], description="feature sets to permute within splits (controls)")
+    folds = luigi.IntParameter(default=DEFAULT_FOLDS, description="spatial folds of the training split of the out-of-fold "
+                               "feature sets (gfv); the k-fold trainer's k. Only significant with such a set")
     files_per_split = luigi.IntParameter(default=4, significant=False, description="parquet part files per split")
 
     def _sets(self) -> tuple[str, ...]:
@@ -75,8 +103,13 @@ class ModelInputs(GlcTask):
         if bad:
             raise ValueError(f"ModelInputs: shuffle={list(self.shuffle)} names {bad}, not in features={list(self.features)}")
         for name in self._sets():
-            req[name] = feature_task(self, name)
+            req[name] = feature_task(self, name, holdout_params(self.block_km, self.val_fraction, self.seed, self.folds))
         return req
+
+    def _has_holdout_set(self) -> bool:
+        from glc.features.sets import feature_set
+
+        return any(feature_set(s).holdout for s in self._sets())
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the inputs folder."""
@@ -86,6 +119,8 @@ class ModelInputs(GlcTask):
             name += "-" + "+".join(sets)
         if self.shuffle:
             name += "-shuf-" + "+".join(sorted(set(self.shuffle)))
+        if self._has_holdout_set():
+            name += f"-k{self.folds}"
         return FlagTarget(self.artifact_path("model_inputs", name))
 
     def run(self) -> None:
@@ -118,7 +153,7 @@ def model_inputs_for(task: GlcTask, cfg: dict[str, Any]) -> ModelInputs:
     sets = sorted(set(get_model(cfg["model"]["kind"]).features(cfg["model"])))
     return ModelInputs(
         data_root=task.data_root, out_root=task.out_root, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]),
-        seed=int(cfg["seed"]), features=sets, shuffle=sorted(cfg["inputs"]["shuffle"]),
+        seed=int(cfg["seed"]), features=sets, shuffle=sorted(cfg["inputs"]["shuffle"]), folds=training_fold_count(cfg),
     )
 
 

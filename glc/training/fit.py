@@ -29,6 +29,7 @@ online. The run id is kept in ``out_dir/wandb/glc-run-id`` so a resumed fit cont
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -52,6 +53,9 @@ from glc.training.checkpoint import AtomicCheckpointIO
 
 __all__ = [
     "MONITOR",
+    "TIMING_FILE",
+    "EpochTimer",
+    "throughput",
     "WANDB_KEYS",
     "EpochSeed",
     "finish_logger",
@@ -301,6 +305,64 @@ class EpochSeed(Callback):
         self._reseed(self.derived_seed(self.seed, trainer.current_epoch, batch_idx + 1))
 
 
+# ---------------------------------------------------------------------------------------------- timing
+#: The per-epoch timing file of a fit (one JSON line per finished training epoch), in its run folder.
+TIMING_FILE = "timing.jsonl"
+
+
+class EpochTimer(Callback):
+    """Appends ``{"epoch", "seconds", "samples", "gpu_peak_mb"}`` to a JSON-lines file at every training epoch end.
+
+    ``seconds`` is the wall time of the epoch's training steps (validation excluded), ``samples`` the rows they saw,
+    ``gpu_peak_mb`` the peak CUDA memory allocated so far (None on CPU). The file is appended to across resumed runs
+    (the last record of an epoch wins in :func:`throughput`), so the throughput of a finished run is still known.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._t0 = 0.0
+        self._n = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the clock."""
+        self._t0, self._n = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Count the batch's rows."""
+        first = next(iter(batch.values())) if isinstance(batch, Mapping) and batch else None
+        self._n += int(len(first)) if first is not None else 0
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Append the epoch's record."""
+        gpu = None
+        if torch.cuda.is_available() and pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+            gpu = round(torch.cuda.max_memory_allocated(pl_module.device) / 2**20, 1)
+        rec = {"epoch": int(trainer.current_epoch), "seconds": round(time.perf_counter() - self._t0, 4), "samples": self._n, "gpu_peak_mb": gpu}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Training samples/s over every recorded epoch of a timing file (resumed runs included; the last record of an
+    epoch wins), the mean epoch time, and the peak GPU memory when one was used."""
+    rows: dict[int, dict[str, Any]] = {}
+    p = Path(path)
+    if p.is_file():
+        for line in p.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows[int(r["epoch"])] = r
+    secs = sum(float(r["seconds"]) for r in rows.values())
+    n = sum(int(r["samples"]) for r in rows.values())
+    peaks = [r["gpu_peak_mb"] for r in rows.values() if r.get("gpu_peak_mb") is not None]
+    return {"epochs_trained": len(rows), "train_seconds": round(secs, 2), "train_samples": int(n),
+            "train_samples_per_s": round(n / secs, 1) if secs > 0 else None,
+            "epoch_seconds": round(secs / len(rows), 2) if rows else None, "gpu_peak_mb": max(peaks) if peaks else None}
+
+
 # ---------------------------------------------------------------------------------------------- fit
 def _callback_state(ckpt: Mapping[str, Any], prefix: str, monitor: str = MONITOR) -> dict[str, Any]:
     """State of the first callback of type ``prefix`` that monitors ``monitor`` ({} if none)."""
@@ -433,6 +495,7 @@ def fit_model(
             EarlyStopping(monitor=monitor, mode=mode, patience=int(patience), check_finite=True),
             EpochSeed(int(seed)),
             LearningRateMonitor(logging_interval="epoch"),
+            EpochTimer(out / TIMING_FILE),
         ]
         trainer = pl.Trainer(
             accelerator=accelerator,

@@ -82,6 +82,12 @@ class MultiLabelModule(pl.LightningModule):
         cosine: when True, the learning rate follows a cosine schedule from ``lr`` down to ``lr * min_lr_ratio``
             over ``trainer.max_epochs`` epochs (stepped once per epoch, so it works with loaders of unknown length).
         min_lr_ratio: final learning rate of the cosine schedule as a fraction of ``lr`` (in [0, 1]).
+        optimizer: a key of :data:`OPTIMIZERS`.
+        step_epochs, step_gamma: step decay of the learning rate (``step_epochs = 0``: off).
+        mixup_alpha: mixup in training (:mod:`glc.training.mixup`; 0 = off): every input and the target are mixed
+            with one ``lambda ~ Beta(alpha, alpha)`` and one permutation per step. A net with ``prepare(batch)`` /
+            ``forward_prepared(inputs)`` is mixed on its prepared float inputs; otherwise the batch's input columns
+            are mixed as they are (integer columns are refused).
 
     Raises:
         ValueError: a hyper-parameter is out of range.
@@ -104,6 +110,7 @@ class MultiLabelModule(pl.LightningModule):
         optimizer: str = "adamw",
         step_epochs: int = 0,
         step_gamma: float = 0.1,
+        mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -124,6 +131,8 @@ class MultiLabelModule(pl.LightningModule):
             raise ValueError(f"optimizer={optimizer!r} is not one of {tuple(OPTIMIZERS)}")
         if int(step_epochs) < 0 or (int(step_epochs) and cosine):
             raise ValueError(f"step_epochs={step_epochs!r} must be >= 0 and cannot be combined with cosine=True")
+        if not (math.isfinite(float(mixup_alpha)) and float(mixup_alpha) >= 0):
+            raise ValueError(f"mixup_alpha={mixup_alpha!r} must be a finite number >= 0 (0 = no mixup)")
         self.net = net
         self.loss = loss
         self.num_classes = int(num_classes)
@@ -137,7 +146,9 @@ class MultiLabelModule(pl.LightningModule):
         return self.net(batch)
 
     def _logits(self, batch: Batch) -> torch.Tensor:
-        logits = self(batch)
+        return self._checked_logits(self(batch))
+
+    def _checked_logits(self, logits: torch.Tensor) -> torch.Tensor:
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:
             raise ValueError(
                 f"net returned logits of shape {tuple(logits.shape)}; expected [batch, {self.num_classes}] "
@@ -163,10 +174,34 @@ class MultiLabelModule(pl.LightningModule):
         return loss
 
     # ------------------------------------------------------------------------------------------- steps
+    def _mixed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and target of a mixup step (see :mod:`glc.training.mixup`)."""
+        from glc.training.mixup import mixup, mixup_draw
+
+        if "target" not in batch:
+            raise KeyError(f"batch has no 'target' (keys: {sorted(batch)}); build the data module with with_target=True")
+        target = batch["target"].float()
+        lam, perm = mixup_draw(float(self.hparams.mixup_alpha), target.shape[0], target.device)
+        prepare = getattr(self.net, "prepare", None)
+        if prepare is not None:
+            inputs, mixed_target = mixup(prepare(batch), target, lam, perm)
+            logits = self.net.forward_prepared(inputs)
+        else:
+            keys = getattr(self.net, "input_columns", None) or [k for k in batch if k not in ("target", "surveyId")]
+            inputs, mixed_target = mixup({k: batch[k] for k in keys}, target, lam, perm)
+            logits = self.net({**batch, **inputs})
+        logits = self._checked_logits(logits)
+        return logits, mixed_target.to(logits.dtype)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        """Loss of one batch; logs ``train/loss`` (step) and ``train/loss_epoch``."""
-        logits = self._logits(batch)
-        loss = self._checked_loss(logits, self._target(batch, logits), "train", batch_idx)
+        """Loss of one batch (mixed with mixup when ``mixup_alpha > 0``); logs ``train/loss`` (step) and
+        ``train/loss_epoch``."""
+        if float(self.hparams.get("mixup_alpha", 0.0)) > 0:
+            logits, target = self._mixed(batch)
+        else:
+            logits = self._logits(batch)
+            target = self._target(batch, logits)
+        loss = self._checked_loss(logits, target, "train", batch_idx)
         bs = logits.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=bs)

@@ -379,17 +379,11 @@ def pretrain(data: PretrainData, cfg: Mapping[str, Any], work_dir: str | Path, o
 
 
 def _throughput(timing: Path) -> dict[str, Any]:
-    """Training samples/s over every recorded epoch (resumed runs included; the last record of an epoch wins)."""
-    rows: dict[int, dict[str, Any]] = {}
-    if timing.is_file():
-        for line in timing.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                rows[int(r["epoch"])] = r
-    secs = sum(r["seconds"] for r in rows.values())
-    n = sum(r["samples"] for r in rows.values())
-    return {"epochs_trained": len(rows), "train_seconds": round(secs, 2), "train_samples": int(n),
-            "train_samples_per_s": round(n / secs, 1) if secs > 0 else None}
+    """Training samples/s over every recorded epoch (:func:`glc.training.fit.throughput`)."""
+    from glc.training.fit import throughput
+
+    t = throughput(timing)
+    return {k: t[k] for k in ("epochs_trained", "train_seconds", "train_samples", "train_samples_per_s")}
 
 
 def _curve(work: Path) -> list[dict[str, float]]:

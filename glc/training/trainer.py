@@ -53,7 +53,9 @@ def val_k(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> int:
 
 
 def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN201 - MultiLabelModule
-    """The configured net (model registry) + loss wrapped in a :class:`glc.training.module.MultiLabelModule`."""
+    """The configured net (model registry) + loss wrapped in a :class:`glc.training.module.MultiLabelModule`; with
+    ``[train] kfold = k > 1`` the net is a :class:`glc.training.kfold.FoldEnsemble` of ``k`` such nets (the published
+    k-fold model)."""
     from glc.models.registry import get_model
     from glc.training.losses import build_loss
     from glc.training.module import MultiLabelModule
@@ -62,17 +64,26 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN2
     if spec.build_net is None:
         raise ValueError(f"model.kind={spec.kind!r} runs with runner {spec.runner!r}, not the Lightning trainer")
     C = int(meta["num_classes"])
-    net = spec.build_net(cfg["model"], meta)
+    k = int(cfg["train"].get("kfold", 1))
+    if k > 1:
+        from glc.training.kfold import FoldEnsemble
+
+        net = FoldEnsemble([spec.build_net(cfg["model"], meta) for _ in range(k)])
+    else:
+        net = spec.build_net(cfg["model"], meta)
     t = cfg["train"]
     return MultiLabelModule(
         net, build_loss(dict(t["loss"])), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]), val_k=val_k(cfg, meta),
         num_classes=C, cosine=bool(t.get("cosine", False)), optimizer=str(t.get("optimizer", "adamw")),
         step_epochs=int(t.get("step_epochs", 0)), step_gamma=float(t.get("step_gamma", 0.1)),
+        mixup_alpha=float(t.get("mixup_alpha", 0.0)),
     )
 
 
-def datamodule(inputs_dir: str | Path, cfg: Mapping[str, Any], reader: str | None = None):  # noqa: ANN201
-    """The :class:`~glc.loaders.SurveyDataModule` over ``inputs_dir`` with the columns the model reads."""
+def datamodule(inputs_dir: str | Path, cfg: Mapping[str, Any], reader: str | None = None,
+               subsets: Mapping[str, tuple[str, Any]] | None = None):  # noqa: ANN201
+    """The :class:`~glc.loaders.SurveyDataModule` over ``inputs_dir`` with the columns the model reads (``subsets``:
+    split views, e.g. a k-fold fold)."""
     from glc.loaders.datamodule import SurveyDataModule
     from glc.loaders.tables import read_meta
 
@@ -80,7 +91,7 @@ def datamodule(inputs_dir: str | Path, cfg: Mapping[str, Any], reader: str | Non
     meta = read_meta(inputs_dir)
     return SurveyDataModule(
         inputs_dir, columns=input_columns(cfg, meta), batch_size=int(t["batch_size"]), reader=reader or t["reader"],
-        num_workers=int(t["num_workers"]), seed=int(cfg["seed"]),
+        num_workers=int(t["num_workers"]), seed=int(cfg["seed"]), subsets=subsets,
     )
 
 
@@ -95,11 +106,14 @@ def _accelerator(cfg: Mapping[str, Any]) -> tuple[str, bool | str]:
 
 
 def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any], run_name: str, progress: bool = True,
-                wandb: bool = True, reader: str | None = None, pretrained: Mapping[str, str] | None = None) -> dict[str, Any]:
+                wandb: bool = True, reader: str | None = None, pretrained: Mapping[str, str] | None = None,
+                subsets: Mapping[str, tuple[str, Any]] | None = None, init: str | Path | None = None) -> dict[str, Any]:
     """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
 
     ``pretrained``: encoder name -> encoder file (``PretrainEncoder``) for nets initialised from one
-    (``ModelSpec.encoders``); passed to ``build_net`` as ``meta["pretrained"]``.
+    (``ModelSpec.encoders``); passed to ``build_net`` as ``meta["pretrained"]``. ``subsets``: split views of the
+    data module (a k-fold fold). ``init``: a Lightning checkpoint whose net weights the net starts from (k-fold folds
+    after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead (:func:`glc.training.kfold.train_kfold`).
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 
@@ -110,10 +124,17 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     import torch
 
     from glc.models.registry import get_model
-    from glc.training.fit import fit_model, wandb_settings
+    from glc.training.fit import TIMING_FILE, fit_model, throughput, wandb_settings
 
+    if int(cfg["train"].get("kfold", 1)) > 1:
+        if subsets is not None or init is not None:
+            raise ValueError("train_model: a k-fold config trains its own folds; pass neither subsets nor init")
+        from glc.training.kfold import train_kfold
+
+        return train_kfold(inputs_dir, work_dir, cfg, run_name, train_one=train_model, build=build_module, progress=progress,
+                           wandb=wandb, reader=reader, pretrained=pretrained)
     t0 = time.time()
-    dm = datamodule(inputs_dir, cfg, reader)
+    dm = datamodule(inputs_dir, cfg, reader, subsets)
     spec = get_model(cfg["model"]["kind"])
     need = spec.encoders(cfg["model"])
     lacking = [n for n in need if n not in (pretrained or {})]
@@ -122,6 +143,10 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     meta = {**dm.meta, "pretrained": dict(pretrained or {})} if need else dm.meta
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)  # the net's initial weights depend on it
     module = build_module(cfg, meta)
+    if init is not None:
+        ck = torch.load(init, map_location="cpu", weights_only=False)
+        module.net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
+        log.info("initialised the net from %s", init)
     t = cfg["train"]
     accelerator, deterministic = _accelerator(cfg)
     best = fit_model(
@@ -146,12 +171,14 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         "epoch": int(ck.get("epoch", -1)),
         "global_step": int(ck.get("global_step", -1)),
         "num_classes": int(meta["num_classes"]),
-        "splits": meta["splits"],
+        "splits": meta["splits"] if subsets is None else {**meta["splits"], **{k: len(v[1]) for k, v in subsets.items()}},
         "feature_sets": meta.get("feature_sets", []),
         "shuffled": meta.get("shuffled", []),
         "parameters": int(sum(p.numel() for p in module.net.parameters())),
         "seconds": round(seconds, 2),
         "epochs_to_best": epochs_run,
+        "device": torch.cuda.get_device_name(0) if accelerator != "cpu" and torch.cuda.is_available() else "cpu",
+        **throughput(Path(work_dir) / TIMING_FILE),
     }
 
 

@@ -129,9 +129,11 @@ def test_missing_env_rows_raise(built, spark) -> None:
 def built_gfv(built):
     _, _, _, out = built
     task = ModelInputs(data_root=built[0].data_root, out_root=str(out), features=["gfv"], seed=3)
-    assert task.output().dir.name.endswith("-s3-gfv")
+    assert task.output().dir.name.endswith("-s3-gfv-k5")
     graph = task.requires()["gfv"]
-    assert isinstance(graph, GraphFeatures) and graph.seed == 0 and graph.block_km == 10.0  # defaults, not the hold-out's
+    # the GFV follows the table's own splits (pitfalls.md #15): its hold-out and the folds of its training split
+    assert isinstance(graph, GraphFeatures) and (graph.holdout_block_km, graph.holdout_fraction, graph.holdout_seed) == (10.0, 0.2, 3)
+    assert (graph.n_folds, graph.block_km, graph.seed) == (5, 10.0, 3)
     res = luigi.build([task], local_scheduler=True, detailed_summary=True, workers=1)
     assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
     return task, read_table(graph.output())
@@ -162,6 +164,22 @@ def test_gfv_rows_equal_the_graph_features_mapped_to_vocab_columns(built, built_
             n_nonzero += int((row != 0).sum())
     assert n_nonzero > 0  # the tiny world has neighbours: not an all-zero column
     assert set(_split(task, "val")["surveyId"]) == set(_split(built[0], "val")["surveyId"])  # same hold-out
+
+
+def test_gfv_folds_match_the_tables_hold_out_and_the_kfold_trainers_folds(built_gfv) -> None:
+    """Validation rows of the table are the GFV artifact's hold-out (fold -2), and its training rows carry exactly the
+    folds the k-fold trainer cuts the training split into (glc.training.kfold.fold_assignment)."""
+    from glc.config import resolve
+    from glc.training.kfold import fold_assignment
+
+    task, graph = built_gfv
+    fold = dict(zip(graph["surveyId"].astype(int), graph["fold"].astype(int)))
+    assert {fold[int(s)] for s in _split(task, "val")["surveyId"]} == {-2}
+    assert {fold[int(s)] for s in _split(task, "test")["surveyId"]} == {-1}
+    cfg = resolve({"seed": 3, "train": {"kfold": 5}})
+    ids, folds = fold_assignment(task.output().dir, cfg)
+    assert len(set(folds.tolist())) == 5
+    assert [fold[int(s)] for s in ids] == folds.tolist()
 
 
 def test_dense_gfv_drops_species_outside_the_vocab() -> None:
@@ -214,8 +232,12 @@ def test_experiment_selects_the_feature_sets_of_its_model(tmp_path: Path) -> Non
     base = ModelInputs(data_root=str(tmp_path), out_root=str(tmp_path))
     cfg = resolve({"seed": 3, "model": {"kind": "geolocation", "extras": ["year", "gfv"]}})
     task = model_inputs_for(base, cfg)
-    assert list(task.features) == ["gfv"] and task.output().dir.name == "v10km-f0.2-s3-gfv"
+    assert list(task.features) == ["gfv"] and task.output().dir.name == "v10km-f0.2-s3-gfv-k5"
+    k3 = model_inputs_for(base, resolve({"seed": 3, "model": {"kind": "geolocation", "extras": ["gfv"]}, "train": {"kfold": 3}}))
+    assert k3.folds == 3 and k3.output().dir.name == "v10km-f0.2-s3-gfv-k3"  # the GFV folds are the k-fold trainer's
     assert list(model_inputs_for(base, resolve({"seed": 3})).features) == []
+    plain = model_inputs_for(base, resolve({"seed": 3, "model": {"kind": "tile_cnn"}, "train": {"kfold": 3}}))
+    assert plain.output().dir.name == "v10km-f0.2-s3-patch_dct"  # folds matter only to out-of-fold sets
     meta = {"feature_sets": ["gfv", "location", "meta"], "columns": {
         "x": {"feature_set": "location"}, "year": {"feature_set": "meta"}, "gfv": {"feature_set": "gfv"},
         "env": {"feature_set": "env"}, "labels": {"feature_set": None}}}
@@ -297,3 +319,38 @@ def test_missing_row_policies(built, spark, monkeypatch) -> None:
     train_ids = set(surveys.loc[surveys["split"] == "train", "surveyId"])
     mean = np.stack([np.asarray(v, np.float64) for s, v in zip(patches["surveyId"], patches["dct"]) if s in train_ids]).mean(0)
     np.testing.assert_allclose(np.asarray(test.loc[test_id, "patch_fill"]), mean, rtol=1e-5)  # the train mean, not zeros
+
+
+def test_plot_metadata_encodes_unknown_values_with_a_flag_never_nan(built, spark) -> None:
+    """The plot set: [log1p(area), known, log1p(uncertainty), known] per survey from the survey table; an empty
+    (null), negative or NaN value is 0 with its flag 0, counted in meta.json; the train statistics are recorded."""
+    from pyspark.sql import functions as F
+
+    from glc.etl.inputs import build_model_inputs, read_feature_source
+
+    task, surveys, _, out = built
+    sdir = SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir
+    src = read_feature_source(spark, "plot", sdir)
+    ids = sorted(surveys["surveyId"].astype(int))[:3]
+    src.frame = src.frame.withColumn(  # three deliberately bad rows: null area, negative area, NaN uncertainty
+        "areaInM2", F.when(F.col("surveyId") == ids[0], F.lit(None)).when(F.col("surveyId") == ids[1], F.lit(-5.0)).otherwise(F.col("areaInM2"))
+    ).withColumn("geoUncertaintyInM", F.when(F.col("surveyId") == ids[2], F.lit(float("nan"))).otherwise(F.col("geoUncertaintyInM")))
+    frames, meta = build_model_inputs(spark, spark.read.parquet(str(sdir / "surveys")), np.array([], np.int64), {"plot": src})
+    rows = pd.concat([f.toPandas() for f in frames.values()]).set_index("surveyId")
+    plot = np.stack(rows["plot"].to_numpy())
+    assert plot.dtype == np.float32 and np.isfinite(plot).all()
+    s = surveys.set_index("surveyId")
+    for sid in ids:
+        v = np.asarray(rows.loc[sid, "plot"])
+        area, unc = s.loc[sid, "areaInM2"], s.loc[sid, "geoUncertaintyInM"]
+        if sid in ids[:2]:
+            assert v[0] == 0 and v[1] == 0
+        else:
+            assert v[1] == 1 and v[0] == pytest.approx(np.log1p(area), rel=1e-5)
+        if sid == ids[2]:
+            assert v[2] == 0 and v[3] == 0
+        elif pd.notna(unc):
+            assert v[3] == 1 and v[2] == pytest.approx(np.log1p(unc), rel=1e-5)
+    info = meta["feature_info"]["plot"]
+    assert info["n_unknown"]["areaInM2"] >= 2 and info["n_unknown"]["geoUncertaintyInM"] >= 1
+    assert info["names"] == ["log1p_area_m2", "area_known", "log1p_uncertainty_m", "uncertainty_known"]

@@ -228,3 +228,22 @@ def test_dihedral_per_sample_equals_each_pixel_operation_numpy_and_torch():
         dihedral(np.zeros((2, 3, 3)), [0, 8])
     with pytest.raises(ValueError, match="2 ops for a batch of 3"):
         dihedral(np.zeros((3, 3, 3)), [0, 1])
+
+
+def test_image_dihedral_is_the_pixel_twin_of_the_dct_domain_dihedral() -> None:
+    """dct2(image_dihedral(img, ops)) == dihedral(dct2(img), ops) per sample, for numpy and torch; applying the
+    DCT-domain operation to pixels instead is not a flip (the bug the pixel version exists to avoid)."""
+    import torch
+
+    from glc.features.dct import dct2, dihedral, image_dihedral
+
+    rng = np.random.default_rng(4)
+    img = rng.normal(size=(8, 3, 16, 16))
+    ops = np.arange(8)
+    for x, o in ((img, ops), (torch.from_numpy(img), torch.from_numpy(ops))):
+        out = image_dihedral(x, o)
+        out = out.numpy() if hasattr(out, "numpy") else out
+        np.testing.assert_allclose(dct2(out, 16), dihedral(dct2(img, 16), ops), atol=1e-9)
+    assert not np.allclose(dihedral(img, np.ones(8, int)), img[..., ::-1])  # signs, not a flip, on pixels
+    with pytest.raises(ValueError, match="must be square"):
+        image_dihedral(img[..., :8], ops)

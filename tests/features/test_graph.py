@@ -95,3 +95,53 @@ def test_errors_name_the_problem():
         oof_graph_features(SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, np.zeros(5))
     with pytest.raises(ValueError, match="scale must be a positive number"):
         graph_features(*args, SRC_LABELS, scale=0.0)
+
+
+def _holdout_world(seed: int = 0):  # noqa: ANN202
+    """300 training surveys on a 60 km square (one year, one region) each holding a private species, 20 test surveys."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    train = pd.DataFrame({
+        "surveyId": 1000 + np.arange(n), "x": 4_000_000 + rng.uniform(0, 60_000, n), "y": 3_000_000 + rng.uniform(0, 60_000, n),
+        "year": 2020, "region": "ALPINE",
+        "speciesIds": [np.array([5000 + i, int(rng.integers(0, 20))]) for i in range(n)],
+    })
+    test = pd.DataFrame({"surveyId": 9000 + np.arange(20), "x": 4_000_000 + rng.uniform(0, 60_000, 20),
+                         "y": 3_000_000 + rng.uniform(0, 60_000, 20), "year": 2020, "region": "ALPINE"})
+    return train, test
+
+
+def test_gfv_with_the_models_hold_out_never_carries_validation_labels():
+    """pitfalls.md #15: with the model's hold-out, no training-split survey's GFV holds a validation survey's private
+    species, a validation survey's GFV comes from the training split only, the training folds are the k-fold
+    trainer's (training_folds on the training split), and test surveys see every training survey. Without the
+    hold-out (independent folds) validation labels do reach training features: the test can fail."""
+    from glc.eval.split import training_folds, validation_mask
+    from glc.features.graph import graph_feature_table
+
+    train, test = _holdout_world()
+    hold = validation_mask(train, {"seed": 2, "validation": {"block_km": 10.0, "val_fraction": 0.3}})
+    assert 0 < hold.sum() < len(train)
+    private_val = {5000 + i for i in np.flatnonzero(hold)}
+    private_fit = {5000 + i for i in np.flatnonzero(~hold)}
+    rows, stats = graph_feature_table(train, test, n_folds=4, block_km=10.0, seed=2, holdout=hold)
+    by_id = rows.set_index("surveyId")
+    fit_ids, val_ids = train["surveyId"][~hold], train["surveyId"][hold]
+    for sid in fit_ids:
+        assert not set(by_id.loc[sid, "gfv_idx"].tolist()) & private_val, f"training survey {sid} sees validation labels"
+    seen_val = set().union(*(set(by_id.loc[s, "gfv_idx"].tolist()) for s in val_ids))
+    assert not seen_val & private_val and seen_val & private_fit  # validation rows: from the training split only
+    seen_test = set().union(*(set(by_id.loc[s, "gfv_idx"].tolist()) for s in test["surveyId"]))
+    assert seen_test & private_val and seen_test & private_fit  # test rows: from every training survey
+    assert (by_id.loc[val_ids, "fold"] == -2).all() and (by_id.loc[test["surveyId"], "fold"] == -1).all()
+    want = training_folds(train["x"][~hold], train["y"][~hold], 4, 10.0, 2)
+    np.testing.assert_array_equal(by_id.loc[fit_ids, "fold"].to_numpy(), want)
+    assert stats["n_holdout"] == int(hold.sum())
+
+    leaky, _ = graph_feature_table(train, test, n_folds=4, block_km=10.0, seed=2)  # folds independent of the hold-out
+    lk = leaky.set_index("surveyId")
+    assert any(set(lk.loc[s, "gfv_idx"].tolist()) & private_val for s in fit_ids)
+    with pytest.raises(ValueError, match="one flag per training survey"):
+        graph_feature_table(train, test, holdout=hold[:10])

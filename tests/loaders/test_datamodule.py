@@ -221,3 +221,27 @@ def test_gfv_column_is_delivered(tmp_path, reader):
     np.testing.assert_array_equal(batch["gfv"].numpy(), np.stack(frames["val"]["gfv"][:16]))
     pred = next(iter(dm.predict_dataloader()))
     np.testing.assert_array_equal(pred["gfv"].numpy(), np.stack(frames["test"]["gfv"][:10]))
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_split_view_reads_exactly_its_rows(table, reader):
+    """A k-fold view (``subsets``) of the stored train split: every reader delivers exactly the named rows, once per
+    epoch, in full batches; a view naming rows the split lacks is refused at setup."""
+    root, frames = table
+    train_ids = frames["train"]["surveyId"].to_numpy()
+    fold = train_ids[::3]
+    rest = np.setdiff1d(train_ids, fold)
+    dm = SurveyDataModule(root, columns=("x",), batch_size=BATCH, reader=reader,
+                          subsets={"train": ("train", rest), "val": ("train", fold)})
+    dm.setup("fit")
+    got = ids(dm.train_dataloader())
+    assert sorted(got.tolist()) == sorted(rest.tolist())
+    assert sorted(ids(dm.val_dataloader()).tolist()) == sorted(fold.tolist())
+    sizes = [len(b["surveyId"]) for b in dm.train_dataloader()]
+    assert all(s == BATCH for s in sizes[:-1]) and sum(sizes) == len(rest)
+    assert len(dm.train_dataloader()) == -(-len(rest) // BATCH)
+    bad = SurveyDataModule(root, columns=("x",), batch_size=BATCH, reader=reader, subsets={"val": ("train", [*fold, -7])})
+    with pytest.raises(ValueError, match="names .* surveyIds but .* of them are rows of"):
+        bad.setup("fit")
+    with pytest.raises(ValueError, match="must map a split"):
+        SurveyDataModule(root, subsets={"fold": ("train", fold)})
