@@ -4,7 +4,8 @@
 ``luigi --module glc.tasks Submission --experiment <name>`` on the demo synthetic world (generated if missing) into
 one output root (``out-bench/leaderboard``; artifacts shared by experiments, e.g. PatchTiles, are built once by the
 first experiment that needs them), then scores its ``submission.csv`` against the world's hidden test labels
-(``_truth/GLC24_SOLUTION_FILE.csv``) exactly as Kaggle would (``glc.metrics.score_submission``), beside the oracle on
+(``_truth/GLC24_SOLUTION_FILE.csv``) exactly as Kaggle would (experiments whose ``[train] accelerator`` is ``"gpu"``
+are skipped on a machine without one) (``glc.metrics.score_submission``), beside the oracle on
 the same surveys (the expected-F1 decoding of the true probabilities: the best any model can reach there).
 
 Writes ``bench/results/synth_leaderboard.json``::
@@ -76,6 +77,12 @@ def score(name: str, world: Path, out_root: Path) -> dict[str, Any]:
     }
 
 
+def _gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The leaderboard as a markdown table (oracle first)."""
     lines = [
@@ -129,8 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     old = {r["experiment"]: r for r in (json.loads(path.read_text()).get("experiments", []) if path.exists() else [])}
     rows: dict[str, dict[str, Any]] = {n: r for n, r in old.items() if n in known and n not in names}
     failures = []
+    from glc.config import load_experiment
+
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", flush=True)  # print: importing glc.tasks sets the root logger to WARNING
+        if load_experiment(name)["train"]["accelerator"] in ("gpu", "cuda") and not _gpu():
+            print(f"{name}: skipped (its [train] accelerator needs a GPU, this machine has none); the old row is kept", flush=True)
+            if name in old:
+                rows[name] = old[name]
+            continue
         try:
             wall, worked, _ = run_experiment(name, a.world, a.out_root)
         except RuntimeError as e:

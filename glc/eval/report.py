@@ -296,6 +296,13 @@ def render_html(rep: dict[str, Any], figures: list[Figure], notes: list[str] = (
         "<h2>Validation (spatial hold-out, cross-fitted decoder)</h2>",
         _table(["model", "decoder", "sample-F1", "micro-P", "micro-R", "micro-F1"], rows),
     ]
+    if rep.get("po_correction"):
+        p = rep["po_correction"]
+        parts += ["<h2>PO output correction</h2>", _table(["", ""], [
+            ["parameters (N, L, A, M)", f"{p['params']['n_train']}, {p['params']['min_train_count']}, {p['params']['n_po']}, {p['params']['min_po_count']}"],
+            ["sample-F1 without", f"{p['sample_f1_without']:.4f}"], ["sample-F1 with", f"{p['sample_f1_with']:.4f}"],
+            ["species added per survey", f"{p['mean_added']:.2f}"], ["surveys changed", f"{p['surveys_changed']} of {p['n_surveys']}"],
+        ])]
     if rep.get("decoders"):
         parts += ["<h2>Decoders on the same validation scores</h2>",
                   _table(["decoder", "sample-F1", "micro-F1"], [[k, f"{r['sample_f1']:.4f}", f"{r['micro_f1']:.4f}"] for k, r in sorted(rep["decoders"].items(), key=lambda kv: -kv[1]["sample_f1"])])]

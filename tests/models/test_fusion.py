@@ -125,6 +125,31 @@ def test_bad_settings_are_named_at_load(over: dict, match: str) -> None:
         resolve({"model": {"kind": "fusion", **SMALL, **over}}, "tasks/x.toml")
 
 
+def test_paper_image_branch_swin_t_on_the_raw_patch_at_224(inputs: Path) -> None:
+    """Tighnari's image branch: timm Swin-T with a 4-channel patch embedding on the raw patch resized 128 -> 224; its
+    7 x 7 token grid of 768 features feeds HCAM."""
+    net = build_fusion(_model(image="raw", image_size=224, backbone="swin_tiny_patch4_window7_224"), read_meta(inputs)).eval()
+    b = {k: v[:2] for k, v in _batch(inputs).items()}
+    with torch.no_grad():
+        img = net.image.prepare(b)
+        assert img.shape == (2, 4, 224, 224)
+        assert net.image.tokens(img).shape == (2, 49, 768)
+        assert net(b).shape == (2, 20)
+    assert net.image.backbone.net.patch_embed.proj.in_channels == 4
+
+
+@pytest.mark.parametrize("name", ["fusion", "fusion-concat", "fusion-efficientnet", "fusion-paper"])
+def test_the_experiment_files_build_their_nets(inputs: Path, name: str) -> None:
+    from glc.config import load_experiment
+
+    m = load_experiment(name)["model"]
+    meta = read_meta(inputs)
+    assert m["image"] in ("dct16", "raw")  # sets the fake table holds
+    net = build_fusion(m, meta)
+    assert net.fusion == m["fusion"] and set(net.cubes) == {"landsat_cube", "bioclim_cube"} and net.graph is not None
+    assert type(net.cubes["landsat_cube"].encoder).__name__ == "TemporalSwin"
+
+
 def test_declared_feature_sets() -> None:
     spec = get_model("fusion")
     assert spec.features(_model(image="raw")) == ("patch_raw", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")

@@ -95,6 +95,8 @@ def test_the_dag_trains_the_folds_and_writes_a_corrected_submission(run: Submiss
     rep = json.loads((run.exp_path("report") / "report.json").read_text())
     po = rep["po_correction"]
     assert po["params"]["n_train"] == 3 and rep["validation"]["sample_f1"] == pytest.approx(po["sample_f1_with"])
+    assert "PO output correction" in (run.exp_path("report") / "report.html").read_text()
+    assert f"{po['sample_f1_with']:.4f}" in (run.exp_path("report") / "report.md").read_text()
     val_task = po_correction_task(run, "val")
     assert val_task.holdout_block_km == 10.0 and val_task.output().dir.name.endswith("-h10km-f0.2-s0")
 
