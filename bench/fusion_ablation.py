@@ -20,10 +20,12 @@ row                   change (cumulative)
 
 Every row runs the whole Luigi DAG (``Submission``) on the demo world into the synthetic leaderboard's output root
 (``out-bench/leaderboard``: the feature artifacts ``make bench-leaderboard`` built for ``fusion`` are reused, so
-every row's wall time is its training + prediction + decoding + report; rows that change only the decoder reuse the
-trained model and take seconds), and its ``submission.csv`` is scored on the world's hidden test labels exactly as
+every row's wall time is its training + prediction + decoding + report; rows that change only the decoder share the
+trained model, and the rows that train the full design's model share it with ``make fusion``, so they take seconds:
+their ``wall_note`` says whose training they reused), and its ``submission.csv`` is scored on the world's hidden test labels exactly as
 Kaggle would (:func:`bench.leaderboard.score`). Writes ``bench/results/fusion_ablation.json`` (rows with test and
-validation sample-F1, the change against the previous row, the DAG wall time) and ``bench/results/fusion_ablation.md``.
+validation sample-F1, the change against the previous row, the DAG wall time), ``bench/results/fusion_ablation.md`` and
+its copy in the README (section "Multimodal fusion", between the ``fusion-ablation`` markers).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: The README's copy of the table sits between these markers (section "Multimodal fusion").
+README_MARKS = ("<!-- fusion-ablation:start -->", "<!-- fusion-ablation:end -->")
 
 #: ``(row name, what it changes, overrides applied to the previous row's config)``.
 ROWS: list[tuple[str, str, dict[str, Any]]] = [
@@ -68,11 +73,21 @@ def _merge(base: dict[str, Any], over: dict[str, Any], full: dict[str, Any]) -> 
 
 
 def row_configs(full: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """The experiment table of every row (``full``: the raw TOML table of ``tasks/fusion.toml``)."""
+    """The experiment table of every row (``full``: the raw TOML table of ``tasks/fusion.toml``).
+
+    Rows that train the same model (only the decoder differs) share one experiment name, so they share the trained
+    model (its folder is ``{name}-{model_key}``); rows that train the full design's model are named after it
+    (``fusion``), so they reuse what ``make fusion`` / the leaderboard trained and the last row is that experiment.
+    """
+    from glc.config import model_key, resolve
+
+    full_key = model_key(resolve(full, "tasks/fusion.toml"))
+    names: dict[str, str] = {full_key: full["name"]}
     out, cur = [], copy.deepcopy(full)
     for i, (name, what, over) in enumerate(ROWS):
         cur = _merge(cur, over, full)
         cur["name"] = f"fusion-ablation-{i}-{name.lstrip('+')}"
+        cur["name"] = names.setdefault(model_key(resolve(cur, f"ablation row {name}")), cur["name"])
         out.append((name, what, copy.deepcopy(cur)))
     return out
 
@@ -83,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.common import RESULTS, machine
     from bench.leaderboard import run_experiment, score
-    from glc.config import config_hash, experiment_table, resolve
-    from glc.io import write_json
+    from glc.config import config_hash, experiment_table, model_key, resolve
     from glc.synth import generate_world
     from glc.tasks.base import dataset_key
     from glc.synth.oracle import oracle_sample_f1
@@ -107,15 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     conf_dir.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "fusion_ablation.json"
     old = {r["row"]: r for r in (json.loads(path.read_text()).get("rows", []) if path.exists() else [])}
+    oracle = round(float(oracle_sample_f1(a.world)), 4)
+    models_dir = a.out_root / dataset_key(a.world) / "models"
+    trained_by: dict[str, str] = {}  # model folder -> the row that trained it in this run
     results: list[dict[str, Any]] = []
     for i, (name, what, table) in enumerate(rows, 1):
         cfg = resolve(table, f"ablation row {name}")
-        toml = conf_dir / f"{table['name']}.toml"
+        toml = conf_dir / f"fusion-ablation-{i - 1}-{name.lstrip('+')}.toml"
         toml.write_text(f"# fusion ablation row {name!r}: {what}\n" + tomli_w.dumps(table))
+        model = f"{cfg['name']}-{model_key(cfg)}"
         prev = old.get(name)
         if name not in wanted and prev is not None and prev.get("config_hash") == config_hash(cfg):
             results.append(prev)
+            trained_by.setdefault(model, name)
             continue
+        note = (f"decoder only: the model of row {trained_by[model]}" if model in trained_by
+                else f"model {model} trained before this run" if (models_dir / model / "model" / "_SUCCESS").exists() else None)
+        trained_by.setdefault(model, name)
         print(f"[{i}/{len(rows)}] {name}: {what}", flush=True)
         t0 = time.perf_counter()
         wall, worked, _ = run_experiment(str(toml), a.world, a.out_root)
@@ -123,32 +145,45 @@ def main(argv: list[str] | None = None) -> int:
         exp_dir = a.out_root / dataset_key(a.world) / "experiments" / f"{cfg['name']}-{config_hash(cfg)}"
         report = json.loads((exp_dir / "report" / "report.json").read_text())
         results.append({
-            "row": name, "change": what, "experiment": cfg["name"], "test_sample_f1": r["test_sample_f1"],
+            "row": name, "change": what, "experiment": cfg["name"], "model": model, "test_sample_f1": r["test_sample_f1"],
             "val_sample_f1": r["val_sample_f1"], "test_micro_f1": r["test_micro_f1"], "decoder": cfg["decoder"]["kind"],
-            "po_correction": report.get("po_correction"), "wall_seconds": round(wall, 1),
+            "po_correction": report.get("po_correction"), "wall_seconds": round(wall, 1), "wall_note": note,
             "seconds_including_scoring": round(time.perf_counter() - t0, 1), "did_work": worked, "config_hash": r["config_hash"],
         })
         print(f"{name}: test sample-F1 {r['test_sample_f1']:.4f} (validation {r['val_sample_f1']:.4f}), {wall:.0f} s", flush=True)
-    for prev, cur in zip([None, *results[:-1]], results):
-        cur["delta_test"] = None if prev is None else round(cur["test_sample_f1"] - prev["test_sample_f1"], 4)
-        cur["helps"] = None if prev is None else cur["test_sample_f1"] > prev["test_sample_f1"]
-    oracle = round(float(oracle_sample_f1(a.world)), 4)
-    out = {"machine": machine(), "world": a.world.name, "oracle_test_sample_f1": oracle,
-           "protocol": "each row's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle; "
-                       "rows are cumulative, derived from tasks/fusion.toml", "rows": results}
-    write_json(path, out)
-    (RESULTS / "fusion_ablation.md").write_text(markdown(out))
+        # after every row (with the old results of the rows still to come): an interrupted run keeps what it measured
+        write_results(path, results + [old[n] for n, _, _ in rows[i:] if n in old], a.world.name, oracle, machine())
+    out = write_results(path, results, a.world.name, oracle, machine())
     print(markdown(out))
     return 0
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The ablation table (oracle last)."""
-    lines = [f"# Fusion ablation ({result['world']}, hidden test labels)", "",
-             "| row | change | test sample-F1 | vs previous | validation sample-F1 | DAG wall time |", "|---|---|---|---|---|---|"]
+def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle: float, host: dict[str, Any]) -> dict[str, Any]:
+    """Fill each row's change against the previous one; write the JSON, the markdown and the README's copy."""
+    from bench.leaderboard import update_readme
+    from glc.io import write_json
+
+    for prev, cur in zip([None, *results[:-1]], results):
+        cur["delta_test"] = None if prev is None else round(cur["test_sample_f1"] - prev["test_sample_f1"], 4)
+        cur["helps"] = None if prev is None else cur["test_sample_f1"] > prev["test_sample_f1"]
+    out = {"machine": host, "world": world, "oracle_test_sample_f1": oracle,
+           "protocol": "each row's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle; "
+                       "rows are cumulative, derived from tasks/fusion.toml; rows sharing a model share its training",
+           "rows": results}
+    write_json(path, out)
+    path.with_suffix(".md").write_text(markdown(out))
+    update_readme(markdown(out, heading=False), marks=README_MARKS)
+    return out
+
+
+def markdown(result: dict[str, Any], heading: bool = True) -> str:
+    """The ablation table (oracle last), under a heading unless ``heading`` is False (the README's copy)."""
+    lines = [f"# Fusion ablation ({result['world']}, hidden test labels)", ""] if heading else []
+    lines += ["| row | change | test sample-F1 | vs previous | validation sample-F1 | DAG wall time |", "|---|---|---|---|---|---|"]
     for r in result["rows"]:
         d = "—" if r.get("delta_test") is None else f"{r['delta_test']:+.4f}" + ("" if r["helps"] else " (does not help)")
-        lines.append(f"| `{r['row']}` | {r['change']} | {r['test_sample_f1']:.4f} | {d} | {r['val_sample_f1']:.4f} | {r['wall_seconds']:.0f} s |")
+        wall = f"{r['wall_seconds']:.0f} s" + (f" ({r['wall_note']})" if r.get("wall_note") else "")
+        lines.append(f"| `{r['row']}` | {r['change']} | {r['test_sample_f1']:.4f} | {d} | {r['val_sample_f1']:.4f} | {wall} |")
     lines.append(f"| oracle | true probabilities, expected-F1 | {result['oracle_test_sample_f1']:.4f} | | | |")
     return "\n".join(lines) + "\n"
 

@@ -97,14 +97,15 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str, readme: Path = REPO / "README.md") -> bool:
-    """Replace the README table between the leaderboard markers (False if the markers are absent)."""
+def update_readme(table: str, readme: Path = REPO / "README.md", marks: tuple[str, str] = (MARK_START, MARK_END)) -> bool:
+    """Replace the README text between the ``marks`` (the leaderboard's by default); False if they are absent."""
+    start, end = marks
     text = readme.read_text()
-    if MARK_START not in text or MARK_END not in text:
+    if start not in text or end not in text:
         return False
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    readme.write_text(f"{head}{MARK_START}\n{table}{MARK_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table}{end}{tail}")
     return True
 
 

@@ -65,12 +65,11 @@ def training_curve(world: Path, out_root: Path, name: str) -> list[dict[str, flo
     """Per-epoch validation sample-F1 of an experiment's trained head (its CSV log)."""
     import pandas as pd
 
-    from glc.config import config_hash, load_experiment
+    from glc.config import load_experiment, model_key
     from glc.tasks.base import dataset_key
 
     cfg = load_experiment(name)
-    key = config_hash({k: cfg[k] for k in ("seed", "validation", "inputs", "model", "train")})
-    files = sorted((out_root / dataset_key(world) / "models" / f"{cfg['name']}-{key}" / "training").glob("csv/version_*/metrics.csv"))
+    files = sorted((out_root / dataset_key(world) / "models" / f"{cfg['name']}-{model_key(cfg)}" / "training").glob("csv/version_*/metrics.csv"))
     if not files:
         return []
     df = pd.concat([pd.read_csv(f) for f in files]).dropna(subset=["val/sample_f1"])

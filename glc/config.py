@@ -244,6 +244,15 @@ def config_hash(cfg: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
 
 
+#: The sections of a resolved experiment that decide its trained model (decoder or W&B edits do not retrain).
+MODEL_SECTIONS = ("seed", "validation", "inputs", "model", "train")
+
+
+def model_key(cfg: Mapping[str, Any]) -> str:
+    """Short stable hash of the sections of a resolved config that decide the trained model (:data:`MODEL_SECTIONS`)."""
+    return config_hash({k: cfg[k] for k in MODEL_SECTIONS})
+
+
 # ------------------------------------------------------------------------------------------------ encoders
 def _encoder_kinds() -> tuple[str, ...]:
     from glc.models.registry import encoder_kinds

@@ -173,11 +173,9 @@ class TrainModel(ExperimentTask):
     def model_path(self, *parts: str) -> Path:
         """``{out}/{dataset}/models/{name}-{hash of seed, validation, inputs, model, train}/{parts}``: decoder or W&B
         edits do not retrain."""
-        from glc.config import config_hash
+        from glc.config import model_key
 
-        c = self.cfg
-        key = config_hash({k: c[k] for k in ("seed", "validation", "inputs", "model", "train")})
-        return self.artifact_path("models", f"{c['name']}-{key}", *parts)
+        return self.artifact_path("models", f"{self.cfg['name']}-{model_key(self.cfg)}", *parts)
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the model folder."""
