@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.common import RESULTS, machine
     from bench.leaderboard import run_experiment, score
     from glc.config import config_hash, experiment_table, model_key, resolve
+    from glc.io import atomic_file
     from glc.synth import generate_world
     from glc.tasks.base import dataset_key
     from glc.synth.oracle import oracle_sample_f1
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, (name, what, table) in enumerate(rows, 1):
         cfg = resolve(table, f"ablation row {name}")
         toml = conf_dir / f"fusion-ablation-{i - 1}-{name.lstrip('+')}.toml"
-        toml.write_text(f"# fusion ablation row {name!r}: {what}\n" + tomli_w.dumps(table))
+        with atomic_file(toml) as fh:
+            fh.write(f"# fusion ablation row {name!r}: {what}\n" + tomli_w.dumps(table))
         model = f"{cfg['name']}-{model_key(cfg)}"
         prev = old.get(name)
         if name not in wanted and prev is not None and prev.get("config_hash") == config_hash(cfg):
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle: float, host: dict[str, Any]) -> dict[str, Any]:
     """Fill each row's change against the previous one; write the JSON, the markdown and the README's copy."""
     from bench.leaderboard import update_readme
-    from glc.io import write_json
+    from glc.io import atomic_file, write_json
 
     for prev, cur in zip([None, *results[:-1]], results):
         cur["delta_test"] = None if prev is None else round(cur["test_sample_f1"] - prev["test_sample_f1"], 4)
@@ -171,7 +173,8 @@ def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle:
                        "rows are cumulative, derived from tasks/fusion.toml; rows sharing a model share its training",
            "rows": results}
     write_json(path, out)
-    path.with_suffix(".md").write_text(markdown(out))
+    with atomic_file(path.with_suffix(".md")) as fh:
+        fh.write(markdown(out))
     update_readme(markdown(out, heading=False), marks=README_MARKS)
     return out
 

@@ -142,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("unpacked %s in %.0f s", a.npz, time.time() - t0)
     res = run(inputs, a.experiment, a.set, a.truth, a.corrections, a.work / "train")
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(res, indent=1))
+        from glc.io import write_json
+
+        write_json(a.json, res)
     return 0
 
 

@@ -105,7 +105,10 @@ def update_readme(table: str, readme: Path = REPO / "README.md", marks: tuple[st
         return False
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{table}{end}{tail}")
+    from glc.io import atomic_file
+
+    with atomic_file(readme) as fh:
+        fh.write(f"{head}{start}\n{table}{end}{tail}")
     return True
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from glc.features.sets import ALWAYS, feature_set, resolve_feature_sets
-from glc.loaders.tables import PAD, column_specs, write_input_table, write_meta
+from glc.loaders.tables import PAD, column_specs, set_train_stats, write_input_table, write_meta
 
 __all__ = ["REGIONS", "distinct_values", "fake_meta", "make_fake_inputs"]
 
@@ -155,12 +155,7 @@ def make_fake_inputs(
         frames[split] = _frame(n, meta, rng, split != "test", 1_000_000 * (i + 1), distinct)
         write_input_table(frames[split], Path(root) / split, specs, rows_per_file=rows_per_file, row_group_size=row_group_size)
     train = frames.get("train")
-    for name, spec in specs.items():  # train statistics, as the Spark writer records them for sets with `stats`
-        fs = meta["columns"].get(name, {}).get("feature_set")
-        if train is not None and len(train) and fs and feature_set(fs).stats and spec.dtype == "float32":
-            X = np.stack(train[name].to_numpy()).astype(np.float64)
-            std = X.std(axis=0)
-            std[std < 1e-6 * np.maximum(1.0, np.abs(X.mean(axis=0)))] = 1.0
-            meta["columns"][name]["stats"] = {"mean": X.mean(axis=0).tolist(), "std": std.tolist()}
+    if train is not None:  # train statistics, as the Spark writer records them for sets with `stats`
+        set_train_stats(meta, {name: train[name].to_numpy() for name in specs})
     write_meta(root, meta)
     return frames

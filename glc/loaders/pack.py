@@ -94,6 +94,7 @@ def pack(inputs: Path, out: Path, cube_coefs: int = 8, patch_k: int = 4, gfv_top
         ``{"file", "bytes", "surveys", "bytes_per_survey", "packed": {column: how}}``.
     """
     from glc.features.dct import dct1
+    from glc.io import atomic_file
     from glc.loaders.tables import read_meta
 
     meta = read_meta(inputs)
@@ -128,8 +129,8 @@ def pack(inputs: Path, out: Path, cube_coefs: int = 8, patch_k: int = 4, gfv_top
     buf = io.BytesIO()
     buf.write(json.dumps({"meta": meta, "packed": packed}).encode())
     arrays["meta.json"] = np.frombuffer(buf.getvalue(), np.uint8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
+    with atomic_file(out, "wb") as fh:  # a file object: numpy adds no ".npz" to the temporary name
+        np.savez_compressed(fh, **arrays)
     n = sum(int(meta["splits"][s]) for s in SPLITS)
     return {"file": str(out), "bytes": out.stat().st_size, "surveys": n, "bytes_per_survey": round(out.stat().st_size / n, 1), "packed": packed}
 
@@ -139,8 +140,8 @@ def unpack(npz: Path, root: Path) -> Path:
     import pandas as pd
 
     from glc.features.dct import idct1
-    from glc.features.sets import feature_set
-    from glc.loaders.tables import column_specs, write_input_table, write_meta
+    from glc.io import atomic_dir
+    from glc.loaders.tables import column_specs, set_train_stats, write_input_table, write_meta
 
     z = np.load(npz)
     head = json.loads(bytes(z["meta.json"]).decode())
@@ -178,16 +179,10 @@ def unpack(npz: Path, root: Path) -> Path:
                 v = z[key]
             cols[name] = list(np.ascontiguousarray(v)) if spec.is_array else v
         frames[split] = cols
-    for split, cols in frames.items():
-        write_input_table(pd.DataFrame(cols), root / split, specs)
-    train = frames["train"]
-    for name, c in meta["columns"].items():  # train statistics of the rebuilt values (the writer's rule)
-        fs = c.get("feature_set")
-        if fs and feature_set(fs).stats and c["dtype"] == "float32":
-            X = np.stack(train[name]).astype(np.float64)
-            mean, std = X.mean(axis=0), X.std(axis=0)
-            std[std < 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
-            c["stats"] = {"mean": mean.tolist(), "std": std.tolist()}
+    set_train_stats(meta, frames["train"])  # the rebuilt values' statistics (the low-pass cubes' differ)
     meta["unpacked_from"] = {"file": str(npz), "packed": head["packed"]}
-    write_meta(root, meta)
+    with atomic_dir(root, {"unpacked_from": str(npz)}) as tmp:  # all splits and meta.json, or nothing
+        for split, cols in frames.items():
+            write_input_table(pd.DataFrame(cols), tmp / split, specs)
+        write_meta(tmp, meta)
     return root

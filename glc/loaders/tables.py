@@ -176,6 +176,25 @@ def write_meta(root: str | Path, meta: dict[str, Any]) -> Path:
     return path
 
 
+def set_train_stats(meta: dict[str, Any], train: Mapping[str, Sequence[np.ndarray]]) -> dict[str, Any]:
+    """Record in ``meta`` the per-element train mean/std of every float32 column whose feature set keeps statistics.
+
+    The in-memory writers' copy of the Spark writer's rule (``glc.etl.inputs._stats``): a constant
+    element gets scale 1, never a division by ~0. ``train``: column name -> the train split's cells (arrays).
+    Returns ``meta`` (changed in place).
+    """
+    from glc.features.sets import feature_set
+
+    for name, c in meta["columns"].items():
+        fs = c.get("feature_set")
+        if name in train and len(train[name]) and fs and feature_set(fs).stats and c["dtype"] == "float32":
+            X = np.stack(list(train[name])).astype(np.float64)
+            mean, std = X.mean(axis=0), X.std(axis=0)
+            std[std < 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
+            c["stats"] = {"mean": mean.tolist(), "std": std.tolist()}
+    return meta
+
+
 def read_meta(root: str | Path) -> dict[str, Any]:
     """Read and validate ``root/meta.json``.
 
