@@ -89,7 +89,7 @@ bench-synth-cv: install ## the same CV table on the demo synthetic world, with i
 bench-synth: install ## synthetic-world generation: wall/CPU time, peak RSS, oracle for demo and full (~35 min) -> bench/results/synth.json
 	$(PY) -m bench.synth --scales $(or $(SCALES),demo,full)
 
-bench-etl: check-java install ## ETL throughput: RasterTiles vs a reference loop, PatchTiles, CubeFeatures -> bench/results/etl.json
+bench-etl: check-java install ## ETL speed: RasterTiles, PatchTiles (PA + 200k PO sites), CubeFeatures vs their in-process limits, profile, PO-scale hours (~25 min) -> bench/results/etl.json
 	$(PY) -m bench.etl
 
 FULL_ROOT ?= data/synthetic/full-seed0

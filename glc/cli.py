@@ -59,7 +59,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     from glc.synth import generate_world
 
     out = Path(a.out) if a.out else Path("data/synthetic") / f"{a.scale}-seed{a.seed}"
-    summary = generate_world(out, scale=a.scale, seed=a.seed, flavour=a.flavour)
+    summary = generate_world(out, scale=a.scale, seed=a.seed, flavour=a.flavour, po_patch_sites=a.po_patches)
     print(f"synthetic world ({a.scale}, seed {a.seed}) written to {out}")
     if isinstance(summary, dict) and "seconds" in summary:
         print(f"generated in {summary['seconds']:.1f} s")
@@ -254,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default=None, help="output folder (default data/synthetic/<scale>-seed<seed>)")
     g.add_argument("--flavour", choices=["kaggle", "seafile"], default="kaggle")
+    g.add_argument("--po-patches", type=int, default=0, metavar="N",
+                   help="also render RGB+NIR patches for the first N presence-only surveys (the PO ETL path; default 0)")
     g.set_defaults(func=_cmd_synth)
 
     o = sub.add_parser("oracle", help="oracle sample-F1 of a synthetic world")

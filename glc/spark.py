@@ -66,6 +66,39 @@ def check_java() -> None:
         raise RuntimeError(f"`{java} -version` failed ({e}); Spark needs a working Java 8/11/17 runtime") from e
 
 
+#: Seconds to wait for a standalone master's port before giving up (the whole check stays well under 60 s).
+MASTER_CONNECT_TIMEOUT_S = 10.0
+
+
+def check_master(master: str, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, naming the URL, when a standalone master (``spark://host:port[,host:port]``) cannot be reached.
+
+    Without this check Spark keeps retrying an unreachable master for minutes before it gives up. Other masters
+    (``local[*]``, ``yarn``, ``k8s://...``) are not checked here.
+
+    Raises:
+        RuntimeError: if no ``host:port`` of the URL accepts a TCP connection within ``timeout`` seconds.
+    """
+    import socket
+
+    if not master.startswith("spark://"):
+        return
+    errors = []
+    for hostport in master[len("spark://"):].split(","):
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise RuntimeError(f"Spark master URL {master!r}: expected spark://host:port, got {hostport!r}; fix GLC_SPARK_MASTER")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return
+        except OSError as e:
+            errors.append(f"{hostport}: {e.strerror or e}")
+    raise RuntimeError(
+        f"Spark master {master} is unreachable ({'; '.join(errors)}). Start it (`$SPARK_HOME/sbin/start-master.sh`, "
+        "then start-worker.sh), or point GLC_SPARK_MASTER at a running master (unset it for local[*])."
+    )
+
+
 def get_spark(app_name: str | None = None) -> "SparkSession":
     """Return the active SparkSession or build one from the resolved conf (one per process)."""
     from pyspark.sql import SparkSession
@@ -75,6 +108,7 @@ def get_spark(app_name: str | None = None) -> "SparkSession":
         return active
     check_java()
     conf = resolved_spark_conf()
+    check_master(conf.get("spark.master", "local[*]"))
     builder = SparkSession.builder
     for k, v in conf.items():
         builder = builder.config(k, v)

@@ -21,6 +21,8 @@ from typing import Literal
 
 Flavour = Literal["kaggle", "seafile"]
 Split = Literal["train", "test"]
+#: Patch splits: the PA splits, and ``"po"`` for presence-only sites (Seafile ``PO-Train-SatellitePatches-*``).
+PatchSplit = Literal["train", "test", "po"]
 PatchKind = Literal["rgb", "nir"]
 
 #: Landsat bands in cube order (index 0..5) and the CSV file suffixes.
@@ -169,11 +171,17 @@ class Layout:
         return self.root / "GLC24_SAMPLE_SUBMISSION.csv"
 
     # ------------------------------------------------------------------ patches
-    def patch_root(self, split: Split, kind: PatchKind) -> Path:
-        """Folder holding the ``CD/AB/<id>.jpeg`` tree of one split and channel kind."""
-        _check_split(split)
+    def patch_root(self, split: PatchSplit, kind: PatchKind) -> Path:
+        """Folder holding the ``CD/AB/<id>.jpeg`` tree of one split (``train``, ``test`` or ``po``) and channel kind.
+
+        PO patches ship only in the Seafile share (``SatellitePatches/PO-Train-SatellitePatches-{RGB,NIR}.zip``);
+        both flavours expect them unzipped at that Seafile path under the data root.
+        """
         if kind not in ("rgb", "nir"):
             raise ValueError(f"patch kind must be 'rgb' or 'nir', got {kind!r}")
+        if split == "po":
+            return self.root / "SatellitePatches" / f"PO-Train-SatellitePatches-{kind.upper()}"
+        _check_split(split)
         cap = "Train" if split == "train" else "Test"
         if self.flavour == "kaggle":
             return self.root / f"PA_{cap}_SatellitePatches_{kind.upper()}" / f"pa_{split}_patches_{kind}"
@@ -181,7 +189,7 @@ class Layout:
         # beside the zip, into a folder of the same stem.
         return self.root / "SatellitePatches" / f"PA-{cap}-SatellitePatches-{kind.upper()}"
 
-    def patch_path(self, split: Split, survey_id: int, kind: PatchKind) -> Path:
+    def patch_path(self, split: PatchSplit, survey_id: int, kind: PatchKind) -> Path:
         """Path of one survey's RGB or NIR JPEG (no zero padding, see :func:`patch_subdirs`)."""
         cd, ab = patch_subdirs(survey_id)
         return self.patch_root(split, kind) / cd / ab / f"{int(survey_id)}.jpeg"

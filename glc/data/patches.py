@@ -10,6 +10,7 @@ cut JPEG raises instead of decoding to a partly grey image. This module never ch
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,31 @@ PATCH_SIZE = 128
 PATCH_CHANNELS: tuple[str, ...] = ("red", "green", "blue", "nir")
 
 
-def _read_jpeg(path: str | Path, mode: str, what: str) -> np.ndarray:
-    """Decode one patch JPEG, checking its mode and size; returns ``(H, W[, C]) uint8``."""
-    p = require_file(path, what)
+def read_bytes(path: str | Path) -> bytes | OSError:
+    """The bytes of a file, or the ``OSError`` that reading it raised (for readers run on an I/O thread pool)."""
     try:
-        with Image.open(p) as im:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        return e
+
+
+def _read_jpeg(path: str | Path, mode: str, what: str, data: bytes | OSError | None = None) -> np.ndarray:
+    """Decode one patch JPEG, checking its mode and size; returns ``(H, W[, C]) uint8``.
+
+    ``data``: the file's bytes (or the error reading them) when they were read ahead (:func:`read_bytes`).
+    """
+    p = path
+    if isinstance(data, OSError):
+        require_file(p, what)  # raises DataFileNotFoundError naming what was found there
+        raise DataError(f"{what} {p}: could not be read ({data}); check the file and its permissions") from data
+    try:
+        fh = open(p, "rb") if data is None else io.BytesIO(data)  # noqa: SIM115 - closed below; no stat first
+    except OSError:
+        require_file(p, what)  # raises DataFileNotFoundError naming what was found there
+        raise
+    try:
+        with fh, Image.open(fh) as im:
             if im.mode != mode or im.size != (PATCH_SIZE, PATCH_SIZE):
                 raise DataError(
                     f"{what} {p}: found mode {im.mode!r} size {im.size[0]}x{im.size[1]}, expected mode {mode!r} "
@@ -50,12 +71,16 @@ def _read_jpeg(path: str | Path, mode: str, what: str) -> np.ndarray:
     return arr
 
 
-def read_patch_files(rgb_path: str | Path, nir_path: str | Path) -> np.ndarray:
+def read_patch_files(
+    rgb_path: str | Path, nir_path: str | Path, data: tuple[bytes | OSError, bytes | OSError] | None = None
+) -> np.ndarray:
     """Read one RGB JPEG and one NIR JPEG into a 4-channel patch.
 
     Args:
         rgb_path: the 3-channel JPEG (mode ``RGB``, 128 x 128).
         nir_path: the 1-channel JPEG (mode ``L``, 128 x 128).
+        data: the two files' bytes (or their read errors, see :func:`read_bytes`) when read ahead; the paths then
+            only name the files in messages.
 
     Returns:
         A C-contiguous ``(4, 128, 128) uint8`` array, channels R, G, B, NIR.
@@ -64,8 +89,8 @@ def read_patch_files(rgb_path: str | Path, nir_path: str | Path) -> np.ndarray:
         DataFileNotFoundError: if either file is missing.
         DataError: if a file is not an image, has the wrong mode or size, or is truncated/corrupt.
     """
-    rgb = _read_jpeg(rgb_path, "RGB", "RGB patch")
-    nir = _read_jpeg(nir_path, "L", "NIR patch")
+    rgb = _read_jpeg(rgb_path, "RGB", "RGB patch", None if data is None else data[0])
+    nir = _read_jpeg(nir_path, "L", "NIR patch", None if data is None else data[1])
     out = np.empty((4, PATCH_SIZE, PATCH_SIZE), dtype=np.uint8)
     out[:3] = rgb.transpose(2, 0, 1)
     out[3] = nir

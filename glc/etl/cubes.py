@@ -72,6 +72,8 @@ from glc.etl.tiles import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from glc.etl.staging import FeatureJob
+
 log = logging.getLogger(__name__)
 
 CubeKind = Literal["landsat", "bioclim"]
@@ -303,16 +305,24 @@ def _load_kind(
     return raw, bad
 
 
-def _cube_partition_fn(layout: Layout, sources: dict[str, str], n: int, batch_size: int, schema: pa.Schema) -> Callable:
+def _cube_partition_fn(
+    layout: Layout, sources: dict[str, str], n: int, batch_size: int, schema: pa.Schema, acc: Any = None
+) -> Callable:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for rb in rebatch(batches, batch_size):
+        from glc.etl.profile import PhaseClock
+
+        clock = PhaseClock(acc)
+        for rb in clock.batches(rebatch(batches, batch_size)):
             ids = rb.column("surveyId").to_numpy(zero_copy_only=False).astype(np.int64)
             splits = rb.column("split").to_pylist()
+            clock.rows += len(ids)
+            clock.lap("arrow")
             ok = np.ones(len(ids), bool)
             bad: list[tuple[int, str, str]] = []
             feats: dict[str, Any] = {}
             for kind in CUBE_KINDS:
                 raw, kind_bad = _load_kind(rb, layout, kind, sources, ids, splits)  # type: ignore[arg-type]
+                clock.lap("read")
                 bad += kind_bad
                 ok[[i for i, _, _ in kind_bad]] = False
                 filled, n_missing, empty = fill_missing(raw, kind)  # type: ignore[arg-type]
@@ -323,6 +333,7 @@ def _cube_partition_fn(layout: Layout, sources: dict[str, str], n: int, batch_si
                     bad.append((int(i), str(f), f"surveyId {sid} ({split}): {f}: {reason}"))
                     ok[i] = False
                 feats[kind] = (filled, n_missing)
+                clock.lap("transform")
             if ok.any():
                 cols: dict[str, Any] = {
                     "surveyId": pa.array(ids[ok], pa.int64()),
@@ -331,17 +342,19 @@ def _cube_partition_fn(layout: Layout, sources: dict[str, str], n: int, batch_si
                 for kind in CUBE_KINDS:
                     filled, n_missing = feats[kind]
                     f = cube_features(filled[ok], kind, n)  # type: ignore[arg-type]
+                    clock.lap("transform")
                     cols[f"{kind}_dct"] = list_array(f["dct"])
                     cols[f"{kind}_cube"] = list_array(f["cube"])
                     cols[f"{kind}_n_missing"] = pa.array(n_missing[ok].astype(np.int32), pa.int32())
-                yield good_batch(schema, cols)
+                yield from clock.emit(good_batch(schema, cols))
             if bad:
-                yield bad_batch(schema, sorted(bad), ids, splits)
+                yield from clock.emit(bad_batch(schema, sorted(bad), ids, splits))
+        clock.flush()
 
     return run
 
 
-def cube_features_frame(
+def cube_features_job(
     spark: "SparkSession",
     layout: Layout,
     surveys: "DataFrame",
@@ -351,8 +364,9 @@ def cube_features_frame(
     n: int = 64,
     partitions: int = 0,
     batch_size: int = 2_000,
-) -> "DataFrame":
-    """Transform: the staged cube-feature frame (lazy).
+    acc: Any = None,
+) -> "FeatureJob":
+    """Transform: the cube-feature job (lazy; run by :func:`glc.etl.tiles.write_feature_artifact`).
 
     Args:
         spark: the session.
@@ -363,8 +377,11 @@ def cube_features_frame(
         n: DCT coefficients per channel (> 0).
         partitions: Spark partitions (``0``: one per 20,000 surveys, at least one per core).
         batch_size: surveys per batch.
+        acc: a :func:`glc.etl.profile.phase_accumulator` for the executors' per-phase seconds (optional).
     """
     from pyspark.sql import functions as F
+
+    from glc.etl.staging import FeatureJob
 
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"CubeFeatures: n must be a positive int (DCT coefficients per channel), got {n!r}")
@@ -378,28 +395,21 @@ def cube_features_frame(
             df = df.withColumn(col, F.lit(None).cast("array<float>"))
     parts = auto_partitions(spark, surveys, 20_000, partitions)
     ddl = staged_schema(CUBE_DDL)
-    fn = _cube_partition_fn(layout, sources, n, batch_size, arrow_schema(spark, ddl))
+    schema = arrow_schema(spark, ddl)
+    fn = _cube_partition_fn(layout, sources, n, batch_size, schema, acc)
     df = df.select("surveyId", "split", "landsat_values", "bioclim_values")
-    return locality_partition(df, parts, ["surveyId"]).mapInArrow(fn, ddl)
+    row_bytes = 32 + 4 * (10 * n + 480 + 864)
+    return FeatureJob(locality_partition(df, parts, ["surveyId"]), fn, ddl, schema, row_bytes, surveys)
 
 
-def _missing_counts(df: "DataFrame") -> dict[str, Any]:
-    from pyspark.sql import functions as F
-
-    r = df.agg(
-        F.sum("landsat_n_missing").alias("lm"),
-        F.sum((F.col("landsat_n_missing") > 0).cast("long")).alias("ls"),
-        F.sum("bioclim_n_missing").alias("bm"),
-        F.sum((F.col("bioclim_n_missing") > 0).cast("long")).alias("bs"),
-    ).collect()[0]
-    return {
-        "filled": {
-            "landsat_cells": int(r["lm"] or 0),
-            "landsat_surveys": int(r["ls"] or 0),
-            "bioclim_cells": int(r["bm"] or 0),
-            "bioclim_surveys": int(r["bs"] or 0),
-        }
-    }
+def _missing_counts(table: pa.Table) -> dict[str, Any]:
+    """Filled cells and surveys with filled cells, per kind (additive over good rows)."""
+    out = {}
+    for kind in CUBE_KINDS:
+        m = table.column(f"{kind}_n_missing").to_numpy(zero_copy_only=False).astype(np.int64)
+        out[f"{kind}_cells"] = int(m.sum())
+        out[f"{kind}_surveys"] = int((m > 0).sum())
+    return {"filled": out}
 
 
 def write_cube_features(
@@ -449,11 +459,14 @@ def write_cube_features(
     staging = tmp_sibling(Path(out_dir).with_name(Path(out_dir).name + "-csv"))
     try:
         staged_csv = stage_csv_values(layout, sources, staging)
-        staged = cube_features_frame(
-            spark, layout, surveys, sources, staged_csv, n=n, partitions=partitions, batch_size=batch_size
+        from glc.etl.profile import DriverPhases, phase_accumulator
+
+        phases, acc = DriverPhases(), phase_accumulator(spark)
+        job = cube_features_job(
+            spark, layout, surveys, sources, staged_csv, n=n, partitions=partitions, batch_size=batch_size, acc=acc
         )
         return write_feature_artifact(
-            spark, staged, out_dir, what=f"CubeFeatures(n={n})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary,
+            spark, job, out_dir, profile=(phases, acc), what=f"CubeFeatures(n={n})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary,
             extra_summary=_missing_counts,
         )
     finally:

@@ -49,6 +49,8 @@ from glc.etl.tiles import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from glc.etl.staging import FeatureJob
+
 log = logging.getLogger(__name__)
 
 #: Number of channels of a patch (R, G, B, NIR).
@@ -80,13 +82,22 @@ def patch_dct(patches: np.ndarray, k: int) -> np.ndarray:
     return dct2(p.astype(np.float32), k).reshape(len(p), N_CHANNELS * k * k).astype(np.float32, copy=False)
 
 
-def read_patch_batch(layout: Layout, ids: np.ndarray, splits: list[str]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
+#: Threads reading patch files ahead of the decoder. Cold small-file reads are bounded by the disk's request rate,
+#: which grows with the requests in flight: 16 readers fetched 4x the files/s of one on this project's VM disk
+#: (5,655 vs 1,388 files/s), and cloud persistent disks behave alike. Decoding stays on the task's own thread.
+IO_THREADS = 16
+
+
+def read_patch_batch(
+    layout: Layout, ids: np.ndarray, splits: list[str], pool: Any = None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
     """Read the RGB + NIR patches of a batch of surveys, recording bad inputs instead of raising.
 
     Args:
         layout: the data root.
         ids: survey ids (m,).
-        splits: ``"train"``/``"test"`` per survey.
+        splits: ``"train"``/``"test"``/``"po"`` per survey.
+        pool: a ``concurrent.futures`` executor that reads the files' bytes ahead (``None``: read inline).
 
     Returns:
         ``(patches (m, 4, 128, 128) uint8, ok (m,) bool, bad)``; ``bad`` lists ``(row, file, reason)`` for surveys
@@ -94,46 +105,71 @@ def read_patch_batch(layout: Layout, ids: np.ndarray, splits: list[str]) -> tupl
     """
     from glc.data.patches import PATCH_SIZE, read_patch_files
 
+    from glc.data.layout import patch_subdirs
+
     m = len(ids)
     patches = np.empty((m, N_CHANNELS, PATCH_SIZE, PATCH_SIZE), np.uint8)
     ok = np.zeros(m, bool)
     bad: list[tuple[int, str, str]] = []
-    for i, (sid, split) in enumerate(zip(ids, splits)):
-        rgb = layout.patch_path(split, int(sid), "rgb")  # type: ignore[arg-type]
-        nir = layout.patch_path(split, int(sid), "nir")  # type: ignore[arg-type]
+    from glc.data.patches import read_bytes
+
+    roots = {(s, k): str(layout.patch_root(s, k)) for s in set(splits) for k in ("rgb", "nir")}  # type: ignore[arg-type]
+    paths = []
+    for sid, split in zip(ids, splits):
+        cd, ab = patch_subdirs(int(sid))
+        # the path of Layout.patch_path, joined as text (pathlib costs more than a JPEG header per file here)
+        paths.append((f"{roots[split, 'rgb']}/{cd}/{ab}/{int(sid)}.jpeg", f"{roots[split, 'nir']}/{cd}/{ab}/{int(sid)}.jpeg"))
+    ahead = None if pool is None else iter(pool.map(read_bytes, [p for pair in paths for p in pair]))
+    for i, ((rgb, nir), sid, split) in enumerate(zip(paths, ids, splits)):
+        data = None if ahead is None else (next(ahead), next(ahead))
         try:
-            patches[i] = read_patch_files(rgb, nir)
+            patches[i] = read_patch_files(rgb, nir, data)
             ok[i] = True
         except DataError as e:
             msg = str(e)
-            file = str(nir) if (str(nir) in msg and str(rgb) not in msg) else str(rgb)
+            file = nir if (nir in msg and rgb not in msg) else rgb
             bad.append((i, file, f"surveyId {int(sid)} ({split}): {msg}"))
     return patches, ok, bad
 
 
-def _patch_partition_fn(layout: Layout, k: int, keep_raw: bool, batch_size: int, schema: pa.Schema) -> Callable:
+def _patch_partition_fn(layout: Layout, k: int, keep_raw: bool, batch_size: int, schema: pa.Schema, acc: Any = None) -> Callable:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for rb in rebatch(batches, batch_size):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from glc.etl.profile import PhaseClock
+
+        clock = PhaseClock(acc)
+        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="patch-io") as pool:
+            yield from _patch_batches(clock, batches, pool)
+        clock.flush()
+
+    def _patch_batches(clock: Any, batches: Iterator[pa.RecordBatch], pool: Any) -> Iterator[pa.RecordBatch]:
+        for rb in clock.batches(rebatch(batches, batch_size)):
             ids = rb.column("surveyId").to_numpy(zero_copy_only=False).astype(np.int64)
             splits = rb.column("split").to_pylist()
-            patches, ok, bad = read_patch_batch(layout, ids, splits)
+            clock.rows += len(ids)
+            clock.lap("arrow")
+            patches, ok, bad = read_patch_batch(layout, ids, splits, pool)
+            clock.lap("read")
             if ok.any():
                 good = patches[ok]
+                dct = patch_dct(good, k)
+                clock.lap("transform")
                 cols: dict[str, Any] = {
                     "surveyId": pa.array(ids[ok], pa.int64()),
                     "split": pa.array([s for s, g in zip(splits, ok) if g], pa.string()),
-                    "dct": list_array(patch_dct(good, k)),
+                    "dct": list_array(dct),
                 }
                 if keep_raw:
                     cols["raw"] = binary_array(good)
-                yield good_batch(schema, cols)
+                yield from clock.emit(good_batch(schema, cols))
             if bad:
-                yield bad_batch(schema, bad, ids, splits)
+                yield from clock.emit(bad_batch(schema, bad, ids, splits))
 
     return run
 
 
-def patch_tiles_frame(
+def patch_tiles_job(
     spark: "SparkSession",
     layout: Layout,
     surveys: "DataFrame",
@@ -142,8 +178,9 @@ def patch_tiles_frame(
     keep_raw: bool = False,
     partitions: int = 0,
     batch_size: int = 256,
-) -> "DataFrame":
-    """Transform: the staged patch-feature frame (lazy) of ``surveys``.
+    acc: Any = None,
+) -> "FeatureJob":
+    """Transform: the patch-feature job of ``surveys`` (lazy; run by :func:`glc.etl.tiles.write_feature_artifact`).
 
     Args:
         spark: the session.
@@ -153,23 +190,28 @@ def patch_tiles_frame(
         keep_raw: also emit the raw ``(4, 128, 128)`` uint8 bytes.
         partitions: Spark partitions (``0``: one per 5,000 surveys, at least one per core).
         batch_size: patches decoded and transformed per batch.
+        acc: a :func:`glc.etl.profile.phase_accumulator` for the executors' per-phase seconds (optional).
 
     Returns:
-        The staged frame (:func:`glc.etl.tiles.staged_schema` of :func:`patch_ddl`).
+        The job; its frame has the columns of :func:`glc.etl.tiles.staged_schema` of :func:`patch_ddl`.
     """
     from pyspark.sql import functions as F
 
     from glc.data.patches import PATCH_SIZE
+    from glc.etl.staging import FeatureJob
 
     if not (isinstance(k, int) and 1 <= k <= PATCH_SIZE):
         raise ValueError(f"PatchTiles: k must be an int in 1..{PATCH_SIZE} (DCT block kept), got {k!r}")
     check_surveys(surveys)
     parts = auto_partitions(spark, surveys, 5_000, partitions)
     ddl = staged_schema(patch_ddl(keep_raw))
-    fn = _patch_partition_fn(layout, k, keep_raw, batch_size, arrow_schema(spark, ddl))
+    schema = arrow_schema(spark, ddl)
+    fn = _patch_partition_fn(layout, k, keep_raw, batch_size, schema, acc)
     sid = F.col("surveyId")
     folder = [sid % 100, F.floor(sid / 100) % 100]  # CD, then AB: the patch folder of the survey
-    return locality_partition(surveys.select("surveyId", "split"), parts, folder).mapInArrow(fn, ddl)
+    rows = locality_partition(surveys.select("surveyId", "split"), parts, folder)
+    row_bytes = 24 + 4 * N_CHANNELS * k * k + (N_CHANNELS * PATCH_SIZE * PATCH_SIZE if keep_raw else 0)
+    return FeatureJob(rows, fn, ddl, schema, row_bytes, surveys)
 
 
 def write_patch_tiles(
@@ -201,7 +243,10 @@ def write_patch_tiles(
             **({"raw": "(4, 128, 128) uint8, C order (channel, row, column)"} if keep_raw else {}),
         },
     }
-    staged = patch_tiles_frame(spark, layout, surveys, k=k, keep_raw=keep_raw, partitions=partitions, batch_size=batch_size)
+    from glc.etl.profile import DriverPhases, phase_accumulator
+
+    phases, acc = DriverPhases(), phase_accumulator(spark)
+    job = patch_tiles_job(spark, layout, surveys, k=k, keep_raw=keep_raw, partitions=partitions, batch_size=batch_size, acc=acc)
     return write_feature_artifact(
-        spark, staged, out_dir, what=f"PatchTiles(k={k})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary
+        spark, job, out_dir, profile=(phases, acc), what=f"PatchTiles(k={k})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary
     )

@@ -23,7 +23,10 @@ window misses the raster entirely) and flagged in ``inside``; ``_SUCCESS`` count
 
 Spark: the survey table is range-partitioned on a lon/lat grid cell (``cell_deg``, row-major from the north-west),
 and sorted within partitions, so each partition holds one compact strip of Europe; every executor opens each
-raster **once per partition** (paths are shipped, never pixels) and processes ``batch_size`` sites per call.
+raster **once per partition** (paths are shipped, never pixels) and processes ``batch_size`` sites per call (by
+default the whole partition: larger batches share more window reads between neighbouring sites). The tiles never
+pass through the JVM: the executors spill them to ``surveyId`` buckets and write the sorted ``data/`` files
+themselves (:mod:`glc.etl.staging`); ``_SUCCESS`` carries a profile of where the time went (:mod:`glc.etl.profile`).
 
 Bad input (a corrupt or truncated block, an unreadable file): the batch is bisected until the failing sites are
 isolated, so exactly the surveys whose own window cannot be read are reported. Without ``skip_bad_inputs`` the job
@@ -34,7 +37,7 @@ that could not be read is never written as a zero tile.
 The shared helpers (:func:`locality_partition`, :func:`write_feature_artifact`, Arrow builders) are used by
 :mod:`glc.etl.patches` and :mod:`glc.etl.cubes` too: every per-survey feature job emits, per survey, either one
 good row or one row per bad input (features null, ``file``/``reason`` set), and :func:`write_feature_artifact`
-splits them into ``data/`` and ``quarantine/``.
+splits them into ``data/`` and ``quarantine/`` (through :mod:`glc.etl.staging`).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from glc.data.layout import RASTER_GROUPS, Layout
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from glc.etl.staging import FeatureJob
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +136,15 @@ def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.R
         yield pa.Table.from_batches(buf).combine_chunks().to_batches()[0]
 
 
+def list_matrix(column: pa.ChunkedArray | pa.Array, width: int, dtype: Any = np.float32) -> np.ndarray:
+    """The ``(n, width)`` numpy block of a null-free ``list`` column whose rows all have ``width`` values."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    if arr.null_count or flat.size != len(arr) * width:
+        raise ValueError(f"expected {len(arr)} rows of {width} values without nulls, got {flat.size} values, {arr.null_count} nulls")
+    return flat.reshape(len(arr), width)
+
+
 def list_array(values: np.ndarray, value_type: pa.DataType = pa.float32()) -> pa.Array:
     """A ``list<value_type>`` Arrow array from a 2D numpy array (one row per list)."""
     v = np.ascontiguousarray(values)
@@ -191,59 +205,71 @@ def staged_schema(feature_ddl: str) -> str:
 
 def write_feature_artifact(
     spark: "SparkSession",
-    staged: "DataFrame",
+    job: "FeatureJob",
     out_dir: str | Path,
     *,
     what: str,
     skip_bad_inputs: bool,
     summary: dict[str, Any],
-    extra_summary: Callable[["DataFrame"], dict[str, Any]] | None = None,
+    extra_summary: Callable[[pa.Table], dict[str, Any]] | None = None,
     max_bad_fraction: float = 0.01,
+    profile: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Load step shared by the per-survey feature jobs: ``data/`` + ``quarantine/`` + ``_SUCCESS``, atomically.
 
-    The staged frame (see :func:`staged_schema`) is persisted to local disk and computed **once** (the expensive
-    per-survey work never runs twice, although the sort by ``surveyId`` samples its input before shuffling it),
-    then split: good rows sorted by ``surveyId`` to ``data/``; bad inputs sorted by ``surveyId, file, reason`` to
-    ``quarantine/`` (always written, possibly empty).
+    The job runs **once** (:mod:`glc.etl.staging`): its executors spill good rows to ``surveyId``-range buckets and
+    bad-input rows to a bad folder, then one task per bucket sorts and writes ``data/part-<bucket>.parquet``
+    (``data/`` read in file order is sorted by ``surveyId``). Bad inputs are sorted by ``surveyId, file, reason``
+    into ``quarantine/`` (always written, possibly empty).
 
     Args:
         spark: the session.
-        staged: the staged frame.
+        job: the feature job (:class:`glc.etl.staging.FeatureJob`).
         out_dir: the artifact folder (written through :func:`glc.io.atomic_dir`).
         what: the artifact name, for messages.
         skip_bad_inputs: quarantine bad inputs (``True``) or fail (``False``).
         summary: the ``_SUCCESS`` summary; counts are added to it (it is also returned).
-        extra_summary: called with the good rows to add artifact-specific counts to the summary.
+        extra_summary: artifact-specific *additive* counts (``{name: int | {name: int}}``) of a table of good
+            rows; called on every ``data/`` file's rows in the merge tasks, summed, and added to the summary.
         max_bad_fraction: with ``skip_bad_inputs``, the largest fraction of surveys that may be skipped; above it
             the job fails (a dead raster or an empty patch folder must never give a "successful" empty artifact).
+        profile: ``(DriverPhases, accumulator)`` of :mod:`glc.etl.profile`: the driver phases are timed into the
+            first, and both (with the executors' Python laps summed in the accumulator) go to ``summary["profile"]``.
 
     Returns:
         The summary (with ``n_surveys``, ``n_written``, ``by_split``, ``n_bad_inputs``, ``n_skipped``,
-        ``bad_examples``, ``seconds``).
+        ``bad_examples``, ``seconds``, ``profile``).
 
     Raises:
         DataError: if there are bad inputs and ``skip_bad_inputs`` is false, or more than ``max_bad_fraction`` of
             the surveys would be skipped; names the count, the first surveys, their files and reasons, and what to do.
     """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    import shutil
 
+    import pyarrow.parquet as pq
+
+    from glc.etl.profile import DriverPhases, phase_accumulator, python_profile
+    from glc.etl.staging import bucket_bounds, run_compute, run_merge
     from glc.io import atomic_dir, write_json
 
+    phases, acc = profile if profile is not None else (DriverPhases(), phase_accumulator(spark))
     t0 = time.time()
-    is_bad = F.col("reason").isNotNull()
-    st = staged.persist(StorageLevel.DISK_ONLY)
-    try:
-        with atomic_dir(out_dir, summary=summary) as tmp:
-            stats = st.groupBy("split").agg(F.sum((~is_bad).cast("long")).alias("good"), F.sum(is_bad.cast("long")).alias("bad")).collect()
-            n_bad = int(sum(r["bad"] for r in stats))
-            bad = st.where(is_bad).select("surveyId", "file", "reason")
+    with atomic_dir(out_dir, summary=summary) as tmp:
+        staging = Path(tmp) / "_staging"
+        try:
+            with phases.phase("bounds"):
+                bounds = bucket_bounds(job.surveys, job.row_bytes, int(spark.sparkContext.defaultParallelism))
+            with phases.phase("compute"):
+                staged = run_compute(spark, job, bounds, staging, acc)
+            n_bad = staged.n_bad
             examples: list[dict[str, Any]] = []
             n_skipped = 0
+            bad = None
             if n_bad:
-                n_skipped = bad.select("surveyId").distinct().count()
-                examples = [r.asDict() for r in bad.orderBy("surveyId", "file", "reason").limit(MAX_EXAMPLES).collect()]
+                with phases.phase("bad_inputs"):
+                    bad = spark.read.parquet(*staged.bad_files).select("surveyId", "file", "reason")
+                    n_skipped = bad.select("surveyId").distinct().count()
+                    examples = [r.asDict() for r in bad.orderBy("surveyId", "file", "reason").limit(MAX_EXAMPLES).collect()]
             if n_bad and not skip_bad_inputs:
                 shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
                 raise DataError(
@@ -251,7 +277,7 @@ def write_feature_artifact(
                     "files, or rerun with skip_bad_inputs=True (luigi: --skip-bad-inputs) to leave those surveys "
                     "out, counted and listed in the artifact's quarantine/ table."
                 )
-            n_total = int(sum(r["good"] for r in stats)) + n_skipped
+            n_total = staged.n_good + n_skipped
             if n_skipped and n_skipped > max_bad_fraction * n_total:
                 shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
                 raise DataError(
@@ -264,32 +290,38 @@ def write_feature_artifact(
                     "%s: skipped %d survey(s) with %d bad input(s) (quarantine/ of %s), e.g. %s",
                     what, n_skipped, n_bad, out_dir, examples[:3],
                 )
-            good = st.where(~is_bad).drop("file", "reason")
-            good.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / DATA_DIR))
-            # few rows: one sorted file, no sampling pass
-            bad.coalesce(1).sortWithinPartitions("surveyId", "file", "reason").write.mode("overwrite").parquet(
-                str(Path(tmp) / QUARANTINE_DIR)
-            )
-            by_split = {r["split"]: int(r["good"]) for r in stats if r["good"]}
-            summary.update(
-                {
-                    "artifact": what,
-                    "n_surveys": int(sum(by_split.values())) + n_skipped,
-                    "n_written": int(sum(by_split.values())),
-                    "by_split": dict(sorted(by_split.items())),
-                    "n_bad_inputs": n_bad,
-                    "n_skipped": n_skipped,
-                    "bad_examples": examples,
-                    "skip_bad_inputs": bool(skip_bad_inputs),
-                    "max_bad_fraction": float(max_bad_fraction),
-                }
-            )
-            if extra_summary is not None:
-                summary.update(extra_summary(good))
-            summary["seconds"] = round(time.time() - t0, 3)
-            write_json(Path(tmp) / "report.json", summary, atomic=False)
-    finally:
-        st.unpersist()
+            with phases.phase("merge"):
+                extra = run_merge(spark, staged, job.schema, Path(tmp) / DATA_DIR, job.row_bytes, acc, extra_summary)
+            with phases.phase("quarantine"):
+                if bad is not None:
+                    # few rows: one sorted file, no sampling pass
+                    bad.coalesce(1).sortWithinPartitions("surveyId", "file", "reason").write.mode("overwrite").parquet(
+                        str(Path(tmp) / QUARANTINE_DIR)
+                    )
+                else:
+                    (Path(tmp) / QUARANTINE_DIR).mkdir()
+                    empty = pa.schema([job.schema.field(c) for c in ("surveyId", "file", "reason")]).empty_table()
+                    pq.write_table(empty, Path(tmp) / QUARANTINE_DIR / "part-00000.parquet")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        by_split = {s: n for s, n in sorted(staged.good_by_split.items()) if n}
+        summary.update(
+            {
+                "artifact": what,
+                "n_surveys": int(sum(by_split.values())) + n_skipped,
+                "n_written": int(sum(by_split.values())),
+                "by_split": by_split,
+                "n_bad_inputs": n_bad,
+                "n_skipped": n_skipped,
+                "bad_examples": examples,
+                "skip_bad_inputs": bool(skip_bad_inputs),
+                "max_bad_fraction": float(max_bad_fraction),
+            }
+        )
+        summary.update(extra)
+        summary["seconds"] = round(time.time() - t0, 3)
+        summary["profile"] = {"driver_seconds": phases.rounded(), "python_seconds": python_profile(acc)}
+        write_json(Path(tmp) / "report.json", summary, atomic=False)
     log.info("%s: wrote %d rows to %s (%d skipped)", what, summary["n_written"], out_dir, summary["n_skipped"])
     return summary
 
@@ -404,28 +436,37 @@ def tile_batch(
     return np.concatenate(dcts, axis=1), np.concatenate(fracs, axis=1), np.stack(insides, axis=1), bad
 
 
-def _tile_partition_fn(plans: Sequence[RasterPlan], tile_size: int, k: int, fill: str, batch_size: int, schema: pa.Schema) -> Callable:
+def _tile_partition_fn(
+    plans: Sequence[RasterPlan], tile_size: int, k: int, fill: str, batch_size: int, schema: pa.Schema, acc: Any = None
+) -> Callable:
     """The ``mapInArrow`` function: opens every raster once per partition, tiles ``batch_size`` sites per call."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from glc.etl.profile import PhaseClock
         from glc.features.tiles import TileExtractor, TileSpec
 
+        clock = PhaseClock(acc)
         spec = TileSpec(tile_size=tile_size, k=k, fill=fill)  # type: ignore[arg-type]
         extractors = []
         try:
             for p in plans:
                 means = None if p.global_means is None else list(p.global_means)
                 extractors.append(TileExtractor(p.path, spec, list(p.bands), means))
-            for rb in rebatch(batches, batch_size):
+                extractors[-1].clock = clock
+            clock.lap("open")
+            for rb in clock.batches(rebatch(batches, batch_size)):
                 ids = rb.column("surveyId").to_numpy(zero_copy_only=False).astype(np.int64)
                 splits = rb.column("split").to_pylist()
                 lon = rb.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
                 lat = rb.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
+                clock.rows += len(ids)
+                clock.lap("arrow")
                 dct, frac, inside, bad = tile_batch(extractors, ids, lon, lat)
+                clock.lap("transform")
                 ok = np.ones(len(ids), bool)
                 ok[[i for i, _, _ in bad]] = False
                 if ok.any():
-                    yield good_batch(
+                    yield from clock.emit(good_batch(
                         schema,
                         {
                             "surveyId": pa.array(ids[ok], pa.int64()),
@@ -434,17 +475,18 @@ def _tile_partition_fn(plans: Sequence[RasterPlan], tile_size: int, k: int, fill
                             "valid_fraction": list_array(frac[ok]),
                             "inside": list_array(inside[ok], pa.bool_()),
                         },
-                    )
+                    ))
                 if bad:
-                    yield bad_batch(schema, bad, ids, splits)
+                    yield from clock.emit(bad_batch(schema, bad, ids, splits))
         finally:
             for ex in extractors:
                 ex.close()
+            clock.flush()
 
     return run
 
 
-def raster_tiles_frame(
+def raster_tiles_job(
     spark: "SparkSession",
     surveys: "DataFrame",
     plans: Sequence[RasterPlan],
@@ -453,10 +495,12 @@ def raster_tiles_frame(
     k: int = 8,
     fill: str = "tile_mean",
     partitions: int = 0,
-    batch_size: int = 20_000,
+    batch_size: int = 50_000,
     cell_deg: float = 1.0,
-) -> "DataFrame":
-    """Transform: the staged raster-tile frame (lazy) of ``surveys`` over the planned rasters.
+    acc: Any = None,
+) -> "FeatureJob":
+    """Transform: the raster-tile job of ``surveys`` over the planned rasters (lazy; run by
+    :func:`write_feature_artifact`).
 
     Args:
         spark: the session.
@@ -468,11 +512,15 @@ def raster_tiles_frame(
         partitions: Spark partitions (``0``: one per 50,000 sites, at least one per core).
         batch_size: sites per :meth:`~glc.features.tiles.TileExtractor.extract` call.
         cell_deg: side of the lon/lat grid cells the sites are range-partitioned and sorted on.
+        acc: a :func:`glc.etl.profile.phase_accumulator` the executors add their per-phase seconds to (optional).
 
     Returns:
-        The staged frame (:func:`staged_schema` of :data:`TILES_DDL`).
+        The job; its :meth:`~glc.etl.staging.FeatureJob.frame` has the columns of :func:`staged_schema` of
+        :data:`TILES_DDL`.
     """
     from pyspark.sql import functions as F
+
+    from glc.etl.staging import FeatureJob
 
     check_surveys(surveys, ("surveyId", "split", "lon", "lat"))
     if not plans:
@@ -484,25 +532,26 @@ def raster_tiles_frame(
         {"_cy": F.floor((90.0 - F.col("lat")) / cell_deg), "_cx": F.floor((F.col("lon") + 180.0) / cell_deg)}
     )
     ddl = staged_schema(TILES_DDL)
-    fn = _tile_partition_fn(list(plans), tile_size, k, fill, batch_size, arrow_schema(spark, ddl))
-    return locality_partition(sites, parts, ["_cy", "_cx"]).select("surveyId", "split", "lon", "lat").mapInArrow(fn, ddl)
+    schema = arrow_schema(spark, ddl)
+    fn = _tile_partition_fn(list(plans), tile_size, k, fill, batch_size, schema, acc)
+    rows = locality_partition(sites, parts, ["_cy", "_cx"]).select("surveyId", "split", "lon", "lat")
+    n_bands = sum(len(p.bands) for p in plans)
+    row_bytes = 24 + 4 * n_bands * (k * k + 1) + len(plans)
+    return FeatureJob(rows, fn, ddl, schema, row_bytes, surveys)
 
 
-def _tile_counts(plans: Sequence[RasterPlan]) -> Callable[["DataFrame"], dict[str, Any]]:
-    """Per-raster sites outside, per-band empty tiles, sites outside any raster: one aggregation."""
+def _tile_counts(plans: Sequence[RasterPlan]) -> Callable[[pa.Table], dict[str, Any]]:
+    """Per-raster sites outside, per-band empty tiles, sites outside any raster (additive over good rows)."""
+    names = [n for p in plans for n in p.band_names]
+    stems = [Path(p.path).stem for p in plans]
 
-    def counts(df: "DataFrame") -> dict[str, Any]:
-        from pyspark.sql import functions as F
-
-        names = [n for p in plans for n in p.band_names]
-        aggs = [F.sum((~F.col("inside")[i]).cast("long")).alias(f"o{i}") for i in range(len(plans))]
-        aggs += [F.sum((F.col("valid_fraction")[j] == 0).cast("long")).alias(f"e{j}") for j in range(len(names))]
-        aggs.append(F.sum((~F.forall("inside", lambda x: x)).cast("long")).alias("any"))
-        r = df.agg(*aggs).collect()[0]
+    def counts(table: pa.Table) -> dict[str, Any]:
+        inside = list_matrix(table.column("inside"), len(stems), bool)
+        frac = list_matrix(table.column("valid_fraction"), len(names))
         return {
-            "n_outside": {Path(p.path).stem: int(r[f"o{i}"] or 0) for i, p in enumerate(plans)},
-            "n_outside_any": int(r["any"] or 0),
-            "n_empty_tiles": {n: int(r[f"e{j}"] or 0) for j, n in enumerate(names)},
+            "n_outside": {s: int((~inside[:, i]).sum()) for i, s in enumerate(stems)},
+            "n_outside_any": int((~inside.all(axis=1)).sum()),
+            "n_empty_tiles": {n: int((frac[:, j] == 0).sum()) for j, n in enumerate(names)},
         }
 
     return counts
@@ -521,7 +570,7 @@ def write_raster_tiles(
     skip_bad_inputs: bool = False,
     max_bad_fraction: float = 0.01,
     partitions: int = 0,
-    batch_size: int = 20_000,
+    batch_size: int = 50_000,
 ) -> dict[str, Any]:
     """Extract + transform + load of ``RasterTiles``: the artifact described in the module docstring.
 
@@ -555,7 +604,11 @@ def write_raster_tiles(
             "RasterTiles(%s): %d of the group's %d GeoTIFFs are absent under %s and are left out of the features: %s",
             group, len(absent), len(RASTER_GROUPS[group]), layout.env_root(), absent,
         )
-    plans = plan_rasters(paths, tile_size, k, fill)
+    from glc.etl.profile import DriverPhases, phase_accumulator
+
+    phases, acc = DriverPhases(), phase_accumulator(spark)
+    with phases.phase("plan"):
+        plans = plan_rasters(paths, tile_size, k, fill)
     names = [n for p in plans for n in p.band_names]
     summary: dict[str, Any] = {
         "params": {"raster_group": group, "k": k, "tile_size": tile_size, "fill": fill},
@@ -569,15 +622,16 @@ def write_raster_tiles(
             "inside": "one per raster, order of 'rasters'",
         },
     }
-    staged = raster_tiles_frame(
-        spark, surveys, plans, tile_size=tile_size, k=k, fill=fill, partitions=partitions, batch_size=batch_size
+    job = raster_tiles_job(
+        spark, surveys, plans, tile_size=tile_size, k=k, fill=fill, partitions=partitions, batch_size=batch_size, acc=acc
     )
     return write_feature_artifact(
         spark,
-        staged,
+        job,
         out_dir,
         what=f"RasterTiles({group}, k={k}, tile_size={tile_size})",
         skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction,
         summary=summary,
         extra_summary=_tile_counts(plans),
+        profile=(phases, acc),
     )

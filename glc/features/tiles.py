@@ -165,6 +165,9 @@ class TileExtractor:
         max_group_bytes: int = DEFAULT_MAX_GROUP_BYTES,
     ) -> None:
         self.spec = spec if spec is not None else TileSpec()
+        #: optional lap timer (anything with ``lap(phase)``, e.g. :class:`glc.etl.profile.PhaseClock`): raster reads
+        #: are charged to ``read``, fill + DCT to ``transform``
+        self.clock: Any = None
         self._owns = not isinstance(raster, DatasetReader)
         self.src: DatasetReader = _open(raster) if self._owns else raster  # type: ignore[arg-type]
         self.path = str(self.src.name)
@@ -425,8 +428,12 @@ class TileExtractor:
         # the part of the bounding window inside the raster
         ir0, ic0 = max(r0, 0), max(c0, 0)
         ir1, ic1 = min(r0 + h, self.src.height), min(c0 + w, self.src.width)
+        if self.clock is not None:
+            self.clock.lap("transform")
         if ir1 > ir0 and ic1 > ic0:
             data, ok = self._read(Window(ic0, ir0, ic1 - ic0, ir1 - ir0))
+            if self.clock is not None:
+                self.clock.lap("read")
             sl = (slice(None), slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0))
             with np.errstate(over="ignore"):  # float values beyond float32 become inf: the DCT check reports them
                 np.copyto(values[sl], data, where=ok, casting="unsafe")
@@ -472,6 +479,8 @@ class TileExtractor:
                     f"not finite (first surveyIds {ids[idx[sel]][bad[:5]].tolist()}); the raster holds values too "
                     "large for float32 coefficients. Rescale the raster or mark those values as nodata."
                 ) from e
+        if self.clock is not None:
+            self.clock.lap("transform")
         return n_empty
 
 

@@ -63,6 +63,7 @@ GENERATOR_VERSION = 1
 # Random streams (first element of every SeedSequence spawn key).
 _S_FIELDS, _S_SPECIES, _S_PA, _S_PILOT, _S_PO, _S_IDS, _S_HAB, _S_EFFECT = 1, 2, 3, 4, 5, 6, 7, 8
 _S_PA_CHUNK, _S_PO_CHUNK, _S_SITE, _S_SURVEY = 9, 10, 11, 12
+_S_PO_PATCH = 13
 
 #: Raster stems of the human-footprint CSV columns, in the CSV's column order.
 HF_STEMS: tuple[str, ...] = tuple(c.removeprefix("HumanFootprint-") for c in ENV_COLUMNS["human_footprint"])
@@ -299,6 +300,8 @@ class _POChunk:
     survey_id: np.ndarray
     n_records: np.ndarray
     features: SiteFeatures
+    year: np.ndarray | None = None  # survey years, only where patches are rendered
+    patch: np.ndarray | None = None  # bool per survey: render its PO patch pair
 
 
 def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
@@ -319,7 +322,19 @@ def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
         counts[top] += 1
         sid = int(chunk.survey_id[i])
         lines.extend(f"{chunk.prefix[i]},{int(ids[j])}.0,{sid}\n" for j in top)
-    return {"index": chunk.index, "text": "".join(lines), "rows": len(lines), "species_counts": counts}
+    n_patches = 0
+    if chunk.patch is not None and chunk.patch.any():
+        layout = Layout(st.root, st.flavour)  # type: ignore[arg-type]
+        for i in np.flatnonzero(chunk.patch):
+            sid = int(chunk.survey_id[i])
+            rgb, nir = M.render_patch(_rng(st.seed, _S_PO_PATCH, 0, sid), _rng(st.seed, _S_PO_PATCH, 1, sid),
+                                      chunk.features.hab[i], int(chunk.year[i]))  # type: ignore[index]
+            for kind, data in (("rgb", rgb), ("nir", nir)):
+                path = layout.patch_path("po", sid, kind)  # type: ignore[arg-type]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            n_patches += 1
+    return {"index": chunk.index, "text": "".join(lines), "rows": len(lines), "species_counts": counts, "patches": n_patches}
 
 
 # ------------------------------------------------------------------------------------------------------ main
@@ -359,7 +374,8 @@ def _clean_stale_tmp(parent: Path, name: str) -> None:
 
 
 def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed: int = 0, flavour: str = "kaggle",
-                   workers: int | None = None, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                   workers: int | None = None, progress: bool = True, overwrite: bool = False,
+                   po_patch_sites: int = 0) -> dict[str, Any]:
     """Generate a synthetic GLC24 world at ``out_dir``.
 
     The world is written to ``out_dir.parent/.<name>-tmp-<pid>``, completed with a ``_SUCCESS`` JSON summary, and
@@ -375,6 +391,9 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
         workers: worker processes (default: available cores, at most 8); the output does not depend on it.
         progress: show tqdm progress bars.
         overwrite: replace an existing ``out_dir``.
+        po_patch_sites: render the RGB + NIR patch pair of the first ``po_patch_sites`` PO surveys (all of them if
+            larger) at :meth:`~glc.data.layout.Layout.patch_root` ``("po", ...)``, for the presence-only ETL path
+            (GLC24 ships PO patches in the Seafile share only; 0 = none, the default).
 
     Returns:
         The summary also stored in ``_SUCCESS``: counts, seconds per stage, parameters and paths.
@@ -384,6 +403,8 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
         FileExistsError: if ``out_dir`` exists and ``overwrite`` is False.
     """
     params = get_scale(scale)
+    if not isinstance(po_patch_sites, (int, np.integer)) or isinstance(po_patch_sites, bool) or po_patch_sites < 0:
+        raise ValueError(f"po_patch_sites must be an int >= 0 (PO surveys whose patches are rendered), got {po_patch_sites!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if flavour not in ("kaggle", "seafile"):
@@ -406,7 +427,7 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        summary = _build(tmp, params, int(seed), flavour, int(workers), progress)
+        summary = _build(tmp, params, int(seed), flavour, int(workers), progress, int(po_patch_sites))
         summary["paths"] = {"root": str(out), "truth": str(out / TRUTH_DIR)}
         (tmp / SUCCESS).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
@@ -423,7 +444,7 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
     return summary
 
 
-def _build(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool) -> dict[str, Any]:
+def _build(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0) -> dict[str, Any]:
     """Generate every file of a world under ``root`` (see the module docstring); return the summary."""
     with contextlib.ExitStack() as stack:
         try:
@@ -432,10 +453,11 @@ def _build(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, pr
             stack.enter_context(threadpool_limits(1))
         except ImportError:  # pragma: no cover
             pass
-        return _build_inner(root, p, seed, flavour, workers, progress)
+        return _build_inner(root, p, seed, flavour, workers, progress, po_patch_sites)
 
 
-def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool) -> dict[str, Any]:
+def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
+                 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     layout = Layout(root, flavour)  # type: ignore[arg-type]
@@ -564,9 +586,12 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
                      po["date"], po["dayOfYear"])]
     po_chunks = [
         _POChunk(index=ci, prefix=po_prefix[a : a + p.po_chunk_size], survey_id=po["surveyId"].to_numpy()[a : a + p.po_chunk_size],
-                 n_records=po["n_records"].to_numpy()[a : a + p.po_chunk_size], features=po_f.take(slice(a, a + p.po_chunk_size)))
+                 n_records=po["n_records"].to_numpy()[a : a + p.po_chunk_size], features=po_f.take(slice(a, a + p.po_chunk_size)),
+                 year=po["year"].to_numpy()[a : a + p.po_chunk_size],
+                 patch=np.arange(a, min(a + p.po_chunk_size, len(po))) < int(po_patch_sites))
         for ci, a in enumerate(range(0, len(po), p.po_chunk_size))
     ]
+    po_patches = 0
     po_rows = 0
     po_counts = np.zeros(pool.n, dtype=np.int64)
     csv_po = _CsvSet()
@@ -577,6 +602,7 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
             for res in run(_po_chunk_task, po_chunks):
                 csv_po.write("po", res["text"])
                 po_rows += res["rows"]
+                po_patches += res["patches"]
                 po_counts += res["species_counts"]
                 bar.update()
     finally:
@@ -607,6 +633,7 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
             "pa_sites": int(n_sites),
             "po_surveys": int(len(po)),
             "po_records": int(po_rows),
+            "po_patches": int(po_patches),
             "species_pool": int(pool.n),
             "species_in_pa_train": int((train_counts > 0).sum()),
             "species_in_po": int((po_counts > 0).sum()),

@@ -170,7 +170,7 @@ class RasterTiles(FeatureTask):
     fill = luigi.ChoiceParameter(choices=["tile_mean", "global_mean"], default="tile_mean", description="nodata fill rule")
     skip_bad_inputs = luigi.BoolParameter(default=False, description="quarantine unreadable windows instead of failing")
     partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
-    batch_size = luigi.IntParameter(default=20000, significant=False, description="sites per extraction call")
+    batch_size = luigi.IntParameter(default=50000, significant=False, description="sites per extraction call")
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""

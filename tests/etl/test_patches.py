@@ -155,3 +155,37 @@ def test_skip_bad_inputs_quarantines_and_counts(spark, bad_patch_world, tmp_path
     ref = reference_patch_features(layout, good, 2)
     for sid, dct in zip(data["surveyId"], data["dct"]):
         np.testing.assert_array_equal(dct, ref[sid][0])
+
+
+def test_po_patches_live_at_the_seafile_path_and_run_through_patch_tiles(spark, tmp_path: Path) -> None:
+    """Presence-only sites (split "po") read their pairs from SatellitePatches/PO-Train-SatellitePatches-*."""
+    for flavour in ("kaggle", "seafile"):
+        lay = Layout(tmp_path / flavour, flavour)  # type: ignore[arg-type]
+        assert lay.patch_path("po", 1322301, "nir") == lay.root / "SatellitePatches" / "PO-Train-SatellitePatches-NIR" / "01" / "23" / "1322301.jpeg"
+    layout = Layout(tmp_path / "seafile", "seafile")
+    sites = survey_frame(5, 1, seed=4).assign(split="po")
+    write_patches(layout, sites, seed=4)
+    summary = write_patch_tiles(spark, layout, spark.createDataFrame(sites), tmp_path / "po", k=2)
+    df = pd.read_parquet(tmp_path / "po" / "data")
+    assert summary["by_split"] == {"po": len(sites)} and set(df["split"]) == {"po"}
+    ref = reference_patch_features(layout, sites, 2)
+    for sid, dct in zip(df["surveyId"], df["dct"]):
+        np.testing.assert_array_equal(dct, ref[sid][0])
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        layout.patch_root("validation", "rgb")  # type: ignore[arg-type]
+
+
+def test_read_ahead_pool_gives_the_same_patches_and_bad_inputs(bad_patch_world) -> None:
+    """Bytes read on an I/O thread pool decode exactly like files read inline; bad files are reported the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from glc.etl.patches import read_patch_batch
+
+    layout, surveys, bad = bad_patch_world
+    ids, splits = surveys["surveyId"].to_numpy(), surveys["split"].tolist()
+    inline = read_patch_batch(layout, ids, splits)
+    with ThreadPoolExecutor(4) as pool:
+        ahead = read_patch_batch(layout, ids, splits, pool)
+    np.testing.assert_array_equal(inline[1], ahead[1])
+    np.testing.assert_array_equal(inline[0][inline[1]], ahead[0][ahead[1]])
+    assert inline[2] == ahead[2] and {int(ids[i]): f for i, f, _ in ahead[2]} == bad

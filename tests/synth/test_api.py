@@ -42,7 +42,7 @@ def test_scales_respect_their_contract() -> None:
     ("kwargs", "match"),
     [({"seed": -1}, "seed must be a non-negative integer"), ({"seed": 1.5}, "seed must be a non-negative integer"),
      ({"flavour": "zenodo"}, "flavour must be 'kaggle' or 'seafile'"), ({"workers": 0}, "workers must be a positive"),
-     ({"scale": "medium"}, "unknown synthetic world scale")],
+     ({"scale": "medium"}, "unknown synthetic world scale"), ({"po_patch_sites": -2}, "po_patch_sites must be an int >= 0")],
 )
 def test_bad_arguments_are_rejected(tmp_path: Path, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -151,3 +151,21 @@ def test_target_prevalences_are_long_tailed_and_sum_to_richness() -> None:
     assert (p < 1e-3).mean() > 0.05 and (p > 0.1).sum() >= 3
     with pytest.raises(ValueError, match="cannot be reached"):
         target_prevalences(np.random.default_rng(0), 10, 18.0, 1.8, 0.45)
+
+
+def test_po_patches_are_rendered_for_the_first_po_surveys(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from glc.data.layout import Layout
+    from glc.data.metadata import read_po_metadata
+
+    summary = generate_world(tmp_path / "w", scale=MICRO, seed=1, flavour="seafile", workers=1, progress=False, po_patch_sites=12)
+    layout = Layout(tmp_path / "w", "seafile")
+    files = sorted(layout.patch_root("po", "rgb").rglob("*.jpeg"))
+    assert summary["po_patches"] == 12 and len(files) == 12
+    po_ids = set(read_po_metadata(layout.po_metadata())["surveyId"].astype(int))
+    for f in files:
+        sid = int(f.stem)
+        assert sid in po_ids
+        with Image.open(f) as rgb, Image.open(layout.patch_path("po", sid, "nir")) as nir:
+            assert (rgb.mode, rgb.size, nir.mode, nir.size) == ("RGB", (128, 128), "L", (128, 128))
