@@ -162,7 +162,7 @@ def test_po_patches_are_rendered_for_the_first_po_surveys(tmp_path: Path) -> Non
     summary = generate_world(tmp_path / "w", scale=MICRO, seed=1, flavour="seafile", workers=1, progress=False, po_patch_sites=12)
     layout = Layout(tmp_path / "w", "seafile")
     files = sorted(layout.patch_root("po", "rgb").rglob("*.jpeg"))
-    assert summary["po_patches"] == 12 and len(files) == 12
+    assert summary["counts"]["po_patches"] == 12 and len(files) == 12
     po_ids = set(read_po_metadata(layout.po_metadata())["surveyId"].astype(int))
     for f in files:
         sid = int(f.stem)
