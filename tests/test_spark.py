@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 
 from glc.spark import check_master, read_spark_conf, resolved_spark_conf
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.spark_cluster import free_port as _free_port
 
 
 def test_unreachable_master_fails_fast_naming_the_url() -> None:
