@@ -83,14 +83,35 @@ def atomic_dir(path: str | Path, summary: dict[str, Any] | None = None) -> Itera
         yield tmp
         info = dict(summary or {})
         write_json(tmp / SUCCESS, {"written_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, atomic=False)
-        if final.exists():
-            old = tmp_sibling(final)
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
+        _swap_dir_into_place(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_dir_into_place(tmp: Path, final: Path, attempts: int = 20) -> None:
+    """Rename the finished directory ``tmp`` onto ``final``, moving an existing ``final`` aside first.
+
+    Two processes may finish the same artifact at once (e.g. two ``--local-scheduler --no-lock`` runs on one
+    out-root): a rename onto a non-empty directory fails, and the other side may move ``final`` away between our
+    check and our rename; both are retried, so each writer installs a complete directory and the last one stays.
+    """
+    import errno
+
+    for _ in range(attempts):
+        try:
+            os.replace(tmp, final)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
+                raise
+        old = tmp_sibling(final)
+        try:
+            os.replace(final, old)
+        except FileNotFoundError:
+            continue  # the other writer moved it away first: try our rename again
+        shutil.rmtree(old, ignore_errors=True)
+    raise OSError(f"could not move {tmp} onto {final} after {attempts} attempts (other writers keep replacing it)")
 
 
 def is_complete(path: str | Path) -> bool:

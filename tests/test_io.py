@@ -38,6 +38,38 @@ def test_atomic_dir_flag_written_last_and_failure_leaves_nothing(tmp_path):
     assert is_complete(out) and (out / "part-0").read_text() == "x"
 
 
+def test_concurrent_writers_of_one_dir_all_succeed_and_leave_one_complete_copy(tmp_path):
+    """Writers racing to install the same artifact (two --no-lock runs on one out-root) never fail on the rename
+    and never leave a mixed or partial directory."""
+    import threading
+
+    out = tmp_path / "art"
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer(i: int) -> None:
+        try:
+            start.wait()
+            for j in range(25):
+                with atomic_dir(out, summary={"writer": i}) as tmp:
+                    for k in range(3):
+                        (tmp / f"part-{k}").write_text(f"{i}-{j}")
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert is_complete(out)
+    parts = {(out / f"part-{k}").read_text() for k in range(3)}
+    assert len(parts) == 1, parts  # one writer's complete directory, never a mix
+    assert sorted(q.name for q in out.iterdir()) == ["_SUCCESS", "part-0", "part-1", "part-2"]
+    assert not [q for q in tmp_path.iterdir() if TMP_MARK in q.name]
+
+
 def test_sigkilled_writer_leaves_only_debris_that_is_collected(tmp_path):
     out = tmp_path / "art"
     code = textwrap.dedent(

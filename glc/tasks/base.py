@@ -4,8 +4,11 @@
 * Directory artifacts complete through ``_SUCCESS`` (written last by :func:`glc.io.atomic_dir`); the flag file is
   the task's only output, so a half-written directory is never "done".
 * Output paths derive from significant parameters only: ``{out_root}/{dataset}/<artifact>/...`` where ``dataset``
-  names the data root (its folder name + a short hash of its absolute path). ``out_root`` is insignificant (moving
-  the output root does not change what a task computes) but it is part of the path.
+  names the data root (its folder name + a short hash of its absolute path).
+* ``data_root`` and ``out_root`` are normalised to absolute paths (URLs such as ``gs://...`` are kept as given) and
+  both are significant: a central ``luigid`` identifies tasks by their id, so two runs into different out-roots (or
+  the same relative path from two working directories) must never be taken for one task, while two processes on
+  the same roots share each task (the scheduler hands it to one worker; the other waits for it).
 * Raw inputs are ``ExternalTask`` s, except the default synthetic world, which :class:`glc.tasks.synth.SyntheticWorld`
   generates when missing (so ``luigi --module glc.tasks Submission --local-scheduler`` works on a fresh machine).
 * ``run()`` is thin glue over functions in ``glc/`` that tests call directly.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,64 @@ from glc.io import SUCCESS
 #: The fingerprint file of a directory artifact (beside ``_SUCCESS``).
 STAMP = "_INPUTS"
 _checked_roots: set[str] = set()
+_checked_schedulers: set[str] = set()
+
+
+def central_scheduler_url() -> str | None:
+    """The central scheduler's URL when this process runs from Luigi's command line without ``--local-scheduler``
+    (``--scheduler-url``, else ``http://{--scheduler-host}:{--scheduler-port}``); None otherwise (``luigi.build``
+    callers hold their scheduler themselves)."""
+    from luigi.cmdline_parser import CmdlineParser
+    from luigi.interface import core
+
+    if CmdlineParser.get_instance() is None:
+        return None
+    c = core()
+    if c.local_scheduler:
+        return None
+    return (c.scheduler_url or f"http://{c.scheduler_host}:{c.scheduler_port}").rstrip("/")
+
+
+def check_scheduler(url: str, timeout_s: float = 10.0) -> None:
+    """Prove the Luigi scheduler at ``url`` answers an HTTP request within ``timeout_s``.
+
+    Luigi itself retries a dead scheduler for minutes (``[core] rpc-retry-*``) and then dies in a framework
+    traceback; this check fails in seconds with what to do instead.
+
+    Raises:
+        SystemExit: naming the URL, when nothing answers there (exits the Luigi process: no task has started).
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/api/ping", data=b"data=%7B%22worker%22%3A%22glc-check%22%7D", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # something answered: a scheduler of another version is still a scheduler
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise SystemExit(
+            f"glc: cannot reach the Luigi scheduler at {url} ({reason}; waited at most {timeout_s:.0f} s). Start it "
+            f"(`luigid --port <port> --logdir <dir>`; see README, Configuration), pass the right --scheduler-host/"
+            f"--scheduler-port or --scheduler-url, or run on this machine alone with --local-scheduler."
+        ) from None
+
+
+def normalize_root(value: str | Path) -> str:
+    """An absolute local path (``~`` expanded), or a URL (``scheme://...``) unchanged but for a trailing slash."""
+    text = str(value)
+    if "://" in text:
+        return text.rstrip("/")
+    return os.path.abspath(os.path.expanduser(text))
+
+
+class RootParameter(luigi.Parameter):
+    """A data or output root: normalised by :func:`normalize_root`, so equal roots give equal task ids."""
+
+    def normalize(self, x: Any) -> Any:  # noqa: ANN401 - luigi's signature
+        """See :func:`normalize_root` (``None`` stays ``None``)."""
+        return None if x is None else normalize_root(x)
 
 
 class paths(luigi.Config):  # noqa: N801 - luigi config sections are lower case
@@ -52,12 +114,12 @@ class GlcTask(luigi.Task):
     and the execution summary show the resolved value, never ``None``).
     """
 
-    data_root = luigi.Parameter(
+    data_root = RootParameter(
         default=paths.data_root._default, config_path={"section": "paths", "name": "data_root"},
         description="GLC24 data root; default: [paths] data_root",
     )
-    out_root = luigi.Parameter(
-        default=paths.out_root._default, config_path={"section": "paths", "name": "out_root"}, significant=False,
+    out_root = RootParameter(
+        default=paths.out_root._default, config_path={"section": "paths", "name": "out_root"},
         description="artifact root; default: [paths] out_root",
     )
 
@@ -110,7 +172,15 @@ class GlcTask(luigi.Task):
         return out
 
     def complete(self) -> bool:
-        """Outputs exist and were built from the inputs as they are now (their fingerprint matches)."""
+        """Outputs exist and were built from the inputs as they are now (their fingerprint matches).
+
+        The first call in a process run from Luigi's command line with a central scheduler first proves the
+        scheduler answers (:func:`check_scheduler`): Luigi asks every task ``complete()`` before its first call to it.
+        """
+        url = central_scheduler_url()
+        if url is not None and url not in _checked_schedulers:
+            check_scheduler(url)
+            _checked_schedulers.add(url)
         outputs = luigi.task.flatten(self.output())
         if not outputs or not all(t.exists() for t in outputs):
             root = str(Path(self.out_root).resolve())
