@@ -103,6 +103,9 @@ SCHEMA: Schema = {
         "reader": Param("petastorm", "model-input reader (glc.loaders)", choices=("petastorm", "petastorm-public", "arrow", "memory")),
         "num_workers": Param(0, "DataLoader workers", min=0),
         "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
+        "devices": Param(1, "training processes: > 1 runs DDP, one process per GPU (or per CPU process, gloo) via "
+                         "torchrun (glc.training.ddp)", min=1),
+        "strategy": Param("auto", "Lightning strategy: auto = ddp when devices > 1", choices=("auto", "ddp")),
         "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
         "mixup_alpha": Param(0.0, "mixup of every input and the labels, lambda ~ Beta(alpha, alpha) (0 = off)", min=0.0),
         "kfold": Param(1, "k-fold cross fusion (Tighnari): k models on the spatial folds of the training split, "

@@ -218,22 +218,25 @@ class SurveyDataModule(pl.LightningDataModule):
         except AttributeError:  # not a full Trainer (or another loop layout): its current_epoch
             return int(trainer.current_epoch)
 
-    def loader(self, split: str, shuffle: bool = False, with_target: bool | None = None) -> EpochDataLoader:
+    def loader(self, split: str, shuffle: bool = False, with_target: bool | None = None, equal_shards: bool = False) -> EpochDataLoader:
         """A loader over any split; with ``shuffle`` its order follows the epoch (see the module docstring).
 
         Args:
             split: "train", "val" or "test".
             shuffle: shuffle (deterministic in ``seed`` and the epoch).
             with_target: override the module's ``with_target`` for this loader.
+            equal_shards: under DDP every rank yields the same number of batches (the training loader; see
+                :class:`~glc.loaders.readers.SurveyIterableDataset`).
 
         Returns:
             An :class:`~glc.loaders.readers.EpochDataLoader` (``batch_size=None``: batches come from the reader).
         """
         wt = self.with_target if with_target is None else with_target
-        key = (split, shuffle, wt)
+        key = (split, shuffle, wt, equal_shards)
         if key not in self._loaders:
             dataset = SurveyIterableDataset(
-                self.source(split, wt), self.batch_size, shuffle, self.seed, self.num_classes, wt, self.num_workers
+                self.source(split, wt), self.batch_size, shuffle, self.seed, self.num_classes, wt, self.num_workers,
+                equal_shards=equal_shards,
             )
             self._loaders[key] = EpochDataLoader(
                 dataset,
@@ -251,7 +254,7 @@ class SurveyDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> EpochDataLoader:
         """The training split, shuffled when ``shuffle`` (a new deterministic order every epoch)."""
-        return self.loader("train", shuffle=self.shuffle)
+        return self.loader("train", shuffle=self.shuffle, equal_shards=True)
 
     def val_dataloader(self) -> EpochDataLoader:
         """The validation split (spatial blocks), in stored order."""

@@ -50,6 +50,7 @@ on small tables): the short read is detected the same way and the missing row gr
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -603,20 +604,20 @@ def to_torch_batch(batch: dict[str, Any], num_classes: int, with_target: bool) -
     return out
 
 
-def _shard() -> tuple[int, int]:
-    """(worker index, number of workers) of the calling DataLoader worker (``(0, 1)`` in the main process).
-
-    Raises:
-        NotImplementedError: under ``torch.distributed`` with several ranks.
-    """
+def _world() -> tuple[int, int]:
+    """(rank, world size) of ``torch.distributed`` (``(0, 1)`` when it is not initialised)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        if torch.distributed.get_world_size() > 1:
-            raise NotImplementedError(
-                "SurveyDataModule does not support multi-process (DDP) training: ranks would read unequal numbers "
-                "of batches. Train on one device (Trainer(devices=1))."
-            )
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _shard() -> tuple[int, int]:
+    """(shard index, number of shards) of the caller: every DataLoader worker of every DDP rank reads its own shard
+    (``rank * workers + worker`` of ``world_size * workers``; ``(0, 1)`` in one plain process)."""
+    rank, world = _world()
     info = get_worker_info()
-    return (info.id, info.num_workers) if info is not None else (0, 1)
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return rank * workers + worker, world * workers
 
 
 class SurveyIterableDataset(IterableDataset):
@@ -633,6 +634,10 @@ class SurveyIterableDataset(IterableDataset):
         num_classes: C, the width of ``target``.
         with_target: turn ``labels`` into ``target`` (else no target is produced).
         num_workers: DataLoader workers (only used by ``__len__``).
+        equal_shards: under DDP (world size > 1), every shard yields the same number of batches, the smallest
+            shard's (DDP's gradient all-reduce needs every rank to take the same number of steps; the few rows
+            beyond it in the larger shards are left out of that epoch, and a shuffled epoch leaves out others).
+            For the training loader; validation reads every row once (its metrics are synced across ranks).
     """
 
     def __init__(
@@ -644,9 +649,11 @@ class SurveyIterableDataset(IterableDataset):
         num_classes: int,
         with_target: bool,
         num_workers: int = 0,
+        equal_shards: bool = False,
     ) -> None:
         super().__init__()
         self.source = source
+        self.equal_shards = equal_shards
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -654,7 +661,9 @@ class SurveyIterableDataset(IterableDataset):
         self.with_target = with_target
         self.num_workers = num_workers
         # The epoch lives in shared memory so that persistent DataLoader workers (forked once) see each new value.
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        # (made outside inference mode: a loader first built inside trainer.validate() is iterated in training too)
+        with torch.inference_mode(False):
+            self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     @property
     def epoch(self) -> int:
@@ -663,20 +672,50 @@ class SurveyIterableDataset(IterableDataset):
 
     @epoch.setter
     def epoch(self, value: int) -> None:
-        self._epoch.fill_(int(value))
+        if int(self._epoch) != int(value):
+            with torch.inference_mode(False):
+                self._epoch.fill_(int(value))
 
     def plan(self, worker: int, num_workers: int) -> EpochPlan:
         """The plan of ``worker`` in the current epoch."""
         return EpochPlan(self.epoch, self.seed, self.shuffle, self.batch_size, worker, num_workers)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        worker, num_workers = _shard()
-        for raw in self.source.batches(self.plan(worker, num_workers)):
+        shard, shards = _shard()
+        batches: Iterator[AnyBatch] = self.source.batches(self.plan(shard, shards))
+        if self.equal_shards and _world()[1] > 1:
+            batches = itertools.islice(batches, self.shard_batches(shards))
+        for raw in batches:
             yield to_torch_batch(raw, self.num_classes, self.with_target)
 
+    def shard_batches(self, shards: int) -> int:
+        """The batches every one of ``shards`` shards yields in this epoch with ``equal_shards`` (the smallest's).
+
+        Raises:
+            ValueError: a shard has no rows (more DDP ranks x DataLoader workers than row groups).
+        """
+        counts = [math.ceil(self.source.worker_rows(self.plan(g, shards)) / self.batch_size) for g in range(shards)]
+        if min(counts) == 0:
+            empty = counts.index(0)
+            raise ValueError(
+                f"DDP training: shard {empty} of {shards} (ranks x DataLoader workers) of {self.source.info.directory} "
+                f"has no rows (batches per shard: {counts}); write the model inputs with more part files or row groups "
+                "(ModelInputs --files-per-split), or use fewer devices or num_workers"
+            )
+        return min(counts)
+
     def __len__(self) -> int:
-        """Batches of one epoch over all DataLoader workers (an upper bound with several workers, see module)."""
-        return self.source.max_batches(self.batch_size, self.num_workers)
+        """Batches of one epoch over all DataLoader workers (an upper bound with several workers, see module); under
+        DDP the exact count of this rank in the current epoch (Lightning validates when the last of ``len()``
+        training batches is reached, so an overstated length would skip validation)."""
+        rank, world = _world()
+        if world == 1:
+            return self.source.max_batches(self.batch_size, self.num_workers)
+        workers = max(1, self.num_workers)
+        if self.equal_shards:
+            return workers * self.shard_batches(world * workers)
+        return sum(math.ceil(self.source.worker_rows(self.plan(rank * workers + w, world * workers)) / self.batch_size)
+                   for w in range(workers))
 
 
 class EpochDataLoader(torch.utils.data.DataLoader):
@@ -708,6 +747,11 @@ class EpochDataLoader(torch.utils.data.DataLoader):
         self.dataset.epoch = self.current_epoch()  # type: ignore[attr-defined]
         self.iterations += 1
         return super().__iter__()
+
+    def __len__(self) -> int:
+        """The batches of the epoch the next ``iter()`` reads (the dataset's count can depend on the epoch)."""
+        self.dataset.epoch = self.current_epoch()  # type: ignore[attr-defined]
+        return super().__len__()
 
     def shutdown(self) -> None:
         """Stop persistent worker processes now (they are started again by the next ``iter()``).

@@ -334,12 +334,14 @@ class EpochTimer(Callback):
         self._n += int(len(first)) if first is not None else 0
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Append the epoch's record."""
+        """Append the epoch's record (rank 0 of a DDP run, counting every rank's rows)."""
+        if not trainer.is_global_zero:
+            return
         gpu = None
         if torch.cuda.is_available() and pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
             gpu = round(torch.cuda.max_memory_allocated(pl_module.device) / 2**20, 1)
-        rec = {"epoch": int(trainer.current_epoch), "seconds": round(time.perf_counter() - self._t0, 4), "samples": self._n, "gpu_peak_mb": gpu}
+        rec = {"epoch": int(trainer.current_epoch), "seconds": round(time.perf_counter() - self._t0, 4), "samples": self._n * int(trainer.world_size), "gpu_peak_mb": gpu}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -402,6 +404,8 @@ def fit_model(
     monitor: str = MONITOR,
     mode: str = "max",
     precision: str = "32-true",
+    devices: int = 1,
+    strategy: str = "auto",
 ) -> Path:
     """Fit ``module`` on ``datamodule`` with early stopping on ``monitor`` and return the best checkpoint.
 
@@ -429,6 +433,9 @@ def fit_model(
             :mod:`glc.models.registry`; ``val/sample_f1`` for multi-label models).
         mode: ``"max"`` or ``"min"`` (whether a larger ``monitor`` is better).
         precision: Lightning precision (``"32-true"``; ``"bf16-mixed"`` on a GPU).
+        devices: processes of a DDP run (this process is one of them, started by ``torchrun``: see
+            :mod:`glc.training.ddp`); 1 = a single process.
+        strategy: Lightning strategy (``"auto"``, or ``"ddp"``, which ``devices > 1`` implies).
 
     Returns:
         Path of the best checkpoint (best ``monitor``).
@@ -499,7 +506,8 @@ def fit_model(
         ]
         trainer = pl.Trainer(
             accelerator=accelerator,
-            devices=1,
+            devices=int(devices),
+            strategy="ddp" if int(devices) > 1 else strategy,
             deterministic=deterministic,
             precision=precision,
             max_epochs=int(max_epochs),

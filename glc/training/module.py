@@ -216,7 +216,7 @@ class MultiLabelModule(pl.LightningModule):
         probs = torch.sigmoid(logits.float())
         self.val_sample_f1.update(topk_sample_f1(logits.detach(), target, self.hparams.val_k))
         self.val_f1_tm.update(probs, (target > 0.5).long())
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log("val/sample_f1", self.val_sample_f1, on_step=False, on_epoch=True, prog_bar=True)
         self.log("val/f1_torchmetrics", self.val_f1_tm, on_step=False, on_epoch=True)
 

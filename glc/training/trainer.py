@@ -133,6 +133,13 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
 
         return train_kfold(inputs_dir, work_dir, cfg, run_name, train_one=train_model, build=build_module, progress=progress,
                            wandb=wandb, reader=reader, pretrained=pretrained)
+    from glc.training.ddp import in_distributed_run, launch
+
+    devices = int(cfg["train"].get("devices", 1))
+    if devices > 1 and not in_distributed_run():
+        if subsets is not None or init is not None:
+            raise ValueError("[train] devices > 1 (DDP) with k-fold folds is not supported: set devices = 1 or kfold = 1")
+        return launch(inputs_dir, work_dir, cfg, run_name, progress=progress, wandb=wandb, reader=reader, pretrained=pretrained)
     t0 = time.time()
     dm = datamodule(inputs_dir, cfg, reader, subsets)
     spec = get_model(cfg["model"]["kind"])
@@ -154,6 +161,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         wandb_cfg=wandb_settings(cfg, wandb), run_name=run_name, config=dict(cfg), resume=True,
         accelerator=accelerator, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
         precision=str(t.get("precision", "32-true")), deterministic=deterministic,
+        devices=devices if in_distributed_run() else 1, strategy=str(t.get("strategy", "auto")),
     )
     seconds = time.time() - t0
     ck = torch.load(best, map_location="cpu", weights_only=False)
@@ -178,6 +186,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         "seconds": round(seconds, 2),
         "epochs_to_best": epochs_run,
         "device": torch.cuda.get_device_name(0) if accelerator != "cpu" and torch.cuda.is_available() else "cpu",
+        "processes": devices if in_distributed_run() else 1,
         **throughput(Path(work_dir) / TIMING_FILE),
     }
 
