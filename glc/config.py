@@ -242,9 +242,18 @@ def load_experiment(name_or_path: str) -> dict[str, Any]:
     return resolve(_read_toml(path), str(path))
 
 
+#: Keys added to the schema after artifacts were built with it: at these values they are left out of the hash, so
+#: an existing experiment keeps its artifacts (a non-default value is part of the hash like any other key).
+UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {("train", "devices"): 1, ("train", "strategy"): "auto"}
+
+
 def config_hash(cfg: Mapping[str, Any]) -> str:
-    """Short stable hash of a resolved config (part of experiment artifact paths)."""
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
+    """Short stable hash of a resolved config (part of experiment artifact paths); see :data:`UNHASHED_DEFAULTS`."""
+    slim = {k: dict(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
+    for (section, key), default in UNHASHED_DEFAULTS.items():
+        if isinstance(slim.get(section), dict) and slim[section].get(key, default) == default:
+            slim[section].pop(key, None)
+    return hashlib.sha256(json.dumps(slim, sort_keys=True).encode()).hexdigest()[:10]
 
 
 #: The sections of a resolved experiment that decide its trained model (decoder or W&B edits do not retrain).
