@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,9 @@ FULL_ROOT ?= data/synthetic/full-seed0
 bench-etl-full: check-java install ## every ETL task on the full synthetic world (generated if missing, ~40 min): time + peak RSS -> bench/results/etl_full.json
 	@test -f $(FULL_ROOT)/_SUCCESS || $(PY) -m glc synth --scale full --seed 0 --out $(FULL_ROOT)
 	$(PY) -m bench.etl_full --data-root $(FULL_ROOT) --out-root out-bench
+
+bench-full: check-java install ## the whole DAG on the full synthetic world (ETL, neighbours, kNN, geolocation, then every CPU experiment while BUDGET_HOURS last; ONLY=a,b picks): per-task time, peak RSS, disk, scores -> bench/results/full_dag.json
+	$(PY) -m bench.full_dag --data-root $(FULL_ROOT) $(if $(ONLY),--experiments $(ONLY)) $(if $(BUDGET_HOURS),--budget-hours $(BUDGET_HOURS)) $(if $(FRESH),--fresh)
 
 bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic PO sites -> bench/results/neighbours.json
 	$(PY) -m bench.neighbours

@@ -86,3 +86,16 @@ def test_every_kind_resolves_with_its_defaults():
     for kind in model_kinds():
         cfg = resolve({"model": {"kind": kind}})
         assert cfg["model"]["kind"] == kind and cfg["model"]["top_n"] == 256
+
+
+def test_keys_added_later_leave_the_hash_unchanged_at_their_defaults() -> None:
+    from glc.config import UNHASHED_DEFAULTS, config_hash, load_experiment
+
+    cfg = load_experiment("geolocation-asl")
+    assert cfg["train"]["devices"] == 1 and cfg["train"]["strategy"] == "auto"
+    legacy = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for section, key in UNHASHED_DEFAULTS:
+        legacy[section].pop(key)
+    assert config_hash(cfg) == config_hash(legacy)  # the hash an artifact built before the keys existed carries
+    two = {**cfg, "train": {**cfg["train"], "devices": 2}}
+    assert config_hash(two) != config_hash(cfg)
