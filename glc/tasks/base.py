@@ -128,14 +128,40 @@ class GlcTask(luigi.Task):
         """Short name of the data root used in artifact paths."""
         return dataset_key(self.data_root)
 
+    @property
+    def local_out_root(self) -> Path:
+        """Where artifacts are built: the out-root, or for a URL out-root its local copy (:mod:`glc.storage`)."""
+        from glc.storage import is_url, local_copy
+
+        return local_copy(self.out_root, "out") if is_url(self.out_root) else Path(self.out_root)
+
+    @property
+    def local_data_root(self) -> str:
+        """The data root the readers open: the data root, or for a URL its local mirror (:func:`glc.storage.mirror`,
+        made by :class:`glc.tasks.raw.MirrorData`)."""
+        from glc.storage import is_url, local_copy
+
+        return str(local_copy(self.data_root, "data")) if is_url(self.data_root) else str(self.data_root)
+
     def artifact_path(self, *parts: str) -> Path:
-        """``{out_root}/{dataset}/{parts...}``."""
-        return Path(self.out_root) / self.dataset_key / Path(*parts)
+        """``{out_root}/{dataset}/{parts...}`` (in the local copy of a URL out-root)."""
+        return self.local_out_root / self.dataset_key / Path(*parts)
+
+    def remote_of(self, local: str | Path) -> str:
+        """The URL of a path of the local copy of a URL out-root."""
+        from glc.storage import join
+
+        return join(self.out_root, Path(local).resolve().relative_to(self.local_out_root.resolve()).as_posix())
 
     def raw_data(self) -> luigi.Task:
         """The task that provides the raw data root."""
+        from glc.storage import is_url
         from glc.tasks.synth import raw_data_task
 
+        if is_url(self.data_root):
+            from glc.tasks.raw import MirrorData
+
+            return MirrorData(data_root=self.data_root)
         return raw_data_task(self.data_root)
 
     # -- input fingerprints -----------------------------------------------------------------------------------
@@ -148,7 +174,7 @@ class GlcTask(luigi.Task):
         from glc.data.layout import LayoutError, detect_layout
 
         try:
-            return detect_layout(self.data_root)
+            return detect_layout(self.local_data_root)
         except (LayoutError, FileNotFoundError, ValueError):
             return None
 
@@ -181,23 +207,58 @@ class GlcTask(luigi.Task):
         if url is not None and url not in _checked_schedulers:
             check_scheduler(url)
             _checked_schedulers.add(url)
+        from glc.storage import is_url, read_text, remote_exists
+
+        remote = is_url(self.out_root)
         outputs = luigi.task.flatten(self.output())
-        if not outputs or not all(t.exists() for t in outputs):
-            root = str(Path(self.out_root).resolve())
+        if not outputs or not all(remote_exists(self.remote_of(t.path)) if remote else t.exists() for t in outputs):
+            root = self.out_root if remote else str(Path(self.out_root).resolve())
             if root not in _checked_roots:
                 from glc.io import check_writable
+                from glc.storage import check_writable_url
 
-                check_writable(root)
+                check_writable_url(root) if remote else check_writable(root)
                 _checked_roots.add(root)
             return False
         fp = self.input_fingerprint()
         for stamp in self.stamp_paths():
             try:
-                if stamp.read_text().strip() != fp:
-                    return False
+                text = read_text(self.remote_of(stamp)) if remote else stamp.read_text()
             except FileNotFoundError:
+                text = None
+            if text is None or text.strip() != fp:
                 return False
         return True
+
+    def fetch_inputs(self) -> None:
+        """Download the artifacts of the GlcTask dependencies that live under a URL out-root and are absent or stale
+        in the local copy (another machine built them)."""
+        from glc.storage import fetch, is_url, read_text
+
+        for dep in luigi.task.flatten(self.requires()):
+            if not isinstance(dep, GlcTask) or not is_url(dep.out_root):
+                continue
+            for target, stamp in zip(luigi.task.flatten(dep.output()), dep.stamp_paths()):
+                remote_stamp = read_text(dep.remote_of(stamp))
+                local_stamp = stamp.read_text() if stamp.is_file() else None
+                if Path(target.path).exists() and local_stamp == remote_stamp:
+                    continue
+                if isinstance(target, FlagTarget):
+                    fetch(dep.remote_of(target.dir), target.dir)
+                else:
+                    fetch(dep.remote_of(target.path), Path(target.path))
+                    fetch(dep.remote_of(stamp), stamp)
+
+    def publish_outputs(self) -> None:
+        """Upload this task's finished outputs (and their fingerprints) to a URL out-root, markers last."""
+        from glc.storage import publish
+
+        for target, stamp in zip(luigi.task.flatten(self.output()), self.stamp_paths()):
+            if isinstance(target, FlagTarget):
+                publish(target.dir, self.remote_of(target.dir))
+            else:
+                publish(stamp, self.remote_of(stamp))
+                publish(Path(target.path), self.remote_of(target.path))
 
     def write_stamps(self) -> None:
         """Record the current input fingerprint beside every output (called after a successful ``run``)."""
@@ -216,8 +277,15 @@ class GlcTask(luigi.Task):
 
             @functools.wraps(run)
             def stamped_run(self: "GlcTask", *args: Any, **kw: Any) -> Any:
+                from glc.storage import is_url
+
+                remote = is_url(self.out_root)
+                if remote:
+                    self.fetch_inputs()
                 result = run(self, *args, **kw)
                 self.write_stamps()
+                if remote:
+                    self.publish_outputs()
                 return result
 
             stamped_run._glc_stamped = True  # type: ignore[attr-defined]
@@ -225,7 +293,13 @@ class GlcTask(luigi.Task):
 
 
 def dataset_key(data_root: str | Path) -> str:
-    """``<folder name>-<8 hex of the absolute path>``, stable across runs on one machine."""
+    """``<folder name>-<8 hex of the absolute path>`` (of the URL for a URL data root), stable across runs."""
+    from glc.storage import is_url
+
+    if is_url(data_root):
+        url = str(data_root).rstrip("/")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", url.rsplit("/", 1)[-1]) or "root"
+        return f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
     p = Path(data_root).expanduser().resolve()
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", p.name) or "root"
     return f"{name}-{hashlib.sha256(str(p).encode()).hexdigest()[:8]}"

@@ -188,7 +188,7 @@ class Report(ExperimentTask):
         if not any(s.startswith("patch_") for s in sets):
             return None
         sid = int(surveys.loc[surveys["split"] == "train", "surveyId"].min())
-        return read_patch(detect_layout(self.data_root), "train", sid)[:3].transpose(1, 2, 0)
+        return read_patch(detect_layout(self.local_data_root), "train", sid)[:3].transpose(1, 2, 0)
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the report folder."""
@@ -286,7 +286,7 @@ class Submission(ExperimentTask):
         from glc.predict.scores import read_scores
         from glc.submission import write_submission
 
-        test_csv = detect_layout(self.data_root).pa_metadata("test")
+        test_csv = detect_layout(self.local_data_root).pa_metadata("test")
         test_ids = read_test_survey_ids(test_csv)
         surveys = read_surveys(self.input()["surveys"])
         params = json.loads(Path(self.input()["decoder"].path).read_text())

@@ -46,7 +46,7 @@ class FeatureTask(GlcTask):
 
         remove_stale_temps(self.output().dir.parent)
         spark = get_spark()
-        return spark, detect_layout(self.data_root), read_surveys_frame(spark, self.input()["surveys"].dir)
+        return spark, detect_layout(self.local_data_root), read_surveys_frame(spark, self.input()["surveys"].dir)
 
 
 def _skip_suffix(skip: bool) -> str:

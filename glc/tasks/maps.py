@@ -87,7 +87,7 @@ class SpeciesMap(ExperimentTask):
         """The land-mask raster (a changed mask redraws the map; the other rasters do not concern it)."""
         from glc.data.extent import mask_raster
 
-        picked = mask_raster(self.data_root)
+        picked = mask_raster(self.local_data_root)
         return [picked] if picked is not None else []
 
     def map_name(self) -> str:

@@ -213,7 +213,7 @@ class _SurveyInputTask(GlcTask):
     def _layout(self) -> "Layout":
         from glc.data.layout import detect_layout
 
-        return detect_layout(self.data_root)
+        return detect_layout(self.local_data_root)
 
 
 def _kinds_segment(kinds: Iterable[str]) -> str:

@@ -112,7 +112,7 @@ class _EncoderTask(GlcTask):
         from glc.data.layout import detect_layout
         from glc.data.metadata import read_po_metadata
 
-        path = detect_layout(self.data_root).po_metadata()
+        path = detect_layout(self.local_data_root).po_metadata()
         if not path.exists():
             return {}
         po = read_po_metadata(path, on_bad_rows="skip")

@@ -20,3 +20,25 @@ class GLC24Data(luigi.ExternalTask):
             # A target that does not exist: Luigi reports the missing external data by this path.
             return luigi.LocalTarget(f"{self.data_root}/GLC24_PA_metadata_test.csv")
         return luigi.LocalTarget(str(layout.pa_metadata("test")))
+
+
+class MirrorData(luigi.Task):
+    """A URL data root (``gs://bucket/glc24``) mirrored into the local cache (:func:`glc.storage.mirror`); complete
+    when the mirror's ``_SUCCESS`` (written last) exists. The tasks read the mirror (``GlcTask.local_data_root``)."""
+
+    data_root = luigi.Parameter()
+
+    def output(self) -> luigi.LocalTarget:
+        """The mirror's ``_SUCCESS``."""
+        from glc.io import SUCCESS
+        from glc.storage import local_copy
+
+        return luigi.LocalTarget(str(local_copy(self.data_root, "data") / SUCCESS))
+
+    def run(self) -> None:
+        """Download what the mirror lacks, then write its marker."""
+        from pathlib import Path
+
+        from glc.storage import mirror
+
+        mirror(self.data_root, Path(self.output().path).parent)

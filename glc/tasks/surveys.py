@@ -38,7 +38,7 @@ class SurveyTable(GlcTask):
         from glc.spark import get_spark
 
         remove_stale_temps(self.output().dir.parent)
-        write_survey_table(get_spark(), detect_layout(self.data_root), self.output().dir, self.max_bad_fraction, self.bad_test_rows)
+        write_survey_table(get_spark(), detect_layout(self.local_data_root), self.output().dir, self.max_bad_fraction, self.bad_test_rows)
 
 
 def read_surveys(flag: FlagTarget):  # noqa: ANN201 - pandas

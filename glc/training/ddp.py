@@ -2,7 +2,7 @@
 
 Lightning's own DDP launcher starts the other ranks by re-running the current command line, which inside a Luigi
 worker (or a notebook, or pytest) would re-run the DAG; so :func:`launch` starts the ranks itself, with
-``python -m torch.distributed.run --standalone --nproc-per-node N -m glc.training.ddp ...``. Each rank runs
+``python -m torch.distributed.run --standalone --nproc-per-node N -m glc.training.ddp_rank ...``. Each rank runs
 :func:`glc.training.trainer.train_model` (which, seeing ``WORLD_SIZE``, builds a ``Trainer(devices=N,
 strategy="ddp")`` and lets Lightning join the process group torchrun prepared); rank 0 writes the training
 summary, which :func:`launch` returns to the caller (``TrainModel``), which then predicts in its own process.
@@ -20,7 +20,6 @@ Nothing here imports Spark or Luigi.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -60,7 +59,7 @@ def launch(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any],
     summary = work / SUMMARY_FILE
     summary.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
-           "-m", "glc.training.ddp", str(spec.resolve())]
+           "-m", "glc.training.ddp_rank", str(spec.resolve())]
     log.info("training on %d processes: %s", n, " ".join(cmd))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))}
     proc = subprocess.run(cmd, env=env, check=False)
@@ -70,26 +69,3 @@ def launch(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any],
             f"output is above. Set [train] devices = 1 to train in one process."
         )
     return json.loads(summary.read_text())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """One rank: ``python -m glc.training.ddp <request.json>`` under ``torchrun`` (see :func:`launch`)."""
-    ap = argparse.ArgumentParser(description="one DDP rank of glc training (started by glc.training.ddp.launch)")
-    ap.add_argument("request", type=Path)
-    a = ap.parse_args(argv)
-    if not in_distributed_run():
-        raise SystemExit("glc.training.ddp: run under torchrun (WORLD_SIZE > 1); glc.training.ddp.launch does that")
-    logging.basicConfig(level=logging.INFO, format=f"[rank {os.environ.get('RANK')}] %(levelname)s %(name)s: %(message)s")
-    req = json.loads(a.request.read_text())
-    from glc.io import write_json
-    from glc.training.trainer import train_model
-
-    summary = train_model(req["inputs_dir"], req["work_dir"], req["cfg"], req["run_name"], progress=req["progress"] and
-                          os.environ.get("RANK") == "0", wandb=req["wandb"], reader=req["reader"], pretrained=req["pretrained"] or None)
-    if os.environ.get("RANK") == "0":
-        write_json(Path(req["work_dir"]) / SUMMARY_FILE, summary)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Remote data and output roots (``gs://bucket/path`` on GCP) through fsspec, with the atomic-output rules kept.
+
+glc's readers and writers (Spark, pyarrow, rasterio, Pillow, torch) work on local POSIX paths, so a URL root is
+paired with a local working copy under the cache (``GLC_CACHE``, default ``~/.cache/glc``; one folder per root):
+
+* **Out-root URL** (the store of record): a task builds its artifact in the local copy exactly as for a local
+  out-root (temporary sibling, ``_SUCCESS`` last, input fingerprint ``_INPUTS``), then :func:`publish` uploads it
+  under a temporary prefix (``<artifact>.glc-tmp-<pid>-<hex>/``), moves it to the artifact's prefix, and writes the
+  remote ``_SUCCESS`` marker last (and removes an older marker first, so a half-replaced prefix is never complete).
+  A task is complete when the remote marker and fingerprint are there (:func:`remote_exists`, :func:`read_text`);
+  a task whose input artifact is complete remotely but absent (or stale) in its local copy downloads it first
+  (:func:`fetch`): a second machine, or a fresh VM, picks up where the first left off.
+* **Data-root URL**: mirrored once into the cache by :func:`mirror` (files already there with the same size are
+  kept; the mirror's own ``_SUCCESS`` is written last), and the tasks read the mirror.
+
+The filesystem comes from ``fsspec.url_to_fs`` (``gs://`` needs ``gcsfs``: ``pip install gcsfs``; credentials from
+``gcloud auth application-default login`` or ``GOOGLE_APPLICATION_CREDENTIALS``). Before any work a URL out-root
+is proven writable (:func:`check_writable_url`): no package, no credentials or no permission is an error naming
+the scheme and what to do. Tests use fsspec's ``memory://`` and ``file://`` filesystems as stand-ins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from glc.io import SUCCESS, TMP_MARK
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: Schemes and the package that serves them (for the error when it is missing).
+SCHEME_PACKAGES = {"gs": "gcsfs", "gcs": "gcsfs", "s3": "s3fs", "az": "adlfs", "abfs": "adlfs"}
+
+
+class StorageError(RuntimeError):
+    """A remote root cannot be used (package, credentials, permission); the message names the scheme and the fix."""
+
+
+def is_url(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` is a URL (``scheme://...``) rather than a local path."""
+    return bool(_URL.match(str(root)))
+
+
+def scheme(url: str) -> str:
+    """The URL's scheme (``gs``)."""
+    return str(url).split("://", 1)[0].lower()
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """``(fsspec filesystem, path inside it)`` for ``url``.
+
+    Raises:
+        StorageError: the scheme's package is not installed (named, with the pip command).
+    """
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as e:
+        s = scheme(url)
+        pkg = SCHEME_PACKAGES.get(s, f"the fsspec implementation of {s}://")
+        raise StorageError(f"{url}: the {s}:// scheme needs {pkg} ({e}); install it (pip install {pkg}) in the venv") from e
+
+
+def cache_root() -> Path:
+    """Where the local copies of URL roots live (``GLC_CACHE``, default ``~/.cache/glc``)."""
+    return Path(os.environ.get("GLC_CACHE", "~/.cache/glc")).expanduser().resolve()
+
+
+def local_copy(url: str, kind: str) -> Path:
+    """The local working copy of the URL root ``url``: ``<cache>/<kind>/<last part>-<12 hex of the URL>``."""
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", url.rstrip("/").rsplit("/", 1)[-1]) or "root"
+    return cache_root() / kind / f"{tail}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def join(url: str, *parts: str) -> str:
+    """``url/part/...`` (parts may contain ``/``)."""
+    return "/".join([url.rstrip("/"), *(str(p).strip("/") for p in parts if str(p))])
+
+
+def _credentials_hint(url: str) -> str:
+    s = scheme(url)
+    if s in ("gs", "gcs"):
+        return ("give this VM's service account Storage Object Admin on the bucket, or run `gcloud auth "
+                "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file")
+    return f"configure credentials for {s}:// (see the {SCHEME_PACKAGES.get(s, 'fsspec')} documentation)"
+
+
+def check_writable_url(url: str) -> None:
+    """Prove ``url`` is writable: write and delete a probe object.
+
+    Raises:
+        StorageError: naming the scheme: its package is missing, no credentials, or no permission.
+    """
+    fs, path = filesystem(url)
+    probe = join(path, f".glc-probe-{uuid.uuid4().hex[:8]}")
+    try:
+        fs.makedirs(path, exist_ok=True)
+        with fs.open(probe, "wb") as f:
+            f.write(b"glc")
+        fs.rm(probe)
+    except Exception as e:  # noqa: BLE001 - every backend raises its own (HttpError, PermissionError, ...)
+        raise StorageError(
+            f"out-root {url}: cannot write to this {scheme(url)}:// location ({type(e).__name__}: {e}); no credentials "
+            f"or no permission? {_credentials_hint(url)}"
+        ) from e
+
+
+def remote_exists(url: str) -> bool:
+    """Whether the object/file ``url`` exists."""
+    fs, path = filesystem(url)
+    return bool(fs.exists(path))
+
+
+def read_text(url: str) -> str | None:
+    """The text of ``url``, or None when it does not exist."""
+    fs, path = filesystem(url)
+    try:
+        with fs.open(path, "rb") as f:
+            return f.read().decode()
+    except FileNotFoundError:
+        return None
+
+
+def _upload_tree(fs: Any, local: Path, dest: str, skip: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+    n = 0
+    for p in sorted(local.rglob("*")):
+        if p.is_file() and p.relative_to(local).as_posix() not in skip:
+            fs.put_file(str(p), join(dest, p.relative_to(local).as_posix()))
+            n += 1
+    return n
+
+
+def publish(local: Path, url: str) -> None:
+    """Upload the finished local artifact ``local`` (a directory with ``_SUCCESS``, or a file) to ``url``.
+
+    Directory: the old remote marker is removed first, the files go to a temporary prefix, the prefix is moved onto
+    ``url`` and the remote ``_SUCCESS`` is written last. File: uploaded to a temporary name and moved.
+    """
+    fs, path = filesystem(url)
+    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if local.is_dir():
+        if not (local / SUCCESS).is_file():
+            raise ValueError(f"publish {local}: no {SUCCESS}; only complete artifacts are published")
+        if fs.exists(join(path, SUCCESS)):
+            fs.rm(join(path, SUCCESS))
+        _upload_tree(fs, local, tmp, skip={SUCCESS})
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.mv(tmp, path, recursive=True)
+        fs.put_file(str(local / SUCCESS), join(path, SUCCESS))  # last: the prefix is complete from here on
+    else:
+        fs.makedirs(fs._parent(path), exist_ok=True)
+        fs.put_file(str(local), tmp)
+        fs.mv(tmp, path)
+    log.info("published %s -> %s", local, url)
+
+
+def fetch(url: str, local: Path) -> None:
+    """Download the remote artifact ``url`` into ``local`` (atomically: a temporary sibling renamed into place).
+
+    Raises:
+        FileNotFoundError: ``url`` does not exist.
+    """
+    import shutil
+
+    from glc.io import atomic_path
+
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{url}: not found; the task that builds it must run first")
+    if fs.isdir(path):
+        with atomic_path(local) as tmp:
+            tmp.mkdir(parents=True)
+            for rel in sorted(fs.find(path)):
+                sub = rel[len(path.rstrip("/")) + 1:]
+                target = tmp / sub
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(rel, str(target))
+            if local.exists():
+                shutil.rmtree(local) if local.is_dir() else local.unlink()
+    else:
+        with atomic_path(local) as tmp:
+            fs.get_file(path, str(tmp))
+    log.info("fetched %s -> %s", url, local)
+
+
+def mirror(url: str, local: Path, progress_every: int = 1000) -> Path:
+    """Mirror the data root ``url`` into ``local`` (kept files of equal size are not downloaded again); the mirror's
+    ``_SUCCESS`` is written last, so an interrupted mirror is resumed, never used. Returns ``local``.
+
+    Raises:
+        StorageError: the scheme's package is missing or the root cannot be listed (names the scheme).
+        FileNotFoundError: nothing at ``url``.
+    """
+    from glc.io import atomic_file
+
+    if (local / SUCCESS).is_file():
+        return local
+    fs, path = filesystem(url)
+    try:
+        files = fs.find(path, detail=True)
+    except FileNotFoundError:
+        files = {}
+    except Exception as e:  # noqa: BLE001 - backend-specific auth errors
+        raise StorageError(f"data-root {url}: cannot list it ({type(e).__name__}: {e}); {_credentials_hint(url)}") from e
+    if not files:
+        raise FileNotFoundError(f"data-root {url}: no files there; check the URL")
+    base = path.rstrip("/")
+    got = 0
+    for i, (name, info) in enumerate(sorted(files.items()), 1):
+        rel = name[len(base) + 1:]
+        if rel == SUCCESS:
+            continue
+        target = local / rel
+        if target.is_file() and target.stat().st_size == int(info.get("size") or -1):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        fs.get_file(name, str(tmp))
+        os.replace(tmp, target)
+        got += 1
+        if i % progress_every == 0:
+            log.info("mirroring %s: %d/%d files", url, i, len(files))
+    with atomic_file(local / SUCCESS) as fh:
+        fh.write(f"mirror of {url}: {len(files)} files ({got} downloaded now)\n")
+    log.info("mirrored %s -> %s (%d files, %d downloaded)", url, local, len(files), got)
+    return local
