@@ -17,6 +17,8 @@ the file stem, so the temporary file is given the final file name inside a tempo
 
 from __future__ import annotations
 
+import io
+
 import os
 import shutil
 import tempfile
@@ -49,12 +51,14 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"cube kind must be one of {tuple(CUBE_SHAPES)}, got {kind!r}")
 
 
-def read_cube(path: str | Path, kind: CubeKind) -> np.ndarray:
+def read_cube(path: str | Path, kind: CubeKind, data: bytes | OSError | None = None) -> np.ndarray:
     """Read one cube file.
 
     Args:
         path: the ``.pt`` file.
         kind: ``"landsat"`` (expects :data:`LANDSAT_SHAPE`) or ``"bioclim"`` (:data:`BIOCLIM_SHAPE`).
+        data: the file's bytes (or the error reading them) when they were read ahead on an I/O thread pool
+            (:func:`glc.data.patches.read_bytes`); ``path`` then only names the file in messages.
 
     Returns:
         A C-contiguous float32 numpy copy of the cube (NaN kept).
@@ -66,9 +70,12 @@ def read_cube(path: str | Path, kind: CubeKind) -> np.ndarray:
     """
     _check_kind(kind)
     what = f"{kind} cube"
-    p = require_file(path, what)
+    if isinstance(data, OSError):
+        p = require_file(path, what)  # raises DataFileNotFoundError naming what was found there
+        raise DataError(f"{what} {p}: could not be read ({data}); check the file and its permissions") from data
+    p = require_file(path, what) if data is None else Path(path)
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError/UnpicklingError/EOFError/... for bad files
         raise DataError(
             f"{what} {p}: torch.load(weights_only=True) failed ({type(e).__name__}: {e}); expected a zip-format "

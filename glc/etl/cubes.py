@@ -275,10 +275,16 @@ def stage_csv_values(layout: Layout, sources: dict[str, str], staging: Path) -> 
 # Spark
 # ----------------------------------------------------------------------------------------------------------------
 def _load_kind(
-    rb: pa.RecordBatch, layout: Layout, kind: CubeKind, sources: dict[str, str], ids: np.ndarray, splits: list[str]
+    rb: pa.RecordBatch, layout: Layout, kind: CubeKind, sources: dict[str, str], ids: np.ndarray, splits: list[str],
+    pool: Any = None,
 ) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
-    """Raw cubes of one kind for a batch, from files or from the joined CSV values; bad inputs recorded."""
+    """Raw cubes of one kind for a batch, from files or from the joined CSV values; bad inputs recorded.
+
+    ``pool``: a thread pool that reads the cube files' bytes ahead (cold small-file reads are latency-bound; see
+    :data:`glc.etl.patches.IO_THREADS`), decoded here in order.
+    """
     from glc.data.cubes import read_cube
+    from glc.data.patches import read_bytes
 
     m = len(ids)
     shape = SHAPES[kind]
@@ -289,11 +295,14 @@ def _load_kind(
     if have.any():
         flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
         raw[have] = flat.reshape(int(have.sum()), *shape)
+    from_files = [sources[f"{kind}/{split}"] == "cubes" for split in splits]
+    paths = [layout.cube_path(split, kind, int(sid)) if f else None for sid, split, f in zip(ids, splits, from_files)]  # type: ignore[arg-type]
+    ahead = None if pool is None else iter(pool.map(read_bytes, [p for p in paths if p is not None]))
     for i, (sid, split) in enumerate(zip(ids, splits)):
-        if sources[f"{kind}/{split}"] == "cubes":
-            path = layout.cube_path(split, kind, int(sid))  # type: ignore[arg-type]
+        if from_files[i]:
+            path = paths[i]
             try:
-                raw[i] = read_cube(path, kind)
+                raw[i] = read_cube(path, kind, None if ahead is None else next(ahead))
             except DataError as e:
                 bad.append((i, str(path), f"surveyId {int(sid)} ({split}): {e}"))
         elif not have[i]:
@@ -309,6 +318,14 @@ def _cube_partition_fn(
     layout: Layout, sources: dict[str, str], n: int, batch_size: int, schema: pa.Schema, acc: Any = None
 ) -> Callable:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from glc.etl.patches import IO_THREADS
+
+        with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="cube-io") as pool:
+            yield from _cube_batches(batches, pool)
+
+    def _cube_batches(batches: Iterator[pa.RecordBatch], pool: Any) -> Iterator[pa.RecordBatch]:
         from glc.etl.profile import PhaseClock
 
         clock = PhaseClock(acc)
@@ -321,7 +338,7 @@ def _cube_partition_fn(
             bad: list[tuple[int, str, str]] = []
             feats: dict[str, Any] = {}
             for kind in CUBE_KINDS:
-                raw, kind_bad = _load_kind(rb, layout, kind, sources, ids, splits)  # type: ignore[arg-type]
+                raw, kind_bad = _load_kind(rb, layout, kind, sources, ids, splits, pool)  # type: ignore[arg-type]
                 clock.lap("read")
                 bad += kind_bad
                 ok[[i for i, _, _ in kind_bad]] = False

@@ -182,3 +182,20 @@ def test_corrupt_and_missing_cube(kaggle_samples: Layout, tmp_path: Path) -> Non
         read_bioclim_cube(kaggle_samples, "test", 642)
     with pytest.raises(ValueError, match="cube kind must be one of"):
         read_cube(cut, "sentinel")  # type: ignore[arg-type]
+
+
+def test_read_ahead_bytes_decode_like_the_file_and_read_errors_name_it(tmp_path: Path) -> None:
+    from glc.data.patches import read_bytes
+
+    arr = np.arange(6 * 4 * 21, dtype=np.float32).reshape(6, 4, 21)
+    path = write_cube(tmp_path / "c.pt", arr, "landsat")
+    ahead = read_bytes(path)
+    assert isinstance(ahead, bytes)
+    np.testing.assert_array_equal(read_cube(path, "landsat", ahead), read_cube(path, "landsat"))
+    missing = tmp_path / "gone.pt"
+    with pytest.raises(DataFileNotFoundError, match="gone.pt"):
+        read_cube(missing, "landsat", read_bytes(missing))
+    with pytest.raises(DataError, match=r"c\.pt: could not be read"):
+        read_cube(path, "landsat", PermissionError(13, "Permission denied"))
+    with pytest.raises(DataError, match=r"c\.pt: torch.load"):
+        read_cube(path, "landsat", b"not a zip")
