@@ -77,6 +77,19 @@ def score(name: str, world: Path, out_root: Path) -> dict[str, Any]:
     }
 
 
+def pick_experiments(text: str, flag: str) -> list[str]:
+    """The experiments named in ``text`` (comma-separated; empty = every ``tasks/*.toml``); an unknown name exits
+    naming ``flag`` and the known ones."""
+    from glc.config import TASKS_DIR
+
+    known = sorted(p.stem for p in TASKS_DIR.glob("*.toml"))
+    names = [n.strip() for n in text.split(",") if n.strip()] or known
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise SystemExit(f"{flag}: unknown experiment(s) {bad}; known: {known}")
+    return names
+
+
 def _gpu() -> bool:
     import torch
 
@@ -128,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     known = sorted(p.stem for p in TASKS_DIR.glob("*.toml"))
-    names = [n.strip() for n in a.only.split(",") if n.strip()] or known
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise SystemExit(f"--only: unknown experiment(s) {bad}; known: {known}")
+    names = pick_experiments(a.only, "--only")
     if not (a.world / "_SUCCESS").exists():
         generate_world(a.world, scale="demo", seed=0)
     if a.fresh and a.out_root.exists():

@@ -1,0 +1,238 @@
+"""The whole DAG on the full-scale synthetic world: per-task wall time, peak RSS of the process tree, disk, scores.
+
+``python -m bench.full_dag [--data-root data/synthetic/full-seed0] [--out-root out-bench/full]
+[--experiments a,b | --budget-hours H]`` (``make bench-full``) generates the full world if it is missing (88,987
+PA-train + 4,716 PA-test surveys + PO, Kaggle layout), then runs, one Luigi invocation per step in a child process:
+
+1. the ETL tasks one by one (``SurveyTable``, ``EnvFeatures``, ``CubeFeatures``, ``PatchTiles``, ``RasterTiles`` for
+   every raster group), so each task's wall time and peak memory are its own;
+2. ``Submission`` for the goal experiments (``frequency``, ``knn``, ``geolocation-asl``: neighbours, kNN, the
+   geolocation MLP through Petastorm and Lightning), then every other CPU experiment in ``tasks/`` (cheapest first,
+   by their demo-world wall time in ``bench/results/synth_leaderboard.json``) while the ``--budget-hours`` last;
+   an experiment not started for lack of budget is listed as such, never silently absent.
+
+Each child registers Luigi's ``PROCESSING_TIME`` event, so every task the step ran (``Neighbours``,
+``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds. The parent samples the child's
+whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak RSS and the
+CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds over the same wall time (the
+difference is what else shared the machine), and measures the
+out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
+(:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json``; the goal (issue 16): ETL + neighbours
++ kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
+so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_EXPERIMENTS = ("frequency", "knn", "geolocation-asl")
+RSS_BUDGET_GB = 16.0
+GOAL_HOURS = 2.0
+
+
+def child_main(step: list[str], timings_path: str) -> int:
+    """Run one Luigi step in this process, recording every task's processing seconds to ``timings_path``."""
+    import luigi
+
+    from glc.io import write_json
+
+    times: list[dict[str, Any]] = []
+
+    @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
+    def _record(task: luigi.Task, seconds: float) -> None:
+        times.append({"task": task.task_family, "id": task.task_id, "seconds": round(float(seconds), 1)})
+
+    ok = luigi.run(["--module", "glc.tasks", *step, "--local-scheduler"], detailed_summary=False)
+    write_json(Path(timings_path), {"ok": bool(ok), "tasks": times})
+    return 0 if ok else 1
+
+
+def dir_bytes(root: Path) -> int:
+    """Bytes of every file under ``root`` (0 when it does not exist)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: float | None) -> dict[str, Any]:
+    """One child Luigi invocation: wall seconds, peak tree RSS (GB), CPU seconds (its own, the machine's), per-task seconds, exit code."""
+    import psutil
+
+    from bench.synth import _tree_rss
+
+    def busy() -> float:
+        c = psutil.cpu_times()
+        return c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = Path(tmp) / "timings.json"
+        busy0 = busy()
+        cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> last seen user + system seconds
+        t0 = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "bench.full_dag", "--child", timings.as_posix(), "--", *step], cwd=REPO,
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = psutil.Process(child.pid)
+        peak, timed_out = 0, False
+        import threading
+
+        err_lines: list[str] = []
+        reader = threading.Thread(target=lambda: err_lines.extend(child.stderr or []), daemon=True)
+        reader.start()
+        while child.poll() is None:
+            peak = max(peak, _tree_rss(proc))
+            try:
+                members = [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                members = []
+            for p in members:
+                try:
+                    with p.oneshot():
+                        t = p.cpu_times()
+                        cpu[(p.pid, p.create_time())] = t.user + t.system
+                except psutil.Error:
+                    pass
+            if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
+                timed_out = True
+                for p in [*proc.children(recursive=True), proc]:
+                    try:
+                        p.kill()
+                    except psutil.Error:
+                        pass
+                child.wait()
+                break
+            time.sleep(0.5)
+        reader.join(timeout=10)
+        wall = time.perf_counter() - t0
+        busy1 = busy()
+        tasks = json.loads(timings.read_text())["tasks"] if timings.exists() else []
+    row = {"step": " ".join(step), "seconds": round(wall, 1), "peak_rss_gb": round(peak / 2**30, 2),
+           "cpu_seconds": round(sum(cpu.values()), 1),
+           "machine_busy_cpu_seconds": round(busy1 - busy0, 1), "returncode": child.returncode, "tasks": tasks,
+           "out_root_gb_after": round(dir_bytes(out_root) / 2**30, 2)}
+    if timed_out:
+        row["timed_out_after_s"] = timeout_s
+    if child.returncode != 0:
+        row["stderr_tail"] = "".join(err_lines)[-3000:]
+    return row
+
+
+def experiment_order(names: list[str]) -> list[str]:
+    """Goal experiments first, then the rest by their demo-world DAG wall time (unknown last, by name)."""
+    path = REPO / "bench" / "results" / "synth_leaderboard.json"
+    demo = {r["experiment"]: r.get("wall_seconds") for r in json.loads(path.read_text())["experiments"]} if path.exists() else {}
+    goal = [n for n in GOAL_EXPERIMENTS if n in names]
+    rest = sorted((n for n in names if n not in goal), key=lambda n: (demo.get(n) is None, demo.get(n) or 0, n))
+    return goal + rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the full DAG and write ``bench/results/full_dag.json``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--child"]:
+        return child_main(argv[3:], argv[1])
+
+    from bench.common import write_result
+    from bench.leaderboard import _gpu, pick_experiments, score
+    from glc.config import load_experiment
+    from glc.data.layout import RASTER_GROUPS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", type=Path, default=REPO / "data" / "synthetic" / "full-seed0")
+    ap.add_argument("--out-root", type=Path, default=REPO / "out-bench" / "full")
+    ap.add_argument("--experiments", default="", help="comma-separated experiments (default: every CPU one in tasks/)")
+    ap.add_argument("--budget-hours", type=float, default=None,
+                    help="start no further experiment after this many hours (the goal experiments always run)")
+    ap.add_argument("--step-timeout-hours", type=float, default=None, help="kill a step that runs longer (recorded)")
+    ap.add_argument("--fresh", action="store_true", help="remove the output root first (every time measured)")
+    a = ap.parse_args(argv)
+    names = pick_experiments(a.experiments, "--experiments")
+    if not (a.data_root / "_SUCCESS").exists():
+        from glc.synth import generate_world
+
+        print(f"generating the full synthetic world at {a.data_root} (~15 min)", flush=True)
+        generate_world(a.data_root, scale="full", seed=0)
+    if a.fresh and a.out_root.exists():
+        shutil.rmtree(a.out_root)
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0",
+           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true"}
+    common = ["--data-root", str(a.data_root), "--out-root", str(a.out_root)]
+    timeout = a.step_timeout_hours * 3600 if a.step_timeout_hours else None
+    t_start = time.perf_counter()
+    etl, experiments = [], []
+    steps = [["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]] + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)]
+    for s in steps:
+        r = run_step([*s, *common], env, a.out_root, timeout)
+        etl.append(r)
+        print(json.dumps({k: v for k, v in r.items() if k not in ("stderr_tail", "tasks")}), flush=True)
+        if r["returncode"] != 0:
+            print(r.get("stderr_tail", ""), file=sys.stderr)
+            break
+    etl_ok = all(r["returncode"] == 0 for r in etl) and len(etl) == len(steps)
+    for name in experiment_order(names) if etl_ok else []:
+        cfg = load_experiment(name)
+        row: dict[str, Any] = {"experiment": name, "model": cfg["model"]["kind"], "goal": name in GOAL_EXPERIMENTS}
+        elapsed_h = (time.perf_counter() - t_start) / 3600
+        if cfg["train"]["accelerator"] in ("gpu", "cuda") and not _gpu():
+            row["not_run"] = "its [train] accelerator needs a GPU; this machine has none"
+        elif name not in GOAL_EXPERIMENTS and a.budget_hours is not None and elapsed_h > a.budget_hours:
+            row["not_run"] = f"--budget-hours {a.budget_hours} spent ({elapsed_h:.2f} h elapsed) before it could start"
+        if "not_run" in row:
+            experiments.append(row)
+            print(f"{name}: not run ({row['not_run']})", flush=True)
+            continue
+        r = run_step(["Submission", "--experiment", name, *common], env, a.out_root, timeout)
+        row.update(r)
+        if r["returncode"] == 0:
+            row.update({k: v for k, v in score(name, a.data_root, a.out_root).items() if k not in ("experiment", "model")})
+        experiments.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
+    ran = [r for r in experiments if "returncode" in r]
+    goal_rows = [r for r in ran if r["goal"]]
+    goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds"] for r in goal_rows)
+    peak = max([r["peak_rss_gb"] for r in etl + ran] or [0.0])
+    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS) & set(names)
+    n_surveys = None
+    for p in (a.out_root).glob("*/surveys/_SUCCESS"):
+        n_surveys = json.loads(p.read_text()).get("surveys")
+    res = {
+        "data_root": str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
+        "surveys": n_surveys,
+        "etl": etl,
+        "experiments": experiments,
+        "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
+        "goal": {"steps": "ETL + Submission for " + ", ".join(GOAL_EXPERIMENTS) + " (neighbours, kNN, geolocation MLP)",
+                 "seconds": round(goal_seconds, 1), "hours": round(goal_seconds / 3600, 3), "limit_hours": GOAL_HOURS,
+                 "peak_rss_gb": max([r["peak_rss_gb"] for r in etl + goal_rows] or [0.0]), "limit_rss_gb": RSS_BUDGET_GB,
+                 "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and peak <= RSS_BUDGET_GB)},
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+        "max_peak_rss_gb": peak,
+        "out_root_gb": round(dir_bytes(a.out_root) / 2**30, 2),
+        "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
+    }
+    path = write_result("full_dag", res)
+    print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {peak} GB, disk {res['out_root_gb']} GB, "
+          f"all ok: {res['all_ok']}; wrote {path}", flush=True)
+    for r in experiments:
+        print(f"  {r['experiment']}: " + (f"test sample-F1 {r['test_sample_f1']:.4f}, {r['seconds']} s" if "test_sample_f1" in r
+                                         else r.get("not_run", f"FAILED (exit {r.get('returncode')})")), flush=True)
+    return 0 if res["all_ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
