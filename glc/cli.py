@@ -76,10 +76,14 @@ def _cmd_oracle(a: argparse.Namespace) -> int:
 def _cmd_show(a: argparse.Namespace) -> int:
     import json
 
+    from glc.storage import local_root
     from glc.tasks import Report, Submission
 
     kw = {"experiment": a.experiment, "data_root": a.data_root, "out_root": a.out_root}
     sub, rep = Submission(**kw), Report(**kw)
+    if sub.complete() and rep.complete():  # a URL out-root: the local copies of what this reads
+        sub.ensure_local()
+        rep.ensure_local()
     if not sub.complete():
         print(f"experiment {a.experiment!r} has no submission yet under {a.out_root}; run: make {a.experiment}", file=sys.stderr)
         return 1
@@ -88,7 +92,7 @@ def _cmd_show(a: argparse.Namespace) -> int:
     print(f"validation sample-F1 ({report['config']['model']['kind']}, decoder {report['decoder']}): {v['sample_f1']:.4f}")
     for name, b in report["baselines"].items():
         print(f"  reference {name}: {b['sample_f1']:.4f}")
-    truth = Path(a.data_root) / "_truth" / "GLC24_SOLUTION_FILE.csv"
+    truth = local_root(a.data_root) / "_truth" / "GLC24_SOLUTION_FILE.csv"
     if truth.exists():  # a synthetic world: its hidden test labels score the submission as Kaggle would
         from glc.data.metadata import read_species_lists
         from glc.metrics import score_submission
@@ -172,7 +176,7 @@ def _cmd_map(a: argparse.Namespace) -> int:
         from glc.data.extent import data_extent
         from glc.predict.maps import map_grid
 
-        map_grid(data_extent(a.data_root), task.bbox or None, task.resolution_km, task.crs)  # bad bbox/res: fail fast
+        map_grid(data_extent(task.local_data_root), task.bbox or None, task.resolution_km, task.crs)  # bad bbox/res: fail fast
         if species:
             from glc.tasks.maps import build_point_model
 

@@ -21,11 +21,13 @@ the scheme and what to do. Tests use fsspec's ``memory://`` and ``file://`` file
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,11 @@ def local_copy(url: str, kind: str) -> Path:
     return cache_root() / kind / f"{tail}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
+def local_root(root: str | os.PathLike[str], kind: str = "data") -> Path:
+    """A root as a local path: itself, or for a URL its local copy (the data mirror, the out-root working copy)."""
+    return local_copy(str(root), kind) if is_url(root) else Path(root)
+
+
 def join(url: str, *parts: str) -> str:
     """``url/part/...`` (parts may contain ``/``)."""
     return "/".join([url.rstrip("/"), *(str(p).strip("/") for p in parts if str(p))])
@@ -101,7 +108,8 @@ def check_writable_url(url: str) -> None:
     fs, path = filesystem(url)
     probe = join(path, f".glc-probe-{uuid.uuid4().hex[:8]}")
     try:
-        fs.makedirs(path, exist_ok=True)
+        if "file" in fs.protocol or "local" in fs.protocol:  # object stores have no folders (and gcsfs.makedirs
+            fs.makedirs(path, exist_ok=True)                  # would create a mistyped bucket)
         with fs.open(probe, "wb") as f:
             f.write(b"glc")
         fs.rm(probe)
@@ -162,6 +170,22 @@ def publish(local: Path, url: str) -> None:
     log.info("published %s -> %s", local, url)
 
 
+@contextlib.contextmanager
+def local_lock(local: Path) -> Iterator[None]:
+    """An exclusive lock on ``local``'s working copy (a ``.<name>.lock`` file beside it), held while it is checked and
+    downloaded: two worker processes that need the same input download it once, and never replace a copy the other
+    is reading."""
+    import fcntl
+
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with open(local.with_name(f".{local.name}.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def fetch(url: str, local: Path) -> None:
     """Download the remote artifact ``url`` into ``local`` (atomically: a temporary sibling renamed into place).
 
@@ -189,6 +213,26 @@ def fetch(url: str, local: Path) -> None:
         with atomic_path(local) as tmp:
             fs.get_file(path, str(tmp))
     log.info("fetched %s -> %s", url, local)
+
+
+def _remote_mtime_ns(info: dict[str, Any]) -> int | None:
+    """The modification time of a listed object in ns (``mtime``, ``updated``, ``LastModified`` or ``created``), or
+    None when the backend gives none."""
+    import datetime as dt
+
+    for key in ("mtime", "updated", "LastModified", "last_modified", "created"):
+        v = info.get(key)
+        if v is None:
+            continue
+        if isinstance(v, (int, float)):
+            return int(round(float(v) * 1e9))
+        if isinstance(v, dt.datetime):
+            return int(round(v.timestamp() * 1e9))
+        try:
+            return int(round(dt.datetime.fromisoformat(str(v).replace("Z", "+00:00")).timestamp() * 1e9))
+        except ValueError:
+            continue
+    return None
 
 
 def mirror(url: str, local: Path, progress_every: int = 1000) -> Path:
@@ -219,11 +263,16 @@ def mirror(url: str, local: Path, progress_every: int = 1000) -> Path:
         if rel == SUCCESS:
             continue
         target = local / rel
-        if target.is_file() and target.stat().st_size == int(info.get("size") or -1):
-            continue
+        mtime_ns = _remote_mtime_ns(info)
+        if target.is_file():
+            st = target.stat()
+            if st.st_size == int(info.get("size") or -1) and (mtime_ns is None or st.st_mtime_ns == mtime_ns):
+                continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         fs.get_file(name, str(tmp))
+        if mtime_ns is not None:  # the remote object's time: input fingerprints agree on every machine
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, target)
         got += 1
         if i % progress_every == 0:

@@ -83,6 +83,23 @@ def test_url_out_root_end_to_end_and_a_second_machine(spark, tiny_world: Path, t
     assert not SurveyTable(data_root=str(tiny_world), out_root=bucket).complete()
 
 
+def test_url_data_root_runs_the_dag_and_fingerprints_agree_across_machines(spark, tiny_world: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    local = Submission(experiment=EXPERIMENT, data_root=str(tiny_world), out_root=str(tmp_path / "out"))
+    assert _build(local)
+    url = f"file://{tiny_world}"
+    monkeypatch.setenv("GLC_CACHE", str(tmp_path / "cache-a"))
+    remote_data = Submission(experiment=EXPERIMENT, data_root=url, out_root=str(tmp_path / "out"))
+    assert _build(remote_data)  # MirrorData, then the DAG on the mirror
+    assert Path(remote_data.output().path).read_bytes() == Path(local.output().path).read_bytes()
+    fp_a = SurveyTable(data_root=url, out_root=str(tmp_path / "out")).input_fingerprint()
+    # another machine (another cache): the same fingerprints, so the artifacts built on the first count as done
+    monkeypatch.setenv("GLC_CACHE", str(tmp_path / "cache-b"))
+    mirror(url, Path(SurveyTable(data_root=url, out_root=str(tmp_path / "out")).local_data_root))
+    assert SurveyTable(data_root=url, out_root=str(tmp_path / "out")).input_fingerprint() == fp_a
+    assert Submission(experiment=EXPERIMENT, data_root=url, out_root=str(tmp_path / "out")).complete()
+
+
 def test_publish_that_dies_part_way_leaves_no_marker(tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     art = tmp_path / "art"
     art.mkdir()

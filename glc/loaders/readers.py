@@ -28,8 +28,10 @@ Every reader visits each row of the split exactly once per epoch, with any numbe
 the ``DataLoader``; row groups/rows are sharded by ``torch.utils.data.get_worker_info()``). Each worker's last
 batch of an epoch may be short, so with W > 1 workers the row-group readers yield between ``ceil(N / B)`` and
 ``ceil(N / B) + W - 1`` batches depending on the epoch; ``len()`` reports that upper bound (Lightning reads
-``len()`` once and would otherwise cut later epochs short; an epoch that ends earlier simply stops). Multi-process
-training (``torch.distributed``) is not supported: ranks would get unequal batch counts.
+``len()`` once and would otherwise cut later epochs short; an epoch that ends earlier simply stops). Under DDP
+(``torch.distributed``, :mod:`glc.training.ddp`) every DataLoader worker of every rank reads its own shard, the
+training loader yields the same number of batches on every rank (``equal_shards``), and ``len()`` is this rank's
+exact count in the coming epoch.
 
 Petastorm configuration (measured with ``bench/loader.py``): ``make_batch_reader`` with
 ``reader_pool_type="thread"``, ``workers_count=1``, ``shuffle_row_groups=False`` (our file order) and, per
@@ -613,11 +615,13 @@ def _world() -> tuple[int, int]:
 
 def _shard() -> tuple[int, int]:
     """(shard index, number of shards) of the caller: every DataLoader worker of every DDP rank reads its own shard
-    (``rank * workers + worker`` of ``world_size * workers``; ``(0, 1)`` in one plain process)."""
+    (``worker * world_size + rank`` of ``world_size * workers``; ``(0, 1)`` in one plain process). Row groups are
+    dealt round-robin over the shards, so with ranks interleaved every rank has rows as soon as there are as many
+    row groups as ranks."""
     rank, world = _world()
     info = get_worker_info()
     worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-    return rank * workers + worker, world * workers
+    return worker * world + rank, world * workers  # ranks interleaved: each rank gets row groups from the start
 
 
 class SurveyIterableDataset(IterableDataset):
@@ -714,8 +718,15 @@ class SurveyIterableDataset(IterableDataset):
         workers = max(1, self.num_workers)
         if self.equal_shards:
             return workers * self.shard_batches(world * workers)
-        return sum(math.ceil(self.source.worker_rows(self.plan(rank * workers + w, world * workers)) / self.batch_size)
-                   for w in range(workers))
+        n = sum(math.ceil(self.source.worker_rows(self.plan(w * world + rank, world * workers)) / self.batch_size)
+                for w in range(workers))
+        if n == 0:
+            raise ValueError(
+                f"DDP: rank {rank} of {world} has no rows of {self.source.info.directory} (fewer row groups than ranks); "
+                "write the model inputs with more part files or row groups (ModelInputs --files-per-split), or use "
+                "fewer devices"
+            )
+        return n
 
 
 class EpochDataLoader(torch.utils.data.DataLoader):

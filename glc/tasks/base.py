@@ -85,11 +85,13 @@ def check_scheduler(url: str, timeout_s: float = 10.0) -> None:
 
 
 def normalize_root(value: str | Path) -> str:
-    """An absolute local path (``~`` expanded), or a URL (``scheme://...``) unchanged but for a trailing slash."""
+    """An absolute local path (``~`` expanded, symlinks resolved), or a URL (``scheme://...``) unchanged but for a
+    trailing slash."""
     text = str(value)
     if "://" in text:
-        return text.rstrip("/")
-    return os.path.abspath(os.path.expanduser(text))
+        head, rest = text.split("://", 1)
+        return f"{head}://{rest.rstrip('/')}"
+    return os.path.realpath(os.path.expanduser(text))  # symlinks resolved, as dataset_key does
 
 
 class RootParameter(luigi.Parameter):
@@ -161,7 +163,7 @@ class GlcTask(luigi.Task):
         if is_url(self.data_root):
             from glc.tasks.raw import MirrorData
 
-            return MirrorData(data_root=self.data_root)
+            return MirrorData(data_root=self.data_root, mirror_dir=self.local_data_root)
         return raw_data_task(self.data_root)
 
     # -- input fingerprints -----------------------------------------------------------------------------------
@@ -183,8 +185,17 @@ class GlcTask(luigi.Task):
         from glc.data.fingerprint import combine, path_fingerprint
 
         deps = [t.input_fingerprint() for t in luigi.task.flatten(self.requires()) if isinstance(t, GlcTask)]
-        raws = [(str(p), path_fingerprint(p)) for p in self.raw_inputs()]
+        raws = [(self._raw_key(p), path_fingerprint(p)) for p in self.raw_inputs()]
         return combine([type(self).__name__, raws, sorted(deps)])
+
+    def _raw_key(self, path: Path) -> str:
+        """How a raw input is named in the fingerprint: its path, or for a URL data root its path inside the mirror
+        (the mirror's location differs between machines; its files keep the remote objects' times)."""
+        from glc.storage import is_url
+
+        if is_url(self.data_root):
+            return os.path.relpath(path, self.local_data_root)
+        return str(path)
 
     def stamp_paths(self) -> list[Path]:
         """Where the fingerprint of each output is kept."""
@@ -233,32 +244,46 @@ class GlcTask(luigi.Task):
     def fetch_inputs(self) -> None:
         """Download the artifacts of the GlcTask dependencies that live under a URL out-root and are absent or stale
         in the local copy (another machine built them)."""
-        from glc.storage import fetch, is_url, read_text
-
         for dep in luigi.task.flatten(self.requires()):
-            if not isinstance(dep, GlcTask) or not is_url(dep.out_root):
-                continue
-            for target, stamp in zip(luigi.task.flatten(dep.output()), dep.stamp_paths()):
-                remote_stamp = read_text(dep.remote_of(stamp))
+            if isinstance(dep, GlcTask):
+                dep.ensure_local()
+
+    def ensure_local(self) -> None:
+        """With a URL out-root: make the local copy of each output match the remote one (same fingerprint), downloading
+        it under a lock (two worker processes needing one input download it once; a matching copy is never
+        replaced under a reader). Nothing to do for a local out-root."""
+        from glc.storage import fetch, is_url, local_lock, read_text
+
+        if not is_url(self.out_root):
+            return
+        for target, stamp in zip(luigi.task.flatten(self.output()), self.stamp_paths()):
+            local = target.dir if isinstance(target, FlagTarget) else Path(target.path)
+            with local_lock(local):
+                remote_stamp = read_text(self.remote_of(stamp))
                 local_stamp = stamp.read_text() if stamp.is_file() else None
                 if Path(target.path).exists() and local_stamp == remote_stamp:
                     continue
                 if isinstance(target, FlagTarget):
-                    fetch(dep.remote_of(target.dir), target.dir)
+                    fetch(self.remote_of(target.dir), target.dir)
                 else:
-                    fetch(dep.remote_of(target.path), Path(target.path))
-                    fetch(dep.remote_of(stamp), stamp)
+                    fetch(self.remote_of(target.path), local)
+                    fetch(self.remote_of(stamp), stamp)
 
     def publish_outputs(self) -> None:
-        """Upload this task's finished outputs (and their fingerprints) to a URL out-root, markers last."""
-        from glc.storage import publish
+        """Upload this task's finished outputs (and their fingerprints) to a URL out-root, completion markers last:
+        a directory's remote ``_SUCCESS``; a file's fingerprint (removed first, so a half-replaced file never has
+        a matching one)."""
+        from glc.storage import filesystem, publish
 
         for target, stamp in zip(luigi.task.flatten(self.output()), self.stamp_paths()):
             if isinstance(target, FlagTarget):
                 publish(target.dir, self.remote_of(target.dir))
             else:
-                publish(stamp, self.remote_of(stamp))
+                fs, remote_stamp = filesystem(self.remote_of(stamp))
+                if fs.exists(remote_stamp):
+                    fs.rm(remote_stamp)
                 publish(Path(target.path), self.remote_of(target.path))
+                publish(stamp, self.remote_of(stamp))
 
     def write_stamps(self) -> None:
         """Record the current input fingerprint beside every output (called after a successful ``run``)."""

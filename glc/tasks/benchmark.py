@@ -59,6 +59,11 @@ class RealCV(luigi.Task):
         """``_SUCCESS`` of the result folder."""
         import hashlib
 
+        from glc.storage import is_url
+
+        if is_url(self.out_root):
+            raise ValueError(f"RealCV --out-root {self.out_root}: the real-data benchmark writes to a local folder only; "
+                             "pass a local path (the URL out-root is for the DAG's artifacts)")
         key = hashlib.sha256(json.dumps([self.model_table(), [Path(r).name for r in self.rasters]], sort_keys=True).encode()).hexdigest()[:8]
         return FlagTarget(Path(self.out_root) / "benchmarks" / f"real_cv-f{self.folds}-b{self.block_km:g}-s{self.seed}-{key}")
 

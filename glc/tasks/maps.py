@@ -45,7 +45,7 @@ def load_point_model(task: ExperimentTask, inputs: dict[str, Any]) -> Any:  # no
     kw: dict[str, Any] = {}
     if "model" in inputs:
         kw = {"checkpoint": inputs["model"].dir / CHECKPOINT, "meta": read_meta(inputs["inputs"].dir)}
-    return PointModel(task.cfg, train, extent=data_extent(task.data_root), **kw)
+    return PointModel(task.cfg, train, extent=data_extent(task.local_data_root), **kw)
 
 
 def build_point_model(experiment: str, data_root: str, out_root: str) -> Any:  # noqa: ANN401
@@ -87,6 +87,8 @@ class SpeciesMap(ExperimentTask):
         """The land-mask raster (a changed mask redraws the map; the other rasters do not concern it)."""
         from glc.data.extent import mask_raster
 
+        if self.layout_or_none() is None:  # the data root is not there yet (a world to generate, a URL to mirror)
+            return []
         picked = mask_raster(self.local_data_root)
         return [picked] if picked is not None else []
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import luigi
 
 from glc.data.layout import LayoutError, detect_layout
@@ -27,18 +30,19 @@ class MirrorData(luigi.Task):
     when the mirror's ``_SUCCESS`` (written last) exists. The tasks read the mirror (``GlcTask.local_data_root``)."""
 
     data_root = luigi.Parameter()
+    # The mirror is local to a machine: with one luigid serving several machines, each mirrors for itself.
+    host = luigi.Parameter(default=socket.gethostname(), description="the machine whose mirror this is")
+    mirror_dir = luigi.Parameter(default="", description="the mirror folder (default: from GLC_CACHE and the URL)")
 
     def output(self) -> luigi.LocalTarget:
         """The mirror's ``_SUCCESS``."""
         from glc.io import SUCCESS
         from glc.storage import local_copy
 
-        return luigi.LocalTarget(str(local_copy(self.data_root, "data") / SUCCESS))
+        return luigi.LocalTarget(str(Path(self.mirror_dir or local_copy(self.data_root, "data")) / SUCCESS))
 
     def run(self) -> None:
         """Download what the mirror lacks, then write its marker."""
-        from pathlib import Path
-
         from glc.storage import mirror
 
         mirror(self.data_root, Path(self.output().path).parent)

@@ -90,3 +90,24 @@ def test_training_shards_yield_equal_batches_and_an_empty_shard_is_an_error(inpu
     assert len(set(counts)) == 1 and counts[0] == ds.shard_batches(3)
     with pytest.raises(ValueError, match="has no rows"):
         ds.shard_batches(17)
+
+
+def test_every_rank_gets_validation_rows_with_few_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranks are interleaved over the row groups: 2 ranks x 2 DataLoader workers over 2 val row groups still give
+    each rank one (rank-major shards would give rank 1 none and hang DDP validation)."""
+    from glc.loaders import readers
+
+    make_fake_inputs(tmp_path, ("env",), sizes={"train": 100, "val": 50, "test": 10}, num_classes=12, label_width=4,
+                     widths={"env": 5}, rows_per_file=100, row_group_size=25)
+    info = scan_split(tmp_path / "val", read_meta(tmp_path), ("surveyId", "labels"))
+    assert len([p for p in info.pieces if p.num_rows]) == 2
+    for rank in range(2):
+        monkeypatch.setattr(readers, "_world", lambda r=rank: (r, 2))
+        ds = SurveyIterableDataset(ArrowSource(info), 10, shuffle=False, seed=0, num_classes=12, with_target=False, num_workers=2)
+        assert len(ds) == 3  # 25 rows in batches of 10
+    monkeypatch.setattr(readers, "_world", lambda: (1, 3))  # 3 ranks, 2 row groups: rank 1 has one, rank 2 none
+    ds = SurveyIterableDataset(ArrowSource(info), 10, shuffle=False, seed=0, num_classes=12, with_target=False)
+    assert len(ds) == 3
+    monkeypatch.setattr(readers, "_world", lambda: (2, 3))
+    with pytest.raises(ValueError, match="rank 2 of 3 has no rows"):
+        len(ds)
