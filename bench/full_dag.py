@@ -19,7 +19,8 @@ difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
 (:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json``; the goal (issue 16): ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
-so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times.
+so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
+experiments to an existing ``full_dag.json`` later (same data root and out-root; the ETL rows are kept, not re-run).
 """
 
 from __future__ import annotations
@@ -160,7 +161,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="start no further experiment after this many hours (the goal experiments always run)")
     ap.add_argument("--step-timeout-hours", type=float, default=None, help="kill a step that runs longer (recorded)")
     ap.add_argument("--fresh", action="store_true", help="remove the output root first (every time measured)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add these experiments to the existing full_dag.json (same data root; its ETL rows and other "
+                         "experiments kept; the ETL steps are not re-run: their artifacts must be in --out-root)")
     a = ap.parse_args(argv)
+    if a.merge and a.fresh:
+        raise SystemExit("--merge keeps the artifacts of the earlier run: do not combine it with --fresh")
+    old: dict[str, Any] = {}
+    if a.merge:
+        path = REPO / "bench" / "results" / "full_dag.json"
+        if not path.exists():
+            raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
+        old = json.loads(path.read_text())["results"]
+        here = str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root)
+        if old.get("data_root") != here:
+            raise SystemExit(f"--merge: {path} is of data root {old.get('data_root')!r}, not {here!r}")
     names = pick_experiments(a.experiments, "--experiments")
     if not (a.data_root / "_SUCCESS").exists():
         from glc.synth import generate_world
@@ -174,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--data-root", str(a.data_root), "--out-root", str(a.out_root)]
     timeout = a.step_timeout_hours * 3600 if a.step_timeout_hours else None
     t_start = time.perf_counter()
-    etl, experiments = [], []
+    etl, experiments = list(old.get("etl", [])), []
     steps = [["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]] + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)]
-    for s in steps:
+    for s in [] if a.merge else steps:
         r = run_step([*s, *common], env, a.out_root, timeout)
         etl.append(r)
         print(json.dumps({k: v for k, v in r.items() if k not in ("stderr_tail", "tasks")}), flush=True)
@@ -202,11 +217,14 @@ def main(argv: list[str] | None = None) -> int:
             row.update({k: v for k, v in score(name, a.data_root, a.out_root).items() if k not in ("experiment", "model")})
         experiments.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
+    if a.merge:
+        experiments = [r for r in old.get("experiments", []) if r["experiment"] not in names] + experiments
     ran = [r for r in experiments if "returncode" in r]
     goal_rows = [r for r in ran if r["goal"]]
     goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds"] for r in goal_rows)
     peak = max([r["peak_rss_gb"] for r in etl + ran] or [0.0])
-    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS) & set(names)
+    goal_peak = max([r["peak_rss_gb"] for r in etl + goal_rows] or [0.0])
+    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS)
     n_surveys = None
     for p in (a.out_root).glob("*/surveys/_SUCCESS"):
         n_surveys = json.loads(p.read_text()).get("surveys")
@@ -218,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
         "goal": {"steps": "ETL + Submission for " + ", ".join(GOAL_EXPERIMENTS) + " (neighbours, kNN, geolocation MLP)",
                  "seconds": round(goal_seconds, 1), "hours": round(goal_seconds / 3600, 3), "limit_hours": GOAL_HOURS,
-                 "peak_rss_gb": max([r["peak_rss_gb"] for r in etl + goal_rows] or [0.0]), "limit_rss_gb": RSS_BUDGET_GB,
-                 "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and peak <= RSS_BUDGET_GB)},
-        "total_seconds": round(time.perf_counter() - t_start, 1),
+                 "peak_rss_gb": goal_peak, "limit_rss_gb": RSS_BUDGET_GB,
+                 "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
+        "total_seconds": round(float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start, 1),
+        "invocations": int(old.get("invocations", 1)) + 1 if a.merge else 1,
         "max_peak_rss_gb": peak,
         "out_root_gb": round(dir_bytes(a.out_root) / 2**30, 2),
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
