@@ -218,12 +218,22 @@ def main(argv: list[str] | None = None) -> int:
         experiments.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
     if a.merge:
+        before = {r["experiment"]: r for r in old.get("experiments", [])}
+        for r in experiments:  # a step killed by --step-timeout-hours resumes (Luigi, last.ckpt): its time counts too
+            prev = before.get(r["experiment"], {})
+            if "returncode" in r and prev.get("timed_out_after_s") is not None:
+                r["earlier_attempts"] = [*prev.get("earlier_attempts", []), {k: prev[k] for k in ("seconds", "cpu_seconds",
+                                         "machine_busy_cpu_seconds", "peak_rss_gb", "timed_out_after_s", "tasks") if k in prev}]
         experiments = [r for r in old.get("experiments", []) if r["experiment"] not in names] + experiments
+    for r in experiments:
+        if "returncode" in r:
+            r["seconds_all_attempts"] = round(r["seconds"] + sum(e["seconds"] for e in r.get("earlier_attempts", [])), 1)
     ran = [r for r in experiments if "returncode" in r]
     goal_rows = [r for r in ran if r["goal"]]
-    goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds"] for r in goal_rows)
+    goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds_all_attempts"] for r in goal_rows)
     peak = max([r["peak_rss_gb"] for r in etl + ran] or [0.0])
-    goal_peak = max([r["peak_rss_gb"] for r in etl + goal_rows] or [0.0])
+    goal_peak = max([r["peak_rss_gb"] for r in etl + goal_rows] + [e["peak_rss_gb"] for r in goal_rows
+                    for e in r.get("earlier_attempts", [])] or [0.0])
     goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS)
     n_surveys = None
     for p in (a.out_root).glob("*/surveys/_SUCCESS"):
