@@ -4,7 +4,8 @@
 * Two processes started at once on one out-root (``--no-lock``, so Luigi's per-command-line pid lock does not turn
   the second away) share the DAG through the scheduler: each task is run by one worker; a process whose remaining
   tasks are being run by the other waits (``--worker-keep-alive``) until they are done, then exits with
-  ``[retcode] already_running`` (10, conf/luigi.cfg). Nothing is corrupted: same submission, no temporary debris.
+  ``[retcode] already_running`` (10, conf/luigi.cfg; both may, each having run part of the DAG). Nothing is
+  corrupted: same submission, no temporary debris.
 * Task ids include both roots, so runs into different out-roots never share a task in one scheduler.
 * An unreachable scheduler fails in seconds with a message naming its URL (not Luigi's minutes of retries).
 """
@@ -95,7 +96,8 @@ def test_luigid_two_workers_and_two_concurrent_processes(spark, luigid: int, tin
         time.sleep(0.2)
     outs = [p.communicate(timeout=60)[0] for p in procs]
     codes = [p.returncode for p in procs]
-    assert sorted(codes) in ([0, 0], [0, 10]), (codes, [o[-3000:] for o in outs])
+    # 0: it ran all it scheduled; 10: it ran part of the DAG (or none) and waited while the other ran the rest
+    assert all(c in (0, 10) for c in codes), (codes, [o[-3000:] for o in outs])
     sub = _submission_path(tiny_world, shared)
     assert sub.read_bytes() == expected
     for i, code in enumerate(codes):
