@@ -136,7 +136,7 @@ def read_text(url: str) -> str | None:
         return None
 
 
-def _upload_tree(fs: Any, local: Path, dest: str, skip: set[str] = frozenset()) -> int:  # type: ignore[assignment]
+def _upload_tree(fs: Any, local: Path, dest: str, skip: frozenset[str] = frozenset()) -> int:
     n = 0
     for p in sorted(local.rglob("*")):
         if p.is_file() and p.relative_to(local).as_posix() not in skip:

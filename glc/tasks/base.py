@@ -71,7 +71,7 @@ def check_scheduler(url: str, timeout_s: float = 10.0) -> None:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{url}/api/ping", data=b"data=%7B%22worker%22%3A%22glc-check%22%7D", timeout=timeout_s):
+        with urllib.request.urlopen(f"{url}/", timeout=timeout_s):  # a GET: no worker is registered by the check
             pass
     except urllib.error.HTTPError:
         return  # something answered: a scheduler of another version is still a scheduler
