@@ -143,11 +143,51 @@ def experiment_order(names: list[str]) -> list[str]:
     return goal + rest
 
 
+def _wall(row: dict[str, Any]) -> str:
+    """A step's wall time, with the attempts a step timeout killed before the one that finished."""
+    text = f"{row['seconds']:.0f} s"
+    if row.get("timed_out_after_s") is not None:
+        text += " (killed by the step timeout; resumes from its last checkpoint on the next `--merge`)"
+    earlier = row.get("earlier_attempts", [])
+    if earlier:
+        text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, resumed)"
+    return text
+
+
+def render_table(res: dict[str, Any]) -> str:
+    """The README's markdown table of a ``full_dag.json`` ``results`` object: one line per ETL step and experiment.
+
+    Experiments that did not run say why (budget, no GPU); a failed one says so with its exit code, so the table can
+    never show a missing experiment as if it were fine.
+    """
+    lines = ["| step | wall | peak RSS (tree) | own CPU s / machine busy CPU s |", "|---|---|---|---|"]
+
+    def cells(r: dict[str, Any]) -> str:
+        return f"{_wall(r)} | {r['peak_rss_gb']:.2f} GB | {r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f} |"
+
+    for r in res.get("etl", []):
+        name = r["step"].split(" --data-root ")[0]
+        status = "" if r["returncode"] == 0 else f" FAILED (exit {r['returncode']})"
+        lines.append(f"| {name}{status} | {cells(r)}")
+    for r in sorted(res.get("experiments", []), key=lambda r: not r.get("goal")):  # the goal's experiments first
+        name = f"`{r['experiment']}`"
+        if "not_run" in r:
+            lines.append(f"| {name} | not run: {r['not_run'].split(' (')[0]} | | |")
+        elif r["returncode"] == 0 and "test_sample_f1" in r:
+            lines.append(f"| {name} Submission, test sample-F1 **{r['test_sample_f1']:.3f}** | {cells(r)}")
+        else:
+            lines.append(f"| {name} Submission FAILED (exit {r['returncode']}) | {cells(r)}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the full DAG and write ``bench/results/full_dag.json``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return child_main(argv[3:], argv[1])
+    if argv[:1] == ["--table"]:  # print the README table of the last full_dag.json
+        print(render_table(json.loads((REPO / "bench" / "results" / "full_dag.json").read_text())["results"]), end="")
+        return 0
 
     from bench.common import write_result
     from bench.leaderboard import _gpu, pick_experiments, score

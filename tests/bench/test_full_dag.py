@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.full_dag import GOAL_EXPERIMENTS, dir_bytes, experiment_order, run_step
+from bench.full_dag import GOAL_EXPERIMENTS, dir_bytes, experiment_order, render_table, run_step
 
 
 def test_goal_experiments_first_then_cheapest_by_demo_wall_time() -> None:
@@ -29,3 +29,26 @@ def test_dir_bytes_counts_every_file(tmp_path: Path) -> None:
     (tmp_path / "y").write_bytes(b"123")
     assert dir_bytes(tmp_path) == 8
     assert dir_bytes(tmp_path / "missing") == 0
+
+
+def test_render_table_says_why_an_experiment_has_no_score() -> None:
+    step = {"seconds": 10.0, "peak_rss_gb": 1.234, "cpu_seconds": 15.0, "machine_busy_cpu_seconds": 19.6}
+    res = {
+        "etl": [{**step, "step": "SurveyTable --data-root d --out-root o", "returncode": 0},
+                {**step, "step": "PatchTiles --data-root d --out-root o", "returncode": 1}],
+        "experiments": [
+            {"experiment": "gbm", "goal": False, "not_run": "--budget-hours 1.5 spent (1.77 h elapsed) before it could start"},
+            {**step, "experiment": "tile-cnn", "goal": False, "returncode": -9, "timed_out_after_s": 3600.0},
+            {**step, "experiment": "knn", "goal": True, "returncode": 0, "test_sample_f1": 0.48612,
+             "earlier_attempts": [{"seconds": 2700.4}]},
+            {**step, "experiment": "rf", "goal": False, "returncode": 1},
+        ],
+    }
+    lines = render_table(res).splitlines()
+    assert len(lines) == 2 + 2 + 4
+    assert lines[2] == "| SurveyTable | 10 s | 1.23 GB | 15 / 20 |"
+    assert lines[3].startswith("| PatchTiles FAILED (exit 1) |")
+    assert lines[4].startswith("| `knn` Submission, test sample-F1 **0.486** | 10 s (+2700 s in 1 earlier attempt(s)")
+    assert lines[5] == "| `gbm` | not run: --budget-hours 1.5 spent | | |"
+    assert lines[6].startswith("| `tile-cnn` Submission FAILED (exit -9) | 10 s (killed by the step timeout")
+    assert lines[7].startswith("| `rf` Submission FAILED (exit 1) |")
