@@ -37,10 +37,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.leaderboard import update_readme
+
 REPO = Path(__file__).resolve().parents[1]
 GOAL_EXPERIMENTS = ("frequency", "knn", "geolocation-asl")
 RSS_BUDGET_GB = 16.0
 GOAL_HOURS = 2.0
+#: The README's copy of the table (section "The whole DAG at full scale") sits between these markers.
+README_MARKS = ("<!-- full-dag:start -->", "<!-- full-dag:end -->")
 
 
 def child_main(step: list[str], timings_path: str) -> int:
@@ -185,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return child_main(argv[3:], argv[1])
-    if argv[:1] == ["--table"]:  # print the README table of the last full_dag.json
-        print(render_table(json.loads((REPO / "bench" / "results" / "full_dag.json").read_text())["results"]), end="")
-        return 0
+    if argv[:1] == ["--table"]:  # the README table of the last full_dag.json: printed and written between its markers
+        table = render_table(json.loads((REPO / "bench" / "results" / "full_dag.json").read_text())["results"])
+        print(table, end="")
+        return 0 if update_readme(table, marks=README_MARKS) else 1
 
     from bench.common import write_result
     from bench.leaderboard import _gpu, pick_experiments, score
@@ -299,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
     }
     path = write_result("full_dag", res)
+    update_readme(render_table(res), marks=README_MARKS)
     print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {peak} GB, disk {res['out_root_gb']} GB, "
           f"all ok: {res['all_ok']}; wrote {path}", flush=True)
     for r in experiments:
