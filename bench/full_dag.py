@@ -151,7 +151,7 @@ def _wall(row: dict[str, Any]) -> str:
     """A step's wall time, with the attempts a step timeout killed before the one that finished."""
     text = f"{row['seconds']:.0f} s"
     if row.get("timed_out_after_s") is not None:
-        text += " (killed by the step timeout; resumes from its last checkpoint on the next `--merge`)"
+        text += " (resumes from its last checkpoint on the next `--merge`)"
     earlier = row.get("earlier_attempts", [])
     if earlier:
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, resumed)"
@@ -179,6 +179,8 @@ def render_table(res: dict[str, Any]) -> str:
             lines.append(f"| {name} | not run: {r['not_run'].split(' (')[0]} | | |")
         elif r["returncode"] == 0 and "test_sample_f1" in r:
             lines.append(f"| {name} Submission, test sample-F1 **{r['test_sample_f1']:.3f}** | {cells(r)}")
+        elif r.get("timed_out_after_s") is not None:
+            lines.append(f"| {name} Submission, stopped by the step timeout | {cells(r)}")
         else:
             lines.append(f"| {name} Submission FAILED (exit {r['returncode']}) | {cells(r)}")
     return "\n".join(lines) + "\n"

@@ -50,5 +50,5 @@ def test_render_table_says_why_an_experiment_has_no_score() -> None:
     assert lines[3].startswith("| PatchTiles FAILED (exit 1) |")
     assert lines[4].startswith("| `knn` Submission, test sample-F1 **0.486** | 10 s (+2700 s in 1 earlier attempt(s)")
     assert lines[5] == "| `gbm` | not run: --budget-hours 1.5 spent | | |"
-    assert lines[6].startswith("| `tile-cnn` Submission FAILED (exit -9) | 10 s (killed by the step timeout")
+    assert lines[6].startswith("| `tile-cnn` Submission, stopped by the step timeout | 10 s (resumes from its last checkpoint")
     assert lines[7].startswith("| `rf` Submission FAILED (exit 1) |")
