@@ -18,7 +18,8 @@ whole process tree (driver + Spark JVM + Python workers + loader workers) every 
 CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds over the same wall time (the
 difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
-(:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json``; the goal (issue 16): ETL + neighbours
+(:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in the README (between the
+``full-dag`` markers; ``--table`` rewrites it from the last JSON); the goal (issue 16): ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
 experiments to an existing ``full_dag.json`` later (same data root and out-root; the ETL rows are kept, not re-run).
@@ -147,6 +148,11 @@ def experiment_order(names: list[str]) -> list[str]:
     return goal + rest
 
 
+def _step_name(row: dict[str, Any]) -> str:
+    """An ETL row's step without its roots (``RasterTiles --raster-group climate``)."""
+    return row["step"].split(" --data-root ")[0]
+
+
 def _wall(row: dict[str, Any]) -> str:
     """A step's wall time, with the attempts a step timeout killed before the one that finished."""
     text = f"{row['seconds']:.0f} s"
@@ -170,7 +176,7 @@ def render_table(res: dict[str, Any]) -> str:
         return f"{_wall(r)} | {r['peak_rss_gb']:.2f} GB | {r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f} |"
 
     for r in res.get("etl", []):
-        name = r["step"].split(" --data-root ")[0]
+        name = _step_name(r)
         status = "" if r["returncode"] == 0 else f" FAILED (exit {r['returncode']})"
         lines.append(f"| {name}{status} | {cells(r)}")
     for r in sorted(res.get("experiments", []), key=lambda r: not r.get("goal")):  # the goal's experiments first
@@ -186,15 +192,19 @@ def render_table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _update_readme(table: str) -> bool:
+    """Rewrite the README's copy of the table; say so on stderr when its markers are missing."""
+    if update_readme(table, marks=README_MARKS):
+        return True
+    print(f"README.md has no {README_MARKS[0]} ... {README_MARKS[1]} markers: its table was not updated", file=sys.stderr)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the full DAG and write ``bench/results/full_dag.json``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
         return child_main(argv[3:], argv[1])
-    if argv[:1] == ["--table"]:  # the README table of the last full_dag.json: printed and written between its markers
-        table = render_table(json.loads((REPO / "bench" / "results" / "full_dag.json").read_text())["results"])
-        print(table, end="")
-        return 0 if update_readme(table, marks=README_MARKS) else 1
 
     from bench.common import write_result
     from bench.leaderboard import _gpu, pick_experiments, score
@@ -213,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="add these experiments to the existing full_dag.json (same data root; its ETL rows and other "
                          "experiments kept; the ETL steps are not re-run: their artifacts must be in --out-root)")
     ap.add_argument("--etl-only", action="store_true", help="run the ETL steps (with --merge: those missing) and no experiment")
+    ap.add_argument("--table", action="store_true",
+                    help="run nothing: print the table of the last full_dag.json and rewrite the README's copy of it")
     a = ap.parse_args(argv)
+    if a.table:
+        table = render_table(json.loads((REPO / "bench" / "results" / "full_dag.json").read_text())["results"])
+        print(table, end="")
+        return 0 if _update_readme(table) else 1
     if a.merge and a.fresh:
         raise SystemExit("--merge keeps the artifacts of the earlier run: do not combine it with --fresh")
     old: dict[str, Any] = {}
@@ -241,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     etl, experiments = list(old.get("etl", [])), []
     steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
              + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] + [["Neighbours"]])
-    done = {r["step"].split(" --data-root ")[0] for r in etl if r.get("returncode") == 0}
+    done = {_step_name(r) for r in etl if r.get("returncode") == 0}
     for s in [s for s in steps if " ".join(s) not in done]:  # with --merge: only the steps the earlier run lacks
         r = run_step([*s, *common], env, a.out_root, timeout)
         etl.append(r)
@@ -249,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["returncode"] != 0:
             print(r.get("stderr_tail", ""), file=sys.stderr)
             break
-    etl_ok = all(r["returncode"] == 0 for r in etl) and {" ".join(s) for s in steps} <= {r["step"].split(" --data-root ")[0] for r in etl}
+    etl_ok = all(r["returncode"] == 0 for r in etl) and {" ".join(s) for s in steps} <= {_step_name(r) for r in etl}
     for name in experiment_order(names) if etl_ok and not a.etl_only else []:
         cfg = load_experiment(name)
         row: dict[str, Any] = {"experiment": name, "model": cfg["model"]["kind"], "goal": name in GOAL_EXPERIMENTS}
@@ -306,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
     }
     path = write_result("full_dag", res)
-    update_readme(render_table(res), marks=README_MARKS)
+    _update_readme(render_table(res))
     print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {peak} GB, disk {res['out_root_gb']} GB, "
           f"all ok: {res['all_ok']}; wrote {path}", flush=True)
     for r in experiments:
