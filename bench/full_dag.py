@@ -9,11 +9,13 @@ PA-train + 4,716 PA-test surveys + PO, Kaggle layout), then runs, one Luigi invo
    wall time and peak memory are its own;
 2. ``Submission`` for the goal experiments (``frequency``, ``knn``, ``geolocation-asl``: neighbours, kNN, the
    geolocation MLP through Petastorm and Lightning), then every other CPU experiment in ``tasks/`` (cheapest first,
-   by their demo-world wall time in ``bench/results/synth_leaderboard.json``) while the ``--budget-hours`` last;
+   by their demo-world wall time in ``bench/results/synth_leaderboard.json``; a late fusion after its members) while
+   the ``--budget-hours`` last;
    an experiment not started for lack of budget is listed as such, never silently absent.
 
 Each child registers Luigi's ``PROCESSING_TIME`` event, so every task the step ran (``Neighbours``,
-``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds. The parent samples the child's
+``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds and, where it has one, its
+experiment (the table names the other experiments' tasks a step ran, e.g. a late fusion's members). The parent samples the child's
 whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak RSS and the
 CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds over the same wall time (the
 difference is what else shared the machine), and measures the
@@ -58,7 +60,10 @@ def child_main(step: list[str], timings_path: str) -> int:
 
     @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
     def _record(task: luigi.Task, seconds: float) -> None:
-        times.append({"task": task.task_family, "id": task.task_id, "seconds": round(float(seconds), 1)})
+        row = {"task": task.task_family, "id": task.task_id, "seconds": round(float(seconds), 1)}
+        if isinstance(getattr(task, "experiment", None), str):  # whose it is: a late fusion's step may run its members'
+            row["experiment"] = task.experiment
+        times.append(row)
 
     ok = luigi.run(["--module", "glc.tasks", *step, "--local-scheduler"], detailed_summary=False)
     write_json(Path(timings_path), {"ok": bool(ok), "tasks": times})
@@ -140,12 +145,37 @@ def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: fl
 
 
 def experiment_order(names: list[str]) -> list[str]:
-    """Goal experiments first, then the rest by their demo-world DAG wall time (unknown last, by name)."""
+    """Goal experiments first, then the rest by their demo-world DAG wall time (unknown last, by name).
+
+    A late fusion comes after those of its members this run also has (cheap as it is on its own, it would otherwise
+    train them inside its own step and their time would be billed to it).
+    """
     path = REPO / "bench" / "results" / "synth_leaderboard.json"
     demo = {r["experiment"]: r.get("wall_seconds") for r in json.loads(path.read_text())["experiments"]} if path.exists() else {}
     goal = [n for n in GOAL_EXPERIMENTS if n in names]
     rest = sorted((n for n in names if n not in goal), key=lambda n: (demo.get(n) is None, demo.get(n) or 0, n))
-    return goal + rest
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:  # a member of this run first: the late fusion reads it
+        if name in ordered or name in path:
+            return
+        for m in members(name):
+            if m in names:
+                visit(m, (*path, name))
+        ordered.append(name)
+
+    for n in goal + rest:
+        visit(n, ())
+    return ordered
+
+
+def members(name: str) -> tuple[str, ...]:
+    """The experiments whose predictions experiment ``name`` reads (a late fusion's members; none for most kinds)."""
+    from glc.config import load_experiment
+    from glc.models.registry import get_model
+
+    cfg = load_experiment(name)
+    return tuple(get_model(cfg["model"]["kind"]).members(cfg["model"]))
 
 
 def _step_name(row: dict[str, Any]) -> str:
@@ -161,6 +191,12 @@ def _wall(row: dict[str, Any]) -> str:
     earlier = row.get("earlier_attempts", [])
     if earlier:
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, resumed)"
+    others: dict[str, list[dict[str, Any]]] = {}
+    for t in row.get("tasks", []):  # tasks of other experiments this step had to run (a late fusion's members)
+        if t.get("experiment") not in (None, row.get("experiment")):
+            others.setdefault(t["experiment"], []).append(t)
+    for name, tasks in others.items():
+        text += f" (incl. {sum(t['seconds'] for t in tasks):.0f} s for `{name}`: {', '.join(dict.fromkeys(t['task'] for t in tasks))})"
     return text
 
 

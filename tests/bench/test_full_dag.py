@@ -15,6 +15,28 @@ def test_goal_experiments_first_then_cheapest_by_demo_wall_time() -> None:
     assert order.index("rf") < order.index("tile-cnn")  # 85 s vs 242 s on the demo world (synth_leaderboard.json)
 
 
+def test_a_late_fusion_runs_after_its_members_in_the_run() -> None:
+    # blend is the cheapest on the demo world (it only reads its members' predictions); left first, its step would
+    # train gbm and tile-cnn-rasters and bill their time to the blend
+    order = experiment_order(["blend", "tile-cnn-rasters", "gbm", "knn", "frequency"])
+    assert order[:2] == ["frequency", "knn"]
+    assert order.index("blend") > max(order.index("gbm"), order.index("tile-cnn-rasters"))
+    assert sorted(order) == sorted(["blend", "tile-cnn-rasters", "gbm", "knn", "frequency"])
+    assert experiment_order(["blend"]) == ["blend"]  # members not in the run are not added
+
+
+def test_render_table_names_other_experiments_tasks_a_step_ran() -> None:
+    row = {"experiment": "blend", "goal": False, "returncode": 0, "test_sample_f1": 0.5, "seconds": 2300.0,
+           "peak_rss_gb": 7.0, "cpu_seconds": 4000.0, "machine_busy_cpu_seconds": 4100.0,
+           "tasks": [{"task": "TrainModel", "experiment": "tile-cnn-rasters", "seconds": 2000.0},
+                     {"task": "Predict", "experiment": "tile-cnn-rasters", "seconds": 60.4},
+                     {"task": "ModelInputs", "seconds": 100.0},
+                     {"task": "Predict", "experiment": "blend", "seconds": 40.0}]}
+    line = render_table({"experiments": [row]}).splitlines()[2]
+    assert "2300 s (incl. 2060 s for `tile-cnn-rasters`: TrainModel, Predict)" in line
+    assert "`blend`:" not in line
+
+
 def test_a_failing_step_is_recorded_with_its_error(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     row = run_step(["NoSuchTask"], env, tmp_path, timeout_s=120)
