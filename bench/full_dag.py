@@ -183,20 +183,33 @@ def _step_name(row: dict[str, Any]) -> str:
     return row["step"].split(" --data-root ")[0]
 
 
-def _wall(row: dict[str, Any]) -> str:
-    """A step's wall time, with the attempts a step timeout killed before the one that finished."""
+def _foreign_tasks(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The tasks of other experiments a step ran (a late fusion's members), by experiment."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t in row.get("tasks", []):
+        if t.get("experiment") not in (None, row.get("experiment")):
+            out.setdefault(t["experiment"], []).append(t)
+    return out
+
+
+def _task_list(tasks: list[dict[str, Any]]) -> str:
+    return f"{sum(t['seconds'] for t in tasks):.0f} s: {', '.join(dict.fromkeys(t['task'] for t in tasks))}"
+
+
+def _wall(row: dict[str, Any], ran_elsewhere: dict[str, list[tuple[str, list[dict[str, Any]]]]] | None = None) -> str:
+    """A step's wall time, with the attempts a step timeout killed before the one that finished, the other
+    experiments' tasks it ran and (``ran_elsewhere``: experiment -> [(step's experiment, tasks)]) its own tasks that
+    another experiment's step ran."""
     text = f"{row['seconds']:.0f} s"
     if row.get("timed_out_after_s") is not None:
         text += " (resumes from its last checkpoint on the next `--merge`)"
     earlier = row.get("earlier_attempts", [])
     if earlier:
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, resumed)"
-    others: dict[str, list[dict[str, Any]]] = {}
-    for t in row.get("tasks", []):  # tasks of other experiments this step had to run (a late fusion's members)
-        if t.get("experiment") not in (None, row.get("experiment")):
-            others.setdefault(t["experiment"], []).append(t)
-    for name, tasks in others.items():
-        text += f" (incl. {sum(t['seconds'] for t in tasks):.0f} s for `{name}`: {', '.join(dict.fromkeys(t['task'] for t in tasks))})"
+    for name, tasks in _foreign_tasks(row).items():
+        text += f" (incl. {_task_list(tasks)} of `{name}`)"
+    for owner, tasks in (ran_elsewhere or {}).get(row.get("experiment", ""), []):
+        text += f" (+{_task_list(tasks)} run earlier in `{owner}`'s step)"
     return text
 
 
@@ -208,8 +221,13 @@ def render_table(res: dict[str, Any]) -> str:
     """
     lines = ["| step | wall | peak RSS (tree) | own CPU s / machine busy CPU s |", "|---|---|---|---|"]
 
+    ran_elsewhere: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
+    for r in res.get("experiments", []):
+        for name, tasks in _foreign_tasks(r).items():
+            ran_elsewhere.setdefault(name, []).append((r["experiment"], tasks))
+
     def cells(r: dict[str, Any]) -> str:
-        return f"{_wall(r)} | {r['peak_rss_gb']:.2f} GB | {r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f} |"
+        return f"{_wall(r, ran_elsewhere)} | {r['peak_rss_gb']:.2f} GB | {r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f} |"
 
     for r in res.get("etl", []):
         name = _step_name(r)

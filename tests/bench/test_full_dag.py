@@ -32,9 +32,11 @@ def test_render_table_names_other_experiments_tasks_a_step_ran() -> None:
                      {"task": "Predict", "experiment": "tile-cnn-rasters", "seconds": 60.4},
                      {"task": "ModelInputs", "seconds": 100.0},
                      {"task": "Predict", "experiment": "blend", "seconds": 40.0}]}
-    line = render_table({"experiments": [row]}).splitlines()[2]
-    assert "2300 s (incl. 2060 s for `tile-cnn-rasters`: TrainModel, Predict)" in line
-    assert "`blend`:" not in line
+    member = {**row, "experiment": "tile-cnn-rasters", "seconds": 120.0,
+              "tasks": [{"task": "Report", "experiment": "tile-cnn-rasters", "seconds": 110.0}]}
+    lines = render_table({"experiments": [row, member]}).splitlines()
+    assert "| 2300 s (incl. 2060 s: TrainModel, Predict of `tile-cnn-rasters`) |" in lines[2]
+    assert "| 120 s (+2060 s: TrainModel, Predict run earlier in `blend`'s step) |" in lines[3]
 
 
 def test_a_failing_step_is_recorded_with_its_error(tmp_path: Path) -> None:
