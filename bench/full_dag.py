@@ -15,8 +15,8 @@ PA-train + 4,716 PA-test surveys + PO, Kaggle layout), then runs, one Luigi invo
 
 Each child registers Luigi's ``PROCESSING_TIME`` event, so every task the step ran (``Neighbours``,
 ``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds and, where it has one, its
-experiment (the table names the other experiments' tasks a step ran, e.g. a late fusion's members). The parent samples the child's
-whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak RSS and the
+experiment (the table names the other experiments' tasks a step ran, e.g. a late fusion's members). The parent
+samples the child's whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak RSS and the
 CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds over the same wall time (the
 difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
@@ -196,10 +196,12 @@ def _task_list(tasks: list[dict[str, Any]]) -> str:
     return f"{sum(t['seconds'] for t in tasks):.0f} s: {', '.join(dict.fromkeys(t['task'] for t in tasks))}"
 
 
-def _wall(row: dict[str, Any], ran_elsewhere: dict[str, list[tuple[str, list[dict[str, Any]]]]] | None = None) -> str:
+RanElsewhere = dict[str, list[tuple[str, list[dict[str, Any]]]]]  # experiment -> [(the step's experiment, its tasks)]
+
+
+def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
     """A step's wall time, with the attempts a step timeout killed before the one that finished, the other
-    experiments' tasks it ran and (``ran_elsewhere``: experiment -> [(step's experiment, tasks)]) its own tasks that
-    another experiment's step ran."""
+    experiments' tasks it ran and its own tasks that another experiment's step ran (``ran_elsewhere``)."""
     text = f"{row['seconds']:.0f} s"
     if row.get("timed_out_after_s") is not None:
         text += " (resumes from its last checkpoint on the next `--merge`)"
@@ -208,7 +210,7 @@ def _wall(row: dict[str, Any], ran_elsewhere: dict[str, list[tuple[str, list[dic
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, resumed)"
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
-    for owner, tasks in (ran_elsewhere or {}).get(row.get("experiment", ""), []):
+    for owner, tasks in ran_elsewhere.get(row.get("experiment", ""), []):
         text += f" (+{_task_list(tasks)} run earlier in `{owner}`'s step)"
     return text
 
@@ -221,7 +223,7 @@ def render_table(res: dict[str, Any]) -> str:
     """
     lines = ["| step | wall | peak RSS (tree) | own CPU s / machine busy CPU s |", "|---|---|---|---|"]
 
-    ran_elsewhere: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
+    ran_elsewhere: RanElsewhere = {}
     for r in res.get("experiments", []):
         for name, tasks in _foreign_tasks(r).items():
             ran_elsewhere.setdefault(name, []).append((r["experiment"], tasks))
