@@ -21,7 +21,8 @@ CPU seconds of the step's processes (sampled, so a lower bound) beside the whole
 difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
 (:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in the README (between the
-``full-dag`` markers; ``--table`` rewrites it from the last JSON); the goal (issue 16): ETL + neighbours
+``full-dag`` markers; ``--table`` rewrites it from the last JSON), both rewritten after every step, so a run stopped from
+outside keeps every step it finished; the goal (issue 16): ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
 experiments to an existing ``full_dag.json`` later (same data root and out-root; the ETL rows are kept, not re-run).
@@ -248,6 +249,53 @@ def render_table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str, Any]], *, merge: bool, etl_ok: bool,
+             data_root: str, n_surveys: int | None, seconds: float, out_root_gb: float) -> dict[str, Any]:
+    """The ``results`` object of ``full_dag.json`` from the ETL rows and the experiment rows so far.
+
+    With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
+    earlier run a step timeout stopped carries that attempt in ``earlier_attempts`` (Luigi and ``last.ckpt`` resumed
+    it, so its time counts too). Pure (nothing given is changed), so it is called after every step: a partial result
+    is a complete, valid file. ``seconds``: the wall time of every invocation so far.
+    """
+    rows = [dict(r) for r in rows]
+    experiments = rows
+    if merge:
+        before = {r["experiment"]: r for r in old.get("experiments", [])}
+        for r in rows:
+            prev = before.get(r["experiment"], {})
+            if "returncode" in r and prev.get("timed_out_after_s") is not None:
+                r["earlier_attempts"] = [*prev.get("earlier_attempts", []), {k: prev[k] for k in ("seconds", "cpu_seconds",
+                                         "machine_busy_cpu_seconds", "peak_rss_gb", "timed_out_after_s", "tasks") if k in prev}]
+        replaced = {r["experiment"] for r in rows}
+        experiments = [dict(r) for r in old.get("experiments", []) if r["experiment"] not in replaced] + rows
+    for r in experiments:
+        if "returncode" in r:
+            r["seconds_all_attempts"] = round(r["seconds"] + sum(e["seconds"] for e in r.get("earlier_attempts", [])), 1)
+    ran = [r for r in experiments if "returncode" in r]
+    goal_rows = [r for r in ran if r["goal"]]
+    goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds_all_attempts"] for r in goal_rows)
+    goal_peak = max([r["peak_rss_gb"] for r in etl + goal_rows] + [e["peak_rss_gb"] for r in goal_rows
+                    for e in r.get("earlier_attempts", [])] or [0.0])
+    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS)
+    return {
+        "data_root": data_root,
+        "surveys": n_surveys,
+        "etl": list(etl),
+        "experiments": experiments,
+        "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
+        "goal": {"steps": "ETL + Submission for " + ", ".join(GOAL_EXPERIMENTS) + " (neighbours, kNN, geolocation MLP)",
+                 "seconds": round(goal_seconds, 1), "hours": round(goal_seconds / 3600, 3), "limit_hours": GOAL_HOURS,
+                 "peak_rss_gb": goal_peak, "limit_rss_gb": RSS_BUDGET_GB,
+                 "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
+        "total_seconds": round(seconds, 1),
+        "invocations": int(old.get("invocations", 1)) + 1 if merge else 1,
+        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + ran] or [0.0]),
+        "out_root_gb": out_root_gb,
+        "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
+    }
+
+
 def _update_readme(table: str) -> bool:
     """Rewrite the README's copy of the table; say so on stderr when its markers are missing."""
     if update_readme(table, marks=README_MARKS):
@@ -311,12 +359,29 @@ def main(argv: list[str] | None = None) -> int:
     timeout = a.step_timeout_hours * 3600 if a.step_timeout_hours else None
     t_start = time.perf_counter()
     etl, experiments = list(old.get("etl", [])), []
+    etl_ok = False  # until every ETL step has succeeded
+
+    def save() -> dict[str, Any]:
+        """Write ``full_dag.json`` (and the README's table) from the rows so far: after every step, so a run stopped
+        from outside keeps every step it finished."""
+        n_surveys = None
+        for p in a.out_root.glob("*/surveys/_SUCCESS"):
+            n_surveys = json.loads(p.read_text()).get("surveys")
+        res = assemble(old, etl, experiments, merge=a.merge, etl_ok=etl_ok, n_surveys=n_surveys,
+                       data_root=str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
+                       seconds=float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start,
+                       out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2))
+        write_result("full_dag", res)
+        _update_readme(render_table(res))
+        return res
+
     steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
              + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] + [["Neighbours"]])
     done = {_step_name(r) for r in etl if r.get("returncode") == 0}
     for s in [s for s in steps if " ".join(s) not in done]:  # with --merge: only the steps the earlier run lacks
         r = run_step([*s, *common], env, a.out_root, timeout)
         etl.append(r)
+        save()
         print(json.dumps({k: v for k, v in r.items() if k not in ("stderr_tail", "tasks")}), flush=True)
         if r["returncode"] != 0:
             print(r.get("stderr_tail", ""), file=sys.stderr)
@@ -339,49 +404,14 @@ def main(argv: list[str] | None = None) -> int:
         if r["returncode"] == 0:
             row.update({k: v for k, v in score(name, a.data_root, a.out_root).items() if k not in ("experiment", "model")})
         experiments.append(row)
+        save()
         print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
-    if a.merge:
-        before = {r["experiment"]: r for r in old.get("experiments", [])}
-        for r in experiments:  # a step killed by --step-timeout-hours resumes (Luigi, last.ckpt): its time counts too
-            prev = before.get(r["experiment"], {})
-            if "returncode" in r and prev.get("timed_out_after_s") is not None:
-                r["earlier_attempts"] = [*prev.get("earlier_attempts", []), {k: prev[k] for k in ("seconds", "cpu_seconds",
-                                         "machine_busy_cpu_seconds", "peak_rss_gb", "timed_out_after_s", "tasks") if k in prev}]
-        experiments = [r for r in old.get("experiments", []) if r["experiment"] not in names] + experiments
-    for r in experiments:
-        if "returncode" in r:
-            r["seconds_all_attempts"] = round(r["seconds"] + sum(e["seconds"] for e in r.get("earlier_attempts", [])), 1)
-    ran = [r for r in experiments if "returncode" in r]
-    goal_rows = [r for r in ran if r["goal"]]
-    goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds_all_attempts"] for r in goal_rows)
-    peak = max([r["peak_rss_gb"] for r in etl + ran] or [0.0])
-    goal_peak = max([r["peak_rss_gb"] for r in etl + goal_rows] + [e["peak_rss_gb"] for r in goal_rows
-                    for e in r.get("earlier_attempts", [])] or [0.0])
-    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS)
-    n_surveys = None
-    for p in (a.out_root).glob("*/surveys/_SUCCESS"):
-        n_surveys = json.loads(p.read_text()).get("surveys")
-    res = {
-        "data_root": str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
-        "surveys": n_surveys,
-        "etl": etl,
-        "experiments": experiments,
-        "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
-        "goal": {"steps": "ETL + Submission for " + ", ".join(GOAL_EXPERIMENTS) + " (neighbours, kNN, geolocation MLP)",
-                 "seconds": round(goal_seconds, 1), "hours": round(goal_seconds / 3600, 3), "limit_hours": GOAL_HOURS,
-                 "peak_rss_gb": goal_peak, "limit_rss_gb": RSS_BUDGET_GB,
-                 "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
-        "total_seconds": round(float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start, 1),
-        "invocations": int(old.get("invocations", 1)) + 1 if a.merge else 1,
-        "max_peak_rss_gb": peak,
-        "out_root_gb": round(dir_bytes(a.out_root) / 2**30, 2),
-        "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
-    }
-    path = write_result("full_dag", res)
-    _update_readme(render_table(res))
+    res = save()
+    path = REPO / "bench" / "results" / "full_dag.json"
+    peak = res["max_peak_rss_gb"]
     print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {peak} GB, disk {res['out_root_gb']} GB, "
           f"all ok: {res['all_ok']}; wrote {path}", flush=True)
-    for r in experiments:
+    for r in res["experiments"]:
         print(f"  {r['experiment']}: " + (f"test sample-F1 {r['test_sample_f1']:.4f}, {r['seconds']} s" if "test_sample_f1" in r
                                          else r.get("not_run", f"FAILED (exit {r.get('returncode')})")), flush=True)
     return 0 if res["all_ok"] else 1

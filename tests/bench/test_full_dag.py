@@ -1,11 +1,14 @@
-"""bench.full_dag helpers: experiment order, a failing step is recorded (not raised), disk accounting."""
+"""bench.full_dag helpers: experiment order, a failing step is recorded (not raised), disk accounting, the result
+assembled after every step."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bench.full_dag import GOAL_EXPERIMENTS, dir_bytes, experiment_order, render_table, run_step
+import copy
+
+from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, render_table, run_step
 
 
 def test_goal_experiments_first_then_cheapest_by_demo_wall_time() -> None:
@@ -76,3 +79,42 @@ def test_render_table_says_why_an_experiment_has_no_score() -> None:
     assert lines[5] == "| `gbm` | not run: --budget-hours 1.5 spent | | |"
     assert lines[6].startswith("| `tile-cnn` Submission, stopped by the step timeout | 10 s (resumes from its last checkpoint")
     assert lines[7].startswith("| `rf` Submission FAILED (exit 1) |")
+
+
+def _row(name: str, seconds: float, **kw: object) -> dict:
+    return {"experiment": name, "goal": name in GOAL_EXPERIMENTS, "returncode": 0, "seconds": seconds,
+            "peak_rss_gb": 2.0, "cpu_seconds": seconds, "machine_busy_cpu_seconds": seconds, **kw}
+
+
+def _assemble(old: dict, etl: list, rows: list, merge: bool = True) -> dict:
+    return assemble(old, etl, rows, merge=merge, etl_ok=True, data_root="d", n_surveys=10, seconds=50.0, out_root_gb=1.0)
+
+
+def test_a_partial_merge_keeps_the_earlier_rows_it_has_not_replaced_yet() -> None:
+    # written after every step: a merge run stopped after its first experiment must not lose the others' old rows
+    etl = [{"step": "SurveyTable --data-root d --out-root o", "returncode": 0, "seconds": 100.0, "peak_rss_gb": 3.0}]
+    old = {"etl": etl, "invocations": 2, "total_seconds": 900.0,
+           "experiments": [_row("knn", 20.0, test_sample_f1=0.4), _row("rf", 30.0, test_sample_f1=0.5),
+                           _row("gbm", 40.0, returncode=-9, timed_out_after_s=40.0)]}
+    frozen = copy.deepcopy(old)
+    res = _assemble(old, etl, [_row("gbm", 60.0, test_sample_f1=0.52)])
+    by = {r["experiment"]: r for r in res["experiments"]}
+    assert set(by) == {"knn", "rf", "gbm"}
+    assert by["gbm"]["test_sample_f1"] == 0.52 and by["gbm"]["seconds_all_attempts"] == 100.0
+    assert [e["seconds"] for e in by["gbm"]["earlier_attempts"]] == [40.0]
+    assert res["invocations"] == 3 and res["all_ok"] and res["max_peak_rss_gb"] == 3.0
+    assert old == frozen  # pure: called again after the next step, it must not stack earlier attempts twice
+    again = _assemble(old, etl, [_row("gbm", 60.0, test_sample_f1=0.52), _row("rf", 35.0, test_sample_f1=0.51)])
+    by = {r["experiment"]: r for r in again["experiments"]}
+    assert len(by["gbm"]["earlier_attempts"]) == 1 and by["rf"]["seconds"] == 35.0 and len(again["experiments"]) == 3
+
+
+def test_the_goal_is_met_only_when_its_experiments_all_ran() -> None:
+    etl = [{"step": "SurveyTable --data-root d --out-root o", "returncode": 0, "seconds": 100.0, "peak_rss_gb": 3.0}]
+    partial = _assemble({}, etl, [_row("frequency", 10.0), _row("knn", 10.0)], merge=False)
+    assert not partial["goal"]["met"] and partial["invocations"] == 1
+    full = _assemble({}, etl, [_row(n, 10.0) for n in GOAL_EXPERIMENTS], merge=False)
+    assert full["goal"]["met"] and full["goal"]["seconds"] == 130.0
+    rows = [_row(n, 10.0) for n in GOAL_EXPERIMENTS[:-1]] + [_row(GOAL_EXPERIMENTS[-1], 5.0, returncode=1)]
+    failed = _assemble({}, etl, rows, merge=False)
+    assert not failed["goal"]["met"] and not failed["all_ok"]
