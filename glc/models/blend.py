@@ -105,8 +105,12 @@ def fit_blend_weights(val_tables: Sequence[ScoreTable], truth: Mapping[int, np.n
     """
     from glc.decoding import fit_decoder
 
+    ids = val_tables[0].survey_ids
+    mats, vocab = _dense(val_tables, ids)  # once, not per grid point
+    mats = [_normalise(M, normalise) for M in mats]
+
     def f1(w: np.ndarray) -> float:
-        t = blend_tables(val_tables, w, normalise, n)
+        t = top_n(ids, sum(wi * M for wi, M in zip(w, mats)), vocab, n)  # = blend_tables(val_tables, w, normalise, n)
         return float(fit_decoder("expected_f1", t.prob, t.truth_columns(truth), k_max=min(k_max, t.prob.shape[1]), prob_rest=t.prob_rest)["f1"])
 
     grid = simplex_grid(len(val_tables), step) if len(val_tables) > 1 else np.ones((1, 1))

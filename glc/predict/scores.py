@@ -56,13 +56,53 @@ class ScoreTable:
         return ScoreTable(self.survey_ids[mask], self.species[mask], self.prob[mask], self.prob_rest[mask])
 
 
+def _rank_keys(scores: np.ndarray, vocab: np.ndarray) -> np.ndarray:
+    """One ``uint64`` per score whose ascending order is (decreasing score, increasing species id), all distinct.
+
+    The high 32 bits are the float32 score's bits made order-preserving (negatives inverted, positives with the sign
+    bit set) and then inverted for a decreasing order; the low 32 bits are the species' rank in ``vocab``. So the
+    top-N is an ``argpartition`` + a sort of N keys per row instead of a full two-key ``lexsort`` of every score
+    (~20x faster for 5,000 species; late fusion fits its weights with one per grid point). -0.0 counts as 0.0.
+    """
+    bits = (scores + np.float32(0.0)).view(np.uint32)  # + 0.0: -0.0 becomes 0.0 (a tie, as in a float compare)
+    flip = (bits.view(np.int32) >> 31).view(np.uint32)  # all ones where the score is negative, else 0
+    np.invert(flip, out=flip)
+    flip &= np.uint32(0x7FFFFFFF)
+    bits ^= flip  # negative: the bits as they are; non-negative: the 31 low bits inverted (decreasing order)
+    del flip
+    keys = bits.astype(np.uint64)
+    del bits
+    keys <<= np.uint64(32)
+    rank = np.empty(len(vocab), np.uint64)
+    rank[np.argsort(vocab, kind="stable")] = np.arange(len(vocab), dtype=np.uint64)
+    keys |= rank[None, :]
+    return keys
+
+
 def top_n(survey_ids: np.ndarray, scores: np.ndarray, species_vocab: np.ndarray, n: int = 256) -> ScoreTable:
-    """Build a :class:`ScoreTable` from a dense (surveys x vocab) score matrix, deterministic under ties."""
-    scores = np.asarray(scores, dtype=np.float32)
+    """Build a :class:`ScoreTable` from a dense (surveys x vocab) score matrix: each row's ``n`` best species by
+    decreasing score, ties by species id (deterministic).
+
+    Raises:
+        ValueError: a NaN score (its rank is undefined; the model output must be finite) or ``vocab`` not one id per
+            column.
+    """
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
     vocab = np.asarray(species_vocab, dtype=np.int64)
+    if scores.ndim != 2 or vocab.shape != (scores.shape[1],):
+        raise ValueError(f"top_n: scores {scores.shape} need one species id per column, got vocab {vocab.shape}")
+    nan_rows = np.flatnonzero(np.isnan(scores).any(axis=1))
+    if len(nan_rows):
+        raise ValueError(f"top_n: {len(nan_rows)} survey(s) have NaN scores (e.g. surveyId "
+                         f"{np.asarray(survey_ids)[nan_rows[:5]].tolist()}); the model output must be finite")
     n = min(n, scores.shape[1])
-    # Sort by (-score, species id): lexsort's last key is primary.
-    order = np.lexsort((np.broadcast_to(vocab, scores.shape), -scores), axis=1)[:, :n]
+    keys = _rank_keys(scores, vocab)
+    if n < scores.shape[1]:
+        keep = np.argpartition(keys, n - 1, axis=1)[:, :n]
+        order = np.take_along_axis(keep, np.argsort(np.take_along_axis(keys, keep, axis=1), axis=1), axis=1)
+    else:
+        order = np.argsort(keys, axis=1)
+    del keys
     prob = np.take_along_axis(scores, order, axis=1)
     rest = scores.sum(axis=1, dtype=np.float64) - prob.sum(axis=1, dtype=np.float64)
     return ScoreTable(np.asarray(survey_ids, dtype=np.int64), vocab[order], prob, np.maximum(rest, 0).astype(np.float32))

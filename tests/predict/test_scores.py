@@ -1,0 +1,60 @@
+"""Score tables: top_n ranks by decreasing score, ties by species id, whatever the columns' order or the scores' sign."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from glc.predict.scores import top_n
+
+
+def _reference(scores: np.ndarray, vocab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The definition, spelled out: a full two-key sort of every row (decreasing score, then increasing species id)."""
+    out_s, out_p = [], []
+    for row in scores.astype(np.float64):
+        ranked = sorted(range(len(vocab)), key=lambda j: (-row[j], int(vocab[j])))[:n]
+        out_s.append(vocab[ranked])
+        out_p.append(row[ranked])
+    return np.array(out_s, np.int64).reshape(len(scores), -1), np.array(out_p, np.float32).reshape(len(scores), -1)
+
+
+@pytest.mark.parametrize("case", ["continuous", "heavy ties", "zeros and negative zeros", "signed with extremes"])
+def test_top_n_matches_the_two_key_sort(case: str) -> None:
+    rng = np.random.default_rng(["continuous", "heavy ties", "zeros and negative zeros", "signed with extremes"].index(case))
+    for _ in range(40):
+        r, v, n = int(rng.integers(1, 12)), int(rng.integers(1, 40)), int(rng.integers(1, 50))
+        s = rng.random((r, v)).astype(np.float32)
+        if case == "heavy ties":
+            s = np.round(s * 3) / 3
+        elif case == "zeros and negative zeros":
+            s[s < 0.7] = 0.0
+            s[rng.random((r, v)) < 0.2] = -0.0
+        elif case == "signed with extremes":
+            s = np.round(rng.normal(size=(r, v)) * 2).astype(np.float32) * 500
+            s[0, 0], s[-1, -1] = np.float32(3e38), np.float32(-3e38)
+        vocab = rng.permutation(1000)[:v]  # not sorted: ties must still go by species id, not by column
+        t = top_n(np.arange(r), s, vocab, n)
+        species, prob = _reference(s, vocab, n)
+        np.testing.assert_array_equal(t.species, species)
+        np.testing.assert_array_equal(t.prob, prob)
+        np.testing.assert_allclose(t.prob_rest, np.maximum(s.sum(1, dtype=np.float64) - prob.sum(1, dtype=np.float64), 0), rtol=1e-6)
+
+
+def test_top_n_breaks_a_tie_at_the_cut_by_species_id() -> None:
+    # five species tied at the cut of a top-3: the two with the smallest ids get the last places, whatever the columns
+    s = np.array([[0.1, 0.5, 0.1, 0.1, 0.1, 0.1]], np.float32)
+    t = top_n(np.array([7]), s, np.array([90, 10, 40, 20, 80, 30]), 3)
+    assert t.species.tolist() == [[10, 20, 30]]
+    assert t.prob_rest[0] == pytest.approx(0.3)
+
+
+def test_top_n_names_the_surveys_with_nan_scores() -> None:
+    s = np.ones((3, 4), np.float32)
+    s[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"1 survey\(s\) have NaN scores \(e\.g\. surveyId \[12\]\)"):
+        top_n(np.array([11, 12, 13]), s, np.arange(4), 2)
+
+
+def test_top_n_needs_one_species_per_column() -> None:
+    with pytest.raises(ValueError, match="one species id per column"):
+        top_n(np.arange(2), np.ones((2, 4), np.float32), np.arange(3), 2)
