@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     etl, experiments = list(old.get("etl", [])), []
     etl_ok = False  # until every ETL step has succeeded
 
-    def save() -> dict[str, Any]:
+    def save() -> tuple[dict[str, Any], Path]:
         """Write ``full_dag.json`` (and the README's table) from the rows so far: after every step, so a run stopped
         from outside keeps every step it finished."""
         n_surveys = None
@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
                        data_root=str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
                        seconds=float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start,
                        out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2))
-        write_result("full_dag", res)
+        path = write_result("full_dag", res)
         _update_readme(render_table(res))
-        return res
+        return res, path
 
     steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
              + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] + [["Neighbours"]])
@@ -406,10 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         experiments.append(row)
         save()
         print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
-    res = save()
-    path = REPO / "bench" / "results" / "full_dag.json"
-    peak = res["max_peak_rss_gb"]
-    print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {peak} GB, disk {res['out_root_gb']} GB, "
+    res, path = save()
+    print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk {res['out_root_gb']} GB, "
           f"all ok: {res['all_ok']}; wrote {path}", flush=True)
     for r in res["experiments"]:
         print(f"  {r['experiment']}: " + (f"test sample-F1 {r['test_sample_f1']:.4f}, {r['seconds']} s" if "test_sample_f1" in r

@@ -43,8 +43,9 @@ __all__ = ["blend_tables", "combine_experiments", "fit_blend_weights", "fit_pred
 NORMALISE = ("none", "sum")
 
 
-def _dense(tables: Sequence[ScoreTable], ids: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each table as a dense (len(ids) x vocab) matrix over the union vocabulary, rows in ``ids`` order."""
+def _dense(tables: Sequence[ScoreTable], ids: np.ndarray, normalise: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each table as a dense (len(ids) x vocab) matrix over the union vocabulary, rows in ``ids`` order, normalised
+    per survey (``normalise``)."""
     vocab = np.unique(np.concatenate([t.species.reshape(-1) for t in tables]))
     out = []
     for t in tables:
@@ -56,7 +57,7 @@ def _dense(tables: Sequence[ScoreTable], ids: np.ndarray) -> tuple[list[np.ndarr
         M = np.zeros((len(ids), len(vocab)), np.float64)
         rows = np.repeat(np.arange(len(ids)), t.species.shape[1])
         M[rows, np.searchsorted(vocab, t.species[r].reshape(-1))] = t.prob[r].reshape(-1)
-        out.append(M)
+        out.append(_normalise(M, normalise))
     return out, vocab
 
 
@@ -81,9 +82,12 @@ def blend_tables(tables: Sequence[ScoreTable], weights: Sequence[float], normali
     if (w < 0).any() or not np.isclose(w.sum(), 1.0, atol=1e-6):
         raise ValueError(f"blend weights {w.tolist()} must be >= 0 and sum to 1")
     ids = tables[0].survey_ids
-    mats, vocab = _dense(tables, ids)
-    P = sum(wi * _normalise(M, normalise) for wi, M in zip(w, mats))
-    return top_n(ids, P, vocab, n)
+    return _mix(ids, *_dense(tables, ids, normalise), w, n)
+
+
+def _mix(ids: np.ndarray, mats: Sequence[np.ndarray], vocab: np.ndarray, w: np.ndarray, n: int) -> ScoreTable:
+    """The weighted sum of the members' dense matrices, re-ranked to the top ``n``."""
+    return top_n(ids, sum(wi * M for wi, M in zip(w, mats)), vocab, n)
 
 
 def simplex_grid(n_members: int, step: float) -> np.ndarray:
@@ -106,11 +110,10 @@ def fit_blend_weights(val_tables: Sequence[ScoreTable], truth: Mapping[int, np.n
     from glc.decoding import fit_decoder
 
     ids = val_tables[0].survey_ids
-    mats, vocab = _dense(val_tables, ids)  # once, not per grid point
-    mats = [_normalise(M, normalise) for M in mats]
+    mats, vocab = _dense(val_tables, ids, normalise)  # once, not per grid point
 
     def f1(w: np.ndarray) -> float:
-        t = top_n(ids, sum(wi * M for wi, M in zip(w, mats)), vocab, n)  # = blend_tables(val_tables, w, normalise, n)
+        t = _mix(ids, mats, vocab, w, n)
         return float(fit_decoder("expected_f1", t.prob, t.truth_columns(truth), k_max=min(k_max, t.prob.shape[1]), prob_rest=t.prob_rest)["f1"])
 
     grid = simplex_grid(len(val_tables), step) if len(val_tables) > 1 else np.ones((1, 1))

@@ -3,10 +3,9 @@ assembled after every step."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
-
-import copy
 
 from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, render_table, run_step
 
