@@ -41,15 +41,34 @@ class ScoreTable:
         return {int(s): self.species[i, np.asarray(c, dtype=np.int64)] for i, (s, c) in enumerate(zip(self.survey_ids, col_sets))}
 
     def truth_columns(self, truth: "dict[int, np.ndarray] | Any") -> list[np.ndarray]:
-        """Each row's true species (``truth[surveyId]``) as column indices into its row; a species outside the row's
-        top-N gets index N (outside the matrix: a false negative no decoder can recover)."""
-        n_cols = self.species.shape[1]
-        out = []
-        for i, sid in enumerate(self.survey_ids):
-            t = np.unique(np.asarray(truth[int(sid)], dtype=np.int64))
-            pos = {int(s): j for j, s in enumerate(self.species[i])}
-            out.append(np.array([pos.get(int(s), n_cols) for s in t], dtype=np.int64))
-        return out
+        """Each row's true species (``truth[surveyId]``, duplicates dropped, in increasing species id) as column indices
+        into its row; a species outside the row's top-N gets index N (outside the matrix: a false negative no decoder
+        can recover). A row's species are distinct, as every model writes them (:func:`top_n`).
+
+        One sorted search over all rows instead of a dictionary per row (every decoder fit and every blend-weight grid
+        point calls this on every validation survey): each row's species are sorted with their columns, and
+        ``row * span + species`` keys of the truth are looked up in the table's keys (``span``: the id range; ids
+        too far apart for int64 keys are first made dense codes).
+        """
+        n, n_cols = self.species.shape
+        if n == 0:
+            return []
+        lists = [np.asarray(truth[int(sid)], dtype=np.int64).ravel() for sid in self.survey_ids]
+        sizes = np.fromiter((len(t) for t in lists), np.int64, n)
+        table, t_ids = np.asarray(self.species, dtype=np.int64), np.concatenate(lists)
+        both = np.concatenate([table.ravel(), t_ids])
+        lo, hi = (int(both.min()), int(both.max())) if both.size else (0, 0)
+        if n * (hi - lo + 1) >= 2**62:
+            codes, inv = np.unique(both, return_inverse=True)
+            lo, hi, table, t_ids = 0, len(codes) - 1, inv[:table.size].reshape(table.shape), inv[table.size:]
+        span = np.int64(hi - lo + 1)
+        order = np.argsort(table, axis=1, kind="stable")
+        keys = (np.arange(n, dtype=np.int64)[:, None] * span + (np.take_along_axis(table, order, axis=1) - lo)).ravel()
+        t_keys = np.unique(np.repeat(np.arange(n, dtype=np.int64), sizes) * span + (t_ids - lo))
+        at = np.minimum(np.searchsorted(keys, t_keys), max(keys.size - 1, 0))
+        hit = keys[at] == t_keys if keys.size else np.zeros(t_keys.size, bool)
+        cols = np.where(hit, order.ravel()[at] if keys.size else 0, n_cols)
+        return np.split(cols.astype(np.int64), np.cumsum(np.bincount(t_keys // span, minlength=n))[:-1])
 
     def subset(self, mask: np.ndarray) -> "ScoreTable":
         """Rows where ``mask`` is true."""

@@ -33,3 +33,31 @@ def test_gbm_learns_the_niche_neighbours_miss_and_is_deterministic() -> None:
     assert np.array_equal(a.species, b.species) and np.array_equal(a.prob, b.prob)
     knn = fit_predict(train, query, resolve({"model": {"kind": "knn", "k": 10, "top_n": 60}}))
     assert _f1(a, truth, 4) > _f1(knn, truth, 4) + 0.05
+
+
+
+def test_gbm_gives_lightgbm_the_folds_unstacked_and_gets_the_stacked_booster(monkeypatch) -> None:
+    """The out-of-fold matrices reach LightGBM as a list (no stacked copy at full scale) and the booster is the one
+    a single stacked matrix gives, with LightGBM sampling rows for its bins (fewer samples than pairs)."""
+    import lightgbm as lgb
+
+    seen: dict = {}
+    real_dataset, real_train = lgb.Dataset, lgb.train
+
+    def dataset(data, label, **kw):
+        seen.update(data=data, label=label, kw=kw)
+        return real_dataset(data, label, **kw)
+
+    def train(params, data, **kw):
+        seen.update(params={**params, "bin_construct_sample_cnt": 500}, train_kw=kw)
+        return real_train(seen["params"], data, **kw)
+
+    monkeypatch.setattr(lgb, "Dataset", dataset)
+    monkeypatch.setattr(lgb, "train", train)
+    cfg = {"kind": "gbm", "top_n": 30, "features": ["env"], "n_candidates": 30, "n_estimators": 20, "inner_folds": 3, "block_km": 20.0, "threads": 1}
+    m = GBMReranker(cfg, seed=0).fit(toy_surveys(400, seed=2))
+    mats = seen["data"]
+    assert isinstance(mats, list) and len(mats) == 3 and all(x.dtype == np.float32 and len(x) for x in mats)
+    assert sum(len(x) for x in mats) == m.info_["train_pairs"] > 500
+    stacked = real_train(seen["params"], real_dataset(np.vstack(mats), seen["label"], **seen["kw"]), **seen["train_kw"])
+    assert stacked.model_to_string() == m.booster_.model_to_string()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from glc.predict import scores
-from glc.predict.scores import top_n
+from glc.predict.scores import ScoreTable, top_n
 
 
 def _reference(s: np.ndarray, vocab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,3 +63,43 @@ def test_top_n_names_the_surveys_with_nan_scores() -> None:
 def test_top_n_needs_one_species_per_column() -> None:
     with pytest.raises(ValueError, match="one species id per column"):
         top_n(np.arange(2), np.ones((2, 4), np.float32), np.arange(3), 2)
+
+
+def _truth_columns_loop(t: ScoreTable, truth: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """The definition spelled out: a dictionary of each row's species -> column, truth de-duplicated and sorted."""
+    out = []
+    for i, sid in enumerate(t.survey_ids):
+        pos = {int(s): j for j, s in enumerate(t.species[i])}
+        out.append(np.array([pos.get(int(s), t.species.shape[1]) for s in np.unique(truth[int(sid)])], dtype=np.int64))
+    return out
+
+
+@pytest.mark.parametrize("width,scale", [(1, 3), (7, 3), (40, 3), (40, 2**53)])
+def test_truth_columns_matches_the_per_row_lookup(width: int, scale: int) -> None:
+    """Small ids (row keys over the id range) and ids too far apart for int64 row keys (dense codes first)."""
+    rng = np.random.default_rng(width)
+    n, pool = 60, 90
+    species = np.stack([rng.choice(pool, width, replace=False) for _ in range(n)]) * scale - 20  # negative ids too
+    t = ScoreTable(np.arange(1000, 1000 + n), species, rng.random((n, width), dtype=np.float32), np.zeros(n, np.float32))
+    truth = {int(s): rng.choice(pool * 4, rng.integers(0, 12)) * scale - 20 for s in t.survey_ids}  # repeats, misses, empty
+    truth[1000] = np.array([], np.int64)
+    truth[1001] = np.repeat(species[1, :1], 3)  # one species three times
+    truth[1002] = list(species[2][::-1])  # every column, as a list
+    got, want = t.truth_columns(truth), _truth_columns_loop(t, truth)
+    assert len(got) == n and got[0].size == 0 and got[1].tolist() == [0]
+    assert sorted(got[2].tolist()) == list(range(width))
+    for g, w in zip(got, want):
+        assert g.dtype == np.int64 and g.tolist() == w.tolist()
+
+
+def test_truth_columns_of_no_rows_and_no_columns() -> None:
+    empty = ScoreTable(np.empty(0, np.int64), np.empty((0, 5), np.int64), np.empty((0, 5), np.float32), np.empty(0, np.float32))
+    assert empty.truth_columns({}) == []
+    narrow = ScoreTable(np.array([7, 8]), np.empty((2, 0), np.int64), np.empty((2, 0), np.float32), np.zeros(2, np.float32))
+    assert [c.tolist() for c in narrow.truth_columns({7: [3, 1], 8: []})] == [[0, 0], []]
+
+
+def test_truth_columns_names_a_survey_without_truth() -> None:
+    t = ScoreTable(np.array([5]), np.array([[1, 2]]), np.array([[0.5, 0.2]], np.float32), np.zeros(1, np.float32))
+    with pytest.raises(KeyError, match="5"):
+        t.truth_columns({6: [1]})
