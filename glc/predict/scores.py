@@ -54,10 +54,12 @@ class ScoreTable:
         if n == 0:
             return []
         lists = [np.asarray(truth[int(sid)], dtype=np.int64).ravel() for sid in self.survey_ids]
+        if n_cols == 0:  # nothing to find: every true species is a miss
+            return [np.zeros(np.unique(t).size, np.int64) for t in lists]
         sizes = np.fromiter((len(t) for t in lists), np.int64, n)
         table, t_ids = np.asarray(self.species, dtype=np.int64), np.concatenate(lists)
         both = np.concatenate([table.ravel(), t_ids])
-        lo, hi = (int(both.min()), int(both.max())) if both.size else (0, 0)
+        lo, hi = int(both.min()), int(both.max())
         if n * (hi - lo + 1) >= 2**62:
             codes, inv = np.unique(both, return_inverse=True)
             lo, hi, table, t_ids = 0, len(codes) - 1, inv[:table.size].reshape(table.shape), inv[table.size:]
@@ -65,9 +67,8 @@ class ScoreTable:
         order = np.argsort(table, axis=1, kind="stable")
         keys = (np.arange(n, dtype=np.int64)[:, None] * span + (np.take_along_axis(table, order, axis=1) - lo)).ravel()
         t_keys = np.unique(np.repeat(np.arange(n, dtype=np.int64), sizes) * span + (t_ids - lo))
-        at = np.minimum(np.searchsorted(keys, t_keys), max(keys.size - 1, 0))
-        hit = keys[at] == t_keys if keys.size else np.zeros(t_keys.size, bool)
-        cols = np.where(hit, order.ravel()[at] if keys.size else 0, n_cols)
+        at = np.minimum(np.searchsorted(keys, t_keys), keys.size - 1)
+        cols = np.where(keys[at] == t_keys, order.ravel()[at], n_cols)
         return np.split(cols.astype(np.int64), np.cumsum(np.bincount(t_keys // span, minlength=n))[:-1])
 
     def subset(self, mask: np.ndarray) -> "ScoreTable":
