@@ -25,7 +25,8 @@ out-root's bytes after each step. Every submission is scored on the world's hidd
 outside keeps every step it finished; the goal (issue 16): ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
-experiments to an existing ``full_dag.json`` later (same data root and out-root; the ETL rows are kept, not re-run).
+experiments to an existing ``full_dag.json`` later (same data root; the ETL rows are kept: an ETL step whose
+artifacts the out-root lacks, e.g. on a fresh machine, is rebuilt first and recorded apart, in ``etl_rebuilds``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,14 @@ def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: fl
     return row
 
 
+def has_checkpoint(out_root: Path, cfg: dict[str, Any]) -> bool:
+    """Whether ``out_root`` holds a ``last.ckpt`` of experiment ``cfg``'s model (``models/{name}-{hash}*``, the folds
+    included), i.e. whether a step run now resumes a stopped training instead of starting over."""
+    from glc.config import model_key
+
+    return any(any(d.rglob("last.ckpt")) for d in out_root.glob(f"*/models/{cfg['name']}-{model_key(cfg)}*"))
+
+
 def experiment_order(names: list[str]) -> list[str]:
     """Goal experiments first, then the rest by their demo-world DAG wall time (unknown last, by name).
 
@@ -205,10 +215,12 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
     experiments' tasks it ran and its own tasks that another experiment's step ran (``ran_elsewhere``)."""
     text = f"{row['seconds']:.0f} s"
     if row.get("timed_out_after_s") is not None:
-        text += " (resumes from its last checkpoint on the next `--merge`)"
+        text += " (a later `--merge` on the same out-root resumes from its last checkpoint)"
     earlier = row.get("earlier_attempts", [])
     if earlier:
-        text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, resumed)"
+        how = ("resumed" if row.get("checkpoint_at_start", True)
+               else "not resumed: its checkpoint was not in the out-root, this attempt started over")
+        text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, {how})"
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
     for owner, tasks in ran_elsewhere.get(row.get("experiment", ""), []):
@@ -236,6 +248,9 @@ def render_table(res: dict[str, Any]) -> str:
         name = _step_name(r)
         status = "" if r["returncode"] == 0 else f" FAILED (exit {r['returncode']})"
         lines.append(f"| {name}{status} | {cells(r)}")
+    for r in res.get("etl_rebuilds", []):  # not the ETL's figures: a later run's out-root lacked these artifacts
+        status = "" if r["returncode"] == 0 else f" FAILED (exit {r['returncode']})"
+        lines.append(f"| {_step_name(r)}{status}, rebuilt by run {r['invocation']} (its out-root lacked it) | {cells(r)}")
     for r in sorted(res.get("experiments", []), key=lambda r: not r.get("goal")):  # the goal's experiments first
         name = f"`{r['experiment']}`"
         if "not_run" in r:
@@ -250,15 +265,20 @@ def render_table(res: dict[str, Any]) -> str:
 
 
 def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str, Any]], *, merge: bool, etl_ok: bool,
-             data_root: str, n_surveys: int | None, seconds: float, out_root_gb: float) -> dict[str, Any]:
+             data_root: str, n_surveys: int | None, seconds: float, out_root_gb: float,
+             rebuilds: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The ``results`` object of ``full_dag.json`` from the ETL rows and the experiment rows so far.
 
     With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
-    earlier run a step timeout stopped carries that attempt in ``earlier_attempts`` (Luigi and ``last.ckpt`` resumed
-    it, so its time counts too). Pure (nothing given is changed), so it is called after every step: a partial result
-    is a complete, valid file. ``seconds``: the wall time of every invocation so far.
+    earlier run a step timeout stopped carries that attempt in ``earlier_attempts`` (its time counts too; the row's
+    ``checkpoint_at_start`` says whether ``last.ckpt`` was there to resume from). ``rebuilds``: ETL steps this run
+    had to redo because its out-root lacked their artifacts (a fresh machine), kept apart in ``etl_rebuilds`` (after
+    the earlier runs' ones) so neither the ETL rows, the goal nor an experiment's step is billed for them. Pure
+    (nothing given is changed), so it is called after every step: a partial result is a complete, valid file.
+    ``seconds``: the wall time of every invocation so far.
     """
     rows = [dict(r) for r in rows]
+    etl_rebuilds = [*(old.get("etl_rebuilds", []) if merge else []), *(dict(r) for r in rebuilds)]
     experiments = rows
     if merge:
         before = {r["experiment"]: r for r in old.get("experiments", [])}
@@ -282,6 +302,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
         "data_root": data_root,
         "surveys": n_surveys,
         "etl": list(etl),
+        "etl_rebuilds": etl_rebuilds,
         "experiments": experiments,
         "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
         "goal": {"steps": "ETL + Submission for " + ", ".join(GOAL_EXPERIMENTS) + " (neighbours, kNN, geolocation MLP)",
@@ -290,7 +311,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
                  "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
         "total_seconds": round(seconds, 1),
         "invocations": int(old.get("invocations", 1)) + 1 if merge else 1,
-        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + ran] or [0.0]),
+        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds + ran] or [0.0]),
         "out_root_gb": out_root_gb,
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
     }
@@ -325,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="remove the output root first (every time measured)")
     ap.add_argument("--merge", action="store_true",
                     help="add these experiments to the existing full_dag.json (same data root; its ETL rows and other "
-                         "experiments kept; the ETL steps are not re-run: their artifacts must be in --out-root)")
+                         "experiments kept; ETL steps whose artifacts --out-root lacks are rebuilt first, recorded apart)")
     ap.add_argument("--etl-only", action="store_true", help="run the ETL steps (with --merge: those missing) and no experiment")
     ap.add_argument("--table", action="store_true",
                     help="run nothing: print the table of the last full_dag.json and rewrite the README's copy of it")
@@ -358,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--data-root", str(a.data_root), "--out-root", str(a.out_root)]
     timeout = a.step_timeout_hours * 3600 if a.step_timeout_hours else None
     t_start = time.perf_counter()
-    etl, experiments = list(old.get("etl", [])), []
+    etl, experiments, rebuilds = list(old.get("etl", [])), [], []
     etl_ok = False  # until every ETL step has succeeded
+    invocation = int(old.get("invocations", 1)) + 1 if a.merge else 1
 
     def save() -> tuple[dict[str, Any], Path]:
         """Write ``full_dag.json`` (and the README's table) from the rows so far: after every step, so a run stopped
@@ -370,23 +392,29 @@ def main(argv: list[str] | None = None) -> int:
         res = assemble(old, etl, experiments, merge=a.merge, etl_ok=etl_ok, n_surveys=n_surveys,
                        data_root=str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
                        seconds=float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start,
-                       out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2))
+                       out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2), rebuilds=rebuilds)
         path = write_result("full_dag", res)
         _update_readme(render_table(res))
         return res, path
 
     steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
              + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] + [["Neighbours"]])
-    done = {_step_name(r) for r in etl if r.get("returncode") == 0}
-    for s in [s for s in steps if " ".join(s) not in done]:  # with --merge: only the steps the earlier run lacks
+    done = {_step_name(r) for r in etl if r.get("returncode") == 0}  # with --merge: the steps the earlier runs measured
+    for s in steps:
         r = run_step([*s, *common], env, a.out_root, timeout)
-        etl.append(r)
+        if " ".join(s) not in done:
+            etl.append(r)
+        elif r["tasks"] or r["returncode"] != 0:  # measured before, but this out-root lacked it (a fresh machine)
+            rebuilds.append({**r, "invocation": invocation})
+        else:  # measured before and still complete here: Luigi ran nothing
+            continue
         save()
         print(json.dumps({k: v for k, v in r.items() if k not in ("stderr_tail", "tasks")}), flush=True)
         if r["returncode"] != 0:
             print(r.get("stderr_tail", ""), file=sys.stderr)
             break
-    etl_ok = all(r["returncode"] == 0 for r in etl) and {" ".join(s) for s in steps} <= {_step_name(r) for r in etl}
+    etl_ok = (all(r["returncode"] == 0 for r in etl + rebuilds)
+              and {" ".join(s) for s in steps} <= {_step_name(r) for r in etl if r["returncode"] == 0})
     for name in experiment_order(names) if etl_ok and not a.etl_only else []:
         cfg = load_experiment(name)
         row: dict[str, Any] = {"experiment": name, "model": cfg["model"]["kind"], "goal": name in GOAL_EXPERIMENTS}
@@ -399,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             experiments.append(row)
             print(f"{name}: not run ({row['not_run']})", flush=True)
             continue
+        row["checkpoint_at_start"] = has_checkpoint(a.out_root, cfg)
         r = run_step(["Submission", "--experiment", name, *common], env, a.out_root, timeout)
         row.update(r)
         if r["returncode"] == 0:

@@ -7,7 +7,8 @@ import copy
 import os
 from pathlib import Path
 
-from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, render_table, run_step
+from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, render_table, run_step
+from glc.config import load_experiment, model_key
 
 
 def test_goal_experiments_first_then_cheapest_by_demo_wall_time() -> None:
@@ -76,7 +77,7 @@ def test_render_table_says_why_an_experiment_has_no_score() -> None:
     assert lines[3].startswith("| PatchTiles FAILED (exit 1) |")
     assert lines[4].startswith("| `knn` Submission, test sample-F1 **0.486** | 10 s (+2700 s in 1 earlier attempt(s)")
     assert lines[5] == "| `gbm` | not run: --budget-hours 1.5 spent | | |"
-    assert lines[6].startswith("| `tile-cnn` Submission, stopped by the step timeout | 10 s (resumes from its last checkpoint")
+    assert lines[6].startswith("| `tile-cnn` Submission, stopped by the step timeout | 10 s (a later `--merge` on the same out-root resumes")
     assert lines[7].startswith("| `rf` Submission FAILED (exit 1) |")
 
 
@@ -117,3 +118,44 @@ def test_the_goal_is_met_only_when_its_experiments_all_ran() -> None:
     rows = [_row(n, 10.0) for n in GOAL_EXPERIMENTS[:-1]] + [_row(GOAL_EXPERIMENTS[-1], 5.0, returncode=1)]
     failed = _assemble({}, etl, rows, merge=False)
     assert not failed["goal"]["met"] and not failed["all_ok"]
+
+
+def test_etl_a_fresh_out_root_rebuilds_is_kept_apart_from_the_measured_etl() -> None:
+    # a --merge on a fresh machine must rebuild the ETL first; billing it to the experiment's step or replacing the
+    # first run's ETL rows (the goal's figures) would both misreport
+    etl = [{"step": "SurveyTable --data-root d --out-root o", "returncode": 0, "seconds": 100.0, "peak_rss_gb": 3.0,
+            "cpu_seconds": 90.0, "machine_busy_cpu_seconds": 95.0}]
+    old = {"etl": etl, "invocations": 11, "etl_rebuilds": [{**etl[0], "seconds": 120.0, "invocation": 5}],
+           "experiments": [_row(n, 10.0) for n in GOAL_EXPERIMENTS]}
+    rebuilt = {**etl[0], "seconds": 140.0, "peak_rss_gb": 17.5, "invocation": 12}
+    res = assemble(old, etl, [_row("gbm", 60.0, test_sample_f1=0.5)], merge=True, etl_ok=True, data_root="d",
+                   n_surveys=10, seconds=50.0, out_root_gb=1.0, rebuilds=[rebuilt])
+    assert [r["seconds"] for r in res["etl_rebuilds"]] == [120.0, 140.0]
+    assert res["etl"] == etl and res["etl_seconds"] == 100.0 and res["goal"]["seconds"] == 130.0
+    assert res["max_peak_rss_gb"] == 17.5  # the machine still had to hold it
+    lines = render_table(res).splitlines()
+    assert lines[2] == "| SurveyTable | 100 s | 3.00 GB | 90 / 95 |"
+    assert lines[3].startswith("| SurveyTable, rebuilt by run 5 (its out-root lacked it) | 120 s |")
+    assert lines[4].startswith("| SurveyTable, rebuilt by run 12 (its out-root lacked it) | 140 s |")
+    assert len(old["etl_rebuilds"]) == 1  # pure: called after every step, it must not stack this run's rebuilds
+    assert _assemble({}, etl, [], merge=False)["etl_rebuilds"] == []
+
+
+def test_an_attempt_after_a_timeout_says_whether_it_resumed() -> None:
+    old = {"experiments": [_row("tile-cnn-idct", 6840.0, returncode=-9, timed_out_after_s=6840.0)]}
+    for at_start, word in ((True, "resumed)"), (False, "not resumed: its checkpoint was not in the out-root")):
+        res = _assemble(old, [], [_row("tile-cnn-idct", 3000.0, test_sample_f1=0.3, checkpoint_at_start=at_start)])
+        assert res["experiments"][0]["seconds_all_attempts"] == 9840.0
+        assert word in render_table(res).splitlines()[2]
+
+
+def test_has_checkpoint_finds_only_this_experiments_model(tmp_path: Path) -> None:
+    idct, cnn = load_experiment("tile-cnn-idct"), load_experiment("tile-cnn")
+    assert not has_checkpoint(tmp_path, cnn)
+    run = tmp_path / "full-seed0-abc" / "models" / f"tile-cnn-idct-{model_key(idct)}" / "training" / "checkpoints"
+    run.mkdir(parents=True)
+    (run / "epoch003-f10.2800.ckpt").write_bytes(b"x")
+    assert not has_checkpoint(tmp_path, idct)  # a best checkpoint without last.ckpt: nothing to resume from
+    (run / "last.ckpt").write_bytes(b"x")
+    assert has_checkpoint(tmp_path, idct)
+    assert not has_checkpoint(tmp_path, cnn)  # "tile-cnn-" is a prefix of the other's directory, not its model
