@@ -275,7 +275,8 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
     had to redo because its out-root lacked their artifacts (a fresh machine), kept apart in ``etl_rebuilds`` (after
     the earlier runs' ones) so neither the ETL rows, the goal nor an experiment's step is billed for them. Pure
     (nothing given is changed), so it is called after every step: a partial result is a complete, valid file.
-    ``seconds``: the wall time of every invocation so far.
+    ``seconds``: the wall time of every invocation so far; ``out_root_gb``: the out-root's size now (with ``merge``
+    the result keeps the earlier runs' figure when that is larger).
     """
     rows = [dict(r) for r in rows]
     etl_rebuilds = [*(old.get("etl_rebuilds", []) if merge else []), *(dict(r) for r in rebuilds)]
@@ -312,7 +313,8 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
         "total_seconds": round(seconds, 1),
         "invocations": int(old.get("invocations", 1)) + 1 if merge else 1,
         "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds + ran] or [0.0]),
-        "out_root_gb": out_root_gb,
+        # the largest out-root any run of this file measured: a fresh machine's holds only what its run rebuilt
+        "out_root_gb": max(out_root_gb, float(old.get("out_root_gb", 0.0)) if merge else 0.0),
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
     }
 

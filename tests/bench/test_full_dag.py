@@ -133,6 +133,8 @@ def test_etl_a_fresh_out_root_rebuilds_is_kept_apart_from_the_measured_etl() -> 
     assert [r["seconds"] for r in res["etl_rebuilds"]] == [120.0, 140.0]
     assert res["etl"] == etl and res["etl_seconds"] == 100.0 and res["goal"]["seconds"] == 130.0
     assert res["max_peak_rss_gb"] == 17.5  # the machine still had to hold it
+    assert res["out_root_gb"] == 1.0  # this (fresh) out-root's size: larger than the earlier runs' (none recorded)
+    assert _assemble({**old, "out_root_gb": 5.63}, etl, [])["out_root_gb"] == 5.63  # not the fresh machine's 1.0
     lines = render_table(res).splitlines()
     assert lines[2] == "| SurveyTable | 100 s | 3.00 GB | 90 / 95 |"
     assert lines[3].startswith("| SurveyTable, rebuilt by run 5 (its out-root lacked it) | 120 s |")
