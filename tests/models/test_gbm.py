@@ -35,7 +35,6 @@ def test_gbm_learns_the_niche_neighbours_miss_and_is_deterministic() -> None:
     assert _f1(a, truth, 4) > _f1(knn, truth, 4) + 0.05
 
 
-
 def test_gbm_gives_lightgbm_the_folds_unstacked_and_gets_the_stacked_booster(monkeypatch) -> None:
     """The out-of-fold matrices reach LightGBM as a list (no stacked copy at full scale) and the booster is the one
     a single stacked matrix gives, with LightGBM sampling rows for its bins (fewer samples than pairs)."""
