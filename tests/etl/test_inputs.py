@@ -225,6 +225,45 @@ def test_gfv_rebuild_writes_identical_bytes(built_gfv, tmp_path: Path) -> None:
     assert digests(task.output().dir) == digests(tmp_path / "again")
 
 
+def _broadcast_subtrees(plan: str) -> list[str]:
+    """The text of every ``BroadcastExchange`` subtree of a Spark plan's tree string."""
+    import re
+
+    lines = plan.splitlines()
+
+    def col(line: str) -> int:
+        m = re.search(r"[:+]- ", line)
+        return m.start() if m else -1
+
+    out = []
+    for i, line in enumerate(lines):
+        if "BroadcastExchange" in line:
+            j = i + 1
+            while j < len(lines) and col(lines[j]) > col(line):
+                j += 1
+            out.append("\n".join(lines[i:j]))
+    return out
+
+
+def test_feature_sets_are_never_broadcast(built_gfv, spark) -> None:
+    """Each feature set joins the table by a shuffle (sort-merge) join, never a broadcast: its parquet is a few MB
+    here, so Spark would broadcast it by size, and at full scale the dense GFV (93k x 7,820 floats) outgrew the 4 GB
+    driver ("Not enough memory to build and broadcast the table"). Lookups (vocabulary, regions) may be broadcast."""
+    from glc.etl.inputs import build_model_inputs, read_feature_source
+
+    task, _ = built_gfv
+    sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=task.out_root).output().dir / "surveys"))
+    sources = {"gfv": read_feature_source(spark, "gfv", task.requires()["gfv"].output().dir)}
+    assert sources["gfv"].frame.inputFiles()  # a parquet artifact: Spark sizes it from its files, as in a real run
+    frames, _ = build_model_inputs(spark, sdf, np.array([], np.int64), sources)
+    plan = frames["train"]._jdf.queryExecution().executedPlan().toString()
+    assert "SortMergeJoin" in plan
+    subtrees = _broadcast_subtrees(plan)
+    assert subtrees, "expected the vocabulary/region lookups to stay broadcast"
+    leaked = [t for t in subtrees if "gfv" in t]
+    assert not leaked, f"a feature set is broadcast:\n{leaked[0]}"
+
+
 def test_experiment_selects_the_feature_sets_of_its_model(tmp_path: Path) -> None:
     from glc.tasks.training import model_inputs_for
     from glc.training.trainer import input_columns
