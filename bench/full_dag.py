@@ -319,6 +319,17 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
     }
 
 
+def report_row(row: dict[str, Any]) -> bool:
+    """Print a finished step's row (one JSON line on stdout); a failed step's error tail goes to stderr, so a run's
+    console says why it failed, not only ``FAILED (exit 1)``. Returns whether the step succeeded."""
+    print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
+    ok = row.get("returncode") == 0
+    if not ok:
+        print(f"{_step_name(row)} failed (exit {row.get('returncode')}); the end of its log:\n{row.get('stderr_tail', '')}",
+              file=sys.stderr, flush=True)
+    return ok
+
+
 def _update_readme(table: str) -> bool:
     """Rewrite the README's copy of the table; say so on stderr when its markers are missing."""
     if update_readme(table, marks=README_MARKS):
@@ -411,9 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         else:  # measured before and still complete here: Luigi ran nothing
             continue
         save()
-        print(json.dumps({k: v for k, v in r.items() if k not in ("stderr_tail", "tasks")}), flush=True)
-        if r["returncode"] != 0:
-            print(r.get("stderr_tail", ""), file=sys.stderr)
+        if not report_row(r):
             break
     etl_ok = (all(r["returncode"] == 0 for r in etl + rebuilds)
               and {" ".join(s) for s in steps} <= {_step_name(r) for r in etl if r["returncode"] == 0})
@@ -436,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             row.update({k: v for k, v in score(name, a.data_root, a.out_root).items() if k not in ("experiment", "model")})
         experiments.append(row)
         save()
-        print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
+        report_row(row)
     res, path = save()
     print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk {res['out_root_gb']} GB, "
           f"all ok: {res['all_ok']}; wrote {path}", flush=True)

@@ -4,10 +4,13 @@ assembled after every step."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 
-from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, render_table, run_step
+import pytest
+
+from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, render_table, report_row, run_step
 from glc.config import load_experiment, model_key
 
 
@@ -48,6 +51,17 @@ def test_a_failing_step_is_recorded_with_its_error(tmp_path: Path) -> None:
     assert row["returncode"] != 0
     assert "NoSuchTask" in row["stderr_tail"]
     assert row["tasks"] == [] and row["peak_rss_gb"] > 0
+
+
+def test_a_failed_steps_error_reaches_the_console(capsys: pytest.CaptureFixture[str]) -> None:
+    step = "Submission --experiment fusion-concat --data-root d --out-root o"
+    assert not report_row({"step": step, "returncode": 1, "seconds": 183.0, "stderr_tail": "Not enough memory to build and broadcast",
+                           "tasks": [{"task": "ModelInputs"}]})
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"step": step, "returncode": 1, "seconds": 183.0}
+    assert "Submission --experiment fusion-concat failed (exit 1)" in err and "Not enough memory to build and broadcast" in err
+    assert report_row({"step": step, "returncode": 0, "stderr_tail": "INFO: done"})
+    assert capsys.readouterr().err == ""
 
 
 def test_dir_bytes_counts_every_file(tmp_path: Path) -> None:
