@@ -370,7 +370,7 @@ def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: Feature
         values = donors.join(values.withColumnRenamed("surveyId", "_donor"), "_donor").drop("_donor")
     # A feature set has one row per survey, as many as the table: never let Spark broadcast it. Its size estimate
     # comes from the artifact's compressed parquet, not from what the transform makes of it (the dense GFV of the
-    # full world is 93k x 7,820 floats, 2.9 GB, from a few MB of sparse lists), and a broadcast that outgrows the
+    # full world is 93k x 7,820 floats, 2.9 GB, from 13 MB of sparse lists), and a broadcast that outgrows the
     # driver kills the task ("Not enough memory to build and broadcast the table"). A sort-merge join spills.
     values = values.hint("merge")
     parts = {r["_part"]: int(r["count"]) for r in table.join(values, "surveyId", "left_anti").groupBy("_part").count().collect()}
