@@ -365,14 +365,15 @@ def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: Feature
     if dup:
         raise ValueError(f"feature set {fs.name!r}: {dup} surveyId(s) occur more than once in {src.where}; rebuild {fs.artifact}")
     values, shapes, info = TRANSFORMS[fs.transform](ctx, fs, src, frame)
+    # A feature set has one row per survey, as many as the table: never let Spark broadcast it, in the shuffle's
+    # donor join nor in the joins onto the table. Its size estimate comes from the artifact's compressed parquet, not
+    # from what the transform makes of it (the dense GFV of the full world is 93k x 7,820 floats, 2.9 GB, from 13 MB
+    # of sparse lists), and a broadcast that outgrows the driver kills the task ("Not enough memory to build and
+    # broadcast the table"). A sort-merge join spills. (A hint does not pass through a join: set again after it.)
+    values = values.hint("merge")
     if shuffle:
         donors = _shuffle_map(ctx.spark, ctx.base, seed, fs.name)
-        values = donors.join(values.withColumnRenamed("surveyId", "_donor"), "_donor").drop("_donor")
-    # A feature set has one row per survey, as many as the table: never let Spark broadcast it. Its size estimate
-    # comes from the artifact's compressed parquet, not from what the transform makes of it (the dense GFV of the
-    # full world is 93k x 7,820 floats, 2.9 GB, from 13 MB of sparse lists), and a broadcast that outgrows the
-    # driver kills the task ("Not enough memory to build and broadcast the table"). A sort-merge join spills.
-    values = values.hint("merge")
+        values = donors.join(values.withColumnRenamed("surveyId", "_donor"), "_donor").drop("_donor").hint("merge")
     parts = {r["_part"]: int(r["count"]) for r in table.join(values, "surveyId", "left_anti").groupBy("_part").count().collect()}
     n_missing = {p: parts.get(p, 0) for p in SPLITS}
     columns: dict[str, Any] = {}

@@ -255,13 +255,14 @@ def test_feature_sets_are_never_broadcast(built_gfv, spark) -> None:
     sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=task.out_root).output().dir / "surveys"))
     sources = {"gfv": read_feature_source(spark, "gfv", task.requires()["gfv"].output().dir)}
     assert sources["gfv"].frame.inputFiles()  # a parquet artifact: Spark sizes it from its files, as in a real run
-    frames, _ = build_model_inputs(spark, sdf, np.array([], np.int64), sources)
-    plan = frames["train"]._jdf.queryExecution().executedPlan().toString()
-    assert "SortMergeJoin" in plan
-    subtrees = _broadcast_subtrees(plan)
-    assert subtrees, "expected the vocabulary/region lookups to stay broadcast"
-    leaked = [t for t in subtrees if "gfv" in t]
-    assert not leaked, f"a feature set is broadcast:\n{leaked[0]}"
+    for shuffle in ([], ["gfv"]):  # a shuffled control joins the values to their donors first
+        frames, _ = build_model_inputs(spark, sdf, np.array([], np.int64), sources, shuffle=shuffle)
+        plan = frames["train"]._jdf.queryExecution().executedPlan().toString()
+        assert "SortMergeJoin" in plan
+        subtrees = _broadcast_subtrees(plan)
+        assert subtrees, "expected the vocabulary/region lookups to stay broadcast"
+        leaked = [t for t in subtrees if "gfv" in t]
+        assert not leaked, f"a feature set is broadcast (shuffle={shuffle}):\n{leaked[0]}"
 
 
 def test_experiment_selects_the_feature_sets_of_its_model(tmp_path: Path) -> None:
