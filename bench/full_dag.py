@@ -242,7 +242,18 @@ def render_table(res: dict[str, Any]) -> str:
             ran_elsewhere.setdefault(name, []).append((r["experiment"], tasks))
 
     def cells(r: dict[str, Any]) -> str:
-        return f"{_wall(r, ran_elsewhere)} | {r['peak_rss_gb']:.2f} GB | {r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f} |"
+        # a resumed step's figures are the finishing attempt's; the peak is the highest of all attempts (an earlier one
+        # killed by the step timeout may have held more) and the earlier attempts' CPU seconds are added beside
+        earlier = r.get("earlier_attempts", [])
+        peak = f"{r['peak_rss_gb']:.2f} GB"
+        top = max((e["peak_rss_gb"] for e in earlier if "peak_rss_gb" in e), default=0.0)
+        if top > r["peak_rss_gb"]:
+            peak = f"{top:.2f} GB (in an earlier attempt; this one {r['peak_rss_gb']:.2f} GB)"
+        cpu = f"{r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f}"
+        if any("cpu_seconds" in e for e in earlier):
+            cpu += (f" (+{sum(e.get('cpu_seconds', 0.0) for e in earlier):.0f} / "
+                    f"{sum(e.get('machine_busy_cpu_seconds', 0.0) for e in earlier):.0f} earlier)")
+        return f"{_wall(r, ran_elsewhere)} | {peak} | {cpu} |"
 
     for r in res.get("etl", []):
         name = _step_name(r)
@@ -312,7 +323,9 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
                  "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
         "total_seconds": round(seconds, 1),
         "invocations": int(old.get("invocations", 1)) + 1 if merge else 1,
-        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds + ran] or [0.0]),
+        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds + ran]
+                               + [e["peak_rss_gb"] for r in ran for e in r.get("earlier_attempts", []) if "peak_rss_gb" in e]
+                               or [0.0]),
         # the largest out-root any run of this file measured: a fresh machine's holds only what its run rebuilt
         "out_root_gb": max(out_root_gb, float(old.get("out_root_gb", 0.0)) if merge else 0.0),
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),

@@ -118,6 +118,8 @@ def test_a_partial_merge_keeps_the_earlier_rows_it_has_not_replaced_yet() -> Non
     assert [e["seconds"] for e in by["gbm"]["earlier_attempts"]] == [40.0]
     assert res["invocations"] == 3 and res["all_ok"] and res["max_peak_rss_gb"] == 3.0
     assert old == frozen  # pure: called again after the next step, it must not stack earlier attempts twice
+    killed = {**old, "experiments": [_row("gbm", 40.0, returncode=-9, timed_out_after_s=40.0, peak_rss_gb=9.5)]}
+    assert _assemble(killed, etl, [_row("gbm", 60.0, test_sample_f1=0.52)])["max_peak_rss_gb"] == 9.5
     again = _assemble(old, etl, [_row("gbm", 60.0, test_sample_f1=0.52), _row("rf", 35.0, test_sample_f1=0.51)])
     by = {r["experiment"]: r for r in again["experiments"]}
     assert len(by["gbm"]["earlier_attempts"]) == 1 and by["rf"]["seconds"] == 35.0 and len(again["experiments"]) == 3
@@ -175,3 +177,16 @@ def test_has_checkpoint_finds_only_this_experiments_model(tmp_path: Path) -> Non
     (run / "last.ckpt").write_bytes(b"x")
     assert has_checkpoint(tmp_path, idct)
     assert not has_checkpoint(tmp_path, cnn)  # "tile-cnn-" is a prefix of the other's directory, not its model
+
+
+def test_render_table_a_resumed_step_shows_the_highest_peak_of_its_attempts() -> None:
+    # fusion-concat at full scale: 10.42 GB while training fold 1 (killed by the step timeout), 5.94 GB resuming
+    row = {**_row("fusion-concat", 1354.9, test_sample_f1=0.5746, peak_rss_gb=5.94, cpu_seconds=2475.8,
+                  machine_busy_cpu_seconds=2497.3, checkpoint_at_start=True),
+           "earlier_attempts": [{"seconds": 7200.6, "peak_rss_gb": 10.42, "cpu_seconds": 13772.0,
+                                 "machine_busy_cpu_seconds": 13924.2, "timed_out_after_s": 7200.0}]}
+    line = render_table({"experiments": [row]}).splitlines()[2]
+    assert "| 10.42 GB (in an earlier attempt; this one 5.94 GB) |" in line
+    assert line.endswith("| 2476 / 2497 (+13772 / 13924 earlier) |")
+    alone = render_table({"experiments": [{**row, "earlier_attempts": []}]}).splitlines()[2]
+    assert alone.endswith("| 5.94 GB | 2476 / 2497 |")
