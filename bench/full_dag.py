@@ -338,7 +338,8 @@ def report_row(row: dict[str, Any]) -> bool:
     print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
     ok = row.get("returncode") == 0
     if not ok:
-        print(f"{_step_name(row)} failed (exit {row.get('returncode')}); the end of its log:\n{row.get('stderr_tail', '')}",
+        how = ("was stopped by the step timeout" if row.get("timed_out_after_s") is not None else "failed")
+        print(f"{_step_name(row)} {how} (exit {row.get('returncode')}); the end of its log:\n{row.get('stderr_tail', '')}",
               file=sys.stderr, flush=True)
     return ok
 
@@ -463,9 +464,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk {res['out_root_gb']} GB, "
           f"all ok: {res['all_ok']}; wrote {path}", flush=True)
     for r in res["experiments"]:
-        print(f"  {r['experiment']}: " + (f"test sample-F1 {r['test_sample_f1']:.4f}, {r['seconds']} s" if "test_sample_f1" in r
-                                         else r.get("not_run", f"FAILED (exit {r.get('returncode')})")), flush=True)
+        print(f"  {r['experiment']}: {outcome(r)}", flush=True)
     return 0 if res["all_ok"] else 1
+
+
+def outcome(row: dict[str, Any]) -> str:
+    """One experiment row's outcome in words for the console summary: its score and wall time (all attempts), why it
+    did not run, that the step timeout stopped it (resumable) or that it failed."""
+    if "not_run" in row:
+        return f"not run: {row['not_run']}"
+    if row.get("returncode") == 0 and "test_sample_f1" in row:
+        total = row.get("seconds_all_attempts", row["seconds"])
+        attempts = len(row.get("earlier_attempts", [])) + 1
+        return f"test sample-F1 {row['test_sample_f1']:.4f}, {total} s" + (f" over {attempts} attempts" if attempts > 1 else "")
+    if row.get("timed_out_after_s") is not None:
+        return (f"stopped by the step timeout after {row['seconds']} s (a later --merge on the same out-root resumes "
+                "from its last checkpoint)")
+    return f"FAILED (exit {row.get('returncode')})"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.full_dag import GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, render_table, report_row, run_step
+from bench.full_dag import (GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, outcome, render_table,
+                             report_row, run_step)
 from glc.config import load_experiment, model_key
 
 
@@ -60,6 +61,8 @@ def test_a_failed_steps_error_reaches_the_console(capsys: pytest.CaptureFixture[
     out, err = capsys.readouterr()
     assert json.loads(out) == {"step": step, "returncode": 1, "seconds": 183.0}
     assert "Submission --experiment fusion-concat failed (exit 1)" in err and "Not enough memory to build and broadcast" in err
+    assert not report_row({"step": step, "returncode": -9, "timed_out_after_s": 7200.0, "stderr_tail": "Epoch 15"})
+    assert "Submission --experiment fusion-concat was stopped by the step timeout (exit -9)" in capsys.readouterr().err
     assert report_row({"step": step, "returncode": 0, "stderr_tail": "INFO: done"})
     assert capsys.readouterr().err == ""
 
@@ -190,3 +193,15 @@ def test_render_table_a_resumed_step_shows_the_highest_peak_of_its_attempts() ->
     assert line.endswith("| 2476 / 2497 (+13772 / 13924 earlier) |")
     alone = render_table({"experiments": [{**row, "earlier_attempts": []}]}).splitlines()[2]
     assert alone.endswith("| 5.94 GB | 2476 / 2497 |")
+
+
+def test_the_console_summary_tells_a_step_timeout_from_a_failure() -> None:
+    # run 15 printed "tile-cnn-idct: FAILED (exit -9)" for a step its own --step-timeout-hours stopped (resumable)
+    stopped = _row("tile-cnn-idct", 6840.2, returncode=-9, timed_out_after_s=6840.0)
+    assert outcome(stopped).startswith("stopped by the step timeout after 6840.2 s")
+    assert outcome(_row("rf", 30.0, returncode=-9)) == "FAILED (exit -9)"  # killed by something else: the OOM killer
+    resumed = {**_row("fusion-concat", 1354.9, test_sample_f1=0.57461), "seconds_all_attempts": 8555.5,
+               "earlier_attempts": [{"seconds": 7200.6}]}
+    assert outcome(resumed) == "test sample-F1 0.5746, 8555.5 s over 2 attempts"
+    assert outcome(_row("knn", 168.1, test_sample_f1=0.4861)) == "test sample-F1 0.4861, 168.1 s"
+    assert outcome({"experiment": "fusion-paper", "not_run": "its [train] accelerator needs a GPU"}).startswith("not run: its")
