@@ -207,6 +207,11 @@ def _task_list(tasks: list[dict[str, Any]]) -> str:
     return f"{sum(t['seconds'] for t in tasks):.0f} s: {', '.join(dict.fromkeys(t['task'] for t in tasks))}"
 
 
+def _peaks(row: dict[str, Any]) -> list[float]:
+    """The peak RSS of each attempt of a step: its own and those of the earlier attempts a step timeout killed."""
+    return [row["peak_rss_gb"], *(e["peak_rss_gb"] for e in row.get("earlier_attempts", []) if "peak_rss_gb" in e)]
+
+
 RanElsewhere = dict[str, list[tuple[str, list[dict[str, Any]]]]]  # experiment -> [(the step's experiment, its tasks)]
 
 
@@ -228,6 +233,32 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
     return text
 
 
+def _outcome_kind(row: dict[str, Any]) -> str:
+    """How an experiment row ended: ``not_run``, ``scored``, ``timed_out`` (its step timeout stopped it; a later
+    ``--merge`` resumes from its last checkpoint) or ``failed``. The table and the console summary both read it."""
+    if "not_run" in row:
+        return "not_run"
+    if row.get("returncode") == 0 and "test_sample_f1" in row:
+        return "scored"
+    return "timed_out" if row.get("timed_out_after_s") is not None else "failed"
+
+
+def outcome(row: dict[str, Any]) -> str:
+    """One experiment row's outcome in words for the console summary: its score and wall time (all attempts), why it
+    did not run, that the step timeout stopped it (resumable) or that it failed."""
+    kind = _outcome_kind(row)
+    if kind == "not_run":
+        return f"not run: {row['not_run']}"
+    if kind == "scored":
+        total = row.get("seconds_all_attempts", row["seconds"])
+        attempts = len(row.get("earlier_attempts", [])) + 1
+        return f"test sample-F1 {row['test_sample_f1']:.4f}, {total} s" + (f" over {attempts} attempts" if attempts > 1 else "")
+    if kind == "timed_out":
+        return (f"stopped by the step timeout after {row['seconds']} s (a later --merge on the same out-root resumes "
+                "from its last checkpoint)")
+    return f"FAILED (exit {row.get('returncode')})"
+
+
 def render_table(res: dict[str, Any]) -> str:
     """The README's markdown table of a ``full_dag.json`` ``results`` object: one line per ETL step and experiment.
 
@@ -246,9 +277,8 @@ def render_table(res: dict[str, Any]) -> str:
         # killed by the step timeout may have held more) and the earlier attempts' CPU seconds are added beside
         earlier = r.get("earlier_attempts", [])
         peak = f"{r['peak_rss_gb']:.2f} GB"
-        top = max((e["peak_rss_gb"] for e in earlier if "peak_rss_gb" in e), default=0.0)
-        if top > r["peak_rss_gb"]:
-            peak = f"{top:.2f} GB (in an earlier attempt; this one {r['peak_rss_gb']:.2f} GB)"
+        if max(_peaks(r)) > r["peak_rss_gb"]:
+            peak = f"{max(_peaks(r)):.2f} GB (in an earlier attempt; this one {r['peak_rss_gb']:.2f} GB)"
         cpu = f"{r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f}"
         if any("cpu_seconds" in e for e in earlier):
             cpu += (f" (+{sum(e.get('cpu_seconds', 0.0) for e in earlier):.0f} / "
@@ -263,12 +293,12 @@ def render_table(res: dict[str, Any]) -> str:
         status = "" if r["returncode"] == 0 else f" FAILED (exit {r['returncode']})"
         lines.append(f"| {_step_name(r)}{status}, rebuilt by run {r['invocation']} (its out-root lacked it) | {cells(r)}")
     for r in sorted(res.get("experiments", []), key=lambda r: not r.get("goal")):  # the goal's experiments first
-        name = f"`{r['experiment']}`"
-        if "not_run" in r:
+        name, kind = f"`{r['experiment']}`", _outcome_kind(r)
+        if kind == "not_run":
             lines.append(f"| {name} | not run: {r['not_run'].split(' (')[0]} | | |")
-        elif r["returncode"] == 0 and "test_sample_f1" in r:
+        elif kind == "scored":
             lines.append(f"| {name} Submission, test sample-F1 **{r['test_sample_f1']:.3f}** | {cells(r)}")
-        elif r.get("timed_out_after_s") is not None:
+        elif kind == "timed_out":
             lines.append(f"| {name} Submission, stopped by the step timeout | {cells(r)}")
         else:
             lines.append(f"| {name} Submission FAILED (exit {r['returncode']}) | {cells(r)}")
@@ -307,8 +337,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
     ran = [r for r in experiments if "returncode" in r]
     goal_rows = [r for r in ran if r["goal"]]
     goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds_all_attempts"] for r in goal_rows)
-    goal_peak = max([r["peak_rss_gb"] for r in etl + goal_rows] + [e["peak_rss_gb"] for r in goal_rows
-                    for e in r.get("earlier_attempts", [])] or [0.0])
+    goal_peak = max([r["peak_rss_gb"] for r in etl] + [p for r in goal_rows for p in _peaks(r)] or [0.0])
     goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS)
     return {
         "data_root": data_root,
@@ -323,9 +352,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
                  "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
         "total_seconds": round(seconds, 1),
         "invocations": int(old.get("invocations", 1)) + 1 if merge else 1,
-        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds + ran]
-                               + [e["peak_rss_gb"] for r in ran for e in r.get("earlier_attempts", []) if "peak_rss_gb" in e]
-                               or [0.0]),
+        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds] + [p for r in ran for p in _peaks(r)] or [0.0]),
         # the largest out-root any run of this file measured: a fresh machine's holds only what its run rebuilt
         "out_root_gb": max(out_root_gb, float(old.get("out_root_gb", 0.0)) if merge else 0.0),
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
@@ -466,21 +493,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in res["experiments"]:
         print(f"  {r['experiment']}: {outcome(r)}", flush=True)
     return 0 if res["all_ok"] else 1
-
-
-def outcome(row: dict[str, Any]) -> str:
-    """One experiment row's outcome in words for the console summary: its score and wall time (all attempts), why it
-    did not run, that the step timeout stopped it (resumable) or that it failed."""
-    if "not_run" in row:
-        return f"not run: {row['not_run']}"
-    if row.get("returncode") == 0 and "test_sample_f1" in row:
-        total = row.get("seconds_all_attempts", row["seconds"])
-        attempts = len(row.get("earlier_attempts", [])) + 1
-        return f"test sample-F1 {row['test_sample_f1']:.4f}, {total} s" + (f" over {attempts} attempts" if attempts > 1 else "")
-    if row.get("timed_out_after_s") is not None:
-        return (f"stopped by the step timeout after {row['seconds']} s (a later --merge on the same out-root resumes "
-                "from its last checkpoint)")
-    return f"FAILED (exit {row.get('returncode')})"
 
 
 if __name__ == "__main__":
