@@ -12,13 +12,21 @@ with the 8x8 patch block is ~36 MB) or **packed** lossily into one ``.npz`` (the
   :func:`glc.training.trainer.train_model` (reader ``memory``), scores the validation and test splits, fits the
   experiment's decoder on validation, decodes the test surveys (optionally adds PO-correction lists) and scores them
   on ``--truth`` (the world's ``_truth/GLC24_SOLUTION_FILE.csv``); writes a JSON of the figures.
+* ``profile``: the training loader alone and the net's steps alone (:func:`profile`): which one bounds an epoch.
 
-Example (the full-scale world)::
+Example (the full-scale world, as measured for ``bench/results/fusion_gpu.json``; the 6x6 patch block keeps the
+``.npz`` at 53 MB, under the GPU box's 64 MiB transfer limit; the paper's raw patch pixels would be 5.8 GB)::
 
-    python -m bench.fusion_gpu pack --inputs out/full-seed0-*/model_inputs/v10km-... --out .gpu/full.npz
+    python -m bench.fusion_gpu pack --inputs out/full-seed0-*/model_inputs/v10km-...patch_dct16+plot-k3 \
+        --out .gpu/full.npz --patch-k 6
+    cp data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv .gpu/truth.csv
+    cp out/full-seed0-*/po_correction/pa_test-*/data/*.parquet .gpu/corrections.parquet
     # on the GPU box, with .gpu carried:
-    python -m bench.fusion_gpu run --npz .gpu/full.npz --experiment tasks/fusion-paper.toml --set train.kfold=1 \\
-        --truth .gpu/truth.csv --json $OUT/fusion_full.json
+    python -m bench.fusion_gpu profile --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
+        --set train.kfold=1 --set model.image=dct16 --json $OUT/profile.json
+    python -m bench.fusion_gpu run --npz .gpu/full.npz --experiment tasks/fusion-paper.toml --set train.kfold=1 \
+        --set model.image=dct16 --set train.batch_size=256 --set train.lr=0.0005 --set train.max_epochs=4 \
+        --truth .gpu/truth.csv --corrections .gpu/corrections.parquet --json $OUT/fusion_full.json
 """
 
 from __future__ import annotations
@@ -58,11 +66,116 @@ def _set(cfg: dict[str, Any], assignment: str) -> None:
     node[last] = value
 
 
+def _config(experiment: Path, sets: list[str]) -> dict[str, Any]:
+    """The resolved experiment with ``--set`` overrides applied and W&B off."""
+    from glc.config import experiment_table, resolve
+
+    table = experiment_table(str(experiment))
+    for s in sets:
+        _set(table, s)
+    table.setdefault("wandb", {})["mode"] = "disabled"
+    return resolve(table, str(experiment))
+
+
+def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches: int) -> dict[str, Any]:
+    """Where a training step's time goes: is the loader or the net the bound?
+
+    * ``loader_samples_per_s``: the training loader alone (the experiment's reader settings, ``memory`` reader) over
+      ``batches`` batches after 5 warm-up ones (epoch after epoch where the split holds fewer);
+    * ``train_step`` / ``train_step_deterministic``: ``prepare`` + forward + the experiment's loss + backward + AdamW on
+      one fixed batch already on the device (CUDA when present; bf16 autocast when the experiment's precision is
+      ``bf16-mixed``), ``steps`` timed steps after 3 warm-up ones, without and with
+      ``torch.use_deterministic_algorithms`` (what the trainer sets on a GPU: ``"warn"``);
+    * ``eval_step``: the forward pass alone (validation / prediction);
+    * ``image_branch_step``: the image backbone's forward + backward alone on the prepared image (0 without one).
+
+    A loader rate far above ``batch / train_step`` means the net bounds training; a GPU's utilisation far below 100 %
+    at that point means the step is bound by kernel launches (small batch) rather than arithmetic.
+    """
+    import torch
+
+    from glc.training.trainer import build_module, datamodule
+
+    cfg = _config(experiment, sets)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = dev == "cuda" and str(cfg["train"].get("precision", "")).startswith("bf16")
+    dm = datamodule(inputs, cfg, "memory")
+    dm.setup("fit")
+    module = build_module(cfg, dm.meta)
+    net = module.net.to(dev)
+
+    def endless() -> Any:  # a small table's epoch may hold fewer batches than are timed
+        while True:
+            yield from dm.train_dataloader()
+
+    it = endless()
+    first = next(it)
+    for _ in range(5):
+        next(it)
+    t0, n = time.perf_counter(), 0
+    for _ in range(batches):
+        n += int(next(it)["target"].shape[0])
+    out: dict[str, Any] = {
+        "experiment": cfg["name"], "overrides": sets, "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",
+        "batch_size": int(cfg["train"]["batch_size"]), "num_workers": int(cfg["train"]["num_workers"]), "bf16": bf16,
+        "parameters": int(sum(p.numel() for p in net.parameters())),
+        "loader_samples_per_s": round(n / (time.perf_counter() - t0), 1),
+    }
+    batch = {k: v.to(dev) for k, v in first.items()}
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+    def timed(step: Any) -> dict[str, float]:
+        for i in range(steps + 3):
+            if i == 3:
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+            with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
+                step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        ms = (time.perf_counter() - t) / steps * 1000
+        return {"ms": round(ms, 1), "samples_per_s": round(len(batch["target"]) * 1000 / ms, 1)}
+
+    def train_step() -> None:
+        loss = module.loss(net(batch).float(), batch["target"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def eval_step() -> None:
+        with torch.no_grad():
+            net(batch)
+
+    net.train()
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    out["train_step"] = timed(train_step)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        out["train_step_deterministic"] = timed(train_step)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    image = getattr(net, "image", None)
+    if image is not None:
+        with torch.no_grad():
+            img = image.prepare(batch)
+
+        def image_step() -> None:
+            image.tokens(img).float().sum().backward()
+
+        out["image_branch_step"] = timed(image_step)
+    net.eval()
+    out["eval_step"] = timed(eval_step)
+    dm.teardown()
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
 def run(inputs: Path, experiment: Path, sets: list[str], truth: Path | None, corrections: Path | None, work: Path) -> dict[str, Any]:
     """Train, predict, decode and score (see the module docstring); returns the figures."""
     import torch
 
-    from glc.config import experiment_table, resolve
     from glc.data.metadata import read_species_lists
     from glc.experiment import correct_sets, decode, fit_decoder
     from glc.loaders.pack import read_split
@@ -70,11 +183,7 @@ def run(inputs: Path, experiment: Path, sets: list[str], truth: Path | None, cor
     from glc.metrics import score_submission
     from glc.training.trainer import predict_splits, train_model
 
-    table = experiment_table(str(experiment))
-    for s in sets:
-        _set(table, s)
-    table.setdefault("wandb", {})["mode"] = "disabled"
-    cfg = resolve(table, str(experiment))
+    cfg = _config(experiment, sets)
     meta = read_meta(inputs)
     t0 = time.time()
     summary = train_model(inputs, work, cfg, cfg["name"], progress=False, wandb=False, reader="memory")
@@ -108,7 +217,7 @@ def run(inputs: Path, experiment: Path, sets: list[str], truth: Path | None, cor
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``pack``, ``unpack`` or ``run``."""
+    """CLI: ``pack``, ``run`` or ``profile``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="pack a model-input table into one .npz")
@@ -117,22 +226,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cube-coefs", type=int, default=8, help="1-D DCT coefficients kept per cube channel")
     p.add_argument("--patch-k", type=int, default=4, help="side of the patch DCT block kept")
     p.add_argument("--gfv-top", type=int, default=16, help="largest GFV entries kept per survey")
-    r = sub.add_parser("run", help="train an experiment on a table (or a packed .npz) and score it")
-    r.add_argument("--inputs", type=Path, help="a model-input table folder")
-    r.add_argument("--npz", type=Path, help="a packed table (unpacked to --work/inputs first)")
-    r.add_argument("--experiment", type=Path, required=True)
-    r.add_argument("--set", action="append", default=[], help="section.key=value override of the experiment file")
+    table = argparse.ArgumentParser(add_help=False)
+    table.add_argument("--inputs", type=Path, help="a model-input table folder")
+    table.add_argument("--npz", type=Path, help="a packed table (unpacked to --work/inputs first)")
+    table.add_argument("--experiment", type=Path, required=True)
+    table.add_argument("--set", action="append", default=[], help="section.key=value override of the experiment file")
+    table.add_argument("--work", type=Path, default=Path("/tmp/fusion-gpu"))
+    table.add_argument("--json", type=Path, help="write the figures here")
+    r = sub.add_parser("run", parents=[table], help="train an experiment on a table (or a packed .npz) and score it")
     r.add_argument("--truth", type=Path, help="the world's hidden test labels (_truth/GLC24_SOLUTION_FILE.csv)")
     r.add_argument("--corrections", type=Path, help="POCorrection data/ parquet of the test surveys")
-    r.add_argument("--work", type=Path, default=Path("/tmp/fusion-gpu"))
-    r.add_argument("--json", type=Path, help="write the figures here")
+    f = sub.add_parser("profile", parents=[table], help="time the loader alone and the net's steps alone (see profile())")
+    f.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    f.add_argument("--batches", type=int, default=200, help="batches the loader is timed over")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.cmd == "pack":
         pack(a.inputs, a.out, a.cube_coefs, a.patch_k, a.gfv_top)
         return 0
     if (a.inputs is None) == (a.npz is None):
-        raise SystemExit("run: give exactly one of --inputs or --npz")
+        raise SystemExit(f"{a.cmd}: give exactly one of --inputs or --npz")
     inputs = a.inputs
     if a.npz is not None:
         t0 = time.time()
@@ -140,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
 
         inputs = unpack(a.npz, a.work / "inputs")
         log.info("unpacked %s in %.0f s", a.npz, time.time() - t0)
-    res = run(inputs, a.experiment, a.set, a.truth, a.corrections, a.work / "train")
+    if a.cmd == "profile":
+        res = profile(inputs, a.experiment, a.set, a.steps, a.batches)
+    else:
+        res = run(inputs, a.experiment, a.set, a.truth, a.corrections, a.work / "train")
     if a.json:
         from glc.io import write_json
 

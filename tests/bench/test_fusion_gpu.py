@@ -1,0 +1,102 @@
+"""bench.fusion_gpu, the GPU-box runner of the fusion model, exercised on the CPU with a small fake table: overrides
+parse as JSON where they can, ``run`` trains / decodes / scores the test surveys against a solution file (with and
+without PO correction) from a table or its packed ``.npz``, ``profile`` times the loader and the steps, and the CLI
+names a missing or doubled table argument."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import fusion_gpu
+from glc.loaders.fake import make_fake_inputs
+from glc.loaders.pack import read_split
+from glc.loaders.tables import read_meta
+
+SETS = ("patch_dct16", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
+#: tasks/fusion.toml shrunk to CPU-test size (one fold, one epoch, small widths, no workers, float32).
+SMALL = [
+    "model.backbone=resnet18", "model.image_size=32", "model.latent=16", "model.dim=16", "model.heads=4",
+    'model.swin={"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]}', "model.tabular.hidden=32",
+    "model.graph.tokens=3", "model.graph.width=8", "train.kfold=1", "train.max_epochs=1", "train.batch_size=32",
+    "train.num_workers=0", "train.accelerator=cpu", "train.precision=32-true",
+]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A fake fusion table, its test surveys' solution file (the table's own test labels) and a PO-correction list
+    that adds one absent species to every test survey."""
+    root = tmp_path_factory.mktemp("fusion_gpu")
+    inputs = root / "inputs"
+    make_fake_inputs(inputs, SETS, sizes={"train": 96, "val": 32, "test": 16}, num_classes=20, label_width=5, widths={"env": 7})
+    vocab = np.asarray(read_meta(inputs)["vocab"])
+    test = read_split(inputs, "test")
+    lists = [vocab[row[row >= 0]] for row in test["labels"]]
+    truth = root / "solution.csv"
+    truth.write_text("surveyId,target_species_ids\n" + "".join(
+        f"{int(s)},{' '.join(str(int(v)) for v in sorted(sp))}\n" for s, sp in zip(test["surveyId"], lists)))
+    absent = [[int(next(v for v in vocab if v not in set(sp)))] for sp in lists]
+    corrections = root / "corrections.parquet"
+    pd.DataFrame({"surveyId": test["surveyId"].astype(np.int64), "split": "test", "species": absent}).to_parquet(corrections)
+    return inputs, truth, corrections
+
+
+def test_overrides_parse_as_json_where_they_can() -> None:
+    cfg: dict = {"train": {"lr": 1.0}}
+    for s in ("train.lr=0.0005", "train.reader=memory", "model.swin.depths=[1, 2]", 'model.swin={"embed_dim": 24}',
+              "train.cosine=false"):
+        fusion_gpu._set(cfg, s)
+    assert cfg == {"train": {"lr": 0.0005, "reader": "memory", "cosine": False}, "model": {"swin": {"embed_dim": 24}}}
+
+
+def test_run_trains_decodes_and_scores_the_test_surveys(table, tmp_path: Path) -> None:
+    inputs, truth, corrections = table
+    res = fusion_gpu.run(inputs, Path("tasks/fusion.toml"), SMALL, truth, corrections, tmp_path / "train")
+    assert res["experiment"] == "fusion" and res["device"] == "cpu" and res["epochs_trained"] == 1
+    assert res["surveys"] == {"train": 96, "val": 32, "test": 16} and res["num_classes"] == 20
+    assert res["decoder"] == "expected_f1_platt" and 0.0 <= res["val_sample_f1_decoder_in_sample"] <= 1.0
+    assert 0.0 <= res["test_sample_f1"] <= 1.0 and res["train_samples_per_s"] > 0
+    # every test survey was given one species it does not hold: the corrected score is not higher
+    assert res["po_correction"]["n_surveys"] == 16 and res["po_correction"]["n_without_list"] == 0
+    assert res["test_sample_f1_po_correction"] <= res["test_sample_f1"]
+    assert json.loads(json.dumps(res)) == res  # what --json writes
+
+
+def test_the_cli_runs_a_packed_table_and_writes_the_figures(table, tmp_path: Path) -> None:
+    inputs, truth, _ = table
+    npz = tmp_path / "t.npz"
+    assert fusion_gpu.main(["pack", "--inputs", str(inputs), "--out", str(npz), "--patch-k", "4"]) == 0
+    out = tmp_path / "figures.json"
+    args = ["run", "--npz", str(npz), "--experiment", "tasks/fusion.toml", "--truth", str(truth), "--work", str(tmp_path / "w"),
+            "--json", str(out)]
+    for s in SMALL:
+        args += ["--set", s]
+    assert fusion_gpu.main(args) == 0
+    res = json.loads(out.read_text())
+    assert res["packed"]["patch_dct16"] == "4x4 block (float16)" and 0.0 <= res["test_sample_f1"] <= 1.0
+    assert "test_sample_f1_po_correction" not in res  # no --corrections
+
+
+def test_profile_times_the_loader_and_the_steps(table) -> None:
+    import torch
+
+    inputs, _, _ = table
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    res = fusion_gpu.profile(inputs, Path("tasks/fusion.toml"), SMALL, steps=1, batches=2)
+    assert res["device"] == "cpu" and res["batch_size"] == 32 and not res["bf16"] and res["parameters"] > 0
+    assert res["loader_samples_per_s"] > 0
+    for key in ("train_step", "train_step_deterministic", "image_branch_step", "eval_step"):
+        assert res[key]["ms"] > 0 and res[key]["samples_per_s"] > 0, key
+    # profile() leaves the process-wide switch as it found it
+    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+
+
+@pytest.mark.parametrize("table_args", [[], ["--inputs", "a", "--npz", "b"]])
+def test_the_cli_names_a_missing_or_doubled_table(table_args: list[str]) -> None:
+    with pytest.raises(SystemExit, match="profile: give exactly one of --inputs or --npz"):
+        fusion_gpu.main(["profile", "--experiment", "tasks/fusion.toml", *table_args])
