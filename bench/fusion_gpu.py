@@ -35,6 +35,7 @@ import argparse
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
       one fixed batch already on the device (CUDA when present; bf16 autocast when the experiment's precision is
       ``bf16-mixed``), ``steps`` timed steps after 3 warm-up ones, without and with
       ``torch.use_deterministic_algorithms`` (what the trainer sets on a GPU: ``"warn"``);
+    * ``module_train_step``: the same through the LightningModule's ``training_step`` (mixup, the finite-loss check,
+      which waits for the device every step, and ``self.log``, a no-op without a Trainer);
+    * ``host_to_device_ms``: copying one loader batch to the device;
     * ``eval_step``: the forward pass alone (validation / prediction);
     * ``image_branch_step``: the image backbone's forward + backward alone on the prepared image (0 without one).
 
@@ -156,6 +160,25 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
         out["train_step_deterministic"] = timed(train_step)
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    module.to(dev)
+
+    def module_step() -> None:  # what Lightning runs: mixup, the finite-loss check (a device sync), logging
+        loss = module.training_step(batch, 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*self\.log.*")  # no Trainer here: self.log() is a no-op
+        out["module_train_step"] = timed(module_step)
+    fresh = [next(it) for _ in range(4)]
+    t = time.perf_counter()
+    for b in fresh:
+        moved = {k: v.to(dev) for k, v in b.items()}
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    out["host_to_device_ms"] = round((time.perf_counter() - t) / len(fresh) * 1000, 2)
+    del moved
     image = getattr(net, "image", None)
     if image is not None:
         with torch.no_grad():

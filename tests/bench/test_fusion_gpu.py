@@ -89,8 +89,8 @@ def test_profile_times_the_loader_and_the_steps(table) -> None:
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     res = fusion_gpu.profile(inputs, Path("tasks/fusion.toml"), SMALL, steps=1, batches=2)
     assert res["device"] == "cpu" and res["batch_size"] == 32 and not res["bf16"] and res["parameters"] > 0
-    assert res["loader_samples_per_s"] > 0
-    for key in ("train_step", "train_step_deterministic", "image_branch_step", "eval_step"):
+    assert res["loader_samples_per_s"] > 0 and res["host_to_device_ms"] >= 0
+    for key in ("train_step", "train_step_deterministic", "module_train_step", "image_branch_step", "eval_step"):
         assert res[key]["ms"] > 0 and res[key]["samples_per_s"] > 0, key
     # profile() leaves the process-wide switch as it found it
     assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
