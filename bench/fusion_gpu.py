@@ -91,7 +91,7 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
       which waits for the device every step, and ``self.log``, a no-op without a Trainer);
     * ``host_to_device_ms``: copying one loader batch to the device;
     * ``eval_step``: the forward pass alone (validation / prediction);
-    * ``image_branch_step``: the image backbone's forward + backward alone on the prepared image (0 without one).
+    * ``image_branch_step``: the image backbone's forward + backward alone on the prepared image (absent without one).
 
     A loader rate far above ``batch / train_step`` means the net bounds training; a GPU's utilisation far below 100 %
     at that point means the step is bound by kernel launches (small batch) rather than arithmetic.
