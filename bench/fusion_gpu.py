@@ -17,15 +17,15 @@ with the 8x8 patch block is ~36 MB) or **packed** lossily into one ``.npz`` (the
 Example (the full-scale world, as measured for ``bench/results/fusion_gpu.json``; the 6x6 patch block keeps the
 ``.npz`` at 53 MB, under the GPU box's 64 MiB transfer limit; the paper's raw patch pixels would be 5.8 GB)::
 
-    python -m bench.fusion_gpu pack --inputs out/full-seed0-*/model_inputs/v10km-...patch_dct16+plot-k3 \
+    python -m bench.fusion_gpu pack --inputs out/full-seed0-*/model_inputs/v10km-...patch_dct16+plot-k3 \\
         --out .gpu/full.npz --patch-k 6
     cp data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv .gpu/truth.csv
     cp out/full-seed0-*/po_correction/pa_test-*/data/*.parquet .gpu/corrections.parquet
     # on the GPU box, with .gpu carried:
-    python -m bench.fusion_gpu profile --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
+    python -m bench.fusion_gpu profile --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \\
         --set train.kfold=1 --set model.image=dct16 --json $OUT/profile.json
-    python -m bench.fusion_gpu run --npz .gpu/full.npz --experiment tasks/fusion-paper.toml --set train.kfold=1 \
-        --set model.image=dct16 --set train.batch_size=256 --set train.lr=0.0005 --set train.max_epochs=4 \
+    python -m bench.fusion_gpu run --npz .gpu/full.npz --experiment tasks/fusion-paper.toml --set train.kfold=1 \\
+        --set model.image=dct16 --set train.batch_size=256 --set train.lr=0.0005 --set train.max_epochs=4 \\
         --truth .gpu/truth.csv --corrections .gpu/corrections.parquet --json $OUT/fusion_full.json
 """
 
@@ -105,8 +105,8 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
     bf16 = dev == "cuda" and str(cfg["train"].get("precision", "")).startswith("bf16")
     dm = datamodule(inputs, cfg, "memory")
     dm.setup("fit")
-    module = build_module(cfg, dm.meta)
-    net = module.net.to(dev)
+    module = build_module(cfg, dm.meta).to(dev)
+    net = module.net
 
     def endless() -> Any:  # a small table's epoch may hold fewer batches than are timed
         while True:
@@ -160,7 +160,6 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
         out["train_step_deterministic"] = timed(train_step)
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-    module.to(dev)
 
     def module_step() -> None:  # what Lightning runs: mixup, the finite-loss check (a device sync), logging
         loss = module.training_step(batch, 0)
