@@ -225,6 +225,11 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
     if earlier:
         how = ("resumed" if row.get("checkpoint_at_start", True)
                else "not resumed: its checkpoint was not in the out-root, this attempt started over")
+        # an earlier attempt after the first that found no checkpoint lost the attempts before it (a fresh machine)
+        lost = [i + 1 for i, e in enumerate(earlier) if i > 0 and e.get("checkpoint_at_start") is False]
+        if lost:
+            which = ", ".join(str(i) for i in lost)
+            how += f"; attempt {which} of {len(earlier) + 1} also started over, its checkpoint not in the out-root"
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, {how})"
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
@@ -312,7 +317,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
 
     With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
     earlier run a step timeout stopped carries that attempt in ``earlier_attempts`` (its time counts too; the row's
-    ``checkpoint_at_start`` says whether ``last.ckpt`` was there to resume from). ``rebuilds``: ETL steps this run
+    ``checkpoint_at_start`` says whether ``last.ckpt`` was there to resume from, and each earlier attempt keeps its own). ``rebuilds``: ETL steps this run
     had to redo because its out-root lacked their artifacts (a fresh machine), kept apart in ``etl_rebuilds`` (after
     the earlier runs' ones) so neither the ETL rows, the goal nor an experiment's step is billed for them. Pure
     (nothing given is changed), so it is called after every step: a partial result is a complete, valid file.
@@ -328,7 +333,8 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
             prev = before.get(r["experiment"], {})
             if "returncode" in r and prev.get("timed_out_after_s") is not None:
                 r["earlier_attempts"] = [*prev.get("earlier_attempts", []), {k: prev[k] for k in ("seconds", "cpu_seconds",
-                                         "machine_busy_cpu_seconds", "peak_rss_gb", "timed_out_after_s", "tasks") if k in prev}]
+                                         "machine_busy_cpu_seconds", "peak_rss_gb", "timed_out_after_s", "tasks",
+                                         "checkpoint_at_start") if k in prev}]
         replaced = {r["experiment"] for r in rows}
         experiments = [dict(r) for r in old.get("experiments", []) if r["experiment"] not in replaced] + rows
     for r in experiments:

@@ -170,6 +170,23 @@ def test_an_attempt_after_a_timeout_says_whether_it_resumed() -> None:
         assert word in render_table(res).splitlines()[2]
 
 
+def test_each_earlier_attempt_keeps_whether_it_resumed() -> None:
+    # tile-cnn-idct at full scale: attempt 1 fresh, attempt 2 on a fresh machine (its checkpoint lost), 3 and 4 resumed
+    res: dict = {}
+    for seconds, at_start, timed_out in ((6840.0, False, True), (3600.0, False, True), (7200.0, True, True),
+                                         (5000.0, True, False)):
+        extra = {"returncode": -9, "timed_out_after_s": seconds} if timed_out else {"test_sample_f1": 0.3}
+        res = _assemble(res, [], [_row("tile-cnn-idct", seconds, checkpoint_at_start=at_start, **extra)])
+    row = res["experiments"][0]
+    assert [e["checkpoint_at_start"] for e in row["earlier_attempts"]] == [False, False, True]
+    assert row["seconds_all_attempts"] == 22640.0
+    line = render_table(res).splitlines()[2]
+    assert "in 3 earlier attempt(s) killed by the step timeout, resumed; attempt 2 of 4 also started over" in line
+    # the first attempt had nothing to resume from: starting fresh is not a lost checkpoint
+    first_fresh = {**row, "earlier_attempts": [{**row["earlier_attempts"][0]}, {**row["earlier_attempts"][2]}]}
+    assert "started over" not in render_table({"experiments": [first_fresh]}).splitlines()[2]
+
+
 def test_has_checkpoint_finds_only_this_experiments_model(tmp_path: Path) -> None:
     idct, cnn = load_experiment("tile-cnn-idct"), load_experiment("tile-cnn")
     assert not has_checkpoint(tmp_path, cnn)
