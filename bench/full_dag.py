@@ -223,18 +223,23 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
         text += " (a later `--merge` on the same out-root resumes from its last checkpoint)"
     earlier = row.get("earlier_attempts", [])
     if earlier:
-        how = ("resumed" if row.get("checkpoint_at_start", True)
-               else "not resumed: its checkpoint was not in the out-root, this attempt started over")
+        resumed = row.get("checkpoint_at_start", True)
+        how = "resumed" if resumed else "not resumed: its checkpoint was not in the out-root, this attempt started over"
         # an earlier attempt after the first that found no checkpoint lost the attempts before it (a fresh machine)
         lost = [i + 1 for i, e in enumerate(earlier) if i > 0 and e.get("checkpoint_at_start") is False]
         if lost:
             which = ", ".join(str(i) for i in lost)
-            how += f"; attempt {which} of {len(earlier) + 1} also started over, its checkpoint not in the out-root"
+            also = "" if resumed else " also"
+            how += (f"; attempt {which} of {len(earlier) + 1}{also} started over, its checkpoint not in the out-root"
+                    if len(lost) == 1 else
+                    f"; attempts {which} of {len(earlier) + 1}{also} started over, their checkpoints not in the out-root")
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, {how})"
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
     for owner, tasks in ran_elsewhere.get(row.get("experiment", ""), []):
         text += f" (+{_task_list(tasks)} run earlier in `{owner}`'s step)"
+    if row.get("recovered_from"):
+        text += f" (figures transcribed, not written by this tool: {row['recovered_from']})"
     return text
 
 
@@ -284,7 +289,7 @@ def render_table(res: dict[str, Any]) -> str:
         peak = f"{r['peak_rss_gb']:.2f} GB"
         if max(_peaks(r)) > r["peak_rss_gb"]:
             peak = f"{max(_peaks(r)):.2f} GB (in an earlier attempt; this one {r['peak_rss_gb']:.2f} GB)"
-        cpu = f"{r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f}"
+        cpu = f"{r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f}" if "cpu_seconds" in r else "not recorded"
         if any("cpu_seconds" in e for e in earlier):
             cpu += (f" (+{sum(e.get('cpu_seconds', 0.0) for e in earlier):.0f} / "
                     f"{sum(e.get('machine_busy_cpu_seconds', 0.0) for e in earlier):.0f} earlier)")
@@ -317,8 +322,8 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
 
     With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
     earlier run a step timeout stopped carries that attempt in ``earlier_attempts`` (its time counts too; the row's
-    ``checkpoint_at_start`` says whether ``last.ckpt`` was there to resume from, and each earlier attempt keeps its own). ``rebuilds``: ETL steps this run
-    had to redo because its out-root lacked their artifacts (a fresh machine), kept apart in ``etl_rebuilds`` (after
+    ``checkpoint_at_start`` says whether ``last.ckpt`` was there to resume from, and each earlier attempt keeps its
+    own). ``rebuilds``: ETL steps this run had to redo because its out-root lacked their artifacts (a fresh machine), kept apart in ``etl_rebuilds`` (after
     the earlier runs' ones) so neither the ETL rows, the goal nor an experiment's step is billed for them. Pure
     (nothing given is changed), so it is called after every step: a partial result is a complete, valid file.
     ``seconds``: the wall time of every invocation so far; ``out_root_gb``: the out-root's size now (with ``merge``

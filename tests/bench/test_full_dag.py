@@ -181,10 +181,16 @@ def test_each_earlier_attempt_keeps_whether_it_resumed() -> None:
     assert [e["checkpoint_at_start"] for e in row["earlier_attempts"]] == [False, False, True]
     assert row["seconds_all_attempts"] == 22640.0
     line = render_table(res).splitlines()[2]
-    assert "in 3 earlier attempt(s) killed by the step timeout, resumed; attempt 2 of 4 also started over" in line
+    assert ("in 3 earlier attempt(s) killed by the step timeout, resumed; attempt 2 of 4 started over, its checkpoint "
+            "not in the out-root)") in line
     # the first attempt had nothing to resume from: starting fresh is not a lost checkpoint
     first_fresh = {**row, "earlier_attempts": [{**row["earlier_attempts"][0]}, {**row["earlier_attempts"][2]}]}
     assert "started over" not in render_table({"experiments": [first_fresh]}).splitlines()[2]
+    # two earlier attempts lost their checkpoints and so did the finishing one: plural, and "also"
+    both_lost = {**row, "checkpoint_at_start": False,
+                 "earlier_attempts": [*row["earlier_attempts"][:2], {**row["earlier_attempts"][1]}]}
+    line = render_table({"experiments": [both_lost]}).splitlines()[2]
+    assert "this attempt started over; attempts 2, 3 of 4 also started over, their checkpoints not in the out-root" in line
 
 
 def test_has_checkpoint_finds_only_this_experiments_model(tmp_path: Path) -> None:
@@ -222,3 +228,15 @@ def test_the_console_summary_tells_a_step_timeout_from_a_failure() -> None:
     assert outcome(resumed) == "test sample-F1 0.5746, 8555.5 s over 2 attempts"
     assert outcome(_row("knn", 168.1, test_sample_f1=0.4861)) == "test sample-F1 0.4861, 168.1 s"
     assert outcome({"experiment": "fusion-paper", "not_run": "its [train] accelerator needs a GPU"}).startswith("not run: its")
+
+
+def test_render_table_marks_a_row_transcribed_by_hand() -> None:
+    # tile-cnn-idct's finishing run: its machine was lost before the tool's own JSON row could be committed
+    row = {**_row("tile-cnn-idct", 1015.0, test_sample_f1=0.322, peak_rss_gb=2.69),
+           "recovered_from": "session 37's README text"}
+    row.pop("cpu_seconds", None)
+    row.pop("machine_busy_cpu_seconds", None)
+    line = render_table({"experiments": [row]}).splitlines()[2]
+    assert "(figures transcribed, not written by this tool: session 37's README text)" in line
+    assert line.endswith("| 2.69 GB | not recorded |")
+    assert "transcribed" not in render_table({"experiments": [_row("knn", 168.1, test_sample_f1=0.4861)]})
