@@ -102,6 +102,9 @@ SCHEMA: Schema = {
         "val_k": Param(0, "top-k of the per-epoch validation sample-F1 (0 = mean training richness)", min=0),
         "reader": Param("petastorm", "model-input reader (glc.loaders)", choices=("petastorm", "petastorm-public", "arrow", "memory")),
         "num_workers": Param(0, "DataLoader workers", min=0),
+        "checkpoint_minutes": Param(30.0, "also rewrite last.ckpt inside an epoch every this many minutes of training, so a "
+                                    "run killed mid-epoch resumes there, exactly (0 = at epoch ends only; not part of "
+                                    "the config hash: it never changes the trained model)", min=0.0),
         "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
         "devices": Param(1, "training processes: > 1 runs DDP, one process per GPU (or per CPU process, gloo) via "
                          "torchrun (glc.training.ddp)", min=1),
@@ -247,9 +250,18 @@ def load_experiment(name_or_path: str) -> dict[str, Any]:
 UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {("train", "devices"): 1, ("train", "strategy"): "auto"}
 
 
+#: Keys that never change what is built (how often a run checkpoints): never part of the hash, so changing one
+#: resumes the same run instead of starting another.
+UNHASHED_KEYS: tuple[tuple[str, str], ...] = (("train", "checkpoint_minutes"),)
+
+
 def config_hash(cfg: Mapping[str, Any]) -> str:
-    """Short stable hash of a resolved config (part of experiment artifact paths); see :data:`UNHASHED_DEFAULTS`."""
+    """Short stable hash of a resolved config (part of experiment artifact paths); see :data:`UNHASHED_DEFAULTS` and
+    :data:`UNHASHED_KEYS`."""
     slim = {k: dict(v) if isinstance(v, Mapping) else v for k, v in cfg.items()}
+    for section, key in UNHASHED_KEYS:
+        if isinstance(slim.get(section), dict):
+            slim[section].pop(key, None)
     for (section, key), default in UNHASHED_DEFAULTS.items():
         if isinstance(slim.get(section), dict) and slim[section].get(key, default) == default:
             slim[section].pop(key, None)

@@ -88,6 +88,20 @@ def test_every_kind_resolves_with_its_defaults():
         assert cfg["model"]["kind"] == kind and cfg["model"]["top_n"] == 256
 
 
+def test_checkpoint_minutes_is_never_hashed() -> None:
+    """How often a run checkpoints never changes the trained model: any value keeps the artifacts' hash (and so
+    resumes the same run), and a config without the key (built before it existed) has that hash too."""
+    from glc.config import config_hash, load_experiment, model_key
+
+    cfg = load_experiment("tile-cnn")
+    assert cfg["train"]["checkpoint_minutes"] == 30.0 and load_experiment("inception")["train"]["checkpoint_minutes"] == 15.0
+    other = {**cfg, "train": {**cfg["train"], "checkpoint_minutes": 5.0}}
+    legacy = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "checkpoint_minutes"}}
+    assert config_hash(other) == config_hash(cfg) == config_hash(legacy) and model_key(other) == model_key(cfg)
+    with pytest.raises(ConfigError, match="checkpoint_minutes"):
+        resolve({"train": {"checkpoint_minutes": -1}})
+
+
 def test_keys_added_later_leave_the_hash_unchanged_at_their_defaults() -> None:
     from glc.config import UNHASHED_DEFAULTS, config_hash, load_experiment
 

@@ -12,8 +12,10 @@ rows globally and so has its own order). The epoch is read lazily, each time the
 iterated, from the attached trainer (the epoch it is about to run, see :meth:`SurveyDataModule._epoch`) or, without
 a trainer, from the number of times that loader was iterated before. The loader therefore needs no
 ``reload_dataloaders_every_n_epochs``, and ``trainer.fit(module, datamodule=dm, ckpt_path=...)`` resumed from an
-end-of-epoch checkpoint (``last.ckpt``) reads exactly the orders of the epochs it still runs. (A checkpoint taken
-mid-epoch restarts that epoch's order from its first batch, as Lightning does for any iterable dataset.)
+end-of-epoch checkpoint (``last.ckpt``) reads exactly the orders of the epochs it still runs. A checkpoint taken
+mid-epoch (``fit_model(checkpoint_minutes=...)``) holds the train loader's state, the epoch and the batches of it the
+trainer finished (:class:`~glc.loaders.readers.EpochDataLoader` is stateful), so a run resumed from it skips those
+batches of that epoch's order and trains on the rest: the same batches as an uninterrupted run.
 
 Workers: with ``num_workers > 0`` the loaders use persistent worker processes (each reads its own shard of row
 groups; they learn each epoch through shared memory); :meth:`teardown` (called by Lightning at the end of
@@ -218,6 +220,17 @@ class SurveyDataModule(pl.LightningDataModule):
         except AttributeError:  # not a full Trainer (or another loop layout): its current_epoch
             return int(trainer.current_epoch)
 
+    def _batches_done(self) -> int | None:
+        """The training batches of the current epoch the trainer has finished (``None`` without a trainer): what a
+        checkpoint written now records as the train loader's position (Lightning calls ``state_dict`` then)."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        try:
+            return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        except AttributeError:  # not a full Trainer: the loader counts what it handed out
+            return None
+
     def loader(self, split: str, shuffle: bool = False, with_target: bool | None = None, equal_shards: bool = False) -> EpochDataLoader:
         """A loader over any split; with ``shuffle`` its order follows the epoch (see the module docstring).
 
@@ -241,6 +254,7 @@ class SurveyDataModule(pl.LightningDataModule):
             self._loaders[key] = EpochDataLoader(
                 dataset,
                 epoch_fn=_weak_method(self._epoch),  # no loader -> data module reference cycle
+                progress_fn=_weak_method(self._batches_done),
                 num_workers=self.num_workers,
                 batch_size=None,
                 persistent_workers=self.num_workers > 0,

@@ -58,7 +58,7 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -736,18 +736,31 @@ class EpochDataLoader(torch.utils.data.DataLoader):
     or, when that returns ``None`` (no trainer), from a counter of ``iter()`` calls. Because the epoch is read at
     ``iter()`` time, the loader needs no rebuilding between epochs (no ``reload_dataloaders_every_n_epochs``), and a
     run resumed from an end-of-epoch checkpoint before epoch ``e`` reads epoch ``e``'s order.
+
+    **Mid-epoch resume.** The loader is *stateful* in Lightning's sense (``state_dict`` / ``load_state_dict``, saved
+    in every checkpoint under the fit loop's ``combined_loader``): its state is the epoch it reads and how many of
+    that epoch's batches the trainer has finished (``progress_fn()``, the fit loop's processed-batch count; without
+    it, the batches this loader handed out in the current pass). Loaded from a checkpoint taken inside epoch ``e``
+    after ``k`` batches, the next ``iter()`` over epoch ``e`` skips the first ``k`` batches of that epoch's order
+    (read and dropped, never trained on) and yields the rest, so a run resumed from a mid-epoch ``last.ckpt`` trains
+    on exactly the batches the uninterrupted run would have (tested). A state for another epoch, or one that
+    counts the whole epoch (an end-of-epoch checkpoint), skips nothing.
     """
 
     def __init__(
         self,
         dataset: SurveyIterableDataset,
         epoch_fn: Callable[[], int | None] | None = None,
+        progress_fn: Callable[[], int | None] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("batch_size", None)
         super().__init__(dataset, **kwargs)
         self.epoch_fn = epoch_fn
+        self.progress_fn = progress_fn
         self.iterations = 0
+        self.handed_out = 0  # batches yielded by the current pass
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip) from load_state_dict
 
     def current_epoch(self) -> int:
         """The epoch the next ``iter()`` will read."""
@@ -755,9 +768,43 @@ class EpochDataLoader(torch.utils.data.DataLoader):
         return self.iterations if epoch is None else int(epoch)
 
     def __iter__(self) -> Any:
-        self.dataset.epoch = self.current_epoch()  # type: ignore[attr-defined]
+        epoch = self.current_epoch()
+        self.dataset.epoch = epoch  # type: ignore[attr-defined]
         self.iterations += 1
-        return super().__iter__()
+        skip = 0
+        if self._resume_at is not None:
+            at_epoch, done = self._resume_at
+            self._resume_at = None  # one pass only
+            if at_epoch == epoch and 0 < done < len(self):
+                skip = done
+        self.handed_out = 0
+        return self._counted(super().__iter__(), skip)
+
+    def _counted(self, batches: Iterator[Any], skip: int) -> Iterator[Any]:
+        if skip:
+            log.info("resuming epoch %d of %s after %d finished batches: skipping them", self.dataset.epoch,
+                     self.dataset.source.info.directory, skip)  # type: ignore[attr-defined]
+            for _ in itertools.islice(batches, skip):
+                pass
+            self.handed_out = skip
+        for batch in batches:
+            self.handed_out += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch", "batches"}``: the epoch being read and the batches of it the trainer has finished."""
+        done = self.progress_fn() if self.progress_fn is not None else None
+        return {"epoch": int(self.dataset.epoch), "batches": int(self.handed_out if done is None else done)}  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Resume the next pass over ``state_dict["epoch"]`` after ``state_dict["batches"]`` batches."""
+        try:
+            self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(
+                f"EpochDataLoader.load_state_dict: expected {{'epoch': int, 'batches': int}} (a checkpoint's train "
+                f"loader state), got {state_dict!r}; resume from a checkpoint written by this loader or delete it"
+            ) from e
 
     def __len__(self) -> int:
         """The batches of the epoch the next ``iter()`` reads (the dataset's count can depend on the epoch)."""

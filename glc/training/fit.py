@@ -10,6 +10,12 @@
   (:class:`AtomicCheckpointIO`).
 * Resume: when ``out_dir/checkpoints/last.ckpt`` exists and ``resume=True`` training continues from it (weights,
   optimiser, scheduler, loop counters, callback states). A run that already stopped early is not trained again.
+* Mid-epoch checkpoints: with ``checkpoint_minutes`` (``[train] checkpoint_minutes``, 30 by default in experiments)
+  ``last.ckpt`` is also rewritten after the training batch that ends each such interval, so a run killed inside a
+  long epoch (a step timeout, a lost machine) loses at most that much work. Resumed from it, the epoch goes on after
+  the batches it had finished, exactly as the uninterrupted run (the train loader is stateful, see
+  :class:`glc.loaders.readers.EpochDataLoader`; a loader that is not gets Lightning's warning and restarts the
+  epoch's order).
 * **Exact resume.** An interrupted run resumed from ``last.ckpt`` ends with the same weights as an uninterrupted run
   (tested on CPU), provided the data module shuffles with its *own* generator seeded by ``(seed, epoch)`` and reads
   ``self.trainer.current_epoch`` in ``train_dataloader()``: :func:`fit_model` sets
@@ -39,6 +45,7 @@ import string
 import time
 import warnings
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +322,9 @@ class EpochTimer(Callback):
 
     ``seconds`` is the wall time of the epoch's training steps (validation excluded), ``samples`` the rows they saw,
     ``gpu_peak_mb`` the peak CUDA memory allocated so far (None on CPU). The file is appended to across resumed runs
-    (the last record of an epoch wins in :func:`throughput`), so the throughput of a finished run is still known.
+    (the last record of an epoch wins in :func:`throughput`), so the throughput of a finished run is still known. The
+    epoch's running totals are part of every checkpoint (``state_dict``), so an epoch resumed from a mid-epoch
+    checkpoint is recorded whole: the seconds and rows before the interruption plus those after the resume.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -323,10 +332,27 @@ class EpochTimer(Callback):
         self.path = Path(path)
         self._t0 = 0.0
         self._n = 0
+        self._epoch = -1
+        self._carried: dict[str, Any] | None = None  # a mid-epoch checkpoint's totals, applied at on_train_start
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start the clock."""
-        self._t0, self._n = time.perf_counter(), 0
+        self._t0, self._n, self._epoch = time.perf_counter(), 0, int(trainer.current_epoch)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Resuming inside an epoch (Lightning calls no epoch-start hook then): go on from the checkpoint's totals."""
+        carried, self._carried = self._carried, None
+        if carried is not None and int(carried["epoch"]) == int(trainer.current_epoch):
+            self._t0 = time.perf_counter() - float(carried["seconds"])
+            self._n, self._epoch = int(carried["samples"]), int(carried["epoch"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The current epoch's totals so far (saved in checkpoints)."""
+        return {"epoch": self._epoch, "seconds": time.perf_counter() - self._t0 if self._epoch >= 0 else 0.0, "samples": self._n}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep a checkpoint's totals for :meth:`on_train_start`."""
+        self._carried = dict(state_dict) if {"epoch", "seconds", "samples"} <= set(state_dict) else None
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Count the batch's rows."""
@@ -366,6 +392,21 @@ def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- fit
+def _mid_epoch_trigger(minutes: float | None, steps: int | None) -> dict[str, Any]:
+    """The ``ModelCheckpoint`` trigger of the mid-epoch ``last.ckpt`` ({} = none).
+
+    Raises:
+        ValueError: a negative interval, or both given.
+    """
+    if minutes is not None and float(minutes) < 0 or steps is not None and int(steps) < 1:
+        raise ValueError(f"checkpoint_minutes={minutes!r} must be >= 0 (0 = off) and checkpoint_every_n_steps={steps!r} >= 1")
+    if minutes and steps:
+        raise ValueError("pass checkpoint_minutes or checkpoint_every_n_steps, not both")
+    if minutes:
+        return {"train_time_interval": timedelta(minutes=float(minutes))}
+    return {"every_n_train_steps": int(steps)} if steps else {}
+
+
 def _callback_state(ckpt: Mapping[str, Any], prefix: str, monitor: str = MONITOR) -> dict[str, Any]:
     """State of the first callback of type ``prefix`` that monitors ``monitor`` ({} if none)."""
     for key, state in (ckpt.get("callbacks") or {}).items():
@@ -406,6 +447,8 @@ def fit_model(
     precision: str = "32-true",
     devices: int = 1,
     strategy: str = "auto",
+    checkpoint_minutes: float | None = None,
+    checkpoint_every_n_steps: int | None = None,
 ) -> Path:
     """Fit ``module`` on ``datamodule`` with early stopping on ``monitor`` and return the best checkpoint.
 
@@ -436,6 +479,10 @@ def fit_model(
         devices: processes of a DDP run (this process is one of them, started by ``torchrun``: see
             :mod:`glc.training.ddp`); 1 = a single process.
         strategy: Lightning strategy (``"auto"``, or ``"ddp"``, which ``devices > 1`` implies).
+        checkpoint_minutes: also rewrite ``last.ckpt`` after the training batch that ends each such interval of
+            training time (mid-epoch; see the module docstring); None or 0 = at epoch ends only.
+        checkpoint_every_n_steps: the same every n optimiser steps instead (tests; exclusive with
+            ``checkpoint_minutes``).
 
     Returns:
         Path of the best checkpoint (best ``monitor``).
@@ -453,6 +500,7 @@ def fit_model(
         raise ValueError(f"mode={mode!r} must be 'max' or 'min'")
     if int(log_every_n_steps) < 1:
         raise ValueError(f"log_every_n_steps={log_every_n_steps!r} must be >= 1")
+    mid_epoch = _mid_epoch_trigger(checkpoint_minutes, checkpoint_every_n_steps)
     resolve_wandb_mode(wandb_cfg)  # validate before any work
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
@@ -496,9 +544,13 @@ def fit_model(
         # without improvement would leave a stale last.ckpt (a resume would replay epochs). A monitor-less checkpoint
         # named "last" is rewritten at every epoch end instead; it runs after ckpt_cb, so it holds ckpt_cb's best path.
         last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        # The same file again, mid-epoch (a checkpoint with a time or step trigger saves at no epoch end).
+        mid_cbs = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                   enable_version_counter=False, **mid_epoch)] if mid_epoch else []
         callbacks: list[Callback] = [
             ckpt_cb,
             last_cb,
+            *mid_cbs,
             EarlyStopping(monitor=monitor, mode=mode, patience=int(patience), check_finite=True),
             EpochSeed(int(seed)),
             LearningRateMonitor(logging_interval="epoch"),

@@ -162,6 +162,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         accelerator=accelerator, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
         precision=str(t.get("precision", "32-true")), deterministic=deterministic,
         devices=devices if in_distributed_run() else 1, strategy=str(t.get("strategy", "auto")),
+        checkpoint_minutes=float(t.get("checkpoint_minutes", 0.0)),
     )
     seconds = time.time() - t0
     ck = torch.load(best, map_location="cpu", weights_only=False)

@@ -112,6 +112,27 @@ def test_epoch_comes_from_the_trainer_or_a_counter(table):
                                   .train_dataloader()), first)
 
 
+def test_loader_state_resumes_inside_its_epoch_only(table):
+    """state_dict / load_state_dict: the next pass over the saved epoch starts after its finished batches; a state of
+    another epoch, or one counting the whole epoch (an end-of-epoch checkpoint), skips nothing; a bad state is named."""
+    root, _ = table
+    dm = SurveyDataModule(root, batch_size=BATCH, reader="arrow", seed=3)
+    dm.trainer = SimpleNamespace(current_epoch=2)
+    loader = dm.train_dataloader()
+    whole = [b["surveyId"].numpy() for b in loader]  # 5 batches of epoch 2
+    it = iter(loader)
+    next(it), next(it)
+    assert loader.state_dict() == {"epoch": 2, "batches": 2}  # no fit loop: what it handed out
+    loader.load_state_dict({"epoch": 2, "batches": 3})
+    np.testing.assert_array_equal(ids(loader), np.concatenate(whole[3:]))
+    np.testing.assert_array_equal(ids(loader), np.concatenate(whole))  # one pass only
+    for state in ({"epoch": 1, "batches": 3}, {"epoch": 2, "batches": 5}, {"epoch": 2, "batches": 0}):
+        loader.load_state_dict(state)
+        np.testing.assert_array_equal(ids(loader), np.concatenate(whole))
+    with pytest.raises(ValueError, match="expected {'epoch': int, 'batches': int}"):
+        loader.load_state_dict({"step": 3})
+
+
 @pytest.mark.parametrize("reader", READERS)
 def test_two_workers_no_duplicates_and_deterministic(table, reader):
     root, frames = table

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,95 @@ def test_resumed_run_ends_with_identical_weights(tmp_path: Path, interruption: s
     assert best.name == f"epoch{best_epoch:03d}-f1{f1[best_epoch]:.4f}.ckpt"
     assert torch.load(best, map_location="cpu", weights_only=False)["epoch"] == best_epoch
     assert not [p for p in (tmp_path / "full" / "checkpoints").iterdir() if not p.name.endswith(".ckpt")]
+
+
+class EnvDropNet(DropNet):
+    """DropNet on the ``env`` column of a model-input table (the data module's batches)."""
+
+    def __init__(self, d: int = 4, c: int = 12) -> None:
+        super().__init__(d, c)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return super().forward({"surveyId": batch["surveyId"], "x": batch["env"]})
+
+
+class CrashAt(pl.Callback):
+    """Dies before training batch ``batch`` of epoch ``epoch`` (as a step timeout or a lost machine would)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            raise RuntimeError(f"simulated kill at epoch {self.epoch} batch {self.batch}")
+
+
+@pytest.fixture(scope="module")
+def env_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from glc.loaders.fake import make_fake_inputs
+
+    root = tmp_path_factory.mktemp("mid_epoch_inputs")
+    make_fake_inputs(root, ("env",), sizes={"train": 160, "val": 40, "test": 10}, num_classes=12, label_width=3,
+                     widths={"env": 4}, rows_per_file=40, row_group_size=20)
+    return root
+
+
+@pytest.mark.parametrize("reader", ["arrow", "petastorm"])
+def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(env_table: Path, tmp_path: Path, reader: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """3 epochs straight == killed inside epoch 1 and resumed from the mid-epoch last.ckpt (torch.equal on CPU).
+
+    10 batches of 16 rows per epoch; last.ckpt every 3 steps, so the kill before batch 7 of epoch 1 (step 17) leaves
+    the checkpoint of step 15 (5 batches of epoch 1 done): the resumed run must train on batches 5-9 of epoch 1's
+    order, not on the epoch again from its start, and its timing record must count the whole epoch.
+    """
+    from glc.loaders.datamodule import SurveyDataModule
+
+    def dm() -> SurveyDataModule:
+        return SurveyDataModule(env_table, columns=("env",), batch_size=16, reader=reader, seed=3, shuffle_buffer=64)
+
+    def module(init_seed: int) -> MultiLabelModule:
+        torch.manual_seed(init_seed)
+        return MultiLabelModule(EnvDropNet(), nn.BCEWithLogitsLoss(), lr=0.05, val_k=2, num_classes=12, step_epochs=1, step_gamma=0.5)
+
+    kw = _fit_kw(max_epochs=3, checkpoint_every_n_steps=3)
+    full = module(0)
+    fit_model(full, dm(), tmp_path / "full", **kw)
+
+    cut = tmp_path / "cut"
+    first = module(0)
+    crash = CrashAt(epoch=1, batch=7)
+    real_trainer = pl.Trainer
+    monkeypatch.setattr(pl, "Trainer", lambda **a: real_trainer(**{**a, "callbacks": [*a["callbacks"], crash]}))
+    with pytest.raises(RuntimeError, match="simulated kill at epoch 1 batch 7"):
+        fit_model(first, dm(), cut, **kw)
+    monkeypatch.setattr(pl, "Trainer", real_trainer)
+    ck = torch.load(cut / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (ck["epoch"], ck["global_step"]) == (1, 15)
+    assert ck["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "batches": 5}]
+
+    resumed = module(99)  # another init: the checkpoint must overwrite it
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*dataloader is\s+not resumable")
+        fit_model(resumed, dm(), cut, **kw)
+
+    rows = 16
+    full_seen, first_seen, resumed_seen = full.net.seen, first.net.seen, resumed.net.seen
+    assert len(full_seen) == 3 * 160 and len(first_seen) == 160 + 7 * rows  # epoch 0 and batches 0-6 of epoch 1
+    assert first_seen[:160 + 5 * rows] + resumed_seen == full_seen  # batches 5-6 of epoch 1 trained again, once
+    assert full_seen[:160] != full_seen[160:320]
+    _assert_same_state(full.state_dict(), resumed.state_dict())
+    _assert_same_state(_state(tmp_path / "full" / "checkpoints" / "last.ckpt"), _state(cut / "checkpoints" / "last.ckpt"))
+
+    timing = [json.loads(line) for line in (cut / "timing.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["samples"]) for r in timing] == [(0, 160), (1, 160), (2, 160)]
+
+
+def test_mid_epoch_checkpoint_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        fit_model(_module(0), ToyDM(), tmp_path, **_fit_kw(checkpoint_minutes=5, checkpoint_every_n_steps=3))
+    with pytest.raises(ValueError, match="checkpoint_minutes=-1"):
+        fit_model(_module(0), ToyDM(), tmp_path, **_fit_kw(checkpoint_minutes=-1))
 
 
 def test_early_stopping_then_rerun_does_not_train_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
