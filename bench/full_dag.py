@@ -323,9 +323,10 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
     With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
     earlier run a step timeout stopped carries that attempt in ``earlier_attempts`` (its time counts too; the row's
     ``checkpoint_at_start`` says whether ``last.ckpt`` was there to resume from, and each earlier attempt keeps its
-    own). ``rebuilds``: ETL steps this run had to redo because its out-root lacked their artifacts (a fresh machine), kept apart in ``etl_rebuilds`` (after
-    the earlier runs' ones) so neither the ETL rows, the goal nor an experiment's step is billed for them. Pure
-    (nothing given is changed), so it is called after every step: a partial result is a complete, valid file.
+    own). ``rebuilds``: ETL steps this run had to redo because its out-root lacked their artifacts (a fresh machine),
+    kept apart in ``etl_rebuilds`` (after the earlier runs' ones) so neither the ETL rows, the goal nor an
+    experiment's step is billed for them. Pure (nothing given is changed), so it is called after every step: a partial
+    result is a complete, valid file.
     ``seconds``: the wall time of every invocation so far; ``out_root_gb``: the out-root's size now (with ``merge``
     the result keeps the earlier runs' figure when that is larger).
     """

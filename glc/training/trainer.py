@@ -123,6 +123,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     import pytorch_lightning as pl
     import torch
 
+    from glc.config import SCHEMA
     from glc.models.registry import get_model
     from glc.training.fit import TIMING_FILE, fit_model, throughput, wandb_settings
 
@@ -162,7 +163,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         accelerator=accelerator, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
         precision=str(t.get("precision", "32-true")), deterministic=deterministic,
         devices=devices if in_distributed_run() else 1, strategy=str(t.get("strategy", "auto")),
-        checkpoint_minutes=float(t.get("checkpoint_minutes", 0.0)),
+        checkpoint_minutes=float(t.get("checkpoint_minutes", SCHEMA["train"]["checkpoint_minutes"].default)),
     )
     seconds = time.time() - t0
     ck = torch.load(best, map_location="cpu", weights_only=False)
