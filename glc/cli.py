@@ -58,8 +58,13 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 def _cmd_synth(a: argparse.Namespace) -> int:
     from glc.synth import generate_world
 
-    out = Path(a.out) if a.out else Path("data/synthetic") / f"{a.scale}-seed{a.seed}"
-    summary = generate_world(out, scale=a.scale, seed=a.seed, flavour=a.flavour, po_patch_sites=a.po_patches)
+    from glc.tasks.synth import world_dir_name
+
+    if a.edition == "glc25" and a.flavour not in (None, "glc25"):
+        raise UserError(f"--flavour {a.flavour} names a GLC24 distribution; GLC25 has one layout (drop --flavour)")
+    flavour = "glc25" if a.edition == "glc25" else (a.flavour or "kaggle")
+    out = Path(a.out) if a.out else Path("data/synthetic") / world_dir_name(a.edition, a.scale, a.seed)
+    summary = generate_world(out, scale=a.scale, seed=a.seed, flavour=flavour, po_patch_sites=a.po_patches)
     print(f"synthetic world ({a.scale}, seed {a.seed}) written to {out}")
     if isinstance(summary, dict) and "seconds" in summary:
         print(f"generated in {summary['seconds']:.1f} s")
@@ -253,11 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--num-classes", type=int, default=None, help="also require ids < this (e.g. 11255)")
     v.set_defaults(func=_cmd_validate)
 
-    g = sub.add_parser("synth", help="generate a synthetic GLC24 world")
+    g = sub.add_parser("synth", help="generate a synthetic GLC24 or GLC25 world")
+    g.add_argument("--edition", choices=["glc24", "glc25"], default="glc24",
+                   help="glc24 (default) or glc25: GeoTIFF patches, EnvironmentalValues CSVs, no rasters, shifted test set")
     g.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", default=None, help="output folder (default data/synthetic/<scale>-seed<seed>)")
-    g.add_argument("--flavour", choices=["kaggle", "seafile"], default="kaggle")
+    g.add_argument("--out", default=None,
+                   help="output folder (default data/synthetic/<scale>-seed<seed>, glc25-<scale>-seed<seed> for GLC25)")
+    g.add_argument("--flavour", choices=["kaggle", "seafile"], default=None, help="GLC24 distribution (default kaggle)")
     g.add_argument("--po-patches", type=int, default=0, metavar="N",
                    help="also render RGB+NIR patches for the first N presence-only surveys (the PO ETL path; default 0)")
     g.set_defaults(func=_cmd_synth)

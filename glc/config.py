@@ -48,6 +48,7 @@ __all__ = [
     "experiment_path",
     "experiment_table",
     "load_encoder_config",
+    "check_edition",
     "load_experiment",
     "resolve",
     "resolve_encoder",
@@ -239,10 +240,35 @@ def experiment_table(name_or_path: str) -> dict[str, Any]:
     return _read_toml(experiment_path(name_or_path))
 
 
-def load_experiment(name_or_path: str) -> dict[str, Any]:
-    """Load, resolve and check one experiment file (see the module docstring)."""
+def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
+    """Load, resolve and check one experiment file (see the module docstring).
+
+    Args:
+        name_or_path: a name in ``tasks/`` or a ``.toml`` path.
+        edition: the data root's :class:`glc.data.layout.Edition` (optional): the feature sets the experiment's
+            model reads are checked against it (:func:`check_edition`).
+    """
     path = experiment_path(name_or_path)
-    return resolve(_read_toml(path), str(path))
+    cfg = resolve(_read_toml(path), str(path))
+    if edition is not None:
+        check_edition(cfg, edition, str(path))
+    return cfg
+
+
+def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>") -> None:
+    """Refuse an experiment whose model reads a feature set the data root's edition does not ship.
+
+    Raises:
+        ConfigError: naming the file, the feature set(s) and the edition (e.g. a raster group on GLC25).
+    """
+    from glc.features.sets import EditionError
+    from glc.features.sets import check_edition as check_sets
+    from glc.models.registry import get_model
+
+    try:
+        check_sets(get_model(cfg["model"]["kind"]).features(cfg["model"]), edition, f"experiment {cfg['name']!r}")
+    except EditionError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 #: Keys added to the schema after artifacts were built with it: at these values they are left out of the hash, so

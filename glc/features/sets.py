@@ -18,6 +18,10 @@ Landsat DCT series, ...) and declares
 * whether the writer records per-element **statistics** (train-split mean and standard deviation) in
   ``meta.json`` for the networks to standardise with (the stored values stay raw, so the DCT planes can still be
   inverted and augmented exactly);
+* the edition data it **needs** (``"rasters"``: full-extent GeoTIFFs; ``"patch_jpeg128"``: GLC24's 128 px uint8
+  patches), checked against the data root's :class:`glc.data.layout.Edition` when an experiment is loaded
+  (:func:`check_edition`): GLC25 ships neither, so an experiment reading a raster group fails there at once, naming
+  the feature set and the edition, instead of deep inside the DAG;
 * whether its values are computed **out of fold** from labels (``holdout``: the graph feature vector), in which
   case its task is built for the table's own validation hold-out and training folds.
 
@@ -35,10 +39,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from glc.data.layout import RASTER_GROUPS
+from glc.data.layout import CAPABILITIES, RASTER_GROUPS, Edition
 
 __all__ = [
     "ALWAYS",
+    "EditionError",
+    "check_edition",
     "HOLDOUT_PARAMS",
     "DTYPES",
     "FEATURE_SETS",
@@ -104,6 +110,7 @@ class FeatureSet:
         missing: ``"error"`` or ``"fill"`` (see the module docstring).
         stats: record per-element train-split mean/std in ``meta.json``.
         data_dir: the artifact's parquet sub-folder.
+        needs: edition capabilities the artifact reads (:attr:`glc.data.layout.Edition.provides`).
         holdout: the artifact's values are computed *out of fold* from survey labels, so its task takes the
             model-input table's validation hold-out and training folds as parameters (:data:`HOLDOUT_PARAMS`): a
             training row's value never comes from validation labels, a validation row's only from training rows
@@ -120,8 +127,12 @@ class FeatureSet:
     stats: bool = False
     data_dir: str = "data"
     holdout: bool = False
+    needs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = [c for c in self.needs if c not in CAPABILITIES]
+        if unknown:
+            raise ValueError(f"FeatureSet {self.name!r}: needs {unknown} are not capabilities of any edition ({sorted(CAPABILITIES)})")
         if self.missing not in MISSING_POLICIES:
             raise ValueError(f"FeatureSet {self.name!r}: missing={self.missing!r} is not one of {MISSING_POLICIES}")
         if self.transform not in TRANSFORMS:
@@ -174,6 +185,36 @@ def feature_set(name: str) -> FeatureSet:
         raise KeyError(f"unknown feature set {name!r}; valid feature sets are {sorted(FEATURE_SETS)}") from None
 
 
+class EditionError(ValueError):
+    """An experiment reads a feature set whose data the data root's edition does not ship."""
+
+
+def check_edition(names: Iterable[str], edition: Edition, what: str = "the experiment") -> None:
+    """Refuse feature sets that need data ``edition`` lacks (see :attr:`FeatureSet.needs`).
+
+    Raises:
+        EditionError: naming each such feature set, what it needs, the edition, and what to use instead.
+    """
+    refused = []
+    for n in names:
+        lacking = [c for c in feature_set(n).needs if c not in edition.provides]
+        if lacking:
+            refused.append(f"{n!r} (needs {', '.join(_NEED_TEXT[c] for c in lacking)})")
+    if refused:
+        raise EditionError(
+            f"{what} reads feature set(s) {', '.join(refused)}, which {edition.title} does not ship. Run it on a "
+            f"GLC24 data root, or use feature sets {edition.title} has: 'env' (its pre-extracted environmental values) "
+            "instead of raster tiles, 'patch_dct' / 'patch_dct16' instead of 'patch_raw' / 'patch_dct128'."
+        )
+
+
+#: How each capability is named in messages.
+_NEED_TEXT: dict[str, str] = {
+    "rasters": "the full-extent environmental GeoTIFFs",
+    "patch_jpeg128": "GLC24's 128 px uint8 JPEG patches",
+}
+
+
 def resolve_feature_sets(names: Iterable[str]) -> tuple[str, ...]:
     """Canonical, sorted tuple of the requested sets plus :data:`ALWAYS` (unknown names raise ``KeyError``)."""
     out = set(ALWAYS)
@@ -218,18 +259,19 @@ register(FeatureSet(
 register(FeatureSet(
     "patch_dct128", "Sentinel-2 patch R, G, B, NIR: the full 128x128 DCT per channel (PatchTiles k=128; lossless, 4x the raw "
     "bytes; the fusion's image branch inverts it)", "PatchTiles", {"k": 128},
-    columns=(Column("patch_dct128", "float32", (4, 128, 128), source="dct"),), stats=True,
+    columns=(Column("patch_dct128", "float32", (4, 128, 128), source="dct"),), stats=True, needs=("patch_jpeg128",),
 ))
 register(FeatureSet(
     "patch_raw", "Sentinel-2 patch R, G, B, NIR: the raw uint8 pixels (4, 128, 128) (PatchTiles keep_raw)",
     "PatchTiles", {"k": 8, "keep_raw": True}, columns=(Column("patch_raw", "uint8", (4, 128, 128), source="raw"),),
+    needs=("patch_jpeg128",),
 ))
 for _group in sorted(RASTER_GROUPS):
     register(FeatureSet(
         f"raster_{_group}", f"environmental raster group {_group!r}: 8x8 DCT block of the 128-pixel tile of every band "
         "at the site (RasterTiles k=8; band names in meta.json)", "RasterTiles",
         {"raster_group": _group, "k": 8}, columns=(Column(f"raster_{_group}", "float32", (-1, 8, 8), source="dct"),),
-        stats=True,
+        stats=True, needs=("rasters",),
     ))
 register(FeatureSet(
     "landsat_dct", "Landsat bands (blue, green, red, nir, swir1, swir2): first 64 1D-DCT coefficients of each "

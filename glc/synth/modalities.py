@@ -144,6 +144,19 @@ def render_patch(site_rng: np.random.Generator, survey_rng: np.random.Generator,
     Returns:
         ``(rgb_jpeg_bytes, nir_jpeg_bytes)``.
     """
+    rgb, nir = render_pixels(site_rng, survey_rng, comp, year)
+    rgb8 = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    nir8 = np.clip(np.rint(nir), 0, 255).astype(np.uint8)
+    out_rgb, out_nir = io.BytesIO(), io.BytesIO()
+    Image.fromarray(rgb8, mode="RGB").save(out_rgb, format="JPEG", quality=90, subsampling=2)
+    Image.fromarray(nir8, mode="L").save(out_nir, format="JPEG", quality=90)
+    return out_rgb.getvalue(), out_nir.getvalue()
+
+
+def render_pixels(site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray,
+                  year: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float pixels of :func:`render_patch` before rounding: ``(rgb (128, 128, 3), nir (128, 128))`` float32 on
+    the GLC24 0..255 scale (not clipped)."""
     hab = habitat_map(site_rng, comp)
     rgb = _RGB[hab]
     nir = _NIR[hab]
@@ -176,12 +189,45 @@ def render_patch(site_rng: np.random.Generator, survey_rng: np.random.Generator,
     noise = _noise_bank()[pick, :: (1 - 2 * fx), :: (1 - 2 * fy)]
     rgb = (np.float32(0.8) * rgb + _HAZE) * chan + np.float32(3.0) * noise[..., :3]
     nir = nir * nir_gain + np.float32(4.0) * noise[..., 3]
-    rgb8 = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    nir8 = np.clip(np.rint(nir), 0, 255).astype(np.uint8)
-    out_rgb, out_nir = io.BytesIO(), io.BytesIO()
-    Image.fromarray(rgb8, mode="RGB").save(out_rgb, format="JPEG", quality=90, subsampling=2)
-    Image.fromarray(nir8, mode="L").save(out_nir, format="JPEG", quality=90)
-    return out_rgb.getvalue(), out_nir.getvalue()
+    return rgb, nir
+
+
+#: GLC25 patch reflectance per band (R, G, B, NIR) as ``gain * (GLC24-scale pixel) + offset``: chosen so that the
+#: synthetic train patches' band means and standard deviations land near the organizers' GLC25 train statistics
+#: (means ~630, 692, 461, 2959; std ~436, 371, 343, 925; ``Stats/Stats_satellite_train.csv``).
+GLC25_GAIN = np.array([14.0, 14.7, 14.0, 22.0], np.float32)
+GLC25_OFFSET = np.array([-577.0, -703.0, -531.0, -421.0], np.float32)
+#: Fraction of GLC25 patches with a nodata strip (a swath or tile edge), and the strip's width range in pixels.
+GLC25_NODATA_RATE = 0.03
+GLC25_NODATA_WIDTH = (2, 24)
+
+
+def render_patch_glc25(site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray,
+                       year: int) -> np.ndarray:
+    """Render one survey's GLC25 patch: ``(4, 64, 64) int16`` reflectances (R, G, B, NIR), nodata -1.
+
+    The same scene as :func:`render_patch` (so a site looks alike in both editions), averaged 2 x 2 to 64 px (10 m
+    pixels over 640 m), mapped to reflectance-like values (:data:`GLC25_GAIN`, :data:`GLC25_OFFSET`) with pixel
+    noise, clipped to ``1..32767``. :data:`GLC25_NODATA_RATE` of the patches get a nodata strip along one edge.
+    """
+    rgb, nir = render_pixels(site_rng, survey_rng, comp, year)
+    px = np.concatenate([rgb.transpose(2, 0, 1), nir[None]], axis=0)  # (4, 128, 128)
+    px = px.reshape(4, 64, 2, 64, 2).mean(axis=(2, 4))
+    refl = px * GLC25_GAIN[:, None, None] + GLC25_OFFSET[:, None, None]
+    refl = refl + survey_rng.normal(0.0, 12.0, size=refl.shape).astype(np.float32)
+    out = np.clip(np.rint(refl), 1, 32767).astype(np.int16)
+    if survey_rng.random() < GLC25_NODATA_RATE:
+        width = int(survey_rng.integers(*GLC25_NODATA_WIDTH))
+        edge = int(survey_rng.integers(4))
+        if edge == 0:
+            out[:, :width, :] = -1
+        elif edge == 1:
+            out[:, -width:, :] = -1
+        elif edge == 2:
+            out[:, :, :width] = -1
+        else:
+            out[:, :, -width:] = -1
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ landsat

@@ -119,13 +119,24 @@ class PASurveys:
     surveys: pd.DataFrame
 
 
+#: GLC25-like geographic shift (:func:`make_pa_surveys`): each country is a "shifted" country with this probability
+#: (at least one is), and a block of a shifted country is this many times as likely to be drawn for the test set.
+SHIFT_COUNTRY_RATE = 0.3
+
+
 def make_pa_surveys(rng: np.random.Generator, n_train: int, n_test: int, grid: RasterGrid, block_deg: float,
-                    mean_per_cluster: float, cluster_km: float) -> PASurveys:
+                    mean_per_cluster: float, cluster_km: float, shift: float = 1.0) -> PASurveys:
     """Draw plots and visits, split them by spatial blocks, and give them GLC24-like ids.
 
     Test surveys are the surveys of whole spatial blocks (``block_deg`` squares) taken in random order until
     ``n_test`` surveys are reached (surplus surveys of the last block are dropped); train surveys are drawn from the
     remaining blocks. Each plot is visited 1-5 times in distinct years of 2017-2021.
+
+    ``shift > 1`` shifts the test set geographically, as GLC25's is: a seeded draw marks some countries
+    (:data:`SHIFT_COUNTRY_RATE`) and the blocks of those countries are ``shift`` times as likely to come first in
+    the test order (weighted sampling without replacement by Gumbel keys), so the test set over-represents them and
+    the train set, drawn from what is left, under-represents them. ``shift = 1`` is GLC24's uniform order (and
+    the same random draws as before the option existed).
     """
     need = n_train + n_test
     mean_visits = float((_VISITS * _VISITS_P).sum())
@@ -141,7 +152,17 @@ def make_pa_surveys(rng: np.random.Generator, n_train: int, n_test: int, grid: R
     by = np.floor(sites["lat"].to_numpy() / block_deg).astype(np.int64)
     block = (bx * 100_003 + by)[site_idx]
     blocks, inverse = np.unique(block, return_inverse=True)
-    order = rng.permutation(len(blocks))
+    if shift == 1.0:
+        order = rng.permutation(len(blocks))
+    else:
+        country = country_of(sites["lon"].to_numpy(), sites["lat"].to_numpy())[site_idx]
+        names = np.unique(country)
+        marked = rng.random(len(names)) < SHIFT_COUNTRY_RATE
+        if not marked.any():
+            marked[int(rng.integers(len(names)))] = True
+        _, first = np.unique(inverse, return_index=True)  # a survey of each block (its first)
+        weight = np.where(np.isin(country[first], names[marked]), float(shift), 1.0)
+        order = np.argsort(-(np.log(weight) + rng.gumbel(size=len(blocks))), kind="stable")
     rank = np.empty(len(blocks), dtype=np.int64)
     rank[order] = np.arange(len(blocks))
     survey_rank = rank[inverse]
@@ -169,12 +190,13 @@ def make_pa_surveys(rng: np.random.Generator, n_train: int, n_test: int, grid: R
     return PASurveys(sites=sites, surveys=surveys)
 
 
-def assign_ids(rng: np.random.Generator, pa: PASurveys, n_po_surveys: int) -> np.ndarray:
+def assign_ids(rng: np.random.Generator, pa: PASurveys, n_po_surveys: int, test_id_start: int = 0) -> np.ndarray:
     """Give PA surveys distinct ids (train, test and PO disjoint) and return the sorted PO survey ids.
 
     PA ids are >= 100 (at least three digits, like GLC24's smallest, 212); the :data:`FORCED_TRAIN_IDS` and
-    :data:`FORCED_TEST_IDS` are planted when the split is large enough. ``pa.surveys`` gets its ``surveyId`` column
-    and is sorted by ``(split, surveyId)``.
+    :data:`FORCED_TEST_IDS` are planted when the split is large enough. With ``test_id_start`` (GLC25: 5,000,000)
+    the test surveys are numbered ``test_id_start, test_id_start + 1, ...`` in a random order instead (no forced
+    test ids). ``pa.surveys`` gets its ``surveyId`` column and is sorted by ``(split, surveyId)``.
     """
     s = pa.surveys
     forced = set(FORCED_TRAIN_IDS) | set(FORCED_TEST_IDS)
@@ -191,8 +213,13 @@ def assign_ids(rng: np.random.Generator, pa: PASurveys, n_po_surveys: int) -> np
     split = s["split"].to_numpy()
     for name, forced_ids in (("train", FORCED_TRAIN_IDS), ("test", FORCED_TEST_IDS)):
         rows = np.flatnonzero(split == name)
-        if len(rows) >= 4 * len(forced_ids):
+        if len(rows) >= 4 * len(forced_ids) and not (name == "test" and test_id_start):
             ids[rng.choice(rows, size=len(forced_ids), replace=False)] = forced_ids
+    if test_id_start:
+        if test_id_start <= ID_MAX:
+            raise ValueError(f"test_id_start={test_id_start} must be above every train/PO id (> {ID_MAX})")
+        rows = np.flatnonzero(split == "test")
+        ids[rows] = test_id_start + rng.permutation(len(rows))
     s = s.assign(surveyId=ids)
     s["split_order"] = (s["split"] == "test").astype(int)
     pa.surveys = s.sort_values(["split_order", "surveyId"]).drop(columns="split_order").reset_index(drop=True)

@@ -1,4 +1,13 @@
-"""Generate a synthetic GLC24 world: every file of the Kaggle (or Seafile) layout, from one latent model.
+"""Generate a synthetic GLC world: every file of the GLC24 Kaggle (or Seafile) layout, or of the GLC25 one, from
+one latent model.
+
+GLC25 (``flavour="glc25"``) differs from GLC24 the way the real editions do: one int16 4-band GeoTIFF patch per
+survey (:func:`glc.synth.modalities.render_patch_glc25`, with the real files' profile), GLC25 file names, no full
+GeoTIFF rasters (they are rendered to a scratch folder only to sample the site values, then deleted), pre-extracted
+``EnvironmentalValues`` CSVs (the test landcover CSV with its extra leading index column), a few train rows with an
+empty ``speciesId``, test ids from 5,000,000, GLC25's test/train size ratio (14,784 / 88,987) and a
+**geographically shifted** test set (:data:`GLC25_SHIFT`, see :func:`glc.synth.sites.make_pa_surveys`; its size is
+in the ``_SUCCESS`` summary under ``shift``).
 
 Stages (see :func:`generate_world`):
 
@@ -36,6 +45,7 @@ import pandas as pd
 
 from glc.data.layout import (
     ENV_COLUMNS,
+    FLAVOURS,
     LANDSAT_BANDS,
     LANDSAT_CSV_COLUMNS,
     Layout,
@@ -64,6 +74,23 @@ GENERATOR_VERSION = 1
 _S_FIELDS, _S_SPECIES, _S_PA, _S_PILOT, _S_PO, _S_IDS, _S_HAB, _S_EFFECT = 1, 2, 3, 4, 5, 6, 7, 8
 _S_PA_CHUNK, _S_PO_CHUNK, _S_SITE, _S_SURVEY = 9, 10, 11, 12
 _S_PO_PATCH = 13
+_S_EMPTY_SPECIES = 14
+
+#: GLC25's PA test/train size ratio (14,784 test surveys for 88,987 train surveys).
+GLC25_TEST_RATIO = 14_784 / 88_987
+#: GLC25 test shift: blocks of the marked countries are this many times as likely to be test blocks.
+GLC25_SHIFT = 8.0
+#: Rate of GLC25 train surveys given an extra metadata row with an empty speciesId (a quirk of the real file).
+GLC25_EMPTY_SPECIES_RATE = 0.003
+#: The CRS of the real GLC25 patch GeoTIFFs (Lambert azimuthal equal-area, lat 52, lon 10: EPSG:3035's parameters,
+#: written by the organizers without the EPSG code).
+GLC25_PATCH_CRS_WKT = (
+    'PROJCS["unknown",GEOGCS["unknown",DATUM["Unknown_based_on_GRS80_ellipsoid",SPHEROID["GRS 1980",6378137,'
+    '298.257222101004,AUTHORITY["EPSG","7019"]]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433,'
+    'AUTHORITY["EPSG","9122"]]],PROJECTION["Lambert_Azimuthal_Equal_Area"],PARAMETER["latitude_of_center",52],'
+    'PARAMETER["longitude_of_center",10],PARAMETER["false_easting",4321000],PARAMETER["false_northing",3210000],'
+    'UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+)
 
 #: Raster stems of the human-footprint CSV columns, in the CSV's column order.
 HF_STEMS: tuple[str, ...] = tuple(c.removeprefix("HumanFootprint-") for c in ENV_COLUMNS["human_footprint"])
@@ -197,6 +224,7 @@ class _PAChunk:
     env: dict[str, np.ndarray]
     features: SiteFeatures
     climate: np.ndarray  # (n, 6): t_mean, t_amp, p_ann, dtr, cont, dry
+    xy: np.ndarray | None = None  # (n, 2) EPSG:3035 metres of the site: GLC25 GeoTIFF patches only
 
 
 def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
@@ -228,6 +256,10 @@ def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
             meta.extend(f"{chunk.meta_prefix[i]},{int(ids[j])}.0,{sid}\n" for j in sp)
         else:
             meta.append(f"{chunk.meta_prefix[i]},{sid}\n")
+    if chunk.xy is not None and chunk.split == "train":  # GLC25: a few extra rows with an empty speciesId
+        extra = _rng(st.seed, _S_EMPTY_SPECIES, chunk.index).random(n) < GLC25_EMPTY_SPECIES_RATE
+        meta.extend(f"{chunk.meta_prefix[i]},,{int(chunk.survey_id[i])}\n" for i in np.flatnonzero(extra))
+        out["empty_species_rows"] = int(extra.sum())
     out["meta"] = "".join(meta)
     out["rows"] = int(present.sum()) if chunk.split == "train" else n
     if chunk.split == "train":
@@ -251,11 +283,15 @@ def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
         sid = int(chunk.survey_id[i])
         site = int(chunk.site[i])
         year = int(chunk.year[i])
-        rgb, nir = M.render_patch(_rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year)
-        for kind, data in (("rgb", rgb), ("nir", nir)):
-            p = layout.patch_path(chunk.split, sid, kind)  # type: ignore[arg-type]
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+        if chunk.xy is not None:
+            patch = M.render_patch_glc25(_rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year)
+            write_glc25_patch(layout.patch_path(chunk.split, sid, "tiff"), patch, *chunk.xy[i])  # type: ignore[arg-type]
+        else:
+            rgb, nir = M.render_patch(_rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year)
+            for kind, data in (("rgb", rgb), ("nir", nir)):
+                p = layout.patch_path(chunk.split, sid, kind)  # type: ignore[arg-type]
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
         t_jan = float(tm[0, i])
         ls = M.landsat_cube(_rng(st.seed, _S_SITE, 1, site), _rng(st.seed, _S_SURVEY, 1, sid), comp[i], year, t_jan)
         bc = M.bioclim_cube(_rng(st.seed, _S_SURVEY, 2, sid), tm[:, i], pm[:, i], dm[:, i])
@@ -302,6 +338,7 @@ class _POChunk:
     features: SiteFeatures
     year: np.ndarray | None = None  # survey years, only where patches are rendered
     patch: np.ndarray | None = None  # bool per survey: render its PO patch pair
+    xy: np.ndarray | None = None  # (n, 2) EPSG:3035 metres: GLC25 GeoTIFF patches only
 
 
 def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
@@ -327,6 +364,12 @@ def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
         layout = Layout(st.root, st.flavour)  # type: ignore[arg-type]
         for i in np.flatnonzero(chunk.patch):
             sid = int(chunk.survey_id[i])
+            if chunk.xy is not None:
+                patch = M.render_patch_glc25(_rng(st.seed, _S_PO_PATCH, 0, sid), _rng(st.seed, _S_PO_PATCH, 1, sid),
+                                             chunk.features.hab[i], int(chunk.year[i]))  # type: ignore[index]
+                write_glc25_patch(layout.patch_path("po", sid, "tiff"), patch, *chunk.xy[i])
+                n_patches += 1
+                continue
             rgb, nir = M.render_patch(_rng(st.seed, _S_PO_PATCH, 0, sid), _rng(st.seed, _S_PO_PATCH, 1, sid),
                                       chunk.features.hab[i], int(chunk.year[i]))  # type: ignore[index]
             for kind, data in (("rgb", rgb), ("nir", nir)):
@@ -335,6 +378,31 @@ def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
                 path.write_bytes(data)
             n_patches += 1
     return {"index": chunk.index, "text": "".join(lines), "rows": len(lines), "species_counts": counts, "patches": n_patches}
+
+
+def write_glc25_patch(path: Path, patch: np.ndarray, x: float, y: float) -> None:
+    """Write one GLC25 patch GeoTIFF with the real files' profile: 4 bands (red, green, blue, nir) of int16, nodata
+    -1, LZW, pixel-interleaved strips of 16 rows, 10 m pixels in LAEA Europe, centred on the site's EPSG:3035
+    ``x, y`` (snapped to the 10 m grid)."""
+    import rasterio
+    from affine import Affine
+
+    half = 10.0 * patch.shape[-1] / 2
+    left = 10.0 * round(x / 10.0) - half
+    top = 10.0 * round(y / 10.0) + half
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(
+        path, "w", driver="GTiff", width=patch.shape[2], height=patch.shape[1], count=4, dtype="int16", nodata=-1,
+        crs=rasterio.crs.CRS.from_wkt(GLC25_PATCH_CRS_WKT), transform=Affine(10.0, 0.0, left, 0.0, -10.0, top),
+        compress="lzw", interleave="pixel", tiled=False, blockysize=16,
+    ) as dst:
+        dst.write(patch)
+        dst.descriptions = ("red", "green", "blue", "nir")
+
+
+def _glc25_test_count(p: ScaleParams) -> int:
+    """GLC25's test size for a scale: the train size times :data:`GLC25_TEST_RATIO` (14,784 at full scale)."""
+    return int(round(p.n_pa_train * GLC25_TEST_RATIO))
 
 
 # ------------------------------------------------------------------------------------------------------ main
@@ -387,7 +455,8 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
         scale: ``"tiny"``, ``"demo"``, ``"full"`` (see :data:`glc.synth.scales.SCALES`) or a
             :class:`~glc.synth.scales.ScaleParams`.
         seed: non-negative integer; the same scale and seed give byte-identical files.
-        flavour: ``"kaggle"`` (default) or ``"seafile"`` file names (:class:`glc.data.layout.Layout`).
+        flavour: ``"kaggle"`` (default) or ``"seafile"`` GLC24 file names, or ``"glc25"`` for a GLC25 world
+            (:class:`glc.data.layout.Layout`; see the module docstring for what differs).
         workers: worker processes (default: available cores, at most 8); the output does not depend on it.
         progress: show tqdm progress bars.
         overwrite: replace an existing ``out_dir``.
@@ -407,8 +476,8 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
         raise ValueError(f"po_patch_sites must be an int >= 0 (PO surveys whose patches are rendered), got {po_patch_sites!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if flavour not in ("kaggle", "seafile"):
-        raise ValueError(f"flavour must be 'kaggle' or 'seafile', got {flavour!r}")
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be 'kaggle' or 'seafile' (GLC24) or 'glc25' (GLC25), got {flavour!r}")
     if workers is None:
         workers = _default_workers()
     if not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -461,16 +530,18 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     layout = Layout(root, flavour)  # type: ignore[arg-type]
+    glc25 = layout.edition.name == "glc25"
     grid = RasterGrid.for_resolution(p.raster_res_deg)
     model = EnvironmentModel.create(_rng(seed, _S_FIELDS), p.n_towns)
 
     # ---- 1. surveys, PO occurrences, ids, pilot sites
-    pa = make_pa_surveys(_rng(seed, _S_PA), p.n_pa_train, p.n_pa_test, grid, p.block_deg, p.mean_sites_per_cluster,
-                         p.cluster_km)
+    n_test = _glc25_test_count(p) if glc25 else p.n_pa_test
+    pa = make_pa_surveys(_rng(seed, _S_PA), p.n_pa_train, n_test, grid, p.block_deg, p.mean_sites_per_cluster,
+                         p.cluster_km, shift=GLC25_SHIFT if glc25 else 1.0)
     t = model.towns
     po = make_po_surveys(_rng(seed, _S_PO), p.n_po_records, p.po_records_per_survey, grid, t.lon, t.lat, t.pop,
                          t.radius_km)
-    po["surveyId"] = assign_ids(_rng(seed, _S_IDS), pa, len(po))
+    po["surveyId"] = assign_ids(_rng(seed, _S_IDS), pa, len(po), test_id_start=layout.edition.test_id_min)
     pilot = sample_pa_sites(_rng(seed, _S_PILOT), p.n_pilot, grid, p.mean_sites_per_cluster, p.cluster_km)
     pilot["area"], _ = draw_areas(_rng(seed, _S_PILOT, 1), len(pilot))
     stages["sites"] = time.perf_counter() - t0
@@ -485,12 +556,16 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     cols = np.concatenate([c for _, c in rc])
     state = _State(seed=seed, root=root, flavour=flavour, model=model, grid=grid)
     blocks = [(r0, min(grid.height, r0 + p.raster_tile)) for r0 in range(0, grid.height, p.raster_tile)]
-    with RasterSetWriter(grid, layout.env_root(), p.raster_tile, rows, cols) as writer, \
+    # GLC25 ships no full rasters: they are written to a scratch folder only to sample the sites, then deleted.
+    raster_root = root / "_scratch_rasters" if glc25 else layout.env_root()
+    with RasterSetWriter(grid, raster_root, p.raster_tile, rows, cols) as writer, \
             _executor(min(workers, len(blocks)), state) as run, _bar(len(blocks), "rasters", progress) as bar:
         for r0, block in run(_raster_block_task, blocks):
             writer.write_block(r0, block)
             bar.update()
     samples = writer.samples
+    if glc25:
+        shutil.rmtree(raster_root)
     n_sites, n_pilot = len(sites), len(pilot)
     cut = {"pa": slice(0, n_sites), "pilot": slice(n_sites, n_sites + n_pilot), "po": slice(n_sites + n_pilot, None)}
     env = {k: {name: v[s] for name, v in samples.items()} for k, s in cut.items()}
@@ -530,6 +605,11 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     effect = _rng(seed, _S_EFFECT, 0).normal(0.0, p.survey_effect_sd, len(s))
     survey_f = site_f.take(srow)
     survey_f.effect = effect
+    site_xy = None
+    if glc25:
+        from glc.geo import to_laea
+
+        site_xy = np.column_stack(to_laea(sites["lon"].to_numpy(), sites["lat"].to_numpy()))
     prefix_site = [f"{_fnum(lo)},{_fnum(la)}" for lo, la in zip(sites["lon"], sites["lat"])]
     tail_site = [f"{a},{r},{c}" for a, r, c in zip(sites["area_text"], sites["region"], sites["country"])]
     chunks: list[_PAChunk] = []
@@ -543,11 +623,13 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
                 year=s["year"].to_numpy()[sel],
                 meta_prefix=[f"{prefix_site[j]},{y},{u},{tail_site[j]}" for j, y, u in
                              zip(r, s["year"].to_numpy()[sel], s["unc_text"].to_numpy()[sel])],
-                env={k: v[r] for k, v in env["pa"].items()}, features=survey_f.take(sel), climate=climate[r]))
+                env={k: v[r] for k, v in env["pa"].items()}, features=survey_f.take(sel), climate=climate[r],
+                xy=None if site_xy is None else site_xy[r]))
     csv = _CsvSet()
     train_counts = np.zeros(pool.n, dtype=np.int64)
     truth_parts: list[dict[str, np.ndarray]] = []
-    counts = {"train_rows": 0, "dirty_hf_rows": 0}
+    counts = {"train_rows": 0, "dirty_hf_rows": 0, "empty_species_rows": 0}
+    n_landcover_test = 0
     try:
         for split in ("train", "test"):
             cols_meta = ["lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country"]
@@ -557,7 +639,9 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
                 csv.open(f"{split}/landsat/{band}", layout.landsat_csv(split, band),  # type: ignore[arg-type]
                          ("surveyId",) + LANDSAT_CSV_COLUMNS)
             for comp, columns in ENV_COLUMNS.items():
-                csv.open(f"{split}/{comp}", layout.env_csv(split, comp), ("surveyId",) + columns)  # type: ignore[arg-type]
+                # GLC25's test landcover CSV has an extra leading, unnamed index column (a pandas index)
+                index = ("",) if (glc25 and split == "test" and comp == "landcover") else ()
+                csv.open(f"{split}/{comp}", layout.env_csv(split, comp), index + ("surveyId",) + columns)  # type: ignore[arg-type]
         with _executor(workers, state) as run, _bar(len(chunks), "PA surveys", progress) as bar:
             for res in run(_pa_chunk_task, chunks):
                 sp = res["split"]
@@ -565,8 +649,14 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
                 for band, text in zip(LANDSAT_BANDS, res["landsat"]):
                     csv.write(f"{sp}/landsat/{band}", text)
                 for comp in ENV_COLUMNS:
-                    csv.write(f"{sp}/{comp}", res[comp])
+                    text = res[comp]
+                    if glc25 and sp == "test" and comp == "landcover":
+                        lines = text.splitlines(keepends=True)
+                        text = "".join(f"{n_landcover_test + j},{line}" for j, line in enumerate(lines))
+                        n_landcover_test += len(lines)
+                    csv.write(f"{sp}/{comp}", text)
                 counts["dirty_hf_rows"] += res["n_dirty_hf"]
+                counts["empty_species_rows"] += res.get("empty_species_rows", 0)
                 if sp == "train":
                     train_counts += res["species_counts"]
                     counts["train_rows"] += res["rows"]
@@ -588,7 +678,8 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
         _POChunk(index=ci, prefix=po_prefix[a : a + p.po_chunk_size], survey_id=po["surveyId"].to_numpy()[a : a + p.po_chunk_size],
                  n_records=po["n_records"].to_numpy()[a : a + p.po_chunk_size], features=po_f.take(slice(a, a + p.po_chunk_size)),
                  year=po["year"].to_numpy()[a : a + p.po_chunk_size],
-                 patch=np.arange(a, min(a + p.po_chunk_size, len(po))) < int(po_patch_sites))
+                 patch=np.arange(a, min(a + p.po_chunk_size, len(po))) < int(po_patch_sites),
+                 xy=_po_xy(po, a, p.po_chunk_size, po_patch_sites) if glc25 else None)
         for ci, a in enumerate(range(0, len(po), p.po_chunk_size))
     ]
     po_patches = 0
@@ -619,6 +710,11 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     _write_truth(root / TRUTH_DIR, truth_parts, pool)
 
     n_train = int((s["split"] == "train").sum())
+    extra: dict[str, Any] = {}
+    if glc25:
+        extra["edition"] = "glc25"
+        extra["shift"] = shift_summary(s, sites)
+        extra["counts_glc25"] = {"empty_species_rows": counts["empty_species_rows"]}
     summary = {
         "generator_version": GENERATOR_VERSION,
         "scale": p.name,
@@ -645,8 +741,50 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
                         "north": grid.north},
         "stages_seconds": {k: round(v, 3) for k, v in stages.items()},
         "seconds": round(time.perf_counter() - t0, 3),
+        **extra,
     }
     return summary
+
+
+def _po_xy(po: pd.DataFrame, start: int, size: int, n_patches: int) -> np.ndarray | None:
+    """EPSG:3035 x/y of the PO surveys of one chunk whose GLC25 patches are rendered (zeros for the others)."""
+    stop = min(start + size, len(po))
+    out = np.zeros((stop - start, 2))
+    k = max(0, min(stop, int(n_patches)) - start)
+    if k:
+        from glc.geo import to_laea
+
+        out[:k] = np.column_stack(to_laea(po["lon"].to_numpy()[start:start + k], po["lat"].to_numpy()[start:start + k]))
+    return out
+
+
+def shift_summary(surveys: pd.DataFrame, sites: pd.DataFrame) -> dict[str, Any]:
+    """The size of the test set's geographic shift: the total-variation distance between the train and test
+    country mixes, the countries most over-represented in test, and the median distance (km) from a test survey's
+    plot to the nearest train plot (the distance a model has to extrapolate)."""
+    from scipy.spatial import cKDTree
+
+    from glc.geo import to_laea
+
+    country = sites["country"].reindex(surveys["site"].to_numpy()).to_numpy()
+    is_test = (surveys["split"] == "test").to_numpy()
+    tr = pd.Series(country[~is_test]).value_counts(normalize=True)
+    te = pd.Series(country[is_test]).value_counts(normalize=True)
+    both = tr.index.union(te.index)
+    tr, te = tr.reindex(both, fill_value=0.0), te.reindex(both, fill_value=0.0)
+    over = (te - tr).sort_values(ascending=False)
+    x, y = to_laea(sites["lon"].to_numpy(), sites["lat"].to_numpy())
+    pos = pd.Series(np.arange(len(sites)), index=sites.index)
+    srow = pos.loc[surveys["site"].to_numpy()].to_numpy()
+    xy = np.column_stack([x, y])[srow]
+    d_test, _ = cKDTree(xy[~is_test]).query(xy[is_test])
+    return {
+        "shift_factor": GLC25_SHIFT,
+        "country_tv_distance": round(float(0.5 * np.abs(te - tr).sum()), 4),
+        # [country, share of test surveys, share of train surveys], most over-represented in test first
+        "over_represented_in_test": [[str(k), round(float(te[k]), 4), round(float(tr[k]), 4)] for k in over.index[:5]],
+        "median_test_to_train_km": round(float(np.median(d_test)) / 1000.0, 3),
+    }
 
 
 def _write_truth(folder: Path, parts: list[dict[str, np.ndarray]], pool: SpeciesPool) -> None:

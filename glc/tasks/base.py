@@ -180,6 +180,18 @@ class GlcTask(luigi.Task):
         except (LayoutError, FileNotFoundError, ValueError):
             return None
 
+    def edition_or_none(self) -> Any:  # noqa: ANN401 - glc.data.layout.Edition
+        """The data root's edition: its layout's, or for a synthetic world not generated yet the one its name says;
+        None while unknown (a URL not mirrored yet)."""
+        from glc.data.layout import EDITIONS
+        from glc.tasks.synth import synthetic_edition
+
+        layout = self.layout_or_none()
+        if layout is not None:
+            return layout.edition
+        name = synthetic_edition(self.local_data_root)
+        return EDITIONS[name] if name else None
+
     def input_fingerprint(self) -> str:
         """Hash of this task's raw inputs and of its GlcTask dependencies' fingerprints (see the module docstring)."""
         from glc.data.fingerprint import combine, path_fingerprint
@@ -349,7 +361,7 @@ class ExperimentTask(GlcTask):
         if not hasattr(self, "_cfg"):
             from glc.config import load_experiment
 
-            self._cfg = load_experiment(self.experiment)
+            self._cfg = load_experiment(self.experiment, self.edition_or_none())
         return self._cfg
 
     def exp_path(self, *parts: str) -> Path:

@@ -180,7 +180,7 @@ class Report(ExperimentTask):
     def _patch_image(self, surveys: Any) -> Any:
         """RGB of the first training survey's patch, when the model reads satellite patches."""
         from glc.data.layout import detect_layout
-        from glc.data.patches import read_patch
+        from glc.data.patches import patch_rgb
         from glc.features.sets import resolve_feature_sets
         from glc.models.registry import get_model
 
@@ -188,7 +188,7 @@ class Report(ExperimentTask):
         if not any(s.startswith("patch_") for s in sets):
             return None
         sid = int(surveys.loc[surveys["split"] == "train", "surveyId"].min())
-        return read_patch(detect_layout(self.local_data_root), "train", sid)[:3].transpose(1, 2, 0)
+        return patch_rgb(detect_layout(self.local_data_root), "train", sid)
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the report folder."""

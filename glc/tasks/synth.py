@@ -1,4 +1,8 @@
-"""``SyntheticWorld``: the generated GLC24-like dataset (glc's embedded default data)."""
+"""``SyntheticWorld``: the generated GLC24- or GLC25-like dataset (glc's embedded default data).
+
+A data root named ``.../synthetic/<scale>-seed<N>`` is a GLC24 world, ``.../synthetic/glc25-<scale>-seed<N>`` a GLC25
+one; either is generated on first use.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,19 @@ import luigi
 
 from glc.tasks.raw import GLC24Data
 
-_SYNTH_DIR = re.compile(r"^(tiny|demo|full)-seed(\d+)$")
+_SYNTH_DIR = re.compile(r"^(?:(glc25)-)?(tiny|demo|full)-seed(\d+)$")
+
+
+def world_dir_name(edition: str, scale: str, seed: int) -> str:
+    """Folder name of a synthetic world: ``<scale>-seed<N>`` (GLC24) or ``glc25-<scale>-seed<N>``."""
+    return ("" if edition == "glc24" else f"{edition}-") + f"{scale}-seed{seed}"
+
+
+def synthetic_edition(data_root: str) -> str | None:
+    """The edition of a synthetic world's data root by its name (``None`` if the name is not a synthetic world's)."""
+    p = Path(data_root)
+    m = _SYNTH_DIR.match(p.name)
+    return (m.group(1) or "glc24") if m and p.parent.name == "synthetic" else None
 
 
 class SyntheticWorld(luigi.Task):
@@ -18,16 +34,18 @@ class SyntheticWorld(luigi.Task):
     scale = luigi.ChoiceParameter(choices=["tiny", "demo", "full"], default="demo")
     seed = luigi.IntParameter(default=0)
     root = luigi.Parameter(default="data/synthetic", description="parent folder of generated worlds")
+    edition = luigi.ChoiceParameter(choices=["glc24", "glc25"], default="glc24", description="GLC edition to imitate")
 
     def output(self) -> luigi.LocalTarget:
         """The world's ``_SUCCESS`` marker (written last by the generator)."""
-        return luigi.LocalTarget(str(Path(self.root) / f"{self.scale}-seed{self.seed}" / "_SUCCESS"))
+        return luigi.LocalTarget(str(Path(self.root) / world_dir_name(self.edition, self.scale, self.seed) / "_SUCCESS"))
 
     def run(self) -> None:
         """Generate the world (atomically: a temp folder renamed into place)."""
         from glc.synth import generate_world
 
-        generate_world(Path(self.root) / f"{self.scale}-seed{self.seed}", scale=self.scale, seed=self.seed)
+        generate_world(Path(self.root) / world_dir_name(self.edition, self.scale, self.seed), scale=self.scale,
+                       seed=self.seed, flavour="glc25" if self.edition == "glc25" else "kaggle")
 
 
 def raw_data_task(data_root: str) -> luigi.Task:
@@ -35,5 +53,5 @@ def raw_data_task(data_root: str) -> luigi.Task:
     p = Path(data_root)
     m = _SYNTH_DIR.match(p.name)
     if m and p.parent.name == "synthetic":
-        return SyntheticWorld(scale=m.group(1), seed=int(m.group(2)), root=str(p.parent))
+        return SyntheticWorld(scale=m.group(2), seed=int(m.group(3)), root=str(p.parent), edition=m.group(1) or "glc24")
     return GLC24Data(data_root=str(data_root))
