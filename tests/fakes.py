@@ -2,8 +2,9 @@
 
 ``make_fake_metadata`` writes ``GLC24_PA_metadata_train.csv`` (one row per survey x species, float speciesId, empty
 and ``-inf`` areaInM2, an empty geoUncertaintyInM), ``GLC24_PA_metadata_test.csv`` and ``GLC24_P0_metadata_train.csv``
-(PO column order). With ``bad_rows=True`` the train file also holds :data:`BAD_ROWS` — one short row, one long row,
-one non-numeric lat and one missing speciesId — whose rejection the tests assert.
+(PO column order). With ``bad_rows=True`` the train file also holds :data:`QUARANTINED_ROWS` — one short row, one long
+row, one non-numeric lat (:data:`BAD_ROWS`) and one empty speciesId (dropped and counted, not a bad row) — whose
+rejection the tests assert.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ BAD_ROWS = (
     ("2.5,45.1,2019,10.0,100.0,ATLANTIC,France,17.0\n", "required field empty (short row?)"),
     ("2.5,45.1,2019,10.0,100.0,ATLANTIC,France,17.0,990001,extra\n", "too many fields"),
     ("2.5,north,2019,10.0,100.0,ATLANTIC,France,17.0,990002\n", "lon/lat not numeric"),
-    ("2.5,45.1,2019,10.0,100.0,ATLANTIC,France,,990003\n", "required field empty (short row?)"),
 )
+#: A train row with an empty speciesId: quarantined with its own reason, never counted as a bad row.
+EMPTY_SPECIES_ROW = ("2.5,45.1,2019,10.0,100.0,ATLANTIC,France,,990003\n", "speciesId empty (row dropped and counted; not a bad row)")
+#: Every row the train file's quarantine holds, in file order.
+QUARANTINED_ROWS = BAD_ROWS + (EMPTY_SPECIES_ROW,)
 
 
 def make_fake_metadata(root: str | Path, n_train: int = 120, n_test: int = 30, n_species: int = 40, seed: int = 0, bad_rows: bool = True) -> dict:
@@ -50,7 +54,7 @@ def make_fake_metadata(root: str | Path, n_train: int = 120, n_test: int = 30, n
         else:
             test_lines.append(f"{meta},{sid}\n")
     if bad_rows:
-        train_lines[5:5] = [line for line, _ in BAD_ROWS]
+        train_lines[5:5] = [line for line, _ in QUARANTINED_ROWS]
     (root / "GLC24_PA_metadata_train.csv").write_text("".join(train_lines))
     (root / "GLC24_PA_metadata_test.csv").write_text("".join(test_lines))
     po = ["year,month,day,lat,lon,geoUncertaintyInM,taxonRank,date,dayOfYear,speciesId,surveyId\n"]

@@ -13,6 +13,15 @@ surveyId repeated with conflicting metadata) are never dropped silently: they ar
 their 1-based line number to a quarantine table beside the output, and the job fails when their fraction of a file
 exceeds ``max_bad_fraction``.
 
+**Empty speciesId.** A train row whose ``speciesId`` is empty (GLC25's train file has some) is not a bad row: it
+is dropped, counted (``empty_species_rows`` in the report, and in the quarantine table with its line) and left out
+of ``max_bad_fraction``; a survey whose every row is such a row is left out of the table (counted as
+``surveys_without_species``).
+
+**Test ids.** An edition may number its test surveys from a floor (GLC25: 5,000,000, :attr:`Edition.test_id_min`):
+a test row whose ``surveyId`` is below it is a bad test row (the id belongs to the train range: the two files are
+swapped or mixed), which fails the job naming the file, line and id.
+
 **Test rows are never dropped.** A bad row of the PA *test* metadata is a survey the submission must still cover:
 with ``bad_test_rows="error"`` (the default) the job fails naming the file, line and reason; with ``"fallback"`` the
 row is quarantined and counted (``test_rows`` in the summary) and the ``Submission`` task predicts that survey with
@@ -102,14 +111,21 @@ def read_pa_csv(spark: "SparkSession", path: str | Path, split: str) -> "DataFra
     )
 
 
-def validate_pa_rows(df: "DataFrame", split: str) -> "DataFrame":
-    """Add typed columns and a ``_bad`` reason column (null for good rows). Pure transform, unit-tested."""
+#: Reason given to a train row whose speciesId is empty (dropped and counted, not a bad row).
+EMPTY_SPECIES_REASON = "speciesId empty (row dropped and counted; not a bad row)"
+
+
+def validate_pa_rows(df: "DataFrame", split: str, test_id_min: int = 0) -> "DataFrame":
+    """Add typed columns and a ``_bad`` reason column (null for good rows). Pure transform, unit-tested.
+
+    ``test_id_min``: the edition's smallest test ``surveyId`` (0 = none); a test row below it is bad.
+    """
     from pyspark.sql import functions as F
 
     num = lambda c: F.col(c).cast("double")  # noqa: E731
     lon, lat = num("lon"), num("lat")
     sid = F.col("surveyId").cast("double")
-    required = ["lon", "lat", "year", "region", "country", "surveyId"] + (["speciesId"] if split == "train" else [])
+    required = ["lon", "lat", "year", "region", "country", "surveyId"]
     reasons = [
         (F.col(_EXTRA).isNotNull(), "too many fields"),
         (F.greatest(*[F.col(c).isNull() for c in required]), "required field empty (short row?)"),
@@ -120,9 +136,12 @@ def validate_pa_rows(df: "DataFrame", split: str) -> "DataFrame":
          f"lon/lat outside the GLC study area (lon {GLC_BBOX[0]}..{GLC_BBOX[2]}, lat {GLC_BBOX[1]}..{GLC_BBOX[3]})"),
         (num("year").isNull(), "year not numeric"),
     ]
+    if split == "test" and test_id_min:
+        reasons.append((sid < test_id_min, f"surveyId below {test_id_min:,}, the first test id of this edition (a train id in the test file?)"))
     if split == "train":
         sp = num("speciesId")
         reasons += [
+            (F.col("speciesId").isNull() & F.col(_EXTRA).isNull(), EMPTY_SPECIES_REASON),
             (sp.isNull() | F.isnan(sp), "speciesId not numeric"),
             ((sp != F.floor(sp)) | (sp < 0) | (sp >= NUM_CLASSES), f"speciesId not an integer in 0..{NUM_CLASSES - 1}"),
         ]
@@ -254,18 +273,24 @@ def build_survey_table(
     for split in ("train", "test"):
         path = layout.pa_metadata(split)
         spark.catalog.refreshByPath(str(path))
-        rows = flag_conflicts(validate_pa_rows(read_pa_csv(spark, path, split), split)).cache()
+        rows = flag_conflicts(validate_pa_rows(read_pa_csv(spark, path, split), split, layout.edition.test_id_min)).cache()
         if cached is not None:
             cached.append(rows)
         counts = {r["_bad"]: r["count"] for r in rows.groupBy("_bad").count().collect()}
+        n_empty = int(counts.pop(EMPTY_SPECIES_REASON, 0))
         total = int(sum(counts.values()))
         rep = BadRowReport(total, int(sum(v for k, v in counts.items() if k is not None)), {k: int(v) for k, v in counts.items() if k is not None})
         report[f"{split}_rows"] = rep.as_dict()
+        if split == "train":
+            report["empty_species_rows"] = n_empty
+            if n_empty:
+                log.warning("%s: %d row(s) with an empty speciesId dropped (counted, listed in the quarantine table)", path, n_empty)
         bad_df = rows.where(F.col("_bad").isNotNull()).select(F.col("_bad").alias("reason"), F.col("_raw").alias("raw")).toPandas()
         bad_df.insert(0, "file", str(path))
         key_cols = [c for c in ("lon", "lat", "year", "region", "country", "surveyId") + (("speciesId",) if split == "train" else ())]
         bad_df.insert(1, "line", line_numbers(path, list(bad_df["raw"]), key_cols))
-        examples = [f"line {ln}: {why}" for ln, why in zip(bad_df["line"][:5], bad_df["reason"][:5])]
+        real_bad = (bad_df["reason"] != EMPTY_SPECIES_REASON).to_numpy()
+        examples = [f"line {ln}: {why}" for ln, why in zip(bad_df["line"][real_bad][:5], bad_df["reason"][real_bad][:5])]
         report[f"{split}_rows"]["examples"] = examples
         if rep.bad_rows:
             log.warning("%s: %d of %d rows rejected: %s (%s; see the quarantine table)", path, rep.bad_rows, total, rep.by_reason, examples)
@@ -281,7 +306,12 @@ def build_survey_table(
                 f"max_bad_fraction={max_bad_fraction}. Fix the file or raise the limit (SurveyTable --max-bad-fraction)."
             )
         bads.append(bad_df)
-        parts.append(aggregate_surveys(rows.where(F.col("_bad").isNull()), split))
+        part = aggregate_surveys(rows.where(F.col("_bad").isNull()), split)
+        if split == "train" and n_empty:
+            kept = rows.where(F.col("_bad").isNull()).select("surveyId").distinct()
+            lost = rows.where(F.col("_bad") == EMPTY_SPECIES_REASON).select("surveyId").distinct().join(kept, "surveyId", "left_anti").count()
+            report["surveys_without_species"] = int(lost)
+        parts.append(part)
     surveys = parts[0].unionByName(parts[1])
     dup = surveys.groupBy("surveyId").count().where("count > 1").limit(5).collect()
     if dup:

@@ -54,7 +54,8 @@ def _skip_suffix(skip: bool) -> str:
 
 
 class PatchTiles(FeatureTask):
-    """Sentinel-2 RGB + NIR patches -> ``dct`` (4*k*k, channel-major) and optionally ``raw`` bytes.
+    """Satellite patches (GLC24 RGB + NIR JPEGs, GLC25 4-band GeoTIFFs) -> ``dct`` (4*k*k, channel-major), optionally
+    ``raw`` bytes (GLC24) and the ``nodata`` count (GLC25).
 
     Output: ``features/patches/k{k}[-raw][-skipbad]/`` (see :mod:`glc.etl.patches`).
     """
@@ -71,9 +72,9 @@ class PatchTiles(FeatureTask):
         return FlagTarget(self.artifact_path("features", "patches", name))
 
     def raw_inputs(self) -> list[Path]:
-        """The RGB and NIR patch folders of both splits."""
+        """The patch folders of both splits (GLC24: RGB and NIR; GLC25: the GeoTIFFs)."""
         lay = self.layout_or_none()
-        return [lay.patch_root(s, k) for s in ("train", "test") for k in ("rgb", "nir")] if lay else []
+        return [lay.patch_root(s, k) for s in ("train", "test") for k in lay.edition.patch_kinds] if lay else []
 
     def run(self) -> None:
         """:func:`glc.etl.patches.write_patch_tiles`."""

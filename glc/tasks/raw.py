@@ -11,7 +11,8 @@ from glc.data.layout import LayoutError, detect_layout
 
 
 class GLC24Data(luigi.ExternalTask):
-    """A GLC24 data root in the Kaggle or Seafile layout (complete when its PA metadata files exist)."""
+    """A GLC data root of any known edition and distribution (GLC24 Kaggle or Seafile, GLC25): complete when its PA
+    metadata files exist."""
 
     data_root = luigi.Parameter()
 

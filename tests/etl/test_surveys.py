@@ -11,7 +11,7 @@ import pytest
 
 from glc.data.layout import Layout
 from glc.etl.surveys import BadRowsError, build_survey_table, write_survey_table
-from tests.fakes import BAD_ROWS, make_fake_metadata
+from tests.fakes import BAD_ROWS, QUARANTINED_ROWS, make_fake_metadata
 
 
 def test_survey_table_rows_labels_and_projection(spark, tmp_path):
@@ -38,14 +38,15 @@ def test_survey_table_rows_labels_and_projection(spark, tmp_path):
     assert report["train_rows"]["by_reason"] == dict(want)
     assert report["train_rows"]["bad_rows"] == len(BAD_ROWS)
     assert report["test_rows"]["bad_rows"] == 0
+    assert report["empty_species_rows"] == 1 and report["surveys_without_species"] == 1
     q = bad.toPandas()
-    assert Counter(q["reason"]) == want
+    assert Counter(q["reason"]) == Counter(reason for _, reason in QUARANTINED_ROWS)
     assert q["raw"].str.contains("990001").any()
 
 
 def test_too_many_bad_rows_fail_naming_the_file(spark, tmp_path):
     make_fake_metadata(tmp_path / "w", n_train=5, seed=2)
-    with pytest.raises(BadRowsError, match=r"GLC24_PA_metadata_train\.csv: 4 of \d+ rows are malformed"):
+    with pytest.raises(BadRowsError, match=r"GLC24_PA_metadata_train\.csv: 3 of \d+ rows are malformed"):
         build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.01)
 
 
@@ -84,7 +85,7 @@ def test_quarantine_rows_carry_their_line_numbers(spark, tmp_path):
     q = bad.toPandas().sort_values("line")
     assert list(q["line"]) == [6, 7, 8, 9]  # the fake writes its 4 bad rows after the 4th data line
     lines = (tmp_path / "w" / "GLC24_PA_metadata_train.csv").read_text().splitlines()
-    assert all(lines[ln - 1].rstrip() == expected.rstrip() for ln, (expected, _) in zip(q["line"], BAD_ROWS))
+    assert all(lines[ln - 1].rstrip() == expected.rstrip() for ln, (expected, _) in zip(q["line"], QUARANTINED_ROWS))
     assert report["train_rows"]["examples"][0].startswith("line 6: ")
 
 
