@@ -113,3 +113,20 @@ def test_keys_added_later_leave_the_hash_unchanged_at_their_defaults() -> None:
     assert config_hash(cfg) == config_hash(legacy)  # the hash an artifact built before the keys existed carries
     two = {**cfg, "train": {**cfg["train"], "devices": 2}}
     assert config_hash(two) != config_hash(cfg)
+
+
+def test_feature_sets_an_edition_lacks_are_refused_when_the_experiment_is_loaded() -> None:
+    """GLC25 ships no full GeoTIFFs and no 128 px JPEG patches: experiments reading them fail at load, naming the
+    feature set and the edition; the others load unchanged."""
+    from glc.config import ConfigError, load_experiment
+    from glc.data.layout import EDITIONS
+
+    glc25 = EDITIONS["glc25"]
+    with pytest.raises(ConfigError, match=r"tile-cnn-rasters\.toml: experiment 'tile-cnn-rasters' reads feature set\(s\) "
+                                          r"'raster_.*full-extent environmental GeoTIFFs.*which GLC25 does not ship"):
+        load_experiment("tile-cnn-rasters", glc25)
+    with pytest.raises(ConfigError, match="'patch_raw' \\(needs GLC24's 128 px uint8 JPEG patches\\)"):
+        load_experiment("fusion-paper", glc25)
+    for name in ("knn", "gbm", "fusion", "tile-cnn", "timeseries-cnn", "rf"):
+        assert load_experiment(name, glc25) == load_experiment(name)
+    load_experiment("tile-cnn-rasters", EDITIONS["glc24"])

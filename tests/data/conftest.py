@@ -37,3 +37,14 @@ def real(shared_data: Path) -> Path:
 def kaggle_samples(samples: Path) -> Layout:
     """A Kaggle :class:`Layout` over the samples folder."""
     return Layout(samples, "kaggle")
+
+
+#: The real GLC25 sample surveys (train, test); in the organizers' fixture the train survey's patch and cubes are
+#: copies of the test survey's.
+GLC25_TRAIN_SURVEY, GLC25_TEST_SURVEY = 1027998, 5000108
+
+
+@pytest.fixture(scope="session")
+def glc25_samples(shared_data: Path) -> Layout:
+    """A GLC25 :class:`Layout` over the real GLC25 sample files (patch GeoTIFFs, cubes, band statistics)."""
+    return Layout(shared_data / "glc25-samples", "glc25")

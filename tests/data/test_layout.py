@@ -114,3 +114,42 @@ def test_bad_arguments() -> None:
         layout.landsat_csv("train", "pan")
     with pytest.raises(ValueError, match="not a GLC24 cube file name"):
         survey_id_from_cube_name("cube.pt")
+
+
+def test_glc25_names() -> None:
+    g = Layout(Path("/g"), "glc25")
+    assert g.pa_metadata("test").as_posix() == "/g/GLC25_PA_metadata_test.csv"
+    assert g.po_metadata().name == "GLC25_P0_metadata_train.csv" and g.sample_submission().name == "GLC25_SAMPLE_SUBMISSION.csv"
+    assert g.patch_path("train", 1027998, "tiff").as_posix() == "/g/SatelitePatches/PA-train/98/79/1027998.tiff"
+    assert g.patch_paths("test", 642) == (Path("/g/SatelitePatches/PA-test/42/6/642.tiff"),)
+    assert g.cube_path("train", "landsat", 7).as_posix() == (
+        "/g/SateliteTimeSeries-Landsat/cubes/PA-train/GLC25-PA-train-landsat-time-series_7_cube.pt")
+    assert g.cube_path("test", "landsat", 7).name == "GLC25-PA-test-landsat_time_series_7_cube.pt"
+    assert g.cube_path("test", "bioclim", 7).as_posix() == (
+        "/g/BioclimTimeSeries/cubes/PA-test/GLC25-PA-test-bioclimatic_monthly_7_cube.pt")
+    assert g.po_cube_path("landsat", 1322301).as_posix() == (
+        "/g/SateliteTimeSeries-Landsat/cubes/PO-train/01/23/GLC25-PO-train-landsat_time_series_1322301_cube.pt")
+    assert g.po_cube_path("bioclim", 642).name == "GLC25-P0-train-bioclimatic_monthly_642_cube.pt"
+    assert g.env_csv("train", "bioclimatic").as_posix() == (
+        "/g/EnvironmentalValues/ClimateAverage_1981-2010/GLC25-PA-train-bioclimatic.csv")
+    assert g.env_csv("test", "human_footprint").as_posix() == "/g/EnvironmentalValues/HumanFootprint/GLC25-PA-test-human_footprint.csv"
+    assert g.env_csv("test", "bioclimatic_monthly").as_posix() == "/g/BioclimTimeSeries/values/GLC25-PA-test-bioclimatic_monthly.csv"
+    assert g.landsat_csv("test", "nir").as_posix() == (
+        "/g/SateliteTimeSeries-Landsat/values/PA-test/GLC25-PA-test-landsat_time_series-nir.csv")
+    assert g.edition.test_id_min == 5_000_000 and g.edition.patch_format == "geotiff"
+    with pytest.raises(LayoutError, match="GLC25 .* ships no full-extent environmental GeoTIFFs"):
+        g.raster_paths("climate")
+    with pytest.raises(ValueError, match=r"patch kind must be one of \('tiff',\) for GLC25"):
+        g.patch_root("train", "rgb")
+    with pytest.raises(LayoutError, match="'kaggle' has no po_cube landsat"):
+        Layout(Path("/k"), "kaggle").po_cube_path("landsat", 5)
+
+
+def test_no_known_edition_names_what_is_missing_for_each(tmp_path: Path) -> None:
+    (tmp_path / "GLC24_PA_metadata.csv").write_text("x\n")  # a near miss
+    with pytest.raises(LayoutError) as e:
+        detect_layout(tmp_path)
+    msg = str(e.value)
+    for name in ("GLC24 kaggle: missing GLC24_PA_metadata_train.csv", "GLC24 seafile: missing PresenceAbsenceSurveys/",
+                 "GLC25 glc25: missing GLC25_PA_metadata_train.csv, GLC25_PA_metadata_test.csv"):
+        assert name in msg

@@ -189,3 +189,60 @@ def test_read_ahead_pool_gives_the_same_patches_and_bad_inputs(bad_patch_world) 
     np.testing.assert_array_equal(inline[1], ahead[1])
     np.testing.assert_array_equal(inline[0][inline[1]], ahead[0][ahead[1]])
     assert inline[2] == ahead[2] and {int(ids[i]): f for i, f, _ in ahead[2]} == bad
+
+
+# ------------------------------------------------------------------------------------------------ GLC25 GeoTIFFs
+@pytest.fixture()
+def glc25_patch_world(tmp_path: Path) -> tuple[Layout, pd.DataFrame, dict[int, np.ndarray]]:
+    """Six GLC25 surveys written with the synthetic world's GeoTIFF writer: one with a nodata strip, one all nodata,
+    one truncated file. Returns the layout, the surveys and the int16 pixels written per survey."""
+    from glc.synth.world import write_glc25_patch
+
+    layout = Layout(tmp_path / "g", "glc25")
+    ids = np.array([1027998, 212, 3_900_001, 5_000_000, 5_000_108, 5_014_783], np.int64)
+    surveys = pd.DataFrame({"surveyId": ids, "split": ["train"] * 3 + ["test"] * 3})
+    rng = np.random.default_rng(5)
+    pixels = {}
+    for sid, split in zip(ids, surveys["split"]):
+        arr = rng.integers(200, 4000, (4, 64, 64)).astype(np.int16)
+        if sid == 212:
+            arr[:, :, -7:] = -1
+        if sid == 5_000_000:
+            arr[:] = -1
+        write_glc25_patch(layout.patch_path(split, int(sid), "tiff"), arr, 4.0e6, 3.0e6)
+        pixels[int(sid)] = arr
+    _truncate(layout.patch_path("test", 5_014_783, "tiff"))
+    return layout, surveys, pixels
+
+
+def test_glc25_patch_tiles_fill_nodata_and_quarantine_bad_files(spark, glc25_patch_world, tmp_path: Path) -> None:
+    """DCT of the reflectances with each nodata pixel filled by its band's valid mean (never -1), nodata counted;
+    the all-nodata and the truncated GeoTIFF fail naming file and survey, or are quarantined under the ceiling."""
+    layout, surveys, pixels = glc25_patch_world
+    frame = spark.createDataFrame(surveys)
+    with pytest.raises(DataError, match=r"surveyId 5000000 \(test\): satellite patch GeoTIFF .*5000000\.tiff: every pixel is nodata"):
+        write_patch_tiles(spark, layout, frame, tmp_path / "fail", k=8)
+    with pytest.raises(DataError, match="more than max_bad_fraction=0.1"):
+        write_patch_tiles(spark, layout, frame, tmp_path / "ceiling", k=8, skip_bad_inputs=True, max_bad_fraction=0.1)
+    k = 64  # lossless at 64 px
+    summary = write_patch_tiles(spark, layout, frame, tmp_path / "p", k=k, skip_bad_inputs=True, max_bad_fraction=0.5)
+    df = pd.read_parquet(tmp_path / "p" / "data")
+    assert list(df.columns) == ["surveyId", "split", "dct", "nodata"]
+    assert df["surveyId"].tolist() == [212, 1027998, 3_900_001, 5_000_108]
+    for sid, dct, nodata in zip(df["surveyId"], df["dct"], df["nodata"]):
+        arr = pixels[sid].astype(np.float32)
+        mask = pixels[sid] == -1
+        for c in range(4):
+            arr[c][mask[c]] = pixels[sid][c][~mask[c]].astype(np.float64).mean()
+        ref = np.concatenate([dct2(arr[c], k).reshape(-1) for c in range(4)])
+        np.testing.assert_allclose(dct, ref, rtol=1e-5, atol=0.05)
+        assert nodata == mask.sum()
+    assert summary["nodata"] == {"surveys_with_nodata": 1, "nodata_pixels": 4 * 64 * 7}
+    assert summary["n_skipped"] == 2 and summary["patch_format"] == "geotiff"
+    q = pd.read_parquet(tmp_path / "p" / "quarantine")
+    assert sorted(q["surveyId"]) == [5_000_000, 5_014_783]
+    assert q["file"].str.endswith(".tiff").all() and q["reason"].str.contains("truncated or corrupt").any()
+    with pytest.raises(ValueError, match="k must be an int in 1..64 .*GLC25 patches are 64 px"):
+        write_patch_tiles(spark, layout, frame, tmp_path / "k", k=128)
+    with pytest.raises(ValueError, match="keep_raw stores GLC24's uint8 JPEG pixels"):
+        write_patch_tiles(spark, layout, frame, tmp_path / "raw", k=8, keep_raw=True)

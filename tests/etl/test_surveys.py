@@ -137,3 +137,23 @@ def test_bom_is_read_like_the_python_readers(spark, tmp_path):
     surveys, _, report = build_survey_table(spark, Layout(tmp_path / "w"))
     spark_ids = set(surveys.toPandas().query("split == 'test'")["surveyId"])
     assert spark_ids == set(read_pa_metadata(test_csv, "test")["surveyId"]) and len(spark_ids) == 30
+
+
+def test_glc25_test_id_in_the_train_range_is_a_bad_test_row(spark, tmp_path):
+    """GLC25 numbers its test surveys from 5,000,000: a test row below that fails naming the file, line and floor."""
+    root = tmp_path / "g"
+    make_fake_metadata(root, seed=7, bad_rows=False)
+    test = pd.read_csv(root / "GLC24_PA_metadata_test.csv")
+    test["surveyId"] = 5_000_000 + np.arange(len(test))
+    test.loc[3, "surveyId"] = 4_999_999
+    test.to_csv(root / "GLC25_PA_metadata_test.csv", index=False)
+    (root / "GLC24_PA_metadata_train.csv").rename(root / "GLC25_PA_metadata_train.csv")
+    (root / "GLC24_PA_metadata_test.csv").unlink()
+    layout = Layout(root, "glc25")
+    with pytest.raises(BadRowsError, match=r"GLC25_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 5: "
+                                           r"surveyId below 5,000,000, the first test id of this edition"):
+        build_survey_table(spark, layout)
+    test.loc[3, "surveyId"] = 5_000_003
+    test.to_csv(root / "GLC25_PA_metadata_test.csv", index=False)
+    surveys, _, report = build_survey_table(spark, layout)
+    assert report["test_rows"]["bad_rows"] == 0 and surveys.where("split = 'test'").count() == len(test)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import glc.synth.world as world
@@ -169,3 +170,56 @@ def test_po_patches_are_rendered_for_the_first_po_surveys(tmp_path: Path) -> Non
         assert sid in po_ids
         with Image.open(f) as rgb, Image.open(layout.patch_path("po", sid, "nir")) as nir:
             assert (rgb.mode, rgb.size, nir.mode, nir.size) == ("RGB", (128, 128), "L", (128, 128))
+
+
+def test_glc25_world_has_the_glc25_layout_and_a_shifted_test_set(tmp_path: Path) -> None:
+    """GLC25 names and patch profile, no full rasters, test ids from 5,000,000 at GLC25's test/train ratio, the
+    test landcover CSV's extra index column, and the shift recorded in the summary."""
+    import rasterio
+
+    from glc.data.metadata import read_pa_metadata
+    from glc.data.patches import read_geotiff_patch
+
+    out = tmp_path / "g"
+    summary = generate_world(out, scale=MICRO, flavour="glc25", workers=1, progress=False)
+    layout = detect_layout(out)
+    assert (layout.flavour, layout.edition.name) == ("glc25", "glc25")
+    assert not (out / "EnvironmentalRasters").exists() and not (out / "_scratch_rasters").exists()
+    assert not list(out.rglob("*.tif")) and not list(out.rglob("*.jpeg"))
+    test = read_pa_metadata(layout.pa_metadata("test"), "test")
+    train = read_pa_metadata(layout.pa_metadata("train"), "train")
+    assert len(test) == summary["counts"]["pa_test_surveys"] == round(MICRO.n_pa_train * world.GLC25_TEST_RATIO)
+    assert sorted(test["surveyId"]) == list(range(5_000_000, 5_000_000 + len(test)))
+    assert train["surveyId"].max() < 5_000_000
+    for sid, split in [(int(test["surveyId"].iloc[0]), "test"), (int(train["surveyId"].iloc[0]), "train")]:
+        path = layout.patch_path(split, sid, "tiff")  # type: ignore[arg-type]
+        with rasterio.open(path) as src:
+            assert (src.count, src.dtypes[0], src.nodata, src.width, src.height, src.res) == (4, "int16", -1.0, 64, 64, (10.0, 10.0))
+            assert src.compression.name == "lzw" and src.descriptions == ("red", "green", "blue", "nir")
+            assert src.crs.to_dict()["proj"] == "laea" and src.crs.to_dict()["lat_0"] == 52
+        assert read_geotiff_patch(path).mean() > 100  # reflectances, not 0..255
+    header = layout.env_csv("test", "landcover").read_text().splitlines()[0]
+    assert header == ",surveyId,LandCover"
+    assert layout.env_csv("train", "landcover").read_text().splitlines()[0] == "surveyId,LandCover"
+    shift = summary["shift"]
+    assert shift["shift_factor"] == world.GLC25_SHIFT and 0 < shift["country_tv_distance"] <= 1
+    assert (out / "_truth" / world.TRUTH_NPZ).is_file() and layout.sample_submission().is_file()
+
+
+def test_glc25_shift_over_represents_the_marked_countries() -> None:
+    """The shifted split draws marked countries' blocks first: test and train country mixes differ more than
+    GLC24's uniform split of the same sites (measured on a demo-size draw, no files written)."""
+    from glc.synth.sites import make_pa_surveys
+
+    grid = RasterGrid.for_resolution(0.5)
+
+    def tv(shift: float) -> float:
+        pa = make_pa_surveys(np.random.default_rng(3), 3000, 500, grid, 0.5, 4.0, 3.0, shift=shift)
+        country = pa.sites["country"].reindex(pa.surveys["site"]).to_numpy()
+        test = pa.surveys["split"].to_numpy() == "test"
+        a = pd.Series(country[test]).value_counts(normalize=True)
+        b = pd.Series(country[~test]).value_counts(normalize=True)
+        idx = a.index.union(b.index)
+        return float(0.5 * (a.reindex(idx, fill_value=0) - b.reindex(idx, fill_value=0)).abs().sum())
+
+    assert tv(world.GLC25_SHIFT) > tv(1.0) + 0.1
