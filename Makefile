@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-validation-shift bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -106,8 +106,11 @@ bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic 
 bench-loader: install ## Petastorm vs native pyarrow vs in-memory loader samples/s on one parquet -> bench/results/loader.json
 	$(PY) -m bench.loader
 
-bench-leaderboard: check-java install ## every experiment in tasks/ on the demo world, scored on its hidden test labels -> bench/results/synth_leaderboard.json
-	$(PY) -m bench.leaderboard $(if $(ONLY),--only $(ONLY))
+bench-leaderboard: check-java install ## every experiment in tasks/ on the demo world (EDITION=glc25: the GLC25 one), scored on its hidden test labels -> bench/results/synth_leaderboard[_glc25].json
+	$(PY) -m bench.leaderboard $(if $(EDITION),--edition $(EDITION)) $(if $(ONLY),--only $(ONLY))
+
+bench-validation-shift: check-java install ## validation blocks vs test_like: which predicts the hidden-test score on the shifted GLC25 demo world (VS_EXPERIMENTS=knn,gbm,fusion) -> bench/results/validation_shift_glc25.json
+	$(PY) -m bench.validation_shift --edition $(or $(EDITION),glc25) $(if $(VS_EXPERIMENTS),--experiments $(VS_EXPERIMENTS))
 
 bench-train-throughput: check-java install ## tile CNN loader/training samples/s: DCT parquet (Petastorm) vs JPEG decoding vs IDCT images -> bench/results/train_throughput.json
 	$(PY) -m bench.train_throughput

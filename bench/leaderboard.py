@@ -1,6 +1,12 @@
 """Synthetic leaderboard: every experiment in ``tasks/`` run on the demo world and scored on its hidden test labels.
 
-``python -m bench.leaderboard [--only a,b] [--fresh]`` (``make bench-leaderboard``) runs, for each ``tasks/*.toml``,
+One leaderboard per edition: ``--edition glc24`` (default; the demo world ``data/synthetic/demo-seed0``,
+``bench/results/synth_leaderboard.json``) or ``--edition glc25`` (``data/synthetic/glc25-demo-seed0``,
+``bench/results/synth_leaderboard_glc25.json``, same schema, its README table between the
+``<!-- leaderboard-glc25:start -->`` markers). An experiment the edition refuses (it reads data the edition does not
+ship, :func:`glc.config.check_edition`) is listed under ``refused`` with the reason, never run.
+
+``python -m bench.leaderboard [--edition glc25] [--only a,b] [--fresh]`` (``make bench-leaderboard [EDITION=glc25]``) runs, for each ``tasks/*.toml``,
 ``luigi --module glc.tasks Submission --experiment <name>`` on the demo synthetic world (generated if missing) into
 one output root (``out-bench/leaderboard``; artifacts shared by experiments, e.g. PatchTiles, are built once by the
 first experiment that needs them), then scores its ``submission.csv`` against the world's hidden test labels
@@ -55,11 +61,12 @@ def run_experiment(name: str, world: Path, out_root: Path) -> tuple[float, bool,
 def score(name: str, world: Path, out_root: Path) -> dict[str, Any]:
     """The experiment's row: test sample-F1 (hidden labels), validation sample-F1 (its report), model, decoder."""
     from glc.config import config_hash, load_experiment
+    from glc.data.layout import detect_layout
     from glc.data.metadata import read_species_lists
     from glc.metrics import score_submission
     from glc.tasks.base import dataset_key
 
-    cfg = load_experiment(name)
+    cfg = load_experiment(name, detect_layout(world).edition)
     exp_dir = out_root / dataset_key(world) / "experiments" / f"{cfg['name']}-{config_hash(cfg)}"
     sub = read_species_lists(exp_dir / "submission.csv")
     res = score_submission(read_species_lists(world / "_truth" / "GLC24_SOLUTION_FILE.csv"), sub)
@@ -134,26 +141,43 @@ def main(argv: list[str] | None = None) -> int:
     from glc.synth.oracle import oracle_sample_f1
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
-    ap.add_argument("--out-root", type=Path, default=REPO / "out-bench" / "leaderboard")
+    ap.add_argument("--edition", choices=["glc24", "glc25"], default="glc24", help="which edition's demo world")
+    ap.add_argument("--world", type=Path, default=None, help="default: data/synthetic/[glc25-]demo-seed0")
+    ap.add_argument("--out-root", type=Path, default=None, help="default: out-bench/leaderboard[-glc25]")
     ap.add_argument("--only", default="", help="comma-separated experiment names (default: every tasks/*.toml)")
     ap.add_argument("--fresh", action="store_true", help="remove the output root first (every wall time measured)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from glc.config import ConfigError
+    from glc.data.layout import EDITIONS
+    from glc.tasks.synth import world_dir_name
+
+    glc24 = a.edition == "glc24"
+    suffix = "" if glc24 else f"_{a.edition}"
+    a.world = a.world or REPO / "data" / "synthetic" / world_dir_name(a.edition, "demo", 0)
+    a.out_root = a.out_root or REPO / "out-bench" / ("leaderboard" if glc24 else f"leaderboard-{a.edition}")
     known = sorted(p.stem for p in TASKS_DIR.glob("*.toml"))
     names = pick_experiments(a.only, "--only")
     if not (a.world / "_SUCCESS").exists():
-        generate_world(a.world, scale="demo", seed=0)
+        generate_world(a.world, scale="demo", seed=0, flavour="kaggle" if glc24 else a.edition)
     if a.fresh and a.out_root.exists():
         shutil.rmtree(a.out_root)
-    path = RESULTS / "synth_leaderboard.json"
+    path = RESULTS / f"synth_leaderboard{suffix}.json"
     old = {r["experiment"]: r for r in (json.loads(path.read_text()).get("experiments", []) if path.exists() else [])}
     rows: dict[str, dict[str, Any]] = {n: r for n, r in old.items() if n in known and n not in names}
     failures = []
+    refused: list[dict[str, str]] = []
     from glc.config import load_experiment
 
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", flush=True)  # print: importing glc.tasks sets the root logger to WARNING
+        try:
+            load_experiment(name, EDITIONS[a.edition])
+        except ConfigError as e:
+            print(f"{name}: refused on {a.edition} ({e})", flush=True)
+            refused.append({"experiment": name, "reason": str(e).split(": ", 1)[-1]})
+            rows.pop(name, None)
+            continue
         if load_experiment(name)["train"]["accelerator"] in ("gpu", "cuda") and not _gpu():
             print(f"{name}: skipped (its [train] accelerator needs a GPU, this machine has none); the old row is kept", flush=True)
             if name in old:
@@ -182,10 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         "oracle_test_sample_f1": oracle,
         "experiments": sorted(rows.values(), key=lambda r: -r["test_sample_f1"]),
     }
+    if not glc24:
+        result["edition"] = a.edition
+        old_refused = json.loads(path.read_text()).get("refused", []) if path.exists() else []
+        result["refused"] = sorted([r for r in old_refused if r["experiment"] not in names] + refused, key=lambda r: r["experiment"])
     write_json(path, result)
     table = markdown(result)
-    (RESULTS / "synth_leaderboard.md").write_text(f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}")
-    update_readme(table)
+    (RESULTS / f"synth_leaderboard{suffix}.md").write_text(f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}")
+    update_readme(table, marks=(MARK_START, MARK_END) if glc24 else (f"<!-- leaderboard-{a.edition}:start -->", f"<!-- leaderboard-{a.edition}:end -->"))
     print(table)
     if failures:
         print(f"FAILED: {failures}", file=sys.stderr)

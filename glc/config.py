@@ -144,6 +144,8 @@ SCHEMA: Schema = {
     "validation": {
         "block_km": Param(10.0, "spatial block size of the hold-out (EPSG:3035, km)", min=0.0, min_exclusive=True),
         "val_fraction": Param(0.2, "fraction of training surveys held out", min=0.0, max=0.9, min_exclusive=True),
+        "scheme": Param("blocks", "hold-out order: blocks (uniform) | test_like (blocks drawn toward the test surveys' "
+                        "locations: for a geographically shifted test set, glc.eval.split)", choices=("blocks", "test_like")),
     },
     "wandb": {
         "project": Param("glc", "W&B project"),
@@ -246,10 +248,18 @@ def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
     Args:
         name_or_path: a name in ``tasks/`` or a ``.toml`` path.
         edition: the data root's :class:`glc.data.layout.Edition` (optional): the feature sets the experiment's
-            model reads are checked against it (:func:`check_edition`).
+            model reads are checked against it (:func:`check_edition`), and its ``validation_scheme`` is the
+            default of ``[validation] scheme`` (a scheme the file sets wins).
     """
     path = experiment_path(name_or_path)
-    cfg = resolve(_read_toml(path), str(path))
+    table = _read_toml(path)
+    if edition is not None and edition.validation_scheme != "blocks":
+        validation = table.get("validation")
+        if isinstance(validation, dict) and "scheme" not in validation:
+            table["validation"] = {**validation, "scheme": edition.validation_scheme}
+        elif validation is None:
+            table["validation"] = {"scheme": edition.validation_scheme}
+    cfg = resolve(table, str(path))
     if edition is not None:
         check_edition(cfg, edition, str(path))
     return cfg
@@ -273,7 +283,8 @@ def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>"
 
 #: Keys added to the schema after artifacts were built with it: at these values they are left out of the hash, so
 #: an existing experiment keeps its artifacts (a non-default value is part of the hash like any other key).
-UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {("train", "devices"): 1, ("train", "strategy"): "auto"}
+UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {("train", "devices"): 1, ("train", "strategy"): "auto",
+                                                 ("validation", "scheme"): "blocks"}
 
 
 #: Keys that never change what is built (how often a run checkpoints): never part of the hash, so changing one

@@ -84,7 +84,7 @@ def _fit_predict_trained(train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[
         )
     train = train.reset_index(drop=True)
     spark = get_spark()
-    val_ids = train.loc[validation_mask(train, cfg), "surveyId"].to_numpy(np.int64)
+    val_ids = train.loc[validation_mask(train, cfg, query), "surveyId"].to_numpy(np.int64)
     with tempfile.TemporaryDirectory(prefix="glc-fold-") as d:
         root, work, model_dir = Path(d) / "inputs", Path(d) / "work", Path(d) / "model"
         sources = {s: read_feature_source(spark, s, features[s]) for s in sets}
@@ -106,7 +106,7 @@ def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any], features: Map
         raise ValueError(f"survey table has {len(train)} training and {len(test)} test surveys; both are needed")
     if train["speciesIds"].isna().any():
         raise ValueError("training surveys without species lists in the survey table; rebuild SurveyTable")
-    val = validation_mask(train, cfg)
+    val = validation_mask(train, cfg, test)
     val_scores = fit_predict(train[~val], train[val], cfg, features)
     test_scores = fit_predict(train, test, cfg, features)
     info = {"n_train": int((~val).sum()), "n_val": int(val.sum()), "n_test": len(test), "model": cfg["model"]["kind"]}

@@ -130,3 +130,19 @@ def test_feature_sets_an_edition_lacks_are_refused_when_the_experiment_is_loaded
     for name in ("knn", "gbm", "fusion", "tile-cnn", "timeseries-cnn", "rf"):
         assert load_experiment(name, glc25) == load_experiment(name)
     load_experiment("tile-cnn-rasters", EDITIONS["glc24"])
+
+
+def test_an_editions_validation_scheme_is_the_default_a_file_can_override(tmp_path) -> None:
+    import dataclasses
+
+    from glc.config import config_hash, load_experiment
+    from glc.data.layout import EDITIONS
+
+    shifted = dataclasses.replace(EDITIONS["glc25"], validation_scheme="test_like")
+    assert load_experiment("knn", shifted)["validation"]["scheme"] == "test_like"
+    assert config_hash(load_experiment("knn", shifted)) != config_hash(load_experiment("knn"))
+    assert load_experiment("knn", EDITIONS["glc24"]) == load_experiment("knn")
+    own = tmp_path / "own.toml"
+    own.write_text('name = "own"\n[model]\nkind = "knn"\n[validation]\nscheme = "blocks"\nblock_km = 20.0\n')
+    cfg = load_experiment(str(own), shifted)
+    assert (cfg["validation"]["scheme"], cfg["validation"]["block_km"]) == ("blocks", 20.0)

@@ -157,6 +157,10 @@ class Edition:
         provides: the data this edition ships that only some editions have; a feature set that needs one that is
             absent is refused when an experiment is loaded (:attr:`glc.features.sets.FeatureSet.needs`):
             ``"rasters"`` (full-extent environmental GeoTIFFs), ``"patch_jpeg128"`` (the 128 px uint8 patches).
+        validation_scheme: the default ``[validation] scheme`` of experiments run on it
+            (:data:`glc.eval.split.VALIDATION_SCHEMES`; an experiment file that sets one keeps its own): the scheme
+            whose validation score best predicted the hidden-test score on the edition's synthetic world
+            (``bench/results/validation_shift_<edition>.json``).
     """
 
     name: str
@@ -165,6 +169,7 @@ class Edition:
     patch_kinds: tuple[str, ...]
     test_id_min: int
     provides: frozenset[str]
+    validation_scheme: str = "blocks"
 
 
 #: Every known edition by name.

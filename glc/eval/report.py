@@ -49,7 +49,7 @@ def build_report(
 
     train = surveys[surveys["split"] == "train"].reset_index(drop=True)
     truth = dict(zip(train["surveyId"].astype(int), train["speciesIds"]))
-    val_mask = validation_mask(train, cfg)
+    val_mask = validation_mask(train, cfg, surveys[surveys["split"] == "test"])
     val_train = train[val_mask]
     val_scores = read_scores(Path(pred_dir) / "val")
     pred_info = json.loads((Path(pred_dir) / "_SUCCESS").read_text())

@@ -14,6 +14,16 @@ folds' point counts within one block's size of each other while the random order
 
 Hold-out rule (:func:`spatial_holdout`): blocks in the same seeded random order are taken as validation until the
 validation point count is as close as possible to ``val_fraction * n`` (the shortest such prefix).
+
+Validation schemes (``validation.scheme``, :data:`VALIDATION_SCHEMES`):
+
+* ``"blocks"`` (default): the hold-out above, blocks in uniform random order. It predicts the test score when the
+  test surveys are spread like the training ones (GLC24).
+* ``"test_like"`` (:func:`test_like_holdout`): the same whole blocks, but drawn in proportion to how much more the
+  **test** surveys crowd their neighbourhood than the training surveys do (the ratio of the two kernel densities
+  within ``5 x block_km`` of the block, from the unlabelled test locations), so the validation set is spread like a
+  geographically shifted test set (GLC25: a different country mix). Weighted sampling without replacement by
+  seeded Gumbel keys, then the same closest-prefix rule.
 """
 
 from __future__ import annotations
@@ -27,7 +37,11 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["block_ids", "spatial_block_folds", "spatial_holdout", "training_folds", "validation_mask"]
+__all__ = ["VALIDATION_SCHEMES", "block_ids", "spatial_block_folds", "spatial_holdout", "test_like_holdout", "training_folds",
+           "validation_mask"]
+
+#: The validation hold-out schemes (see the module docstring).
+VALIDATION_SCHEMES: tuple[str, ...] = ("blocks", "test_like")
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +147,12 @@ def spatial_holdout(
     if n_blocks < 2:
         raise ValueError(f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)")
     order = np.random.default_rng(seed).permutation(n_blocks)
+    return _prefix_mask(block, counts, order, val_fraction)
+
+
+def _prefix_mask(block: np.ndarray, counts: np.ndarray, order: np.ndarray, val_fraction: float) -> np.ndarray:
+    """Validation mask: the blocks in ``order`` up to the prefix whose point count is closest to the target."""
+    n_blocks = counts.size
     cum = np.cumsum(counts[order])
     target = float(val_fraction) * block.size
     m = int(np.argmin(np.abs(cum[:-1] - target))) + 1  # number of validation blocks, 1..B-1 (first minimum)
@@ -141,15 +161,61 @@ def spatial_holdout(
     return is_val_block[block]
 
 
-def validation_mask(train: "pd.DataFrame", cfg: Mapping[str, Any]) -> np.ndarray:
+def test_like_holdout(
+    x: np.ndarray, y: np.ndarray, query_x: np.ndarray, query_y: np.ndarray, val_fraction: float = 0.2,
+    block_km: float = 10.0, seed: int = 0, radius_km: float | None = None, check_crs: bool = True,
+) -> np.ndarray:
+    """Boolean mask of validation points: whole blocks drawn toward where the query (test) points are denser than the
+    training points, about ``val_fraction`` of the points (see the module docstring).
+
+    A block's weight is ``(q + 1/2) / Q`` over ``(t + 1/2) / T``: ``q`` of the ``Q`` query points and ``t`` of the
+    ``T`` points lie within ``radius_km`` (default ``5 * block_km``) of the block's centroid. Blocks are ordered by
+    ``log(weight)`` plus seeded Gumbel noise (sampling without replacement, proportional to weight) and the
+    closest prefix to ``val_fraction * T`` is held out, as in :func:`spatial_holdout`.
+
+    Raises:
+        ValueError: bad coordinates or parameters, no query point, or fewer than two non-empty blocks.
+    """
+    from scipy.spatial import cKDTree
+
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction={val_fraction!r} must lie strictly between 0 and 1")
+    block, counts = block_ids(x, y, block_km, check_crs)
+    qx, qy = _check_xy(query_x, query_y, block_km, check_crs)
+    if counts.size < 2:
+        raise ValueError(f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)")
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    centres = np.column_stack([np.bincount(block, x) / counts, np.bincount(block, y) / counts])
+    r = 1000.0 * float(radius_km if radius_km is not None else 5.0 * block_km)
+    q = cKDTree(np.column_stack([qx, qy])).query_ball_point(centres, r, return_length=True)
+    t = cKDTree(np.column_stack([x, y])).query_ball_point(centres, r, return_length=True)
+    weight = ((np.asarray(q) + 0.5) / qx.size) / ((np.asarray(t) + 0.5) / x.size)
+    keys = np.log(weight) + np.random.default_rng(seed).gumbel(size=counts.size)
+    return _prefix_mask(block, counts, np.argsort(-keys, kind="stable"), val_fraction)
+
+
+def validation_mask(train: "pd.DataFrame", cfg: Mapping[str, Any], query: "pd.DataFrame | None" = None) -> np.ndarray:
     """Boolean mask of the training surveys an experiment holds out for validation: whole spatial blocks of
     ``cfg["validation"]["block_km"]`` (EPSG:3035 ``x``/``y``), ``val_fraction`` of the surveys, seeded by
-    ``cfg["seed"]`` (:func:`spatial_holdout`). Every model kind and ``ModelInputs`` use this one hold-out."""
+    ``cfg["seed"]``, in the order of ``cfg["validation"]["scheme"]`` (default ``"blocks"``, :func:`spatial_holdout`;
+    ``"test_like"``, :func:`test_like_holdout` toward the ``query`` surveys, the test set). Every model kind and
+    ``ModelInputs`` use this one hold-out.
+
+    Raises:
+        ValueError: an unknown scheme, or ``"test_like"`` without ``query`` surveys.
+    """
     v = cfg["validation"]
-    return np.asarray(
-        spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"]),
-        bool,
-    )
+    scheme = v.get("scheme", "blocks")
+    if scheme == "blocks":
+        mask = spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"])
+    elif scheme == "test_like":
+        if query is None or len(query) == 0:
+            raise ValueError("validation.scheme = 'test_like' draws the hold-out toward the test surveys: pass them (query=...)")
+        mask = test_like_holdout(train["x"].to_numpy(), train["y"].to_numpy(), query["x"].to_numpy(), query["y"].to_numpy(),
+                                 val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"])
+    else:
+        raise ValueError(f"validation.scheme={scheme!r}: expected one of {VALIDATION_SCHEMES}")
+    return np.asarray(mask, bool)
 
 
 def training_folds(x: np.ndarray, y: np.ndarray, n_folds: int, block_km: float, seed: int) -> np.ndarray:

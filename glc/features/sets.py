@@ -153,7 +153,7 @@ class FeatureSet:
 #: Parameters a ``holdout`` set's task receives from the model-input table (see :attr:`FeatureSet.holdout`):
 #: the validation hold-out (block size, fraction, seed) and the spatial folds of the training split (count, block
 #: size, seed), the same folds the k-fold trainer uses (:func:`glc.eval.split.training_folds`).
-HOLDOUT_PARAMS: tuple[str, ...] = ("holdout_block_km", "holdout_fraction", "holdout_seed", "n_folds", "block_km", "seed")
+HOLDOUT_PARAMS: tuple[str, ...] = ("holdout_block_km", "holdout_fraction", "holdout_seed", "holdout_scheme", "n_folds", "block_km", "seed")
 
 #: Every feature set by name.
 FEATURE_SETS: dict[str, FeatureSet] = {}

@@ -38,7 +38,7 @@ class Predict(ExperimentTask):
             req["inputs"] = model_inputs_for(self, self.cfg)
         else:  # in-memory kinds read their feature sets' artifacts directly (glc.features.tabular.join_feature_sets)
             v = self.cfg["validation"]
-            hold = holdout_params(v["block_km"], v["val_fraction"], self.cfg["seed"], training_fold_count(self.cfg))
+            hold = holdout_params(v["block_km"], v["val_fraction"], self.cfg["seed"], training_fold_count(self.cfg), v["scheme"])
             req.update({f"feature:{s}": feature_task(self, s, hold) for s in spec.features(self.cfg["model"])})
         for name in spec.members(self.cfg["model"]):  # late fusion: the member experiments' predictions
             if name == self.experiment or name == self.cfg["name"]:
@@ -107,7 +107,7 @@ class Decoder(ExperimentTask):
             from glc.experiment import count_estimates
 
             train = surveys[surveys["split"] == "train"].reset_index(drop=True)
-            vm = validation_mask(train, self.cfg)
+            vm = validation_mask(train, self.cfg, surveys[surveys["split"] == "test"])
             n_hat = count_estimates(train[~vm], train[vm], val, self.cfg)
         write_json(self.output().path, fit_decoder(val, truth, self.cfg, n_hat=n_hat))
 
@@ -125,7 +125,7 @@ def po_correction_task(task: ExperimentTask, split: str) -> luigi.Task | None:
     if split == "val":
         v = task.cfg["validation"]
         kw.update(queries="pa_train", holdout_block_km=float(v["block_km"]), holdout_fraction=float(v["val_fraction"]),
-                  holdout_seed=int(task.cfg["seed"]))
+                  holdout_seed=int(task.cfg["seed"]), holdout_scheme=v["scheme"])
     else:
         kw.update(queries="pa_test")
     return POCorrection(data_root=task.data_root, out_root=task.out_root, **kw)

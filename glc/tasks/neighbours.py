@@ -153,6 +153,8 @@ class HoldoutParams:
     holdout_block_km = FloatParameter(default=0.0, description="validation hold-out block size in km (0: no hold-out)")
     holdout_fraction = FloatParameter(default=0.2, description="validation hold-out fraction of the training surveys")
     holdout_seed = luigi.IntParameter(default=0, description="seed of the validation hold-out")
+    holdout_scheme = luigi.ChoiceParameter(choices=["blocks", "test_like"], default="blocks",
+                                           description="validation hold-out scheme (glc.eval.split.VALIDATION_SCHEMES)")
 
     def _check_holdout(self) -> None:
         if not (math.isfinite(self.holdout_block_km) and self.holdout_block_km >= 0):
@@ -164,22 +166,27 @@ class HoldoutParams:
         """``-h{block}km-f{fraction}-s{seed}`` when a hold-out is set, else ``""``."""
         if not self.holdout_block_km:
             return ""
-        return f"-h{_num(self.holdout_block_km)}km-f{_num(self.holdout_fraction)}-s{self.holdout_seed}"
+        return (f"-h{_num(self.holdout_block_km)}km-f{_num(self.holdout_fraction)}-s{self.holdout_seed}"
+                + ("" if self.holdout_scheme == "blocks" else "-testlike"))
 
-    def holdout_mask(self, train: "pd.DataFrame") -> np.ndarray | None:
-        """The validation mask of ``train`` (:func:`glc.eval.split.validation_mask`, the one ``ModelInputs`` uses),
-        or None without a hold-out."""
+    def holdout_mask(self, train: "pd.DataFrame", test: "pd.DataFrame | None" = None) -> np.ndarray | None:
+        """The validation mask of ``train`` (:func:`glc.eval.split.validation_mask`, the one ``ModelInputs`` uses;
+        ``test``: the test surveys a ``test_like`` hold-out is drawn toward), or None without a hold-out."""
         if not self.holdout_block_km:
             return None
         from glc.eval.split import validation_mask
 
-        cfg = {"seed": int(self.holdout_seed), "validation": {"block_km": float(self.holdout_block_km), "val_fraction": float(self.holdout_fraction)}}
-        return validation_mask(train, cfg)
+        cfg = {"seed": int(self.holdout_seed), "validation": {"block_km": float(self.holdout_block_km), "val_fraction": float(self.holdout_fraction),
+                                                             "scheme": self.holdout_scheme}}
+        return validation_mask(train, cfg, test)
 
     def holdout_summary(self) -> dict[str, Any]:
         """The hold-out parameters for the artifact summary."""
-        return {"holdout_block_km": self.holdout_block_km or None, "holdout_fraction": self.holdout_fraction if self.holdout_block_km else None,
-                "holdout_seed": self.holdout_seed if self.holdout_block_km else None}
+        out = {"holdout_block_km": self.holdout_block_km or None, "holdout_fraction": self.holdout_fraction if self.holdout_block_km else None,
+               "holdout_seed": self.holdout_seed if self.holdout_block_km else None}
+        if self.holdout_scheme != "blocks":
+            out["holdout_scheme"] = self.holdout_scheme
+        return out
 
 
 # ================================================================================================================
@@ -398,7 +405,7 @@ class GraphFeatures(HoldoutParams, _SurveyInputTask):
         rows, stats = graph_feature_table(
             train, test, radius_km=self.radius_km, n_folds=self.n_folds, block_km=self.block_km, seed=self.seed,
             degree=self.degree, exclude_same_site=self.exclude_same_site, same_site_m=self.same_site_m,
-            holdout=self.holdout_mask(train),
+            holdout=self.holdout_mask(train, test),
         )
         summary: dict[str, Any] = {
             "artifact": "GraphFeatures",
@@ -482,7 +489,7 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
         splits = [k.split("_")[1] for k in self.query_kinds]
         q = pd.concat([train, test], ignore_index=True)
         q = q[q["split"].isin(splits)].sort_values("surveyId", ignore_index=True)
-        hold = self.holdout_mask(train)
+        hold = self.holdout_mask(train, test)
         src = train if hold is None else train[~hold].reset_index(drop=True)
         lists = po_correction_lists(
             q["surveyId"], q["x"], q["y"], src["surveyId"], src["x"], src["y"], list(src["speciesIds"]),

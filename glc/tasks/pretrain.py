@@ -85,7 +85,7 @@ class _EncoderTask(GlcTask):
         enc = self.cfg["encoder"]
         surveys = pd.read_parquet(inputs["surveys"].dir / "surveys", columns=["surveyId", "split", "x", "y"])
         train = surveys[surveys["split"] == "train"].reset_index(drop=True)
-        val_ids = train.loc[validation_mask(train, self.cfg), "surveyId"].to_numpy()
+        val_ids = train.loc[validation_mask(train, self.cfg, surveys[surveys["split"] == "test"]), "surveyId"].to_numpy()
         tiles = {}
         for name in enc["tiles"]:
             col = feature_set(name).columns[0]

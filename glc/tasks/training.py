@@ -35,12 +35,13 @@ ARTIFACT_TASKS: dict[str, type[GlcTask]] = {
 }
 
 
-def holdout_params(block_km: float, val_fraction: float, seed: int, folds: int) -> dict[str, Any]:
+def holdout_params(block_km: float, val_fraction: float, seed: int, folds: int, scheme: str = "blocks") -> dict[str, Any]:
     """The parameters a ``holdout`` feature set's task gets (:data:`glc.features.sets.HOLDOUT_PARAMS`): the
-    validation hold-out and the ``folds`` spatial folds of the training split, in ``block_km`` blocks seeded by
-    ``seed`` (the k-fold trainer's folds, :func:`glc.eval.split.training_folds`)."""
+    validation hold-out (``scheme``, :data:`glc.eval.split.VALIDATION_SCHEMES`) and the ``folds`` spatial folds of
+    the training split, in ``block_km`` blocks seeded by ``seed`` (the k-fold trainer's folds,
+    :func:`glc.eval.split.training_folds`)."""
     return {"holdout_block_km": float(block_km), "holdout_fraction": float(val_fraction), "holdout_seed": int(seed),
-            "n_folds": int(folds), "block_km": float(block_km), "seed": int(seed)}
+            "holdout_scheme": str(scheme), "n_folds": int(folds), "block_km": float(block_km), "seed": int(seed)}
 
 
 def training_fold_count(cfg: dict[str, Any]) -> int:
@@ -76,7 +77,7 @@ def feature_task(task: GlcTask, name: str, holdout: dict[str, Any] | None = None
 
 
 class ModelInputs(GlcTask):
-    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-<sets>][-shuf-<sets>]/``: train/val/test parquet + meta.json.
+    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-testlike][-<sets>][-shuf-<sets>]/``: train/val/test parquet + meta.json.
 
     ``features`` are feature-set names (:mod:`glc.features.sets`) besides ``location`` and ``meta``, which every
     table holds; ``shuffle`` a subset of them whose rows are permuted within each split (controls).
@@ -85,6 +86,8 @@ class ModelInputs(GlcTask):
     block_km = luigi.FloatParameter(default=10.0, description="spatial block size of the validation hold-out (km)")
     val_fraction = luigi.FloatParameter(default=0.2, description="fraction of training surveys held out for validation")
     seed = luigi.IntParameter(default=0, description="seed of the hold-out and of the shuffles")
+    val_scheme = luigi.ChoiceParameter(choices=["blocks", "test_like"], default="blocks",
+                                       description="validation hold-out scheme (glc.eval.split.VALIDATION_SCHEMES)")
     features = luigi.ListParameter(default=[], description="feature sets besides location/meta (glc.features.sets)")
     shuffle = luigi.ListParameter(default=[], description="feature sets to permute within splits (controls)")
     folds = luigi.IntParameter(default=DEFAULT_FOLDS, description="spatial folds of the training split of the out-of-fold "
@@ -103,7 +106,7 @@ class ModelInputs(GlcTask):
         if bad:
             raise ValueError(f"ModelInputs: shuffle={list(self.shuffle)} names {bad}, not in features={list(self.features)}")
         for name in self._sets():
-            req[name] = feature_task(self, name, holdout_params(self.block_km, self.val_fraction, self.seed, self.folds))
+            req[name] = feature_task(self, name, holdout_params(self.block_km, self.val_fraction, self.seed, self.folds, self.val_scheme))
         return req
 
     def _has_holdout_set(self) -> bool:
@@ -113,7 +116,7 @@ class ModelInputs(GlcTask):
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the inputs folder."""
-        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}"
+        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}" + ("" if self.val_scheme == "blocks" else "-testlike")
         sets = self._sets()
         if sets:
             name += "-" + "+".join(sets)
@@ -135,8 +138,9 @@ class ModelInputs(GlcTask):
         remove_stale_temps(self.output().dir.parent)
         surveys = read_surveys(self.input()["surveys"])
         train = surveys[surveys["split"] == "train"].reset_index(drop=True)
-        cfg = resolve({"seed": int(self.seed), "validation": {"block_km": float(self.block_km), "val_fraction": float(self.val_fraction)}})
-        val_ids = train.loc[validation_mask(train, cfg), "surveyId"].to_numpy()
+        cfg = resolve({"seed": int(self.seed), "validation": {"block_km": float(self.block_km), "val_fraction": float(self.val_fraction),
+                                                               "scheme": self.val_scheme}})
+        val_ids = train.loc[validation_mask(train, cfg, surveys[surveys["split"] == "test"]), "surveyId"].to_numpy()
         spark = get_spark()
         sources = {name: read_feature_source(spark, name, self.input()[name].dir) for name in self._sets()}
         write_model_inputs(
@@ -153,7 +157,7 @@ def model_inputs_for(task: GlcTask, cfg: dict[str, Any]) -> ModelInputs:
     sets = sorted(set(get_model(cfg["model"]["kind"]).features(cfg["model"])))
     return ModelInputs(
         data_root=task.data_root, out_root=task.out_root, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]),
-        seed=int(cfg["seed"]), features=sets, shuffle=sorted(cfg["inputs"]["shuffle"]), folds=training_fold_count(cfg),
+        seed=int(cfg["seed"]), val_scheme=v["scheme"], features=sets, shuffle=sorted(cfg["inputs"]["shuffle"]), folds=training_fold_count(cfg),
     )
 
 

@@ -100,3 +100,29 @@ def test_errors() -> None:
         spatial_holdout(x[:2], y[:2])
     with pytest.raises(ValueError, match="block_km=0 must be a positive number"):
         block_ids(x, y, 0)
+
+
+def test_test_like_holdout_follows_the_test_surveys() -> None:
+    """Blocks are drawn toward where test surveys are denser than training ones: with the test set crowded in the
+    east, the test-like hold-out lies further east than the uniform one, at the same size and always whole blocks."""
+    from glc.eval.split import spatial_holdout, test_like_holdout, validation_mask
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(3.0e6, 5.0e6, 4000)
+    y = rng.uniform(2.0e6, 3.0e6, 4000)
+    qx = rng.uniform(4.5e6, 5.0e6, 600)  # the test set: only the eastern quarter
+    qy = rng.uniform(2.0e6, 3.0e6, 600)
+    like = test_like_holdout(x, y, qx, qy, val_fraction=0.2, block_km=50, seed=1)
+    uniform = spatial_holdout(x, y, val_fraction=0.2, block_km=50, seed=1)
+    assert abs(like.mean() - 0.2) < 0.05 and abs(uniform.mean() - 0.2) < 0.05
+    assert np.median(x[like]) > 4.4e6 > np.median(x[uniform])
+    block, _ = block_ids(x, y, 50)
+    for b in np.unique(block):  # whole blocks only
+        assert len(set(like[block == b])) == 1
+    np.testing.assert_array_equal(like, test_like_holdout(x, y, qx, qy, val_fraction=0.2, block_km=50, seed=1))
+    train = pd.DataFrame({"x": x, "y": y})
+    cfg = {"seed": 1, "validation": {"block_km": 50, "val_fraction": 0.2, "scheme": "test_like"}}
+    np.testing.assert_array_equal(validation_mask(train, cfg, pd.DataFrame({"x": qx, "y": qy})), like)
+    with pytest.raises(ValueError, match="'test_like' draws the hold-out toward the test surveys: pass them"):
+        validation_mask(train, cfg)
+    np.testing.assert_array_equal(validation_mask(train, {"seed": 1, "validation": {"block_km": 50, "val_fraction": 0.2}}), uniform)

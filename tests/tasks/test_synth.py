@@ -1,0 +1,22 @@
+"""``SyntheticWorld`` and ``raw_data_task``: a synthetic data root's name says its scale, seed and edition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glc.tasks.raw import GLC24Data
+from glc.tasks.synth import SyntheticWorld, raw_data_task, synthetic_edition, world_dir_name
+
+
+def test_a_synthetic_root_name_gives_its_world() -> None:
+    task = raw_data_task("data/synthetic/glc25-demo-seed3")
+    assert isinstance(task, SyntheticWorld)
+    assert (task.edition, task.scale, task.seed) == ("glc25", "demo", 3)
+    assert Path(task.output().path) == Path("data/synthetic/glc25-demo-seed3/_SUCCESS")
+    glc24 = raw_data_task("data/synthetic/tiny-seed0")
+    assert (glc24.edition, glc24.scale, glc24.seed) == ("glc24", "tiny", 0)
+    assert Path(glc24.output().path) == Path("data/synthetic/tiny-seed0/_SUCCESS")
+    assert isinstance(raw_data_task("/data/glc25"), GLC24Data)  # a real root of any edition: an external task
+    assert isinstance(raw_data_task("data/other/glc25-demo-seed0"), GLC24Data)  # only below a synthetic/ folder
+    assert [synthetic_edition(p) for p in ("data/synthetic/glc25-full-seed0", "data/synthetic/demo-seed0", "/x/y")] == ["glc25", "glc24", None]
+    assert world_dir_name("glc25", "tiny", 1) == "glc25-tiny-seed1" and world_dir_name("glc24", "tiny", 1) == "tiny-seed1"
