@@ -45,7 +45,8 @@ def test_submission_is_valid_and_report_written(finished, fake_world):
 
     j = json.loads((rep / "report.json").read_text())
     assert 0.0 < j["validation"]["sample_f1"] <= 1.0
-    assert j["data"]["bad_rows"]["train_rows"]["bad_rows"] == 4
+    assert j["data"]["bad_rows"]["train_rows"]["bad_rows"] == 3  # tests.fakes.BAD_ROWS
+    assert j["data"]["bad_rows"]["empty_species_rows"] == 1  # tests.fakes.EMPTY_SPECIES_ROW: counted, not bad
 
 
 def test_second_run_does_no_work(finished):
