@@ -266,7 +266,8 @@ def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
 
 
 def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>") -> None:
-    """Refuse an experiment whose model reads a feature set the data root's edition does not ship.
+    """Refuse an experiment whose model reads a feature set the data root's edition does not ship, or a late fusion
+    with such a member.
 
     Raises:
         ConfigError: naming the file, the feature set(s) and the edition (e.g. a raster group on GLC25).
@@ -275,10 +276,16 @@ def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>"
     from glc.features.sets import check_edition as check_sets
     from glc.models.registry import get_model
 
+    spec = get_model(cfg["model"]["kind"])
     try:
-        check_sets(get_model(cfg["model"]["kind"]).features(cfg["model"]), edition, f"experiment {cfg['name']!r}")
+        check_sets(spec.features(cfg["model"]), edition, f"experiment {cfg['name']!r}")
     except EditionError as e:
         raise ConfigError(f"{source}: {e}") from None
+    for member in spec.members(cfg["model"]):  # a late fusion needs what its members read
+        try:
+            load_experiment(member, edition)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: member experiment {member!r} is refused: {e}") from None
 
 
 #: Keys added to the schema after artifacts were built with it: at these values they are left out of the hash, so

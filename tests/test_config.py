@@ -127,6 +127,10 @@ def test_feature_sets_an_edition_lacks_are_refused_when_the_experiment_is_loaded
         load_experiment("tile-cnn-rasters", glc25)
     with pytest.raises(ConfigError, match="'patch_raw' \\(needs GLC24's 128 px uint8 JPEG patches\\)"):
         load_experiment("fusion-paper", glc25)
+    with pytest.raises(ConfigError, match=r"glc2020-fusion\.toml: member experiment 'inception' is refused: .*GLC25 does not ship"):
+        load_experiment("glc2020-fusion", glc25)
+    with pytest.raises(ConfigError, match=r"blend\.toml: member experiment 'tile-cnn-rasters' is refused"):
+        load_experiment("blend", glc25)
     for name in ("knn", "gbm", "fusion", "tile-cnn", "timeseries-cnn", "rf"):
         assert load_experiment(name, glc25) == load_experiment(name)
     load_experiment("tile-cnn-rasters", EDITIONS["glc24"])
