@@ -265,7 +265,7 @@ def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
     return cfg
 
 
-def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>") -> None:
+def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>", _seen: frozenset[str] = frozenset()) -> None:
     """Refuse an experiment whose model reads a feature set the data root's edition does not ship, or a late fusion
     with such a member.
 
@@ -276,14 +276,22 @@ def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>"
     from glc.features.sets import check_edition as check_sets
     from glc.models.registry import get_model
 
+    if cfg["name"] in _seen:
+        return  # members listing each other: each is checked once
     spec = get_model(cfg["model"]["kind"])
     try:
         check_sets(spec.features(cfg["model"]), edition, f"experiment {cfg['name']!r}")
     except EditionError as e:
         raise ConfigError(f"{source}: {e}") from None
     for member in spec.members(cfg["model"]):  # a late fusion needs what its members read
+        if member == cfg["name"]:
+            continue  # a fusion listing itself is refused by Predict, naming that
         try:
-            load_experiment(member, edition)
+            member_cfg = load_experiment(member)
+        except ConfigError:
+            continue  # an unknown or broken member fails where the member is run, with its own message
+        try:
+            check_edition(member_cfg, edition, str(experiment_path(member)), _seen | {cfg["name"]})
         except ConfigError as e:
             raise ConfigError(f"{source}: member experiment {member!r} is refused: {e}") from None
 
