@@ -253,12 +253,8 @@ def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
     """
     path = experiment_path(name_or_path)
     table = _read_toml(path)
-    if edition is not None and edition.validation_scheme != "blocks":
-        validation = table.get("validation")
-        if isinstance(validation, dict) and "scheme" not in validation:
-            table["validation"] = {**validation, "scheme": edition.validation_scheme}
-        elif validation is None:
-            table["validation"] = {"scheme": edition.validation_scheme}
+    if edition is not None and edition.validation_scheme != "blocks" and isinstance(table.setdefault("validation", {}), dict):
+        table["validation"].setdefault("scheme", edition.validation_scheme)  # a [validation] that is not a table fails in resolve
     cfg = resolve(table, str(path))
     if edition is not None:
         check_edition(cfg, edition, str(path))

@@ -208,20 +208,20 @@ class LayoutTable:
 
 
 _ENV_KAGGLE24 = {
-    "env_csv.bioclimatic": "Climate/Average 1981-2010/GLC24-PA-{split}-bioclimatic.csv",
-    "env_csv.bioclimatic_monthly": "Climate/Monthly/GLC24-PA-{split}-bioclimatic_monthly.csv",
-    "env_csv.elevation": "Elevation/GLC24-PA-{split}-elevation.csv",
-    "env_csv.human_footprint": "Human Footprint/GLC24-PA-{split}-human_footprint.csv",
-    "env_csv.landcover": "LandCover/GLC24-PA-{split}-landcover.csv",
-    "env_csv.soilgrids": "SoilGrids/GLC24-PA-{split}-soilgrids.csv",
+    "env_csv.bioclimatic": "EnvironmentalRasters/EnvironmentalRasters/Climate/Average 1981-2010/GLC24-PA-{split}-bioclimatic.csv",
+    "env_csv.bioclimatic_monthly": "EnvironmentalRasters/EnvironmentalRasters/Climate/Monthly/GLC24-PA-{split}-bioclimatic_monthly.csv",
+    "env_csv.elevation": "EnvironmentalRasters/EnvironmentalRasters/Elevation/GLC24-PA-{split}-elevation.csv",
+    "env_csv.human_footprint": "EnvironmentalRasters/EnvironmentalRasters/Human Footprint/GLC24-PA-{split}-human_footprint.csv",
+    "env_csv.landcover": "EnvironmentalRasters/EnvironmentalRasters/LandCover/GLC24-PA-{split}-landcover.csv",
+    "env_csv.soilgrids": "EnvironmentalRasters/EnvironmentalRasters/SoilGrids/GLC24-PA-{split}-soilgrids.csv",
 }
 _ENV_SEAFILE24 = {
-    "env_csv.bioclimatic": "Climate/GLC24-PA-{split}-bioclimatic-average.csv",
-    "env_csv.bioclimatic_monthly": "Climate/GLC24-PA-{split}-bioclimatic-monthly.csv",
-    "env_csv.elevation": "Elevation/GLC24-PA-{split}-elevation.csv",
-    "env_csv.human_footprint": "HumanFootprint/GLC24-PA-{split}-human-footprint.csv",
-    "env_csv.landcover": "LandCover/GLC24-PA-{split}-landcover.csv",
-    "env_csv.soilgrids": "Soilgrids/GLC24-PA-{split}-soilgrids.csv",
+    "env_csv.bioclimatic": "EnvironmentalRasters/Climate/GLC24-PA-{split}-bioclimatic-average.csv",
+    "env_csv.bioclimatic_monthly": "EnvironmentalRasters/Climate/GLC24-PA-{split}-bioclimatic-monthly.csv",
+    "env_csv.elevation": "EnvironmentalRasters/Elevation/GLC24-PA-{split}-elevation.csv",
+    "env_csv.human_footprint": "EnvironmentalRasters/HumanFootprint/GLC24-PA-{split}-human-footprint.csv",
+    "env_csv.landcover": "EnvironmentalRasters/LandCover/GLC24-PA-{split}-landcover.csv",
+    "env_csv.soilgrids": "EnvironmentalRasters/Soilgrids/GLC24-PA-{split}-soilgrids.csv",
 }
 
 #: Every known distribution by ``Layout.flavour``. Adding an edition = one :class:`Edition`, one table here and,
@@ -294,13 +294,13 @@ LAYOUTS: dict[str, LayoutTable] = {
             "po_cube.bioclim": "BioclimTimeSeries/cubes/PO-train/{cd}/{ab}/GLC25-P0-train-bioclimatic_monthly_{id}_cube.pt",
             "landsat_csv": "SateliteTimeSeries-Landsat/values/PA-{split}/GLC25-PA-{split}-landsat_time_series-{band}.csv",
             "env_root": "EnvironmentalValues",
-            "env_csv.bioclimatic": "ClimateAverage_1981-2010/GLC25-PA-{split}-bioclimatic.csv",
-            "env_csv.elevation": "Elevation/GLC25-PA-{split}-elevation.csv",
-            "env_csv.human_footprint": "HumanFootprint/GLC25-PA-{split}-human_footprint.csv",
-            "env_csv.landcover": "LandCover/GLC25-PA-{split}-landcover.csv",
-            "env_csv.soilgrids": "SoilGrids/GLC25-PA-{split}-soilgrids.csv",
-            # the monthly bioclim values live beside their cubes, not under EnvironmentalValues (root-relative)
-            "/env_csv.bioclimatic_monthly": "BioclimTimeSeries/values/GLC25-PA-{split}-bioclimatic_monthly.csv",
+            "env_csv.bioclimatic": "EnvironmentalValues/ClimateAverage_1981-2010/GLC25-PA-{split}-bioclimatic.csv",
+            "env_csv.elevation": "EnvironmentalValues/Elevation/GLC25-PA-{split}-elevation.csv",
+            "env_csv.human_footprint": "EnvironmentalValues/HumanFootprint/GLC25-PA-{split}-human_footprint.csv",
+            "env_csv.landcover": "EnvironmentalValues/LandCover/GLC25-PA-{split}-landcover.csv",
+            "env_csv.soilgrids": "EnvironmentalValues/SoilGrids/GLC25-PA-{split}-soilgrids.csv",
+            # the monthly bioclim values live beside their cubes, not under EnvironmentalValues
+            "env_csv.bioclimatic_monthly": "BioclimTimeSeries/values/GLC25-PA-{split}-bioclimatic_monthly.csv",
         },
     ),
 }
@@ -342,12 +342,11 @@ class Layout:
     def _path(self, key: str, split: str | None = None, **fields: Any) -> Path:
         """``root / template(key)`` filled with ``fields`` (see :class:`LayoutTable`)."""
         paths = self.table.paths
-        for k in ((f"{key}.{split}",) if split else ()) + (key, f"/{key}"):
+        for k in ((f"{key}.{split}",) if split else ()) + (key,):
             if k in paths:
                 if split is not None:
                     fields.update(split=split, Split=split.capitalize())
-                rel = paths[k].format(**fields)
-                return self.root / rel if (k.startswith("/") or not key.startswith("env_csv")) else self.env_root() / rel
+                return self.root / paths[k].format(**fields)
         raise LayoutError(
             f"the {self.edition.title} distribution {self.flavour!r} has no {key.replace('.', ' ')}"
             + (f" for split {split!r}" if split else "") + f" (data root {self.root})"

@@ -179,20 +179,21 @@ class PatchFormat:
         name: registry key (:attr:`glc.data.layout.Edition.patch_format`).
         size: patch side in pixels.
         dtype: numpy dtype of the stored pixels.
+        has_nodata: the format marks pixels without data (the PatchTiles artifact then fills and counts them).
         read: ``read(paths, data) -> masked (4, size, size) array`` over the survey's files in
             :attr:`~glc.data.layout.Edition.patch_kinds` order; ``data`` holds their bytes (or read errors) when read
-            ahead, else ``None``. The mask marks nodata pixels (all False for a format without nodata).
+            ahead, else ``None``. The mask marks nodata pixels (``nomask`` for a format without nodata).
     """
 
     name: str
     size: int
     dtype: str
+    has_nodata: bool
     read: Callable[[Sequence[str | Path], Sequence[bytes | OSError] | None], np.ma.MaskedArray]
 
 
 def _read_jpeg_pair(paths: Sequence[str | Path], data: Sequence[bytes | OSError] | None) -> np.ma.MaskedArray:
-    arr = read_patch_files(paths[0], paths[1], None if data is None else (data[0], data[1]))
-    return np.ma.MaskedArray(arr, mask=np.zeros(arr.shape, bool))
+    return np.ma.MaskedArray(read_patch_files(paths[0], paths[1], None if data is None else (data[0], data[1])))
 
 
 def _read_geotiff(paths: Sequence[str | Path], data: Sequence[bytes | OSError] | None) -> np.ma.MaskedArray:
@@ -201,8 +202,8 @@ def _read_geotiff(paths: Sequence[str | Path], data: Sequence[bytes | OSError] |
 
 #: Every patch format by name.
 PATCH_FORMATS: dict[str, PatchFormat] = {
-    "jpeg_pair": PatchFormat("jpeg_pair", PATCH_SIZE, "uint8", _read_jpeg_pair),
-    "geotiff": PatchFormat("geotiff", GEOTIFF_SIZE, GEOTIFF_DTYPE, _read_geotiff),
+    "jpeg_pair": PatchFormat("jpeg_pair", PATCH_SIZE, "uint8", False, _read_jpeg_pair),
+    "geotiff": PatchFormat("geotiff", GEOTIFF_SIZE, GEOTIFF_DTYPE, True, _read_geotiff),
 }
 
 
@@ -225,7 +226,7 @@ def read_patch(layout: Layout, split: Split, survey_id: int) -> np.ndarray:
     """
     fmt = patch_format(layout)
     patch = fmt.read(layout.patch_paths(split, survey_id), None)
-    return patch.data if fmt.name == "jpeg_pair" else patch
+    return patch if fmt.has_nodata else patch.data
 
 
 def patch_rgb(layout: Layout, split: Split, survey_id: int) -> np.ndarray:

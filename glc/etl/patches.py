@@ -144,7 +144,7 @@ def read_patch_batch(
     kinds = layout.edition.patch_kinds
     m = len(ids)
     raw = np.empty((m, N_CHANNELS, fmt.size, fmt.size), np.dtype(fmt.dtype))
-    mask = np.zeros(raw.shape, bool)
+    mask = np.zeros(raw.shape, bool) if fmt.has_nodata else None
     ok = np.zeros(m, bool)
     bad: list[tuple[int, str, str]] = []
     roots = {(s, k): str(layout.patch_root(s, k)) for s in set(splits) for k in kinds}  # type: ignore[arg-type]
@@ -161,13 +161,14 @@ def read_patch_batch(
         try:
             patch = fmt.read(files, data)
             raw[i] = patch.data
-            mask[i] = np.ma.getmaskarray(patch)
+            if mask is not None:
+                mask[i] = np.ma.getmaskarray(patch)
             ok[i] = True
         except DataError as e:
             msg = str(e)
             named = [f for f in files if f in msg]
             bad.append((i, named[0] if len(named) == 1 else files[0], f"surveyId {int(sid)} ({split}): {msg}"))
-    if fmt.name == "jpeg_pair":  # no nodata: the uint8 pixels as they are (the DCT casts them to float32)
+    if mask is None:  # no nodata: the pixels as they are (the DCT casts them to float32)
         return raw, ok, bad, np.zeros(m, np.int64)
     filled, nodata = fill_nodata(np.ma.MaskedArray(raw, mask=mask))
     return filled, ok, bad, nodata
@@ -251,12 +252,12 @@ def patch_tiles_job(
             f"PatchTiles: k must be an int in 1..{size} (DCT block kept; {layout.edition.title} patches are "
             f"{size} px), got {k!r}"
         )
-    if keep_raw and fmt.name != "jpeg_pair":
+    if keep_raw and fmt.dtype != "uint8":
         raise ValueError(
             f"PatchTiles: keep_raw stores GLC24's uint8 JPEG pixels; {layout.edition.title} patches are "
             f"{fmt.dtype} GeoTIFFs. Use k={size} instead: the full DCT block is lossless."
         )
-    nodata = fmt.name != "jpeg_pair"
+    nodata = fmt.has_nodata
     check_surveys(surveys)
     parts = auto_partitions(spark, surveys, 5_000, partitions)
     ddl = staged_schema(patch_ddl(keep_raw, nodata))
@@ -302,7 +303,7 @@ def write_patch_tiles(
         },
     }
     extra = None
-    if fmt.name != "jpeg_pair":
+    if fmt.has_nodata:
         summary["patch_format"] = fmt.name
         summary["columns"] = {
             "dct": f"4 channels x {k}x{k}, channel-major: dct[(c*k+u)*k+v]; dct2 of the {fmt.size} px {fmt.dtype} "

@@ -153,3 +153,28 @@ def test_no_known_edition_names_what_is_missing_for_each(tmp_path: Path) -> None
     for name in ("GLC24 kaggle: missing GLC24_PA_metadata_train.csv", "GLC24 seafile: missing PresenceAbsenceSurveys/",
                  "GLC25 glc25: missing GLC25_PA_metadata_train.csv, GLC25_PA_metadata_test.csv"):
         assert name in msg
+
+
+def test_every_glc24_environmental_csv_path() -> None:
+    """The full path of every component in both GLC24 distributions (pinned: the templates are root-relative)."""
+    from glc.data.layout import ENV_COMPONENTS
+
+    kaggle = {c: Layout(Path("/d"), "kaggle").env_csv("train", c).as_posix() for c in ENV_COMPONENTS}
+    seafile = {c: Layout(Path("/s"), "seafile").env_csv("test", c).as_posix() for c in ENV_COMPONENTS}
+    base = "/d/EnvironmentalRasters/EnvironmentalRasters/"
+    assert kaggle == {
+        "bioclimatic": base + "Climate/Average 1981-2010/GLC24-PA-train-bioclimatic.csv",
+        "bioclimatic_monthly": base + "Climate/Monthly/GLC24-PA-train-bioclimatic_monthly.csv",
+        "elevation": base + "Elevation/GLC24-PA-train-elevation.csv",
+        "human_footprint": base + "Human Footprint/GLC24-PA-train-human_footprint.csv",
+        "landcover": base + "LandCover/GLC24-PA-train-landcover.csv",
+        "soilgrids": base + "SoilGrids/GLC24-PA-train-soilgrids.csv",
+    }
+    assert seafile == {
+        "bioclimatic": "/s/EnvironmentalRasters/Climate/GLC24-PA-test-bioclimatic-average.csv",
+        "bioclimatic_monthly": "/s/EnvironmentalRasters/Climate/GLC24-PA-test-bioclimatic-monthly.csv",
+        "elevation": "/s/EnvironmentalRasters/Elevation/GLC24-PA-test-elevation.csv",
+        "human_footprint": "/s/EnvironmentalRasters/HumanFootprint/GLC24-PA-test-human-footprint.csv",
+        "landcover": "/s/EnvironmentalRasters/LandCover/GLC24-PA-test-landcover.csv",
+        "soilgrids": "/s/EnvironmentalRasters/Soilgrids/GLC24-PA-test-soilgrids.csv",
+    }
