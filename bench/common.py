@@ -8,6 +8,22 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The repository root: result files name paths relative to it (:func:`repo_relative`), never this machine's.
+REPO = RESULTS.parents[1]
+
+
+def repo_relative(obj: Any) -> Any:
+    """``obj`` with every absolute path below the repository, inside any string, written relative to it
+    (``/home/me/glc/data/synthetic/demo-seed0`` -> ``data/synthetic/demo-seed0``), so a result file means the
+    same on every machine."""
+    root = str(REPO)
+    if isinstance(obj, str):
+        return obj.replace(root + "/", "").replace(root, ".")
+    if isinstance(obj, dict):
+        return {k: repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [repo_relative(v) for v in obj]
+    return obj
 
 
 def machine() -> dict[str, Any]:
@@ -22,7 +38,7 @@ def write_result(name: str, results: dict[str, Any], extra: dict[str, Any] | Non
     from glc.io import write_json
 
     path = RESULTS / f"{name}.json"
-    write_json(path, {"machine": machine(), "results": results, **(extra or {})})
+    write_json(path, repo_relative({"machine": machine(), "results": results, **(extra or {})}))
     return path
 
 

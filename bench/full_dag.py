@@ -20,7 +20,7 @@ samples the child's whole process tree (driver + Spark JVM + Python workers + lo
 CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds over the same wall time (the
 difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
-(:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in the README (between the
+(:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in ``docs/results.md`` (between the
 ``full-dag`` markers; ``--table`` rewrites it from the last JSON), both rewritten after every step, so a run stopped from
 outside keeps every step it finished; the goal (issue 16): ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOAL_EXPERIMENTS = ("frequency", "knn", "geolocation-asl")
 RSS_BUDGET_GB = 16.0
 GOAL_HOURS = 2.0
-#: The README's copy of the table (section "The whole DAG at full scale") sits between these markers.
+#: The copy of the table in ``docs/results.md`` ("The whole DAG at full scale") sits between these markers.
 README_MARKS = ("<!-- full-dag:start -->", "<!-- full-dag:end -->")
 
 
@@ -387,7 +387,7 @@ def _update_readme(table: str) -> bool:
     """Rewrite the README's copy of the table; say so on stderr when its markers are missing."""
     if update_readme(table, marks=README_MARKS):
         return True
-    print(f"README.md has no {README_MARKS[0]} ... {README_MARKS[1]} markers: its table was not updated", file=sys.stderr)
+    print(f"docs/results.md has no {README_MARKS[0]} ... {README_MARKS[1]} markers: its table was not updated", file=sys.stderr)
     return False
 
 

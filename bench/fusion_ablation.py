@@ -25,7 +25,7 @@ trained model, and the rows that train the full design's model share it with ``m
 their ``wall_note`` says whose training they reused), and its ``submission.csv`` is scored on the world's hidden test labels exactly as
 Kaggle would (:func:`bench.leaderboard.score`). Writes ``bench/results/fusion_ablation.json`` (rows with test and
 validation sample-F1, the change against the previous row, the DAG wall time), ``bench/results/fusion_ablation.md`` and
-its copy in the README (section "Multimodal fusion", between the ``fusion-ablation`` markers).
+its copy in ``docs/models.md`` (section "Multimodal fusion", between the ``fusion-ablation`` markers).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: The README's copy of the table sits between these markers (section "Multimodal fusion").
+#: The copy of the table in ``docs/models.md`` sits between these markers (section "Multimodal fusion").
 README_MARKS = ("<!-- fusion-ablation:start -->", "<!-- fusion-ablation:end -->")
 
 #: ``(row name, what it changes, overrides applied to the previous row's config)``.
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle: float, host: dict[str, Any]) -> dict[str, Any]:
-    """Fill each row's change against the previous one; write the JSON, the markdown and the README's copy."""
+    """Fill each row's change against the previous one; write the JSON, the markdown and the copy in docs/models.md."""
+    from bench.common import repo_relative
     from bench.leaderboard import update_readme
     from glc.io import atomic_file, write_json
 
@@ -172,10 +173,10 @@ def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle:
            "protocol": "each row's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle; "
                        "rows are cumulative, derived from tasks/fusion.toml; rows sharing a model share its training",
            "rows": results}
-    write_json(path, out)
+    write_json(path, repo_relative(out))
     with atomic_file(path.with_suffix(".md")) as fh:
         fh.write(markdown(out))
-    update_readme(markdown(out, heading=False), marks=README_MARKS)
+    update_readme(markdown(out, heading=False), REPO / "docs" / "models.md", marks=README_MARKS)
     return out
 
 

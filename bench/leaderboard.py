@@ -2,7 +2,7 @@
 
 One leaderboard per edition: ``--edition glc24`` (default; the demo world ``data/synthetic/demo-seed0``,
 ``bench/results/synth_leaderboard.json``) or ``--edition glc25`` (``data/synthetic/glc25-demo-seed0``,
-``bench/results/synth_leaderboard_glc25.json``, same schema, its README table between the
+``bench/results/synth_leaderboard_glc25.json``, same schema, its table in ``docs/glc25.md`` between the
 ``<!-- leaderboard-glc25:start -->`` markers). An experiment the edition refuses (it reads data the edition does not
 ship, :func:`glc.config.check_edition`) is listed under ``refused`` with the reason, never run.
 
@@ -20,7 +20,7 @@ Writes ``bench/results/synth_leaderboard.json``::
      "experiments": [{"experiment", "model", "decoder", "test_sample_f1", "val_sample_f1", "wall_seconds", ...}]}
 
 sorted by test sample-F1, and ``bench/results/synth_leaderboard.md``, which also replaces the table between the
-``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers of the README. ``--only`` re-runs a subset
+``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers of ``docs/results.md``. ``--only`` re-runs a subset
 and keeps the other rows of the existing JSON (when their config hash is unchanged). An experiment whose DAG was
 already complete in the output root keeps the wall time of the run that built it (``--fresh`` removes the output
 root first so every time is measured). A failed experiment fails the whole run (non-zero exit), after the others.
@@ -117,8 +117,13 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str, readme: Path = REPO / "README.md", marks: tuple[str, str] = (MARK_START, MARK_END)) -> bool:
-    """Replace the README text between the ``marks`` (the leaderboard's by default); False if they are absent."""
+#: The page whose marked tables the benchmarks rewrite (the leaderboard, the full-scale DAG).
+RESULTS_DOC = REPO / "docs" / "results.md"
+
+
+def update_readme(table: str, readme: Path = RESULTS_DOC, marks: tuple[str, str] = (MARK_START, MARK_END)) -> bool:
+    """Replace the text of a documentation page (``docs/results.md`` by default) between the ``marks`` (the
+    leaderboard's by default); False if they are absent."""
     start, end = marks
     text = readme.read_text()
     if start not in text or end not in text:
@@ -134,7 +139,7 @@ def update_readme(table: str, readme: Path = REPO / "README.md", marks: tuple[st
 
 def main(argv: list[str] | None = None) -> int:
     """Run the leaderboard and write the results."""
-    from bench.common import RESULTS, machine
+    from bench.common import RESULTS, machine, repo_relative
     from glc.config import TASKS_DIR
     from glc.io import write_json
     from glc.synth import generate_world
@@ -210,10 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         result["edition"] = a.edition
         old_refused = json.loads(path.read_text()).get("refused", []) if path.exists() else []
         result["refused"] = sorted([r for r in old_refused if r["experiment"] not in names] + refused, key=lambda r: r["experiment"])
-    write_json(path, result)
+    write_json(path, repo_relative(result))
     table = markdown(result)
     (RESULTS / f"synth_leaderboard{suffix}.md").write_text(f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}")
-    update_readme(table, marks=(MARK_START, MARK_END) if glc24 else (f"<!-- leaderboard-{a.edition}:start -->", f"<!-- leaderboard-{a.edition}:end -->"))
+    if glc24:
+        update_readme(table)
+    else:
+        update_readme(table, REPO / "docs" / f"{a.edition}.md", (f"<!-- leaderboard-{a.edition}:start -->", f"<!-- leaderboard-{a.edition}:end -->"))
     print(table)
     if failures:
         print(f"FAILED: {failures}", file=sys.stderr)

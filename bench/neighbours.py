@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.n_sites < 100:
         raise SystemExit(f"--n-sites={a.n_sites}: use at least 100 sites")
 
-    from bench.common import machine
+    from bench.common import machine, repo_relative
     from glc.features.neighbours import neighbour_recall, neighbours_numpy
     from glc.io import write_json
 
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(n = {[s['n_sites'] for s in ok]}), b = {b:.2f}, evaluated at n = {a.n_sites}"
             )
     out = a.out or REPO / "bench" / "results" / "neighbours.json"
-    write_json(out, {"machine": machine(), "results": results})  # atomic: temp file + os.replace
+    write_json(out, repo_relative({"machine": machine(), "results": results}))  # atomic: temp file + os.replace
     print(json.dumps(results, indent=2))
     print(f"wrote {out}")
     return 0

@@ -78,7 +78,7 @@ def training_curve(world: Path, out_root: Path, name: str) -> list[dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     """Run the experiments, collect the encoder summaries, write the result."""
-    from bench.common import RESULTS, machine
+    from bench.common import RESULTS, machine, repo_relative
     from bench.leaderboard import run_experiment, score
     from glc.io import write_json
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                               "global_frequency_test_f1": reference, "checks": checks(rows, enc, reference)}
     if a.gpu_results:
         result["gpu"] = json.loads(a.gpu_results.read_text())
-    write_json(RESULTS / "pretraining.json", result)
+    write_json(RESULTS / "pretraining.json", repo_relative(result))
     for k, v in result["checks"].items():
         print(f"{'ok  ' if v['ok'] else 'FAIL'} {k}: {v['value']}")
     return 0 if all(v["ok"] for v in result["checks"].values()) else 1

@@ -56,7 +56,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write the results."""
-    from bench.common import RESULTS, machine
+    from bench.common import RESULTS, machine, repo_relative
     from glc.io import write_json
     from glc.synth import generate_world
     from glc.synth.oracle import oracle_sample_f1
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                           "sample-F1 on the scheme's hold-out, test = the submission on the hidden test labels",
               "rows": rows, **summarise(rows)}
     path = RESULTS / ("validation_shift.json" if glc24 else f"validation_shift_{a.edition}.json")
-    write_json(path, result)
+    write_json(path, repo_relative(result))
     print(f"mean |validation - test|: {result['mean_abs_gap']} -> better predictor: {result['better']}")
     return 0
 

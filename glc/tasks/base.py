@@ -79,7 +79,7 @@ def check_scheduler(url: str, timeout_s: float = 10.0) -> None:
         reason = getattr(e, "reason", e)
         raise SystemExit(
             f"glc: cannot reach the Luigi scheduler at {url} ({reason}; waited at most {timeout_s:.0f} s). Start it "
-            f"(`luigid --port <port> --logdir <dir>`; see README, Configuration), pass the right --scheduler-host/"
+            f"(`luigid --port <port> --logdir <dir>`; see docs/configuration.md), pass the right --scheduler-host/"
             f"--scheduler-port or --scheduler-url, or run on this machine alone with --local-scheduler."
         ) from None
 
