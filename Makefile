@@ -97,8 +97,8 @@ bench-etl-full: check-java install ## every ETL task on the full synthetic world
 	@test -f $(FULL_ROOT)/_SUCCESS || $(PY) -m glc synth --scale full --seed 0 --out $(FULL_ROOT)
 	$(PY) -m bench.etl_full --data-root $(FULL_ROOT) --out-root out-bench
 
-bench-full: check-java install ## the whole DAG on the full synthetic world (ETL, neighbours, kNN, geolocation, then every CPU experiment while BUDGET_HOURS last; ONLY=a,b picks, MERGE=1 adds them to the last run, STEP_TIMEOUT_HOURS caps a step): per-task time, peak RSS, disk, scores -> bench/results/full_dag.json
-	$(PY) -m bench.full_dag --data-root $(FULL_ROOT) $(if $(ONLY),--experiments $(ONLY)) $(if $(BUDGET_HOURS),--budget-hours $(BUDGET_HOURS)) $(if $(STEP_TIMEOUT_HOURS),--step-timeout-hours $(STEP_TIMEOUT_HOURS)) $(if $(MERGE),--merge) $(if $(FRESH),--fresh)
+bench-full: check-java install ## the whole DAG on the full synthetic world (ETL, neighbours, kNN, geolocation, then every CPU experiment while BUDGET_HOURS last; ONLY=a,b picks, MERGE=1 adds them to the last run, STEP_TIMEOUT_HOURS caps a step; EDITION=glc25: the GLC25 world, ETL + kNN + gbm first): per-task time, peak RSS, disk, scores -> bench/results/full_dag[_glc25].json
+	$(PY) -m bench.full_dag $(if $(EDITION),--edition $(EDITION)) $(if $(filter command line environment,$(origin FULL_ROOT)),--data-root $(FULL_ROOT)) $(if $(ONLY),--experiments $(ONLY)) $(if $(BUDGET_HOURS),--budget-hours $(BUDGET_HOURS)) $(if $(STEP_TIMEOUT_HOURS),--step-timeout-hours $(STEP_TIMEOUT_HOURS)) $(if $(MERGE),--merge) $(if $(FRESH),--fresh)
 
 bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic PO sites -> bench/results/neighbours.json
 	$(PY) -m bench.neighbours

@@ -1,14 +1,16 @@
 """The whole DAG on the full-scale synthetic world: per-task wall time, peak RSS of the process tree, disk, scores.
 
-``python -m bench.full_dag [--data-root data/synthetic/full-seed0] [--out-root out-bench/full]
-[--experiments a,b | --budget-hours H]`` (``make bench-full``) generates the full world if it is missing (88,987
-PA-train + 4,716 PA-test surveys + PO, Kaggle layout), then runs, one Luigi invocation per step in a child process:
+``python -m bench.full_dag [--edition glc24|glc25] [--data-root data/synthetic/full-seed0] [--out-root out-bench/full]
+[--experiments a,b | --budget-hours H]`` (``make bench-full [EDITION=glc25]``) generates the edition's full world if it
+is missing (GLC24: 88,987 PA-train + 4,716 PA-test surveys + PO, Kaggle layout; GLC25: ``glc25-full-seed0``, its test
+set three times as large and shifted), then runs, one Luigi invocation per step in a child process:
 
 1. the ETL tasks one by one (``SurveyTable``, ``EnvFeatures``, ``CubeFeatures``, ``PatchTiles``, ``RasterTiles`` for
-   every raster group, ``Neighbours``: the exact PA neighbour table the graph features and GFV read), so each task's
-   wall time and peak memory are its own;
-2. ``Submission`` for the goal experiments (``frequency``, ``knn``, ``geolocation-asl``: neighbours, kNN, the
-   geolocation MLP through Petastorm and Lightning), then every other CPU experiment in ``tasks/`` (cheapest first,
+   every raster group where the edition ships rasters, ``Neighbours``: the exact PA neighbour table the graph features
+   and GFV read), so each task's wall time and peak memory are its own;
+2. ``Submission`` for the goal experiments (:data:`BENCHES`; GLC24: ``frequency``, ``knn``, ``geolocation-asl``:
+   neighbours, kNN, the geolocation MLP through Petastorm and Lightning; GLC25: ``frequency``, ``knn``, ``gbm``), then
+   every other CPU experiment in ``tasks/`` the edition does not refuse (listed under ``refused``) (cheapest first,
    by their demo-world wall time in ``bench/results/synth_leaderboard.json``; a late fusion after its members) while
    the ``--budget-hours`` last;
    an experiment not started for lack of budget is listed as such, never silently absent.
@@ -21,7 +23,7 @@ CPU seconds of the step's processes (sampled, so a lower bound) beside the whole
 difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
 (:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in ``docs/results.md`` (between the
-``full-dag`` markers; ``--table`` rewrites it from the last JSON), both rewritten after every step, so a run stopped from
+``full-dag`` markers; ``--table`` rewrites it from the last JSON; GLC25: ``full_dag_glc25.json``, ``docs/glc25.md``), both rewritten after every step, so a run stopped from
 outside keeps every step it finished; the goal (issue 16): ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,39 @@ RSS_BUDGET_GB = 16.0
 GOAL_HOURS = 2.0
 #: The copy of the table in ``docs/results.md`` ("The whole DAG at full scale") sits between these markers.
 README_MARKS = ("<!-- full-dag:start -->", "<!-- full-dag:end -->")
+
+
+@dataclass(frozen=True)
+class EditionBench:
+    """What the full-DAG benchmark of one edition writes and which experiments make its goal.
+
+    Attributes:
+        result: the result file's stem (``bench/results/<result>.json``).
+        doc: the document whose table copy it rewrites, between ``marks``.
+        marks: the start and end markers of that table.
+        goal: the experiments whose Submission (with the ETL) the goal times, in this order.
+        leaderboard: the demo-world leaderboard's result stem the other experiments are ordered by (cheapest first).
+    """
+
+    result: str
+    doc: Path
+    marks: tuple[str, str]
+    goal: tuple[str, ...]
+    leaderboard: str
+
+    @property
+    def goal_words(self) -> str:
+        return "ETL + Submission for " + ", ".join(self.goal)
+
+
+#: One row per edition. GLC24's goal (neighbours, kNN, the geolocation MLP in 2 h) dates from the first full run;
+#: GLC25's is ETL + kNN + the gbm re-ranker under the same 2 h / 16 GB budget.
+BENCHES = {
+    "glc24": EditionBench("full_dag", REPO / "docs" / "results.md", README_MARKS, GOAL_EXPERIMENTS, "synth_leaderboard"),
+    "glc25": EditionBench("full_dag_glc25", REPO / "docs" / "glc25.md",
+                          ("<!-- full-dag-glc25:start -->", "<!-- full-dag-glc25:end -->"), ("frequency", "knn", "gbm"),
+                          "synth_leaderboard_glc25"),
+}
 
 
 def child_main(step: list[str], timings_path: str) -> int:
@@ -155,15 +191,15 @@ def has_checkpoint(out_root: Path, cfg: dict[str, Any]) -> bool:
     return any(any(d.rglob("last.ckpt")) for d in out_root.glob(f"*/models/{cfg['name']}-{model_key(cfg)}*"))
 
 
-def experiment_order(names: list[str]) -> list[str]:
+def experiment_order(names: list[str], bench: EditionBench = BENCHES["glc24"]) -> list[str]:
     """Goal experiments first, then the rest by their demo-world DAG wall time (unknown last, by name).
 
     A late fusion comes after those of its members this run also has (cheap as it is on its own, it would otherwise
     train them inside its own step and their time would be billed to it).
     """
-    path = REPO / "bench" / "results" / "synth_leaderboard.json"
+    path = REPO / "bench" / "results" / f"{bench.leaderboard}.json"
     demo = {r["experiment"]: r.get("wall_seconds") for r in json.loads(path.read_text())["experiments"]} if path.exists() else {}
-    goal = [n for n in GOAL_EXPERIMENTS if n in names]
+    goal = [n for n in bench.goal if n in names]
     rest = sorted((n for n in names if n not in goal), key=lambda n: (demo.get(n) is None, demo.get(n) or 0, n))
     ordered: list[str] = []
 
@@ -317,7 +353,7 @@ def render_table(res: dict[str, Any]) -> str:
 
 def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str, Any]], *, merge: bool, etl_ok: bool,
              data_root: str, n_surveys: int | None, seconds: float, out_root_gb: float,
-             rebuilds: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+             rebuilds: Sequence[dict[str, Any]] = (), bench: EditionBench = BENCHES["glc24"]) -> dict[str, Any]:
     """The ``results`` object of ``full_dag.json`` from the ETL rows and the experiment rows so far.
 
     With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
@@ -350,7 +386,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
     goal_rows = [r for r in ran if r["goal"]]
     goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds_all_attempts"] for r in goal_rows)
     goal_peak = max([r["peak_rss_gb"] for r in etl] + [p for r in goal_rows for p in _peaks(r)] or [0.0])
-    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(GOAL_EXPERIMENTS)
+    goal_done = etl_ok and {r["experiment"] for r in goal_rows if r["returncode"] == 0} == set(bench.goal)
     return {
         "data_root": data_root,
         "surveys": n_surveys,
@@ -358,7 +394,7 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
         "etl_rebuilds": etl_rebuilds,
         "experiments": experiments,
         "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
-        "goal": {"steps": "ETL + Submission for " + ", ".join(GOAL_EXPERIMENTS) + " (neighbours, kNN, geolocation MLP)",
+        "goal": {"steps": bench.goal_words,
                  "seconds": round(goal_seconds, 1), "hours": round(goal_seconds / 3600, 3), "limit_hours": GOAL_HOURS,
                  "peak_rss_gb": goal_peak, "limit_rss_gb": RSS_BUDGET_GB,
                  "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
@@ -383,11 +419,12 @@ def report_row(row: dict[str, Any]) -> bool:
     return ok
 
 
-def _update_readme(table: str) -> bool:
-    """Rewrite the README's copy of the table; say so on stderr when its markers are missing."""
-    if update_readme(table, marks=README_MARKS):
+def _update_readme(table: str, bench: EditionBench = BENCHES["glc24"]) -> bool:
+    """Rewrite the docs' copy of the table; say so on stderr when its markers are missing."""
+    if update_readme(table, bench.doc, marks=bench.marks):
         return True
-    print(f"docs/results.md has no {README_MARKS[0]} ... {README_MARKS[1]} markers: its table was not updated", file=sys.stderr)
+    doc = bench.doc.relative_to(REPO)
+    print(f"{doc} has no {bench.marks[0]} ... {bench.marks[1]} markers: its table was not updated", file=sys.stderr)
     return False
 
 
@@ -400,11 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     from bench.common import write_result
     from bench.leaderboard import _gpu, pick_experiments, score
     from glc.config import load_experiment
-    from glc.data.layout import RASTER_GROUPS
+    from glc.data.layout import EDITIONS, RASTER_GROUPS
+    from glc.features.sets import EditionError
+    from glc.tasks.synth import world_dir_name
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-root", type=Path, default=REPO / "data" / "synthetic" / "full-seed0")
-    ap.add_argument("--out-root", type=Path, default=REPO / "out-bench" / "full")
+    ap.add_argument("--edition", choices=sorted(BENCHES), default="glc24",
+                    help="which edition's full world (default data root data/synthetic/<edition's full world>)")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--out-root", type=Path, default=None, help="default out-bench/full (GLC24), out-bench/full-<edition>")
     ap.add_argument("--experiments", default="", help="comma-separated experiments (default: every CPU one in tasks/)")
     ap.add_argument("--budget-hours", type=float, default=None,
                     help="start no further experiment after this many hours (the goal experiments always run)")
@@ -417,15 +458,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", action="store_true",
                     help="run nothing: print the table of the last full_dag.json and rewrite the README's copy of it")
     a = ap.parse_args(argv)
+    bench, edition = BENCHES[a.edition], EDITIONS[a.edition]
+    glc24 = a.edition == "glc24"
+    a.data_root = a.data_root or REPO / "data" / "synthetic" / world_dir_name(a.edition, "full", 0)
+    a.out_root = a.out_root or REPO / "out-bench" / ("full" if glc24 else f"full-{a.edition}")
+    result_path = REPO / "bench" / "results" / f"{bench.result}.json"
     if a.table:
-        table = render_table(json.loads((REPO / "bench" / "results" / "full_dag.json").read_text())["results"])
+        table = render_table(json.loads(result_path.read_text())["results"])
         print(table, end="")
-        return 0 if _update_readme(table) else 1
+        return 0 if _update_readme(table, bench) else 1
     if a.merge and a.fresh:
         raise SystemExit("--merge keeps the artifacts of the earlier run: do not combine it with --fresh")
     old: dict[str, Any] = {}
     if a.merge:
-        path = REPO / "bench" / "results" / "full_dag.json"
+        path = result_path
         if not path.exists():
             raise SystemExit(f"--merge: {path} does not exist; run without --merge first")
         old = json.loads(path.read_text())["results"]
@@ -433,11 +479,20 @@ def main(argv: list[str] | None = None) -> int:
         if old.get("data_root") != here:
             raise SystemExit(f"--merge: {path} is of data root {old.get('data_root')!r}, not {here!r}")
     names = [] if a.etl_only else pick_experiments(a.experiments, "--experiments")
+    refused: dict[str, str] = {}
+    for name in names:  # an experiment that reads data this edition does not ship is listed, never run
+        try:
+            load_experiment(name, edition)
+        except EditionError as e:
+            refused[name] = str(e)
+    if refused and a.experiments:
+        raise SystemExit(f"--experiments: refused on {a.edition}: " + "; ".join(f"{n}: {e}" for n, e in refused.items()))
+    names = [n for n in names if n not in refused]
     if not (a.data_root / "_SUCCESS").exists():
         from glc.synth import generate_world
 
-        print(f"generating the full synthetic world at {a.data_root} (~15 min)", flush=True)
-        generate_world(a.data_root, scale="full", seed=0)
+        print(f"generating the full synthetic {a.edition} world at {a.data_root} (~15 min)", flush=True)
+        generate_world(a.data_root, scale="full", seed=0, flavour="kaggle" if glc24 else a.edition)
     if a.fresh and a.out_root.exists():
         shutil.rmtree(a.out_root)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0",
@@ -458,13 +513,16 @@ def main(argv: list[str] | None = None) -> int:
         res = assemble(old, etl, experiments, merge=a.merge, etl_ok=etl_ok, n_surveys=n_surveys,
                        data_root=str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
                        seconds=float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start,
-                       out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2), rebuilds=rebuilds)
-        path = write_result("full_dag", res)
-        _update_readme(render_table(res))
+                       out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2), rebuilds=rebuilds, bench=bench)
+        if not glc24:
+            res = {"edition": a.edition, **res, "refused": refused}
+        path = write_result(bench.result, res)
+        _update_readme(render_table(res), bench)
         return res, path
 
     steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
-             + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] + [["Neighbours"]])
+             + ([["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] if "rasters" in edition.provides else [])
+             + [["Neighbours"]])
     done = {_step_name(r) for r in etl if r.get("returncode") == 0}  # with --merge: the steps the earlier runs measured
     for s in steps:
         r = run_step([*s, *common], env, a.out_root, timeout)
@@ -479,13 +537,13 @@ def main(argv: list[str] | None = None) -> int:
             break
     etl_ok = (all(r["returncode"] == 0 for r in etl + rebuilds)
               and {" ".join(s) for s in steps} <= {_step_name(r) for r in etl if r["returncode"] == 0})
-    for name in experiment_order(names) if etl_ok and not a.etl_only else []:
-        cfg = load_experiment(name)
-        row: dict[str, Any] = {"experiment": name, "model": cfg["model"]["kind"], "goal": name in GOAL_EXPERIMENTS}
+    for name in experiment_order(names, bench) if etl_ok and not a.etl_only else []:
+        cfg = load_experiment(name, edition)
+        row: dict[str, Any] = {"experiment": name, "model": cfg["model"]["kind"], "goal": name in bench.goal}
         elapsed_h = (time.perf_counter() - t_start) / 3600
         if cfg["train"]["accelerator"] in ("gpu", "cuda") and not _gpu():
             row["not_run"] = "its [train] accelerator needs a GPU; this machine has none"
-        elif name not in GOAL_EXPERIMENTS and a.budget_hours is not None and elapsed_h > a.budget_hours:
+        elif name not in bench.goal and a.budget_hours is not None and elapsed_h > a.budget_hours:
             row["not_run"] = f"--budget-hours {a.budget_hours} spent ({elapsed_h:.2f} h elapsed) before it could start"
         if "not_run" in row:
             experiments.append(row)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.full_dag import (GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, outcome, render_table,
+from bench.full_dag import (BENCHES, GOAL_EXPERIMENTS, assemble, dir_bytes, experiment_order, has_checkpoint, outcome, render_table,
                              report_row, run_step)
 from glc.config import load_experiment, model_key
 
@@ -240,3 +240,18 @@ def test_render_table_marks_a_row_transcribed_by_hand() -> None:
     assert "(figures transcribed, not written by this tool: session 37's README text)" in line
     assert line.endswith("| 2.69 GB | not recorded |")
     assert "transcribed" not in render_table({"experiments": [_row("knn", 168.1, test_sample_f1=0.4861)]})
+
+
+def test_each_edition_has_its_own_goal_result_and_doc_table() -> None:
+    glc25 = BENCHES["glc25"]
+    assert BENCHES["glc24"].result == "full_dag" and glc25.result == "full_dag_glc25"
+    assert glc25.doc.name == "glc25.md" and all(m in glc25.doc.read_text() for m in glc25.marks)
+    order = experiment_order(["tile-cnn", "gbm", "rf", "knn", "frequency"], glc25)
+    assert order[:3] == ["frequency", "knn", "gbm"]
+    etl = [{"step": "SurveyTable --data-root d --out-root o", "returncode": 0, "seconds": 100.0, "peak_rss_gb": 3.0}]
+    res = assemble({}, etl, [_row(n, 10.0, goal=True) for n in glc25.goal], merge=False, etl_ok=True, data_root="d",
+                   n_surveys=10, seconds=50.0, out_root_gb=1.0, bench=glc25)
+    assert res["goal"]["met"] and res["goal"]["steps"] == "ETL + Submission for frequency, knn, gbm"
+    # the GLC24 goal's experiments do not make GLC25's (no gbm) and vice versa
+    assert not assemble({}, etl, [_row(n, 10.0) for n in GOAL_EXPERIMENTS], merge=False, etl_ok=True, data_root="d",
+                        n_surveys=10, seconds=50.0, out_root_gb=1.0, bench=glc25)["goal"]["met"]
