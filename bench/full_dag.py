@@ -24,7 +24,7 @@ difference is what else shared the machine), and measures the
 out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
 (:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in ``docs/results.md`` (between the
 ``full-dag`` markers; ``--table`` rewrites it from the last JSON; GLC25: ``full_dag_glc25.json``, ``docs/glc25.md``), both rewritten after every step, so a run stopped from
-outside keeps every step it finished; the goal (issue 16): ETL + neighbours
+outside keeps every step it finished; the goal: ETL + neighbours
 + kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
 experiments to an existing ``full_dag.json`` later (same data root; the ETL rows are kept: an ETL step whose

@@ -1,6 +1,6 @@
 """Real-data benchmark: 5-fold spatial CV on the 4,716 real GLC24 PA-test surveys with their released labels.
 
-``python -m bench.real_cv [--real-dir ../shared/data/glc24-real] [--models a,b]`` runs the ``RealCV`` Luigi task
+``python -m bench.real_cv [--real-dir data/real/glc24-real] [--models a,b]`` runs the ``RealCV`` Luigi task
 (:mod:`glc.tasks.benchmark`; its artifact under ``out/benchmarks/``) and writes ``bench/results/real_cv.json`` and
 ``bench/results/real_cv.md`` (with ``--models``, the other models' rows of the existing table are kept). The dataset and its
 conventions: :mod:`glc.eval.real`.
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from glc.tasks.benchmark import RealCV
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--real-dir", type=Path, default=REPO.parent / "shared" / "data" / "glc24-real")
+    ap.add_argument("--real-dir", type=Path, default=None,
+                    help="folder with the real PA-test metadata and solution (default: glc24-real in $GLC_REAL_DATA or data/real)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--block-km", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     chosen = select_models(a.models)
+    if a.real_dir is None:
+        from glc.eval.real import real_data_dir
+
+        a.real_dir = real_data_dir() / "glc24-real"
     task = RealCV(real_dir=str(a.real_dir), out_root=a.out_root, folds=a.folds, block_km=a.block_km, seed=a.seed, models=a.models)
     if not luigi.build([task], local_scheduler=True):
         raise SystemExit("RealCV failed; see the log above")

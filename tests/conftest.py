@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from glc.eval.real import real_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = real_data_dir()
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -27,9 +29,9 @@ def spark():
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` (real GLC24 files); tests that need it skip with a reason when it is absent."""
+    """The real files (``$GLC_REAL_DATA`` or ``data/real``); tests that need them skip with a reason when absent."""
     if not SHARED_DATA.exists():
-        pytest.skip(f"real GLC24 sample data not found at {SHARED_DATA}")
+        pytest.skip(f"real GLC24 sample data not found at {SHARED_DATA} (set GLC_REAL_DATA or link it at data/real)")
     return SHARED_DATA
 
 

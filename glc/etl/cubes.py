@@ -34,7 +34,7 @@ shorter than ``n``) of each channel's *chronological* series of the filled, untr
 
 **Trimmed cubes** for the fusion CNN: the year **2000** (the first) is dropped from both, giving even sizes
 (Landsat 21 -> 20 years, bioclim 19 -> 18) that halve cleanly under stride-2 pooling. malpolon's baseline feeds
-the full (6, 4, 21) / (4, 19, 12) cubes (no trimming; see shared/docs/models.md A2) and the DS@GT DCT job cut each
+the full (6, 4, 21) / (4, 19, 12) cubes (no trimming, as the organizers' baseline) and the DS@GT DCT job cut each
 series at its last non-null value (variable lengths); neither documents a trimming choice. We drop the *oldest*
 year rather than the last because the surveys are from 2017-2021: Landsat 2020 is real data for the 2020-2021
 surveys (the most relevant year for them), and bioclim 2018 is the year nearest every survey, whereas 2000 is the

@@ -7,6 +7,7 @@ count once.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,17 @@ import pandas as pd
 
 METADATA = "GLC24_PA_metadata_test.csv"
 SOLUTION = "GLC24_SOLUTION_FILE.csv"
+#: Where the real files live: ``$GLC_REAL_DATA``, else ``data/real`` in the checkout (put the files, or a link to
+#: their folder, there). It holds ``glc24-real/`` (the labelled surveys: :data:`METADATA` and :data:`SOLUTION`),
+#: ``glc24-samples/`` (sample patches, cubes and the :data:`REAL_RASTERS` under ``rasters/``) and ``glc25-samples/``.
+REAL_DATA_ENV = "GLC_REAL_DATA"
+
+
+def real_data_dir() -> Path:
+    """The folder of the real files (:data:`REAL_DATA_ENV`, default ``<checkout>/data/real``; it may not exist)."""
+    from glc.config import REPO_ROOT
+
+    return Path(os.environ.get(REAL_DATA_ENV) or REPO_ROOT / "data" / "real")
 
 
 def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
@@ -37,7 +49,8 @@ def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
     return meta
 
 
-#: The two real full-extent human-footprint GeoTIFFs shipped with the samples (``../shared/data/glc24-samples``).
+#: The two real full-extent human-footprint GeoTIFFs shipped with the samples (``glc24-samples/rasters/`` of
+#: :func:`real_data_dir`).
 REAL_RASTERS: tuple[str, ...] = ("Built2009_WGS84.tif", "Lights2009_WGS84.tif")
 
 

@@ -2,7 +2,7 @@
 
 Every transform here is the *orthonormal* DCT-II of :mod:`scipy.fft` (``norm="ortho"``), so Parseval holds
 (the energy of an image equals the energy of its coefficients) and the inverse is exact. scipy's default
-``norm=None`` scales the coefficients and breaks both (pitfalls.md #6).
+``norm=None`` scales the coefficients and breaks both (pitfall 6 in docs/contributing.md).
 
 Conventions (2D):
 

@@ -336,7 +336,7 @@ def graph_feature_table(
     training surveys with the training features' global ``scale``.
 
     With ``holdout`` (a model's validation hold-out: True for the training surveys it validates on), the features
-    follow that model's splits, so no validation label reaches a training feature (pitfalls.md #15):
+    follow that model's splits, so no validation label reaches a training feature (pitfall 15 in docs/contributing.md):
 
     * training-split surveys (``~holdout``): out of fold over :func:`glc.eval.split.training_folds` of the
       training split alone (the k-fold trainer's folds): a survey's vector comes from the other folds of the

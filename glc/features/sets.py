@@ -114,7 +114,7 @@ class FeatureSet:
         holdout: the artifact's values are computed *out of fold* from survey labels, so its task takes the
             model-input table's validation hold-out and training folds as parameters (:data:`HOLDOUT_PARAMS`): a
             training row's value never comes from validation labels, a validation row's only from training rows
-            (pitfalls.md #15).
+            (pitfall 15 in docs/contributing.md).
     """
 
     name: str

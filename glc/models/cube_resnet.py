@@ -1,4 +1,4 @@
-"""The organizers' baseline cube branch (malpolon's GLC24 MultimodalEnsemble; shared/docs/models.md A2): a ResNet18
+"""The organizers' baseline cube branch (malpolon's GLC24 MultimodalEnsemble): a ResNet18
 over a time-series cube read as an image, for the fusion ablation's concat baseline.
 
 ``LayerNorm`` over the whole cube ``[C, H, W]`` (learned affine), then timm's ``resnet18`` (random init) whose first

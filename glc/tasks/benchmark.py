@@ -10,10 +10,10 @@ from pathlib import Path
 
 import luigi
 
-from glc.config import REPO_ROOT
+from glc.eval.real import REAL_RASTERS, real_data_dir
 from glc.tasks.base import FlagTarget
 
-DEFAULT_REAL_DIR = str(REPO_ROOT.parent / "shared" / "data" / "glc24-real")
+DEFAULT_REAL_DIR = str(real_data_dir() / "glc24-real")
 
 
 class RealLabels(luigi.ExternalTask):
@@ -37,7 +37,7 @@ class RealCV(luigi.Task):
     block_km = luigi.FloatParameter(default=10.0)
     seed = luigi.IntParameter(default=0)
     models = luigi.Parameter(default="", description="comma-separated subset of glc.eval.benchmark.bench_models() ('' = all)")
-    rasters = luigi.ListParameter(default=[str(REPO_ROOT.parent / "shared" / "data" / "glc24-samples" / "rasters" / f) for f in ("Built2009_WGS84.tif", "Lights2009_WGS84.tif")],
+    rasters = luigi.ListParameter(default=[str(real_data_dir() / "glc24-samples" / "rasters" / f) for f in REAL_RASTERS],
                                   description="GeoTIFFs sampled at the surveys as feat_<stem> columns (tree models read them)")
 
     def requires(self) -> RealLabels:

@@ -1,4 +1,4 @@
-"""Feature artifacts (issue 4): ``PatchTiles``, ``CubeFeatures``, ``EnvFeatures``, ``RasterTiles``.
+"""Feature artifacts: ``PatchTiles``, ``CubeFeatures``, ``EnvFeatures``, ``RasterTiles``.
 
 Each task writes ``{out}/{dataset}/features/<artifact>/<significant params>/`` with
 

@@ -1,4 +1,4 @@
-"""Neighbour artifacts (issue 5): ``Neighbours``, ``GraphFeatures`` and ``POCorrection``.
+"""Neighbour artifacts: ``Neighbours``, ``GraphFeatures`` and ``POCorrection``.
 
 Each task writes one folder below ``{out}/{dataset}/`` whose name is built from its significant parameters only:
 
@@ -147,7 +147,7 @@ class HoldoutParams:
 
     Artifacts computed from neighbours' labels take the hold-out of the model that reads them, so a validation
     survey's labels never reach a training survey's value and a validation survey is featurised from the training
-    split alone, as a test survey is from all training surveys (pitfalls.md #15; :attr:`glc.features.sets.FeatureSet.holdout`).
+    split alone, as a test survey is from all training surveys (pitfall 15 (docs/contributing.md); :attr:`glc.features.sets.FeatureSet.holdout`).
     """
 
     holdout_block_km = FloatParameter(default=0.0, description="validation hold-out block size in km (0: no hold-out)")

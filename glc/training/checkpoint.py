@@ -1,7 +1,7 @@
 """Atomic checkpoint files: a crash during a save never leaves a half-written ``*.ckpt``.
 
 Lightning's own ``TorchCheckpointIO`` writes through an fsspec transaction whose atomicity depends on the version
-(Lightning issue #19970). :class:`AtomicCheckpointIO` makes the guarantee explicit for local paths:
+(a known Lightning limitation). :class:`AtomicCheckpointIO` makes the guarantee explicit for local paths:
 
 1. serialise into a temporary file in the **same folder** (``.<name>.<random>.tmp`` - hidden, and never matching
    ``*.ckpt``), flush and ``fsync`` it;

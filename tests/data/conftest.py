@@ -1,4 +1,4 @@
-"""Fixtures for the GLC24 reader tests: the real sample files in ``../shared/data`` (read-only)."""
+"""Fixtures for the reader tests: the real sample files (``$GLC_REAL_DATA`` or ``data/real``; read-only)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from glc.data.layout import Layout
+from glc.eval.real import real_data_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED_DATA = real_data_dir()
 #: The real sample survey whose patch, Landsat cube and bioclim cube are all in the samples folder.
 SAMPLE_SURVEY = 1322301
 
@@ -17,7 +18,7 @@ SAMPLE_SURVEY = 1322301
 def shared_data() -> Path:
     """The shared real-data folder; tests that need it are skipped when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real GLC24 sample data not found at {SHARED_DATA} (expected the project's ../shared/data)")
+        pytest.skip(f"real GLC24 sample data not found at {SHARED_DATA} (set GLC_REAL_DATA or link the folder at data/real)")
     return SHARED_DATA
 
 

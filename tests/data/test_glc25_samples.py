@@ -1,4 +1,4 @@
-"""The real GLC25 sample files (``../shared/data/glc25-samples``): every file sits where :class:`Layout` puts it,
+"""The real GLC25 sample files (``glc25-samples`` of ``data/real`` or ``$GLC_REAL_DATA``): every file sits where :class:`Layout` puts it,
 and the readers return exactly what an independent read of the same bytes gives."""
 
 from __future__ import annotations

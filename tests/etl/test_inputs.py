@@ -131,7 +131,7 @@ def built_gfv(built):
     task = ModelInputs(data_root=built[0].data_root, out_root=str(out), features=["gfv"], seed=3)
     assert task.output().dir.name.endswith("-s3-gfv-k5")
     graph = task.requires()["gfv"]
-    # the GFV follows the table's own splits (pitfalls.md #15): its hold-out and the folds of its training split
+    # the GFV follows the table's own splits (pitfall 15 in docs/contributing.md): its hold-out and the folds of its training split
     assert isinstance(graph, GraphFeatures) and (graph.holdout_block_km, graph.holdout_fraction, graph.holdout_seed) == (10.0, 0.2, 3)
     assert (graph.n_folds, graph.block_km, graph.seed) == (5, 10.0, 3)
     res = luigi.build([task], local_scheduler=True, detailed_summary=True, workers=1)

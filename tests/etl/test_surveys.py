@@ -72,7 +72,7 @@ def test_written_artifact_is_sorted_and_flagged(spark, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# No silent loss (issue 11): line numbers, test rows, conflicting duplicates, the study area, BOM
+# No silent loss: line numbers, test rows, conflicting duplicates, the study area, BOM
 # ---------------------------------------------------------------------------------------------------------------
 def _append(path, line: str) -> None:
     with open(path, "a") as fh:

@@ -114,7 +114,7 @@ def _holdout_world(seed: int = 0):  # noqa: ANN202
 
 
 def test_gfv_with_the_models_hold_out_never_carries_validation_labels():
-    """pitfalls.md #15: with the model's hold-out, no training-split survey's GFV holds a validation survey's private
+    """pitfall 15 (docs/contributing.md): with the model's hold-out, no training-split survey's GFV holds a validation survey's private
     species, a validation survey's GFV comes from the training split only, the training folds are the k-fold
     trainer's (training_folds on the training split), and test surveys see every training survey. Without the
     hold-out (independent folds) validation labels do reach training features: the test can fail."""
