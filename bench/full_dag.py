@@ -518,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
             res = {"edition": a.edition, **res, "refused": refused}
         path = write_result(bench.result, res)
         _update_readme(render_table(res), bench)
+        from bench.pages import update_readme_table
+
+        update_readme_table()  # the README's best-per-family table reads full_dag.json
         return res, path
 
     steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]

@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         update_readme(table)
     else:
         update_readme(table, REPO / "docs" / f"{a.edition}.md", (f"<!-- leaderboard-{a.edition}:start -->", f"<!-- leaderboard-{a.edition}:end -->"))
+    from bench.pages import update_readme_table
+
+    update_readme_table()  # the README's best-per-family table reads this file
     print(table)
     if failures:
         print(f"FAILED: {failures}", file=sys.stderr)

@@ -142,3 +142,95 @@ def benchmarks_page(results: Path = RESULTS) -> str:
     ]
     out += [section(p, targets) for p in paths]
     return "\n".join(out)
+
+
+#: The README's results table sits between these markers (``python -m bench.pages --readme`` rewrites it).
+README_MARKS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def _load(name: str, results: Path) -> dict[str, Any] | None:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _best_by_family(rows: list[dict[str, Any]]) -> dict[str, tuple[str, float]]:
+    """``family -> (experiment, test sample-F1)`` of the best scored row of each family (the experiment file's
+    ``[wandb] group``; an experiment no longer in ``tasks/`` is left out)."""
+    from glc.config import TASKS_DIR, experiment_table
+
+    best: dict[str, tuple[str, float]] = {}
+    for r in rows:
+        score = r.get("test_sample_f1")
+        path = TASKS_DIR / f"{r['experiment']}.toml"
+        if score is None or not path.exists():
+            continue
+        family = experiment_table(str(path)).get("wandb", {}).get("group", "baselines")
+        if family not in best or score > best[family][1]:
+            best[family] = (r["experiment"], float(score))
+    return best
+
+
+def readme_table(results: Path = RESULTS) -> str:
+    """The README's small results table: the best experiment of each model family on the GLC24 demo world, the
+    full-scale GLC24 world and the GLC25 demo world (hidden test labels), each world's oracle, and the best models of
+    the real benchmark (spatial CV on the real GLC24 test surveys)."""
+    worlds = []  # (column title, {family: (experiment, score)}, oracle)
+    demo = _load("synth_leaderboard", results)
+    if demo:
+        worlds.append(("GLC24 demo world", _best_by_family(demo["experiments"]), demo.get("oracle_test_sample_f1")))
+    full = _load("full_dag", results)
+    if full:
+        synth = _load("synth", results) or {}
+        oracle = synth.get("results", {}).get("full", {}).get("oracle_sample_f1")
+        worlds.append(("GLC24 full world", _best_by_family(full["results"]["experiments"]), oracle))
+    glc25 = _load("synth_leaderboard_glc25", results)
+    if glc25:
+        worlds.append(("GLC25 demo world", _best_by_family(glc25["experiments"]), glc25.get("oracle_test_sample_f1")))
+    families = sorted({f for _, best, _ in worlds for f in best},
+                      key=lambda f: -max(best.get(f, ("", 0.0))[1] for _, best, _ in worlds))
+    lines = ["| model family | " + " | ".join(t for t, _, _ in worlds) + " |", "|---|" + "---|" * len(worlds)]
+    for f in families:
+        cells = [f"`{best[f][0]}` {best[f][1]:.3f}" if f in best else "—" for _, best, _ in worlds]
+        lines.append(f"| {f.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    lines.append("| *oracle (true probabilities)* | "
+                 + " | ".join(f"*{o:.3f}*" if o is not None else "—" for _, _, o in worlds) + " |")
+    out = "\n".join(lines) + "\n"
+    real = _load("real_cv", results)
+    if real:
+        best: dict[str, dict[str, Any]] = {}
+        for r in real["results"]:
+            if r["model"] not in best or r["sample_f1_mean"] > best[r["model"]]["sample_f1_mean"]:
+                best[r["model"]] = r
+        top = sorted(best.values(), key=lambda r: -r["sample_f1_mean"])[:3]
+        out += ("\nReal benchmark (5-fold spatial CV on the 4,716 real GLC24 test surveys and their released labels): "
+                + ", ".join(f"`{r['model']}` {r['sample_f1_mean']:.3f} ± {r['sample_f1_std']:.3f}" for r in top)
+                + " (malpolon's imagery ensemble: 0.2953).\n")
+    return out
+
+
+def update_readme_table(readme: Path = REPO / "README.md", results: Path = RESULTS) -> bool:
+    """Rewrite the README's results table from ``results``; returns whether the README changed."""
+    from bench.leaderboard import update_readme
+
+    before = readme.read_text(encoding="utf-8")
+    if not update_readme(readme_table(results), readme, marks=README_MARKS):
+        raise SystemExit(f"{readme} has no {README_MARKS[0]} ... {README_MARKS[1]} markers")
+    return readme.read_text(encoding="utf-8") != before
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.pages --readme`` rewrites the README's results table; without it, print the benchmarks page."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's results table from bench/results/")
+    a = ap.parse_args(argv)
+    if a.readme:
+        print("README.md " + ("updated" if update_readme_table() else "already up to date"))
+    else:
+        print(benchmarks_page())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     res = json.loads((task.output().dir / "result.json").read_text())
     res = merge_models("real_cv", res, chosen)
     path = write_result("real_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})
+    from bench.pages import update_readme_table
+
+    update_readme_table()  # the README's table names the real benchmark's best models
     (RESULTS / "real_cv.md").write_text(markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)"))
     best = res["models"][0]
     print(f"best: {best['model']} + {best['decoder']}: sample-F1 {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}")

@@ -136,3 +136,28 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
                          cwd=REPO, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((tmp_path / "search" / "search_index.json").read_text())["docs"]
+
+
+def test_the_readme_results_table_is_the_one_generated_from_bench_results() -> None:
+    from bench.pages import README_MARKS, readme_table
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = README_MARKS
+    assert start in text and end in text
+    current = text.split(start, 1)[1].split(end, 1)[0].strip()
+    assert current == readme_table().strip(), "the README's results table is stale: run python -m bench.pages --readme"
+
+
+def test_readme_table_takes_each_familys_best_and_the_oracles(tmp_path: Path) -> None:
+    from bench.pages import readme_table
+
+    rows = [{"experiment": "knn", "test_sample_f1": 0.4}, {"experiment": "gbm", "test_sample_f1": 0.5},
+            {"experiment": "rf", "test_sample_f1": 0.45}, {"experiment": "inception", "test_sample_f1": 0.2},
+            {"experiment": "gone-experiment", "test_sample_f1": 0.9}, {"experiment": "fusion"}]
+    (tmp_path / "synth_leaderboard.json").write_text(json.dumps({"experiments": rows, "oracle_test_sample_f1": 0.61}))
+    table = readme_table(tmp_path)
+    lines = table.splitlines()
+    assert lines[0] == "| model family | GLC24 demo world |"
+    assert lines[2] == "| trees | `gbm` 0.500 |"  # best family first
+    assert "| glc2020 | `rf` 0.450 |" in lines and "gone-experiment" not in table and "fusion" not in table
+    assert lines[-1] == "| *oracle (true probabilities)* | *0.610* |"
