@@ -123,6 +123,71 @@ def build_report(
     }
 
 
+def _n(v: Any) -> str:
+    """A count with thousands separators; anything else as text."""
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def survey_counts(d: dict[str, Any]) -> str:
+    """The report's survey counts as a sentence: per split, then the fit/validation split of the training surveys."""
+    by_split = d["surveys"] if isinstance(d["surveys"], dict) else {"all": d["surveys"]}
+    counts = " and ".join(f"{_n(n)} {split}" for split, n in sorted(by_split.items(), key=lambda kv: kv[0] != "train"))
+    return (f"{counts} surveys; fitted on {_n(d['n_train_fit'])}, validated on {_n(d['n_validation'])} "
+            f"(mean {d['mean_species_per_validation_survey']:.1f} species per validation survey)")
+
+
+def rejected_rows(bad: Any) -> list[str]:
+    """The SurveyTable's rejected-row counts (``bad_rows`` of its ``_SUCCESS``) as one sentence per split, with the
+    reasons and examples, and the train rows without species (dropped, counted apart)."""
+    if not isinstance(bad, dict):
+        return [f"rejected metadata rows: {_n(bad)}"]
+    out = []
+    for key in sorted(k for k in bad if k.endswith("_rows") and isinstance(bad[k], dict)):
+        r = bad[key]
+        split = key[: -len("_rows")]
+        text = f"{split} metadata: {_n(r.get('bad_rows', 0))} of {_n(r.get('total_rows', 0))} rows rejected"
+        reasons = r.get("by_reason") or {}
+        if reasons:
+            text += " (" + ", ".join(f"{_n(n)} {why}" for why, n in reasons.items()) + ")"
+        if r.get("examples"):
+            text += "; e.g. " + "; ".join(r["examples"][:3])
+        out.append(text)
+    if bad.get("empty_species_rows"):
+        text = f"train rows with an empty speciesId: {_n(bad['empty_species_rows'])} (dropped and counted"
+        if bad.get("surveys_without_species"):
+            text += f"; {_n(bad['surveys_without_species'])} surveys had no species left and were dropped"
+        out.append(text + ")")
+    return out
+
+
+#: How the decoder's settings read in the report (a key not listed here is shown under its own name).
+DECODER_FIELDS: dict[str, str] = {
+    "kind": "decoder", "method": "method", "k": "set size k", "k_min": "smallest set", "k_max": "largest set",
+    "threshold": "threshold", "theta": "threshold", "a": "calibration slope a", "b": "calibration intercept b",
+    "f1": "validation sample-F1 (all validation surveys)", "f1_uncorrected": "validation sample-F1 before calibration",
+}
+
+
+def decoder_settings(decoder: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fitted decoder's settings as (readable name, value) pairs; numbers to 4 significant decimals."""
+    rows = []
+    for k, v in decoder.items():
+        if k == "name" and v == decoder.get("kind"):
+            continue
+        value = f"{v:.4g}" if isinstance(v, float) else _n(v)
+        rows.append((DECODER_FIELDS.get(k, k.replace("_", " ")), value))
+    return rows
+
+
+def _holdout(rep: dict[str, Any]) -> str:
+    v = rep["config"]["validation"]
+    how = ("drawn toward the test surveys' locations (`test_like`, for a shifted test set)"
+           if v.get("scheme") == "test_like" else "drawn uniformly")
+    return (f"Hold-out: whole {v['block_km']:g} km blocks (EPSG:3035) {how}, {v['val_fraction']:.0%} of training "
+            f"surveys, seed {rep['config']['seed']}. The decoder is fitted on one half of the held-out blocks and scored "
+            "on the other, and vice versa.")
+
+
 def render_markdown(rep: dict[str, Any]) -> str:
     """Human-readable report."""
     v = rep["validation"]
@@ -133,9 +198,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
         "",
         "## Validation (spatial hold-out, cross-fitted decoder)",
         "",
-        f"Hold-out: whole {rep['config']['validation']['block_km']:g} km blocks (EPSG:3035), "
-        f"{rep['config']['validation']['val_fraction']:.0%} of training surveys, seed {rep['config']['seed']}. "
-        "The decoder is fitted on one half of the held-out blocks and scored on the other, and vice versa.",
+        _holdout(rep),
         "",
         "| model | decoder | sample-F1 | micro-P | micro-R | micro-F1 |",
         "|---|---|---|---|---|---|",
@@ -162,10 +225,14 @@ def render_markdown(rep: dict[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"- surveys: {d['surveys']}; fitted on {d['n_train_fit']}, validated on {d['n_validation']} "
-        f"(mean {d['mean_species_per_validation_survey']:.1f} species per validation survey)",
-        f"- rejected metadata rows: {d['bad_rows']}",
-        f"- decoder fitted on all validation surveys (used for the submission): `{rep['decoder']}`",
+        f"- {survey_counts(d)}",
+        *(f"- {line}" for line in rejected_rows(d["bad_rows"])),
+        "",
+        "## Decoder used for the submission (fitted on all validation surveys)",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in decoder_settings(rep["decoder"])),
         "",
     ]
     if rep.get("figures"):
@@ -307,10 +374,8 @@ def render_html(rep: dict[str, Any], figures: list[Figure], notes: list[str] = (
         parts += ["<h2>Decoders on the same validation scores</h2>",
                   _table(["decoder", "sample-F1", "micro-F1"], [[k, f"{r['sample_f1']:.4f}", f"{r['micro_f1']:.4f}"] for k, r in sorted(rep["decoders"].items(), key=lambda kv: -kv[1]["sample_f1"])])]
     d = rep["data"]
-    parts += ["<h2>Data</h2>", _table(["", ""], [
-        ["surveys", d["surveys"]], ["fitted on", d["n_train_fit"]], ["validated on", d["n_validation"]],
-        ["mean species per validation survey", f"{d['mean_species_per_validation_survey']:.1f}"], ["rejected metadata rows", d["bad_rows"]],
-    ])]
+    parts += ["<h2>Data</h2>", "<ul>" + "".join(f"<li>{escape(t)}</li>" for t in [survey_counts(d), *rejected_rows(d["bad_rows"])]) + "</ul>",
+              "<h2>Decoder used for the submission</h2>", _table(["setting", "value"], [list(r) for r in decoder_settings(rep["decoder"])])]
     parts.append("<h2>Figures</h2>")
     for f in figures:
         b64 = base64.b64encode(f.png).decode("ascii")

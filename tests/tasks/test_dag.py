@@ -47,6 +47,12 @@ def test_submission_is_valid_and_report_written(finished, fake_world):
     assert 0.0 < j["validation"]["sample_f1"] <= 1.0
     assert j["data"]["bad_rows"]["train_rows"]["bad_rows"] == 3  # tests.fakes.BAD_ROWS
     assert j["data"]["bad_rows"]["empty_species_rows"] == 1  # tests.fakes.EMPTY_SPECIES_ROW: counted, not bad
+    # counts and decoder settings read as sentences and tables, never as Python reprs
+    assert "{'" not in md and "': " not in md
+    assert "train metadata: 3 of " in md and "train rows with an empty speciesId: 1" in md
+    assert "| setting | value |" in md
+    html = (rep / "report.html").read_text()
+    assert "{&#x27;" not in html and "{'" not in html
 
 
 def test_second_run_does_no_work(finished):
