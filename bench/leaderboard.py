@@ -87,9 +87,9 @@ def score(name: str, world: Path, out_root: Path) -> dict[str, Any]:
 def pick_experiments(text: str, flag: str) -> list[str]:
     """The experiments named in ``text`` (comma-separated; empty = every ``tasks/*.toml``); an unknown name exits
     naming ``flag`` and the known ones."""
-    from glc.config import TASKS_DIR
+    from glc.config import tasks_dir
 
-    known = sorted(p.stem for p in TASKS_DIR.glob("*.toml"))
+    known = sorted(p.stem for p in tasks_dir().glob("*.toml"))
     names = [n.strip() for n in text.split(",") if n.strip()] or known
     bad = [n for n in names if n not in known]
     if bad:
@@ -140,7 +140,7 @@ def update_readme(table: str, readme: Path = RESULTS_DOC, marks: tuple[str, str]
 def main(argv: list[str] | None = None) -> int:
     """Run the leaderboard and write the results."""
     from bench.common import RESULTS, machine, repo_relative
-    from glc.config import TASKS_DIR
+    from glc.config import tasks_dir
     from glc.io import write_json
     from glc.synth import generate_world
     from glc.synth.oracle import oracle_sample_f1
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "" if glc24 else f"_{a.edition}"
     a.world = a.world or REPO / "data" / "synthetic" / world_dir_name(a.edition, "demo", 0)
     a.out_root = a.out_root or REPO / "out-bench" / ("leaderboard" if glc24 else f"leaderboard-{a.edition}")
-    known = sorted(p.stem for p in TASKS_DIR.glob("*.toml"))
+    known = sorted(p.stem for p in tasks_dir().glob("*.toml"))
     names = pick_experiments(a.only, "--only")
     if not (a.world / "_SUCCESS").exists():
         generate_world(a.world, scale="demo", seed=0, flavour="kaggle" if glc24 else a.edition)

@@ -156,12 +156,12 @@ def _load(name: str, results: Path) -> dict[str, Any] | None:
 def _best_by_family(rows: list[dict[str, Any]]) -> dict[str, tuple[str, float]]:
     """``family -> (experiment, test sample-F1)`` of the best scored row of each family (the experiment file's
     ``[wandb] group``; an experiment no longer in ``tasks/`` is left out)."""
-    from glc.config import TASKS_DIR, experiment_table
+    from glc.config import experiment_table, tasks_dir
 
     best: dict[str, tuple[str, float]] = {}
     for r in rows:
         score = r.get("test_sample_f1")
-        path = TASKS_DIR / f"{r['experiment']}.toml"
+        path = tasks_dir() / f"{r['experiment']}.toml"
         if score is None or not path.exists():
             continue
         family = experiment_table(str(path)).get("wandb", {}).get("group", "baselines")

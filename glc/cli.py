@@ -14,6 +14,7 @@ Subcommands::
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 from pathlib import Path
@@ -245,6 +246,8 @@ def _add_roots(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="python -m glc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks-dir", default=None, metavar="DIR",
+                   help="folder of the experiment files (default: $GLC_TASKS_DIR, else ./tasks, else the checkout's tasks/)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("score", help="score a submission against a solution file")
@@ -308,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
+    if args.tasks_dir:  # every experiment lookup (and Luigi tasks started from here) reads the variable
+        os.environ["GLC_TASKS_DIR"] = args.tasks_dir
     from glc.config import ConfigError
     from glc.data.errors import DataError
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,10 +34,48 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+#: The source checkout glc runs from (an installed glc's ``site-packages`` parent has no ``tasks/`` or ``conf/``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TASKS_DIR = REPO_ROOT / "tasks"
-#: Encoder files (``tasks/encoders/<name>.toml``): the self-supervised encoders of :mod:`glc.tasks.pretrain`.
-ENCODERS_DIR = TASKS_DIR / "encoders"
+#: Environment variables naming the experiment folder and the runtime-configuration folder.
+TASKS_ENV, CONF_ENV = "GLC_TASKS_DIR", "GLC_CONF_DIR"
+
+
+def _project_dir(name: str, env: str) -> Path | None:
+    """``$env`` (must exist), else ``./<name>`` of the working directory, else the source checkout's ``<name>``."""
+    if os.environ.get(env):
+        p = Path(os.environ[env])
+        if not p.is_dir():
+            raise ConfigError(f"{env}={os.environ[env]}: not a folder; point it at a folder of {name}/ files")
+        return p
+    for p in (Path.cwd() / name, REPO_ROOT / name):
+        if p.is_dir():
+            return p
+    return None
+
+
+def tasks_dir() -> Path:
+    """The folder of the experiment files: ``$GLC_TASKS_DIR`` (``--tasks-dir`` of the CLI), else ``tasks/`` of the
+    working directory, else the source checkout's ``tasks/``.
+
+    Raises:
+        ConfigError: when none exists (an installed glc run outside a project folder), saying what to do.
+    """
+    p = _project_dir("tasks", TASKS_ENV)
+    if p is None:
+        raise ConfigError(f"no experiment folder: run from a folder with tasks/<name>.toml files, pass --tasks-dir DIR "
+                          f"or set {TASKS_ENV}=DIR (the source checkout's tasks/ holds every reference experiment)")
+    return p
+
+
+def conf_dir() -> Path | None:
+    """The runtime-configuration folder (``luigi.cfg``, ``spark-defaults.conf``, ``logging.cfg``): ``$GLC_CONF_DIR``,
+    else ``conf/`` of the working directory, else the source checkout's; None when there is none (built-in defaults)."""
+    return _project_dir("conf", CONF_ENV)
+
+
+def encoders_dir() -> Path:
+    """Encoder files (``tasks/encoders/<name>.toml``): the self-supervised encoders of :mod:`glc.tasks.pretrain`."""
+    return tasks_dir() / "encoders"
 
 __all__ = [
     "SCHEMA",
@@ -233,7 +272,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def experiment_path(name_or_path: str) -> Path:
     """Map an experiment name (``frequency``) or a path to its TOML file."""
-    return _toml_path(name_or_path, TASKS_DIR, "experiment")
+    return _toml_path(name_or_path, tasks_dir(), "experiment")
 
 
 def experiment_table(name_or_path: str) -> dict[str, Any]:
@@ -380,7 +419,7 @@ def resolve_encoder(overrides: Mapping[str, Any] | None = None, source: str = "<
 
 def encoder_path(name_or_path: str) -> Path:
     """Map an encoder name (``tile2vec``) or a path to its TOML file."""
-    return _toml_path(name_or_path, ENCODERS_DIR, "encoder")
+    return _toml_path(name_or_path, encoders_dir(), "encoder")
 
 
 def load_encoder_config(name_or_path: str) -> dict[str, Any]:

@@ -94,38 +94,39 @@ def experiment_header(path: Path) -> str:
     return " ".join(t for t in lines if t)
 
 
-def experiments_by_kind(tasks_dir: Path | None = None) -> dict[str, list[tuple[str, str]]]:
-    """``model.kind -> [(experiment name, header comment)]`` of the experiment files in ``tasks_dir``."""
-    from glc.config import TASKS_DIR, experiment_table
+def experiments_by_kind(folder: Path | None = None) -> dict[str, list[tuple[str, str]]]:
+    """``model.kind -> [(experiment name, header comment)]`` of the experiment files in ``folder`` (default
+    :func:`glc.config.tasks_dir`)."""
+    from glc.config import experiment_table, tasks_dir
 
     out: dict[str, list[tuple[str, str]]] = {}
-    for path in sorted((tasks_dir or TASKS_DIR).glob("*.toml")):
+    for path in sorted((folder or tasks_dir()).glob("*.toml")):
         table = experiment_table(str(path))
         kind = table.get("model", {}).get("kind", "frequency")
         out.setdefault(kind, []).append((path.stem, experiment_header(path)))
     return out
 
 
-def _features_read(spec: Any, tasks: list[tuple[str, str]], tasks_dir: Path | None) -> str:
+def _features_read(spec: Any, tasks: list[tuple[str, str]], folder: Path | None) -> str:
     """The feature sets a kind reads with its defaults and in each of its experiments."""
-    from glc.config import TASKS_DIR, load_experiment
+    from glc.config import load_experiment, tasks_dir
     from glc.params import defaults_of
 
     seen: dict[str, None] = {}
     for name in spec.features({"kind": spec.kind, **defaults_of(dict(spec.params))}):
         seen[name] = None
     for name, _ in tasks:
-        cfg = load_experiment(str((tasks_dir or TASKS_DIR) / f"{name}.toml"))
+        cfg = load_experiment(str((folder or tasks_dir()) / f"{name}.toml"))
         for f in spec.features(cfg["model"]):
             seen[f] = None
     return ", ".join(f"`{f}`" for f in seen) or "none besides `location` and `meta`"
 
 
-def model_catalogue(tasks_dir: Path | None = None) -> str:
+def model_catalogue(folder: Path | None = None) -> str:
     """The experiments-and-models page: every registered model kind, then every encoder kind."""
     from glc.models.registry import encoder_kinds, get_encoder, get_model, model_kinds
 
-    by_kind = experiments_by_kind(tasks_dir)
+    by_kind = experiments_by_kind(folder)
     out = [
         "# Experiments and models\n",
         "Generated from the model registry (`glc.models.registry`) and the experiment files in `tasks/` when the site "
@@ -149,7 +150,7 @@ def model_catalogue(tasks_dir: Path | None = None) -> str:
         how = ("fitted in memory on the survey table" if spec.runner == "memory"
                else "a network trained by Lightning on the `ModelInputs` table")
         out.append(f"* **Runs**: {how}; validation metric `{spec.monitor}` ({spec.monitor_mode}).")
-        out.append(f"* **Reads**: {_features_read(spec, tasks, tasks_dir)}.")
+        out.append(f"* **Reads**: {_features_read(spec, tasks, folder)}.")
         for name, header in tasks:
             out.append(f"* **Experiment `{name}`**: {header or 'no description in its file'}")
         if not tasks:

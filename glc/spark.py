@@ -19,12 +19,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONF_FILE = Path(__file__).resolve().parent.parent / "conf" / "spark-defaults.conf"
+def default_conf_file() -> Path | None:
+    """``spark-defaults.conf`` of the runtime-configuration folder (:func:`glc.config.conf_dir`), if any."""
+    from glc.config import conf_dir
+
+    folder = conf_dir()
+    return folder / "spark-defaults.conf" if folder is not None else None
 
 
-def read_spark_conf(path: str | Path = CONF_FILE) -> dict[str, str]:
+def read_spark_conf(path: str | Path | None = None) -> dict[str, str]:
     """Parse a ``spark-defaults.conf``-style file (``key value`` per line, ``#`` comments)."""
     conf: dict[str, str] = {}
+    path = path if path is not None else default_conf_file()
+    if path is None:
+        return conf
     p = Path(path)
     if not p.exists():
         return conf
@@ -41,7 +49,7 @@ def read_spark_conf(path: str | Path = CONF_FILE) -> dict[str, str]:
 
 def resolved_spark_conf() -> dict[str, str]:
     """The Spark settings glc will use: the conf file, then ``GLC_SPARK_MASTER`` and ``GLC_SPARK_CONF``."""
-    conf = read_spark_conf(os.environ.get("GLC_SPARK_CONF_FILE", CONF_FILE))
+    conf = read_spark_conf(os.environ.get("GLC_SPARK_CONF_FILE") or None)
     if os.environ.get("GLC_SPARK_MASTER"):
         conf["spark.master"] = os.environ["GLC_SPARK_MASTER"]
     for item in filter(None, os.environ.get("GLC_SPARK_CONF", "").split(",")):

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from glc.config import SCHEMA, TASKS_DIR, ConfigError, config_hash, load_experiment, resolve
+from glc.config import SCHEMA, ConfigError, tasks_dir, config_hash, load_experiment, resolve
 from glc.models.registry import get_model, model_kinds
 
 
 def test_every_experiment_file_resolves():
-    files = sorted(TASKS_DIR.glob("*.toml"))
+    files = sorted(tasks_dir().glob("*.toml"))
     assert files, "tasks/ must hold at least one experiment"
     for f in files:
         cfg = load_experiment(str(f))

@@ -1,7 +1,8 @@
 """The glc Luigi DAG: ``luigi --module glc.tasks Submission --local-scheduler``.
 
-Importing this module registers every task. When ``LUIGI_CONFIG_PATH`` is not set, ``conf/luigi.cfg`` of the
-repository is added to Luigi's config path, so the ``[retcode]`` section (non-zero exit on failure) and the
+Importing this module registers every task. When ``LUIGI_CONFIG_PATH`` is not set, ``luigi.cfg`` of the
+runtime-configuration folder (:func:`glc.config.conf_dir`: ``$GLC_CONF_DIR``, ``./conf`` or the checkout's ``conf/``)
+is added to Luigi's config path, so the ``[retcode]`` section (non-zero exit on failure) and the
 ``[paths]`` defaults apply however the command is started.
 """
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import luigi.configuration
 
-_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from glc.config import conf_dir  # noqa: E402
+
+_CONF_DIR = conf_dir() or Path(os.devnull)  # $GLC_CONF_DIR, ./conf or the source checkout's conf/
 if not os.environ.get("LUIGI_CONFIG_PATH") and (_CONF_DIR / "luigi.cfg").exists():
     luigi.configuration.add_config_path(str(_CONF_DIR / "luigi.cfg"))
 if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists():
