@@ -30,7 +30,12 @@ def machine() -> dict[str, Any]:
     """Cores, RAM and platform of this machine (every result JSON carries it)."""
     import psutil
 
-    return {"cores": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "platform": platform.platform(), "python": platform.python_version()}
+    return {
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def write_result(name: str, results: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
@@ -65,7 +70,9 @@ def merge_models(name: str, result: dict[str, Any], rerun: dict[str, Any] | None
     if rerun is None or not path.exists():
         return result
     old = json.loads(path.read_text())
-    if {k: v for k, v in old.get("protocol", {}).items() if k != "dataset"} != {k: v for k, v in result["protocol"].items() if k != "dataset"}:
+    if {k: v for k, v in old.get("protocol", {}).items() if k != "dataset"} != {
+        k: v for k, v in result["protocol"].items() if k != "dataset"
+    }:
         return result
     rows = [r for r in old.get("models", []) if r["model"] not in rerun] + result["models"]
     rows.sort(key=lambda r: -r["sample_f1_mean"])

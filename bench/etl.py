@@ -160,7 +160,7 @@ def _fresh_process(fn: Any, *args: Any) -> Any:
 class _PeakRSS:
     """Largest RSS sum of this process and its children (JVM, Python workers), sampled every 0.1 s in a thread."""
 
-    def __enter__(self) -> "_PeakRSS":
+    def __enter__(self) -> _PeakRSS:
         import threading
 
         import psutil
@@ -235,13 +235,17 @@ def bench_raster_tiles(spark: Any, work: Path, n_sites: int, n_ref: int, cores: 
     t0 = time.perf_counter()
     write_raster_tiles(spark, warm_layout, warm, work / "warm_tiles", "human_footprint", k=8, tile_size=128)
     warm_seconds = time.perf_counter() - t0
-    seconds, summary, peak = _timed(lambda: write_raster_tiles(spark, layout, surveys, work / "tiles", "human_footprint", k=8, tile_size=128))
+    seconds, summary, peak = _timed(
+        lambda: write_raster_tiles(spark, layout, surveys, work / "tiles", "human_footprint", k=8, tile_size=128)
+    )
     assert summary["n_written"] == n_sites, summary
     spark_rate = n_sites / seconds / cores
 
     means = [float(m) for m in summary["global_means"].values()]
     pick = sites.iloc[np.random.default_rng(1).choice(n_sites, n_ref, replace=False)]
-    ref_seconds, ref = _fresh_process(_reference_rate, str(raster), pick["lon"].to_numpy(), pick["lat"].to_numpy(), means)
+    ref_seconds, ref = _fresh_process(
+        _reference_rate, str(raster), pick["lon"].to_numpy(), pick["lat"].to_numpy(), means
+    )
     core_seconds = _fresh_process(
         _core_rate, str(raster), sites["surveyId"].to_numpy(), sites["lon"].to_numpy(), sites["lat"].to_numpy(), means
     )
@@ -279,7 +283,10 @@ def bench_raster_tiles(spark: Any, work: Path, n_sites: int, n_ref: int, cores: 
 
 
 def _patch_files(layout: Any, sites: pd.DataFrame) -> list[tuple[str, str]]:
-    return [(str(layout.patch_path(sp, int(i), "rgb")), str(layout.patch_path(sp, int(i), "nir"))) for i, sp in zip(sites["surveyId"], sites["split"])]
+    return [
+        (str(layout.patch_path(sp, int(i), "rgb")), str(layout.patch_path(sp, int(i), "nir")))
+        for i, sp in zip(sites["surveyId"], sites["split"])
+    ]
 
 
 def _read_only(paths: list[tuple[str, str]]) -> float:
@@ -293,7 +300,9 @@ def _read_only(paths: list[tuple[str, str]]) -> float:
     return time.perf_counter() - t0
 
 
-def _patch_run(spark: Any, layout: Any, sites: pd.DataFrame, work: Path, name: str, n_limit: int, cores: int) -> dict[str, Any]:
+def _patch_run(
+    spark: Any, layout: Any, sites: pd.DataFrame, work: Path, name: str, n_limit: int, cores: int
+) -> dict[str, Any]:
     """PatchTiles end to end on ``sites`` vs the plain decode + DCT loop on (a subsample of) the same files.
 
     The limit runs first (after the files were written, like the Spark job), then a bytes-only read of another
@@ -304,7 +313,7 @@ def _patch_run(spark: Any, layout: Any, sites: pd.DataFrame, work: Path, name: s
     rng = np.random.default_rng(4)
     picks = rng.permutation(len(sites))
     pick = sites.iloc[np.sort(picks[: min(n_limit, len(sites))])]
-    other = sites.iloc[np.sort(picks[-min(n_limit, len(sites)):])]
+    other = sites.iloc[np.sort(picks[-min(n_limit, len(sites)) :])]
     limit_seconds = _fresh_process(_patch_limit, _patch_files(layout, pick), 8)
     read_seconds = _fresh_process(_read_only, _patch_files(layout, other))
     surveys = _survey_parquet(spark, sites, work / f"{name}_sites.parquet")
@@ -372,12 +381,18 @@ def bench_po_patches(spark: Any, work: Path, n: int, n_limit: int, cores: int) -
     sites = _sites(n, _europe_box(), 1, 1, seed=6).assign(split="po")
     years = np.random.default_rng(7).integers(2017, 2022, n)
     t0 = time.perf_counter()
-    chunks = [(str(layout.root), sites["surveyId"].to_numpy()[a : a + 5000], years[a : a + 5000], 6) for a in range(0, n, 5000)]
+    chunks = [
+        (str(layout.root), sites["surveyId"].to_numpy()[a : a + 5000], years[a : a + 5000], 6)
+        for a in range(0, n, 5000)
+    ]
     with ProcessPoolExecutor(max_workers=cores, mp_context=mp.get_context("spawn")) as ex:
         done = sum(ex.map(_render_po, chunks))
     assert done == n
     gen = time.perf_counter() - t0
-    return {**_patch_run(spark, layout, sites, work, "po_patch", n_limit, cores), "po_patch_generation_seconds": round(gen, 3)}
+    return {
+        **_patch_run(spark, layout, sites, work, "po_patch", n_limit, cores),
+        "po_patch_generation_seconds": round(gen, 3),
+    }
 
 
 def bench_cubes(spark: Any, work: Path, n: int, cores: int) -> dict[str, Any]:
@@ -391,7 +406,10 @@ def bench_cubes(spark: Any, work: Path, n: int, cores: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     write_cube_files(layout, sites, make_cubes(sites, seed=3))
     gen = time.perf_counter() - t0
-    paths = [(str(layout.cube_path(sp, "landsat", int(i))), str(layout.cube_path(sp, "bioclim", int(i)))) for i, sp in zip(sites["surveyId"], sites["split"])]
+    paths = [
+        (str(layout.cube_path(sp, "landsat", int(i))), str(layout.cube_path(sp, "bioclim", int(i))))
+        for i, sp in zip(sites["surveyId"], sites["split"])
+    ]
     limit_seconds = _fresh_process(_cube_limit, paths, 64)  # first, like the patches: same page-cache state
     surveys = _survey_parquet(spark, sites, work / "cube_sites.parquet")
     warm = _survey_parquet(spark, sites.iloc[:200], work / "cube_warm.parquet")
@@ -432,7 +450,10 @@ def projection(r: dict[str, Any]) -> dict[str, Any]:
         "raster_tiles_14_rasters": (PO_SITES * N_RASTERS, r["raster_tiles_per_s_per_core"]),
         "cube_features": (PO_SITES, r["cube_surveys_per_s_per_core"]),
     }
-    out = {name: {f"hours_{c}_cores": round(units / (rate * c) / 3600, 2) for c in (2, 16)} for name, (units, rate) in work.items()}
+    out = {
+        name: {f"hours_{c}_cores": round(units / (rate * c) / 3600, 2) for c in (2, 16)}
+        for name, (units, rate) in work.items()
+    }
     out["note"] = (
         f"{PO_SITES:,} PO sites ({N_RASTERS} single-band rasters for the tiles) at the per-core end-to-end rates measured in "
         "this run, assuming linear scaling in cores; not measured on 16 cores"
@@ -470,7 +491,11 @@ def main(argv: list[str] | None = None) -> int:
         spark.range(1).count()
         startup = time.perf_counter() - t0
         cores = int(spark.sparkContext.defaultParallelism)
-        results: dict[str, Any] = {"spark_master": spark.sparkContext.master, "spark_cores": cores, "spark_startup_seconds": round(startup, 3)}
+        results: dict[str, Any] = {
+            "spark_master": spark.sparkContext.master,
+            "spark_cores": cores,
+            "spark_startup_seconds": round(startup, 3),
+        }
         log.info("RasterTiles: %d sites", n_sites)
         results.update(bench_raster_tiles(spark, work, n_sites, n_ref, cores))
         log.info("PatchTiles (PA): %d surveys", n_patches)
@@ -480,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("PatchTiles (PO): %d sites", n_po)
         results.update(bench_po_patches(spark, work, n_po, n_po_limit, cores))
         results["po_scale_projection"] = projection(results)
-        ratios = {k: results[k] for k in ("raster_tiles_vs_limit", "patch_vs_limit", "po_patch_vs_limit", "cube_vs_limit")}
+        ratios = {
+            k: results[k] for k in ("raster_tiles_vs_limit", "patch_vs_limit", "po_patch_vs_limit", "cube_vs_limit")
+        }
         results["goal_vs_limit"] = 0.5
         results["goal_met"] = bool(min(ratios.values()) >= 0.5)
         results["quick"] = bool(a.quick)
@@ -490,10 +517,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {path}")
-    for k in ("raster_tiles_per_s_per_core", "raster_tiles_limit_per_s", "raster_tiles_vs_limit", "patch_per_s_per_core",
-              "patch_limit_per_s", "patch_vs_limit", "po_patch_per_s_per_core", "po_patch_limit_per_s", "po_patch_vs_limit",
-              "po_patch_vs_limit_total", "po_patch_read_only_per_s",
-              "cube_surveys_per_s_per_core", "cube_limit_per_s", "cube_vs_limit", "goal_met"):
+    for k in (
+        "raster_tiles_per_s_per_core",
+        "raster_tiles_limit_per_s",
+        "raster_tiles_vs_limit",
+        "patch_per_s_per_core",
+        "patch_limit_per_s",
+        "patch_vs_limit",
+        "po_patch_per_s_per_core",
+        "po_patch_limit_per_s",
+        "po_patch_vs_limit",
+        "po_patch_vs_limit_total",
+        "po_patch_read_only_per_s",
+        "cube_surveys_per_s_per_core",
+        "cube_limit_per_s",
+        "cube_vs_limit",
+        "goal_met",
+    ):
         print(f"  {k}: {results[k]}")
     print(f"  po_scale_projection: {results['po_scale_projection']}")
     return 0

@@ -29,16 +29,27 @@ def run_task(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     from bench.synth import _tree_rss
 
     t0 = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "luigi", "--module", "glc.tasks", *args, "--local-scheduler"], cwd=REPO, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "luigi", "--module", "glc.tasks", *args, "--local-scheduler"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc = psutil.Process(child.pid)
     peak = 0
     while child.poll() is None:
         peak = max(peak, _tree_rss(proc))
         time.sleep(0.5)
     err = child.stderr.read() if child.stderr else ""
-    return {"task": " ".join(args), "seconds": round(time.perf_counter() - t0, 1), "peak_rss_gb": round(peak / 2**30, 2),
-            "returncode": child.returncode, **({"stderr_tail": err[-2000:]} if child.returncode else {})}
+    return {
+        "task": " ".join(args),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_gb": round(peak / 2**30, 2),
+        "returncode": child.returncode,
+        **({"stderr_tail": err[-2000:]} if child.returncode else {}),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0"}
     common = ["--data-root", a.data_root, "--out-root", a.out_root]
-    tasks = [["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]] + [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)]
+    tasks = [["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]] + [
+        ["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)
+    ]
     rows = []
     for t in tasks:
         r = run_task([*t, *common], env)
@@ -65,10 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     n = None
     for p in summary_path.glob("*/surveys/_SUCCESS"):
         n = json.loads(p.read_text()).get("surveys")
-    res = {"data_root": a.data_root, "surveys": n, "tasks": rows, "total_seconds": round(sum(r["seconds"] for r in rows), 1),
-           "max_peak_rss_gb": max(r["peak_rss_gb"] for r in rows), "budget_gb": 16, "all_ok": all(r["returncode"] == 0 for r in rows)}
+    res = {
+        "data_root": a.data_root,
+        "surveys": n,
+        "tasks": rows,
+        "total_seconds": round(sum(r["seconds"] for r in rows), 1),
+        "max_peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
+        "budget_gb": 16,
+        "all_ok": all(r["returncode"] == 0 for r in rows),
+    }
     path = write_result("etl_full", res)
-    print(f"total {res['total_seconds']} s, max peak RSS {res['max_peak_rss_gb']} GB, all ok: {res['all_ok']}; wrote {path}")
+    print(
+        f"total {res['total_seconds']} s, max peak RSS {res['max_peak_rss_gb']} GB, all ok: {res['all_ok']}; wrote {path}"
+    )
     return 0 if res["all_ok"] else 1
 
 

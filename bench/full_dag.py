@@ -82,10 +82,16 @@ class EditionBench:
 #: One row per edition. GLC24's goal (neighbours, kNN, the geolocation MLP in 2 h) dates from the first full run;
 #: GLC25's is ETL + kNN + the gbm re-ranker under the same 2 h / 16 GB budget.
 BENCHES = {
-    "glc24": EditionBench("full_dag", REPO / "docs" / "results.md", README_MARKS, GOAL_EXPERIMENTS, "synth_leaderboard"),
-    "glc25": EditionBench("full_dag_glc25", REPO / "docs" / "glc25.md",
-                          ("<!-- full-dag-glc25:start -->", "<!-- full-dag-glc25:end -->"), ("frequency", "knn", "gbm"),
-                          "synth_leaderboard_glc25"),
+    "glc24": EditionBench(
+        "full_dag", REPO / "docs" / "results.md", README_MARKS, GOAL_EXPERIMENTS, "synth_leaderboard"
+    ),
+    "glc25": EditionBench(
+        "full_dag_glc25",
+        REPO / "docs" / "glc25.md",
+        ("<!-- full-dag-glc25:start -->", "<!-- full-dag-glc25:end -->"),
+        ("frequency", "knn", "gbm"),
+        "synth_leaderboard_glc25",
+    ),
 }
 
 
@@ -136,8 +142,14 @@ def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: fl
         busy0 = busy()
         cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> last seen user + system seconds
         t0 = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "bench.full_dag", "--child", timings.as_posix(), "--", *step], cwd=REPO,
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.full_dag", "--child", timings.as_posix(), "--", *step],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         proc = psutil.Process(child.pid)
         peak, timed_out = 0, False
         import threading
@@ -172,10 +184,16 @@ def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: fl
         wall = time.perf_counter() - t0
         busy1 = busy()
         tasks = json.loads(timings.read_text())["tasks"] if timings.exists() else []
-    row = {"step": " ".join(step), "seconds": round(wall, 1), "peak_rss_gb": round(peak / 2**30, 2),
-           "cpu_seconds": round(sum(cpu.values()), 1),
-           "machine_busy_cpu_seconds": round(busy1 - busy0, 1), "returncode": child.returncode, "tasks": tasks,
-           "out_root_gb_after": round(dir_bytes(out_root) / 2**30, 2)}
+    row = {
+        "step": " ".join(step),
+        "seconds": round(wall, 1),
+        "peak_rss_gb": round(peak / 2**30, 2),
+        "cpu_seconds": round(sum(cpu.values()), 1),
+        "machine_busy_cpu_seconds": round(busy1 - busy0, 1),
+        "returncode": child.returncode,
+        "tasks": tasks,
+        "out_root_gb_after": round(dir_bytes(out_root) / 2**30, 2),
+    }
     if timed_out:
         row["timed_out_after_s"] = timeout_s
     if child.returncode != 0:
@@ -198,7 +216,11 @@ def experiment_order(names: list[str], bench: EditionBench = BENCHES["glc24"]) -
     train them inside its own step and their time would be billed to it).
     """
     path = REPO / "bench" / "results" / f"{bench.leaderboard}.json"
-    demo = {r["experiment"]: r.get("wall_seconds") for r in json.loads(path.read_text())["experiments"]} if path.exists() else {}
+    demo = (
+        {r["experiment"]: r.get("wall_seconds") for r in json.loads(path.read_text())["experiments"]}
+        if path.exists()
+        else {}
+    )
     goal = [n for n in bench.goal if n in names]
     rest = sorted((n for n in names if n not in goal), key=lambda n: (demo.get(n) is None, demo.get(n) or 0, n))
     ordered: list[str] = []
@@ -266,9 +288,11 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
         if lost:
             which = ", ".join(str(i) for i in lost)
             also = "" if resumed else " also"
-            how += (f"; attempt {which} of {len(earlier) + 1}{also} started over, its checkpoint not in the out-root"
-                    if len(lost) == 1 else
-                    f"; attempts {which} of {len(earlier) + 1}{also} started over, their checkpoints not in the out-root")
+            how += (
+                f"; attempt {which} of {len(earlier) + 1}{also} started over, its checkpoint not in the out-root"
+                if len(lost) == 1
+                else f"; attempts {which} of {len(earlier) + 1}{also} started over, their checkpoints not in the out-root"
+            )
         text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, {how})"
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
@@ -298,10 +322,14 @@ def outcome(row: dict[str, Any]) -> str:
     if kind == "scored":
         total = row.get("seconds_all_attempts", row["seconds"])
         attempts = len(row.get("earlier_attempts", [])) + 1
-        return f"test sample-F1 {row['test_sample_f1']:.4f}, {total} s" + (f" over {attempts} attempts" if attempts > 1 else "")
+        return f"test sample-F1 {row['test_sample_f1']:.4f}, {total} s" + (
+            f" over {attempts} attempts" if attempts > 1 else ""
+        )
     if kind == "timed_out":
-        return (f"stopped by the step timeout after {row['seconds']} s (a later --merge on the same out-root resumes "
-                "from its last checkpoint)")
+        return (
+            f"stopped by the step timeout after {row['seconds']} s (a later --merge on the same out-root resumes "
+            "from its last checkpoint)"
+        )
     return f"FAILED (exit {row.get('returncode')})"
 
 
@@ -327,8 +355,10 @@ def render_table(res: dict[str, Any]) -> str:
             peak = f"{max(_peaks(r)):.2f} GB (in an earlier attempt; this one {r['peak_rss_gb']:.2f} GB)"
         cpu = f"{r['cpu_seconds']:.0f} / {r['machine_busy_cpu_seconds']:.0f}" if "cpu_seconds" in r else "not recorded"
         if any("cpu_seconds" in e for e in earlier):
-            cpu += (f" (+{sum(e.get('cpu_seconds', 0.0) for e in earlier):.0f} / "
-                    f"{sum(e.get('machine_busy_cpu_seconds', 0.0) for e in earlier):.0f} earlier)")
+            cpu += (
+                f" (+{sum(e.get('cpu_seconds', 0.0) for e in earlier):.0f} / "
+                f"{sum(e.get('machine_busy_cpu_seconds', 0.0) for e in earlier):.0f} earlier)"
+            )
         return f"{_wall(r, ran_elsewhere)} | {peak} | {cpu} |"
 
     for r in res.get("etl", []):
@@ -337,7 +367,9 @@ def render_table(res: dict[str, Any]) -> str:
         lines.append(f"| {name}{status} | {cells(r)}")
     for r in res.get("etl_rebuilds", []):  # not the ETL's figures: a later run's out-root lacked these artifacts
         status = "" if r["returncode"] == 0 else f" FAILED (exit {r['returncode']})"
-        lines.append(f"| {_step_name(r)}{status}, rebuilt by run {r['invocation']} (its out-root lacked it) | {cells(r)}")
+        lines.append(
+            f"| {_step_name(r)}{status}, rebuilt by run {r['invocation']} (its out-root lacked it) | {cells(r)}"
+        )
     for r in sorted(res.get("experiments", []), key=lambda r: not r.get("goal")):  # the goal's experiments first
         name, kind = f"`{r['experiment']}`", _outcome_kind(r)
         if kind == "not_run":
@@ -351,9 +383,20 @@ def render_table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str, Any]], *, merge: bool, etl_ok: bool,
-             data_root: str, n_surveys: int | None, seconds: float, out_root_gb: float,
-             rebuilds: Sequence[dict[str, Any]] = (), bench: EditionBench = BENCHES["glc24"]) -> dict[str, Any]:
+def assemble(
+    old: dict[str, Any],
+    etl: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    *,
+    merge: bool,
+    etl_ok: bool,
+    data_root: str,
+    n_surveys: int | None,
+    seconds: float,
+    out_root_gb: float,
+    rebuilds: Sequence[dict[str, Any]] = (),
+    bench: EditionBench = BENCHES["glc24"],
+) -> dict[str, Any]:
     """The ``results`` object of ``full_dag.json`` from the ETL rows and the experiment rows so far.
 
     With ``merge`` the earlier run's (``old``) experiment rows stay except those ``rows`` replace, and a row whose
@@ -374,14 +417,29 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
         for r in rows:
             prev = before.get(r["experiment"], {})
             if "returncode" in r and prev.get("timed_out_after_s") is not None:
-                r["earlier_attempts"] = [*prev.get("earlier_attempts", []), {k: prev[k] for k in ("seconds", "cpu_seconds",
-                                         "machine_busy_cpu_seconds", "peak_rss_gb", "timed_out_after_s", "tasks",
-                                         "checkpoint_at_start") if k in prev}]
+                r["earlier_attempts"] = [
+                    *prev.get("earlier_attempts", []),
+                    {
+                        k: prev[k]
+                        for k in (
+                            "seconds",
+                            "cpu_seconds",
+                            "machine_busy_cpu_seconds",
+                            "peak_rss_gb",
+                            "timed_out_after_s",
+                            "tasks",
+                            "checkpoint_at_start",
+                        )
+                        if k in prev
+                    },
+                ]
         replaced = {r["experiment"] for r in rows}
         experiments = [dict(r) for r in old.get("experiments", []) if r["experiment"] not in replaced] + rows
     for r in experiments:
         if "returncode" in r:
-            r["seconds_all_attempts"] = round(r["seconds"] + sum(e["seconds"] for e in r.get("earlier_attempts", [])), 1)
+            r["seconds_all_attempts"] = round(
+                r["seconds"] + sum(e["seconds"] for e in r.get("earlier_attempts", [])), 1
+            )
     ran = [r for r in experiments if "returncode" in r]
     goal_rows = [r for r in ran if r["goal"]]
     goal_seconds = sum(r["seconds"] for r in etl) + sum(r["seconds_all_attempts"] for r in goal_rows)
@@ -394,13 +452,20 @@ def assemble(old: dict[str, Any], etl: list[dict[str, Any]], rows: list[dict[str
         "etl_rebuilds": etl_rebuilds,
         "experiments": experiments,
         "etl_seconds": round(sum(r["seconds"] for r in etl), 1),
-        "goal": {"steps": bench.goal_words,
-                 "seconds": round(goal_seconds, 1), "hours": round(goal_seconds / 3600, 3), "limit_hours": GOAL_HOURS,
-                 "peak_rss_gb": goal_peak, "limit_rss_gb": RSS_BUDGET_GB,
-                 "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB)},
+        "goal": {
+            "steps": bench.goal_words,
+            "seconds": round(goal_seconds, 1),
+            "hours": round(goal_seconds / 3600, 3),
+            "limit_hours": GOAL_HOURS,
+            "peak_rss_gb": goal_peak,
+            "limit_rss_gb": RSS_BUDGET_GB,
+            "met": bool(goal_done and goal_seconds <= GOAL_HOURS * 3600 and goal_peak <= RSS_BUDGET_GB),
+        },
         "total_seconds": round(seconds, 1),
         "invocations": int(old.get("invocations", 1)) + 1 if merge else 1,
-        "max_peak_rss_gb": max([r["peak_rss_gb"] for r in etl + etl_rebuilds] + [p for r in ran for p in _peaks(r)] or [0.0]),
+        "max_peak_rss_gb": max(
+            [r["peak_rss_gb"] for r in etl + etl_rebuilds] + [p for r in ran for p in _peaks(r)] or [0.0]
+        ),
         # the largest out-root any run of this file measured: a fresh machine's holds only what its run rebuilt
         "out_root_gb": max(out_root_gb, float(old.get("out_root_gb", 0.0)) if merge else 0.0),
         "all_ok": etl_ok and all(r["returncode"] == 0 for r in ran),
@@ -413,9 +478,12 @@ def report_row(row: dict[str, Any]) -> bool:
     print(json.dumps({k: v for k, v in row.items() if k not in ("stderr_tail", "tasks")}), flush=True)
     ok = row.get("returncode") == 0
     if not ok:
-        how = ("was stopped by the step timeout" if row.get("timed_out_after_s") is not None else "failed")
-        print(f"{_step_name(row)} {how} (exit {row.get('returncode')}); the end of its log:\n{row.get('stderr_tail', '')}",
-              file=sys.stderr, flush=True)
+        how = "was stopped by the step timeout" if row.get("timed_out_after_s") is not None else "failed"
+        print(
+            f"{_step_name(row)} {how} (exit {row.get('returncode')}); the end of its log:\n{row.get('stderr_tail', '')}",
+            file=sys.stderr,
+            flush=True,
+        )
     return ok
 
 
@@ -442,21 +510,39 @@ def main(argv: list[str] | None = None) -> int:
     from glc.tasks.synth import world_dir_name
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--edition", choices=sorted(BENCHES), default="glc24",
-                    help="which edition's full world (default data root data/synthetic/<edition's full world>)")
+    ap.add_argument(
+        "--edition",
+        choices=sorted(BENCHES),
+        default="glc24",
+        help="which edition's full world (default data root data/synthetic/<edition's full world>)",
+    )
     ap.add_argument("--data-root", type=Path, default=None)
-    ap.add_argument("--out-root", type=Path, default=None, help="default out-bench/full (GLC24), out-bench/full-<edition>")
+    ap.add_argument(
+        "--out-root", type=Path, default=None, help="default out-bench/full (GLC24), out-bench/full-<edition>"
+    )
     ap.add_argument("--experiments", default="", help="comma-separated experiments (default: every CPU one in tasks/)")
-    ap.add_argument("--budget-hours", type=float, default=None,
-                    help="start no further experiment after this many hours (the goal experiments always run)")
+    ap.add_argument(
+        "--budget-hours",
+        type=float,
+        default=None,
+        help="start no further experiment after this many hours (the goal experiments always run)",
+    )
     ap.add_argument("--step-timeout-hours", type=float, default=None, help="kill a step that runs longer (recorded)")
     ap.add_argument("--fresh", action="store_true", help="remove the output root first (every time measured)")
-    ap.add_argument("--merge", action="store_true",
-                    help="add these experiments to the existing full_dag.json (same data root; its ETL rows and other "
-                         "experiments kept; ETL steps whose artifacts --out-root lacks are rebuilt first, recorded apart)")
-    ap.add_argument("--etl-only", action="store_true", help="run the ETL steps (with --merge: those missing) and no experiment")
-    ap.add_argument("--table", action="store_true",
-                    help="run nothing: print the table of the last full_dag.json and rewrite the README's copy of it")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="add these experiments to the existing full_dag.json (same data root; its ETL rows and other "
+        "experiments kept; ETL steps whose artifacts --out-root lacks are rebuilt first, recorded apart)",
+    )
+    ap.add_argument(
+        "--etl-only", action="store_true", help="run the ETL steps (with --merge: those missing) and no experiment"
+    )
+    ap.add_argument(
+        "--table",
+        action="store_true",
+        help="run nothing: print the table of the last full_dag.json and rewrite the README's copy of it",
+    )
     a = ap.parse_args(argv)
     bench, edition = BENCHES[a.edition], EDITIONS[a.edition]
     glc24 = a.edition == "glc24"
@@ -486,7 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         except EditionError as e:
             refused[name] = str(e)
     if refused and a.experiments:
-        raise SystemExit(f"--experiments: refused on {a.edition}: " + "; ".join(f"{n}: {e}" for n, e in refused.items()))
+        raise SystemExit(
+            f"--experiments: refused on {a.edition}: " + "; ".join(f"{n}: {e}" for n, e in refused.items())
+        )
     names = [n for n in names if n not in refused]
     if not (a.data_root / "_SUCCESS").exists():
         from glc.synth import generate_world
@@ -495,8 +583,13 @@ def main(argv: list[str] | None = None) -> int:
         generate_world(a.data_root, scale="full", seed=0, flavour="kaggle" if glc24 else a.edition)
     if a.fresh and a.out_root.exists():
         shutil.rmtree(a.out_root)
-    env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0",
-           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true"}
+    env = {
+        **os.environ,
+        "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"),
+        "PYTHONHASHSEED": "0",
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        "WANDB_SILENT": "true",
+    }
     common = ["--data-root", str(a.data_root), "--out-root", str(a.out_root)]
     timeout = a.step_timeout_hours * 3600 if a.step_timeout_hours else None
     t_start = time.perf_counter()
@@ -510,10 +603,19 @@ def main(argv: list[str] | None = None) -> int:
         n_surveys = None
         for p in a.out_root.glob("*/surveys/_SUCCESS"):
             n_surveys = json.loads(p.read_text()).get("surveys")
-        res = assemble(old, etl, experiments, merge=a.merge, etl_ok=etl_ok, n_surveys=n_surveys,
-                       data_root=str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
-                       seconds=float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start,
-                       out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2), rebuilds=rebuilds, bench=bench)
+        res = assemble(
+            old,
+            etl,
+            experiments,
+            merge=a.merge,
+            etl_ok=etl_ok,
+            n_surveys=n_surveys,
+            data_root=str(a.data_root.relative_to(REPO) if a.data_root.is_relative_to(REPO) else a.data_root),
+            seconds=float(old.get("total_seconds", 0.0)) + time.perf_counter() - t_start,
+            out_root_gb=round(dir_bytes(a.out_root) / 2**30, 2),
+            rebuilds=rebuilds,
+            bench=bench,
+        )
         if not glc24:
             res = {"edition": a.edition, **res, "refused": refused}
         path = write_result(bench.result, res)
@@ -523,9 +625,15 @@ def main(argv: list[str] | None = None) -> int:
         update_readme_table()  # the README's best-per-family table reads full_dag.json
         return res, path
 
-    steps = ([["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
-             + ([["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)] if "rasters" in edition.provides else [])
-             + [["Neighbours"]])
+    steps = (
+        [["SurveyTable"], ["EnvFeatures"], ["CubeFeatures"], ["PatchTiles"]]
+        + (
+            [["RasterTiles", "--raster-group", g] for g in sorted(RASTER_GROUPS)]
+            if "rasters" in edition.provides
+            else []
+        )
+        + [["Neighbours"]]
+    )
     done = {_step_name(r) for r in etl if r.get("returncode") == 0}  # with --merge: the steps the earlier runs measured
     for s in steps:
         r = run_step([*s, *common], env, a.out_root, timeout)
@@ -538,8 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
         if not report_row(r):
             break
-    etl_ok = (all(r["returncode"] == 0 for r in etl + rebuilds)
-              and {" ".join(s) for s in steps} <= {_step_name(r) for r in etl if r["returncode"] == 0})
+    etl_ok = all(r["returncode"] == 0 for r in etl + rebuilds) and {" ".join(s) for s in steps} <= {
+        _step_name(r) for r in etl if r["returncode"] == 0
+    }
     for name in experiment_order(names, bench) if etl_ok and not a.etl_only else []:
         cfg = load_experiment(name, edition)
         row: dict[str, Any] = {"experiment": name, "model": cfg["model"]["kind"], "goal": name in bench.goal}
@@ -556,13 +665,18 @@ def main(argv: list[str] | None = None) -> int:
         r = run_step(["Submission", "--experiment", name, *common], env, a.out_root, timeout)
         row.update(r)
         if r["returncode"] == 0:
-            row.update({k: v for k, v in score(name, a.data_root, a.out_root).items() if k not in ("experiment", "model")})
+            row.update(
+                {k: v for k, v in score(name, a.data_root, a.out_root).items() if k not in ("experiment", "model")}
+            )
         experiments.append(row)
         save()
         report_row(row)
     res, path = save()
-    print(f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk {res['out_root_gb']} GB, "
-          f"all ok: {res['all_ok']}; wrote {path}", flush=True)
+    print(
+        f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk {res['out_root_gb']} GB, "
+        f"all ok: {res['all_ok']}; wrote {path}",
+        flush=True,
+    )
     for r in res["experiments"]:
         print(f"  {r['experiment']}: {outcome(r)}", flush=True)
     return 0 if res["all_ok"] else 1

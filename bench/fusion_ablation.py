@@ -46,18 +46,35 @@ README_MARKS = ("<!-- fusion-ablation:start -->", "<!-- fusion-ablation:end -->"
 
 #: ``(row name, what it changes, overrides applied to the previous row's config)``.
 ROWS: list[tuple[str, str, dict[str, Any]]] = [
-    ("concat", "baseline: ResNet18 cube branches + image + tabular, concatenated; top-K decoding", {
-        "model": {"fusion": "concat", "cube_encoder": "resnet18", "graph": {"enabled": False}},
-        "train": {"mixup_alpha": 0.0, "kfold": 1}, "decoder": {"kind": "topk", "po_correction": {"enabled": False}},
-    }),
+    (
+        "concat",
+        "baseline: ResNet18 cube branches + image + tabular, concatenated; top-K decoding",
+        {
+            "model": {"fusion": "concat", "cube_encoder": "resnet18", "graph": {"enabled": False}},
+            "train": {"mixup_alpha": 0.0, "kfold": 1},
+            "decoder": {"kind": "topk", "po_correction": {"enabled": False}},
+        },
+    ),
     ("+temporal_swin", "temporal Swin on the cubes", {"model": {"cube_encoder": "swin"}}),
-    ("+gfv", "graph branch (out-of-fold GFV, the model's folds)", {"model": {"graph": {"enabled": True, "tokens": 1, "width": 128}}}),
-    ("+hcam", "hierarchical cross-attention fusion", {"model": {"fusion": "hcam", "graph": {"tokens": 4, "width": 64}}}),
+    (
+        "+gfv",
+        "graph branch (out-of-fold GFV, the model's folds)",
+        {"model": {"graph": {"enabled": True, "tokens": 1, "width": 128}}},
+    ),
+    (
+        "+hcam",
+        "hierarchical cross-attention fusion",
+        {"model": {"fusion": "hcam", "graph": {"tokens": 4, "width": 64}}},
+    ),
     ("+mixup", "mixup of every input and the labels", {"train": {"mixup_alpha": None}}),
     ("+kfold", "3-fold cross fusion, folds 2-3 fine-tuned from fold 1", {"train": {"kfold": None}}),
     ("+threshold_topk", "threshold-top-K decoder (same model)", {"decoder": {"kind": "threshold_topk"}}),
     ("+expected_f1", "Platt-calibrated expected-F1 decoder (same model)", {"decoder": {"kind": None}}),
-    ("+po_correction", "PO output correction after decoding (same model) = tasks/fusion.toml", {"decoder": {"po_correction": {"enabled": True}}}),
+    (
+        "+po_correction",
+        "PO output correction after decoding (same model) = tasks/fusion.toml",
+        {"decoder": {"po_correction": {"enabled": True}}},
+    ),
 ]
 
 
@@ -101,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     from glc.config import config_hash, experiment_table, model_key, resolve
     from glc.io import atomic_file
     from glc.synth import generate_world
-    from glc.tasks.base import dataset_key
     from glc.synth.oracle import oracle_sample_f1
+    from glc.tasks.base import dataset_key
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
     ap.add_argument("--out-root", type=Path, default=REPO / "out-bench" / "leaderboard")
-    ap.add_argument("--rows", default="", help="comma-separated row names to (re)run (default: all); others keep their results")
+    ap.add_argument(
+        "--rows", default="", help="comma-separated row names to (re)run (default: all); others keep their results"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     full = experiment_table("fusion")
@@ -137,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(prev)
             trained_by.setdefault(model, name)
             continue
-        note = (f"decoder only: the model of row {trained_by[model]}" if model in trained_by
-                else f"model {model} trained before this run" if (models_dir / model / "model" / "_SUCCESS").exists() else None)
+        note = (
+            f"decoder only: the model of row {trained_by[model]}"
+            if model in trained_by
+            else f"model {model} trained before this run"
+            if (models_dir / model / "model" / "_SUCCESS").exists()
+            else None
+        )
         trained_by.setdefault(model, name)
         print(f"[{i}/{len(rows)}] {name}: {what}", flush=True)
         t0 = time.perf_counter()
@@ -146,13 +170,28 @@ def main(argv: list[str] | None = None) -> int:
         r = score(str(toml), a.world, a.out_root)
         exp_dir = a.out_root / dataset_key(a.world) / "experiments" / f"{cfg['name']}-{config_hash(cfg)}"
         report = json.loads((exp_dir / "report" / "report.json").read_text())
-        results.append({
-            "row": name, "change": what, "experiment": cfg["name"], "model": model, "test_sample_f1": r["test_sample_f1"],
-            "val_sample_f1": r["val_sample_f1"], "test_micro_f1": r["test_micro_f1"], "decoder": cfg["decoder"]["kind"],
-            "po_correction": report.get("po_correction"), "wall_seconds": round(wall, 1), "wall_note": note,
-            "seconds_including_scoring": round(time.perf_counter() - t0, 1), "did_work": worked, "config_hash": r["config_hash"],
-        })
-        print(f"{name}: test sample-F1 {r['test_sample_f1']:.4f} (validation {r['val_sample_f1']:.4f}), {wall:.0f} s", flush=True)
+        results.append(
+            {
+                "row": name,
+                "change": what,
+                "experiment": cfg["name"],
+                "model": model,
+                "test_sample_f1": r["test_sample_f1"],
+                "val_sample_f1": r["val_sample_f1"],
+                "test_micro_f1": r["test_micro_f1"],
+                "decoder": cfg["decoder"]["kind"],
+                "po_correction": report.get("po_correction"),
+                "wall_seconds": round(wall, 1),
+                "wall_note": note,
+                "seconds_including_scoring": round(time.perf_counter() - t0, 1),
+                "did_work": worked,
+                "config_hash": r["config_hash"],
+            }
+        )
+        print(
+            f"{name}: test sample-F1 {r['test_sample_f1']:.4f} (validation {r['val_sample_f1']:.4f}), {wall:.0f} s",
+            flush=True,
+        )
         # after every row (with the old results of the rows still to come): an interrupted run keeps what it measured
         write_results(path, results + [old[n] for n, _, _ in rows[i:] if n in old], a.world.name, oracle, machine())
     out = write_results(path, results, a.world.name, oracle, machine())
@@ -160,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle: float, host: dict[str, Any]) -> dict[str, Any]:
+def write_results(
+    path: Path, results: list[dict[str, Any]], world: str, oracle: float, host: dict[str, Any]
+) -> dict[str, Any]:
     """Fill each row's change against the previous one; write the JSON, the markdown and the copy in docs/models.md."""
     from bench.common import repo_relative
     from bench.leaderboard import update_readme
@@ -169,10 +210,14 @@ def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle:
     for prev, cur in zip([None, *results[:-1]], results):
         cur["delta_test"] = None if prev is None else round(cur["test_sample_f1"] - prev["test_sample_f1"], 4)
         cur["helps"] = None if prev is None else cur["test_sample_f1"] > prev["test_sample_f1"]
-    out = {"machine": host, "world": world, "oracle_test_sample_f1": oracle,
-           "protocol": "each row's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle; "
-                       "rows are cumulative, derived from tasks/fusion.toml; rows sharing a model share its training",
-           "rows": results}
+    out = {
+        "machine": host,
+        "world": world,
+        "oracle_test_sample_f1": oracle,
+        "protocol": "each row's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle; "
+        "rows are cumulative, derived from tasks/fusion.toml; rows sharing a model share its training",
+        "rows": results,
+    }
     write_json(path, repo_relative(out))
     with atomic_file(path.with_suffix(".md")) as fh:
         fh.write(markdown(out))
@@ -183,11 +228,20 @@ def write_results(path: Path, results: list[dict[str, Any]], world: str, oracle:
 def markdown(result: dict[str, Any], heading: bool = True) -> str:
     """The ablation table (oracle last), under a heading unless ``heading`` is False (the README's copy)."""
     lines = [f"# Fusion ablation ({result['world']}, hidden test labels)", ""] if heading else []
-    lines += ["| row | change | test sample-F1 | vs previous | validation sample-F1 | DAG wall time |", "|---|---|---|---|---|---|"]
+    lines += [
+        "| row | change | test sample-F1 | vs previous | validation sample-F1 | DAG wall time |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
-        d = "—" if r.get("delta_test") is None else f"{r['delta_test']:+.4f}" + ("" if r["helps"] else " (does not help)")
+        d = (
+            "—"
+            if r.get("delta_test") is None
+            else f"{r['delta_test']:+.4f}" + ("" if r["helps"] else " (does not help)")
+        )
         wall = f"{r['wall_seconds']:.0f} s" + (f" ({r['wall_note']})" if r.get("wall_note") else "")
-        lines.append(f"| `{r['row']}` | {r['change']} | {r['test_sample_f1']:.4f} | {d} | {r['val_sample_f1']:.4f} | {wall} |")
+        lines.append(
+            f"| `{r['row']}` | {r['change']} | {r['test_sample_f1']:.4f} | {d} | {r['val_sample_f1']:.4f} | {wall} |"
+        )
     lines.append(f"| oracle | true probabilities, expected-F1 | {result['oracle_test_sample_f1']:.4f} | | | |")
     return "\n".join(lines) + "\n"
 

@@ -50,14 +50,24 @@ def _bytes_per_survey(root: Path) -> float:
     return sum(p.stat().st_size for p in files) / n
 
 
-def _branch(root: Path, source: str, size: int):  # noqa: ANN202
+def _branch(root: Path, source: str, size: int):
     from glc.loaders.tables import column_shape, column_stats, read_meta
     from glc.models.fusion import ImageBranch
 
     meta = read_meta(root)
     col = SOURCES[source]
-    return ImageBranch(col, source, column_shape(meta, col), column_stats(meta, col), "resnet18", "", size, augment=False, latent=0,
-                       dropout=0.0).eval()
+    return ImageBranch(
+        col,
+        source,
+        column_shape(meta, col),
+        column_stats(meta, col),
+        "resnet18",
+        "",
+        size,
+        augment=False,
+        latent=0,
+        dropout=0.0,
+    ).eval()
 
 
 def time_feed(root: Path, source: str, reader: str, passes: int, size: int = 224, batch: int = 64) -> float:
@@ -91,8 +101,20 @@ def psnr(root: Path, raw_root: Path, source: str) -> float | None:
     if source == "raw":
         return None
     col = SOURCES[source]
-    a = next(iter(SurveyDataModule(root, columns=(col,), batch_size=10_000, reader="arrow", with_target=False).loader("test", with_target=False)))
-    r = next(iter(SurveyDataModule(raw_root, columns=("patch_raw",), batch_size=10_000, reader="arrow", with_target=False).loader("test", with_target=False)))
+    a = next(
+        iter(
+            SurveyDataModule(root, columns=(col,), batch_size=10_000, reader="arrow", with_target=False).loader(
+                "test", with_target=False
+            )
+        )
+    )
+    r = next(
+        iter(
+            SurveyDataModule(
+                raw_root, columns=("patch_raw",), batch_size=10_000, reader="arrow", with_target=False
+            ).loader("test", with_target=False)
+        )
+    )
     order_a, order_r = np.argsort(a["surveyId"].numpy()), np.argsort(r["surveyId"].numpy())
     k = a[col].shape[-1]
     D = torch.as_tensor(dct_matrix(128, k, np.float64))
@@ -126,13 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {}
     for s in SOURCES:
         res[s] = {
-            "feature_set": SOURCES[s], "bytes_per_survey_on_disk": round(_bytes_per_survey(roots[s]), 1),
+            "feature_set": SOURCES[s],
+            "bytes_per_survey_on_disk": round(_bytes_per_survey(roots[s]), 1),
             "psnr_vs_raw_db": psnr(roots[s], roots["raw"], s),
             **{f"samples_per_s_{r}": round(statistics.median(rates[f"{s}/{r}"]), 1) for r in ("petastorm", "arrow")},
         }
     for r in ("petastorm", "arrow"):
-        res[f"ratio_raw_over_dct128_{r}"] = round(res["raw"][f"samples_per_s_{r}"] / res["dct128"][f"samples_per_s_{r}"], 3)
-    path = write_result("fusion_feed", res, {"protocol": f"loader + ImageBranch.prepare to 224 px, batch 64, CPU; medians of {a.rounds} interleaved rounds of {a.passes} epochs over the tiny world's train split"})
+        res[f"ratio_raw_over_dct128_{r}"] = round(
+            res["raw"][f"samples_per_s_{r}"] / res["dct128"][f"samples_per_s_{r}"], 3
+        )
+    path = write_result(
+        "fusion_feed",
+        res,
+        {
+            "protocol": f"loader + ImageBranch.prepare to 224 px, batch 64, CPU; medians of {a.rounds} interleaved rounds of {a.passes} epochs over the tiny world's train split"
+        },
+    )
     print(path.read_text())
     return 0
 

@@ -120,8 +120,12 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
     for _ in range(batches):
         n += int(next(it)["target"].shape[0])
     out: dict[str, Any] = {
-        "experiment": cfg["name"], "overrides": sets, "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",
-        "batch_size": int(cfg["train"]["batch_size"]), "num_workers": int(cfg["train"]["num_workers"]), "bf16": bf16,
+        "experiment": cfg["name"],
+        "overrides": sets,
+        "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",
+        "batch_size": int(cfg["train"]["batch_size"]),
+        "num_workers": int(cfg["train"]["num_workers"]),
+        "bf16": bf16,
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "loader_samples_per_s": round(n / (time.perf_counter() - t0), 1),
     }
@@ -194,7 +198,9 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
     return out
 
 
-def run(inputs: Path, experiment: Path, sets: list[str], truth: Path | None, corrections: Path | None, work: Path) -> dict[str, Any]:
+def run(
+    inputs: Path, experiment: Path, sets: list[str], truth: Path | None, corrections: Path | None, work: Path
+) -> dict[str, Any]:
     """Train, predict, decode and score (see the module docstring); returns the figures."""
     import torch
 
@@ -216,12 +222,31 @@ def run(inputs: Path, experiment: Path, sets: list[str], truth: Path | None, cor
     truth_val = {int(s): vocab[row[row >= 0]] for s, row in zip(labels["surveyId"], labels["labels"])}
     params = fit_decoder(val, truth_val, cfg)
     out: dict[str, Any] = {
-        "experiment": cfg["name"], "overrides": sets, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "surveys": meta["splits"], "num_classes": meta["num_classes"], "packed": meta.get("unpacked_from", {}).get("packed"),
-        "train_wall_seconds": round(train_s, 1), "val_sample_f1_decoder_in_sample": round(float(params["f1"]), 4),
-        "decoder": params["kind"], **{k: summary.get(k) for k in (
-            "parameters", "epochs_trained", "epoch_seconds", "train_samples_per_s", "gpu_peak_mb", "best_monitor", "kfold")},
-        "folds": [{k: f.get(k) for k in ("fold", "epochs_trained", "epoch_seconds", "best_monitor")} for f in summary.get("folds", [])],
+        "experiment": cfg["name"],
+        "overrides": sets,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "surveys": meta["splits"],
+        "num_classes": meta["num_classes"],
+        "packed": meta.get("unpacked_from", {}).get("packed"),
+        "train_wall_seconds": round(train_s, 1),
+        "val_sample_f1_decoder_in_sample": round(float(params["f1"]), 4),
+        "decoder": params["kind"],
+        **{
+            k: summary.get(k)
+            for k in (
+                "parameters",
+                "epochs_trained",
+                "epoch_seconds",
+                "train_samples_per_s",
+                "gpu_peak_mb",
+                "best_monitor",
+                "kfold",
+            )
+        },
+        "folds": [
+            {k: f.get(k) for k in ("fold", "epochs_trained", "epoch_seconds", "best_monitor")}
+            for f in summary.get("folds", [])
+        ],
     }
     if truth is not None:
         sets_test = decode(test, params)
@@ -258,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", parents=[table], help="train an experiment on a table (or a packed .npz) and score it")
     r.add_argument("--truth", type=Path, help="the world's hidden test labels (_truth/GLC24_SOLUTION_FILE.csv)")
     r.add_argument("--corrections", type=Path, help="POCorrection data/ parquet of the test surveys")
-    f = sub.add_parser("profile", parents=[table], help="time the loader alone and the net's steps alone (see profile())")
+    f = sub.add_parser(
+        "profile", parents=[table], help="time the loader alone and the net's steps alone (see profile())"
+    )
     f.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     f.add_argument("--batches", type=int, default=200, help="batches the loader is timed over")
     a = ap.parse_args(argv)

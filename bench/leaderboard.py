@@ -45,10 +45,28 @@ MARK_START, MARK_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
 
 def run_experiment(name: str, world: Path, out_root: Path) -> tuple[float, bool, str]:
     """Run the experiment's DAG in a subprocess; return (wall seconds, whether it did work, the output tail)."""
-    env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0",
-           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true"}
-    cmd = [sys.executable, "-m", "luigi", "--module", "glc.tasks", "--local-scheduler", "Submission", "--experiment", name,
-           "--data-root", str(world), "--out-root", str(out_root)]
+    env = {
+        **os.environ,
+        "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"),
+        "PYTHONHASHSEED": "0",
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        "WANDB_SILENT": "true",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "luigi",
+        "--module",
+        "glc.tasks",
+        "--local-scheduler",
+        "Submission",
+        "--experiment",
+        name,
+        "--data-root",
+        str(world),
+        "--out-root",
+        str(out_root),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -184,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.pop(name, None)
             continue
         if load_experiment(name)["train"]["accelerator"] in ("gpu", "cuda") and not _gpu():
-            print(f"{name}: skipped (its [train] accelerator needs a GPU, this machine has none); the old row is kept", flush=True)
+            print(
+                f"{name}: skipped (its [train] accelerator needs a GPU, this machine has none); the old row is kept",
+                flush=True,
+            )
             if name in old:
                 rows[name] = old[name]
             continue
@@ -202,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             row["wall_seconds"] = prev.get("wall_seconds")
         rows[name] = row
         wall_text = f"{row['wall_seconds']} s" if row["wall_seconds"] is not None else "reused"
-        print(f"{name}: test sample-F1 {row['test_sample_f1']:.4f} (validation {row['val_sample_f1']:.4f}), {wall_text}", flush=True)
+        print(
+            f"{name}: test sample-F1 {row['test_sample_f1']:.4f} (validation {row['val_sample_f1']:.4f}), {wall_text}",
+            flush=True,
+        )
     oracle = round(float(oracle_sample_f1(a.world)), 4)
     result = {
         "machine": machine(),
@@ -214,14 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     if not glc24:
         result["edition"] = a.edition
         old_refused = json.loads(path.read_text()).get("refused", []) if path.exists() else []
-        result["refused"] = sorted([r for r in old_refused if r["experiment"] not in names] + refused, key=lambda r: r["experiment"])
+        result["refused"] = sorted(
+            [r for r in old_refused if r["experiment"] not in names] + refused, key=lambda r: r["experiment"]
+        )
     write_json(path, repo_relative(result))
     table = markdown(result)
-    (RESULTS / f"synth_leaderboard{suffix}.md").write_text(f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}")
+    (RESULTS / f"synth_leaderboard{suffix}.md").write_text(
+        f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}"
+    )
     if glc24:
         update_readme(table)
     else:
-        update_readme(table, REPO / "docs" / f"{a.edition}.md", (f"<!-- leaderboard-{a.edition}:start -->", f"<!-- leaderboard-{a.edition}:end -->"))
+        update_readme(
+            table,
+            REPO / "docs" / f"{a.edition}.md",
+            (f"<!-- leaderboard-{a.edition}:start -->", f"<!-- leaderboard-{a.edition}:end -->"),
+        )
     from bench.pages import update_readme_table
 
     update_readme_table()  # the README's best-per-family table reads this file

@@ -47,8 +47,6 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/loader.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-import pandas as pd
 import torch
 
 log = logging.getLogger("bench.loader")
@@ -65,8 +63,15 @@ def write_table(root: Path, rows: int, classes: int, label_width: int, env_dim: 
     per_file = -(-rows // files)
     small = min(rows, 1000)
     make_fake_inputs(
-        root, ("env",), sizes={"train": rows, "val": small, "test": small}, num_classes=classes, label_width=label_width,
-        widths={"env": env_dim}, rows_per_file=per_file, row_group_size=per_file, seed=seed,
+        root,
+        ("env",),
+        sizes={"train": rows, "val": small, "test": small},
+        num_classes=classes,
+        label_width=label_width,
+        widths={"env": env_dim},
+        rows_per_file=per_file,
+        row_group_size=per_file,
+        seed=seed,
     )
     return time.perf_counter() - t0
 
@@ -107,14 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_before = os.getloadavg()
         write_s = write_table(work, rows, a.classes, a.label_width, a.env_dim, a.files, seed=0)
-        log.info("table written in %.1f s: %d rows, C=%d, L=%d, E=%d",
-                 write_s, rows, a.classes, a.label_width, a.env_dim)
+        log.info(
+            "table written in %.1f s: %d rows, C=%d, L=%d, E=%d", write_s, rows, a.classes, a.label_width, a.env_dim
+        )
         configs = [("memory", 0), ("petastorm-public", 0)]
         configs += [(r, w) for r in ("petastorm", "arrow") for w in a.workers]
         results: dict[str, Any] = {
-            "rows": rows, "num_classes": a.classes, "label_width": a.label_width, "env_dim": a.env_dim,
-            "part_files": a.files, "columns": list(COLUMNS), "rounds": rounds, "torch_threads": a.threads,
-            "table_write_seconds": round(write_s, 3), "quick": bool(a.quick),
+            "rows": rows,
+            "num_classes": a.classes,
+            "label_width": a.label_width,
+            "env_dim": a.env_dim,
+            "part_files": a.files,
+            "columns": list(COLUMNS),
+            "rounds": rounds,
+            "torch_threads": a.threads,
+            "table_write_seconds": round(write_s, 3),
+            "quick": bool(a.quick),
         }
         runs = []
         for bs in a.batch_sizes:
@@ -141,14 +154,21 @@ def main(argv: list[str] | None = None) -> int:
             for (reader, nw), vals in rates.items():
                 dm, setup_s = modules[(reader, nw)]
                 src = dm.source("train")
-                runs.append({
-                    "batch_size": bs, "reader": reader, "num_workers": nw,
-                    "samples_per_s_median": round(statistics.median(vals)),
-                    "samples_per_s_all": [round(v) for v in vals],
-                    # CPU time of this process only: meaningful for num_workers=0 (workers' CPU is not counted)
-                    "samples_per_cpu_s_median": round(statistics.median(cpu_rates[(reader, nw)])) if nw == 0 else None,
-                    "setup_seconds": round(setup_s, 3), "petastorm_rereads": getattr(src, "rereads", None),
-                })
+                runs.append(
+                    {
+                        "batch_size": bs,
+                        "reader": reader,
+                        "num_workers": nw,
+                        "samples_per_s_median": round(statistics.median(vals)),
+                        "samples_per_s_all": [round(v) for v in vals],
+                        # CPU time of this process only: meaningful for num_workers=0 (workers' CPU is not counted)
+                        "samples_per_cpu_s_median": round(statistics.median(cpu_rates[(reader, nw)]))
+                        if nw == 0
+                        else None,
+                        "setup_seconds": round(setup_s, 3),
+                        "petastorm_rereads": getattr(src, "rereads", None),
+                    }
+                )
             mem = statistics.median(rates[("memory", 0)])
             best = {}
             for reader in ("petastorm", "arrow"):
@@ -169,10 +189,17 @@ def main(argv: list[str] | None = None) -> int:
             results[f"bs{bs}_ratio_native_vs_memory"] = round(best["arrow"][1] / mem, 3)
         head = 1024 if 1024 in a.batch_sizes else a.batch_sizes[-1]
         results["headline_batch_size"] = head
-        for k in ("petastorm_samples_per_s", "native_samples_per_s", "in_memory_samples_per_s",
-                  "ratio_petastorm_vs_memory", "ratio_native_vs_memory", "petastorm_public_collate_samples_per_s",
-                  "ratio_petastorm_public_collate_vs_memory", "ratio_petastorm_vs_memory_cpu_time",
-                  "ratio_native_vs_memory_cpu_time"):
+        for k in (
+            "petastorm_samples_per_s",
+            "native_samples_per_s",
+            "in_memory_samples_per_s",
+            "ratio_petastorm_vs_memory",
+            "ratio_native_vs_memory",
+            "petastorm_public_collate_samples_per_s",
+            "ratio_petastorm_public_collate_vs_memory",
+            "ratio_petastorm_vs_memory_cpu_time",
+            "ratio_native_vs_memory_cpu_time",
+        ):
             results[k] = results[f"bs{head}_{k}"]
         results["goal_ratio_petastorm_vs_memory"] = 0.5
         results["goal_met"] = bool(results["ratio_petastorm_vs_memory"] >= 0.5)

@@ -41,11 +41,18 @@ def _one(experiment: str, resolution_km: float, out: Path) -> dict[str, Any]:
     summary = write_species_map(model, grid, out, species, richness=True, progress=False)
     wall = time.perf_counter() - t0
     return {
-        "experiment": experiment, "model": model.cfg["model"]["kind"], "resolution_km": resolution_km,
-        "grid": f"{grid.width} x {grid.height}", "cells": summary["cells"], "land_cells": summary["land"],
-        "bands": summary["bands"], "map_seconds": round(wall, 2), "land_cells_per_second": round(summary["land"] / wall, 1),
+        "experiment": experiment,
+        "model": model.cfg["model"]["kind"],
+        "resolution_km": resolution_km,
+        "grid": f"{grid.width} x {grid.height}",
+        "cells": summary["cells"],
+        "land_cells": summary["land"],
+        "bands": summary["bands"],
+        "map_seconds": round(wall, 2),
+        "land_cells_per_second": round(summary["land"] / wall, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "geotiff_mb": round(out.stat().st_size / 2**20, 2), "land_mask": summary["land_mask"],
+        "geotiff_mb": round(out.stat().st_size / 2**20, 2),
+        "land_mask": summary["land_mask"],
     }
 
 
@@ -61,23 +68,44 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(_one(a.one, a.resolution_km, out)))
         return 0
     if not (WORLD / "_SUCCESS").exists():
-        subprocess.run([sys.executable, "-m", "glc", "synth", "--scale", "demo", "--seed", "0", "--out", str(WORLD)], check=True)
-    env = {**os.environ, "PYTHONHASHSEED": "0", "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true",
-           "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg")}
+        subprocess.run(
+            [sys.executable, "-m", "glc", "synth", "--scale", "demo", "--seed", "0", "--out", str(WORLD)], check=True
+        )
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "0",
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        "WANDB_SILENT": "true",
+        "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"),
+    }
     rows = []
     for name in [e for e in a.experiments.split(",") if e]:
         # prerequisites (survey table, trained model) first, so the measured child only draws the map
-        subprocess.run([sys.executable, "-c", f"from glc.tasks.maps import build_point_model as b; b({name!r}, {str(WORLD)!r}, {str(OUT)!r})"],
-                       cwd=REPO, env=env, check=True)
-        proc = subprocess.run([sys.executable, "-m", "bench.maps", "--one", name, "--resolution-km", str(a.resolution_km)],
-                              cwd=REPO, env=env, capture_output=True, text=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from glc.tasks.maps import build_point_model as b; b({name!r}, {str(WORLD)!r}, {str(OUT)!r})",
+            ],
+            cwd=REPO,
+            env=env,
+            check=True,
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.maps", "--one", name, "--resolution-km", str(a.resolution_km)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"map of {name!r} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
-        row = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+        row = json.loads(
+            next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT ") :]
+        )
         print(row)
         rows.append(row)
-    write_result("maps", {"world": str(WORLD.relative_to(REPO)), "maps": rows,
-                          "command": "make bench-maps"})
+    write_result("maps", {"world": str(WORLD.relative_to(REPO)), "maps": rows, "command": "make bench-maps"})
     return 0
 
 

@@ -111,7 +111,7 @@ def worker(a: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ driver
 
 
-def _tree_rss(proc: Any) -> int:  # noqa: ANN401 - psutil.Process
+def _tree_rss(proc: Any) -> int:
     import psutil
 
     total = 0
@@ -135,7 +135,14 @@ def _dir_bytes(path: Path) -> int:
 
 
 def run_method(
-    method: str, sites_path: Path, out_path: Path, work: Path, k: int, radius_km: float, timeout_s: float, max_shuffle_gb: float
+    method: str,
+    sites_path: Path,
+    out_path: Path,
+    work: Path,
+    k: int,
+    radius_km: float,
+    timeout_s: float,
+    max_shuffle_gb: float,
 ) -> dict[str, Any]:
     """Run ``method`` in a fresh process, watching wall time, peak RSS and shuffle disk use."""
     import psutil
@@ -148,10 +155,22 @@ def run_method(
     extra = f"spark.local.dir={local_dir}"
     env["GLC_SPARK_CONF"] = f"{env['GLC_SPARK_CONF']},{extra}" if env.get("GLC_SPARK_CONF") else extra
     env.setdefault("GLC_SPARK_LOG_LEVEL", "ERROR")
-    cmd = [sys.executable, "-m", "bench.neighbours", "--worker", method, "--input", str(sites_path), "--output", str(out_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.neighbours",
+        "--worker",
+        method,
+        "--input",
+        str(sites_path),
+        "--output",
+        str(out_path),
+    ]
     cmd += ["--timing", str(timing), "--k", str(k), "--radius-km", str(radius_km)]
     start = time.time()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     ps = psutil.Process(proc.pid)
     peak, status, shuffle_peak = 0, "ok", 0
     stderr_chunks: list[bytes] = []
@@ -175,7 +194,11 @@ def run_method(
             break
         time.sleep(0.2)
     reader.join(timeout=10)
-    res: dict[str, Any] = {"status": status, "peak_rss_gb": round(peak / 2**30, 3), "shuffle_peak_gb": round(shuffle_peak / 2**30, 3)}
+    res: dict[str, Any] = {
+        "status": status,
+        "peak_rss_gb": round(peak / 2**30, 3),
+        "shuffle_peak_gb": round(shuffle_peak / 2**30, 3),
+    }
     info = json.loads(timing.read_text()) if timing.exists() else {}
     res["spark_start_seconds"] = round(info.get("spark_start_seconds", float("nan")), 2)
     if status == "ok":
@@ -190,7 +213,7 @@ def run_method(
     return res
 
 
-def read_table(path: Path):  # noqa: ANN201 - NeighbourTable
+def read_table(path: Path):
     """A neighbour parquet directory as a NeighbourTable sorted by query id."""
     import pyarrow.parquet as pq
 
@@ -200,13 +223,13 @@ def read_table(path: Path):  # noqa: ANN201 - NeighbourTable
     return NeighbourTable.from_pandas(df.sort_values("surveyId").reset_index(drop=True))
 
 
-def _sorted(table):  # noqa: ANN001, ANN202
+def _sorted(table):
     from glc.features.neighbours import NeighbourTable
 
     return NeighbourTable.from_pandas(table.to_pandas().sort_values("surveyId").reset_index(drop=True))
 
 
-def identical(a, b) -> bool:  # noqa: ANN001
+def identical(a, b) -> bool:
     """Same queries, neighbour ids and distances (exact equality)."""
     return bool(
         np.array_equal(a.query_ids, b.query_ids)
@@ -233,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--radius-km", type=float, default=50.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lsh-timeout-s", type=float, default=1200.0, help="stop the full-size LSH run after this long")
-    ap.add_argument("--lsh-max-shuffle-gb", type=float, default=15.0, help="stop LSH when its shuffle files pass this size")
-    ap.add_argument("--lsh-subsamples", default="10000,20000,40000", help="subsample sizes for LSH when the full run stops")
+    ap.add_argument(
+        "--lsh-max-shuffle-gb", type=float, default=15.0, help="stop LSH when its shuffle files pass this size"
+    )
+    ap.add_argument(
+        "--lsh-subsamples", default="10000,20000,40000", help="subsample sizes for LSH when the full run stops"
+    )
     ap.add_argument("--skip-lsh-full", action="store_true", help="do not try LSH at full size (subsamples only)")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/neighbours.json)")
     ap.add_argument("--worker", choices=["exact", "lsh"], help=argparse.SUPPRESS)
@@ -271,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
 
         lsh: dict[str, Any] = {"status": "not_run"}
         if not a.skip_lsh_full:
-            lsh = run_method("lsh", sites, work / "lsh.parquet", work, a.k, a.radius_km, a.lsh_timeout_s, a.lsh_max_shuffle_gb)
+            lsh = run_method(
+                "lsh", sites, work / "lsh.parquet", work, a.k, a.radius_km, a.lsh_timeout_s, a.lsh_max_shuffle_gb
+            )
         lsh_recall = None
         if lsh["status"] == "ok":
             lsh_recall = neighbour_recall(ref, read_table(work / "lsh.parquet"))
@@ -286,8 +315,19 @@ def main(argv: list[str] | None = None) -> int:
                 pick = np.sort(rng.choice(a.n_sites, m, replace=False))
                 sub_path = work / f"sites-{m}.parquet"
                 write_sites(sub_path, ids[pick], x[pick], y[pick])
-                sub_ref = _sorted(neighbours_numpy(ids[pick], x[pick], y[pick], ids[pick], x[pick], y[pick], a.radius_km, a.k))
-                r = run_method("lsh", sub_path, work / "lsh-sub.parquet", work, a.k, a.radius_km, a.lsh_timeout_s, a.lsh_max_shuffle_gb)
+                sub_ref = _sorted(
+                    neighbours_numpy(ids[pick], x[pick], y[pick], ids[pick], x[pick], y[pick], a.radius_km, a.k)
+                )
+                r = run_method(
+                    "lsh",
+                    sub_path,
+                    work / "lsh-sub.parquet",
+                    work,
+                    a.k,
+                    a.radius_km,
+                    a.lsh_timeout_s,
+                    a.lsh_max_shuffle_gb,
+                )
                 entry = {"n_sites": m, **r, "candidate_pairs": lsh_candidate_pairs(x[pick], y[pick], a.seed)}
                 if r["status"] == "ok":
                     entry["recall"] = round(neighbour_recall(sub_ref, read_table(work / "lsh-sub.parquet")), 6)

@@ -96,8 +96,11 @@ def generic(data: dict[str, Any]) -> str:
         cols = [c for c in dict.fromkeys(c for r in rows for c in r) if all(_scalar(r.get(c)) for r in rows)]
         if not cols:
             continue
-        table = [f"\n**`{key}`** ({len(rows)} rows{f', first {MAX_ROWS}' if len(rows) > MAX_ROWS else ''}):\n",
-                 "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        table = [
+            f"\n**`{key}`** ({len(rows)} rows{f', first {MAX_ROWS}' if len(rows) > MAX_ROWS else ''}):\n",
+            "| " + " | ".join(cols) + " |",
+            "|" + "---|" * len(cols),
+        ]
         table += ["| " + " | ".join(_text(r.get(c, "")) for c in cols) + " |" for r in rows[:MAX_ROWS]]
         out += "\n".join(table) + "\n"
     return out
@@ -107,8 +110,10 @@ def _machine(data: dict[str, Any]) -> str:
     m = data.get("machine")
     if not isinstance(m, dict):
         return ""
-    return (f"Machine: {m.get('cores', '?')} cores, {m.get('ram_gb', '?')} GB RAM, Python {m.get('python', '?')}"
-            f" ({m.get('platform', '?')}).\n")
+    return (
+        f"Machine: {m.get('cores', '?')} cores, {m.get('ram_gb', '?')} GB RAM, Python {m.get('python', '?')}"
+        f" ({m.get('platform', '?')}).\n"
+    )
 
 
 def section(path: Path, targets: dict[str, str]) -> str:
@@ -186,14 +191,19 @@ def readme_table(results: Path = RESULTS) -> str:
     glc25 = _load("synth_leaderboard_glc25", results)
     if glc25:
         worlds.append(("GLC25 demo world", _best_by_family(glc25["experiments"]), glc25.get("oracle_test_sample_f1")))
-    families = sorted({f for _, best, _ in worlds for f in best},
-                      key=lambda f: -max(best.get(f, ("", 0.0))[1] for _, best, _ in worlds))
+    families = sorted(
+        {f for _, best, _ in worlds for f in best},
+        key=lambda f: -max(best.get(f, ("", 0.0))[1] for _, best, _ in worlds),
+    )
     lines = ["| model family | " + " | ".join(t for t, _, _ in worlds) + " |", "|---|" + "---|" * len(worlds)]
     for f in families:
         cells = [f"`{best[f][0]}` {best[f][1]:.3f}" if f in best else "—" for _, best, _ in worlds]
         lines.append(f"| {f.replace('_', ' ')} | " + " | ".join(cells) + " |")
-    lines.append("| *oracle (true probabilities)* | "
-                 + " | ".join(f"*{o:.3f}*" if o is not None else "—" for _, _, o in worlds) + " |")
+    lines.append(
+        "| *oracle (true probabilities)* | "
+        + " | ".join(f"*{o:.3f}*" if o is not None else "—" for _, _, o in worlds)
+        + " |"
+    )
     out = "\n".join(lines) + "\n"
     real = _load("real_cv", results)
     if real:
@@ -202,9 +212,11 @@ def readme_table(results: Path = RESULTS) -> str:
             if r["model"] not in best or r["sample_f1_mean"] > best[r["model"]]["sample_f1_mean"]:
                 best[r["model"]] = r
         top = sorted(best.values(), key=lambda r: -r["sample_f1_mean"])[:3]
-        out += ("\nReal benchmark (5-fold spatial CV on the 4,716 real GLC24 test surveys and their released labels): "
-                + ", ".join(f"`{r['model']}` {r['sample_f1_mean']:.3f} ± {r['sample_f1_std']:.3f}" for r in top)
-                + " (malpolon's imagery ensemble: 0.2953).\n")
+        out += (
+            "\nReal benchmark (5-fold spatial CV on the 4,716 real GLC24 test surveys and their released labels): "
+            + ", ".join(f"`{r['model']}` {r['sample_f1_mean']:.3f} ± {r['sample_f1_std']:.3f}" for r in top)
+            + " (malpolon's imagery ensemble: 0.2953).\n"
+        )
     return out
 
 

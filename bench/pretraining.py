@@ -38,12 +38,28 @@ def encoder_summary(name: str, world: Path, out_root: Path) -> dict[str, Any]:
     cfg = load_encoder_config(name)
     d = out_root / dataset_key(world) / "encoders" / f"{cfg['name']}-{config_hash(cfg)}"
     s = json.loads((d / "summary.json").read_text())
-    keep = ("kind", "objective", "monitor", "best_monitor", "epochs_to_best", "sites", "parameters", "train_samples_per_s",
-            "fit_seconds", "seconds", "device", "counts", "evaluation", "curve")
+    keep = (
+        "kind",
+        "objective",
+        "monitor",
+        "best_monitor",
+        "epochs_to_best",
+        "sites",
+        "parameters",
+        "train_samples_per_s",
+        "fit_seconds",
+        "seconds",
+        "device",
+        "counts",
+        "evaluation",
+        "curve",
+    )
     return {"path": str(d), **{k: s.get(k) for k in keep}}
 
 
-def checks(rows: dict[str, dict[str, Any]], enc: dict[str, dict[str, Any]], reference: float) -> dict[str, dict[str, Any]]:
+def checks(
+    rows: dict[str, dict[str, Any]], enc: dict[str, dict[str, Any]], reference: float
+) -> dict[str, dict[str, Any]]:
     """The issue's acceptance numbers, each with its value and whether it holds."""
     f1 = {n: r["test_sample_f1"] for n, r in rows.items()}
     acc = enc["tile2vec"]["evaluation"]["heldout_triplet_acc"]
@@ -51,13 +67,24 @@ def checks(rows: dict[str, dict[str, Any]], enc: dict[str, dict[str, Any]], refe
     curve = [c.get("val/sample_f1") for c in rows["tile2vec"].get("curve", [])]
     return {
         "triplet_accuracy_ge_0.90": {"value": round(acc, 4), "ok": acc >= 0.90},
-        "tile2vec_minus_untrained_ge_0.02": {"value": round(f1["tile2vec"] - f1["tile2vec-untrained"], 4),
-                                             "ok": f1["tile2vec"] - f1["tile2vec-untrained"] >= 0.02},
-        "tile2vec_above_global_frequency": {"value": f1["tile2vec"], "reference": reference, "ok": f1["tile2vec"] > reference},
-        "geolocation_satclip_ge_geolocation_asl": {"value": round(f1["geolocation-satclip"] - f1["geolocation-asl"], 4),
-                                                   "ok": f1["geolocation-satclip"] >= f1["geolocation-asl"]},
+        "tile2vec_minus_untrained_ge_0.02": {
+            "value": round(f1["tile2vec"] - f1["tile2vec-untrained"], 4),
+            "ok": f1["tile2vec"] - f1["tile2vec-untrained"] >= 0.02,
+        },
+        "tile2vec_above_global_frequency": {
+            "value": f1["tile2vec"],
+            "reference": reference,
+            "ok": f1["tile2vec"] > reference,
+        },
+        "geolocation_satclip_ge_geolocation_asl": {
+            "value": round(f1["geolocation-satclip"] - f1["geolocation-asl"], 4),
+            "ok": f1["geolocation-satclip"] >= f1["geolocation-asl"],
+        },
         "retrieval_median_le_half_random": {"value": round(ret["median_ratio"], 4), "ok": ret["median_ratio"] <= 0.5},
-        "tile2vec_val_f1_rises": {"value": curve[:5], "ok": len(curve) >= 2 and curve[min(4, len(curve) - 1)] > curve[0]},
+        "tile2vec_val_f1_rises": {
+            "value": curve[:5],
+            "ok": len(curve) >= 2 and curve[min(4, len(curve) - 1)] > curve[0],
+        },
     }
 
 
@@ -69,11 +96,18 @@ def training_curve(world: Path, out_root: Path, name: str) -> list[dict[str, flo
     from glc.tasks.base import dataset_key
 
     cfg = load_experiment(name)
-    files = sorted((out_root / dataset_key(world) / "models" / f"{cfg['name']}-{model_key(cfg)}" / "training").glob("csv/version_*/metrics.csv"))
+    files = sorted(
+        (out_root / dataset_key(world) / "models" / f"{cfg['name']}-{model_key(cfg)}" / "training").glob(
+            "csv/version_*/metrics.csv"
+        )
+    )
     if not files:
         return []
     df = pd.concat([pd.read_csv(f) for f in files]).dropna(subset=["val/sample_f1"])
-    return [{"epoch": int(e), "val/sample_f1": round(float(v), 4)} for e, v in df.groupby("epoch")["val/sample_f1"].last().items()]
+    return [
+        {"epoch": int(e), "val/sample_f1": round(float(v), 4)}
+        for e, v in df.groupby("epoch")["val/sample_f1"].last().items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     for name in EXPERIMENTS:
         wall, worked, _ = run_experiment(name, world, out)
-        rows[name] = {**score(name, world, out), "wall_seconds": round(wall, 1) if worked else None,
-                      "curve": training_curve(world, out, name)}
+        rows[name] = {
+            **score(name, world, out),
+            "wall_seconds": round(wall, 1) if worked else None,
+            "curve": training_curve(world, out, name),
+        }
         print(f"{name}: test sample-F1 {rows[name]['test_sample_f1']:.4f}", flush=True)
     enc = {}
     for name in ENCODERS:
@@ -100,8 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     from glc.synth.oracle import frequency_baseline_sample_f1
 
     reference = round(float(frequency_baseline_sample_f1(world)[1]), 4)
-    result: dict[str, Any] = {"machine": machine(), "world": world.name, "experiments": rows, "encoders": enc,
-                              "global_frequency_test_f1": reference, "checks": checks(rows, enc, reference)}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "world": world.name,
+        "experiments": rows,
+        "encoders": enc,
+        "global_frequency_test_f1": reference,
+        "checks": checks(rows, enc, reference),
+    }
     if a.gpu_results:
         result["gpu"] = json.loads(a.gpu_results.read_text())
     write_json(RESULTS / "pretraining.json", repo_relative(result))

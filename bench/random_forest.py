@@ -49,9 +49,17 @@ def _child(frame_path: str, setting: dict[str, Any], probe: int) -> dict[str, An
     secs = time.perf_counter() - t0
     tree_bytes = int(sum(e.tree_.value.nbytes + e.tree_.__getstate__()["nodes"].nbytes for e in m.rf_.estimators_))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"probe_trees": probe, "fit_seconds": round(secs, 2), "tree_bytes": tree_bytes, "peak_rss_gb": round(peak / 2**30, 3),
-            "rows": m.info_["rows"], "classes": m.info_["classes"], "dropped_pairs": m.info_["dropped_pairs"],
-            "max_depth_reached": int(max(e.tree_.max_depth for e in m.rf_.estimators_)), "n_nodes_mean": float(np.mean([e.tree_.node_count for e in m.rf_.estimators_]))}
+    return {
+        "probe_trees": probe,
+        "fit_seconds": round(secs, 2),
+        "tree_bytes": tree_bytes,
+        "peak_rss_gb": round(peak / 2**30, 3),
+        "rows": m.info_["rows"],
+        "classes": m.info_["classes"],
+        "dropped_pairs": m.info_["dropped_pairs"],
+        "max_depth_reached": int(max(e.tree_.max_depth for e in m.rf_.estimators_)),
+        "n_nodes_mean": float(np.mean([e.tree_.node_count for e in m.rf_.estimators_])),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", default=str(REPO / "data" / "synthetic" / "demo-seed0"))
     ap.add_argument("--out-root", default=str(REPO / "out-bench" / "leaderboard"))
     ap.add_argument("--probe-trees", type=int, default=4)
-    ap.add_argument("--settings", default="", help="JSON list of [model] overrides (default: GLC2020 and the fitting setting)")
+    ap.add_argument(
+        "--settings", default="", help="JSON list of [model] overrides (default: GLC2020 and the fitting setting)"
+    )
     ap.add_argument("--name", default="random_forest", help="result file stem under bench/results/")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -76,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = json.loads(a.settings) if a.settings else DEFAULT_SETTINGS
-    st, env = SurveyTable(data_root=a.data_root, out_root=a.out_root), EnvFeatures(data_root=a.data_root, out_root=a.out_root)
+    st, env = (
+        SurveyTable(data_root=a.data_root, out_root=a.out_root),
+        EnvFeatures(data_root=a.data_root, out_root=a.out_root),
+    )
     if not luigi.build([st, env], local_scheduler=True):
         raise SystemExit("SurveyTable / EnvFeatures failed; see the log above")
     surveys = read_surveys(st.output())
@@ -89,15 +102,23 @@ def main(argv: list[str] | None = None) -> int:
             n = int(s.get("n_estimators", 100))
             probe = min(int(a.probe_trees), n)
             cmd = [sys.executable, "-m", "bench.random_forest", "--child", fp, json.dumps(s), str(probe)]
-            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+            proc = subprocess.run(
+                cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}
+            )
             if proc.returncode != 0:
                 raise SystemExit(f"setting {s} failed:\n{proc.stderr[-3000:]}")
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             scale = n / probe
-            r.update({"setting": s, "n_estimators": n, "surveys": len(train),
-                      "projected_fit_seconds": round(r["fit_seconds"] * scale, 1),
-                      "projected_tree_gb": round(r["tree_bytes"] * scale / 2**30, 3),
-                      "projected_peak_rss_gb": round(r["peak_rss_gb"] + r["tree_bytes"] * (scale - 1) / 2**30, 3)})
+            r.update(
+                {
+                    "setting": s,
+                    "n_estimators": n,
+                    "surveys": len(train),
+                    "projected_fit_seconds": round(r["fit_seconds"] * scale, 1),
+                    "projected_tree_gb": round(r["tree_bytes"] * scale / 2**30, 3),
+                    "projected_peak_rss_gb": round(r["peak_rss_gb"] + r["tree_bytes"] * (scale - 1) / 2**30, 3),
+                }
+            )
             rows.append(r)
             print(json.dumps(r), flush=True)
     path = write_result(a.name, {"world": a.data_root, "settings": rows})

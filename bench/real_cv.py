@@ -25,13 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     from glc.tasks.benchmark import RealCV
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--real-dir", type=Path, default=None,
-                    help="folder with the real PA-test metadata and solution (default: glc24-real in $GLC_REAL_DATA or data/real)")
+    ap.add_argument(
+        "--real-dir",
+        type=Path,
+        default=None,
+        help="folder with the real PA-test metadata and solution (default: glc24-real in $GLC_REAL_DATA or data/real)",
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--block-km", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-root", default="out", help="artifact root of the RealCV Luigi task")
-    ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.bench_models() (default: all)")
+    ap.add_argument(
+        "--models", default="", help="comma-separated subset of glc.eval.benchmark.bench_models() (default: all)"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     chosen = select_models(a.models)
@@ -39,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         from glc.eval.real import real_data_dir
 
         a.real_dir = real_data_dir() / "glc24-real"
-    task = RealCV(real_dir=str(a.real_dir), out_root=a.out_root, folds=a.folds, block_km=a.block_km, seed=a.seed, models=a.models)
+    task = RealCV(
+        real_dir=str(a.real_dir), out_root=a.out_root, folds=a.folds, block_km=a.block_km, seed=a.seed, models=a.models
+    )
     if not luigi.build([task], local_scheduler=True):
         raise SystemExit("RealCV failed; see the log above")
     res = json.loads((task.output().dir / "result.json").read_text())
@@ -48,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench.pages import update_readme_table
 
     update_readme_table()  # the README's table names the real benchmark's best models
-    (RESULTS / "real_cv.md").write_text(markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)"))
+    (RESULTS / "real_cv.md").write_text(
+        markdown_table(res, "Real-data benchmark: GLC24 PA test surveys (released labels)")
+    )
     best = res["models"][0]
-    print(f"best: {best['model']} + {best['decoder']}: sample-F1 {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}")
+    print(
+        f"best: {best['model']} + {best['decoder']}: sample-F1 {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}"
+    )
     print(f"wrote {path} and {RESULTS / 'real_cv.md'}")
     return 0
 

@@ -58,7 +58,9 @@ def generate_and_measure(scale: str, seed: int, workdir: Path, keep: Path | None
     world = out / f"{scale}-seed{seed}"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "glc", "synth", "--scale", scale, "--seed", str(seed), "--out", str(world)], cwd=REPO)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "glc", "synth", "--scale", scale, "--seed", str(seed), "--out", str(world)], cwd=REPO
+    )
     proc = psutil.Process(child.pid)
     peak = 0
     while child.poll() is None:
@@ -107,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     for scale in [s.strip() for s in a.scales.split(",") if s.strip()]:
         res = generate_and_measure(scale, a.seed, a.workdir or Path(tempfile.gettempdir()), a.keep)
         merged[scale] = res
-        print(f"{scale}: {res['wall_seconds']} s wall, {res['cpu_seconds']} s CPU, peak RSS {res['peak_rss_gb']} GB, "
-              f"{res['disk_gb']} GB on disk, oracle sample-F1 {res['oracle_sample_f1']}, frequency baseline "
-              f"{res['frequency_baseline']['sample_f1']} (k={res['frequency_baseline']['k']})")
+        print(
+            f"{scale}: {res['wall_seconds']} s wall, {res['cpu_seconds']} s CPU, peak RSS {res['peak_rss_gb']} GB, "
+            f"{res['disk_gb']} GB on disk, oracle sample-F1 {res['oracle_sample_f1']}, frequency baseline "
+            f"{res['frequency_baseline']['sample_f1']} (k={res['frequency_baseline']['k']})"
+        )
         write_result("synth", merged)
     print(f"wrote {path}")
     return 0

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="", help="comma-separated subset of glc.eval.benchmark.bench_models() (default: all)")
+    ap.add_argument(
+        "--models", default="", help="comma-separated subset of glc.eval.benchmark.bench_models() (default: all)"
+    )
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (a.world / "_SUCCESS").exists():
@@ -43,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     res["protocol"]["dataset"] = f"synthetic world {a.world.name} (PA train surveys)"
     res["protocol"]["oracle_sample_f1_test"] = oracle
     res = merge_models("synth_cv", res, chosen)
-    path = write_result("synth_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})
+    write_result("synth_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})
     top = f"**Oracle** (true probabilities of the test surveys, expected-F1 decoding): sample-F1 **{oracle:.4f}**"
     (RESULTS / "synth_cv.md").write_text(markdown_table(res, f"Synthetic benchmark: {a.world.name}", top))
     best = res["models"][0]
-    print(f"oracle {oracle:.4f}; best: {best['model']} + {best['decoder']}: {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}")
+    print(
+        f"oracle {oracle:.4f}; best: {best['model']} + {best['decoder']}: {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}"
+    )
     return 0
 
 

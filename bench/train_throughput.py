@@ -67,10 +67,18 @@ class JpegPatches(torch.utils.data.Dataset):
         return torch.from_numpy(px)
 
 
-def _jpeg_loader(files: list[tuple[str, str]], batch_size: int, workers: int, dct_k: int, seed: int) -> torch.utils.data.DataLoader:
+def _jpeg_loader(
+    files: list[tuple[str, str]], batch_size: int, workers: int, dct_k: int, seed: int
+) -> torch.utils.data.DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(JpegPatches(files, dct_k), batch_size=batch_size, shuffle=True, num_workers=workers,
-                                       persistent_workers=workers > 0, generator=g)
+    return torch.utils.data.DataLoader(
+        JpegPatches(files, dct_k),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=g,
+    )
 
 
 def build_inputs(world: Path, out_root: Path) -> Path:
@@ -105,8 +113,15 @@ def _nets(meta: dict[str, Any], device: torch.device) -> dict[str, torch.nn.Modu
         def __init__(self) -> None:
             super().__init__()
             self.norm = Standardize(np.full((4, 1, 1), 100.0, np.float32), np.full((4, 1, 1), 50.0, np.float32))
-            self.body = ConvBody(4, 128, idct_cfg["channels"], int(idct_cfg["reduce"]), int(idct_cfg["latent"]), pool=True,
-                                 dropout=float(idct_cfg["dropout"]))
+            self.body = ConvBody(
+                4,
+                128,
+                idct_cfg["channels"],
+                int(idct_cfg["reduce"]),
+                int(idct_cfg["latent"]),
+                pool=True,
+                dropout=float(idct_cfg["dropout"]),
+            )
 
         def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
             return self.body(self.norm(batch["patch_raw"].float()))
@@ -143,7 +158,7 @@ def train_rate(net: torch.nn.Module, batches: Any, key: str, n_classes: int, lim
     return n / (time.perf_counter() - t0)
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a linear protocol
+def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results."""
     from bench.common import write_result
     from glc.data.layout import detect_layout
@@ -154,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a linear protoco
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--world", type=Path, default=REPO / "data" / "synthetic" / "demo-seed0")
     ap.add_argument("--out-root", type=Path, default=REPO / "out-bench" / "train_throughput")
-    ap.add_argument("--inputs", type=Path, default=None, help="an existing ModelInputs folder with patch_dct (skips Spark)")
+    ap.add_argument(
+        "--inputs", type=Path, default=None, help="an existing ModelInputs folder with patch_dct (skips Spark)"
+    )
     ap.add_argument("--train-surveys", type=int, default=1024, help="samples per training round")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
@@ -172,23 +189,37 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a linear protoco
     root = a.inputs or build_inputs(a.world, a.out_root)
     meta = read_meta(root)
     # the same surveys for every path: the train split of the model-input table (the JPEG paths read those surveys)
-    dm = SurveyDataModule(root, columns=("patch_dct",), batch_size=a.batch_size, reader="petastorm", num_workers=a.workers, seed=0)
+    dm = SurveyDataModule(
+        root, columns=("patch_dct",), batch_size=a.batch_size, reader="petastorm", num_workers=a.workers, seed=0
+    )
     dm.setup("fit")
-    train_ids = np.sort(np.concatenate([b["surveyId"].numpy() for b in dm.loader("train", shuffle=False, with_target=False)]))
+    train_ids = np.sort(
+        np.concatenate([b["surveyId"].numpy() for b in dm.loader("train", shuffle=False, with_target=False)])
+    )
     n = len(train_ids)
     lay = detect_layout(a.world)
-    files = [(str(lay.patch_path("train", int(s), "rgb")), str(lay.patch_path("train", int(s), "nir"))) for s in train_ids]
+    files = [
+        (str(lay.patch_path("train", int(s), "rgb")), str(lay.patch_path("train", int(s), "nir"))) for s in train_ids
+    ]
     petastorm = dm.loader("train", shuffle=True, with_target=False)
     jpeg = _jpeg_loader(files, a.batch_size, a.workers, 0, 0)
     jpeg_dct = _jpeg_loader(files, a.batch_size, a.workers, 8, 0)
 
     nets = _nets(meta, device)
     C = int(meta["num_classes"])
-    loader_cfgs = {"dct_parquet_petastorm": lambda: petastorm, "jpeg_decode": lambda: jpeg, "jpeg_decode_dct": lambda: jpeg_dct}
+    loader_cfgs = {
+        "dct_parquet_petastorm": lambda: petastorm,
+        "jpeg_decode": lambda: jpeg,
+        "jpeg_decode_dct": lambda: jpeg_dct,
+    }
     train_cfgs = {
         "dct_parquet_petastorm": lambda: train_rate(nets["coef"], petastorm, "patch_dct", C, a.train_surveys, device),
-        "jpeg_decode_dct": lambda: train_rate(nets["coef"], ({"patch_dct": b} for b in jpeg_dct), "patch_dct", C, a.train_surveys, device),
-        "jpeg_pixels": lambda: train_rate(nets["pixels"], ({"patch_raw": b} for b in jpeg), "patch_raw", C, a.train_surveys, device),
+        "jpeg_decode_dct": lambda: train_rate(
+            nets["coef"], ({"patch_dct": b} for b in jpeg_dct), "patch_dct", C, a.train_surveys, device
+        ),
+        "jpeg_pixels": lambda: train_rate(
+            nets["pixels"], ({"patch_raw": b} for b in jpeg), "patch_raw", C, a.train_surveys, device
+        ),
         "idct_images": lambda: train_rate(nets["idct"], petastorm, "patch_dct", C, a.train_surveys, device),
     }
     loader_runs: dict[str, list[float]] = {k: [] for k in loader_cfgs}
@@ -204,14 +235,22 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a linear protoco
             rate = fn()
             if r:
                 train_runs[k].append(rate)
-        print(f"round {r}{' (warm-up)' if not r else ''}: loader {({k: round(v[-1]) for k, v in loader_runs.items() if v})}; "
-              f"train {({k: round(v[-1], 1) for k, v in train_runs.items() if v})}", flush=True)
+        print(
+            f"round {r}{' (warm-up)' if not r else ''}: loader { ({k: round(v[-1]) for k, v in loader_runs.items() if v}) }; "
+            f"train { ({k: round(v[-1], 1) for k, v in train_runs.items() if v}) }",
+            flush=True,
+        )
     dm.teardown()
     loader = {k: statistics.median(v) for k, v in loader_runs.items()}
     train = {k: statistics.median(v) for k, v in train_runs.items()}
     results = {
-        "surveys": n, "train_samples_per_round": a.train_surveys, "batch_size": a.batch_size, "workers": a.workers,
-        "rounds": a.rounds, "torch_threads": torch.get_num_threads(), "device": str(device),
+        "surveys": n,
+        "train_samples_per_round": a.train_surveys,
+        "batch_size": a.batch_size,
+        "workers": a.workers,
+        "rounds": a.rounds,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "loader_samples_per_s": {k: round(v, 1) for k, v in loader.items()},
         "train_samples_per_s": {k: round(v, 2) for k, v in train.items()},
@@ -219,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a linear protoco
         "train_ratio_vs_dct_parquet": {k: round(v / train["dct_parquet_petastorm"], 4) for k, v in train.items()},
         "train_ratio_idct_vs_jpeg_pixels": round(train["idct_images"] / train["jpeg_pixels"], 3),
         "runs": {"loader": loader_runs, "train": train_runs},
-        "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "parameters": {k: int(sum(p.numel() for p in v.parameters())) for k, v in nets.items()},
     }
     path = write_result(a.name, results)

@@ -48,10 +48,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ``|validation - test|`` per scheme over the experiments run under every scheme, and the smaller one."""
     names = {r["experiment"] for r in rows}
     complete = [n for n in names if {r["scheme"] for r in rows if r["experiment"] == n} >= set(SCHEMES)]
-    gaps = {s: round(sum(r["abs_gap"] for r in rows if r["scheme"] == s and r["experiment"] in complete) / max(len(complete), 1), 4)
-            for s in SCHEMES}
-    return {"mean_abs_gap": gaps, "experiments_compared": sorted(complete),
-            "better": min(gaps, key=lambda s: (gaps[s], SCHEMES.index(s))) if complete else None}
+    gaps = {
+        s: round(
+            sum(r["abs_gap"] for r in rows if r["scheme"] == s and r["experiment"] in complete) / max(len(complete), 1),
+            4,
+        )
+        for s in SCHEMES
+    }
+    return {
+        "mean_abs_gap": gaps,
+        "experiments_compared": sorted(complete),
+        "better": min(gaps, key=lambda s: (gaps[s], SCHEMES.index(s))) if complete else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,15 +87,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} / {scheme}", flush=True)
             wall, worked, _ = run_experiment(str(cfg_path), world, out_root)
             row = score(str(cfg_path), world, out_root)
-            rows.append({"experiment": name, "scheme": scheme, "val_sample_f1": row["val_sample_f1"],
-                         "test_sample_f1": row["test_sample_f1"],
-                         "abs_gap": round(abs(row["val_sample_f1"] - row["test_sample_f1"]), 4),
-                         "config_hash": row["config_hash"], "wall_seconds": round(wall, 1) if worked else None})
+            rows.append(
+                {
+                    "experiment": name,
+                    "scheme": scheme,
+                    "val_sample_f1": row["val_sample_f1"],
+                    "test_sample_f1": row["test_sample_f1"],
+                    "abs_gap": round(abs(row["val_sample_f1"] - row["test_sample_f1"]), 4),
+                    "config_hash": row["config_hash"],
+                    "wall_seconds": round(wall, 1) if worked else None,
+                }
+            )
             print(f"  validation {row['val_sample_f1']:.4f}  test {row['test_sample_f1']:.4f}", flush=True)
-    result = {"machine": machine(), "world": world.name, "oracle_test_sample_f1": round(float(oracle_sample_f1(world)), 4),
-              "protocol": "each experiment's DAG run once per validation scheme; validation = the report's cross-fitted "
-                          "sample-F1 on the scheme's hold-out, test = the submission on the hidden test labels",
-              "rows": rows, **summarise(rows)}
+    result = {
+        "machine": machine(),
+        "world": world.name,
+        "oracle_test_sample_f1": round(float(oracle_sample_f1(world)), 4),
+        "protocol": "each experiment's DAG run once per validation scheme; validation = the report's cross-fitted "
+        "sample-F1 on the scheme's hold-out, test = the submission on the hidden test labels",
+        "rows": rows,
+        **summarise(rows),
+    }
     path = RESULTS / ("validation_shift.json" if glc24 else f"validation_shift_{a.edition}.json")
     write_json(path, repo_relative(result))
     print(f"mean |validation - test|: {result['mean_abs_gap']} -> better predictor: {result['better']}")

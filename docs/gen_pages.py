@@ -17,8 +17,8 @@ import mkdocs_gen_files
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.pages import benchmarks_page  # noqa: E402
-from glc import docgen  # noqa: E402
+from bench.pages import benchmarks_page
+from glc import docgen
 
 PAGES = {
     "reference/experiments.md": docgen.model_catalogue,

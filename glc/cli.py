@@ -14,8 +14,8 @@ Subcommands::
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +35,9 @@ def _cmd_score(a: argparse.Namespace) -> int:
         raise UserError("only one of --solution and --submission can be read from standard input ('-')")
     res = score_submission(read_species_lists(a.solution), read_species_lists(a.submission))
     print(f"sample_f1={res['sample_f1']:.6f}")
-    print(f"micro_precision={res['micro_precision']:.6f} micro_recall={res['micro_recall']:.6f} micro_f1={res['micro_f1']:.6f}")
+    print(
+        f"micro_precision={res['micro_precision']:.6f} micro_recall={res['micro_recall']:.6f} micro_f1={res['micro_f1']:.6f}"
+    )
     print(f"n_surveys={res['n_surveys']} n_missing={res['n_missing']} n_extra={res['n_extra']}")
     return 0
 
@@ -58,7 +60,6 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 def _cmd_synth(a: argparse.Namespace) -> int:
     from glc.synth import generate_world
-
     from glc.tasks.synth import world_dir_name
 
     if a.edition == "glc25" and a.flavour not in (None, "glc25"):
@@ -91,11 +92,16 @@ def _cmd_show(a: argparse.Namespace) -> int:
         sub.ensure_local()
         rep.ensure_local()
     if not sub.complete():
-        print(f"experiment {a.experiment!r} has no submission yet under {a.out_root}; run: make {a.experiment}", file=sys.stderr)
+        print(
+            f"experiment {a.experiment!r} has no submission yet under {a.out_root}; run: make {a.experiment}",
+            file=sys.stderr,
+        )
         return 1
     report = json.loads((rep.output().dir / "report.json").read_text())
     v = report["validation"]
-    print(f"validation sample-F1 ({report['config']['model']['kind']}, decoder {report['decoder']}): {v['sample_f1']:.4f}")
+    print(
+        f"validation sample-F1 ({report['config']['model']['kind']}, decoder {report['decoder']}): {v['sample_f1']:.4f}"
+    )
     for name, b in report["baselines"].items():
         print(f"  reference {name}: {b['sample_f1']:.4f}")
     truth = local_root(a.data_root) / "_truth" / "GLC24_SOLUTION_FILE.csv"
@@ -104,7 +110,9 @@ def _cmd_show(a: argparse.Namespace) -> int:
         from glc.metrics import score_submission
 
         res = score_submission(read_species_lists(truth), read_species_lists(sub.output().path))
-        print(f"leaderboard (hidden test labels, {res['n_surveys']} surveys): {a.experiment} sample-F1 {res['sample_f1']:.4f}")
+        print(
+            f"leaderboard (hidden test labels, {res['n_surveys']} surveys): {a.experiment} sample-F1 {res['sample_f1']:.4f}"
+        )
     print(f"submission: {Path(sub.output().path).resolve()}")
     print(f"report:     {(rep.output().dir / 'report.md').resolve()}")
     print(f"            {(rep.output().dir / 'report.html').resolve()} ({len(report.get('figures', []))} figures)")
@@ -120,7 +128,9 @@ def _species_ids(text: str | None) -> list[int]:
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError as e:
-        raise UserError(f"--species {text!r}: expected comma-separated integer species ids, e.g. --species 1234,5678") from e
+        raise UserError(
+            f"--species {text!r}: expected comma-separated integer species ids, e.g. --species 1234,5678"
+        ) from e
 
 
 def _bbox(text: str | None) -> list[float]:
@@ -157,7 +167,9 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     print(f"{len(table)} point(s): " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     bad = table[table["status"] != "ok"]
     for _, r in bad.head(20).iterrows():
-        print(f"  point id={r['id']} lon={r['lon']:.5f} lat={r['lat']:.5f}: {r['status']} (not scored)", file=sys.stderr)
+        print(
+            f"  point id={r['id']} lon={r['lon']:.5f} lat={r['lat']:.5f}: {r['status']} (not scored)", file=sys.stderr
+        )
     if len(bad) > 20:
         print(f"  ... and {len(bad) - 20} more not scored (see the status column)", file=sys.stderr)
     print(f"predictions: {out.resolve()}")
@@ -175,14 +187,24 @@ def _cmd_map(a: argparse.Namespace) -> int:
     species = _species_ids(a.species)
     if not species and not a.richness:
         raise UserError("give --species ID[,ID...] and/or --richness")
-    task = SpeciesMap(experiment=a.experiment, data_root=a.data_root, out_root=a.out_root, species=species, richness=bool(a.richness),
-                      resolution_km=float(a.resolution_km), bbox=_bbox(a.bbox), crs=a.crs)
+    task = SpeciesMap(
+        experiment=a.experiment,
+        data_root=a.data_root,
+        out_root=a.out_root,
+        species=species,
+        richness=bool(a.richness),
+        resolution_km=float(a.resolution_km),
+        bbox=_bbox(a.bbox),
+        crs=a.crs,
+    )
     try:
         check_point_capable(task.cfg)
         from glc.data.extent import data_extent
         from glc.predict.maps import map_grid
 
-        map_grid(data_extent(task.local_data_root), task.bbox or None, task.resolution_km, task.crs)  # bad bbox/res: fail fast
+        map_grid(
+            data_extent(task.local_data_root), task.bbox or None, task.resolution_km, task.crs
+        )  # bad bbox/res: fail fast
         if species:
             from glc.tasks.maps import build_point_model
 
@@ -196,8 +218,10 @@ def _cmd_map(a: argparse.Namespace) -> int:
         print(f"error: the map of {a.experiment!r} was not written; see the log above", file=sys.stderr)
         return 1
     summary = json.loads((task.output().dir / "map.json").read_text())
-    print(f"map: {summary['path']} ({summary['width']} x {summary['height']} cells of {summary['resolution_km']:g} km, {summary['crs']}; "
-          f"{summary['land']} land cells; bands {summary['bands']})")
+    print(
+        f"map: {summary['path']} ({summary['width']} x {summary['height']} cells of {summary['resolution_km']:g} km, {summary['crs']}; "
+        f"{summary['land']} land cells; bands {summary['bands']})"
+    )
     for png in summary["previews"]:
         print(f"preview: {png}")
     return 0
@@ -219,16 +243,20 @@ def _cmd_encoder(a: argparse.Namespace) -> int:
     enc_dir = task.requires()["encoder"].output().dir
     s = json.loads((enc_dir / "summary.json").read_text())
     ev = s["evaluation"]
-    print(f"encoder {task.key()} ({s['kind']}, objective {s['objective']}): {s['sites']} sites, "
-          f"best {s['monitor']} = {s.get('best_monitor')}, {s.get('epochs_to_best', 0)} epochs to best, "
-          f"{s.get('train_samples_per_s', 0)} samples/s on {s['device']}")
+    print(
+        f"encoder {task.key()} ({s['kind']}, objective {s['objective']}): {s['sites']} sites, "
+        f"best {s['monitor']} = {s.get('best_monitor')}, {s.get('epochs_to_best', 0)} epochs to best, "
+        f"{s.get('train_samples_per_s', 0)} samples/s on {s['device']}"
+    )
     if "heldout_triplet_acc" in ev:
         print(f"  held-out triplet accuracy {ev['heldout_triplet_acc']:.4f} on {ev['heldout_triplets']} triplets")
     if "trained" in ev:
         t, r = ev["trained"], ev["random"]
-        print(f"  retrieval over {ev['grid_points']:,} grid locations, {t['n']} test images: median {t['median_km']:.1f} km, "
-              f"p90 {t['p90_km']:.1f} km (random embeddings: median {r['median_km']:.1f} km, p90 {r['p90_km']:.1f} km; "
-              f"ratio {ev['median_ratio']:.3f})")
+        print(
+            f"  retrieval over {ev['grid_points']:,} grid locations, {t['n']} test images: median {t['median_km']:.1f} km, "
+            f"p90 {t['p90_km']:.1f} km (random embeddings: median {r['median_km']:.1f} km, p90 {r['p90_km']:.1f} km; "
+            f"ratio {ev['median_ratio']:.3f})"
+        )
         print(f"  heatmap: {enc_dir / ev['heatmap']}")
     skipped = {k: v for k, v in s["counts"].items() if v}
     if skipped:
@@ -245,13 +273,21 @@ def _add_roots(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="python -m glc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks-dir", default=None, metavar="DIR",
-                   help="folder of the experiment files (default: $GLC_TASKS_DIR, else ./tasks, else the checkout's tasks/)")
+    p = argparse.ArgumentParser(
+        prog="python -m glc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--tasks-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of the experiment files (default: $GLC_TASKS_DIR, else ./tasks, else the checkout's tasks/)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("score", help="score a submission against a solution file")
-    s.add_argument("--solution", required=True, help="CSV surveyId,target_species_ids (or a submission-format file); - = stdin")
+    s.add_argument(
+        "--solution", required=True, help="CSV surveyId,target_species_ids (or a submission-format file); - = stdin"
+    )
     s.add_argument("--submission", required=True, help="CSV surveyId,predictions; - = stdin")
     s.set_defaults(func=_cmd_score)
 
@@ -262,15 +298,27 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_cmd_validate)
 
     g = sub.add_parser("synth", help="generate a synthetic GLC24 or GLC25 world")
-    g.add_argument("--edition", choices=["glc24", "glc25"], default="glc24",
-                   help="glc24 (default) or glc25: GeoTIFF patches, EnvironmentalValues CSVs, no rasters, shifted test set")
+    g.add_argument(
+        "--edition",
+        choices=["glc24", "glc25"],
+        default="glc24",
+        help="glc24 (default) or glc25: GeoTIFF patches, EnvironmentalValues CSVs, no rasters, shifted test set",
+    )
     g.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", default=None,
-                   help="output folder (default data/synthetic/<scale>-seed<seed>, glc25-<scale>-seed<seed> for GLC25)")
+    g.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default data/synthetic/<scale>-seed<seed>, glc25-<scale>-seed<seed> for GLC25)",
+    )
     g.add_argument("--flavour", choices=["kaggle", "seafile"], default=None, help="GLC24 distribution (default kaggle)")
-    g.add_argument("--po-patches", type=int, default=0, metavar="N",
-                   help="also render RGB+NIR patches for the first N presence-only surveys (the PO ETL path; default 0)")
+    g.add_argument(
+        "--po-patches",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also render RGB+NIR patches for the first N presence-only surveys (the PO ETL path; default 0)",
+    )
     g.set_defaults(func=_cmd_synth)
 
     o = sub.add_parser("oracle", help="oracle sample-F1 of a synthetic world")
@@ -281,15 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_roots(w)
     w.set_defaults(func=_cmd_show)
 
-    en = sub.add_parser("encoder", help="pretrain + embed with a self-supervised encoder (tasks/encoders/); print its evaluation")
+    en = sub.add_parser(
+        "encoder", help="pretrain + embed with a self-supervised encoder (tasks/encoders/); print its evaluation"
+    )
     en.add_argument("--encoder", default="satclip", help="encoder name in tasks/encoders/ or a .toml path")
     _add_roots(en)
     en.set_defaults(func=_cmd_encoder)
 
     pr = sub.add_parser("predict", help="top species with probabilities at any lon/lat (location models)")
     pr.add_argument("--experiment", required=True, help="experiment name in tasks/ or a .toml path")
-    pr.add_argument("--points", required=True, help="CSV (or parquet) with lon,lat and optionally id,year,region,country; - = stdin")
-    pr.add_argument("--out", default=None, help="output CSV or .parquet (default <points>-<experiment>-predictions.csv)")
+    pr.add_argument(
+        "--points", required=True, help="CSV (or parquet) with lon,lat and optionally id,year,region,country; - = stdin"
+    )
+    pr.add_argument(
+        "--out", default=None, help="output CSV or .parquet (default <points>-<experiment>-predictions.csv)"
+    )
     pr.add_argument("--top", type=int, default=30, help="species per point (default 30)")
     pr.add_argument("--strict", action="store_true", help="exit 1 when any point is at sea or outside the data extent")
     _add_roots(pr)
@@ -299,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--experiment", required=True, help="experiment name in tasks/ or a .toml path")
     m.add_argument("--species", default=None, help="comma-separated species ids, one band each")
     m.add_argument("--richness", action="store_true", help="add a richness band (sum of every species' probability)")
-    m.add_argument("--bbox", default=None, help="west,south,east,north in degrees (default: the data extent); write --bbox=-10,35,30,60 when it starts with a minus")
+    m.add_argument(
+        "--bbox",
+        default=None,
+        help="west,south,east,north in degrees (default: the data extent); write --bbox=-10,35,30,60 when it starts with a minus",
+    )
     m.add_argument("--resolution-km", type=float, default=25.0, help="cell size in km (default 25)")
     m.add_argument("--crs", default="EPSG:3035", help="projected CRS of the map (default EPSG:3035)")
     _add_roots(m)
@@ -309,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     args = build_parser().parse_args(argv)
     if args.tasks_dir:  # every experiment lookup (and Luigi tasks started from here) reads the variable
         os.environ["GLC_TASKS_DIR"] = args.tasks_dir

@@ -62,8 +62,10 @@ def tasks_dir() -> Path:
     """
     p = _project_dir("tasks", TASKS_ENV)
     if p is None:
-        raise ConfigError(f"no experiment folder: run from a folder with tasks/<name>.toml files, pass --tasks-dir DIR "
-                          f"or set {TASKS_ENV}=DIR (the source checkout's tasks/ holds every reference experiment)")
+        raise ConfigError(
+            f"no experiment folder: run from a folder with tasks/<name>.toml files, pass --tasks-dir DIR "
+            f"or set {TASKS_ENV}=DIR (the source checkout's tasks/ holds every reference experiment)"
+        )
     return p
 
 
@@ -76,6 +78,7 @@ def conf_dir() -> Path | None:
 def encoders_dir() -> Path:
     """Encoder files (``tasks/encoders/<name>.toml``): the self-supervised encoders of :mod:`glc.tasks.pretrain`."""
     return tasks_dir() / "encoders"
+
 
 __all__ = [
     "SCHEMA",
@@ -136,37 +139,68 @@ SCHEMA: Schema = {
         "lr": Param(1e-3, "learning rate", min=0.0, min_exclusive=True),
         "weight_decay": Param(1e-4, "weight decay (AdamW: decoupled)", min=0.0),
         "cosine": Param(False, "cosine learning-rate schedule over max_epochs"),
-        "optimizer": Param("adamw", "optimiser (glc.training.module.OPTIMIZERS): adamw, or sgd (Nesterov momentum 0.9)", choices=("adamw", "sgd")),
-        "step_epochs": Param(0, "step decay: multiply the learning rate by step_gamma every step_epochs epochs (0 = off)", min=0),
+        "optimizer": Param(
+            "adamw",
+            "optimiser (glc.training.module.OPTIMIZERS): adamw, or sgd (Nesterov momentum 0.9)",
+            choices=("adamw", "sgd"),
+        ),
+        "step_epochs": Param(
+            0, "step decay: multiply the learning rate by step_gamma every step_epochs epochs (0 = off)", min=0
+        ),
         "step_gamma": Param(0.1, "step decay factor", min=0.0, max=1.0, min_exclusive=True),
         "val_k": Param(0, "top-k of the per-epoch validation sample-F1 (0 = mean training richness)", min=0),
-        "reader": Param("petastorm", "model-input reader (glc.loaders)", choices=("petastorm", "petastorm-public", "arrow", "memory")),
+        "reader": Param(
+            "petastorm",
+            "model-input reader (glc.loaders)",
+            choices=("petastorm", "petastorm-public", "arrow", "memory"),
+        ),
         "num_workers": Param(0, "DataLoader workers", min=0),
-        "checkpoint_minutes": Param(30.0, "also rewrite last.ckpt inside an epoch every this many minutes of training, so a "
-                                    "run killed mid-epoch resumes there, exactly (0 = at epoch ends only; not part of "
-                                    "the config hash: it never changes the trained model)", min=0.0),
+        "checkpoint_minutes": Param(
+            30.0,
+            "also rewrite last.ckpt inside an epoch every this many minutes of training, so a "
+            "run killed mid-epoch resumes there, exactly (0 = at epoch ends only; not part of "
+            "the config hash: it never changes the trained model)",
+            min=0.0,
+        ),
         "accelerator": Param("auto", "auto uses a GPU when present", choices=("auto", "cpu", "gpu", "cuda", "mps")),
-        "devices": Param(1, "training processes: > 1 runs DDP, one process per GPU (or per CPU process, gloo) via "
-                         "torchrun (glc.training.ddp)", min=1),
+        "devices": Param(
+            1,
+            "training processes: > 1 runs DDP, one process per GPU (or per CPU process, gloo) via "
+            "torchrun (glc.training.ddp)",
+            min=1,
+        ),
         "strategy": Param("auto", "Lightning strategy: auto = ddp when devices > 1", choices=("auto", "ddp")),
         "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
-        "mixup_alpha": Param(0.0, "mixup of every input and the labels, lambda ~ Beta(alpha, alpha) (0 = off)", min=0.0),
-        "kfold": Param(1, "k-fold cross fusion (Tighnari): k models on the spatial folds of the training split, "
-                       "logits averaged (1 = one model)", min=1),
+        "mixup_alpha": Param(
+            0.0, "mixup of every input and the labels, lambda ~ Beta(alpha, alpha) (0 = off)", min=0.0
+        ),
+        "kfold": Param(
+            1,
+            "k-fold cross fusion (Tighnari): k models on the spatial folds of the training split, "
+            "logits averaged (1 = one model)",
+            min=1,
+        ),
         "kfold_epochs": Param(5, "k-fold: epochs at most of folds 2..k, fine-tuned from fold 1's weights", min=1),
-        "kfold_lr_scale": Param(0.5, "k-fold: learning rate of folds 2..k relative to lr", min=0.0, max=1.0, min_exclusive=True),
+        "kfold_lr_scale": Param(
+            0.5, "k-fold: learning rate of folds 2..k relative to lr", min=0.0, max=1.0, min_exclusive=True
+        ),
     },
     "inputs": {
         # the ModelInputs table of trained model kinds (its feature sets come from the model kind)
         "shuffle": Param(
-            [], "feature sets whose rows are permuted among the surveys of each split (a control that keeps the "
-            "values' distribution and destroys their link to the labels)", type="list[str]", choices=_feature_set_names,
+            [],
+            "feature sets whose rows are permuted among the surveys of each split (a control that keeps the "
+            "values' distribution and destroys their link to the labels)",
+            type="list[str]",
+            choices=_feature_set_names,
         ),
     },
     "decoder": {
         "kind": Param(
-            "expected_f1", "set decoder (glc.decoding.DECODERS; expected_f1_platt calibrates non-probability scores, "
-            "e.g. from ASL, first); fitted on the validation surveys", choices=_decoder_kinds,
+            "expected_f1",
+            "set decoder (glc.decoding.DECODERS; expected_f1_platt calibrates non-probability scores, "
+            "e.g. from ASL, first); fitted on the validation surveys",
+            choices=_decoder_kinds,
         ),
         "k_max": Param(100, "largest set size a decoder may choose", min=1),
         "compare": Param(True, "also score every other decoder on the same validation scores (report table)"),
@@ -183,14 +217,22 @@ SCHEMA: Schema = {
     "validation": {
         "block_km": Param(10.0, "spatial block size of the hold-out (EPSG:3035, km)", min=0.0, min_exclusive=True),
         "val_fraction": Param(0.2, "fraction of training surveys held out", min=0.0, max=0.9, min_exclusive=True),
-        "scheme": Param("blocks", "hold-out order: blocks (uniform) | test_like (blocks drawn toward the test surveys' "
-                        "locations: for a geographically shifted test set, glc.eval.split)", choices=("blocks", "test_like")),
+        "scheme": Param(
+            "blocks",
+            "hold-out order: blocks (uniform) | test_like (blocks drawn toward the test surveys' "
+            "locations: for a geographically shifted test set, glc.eval.split)",
+            choices=("blocks", "test_like"),
+        ),
     },
     "wandb": {
         "project": Param("glc", "W&B project"),
         "group": Param("baselines", "model family, logged as a W&B tag (runs are grouped per experiment name)"),
         "tags": Param([], "W&B tags", type="list[str]"),
-        "mode": Param("offline", "offline | online | disabled (online needs `wandb login`)", choices=("offline", "online", "disabled")),
+        "mode": Param(
+            "offline",
+            "offline | online | disabled (online needs `wandb login`)",
+            choices=("offline", "online", "disabled"),
+        ),
     },
 }
 
@@ -205,7 +247,9 @@ def _model_schema(over: Mapping[str, Any], source: str) -> Schema:
     from glc.models.registry import get_model, model_kinds
 
     if kind not in model_kinds():
-        raise ConfigError(f"{source}: model.kind = {kind!r}: not a known model; valid kinds are {sorted(model_kinds())}")
+        raise ConfigError(
+            f"{source}: model.kind = {kind!r}: not a known model; valid kinds are {sorted(model_kinds())}"
+        )
     spec = get_model(kind)
     clash = sorted(set(spec.params) & set(common))
     if clash:  # pragma: no cover - a registry bug
@@ -236,8 +280,10 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
     po = cfg["decoder"]["po_correction"]
     for n, m in (("n_train", "min_train_count"), ("n_po", "min_po_count")):
         if po[m] >= po[n]:
-            raise ConfigError(f"{source}: decoder.po_correction.{m} = {po[m]} must be below {n} = {po[n]} (a species must "
-                              f"be held by MORE than {m} of the {n} neighbours, so none could qualify)")
+            raise ConfigError(
+                f"{source}: decoder.po_correction.{m} = {po[m]} must be below {n} = {po[n]} (a species must "
+                f"be held by MORE than {m} of the {n} neighbours, so none could qualify)"
+            )
     reads = set(spec.features(cfg["model"]))
     stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
     if stray:
@@ -292,15 +338,23 @@ def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
     """
     path = experiment_path(name_or_path)
     table = _read_toml(path)
-    if edition is not None and edition.validation_scheme != "blocks" and isinstance(table.setdefault("validation", {}), dict):
-        table["validation"].setdefault("scheme", edition.validation_scheme)  # a [validation] that is not a table fails in resolve
+    if (
+        edition is not None
+        and edition.validation_scheme != "blocks"
+        and isinstance(table.setdefault("validation", {}), dict)
+    ):
+        table["validation"].setdefault(
+            "scheme", edition.validation_scheme
+        )  # a [validation] that is not a table fails in resolve
     cfg = resolve(table, str(path))
     if edition is not None:
         check_edition(cfg, edition, str(path))
     return cfg
 
 
-def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>", _seen: frozenset[str] = frozenset()) -> None:
+def check_edition(
+    cfg: Mapping[str, Any], edition: Any, source: str = "<config>", _seen: frozenset[str] = frozenset()
+) -> None:
     """Refuse an experiment whose model reads a feature set the data root's edition does not ship, or a late fusion
     with such a member.
 
@@ -333,8 +387,11 @@ def check_edition(cfg: Mapping[str, Any], edition: Any, source: str = "<config>"
 
 #: Keys added to the schema after artifacts were built with it: at these values they are left out of the hash, so
 #: an existing experiment keeps its artifacts (a non-default value is part of the hash like any other key).
-UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {("train", "devices"): 1, ("train", "strategy"): "auto",
-                                                 ("validation", "scheme"): "blocks"}
+UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("train", "devices"): 1,
+    ("train", "strategy"): "auto",
+    ("validation", "scheme"): "blocks",
+}
 
 
 #: Keys that never change what is built (how often a run checkpoints): never part of the hash, so changing one
@@ -378,7 +435,9 @@ ENCODER_SCHEMA: Schema = {
     "seed": Param(0, "seed: initial weights, triplet / pair sampling, the hold-out", min=0),
     "encoder": {"kind": Param("tile2vec", "encoder kind (glc.models.registry encoders)", choices=_encoder_kinds)},
     "pretrain": {
-        "max_epochs": Param(30, "pretraining epochs at most (0 = publish the seeded, untrained encoder: a control)", min=0),
+        "max_epochs": Param(
+            30, "pretraining epochs at most (0 = publish the seeded, untrained encoder: a control)", min=0
+        ),
         "patience": Param(5, "early stopping on the encoder's validation monitor (epochs)", min=1),
         "batch_size": Param(256, "triplets / pairs per batch", min=2),
         "lr": Param(1e-3, "learning rate", min=0.0, min_exclusive=True),
@@ -405,7 +464,9 @@ def resolve_encoder(overrides: Mapping[str, Any] | None = None, source: str = "<
         raise ConfigError(f"{source}: 'encoder' must be a table, got {enc_over!r}")
     kind = enc_over.get("kind", "tile2vec")
     if kind not in encoder_kinds():
-        raise ConfigError(f"{source}: encoder.kind = {kind!r}: not a known encoder; valid kinds are {list(encoder_kinds())}")
+        raise ConfigError(
+            f"{source}: encoder.kind = {kind!r}: not a known encoder; valid kinds are {list(encoder_kinds())}"
+        )
     spec = get_encoder(kind)
     schema = {**ENCODER_SCHEMA, "encoder": {**ENCODER_SCHEMA["encoder"], **spec.params}}  # type: ignore[dict-item]
     cfg = check_table(schema, over, "", source)

@@ -146,9 +146,12 @@ def model_catalogue(folder: Path | None = None) -> str:
         spec = get_model(kind)
         tasks = by_kind.get(kind, [])
         out.append(f"## {kind.replace('_', '-')}\n")
-        out.append(f"`kind = \"{kind}\"`: {spec.description}\n")
-        how = ("fitted in memory on the survey table" if spec.runner == "memory"
-               else "a network trained by Lightning on the `ModelInputs` table")
+        out.append(f'`kind = "{kind}"`: {spec.description}\n')
+        how = (
+            "fitted in memory on the survey table"
+            if spec.runner == "memory"
+            else "a network trained by Lightning on the `ModelInputs` table"
+        )
         out.append(f"* **Runs**: {how}; validation metric `{spec.monitor}` ({spec.monitor_mode}).")
         out.append(f"* **Reads**: {_features_read(spec, tasks, folder)}.")
         for name, header in tasks:
@@ -161,13 +164,18 @@ def model_catalogue(folder: Path | None = None) -> str:
         else:
             out.append("No keys of its own.\n")
     out.append("## Encoders\n")
-    out.append("Self-supervised encoders (`tasks/encoders/<name>.toml`, `[encoder] kind`), pretrained by "
-               "`PretrainEncoder` and read by models as embedding feature sets.\n")
+    out.append(
+        "Self-supervised encoders (`tasks/encoders/<name>.toml`, `[encoder] kind`), pretrained by "
+        "`PretrainEncoder` and read by models as embedding feature sets.\n"
+    )
     for kind in encoder_kinds():
         enc = get_encoder(kind)
         out.append(f"### {kind.replace('_', '-')}\n")
-        out.append(f"`kind = \"{kind}\"`: {enc.description} Objective `{enc.objective}`; embeddings "
-                   + ", ".join(f"`{e}`" for e in enc.embeddings) + ".\n")
+        out.append(
+            f'`kind = "{kind}"`: {enc.description} Objective `{enc.objective}`; embeddings '
+            + ", ".join(f"`{e}`" for e in enc.embeddings)
+            + ".\n"
+        )
         if enc.params:
             out.append(param_table(schema_keys(dict(enc.params), "encoder")))
     return "\n".join(out)
@@ -184,7 +192,8 @@ def configuration_reference() -> str:
         "and values out of range are refused when the file is loaded, naming the file and the key. A model kind's "
         "own `[model]` keys are in the experiments-and-models catalogue.\n",
         "Keys left out of the config hash (they never change a trained model): "
-        + ", ".join(f"`{a}.{b}`" for a, b in UNHASHED_KEYS) + ".\n",
+        + ", ".join(f"`{a}.{b}`" for a, b in UNHASHED_KEYS)
+        + ".\n",
     ]
     top = [(k, p) for k, p in SCHEMA.items() if isinstance(p, Param)]
     out.append("## Top level\n")
@@ -217,7 +226,9 @@ def feature_set_reference() -> str:
         needs = ", ".join(fs.needs) or "—"
         params = ", ".join(f"{k}={v}" for k, v in fs.params.items())
         artifact = f"`{fs.artifact}`" + (f" ({_cell(params)})" if params else "")
-        out.append(f"| `{name}` | {_cell(fs.description)} | {artifact} | {cols} | {needs} | {'yes' if fs.holdout else 'no'} |")
+        out.append(
+            f"| `{name}` | {_cell(fs.description)} | {artifact} | {cols} | {needs} | {'yes' if fs.holdout else 'no'} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -256,9 +267,12 @@ def api_page(package: str, modules: list[str]) -> str:
 
 def api_index(root: Path) -> str:
     """The API reference's index: each package and its modules, with the first line of each module's docstring."""
-    out = ["# API reference\n", "Generated from the docstrings when the site is built (mkdocstrings). The data flows "
-           "one way through the packages: data → etl → features → loaders → models → training → decoding → eval → "
-           "tasks.\n"]
+    out = [
+        "# API reference\n",
+        "Generated from the docstrings when the site is built (mkdocstrings). The data flows "
+        "one way through the packages: data → etl → features → loaders → models → training → decoding → eval → "
+        "tasks.\n",
+    ]
     base = root.parent
     for package, modules in api_packages(root).items():
         out.append(f"## [{package}]({package}.md)\n")

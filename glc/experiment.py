@@ -27,11 +27,26 @@ from glc.predict.scores import ScoreTable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["correct_sets", "count_estimates", "cross_fitted_f1", "cross_fitted_sets", "decode", "fallback_sets", "fit_decoder", "fit_predict", "predict_experiment", "truth_columns", "validation_mask"]
+__all__ = [
+    "correct_sets",
+    "count_estimates",
+    "cross_fitted_f1",
+    "cross_fitted_sets",
+    "decode",
+    "fallback_sets",
+    "fit_decoder",
+    "fit_predict",
+    "predict_experiment",
+    "truth_columns",
+    "validation_mask",
+]
 
 
 def fit_predict(
-    train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[str, Any], features: Mapping[str, str | Path] | None = None,
+    train: pd.DataFrame,
+    query: pd.DataFrame,
+    cfg: Mapping[str, Any],
+    features: Mapping[str, str | Path] | None = None,
 ) -> ScoreTable:
     """Fit the configured model on ``train`` surveys and score ``query`` surveys (top-N table).
 
@@ -61,13 +76,17 @@ def fit_predict(
 
             lacking = [s for s in sets if s not in (features or {})]
             if lacking:
-                raise ValueError(f"model.kind={spec.kind!r} reads feature set(s) {lacking}; pass their artifact folders (features={{name: folder}})")
+                raise ValueError(
+                    f"model.kind={spec.kind!r} reads feature set(s) {lacking}; pass their artifact folders (features={{name: folder}})"
+                )
             train, query = (join_feature_sets(f, {s: features[s] for s in sets}) for f in (train, query))  # type: ignore[index]
         return spec.fit_predict(train, query, cfg["model"])
     return _fit_predict_trained(train, query, cfg, features or {})
 
 
-def _fit_predict_trained(train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[str, Any], features: Mapping[str, str | Path]) -> ScoreTable:
+def _fit_predict_trained(
+    train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[str, Any], features: Mapping[str, str | Path]
+) -> ScoreTable:
     from glc.etl.inputs import read_feature_source, surveys_frame, write_model_inputs
     from glc.features.sets import ALWAYS, resolve_feature_sets
     from glc.spark import get_spark
@@ -97,7 +116,9 @@ def _fit_predict_trained(train: pd.DataFrame, query: pd.DataFrame, cfg: Mapping[
     return test
 
 
-def predict_experiment(surveys: pd.DataFrame, cfg: dict[str, Any], features: Mapping[str, str | Path] | None = None) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
+def predict_experiment(
+    surveys: pd.DataFrame, cfg: dict[str, Any], features: Mapping[str, str | Path] | None = None
+) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
     """Validation scores (model fitted without the held-out blocks) and test scores (model fitted on all training);
     ``features``: artifact folders of the feature sets an in-memory kind reads."""
     train = surveys[surveys["split"] == "train"].reset_index(drop=True)
@@ -136,8 +157,13 @@ def truth_columns(scores: ScoreTable, truth: dict[int, np.ndarray]) -> list[np.n
     return scores.truth_columns(truth)
 
 
-def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str, Any], kind: str | None = None,
-                n_hat: np.ndarray | None = None) -> dict[str, Any]:
+def fit_decoder(
+    scores: ScoreTable,
+    truth: dict[int, np.ndarray],
+    cfg: dict[str, Any],
+    kind: str | None = None,
+    n_hat: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Fit the configured set decoder (:data:`glc.decoding.DECODERS`) on validation scores; JSON-able params.
 
     ``n_hat``: the predicted species count of each row of ``scores`` (:func:`count_estimates`), required by the
@@ -150,7 +176,9 @@ def fit_decoder(scores: ScoreTable, truth: dict[int, np.ndarray], cfg: dict[str,
     if kind not in DECODERS:
         raise ValueError(f"decoder.kind={kind!r} is not usable here; valid: {sorted(DECODERS)}")
     if kind == "count" and n_hat is None:
-        raise ValueError("decoder.kind='count' needs the species-count model's n_hat per survey (glc.experiment.count_estimates)")
+        raise ValueError(
+            "decoder.kind='count' needs the species-count model's n_hat per survey (glc.experiment.count_estimates)"
+        )
     k_max = min(int(cfg["decoder"]["k_max"]), scores.species.shape[1])
     kw: dict[str, Any] = {}
     if kind == "topk":
@@ -180,7 +208,9 @@ def decode(scores: ScoreTable, params: dict[str, Any], n_hat: np.ndarray | None 
     return scores.sets_to_ids(run(kind, scores.prob, p, **extras))
 
 
-def correct_sets(sets: Mapping[int, np.ndarray], lists: Mapping[int, Any]) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+def correct_sets(
+    sets: Mapping[int, np.ndarray], lists: Mapping[int, Any]
+) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
     """Tighnari's PO output correction as the last step of decoding: each survey's decoded species ids united with
     its correction list (:class:`glc.tasks.neighbours.POCorrection`: species held by more than L of its N nearest
     training surveys or recorded at more than M of its A nearest PO sites). Only adds species.
@@ -198,12 +228,19 @@ def correct_sets(sets: Mapping[int, np.ndarray], lists: Mapping[int, Any]) -> tu
     rows = {r: np.asarray(lists[s], np.int64) for r, s in enumerate(ids) if s in lists}
     out = apply_corrections([np.asarray(sets[s], np.int64) for s in ids], rows)
     added = np.array([len(o) - len(np.unique(np.asarray(sets[s]))) for o, s in zip(out, ids)], np.int64)
-    info = {"n_surveys": len(ids), "n_without_list": len(ids) - len(rows), "species_added": int(added.sum()),
-            "mean_added": float(added.mean()) if len(added) else 0.0, "surveys_changed": int((added > 0).sum())}
+    info = {
+        "n_surveys": len(ids),
+        "n_without_list": len(ids) - len(rows),
+        "species_added": int(added.sum()),
+        "mean_added": float(added.mean()) if len(added) else 0.0,
+        "surveys_changed": int((added > 0).sum()),
+    }
     return dict(zip(ids, out)), info
 
 
-def count_estimates(train_fit: pd.DataFrame, query: pd.DataFrame, scores: ScoreTable, cfg: Mapping[str, Any]) -> np.ndarray:
+def count_estimates(
+    train_fit: pd.DataFrame, query: pd.DataFrame, scores: ScoreTable, cfg: Mapping[str, Any]
+) -> np.ndarray:
     """The species-count model (:func:`glc.decoding.count.fit_predict_counts`) fitted on ``train_fit`` and
     predicted for the surveys of ``scores``, aligned with its rows (``query`` must hold them all)."""
     from glc.decoding.count import fit_predict_counts
@@ -211,13 +248,21 @@ def count_estimates(train_fit: pd.DataFrame, query: pd.DataFrame, scores: ScoreT
     q = query.drop_duplicates("surveyId").set_index("surveyId")
     missing = np.setdiff1d(scores.survey_ids, q.index.to_numpy())
     if len(missing):
-        raise ValueError(f"count_estimates: {len(missing)} scored survey(s) are not in the query frame (e.g. {missing[:5].tolist()})")
+        raise ValueError(
+            f"count_estimates: {len(missing)} scored survey(s) are not in the query frame (e.g. {missing[:5].tolist()})"
+        )
     rows = q.loc[scores.survey_ids].reset_index()
     return fit_predict_counts(train_fit, rows, seed=int(cfg["seed"]))
 
 
-def cross_fitted_sets(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None,
-                      n_hat: np.ndarray | None = None) -> dict[int, np.ndarray]:
+def cross_fitted_sets(
+    scores: ScoreTable,
+    truth: dict[int, np.ndarray],
+    val_train: pd.DataFrame,
+    cfg: dict[str, Any],
+    kind: str | None = None,
+    n_hat: np.ndarray | None = None,
+) -> dict[int, np.ndarray]:
     """Predicted sets of the validation surveys, each decoded by a decoder fitted on the *other* half of the
     validation blocks (both halves fitted on all when there are too few blocks to halve). ``n_hat``: per row of
     ``scores``, for the ``count`` decoder."""
@@ -225,7 +270,15 @@ def cross_fitted_sets(scores: ScoreTable, truth: dict[int, np.ndarray], val_trai
 
     order = pd.Series(np.arange(len(val_train)), index=val_train["surveyId"].to_numpy())
     vt = val_train.iloc[order.loc[scores.survey_ids].to_numpy()]
-    folds = np.asarray(spatial_block_folds(vt["x"].to_numpy(), vt["y"].to_numpy(), n_folds=2, block_km=cfg["validation"]["block_km"], seed=cfg["seed"] + 1))
+    folds = np.asarray(
+        spatial_block_folds(
+            vt["x"].to_numpy(),
+            vt["y"].to_numpy(),
+            n_folds=2,
+            block_km=cfg["validation"]["block_km"],
+            seed=cfg["seed"] + 1,
+        )
+    )
     nh = None if n_hat is None else np.asarray(n_hat, np.float64)
     preds: dict[int, np.ndarray] = {}
     for f in (0, 1):
@@ -238,8 +291,14 @@ def cross_fitted_sets(scores: ScoreTable, truth: dict[int, np.ndarray], val_trai
     return preds
 
 
-def cross_fitted_f1(scores: ScoreTable, truth: dict[int, np.ndarray], val_train: pd.DataFrame, cfg: dict[str, Any], kind: str | None = None,
-                    n_hat: np.ndarray | None = None) -> dict[str, float]:
+def cross_fitted_f1(
+    scores: ScoreTable,
+    truth: dict[int, np.ndarray],
+    val_train: pd.DataFrame,
+    cfg: dict[str, Any],
+    kind: str | None = None,
+    n_hat: np.ndarray | None = None,
+) -> dict[str, float]:
     """Sample-F1 (and micro P/R/F1) of the decoder fitted on one half of the validation blocks, scored on the other."""
     from glc.metrics import score_submission
 

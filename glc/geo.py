@@ -16,7 +16,7 @@ WGS84 = "EPSG:4326"
 
 
 @lru_cache(maxsize=4)
-def _transformer(src: str, dst: str):  # noqa: ANN202 - pyproj type
+def _transformer(src: str, dst: str):
     from pyproj import Transformer
 
     return Transformer.from_crs(src, dst, always_xy=True)

@@ -93,11 +93,15 @@ def _encode(lists: Sequence[Iterable[int]], name: str) -> tuple[np.ndarray, np.n
 
 def _check_same_length(y_true: Sequence[Any], y_pred: Sequence[Any]) -> int:
     if len(y_true) != len(y_pred):
-        raise ValueError(f"y_true has {len(y_true)} surveys but y_pred has {len(y_pred)}; pass one prediction per survey, in the same order")
+        raise ValueError(
+            f"y_true has {len(y_true)} surveys but y_pred has {len(y_pred)}; pass one prediction per survey, in the same order"
+        )
     return len(y_true)
 
 
-def _counts(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _counts(
+    y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-survey (TP, |true|, |pred|) as int64 arrays, duplicates counted once."""
     n = _check_same_length(y_true, y_pred)
     tr, ti = _encode(y_true, "y_true")
@@ -109,7 +113,11 @@ def _counts(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]]) ->
     pk = pr * span + pi
     both = np.intersect1d(tk, pk, assume_unique=True)
     tp = np.bincount(both // span if span else both, minlength=n)[:n] if both.size else np.zeros(n, np.int64)
-    return tp.astype(np.int64), np.bincount(tr, minlength=n).astype(np.int64), np.bincount(pr, minlength=n).astype(np.int64)
+    return (
+        tp.astype(np.int64),
+        np.bincount(tr, minlength=n).astype(np.int64),
+        np.bincount(pr, minlength=n).astype(np.int64),
+    )
 
 
 def _f1_from_counts(tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray, zero_division: float) -> np.ndarray:
@@ -123,12 +131,16 @@ def _f1_from_counts(tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray, zero
 def _check_zero_division(zero_division: float) -> float:
     z = float(zero_division)
     if not 0.0 <= z <= 1.0:
-        raise ValueError(f"zero_division={zero_division!r} must be in [0, 1] (the F1 given to a survey with empty truth and empty prediction)")
+        raise ValueError(
+            f"zero_division={zero_division!r} must be in [0, 1] (the F1 given to a survey with empty truth and empty prediction)"
+        )
     return z
 
 
 # ---------------------------------------------------------------------------------------------- sample F1
-def per_survey_f1(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], zero_division: float = 0.0) -> np.ndarray:
+def per_survey_f1(
+    y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], zero_division: float = 0.0
+) -> np.ndarray:
     """F1 of each survey: ``TP / (TP + (FP + FN) / 2)``.
 
     Args:
@@ -175,7 +187,9 @@ def micro_prf(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], 
     )
 
 
-def macro_prf(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], num_classes: int, zero_division: float = 0.0) -> PRF:
+def macro_prf(
+    y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], num_classes: int, zero_division: float = 0.0
+) -> PRF:
     """Macro precision, recall and F1: the unweighted mean over classes **present in the truth or the prediction**.
 
     A class that is never true and never predicted has no defined score and is left out of the mean (sklearn's
@@ -201,7 +215,9 @@ def macro_prf(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], 
     pr, pi = _encode(y_pred, "y_pred")
     for name, ids in (("y_true", ti), ("y_pred", pi)):
         if ids.size and ids.max() >= num_classes:
-            raise ValueError(f"{name} holds id {int(ids.max())} >= num_classes={num_classes}; drop out-of-vocabulary ids first or pass a larger num_classes")
+            raise ValueError(
+                f"{name} holds id {int(ids.max())} >= num_classes={num_classes}; drop out-of-vocabulary ids first or pass a larger num_classes"
+            )
     span = int(num_classes)
     both = np.intersect1d(tr * span + ti, pr * span + pi, assume_unique=True) % span
     tp = np.bincount(both, minlength=span)
@@ -217,7 +233,9 @@ def macro_prf(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], 
     return PRF(float(prec.mean()), float(rec.mean()), float(f1.mean()))
 
 
-def score_submission(solution: Mapping[int, Iterable[int]], submission: Mapping[int, Iterable[int]], zero_division: float = 0.0) -> dict[str, float | int]:
+def score_submission(
+    solution: Mapping[int, Iterable[int]], submission: Mapping[int, Iterable[int]], zero_division: float = 0.0
+) -> dict[str, float | int]:
     """Score a submission ``{surveyId: species ids}`` against a solution the way Kaggle does.
 
     * Every solution survey is scored; one **missing** from the submission is scored as an empty prediction (F1 0).
@@ -239,7 +257,7 @@ def score_submission(solution: Mapping[int, Iterable[int]], submission: Mapping[
     extra = sum(1 for s in submission if int(s) not in sol_set)
     empty: tuple[int, ...] = ()
     y_true = [solution[s] for s in sids]
-    y_pred = [submission[s] if s in submission else empty for s in sids]
+    y_pred = [submission.get(s, empty) for s in sids]
     try:
         f1 = per_survey_f1(y_true, y_pred, zero_division)
         micro = micro_prf(y_true, y_pred, zero_division)
@@ -276,7 +294,9 @@ def _as_bool_matrix(m: Any, name: str) -> Any:
         m = sp.csr_matrix(m)
         data = m.data
         if data.size and not np.all((data == 0) | (data == 1)):
-            raise ValueError(f"{name} must be a 0/1 indicator matrix; found values {np.unique(data[(data != 0) & (data != 1)])[:5].tolist()}")
+            raise ValueError(
+                f"{name} must be a 0/1 indicator matrix; found values {np.unique(data[(data != 0) & (data != 1)])[:5].tolist()}"
+            )
         m = m.astype(bool)
         m.eliminate_zeros()
         return m
@@ -285,7 +305,9 @@ def _as_bool_matrix(m: Any, name: str) -> Any:
         raise ValueError(f"{name} must be 2-D (surveys x species), got shape {a.shape}")
     if a.dtype != bool:
         if a.dtype.kind not in "iuf" or not np.all((a == 0) | (a == 1)):
-            raise ValueError(f"{name} must be a boolean or 0/1 indicator matrix (dtype {a.dtype}); threshold scores into sets first")
+            raise ValueError(
+                f"{name} must be a boolean or 0/1 indicator matrix (dtype {a.dtype}); threshold scores into sets first"
+            )
         a = a.astype(bool)
     return a
 
@@ -305,7 +327,9 @@ def per_survey_f1_matrix(Y: Any, P: Any, zero_division: float = 0.0) -> np.ndarr
 
     Yb, Pb = _as_bool_matrix(Y, "Y"), _as_bool_matrix(P, "P")
     if Yb.shape != Pb.shape:
-        raise ValueError(f"Y has shape {Yb.shape} but P has shape {Pb.shape}; both must be (surveys x species) over the same columns")
+        raise ValueError(
+            f"Y has shape {Yb.shape} but P has shape {Pb.shape}; both must be (surveys x species) over the same columns"
+        )
     if sp.issparse(Yb) or sp.issparse(Pb):
         inter = (sp.csr_matrix(Yb).multiply(sp.csr_matrix(Pb))).tocsr()
         tp = _row_sums(inter)
@@ -335,7 +359,9 @@ def _check_scores(scores: np.ndarray, y_true: Sequence[Iterable[int]]) -> tuple[
         raise ValueError(f"scores has {s.shape[0]} rows but y_true has {len(y_true)} surveys")
     rows, cols = _encode(y_true, "y_true")
     if cols.size and cols.max() >= s.shape[1]:
-        raise ValueError(f"y_true holds column index {int(cols.max())} but scores has only {s.shape[1]} columns; y_true must hold column indices into scores")
+        raise ValueError(
+            f"y_true holds column index {int(cols.max())} but scores has only {s.shape[1]} columns; y_true must hold column indices into scores"
+        )
     return s, rows, cols
 
 

@@ -80,7 +80,9 @@ class Param:
         t = self.value_type
         if t.startswith("list["):
             if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{where} = {value!r}: expected a list of {t[5:-1]} (e.g. [] or [{_example(t[5:-1])}])")
+                raise ConfigError(
+                    f"{where} = {value!r}: expected a list of {t[5:-1]} (e.g. [] or [{_example(t[5:-1])}])"
+                )
             out = [_scalar(t[5:-1], v, f"{where}[{i}]") for i, v in enumerate(value)]
             for i, v in enumerate(out):
                 self._range(v, f"{where}[{i}]")
@@ -175,5 +177,9 @@ def check_table(schema: Schema, over: Mapping[str, Any], where: str, source: str
             out[k] = check_table(_table(p), v, path, source)
     for k, p in schema.items():
         if k not in out:
-            out[k] = copy.deepcopy(p.default) if isinstance(p, Param) else check_table(_table(p), {}, f"{where}.{k}".strip("."), source)
+            out[k] = (
+                copy.deepcopy(p.default)
+                if isinstance(p, Param)
+                else check_table(_table(p), {}, f"{where}.{k}".strip("."), source)
+            )
     return {k: out[k] for k in schema}

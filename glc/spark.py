@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def default_conf_file() -> Path | None:
     """``spark-defaults.conf`` of the runtime-configuration folder (:func:`glc.config.conf_dir`), if any."""
     from glc.config import conf_dir
@@ -62,7 +63,9 @@ def resolved_spark_conf() -> dict[str, str]:
 
 def check_java() -> None:
     """Fail early, saying how to fix it, when no Java runtime is available for Spark."""
-    java = shutil.which("java") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else None)
+    java = shutil.which("java") or (
+        os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else None
+    )
     if not java:
         raise RuntimeError(
             "Spark needs a Java runtime (8, 11 or 17) and none was found on PATH or in JAVA_HOME. "
@@ -92,10 +95,12 @@ def check_master(master: str, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None
     if not master.startswith("spark://"):
         return
     errors = []
-    for hostport in master[len("spark://"):].split(","):
+    for hostport in master[len("spark://") :].split(","):
         host, _, port = hostport.rpartition(":")
         if not host or not port.isdigit():
-            raise RuntimeError(f"Spark master URL {master!r}: expected spark://host:port, got {hostport!r}; fix GLC_SPARK_MASTER")
+            raise RuntimeError(
+                f"Spark master URL {master!r}: expected spark://host:port, got {hostport!r}; fix GLC_SPARK_MASTER"
+            )
         try:
             with socket.create_connection((host, int(port)), timeout=timeout):
                 return
@@ -107,7 +112,7 @@ def check_master(master: str, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None
     )
 
 
-def get_spark(app_name: str | None = None) -> "SparkSession":
+def get_spark(app_name: str | None = None) -> SparkSession:
     """Return the active SparkSession or build one from the resolved conf (one per process)."""
     from pyspark.sql import SparkSession
 

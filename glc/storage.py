@@ -67,7 +67,9 @@ def filesystem(url: str) -> tuple[Any, str]:
     except (ImportError, ValueError) as e:
         s = scheme(url)
         pkg = SCHEME_PACKAGES.get(s, f"the fsspec implementation of {s}://")
-        raise StorageError(f"{url}: the {s}:// scheme needs {pkg} ({e}); install it (pip install {pkg}) in the venv") from e
+        raise StorageError(
+            f"{url}: the {s}:// scheme needs {pkg} ({e}); install it (pip install {pkg}) in the venv"
+        ) from e
 
 
 def cache_root() -> Path:
@@ -94,8 +96,10 @@ def join(url: str, *parts: str) -> str:
 def _credentials_hint(url: str) -> str:
     s = scheme(url)
     if s in ("gs", "gcs"):
-        return ("give this VM's service account Storage Object Admin on the bucket, or run `gcloud auth "
-                "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file")
+        return (
+            "give this VM's service account Storage Object Admin on the bucket, or run `gcloud auth "
+            "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file"
+        )
     return f"configure credentials for {s}:// (see the {SCHEME_PACKAGES.get(s, 'fsspec')} documentation)"
 
 
@@ -109,11 +113,11 @@ def check_writable_url(url: str) -> None:
     probe = join(path, f".glc-probe-{uuid.uuid4().hex[:8]}")
     try:
         if "file" in fs.protocol or "local" in fs.protocol:  # object stores have no folders (and gcsfs.makedirs
-            fs.makedirs(path, exist_ok=True)                  # would create a mistyped bucket)
+            fs.makedirs(path, exist_ok=True)  # would create a mistyped bucket)
         with fs.open(probe, "wb") as f:
             f.write(b"glc")
         fs.rm(probe)
-    except Exception as e:  # noqa: BLE001 - every backend raises its own (HttpError, PermissionError, ...)
+    except Exception as e:
         raise StorageError(
             f"out-root {url}: cannot write to this {scheme(url)}:// location ({type(e).__name__}: {e}); no credentials "
             f"or no permission? {_credentials_hint(url)}"
@@ -203,7 +207,7 @@ def fetch(url: str, local: Path) -> None:
         with atomic_path(local) as tmp:
             tmp.mkdir(parents=True)
             for rel in sorted(fs.find(path)):
-                sub = rel[len(path.rstrip("/")) + 1:]
+                sub = rel[len(path.rstrip("/")) + 1 :]
                 target = tmp / sub
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fs.get_file(rel, str(target))
@@ -252,14 +256,16 @@ def mirror(url: str, local: Path, progress_every: int = 1000) -> Path:
         files = fs.find(path, detail=True)
     except FileNotFoundError:
         files = {}
-    except Exception as e:  # noqa: BLE001 - backend-specific auth errors
-        raise StorageError(f"data-root {url}: cannot list it ({type(e).__name__}: {e}); {_credentials_hint(url)}") from e
+    except Exception as e:
+        raise StorageError(
+            f"data-root {url}: cannot list it ({type(e).__name__}: {e}); {_credentials_hint(url)}"
+        ) from e
     if not files:
         raise FileNotFoundError(f"data-root {url}: no files there; check the URL")
     base = path.rstrip("/")
     got = 0
     for i, (name, info) in enumerate(sorted(files.items()), 1):
-        rel = name[len(base) + 1:]
+        rel = name[len(base) + 1 :]
         if rel == SUCCESS:
             continue
         target = local / rel

@@ -32,7 +32,9 @@ def format_submission(rows: Mapping[int, Iterable[int]]) -> str:
     return buf.getvalue()
 
 
-def validate_submission_text(text: str, test_ids: Sequence[int] | np.ndarray, source: str = "<submission>", num_classes: int | None = None) -> int:
+def validate_submission_text(
+    text: str, test_ids: Sequence[int] | np.ndarray, source: str = "<submission>", num_classes: int | None = None
+) -> int:
     """Check a submission against the test survey ids; return the number of rows.
 
     Parsed with the one species-list parser (:func:`glc.data.metadata.parse_species_lists`: BOM, whitespace, blank
@@ -59,18 +61,26 @@ def validate_submission_text(text: str, test_ids: Sequence[int] | np.ndarray, so
         if sid not in want:
             raise SubmissionError(f"{source}:{line}: surveyId {sid} is not a test survey of the given test metadata")
         if len(ids) == 0:
-            raise SubmissionError(f"{source}:{line}: survey {sid} has an empty prediction list; predict at least one species")
+            raise SubmissionError(
+                f"{source}:{line}: survey {sid} has an empty prediction list; predict at least one species"
+            )
         if (ids < 0).any() or (num_classes is not None and (ids >= num_classes).any()):
             bad = int(ids[(ids < 0) | (ids >= (num_classes or np.iinfo(np.int64).max))][0])
-            raise SubmissionError(f"{source}:{line}: survey {sid}: species id {bad} is outside 0..{(num_classes or 0) - 1}")
+            raise SubmissionError(
+                f"{source}:{line}: survey {sid}: species id {bad} is outside 0..{(num_classes or 0) - 1}"
+            )
     missing = want - set(parsed.lists)
     if missing:
         ex = sorted(missing)[:5]
-        raise SubmissionError(f"{source}: {len(missing)} test survey(s) have no row, e.g. {ex}; write exactly one row per test survey")
+        raise SubmissionError(
+            f"{source}: {len(missing)} test survey(s) have no row, e.g. {ex}; write exactly one row per test survey"
+        )
     return len(parsed.lists)
 
 
-def validate_submission_file(path: str | Path, test_ids: Sequence[int] | np.ndarray, num_classes: int | None = None) -> int:
+def validate_submission_file(
+    path: str | Path, test_ids: Sequence[int] | np.ndarray, num_classes: int | None = None
+) -> int:
     """:func:`validate_submission_text` on a file (any readable path, ``-`` = standard input)."""
     from glc.data.errors import DataError
     from glc.data.metadata import read_text_source
@@ -82,7 +92,12 @@ def validate_submission_file(path: str | Path, test_ids: Sequence[int] | np.ndar
     return validate_submission_text(text, test_ids, str(path), num_classes)
 
 
-def write_submission(path: str | Path, rows: Mapping[int, Iterable[int]], test_ids: Sequence[int] | np.ndarray, num_classes: int | None = None) -> int:
+def write_submission(
+    path: str | Path,
+    rows: Mapping[int, Iterable[int]],
+    test_ids: Sequence[int] | np.ndarray,
+    num_classes: int | None = None,
+) -> int:
     """Validate, then write atomically. Nothing appears at ``path`` unless the content is valid."""
     text = format_submission(rows)
     n = validate_submission_text(text, test_ids, str(path), num_classes)

@@ -50,23 +50,41 @@ class StandaloneCluster:
         }
 
     def _daemon(self, action: str, cls: str, *args: str) -> None:
-        subprocess.run(["bash", str(self.home / "sbin" / "spark-daemon.sh"), action, cls, "1", *args], env=self.env,
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["bash", str(self.home / "sbin" / "spark-daemon.sh"), action, cls, "1", *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def start(self, timeout: float = 120.0) -> str:
         """Start both daemons and wait until the worker has registered; returns the master URL."""
         for d in ("logs", "pids", "work"):
             (self.folder / d).mkdir(parents=True, exist_ok=True)
         self._daemon("start", MASTER, "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui))
-        self._daemon("start", WORKER, "--host", "127.0.0.1", "--webui-port", str(self.worker_ui), "--cores",
-                     str(self.cores), "--memory", self.memory, self.url)
+        self._daemon(
+            "start",
+            WORKER,
+            "--host",
+            "127.0.0.1",
+            "--webui-port",
+            str(self.worker_ui),
+            "--cores",
+            str(self.cores),
+            "--memory",
+            self.memory,
+            self.url,
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             state = self.state()
             if state and state.get("aliveworkers", 0) >= 1:
                 return self.url
             time.sleep(1)
-        raise RuntimeError(f"standalone worker did not register with {self.url} within {timeout} s; see {self.folder / 'logs'}")
+        raise RuntimeError(
+            f"standalone worker did not register with {self.url} within {timeout} s; see {self.folder / 'logs'}"
+        )
 
     def state(self) -> dict[str, Any] | None:
         """The master's JSON status page, or ``None`` while it is not up."""

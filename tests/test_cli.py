@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from glc.cli import main
@@ -44,7 +46,9 @@ def test_validate_submission_accepts_valid_and_rejects_missing_or_empty(real, tm
     assert "1 test survey(s) have no row, e.g. [642]" in capsys.readouterr().err
 
     empty = tmp_path / "empty.csv"
-    empty.write_text("surveyId,predictions\n" + "".join(f"{s},{'' if i == 3 else p}\n" for i, (s, p) in enumerate(rows)))
+    empty.write_text(
+        "surveyId,predictions\n" + "".join(f"{s},{'' if i == 3 else p}\n" for i, (s, p) in enumerate(rows))
+    )
     assert main(["validate-submission", str(empty), "--test-metadata", str(test_csv)]) == 1
     assert f"empty.csv:5: survey {rows[3][0]} has an empty prediction list" in capsys.readouterr().err
 
@@ -55,7 +59,7 @@ def test_validate_submission_accepts_valid_and_rejects_missing_or_empty(real, tm
 SOL = "surveyId,target_species_ids\n1,10 20 30\n2,5\n"
 
 
-def _run(*args: str, stdin: str | None = None) -> "subprocess.CompletedProcess[str]":
+def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     import subprocess
     import sys
 
@@ -67,7 +71,9 @@ def test_score_reads_stdin_and_pipes(tmp_path):
     sol.write_text(SOL)
     r = _run("score", "--solution", str(sol), "--submission", "-", stdin="surveyId,predictions\n1,10 20 30\n2,5\n")
     assert r.returncode == 0 and "sample_f1=1.000000" in r.stdout, r.stderr
-    r = _run("score", "--solution", "/dev/stdin", "--submission", str(sol), stdin=SOL)  # a pipe path, not a regular file
+    r = _run(
+        "score", "--solution", "/dev/stdin", "--submission", str(sol), stdin=SOL
+    )  # a pipe path, not a regular file
     assert r.returncode == 0 and "sample_f1=1.000000" in r.stdout, r.stderr
     r = _run("score", "--solution", "-", "--submission", "-", stdin=SOL)
     assert r.returncode == 2 and "only one of --solution and --submission" in r.stderr
@@ -78,7 +84,9 @@ def test_score_and_validate_agree_on_bom_whitespace_and_blank_lines(tmp_path):
     sol = tmp_path / "sol.csv"
     sol.write_text(SOL)
     meta = tmp_path / "test.csv"
-    meta.write_text("lon,lat,year,geoUncertaintyInM,areaInM2,region,country,surveyId\n1,45,2019,1,1,ALPINE,France,1\n2,46,2020,1,1,ALPINE,France,2\n")
+    meta.write_text(
+        "lon,lat,year,geoUncertaintyInM,areaInM2,region,country,surveyId\n1,45,2019,1,1,ALPINE,France,1\n2,46,2020,1,1,ALPINE,France,2\n"
+    )
     sub = tmp_path / "sub.csv"
     sub.write_bytes("\ufeffsurveyId,predictions\n 1 , 10  20 30 \n\n2,5\n".encode())
     r = _run("score", "--solution", str(sol), "--submission", str(sub))
@@ -90,7 +98,10 @@ def test_score_and_validate_agree_on_bom_whitespace_and_blank_lines(tmp_path):
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("surveyId,predictions\n1,10 x\n", r"error: .*sub\.csv:2 \(surveyId 1\): predictions '10 x' is not a list of space-separated integers"),
+        (
+            "surveyId,predictions\n1,10 x\n",
+            r"error: .*sub\.csv:2 \(surveyId 1\): predictions '10 x' is not a list of space-separated integers",
+        ),
         ("surveyId,predictions\n1,10\n1,20\n", r"error: .*sub\.csv:3: surveyId 1 appears twice \(first on line 2\)"),
         ("surveyId,predictions\n1,10,3\n", r"error: .*sub\.csv:2: expected 2 comma-separated fields"),
         ("id,predictions\n1,10\n", r"error: .*sub\.csv:1: header \['id', 'predictions'\] has no 'surveyId'"),
@@ -110,13 +121,20 @@ def test_malformed_submission_is_a_user_error_without_traceback(tmp_path, text, 
 
 def test_missing_input_file_is_a_user_error(tmp_path):
     r = _run("score", "--solution", str(tmp_path / "nope.csv"), "--submission", str(tmp_path / "nope.csv"))
-    assert r.returncode == 2 and "cannot be read" in r.stderr and "regenerate" not in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2
+        and "cannot be read" in r.stderr
+        and "regenerate" not in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 def test_validate_with_a_bad_test_metadata_row_still_knows_that_survey(tmp_path):
     """A test row with a broken lat is still a test survey a submission must cover: validate names it, no crash."""
     meta = tmp_path / "test.csv"
-    meta.write_text("lon,lat,year,geoUncertaintyInM,areaInM2,region,country,surveyId\n1,45,2019,1,1,ALPINE,France,1\n2,north,2020,1,1,ALPINE,France,2\n")
+    meta.write_text(
+        "lon,lat,year,geoUncertaintyInM,areaInM2,region,country,surveyId\n1,45,2019,1,1,ALPINE,France,1\n2,north,2020,1,1,ALPINE,France,2\n"
+    )
     sub = tmp_path / "sub.csv"
     sub.write_text("surveyId,predictions\n1,10\n")
     r = _run("validate-submission", str(sub), "--test-metadata", str(meta))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from glc.config import SCHEMA, ConfigError, tasks_dir, config_hash, load_experiment, resolve
+from glc.config import SCHEMA, ConfigError, config_hash, load_experiment, resolve, tasks_dir
 from glc.models.registry import get_model, model_kinds
 
 
@@ -49,22 +49,43 @@ def test_unknown_experiment_lists_known_ones():
         ('[model]\nkind = "knn"\nk = 2.9\n', r"bad\.toml: model\.k = 2\.9: expected an integer .*never rounded"),
         ('[model]\nkind = "knn"\nk = 0\n', r"bad\.toml: model\.k = 0: must be >= 1"),
         ('[model]\nkind = "knnn"\n', r"bad\.toml: model\.kind = 'knnn': not a known model; valid kinds are \[.*'knn'"),
-        ('[decoder]\nkind = "expected-f1"\n', r"bad\.toml: decoder\.kind = 'expected-f1': not a valid value; valid values are .*expected_f1"),
+        (
+            '[decoder]\nkind = "expected-f1"\n',
+            r"bad\.toml: decoder\.kind = 'expected-f1': not a valid value; valid values are .*expected_f1",
+        ),
         ('[decoder]\nkind = "counts"\n', r"decoder\.kind = 'counts': not a valid value; valid values are .*'count'"),
         ('[model]\nkind = "blend"\nexperiments = ["a"]\nmodels = ["knn10"]\n', r"give exactly one"),
         ('[model]\nkind = "blend"\nexperiments = ["a", "b"]\nweights = [0.6, 0.6]\n', r"must sum to 1"),
         ('[train]\noptimizer = "adam"\n', r"train\.optimizer = 'adam': not a valid value"),
-        ('[train.loss]\nkind = "focal"\n', r"bad\.toml: train\.loss\.kind = 'focal': not a valid value; valid values are \['asl'"),
+        (
+            '[train.loss]\nkind = "focal"\n',
+            r"bad\.toml: train\.loss\.kind = 'focal': not a valid value; valid values are \['asl'",
+        ),
         ("[train]\nlr = 0\n", r"bad\.toml: train\.lr = 0\.0: must be > 0"),
         ('[train]\nmax_epochs = "5"\n', r"train\.max_epochs = '5': expected an integer"),
         ("[decoder]\ncompare = 1\n", r"decoder\.compare = 1: expected true or false"),
-        ('[model]\nkind = "geolocation"\nextras = ["elevation"]\n', r"model\.extras\[0\] = 'elevation': not a valid value"),
+        (
+            '[model]\nkind = "geolocation"\nextras = ["elevation"]\n',
+            r"model\.extras\[0\] = 'elevation': not a valid value",
+        ),
         ('[model]\nkind = "geolocation"\nextras = "env"\n', r"model\.extras = 'env': expected a list of str"),
-        ('[model]\nkind = "geolocation"\nextras = ["env", "env"]\n', r"model\.extras = \['env', 'env'\]: an item is listed twice"),
-        ('[model]\nkind = "geolocation"\nhidden = 0\nsiren = true\n', r"bad\.toml: model\.siren = true needs model\.hidden > 0"),
-        ('[model]\nkind = "knn"\nencoder = "xy"\n', r"unknown key 'model\.encoder'; valid keys here are \['k', 'kind', 'top_n'\]"),
-        ('[validation]\nval_fraction = 1.5\n', r"validation\.val_fraction = 1\.5: must be <= 0\.9"),
-        ('[inputs]\nshuffle = ["patch_dct"]\n', r"inputs\.shuffle = \['patch_dct'\]: model\.kind='frequency' .* does not read \['patch_dct'\]"),
+        (
+            '[model]\nkind = "geolocation"\nextras = ["env", "env"]\n',
+            r"model\.extras = \['env', 'env'\]: an item is listed twice",
+        ),
+        (
+            '[model]\nkind = "geolocation"\nhidden = 0\nsiren = true\n',
+            r"bad\.toml: model\.siren = true needs model\.hidden > 0",
+        ),
+        (
+            '[model]\nkind = "knn"\nencoder = "xy"\n',
+            r"unknown key 'model\.encoder'; valid keys here are \['k', 'kind', 'top_n'\]",
+        ),
+        ("[validation]\nval_fraction = 1.5\n", r"validation\.val_fraction = 1\.5: must be <= 0\.9"),
+        (
+            '[inputs]\nshuffle = ["patch_dct"]\n',
+            r"inputs\.shuffle = \['patch_dct'\]: model\.kind='frequency' .* does not read \['patch_dct'\]",
+        ),
         ('[wandb]\nmode = "cloud"\n', r"wandb\.mode = 'cloud': not a valid value"),
     ],
 )
@@ -94,7 +115,10 @@ def test_checkpoint_minutes_is_never_hashed() -> None:
     from glc.config import config_hash, load_experiment, model_key
 
     cfg = load_experiment("tile-cnn")
-    assert cfg["train"]["checkpoint_minutes"] == 30.0 and load_experiment("inception")["train"]["checkpoint_minutes"] == 15.0
+    assert (
+        cfg["train"]["checkpoint_minutes"] == 30.0
+        and load_experiment("inception")["train"]["checkpoint_minutes"] == 15.0
+    )
     other = {**cfg, "train": {**cfg["train"], "checkpoint_minutes": 5.0}}
     legacy = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "checkpoint_minutes"}}
     assert config_hash(other) == config_hash(cfg) == config_hash(legacy) and model_key(other) == model_key(cfg)
@@ -122,18 +146,25 @@ def test_feature_sets_an_edition_lacks_are_refused_when_the_experiment_is_loaded
     from glc.data.layout import EDITIONS
 
     glc25 = EDITIONS["glc25"]
-    with pytest.raises(ConfigError, match=r"tile-cnn-rasters\.toml: experiment 'tile-cnn-rasters' reads feature set\(s\) "
-                                          r"'raster_.*full-extent environmental GeoTIFFs.*which GLC25 does not ship"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tile-cnn-rasters\.toml: experiment 'tile-cnn-rasters' reads feature set\(s\) "
+        r"'raster_.*full-extent environmental GeoTIFFs.*which GLC25 does not ship",
+    ):
         load_experiment("tile-cnn-rasters", glc25)
     with pytest.raises(ConfigError, match="'patch_raw' \\(needs GLC24's 128 px uint8 JPEG patches\\)"):
         load_experiment("fusion-paper", glc25)
-    with pytest.raises(ConfigError, match=r"glc2020-fusion\.toml: member experiment 'inception' is refused: .*GLC25 does not ship"):
+    with pytest.raises(
+        ConfigError, match=r"glc2020-fusion\.toml: member experiment 'inception' is refused: .*GLC25 does not ship"
+    ):
         load_experiment("glc2020-fusion", glc25)
     with pytest.raises(ConfigError, match=r"blend\.toml: member experiment 'tile-cnn-rasters' is refused"):
         load_experiment("blend", glc25)
     for name in ("knn", "gbm", "fusion", "tile-cnn", "timeseries-cnn", "rf"):
         on_glc25 = load_experiment(name, glc25)
-        assert on_glc25["validation"].pop("scheme") == "test_like"  # GLC25's default hold-out (Edition.validation_scheme)
+        assert (
+            on_glc25["validation"].pop("scheme") == "test_like"
+        )  # GLC25's default hold-out (Edition.validation_scheme)
         base = load_experiment(name)
         base["validation"].pop("scheme")
         assert on_glc25 == base

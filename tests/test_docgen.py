@@ -55,7 +55,7 @@ def test_the_feature_set_page_has_every_set_and_what_it_needs() -> None:
 
 def test_experiment_header_is_the_leading_comment_without_the_run_line(tmp_path: Path) -> None:
     p = tmp_path / "x.toml"
-    p.write_text("# Tighnari fusion\n# on the full world.\n# Run: make x\nname = \"x\"\n# not this\n")
+    p.write_text('# Tighnari fusion\n# on the full world.\n# Run: make x\nname = "x"\n# not this\n')
     assert docgen.experiment_header(p) == "Tighnari fusion on the full world."
 
 
@@ -132,8 +132,13 @@ def test_nothing_cites_a_file_outside_the_repository_or_an_issue_number() -> Non
 
 @pytest.mark.slow
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((tmp_path / "search" / "search_index.json").read_text())["docs"]
 
@@ -151,9 +156,14 @@ def test_the_readme_results_table_is_the_one_generated_from_bench_results() -> N
 def test_readme_table_takes_each_familys_best_and_the_oracles(tmp_path: Path) -> None:
     from bench.pages import readme_table
 
-    rows = [{"experiment": "knn", "test_sample_f1": 0.4}, {"experiment": "gbm", "test_sample_f1": 0.5},
-            {"experiment": "rf", "test_sample_f1": 0.45}, {"experiment": "inception", "test_sample_f1": 0.2},
-            {"experiment": "gone-experiment", "test_sample_f1": 0.9}, {"experiment": "fusion"}]
+    rows = [
+        {"experiment": "knn", "test_sample_f1": 0.4},
+        {"experiment": "gbm", "test_sample_f1": 0.5},
+        {"experiment": "rf", "test_sample_f1": 0.45},
+        {"experiment": "inception", "test_sample_f1": 0.2},
+        {"experiment": "gone-experiment", "test_sample_f1": 0.9},
+        {"experiment": "fusion"},
+    ]
     (tmp_path / "synth_leaderboard.json").write_text(json.dumps({"experiments": rows, "oracle_test_sample_f1": 0.61}))
     table = readme_table(tmp_path)
     lines = table.splitlines()

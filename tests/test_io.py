@@ -17,20 +17,18 @@ def test_atomic_file_commits_only_on_success(tmp_path):
     with atomic_file(p) as fh:
         fh.write("ok")
     assert p.read_text() == "ok"
-    with pytest.raises(RuntimeError):
-        with atomic_file(p) as fh:
-            fh.write("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_file(p) as fh:
+        fh.write("half")
+        raise RuntimeError("boom")
     assert p.read_text() == "ok"  # the old content survives a failed rewrite
     assert not [q for q in tmp_path.iterdir() if TMP_MARK in q.name]
 
 
 def test_atomic_dir_flag_written_last_and_failure_leaves_nothing(tmp_path):
     out = tmp_path / "art"
-    with pytest.raises(ValueError):
-        with atomic_dir(out) as tmp:
-            (tmp / "part-0").write_text("x")
-            raise ValueError("crash mid-write")
+    with pytest.raises(ValueError), atomic_dir(out) as tmp:
+        (tmp / "part-0").write_text("x")
+        raise ValueError("crash mid-write")
     assert not out.exists() and not is_complete(out)
     with atomic_dir(out, summary={"rows": 1}) as tmp:
         (tmp / "part-0").write_text("x")
@@ -54,7 +52,7 @@ def test_concurrent_writers_of_one_dir_all_succeed_and_leave_one_complete_copy(t
                 with atomic_dir(out, summary={"writer": i}) as tmp:
                     for k in range(3):
                         (tmp / f"part-{k}").write_text(f"{i}-{j}")
-        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]

@@ -21,7 +21,9 @@ from glc.metrics import (
 )
 
 
-def _random_lists(rng: np.random.Generator, n: int, c: int, empty_every: int = 7) -> tuple[list[list[int]], list[list[int]]]:
+def _random_lists(
+    rng: np.random.Generator, n: int, c: int, empty_every: int = 7
+) -> tuple[list[list[int]], list[list[int]]]:
     """Random truth/prediction lists with empty rows, duplicates and both-empty rows."""
     y_true, y_pred = [], []
     for i in range(n):
@@ -73,9 +75,13 @@ def test_per_survey_f1_matches_torchmetrics(seed: int) -> None:
     t = torch.tensor(_onehot(y_true, c))
     p = torch.tensor(_onehot(y_pred, c)).float()
     # (N, C, 1) + samplewise + micro: one F1 per survey over its labels
-    tm_micro = multilabel_f1_score(p.unsqueeze(-1), t.unsqueeze(-1), num_labels=c, average="micro", multidim_average="samplewise")
+    tm_micro = multilabel_f1_score(
+        p.unsqueeze(-1), t.unsqueeze(-1), num_labels=c, average="micro", multidim_average="samplewise"
+    )
     # (1, N, C) + samplewise + average=None: each "label" is a survey, each "sample dim" a species
-    tm_none = multilabel_f1_score(p.unsqueeze(0), t.unsqueeze(0), num_labels=len(y_true), average=None, multidim_average="samplewise").reshape(-1)
+    tm_none = multilabel_f1_score(
+        p.unsqueeze(0), t.unsqueeze(0), num_labels=len(y_true), average=None, multidim_average="samplewise"
+    ).reshape(-1)
     ours = per_survey_f1(y_true, y_pred)
     np.testing.assert_allclose(ours, tm_micro.numpy(), atol=1e-6)
     np.testing.assert_allclose(ours, tm_none.numpy(), atol=1e-6)

@@ -40,7 +40,9 @@ def test_conf_file_and_environment_overrides(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("GLC_SPARK_MASTER", "spark://10.0.0.1:7077")
     monkeypatch.setenv("GLC_SPARK_CONF", "spark.sql.shuffle.partitions=16,spark.ui.enabled=true")
     assert resolved_spark_conf() == {
-        "spark.master": "spark://10.0.0.1:7077", "spark.sql.shuffle.partitions": "16", "spark.ui.enabled": "true"
+        "spark.master": "spark://10.0.0.1:7077",
+        "spark.sql.shuffle.partitions": "16",
+        "spark.ui.enabled": "true",
     }
     conf.write_text("spark.master\n")
     with pytest.raises(ValueError, match=r"spark-defaults.conf:1: expected 'key value'"):

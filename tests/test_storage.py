@@ -14,7 +14,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import fsspec
 import luigi
 import pytest
 
@@ -39,8 +38,9 @@ def _build(task: luigi.Task) -> bool:
     return luigi.build([task], local_scheduler=True, log_level="WARNING")
 
 
-def test_url_out_root_end_to_end_and_a_second_machine(spark, tiny_world: Path, tmp_path: Path, bucket: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_out_root_end_to_end_and_a_second_machine(
+    spark, tiny_world: Path, tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     local = Submission(experiment=EXPERIMENT, data_root=str(tiny_world), out_root=str(tmp_path / "local-out"))
     assert _build(local)
     expected = Path(local.output().path).read_bytes()
@@ -83,8 +83,9 @@ def test_url_out_root_end_to_end_and_a_second_machine(spark, tiny_world: Path, t
     assert not SurveyTable(data_root=str(tiny_world), out_root=bucket).complete()
 
 
-def test_url_data_root_runs_the_dag_and_fingerprints_agree_across_machines(spark, tiny_world: Path, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_data_root_runs_the_dag_and_fingerprints_agree_across_machines(
+    spark, tiny_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     local = Submission(experiment=EXPERIMENT, data_root=str(tiny_world), out_root=str(tmp_path / "out"))
     assert _build(local)
     url = f"file://{tiny_world}"
@@ -100,7 +101,9 @@ def test_url_data_root_runs_the_dag_and_fingerprints_agree_across_machines(spark
     assert Submission(experiment=EXPERIMENT, data_root=url, out_root=str(tmp_path / "out")).complete()
 
 
-def test_publish_that_dies_part_way_leaves_no_marker(tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publish_that_dies_part_way_leaves_no_marker(
+    tmp_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     art = tmp_path / "art"
     art.mkdir()
     for i in range(4):
@@ -114,7 +117,7 @@ def test_publish_that_dies_part_way_leaves_no_marker(tmp_path: Path, bucket: str
     real_put = type(fs).put_file
     calls = {"n": 0}
 
-    def dying_put(self, lpath, rpath, **kw):  # noqa: ANN001, ANN003
+    def dying_put(self, lpath, rpath, **kw):
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("connection reset")
@@ -136,7 +139,10 @@ def test_url_data_root_is_mirrored_once(tiny_world: Path, tmp_path: Path, monkey
     url = f"file://{tiny_world}"
     local = mirror(url, tmp_path / "mirror")
     assert (local / SUCCESS).is_file()
-    assert detect_layout(local).pa_metadata("test").read_bytes() == detect_layout(tiny_world).pa_metadata("test").read_bytes()
+    assert (
+        detect_layout(local).pa_metadata("test").read_bytes()
+        == detect_layout(tiny_world).pa_metadata("test").read_bytes()
+    )
     n_src = sum(1 for p in tiny_world.rglob("*") if p.is_file() and p.name != SUCCESS)
     assert sum(1 for p in local.rglob("*") if p.is_file() and p.name != SUCCESS) == n_src
     # an interrupted mirror (no marker) resumes without downloading what it already has
@@ -155,7 +161,7 @@ def test_scheme_without_package_or_credentials_is_named(bucket: str, monkeypatch
             filesystem("gs://some-bucket/glc")
     fs, _ = filesystem(bucket)
 
-    def denied(*a, **k):  # noqa: ANN002, ANN003
+    def denied(*a, **k):
         raise PermissionError("401 Anonymous caller does not have storage.objects.create access")
 
     monkeypatch.setattr(type(fs), "open", denied)

@@ -22,7 +22,10 @@ def test_format_is_sorted_and_round_trips():
         ("surveyId,predictions\n642,1\n1792,2\n", r"1 test survey\(s\) have no row, e.g. \[3256\]"),
         ("surveyId,predictions\n642,\n1792,2\n3256,3\n", r":2: survey 642 has an empty prediction list"),
         ("surveyId,predictions\n642,1\n642,1\n", r":3: surveyId 642 appears twice \(first on line 2\)"),
-        ("surveyId,predictions\n642,1.0\n", r":2 \(surveyId 642\): predictions '1.0' is not a list of space-separated integers"),
+        (
+            "surveyId,predictions\n642,1.0\n",
+            r":2 \(surveyId 642\): predictions '1.0' is not a list of space-separated integers",
+        ),
         ("surveyId,predictions\n999,1\n", r":2: surveyId 999 is not a test survey"),
         ("surveyId,predictions\n642,1,2\n", r":2: expected 2 comma-separated fields"),
     ],

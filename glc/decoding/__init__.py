@@ -89,13 +89,17 @@ class Decoder:
     def _check_extras(self, kw: dict[str, Any], where: str) -> None:
         missing = [e for e in self.required if kw.get(e) is None]
         if missing:
-            raise ValueError(f"decoder {self.name!r} {where} needs {missing} (per-survey inputs aligned with the rows of P)")
+            raise ValueError(
+                f"decoder {self.name!r} {where} needs {missing} (per-survey inputs aligned with the rows of P)"
+            )
 
     def __call__(self, P: Any, params: dict[str, Any], **extras: Any) -> list[np.ndarray]:
         """Decode ``P`` with fitted ``params``."""
         unknown = set(extras) - set(self.extras)
         if unknown:
-            raise TypeError(f"decoder {self.name!r} does not take {sorted(unknown)} at decode time; it takes {list(self.extras) or 'no extras'}")
+            raise TypeError(
+                f"decoder {self.name!r} does not take {sorted(unknown)} at decode time; it takes {list(self.extras) or 'no extras'}"
+            )
         self._check_extras(extras, "decode")
         if params.get("name", self.name) != self.name:
             raise ValueError(f"params were fitted for decoder {params['name']!r}, not {self.name!r}")
@@ -110,7 +114,9 @@ class Decoder:
 def _need(params: dict[str, Any], *keys: str, name: str) -> list[Any]:
     missing = [k for k in keys if k not in params]
     if missing:
-        raise ValueError(f"params for decoder {name!r} lack {missing}; fit them with fit_decoder({name!r}, P_val, Y_val) or pass them")
+        raise ValueError(
+            f"params for decoder {name!r} lack {missing}; fit them with fit_decoder({name!r}, P_val, Y_val) or pass them"
+        )
     return [params[k] for k in keys]
 
 
@@ -118,7 +124,9 @@ def _apply_ef1(method: str) -> Callable[..., list[np.ndarray]]:
     def apply(P: Any, params: dict[str, Any], prob_rest: Any = None) -> list[np.ndarray]:
         p = {"k_max": 100, "a": 1.0, "b": 0.0, "k_min": 1, **params}
         kw = {k: p[k] for k in ("n_samples", "seed", "n_candidates") if k in p}
-        return decode_expected_f1(P, k_max=p["k_max"], method=method, a=p["a"], b=p["b"], k_min=p["k_min"], prob_rest=prob_rest, **kw)  # type: ignore[arg-type]
+        return decode_expected_f1(
+            P, k_max=p["k_max"], method=method, a=p["a"], b=p["b"], k_min=p["k_min"], prob_rest=prob_rest, **kw
+        )  # type: ignore[arg-type]
 
     return apply
 
@@ -176,7 +184,11 @@ DECODERS: dict[str, Decoder] = {
     d.name: d
     for d in (
         Decoder("topk", lambda P, p: decode_topk(P, *_need(p, "k", name="topk")), fit_topk),
-        Decoder("threshold", lambda P, p: decode_threshold(P, *_need(p, "theta", name="threshold"), p.get("min_k", 1)), fit_threshold),
+        Decoder(
+            "threshold",
+            lambda P, p: decode_threshold(P, *_need(p, "theta", name="threshold"), p.get("min_k", 1)),
+            fit_threshold,
+        ),
         Decoder("threshold_topk", _apply_threshold_topk, fit_threshold_topk),
         Decoder("expected_f1", _apply_ef1("approx"), _fit_ef1("approx"), extras=("prob_rest",)),
         Decoder("expected_f1_mc", _apply_ef1("mc"), _fit_ef1("mc"), extras=("prob_rest",)),

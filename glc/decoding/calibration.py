@@ -39,7 +39,9 @@ def _entries(logits: Any, Y: Any, max_entries: int, seed: int) -> tuple[np.ndarr
         raise ValueError(f"logits has shape {z.shape}; calibration needs at least one survey and one species")
     indptr, indices, _ = truth_csr(Y, n, c)
     if indices.size == 0:
-        raise ValueError("the calibration truth Y has no positive entry inside the logits' columns; cannot fit a calibration")
+        raise ValueError(
+            "the calibration truth Y has no positive entry inside the logits' columns; cannot fit a calibration"
+        )
     if int(max_entries) < 1:
         raise ValueError(f"max_entries={max_entries!r} must be >= 1")
     rows = np.repeat(np.arange(n), np.diff(indptr))
@@ -76,7 +78,9 @@ class TemperatureScaler:
         loss_: the BCE at ``T``; ``loss_at_1_``: the BCE at ``T = 1`` (uncalibrated), for reports.
     """
 
-    def __init__(self, max_entries: int = 2_000_000, bounds: tuple[float, float] = (0.01, 100.0), seed: int = 0) -> None:
+    def __init__(
+        self, max_entries: int = 2_000_000, bounds: tuple[float, float] = (0.01, 100.0), seed: int = 0
+    ) -> None:
         if not 0 < bounds[0] < bounds[1]:
             raise ValueError(f"bounds={bounds!r} must satisfy 0 < low < high")
         self.max_entries = int(max_entries)
@@ -84,18 +88,22 @@ class TemperatureScaler:
         self.seed = int(seed)
         self.temperature_: float | None = None
 
-    def fit(self, logits: Any, Y: Any) -> "TemperatureScaler":
+    def fit(self, logits: Any, Y: Any) -> TemperatureScaler:
         """Fit ``T`` on (n x C) logits and truth ``Y`` (0/1 matrix or per-survey column-index lists)."""
         from scipy.optimize import minimize_scalar
 
         z, y, w = _entries(logits, Y, self.max_entries, self.seed)
         lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
-        res = minimize_scalar(lambda lt: _bce(z * np.exp(-lt), y, w), bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+        res = minimize_scalar(
+            lambda lt: _bce(z * np.exp(-lt), y, w), bounds=(lo, hi), method="bounded", options={"xatol": 1e-6}
+        )
         if not res.success:
             raise RuntimeError(f"temperature fit did not converge: {res.message}")
         self.temperature_ = float(np.exp(res.x))
         if min(abs(res.x - lo), abs(res.x - hi)) < 1e-3:
-            log.warning("fitted temperature %.4g lies at the search bound %s; widen `bounds`", self.temperature_, self.bounds)
+            log.warning(
+                "fitted temperature %.4g lies at the search bound %s; widen `bounds`", self.temperature_, self.bounds
+            )
         self.loss_ = float(res.fun)
         self.loss_at_1_ = _bce(z, y, w)
         return self
@@ -124,7 +132,7 @@ class PlattScaler:
         self.a_: float | None = None
         self.b_: float | None = None
 
-    def fit(self, logits: Any, Y: Any) -> "PlattScaler":
+    def fit(self, logits: Any, Y: Any) -> PlattScaler:
         """Fit ``(a, b)`` on (n x C) logits and truth ``Y`` (0/1 matrix or per-survey column-index lists)."""
         from scipy.optimize import minimize
 

@@ -13,7 +13,9 @@ import numpy as np
 __all__ = ["apply_corrections"]
 
 
-def apply_corrections(sets: Sequence[np.ndarray], corrections: Mapping[int, Iterable[int]], n_columns: int | None = None) -> list[np.ndarray]:
+def apply_corrections(
+    sets: Sequence[np.ndarray], corrections: Mapping[int, Iterable[int]], n_columns: int | None = None
+) -> list[np.ndarray]:
     """Union each decoded set with its correction list.
 
     Args:
@@ -37,13 +39,14 @@ def apply_corrections(sets: Sequence[np.ndarray], corrections: Mapping[int, Iter
         add = np.asarray(cols if isinstance(cols, (np.ndarray, list, tuple)) else list(cols)).reshape(-1)
         if add.size == 0:
             continue
-        if add.dtype.kind not in "iu":
-            if add.dtype.kind != "f" or not np.all(add == np.round(add)):
-                raise ValueError(f"correction for row {r}: columns must be integers, got {add[:5].tolist()}")
+        if add.dtype.kind not in "iu" and (add.dtype.kind != "f" or not np.all(add == np.round(add))):
+            raise ValueError(f"correction for row {r}: columns must be integers, got {add[:5].tolist()}")
         add = add.astype(np.int64)
         if add.min() < 0 or (n_columns is not None and add.max() >= n_columns):
             bad = add[(add < 0) | ((add >= n_columns) if n_columns is not None else False)][0]
             want = ">= 0" if n_columns is None else f"in 0..{n_columns - 1}"
-            raise ValueError(f"correction for row {r}: column {int(bad)} is not {want}; map species ids to column indices first")
+            raise ValueError(
+                f"correction for row {r}: column {int(bad)} is not {want}; map species ids to column indices first"
+            )
         out[r] = np.union1d(out[r], add)
     return out

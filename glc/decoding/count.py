@@ -59,13 +59,15 @@ class CountModel:
             raise ValueError(f"features must be a 2-D (surveys x features) array, got shape {X.shape}")
         if self.kind == "glm" and not np.all(np.isfinite(X)):
             i, j = np.argwhere(~np.isfinite(X))[0]
-            raise ValueError(f"features[{i}, {j}] = {X[i, j]}: the Poisson GLM needs finite features; impute them or use kind='hgb'")
+            raise ValueError(
+                f"features[{i}, {j}] = {X[i, j]}: the Poisson GLM needs finite features; impute them or use kind='hgb'"
+            )
         if self.kind == "hgb" and np.isinf(X).any():
             i, j = np.argwhere(np.isinf(X))[0]
             raise ValueError(f"features[{i}, {j}] is infinite; replace it by NaN (missing) or a finite value")
         return X
 
-    def fit(self, X: Any, n_species: Any) -> "CountModel":
+    def fit(self, X: Any, n_species: Any) -> CountModel:
         """Fit on features ``X`` (n x d) and species counts (n,), non-negative."""
         X = self._check_X(X)
         y = np.asarray(n_species, dtype=np.float64).reshape(-1)
@@ -93,9 +95,13 @@ def count_lengths(n_hat: Any, offset: int, n: int, c: int, k_min: int = 1) -> np
     """Set sizes ``clip(round(n_hat) + offset, k_min, C)`` (round half up); validates ``n_hat``."""
     nh = np.asarray(n_hat, dtype=np.float64).reshape(-1)
     if nh.shape != (n,):
-        raise ValueError(f"n_hat has {nh.shape[0]} values but the scores have {n} rows; pass one predicted count per survey")
+        raise ValueError(
+            f"n_hat has {nh.shape[0]} values but the scores have {n} rows; pass one predicted count per survey"
+        )
     if not np.all(np.isfinite(nh)):
-        raise ValueError(f"n_hat[{int(np.argmax(~np.isfinite(nh)))}] is not finite; the count model output must be finite")
+        raise ValueError(
+            f"n_hat[{int(np.argmax(~np.isfinite(nh)))}] is not finite; the count model output must be finite"
+        )
     if int(k_min) != k_min or k_min < 1:
         raise ValueError(f"k_min={k_min!r} must be an integer >= 1")
     return np.clip(np.floor(nh + 0.5).astype(np.int64) + int(offset), k_min, c)
@@ -113,7 +119,9 @@ def decode_count(P: Any, n_hat: Any, offset: int = 0, k_min: int = 1) -> list[np
     return prefix_sets(cols, lengths)
 
 
-def fit_count_offset(P_val: Any, Y_val: Any, n_hat: Any, offsets: Any = range(-10, 21), k_min: int = 1) -> dict[str, Any]:
+def fit_count_offset(
+    P_val: Any, Y_val: Any, n_hat: Any, offsets: Any = range(-10, 21), k_min: int = 1
+) -> dict[str, Any]:
     """The offset maximising validation sample-F1 of :func:`decode_count` (ties: the smallest offset).
 
     Returns:

@@ -47,7 +47,9 @@ def _check_probs(P: Any, prob_rest: Any) -> tuple[np.ndarray, np.ndarray]:
     n = P.shape[0]
     rest = np.zeros(n) if prob_rest is None else np.asarray(prob_rest, dtype=np.float64).reshape(-1)
     if rest.shape != (n,) or not np.all(np.isfinite(rest)) or (rest.size and rest.min() < 0):
-        raise ValueError(f"prob_rest must be {n} finite non-negative numbers (the probability mass not in P per survey), got shape {rest.shape}")
+        raise ValueError(
+            f"prob_rest must be {n} finite non-negative numbers (the probability mass not in P per survey), got shape {rest.shape}"
+        )
     return P.astype(np.float64, copy=False), rest
 
 
@@ -60,7 +62,7 @@ def _check_common(k_max: int, method: str) -> None:
 
 def _n_candidates(n_candidates: int | None, k_max: int, c: int) -> int:
     L = max(k_max, 150) if n_candidates is None else int(n_candidates)
-    if L < k_max:
+    if k_max > L:
         raise ValueError(f"n_candidates={n_candidates} must be >= k_max={k_max}")
     return min(L, c)
 
@@ -82,7 +84,9 @@ def _curve_mc(vals: np.ndarray, tail: np.ndarray, k_max: int, n_samples: int, se
         v = vals[b0 : b0 + block]
         y = g_bern.random((v.shape[0], n_samples, L)) < v[:, None, :]
         tp = np.cumsum(y[:, :, :k_max], axis=2, dtype=np.int32)
-        total = y.sum(axis=2, dtype=np.int64) + g_tail.poisson(tail[b0 : b0 + block, None], size=(v.shape[0], n_samples))
+        total = y.sum(axis=2, dtype=np.int64) + g_tail.poisson(
+            tail[b0 : b0 + block, None], size=(v.shape[0], n_samples)
+        )
         out[b0 : b0 + block] = (2.0 * tp / (k[None, None, :] + total[:, :, None])).mean(axis=1)
     return out
 
@@ -168,7 +172,9 @@ def expected_f1_curve(
     L = _n_candidates(n_candidates, k_max, c)
     cols, vals = ranked_topk(P, L)
     tail = np.maximum(S - vals.sum(axis=1), 0.0)
-    curve = _curve_mc(vals, tail, k_max, int(n_samples), int(seed)) if method == "mc" else _curve_exact(vals, tail, k_max)
+    curve = (
+        _curve_mc(vals, tail, k_max, int(n_samples), int(seed)) if method == "mc" else _curve_exact(vals, tail, k_max)
+    )
     return curve, cols[:, :k_max]
 
 
@@ -205,7 +211,9 @@ def decode_expected_f1(
     Returns:
         Column-index arrays (int64, rank order), one per survey.
     """
-    k_star, cols = optimal_k(P, k_max, method, n_samples=n_samples, seed=seed, prob_rest=prob_rest, n_candidates=n_candidates)
+    k_star, cols = optimal_k(
+        P, k_max, method, n_samples=n_samples, seed=seed, prob_rest=prob_rest, n_candidates=n_candidates
+    )
     k = affine_k(k_star, a, b, k_min, cols.shape[1])
     return prefix_sets(cols, k)
 

@@ -31,7 +31,9 @@ def check_scores(P: Any, name: str = "P") -> np.ndarray:
     import scipy.sparse as sp
 
     if sp.issparse(P):
-        raise ValueError(f"{name} is a scipy.sparse matrix; decoders need a dense (surveys x species) score array (P.toarray())")
+        raise ValueError(
+            f"{name} is a scipy.sparse matrix; decoders need a dense (surveys x species) score array (P.toarray())"
+        )
     a = np.asarray(P)
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (surveys x species) score array, got shape {a.shape}")
@@ -97,9 +99,9 @@ def ranked_topk(P: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         cols = _desc_order(P)
         return cols, np.take_along_axis(P, cols, axis=1)
     kth = np.sort(P, axis=1)[:, c - k]  # the k-th largest value of each row
-    mask = P > kth[:, None]
+    mask = kth[:, None] < P
     need = k - mask.sum(axis=1)  # columns equal to kth still to take (>= 1)
-    eq = P == kth[:, None]
+    eq = kth[:, None] == P
     over = np.flatnonzero(eq.sum(axis=1) > need)  # boundary ties: keep the lowest column indices
     mask |= eq
     if over.size:
@@ -131,7 +133,9 @@ def truth_csr(Y: Any, n: int, c: int, name: str = "Y") -> tuple[np.ndarray, np.n
 
     if sp.issparse(Y) or (isinstance(Y, np.ndarray) and Y.ndim == 2):
         if Y.shape != (n, c):
-            raise ValueError(f"{name} has shape {Y.shape} but the scores are ({n}, {c}); the truth matrix must match row for row and column for column")
+            raise ValueError(
+                f"{name} has shape {Y.shape} but the scores are ({n}, {c}); the truth matrix must match row for row and column for column"
+            )
         m = sp.csr_matrix(Y)
         if m.data.size and not np.all((m.data == 0) | (m.data == 1)):
             raise ValueError(f"{name} must be a 0/1 indicator matrix; found other values")
@@ -139,7 +143,9 @@ def truth_csr(Y: Any, n: int, c: int, name: str = "Y") -> tuple[np.ndarray, np.n
         m.sort_indices()
         return m.indptr.astype(np.int64), m.indices.astype(np.int64), np.diff(m.indptr).astype(np.int64)
     if len(Y) != n:
-        raise ValueError(f"{name} has {len(Y)} surveys but the scores have {n} rows; pass one truth list per score row, in order")
+        raise ValueError(
+            f"{name} has {len(Y)} surveys but the scores have {n} rows; pass one truth list per score row, in order"
+        )
     indptr = np.zeros(n + 1, np.int64)
     parts: list[np.ndarray] = []
     n_true = np.zeros(n, np.int64)
@@ -147,9 +153,8 @@ def truth_csr(Y: Any, n: int, c: int, name: str = "Y") -> tuple[np.ndarray, np.n
         if item is None or isinstance(item, (str, bytes)):
             raise ValueError(f"{name}[{i}] = {item!r}: expected an iterable of integer column indices")
         a = np.asarray(item if isinstance(item, (np.ndarray, list, tuple)) else list(item)).reshape(-1)
-        if a.size and a.dtype.kind not in "iu":
-            if a.dtype.kind != "f" or not np.all(a == np.round(a)):
-                raise ValueError(f"{name}[{i}]: column indices must be integers, got {a[:5].tolist()}")
+        if a.size and a.dtype.kind not in "iu" and (a.dtype.kind != "f" or not np.all(a == np.round(a))):
+            raise ValueError(f"{name}[{i}]: column indices must be integers, got {a[:5].tolist()}")
         u = np.unique(a.astype(np.int64))
         n_true[i] = u.size
         valid = u[(u >= 0) & (u < c)]
@@ -221,7 +226,9 @@ class PrefixF1:
         if not small.all():
             r, kk = rows[~small], k[~small]
             base = r * (self.c + 1)
-            out[~small] = np.searchsorted(self._keys, base + kk, side="left") - np.searchsorted(self._keys, base, side="left")
+            out[~small] = np.searchsorted(self._keys, base + kk, side="left") - np.searchsorted(
+                self._keys, base, side="left"
+            )
         return out
 
     def per_survey(self, k: np.ndarray) -> np.ndarray:
@@ -244,4 +251,3 @@ class PrefixF1:
         for i in range(self.n):
             out[:, i] = self.c - np.searchsorted(self._asc[i], flat, side="left")
         return out.reshape(th.shape + (self.n,))
-

@@ -44,7 +44,9 @@ def threshold_topk_lengths(n_theta: np.ndarray, K: int, mode: str, min_k: int = 
     return np.minimum(np.maximum(n_theta, min_k), K)
 
 
-def decode_threshold_topk(P: Any, K: int, theta: float, mode: Literal["union", "filter"] = "filter", min_k: int = 1) -> list[np.ndarray]:
+def decode_threshold_topk(
+    P: Any, K: int, theta: float, mode: Literal["union", "filter"] = "filter", min_k: int = 1
+) -> list[np.ndarray]:
     """Decode every survey with the threshold-top-K rule (see the module docstring for the two modes).
 
     Args:
@@ -59,7 +61,7 @@ def decode_threshold_topk(P: Any, K: int, theta: float, mode: Literal["union", "
     """
     _check(K, theta, mode, min_k)
     P = check_scores(P)
-    n_theta = (P >= theta).sum(axis=1)
+    n_theta = (theta <= P).sum(axis=1)
     lengths = np.minimum(threshold_topk_lengths(n_theta, int(K), mode, int(min_k)), P.shape[1])
     cols, _ = ranked_topk(P, int(lengths.max(initial=0)))
     return prefix_sets(cols, lengths)

@@ -30,7 +30,7 @@ def decode_topk(P: Any, k: int) -> list[np.ndarray]:
 
 def threshold_lengths(P: np.ndarray, theta: float, min_k: int = 1) -> np.ndarray:
     """Set size per row of :func:`decode_threshold`: ``max(#{j: P_ij >= theta}, min_k)`` (clipped to C)."""
-    return np.minimum(np.maximum((P >= theta).sum(axis=1), min_k), P.shape[1])
+    return np.minimum(np.maximum((theta <= P).sum(axis=1), min_k), P.shape[1])
 
 
 def decode_threshold(P: Any, theta: float, min_k: int = 1) -> list[np.ndarray]:
@@ -72,7 +72,11 @@ def fit_threshold(P_val: Any, Y_val: Any, thetas: Any = None, min_k: int = 1) ->
         min_k: as in :func:`decode_threshold`.
     """
     pf = PrefixF1(P_val, Y_val)
-    th = np.round(np.arange(0.01, 0.99001, 0.01), 10) if thetas is None else np.asarray(list(np.atleast_1d(thetas)), dtype=np.float64)
+    th = (
+        np.round(np.arange(0.01, 0.99001, 0.01), 10)
+        if thetas is None
+        else np.asarray(list(np.atleast_1d(thetas)), dtype=np.float64)
+    )
     if th.size == 0 or not np.all(np.isfinite(th)):
         raise ValueError("thetas must be a non-empty list of finite numbers")
     lengths = np.minimum(np.maximum(pf.count_at_least(th), int(min_k)), pf.c)

@@ -112,7 +112,9 @@ def fill_missing(cubes: np.ndarray, kind: CubeKind) -> tuple[np.ndarray, np.ndar
     """
     x = np.asarray(cubes, dtype=np.float32)
     if x.ndim != 4 or x.shape[1:] != SHAPES[kind]:
-        raise ValueError(f"fill_missing({kind}): expected cubes of shape (m, {', '.join(map(str, SHAPES[kind]))}), got {x.shape}")
+        raise ValueError(
+            f"fill_missing({kind}): expected cubes of shape (m, {', '.join(map(str, SHAPES[kind]))}), got {x.shape}"
+        )
     t = np.moveaxis(x, 1 + YEAR_AXIS[kind], -1)  # (m, channel, season, year)
     valid = np.isfinite(t)
     n_years = t.shape[-1]
@@ -275,7 +277,12 @@ def stage_csv_values(layout: Layout, sources: dict[str, str], staging: Path) -> 
 # Spark
 # ----------------------------------------------------------------------------------------------------------------
 def _load_kind(
-    rb: pa.RecordBatch, layout: Layout, kind: CubeKind, sources: dict[str, str], ids: np.ndarray, splits: list[str],
+    rb: pa.RecordBatch,
+    layout: Layout,
+    kind: CubeKind,
+    sources: dict[str, str],
+    ids: np.ndarray,
+    splits: list[str],
     pool: Any = None,
 ) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
     """Raw cubes of one kind for a batch, from files or from the joined CSV values; bad inputs recorded.
@@ -308,8 +315,12 @@ def _load_kind(
         elif not have[i]:
             f = csv_file(layout, split, kind)  # type: ignore[arg-type]
             bad.append(
-                (i, str(f), f"surveyId {int(sid)} ({split}): not in the {kind} CSV {f}; every PA survey needs a "
-                 f"{kind} series. Re-extract the CSV, or provide the .pt cubes.")
+                (
+                    i,
+                    str(f),
+                    f"surveyId {int(sid)} ({split}): not in the {kind} CSV {f}; every PA survey needs a "
+                    f"{kind} series. Re-extract the CSV, or provide the .pt cubes.",
+                )
             )
     return raw, bad
 
@@ -372,9 +383,9 @@ def _cube_partition_fn(
 
 
 def cube_features_job(
-    spark: "SparkSession",
+    spark: SparkSession,
     layout: Layout,
-    surveys: "DataFrame",
+    surveys: DataFrame,
     sources: dict[str, str],
     staged_csv: dict[str, Path],
     *,
@@ -382,7 +393,7 @@ def cube_features_job(
     partitions: int = 0,
     batch_size: int = 2_000,
     acc: Any = None,
-) -> "FeatureJob":
+) -> FeatureJob:
     """Transform: the cube-feature job (lazy; run by :func:`glc.etl.tiles.write_feature_artifact`).
 
     Args:
@@ -430,9 +441,9 @@ def _missing_counts(table: pa.Table) -> dict[str, Any]:
 
 
 def write_cube_features(
-    spark: "SparkSession",
+    spark: SparkSession,
     layout: Layout,
-    surveys: "DataFrame",
+    surveys: DataFrame,
     out_dir: str | Path,
     *,
     n: int = 64,
@@ -483,7 +494,14 @@ def write_cube_features(
             spark, layout, surveys, sources, staged_csv, n=n, partitions=partitions, batch_size=batch_size, acc=acc
         )
         return write_feature_artifact(
-            spark, job, out_dir, profile=(phases, acc), what=f"CubeFeatures(n={n})", skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction, summary=summary,
+            spark,
+            job,
+            out_dir,
+            profile=(phases, acc),
+            what=f"CubeFeatures(n={n})",
+            skip_bad_inputs=skip_bad_inputs,
+            max_bad_fraction=max_bad_fraction,
+            summary=summary,
             extra_summary=_missing_counts,
         )
     finally:

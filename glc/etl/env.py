@@ -79,8 +79,8 @@ def _col_ref(name: str) -> str:
 
 
 def read_env_components(
-    spark: "SparkSession", layout: Layout, splits: tuple[str, ...] = ("train", "test")
-) -> dict[str, "DataFrame"]:
+    spark: SparkSession, layout: Layout, splits: tuple[str, ...] = ("train", "test")
+) -> dict[str, DataFrame]:
     """Extract: each component's CSVs (both splits) as a Spark frame ``surveyId, split, <columns>``.
 
     Raises:
@@ -103,7 +103,7 @@ def read_env_components(
     return out
 
 
-def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple["DataFrame", dict[str, Any]]:
+def clean_env(surveys: DataFrame, components: dict[str, DataFrame]) -> tuple[DataFrame, dict[str, Any]]:
     """Transform: the env vector of every survey and the correction report (see the module docstring).
 
     The components are unpivoted to one row per (survey, column) and joined to the full survey x column grid, so
@@ -140,7 +140,10 @@ def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple
     long = reduce(lambda a, b: a.unionByName(b), longs).withColumn("_has", F.lit(True))
     keys = reduce(
         lambda a, b: a.unionByName(b),
-        [components[comp].select("surveyId", "split").withColumn("component", F.lit(comp)) for comp in ENV_FEATURE_COMPONENTS],
+        [
+            components[comp].select("surveyId", "split").withColumn("component", F.lit(comp))
+            for comp in ENV_FEATURE_COMPONENTS
+        ],
     )
     orphans = keys.join(base, ["surveyId", "split"], "left_anti").groupBy("component").count()
     extra = {r["component"]: int(r["count"]) for r in orphans.collect()}
@@ -162,7 +165,10 @@ def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple
     }
     train = F.col("split") == "train"
     cells = grid.select(
-        "surveyId", "split", "idx", "column",
+        "surveyId",
+        "split",
+        "idx",
+        "column",
         F.when(finite & (v >= F.col("lo")) & (v <= F.col("hi")), v).alias("clean"),
         *[cond.alias(k) for k, cond in flags.items()],
     )
@@ -206,7 +212,8 @@ def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple
             F.sum(F.col("clean").isNull().cast("int")).alias("n_imputed"),
         )
         .select(
-            "surveyId", "split",
+            "surveyId",
+            "split",
             F.transform("_cells", lambda cell: cell["v"]).cast("array<float>").alias("env"),
             F.col("n_imputed").cast("int").alias("n_imputed"),
         )
@@ -231,7 +238,7 @@ def clean_env(surveys: "DataFrame", components: dict[str, "DataFrame"]) -> tuple
     return frame, report
 
 
-def write_env_features(spark: "SparkSession", layout: Layout, surveys: "DataFrame", out_dir: str | Path) -> dict[str, Any]:
+def write_env_features(spark: SparkSession, layout: Layout, surveys: DataFrame, out_dir: str | Path) -> dict[str, Any]:
     """Extract + transform + load of ``EnvFeatures``: ``data/`` (sorted by surveyId), ``report.json``, ``_SUCCESS``.
 
     Returns:
@@ -250,13 +257,17 @@ def write_env_features(spark: "SparkSession", layout: Layout, surveys: "DataFram
     with atomic_dir(out_dir, summary=report) as tmp:
         frame.orderBy("surveyId").write.mode("overwrite").parquet(str(Path(tmp) / DATA_DIR))
         written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
-        report["by_split"] = {r["split"]: int(r["count"]) for r in written.groupBy("split").count().orderBy("split").collect()}
+        report["by_split"] = {
+            r["split"]: int(r["count"]) for r in written.groupBy("split").count().orderBy("split").collect()
+        }
         report["n_written"] = int(sum(report["by_split"].values()))
         report["surveys_with_imputed_values"] = int(written.where(F.col("n_imputed") > 0).count())
         report["seconds"] = round(time.time() - t0, 3)
         write_json(Path(tmp) / "report.json", report, atomic=False)
     log.info(
         "EnvFeatures: %d surveys, %d with imputed values; per-component rows %s",
-        report["n_written"], report["surveys_with_imputed_values"], report["rows"],
+        report["n_written"],
+        report["surveys_with_imputed_values"],
+        report["rows"],
     )
     return report

@@ -78,7 +78,7 @@ class FeatureSource:
         where: a path or name for messages.
     """
 
-    frame: "DataFrame"
+    frame: DataFrame
     summary: Mapping[str, Any] = field(default_factory=dict)
     where: str = ""
 
@@ -86,36 +86,52 @@ class FeatureSource:
 # ---------------------------------------------------------------------------------------------------------------
 # Base table: ids, location, meta, labels, split
 # ---------------------------------------------------------------------------------------------------------------
-def _codes(surveys: "DataFrame", column: str) -> list[str]:
+def _codes(surveys: DataFrame, column: str) -> list[str]:
     from pyspark.sql import functions as F
 
     return sorted(str(r[0]) for r in surveys.select(F.coalesce(F.col(column), F.lit("UNKNOWN"))).distinct().collect())
 
 
-def _vocab(surveys: "DataFrame") -> np.ndarray:
+def _vocab(surveys: DataFrame) -> np.ndarray:
     from pyspark.sql import functions as F
 
     vocab = np.array(
-        sorted(r[0] for r in surveys.where(F.col("split") == "train").select(F.explode("speciesIds")).distinct().collect()),
+        sorted(
+            r[0] for r in surveys.where(F.col("split") == "train").select(F.explode("speciesIds")).distinct().collect()
+        ),
         dtype=np.int64,
     )
     if len(vocab) == 0:
-        raise ValueError("the survey table has no species in its training surveys; rebuild SurveyTable from PA train metadata")
+        raise ValueError(
+            "the survey table has no species in its training surveys; rebuild SurveyTable from PA train metadata"
+        )
     return vocab
 
 
-def _base(spark: "SparkSession", surveys: "DataFrame", val_ids: np.ndarray, vocab: np.ndarray, regions: list[str],
-          countries: list[str]) -> tuple["DataFrame", int, float]:
+def _base(
+    spark: SparkSession,
+    surveys: DataFrame,
+    val_ids: np.ndarray,
+    vocab: np.ndarray,
+    regions: list[str],
+    countries: list[str],
+) -> tuple[DataFrame, int, float]:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     vocab_df = spark.createDataFrame([(int(s), i) for i, s in enumerate(vocab)], "speciesId long, col int")
     region_df = spark.createDataFrame([(r, i) for i, r in enumerate(regions)], "region_name string, region_code int")
-    country_df = spark.createDataFrame([(r, i) for i, r in enumerate(countries)], "country_name string, country_code int")
-    val_df = spark.createDataFrame([(int(s),) for s in np.asarray(val_ids, np.int64)], T.StructType([T.StructField("surveyId", T.LongType())]))
+    country_df = spark.createDataFrame(
+        [(r, i) for i, r in enumerate(countries)], "country_name string, country_code int"
+    )
+    val_df = spark.createDataFrame(
+        [(int(s),) for s in np.asarray(val_ids, np.int64)], T.StructType([T.StructField("surveyId", T.LongType())])
+    )
     n_val_train = val_df.join(surveys.where(F.col("split") == "train"), "surveyId").count()
     if n_val_train != len(val_ids):
-        raise ValueError(f"{len(val_ids) - n_val_train} validation surveyIds are not training surveys of the survey table")
+        raise ValueError(
+            f"{len(val_ids) - n_val_train} validation surveyIds are not training surveys of the survey table"
+        )
     labelled = (
         surveys.where(F.col("split") == "train")
         .select("surveyId", F.explode("speciesIds").alias("speciesId"))
@@ -135,15 +151,19 @@ def _base(spark: "SparkSession", surveys: "DataFrame", val_ids: np.ndarray, voca
         .join(F.broadcast(val_df.withColumn("is_val", F.lit(True))), "surveyId", "left")
         .select(
             F.col("surveyId").cast("long"),
-            F.col("x").cast("double"), F.col("y").cast("double"),
-            F.col("lon").cast("double"), F.col("lat").cast("double"),
+            F.col("x").cast("double"),
+            F.col("y").cast("double"),
+            F.col("lon").cast("double"),
+            F.col("lat").cast("double"),
             F.coalesce(F.col("year"), F.lit(0)).cast("int").alias("year"),
             F.col("region_code").cast("int").alias("region"),
             F.col("country_code").cast("int").alias("country"),
             F.concat(  # size(null) is -1 in Spark, so pad the coalesced (possibly empty) array
                 F.coalesce(F.col("labels"), empty),
                 F.array_repeat(F.lit(-1), F.lit(width) - F.size(F.coalesce(F.col("labels"), empty))),
-            ).cast("array<int>").alias("labels"),
+            )
+            .cast("array<int>")
+            .alias("labels"),
             F.when(F.col("split") == "test", "test").when(F.col("is_val"), "val").otherwise("train").alias("_part"),
         )
     )
@@ -153,7 +173,7 @@ def _base(spark: "SparkSession", surveys: "DataFrame", val_ids: np.ndarray, voca
 # ---------------------------------------------------------------------------------------------------------------
 # Feature sets
 # ---------------------------------------------------------------------------------------------------------------
-def _shuffle_map(spark: "SparkSession", base: "DataFrame", seed: int, name: str) -> "DataFrame":
+def _shuffle_map(spark: SparkSession, base: DataFrame, seed: int, name: str) -> DataFrame:
     """``surveyId -> donor`` where donors are a seeded permutation of the surveys of the same split."""
     ids = base.select("surveyId", "_part").toPandas().sort_values("surveyId", kind="stable")
     rows: list[tuple[int, int]] = []
@@ -169,7 +189,9 @@ def _resolve_shape(declared: tuple[int, ...], width: int, fs: FeatureSet, col: s
     if declared[:1] == (-1,):
         rest = math.prod(declared[1:])
         if width % rest:
-            raise ValueError(f"feature set {fs.name!r}: column {col!r} rows hold {width} values, not a multiple of {declared[1:]}")
+            raise ValueError(
+                f"feature set {fs.name!r}: column {col!r} rows hold {width} values, not a multiple of {declared[1:]}"
+            )
         return (width // rest, *declared[1:])
     if math.prod(declared) != width:
         raise ValueError(
@@ -179,22 +201,28 @@ def _resolve_shape(declared: tuple[int, ...], width: int, fs: FeatureSet, col: s
     return declared
 
 
-def _row_width(df: "DataFrame", col: str, dtype: str, fs: FeatureSet, where: str) -> int:
+def _row_width(df: DataFrame, col: str, dtype: str, fs: FeatureSet, where: str) -> int:
     """The common length of ``col`` over all rows (error if rows differ or hold nulls)."""
     from pyspark.sql import functions as F
 
     size = F.length(col) if dtype == "uint8" else F.size(col)
-    r = df.select(F.min(size).alias("lo"), F.max(size).alias("hi"), F.sum(F.col(col).isNull().cast("int")).alias("nulls")).first()
+    r = df.select(
+        F.min(size).alias("lo"), F.max(size).alias("hi"), F.sum(F.col(col).isNull().cast("int")).alias("nulls")
+    ).first()
     if r["nulls"]:
-        raise ValueError(f"feature set {fs.name!r}: {r['nulls']} row(s) of {where} have a null {col!r}; rebuild {fs.artifact}")
+        raise ValueError(
+            f"feature set {fs.name!r}: {r['nulls']} row(s) of {where} have a null {col!r}; rebuild {fs.artifact}"
+        )
     if r["lo"] is None:
         raise ValueError(f"feature set {fs.name!r}: {where} has no row; rebuild {fs.artifact}")
     if r["lo"] != r["hi"]:
-        raise ValueError(f"feature set {fs.name!r}: {where} column {col!r} has rows of {r['lo']} to {r['hi']} values; expected one fixed length")
+        raise ValueError(
+            f"feature set {fs.name!r}: {where} column {col!r} has rows of {r['lo']} to {r['hi']} values; expected one fixed length"
+        )
     return int(r["hi"])
 
 
-def _train_mean(joined: "DataFrame", col: str, width: int) -> list[float]:
+def _train_mean(joined: DataFrame, col: str, width: int) -> list[float]:
     """Float64 mean of an array column over the ``train`` rows, summed in surveyId order (deterministic)."""
     acc = np.zeros(width, np.float64)
     n = 0
@@ -206,7 +234,7 @@ def _train_mean(joined: "DataFrame", col: str, width: int) -> list[float]:
     return (acc / n).tolist()
 
 
-def _dense_gfv_column(vocab: np.ndarray) -> Callable[..., "SparkColumn"]:
+def _dense_gfv_column(vocab: np.ndarray) -> Callable[..., SparkColumn]:
     """A pandas UDF ``(gfv_idx, gfv_val) -> array<float>`` of width ``len(vocab)`` (:func:`dense_gfv` per row)."""
     from pyspark.sql.functions import pandas_udf
 
@@ -246,13 +274,15 @@ def dense_gfv(vocab: np.ndarray, idx: Any, val: Any) -> np.ndarray:
 
 @dataclass
 class _Ctx:
-    spark: "SparkSession"
-    base: "DataFrame"
+    spark: SparkSession
+    base: DataFrame
     vocab: np.ndarray
-    vocab_df: "DataFrame"
+    vocab_df: DataFrame
 
 
-def _copy(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
+def _copy(
+    ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: DataFrame
+) -> tuple[DataFrame, dict[str, Any], dict[str, Any]]:
     """``copy``: each column cast to its element type (``binary`` for uint8); shapes resolved from the data."""
     from pyspark.sql import functions as F
 
@@ -260,7 +290,10 @@ def _copy(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> 
     shapes: dict[str, Any] = {}
     for c in fs.columns:
         if c.shape == ():
-            out = out.withColumn(c.name, F.col(c.artifact_column).cast({"float64": "double", "float32": "float", "int32": "int"}[c.dtype]))
+            out = out.withColumn(
+                c.name,
+                F.col(c.artifact_column).cast({"float64": "double", "float32": "float", "int32": "int"}[c.dtype]),
+            )
             shapes[c.name] = []
             continue
         width = _row_width(frame, c.artifact_column, c.dtype, fs, src.where)
@@ -270,7 +303,9 @@ def _copy(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> 
     return out.select("surveyId", *fs.column_names), shapes, {}
 
 
-def _standardize(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
+def _standardize(
+    ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: DataFrame
+) -> tuple[DataFrame, dict[str, Any], dict[str, Any]]:
     """``standardize``: one float vector column, standardised with the train rows' mean and std (population)."""
     from pyspark.sql import functions as F
 
@@ -279,8 +314,11 @@ def _standardize(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFram
     # Train-split statistics on the driver, in surveyId order: a Spark aggregate merges partial sums in shuffle
     # fetch order, which changes the last bits between runs and would break byte-identical outputs.
     train = (
-        ctx.base.where(F.col("_part") == "train").select("surveyId").join(frame.select("surveyId", c.artifact_column), "surveyId")
-        .orderBy("surveyId").toPandas()
+        ctx.base.where(F.col("_part") == "train")
+        .select("surveyId")
+        .join(frame.select("surveyId", c.artifact_column), "surveyId")
+        .orderBy("surveyId")
+        .toPandas()
     )
     if len(train) == 0:
         raise ValueError(f"no training survey has a {fs.name!r} vector; cannot standardise it")
@@ -290,7 +328,9 @@ def _standardize(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFram
     m_arr, s_arr = F.array(*[F.lit(v) for v in mean]), F.array(*[F.lit(v) for v in std])
     out = frame.select(
         "surveyId",
-        F.transform(c.artifact_column, lambda v, i: (v - F.element_at(m_arr, i + 1)) / F.element_at(s_arr, i + 1)).cast("array<float>").alias(c.name),
+        F.transform(c.artifact_column, lambda v, i: (v - F.element_at(m_arr, i + 1)) / F.element_at(s_arr, i + 1))
+        .cast("array<float>")
+        .alias(c.name),
     )
     info = {"standardisation": {"mean": mean, "std": std, "fitted_on": "train split (validation blocks excluded)"}}
     if src.summary.get("columns") and isinstance(src.summary["columns"], list):
@@ -298,7 +338,9 @@ def _standardize(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFram
     return out, {c.name: [width]}, info
 
 
-def _plot(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
+def _plot(
+    ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: DataFrame
+) -> tuple[DataFrame, dict[str, Any], dict[str, Any]]:
     """``plot``: ``[log1p(area), area known, log1p(uncertainty), uncertainty known]`` per survey (float32 (4,)).
 
     The survey table stores an empty, negative or infinite ``areaInM2`` / ``geoUncertaintyInM`` as null (real GLC24
@@ -313,12 +355,25 @@ def _plot(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> 
         ok = F.col(col).isNotNull() & (F.col(col) >= 0) & ~F.isnan(F.col(col))
         parts += [F.when(ok, F.log1p(F.col(col))).otherwise(F.lit(0.0)), ok.cast("double")]
     out = frame.select("surveyId", F.array(*parts).cast("array<float>").alias(c.name))
-    unknown = frame.select(*[F.sum((F.col(col).isNull() | (F.col(col) < 0) | F.isnan(F.col(col))).cast("long")).alias(col) for col in PLOT_SOURCES]).first()
-    return out, {c.name: [4]}, {"names": ["log1p_area_m2", "area_known", "log1p_uncertainty_m", "uncertainty_known"],
-                                "n_unknown": {col: int(unknown[col] or 0) for col in PLOT_SOURCES}}
+    unknown = frame.select(
+        *[
+            F.sum((F.col(col).isNull() | (F.col(col) < 0) | F.isnan(F.col(col))).cast("long")).alias(col)
+            for col in PLOT_SOURCES
+        ]
+    ).first()
+    return (
+        out,
+        {c.name: [4]},
+        {
+            "names": ["log1p_area_m2", "area_known", "log1p_uncertainty_m", "uncertainty_known"],
+            "n_unknown": {col: int(unknown[col] or 0) for col in PLOT_SOURCES},
+        },
+    )
 
 
-def _dense_gfv(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
+def _dense_gfv(
+    ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: DataFrame
+) -> tuple[DataFrame, dict[str, Any], dict[str, Any]]:
     """``dense_gfv``: the sparse (gfv_idx, gfv_val) vector dense over the vocabulary; out-of-vocabulary entries
     counted."""
     from pyspark.sql import functions as F
@@ -327,8 +382,11 @@ def _dense_gfv(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame"
     g = frame.select(*GFV_COLUMNS).where(F.col("gfv_idx").isNotNull() & F.col("gfv_val").isNotNull())
     # species outside the vocabulary have no class column and are dropped by dense_gfv: count them, never silently
     dropped = (
-        ctx.base.select("surveyId").join(g, "surveyId").select(F.explode("gfv_idx").alias("speciesId"))
-        .join(F.broadcast(ctx.vocab_df), "speciesId", "left_anti").count()
+        ctx.base.select("surveyId")
+        .join(g, "surveyId")
+        .select(F.explode("gfv_idx").alias("speciesId"))
+        .join(F.broadcast(ctx.vocab_df), "speciesId", "left_anti")
+        .count()
     )
     if dropped:
         log.warning("ModelInputs: %d GFV entries name species outside the training vocabulary; dropped", dropped)
@@ -337,7 +395,7 @@ def _dense_gfv(ctx: _Ctx, fs: FeatureSet, src: FeatureSource, frame: "DataFrame"
 
 
 #: How a feature set's artifact values become table values (``FeatureSet.transform``).
-TRANSFORMS: dict[str, Callable[..., tuple["DataFrame", dict[str, Any], dict[str, Any]]]] = {
+TRANSFORMS: dict[str, Callable[..., tuple[DataFrame, dict[str, Any], dict[str, Any]]]] = {
     "copy": _copy,
     "standardize": _standardize,
     "dense_gfv": _dense_gfv,
@@ -348,8 +406,9 @@ TRANSFORMS: dict[str, Callable[..., tuple["DataFrame", dict[str, Any], dict[str,
 SUMMARY_KEYS = ("bands", "channels", "rasters", "params", "artifact")
 
 
-def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: FeatureSource, shuffle: bool, seed: int
-                     ) -> tuple["DataFrame", dict[str, Any], dict[str, Any]]:
+def _add_feature_set(
+    ctx: _Ctx, table: DataFrame, fs: FeatureSet, src: FeatureSource, shuffle: bool, seed: int
+) -> tuple[DataFrame, dict[str, Any], dict[str, Any]]:
     """Join one set's columns onto ``table``; returns the table, its column entries and its ``feature_info``."""
     from pyspark.sql import functions as F
 
@@ -363,7 +422,9 @@ def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: Feature
     frame = src.frame.select(*need)
     dup = frame.groupBy("surveyId").count().where(F.col("count") > 1).count()
     if dup:
-        raise ValueError(f"feature set {fs.name!r}: {dup} surveyId(s) occur more than once in {src.where}; rebuild {fs.artifact}")
+        raise ValueError(
+            f"feature set {fs.name!r}: {dup} surveyId(s) occur more than once in {src.where}; rebuild {fs.artifact}"
+        )
     values, shapes, info = TRANSFORMS[fs.transform](ctx, fs, src, frame)
     # A feature set has one row per survey, as many as the table: never let Spark broadcast it, in the shuffle's
     # donor join nor in the joins onto the table. Its size estimate comes from the artifact's compressed parquet, not
@@ -374,11 +435,21 @@ def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: Feature
     if shuffle:
         donors = _shuffle_map(ctx.spark, ctx.base, seed, fs.name)
         values = donors.join(values.withColumnRenamed("surveyId", "_donor"), "_donor").drop("_donor").hint("merge")
-    parts = {r["_part"]: int(r["count"]) for r in table.join(values, "surveyId", "left_anti").groupBy("_part").count().collect()}
+    parts = {
+        r["_part"]: int(r["count"])
+        for r in table.join(values, "surveyId", "left_anti").groupBy("_part").count().collect()
+    }
     n_missing = {p: parts.get(p, 0) for p in SPLITS}
     columns: dict[str, Any] = {}
     if sum(n_missing.values()) and fs.missing == "error":
-        ex = [int(r[0]) for r in table.join(values, "surveyId", "left_anti").select("surveyId").orderBy("surveyId").limit(MAX_EXAMPLES).collect()]
+        ex = [
+            int(r[0])
+            for r in table.join(values, "surveyId", "left_anti")
+            .select("surveyId")
+            .orderBy("surveyId")
+            .limit(MAX_EXAMPLES)
+            .collect()
+        ]
         raise ValueError(
             f"{sum(n_missing.values())} surveys have no row in the {fs.artifact} artifact of feature set {fs.name!r} "
             f"({src.where}; by split {n_missing}), e.g. surveyId {ex}; its missing-row policy is 'error'. Rebuild "
@@ -391,34 +462,49 @@ def _add_feature_set(ctx: _Ctx, table: "DataFrame", fs: FeatureSet, src: Feature
         joined = joined.withColumn(mask, F.col(fs.columns[0].name).isNotNull().cast("int"))
         for c in fs.columns:
             if c.dtype == "uint8" or c.shape == ():
-                raise ValueError(f"feature set {fs.name!r}: the 'fill' policy needs float array columns ({c.name!r} is not)")
+                raise ValueError(
+                    f"feature set {fs.name!r}: the 'fill' policy needs float array columns ({c.name!r} is not)"
+                )
             fill = _train_mean(joined, c.name, math.prod(shapes[c.name]))
-            joined = joined.withColumn(c.name, F.coalesce(F.col(c.name), F.array(*[F.lit(v) for v in fill]).cast("array<float>")))
+            joined = joined.withColumn(
+                c.name, F.coalesce(F.col(c.name), F.array(*[F.lit(v) for v in fill]).cast("array<float>"))
+            )
         table = joined
         columns[mask] = {"dtype": "int32", "shape": [], "feature_set": fs.name}
         if sum(n_missing.values()):
-            log.warning("ModelInputs: feature set %r: %s surveys without a row filled with the train mean (mask %r)", fs.name, n_missing, mask)
+            log.warning(
+                "ModelInputs: feature set %r: %s surveys without a row filled with the train mean (mask %r)",
+                fs.name,
+                n_missing,
+                mask,
+            )
     else:
         table = table.join(values, "surveyId")
     for c in fs.columns:
         columns[c.name] = {"dtype": c.dtype, "shape": shapes[c.name], "feature_set": fs.name}
     summary_info = {k: src.summary[k] for k in SUMMARY_KEYS if k in src.summary}
     info = {
-        "description": fs.description, "artifact": fs.artifact, "params": dict(fs.params), "where": src.where,
-        "missing_policy": fs.missing, "n_missing": n_missing, "shuffled": bool(shuffle), **info,
+        "description": fs.description,
+        "artifact": fs.artifact,
+        "params": dict(fs.params),
+        "where": src.where,
+        "missing_policy": fs.missing,
+        "n_missing": n_missing,
+        "shuffled": bool(shuffle),
+        **info,
         **({"artifact_info": summary_info} if summary_info else {}),
     }
     return table, columns, info
 
 
 def build_model_inputs(
-    spark: "SparkSession",
-    surveys: "DataFrame",
+    spark: SparkSession,
+    surveys: DataFrame,
     val_ids: np.ndarray,
     features: Mapping[str, FeatureSource] | None = None,
     shuffle: Iterable[str] = (),
     seed: int = 0,
-) -> tuple[dict[str, "DataFrame"], dict[str, Any]]:
+) -> tuple[dict[str, DataFrame], dict[str, Any]]:
     """Transform the survey table and the feature-set artifacts into the three model-input frames and meta.
 
     Args:
@@ -444,7 +530,9 @@ def build_model_inputs(
     names = resolve_feature_sets(features)
     bad_shuffle = [s for s in shuffle if s not in names or s in ALWAYS]
     if bad_shuffle:
-        raise ValueError(f"shuffle names {bad_shuffle}, which are not requested artifact feature sets {sorted(features)}")
+        raise ValueError(
+            f"shuffle names {bad_shuffle}, which are not requested artifact feature sets {sorted(features)}"
+        )
     need = ["surveyId", "lon", "lat", "x", "y", "year", "region", "country", "split", "speciesIds"]
     lacking = [c for c in need if c not in surveys.columns]
     if lacking:
@@ -488,7 +576,7 @@ def build_model_inputs(
     return frames, meta
 
 
-def surveys_frame(spark: "SparkSession", train: pd.DataFrame, query: pd.DataFrame) -> "DataFrame":
+def surveys_frame(spark: SparkSession, train: pd.DataFrame, query: pd.DataFrame) -> DataFrame:
     """A ``SurveyTable``-like Spark frame from in-memory surveys: ``train`` rows labelled, ``query`` rows as test
     (the CV benchmarks' folds). Frames need surveyId, lon, lat, x, y, year, region, speciesIds (train); country is
     optional."""
@@ -499,26 +587,52 @@ def surveys_frame(spark: "SparkSession", train: pd.DataFrame, query: pd.DataFram
         year = df["year"] if "year" in df.columns else pd.Series([None] * len(df), index=df.index)
         out = []
         for sid, lon, lat, x, y, yr, reg, ctry, sp in zip(
-            df["surveyId"], df["lon"], df["lat"], df["x"], df["y"], year, df["region"], country,
+            df["surveyId"],
+            df["lon"],
+            df["lat"],
+            df["x"],
+            df["y"],
+            year,
+            df["region"],
+            country,
             df["speciesIds"] if split == "train" else [None] * len(df),
         ):
-            out.append((int(sid), float(lon), float(lat), float(x), float(y), None if pd.isna(yr) else int(yr),
-                        None if pd.isna(reg) else str(reg), None if ctry is None or pd.isna(ctry) else str(ctry), split,
-                        None if sp is None else [int(s) for s in np.unique(np.asarray(sp, np.int64))]))
+            out.append(
+                (
+                    int(sid),
+                    float(lon),
+                    float(lat),
+                    float(x),
+                    float(y),
+                    None if pd.isna(yr) else int(yr),
+                    None if pd.isna(reg) else str(reg),
+                    None if ctry is None or pd.isna(ctry) else str(ctry),
+                    split,
+                    None if sp is None else [int(s) for s in np.unique(np.asarray(sp, np.int64))],
+                )
+            )
         return out
 
-    schema = T.StructType([
-        T.StructField("surveyId", T.LongType()), T.StructField("lon", T.DoubleType()), T.StructField("lat", T.DoubleType()),
-        T.StructField("x", T.DoubleType()), T.StructField("y", T.DoubleType()), T.StructField("year", T.IntegerType()),
-        T.StructField("region", T.StringType()), T.StructField("country", T.StringType()), T.StructField("split", T.StringType()),
-        T.StructField("speciesIds", T.ArrayType(T.LongType())),
-    ])
+    schema = T.StructType(
+        [
+            T.StructField("surveyId", T.LongType()),
+            T.StructField("lon", T.DoubleType()),
+            T.StructField("lat", T.DoubleType()),
+            T.StructField("x", T.DoubleType()),
+            T.StructField("y", T.DoubleType()),
+            T.StructField("year", T.IntegerType()),
+            T.StructField("region", T.StringType()),
+            T.StructField("country", T.StringType()),
+            T.StructField("split", T.StringType()),
+            T.StructField("speciesIds", T.ArrayType(T.LongType())),
+        ]
+    )
     return spark.createDataFrame(rows(train, "train") + rows(query, "test"), schema)
 
 
 def write_model_inputs(
-    spark: "SparkSession",
-    surveys: "DataFrame | str | Path",
+    spark: SparkSession,
+    surveys: DataFrame | str | Path,
     out_dir: str | Path,
     val_ids: np.ndarray,
     features: Mapping[str, FeatureSource] | None = None,
@@ -556,13 +670,16 @@ def write_model_inputs(
         spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", prev)
     log.info(
         "ModelInputs: %s surveys, %d classes, label width %d, feature sets %s%s",
-        meta["splits"], meta["num_classes"], meta["label_width"], meta["feature_sets"],
+        meta["splits"],
+        meta["num_classes"],
+        meta["label_width"],
+        meta["feature_sets"],
         f", shuffled {meta['shuffled']}" if meta["shuffled"] else "",
     )
     return meta
 
 
-def read_feature_source(spark: "SparkSession", name: str, artifact_dir: str | Path) -> FeatureSource:
+def read_feature_source(spark: SparkSession, name: str, artifact_dir: str | Path) -> FeatureSource:
     """The artifact of feature set ``name`` at ``artifact_dir`` (its ``_SUCCESS`` summary and parquet)."""
     import json
 
@@ -591,7 +708,14 @@ def _stats(split_dir: Path, columns: Mapping[str, Any]) -> dict[str, dict[str, l
             t = pf.read_row_group(rg, columns=names)
             for n in names:
                 width = math.prod(columns[n]["shape"])
-                X = t.column(n).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(t.num_rows, width)
+                X = (
+                    t.column(n)
+                    .combine_chunks()
+                    .flatten()
+                    .to_numpy(zero_copy_only=False)
+                    .astype(np.float64)
+                    .reshape(t.num_rows, width)
+                )
                 a = acc[n]
                 a[0] += t.num_rows
                 a[1] = a[1] + X.sum(axis=0)
@@ -608,7 +732,7 @@ def _stats(split_dir: Path, columns: Mapping[str, Any]) -> dict[str, dict[str, l
     return out
 
 
-def _write(frames: dict[str, "DataFrame"], meta: dict[str, Any], out_dir: str | Path, files_per_split: int) -> None:
+def _write(frames: dict[str, DataFrame], meta: dict[str, Any], out_dir: str | Path, files_per_split: int) -> None:
     from pyspark.sql import functions as F
 
     from glc.io import atomic_dir, write_json
@@ -625,8 +749,11 @@ def _write(frames: dict[str, "DataFrame"], meta: dict[str, Any], out_dir: str | 
                 .parquet(str(Path(tmp) / part))
             )
         stat_cols = {
-            c: spec for c, spec in meta["columns"].items()
-            if spec.get("feature_set") and feature_set(spec["feature_set"]).stats and c in feature_set(spec["feature_set"]).column_names
+            c: spec
+            for c, spec in meta["columns"].items()
+            if spec.get("feature_set")
+            and feature_set(spec["feature_set"]).stats
+            and c in feature_set(spec["feature_set"]).column_names
         }
         for c, st in _stats(Path(tmp) / "train", stat_cols).items():
             meta["columns"][c]["stats"] = st

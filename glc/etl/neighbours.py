@@ -60,7 +60,7 @@ SITE_KINDS = ("pa_train", "pa_test", "po")
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def select_sites(surveys: "DataFrame", po: "DataFrame | None" = None, which: Iterable[str] = ("pa_train",)) -> "DataFrame":
+def select_sites(surveys: DataFrame, po: DataFrame | None = None, which: Iterable[str] = ("pa_train",)) -> DataFrame:
     """One row per site (``surveyId, x, y``) from the SurveyTable and/or the PO records.
 
     Args:
@@ -95,7 +95,7 @@ def select_sites(surveys: "DataFrame", po: "DataFrame | None" = None, which: Ite
     return out
 
 
-def validate_sites(df: "DataFrame", name: str) -> int:
+def validate_sites(df: DataFrame, name: str) -> int:
     """Check a site DataFrame (``surveyId, x, y``) with one Spark job; return its row count.
 
     Raises:
@@ -107,7 +107,14 @@ def validate_sites(df: "DataFrame", name: str) -> int:
     missing = {"surveyId", "x", "y"} - set(df.columns)
     if missing:
         raise ValueError(f"{name}: missing column(s) {sorted(missing)}; expected surveyId, x, y (EPSG:3035 metres)")
-    bad_xy = F.col("x").isNull() | F.col("y").isNull() | F.isnan("x") | F.isnan("y") | (F.abs("x") == float("inf")) | (F.abs("y") == float("inf"))
+    bad_xy = (
+        F.col("x").isNull()
+        | F.col("y").isNull()
+        | F.isnan("x")
+        | F.isnan("y")
+        | (F.abs("x") == float("inf"))
+        | (F.abs("y") == float("inf"))
+    )
     row = df.agg(
         F.count(F.lit(1)).alias("n"),
         F.countDistinct("surveyId").alias("n_ids"),
@@ -118,7 +125,9 @@ def validate_sites(df: "DataFrame", name: str) -> int:
     if null_ids:
         raise ValueError(f"{name}: {null_ids} row(s) have a null surveyId; every site needs an id")
     if bad:
-        raise ValueError(f"{name}: {bad} of {n} row(s) have null/NaN/inf x or y; drop or fix them before building neighbours")
+        raise ValueError(
+            f"{name}: {bad} of {n} row(s) have null/NaN/inf x or y; drop or fix them before building neighbours"
+        )
     if n_ids != n:
         raise ValueError(
             f"{name}: {n - n_ids} duplicate surveyId row(s) among {n}; one row per site is expected (a PO survey at "
@@ -134,22 +143,22 @@ def _arrays_frame(qids: np.ndarray, ids: list[np.ndarray], dists: list[np.ndarra
     )
 
 
-def _cell_cols(cell_m: float) -> list:  # noqa: ANN401
+def _cell_cols(cell_m: float) -> list:
     from pyspark.sql import functions as F
 
     return [F.floor(F.col("x") / cell_m).alias("cx"), F.floor(F.col("y") / cell_m).alias("cy")]
 
 
 def neighbours_exact(
-    queries: "DataFrame",
-    sources: "DataFrame",
+    queries: DataFrame,
+    sources: DataFrame,
     radius_km: float,
     k: int | None = 10,
     exclude_same_site: bool = True,
     same_site_m: float = 1.0,
     cell_km: float | None = None,
     validate: bool = True,
-) -> "DataFrame":
+) -> DataFrame:
     """Exact neighbour table in Spark: grid cells + in-cell cKDTree (see the module docstring).
 
     Args:
@@ -177,7 +186,9 @@ def neighbours_exact(
     validate_params(radius_km, k, same_site_m)
     cell_km = max(4.0 * radius_km, 100.0) if cell_km is None else cell_km
     if not cell_km >= radius_km:
-        raise ValueError(f"cell_km={cell_km} must be >= radius_km={radius_km}; otherwise neighbours two cells away are missed")
+        raise ValueError(
+            f"cell_km={cell_km} must be >= radius_km={radius_km}; otherwise neighbours two cells away are missed"
+        )
     if validate:
         validate_sites(queries, "queries")
         if sources is not queries:
@@ -186,9 +197,15 @@ def neighbours_exact(
     # At least a hair larger than the reach, so rounding in floor(x / cell) never puts a neighbour two cells away.
     cell_m = max(cell_km * 1000.0, reach * (1 + 1e-6))
 
-    q = queries.select(F.col("surveyId").cast("long"), F.col("x").cast("double"), F.col("y").cast("double")).select("*", *_cell_cols(cell_m))
-    s = sources.select(F.col("surveyId").cast("long"), F.col("x").cast("double"), F.col("y").cast("double")).select("*", *_cell_cols(cell_m))
-    offsets = F.array(*[F.struct(F.lit(dx).alias("dx"), F.lit(dy).alias("dy")) for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
+    q = queries.select(F.col("surveyId").cast("long"), F.col("x").cast("double"), F.col("y").cast("double")).select(
+        "*", *_cell_cols(cell_m)
+    )
+    s = sources.select(F.col("surveyId").cast("long"), F.col("x").cast("double"), F.col("y").cast("double")).select(
+        "*", *_cell_cols(cell_m)
+    )
+    offsets = F.array(
+        *[F.struct(F.lit(dx).alias("dx"), F.lit(dy).alias("dy")) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    )
     s = s.select("*", F.explode(offsets).alias("o"))
     fx = F.col("x") - F.col("cx") * cell_m  # position inside the home cell, in [0, cell_m)
     fy = F.col("y") - F.col("cy") * cell_m
@@ -205,7 +222,15 @@ def neighbours_exact(
         sids = sdf["surveyId"].to_numpy(np.int64)
         tree = cKDTree(np.column_stack([sdf["x"].to_numpy(np.float64), sdf["y"].to_numpy(np.float64)]))
         indptr, j, d = query_tree(
-            tree, sids, qdf["x"].to_numpy(np.float64), qdf["y"].to_numpy(np.float64), qids, radius_km, k, exclude_same_site, same_site_m
+            tree,
+            sids,
+            qdf["x"].to_numpy(np.float64),
+            qdf["y"].to_numpy(np.float64),
+            qids,
+            radius_km,
+            k,
+            exclude_same_site,
+            same_site_m,
         )
         cut = indptr[1:-1]
         return _arrays_frame(qids, np.split(sids[j], cut), np.split(d, cut))
@@ -214,8 +239,8 @@ def neighbours_exact(
 
 
 def neighbours_lsh(
-    queries: "DataFrame",
-    sources: "DataFrame",
+    queries: DataFrame,
+    sources: DataFrame,
     radius_km: float = 50.0,
     k: int | None = 10,
     exclude_same_site: bool = True,
@@ -224,7 +249,7 @@ def neighbours_lsh(
     num_hash_tables: int = 5,
     seed: int = 0,
     validate: bool = True,
-) -> "DataFrame":
+) -> DataFrame:
     """Approximate neighbour table with Spark ML LSH (DS@GT's method, with the units fixed).
 
     Coordinates are converted to km before hashing, so ``bucket_length_km`` and ``radius_km`` are both km.
@@ -252,18 +277,26 @@ def neighbours_lsh(
 
     validate_params(radius_km, k, same_site_m)
     if not bucket_length_km > 0 or num_hash_tables < 1:
-        raise ValueError(f"bucket_length_km must be > 0 and num_hash_tables >= 1, got {bucket_length_km}, {num_hash_tables}")
+        raise ValueError(
+            f"bucket_length_km must be > 0 and num_hash_tables >= 1, got {bucket_length_km}, {num_hash_tables}"
+        )
     if validate:
         validate_sites(queries, "queries")
         if sources is not queries:
             validate_sites(sources, "sources")
 
-    def feats(df: "DataFrame") -> "DataFrame":
+    def feats(df: DataFrame) -> DataFrame:
         km = F.array((F.col("x") / 1000.0).cast("double"), (F.col("y") / 1000.0).cast("double"))
         return df.select(F.col("surveyId").cast("long").alias("surveyId"), array_to_vector(km).alias("f"))
 
     qf, sf = feats(queries), feats(sources)
-    lsh = BucketedRandomProjectionLSH(inputCol="f", outputCol="h", bucketLength=float(bucket_length_km), numHashTables=int(num_hash_tables), seed=int(seed))
+    lsh = BucketedRandomProjectionLSH(
+        inputCol="f",
+        outputCol="h",
+        bucketLength=float(bucket_length_km),
+        numHashTables=int(num_hash_tables),
+        seed=int(seed),
+    )
     model = lsh.fit(sf)
     pairs = model.approxSimilarityJoin(qf, sf, float(radius_km), distCol="d").select(
         F.col("datasetA.surveyId").alias("surveyId"), F.col("datasetB.surveyId").alias("nid"), F.col("d")
@@ -274,7 +307,11 @@ def neighbours_lsh(
     agg = pairs.groupBy("surveyId").agg(F.array_sort(F.collect_list(F.struct(F.col("d"), F.col("nid")))).alias("a"))
     if k is not None:
         agg = agg.select("surveyId", F.slice("a", 1, int(k)).alias("a"))
-    agg = agg.select("surveyId", F.transform("a", lambda e: e["nid"]).alias("nbr_ids"), F.transform("a", lambda e: e["d"]).alias("nbr_dist_km"))
+    agg = agg.select(
+        "surveyId",
+        F.transform("a", lambda e: e["nid"]).alias("nbr_ids"),
+        F.transform("a", lambda e: e["d"]).alias("nbr_dist_km"),
+    )
     out = queries.select(F.col("surveyId").cast("long").alias("surveyId")).join(agg, "surveyId", "left")
     return out.select(
         "surveyId",
@@ -284,13 +321,13 @@ def neighbours_lsh(
 
 
 def neighbours(
-    queries: "DataFrame",
-    sources: "DataFrame",
+    queries: DataFrame,
+    sources: DataFrame,
     radius_km: float,
     k: int | None = 10,
     method: Literal["exact", "lsh"] = "exact",
     **kwargs: object,
-) -> "DataFrame":
+) -> DataFrame:
     """Neighbour table with ``method="exact"`` (:func:`neighbours_exact`) or ``"lsh"`` (:func:`neighbours_lsh`).
 
     Raises:
@@ -306,7 +343,7 @@ def neighbours(
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers of the neighbour / graph / correction tasks
 # ----------------------------------------------------------------------------------------------------------------
-def kind_counts(surveys: "DataFrame", po: "DataFrame | None", kinds: Iterable[str]) -> dict[str, int]:
+def kind_counts(surveys: DataFrame, po: DataFrame | None, kinds: Iterable[str]) -> dict[str, int]:
     """Number of sites of each kind (one Spark job)."""
     from functools import reduce
 
@@ -314,20 +351,23 @@ def kind_counts(surveys: "DataFrame", po: "DataFrame | None", kinds: Iterable[st
 
     kinds = [k for k in SITE_KINDS if k in set(kinds)]
     parts = [select_sites(surveys, po, [k]).select(F.lit(k).alias("kind")) for k in kinds]
-    got = {r["kind"]: int(r["count"]) for r in reduce(lambda a, b: a.unionByName(b), parts).groupBy("kind").count().collect()}
+    got = {
+        r["kind"]: int(r["count"])
+        for r in reduce(lambda a, b: a.unionByName(b), parts).groupBy("kind").count().collect()
+    }
     return {k: got.get(k, 0) for k in kinds}
 
 
-def write_sorted(df: "DataFrame", out: Path) -> None:
+def write_sorted(df: DataFrame, out: Path) -> None:
     df.orderBy("surveyId").write.mode("overwrite").parquet(str(out))
 
 
-def write_pandas(spark: "SparkSession", frame: "pd.DataFrame", ddl: str, out: Path) -> None:
+def write_pandas(spark: SparkSession, frame: pd.DataFrame, ddl: str, out: Path) -> None:
     """A driver-side result -> parquet through Spark, sorted by ``surveyId``."""
     write_sorted(spark.createDataFrame(frame, schema=ddl), out)
 
 
-def pa_frames(surveys: "DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def pa_frames(surveys: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test) survey rows in pandas, sorted by surveyId; species lists as int64 arrays."""
     cols = ["surveyId", "x", "y", "year", "region", "split", "speciesIds"]
     df = surveys.select(*cols).toPandas().sort_values("surveyId", ignore_index=True)
@@ -335,6 +375,8 @@ def pa_frames(surveys: "DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
     test = df[df["split"] == "test"].reset_index(drop=True)
     bad = train["speciesIds"].isna()
     if bad.any():
-        raise ValueError(f"survey table: {int(bad.sum())} training survey(s) have no species list (first surveyId {int(train['surveyId'][bad].iloc[0])}); rebuild SurveyTable")
+        raise ValueError(
+            f"survey table: {int(bad.sum())} training survey(s) have no species list (first surveyId {int(train['surveyId'][bad].iloc[0])}); rebuild SurveyTable"
+        )
     train["speciesIds"] = [np.asarray(a, dtype=np.int64) for a in train["speciesIds"]]
     return train, test

@@ -89,7 +89,9 @@ def fill_nodata(patches: np.ma.MaskedArray) -> tuple[np.ndarray, np.ndarray]:
     if counts.any():
         valid = ~mask
         n_valid = valid.sum(axis=(2, 3), keepdims=True)
-        means = (np.where(valid, data, 0.0).sum(axis=(2, 3), keepdims=True, dtype=np.float64) / n_valid).astype(np.float32)
+        means = (np.where(valid, data, 0.0).sum(axis=(2, 3), keepdims=True, dtype=np.float64) / n_valid).astype(
+            np.float32
+        )
         data = np.where(mask, means, data)
     return data, counts
 
@@ -174,8 +176,9 @@ def read_patch_batch(
     return filled, ok, bad, nodata
 
 
-def _patch_partition_fn(layout: Layout, k: int, keep_raw: bool, batch_size: int, schema: pa.Schema, acc: Any = None,
-                        nodata: bool = False) -> Callable:
+def _patch_partition_fn(
+    layout: Layout, k: int, keep_raw: bool, batch_size: int, schema: pa.Schema, acc: Any = None, nodata: bool = False
+) -> Callable:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -215,16 +218,16 @@ def _patch_partition_fn(layout: Layout, k: int, keep_raw: bool, batch_size: int,
 
 
 def patch_tiles_job(
-    spark: "SparkSession",
+    spark: SparkSession,
     layout: Layout,
-    surveys: "DataFrame",
+    surveys: DataFrame,
     *,
     k: int = 8,
     keep_raw: bool = False,
     partitions: int = 0,
     batch_size: int = 256,
     acc: Any = None,
-) -> "FeatureJob":
+) -> FeatureJob:
     """Transform: the patch-feature job of ``surveys`` (lazy; run by :func:`glc.etl.tiles.write_feature_artifact`).
 
     Args:
@@ -271,9 +274,9 @@ def patch_tiles_job(
 
 
 def write_patch_tiles(
-    spark: "SparkSession",
+    spark: SparkSession,
     layout: Layout,
-    surveys: "DataFrame",
+    surveys: DataFrame,
     out_dir: str | Path,
     *,
     k: int = 8,
@@ -307,17 +310,26 @@ def write_patch_tiles(
         summary["patch_format"] = fmt.name
         summary["columns"] = {
             "dct": f"4 channels x {k}x{k}, channel-major: dct[(c*k+u)*k+v]; dct2 of the {fmt.size} px {fmt.dtype} "
-                   "reflectances as float32, nodata pixels filled with their band's mean of valid pixels in the patch",
+            "reflectances as float32, nodata pixels filled with their band's mean of valid pixels in the patch",
             "nodata": "nodata pixels of the patch (over its 4 bands)",
         }
         extra = _nodata_counts
     from glc.etl.profile import DriverPhases, phase_accumulator
 
     phases, acc = DriverPhases(), phase_accumulator(spark)
-    job = patch_tiles_job(spark, layout, surveys, k=k, keep_raw=keep_raw, partitions=partitions, batch_size=batch_size, acc=acc)
+    job = patch_tiles_job(
+        spark, layout, surveys, k=k, keep_raw=keep_raw, partitions=partitions, batch_size=batch_size, acc=acc
+    )
     return write_feature_artifact(
-        spark, job, out_dir, profile=(phases, acc), what=f"PatchTiles(k={k})", skip_bad_inputs=skip_bad_inputs,
-        max_bad_fraction=max_bad_fraction, summary=summary, extra_summary=extra,
+        spark,
+        job,
+        out_dir,
+        profile=(phases, acc),
+        what=f"PatchTiles(k={k})",
+        skip_bad_inputs=skip_bad_inputs,
+        max_bad_fraction=max_bad_fraction,
+        summary=summary,
+        extra_summary=extra,
     )
 
 

@@ -36,7 +36,9 @@ def decode_site_ids(ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.nda
     return is_po, np.where(is_po, a - PO_ID_OFFSET, a)
 
 
-def read_po_records(spark: "SparkSession", layout: "Layout", max_bad_fraction: float = 0.01) -> tuple["DataFrame", dict[str, Any]]:
+def read_po_records(
+    spark: SparkSession, layout: Layout, max_bad_fraction: float = 0.01
+) -> tuple[DataFrame, dict[str, Any]]:
     """The raw PO metadata CSV as typed records ``surveyId long, lon, lat, x, y double, speciesId long`` (Spark).
 
     Columns are selected by header name (PO puts ``lat`` before ``lon``; extra columns such as ``publisher`` are
@@ -76,25 +78,41 @@ def read_po_records(spark: "SparkSession", layout: "Layout", max_bad_fraction: f
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; found {header}. Is this a GLC24 PO metadata file?")
     schema = T.StructType([T.StructField(h, T.StringType()) for h in header] + [T.StructField(_EXTRA, T.StringType())])
-    raw = spark.read.option("header", True).option("mode", "PERMISSIVE").option("enforceSchema", True).schema(schema).csv(str(path))
+    raw = (
+        spark.read.option("header", True)
+        .option("mode", "PERMISSIVE")
+        .option("enforceSchema", True)
+        .schema(schema)
+        .csv(str(path))
+    )
     num = lambda c: F.col(c).cast("double")  # noqa: E731
     sid, lon, lat, sp = num("surveyId"), num("lon"), num("lat"), num("speciesId")
     reasons = [
         (F.col(_EXTRA).isNotNull(), "too many fields"),
-        (F.col("surveyId").isNull() | F.col("lon").isNull() | F.col("lat").isNull(), "required field empty (short row?)"),
+        (
+            F.col("surveyId").isNull() | F.col("lon").isNull() | F.col("lat").isNull(),
+            "required field empty (short row?)",
+        ),
         (sid.isNull() | F.isnan(sid) | (sid != F.floor(sid)) | (sid < 0), "surveyId not a non-negative integer"),
         (sid >= PO_ID_OFFSET, f"surveyId >= PO_ID_OFFSET ({PO_ID_OFFSET})"),
         (lon.isNull() | lat.isNull() | F.isnan(lon) | F.isnan(lat), "lon/lat not numeric"),
         ((F.abs(lon) > 180) | (F.abs(lat) > 90), "lon/lat out of range"),
-        (F.col("speciesId").isNotNull() & (sp.isNull() | F.isnan(sp) | (sp != F.floor(sp)) | (sp < 0) | (sp >= NUM_CLASSES)),
-         f"speciesId not an integer in 0..{NUM_CLASSES - 1}"),
+        (
+            F.col("speciesId").isNotNull()
+            & (sp.isNull() | F.isnan(sp) | (sp != F.floor(sp)) | (sp < 0) | (sp >= NUM_CLASSES)),
+            f"speciesId not an integer in 0..{NUM_CLASSES - 1}",
+        ),
     ]
     bad = F.lit(None).cast("string")
     for cond, why in reversed(reasons):  # the first matching reason wins; a null condition counts as a match
         bad = F.when(F.coalesce(cond, F.lit(True)), F.lit(why)).otherwise(bad)
     rows = raw.select(
-        sid.cast("long").alias("surveyId"), lon.alias("lon"), lat.alias("lat"), sp.cast("long").alias("speciesId"),
-        bad.alias("_bad"), F.to_json(F.struct(*[F.col(h) for h in header])).alias("_raw"),
+        sid.cast("long").alias("surveyId"),
+        lon.alias("lon"),
+        lat.alias("lat"),
+        sp.cast("long").alias("speciesId"),
+        bad.alias("_bad"),
+        F.to_json(F.struct(*[F.col(h) for h in header])).alias("_raw"),
     )
     no_species = F.col("speciesId").isNull().alias("no_species")
     counts = rows.groupBy("_bad", no_species).count().collect()  # one pass over the file for every count
@@ -106,7 +124,9 @@ def read_po_records(spark: "SparkSession", layout: "Layout", max_bad_fraction: f
     by_reason = dict(sorted(by_reason.items()))
     n_bad = int(sum(by_reason.values()))
     n_missing_species = int(sum(r["count"] for r in counts if r["_bad"] is None and r["no_species"]))
-    examples = [r["_raw"] for r in rows.where(F.col("_bad").isNotNull()).limit(_MAX_EXAMPLES).collect()] if n_bad else []
+    examples = (
+        [r["_raw"] for r in rows.where(F.col("_bad").isNotNull()).limit(_MAX_EXAMPLES).collect()] if n_bad else []
+    )
     if total and n_bad / total > max_bad_fraction:
         raise ValueError(
             f"{path}: {n_bad} of {total} PO rows are malformed ({by_reason}; e.g. {examples[:2]}), more than "
@@ -119,13 +139,17 @@ def read_po_records(spark: "SparkSession", layout: "Layout", max_bad_fraction: f
         log.info("%s: %d PO rows without speciesId dropped", path, n_missing_species)
     records = add_laea(good.where(F.col("speciesId").isNotNull()).select("surveyId", "lon", "lat", "speciesId"))
     report = {
-        "file": str(path), "total_rows": total, "bad_rows": n_bad, "by_reason": by_reason,
-        "dropped_missing_species": n_missing_species, "bad_examples": examples,
+        "file": str(path),
+        "total_rows": total,
+        "bad_rows": n_bad,
+        "by_reason": by_reason,
+        "dropped_missing_species": n_missing_species,
+        "bad_examples": examples,
     }
     return records.select("surveyId", "lon", "lat", "x", "y", "speciesId"), report
 
 
-def po_sites(records: "DataFrame") -> "DataFrame":
+def po_sites(records: DataFrame) -> DataFrame:
     """PO records -> the ``surveyId, x, y`` frame :func:`glc.etl.neighbours.select_sites` expects, ids offset by
     :data:`PO_ID_OFFSET` (one row per record; ``select_sites`` deduplicates)."""
     from pyspark.sql import functions as F

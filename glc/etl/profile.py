@@ -39,14 +39,14 @@ class DictSum:
         """The empty dict."""
         return {}
 
-    def addInPlace(self, a: dict[str, float], b: dict[str, float]) -> dict[str, float]:  # noqa: N802 (Spark's name)
+    def addInPlace(self, a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
         """``a += b`` key by key."""
         for k, v in b.items():
             a[k] = a.get(k, 0.0) + float(v)
         return a
 
 
-def phase_accumulator(spark: "SparkSession") -> "Accumulator":
+def phase_accumulator(spark: SparkSession) -> Accumulator:
     """A fresh ``{phase: seconds}`` accumulator for one job's partition function."""
     return spark.sparkContext.accumulator({}, DictSum())  # type: ignore[arg-type]
 
@@ -116,7 +116,7 @@ class DriverPhases:
         return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
-def python_profile(acc: "Accumulator | None") -> dict[str, float]:
+def python_profile(acc: Accumulator | None) -> dict[str, float]:
     """The summed laps of an accumulator (rounded to ms; ``rows`` as counted by the partition functions)."""
     if acc is None:
         return {}

@@ -59,7 +59,16 @@ BAD_COLUMNS = ("surveyId", "split", "file", "reason")
 #: The manifest each compute task returns.
 MANIFEST_DDL = "kind string, bucket int, file string, split string, rows long"
 
-_PARQUET_CODECS = {"uncompressed": "none", "none": "none", "snappy": "snappy", "gzip": "gzip", "zstd": "zstd", "lz4": "lz4", "lz4raw": "lz4", "brotli": "brotli"}
+_PARQUET_CODECS = {
+    "uncompressed": "none",
+    "none": "none",
+    "snappy": "snappy",
+    "gzip": "gzip",
+    "zstd": "zstd",
+    "lz4": "lz4",
+    "lz4raw": "lz4",
+    "brotli": "brotli",
+}
 
 
 @dataclass(frozen=True)
@@ -75,14 +84,14 @@ class FeatureJob:
         surveys: the survey frame the ids come from (for the bucket bounds).
     """
 
-    rows: "DataFrame"
+    rows: DataFrame
     fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
     ddl: str
     schema: pa.Schema
     row_bytes: int
-    surveys: "DataFrame"
+    surveys: DataFrame
 
-    def frame(self) -> "DataFrame":
+    def frame(self) -> DataFrame:
         """The staged rows as a lazy Spark frame (every row through the JVM: for inspection and tests)."""
         return self.rows.mapInArrow(self.fn, self.ddl)
 
@@ -98,7 +107,7 @@ def n_buckets(n_rows: int, row_bytes: int, cores: int) -> int:
 QUANTILE_GRID = 64
 
 
-def bucket_bounds(surveys: "DataFrame", row_bytes: int, cores: int) -> np.ndarray:
+def bucket_bounds(surveys: DataFrame, row_bytes: int, cores: int) -> np.ndarray:
     """Increasing surveyId bounds of the buckets (:func:`n_buckets` of them).
 
     One Spark aggregation computes the count and a grid of :data:`QUANTILE_GRID` approximate id quantiles; the
@@ -110,7 +119,9 @@ def bucket_bounds(surveys: "DataFrame", row_bytes: int, cores: int) -> np.ndarra
     from pyspark.sql import functions as F
 
     probs = [i / QUANTILE_GRID for i in range(1, QUANTILE_GRID)]
-    row = surveys.agg(F.count(F.lit(1)).alias("n"), F.percentile_approx("surveyId", probs, 100 * QUANTILE_GRID).alias("q")).collect()[0]
+    row = surveys.agg(
+        F.count(F.lit(1)).alias("n"), F.percentile_approx("surveyId", probs, 100 * QUANTILE_GRID).alias("q")
+    ).collect()[0]
     buckets = n_buckets(int(row["n"]), row_bytes, cores)
     if buckets <= 1 or row["q"] is None:
         return np.zeros(0, np.int64)
@@ -170,7 +181,10 @@ class _Spill:
             os.replace(tmp, final)
         rows = [(kind, b, str(self.paths[f"{kind}/{b}"][1]), s, n) for (kind, b, s), n in sorted(self.counts.items())]
         return pa.RecordBatch.from_arrays(
-            [pa.array([r[i] for r in rows], t) for i, t in enumerate((pa.string(), pa.int32(), pa.string(), pa.string(), pa.int64()))],
+            [
+                pa.array([r[i] for r in rows], t)
+                for i, t in enumerate((pa.string(), pa.int32(), pa.string(), pa.string(), pa.int64()))
+            ],
             names=["kind", "bucket", "file", "split", "rows"],
         )
 
@@ -178,7 +192,7 @@ class _Spill:
         for w in self.writers.values():
             try:
                 w.close()
-            except Exception:  # noqa: BLE001 - best effort on the failure path
+            except Exception:
                 pass
         for tmp, _, _, _ in self.paths.values():
             tmp.unlink(missing_ok=True)
@@ -271,7 +285,7 @@ class Staged:
         return int(sum(self.bad_by_split.values()))
 
 
-def run_compute(spark: "SparkSession", job: FeatureJob, bounds: np.ndarray, staging: Path, acc: Any = None) -> Staged:
+def run_compute(spark: SparkSession, job: FeatureJob, bounds: np.ndarray, staging: Path, acc: Any = None) -> Staged:
     """Run the compute job (one action) and read its manifest."""
     staging.mkdir(parents=True, exist_ok=True)
     rows = job.rows.mapInArrow(spill_fn(job, bounds, staging, acc), MANIFEST_DDL).collect()
@@ -289,11 +303,13 @@ def run_compute(spark: "SparkSession", job: FeatureJob, bounds: np.ndarray, stag
     return Staged({b: sorted(f) for b, f in sorted(good.items())}, sorted(bad), good_by_split, bad_by_split)
 
 
-def parquet_codec(spark: "SparkSession") -> str:
+def parquet_codec(spark: SparkSession) -> str:
     """The pyarrow name of the session's ``spark.sql.parquet.compression.codec`` (zstd in glc's conf)."""
     name = (spark.conf.get("spark.sql.parquet.compression.codec", "snappy") or "snappy").lower()
     if name not in _PARQUET_CODECS:
-        raise ValueError(f"spark.sql.parquet.compression.codec={name!r} has no pyarrow equivalent; use one of {sorted(_PARQUET_CODECS)}")
+        raise ValueError(
+            f"spark.sql.parquet.compression.codec={name!r} has no pyarrow equivalent; use one of {sorted(_PARQUET_CODECS)}"
+        )
     return _PARQUET_CODECS[name]
 
 
@@ -315,13 +331,15 @@ def _take_column(col: pa.ChunkedArray, order: np.ndarray) -> pa.Array:
             new_offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
             return pa.ListArray.from_arrays(new_offsets, pa.array(block.reshape(-1), type=flat.type), type=arr.type)
     if n and arr.null_count == 0 and pa.types.is_binary(arr.type):
-        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset: arr.offset + n + 1]
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + n + 1]
         width = int(offsets[1] - offsets[0])
         if (np.diff(offsets) == width).all():
-            data = np.frombuffer(arr.buffers()[2], np.uint8)[int(offsets[0]): int(offsets[0]) + n * width]
+            data = np.frombuffer(arr.buffers()[2], np.uint8)[int(offsets[0]) : int(offsets[0]) + n * width]
             block = np.ascontiguousarray(data.reshape(n, width)[order])
             new_offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-            return pa.Array.from_buffers(arr.type, n, [None, pa.py_buffer(new_offsets), pa.py_buffer(block.reshape(-1))])
+            return pa.Array.from_buffers(
+                arr.type, n, [None, pa.py_buffer(new_offsets), pa.py_buffer(block.reshape(-1))]
+            )
     return arr.take(pa.array(order))
 
 
@@ -343,7 +361,11 @@ def sum_counts(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def merge_bucket(
-    files: Sequence[str], out: str | Path, codec: str, row_group_rows: int, counts: Callable[[pa.Table], dict[str, Any]] | None = None
+    files: Sequence[str],
+    out: str | Path,
+    codec: str,
+    row_group_rows: int,
+    counts: Callable[[pa.Table], dict[str, Any]] | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, float]]:
     """Read a bucket's staging files (in order), sort by ``surveyId`` (stable), write ``out`` atomically.
 
@@ -383,7 +405,7 @@ def merge_bucket(
 
 
 def run_merge(
-    spark: "SparkSession",
+    spark: SparkSession,
     staged: Staged,
     schema: pa.Schema,
     data_dir: Path,

@@ -76,7 +76,11 @@ class BadRowReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"total_rows": self.total_rows, "bad_rows": self.bad_rows, "by_reason": dict(sorted(self.by_reason.items()))}
+        return {
+            "total_rows": self.total_rows,
+            "bad_rows": self.bad_rows,
+            "by_reason": dict(sorted(self.by_reason.items())),
+        }
 
 
 def csv_header(path: str | Path) -> list[str]:
@@ -91,7 +95,7 @@ def csv_header(path: str | Path) -> list[str]:
     return [h.strip() for h in header]
 
 
-def read_pa_csv(spark: "SparkSession", path: str | Path, split: str) -> "DataFrame":
+def read_pa_csv(spark: SparkSession, path: str | Path, split: str) -> DataFrame:
     """Read one PA metadata CSV as strings, columns by header name, with one sentinel column catching long rows."""
     from pyspark.sql import types as T
 
@@ -99,7 +103,9 @@ def read_pa_csv(spark: "SparkSession", path: str | Path, split: str) -> "DataFra
     need = list(PA_COLUMNS) + (["speciesId"] if split == "train" else [])
     missing = [c for c in need if c not in header]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {header}. Is this a GLC24 PA {split} metadata file?")
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; found {header}. Is this a GLC24 PA {split} metadata file?"
+        )
     fields = [T.StructField(h, T.StringType()) for h in header] + [T.StructField(_EXTRA, T.StringType())]
     return (
         spark.read.option("header", True)
@@ -115,7 +121,7 @@ def read_pa_csv(spark: "SparkSession", path: str | Path, split: str) -> "DataFra
 EMPTY_SPECIES_REASON = "speciesId empty (row dropped and counted; not a bad row)"
 
 
-def validate_pa_rows(df: "DataFrame", split: str, test_id_min: int = 0) -> "DataFrame":
+def validate_pa_rows(df: DataFrame, split: str, test_id_min: int = 0) -> DataFrame:
     """Add typed columns and a ``_bad`` reason column (null for good rows). Pure transform, unit-tested.
 
     ``test_id_min``: the edition's smallest test ``surveyId`` (0 = none); a test row below it is bad.
@@ -132,12 +138,19 @@ def validate_pa_rows(df: "DataFrame", split: str, test_id_min: int = 0) -> "Data
         ((sid != F.floor(sid)) | (sid < 0), "surveyId not a non-negative integer"),
         (lon.isNull() | lat.isNull() | F.isnan(lon) | F.isnan(lat), "lon/lat not numeric"),
         ((F.abs(lon) > 180) | (F.abs(lat) > 90), "lon/lat out of range"),
-        ((lon < GLC_BBOX[0]) | (lat < GLC_BBOX[1]) | (lon > GLC_BBOX[2]) | (lat > GLC_BBOX[3]),
-         f"lon/lat outside the GLC study area (lon {GLC_BBOX[0]}..{GLC_BBOX[2]}, lat {GLC_BBOX[1]}..{GLC_BBOX[3]})"),
+        (
+            (lon < GLC_BBOX[0]) | (lat < GLC_BBOX[1]) | (lon > GLC_BBOX[2]) | (lat > GLC_BBOX[3]),
+            f"lon/lat outside the GLC study area (lon {GLC_BBOX[0]}..{GLC_BBOX[2]}, lat {GLC_BBOX[1]}..{GLC_BBOX[3]})",
+        ),
         (num("year").isNull(), "year not numeric"),
     ]
     if split == "test" and test_id_min:
-        reasons.append((sid < test_id_min, f"surveyId below {test_id_min:,}, the first test id of this edition (a train id in the test file?)"))
+        reasons.append(
+            (
+                sid < test_id_min,
+                f"surveyId below {test_id_min:,}, the first test id of this edition (a train id in the test file?)",
+            )
+        )
     if split == "train":
         sp = num("speciesId")
         reasons += [
@@ -170,7 +183,7 @@ def validate_pa_rows(df: "DataFrame", split: str, test_id_min: int = 0) -> "Data
     return out
 
 
-def aggregate_surveys(rows: "DataFrame", split: str) -> "DataFrame":
+def aggregate_surveys(rows: DataFrame, split: str) -> DataFrame:
     """One row per survey: metadata from the survey's smallest (lon, lat, ...) tuple, sorted unique species ids."""
     from pyspark.sql import functions as F
 
@@ -179,19 +192,23 @@ def aggregate_surveys(rows: "DataFrame", split: str) -> "DataFrame":
     if split == "train":
         aggs.append(F.array_sort(F.collect_set("speciesId")).alias("speciesIds"))
     g = rows.groupBy("surveyId").agg(*aggs)
-    cols = [F.col("surveyId")] + [F.col(f"m.{c}").alias(c) for c in ("lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country")]
+    cols = [F.col("surveyId")] + [
+        F.col(f"m.{c}").alias(c) for c in ("lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country")
+    ]
     cols.append(F.lit(split).alias("split"))
     cols.append(F.col("speciesIds") if split == "train" else F.lit(None).cast("array<long>").alias("speciesIds"))
     return g.select(*cols)
 
 
-def add_laea(df: "DataFrame") -> "DataFrame":
+def add_laea(df: DataFrame) -> DataFrame:
     """Add EPSG:3035 ``x``, ``y`` (metres) with pyproj, vectorised per Arrow batch."""
     from pyspark.sql import types as T
 
-    schema = T.StructType(list(df.schema.fields) + [T.StructField("x", T.DoubleType()), T.StructField("y", T.DoubleType())])
+    schema = T.StructType(
+        list(df.schema.fields) + [T.StructField("x", T.DoubleType()), T.StructField("y", T.DoubleType())]
+    )
 
-    def project(batches):  # noqa: ANN001, ANN202 - Spark iterator of pandas frames
+    def project(batches):
         from glc.geo import to_laea
 
         for pdf in batches:
@@ -206,7 +223,7 @@ CONFLICT_REASON = "surveyId repeated with conflicting metadata (lon/lat/year/reg
 BAD_TEST_POLICIES = ("error", "fallback")
 
 
-def flag_conflicts(rows: "DataFrame") -> "DataFrame":
+def flag_conflicts(rows: DataFrame) -> DataFrame:
     """Mark every good row of a surveyId whose good rows carry more than one metadata tuple (a PA-train survey has
     one row per species, all with the same metadata; two places or years for one id is a corrupted file)."""
     from pyspark.sql import Window
@@ -250,9 +267,12 @@ def line_numbers(path: str | Path, raws: list[str], columns: list[str]) -> list[
 
 
 def build_survey_table(
-    spark: "SparkSession", layout: Layout, max_bad_fraction: float = 0.01, bad_test_rows: str = "error",
-    cached: list["DataFrame"] | None = None,
-) -> tuple["DataFrame", "DataFrame", dict[str, Any]]:
+    spark: SparkSession,
+    layout: Layout,
+    max_bad_fraction: float = 0.01,
+    bad_test_rows: str = "error",
+    cached: list[DataFrame] | None = None,
+) -> tuple[DataFrame, DataFrame, dict[str, Any]]:
     """Extract + transform: returns (surveys, quarantined bad rows with line numbers, report).
 
     The parsed rows of each file are cached while the table is built; pass ``cached`` (a list) to receive them and
@@ -273,27 +293,54 @@ def build_survey_table(
     for split in ("train", "test"):
         path = layout.pa_metadata(split)
         spark.catalog.refreshByPath(str(path))
-        rows = flag_conflicts(validate_pa_rows(read_pa_csv(spark, path, split), split, layout.edition.test_id_min)).cache()
+        rows = flag_conflicts(
+            validate_pa_rows(read_pa_csv(spark, path, split), split, layout.edition.test_id_min)
+        ).cache()
         if cached is not None:
             cached.append(rows)
         counts = {r["_bad"]: r["count"] for r in rows.groupBy("_bad").count().collect()}
         n_empty = int(counts.pop(EMPTY_SPECIES_REASON, 0))
         total = int(sum(counts.values()))
-        rep = BadRowReport(total, int(sum(v for k, v in counts.items() if k is not None)), {k: int(v) for k, v in counts.items() if k is not None})
+        rep = BadRowReport(
+            total,
+            int(sum(v for k, v in counts.items() if k is not None)),
+            {k: int(v) for k, v in counts.items() if k is not None},
+        )
         report[f"{split}_rows"] = rep.as_dict()
         if split == "train":
             report["empty_species_rows"] = n_empty
             if n_empty:
-                log.warning("%s: %d row(s) with an empty speciesId dropped (counted, listed in the quarantine table)", path, n_empty)
-        bad_df = rows.where(F.col("_bad").isNotNull()).select(F.col("_bad").alias("reason"), F.col("_raw").alias("raw")).toPandas()
+                log.warning(
+                    "%s: %d row(s) with an empty speciesId dropped (counted, listed in the quarantine table)",
+                    path,
+                    n_empty,
+                )
+        bad_df = (
+            rows.where(F.col("_bad").isNotNull())
+            .select(F.col("_bad").alias("reason"), F.col("_raw").alias("raw"))
+            .toPandas()
+        )
         bad_df.insert(0, "file", str(path))
-        key_cols = [c for c in ("lon", "lat", "year", "region", "country", "surveyId") + (("speciesId",) if split == "train" else ())]
+        key_cols = [
+            c
+            for c in ("lon", "lat", "year", "region", "country", "surveyId")
+            + (("speciesId",) if split == "train" else ())
+        ]
         bad_df.insert(1, "line", line_numbers(path, list(bad_df["raw"]), key_cols))
         real_bad = (bad_df["reason"] != EMPTY_SPECIES_REASON).to_numpy()
-        examples = [f"line {ln}: {why}" for ln, why in zip(bad_df["line"][real_bad][:5], bad_df["reason"][real_bad][:5])]
+        examples = [
+            f"line {ln}: {why}" for ln, why in zip(bad_df["line"][real_bad][:5], bad_df["reason"][real_bad][:5])
+        ]
         report[f"{split}_rows"]["examples"] = examples
         if rep.bad_rows:
-            log.warning("%s: %d of %d rows rejected: %s (%s; see the quarantine table)", path, rep.bad_rows, total, rep.by_reason, examples)
+            log.warning(
+                "%s: %d of %d rows rejected: %s (%s; see the quarantine table)",
+                path,
+                rep.bad_rows,
+                total,
+                rep.by_reason,
+                examples,
+            )
         if split == "test" and rep.bad_rows and bad_test_rows == "error":
             raise BadRowsError(
                 f"{path}: {rep.bad_rows} test metadata row(s) are unusable ({'; '.join(examples)}). A test survey is never "
@@ -309,30 +356,45 @@ def build_survey_table(
         part = aggregate_surveys(rows.where(F.col("_bad").isNull()), split)
         if split == "train" and n_empty:
             kept = rows.where(F.col("_bad").isNull()).select("surveyId").distinct()
-            lost = rows.where(F.col("_bad") == EMPTY_SPECIES_REASON).select("surveyId").distinct().join(kept, "surveyId", "left_anti").count()
+            lost = (
+                rows.where(F.col("_bad") == EMPTY_SPECIES_REASON)
+                .select("surveyId")
+                .distinct()
+                .join(kept, "surveyId", "left_anti")
+                .count()
+            )
             report["surveys_without_species"] = int(lost)
         parts.append(part)
     surveys = parts[0].unionByName(parts[1])
     dup = surveys.groupBy("surveyId").count().where("count > 1").limit(5).collect()
     if dup:
-        raise ValueError(f"surveyId(s) {[r['surveyId'] for r in dup]} appear in both PA train and PA test metadata; the splits must be disjoint")
+        raise ValueError(
+            f"surveyId(s) {[r['surveyId'] for r in dup]} appear in both PA train and PA test metadata; the splits must be disjoint"
+        )
     surveys = add_laea(surveys).select(*SURVEY_COLUMNS)
     import pandas as pd
 
     quarantine = pd.concat(bads, ignore_index=True)
-    rows_q = [(str(f), None if ln is None or pd.isna(ln) else int(ln), str(r), str(w))
-              for f, ln, r, w in zip(quarantine["file"], quarantine["line"], quarantine["reason"], quarantine["raw"])]
+    rows_q = [
+        (str(f), None if ln is None or pd.isna(ln) else int(ln), str(r), str(w))
+        for f, ln, r, w in zip(quarantine["file"], quarantine["line"], quarantine["reason"], quarantine["raw"])
+    ]
     bad = spark.createDataFrame(rows_q, "file string, line long, reason string, raw string")
     report["bad_test_rows_policy"] = bad_test_rows
     return surveys, bad, report
 
 
-def write_survey_table(spark: "SparkSession", layout: Layout, out_dir: str | Path, max_bad_fraction: float = 0.01,
-                       bad_test_rows: str = "error") -> dict[str, Any]:
+def write_survey_table(
+    spark: SparkSession,
+    layout: Layout,
+    out_dir: str | Path,
+    max_bad_fraction: float = 0.01,
+    bad_test_rows: str = "error",
+) -> dict[str, Any]:
     """Load step: write surveys (sorted by surveyId) and the quarantine table atomically under ``out_dir``."""
     from glc.io import atomic_dir
 
-    cached: list["DataFrame"] = []
+    cached: list[DataFrame] = []
     try:
         surveys, bad, report = build_survey_table(spark, layout, max_bad_fraction, bad_test_rows, cached)
         counts = {r["split"]: r["count"] for r in surveys.groupBy("split").count().collect()}

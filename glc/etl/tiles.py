@@ -73,7 +73,7 @@ MAX_EXAMPLES = 10
 # ================================================================================================================
 # Shared by the per-survey feature ETLs
 # ================================================================================================================
-def check_surveys(surveys: "DataFrame", need: Sequence[str] = ("surveyId", "split")) -> None:
+def check_surveys(surveys: DataFrame, need: Sequence[str] = ("surveyId", "split")) -> None:
     """Fail early, naming the missing columns, when ``surveys`` is not a SurveyTable-like frame.
 
     Raises:
@@ -87,7 +87,7 @@ def check_surveys(surveys: "DataFrame", need: Sequence[str] = ("surveyId", "spli
         )
 
 
-def auto_partitions(spark: "SparkSession", rows: "DataFrame", rows_per_partition: int, requested: int = 0) -> int:
+def auto_partitions(spark: SparkSession, rows: DataFrame, rows_per_partition: int, requested: int = 0) -> int:
     """Number of partitions: ``requested`` if > 0, else enough for ``rows_per_partition`` and for every core.
 
     Args:
@@ -107,7 +107,7 @@ def auto_partitions(spark: "SparkSession", rows: "DataFrame", rows_per_partition
     return max(cores, math.ceil(max(rows.count(), 1) / rows_per_partition))
 
 
-def locality_partition(df: "DataFrame", n_partitions: int, keys: Sequence[Any]) -> "DataFrame":
+def locality_partition(df: DataFrame, n_partitions: int, keys: Sequence[Any]) -> DataFrame:
     """Range-partition ``df`` on ``keys`` (columns or expressions) and sort each partition by them, then surveyId.
 
     Range partitioning keeps rows with close keys in the same partition (a spatial strip, a patch folder, an id
@@ -141,11 +141,16 @@ def list_matrix(column: pa.ChunkedArray | pa.Array, width: int, dtype: Any = np.
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     flat = arr.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False)
     if arr.null_count or flat.size != len(arr) * width:
-        raise ValueError(f"expected {len(arr)} rows of {width} values without nulls, got {flat.size} values, {arr.null_count} nulls")
+        raise ValueError(
+            f"expected {len(arr)} rows of {width} values without nulls, got {flat.size} values, {arr.null_count} nulls"
+        )
     return flat.reshape(len(arr), width)
 
 
-def list_array(values: np.ndarray, value_type: pa.DataType = pa.float32()) -> pa.Array:
+_FLOAT32 = pa.float32()
+
+
+def list_array(values: np.ndarray, value_type: pa.DataType = _FLOAT32) -> pa.Array:
     """A ``list<value_type>`` Arrow array from a 2D numpy array (one row per list)."""
     v = np.ascontiguousarray(values)
     n, w = v.shape
@@ -167,7 +172,9 @@ def binary_array(values: np.ndarray) -> pa.Array:
     )
 
 
-def bad_batch(schema: pa.Schema, bad: Sequence[tuple[int, str, str]], ids: np.ndarray, splits: Sequence[str]) -> pa.RecordBatch:
+def bad_batch(
+    schema: pa.Schema, bad: Sequence[tuple[int, str, str]], ids: np.ndarray, splits: Sequence[str]
+) -> pa.RecordBatch:
     """Rows for bad inputs: ``(row index, file, reason)`` -> surveyId/split set, features null, file/reason set."""
     cols = []
     for field in schema:
@@ -191,7 +198,7 @@ def good_batch(schema: pa.Schema, columns: dict[str, pa.Array]) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def arrow_schema(spark: "SparkSession", ddl: str) -> pa.Schema:
+def arrow_schema(spark: SparkSession, ddl: str) -> pa.Schema:
     """The Arrow schema Spark expects from ``mapInArrow`` for a DDL schema string (parsed on the driver's JVM)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -204,8 +211,8 @@ def staged_schema(feature_ddl: str) -> str:
 
 
 def write_feature_artifact(
-    spark: "SparkSession",
-    job: "FeatureJob",
+    spark: SparkSession,
+    job: FeatureJob,
     out_dir: str | Path,
     *,
     what: str,
@@ -269,7 +276,9 @@ def write_feature_artifact(
                 with phases.phase("bad_inputs"):
                     bad = spark.read.parquet(*staged.bad_files).select("surveyId", "file", "reason")
                     n_skipped = bad.select("surveyId").distinct().count()
-                    examples = [r.asDict() for r in bad.orderBy("surveyId", "file", "reason").limit(MAX_EXAMPLES).collect()]
+                    examples = [
+                        r.asDict() for r in bad.orderBy("surveyId", "file", "reason").limit(MAX_EXAMPLES).collect()
+                    ]
             if n_bad and not skip_bad_inputs:
                 shown = "; ".join(f"surveyId {e['surveyId']}: {e['reason']}" for e in examples[:3])
                 raise DataError(
@@ -288,7 +297,11 @@ def write_feature_artifact(
             if n_bad:
                 log.warning(
                     "%s: skipped %d survey(s) with %d bad input(s) (quarantine/ of %s), e.g. %s",
-                    what, n_skipped, n_bad, out_dir, examples[:3],
+                    what,
+                    n_skipped,
+                    n_bad,
+                    out_dir,
+                    examples[:3],
                 )
             with phases.phase("merge"):
                 extra = run_merge(spark, staged, job.schema, Path(tmp) / DATA_DIR, job.row_bytes, acc, extra_summary)
@@ -326,7 +339,7 @@ def write_feature_artifact(
     return summary
 
 
-def read_surveys_frame(spark: "SparkSession", survey_dir: str | Path) -> "DataFrame":
+def read_surveys_frame(spark: SparkSession, survey_dir: str | Path) -> DataFrame:
     """The ``surveys/`` parquet of a complete SurveyTable artifact folder as a Spark frame.
 
     Raises:
@@ -386,7 +399,9 @@ def plan_rasters(paths: Sequence[str | Path], tile_size: int, k: int, fill: str 
 TILES_DDL = "dct array<float>, valid_fraction array<float>, inside array<boolean>"
 
 
-def _extract_isolating(ex: Any, ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, out: dict, bad: list) -> None:
+def _extract_isolating(
+    ex: Any, ids: np.ndarray, lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, out: dict, bad: list
+) -> None:
     """Extract ``rows``; on a DataError bisect until the failing sites are single (each then recorded as bad)."""
     try:
         res = ex.extract(ids[rows], lon[rows], lat[rows])
@@ -466,16 +481,18 @@ def _tile_partition_fn(
                 ok = np.ones(len(ids), bool)
                 ok[[i for i, _, _ in bad]] = False
                 if ok.any():
-                    yield from clock.emit(good_batch(
-                        schema,
-                        {
-                            "surveyId": pa.array(ids[ok], pa.int64()),
-                            "split": pa.array([s for s, g in zip(splits, ok) if g], pa.string()),
-                            "dct": list_array(dct[ok]),
-                            "valid_fraction": list_array(frac[ok]),
-                            "inside": list_array(inside[ok], pa.bool_()),
-                        },
-                    ))
+                    yield from clock.emit(
+                        good_batch(
+                            schema,
+                            {
+                                "surveyId": pa.array(ids[ok], pa.int64()),
+                                "split": pa.array([s for s, g in zip(splits, ok) if g], pa.string()),
+                                "dct": list_array(dct[ok]),
+                                "valid_fraction": list_array(frac[ok]),
+                                "inside": list_array(inside[ok], pa.bool_()),
+                            },
+                        )
+                    )
                 if bad:
                     yield from clock.emit(bad_batch(schema, bad, ids, splits))
         finally:
@@ -487,8 +504,8 @@ def _tile_partition_fn(
 
 
 def raster_tiles_job(
-    spark: "SparkSession",
-    surveys: "DataFrame",
+    spark: SparkSession,
+    surveys: DataFrame,
     plans: Sequence[RasterPlan],
     *,
     tile_size: int = 128,
@@ -498,7 +515,7 @@ def raster_tiles_job(
     batch_size: int = 50_000,
     cell_deg: float = 1.0,
     acc: Any = None,
-) -> "FeatureJob":
+) -> FeatureJob:
     """Transform: the raster-tile job of ``surveys`` over the planned rasters (lazy; run by
     :func:`write_feature_artifact`).
 
@@ -558,9 +575,9 @@ def _tile_counts(plans: Sequence[RasterPlan]) -> Callable[[pa.Table], dict[str, 
 
 
 def write_raster_tiles(
-    spark: "SparkSession",
+    spark: SparkSession,
     layout: Layout,
-    surveys: "DataFrame",
+    surveys: DataFrame,
     out_dir: str | Path,
     group: str,
     *,
@@ -602,7 +619,11 @@ def write_raster_tiles(
     if absent:
         log.warning(
             "RasterTiles(%s): %d of the group's %d GeoTIFFs are absent under %s and are left out of the features: %s",
-            group, len(absent), len(RASTER_GROUPS[group]), layout.env_root(), absent,
+            group,
+            len(absent),
+            len(RASTER_GROUPS[group]),
+            layout.env_root(),
+            absent,
         )
     from glc.etl.profile import DriverPhases, phase_accumulator
 
@@ -615,7 +636,9 @@ def write_raster_tiles(
         "rasters": [p.path for p in plans],
         "absent_rasters": absent,
         "bands": names,
-        "global_means": {n: m for p in plans if p.global_means is not None for n, m in zip(p.band_names, p.global_means)},
+        "global_means": {
+            n: m for p in plans if p.global_means is not None for n, m in zip(p.band_names, p.global_means)
+        },
         "columns": {
             "dct": f"{len(names)} raster bands x {k}x{k}: dct[((j*k)+u)*k+v], j over 'bands'",
             "valid_fraction": "one per raster band, order of 'bands'",
@@ -623,14 +646,23 @@ def write_raster_tiles(
         },
     }
     job = raster_tiles_job(
-        spark, surveys, plans, tile_size=tile_size, k=k, fill=fill, partitions=partitions, batch_size=batch_size, acc=acc
+        spark,
+        surveys,
+        plans,
+        tile_size=tile_size,
+        k=k,
+        fill=fill,
+        partitions=partitions,
+        batch_size=batch_size,
+        acc=acc,
     )
     return write_feature_artifact(
         spark,
         job,
         out_dir,
         what=f"RasterTiles({group}, k={k}, tile_size={tile_size})",
-        skip_bad_inputs=skip_bad_inputs, max_bad_fraction=max_bad_fraction,
+        skip_bad_inputs=skip_bad_inputs,
+        max_bad_fraction=max_bad_fraction,
         summary=summary,
         extra_summary=_tile_counts(plans),
         profile=(phases, acc),

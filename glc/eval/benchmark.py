@@ -21,6 +21,7 @@ from glc.config import resolve
 
 log = logging.getLogger(__name__)
 
+
 def bench_models(features: Sequence[str] | None = ()) -> dict[str, dict[str, Any]]:
     """Benchmark name -> ``[model]`` overrides, from the model registry (each kind declares its ``benchmarks``).
 
@@ -45,7 +46,15 @@ def bench_models(features: Sequence[str] | None = ()) -> dict[str, dict[str, Any
 
 #: Training settings of the trained models in the benchmark (``glc.config`` ``train`` table overrides).
 BENCH_TRAIN: dict[str, Any] = {"reader": "memory", "loss": {"kind": "asl"}}
-BENCH_DECODERS: tuple[str, ...] = ("topk", "threshold", "threshold_topk", "expected_f1", "expected_f1_mc", "expected_f1_platt", "count")
+BENCH_DECODERS: tuple[str, ...] = (
+    "topk",
+    "threshold",
+    "threshold_topk",
+    "expected_f1",
+    "expected_f1_mc",
+    "expected_f1_platt",
+    "count",
+)
 
 
 def cv_benchmark(
@@ -90,13 +99,28 @@ def cv_benchmark(
         for d, res in per.items():
             s = np.array([r["sample_f1"] for r in res])
             m = np.array([r["micro_f1"] for r in res])
-            rows.append({"model": mname, "decoder": d, "sample_f1_mean": float(s.mean()), "sample_f1_std": float(s.std(ddof=1)) if len(s) > 1 else 0.0,
-                         "micro_f1_mean": float(m.mean()), "sample_f1_folds": [float(v) for v in s], "seconds": round(secs, 2)})
+            rows.append(
+                {
+                    "model": mname,
+                    "decoder": d,
+                    "sample_f1_mean": float(s.mean()),
+                    "sample_f1_std": float(s.std(ddof=1)) if len(s) > 1 else 0.0,
+                    "micro_f1_mean": float(m.mean()),
+                    "sample_f1_folds": [float(v) for v in s],
+                    "seconds": round(secs, 2),
+                }
+            )
         log.info("%s: best %s", mname, max((r for r in rows if r["model"] == mname), key=lambda r: r["sample_f1_mean"]))
     bar.close()
     rows.sort(key=lambda r: -r["sample_f1_mean"])
     return {
-        "protocol": {"n_folds": n_folds, "block_km": block_km, "seed": seed, "n_surveys": len(df), "decoder_fit": "cross-fitted halves of each held-out fold"},
+        "protocol": {
+            "n_folds": n_folds,
+            "block_km": block_km,
+            "seed": seed,
+            "n_surveys": len(df),
+            "decoder_fit": "cross-fitted halves of each held-out fold",
+        },
         "models": rows,
     }
 
@@ -104,10 +128,17 @@ def cv_benchmark(
 def markdown_table(result: dict[str, Any], title: str, top_line: str | None = None) -> str:
     """Markdown table of a :func:`cv_benchmark` result."""
     p = result["protocol"]
-    out = [f"# {title}", "", f"{p['n_folds']}-fold spatial CV, {p['block_km']:g} km blocks, seed {p['seed']}, {p['n_surveys']} surveys; decoders {p['decoder_fit']}.", ""]
+    out = [
+        f"# {title}",
+        "",
+        f"{p['n_folds']}-fold spatial CV, {p['block_km']:g} km blocks, seed {p['seed']}, {p['n_surveys']} surveys; decoders {p['decoder_fit']}.",
+        "",
+    ]
     if top_line:
         out += [top_line, ""]
     out += ["| model | decoder | sample-F1 (mean ± std) | micro-F1 |", "|---|---|---|---|"]
     for r in result["models"]:
-        out.append(f"| {r['model']} | {r['decoder']} | {r['sample_f1_mean']:.4f} ± {r['sample_f1_std']:.4f} | {r['micro_f1_mean']:.4f} |")
+        out.append(
+            f"| {r['model']} | {r['decoder']} | {r['sample_f1_mean']:.4f} ± {r['sample_f1_std']:.4f} | {r['micro_f1_mean']:.4f} |"
+        )
     return "\n".join(out) + "\n"

@@ -38,7 +38,9 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def block_bootstrap(values: np.ndarray, blocks: np.ndarray, n: int = 200, seed: int = 0, q: tuple[float, float] = (5, 95)) -> tuple[float, float]:
+def block_bootstrap(
+    values: np.ndarray, blocks: np.ndarray, n: int = 200, seed: int = 0, q: tuple[float, float] = (5, 95)
+) -> tuple[float, float]:
     """Percentile interval of the mean of ``values`` when whole ``blocks`` are resampled with replacement."""
     values = np.asarray(values, np.float64)
     _, inv = np.unique(np.asarray(blocks), return_inverse=True)
@@ -51,7 +53,9 @@ def block_bootstrap(values: np.ndarray, blocks: np.ndarray, n: int = 200, seed: 
     return float(lo), float(hi)
 
 
-def f1_by_model(per_survey: Mapping[str, np.ndarray], blocks: np.ndarray, highlight: str | None = None, seed: int = 0) -> bytes:
+def f1_by_model(
+    per_survey: Mapping[str, np.ndarray], blocks: np.ndarray, highlight: str | None = None, seed: int = 0
+) -> bytes:
     """Bar per model: mean per-survey F1 (= sample-F1) with the block-bootstrap 90 % interval."""
     plt = _plt()
     names = list(per_survey)
@@ -74,7 +78,9 @@ def decoder_comparison(scores: Mapping[str, float], used: str | None = None) -> 
     plt = _plt()
     items = sorted(scores.items(), key=lambda kv: -kv[1])
     fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.45 * len(items)))
-    ax.barh([k for k, _ in items], [v for _, v in items], color=["#d62728" if k == used else "#9aa5b1" for k, _ in items])
+    ax.barh(
+        [k for k, _ in items], [v for _, v in items], color=["#d62728" if k == used else "#9aa5b1" for k, _ in items]
+    )
     for i, (_, v) in enumerate(items):
         ax.text(v + 0.003, i, f"{v:.3f}", va="center", fontsize=8)
     ax.invert_yaxis()

@@ -43,7 +43,9 @@ def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
     meta = meta.drop_duplicates("surveyId").reset_index(drop=True)
     missing = set(meta["surveyId"]) - set(sol)
     if missing:
-        raise ValueError(f"{real_dir / SOLUTION}: {len(missing)} surveys of the test metadata have no labels, e.g. {sorted(missing)[:5]}")
+        raise ValueError(
+            f"{real_dir / SOLUTION}: {len(missing)} surveys of the test metadata have no labels, e.g. {sorted(missing)[:5]}"
+        )
     meta["speciesIds"] = [np.unique(np.asarray(sol[int(s)], np.int64)) for s in meta["surveyId"]]
     meta["x"], meta["y"] = to_laea(meta["lon"].to_numpy(), meta["lat"].to_numpy())
     return meta
@@ -54,7 +56,9 @@ def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
 REAL_RASTERS: tuple[str, ...] = ("Built2009_WGS84.tif", "Lights2009_WGS84.tif")
 
 
-def add_raster_features(frame: pd.DataFrame, rasters: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+def add_raster_features(
+    frame: pd.DataFrame, rasters: list[str | Path]
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """``frame`` with one ``feat_<raster stem>`` column per GeoTIFF: the value at each survey's lon/lat
     (:func:`glc.data.rasters.sample_points`; NaN outside the raster or on nodata, counted in the returned dict —
     tree models split on NaN, nothing is filled in)."""

@@ -37,8 +37,15 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["VALIDATION_SCHEMES", "block_ids", "spatial_block_folds", "spatial_holdout", "test_like_holdout", "training_folds",
-           "validation_mask"]
+__all__ = [
+    "VALIDATION_SCHEMES",
+    "block_ids",
+    "spatial_block_folds",
+    "spatial_holdout",
+    "test_like_holdout",
+    "training_folds",
+    "validation_mask",
+]
 
 #: The validation hold-out schemes (see the module docstring).
 VALIDATION_SCHEMES: tuple[str, ...] = ("blocks", "test_like")
@@ -48,7 +55,9 @@ def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) ->
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be 1-D arrays of equal length (EPSG:3035 metres), got shapes {x.shape} and {y.shape}")
+        raise ValueError(
+            f"x and y must be 1-D arrays of equal length (EPSG:3035 metres), got shapes {x.shape} and {y.shape}"
+        )
     if x.size == 0:
         raise ValueError("no points to split: x and y are empty")
     bad = ~(np.isfinite(x) & np.isfinite(y))
@@ -65,7 +74,9 @@ def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) ->
     return x, y
 
 
-def block_ids(x: np.ndarray, y: np.ndarray, block_km: float = 10.0, check_crs: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def block_ids(
+    x: np.ndarray, y: np.ndarray, block_km: float = 10.0, check_crs: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Dense block index per point and the number of points per block.
 
     Args:
@@ -110,7 +121,9 @@ def spatial_block_folds(
     block, counts = block_ids(x, y, block_km, check_crs)
     n_blocks = counts.size
     if n_blocks < n_folds:
-        raise ValueError(f"only {n_blocks} non-empty {block_km:g} km block(s) for n_folds={n_folds}; use smaller blocks or fewer folds")
+        raise ValueError(
+            f"only {n_blocks} non-empty {block_km:g} km block(s) for n_folds={n_folds}; use smaller blocks or fewer folds"
+        )
     order = np.random.default_rng(seed).permutation(n_blocks)
     fold_of_block = np.empty(n_blocks, np.int64)
     heap = [(0, f) for f in range(int(n_folds))]  # (points so far, fold id): pops the least loaded, lowest id on ties
@@ -122,7 +135,12 @@ def spatial_block_folds(
 
 
 def spatial_holdout(
-    x: np.ndarray, y: np.ndarray, val_fraction: float = 0.2, block_km: float = 10.0, seed: int = 0, check_crs: bool = True
+    x: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float = 0.2,
+    block_km: float = 10.0,
+    seed: int = 0,
+    check_crs: bool = True,
 ) -> np.ndarray:
     """Boolean mask of validation points: whole blocks, about ``val_fraction`` of the points.
 
@@ -145,7 +163,9 @@ def spatial_holdout(
     block, counts = block_ids(x, y, block_km, check_crs)
     n_blocks = counts.size
     if n_blocks < 2:
-        raise ValueError(f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)")
+        raise ValueError(
+            f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)"
+        )
     order = np.random.default_rng(seed).permutation(n_blocks)
     return _prefix_mask(block, counts, order, val_fraction)
 
@@ -162,8 +182,15 @@ def _prefix_mask(block: np.ndarray, counts: np.ndarray, order: np.ndarray, val_f
 
 
 def test_like_holdout(
-    x: np.ndarray, y: np.ndarray, query_x: np.ndarray, query_y: np.ndarray, val_fraction: float = 0.2,
-    block_km: float = 10.0, seed: int = 0, radius_km: float | None = None, check_crs: bool = True,
+    x: np.ndarray,
+    y: np.ndarray,
+    query_x: np.ndarray,
+    query_y: np.ndarray,
+    val_fraction: float = 0.2,
+    block_km: float = 10.0,
+    seed: int = 0,
+    radius_km: float | None = None,
+    check_crs: bool = True,
 ) -> np.ndarray:
     """Boolean mask of validation points: whole blocks drawn toward where the query (test) points are denser than the
     training points, about ``val_fraction`` of the points (see the module docstring).
@@ -183,7 +210,9 @@ def test_like_holdout(
     block, counts = block_ids(x, y, block_km, check_crs)
     qx, qy = _check_xy(query_x, query_y, block_km, check_crs)
     if counts.size < 2:
-        raise ValueError(f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)")
+        raise ValueError(
+            f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)"
+        )
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     centres = np.column_stack([np.bincount(block, x) / counts, np.bincount(block, y) / counts])
     r = 1000.0 * float(radius_km if radius_km is not None else 5.0 * block_km)
@@ -194,7 +223,7 @@ def test_like_holdout(
     return _prefix_mask(block, counts, np.argsort(-keys, kind="stable"), val_fraction)
 
 
-def validation_mask(train: "pd.DataFrame", cfg: Mapping[str, Any], query: "pd.DataFrame | None" = None) -> np.ndarray:
+def validation_mask(train: pd.DataFrame, cfg: Mapping[str, Any], query: pd.DataFrame | None = None) -> np.ndarray:
     """Boolean mask of the training surveys an experiment holds out for validation: whole spatial blocks of
     ``cfg["validation"]["block_km"]`` (EPSG:3035 ``x``/``y``), ``val_fraction`` of the surveys, seeded by
     ``cfg["seed"]``, in the order of ``cfg["validation"]["scheme"]`` (default ``"blocks"``, :func:`spatial_holdout`;
@@ -207,12 +236,27 @@ def validation_mask(train: "pd.DataFrame", cfg: Mapping[str, Any], query: "pd.Da
     v = cfg["validation"]
     scheme = v.get("scheme", "blocks")
     if scheme == "blocks":
-        mask = spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"])
+        mask = spatial_holdout(
+            train["x"].to_numpy(),
+            train["y"].to_numpy(),
+            val_fraction=v["val_fraction"],
+            block_km=v["block_km"],
+            seed=cfg["seed"],
+        )
     elif scheme == "test_like":
         if query is None or len(query) == 0:
-            raise ValueError("validation.scheme = 'test_like' draws the hold-out toward the test surveys: pass them (query=...)")
-        mask = test_like_holdout(train["x"].to_numpy(), train["y"].to_numpy(), query["x"].to_numpy(), query["y"].to_numpy(),
-                                 val_fraction=v["val_fraction"], block_km=v["block_km"], seed=cfg["seed"])
+            raise ValueError(
+                "validation.scheme = 'test_like' draws the hold-out toward the test surveys: pass them (query=...)"
+            )
+        mask = test_like_holdout(
+            train["x"].to_numpy(),
+            train["y"].to_numpy(),
+            query["x"].to_numpy(),
+            query["y"].to_numpy(),
+            val_fraction=v["val_fraction"],
+            block_km=v["block_km"],
+            seed=cfg["seed"],
+        )
     else:
         raise ValueError(f"validation.scheme={scheme!r}: expected one of {VALIDATION_SCHEMES}")
     return np.asarray(mask, bool)
@@ -228,4 +272,10 @@ def training_folds(x: np.ndarray, y: np.ndarray, n_folds: int, block_km: float, 
     table (``GraphFeatures`` with a hold-out: a training row's GFV comes from the other folds only). The assignment
     depends only on the set of points (blocks are numbered by position), not on their order.
     """
-    return spatial_block_folds(np.asarray(x, np.float64), np.asarray(y, np.float64), n_folds=int(n_folds), block_km=float(block_km), seed=int(seed))
+    return spatial_block_folds(
+        np.asarray(x, np.float64),
+        np.asarray(y, np.float64),
+        n_folds=int(n_folds),
+        block_km=float(block_km),
+        seed=int(seed),
+    )

@@ -221,7 +221,7 @@ def idct1(coeffs: np.ndarray, length: int) -> np.ndarray:
     if not (isinstance(length, (int, np.integer)) and length >= 1):
         raise ValueError(f"idct1: length must be a positive int (samples), got {length!r}")
     if c.ndim < 1:
-        raise ValueError(f"idct1: expected coefficients (..., n), got a scalar")
+        raise ValueError("idct1: expected coefficients (..., n), got a scalar")
     n = c.shape[-1]
     if n > length:
         if np.any(c[..., length:] != 0):
@@ -365,7 +365,7 @@ def rotate90(c: np.ndarray, times: int = 1) -> np.ndarray:
 N_DIHEDRAL = 8
 
 
-def _check_dihedral(who: str, what: str, x, ops) -> None:  # noqa: ANN001
+def _check_dihedral(who: str, what: str, x, ops) -> None:
     """Square trailing axes and one op per sample (the shape rules of :func:`dihedral` and :func:`image_dihedral`)."""
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"{who}: {what} must be square (a transpose keeps the shape), got {tuple(x.shape)}")
@@ -373,7 +373,7 @@ def _check_dihedral(who: str, what: str, x, ops) -> None:  # noqa: ANN001
         raise ValueError(f"{who}: {len(ops)} ops for a batch of {x.shape[0]} samples")
 
 
-def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors alike
+def dihedral(c, ops):
     """Apply one of the 8 dihedral operations **per sample** to DCT coefficient blocks, in the DCT domain.
 
     Exactly the DCT of the same operation in pixel space (``np.fliplr``, ``np.flipud``, ``swapaxes``, composed in
@@ -396,7 +396,11 @@ def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors al
     if is_torch:
         import torch
 
-        ops_t = ops.to(device=c.device, dtype=torch.int64) if isinstance(ops, torch.Tensor) else torch.as_tensor(ops, device=c.device)
+        ops_t = (
+            ops.to(device=c.device, dtype=torch.int64)
+            if isinstance(ops, torch.Tensor)
+            else torch.as_tensor(ops, device=c.device)
+        )
         if bool(((ops_t < 0) | (ops_t > 7)).any()):
             raise ValueError("dihedral: ops must be in 0..7")
         signs = torch.where(torch.arange(k, device=c.device) % 2 == 0, 1.0, -1.0).to(c.dtype)
@@ -417,7 +421,7 @@ def dihedral(c, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors al
     return where(bit(2), swap(out), out)
 
 
-def image_dihedral(x, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tensors alike
+def image_dihedral(x, ops):
     """The same 8 dihedral operations as :func:`dihedral`, **per sample**, on pixel images ``(B, ..., H, W)``.
 
     Bit 0 of ``ops[i]`` flips the columns (``np.fliplr``), bit 1 the rows (``np.flipud``), bit 2 transposes, in this
@@ -432,7 +436,11 @@ def image_dihedral(x, ops):  # noqa: ANN001, ANN201 - numpy arrays or torch tens
     if hasattr(x, "new_tensor"):
         import torch
 
-        o = ops.to(device=x.device, dtype=torch.int64) if isinstance(ops, torch.Tensor) else torch.as_tensor(ops, device=x.device)
+        o = (
+            ops.to(device=x.device, dtype=torch.int64)
+            if isinstance(ops, torch.Tensor)
+            else torch.as_tensor(ops, device=x.device)
+        )
         if bool(((o < 0) | (o > 7)).any()):
             raise ValueError("image_dihedral: ops must be in 0..7")
         view = (-1,) + (1,) * (x.dim() - 1)

@@ -53,7 +53,9 @@ def _labels_csr(labels: Sequence[np.ndarray], n_species: int) -> sparse.csr_matr
     lists = [np.unique(np.asarray(a, dtype=np.int64)) for a in labels]
     for i, a in enumerate(lists):
         if len(a) and (a[0] < 0 or a[-1] >= n_species):
-            raise ValueError(f"src_labels[{i}] has species id(s) outside 0..{n_species - 1} ({a[0]}..{a[-1]}); fix the labels or n_species")
+            raise ValueError(
+                f"src_labels[{i}] has species id(s) outside 0..{n_species - 1} ({a[0]}..{a[-1]}); fix the labels or n_species"
+            )
     lens = np.array([len(a) for a in lists], dtype=np.int64)
     cols = np.concatenate(lists) if lists else np.zeros(0, np.int64)
     indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
@@ -69,7 +71,9 @@ def _keys(name: str, year: ArrayLike, region: ArrayLike, n: int) -> list[np.ndar
     bad = yr_num.isna() | (yr_num != np.floor(yr_num)) | rg.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{name}: {int(bad.sum())} site(s) lack an integer year or a region, first at index {i} (year={yr[i]!r}, region={rg[i]!r})")
+        raise ValueError(
+            f"{name}: {int(bad.sum())} site(s) lack an integer year or a region, first at index {i} (year={yr[i]!r}, region={rg[i]!r})"
+        )
     return [yr_num.astype(np.int64).to_numpy(), rg.astype(str).to_numpy()]
 
 
@@ -132,7 +136,9 @@ def graph_features_raw(
         qids = np.asarray(query_ids, dtype=np.int64)
         sids = np.asarray(src_ids, dtype=np.int64)
         if len(qids) != len(qx) or len(sids) != len(sx):
-            raise ValueError(f"{len(qids)} query ids for {len(qx)} queries / {len(sids)} source ids for {len(sx)} sources")
+            raise ValueError(
+                f"{len(qids)} query ids for {len(qx)} queries / {len(sids)} source ids for {len(sx)} sources"
+            )
         validate_unique_ids("sources", sids)
     qkey = _keys("queries", query_year, query_region, len(qx))
     skey = _keys("sources", src_year, src_region, len(sx))
@@ -140,14 +146,22 @@ def graph_features_raw(
 
     rows, cols, wts = [], [], []
     src_groups = pd.Series(np.arange(len(sx))).groupby(skey).indices if len(sx) else {}
-    for key, q_idx in (pd.Series(np.arange(len(qx))).groupby(qkey).indices.items() if len(qx) else []):
+    for key, q_idx in pd.Series(np.arange(len(qx))).groupby(qkey).indices.items() if len(qx) else []:
         s_idx = src_groups.get(key)
         if s_idx is None:
             continue
         tree = cKDTree(np.column_stack([sx[s_idx], sy[s_idx]]))
         ids_in_group = sids[s_idx] if sids is not None else np.arange(len(s_idx), dtype=np.int64)
         indptr, j, d = query_tree(
-            tree, ids_in_group, qx[q_idx], qy[q_idx], None if qids is None else qids[q_idx], radius_km, None, exclude_same_site, same_site_m
+            tree,
+            ids_in_group,
+            qx[q_idx],
+            qy[q_idx],
+            None if qids is None else qids[q_idx],
+            radius_km,
+            None,
+            exclude_same_site,
+            same_site_m,
         )
         rows.append(np.repeat(q_idx, np.diff(indptr)))
         cols.append(s_idx[j])
@@ -161,7 +175,12 @@ def graph_features_raw(
         deg = np.bincount(r, weights=w, minlength=len(qx))
     isolated = int((np.bincount(r, minlength=len(qx)) == 0).sum())
     if isolated:
-        log.info("graph features: %d of %d surveys have no edge (no same-year, same-region source within %g km)", isolated, len(qx), radius_km)
+        log.info(
+            "graph features: %d of %d surveys have no edge (no same-year, same-region source within %g km)",
+            isolated,
+            len(qx),
+            radius_km,
+        )
     scale_row = np.zeros(len(qx))
     np.divide(1.0, np.sqrt(deg), out=scale_row, where=deg > 0)
     W = sparse.csr_matrix((w * scale_row[r], (r, c)), shape=(len(qx), len(sx)))
@@ -223,7 +242,18 @@ def graph_features(
         :class:`GraphFeatures` ``(indptr, idx, val)``.
     """
     raw = graph_features_raw(
-        query_x, query_y, query_year, query_region, src_x, src_y, src_year, src_region, src_labels, radius_km, exclude_same_site, **kwargs  # type: ignore[arg-type]
+        query_x,
+        query_y,
+        query_year,
+        query_region,
+        src_x,
+        src_y,
+        src_year,
+        src_region,
+        src_labels,
+        radius_km,
+        exclude_same_site,
+        **kwargs,  # type: ignore[arg-type]
     )
     return normalise(raw, global_scale(raw) if scale is None else scale)
 
@@ -280,7 +310,19 @@ def oof_graph_features(
         s = np.flatnonzero(f != fold)
         extra = {} if sid is None else {"query_ids": sid[q], "src_ids": sid[s]}
         g = graph_features_raw(
-            xs[q], ys[q], yr[q], rg[q], xs[s], ys[s], yr[s], rg[s], [labels[i] for i in s], radius_km, exclude_same_site, **extra, **kwargs  # type: ignore[arg-type]
+            xs[q],
+            ys[q],
+            yr[q],
+            rg[q],
+            xs[s],
+            ys[s],
+            yr[s],
+            rg[s],
+            [labels[i] for i in s],
+            radius_km,
+            exclude_same_site,
+            **extra,
+            **kwargs,  # type: ignore[arg-type]
         )
         for r, i in enumerate(q):
             a, b = g.indptr[r], g.indptr[r + 1]
@@ -316,8 +358,8 @@ def to_csr(features: GraphFeatures, n_species: int = NUM_CLASSES) -> sparse.csr_
 
 
 def graph_feature_table(
-    train: "pd.DataFrame",
-    test: "pd.DataFrame",
+    train: pd.DataFrame,
+    test: pd.DataFrame,
     *,
     radius_km: float = 10.0,
     n_folds: int = 5,
@@ -327,7 +369,7 @@ def graph_feature_table(
     exclude_same_site: bool = True,
     same_site_m: float = 1.0,
     holdout: np.ndarray | None = None,
-) -> tuple["pd.DataFrame", dict[str, Any]]:
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Out-of-fold graph features of the training surveys plus test-survey features, as artifact rows.
 
     Without ``holdout``: folds are :func:`glc.eval.split.spatial_block_folds` of all training surveys (``n_folds``
@@ -369,27 +411,53 @@ def graph_feature_table(
     train = train.reset_index(drop=True)
     if holdout is None:
         fit = np.ones(len(train), bool)
-        folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
+        folds = spatial_block_folds(
+            train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed
+        )
     else:
         hold = np.asarray(holdout, bool)
         if hold.shape != (len(train),):
-            raise ValueError(f"holdout: {hold.shape} mask for {len(train)} training surveys; give one flag per training survey")
+            raise ValueError(
+                f"holdout: {hold.shape} mask for {len(train)} training surveys; give one flag per training survey"
+            )
         if hold.all() or not hold.any():
-            raise ValueError(f"holdout holds out {int(hold.sum())} of {len(train)} training surveys; it must keep some on each side")
+            raise ValueError(
+                f"holdout holds out {int(hold.sum())} of {len(train)} training surveys; it must keep some on each side"
+            )
         fit = ~hold
         folds = np.full(len(train), -2, np.int64)
         folds[fit] = training_folds(train.loc[fit, "x"], train.loc[fit, "y"], n_folds, block_km, seed)
     src = train[fit].reset_index(drop=True)
     g_fit, scale = oof_graph_features(
-        src["x"], src["y"], src["year"], src["region"], list(src["speciesIds"]), folds[fit], ids=src["surveyId"],
-        radius_km=radius_km, exclude_same_site=exclude_same_site, **kw,
+        src["x"],
+        src["y"],
+        src["year"],
+        src["region"],
+        list(src["speciesIds"]),
+        folds[fit],
+        ids=src["surveyId"],
+        radius_km=radius_km,
+        exclude_same_site=exclude_same_site,
+        **kw,
     )
 
-    def against(frame: "pd.DataFrame", sources: "pd.DataFrame") -> GraphFeatures:
+    def against(frame: pd.DataFrame, sources: pd.DataFrame) -> GraphFeatures:
         return graph_features(
-            frame["x"], frame["y"], frame["year"], frame["region"], sources["x"], sources["y"], sources["year"], sources["region"],
-            list(sources["speciesIds"]), radius_km=radius_km, exclude_same_site=exclude_same_site, scale=scale,
-            query_ids=frame["surveyId"], src_ids=sources["surveyId"], **kw,
+            frame["x"],
+            frame["y"],
+            frame["year"],
+            frame["region"],
+            sources["x"],
+            sources["y"],
+            sources["year"],
+            sources["region"],
+            list(sources["speciesIds"]),
+            radius_km=radius_km,
+            exclude_same_site=exclude_same_site,
+            scale=scale,
+            query_ids=frame["surveyId"],
+            src_ids=sources["surveyId"],
+            **kw,
         )
 
     g_te = against(test, train)

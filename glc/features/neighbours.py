@@ -61,7 +61,7 @@ class NeighbourTable:
         return pd.DataFrame({"surveyId": self.query_ids, "nbr_ids": ids, "nbr_dist_km": dists})
 
     @classmethod
-    def from_pandas(cls, df: pd.DataFrame) -> "NeighbourTable":
+    def from_pandas(cls, df: pd.DataFrame) -> NeighbourTable:
         """Inverse of :meth:`to_pandas` (e.g. a neighbour parquet read with pandas); rows kept in order."""
         missing = {"surveyId", "nbr_ids", "nbr_dist_km"} - set(df.columns)
         if missing:
@@ -77,7 +77,9 @@ class NeighbourTable:
         return cls(df["surveyId"].to_numpy(np.int64), indptr, cat(ids, np.int64), cat(dists, np.float64))
 
 
-def validate_xy(name: str, x: np.ndarray | Sequence[float], y: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def validate_xy(
+    name: str, x: np.ndarray | Sequence[float], y: np.ndarray | Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Return ``x``, ``y`` as float64 arrays; raise ValueError (naming ``name``) on bad shapes or non-finite values."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -152,7 +154,9 @@ def query_tree(
         if k is None:
             rows, idx, d = _ball(tree, src_ids, qx[lo:hi], qy[lo:hi], q_ids, radius_km, exclude_same_site, same_site_m)
         else:
-            rows, idx, d = _knn(tree, src_ids, qx[lo:hi], qy[lo:hi], q_ids, radius_km, int(k), exclude_same_site, same_site_m)
+            rows, idx, d = _knn(
+                tree, src_ids, qx[lo:hi], qy[lo:hi], q_ids, radius_km, int(k), exclude_same_site, same_site_m
+            )
         counts[lo:hi] = np.bincount(rows, minlength=hi - lo)
         parts_idx.append(idx)
         parts_d.append(d)
@@ -180,7 +184,7 @@ def _dist_m(tree: cKDTree, j: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.
     return np.sqrt(dx * dx + dy * dy)
 
 
-def _ball(tree, src_ids, qx, qy, qids, radius_km, excl, same_site_m):  # noqa: ANN001, ANN202 - private helper
+def _ball(tree, src_ids, qx, qy, qids, radius_km, excl, same_site_m):
     qtree = cKDTree(np.column_stack([qx, qy]))
     pairs = qtree.sparse_distance_matrix(tree, radius_km * 1000.0 * (1 + REL_TOL) + 1e-6, output_type="ndarray")
     i = pairs["i"].astype(np.int64)
@@ -192,7 +196,7 @@ def _ball(tree, src_ids, qx, qy, qids, radius_km, excl, same_site_m):  # noqa: A
     return i[order], j[order], d[order] / 1000.0
 
 
-def _knn(tree, src_ids, qx, qy, qids, radius_km, k, excl, same_site_m):  # noqa: ANN001, ANN202 - private helper
+def _knn(tree, src_ids, qx, qy, qids, radius_km, k, excl, same_site_m):
     n_src = tree.n
     nq = len(qx)
     out_rows, out_c, out_j, out_d = [], [], [], []
@@ -298,7 +302,9 @@ def neighbour_recall(truth: NeighbourTable, found: NeighbourTable) -> float:
     f = pd.DataFrame({"q": np.repeat(found.query_ids, found.counts()), "n": found.nbr_ids})
     missing = np.setdiff1d(truth.query_ids, found.query_ids)
     if len(missing):
-        raise ValueError(f"neighbour_recall: {len(missing)} query id(s) of the reference are missing from the result (first {int(missing[0])})")
+        raise ValueError(
+            f"neighbour_recall: {len(missing)} query id(s) of the reference are missing from the result (first {int(missing[0])})"
+        )
     if len(t) == 0:
         return 1.0
     hit = t.merge(f.drop_duplicates(), on=["q", "n"], how="inner")

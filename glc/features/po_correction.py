@@ -119,11 +119,16 @@ def po_correction_lists(
         ValueError: on bad parameters, mismatched lengths, non-finite coordinates, duplicate ids, a PO surveyId at
             two places (``po_unit="site"``), or a thresholds that no neighbour count can exceed.
     """
-    for name, nn, m in (("n_train/min_train_count", n_train, min_train_count), ("n_po/min_po_count", n_po, min_po_count)):
+    for name, nn, m in (
+        ("n_train/min_train_count", n_train, min_train_count),
+        ("n_po/min_po_count", n_po, min_po_count),
+    ):
         if int(nn) != nn or nn < 1 or int(m) != m or m < 0:
             raise ValueError(f"{name}={nn}/{m}: expected a positive integer count and a non-negative integer threshold")
         if m >= nn:
-            raise ValueError(f"{name}={nn}/{m}: the threshold must be below the neighbour count, or no species can ever qualify")
+            raise ValueError(
+                f"{name}={nn}/{m}: the threshold must be below the neighbour count, or no species can ever qualify"
+            )
     if po_unit not in ("site", "record"):
         raise ValueError(f"po_unit={po_unit!r}: expected 'site' (PO records grouped by surveyId) or 'record'")
     radius = _UNLIMITED_KM if max_km is None else max_km
@@ -135,7 +140,13 @@ def po_correction_lists(
     tids = np.asarray(train_ids, dtype=np.int64)
     pids = np.asarray(po_ids, dtype=np.int64)
     psp = np.asarray(po_species, dtype=np.int64)
-    if len(qids) != len(qx) or len(tids) != len(tx) or len(train_labels) != len(tx) or len(pids) != len(px) or len(psp) != len(px):
+    if (
+        len(qids) != len(qx)
+        or len(tids) != len(tx)
+        or len(train_labels) != len(tx)
+        or len(pids) != len(px)
+        or len(psp) != len(px)
+    ):
         raise ValueError(
             f"lengths differ: {len(qids)} query ids / {len(qx)} query coords; {len(tids)} train ids / {len(tx)} coords / "
             f"{len(train_labels)} label lists; {len(pids)} PO ids / {len(px)} coords / {len(psp)} species"
@@ -144,7 +155,9 @@ def po_correction_lists(
     validate_unique_ids("training surveys", tids)
 
     t_lens = np.array([len(a) for a in train_labels], dtype=np.int64)
-    t_species = np.concatenate([np.asarray(a, np.int64) for a in train_labels]) if len(train_labels) else np.zeros(0, np.int64)
+    t_species = (
+        np.concatenate([np.asarray(a, np.int64) for a in train_labels]) if len(train_labels) else np.zeros(0, np.int64)
+    )
     t_rows = np.repeat(np.arange(len(tx)), t_lens)
     if po_unit == "site":
         order = np.argsort(pids, kind="stable")
@@ -172,17 +185,42 @@ def po_correction_lists(
     out = sparse.csr_matrix((len(qx), len(vocab)), dtype=np.int8)
     if len(tx):
         C = _strong_species(
-            cKDTree(np.column_stack([tx, ty])), tids, _presence_matrix(t_rows, t_species, len(tx), vocab), qx, qy, qids, int(n_train), int(min_train_count), radius, exclude_same_site, same_site_m
+            cKDTree(np.column_stack([tx, ty])),
+            tids,
+            _presence_matrix(t_rows, t_species, len(tx), vocab),
+            qx,
+            qy,
+            qids,
+            int(n_train),
+            int(min_train_count),
+            radius,
+            exclude_same_site,
+            same_site_m,
         )
         out = out + C
     if len(site_x):
         C = _strong_species(
-            cKDTree(np.column_stack([site_x, site_y])), site_ids, _presence_matrix(site_rows, site_species, len(site_x), vocab), qx, qy, None, int(n_po), int(min_po_count), radius, exclude_same_site, same_site_m
+            cKDTree(np.column_stack([site_x, site_y])),
+            site_ids,
+            _presence_matrix(site_rows, site_species, len(site_x), vocab),
+            qx,
+            qy,
+            None,
+            int(n_po),
+            int(min_po_count),
+            radius,
+            exclude_same_site,
+            same_site_m,
         )
         out = out + C
     out = out.tocsr()
     out.sort_indices()
     lists = {int(q): vocab[out.indices[out.indptr[i] : out.indptr[i + 1]]] for i, q in enumerate(qids)}
     n_with = int(sum(len(v) > 0 for v in lists.values()))
-    log.info("PO correction: %d of %d surveys get a non-empty list (mean %.2f species)", n_with, len(qids), out.nnz / max(len(qids), 1))
+    log.info(
+        "PO correction: %d of %d surveys get a non-empty list (mean %.2f species)",
+        n_with,
+        len(qids),
+        out.nnz / max(len(qids), 1),
+    )
     return lists

@@ -83,7 +83,9 @@ class Column:
         if self.dtype not in DTYPES:
             raise ValueError(f"Column {self.name!r}: dtype {self.dtype!r} is not one of {DTYPES}")
         if any((d < 1 and not (i == 0 and d == -1)) for i, d in enumerate(self.shape)):
-            raise ValueError(f"Column {self.name!r}: shape {self.shape} must be positive (a leading -1 = from the artifact)")
+            raise ValueError(
+                f"Column {self.name!r}: shape {self.shape} must be positive (a leading -1 = from the artifact)"
+            )
 
     @property
     def artifact_column(self) -> str:
@@ -132,7 +134,9 @@ class FeatureSet:
     def __post_init__(self) -> None:
         unknown = [c for c in self.needs if c not in CAPABILITIES]
         if unknown:
-            raise ValueError(f"FeatureSet {self.name!r}: needs {unknown} are not capabilities of any edition ({sorted(CAPABILITIES)})")
+            raise ValueError(
+                f"FeatureSet {self.name!r}: needs {unknown} are not capabilities of any edition ({sorted(CAPABILITIES)})"
+            )
         if self.missing not in MISSING_POLICIES:
             raise ValueError(f"FeatureSet {self.name!r}: missing={self.missing!r} is not one of {MISSING_POLICIES}")
         if self.transform not in TRANSFORMS:
@@ -153,7 +157,15 @@ class FeatureSet:
 #: Parameters a ``holdout`` set's task receives from the model-input table (see :attr:`FeatureSet.holdout`):
 #: the validation hold-out (block size, fraction, seed) and the spatial folds of the training split (count, block
 #: size, seed), the same folds the k-fold trainer uses (:func:`glc.eval.split.training_folds`).
-HOLDOUT_PARAMS: tuple[str, ...] = ("holdout_block_km", "holdout_fraction", "holdout_seed", "holdout_scheme", "n_folds", "block_km", "seed")
+HOLDOUT_PARAMS: tuple[str, ...] = (
+    "holdout_block_km",
+    "holdout_fraction",
+    "holdout_seed",
+    "holdout_scheme",
+    "n_folds",
+    "block_km",
+    "seed",
+)
 
 #: Every feature set by name.
 FEATURE_SETS: dict[str, FeatureSet] = {}
@@ -225,83 +237,180 @@ def resolve_feature_sets(names: Iterable[str]) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------------------ the registry
-register(FeatureSet(
-    "location", "survey location: EPSG:3035 x/y (m) and lon/lat (deg)", "SurveyTable",
-    columns=(Column("x", "float64"), Column("y", "float64"), Column("lon", "float64"), Column("lat", "float64")),
-))
-register(FeatureSet(
-    "meta", "survey metadata: year (0 if unknown), region and country codes (index into meta.json regions/countries)",
-    "SurveyTable", columns=(Column("year", "int32"), Column("region", "int32"), Column("country", "int32")),
-))
-register(FeatureSet(
-    "env", "environmental vector (EnvFeatures: bioclim, soil, land cover, human footprint at the site), "
-    "standardised with train-split mean/std", "EnvFeatures", columns=(Column("env", "float32", (-1,)),),
-    transform="standardize",
-))
-register(FeatureSet(
-    "plot", "plot metadata: log1p(areaInM2), area known (0/1), log1p(geoUncertaintyInM), uncertainty known (0/1); "
-    "an empty or infinite value is 0 with its flag 0, never NaN (SurveyTable)", "SurveyTable",
-    columns=(Column("plot", "float32", (4,)),), transform="plot", stats=True, data_dir="surveys",
-))
-register(FeatureSet(
-    "gfv", "graph feature vector (GraphFeatures) dense over the species columns: out-of-fold over the training "
-    "split's folds, validation rows from the training split only, test rows from every training survey",
-    "GraphFeatures", columns=(Column("gfv", "float32", (-1,)),), transform="dense_gfv", data_dir="data", holdout=True,
-))
-register(FeatureSet(
-    "patch_dct", "Sentinel-2 patch R, G, B, NIR: top-left 8x8 orthonormal DCT-II block per channel (PatchTiles k=8)",
-    "PatchTiles", {"k": 8}, columns=(Column("patch_dct", "float32", (4, 8, 8), source="dct"),), stats=True,
-))
-register(FeatureSet(
-    "patch_dct16", "Sentinel-2 patch R, G, B, NIR: 16x16 DCT block per channel (PatchTiles k=16)",
-    "PatchTiles", {"k": 16}, columns=(Column("patch_dct16", "float32", (4, 16, 16), source="dct"),), stats=True,
-))
-register(FeatureSet(
-    "patch_dct128", "Sentinel-2 patch R, G, B, NIR: the full 128x128 DCT per channel (PatchTiles k=128; lossless, 4x the raw "
-    "bytes; the fusion's image branch inverts it)", "PatchTiles", {"k": 128},
-    columns=(Column("patch_dct128", "float32", (4, 128, 128), source="dct"),), stats=True, needs=("patch_jpeg128",),
-))
-register(FeatureSet(
-    "patch_raw", "Sentinel-2 patch R, G, B, NIR: the raw uint8 pixels (4, 128, 128) (PatchTiles keep_raw)",
-    "PatchTiles", {"k": 8, "keep_raw": True}, columns=(Column("patch_raw", "uint8", (4, 128, 128), source="raw"),),
-    needs=("patch_jpeg128",),
-))
+register(
+    FeatureSet(
+        "location",
+        "survey location: EPSG:3035 x/y (m) and lon/lat (deg)",
+        "SurveyTable",
+        columns=(Column("x", "float64"), Column("y", "float64"), Column("lon", "float64"), Column("lat", "float64")),
+    )
+)
+register(
+    FeatureSet(
+        "meta",
+        "survey metadata: year (0 if unknown), region and country codes (index into meta.json regions/countries)",
+        "SurveyTable",
+        columns=(Column("year", "int32"), Column("region", "int32"), Column("country", "int32")),
+    )
+)
+register(
+    FeatureSet(
+        "env",
+        "environmental vector (EnvFeatures: bioclim, soil, land cover, human footprint at the site), "
+        "standardised with train-split mean/std",
+        "EnvFeatures",
+        columns=(Column("env", "float32", (-1,)),),
+        transform="standardize",
+    )
+)
+register(
+    FeatureSet(
+        "plot",
+        "plot metadata: log1p(areaInM2), area known (0/1), log1p(geoUncertaintyInM), uncertainty known (0/1); "
+        "an empty or infinite value is 0 with its flag 0, never NaN (SurveyTable)",
+        "SurveyTable",
+        columns=(Column("plot", "float32", (4,)),),
+        transform="plot",
+        stats=True,
+        data_dir="surveys",
+    )
+)
+register(
+    FeatureSet(
+        "gfv",
+        "graph feature vector (GraphFeatures) dense over the species columns: out-of-fold over the training "
+        "split's folds, validation rows from the training split only, test rows from every training survey",
+        "GraphFeatures",
+        columns=(Column("gfv", "float32", (-1,)),),
+        transform="dense_gfv",
+        data_dir="data",
+        holdout=True,
+    )
+)
+register(
+    FeatureSet(
+        "patch_dct",
+        "Sentinel-2 patch R, G, B, NIR: top-left 8x8 orthonormal DCT-II block per channel (PatchTiles k=8)",
+        "PatchTiles",
+        {"k": 8},
+        columns=(Column("patch_dct", "float32", (4, 8, 8), source="dct"),),
+        stats=True,
+    )
+)
+register(
+    FeatureSet(
+        "patch_dct16",
+        "Sentinel-2 patch R, G, B, NIR: 16x16 DCT block per channel (PatchTiles k=16)",
+        "PatchTiles",
+        {"k": 16},
+        columns=(Column("patch_dct16", "float32", (4, 16, 16), source="dct"),),
+        stats=True,
+    )
+)
+register(
+    FeatureSet(
+        "patch_dct128",
+        "Sentinel-2 patch R, G, B, NIR: the full 128x128 DCT per channel (PatchTiles k=128; lossless, 4x the raw "
+        "bytes; the fusion's image branch inverts it)",
+        "PatchTiles",
+        {"k": 128},
+        columns=(Column("patch_dct128", "float32", (4, 128, 128), source="dct"),),
+        stats=True,
+        needs=("patch_jpeg128",),
+    )
+)
+register(
+    FeatureSet(
+        "patch_raw",
+        "Sentinel-2 patch R, G, B, NIR: the raw uint8 pixels (4, 128, 128) (PatchTiles keep_raw)",
+        "PatchTiles",
+        {"k": 8, "keep_raw": True},
+        columns=(Column("patch_raw", "uint8", (4, 128, 128), source="raw"),),
+        needs=("patch_jpeg128",),
+    )
+)
 for _group in sorted(RASTER_GROUPS):
-    register(FeatureSet(
-        f"raster_{_group}", f"environmental raster group {_group!r}: 8x8 DCT block of the 128-pixel tile of every band "
-        "at the site (RasterTiles k=8; band names in meta.json)", "RasterTiles",
-        {"raster_group": _group, "k": 8}, columns=(Column(f"raster_{_group}", "float32", (-1, 8, 8), source="dct"),),
-        stats=True, needs=("rasters",),
-    ))
-register(FeatureSet(
-    "landsat_dct", "Landsat bands (blue, green, red, nir, swir1, swir2): first 64 1D-DCT coefficients of each "
-    "band's quarterly 2000-2020 series (CubeFeatures n=64)", "CubeFeatures", {"n": 64},
-    columns=(Column("landsat_dct", "float32", (6, 64)),), stats=True,
-))
-register(FeatureSet(
-    "bioclim_dct", "monthly bioclimatic variables (pr, tas, tasmax, tasmin): first 64 1D-DCT coefficients of each "
-    "variable's 2000-2018 monthly series (CubeFeatures n=64)", "CubeFeatures", {"n": 64},
-    columns=(Column("bioclim_dct", "float32", (4, 64)),), stats=True,
-))
-register(FeatureSet(
-    "landsat_cube", "Landsat cube (6 bands, 4 quarters, 20 years 2001-2020), NaN-filled (CubeFeatures)",
-    "CubeFeatures", {"n": 64}, columns=(Column("landsat_cube", "float32", (6, 4, 20)),), stats=True,
-))
-register(FeatureSet(
-    "bioclim_cube", "monthly bioclimatic cube (4 variables, 18 years 2001-2018, 12 months), NaN-filled (CubeFeatures)",
-    "CubeFeatures", {"n": 64}, columns=(Column("bioclim_cube", "float32", (4, 18, 12)),), stats=True,
-))
+    register(
+        FeatureSet(
+            f"raster_{_group}",
+            f"environmental raster group {_group!r}: 8x8 DCT block of the 128-pixel tile of every band "
+            "at the site (RasterTiles k=8; band names in meta.json)",
+            "RasterTiles",
+            {"raster_group": _group, "k": 8},
+            columns=(Column(f"raster_{_group}", "float32", (-1, 8, 8), source="dct"),),
+            stats=True,
+            needs=("rasters",),
+        )
+    )
+register(
+    FeatureSet(
+        "landsat_dct",
+        "Landsat bands (blue, green, red, nir, swir1, swir2): first 64 1D-DCT coefficients of each "
+        "band's quarterly 2000-2020 series (CubeFeatures n=64)",
+        "CubeFeatures",
+        {"n": 64},
+        columns=(Column("landsat_dct", "float32", (6, 64)),),
+        stats=True,
+    )
+)
+register(
+    FeatureSet(
+        "bioclim_dct",
+        "monthly bioclimatic variables (pr, tas, tasmax, tasmin): first 64 1D-DCT coefficients of each "
+        "variable's 2000-2018 monthly series (CubeFeatures n=64)",
+        "CubeFeatures",
+        {"n": 64},
+        columns=(Column("bioclim_dct", "float32", (4, 64)),),
+        stats=True,
+    )
+)
+register(
+    FeatureSet(
+        "landsat_cube",
+        "Landsat cube (6 bands, 4 quarters, 20 years 2001-2020), NaN-filled (CubeFeatures)",
+        "CubeFeatures",
+        {"n": 64},
+        columns=(Column("landsat_cube", "float32", (6, 4, 20)),),
+        stats=True,
+    )
+)
+register(
+    FeatureSet(
+        "bioclim_cube",
+        "monthly bioclimatic cube (4 variables, 18 years 2001-2018, 12 months), NaN-filled (CubeFeatures)",
+        "CubeFeatures",
+        {"n": 64},
+        columns=(Column("bioclim_cube", "float32", (4, 18, 12)),),
+        stats=True,
+    )
+)
 del _group
 # Embeddings of the self-supervised encoders (tasks/encoders/<encoder>.toml; glc.tasks.pretrain.Embeddings), one
 # vector per survey, standardised with train-split statistics.
 for _name, _encoder, _source, _what in (
     ("tile2vec", "tile2vec", "embedding", "tile2vec patch embedding (triplet-pretrained tile CNN body)"),
-    ("tile2vec_untrained", "tile2vec-untrained", "embedding", "patch embedding of the seeded, untrained tile2vec encoder (control)"),
-    ("satclip_location", "satclip", "location_embedding", "SatCLIP location embedding (spherical harmonics + SIREN) at the survey's lon/lat"),
+    (
+        "tile2vec_untrained",
+        "tile2vec-untrained",
+        "embedding",
+        "patch embedding of the seeded, untrained tile2vec encoder (control)",
+    ),
+    (
+        "satclip_location",
+        "satclip",
+        "location_embedding",
+        "SatCLIP location embedding (spherical harmonics + SIREN) at the survey's lon/lat",
+    ),
     ("satclip_image", "satclip", "image_embedding", "SatCLIP image embedding of the survey's patch"),
 ):
-    register(FeatureSet(
-        _name, f"{_what}, standardised (Embeddings encoder={_encoder!r})", "Embeddings", {"encoder": _encoder},
-        columns=(Column(_name, "float32", (-1,), source=_source),), transform="standardize",
-    ))
+    register(
+        FeatureSet(
+            _name,
+            f"{_what}, standardised (Embeddings encoder={_encoder!r})",
+            "Embeddings",
+            {"encoder": _encoder},
+            columns=(Column(_name, "float32", (-1,), source=_source),),
+            transform="standardize",
+        )
+    )
 del _name, _encoder, _source, _what

@@ -34,7 +34,14 @@ from glc.features.neighbours import query_tree
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONTEXT_NAMES", "TabularEncoder", "context_features", "join_feature_sets", "oof_context_features", "survey_counts"]
+__all__ = [
+    "CONTEXT_NAMES",
+    "TabularEncoder",
+    "context_features",
+    "join_feature_sets",
+    "oof_context_features",
+    "survey_counts",
+]
 
 #: Prefix of extra scalar feature columns a caller may add to a survey frame.
 EXTRA_PREFIX = "feat_"
@@ -63,19 +70,26 @@ class TabularEncoder:
         self.n_unseen_: dict[str, int] = {}
         self.n_missing_: dict[str, int] = {}
 
-    def fit(self, train: pd.DataFrame) -> "TabularEncoder":
+    def fit(self, train: pd.DataFrame) -> TabularEncoder:
         """Record the category codes, the array widths and the extra columns of ``train``."""
-        self.categories_ = {c: sorted(train[c].astype(str).unique()) if c in train.columns else [] for c in ("region", "country")}
+        self.categories_ = {
+            c: sorted(train[c].astype(str).unique()) if c in train.columns else [] for c in ("region", "country")
+        }
         self.widths_: dict[str, int] = {}
         for a in self.arrays:
             if a in train.columns and len(train):
                 w = {len(np.asarray(v)) for v in train[a]}
                 if len(w) != 1:
-                    raise ValueError(f"array column {a!r} has rows of different lengths {sorted(w)}; every survey needs the same vector length")
+                    raise ValueError(
+                        f"array column {a!r} has rows of different lengths {sorted(w)}; every survey needs the same vector length"
+                    )
                 self.widths_[a] = w.pop()
         self.extras_ = sorted(c for c in train.columns if c.startswith(EXTRA_PREFIX))
-        self.names_ = (["lon", "lat", "x_km", "y_km", "year", "log_area", "log_uncertainty", "region", "country"]
-                       + [f"{a}[{i}]" for a, w in self.widths_.items() for i in range(w)] + self.extras_)
+        self.names_ = (
+            ["lon", "lat", "x_km", "y_km", "year", "log_area", "log_uncertainty", "region", "country"]
+            + [f"{a}[{i}]" for a, w in self.widths_.items() for i in range(w)]
+            + self.extras_
+        )
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -89,11 +103,22 @@ class TabularEncoder:
             raise RuntimeError("TabularEncoder.transform called before fit")
         year = _num(frame, "year")
         year[year <= 0] = np.nan
-        cols = [_num(frame, "lon"), _num(frame, "lat"), _num(frame, "x") / 1000.0, _num(frame, "y") / 1000.0, year,
-                np.log1p(np.maximum(_num(frame, "areaInM2"), 0)), np.log1p(np.maximum(_num(frame, "geoUncertaintyInM"), 0))]
+        cols = [
+            _num(frame, "lon"),
+            _num(frame, "lat"),
+            _num(frame, "x") / 1000.0,
+            _num(frame, "y") / 1000.0,
+            year,
+            np.log1p(np.maximum(_num(frame, "areaInM2"), 0)),
+            np.log1p(np.maximum(_num(frame, "geoUncertaintyInM"), 0)),
+        ]
         for c in ("region", "country"):
             cats = self.categories_[c]
-            codes = pd.Categorical(frame[c].astype(str), categories=cats).codes.astype(np.float64) if c in frame.columns else np.full(len(frame), -1.0)
+            codes = (
+                pd.Categorical(frame[c].astype(str), categories=cats).codes.astype(np.float64)
+                if c in frame.columns
+                else np.full(len(frame), -1.0)
+            )
             self.n_unseen_[c] = int((codes < 0).sum())
             codes[codes < 0] = np.nan
             cols.append(codes)
@@ -101,15 +126,19 @@ class TabularEncoder:
         blocks = [X]
         for a, w in self.widths_.items():
             if a not in frame.columns:
-                raise ValueError(f"feature column {a!r} was in the training frame but is absent from this one; join the same feature sets")
+                raise ValueError(
+                    f"feature column {a!r} was in the training frame but is absent from this one; join the same feature sets"
+                )
             A = np.stack([np.asarray(v, np.float64) for v in frame[a]]) if len(frame) else np.zeros((0, w))
             if A.shape[1] != w:
                 raise ValueError(f"feature column {a!r}: vectors of length {A.shape[1]}, the training frame had {w}")
             bad = ~np.isfinite(A)
             if bad.any():
                 i, j = np.argwhere(bad)[0]
-                raise ValueError(f"feature column {a!r}: survey {frame['surveyId'].iloc[i]} element {j} is {A[i, j]}; the feature set "
-                                 "must be cleaned upstream (EnvFeatures imputes and counts its missing values)")
+                raise ValueError(
+                    f"feature column {a!r}: survey {frame['surveyId'].iloc[i]} element {j} is {A[i, j]}; the feature set "
+                    "must be cleaned upstream (EnvFeatures imputes and counts its missing values)"
+                )
             blocks.append(A)
         for c in self.extras_:
             if c not in frame.columns:
@@ -144,7 +173,9 @@ def context_features(train: pd.DataFrame, query: pd.DataFrame, exclude_self: boo
     first = ip[:-1][has]
     out[has, 0] = d[first]
     w = 1.0 / (d + 1.0)
-    out[:, 3] = np.bincount(rows, weights=w * rich[j], minlength=n) / np.maximum(np.bincount(rows, weights=w, minlength=n), 1e-12)
+    out[:, 3] = np.bincount(rows, weights=w * rich[j], minlength=n) / np.maximum(
+        np.bincount(rows, weights=w, minlength=n), 1e-12
+    )
     out[~has, 3] = np.nan
     for col, r in ((1, 10.0), (2, 50.0)):
         ipr, _, _ = query_tree(tree, src, qx, qy, qids, r, None, True, 1.0)
@@ -159,7 +190,9 @@ def oof_context_features(train: pd.DataFrame, n_folds: int = 4, block_km: float 
 
     train = train.reset_index(drop=True)
     try:
-        folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed)
+        folds = spatial_block_folds(
+            train["x"].to_numpy(), train["y"].to_numpy(), n_folds=n_folds, block_km=block_km, seed=seed
+        )
     except ValueError as e:
         log.warning("out-of-fold context features: %s; using leave-one-out instead", e)
         return context_features(train, train)
@@ -177,7 +210,7 @@ def describe(names: Sequence[str], importances: Any, top: int = 15) -> list[dict
     return [{"feature": str(names[i]), "importance": round(float(imp[i]), 6)} for i in order]
 
 
-def join_feature_sets(frame: pd.DataFrame, features: "dict[str, Any]") -> pd.DataFrame:
+def join_feature_sets(frame: pd.DataFrame, features: dict[str, Any]) -> pd.DataFrame:
     """``frame`` with the columns of feature sets read from their artifacts (``{set name: artifact folder}``,
     :mod:`glc.features.sets`), joined on ``surveyId``; array cells are float64 numpy vectors.
 
@@ -194,7 +227,9 @@ def join_feature_sets(frame: pd.DataFrame, features: "dict[str, Any]") -> pd.Dat
         fs = feature_set(name)
         d = Path(folder)
         if not is_complete(d):
-            raise FileNotFoundError(f"feature set {name!r}: artifact {d} is incomplete (no _SUCCESS); rerun {fs.artifact}")
+            raise FileNotFoundError(
+                f"feature set {name!r}: artifact {d} is incomplete (no _SUCCESS); rerun {fs.artifact}"
+            )
         cols = {c.artifact_column: c.name for c in fs.columns}
         t = pq.read_table(d / fs.data_dir, columns=["surveyId", *cols]).to_pandas()
         t = t.drop_duplicates("surveyId").set_index("surveyId")
@@ -203,11 +238,19 @@ def join_feature_sets(frame: pd.DataFrame, features: "dict[str, Any]") -> pd.Dat
         if not have.all():
             missing = ids[~have]
             if fs.missing == "error":
-                raise ValueError(f"feature set {name!r}: {len(missing)} survey(s) have no row in {d} (e.g. {missing[:5].tolist()}); "
-                                 f"rebuild {fs.artifact} for this survey table")
-            log.warning("feature set %r: %d survey(s) without a row get NaN features (missing policy 'fill')", name, len(missing))
+                raise ValueError(
+                    f"feature set {name!r}: {len(missing)} survey(s) have no row in {d} (e.g. {missing[:5].tolist()}); "
+                    f"rebuild {fs.artifact} for this survey table"
+                )
+            log.warning(
+                "feature set %r: %d survey(s) without a row get NaN features (missing policy 'fill')",
+                name,
+                len(missing),
+            )
         for src, dst in cols.items():
             vals = t[src].reindex(ids)
             width = next((len(v) for v in vals if isinstance(v, (list, np.ndarray))), 1)
-            out[dst] = [np.asarray(v, np.float64) if isinstance(v, (list, np.ndarray)) else np.full(width, np.nan) for v in vals]
+            out[dst] = [
+                np.asarray(v, np.float64) if isinstance(v, (list, np.ndarray)) else np.full(width, np.nan) for v in vals
+            ]
     return out

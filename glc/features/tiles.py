@@ -379,7 +379,7 @@ class TileExtractor:
                 f"survey_ids, lons and lats must be 1D and of equal length, got shapes {ids.shape}, {lon.shape}, "
                 f"{lat.shape}"
             )
-        n, nb, t, k = len(ids), len(self.bands), self.spec.tile_size, self.spec.k
+        n, nb, k = len(ids), len(self.bands), self.spec.k
         dct_out = np.empty((n, nb, k, k), dtype=np.float32)
         frac_out = np.empty((n, nb), dtype=np.float32)
         row_off, col_off, inside = self.pixel_offsets(lon, lat)
@@ -450,7 +450,9 @@ class TileExtractor:
             counts = counts.astype(np.int64)
         frac_out[idx] = counts / full
         n_empty = int((counts == 0).sum())
-        gmeans = self.global_means() if (n_empty or (self.spec.fill == "global_mean" and (counts < full).any())) else None
+        gmeans = (
+            self.global_means() if (n_empty or (self.spec.fill == "global_mean" and (counts < full).any())) else None
+        )
         # (bands, h, w) -> windows (h-t+1, w-t+1, bands, t, t); fancy indexing copies (m, bands, t, t)
         win_values = sliding_window_view(values, (t, t), axis=(1, 2)).transpose(1, 2, 0, 3, 4)
         win_valid = sliding_window_view(valid, (t, t), axis=(1, 2)).transpose(1, 2, 0, 3, 4)
@@ -502,7 +504,13 @@ def _open(path: str | Path) -> DatasetReader:
 
 
 def _band_list(src: DatasetReader, bands: Sequence[int] | int | None) -> list[int]:
-    out = list(range(1, src.count + 1)) if bands is None else [bands] if isinstance(bands, (int, np.integer)) else list(bands)
+    out = (
+        list(range(1, src.count + 1))
+        if bands is None
+        else [bands]
+        if isinstance(bands, (int, np.integer))
+        else list(bands)
+    )
     if not out or any(not isinstance(b, (int, np.integer)) or not 1 <= b <= src.count for b in out):
         raise ValueError(f"bands must be 1-based band numbers in 1..{src.count} of {src.name}, got {bands!r}")
     return [int(b) for b in out]
@@ -549,4 +557,3 @@ def extract_tiles(
     spec = TileSpec(tile_size=tile_size, k=k, fill=fill)
     with TileExtractor(raster_path, spec, bands, global_means, max_group_bytes) as ex:
         return ex.extract(survey_ids, lons, lats)
-

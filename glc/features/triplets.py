@@ -80,7 +80,9 @@ class TripletPool:
             ValueError: ``distant_km`` <= 0, or an anchor has no pool site beyond ``distant_km``.
         """
         if not distant_km > 0:
-            raise ValueError(f"distant_km={distant_km!r}: the distant site must be farther than a positive distance (km)")
+            raise ValueError(
+                f"distant_km={distant_km!r}: the distant site must be farther than a positive distance (km)"
+            )
         anchors = np.asarray(anchors, np.int64)
         n_nb = self.n_neighbours()[anchors]
         keep = n_nb > 0
@@ -110,8 +112,9 @@ class TripletPool:
         return Triplets(a, nb, dist, counts)
 
 
-def build_pool(tile_ids: np.ndarray, xy: Mapping[int, tuple[float, float]] | tuple[np.ndarray, np.ndarray],
-               table: NeighbourTable) -> TripletPool:
+def build_pool(
+    tile_ids: np.ndarray, xy: Mapping[int, tuple[float, float]] | tuple[np.ndarray, np.ndarray], table: NeighbourTable
+) -> TripletPool:
     """The triplet pool of the sites with a tile.
 
     Args:

@@ -146,7 +146,9 @@ class SurveyDataModule(pl.LightningDataModule):
         self.subsets = {k: (str(v[0]), np.unique(np.asarray(v[1], np.int64))) for k, v in (subsets or {}).items()}
         bad = [f"{k} -> {v[0]}" for k, v in self.subsets.items() if k not in SPLITS or v[0] not in SPLITS]
         if bad:
-            raise ValueError(f"SurveyDataModule: subsets {bad} must map a split of {list(SPLITS)} to a stored split of {list(SPLITS)}.")
+            raise ValueError(
+                f"SurveyDataModule: subsets {bad} must map a split of {list(SPLITS)} to a stored split of {list(SPLITS)}."
+            )
         self._meta: dict[str, Any] | None = None
         self._sources: dict[tuple[str, bool], BatchSource] = {}
         self._loaders: dict[tuple[str, bool, bool], EpochDataLoader] = {}
@@ -181,11 +183,19 @@ class SurveyDataModule(pl.LightningDataModule):
             if keep is not None:
                 n = src.worker_rows(EpochPlan(0, self.seed, False, self.batch_size))
                 if n != len(keep):
-                    raise ValueError(f"SurveyDataModule: the {split!r} view names {len(keep)} surveyIds but {n} of them are "
-                                     f"rows of {self.root / stored}; build the view from that split's surveyIds.")
+                    raise ValueError(
+                        f"SurveyDataModule: the {split!r} view names {len(keep)} surveyIds but {n} of them are "
+                        f"rows of {self.root / stored}; build the view from that split's surveyIds."
+                    )
             self._sources[key] = src
-            log.info("%s: %s reader over %d rows in %d files%s", split, self.reader, info.num_rows, len(info.files),
-                     "" if keep is None else f" ({len(keep)} of them: a view of {stored!r})")
+            log.info(
+                "%s: %s reader over %d rows in %d files%s",
+                split,
+                self.reader,
+                info.num_rows,
+                len(info.files),
+                "" if keep is None else f" ({len(keep)} of them: a view of {stored!r})",
+            )
         return self._sources[key]
 
     def setup(self, stage: str | None = None) -> None:
@@ -231,7 +241,9 @@ class SurveyDataModule(pl.LightningDataModule):
         except AttributeError:  # not a full Trainer: the loader counts what it handed out
             return None
 
-    def loader(self, split: str, shuffle: bool = False, with_target: bool | None = None, equal_shards: bool = False) -> EpochDataLoader:
+    def loader(
+        self, split: str, shuffle: bool = False, with_target: bool | None = None, equal_shards: bool = False
+    ) -> EpochDataLoader:
         """A loader over any split; with ``shuffle`` its order follows the epoch (see the module docstring).
 
         Args:
@@ -248,7 +260,13 @@ class SurveyDataModule(pl.LightningDataModule):
         key = (split, shuffle, wt, equal_shards)
         if key not in self._loaders:
             dataset = SurveyIterableDataset(
-                self.source(split, wt), self.batch_size, shuffle, self.seed, self.num_classes, wt, self.num_workers,
+                self.source(split, wt),
+                self.batch_size,
+                shuffle,
+                self.seed,
+                self.num_classes,
+                wt,
+                self.num_workers,
                 equal_shards=equal_shards,
             )
             self._loaders[key] = EpochDataLoader(
@@ -288,6 +306,8 @@ class SurveyDataModule(pl.LightningDataModule):
             if key in state_dict and state_dict[key] != getattr(self, key):
                 log.warning(
                     "resuming with %s=%r but the checkpoint was written with %s=%r: the data order differs",
-                    key, getattr(self, key), key, state_dict[key],
+                    key,
+                    getattr(self, key),
+                    key,
+                    state_dict[key],
                 )
-

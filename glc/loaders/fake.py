@@ -35,14 +35,21 @@ def _shapes(names: tuple[str, ...], widths: Mapping[str, int], num_classes: int)
             if shape[:1] == [-1]:
                 lead = num_classes if n == "gfv" else widths.get(n)
                 if lead is None:
-                    raise ValueError(f"make_fake_inputs: feature set {n!r} has an open first dimension; pass widths={{{n!r}: ...}}")
+                    raise ValueError(
+                        f"make_fake_inputs: feature set {n!r} has an open first dimension; pass widths={{{n!r}: ...}}"
+                    )
                 shape[0] = int(lead)
             out[c.name] = shape
     return out
 
 
-def fake_meta(feature_sets: tuple[str, ...], sizes: Mapping[str, int], num_classes: int, label_width: int,
-              widths: Mapping[str, int] | None = None) -> dict[str, Any]:
+def fake_meta(
+    feature_sets: tuple[str, ...],
+    sizes: Mapping[str, int],
+    num_classes: int,
+    label_width: int,
+    widths: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The ``meta.json`` of a fake table (no statistics; see :func:`make_fake_inputs`)."""
     names = resolve_feature_sets(feature_sets)
     shapes = _shapes(names, dict(widths or {}), num_classes)
@@ -65,7 +72,10 @@ def fake_meta(feature_sets: tuple[str, ...], sizes: Mapping[str, int], num_class
         "shuffled": [],
         "seed": 0,
         "columns": columns,
-        "feature_info": {n: {"description": feature_set(n).description, "artifact": feature_set(n).artifact, "fake": True} for n in names},
+        "feature_info": {
+            n: {"description": feature_set(n).description, "artifact": feature_set(n).artifact, "fake": True}
+            for n in names
+        },
     }
 
 
@@ -83,21 +93,27 @@ def distinct_values(ids: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return v.reshape(len(base), *shape).astype(np.float32)
 
 
-def _frame(n: int, meta: Mapping[str, Any], rng: np.random.Generator, labelled: bool, first_id: int, distinct: bool) -> pd.DataFrame:
+def _frame(
+    n: int, meta: Mapping[str, Any], rng: np.random.Generator, labelled: bool, first_id: int, distinct: bool
+) -> pd.DataFrame:
     C, L = int(meta["num_classes"]), int(meta["label_width"])
     ids = first_id + rng.choice(50 * n, size=n, replace=False)
     labels = np.full((n, L), PAD, np.int32)
     if labelled:
         for i, k in enumerate(rng.integers(1, L + 1, size=n)):
             labels[i, :k] = rng.choice(C, size=min(int(k), C), replace=False)
-    df = pd.DataFrame({
-        "surveyId": ids.astype(np.int64),
-        "x": rng.uniform(2.5e6, 7.5e6, n), "y": rng.uniform(1.0e6, 5.5e6, n),
-        "lon": rng.uniform(-10.0, 30.0, n), "lat": rng.uniform(35.0, 70.0, n),
-        "year": rng.integers(2017, 2022, n).astype(np.int32),
-        "region": rng.integers(0, len(REGIONS), n).astype(np.int32),
-        "country": rng.integers(0, len(COUNTRIES), n).astype(np.int32),
-    })
+    df = pd.DataFrame(
+        {
+            "surveyId": ids.astype(np.int64),
+            "x": rng.uniform(2.5e6, 7.5e6, n),
+            "y": rng.uniform(1.0e6, 5.5e6, n),
+            "lon": rng.uniform(-10.0, 30.0, n),
+            "lat": rng.uniform(35.0, 70.0, n),
+            "year": rng.integers(2017, 2022, n).astype(np.int32),
+            "region": rng.integers(0, len(REGIONS), n).astype(np.int32),
+            "country": rng.integers(0, len(COUNTRIES), n).astype(np.int32),
+        }
+    )
     for name, spec in column_specs(meta).items():
         if name in df.columns or name == "labels" or not spec.is_array:
             continue
@@ -153,7 +169,9 @@ def make_fake_inputs(
     frames = {}
     for i, (split, n) in enumerate(sizes.items()):
         frames[split] = _frame(n, meta, rng, split != "test", 1_000_000 * (i + 1), distinct)
-        write_input_table(frames[split], Path(root) / split, specs, rows_per_file=rows_per_file, row_group_size=row_group_size)
+        write_input_table(
+            frames[split], Path(root) / split, specs, rows_per_file=rows_per_file, row_group_size=row_group_size
+        )
     train = frames.get("train")
     if train is not None:  # train statistics, as the Spark writer records them for sets with `stats`
         set_train_stats(meta, {name: train[name].to_numpy() for name in specs})

@@ -132,7 +132,13 @@ def pack(inputs: Path, out: Path, cube_coefs: int = 8, patch_k: int = 4, gfv_top
     with atomic_file(out, "wb") as fh:  # a file object: numpy adds no ".npz" to the temporary name
         np.savez_compressed(fh, **arrays)
     n = sum(int(meta["splits"][s]) for s in SPLITS)
-    return {"file": str(out), "bytes": out.stat().st_size, "surveys": n, "bytes_per_survey": round(out.stat().st_size / n, 1), "packed": packed}
+    return {
+        "file": str(out),
+        "bytes": out.stat().st_size,
+        "surveys": n,
+        "bytes_per_survey": round(out.stat().st_size / n, 1),
+        "packed": packed,
+    }
 
 
 def unpack(npz: Path, root: Path) -> Path:

@@ -70,7 +70,9 @@ class PretrainData:
             raise ValueError(f"PretrainData: unknown role(s) {bad}; roles are {ROLES}")
         finite = np.isfinite(self.tiles.reshape(n, -1)).all(axis=1)
         if not finite.all():
-            raise ValueError(f"PretrainData: {int((~finite).sum())} tile(s) with non-finite values (e.g. survey {int(self.ids[~finite][0])}); rebuild the tile artifact")
+            raise ValueError(
+                f"PretrainData: {int((~finite).sum())} tile(s) with non-finite values (e.g. survey {int(self.ids[~finite][0])}); rebuild the tile artifact"
+            )
         if (self.role == "train").sum() < 2:
             raise ValueError("PretrainData: fewer than 2 training sites with a tile; nothing to pretrain on")
 
@@ -102,39 +104,63 @@ class PretrainData:
 
         path = Path(path)
         arrays: dict[str, np.ndarray] = {
-            "ids": self.ids, "role": self.role.astype("U5"), "x": self.x, "y": self.y, "lon": self.lon, "lat": self.lat,
-            "tiles": self.tiles, "counts": np.asarray(json.dumps(self.counts)),
+            "ids": self.ids,
+            "role": self.role.astype("U5"),
+            "x": self.x,
+            "y": self.y,
+            "lon": self.lon,
+            "lat": self.lat,
+            "tiles": self.tiles,
+            "counts": np.asarray(json.dumps(self.counts)),
         }
         arrays.update({f"cube__{k}": v for k, v in self.cubes.items()})
         if self.table is not None:
-            arrays.update(nbr_query=self.table.query_ids, nbr_indptr=self.table.indptr, nbr_ids=self.table.nbr_ids,
-                          nbr_dist=self.table.nbr_dist_km)
+            arrays.update(
+                nbr_query=self.table.query_ids,
+                nbr_indptr=self.table.indptr,
+                nbr_ids=self.table.nbr_ids,
+                nbr_dist=self.table.nbr_dist_km,
+            )
         tmp = path.with_name(f".{path.name}.tmp.npz")
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "PretrainData":
+    def load(cls, path: str | Path) -> PretrainData:
         """Inverse of :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             table = None
             if "nbr_query" in z:
                 table = NeighbourTable(z["nbr_query"], z["nbr_indptr"], z["nbr_ids"], z["nbr_dist"])
             cubes = {k.removeprefix("cube__"): z[k] for k in z.files if k.startswith("cube__")}
-            return cls(z["ids"], z["role"].astype(str), z["x"], z["y"], z["lon"], z["lat"], z["tiles"], cubes, table,
-                       json.loads(str(z["counts"])))
+            return cls(
+                z["ids"],
+                z["role"].astype(str),
+                z["x"],
+                z["y"],
+                z["lon"],
+                z["lat"],
+                z["tiles"],
+                cubes,
+                table,
+                json.loads(str(z["counts"])),
+            )
 
 
-def _read_parquet(folder: Path, columns: list[str]) -> Any:  # noqa: ANN401 - pandas
+def _read_parquet(folder: Path, columns: list[str]) -> Any:
     import pandas as pd
 
     return pd.read_parquet(folder, columns=columns)
 
 
-def pretrain_data(surveys_dir: str | Path, tiles: Mapping[str, tuple[str | Path, str, tuple[int, ...]]],
-                  val_ids: np.ndarray, neighbours_dir: str | Path | None = None,
-                  cubes: Mapping[str, tuple[str | Path, str, tuple[int, ...]]] | None = None) -> PretrainData:
+def pretrain_data(
+    surveys_dir: str | Path,
+    tiles: Mapping[str, tuple[str | Path, str, tuple[int, ...]]],
+    val_ids: np.ndarray,
+    neighbours_dir: str | Path | None = None,
+    cubes: Mapping[str, tuple[str | Path, str, tuple[int, ...]]] | None = None,
+) -> PretrainData:
     """Assemble :class:`PretrainData` from artifact folders (pandas only).
 
     Args:
@@ -148,7 +174,9 @@ def pretrain_data(surveys_dir: str | Path, tiles: Mapping[str, tuple[str | Path,
     Every survey of the survey table must have a tile (a missing one raises naming it: tiles are never zero-filled);
     neighbour-list entries without a tile (e.g. presence-only sites) are counted by the triplet pool.
     """
-    surveys = _read_parquet(Path(surveys_dir) / "surveys", ["surveyId", "split", "x", "y", "lon", "lat"]).sort_values("surveyId")
+    surveys = _read_parquet(Path(surveys_dir) / "surveys", ["surveyId", "split", "x", "y", "lon", "lat"]).sort_values(
+        "surveyId"
+    )
     if not tiles:
         raise ValueError("pretrain_data: name at least one tile feature set")
     if len({tuple(shape[1:]) for _, _, shape in tiles.values()}) != 1:
@@ -178,14 +206,25 @@ def pretrain_data(surveys_dir: str | Path, tiles: Mapping[str, tuple[str | Path,
         c = _read_parquet(Path(folder) / "data", ["surveyId", col]).set_index("surveyId")[col]
         got = c.reindex(ids)
         if got.isna().any():
-            raise ValueError(f"{folder}: survey {int(ids[got.isna().to_numpy()][0])} has no {col!r} row; rebuild the cube artifact")
+            raise ValueError(
+                f"{folder}: survey {int(ids[got.isna().to_numpy()][0])} has no {col!r} row; rebuild the cube artifact"
+            )
         cube_arrays[name] = np.stack(got.to_numpy()).astype(np.float32).reshape(n, *shape)
     table = None
     if neighbours_dir is not None:
-        table = NeighbourTable.from_pandas(_read_parquet(Path(neighbours_dir) / "data", ["surveyId", "nbr_ids", "nbr_dist_km"]))
+        table = NeighbourTable.from_pandas(
+            _read_parquet(Path(neighbours_dir) / "data", ["surveyId", "nbr_ids", "nbr_dist_km"])
+        )
     return PretrainData(
-        ids, role, merged["x"].to_numpy(np.float64), merged["y"].to_numpy(np.float64), merged["lon"].to_numpy(np.float64),
-        merged["lat"].to_numpy(np.float64), arr, cube_arrays, table,
+        ids,
+        role,
+        merged["x"].to_numpy(np.float64),
+        merged["y"].to_numpy(np.float64),
+        merged["lon"].to_numpy(np.float64),
+        merged["lat"].to_numpy(np.float64),
+        arr,
+        cube_arrays,
+        table,
     )
 
 
@@ -197,7 +236,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 class _Batches:
     """An iterable of batch dicts, rebuilt at every ``iter()`` (a new epoch) from ``make(epoch)``."""
 
-    def __init__(self, make: Any, epoch_of: Any) -> None:  # noqa: ANN401
+    def __init__(self, make: Any, epoch_of: Any) -> None:
         self.make = make
         self.epoch_of = epoch_of
         self._len: int | None = None
@@ -231,8 +270,16 @@ class PretrainDataModule:
     a held-out neighbour also counts as "without tile" (training triplets never use held-out sites).
     """
 
-    def __init__(self, data: PretrainData, objective: str, batch_size: int, seed: int, distant_km: float = 300.0,
-                 val_triplets: int = 4096, cube_columns: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data: PretrainData,
+        objective: str,
+        batch_size: int,
+        seed: int,
+        distant_km: float = 300.0,
+        val_triplets: int = 4096,
+        cube_columns: tuple[str, ...] = (),
+    ) -> None:
         if objective not in BATCHES:
             raise KeyError(f"objective {objective!r} has no batches; known: {sorted(BATCHES)}")
         self.data = data
@@ -256,8 +303,10 @@ class PretrainDataModule:
             self.counts.update({f"all_{k}": v for k, v in self.pool_all.counts.items()})
             self.counts.update({f"train_{k}": v for k, v in self.pool_train.counts.items()})
             if self.counts["all_neighbour_without_tile"]:
-                log.info("triplets: %d neighbour-list entries have no tile (counted, resampled among the others)",
-                         self.counts["all_neighbour_without_tile"])
+                log.info(
+                    "triplets: %d neighbour-list entries have no tile (counted, resampled among the others)",
+                    self.counts["all_neighbour_without_tile"],
+                )
 
     # Lightning hooks (the module reads these through the trainer)
     def set_epoch(self, epoch: int) -> None:
@@ -290,7 +339,9 @@ class PretrainDataModule:
         """The generator of ``(seed, epoch, slot)``."""
         return np.random.default_rng([self.seed, int(epoch), int(slot)])
 
-    def triplet_batches(self, t: Triplets, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    def triplet_batches(
+        self, t: Triplets, rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> list[dict[str, torch.Tensor]]:
         """Batches of ``anchor``/``neighbour``/``distant`` planes for data rows ``rows``."""
         out = []
         for s in range(0, len(t), self.batch_size):
@@ -348,4 +399,3 @@ BATCHES: dict[str, tuple[Any, Any]] = {
     "triplet": (_triplet_train, _triplet_val),
     "clip": (_clip_train, _clip_val),
 }
-

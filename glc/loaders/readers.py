@@ -56,9 +56,9 @@ import itertools
 import logging
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -262,7 +262,12 @@ class _RowGroupSource:
     still exactly ``batch_size`` rows and the order is a function of ``(seed, epoch, num_workers)``.
     """
 
-    def __init__(self, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER, keep: Sequence[int] | np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        info: SplitInfo,
+        shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+        keep: Sequence[int] | np.ndarray | None = None,
+    ) -> None:
         if shuffle_buffer < 1:
             raise ValueError(f"shuffle_buffer must be >= 1 row, got {shuffle_buffer}.")
         self.info = info
@@ -448,12 +453,16 @@ class PetastormSource(_RowGroupSource):
                     log.warning(
                         "Petastorm ended a read of %s after %d of %d row groups (petastorm 0.13.1 pool race); "
                         "re-reading the %d missing row groups from %d file(s)",
-                        self.info.directory, done, len(expected), len(remaining), len(read_files),
+                        self.info.directory,
+                        done,
+                        len(expected),
+                        len(remaining),
+                        len(read_files),
                     )
             wanted = set(remaining)
             try:
                 reader = self._open(read_files, shard)
-            except Exception as err:  # noqa: BLE001 -- any failure is re-raised naming the bad file
+            except Exception as err:
                 raise _diagnose(remaining, self.info, err) from err
             try:
                 while done < len(expected):
@@ -461,7 +470,7 @@ class PetastormSource(_RowGroupSource):
                         raw = self._next(reader)
                     except StopIteration:
                         break
-                    except Exception as err:  # noqa: BLE001
+                    except Exception as err:
                         raise _diagnose(expected[done:], self.info, err) from err
                     piece, got = self._identify(raw)
                     if piece is expected[done]:
@@ -498,8 +507,16 @@ class PetastormSource(_RowGroupSource):
             spec = self.info.specs[name]
             if spec.is_array:
                 if spec.dtype == "uint8":  # Petastorm hands binary cells out as an object array of bytes
-                    values = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1) if len(values) else np.zeros((0, spec.width), np.uint8)
-                values = np.asarray(values).reshape(len(values), -1) if np.ndim(values) >= 2 or spec.dtype == "uint8" else values
+                    values = (
+                        np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1)
+                        if len(values)
+                        else np.zeros((0, spec.width), np.uint8)
+                    )
+                values = (
+                    np.asarray(values).reshape(len(values), -1)
+                    if np.ndim(values) >= 2 or spec.dtype == "uint8"
+                    else values
+                )
                 if values.ndim != 2 or values.shape[1] != spec.width:
                     raise DataError(
                         f"{where}: column {name!r} has shape {values.shape}, expected [{piece.num_rows}, {spec.width}] "
@@ -555,8 +572,12 @@ class MemorySource:
             yield {k: v.index_select(0, index) for k, v in self.tensors.items()}
 
 
-def make_source(reader: str, info: SplitInfo, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-                keep: Sequence[int] | np.ndarray | None = None) -> BatchSource:
+def make_source(
+    reader: str,
+    info: SplitInfo,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    keep: Sequence[int] | np.ndarray | None = None,
+) -> BatchSource:
     """Build the reader named ``reader`` over a scanned split (only the rows of the surveyIds ``keep``, if given).
 
     ``reader`` is one of :data:`READER_CHOICES`: "petastorm", "petastorm-public" (Petastorm with its own per-row
@@ -718,8 +739,10 @@ class SurveyIterableDataset(IterableDataset):
         workers = max(1, self.num_workers)
         if self.equal_shards:
             return workers * self.shard_batches(world * workers)
-        n = sum(math.ceil(self.source.worker_rows(self.plan(w * world + rank, world * workers)) / self.batch_size)
-                for w in range(workers))
+        n = sum(
+            math.ceil(self.source.worker_rows(self.plan(w * world + rank, world * workers)) / self.batch_size)
+            for w in range(workers)
+        )
         if n == 0:
             raise ValueError(
                 f"DDP: rank {rank} of {world} has no rows of {self.source.info.directory} (fewer row groups than ranks); "
@@ -782,8 +805,12 @@ class EpochDataLoader(torch.utils.data.DataLoader):
 
     def _counted(self, batches: Iterator[Any], skip: int) -> Iterator[Any]:
         if skip:
-            log.info("resuming epoch %d of %s after %d finished batches: skipping them", self.dataset.epoch,
-                     self.dataset.source.info.directory, skip)  # type: ignore[attr-defined]
+            log.info(
+                "resuming epoch %d of %s after %d finished batches: skipping them",
+                self.dataset.epoch,
+                self.dataset.source.info.directory,
+                skip,
+            )  # type: ignore[attr-defined]
             for _ in itertools.islice(batches, skip):
                 pass
             self.handed_out = skip

@@ -154,7 +154,9 @@ def _check_meta(meta: dict[str, Any], where: str) -> None:
         if not ok:
             raise DataError(f"{where}: meta['columns'][{name!r}] = {c!r:.200} is not a valid column (dtype + shape).")
     if cols["labels"]["dtype"] != "int32" or cols["labels"]["shape"] != [meta["label_width"]]:
-        raise DataError(f"{where}: meta['columns']['labels'] must be int32 of shape [label_width={meta['label_width']}].")
+        raise DataError(
+            f"{where}: meta['columns']['labels'] must be int32 of shape [label_width={meta['label_width']}]."
+        )
 
 
 def write_meta(root: str | Path, meta: dict[str, Any]) -> Path:
@@ -259,7 +261,9 @@ def _list_array(matrix: np.ndarray, typ: pa.DataType) -> pa.ListArray:
 def _binary_array(matrix: np.ndarray) -> pa.BinaryArray:
     n, width = matrix.shape
     offsets = pa.py_buffer(np.arange(0, (n + 1) * width, width, dtype=np.int32).tobytes())
-    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())])
+    return pa.BinaryArray.from_buffers(
+        pa.binary(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(matrix).tobytes())]
+    )
 
 
 def input_arrow_table(df: pd.DataFrame, specs: Mapping[str, ColumnSpec]) -> pa.Table:
@@ -278,7 +282,9 @@ def input_arrow_table(df: pd.DataFrame, specs: Mapping[str, ColumnSpec]) -> pa.T
         if not spec.is_array:
             if df[name].isna().any():
                 raise DataError(f"write_input_table: column {name!r} has {int(df[name].isna().sum())} null value(s).")
-            arrays.append(pa.array(df[name].to_numpy(), type=pa.int64() if name == "surveyId" else SCALAR_ARROW[spec.dtype]))
+            arrays.append(
+                pa.array(df[name].to_numpy(), type=pa.int64() if name == "surveyId" else SCALAR_ARROW[spec.dtype])
+            )
         elif spec.dtype == "uint8":
             arrays.append(_binary_array(_matrix(df[name], spec)))
         else:
@@ -370,7 +376,9 @@ class SplitInfo:
         spec = self.specs.get(name)
         if spec is None or not spec.is_array:
             arrays = [n for n, sp in self.specs.items() if sp.is_array]
-            raise KeyError(f"{name!r} is not a loaded array column of the model-input table; array columns are {arrays}.")
+            raise KeyError(
+                f"{name!r} is not a loaded array column of the model-input table; array columns are {arrays}."
+            )
         return spec.width
 
     def pieces_of(self, path: Path) -> list[Piece]:
@@ -421,7 +429,11 @@ def _check_schema(path: Path, schema: pa.Schema, info: SplitInfo) -> None:
         if name == "surveyId":
             ok, want = pa.types.is_integer(typ), "an integer (int64)"
         elif not spec.is_array:
-            ok = pa.types.is_integer(typ) if spec.dtype == "int32" else (pa.types.is_integer(typ) or pa.types.is_floating(typ))
+            ok = (
+                pa.types.is_integer(typ)
+                if spec.dtype == "int32"
+                else (pa.types.is_integer(typ) or pa.types.is_floating(typ))
+            )
             want = f"a number ({spec.dtype})"
         elif spec.dtype == "uint8":
             ok, want = pa.types.is_binary(typ) or pa.types.is_large_binary(typ), f"binary ({spec.width} bytes per row)"
@@ -447,7 +459,9 @@ def check_list_width(values: pa.Array | pa.ChunkedArray, column: str, width: int
     """
     typ = values.type
     binary = pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
-    lengths = pc.fill_null(pc.binary_length(values) if binary else pc.list_value_length(values), -1).to_numpy(zero_copy_only=False)
+    lengths = pc.fill_null(pc.binary_length(values) if binary else pc.list_value_length(values), -1).to_numpy(
+        zero_copy_only=False
+    )
     bad = np.flatnonzero(lengths != width)
     if len(bad):
         row = int(bad[0])

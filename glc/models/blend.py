@@ -52,7 +52,9 @@ def _dense(tables: Sequence[ScoreTable], ids: np.ndarray, normalise: str) -> tup
         pos = pd.Series(np.arange(len(t.survey_ids)), index=t.survey_ids)
         missing = np.setdiff1d(ids, t.survey_ids)
         if len(missing):
-            raise ValueError(f"blend: a member has no scores for {len(missing)} survey(s) (e.g. {missing[:5].tolist()}); members must score the same surveys")
+            raise ValueError(
+                f"blend: a member has no scores for {len(missing)} survey(s) (e.g. {missing[:5].tolist()}); members must score the same surveys"
+            )
         r = pos.loc[ids].to_numpy()
         M = np.zeros((len(ids), len(vocab)), np.float64)
         rows = np.repeat(np.arange(len(ids)), t.species.shape[1])
@@ -70,7 +72,9 @@ def _normalise(M: np.ndarray, how: str) -> np.ndarray:
     return M
 
 
-def blend_tables(tables: Sequence[ScoreTable], weights: Sequence[float], normalise: str = "none", n: int = 256) -> ScoreTable:
+def blend_tables(
+    tables: Sequence[ScoreTable], weights: Sequence[float], normalise: str = "none", n: int = 256
+) -> ScoreTable:
     """The weighted average of ``tables`` (rows of the first table's surveys), re-ranked to the top ``n``.
 
     Raises:
@@ -100,8 +104,14 @@ def simplex_grid(n_members: int, step: float) -> np.ndarray:
     return np.asarray(pts, np.float64) / m
 
 
-def fit_blend_weights(val_tables: Sequence[ScoreTable], truth: Mapping[int, np.ndarray], normalise: str = "none",
-                      step: float = 0.1, k_max: int = 100, n: int = 256) -> tuple[np.ndarray, dict[str, Any]]:
+def fit_blend_weights(
+    val_tables: Sequence[ScoreTable],
+    truth: Mapping[int, np.ndarray],
+    normalise: str = "none",
+    step: float = 0.1,
+    k_max: int = 100,
+    n: int = 256,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Weights maximising the validation sample-F1 of expected-F1 decoding of the blend (module docstring).
 
     Returns:
@@ -114,24 +124,38 @@ def fit_blend_weights(val_tables: Sequence[ScoreTable], truth: Mapping[int, np.n
 
     def f1(w: np.ndarray) -> float:
         t = _mix(ids, mats, vocab, w, n)
-        return float(fit_decoder("expected_f1", t.prob, t.truth_columns(truth), k_max=min(k_max, t.prob.shape[1]), prob_rest=t.prob_rest)["f1"])
+        return float(
+            fit_decoder(
+                "expected_f1", t.prob, t.truth_columns(truth), k_max=min(k_max, t.prob.shape[1]), prob_rest=t.prob_rest
+            )["f1"]
+        )
 
     grid = simplex_grid(len(val_tables), step) if len(val_tables) > 1 else np.ones((1, 1))
     scores = np.array([f1(w) for w in grid])
     best = int(np.argmax(scores))
     members = [float(scores[i]) for i in range(len(val_tables))] if len(val_tables) > 1 else [float(scores[0])]
-    return grid[best], {"val_f1": float(scores[best]), "member_val_f1": members, "grid_points": int(len(grid)), "fit": "in-sample expected-F1 on validation"}
+    return grid[best], {
+        "val_f1": float(scores[best]),
+        "member_val_f1": members,
+        "grid_points": int(len(grid)),
+        "fit": "in-sample expected-F1 on validation",
+    }
 
 
-def _weights(model_cfg: Mapping[str, Any], val_tables: Sequence[ScoreTable], truth: Mapping[int, np.ndarray]) -> tuple[np.ndarray, dict[str, Any]]:
+def _weights(
+    model_cfg: Mapping[str, Any], val_tables: Sequence[ScoreTable], truth: Mapping[int, np.ndarray]
+) -> tuple[np.ndarray, dict[str, Any]]:
     if model_cfg["weights"]:
         w = np.asarray(model_cfg["weights"], np.float64)
         return w, {"fit": "fixed"}
-    return fit_blend_weights(val_tables, truth, model_cfg["normalise"], float(model_cfg["weight_step"]), n=int(model_cfg["top_n"]))
+    return fit_blend_weights(
+        val_tables, truth, model_cfg["normalise"], float(model_cfg["weight_step"]), n=int(model_cfg["top_n"])
+    )
 
 
-def combine_experiments(members: Mapping[str, tuple[ScoreTable, ScoreTable]], truth: Mapping[int, np.ndarray],
-                        model_cfg: Mapping[str, Any]) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
+def combine_experiments(
+    members: Mapping[str, tuple[ScoreTable, ScoreTable]], truth: Mapping[int, np.ndarray], model_cfg: Mapping[str, Any]
+) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
     """The blend of member experiments' ``(validation, test)`` score tables (``Predict`` of ``experiments`` blends).
 
     Raises:
@@ -144,8 +168,10 @@ def combine_experiments(members: Mapping[str, tuple[ScoreTable, ScoreTable]], tr
         ref = np.sort(ts[0].survey_ids)
         for name, t in zip(names[1:], ts[1:]):
             if not np.array_equal(np.sort(t.survey_ids), ref):
-                raise ValueError(f"blend: experiment {name!r} scored other {what} surveys than {names[0]!r}; blend only experiments "
-                                 "with the same [validation] settings and seed")
+                raise ValueError(
+                    f"blend: experiment {name!r} scored other {what} surveys than {names[0]!r}; blend only experiments "
+                    "with the same [validation] settings and seed"
+                )
     w, info = _weights(model_cfg, vals, truth)
     n = int(model_cfg["top_n"])
     info = {"members": names, "weights": [round(float(x), 6) for x in w], **info}
@@ -153,37 +179,62 @@ def combine_experiments(members: Mapping[str, tuple[ScoreTable, ScoreTable]], tr
     return blend_tables(vals, w, model_cfg["normalise"], n), blend_tables(tests, w, model_cfg["normalise"], n), info
 
 
-def fit_predict_blend(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0) -> ScoreTable:
+def fit_predict_blend(
+    train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0
+) -> ScoreTable:
     """In-memory blend of registry benchmark entries ``model_cfg["models"]`` (module docstring)."""
     from glc.eval.split import spatial_holdout
     from glc.models.registry import benchmark_entry, get_model
 
     names = list(model_cfg["models"])
     if not names:
-        raise ValueError("model.models is empty: the in-memory blend needs member benchmark entries (or give model.experiments: member experiments)")
+        raise ValueError(
+            "model.models is empty: the in-memory blend needs member benchmark entries (or give model.experiments: member experiments)"
+        )
     specs = []
     for name in names:
         kind, over = benchmark_entry(name)
         spec = get_model(kind)
         if spec.needs_inputs or spec.fit_predict is None:
-            raise ValueError(f"blend member {name!r} (kind {kind!r}) is trained from model inputs; only in-memory kinds blend in memory")
-        specs.append((spec, {**{k: p.default for k, p in spec.params.items()}, "kind": kind, "top_n": int(model_cfg["top_n"]), **over}))
+            raise ValueError(
+                f"blend member {name!r} (kind {kind!r}) is trained from model inputs; only in-memory kinds blend in memory"
+            )
+        specs.append(
+            (
+                spec,
+                {
+                    **{k: p.default for k, p in spec.params.items()},
+                    "kind": kind,
+                    "top_n": int(model_cfg["top_n"]),
+                    **over,
+                },
+            )
+        )
     train = train.reset_index(drop=True)
     n = int(model_cfg["top_n"])
     if model_cfg["weights"]:
         w = np.asarray(model_cfg["weights"], np.float64)
     else:
-        held = spatial_holdout(train["x"].to_numpy(), train["y"].to_numpy(), float(model_cfg["validation_fraction"]), 10.0, seed + 29)
+        held = spatial_holdout(
+            train["x"].to_numpy(), train["y"].to_numpy(), float(model_cfg["validation_fraction"]), 10.0, seed + 29
+        )
         vals = [s.fit_predict(train[~held], train[held], c) for s, c in specs]
         truth = dict(zip(train["surveyId"].astype(int), train["speciesIds"]))
         w, _ = fit_blend_weights(vals, truth, model_cfg["normalise"], float(model_cfg["weight_step"]), n=n)
-        log.info("blend of %s: weights %s fitted on %d held-out training surveys", names, np.round(w, 3).tolist(), int(held.sum()))
+        log.info(
+            "blend of %s: weights %s fitted on %d held-out training surveys",
+            names,
+            np.round(w, 3).tolist(),
+            int(held.sum()),
+        )
     return blend_tables([s.fit_predict(train, query, c) for s, c in specs], w, model_cfg["normalise"], n)
 
 
 def _check(m: Mapping[str, Any]) -> None:
     if m["experiments"] and m["models"]:
-        raise ValueError("model.experiments (member experiments of tasks/) or model.models (in-memory benchmark entries): give exactly one")
+        raise ValueError(
+            "model.experiments (member experiments of tasks/) or model.models (in-memory benchmark entries): give exactly one"
+        )
     k = len(m["experiments"]) or len(m["models"])
     if m["weights"] and len(m["weights"]) != k:
         raise ValueError(f"model.weights has {len(m['weights'])} value(s) for {k} member(s)")
@@ -191,17 +242,43 @@ def _check(m: Mapping[str, Any]) -> None:
         raise ValueError(f"model.weights {list(m['weights'])} must sum to 1")
 
 
-register(ModelSpec(
-    "blend", "late fusion: weighted average of member experiments' (or in-memory models') score tables, re-ranked",
-    runner="memory", fit_predict=fit_predict_blend, check=_check,
-    params={
-        "experiments": Param([], "member experiments (tasks/<name>.toml): their Predict artifacts are blended", type="list[str]"),
-        "models": Param([], "member benchmark entries of in-memory kinds (e.g. knn10, radius50km), fitted in memory", type="list[str]"),
-        "weights": Param([], "fixed weights, one per member, summing to 1 (empty: fitted on validation)", type="list[float]", min=0.0, unique=False),
-        "normalise": Param("none", "per-survey normalisation before averaging", choices=NORMALISE),
-        "weight_step": Param(0.1, "grid step of the fitted weights", min=0.0, max=1.0, min_exclusive=True),
-        "validation_fraction": Param(0.2, "in-memory blend: share of training surveys (10 km blocks) its weights are fitted on", min=0.05, max=0.5),
-    },
-    members=lambda m: tuple(m["experiments"]), combine=combine_experiments,
-    benchmarks={"blend_neighbours": {"models": ["knn10", "radius10km", "radius50km"]}, "blend_trees": {"models": ["gbm", "random_forest"]}},
-))
+register(
+    ModelSpec(
+        "blend",
+        "late fusion: weighted average of member experiments' (or in-memory models') score tables, re-ranked",
+        runner="memory",
+        fit_predict=fit_predict_blend,
+        check=_check,
+        params={
+            "experiments": Param(
+                [], "member experiments (tasks/<name>.toml): their Predict artifacts are blended", type="list[str]"
+            ),
+            "models": Param(
+                [],
+                "member benchmark entries of in-memory kinds (e.g. knn10, radius50km), fitted in memory",
+                type="list[str]",
+            ),
+            "weights": Param(
+                [],
+                "fixed weights, one per member, summing to 1 (empty: fitted on validation)",
+                type="list[float]",
+                min=0.0,
+                unique=False,
+            ),
+            "normalise": Param("none", "per-survey normalisation before averaging", choices=NORMALISE),
+            "weight_step": Param(0.1, "grid step of the fitted weights", min=0.0, max=1.0, min_exclusive=True),
+            "validation_fraction": Param(
+                0.2,
+                "in-memory blend: share of training surveys (10 km blocks) its weights are fitted on",
+                min=0.05,
+                max=0.5,
+            ),
+        },
+        members=lambda m: tuple(m["experiments"]),
+        combine=combine_experiments,
+        benchmarks={
+            "blend_neighbours": {"models": ["knn10", "radius10km", "radius50km"]},
+            "blend_trees": {"models": ["gbm", "random_forest"]},
+        },
+    )
+)

@@ -39,8 +39,22 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PAIR_NAMES", "CandidateBuilder", "CandidatePairs", "candidate_recall", "pair_labels"]
 
-PAIR_NAMES: tuple[str, ...] = ("knn10", "knn30", "radius10", "radius50", "radius200", "region_freq", "country_freq",
-                               "country_year_freq", "country_area_freq", "global_freq", "log_n_train", "base_rank", "log_nearest_km", "niche_dist")
+PAIR_NAMES: tuple[str, ...] = (
+    "knn10",
+    "knn30",
+    "radius10",
+    "radius50",
+    "radius200",
+    "region_freq",
+    "country_freq",
+    "country_year_freq",
+    "country_area_freq",
+    "global_freq",
+    "log_n_train",
+    "base_rank",
+    "log_nearest_km",
+    "niche_dist",
+)
 _SCORERS: tuple[str, ...] = ("knn10", "knn30", "radius10", "radius50", "radius200")
 _FAR_KM = 5000.0
 #: Survey groups whose species frequencies are pair features: country; country and year; country and plot-area
@@ -56,11 +70,21 @@ def _group_keys(frame: pd.DataFrame, group: str) -> list[str]:
     if group == "country":
         return country.tolist()
     if group == "country_year":
-        year = pd.to_numeric(frame["year"], errors="coerce") if "year" in frame.columns else pd.Series(np.nan, index=frame.index)
+        year = (
+            pd.to_numeric(frame["year"], errors="coerce")
+            if "year" in frame.columns
+            else pd.Series(np.nan, index=frame.index)
+        )
         return [f"{c}|{'' if pd.isna(y) else int(y)}" for c, y in zip(country, year)]
-    area = pd.to_numeric(frame["areaInM2"], errors="coerce").to_numpy(np.float64) if "areaInM2" in frame.columns else np.full(n, np.nan)
+    area = (
+        pd.to_numeric(frame["areaInM2"], errors="coerce").to_numpy(np.float64)
+        if "areaInM2" in frame.columns
+        else np.full(n, np.nan)
+    )
     cls = np.where(np.isfinite(area) & (area > 0), np.round(2 * np.log10(np.where(area > 0, area, 1.0))) / 2, np.nan)
     return [f"{c}|{'' if np.isnan(a) else a}" for c, a in zip(country, cls)]
+
+
 _CHUNK = 2048
 
 
@@ -88,21 +112,35 @@ class CandidateBuilder:
 
     def _niche_matrix(self, frame: pd.DataFrame) -> np.ndarray | None:
         """The survey's niche vector: the ``niche`` array columns and every ``feat_*`` column present (NaN kept)."""
-        blocks = [np.stack([np.asarray(v, np.float64) for v in frame[a]]) for a in self.niche if a in frame.columns and len(frame)]
-        blocks += [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64)[:, None] for c in sorted(frame.columns) if c.startswith("feat_")]
+        blocks = [
+            np.stack([np.asarray(v, np.float64) for v in frame[a]])
+            for a in self.niche
+            if a in frame.columns and len(frame)
+        ]
+        blocks += [
+            pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64)[:, None]
+            for c in sorted(frame.columns)
+            if c.startswith("feat_")
+        ]
         return np.hstack(blocks) if blocks else None
 
-    def fit(self, train: pd.DataFrame) -> "CandidateBuilder":
+    def fit(self, train: pd.DataFrame) -> CandidateBuilder:
         """Index ``train`` (surveyId, x, y, region, speciesIds)."""
         if len(train) == 0:
             raise ValueError("CandidateBuilder.fit: no training survey")
-        ids, x, y = train["surveyId"].to_numpy(np.int64), train["x"].to_numpy(np.float64), train["y"].to_numpy(np.float64)
+        ids, x, y = (
+            train["surveyId"].to_numpy(np.int64),
+            train["x"].to_numpy(np.float64),
+            train["y"].to_numpy(np.float64),
+        )
         labels = [np.unique(np.asarray(s, np.int64)) for s in train["speciesIds"]]
         self.freq_ = FrequencyModel(by_region=True).fit(train["region"].astype(str).tolist(), labels)
         self.vocab_ = self.freq_.vocab
         self.scorers_ = {
-            "knn10": KNNPredictor(k=10, fallback=None), "knn30": KNNPredictor(k=30, fallback=None),
-            "radius10": RadiusPredictor(radius_km=10.0, fallback=None), "radius50": RadiusPredictor(radius_km=50.0, fallback=None),
+            "knn10": KNNPredictor(k=10, fallback=None),
+            "knn30": KNNPredictor(k=30, fallback=None),
+            "radius10": RadiusPredictor(radius_km=10.0, fallback=None),
+            "radius50": RadiusPredictor(radius_km=50.0, fallback=None),
             "radius200": RadiusPredictor(radius_km=200.0, fallback=None),
         }
         self.groups_ = {g: FrequencyModel(by_region=True).fit(_group_keys(train, g), labels) for g in GROUPS}
@@ -115,7 +153,7 @@ class CandidateBuilder:
         order = np.argsort(col, kind="stable")
         cut = np.searchsorted(col[order], np.arange(len(self.vocab_) + 1))
         pts = np.column_stack([x, y])
-        self._occ = [(pts[owner[order[cut[c]:cut[c + 1]]]]) for c in range(len(self.vocab_))]
+        self._occ = [(pts[owner[order[cut[c] : cut[c + 1]]]]) for c in range(len(self.vocab_))]
         self._trees: dict[int, cKDTree] = {}
         E = self._niche_matrix(train)
         self.niche_mu_ = None
@@ -141,15 +179,17 @@ class CandidateBuilder:
             return np.full(len(rows), np.nan)
         E = self._niche_matrix(query)
         if E is None or E.shape[1] != self.niche_mu_.shape[1]:
-            raise ValueError("CandidateBuilder: the query frame lacks the niche columns of the training frame (join the same feature sets)")
+            raise ValueError(
+                "CandidateBuilder: the query frame lacks the niche columns of the training frame (join the same feature sets)"
+            )
         Z = (E - self.niche_scale_[0]) / self.niche_scale_[1]
         out = np.empty(len(rows))
         for lo in range(0, len(rows), 200_000):
-            d = Z[rows[lo:lo + 200_000]] - self.niche_mu_[cols[lo:lo + 200_000]]
+            d = Z[rows[lo : lo + 200_000]] - self.niche_mu_[cols[lo : lo + 200_000]]
             ok = np.isfinite(d)
             n = ok.sum(axis=1)
             ss = np.where(ok, d * d, 0.0).sum(axis=1)
-            out[lo:lo + 200_000] = np.where(n > 0, np.sqrt(ss / np.maximum(n, 1)), np.nan)  # no finite dimension: NaN
+            out[lo : lo + 200_000] = np.where(n > 0, np.sqrt(ss / np.maximum(n, 1)), np.nan)  # no finite dimension: NaN
         return out
 
     def _nearest_km(self, cols: np.ndarray, qxy: np.ndarray) -> np.ndarray:
@@ -188,7 +228,10 @@ class CandidateBuilder:
         rows_p, cols_p, feats = [], [], []
         for lo in range(0, n, _CHUNK):
             hi = min(n, lo + _CHUNK)
-            dense = {k: s.predict(qx[lo:hi], qy[lo:hi], query_ids=qids[lo:hi]).toarray().astype(np.float64) for k, s in self.scorers_.items()}
+            dense = {
+                k: s.predict(qx[lo:hi], qy[lo:hi], query_ids=qids[lo:hi]).toarray().astype(np.float64)
+                for k, s in self.scorers_.items()
+            }
             reg = self.freq_.predict(regions[lo:hi]).astype(np.float64)
             grp = [self.groups_[g].predict(keys[g][lo:hi]).astype(np.float64) for g in GROUPS]
             base = (dense["knn30"] + dense["radius50"] + reg) / 3.0 + 1e-6 * glob
@@ -198,14 +241,26 @@ class CandidateBuilder:
             r = np.repeat(np.arange(hi - lo), C)
             c = top.reshape(-1)
             cols = [dense[k][r, c] for k in _SCORERS]
-            cols += [reg[r, c], *(G[r, c] for G in grp), glob[c], log_n[c], np.tile(np.arange(C, dtype=np.float64), hi - lo)]
+            cols += [
+                reg[r, c],
+                *(G[r, c] for G in grp),
+                glob[c],
+                log_n[c],
+                np.tile(np.arange(C, dtype=np.float64), hi - lo),
+            ]
             feats.append(np.column_stack(cols))
             rows_p.append(r + lo)
             cols_p.append(c)
         rows = np.concatenate(rows_p) if rows_p else np.zeros(0, np.int64)
         cols = np.concatenate(cols_p) if cols_p else np.zeros(0, np.int64)
         near = self._nearest_km(cols, np.column_stack([qx, qy])[rows]) if len(rows) else np.zeros(0)
-        F = np.column_stack([np.vstack(feats) if feats else np.zeros((0, len(PAIR_NAMES) - 2)), np.log1p(near), self._niche_dist(query, rows, cols)])
+        F = np.column_stack(
+            [
+                np.vstack(feats) if feats else np.zeros((0, len(PAIR_NAMES) - 2)),
+                np.log1p(near),
+                self._niche_dist(query, rows, cols),
+            ]
+        )
         return CandidatePairs(rows.astype(np.int64), self.vocab_[cols], F.astype(np.float32))
 
 
@@ -213,7 +268,11 @@ def pair_labels(pairs: CandidatePairs, species_lists: list[np.ndarray]) -> np.nd
     """1.0 where the pair's species is in its query survey's species list, else 0.0."""
     lens = np.array([len(np.unique(np.asarray(s))) for s in species_lists], dtype=np.int64)
     truth_rows = np.repeat(np.arange(len(species_lists)), lens)
-    truth_sp = np.concatenate([np.unique(np.asarray(s, np.int64)) for s in species_lists]) if len(species_lists) else np.zeros(0, np.int64)
+    truth_sp = (
+        np.concatenate([np.unique(np.asarray(s, np.int64)) for s in species_lists])
+        if len(species_lists)
+        else np.zeros(0, np.int64)
+    )
     big = np.int64(1) << np.int64(32)
     return np.isin(pairs.rows * big + pairs.species, truth_rows * big + truth_sp).astype(np.float32)
 

@@ -28,7 +28,9 @@ class CubeResNet(nn.Module):
         dropout: dropout before the final ``Linear``.
     """
 
-    def __init__(self, in_chans: int, image: Sequence[int], latent: int = 256, backbone: str = "resnet18", dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_chans: int, image: Sequence[int], latent: int = 256, backbone: str = "resnet18", dropout: float = 0.0
+    ) -> None:
         super().__init__()
         import timm
 
@@ -40,11 +42,15 @@ class CubeResNet(nn.Module):
         net.conv1 = nn.Conv2d(int(in_chans), net.conv1.out_channels, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
         self.net = net
-        self.proj = nn.Sequential(nn.Dropout(float(dropout)), nn.Linear(int(net.num_features), int(latent)), nn.LayerNorm(int(latent)))
+        self.proj = nn.Sequential(
+            nn.Dropout(float(dropout)), nn.Linear(int(net.num_features), int(latent)), nn.LayerNorm(int(latent))
+        )
         self.out_dim = int(latent)
 
     def forward(self, cube: Tensor) -> Tensor:
         """``[B, C, H, W]`` -> ``[B, latent]``."""
         if cube.dim() != 4 or tuple(cube.shape[-2:]) != self.image:
-            raise ValueError(f"CubeResNet: cube of shape {tuple(cube.shape)}, expected [B, C, {self.image[0]}, {self.image[1]}]")
+            raise ValueError(
+                f"CubeResNet: cube of shape {tuple(cube.shape)}, expected [B, C, {self.image[0]}, {self.image[1]}]"
+            )
         return self.proj(self.net(self.norm(cube)))

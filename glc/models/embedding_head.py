@@ -47,8 +47,11 @@ class EmbeddingHead(nn.Module):
             raise ValueError(f"EmbeddingHead: dim={dim}, num_classes={num_classes}, hidden={hidden} out of range")
         self.column = column
         self.dim = int(dim)
-        self.body: nn.Module = (nn.Linear(dim, num_classes) if hidden == 0 else
-                                nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)))
+        self.body: nn.Module = (
+            nn.Linear(dim, num_classes)
+            if hidden == 0
+            else nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        )
 
     @property
     def input_columns(self) -> tuple[str, ...]:
@@ -58,7 +61,9 @@ class EmbeddingHead(nn.Module):
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Logits ``[B, C]``."""
         if self.column not in batch:
-            raise KeyError(f"EmbeddingHead needs batch key {self.column!r}, batch has {sorted(batch)}; build ModelInputs with that feature set")
+            raise KeyError(
+                f"EmbeddingHead needs batch key {self.column!r}, batch has {sorted(batch)}; build ModelInputs with that feature set"
+            )
         z = batch[self.column].float()
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f"batch[{self.column!r}] has shape {tuple(z.shape)}, expected [B, {self.dim}]")
@@ -69,7 +74,9 @@ class EmbeddingHead(nn.Module):
 
 #: The ``[model]`` table of ``kind = "embedding_head"``.
 EMBEDDING_HEAD_PARAMS: dict[str, Any] = {
-    "embedding": Param("tile2vec", "embedding feature set (an Embeddings artifact of tasks/encoders/)", choices=embedding_sets),
+    "embedding": Param(
+        "tile2vec", "embedding feature set (an Embeddings artifact of tasks/encoders/)", choices=embedding_sets
+    ),
     "hidden": Param(256, "hidden units of the 2-layer MLP; 0 = linear head", min=0),
     "dropout": Param(0.0, "dropout after the hidden layer", min=0.0, max=0.95),
 }
@@ -81,7 +88,9 @@ def build_embedding_head(m: Mapping[str, Any], meta: Mapping[str, Any]) -> Embed
     from glc.loaders.tables import column_shape
 
     col = feature_set(m["embedding"]).columns[0].name
-    return EmbeddingHead(col, int(column_shape(meta, col)[0]), int(meta["num_classes"]), int(m["hidden"]), float(m["dropout"]))
+    return EmbeddingHead(
+        col, int(column_shape(meta, col)[0]), int(meta["num_classes"]), int(m["hidden"]), float(m["dropout"])
+    )
 
 
 def check_embedding_head(m: Mapping[str, Any]) -> None:
@@ -90,8 +99,14 @@ def check_embedding_head(m: Mapping[str, Any]) -> None:
         raise ValueError(f"model.dropout = {m['dropout']} has no effect on the linear head (hidden = 0)")
 
 
-register(ModelSpec(
-    "embedding_head", "linear / MLP head on a frozen embedding feature set (tile2vec, SatCLIP transfer) (Lightning)",
-    runner="lightning", params=EMBEDDING_HEAD_PARAMS, features=lambda m: (m["embedding"],),
-    build_net=build_embedding_head, check=check_embedding_head,
-))
+register(
+    ModelSpec(
+        "embedding_head",
+        "linear / MLP head on a frozen embedding feature set (tile2vec, SatCLIP transfer) (Lightning)",
+        runner="lightning",
+        params=EMBEDDING_HEAD_PARAMS,
+        features=lambda m: (m["embedding"],),
+        build_net=build_embedding_head,
+        check=check_embedding_head,
+    )
+)

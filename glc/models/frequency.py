@@ -8,10 +8,9 @@ count is reported. Scores are empirical probabilities, so they are calibrated fo
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,9 @@ from scipy import sparse
 log = logging.getLogger(__name__)
 
 
-def label_matrix(label_lists: Sequence[np.ndarray], vocab: np.ndarray | None = None) -> tuple[sparse.csr_matrix, np.ndarray]:
+def label_matrix(
+    label_lists: Sequence[np.ndarray], vocab: np.ndarray | None = None
+) -> tuple[sparse.csr_matrix, np.ndarray]:
     """CSR (surveys x species) 0/1 matrix of label lists and its sorted species vocabulary."""
     lists = [np.unique(np.asarray(x, dtype=np.int64)) for x in label_lists]
     if vocab is None:
@@ -30,7 +31,9 @@ def label_matrix(label_lists: Sequence[np.ndarray], vocab: np.ndarray | None = N
     cols = []
     for i, x in enumerate(lists):
         pos = np.searchsorted(vocab, x)
-        ok = (pos < len(vocab)) & (vocab[np.minimum(pos, len(vocab) - 1)] == x) if len(vocab) else np.zeros(len(x), bool)
+        ok = (
+            (pos < len(vocab)) & (vocab[np.minimum(pos, len(vocab) - 1)] == x) if len(vocab) else np.zeros(len(x), bool)
+        )
         cols.append(pos[ok])
         indptr[i + 1] = indptr[i] + ok.sum()
     idx = np.concatenate(cols) if cols else np.zeros(0, np.int64)
@@ -53,7 +56,7 @@ class FrequencyModel:
         self.region_freq: dict[str, np.ndarray] = {}
         self.n_fallback = 0
 
-    def fit(self, regions: Sequence[str], labels: Sequence[np.ndarray]) -> "FrequencyModel":
+    def fit(self, regions: Sequence[str], labels: Sequence[np.ndarray]) -> FrequencyModel:
         """Count species per region from training surveys (``labels``: species id arrays)."""
         if len(regions) != len(labels):
             raise ValueError(f"fit: {len(regions)} regions but {len(labels)} label lists")
@@ -83,7 +86,9 @@ class FrequencyModel:
                 self.n_fallback += int(self.by_region)
             out[i] = f
         if self.n_fallback:
-            log.info("region frequency: %d survey(s) used the global frequency (region unseen or too rare)", self.n_fallback)
+            log.info(
+                "region frequency: %d survey(s) used the global frequency (region unseen or too rare)", self.n_fallback
+            )
         return out
 
 
@@ -101,14 +106,24 @@ def _register() -> None:
 
     from glc.models.registry import ModelSpec, register
 
-    register(ModelSpec(
-        "frequency", "global species frequency (the same scores for every survey)", runner="memory",
-        fit_predict=fit_predict_frequency, benchmarks={"frequency": {}},
-    ))
-    register(ModelSpec(
-        "region_frequency", "species frequency of the survey's biogeographic region (global as fallback)",
-        runner="memory", fit_predict=partial(fit_predict_frequency, by_region=True), benchmarks={"region_frequency": {}},
-    ))
+    register(
+        ModelSpec(
+            "frequency",
+            "global species frequency (the same scores for every survey)",
+            runner="memory",
+            fit_predict=fit_predict_frequency,
+            benchmarks={"frequency": {}},
+        )
+    )
+    register(
+        ModelSpec(
+            "region_frequency",
+            "species frequency of the survey's biogeographic region (global as fallback)",
+            runner="memory",
+            fit_predict=partial(fit_predict_frequency, by_region=True),
+            benchmarks={"region_frequency": {}},
+        )
+    )
 
 
 _register()

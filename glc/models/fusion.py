@@ -76,8 +76,19 @@ class ImageBranch(nn.Module):
         dropout: before that projection.
     """
 
-    def __init__(self, column: str, source: str, shape: Sequence[int], stats: tuple[np.ndarray, np.ndarray] | None, backbone: str,
-                 weights: str, image_size: int, augment: bool, latent: int, dropout: float) -> None:
+    def __init__(
+        self,
+        column: str,
+        source: str,
+        shape: Sequence[int],
+        stats: tuple[np.ndarray, np.ndarray] | None,
+        backbone: str,
+        weights: str,
+        image_size: int,
+        augment: bool,
+        latent: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ValueError(f"model.image = {source!r}: column {column!r} has shape {list(shape)}, expected (C, k, k)")
@@ -89,14 +100,20 @@ class ImageBranch(nn.Module):
             self.norm: nn.Module = nn.Identity()
         else:
             if stats is None:
-                raise ValueError(f"model.image = {source!r}: the model-input table has no statistics for {column!r}; rebuild ModelInputs")
+                raise ValueError(
+                    f"model.image = {source!r}: the model-input table has no statistics for {column!r}; rebuild ModelInputs"
+                )
             from glc.models.tile_cnn import pixel_stats
 
-            self.register_buffer("basis", torch.as_tensor(dct_matrix(self.image_size, self.k, np.float32).copy()), persistent=False)
+            self.register_buffer(
+                "basis", torch.as_tensor(dct_matrix(self.image_size, self.k, np.float32).copy()), persistent=False
+            )
             m, s = (np.asarray(a, np.float32).reshape(shape) for a in stats)
             self.norm = Standardize(*pixel_stats(m, s, self.image_size))
         fixed = backbone.startswith(_FIXED_SIZE_PREFIXES)
-        self.backbone = TimmBackbone(backbone, self.channels, int(latent), weights, dropout, img_size=self.image_size if fixed else None)
+        self.backbone = TimmBackbone(
+            backbone, self.channels, int(latent), weights, dropout, img_size=self.image_size if fixed else None
+        )
         self.num_features = self.backbone.num_features
 
     def prepare(self, batch: Mapping[str, Tensor]) -> Tensor:
@@ -107,8 +124,13 @@ class ImageBranch(nn.Module):
         if self.source == "raw":
             img = x.float() / 127.5 - 1.0
             if img.shape[-1] != self.image_size:
-                img = F.interpolate(img, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
-                                    antialias=img.shape[-1] > self.image_size)
+                img = F.interpolate(
+                    img,
+                    size=(self.image_size, self.image_size),
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=img.shape[-1] > self.image_size,
+                )
             return img if ops is None else image_dihedral(img, ops)
         c = x.float()
         if ops is not None:
@@ -123,8 +145,16 @@ class ImageBranch(nn.Module):
 class CubeBranch(nn.Module):
     """A cube column -> per-element standardisation -> temporal Swin or ResNet18 cube encoder -> ``[B, latent]``."""
 
-    def __init__(self, column: str, shape: Sequence[int], stats: tuple[np.ndarray, np.ndarray], encoder: str, latent: int,
-                 swin: Mapping[str, Any], dropout: float) -> None:
+    def __init__(
+        self,
+        column: str,
+        shape: Sequence[int],
+        stats: tuple[np.ndarray, np.ndarray],
+        encoder: str,
+        latent: int,
+        swin: Mapping[str, Any],
+        dropout: float,
+    ) -> None:
         super().__init__()
         if len(shape) != 3:
             raise ValueError(f"model.cubes: {column!r} has shape {list(shape)}, expected (C, H, W)")
@@ -134,8 +164,18 @@ class CubeBranch(nn.Module):
         if encoder == "swin":
             key = column.split("_")[0]
             self.encoder: nn.Module = TemporalSwin(
-                c, (h, w), swin[f"{key}_patch"], swin[f"{key}_window"], int(swin["embed_dim"]), swin["depths"], swin["heads"],
-                int(latent), float(swin["mlp_ratio"]), float(swin["drop_path"]), dropout, str(swin["position_bias"]),
+                c,
+                (h, w),
+                swin[f"{key}_patch"],
+                swin[f"{key}_window"],
+                int(swin["embed_dim"]),
+                swin["depths"],
+                swin["heads"],
+                int(latent),
+                float(swin["mlp_ratio"]),
+                float(swin["drop_path"]),
+                dropout,
+                str(swin["position_bias"]),
             )
         else:
             self.encoder = CubeResNet(c, (h, w), int(latent), "resnet18", dropout)
@@ -182,14 +222,19 @@ class TabularBranch(nn.Module):
         self.location = str(cfg["location"])
         if self.location != "none":
             self.noise = CoordinateNoise(float(cfg["coord_noise_km"]))
-            self.encoder: nn.Module = (XYEncoder() if self.location == "xy"
-                                       else SinusoidalEncoder(int(cfg["n_scales"]), float(cfg["min_scale_km"]), float(cfg["max_scale_km"])))
+            self.encoder: nn.Module = (
+                XYEncoder()
+                if self.location == "xy"
+                else SinusoidalEncoder(int(cfg["n_scales"]), float(cfg["min_scale_km"]), float(cfg["max_scale_km"]))
+            )
             width += int(self.encoder.out_dim)
         if width == 0:
             raise ValueError("model.tabular: no input selected (env, plot, meta and location are all off)")
         self.in_dim = width
         hidden = int(cfg["hidden"])
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, int(latent)))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, int(latent))
+        )
         self.out_dim = int(latent)
 
     @property
@@ -214,15 +259,20 @@ class TabularBranch(nn.Module):
                     raise ValueError(f"batch[{name!r}] has codes outside 0..{n - 1}; the table and meta.json disagree")
             year = batch["year"].double()
             known = year > 0
-            parts += [F.one_hot(region, self.n_regions).float(), F.one_hot(country, self.n_countries).float(),
-                      torch.where(known, (year - YEAR_CENTRE) / YEAR_SCALE, torch.zeros_like(year)).float().unsqueeze(-1),
-                      known.float().unsqueeze(-1)]
+            parts += [
+                F.one_hot(region, self.n_regions).float(),
+                F.one_hot(country, self.n_countries).float(),
+                torch.where(known, (year - YEAR_CENTRE) / YEAR_SCALE, torch.zeros_like(year)).float().unsqueeze(-1),
+                known.float().unsqueeze(-1),
+            ]
         if self.location != "none":
             x, y, _, _ = self.noise(batch["x"], batch["y"])
             parts.append(self.encoder(x, y).float())
         v = torch.cat(parts, dim=-1)
         if not bool(torch.isfinite(v).all()):
-            raise ValueError("TabularBranch: non-finite values in the tabular inputs (env / plot / location); fix the model-input table")
+            raise ValueError(
+                "TabularBranch: non-finite values in the tabular inputs (env / plot / location); fix the model-input table"
+            )
         return v
 
     def forward(self, v: Tensor) -> Tensor:
@@ -272,22 +322,48 @@ class FusionNet(nn.Module):
         self.image: ImageBranch | None = None
         if m["image"] != "none":
             col = IMAGE_SETS[m["image"]]
-            self.image = ImageBranch(col, m["image"], column_shape(meta, col), column_stats(meta, col), str(m["backbone"]),
-                                     str(m["weights"]), int(m["image_size"]), bool(m["augment"]),
-                                     latent if self.fusion == "concat" else 0, dropout)
-        self.cubes = nn.ModuleDict({
-            c: CubeBranch(c, column_shape(meta, c), _stats(meta, c), str(m["cube_encoder"]), latent, m["swin"], dropout)
-            for c in m["cubes"]
-        })
+            self.image = ImageBranch(
+                col,
+                m["image"],
+                column_shape(meta, col),
+                column_stats(meta, col),
+                str(m["backbone"]),
+                str(m["weights"]),
+                int(m["image_size"]),
+                bool(m["augment"]),
+                latent if self.fusion == "concat" else 0,
+                dropout,
+            )
+        self.cubes = nn.ModuleDict(
+            {
+                c: CubeBranch(
+                    c, column_shape(meta, c), _stats(meta, c), str(m["cube_encoder"]), latent, m["swin"], dropout
+                )
+                for c in m["cubes"]
+            }
+        )
         self.tabular = TabularBranch(m["tabular"], meta, latent, dropout) if m["tabular"]["enabled"] else None
         g = m["graph"]
-        self.graph = GraphBranch(int(meta["columns"]["gfv"]["shape"][0]), int(g["tokens"]), int(g["width"])) if g["enabled"] else None
+        self.graph = (
+            GraphBranch(int(meta["columns"]["gfv"]["shape"][0]), int(g["tokens"]), int(g["width"]))
+            if g["enabled"]
+            else None
+        )
         series_dim = sum(b.out_dim for b in self.cubes.values())
         if self.fusion == "hcam":
             if self.image is None or not self.cubes or self.tabular is None:
                 raise ValueError("model.fusion = 'hcam' needs the image, at least one cube and the tabular branch")
-            self.head: nn.Module = HCAM(self.image.num_features, series_dim, self.tabular.out_dim, self.graph.width if self.graph else 0,
-                                        self.num_classes, int(m["dim"]), int(m["heads"]), dropout, str(m["hcam_activation"]))
+            self.head: nn.Module = HCAM(
+                self.image.num_features,
+                series_dim,
+                self.tabular.out_dim,
+                self.graph.width if self.graph else 0,
+                self.num_classes,
+                int(m["dim"]),
+                int(m["heads"]),
+                dropout,
+                str(m["hcam_activation"]),
+            )
         else:
             width = (latent if self.image else 0) + series_dim + (self.tabular.out_dim if self.tabular else 0)
             width += self.graph.tokens * self.graph.width if self.graph else 0
@@ -343,7 +419,9 @@ def _stats(meta: Mapping[str, Any], column: str) -> tuple[np.ndarray, np.ndarray
 
     st = column_stats(meta, column)
     if st is None:
-        raise ValueError(f"the model-input table has no statistics for {column!r} (meta.json columns.{column}.stats); rebuild ModelInputs")
+        raise ValueError(
+            f"the model-input table has no statistics for {column!r} (meta.json columns.{column}.stats); rebuild ModelInputs"
+        )
     return st
 
 
@@ -355,17 +433,29 @@ SWIN_PARAMS: dict[str, Param] = {
     "mlp_ratio": Param(4.0, "MLP width of the blocks relative to the stage width", min=0.0, min_exclusive=True),
     "drop_path": Param(0.1, "stochastic depth rate", min=0.0, max=0.9),
     "position_bias": Param("1d", "1d (Tighnari: over the flattened window) | 2d (Swin's)", choices=("1d", "2d")),
-    "landsat_patch": Param(list(CUBE_LAYOUTS["landsat_cube"][0]), "Landsat (4 x 20) patch size", type="list[int]", min=1, unique=False),
-    "landsat_window": Param(list(CUBE_LAYOUTS["landsat_cube"][1]), "Landsat window", type="list[int]", min=1, unique=False),
-    "bioclim_patch": Param(list(CUBE_LAYOUTS["bioclim_cube"][0]), "bioclim (18 x 12) patch size", type="list[int]", min=1, unique=False),
-    "bioclim_window": Param(list(CUBE_LAYOUTS["bioclim_cube"][1]), "bioclim window", type="list[int]", min=1, unique=False),
+    "landsat_patch": Param(
+        list(CUBE_LAYOUTS["landsat_cube"][0]), "Landsat (4 x 20) patch size", type="list[int]", min=1, unique=False
+    ),
+    "landsat_window": Param(
+        list(CUBE_LAYOUTS["landsat_cube"][1]), "Landsat window", type="list[int]", min=1, unique=False
+    ),
+    "bioclim_patch": Param(
+        list(CUBE_LAYOUTS["bioclim_cube"][0]), "bioclim (18 x 12) patch size", type="list[int]", min=1, unique=False
+    ),
+    "bioclim_window": Param(
+        list(CUBE_LAYOUTS["bioclim_cube"][1]), "bioclim window", type="list[int]", min=1, unique=False
+    ),
 }
 TABULAR_PARAMS: dict[str, Param] = {
     "enabled": Param(True, "the tabular branch"),
     "env": Param(True, "the cleaned environmental vector (EnvFeatures)"),
     "plot": Param(True, "plot area and location uncertainty (the plot feature set)"),
     "meta": Param(True, "one-hot region and country, the year"),
-    "location": Param("sinusoidal", "none | xy | sinusoidal: an encoding of the EPSG:3035 location", choices=("none", "xy", "sinusoidal")),
+    "location": Param(
+        "sinusoidal",
+        "none | xy | sinusoidal: an encoding of the EPSG:3035 location",
+        choices=("none", "xy", "sinusoidal"),
+    ),
     "n_scales": Param(8, "sinusoidal: number of wavelengths", min=1),
     "min_scale_km": Param(50.0, "sinusoidal: smallest wavelength", min=0.0, min_exclusive=True),
     "max_scale_km": Param(2000.0, "sinusoidal: largest wavelength", min=0.0, min_exclusive=True),
@@ -383,15 +473,27 @@ FUSION_PARAMS: dict[str, Any] = {
     "latent": Param(256, "width of each branch vector (cubes, tabular; the image's in concat)", min=1),
     "dim": Param(256, "HCAM attention width d (the three-modal vector is 2d)", min=1),
     "heads": Param(8, "HCAM attention heads (divides dim)", min=1),
-    "hcam_activation": Param("none", "none (the paper: concat -> linear) | gelu before HCAM's output layer", choices=("none", "gelu")),
+    "hcam_activation": Param(
+        "none", "none (the paper: concat -> linear) | gelu before HCAM's output layer", choices=("none", "gelu")
+    ),
     "dropout": Param(0.1, "dropout in the branches' heads, the MLP and the fusion", min=0.0, max=0.95),
-    "image": Param("raw", "none | raw (patch_raw pixels) | dct8 / dct16 / dct128 (patch_dct / patch_dct16 / patch_dct128 inverted)", choices=("none", *IMAGE_SETS)),
-    "backbone": Param("swin_tiny_patch4_window7_224", "timm image backbone (swin_tiny_patch4_window7_224, efficientnet_b0, resnet18)"),
+    "image": Param(
+        "raw",
+        "none | raw (patch_raw pixels) | dct8 / dct16 / dct128 (patch_dct / patch_dct16 / patch_dct128 inverted)",
+        choices=("none", *IMAGE_SETS),
+    ),
+    "backbone": Param(
+        "swin_tiny_patch4_window7_224", "timm image backbone (swin_tiny_patch4_window7_224, efficientnet_b0, resnet18)"
+    ),
     "image_size": Param(224, "side of the image the backbone sees (Tighnari: 128 -> 224)", min=8),
     "weights": Param("", "local weights file for the image backbone (nothing is downloaded)"),
     "augment": Param(True, "dihedral flips / rotations of the image in training"),
-    "cubes": Param(["landsat_cube", "bioclim_cube"], "time-series cubes", type="list[str]", choices=tuple(CUBE_LAYOUTS)),
-    "cube_encoder": Param("swin", "swin (temporal Swin) | resnet18 (the organizers' baseline branch)", choices=("swin", "resnet18")),
+    "cubes": Param(
+        ["landsat_cube", "bioclim_cube"], "time-series cubes", type="list[str]", choices=tuple(CUBE_LAYOUTS)
+    ),
+    "cube_encoder": Param(
+        "swin", "swin (temporal Swin) | resnet18 (the organizers' baseline branch)", choices=("swin", "resnet18")
+    ),
     "swin": SWIN_PARAMS,
     "tabular": TABULAR_PARAMS,
     "graph": GRAPH_PARAMS,
@@ -414,9 +516,19 @@ def check_fusion(model_cfg: Mapping[str, Any]) -> None:
     """Cross-field checks at experiment load."""
     m = model_cfg
     if m["fusion"] == "hcam":
-        missing = [n for n, ok in (("image", m["image"] != "none"), ("cubes", bool(m["cubes"])), ("tabular", m["tabular"]["enabled"])) if not ok]
+        missing = [
+            n
+            for n, ok in (
+                ("image", m["image"] != "none"),
+                ("cubes", bool(m["cubes"])),
+                ("tabular", m["tabular"]["enabled"]),
+            )
+            if not ok
+        ]
         if missing:
-            raise ValueError(f"model.fusion = 'hcam' attends from the time series and the tabular vector to the image: enable {missing}")
+            raise ValueError(
+                f"model.fusion = 'hcam' attends from the time series and the tabular vector to the image: enable {missing}"
+            )
         if m["dim"] % m["heads"]:
             raise ValueError(f"model.heads = {m['heads']} must divide model.dim = {m['dim']}")
         if m["graph"]["enabled"] and (2 * m["dim"]) % m["heads"]:
@@ -446,8 +558,15 @@ def build_fusion(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> Fusio
     return FusionNet(model_cfg, meta)
 
 
-register(ModelSpec(
-    "fusion", "Tighnari multimodal fusion: temporal Swin on cubes, timm image backbone, tabular and graph branches, "
-    "HCAM or concat fusion (Lightning)", runner="lightning", params=FUSION_PARAMS, features=fusion_features,
-    build_net=build_fusion, check=check_fusion,
-))
+register(
+    ModelSpec(
+        "fusion",
+        "Tighnari multimodal fusion: temporal Swin on cubes, timm image backbone, tabular and graph branches, "
+        "HCAM or concat fusion (Lightning)",
+        runner="lightning",
+        params=FUSION_PARAMS,
+        features=fusion_features,
+        build_net=build_fusion,
+        check=check_fusion,
+    )
+)

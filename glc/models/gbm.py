@@ -48,9 +48,18 @@ def tabular_feature_sets() -> tuple[str, ...]:
 
 
 GBM_PARAMS: dict[str, Param] = {
-    "features": Param([], "feature sets joined as survey features (e.g. [\"env\"]); none on the real surveys", type="list[str]", choices=tabular_feature_sets),
+    "features": Param(
+        [],
+        'feature sets joined as survey features (e.g. ["env"]); none on the real surveys',
+        type="list[str]",
+        choices=tabular_feature_sets,
+    ),
     "n_candidates": Param(150, "candidate species per survey (neighbour/region priors); others score 0", min=1),
-    "inner_folds": Param(8, "spatial-block folds over the training surveys for out-of-fold training pairs (more folds: training pairs closer to the queries)", min=2),
+    "inner_folds": Param(
+        8,
+        "spatial-block folds over the training surveys for out-of-fold training pairs (more folds: training pairs closer to the queries)",
+        min=2,
+    ),
     "block_km": Param(10.0, "block size (km) of the inner folds", min=0.0, min_exclusive=True),
     "n_estimators": Param(600, "boosting rounds", min=1),
     "learning_rate": Param(0.02, "LightGBM learning rate", min=0.0, min_exclusive=True),
@@ -81,7 +90,7 @@ class GBMReranker:
     def _pair_matrix(self, pairs: Any, S: np.ndarray) -> np.ndarray:
         return np.hstack([pairs.features.astype(np.float32), S[pairs.rows].astype(np.float32)])
 
-    def fit(self, train: pd.DataFrame) -> "GBMReranker":
+    def fit(self, train: pd.DataFrame) -> GBMReranker:
         """Out-of-fold candidate pairs of ``train`` -> LightGBM booster."""
         import lightgbm as lgb
 
@@ -92,8 +101,13 @@ class GBMReranker:
         c = self.cfg
         self.enc_ = TabularEncoder(arrays=tuple(c["features"])).fit(train)
         self.names_ = list(PAIR_NAMES) + self.enc_.names_ + list(CONTEXT_NAMES)
-        folds = spatial_block_folds(train["x"].to_numpy(), train["y"].to_numpy(), n_folds=int(c["inner_folds"]),
-                                    block_km=float(c["block_km"]), seed=self.seed + 17)
+        folds = spatial_block_folds(
+            train["x"].to_numpy(),
+            train["y"].to_numpy(),
+            n_folds=int(c["inner_folds"]),
+            block_km=float(c["block_km"]),
+            seed=self.seed + 17,
+        )
         Xs, ys, recall = [], [], []
         for f in range(int(c["inner_folds"])):
             held = folds == f
@@ -106,24 +120,48 @@ class GBMReranker:
         y = np.concatenate(ys)
         cat = [self.names_.index(n) for n in ("region", "country")]
         params = {
-            "objective": "binary", "learning_rate": float(c["learning_rate"]), "num_leaves": int(c["num_leaves"]),
-            "min_child_samples": int(c["min_child_samples"]), "bagging_fraction": float(c["subsample"]), "bagging_freq": 1,
-            "feature_fraction": float(c["colsample"]), "lambda_l2": 1.0, "seed": self.seed, "num_threads": int(c["threads"]),
-            "deterministic": True, "force_row_wise": True, "verbosity": -1,
+            "objective": "binary",
+            "learning_rate": float(c["learning_rate"]),
+            "num_leaves": int(c["num_leaves"]),
+            "min_child_samples": int(c["min_child_samples"]),
+            "bagging_fraction": float(c["subsample"]),
+            "bagging_freq": 1,
+            "feature_fraction": float(c["colsample"]),
+            "lambda_l2": 1.0,
+            "seed": self.seed,
+            "num_threads": int(c["threads"]),
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
         }
         # The folds' matrices go to LightGBM as a list (LGBM_DatasetCreateFromMats: the same bins and booster as one
         # stacked matrix, without the stacked copy: ~3 GB of float32 at 89k surveys x 150 candidates); the Dataset
         # holds the only reference and drops it once binned (free_raw_data).
-        data = lgb.Dataset([m for m in Xs if len(m)], y, feature_name=[n.replace("[", "_").replace("]", "") for n in self.names_], categorical_feature=cat, free_raw_data=True)
+        data = lgb.Dataset(
+            [m for m in Xs if len(m)],
+            y,
+            feature_name=[n.replace("[", "_").replace("]", "") for n in self.names_],
+            categorical_feature=cat,
+            free_raw_data=True,
+        )
         del Xs
         self.booster_ = lgb.train(params, data, num_boost_round=int(c["n_estimators"]))
         self.train_ = train
         gain = self.booster_.feature_importance("gain")
-        self.info_ = {"train_pairs": int(len(y)), "positive_rate": round(float(y.mean()), 5),
-                      "oof_candidate_recall": round(float(np.mean(recall)), 4), "fit_seconds": round(time.time() - t0, 2),
-                      "top_features": describe(self.names_, gain / max(gain.sum(), 1e-12))}
-        log.info("gbm: %d out-of-fold pairs (%.1f%% positive, candidate recall %.3f) fitted in %.1f s",
-                 len(y), 100 * y.mean(), self.info_["oof_candidate_recall"], self.info_["fit_seconds"])
+        self.info_ = {
+            "train_pairs": int(len(y)),
+            "positive_rate": round(float(y.mean()), 5),
+            "oof_candidate_recall": round(float(np.mean(recall)), 4),
+            "fit_seconds": round(time.time() - t0, 2),
+            "top_features": describe(self.names_, gain / max(gain.sum(), 1e-12)),
+        }
+        log.info(
+            "gbm: %d out-of-fold pairs (%.1f%% positive, candidate recall %.3f) fitted in %.1f s",
+            len(y),
+            100 * y.mean(),
+            self.info_["oof_candidate_recall"],
+            self.info_["fit_seconds"],
+        )
         return self
 
     def predict(self, query: pd.DataFrame, n: int) -> ScoreTable:
@@ -133,7 +171,10 @@ class GBMReranker:
         query = query.reset_index(drop=True)
         builder = CandidateBuilder(int(self.cfg["n_candidates"]), tuple(self.cfg["features"])).fit(self.train_)
         pairs = builder.pairs(query)
-        p = self.booster_.predict(self._pair_matrix(pairs, self._survey_block(self.enc_, self.train_, query)), num_threads=int(self.cfg["threads"]))
+        p = self.booster_.predict(
+            self._pair_matrix(pairs, self._survey_block(self.enc_, self.train_, query)),
+            num_threads=int(self.cfg["threads"]),
+        )
         if not np.isfinite(p).all():
             raise ValueError("gbm: the booster returned non-finite probabilities")
         vocab = builder.vocab_
@@ -142,14 +183,22 @@ class GBMReranker:
         return top_n(query["surveyId"].to_numpy(), P, vocab, n)
 
 
-def fit_predict_gbm(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0) -> ScoreTable:
+def fit_predict_gbm(
+    train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0
+) -> ScoreTable:
     """Fit :class:`GBMReranker` on ``train`` and score ``query`` (top ``top_n``)."""
     m = GBMReranker(model_cfg, seed).fit(train)
     return m.predict(query, int(model_cfg["top_n"]))
 
 
-register(ModelSpec(
-    "gbm", "LightGBM re-ranking of neighbour/region candidate species with survey, environment and neighbour features",
-    runner="memory", params=GBM_PARAMS, features=lambda m: tuple(m["features"]),
-    fit_predict=fit_predict_gbm, benchmarks={"gbm": {}},
-))
+register(
+    ModelSpec(
+        "gbm",
+        "LightGBM re-ranking of neighbour/region candidate species with survey, environment and neighbour features",
+        runner="memory",
+        params=GBM_PARAMS,
+        features=lambda m: tuple(m["features"]),
+        fit_predict=fit_predict_gbm,
+        benchmarks={"gbm": {}},
+    )
+)

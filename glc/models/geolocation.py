@@ -131,7 +131,7 @@ class SinusoidalEncoder(nn.Module):
         py = (y - Y0_M).unsqueeze(-1) * freq
         return torch.cat([torch.sin(px), torch.cos(px), torch.sin(py), torch.cos(py)], dim=-1)
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"wavelengths_km={[round(w, 3) for w in self.wavelengths_km]}"
 
 
@@ -216,7 +216,7 @@ class SphericalHarmonicsEncoder(nn.Module):
         """``[B]`` lon, ``[B]`` lat (degrees) -> ``[B, degree²]`` float64."""
         return real_spherical_harmonics(lon, lat, self.degree)
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"degree={self.degree}"
 
 
@@ -237,7 +237,7 @@ def laea_sphere_forward(lon_deg: Tensor, lat_deg: Tensor) -> tuple[Tensor, Tenso
     return X, Y
 
 
-def laea_sphere_inverse(X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:  # noqa: N803
+def laea_sphere_inverse(X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
     """Inverse of :func:`laea_sphere_forward` (Snyder 1987, ch. 24): metres -> lon/lat degrees."""
     X = X.to(torch.float64)
     Y = Y.to(torch.float64)
@@ -247,9 +247,13 @@ def laea_sphere_inverse(X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:  # noqa:
     c = 2.0 * torch.asin((rho / (2.0 * R)).clamp(max=1.0))
     # sin(c) / rho -> 1 / R at the centre; where() keeps the division away from rho = 0
     near = rho < 1e-6
-    sinc_rho = torch.where(near, torch.full_like(rho, 1.0 / R), torch.sin(c) / torch.where(near, torch.ones_like(rho), rho))
+    sinc_rho = torch.where(
+        near, torch.full_like(rho, 1.0 / R), torch.sin(c) / torch.where(near, torch.ones_like(rho), rho)
+    )
     lat = torch.asin((torch.cos(c) * math.sin(p1) + Y * sinc_rho * math.cos(p1)).clamp(-1.0, 1.0))
-    lon = LAEA_LON0_DEG + torch.rad2deg(torch.atan2(X * sinc_rho, math.cos(p1) * torch.cos(c) - Y * sinc_rho * math.sin(p1)))
+    lon = LAEA_LON0_DEG + torch.rad2deg(
+        torch.atan2(X * sinc_rho, math.cos(p1) * torch.cos(c) - Y * sinc_rho * math.sin(p1))
+    )
     lon = torch.remainder(lon + 180.0, 360.0) - 180.0
     return lon, torch.rad2deg(lat)
 
@@ -266,7 +270,9 @@ class CoordinateNoise(nn.Module):
         self.mean_km = float(mean_km)
         self.sigma_m = self.mean_km * 1000.0 / math.sqrt(math.pi / 2.0)
 
-    def forward(self, x: Tensor | None, y: Tensor | None, lon: Tensor | None = None, lat: Tensor | None = None) -> tuple[Tensor | None, ...]:
+    def forward(
+        self, x: Tensor | None, y: Tensor | None, lon: Tensor | None = None, lat: Tensor | None = None
+    ) -> tuple[Tensor | None, ...]:
         """Displace x/y (metres) and lon/lat (degrees) by one shared draw; returns float64 ``(x, y, lon, lat)``.
 
         Any pair may be ``None`` (returned as ``None``); at least one pair must be given.
@@ -287,7 +293,7 @@ class CoordinateNoise(nn.Module):
             nlon, nlat = laea_sphere_inverse(X + dx, Y + dy)
         return nx, ny, nlon, nlat
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"mean_km={self.mean_km}, sigma_m={self.sigma_m:.1f}"
 
 
@@ -359,7 +365,22 @@ class GeolocationNet(nn.Module):
         gfv_dim: int = 0,
     ) -> None:
         super().__init__()
-        _validate(num_classes, encoder, hidden, siren, sh_degree, n_scales, min_scale_km, max_scale_km, coord_noise_km, extras, n_regions, env_dim, dropout, gfv_dim)
+        _validate(
+            num_classes,
+            encoder,
+            hidden,
+            siren,
+            sh_degree,
+            n_scales,
+            min_scale_km,
+            max_scale_km,
+            coord_noise_km,
+            extras,
+            n_regions,
+            env_dim,
+            dropout,
+            gfv_dim,
+        )
         self.num_classes = int(num_classes)
         self.encoder_name = encoder
         self.extras = tuple(extras)
@@ -412,7 +433,9 @@ class GeolocationNet(nn.Module):
             want = 2 if key in widths else 1
             if v.dim() != want or (n is not None and v.shape[0] != n) or (key in widths and v.shape[1] != widths[key]):
                 shape = f"[B, {key}_dim={widths[key]}]" if key in widths else "[B]"
-                raise ValueError(f"batch[{key!r}] has shape {tuple(v.shape)}, expected {shape} with one batch size B for all keys")
+                raise ValueError(
+                    f"batch[{key!r}] has shape {tuple(v.shape)}, expected {shape} with one batch size B for all keys"
+                )
             n = v.shape[0]
         checks = {}
         for key, v in t.items():
@@ -457,8 +480,20 @@ class GeolocationNet(nn.Module):
 
 
 def _validate(
-    num_classes: Any, encoder: Any, hidden: Any, siren: Any, sh_degree: Any, n_scales: Any, min_scale_km: Any,
-    max_scale_km: Any, coord_noise_km: Any, extras: Any, n_regions: Any, env_dim: Any, dropout: Any, gfv_dim: Any = 0,
+    num_classes: Any,
+    encoder: Any,
+    hidden: Any,
+    siren: Any,
+    sh_degree: Any,
+    n_scales: Any,
+    min_scale_km: Any,
+    max_scale_km: Any,
+    coord_noise_km: Any,
+    extras: Any,
+    n_regions: Any,
+    env_dim: Any,
+    dropout: Any,
+    gfv_dim: Any = 0,
 ) -> None:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -495,11 +530,17 @@ def _validate(
     if len(set(extras)) != len(extras):
         fail(f"extras lists an extra twice: {list(extras)}")
     if "region" in extras and (not is_int(n_regions) or n_regions < 1):
-        fail(f"extras has 'region' but n_regions is {n_regions!r}; pass extra_dims['region'] = meta.json n_regions (>= 1)")
+        fail(
+            f"extras has 'region' but n_regions is {n_regions!r}; pass extra_dims['region'] = meta.json n_regions (>= 1)"
+        )
     if "env" in extras and (not is_int(env_dim) or env_dim < 1):
-        fail(f"extras has 'env' but env_dim is {env_dim!r}; build the EnvFeatures artifact (env_dim >= 1) or drop 'env' from model.extras")
+        fail(
+            f"extras has 'env' but env_dim is {env_dim!r}; build the EnvFeatures artifact (env_dim >= 1) or drop 'env' from model.extras"
+        )
     if "gfv" in extras and (not is_int(gfv_dim) or gfv_dim < 1):
-        fail(f"extras has 'gfv' but gfv_dim is {gfv_dim!r}; build the model inputs with the GraphFeatures artifact (meta.json gfv_dim >= 1) or drop 'gfv' from model.extras")
+        fail(
+            f"extras has 'gfv' but gfv_dim is {gfv_dim!r}; build the model inputs with the GraphFeatures artifact (meta.json gfv_dim >= 1) or drop 'gfv' from model.extras"
+        )
     if not is_num(dropout) or not 0 <= dropout < 1:
         fail(f"dropout must be in [0, 1), got {dropout!r}")
     if dropout > 0 and hidden == 0:
@@ -508,15 +549,29 @@ def _validate(
 
 #: The ``[model]`` table of ``kind = "geolocation"`` (and of every ``[model.location]`` branch of a fused net).
 GEOLOCATION_PARAMS: dict[str, Param] = {
-    "encoder": Param("sinusoidal", "xy (scaled EPSG:3035 x/y) | sinusoidal (multi-scale) | sh (spherical harmonics)", choices=ENCODERS),
+    "encoder": Param(
+        "sinusoidal",
+        "xy (scaled EPSG:3035 x/y) | sinusoidal (multi-scale) | sh (spherical harmonics)",
+        choices=ENCODERS,
+    ),
     "hidden": Param(256, "hidden units of the 2-layer MLP; 0 = linear model", min=0),
     "siren": Param(False, "SIREN body (sine activations) instead of the ReLU MLP"),
     "sh_degree": Param(10, "sh: Legendre degree L (L^2 functions)", min=1, max=100),
     "n_scales": Param(8, "sinusoidal: number of scales, geometric from min_scale_km to max_scale_km", min=1),
-    "min_scale_km": Param(50.0, "sinusoidal: smallest wavelength (50 km validated better than 1 or 20 km on the demo world)", min=0.0, min_exclusive=True),
+    "min_scale_km": Param(
+        50.0,
+        "sinusoidal: smallest wavelength (50 km validated better than 1 or 20 km on the demo world)",
+        min=0.0,
+        min_exclusive=True,
+    ),
     "max_scale_km": Param(2000.0, "sinusoidal: largest wavelength", min=0.0, min_exclusive=True),
     "coord_noise_km": Param(5.0, "mean displacement of the Gaussian coordinate noise in training (0 = off)", min=0.0),
-    "extras": Param([], "extra inputs: any of year, region, env, gfv (env / gfv are the feature sets of the same name)", type="list[str]", choices=EXTRAS),
+    "extras": Param(
+        [],
+        "extra inputs: any of year, region, env, gfv (env / gfv are the feature sets of the same name)",
+        type="list[str]",
+        choices=EXTRAS,
+    ),
     "dropout": Param(0.0, "dropout after the hidden layer", min=0.0, max=0.99),
 }
 GEOLOCATION_KEYS = tuple(GEOLOCATION_PARAMS)
@@ -529,7 +584,9 @@ def extra_dims(meta: Mapping[str, Any]) -> dict[str, int]:
     return {"year": 1, "region": int(meta["n_regions"]), **width}
 
 
-def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_dims: Mapping[str, int]) -> GeolocationNet:
+def build_geolocation_net(
+    model_cfg: Mapping[str, Any], num_classes: int, extra_dims: Mapping[str, int]
+) -> GeolocationNet:
     """Build the geolocation net of an experiment's ``[model]`` table.
 
     Missing geolocation keys take their defaults from :data:`GEOLOCATION_PARAMS`; the common ``[model]`` keys
@@ -557,9 +614,20 @@ def build_geolocation_net(model_cfg: Mapping[str, Any], num_classes: int, extra_
     defaults = defaults_of(GEOLOCATION_PARAMS)
     cfg = {k: model_cfg.get(k, defaults[k]) for k in GEOLOCATION_KEYS}
     return GeolocationNet(
-        num_classes, cfg["encoder"], cfg["hidden"], cfg["siren"], cfg["sh_degree"], cfg["n_scales"], cfg["min_scale_km"],
-        cfg["max_scale_km"], cfg["coord_noise_km"], list(cfg["extras"]) if isinstance(cfg["extras"], (list, tuple)) else cfg["extras"],
-        extra_dims.get("region", 0), extra_dims.get("env", 0), cfg["dropout"], gfv_dim=extra_dims.get("gfv", 0),
+        num_classes,
+        cfg["encoder"],
+        cfg["hidden"],
+        cfg["siren"],
+        cfg["sh_degree"],
+        cfg["n_scales"],
+        cfg["min_scale_km"],
+        cfg["max_scale_km"],
+        cfg["coord_noise_km"],
+        list(cfg["extras"]) if isinstance(cfg["extras"], (list, tuple)) else cfg["extras"],
+        extra_dims.get("region", 0),
+        extra_dims.get("env", 0),
+        cfg["dropout"],
+        gfv_dim=extra_dims.get("gfv", 0),
     )
 
 
@@ -586,7 +654,10 @@ def geolocation_features(model_cfg: Mapping[str, Any]) -> tuple[str, ...]:
 LOCATION_PARAMS: dict[str, Param] = {
     "encoder": Param("none", "none (no location branch) | xy | sinusoidal | sh", choices=("none", *ENCODERS)),
     "latent": Param(256, "latent width of the location branch", min=1),
-    **{k: GEOLOCATION_PARAMS[k] for k in ("sh_degree", "n_scales", "min_scale_km", "max_scale_km", "coord_noise_km", "extras")},
+    **{
+        k: GEOLOCATION_PARAMS[k]
+        for k in ("sh_degree", "n_scales", "min_scale_km", "max_scale_km", "coord_noise_km", "extras")
+    },
 }
 
 
@@ -596,7 +667,9 @@ def location_branch(loc_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> Geol
     if c["encoder"] == "none":
         return None
     cfg = {k: c[k] for k in LOCATION_PARAMS if k not in ("latent",)}
-    return build_geolocation_net({**cfg, "hidden": 0, "siren": False, "dropout": 0.0}, int(c["latent"]), extra_dims(meta))
+    return build_geolocation_net(
+        {**cfg, "hidden": 0, "siren": False, "dropout": 0.0}, int(c["latent"]), extra_dims(meta)
+    )
 
 
 def location_features(loc_cfg: Mapping[str, Any]) -> tuple[str, ...]:
@@ -615,10 +688,15 @@ def check_location(loc_cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"model.location.extras = {c['extras']} has no effect with encoder = 'none'")
 
 
-register(ModelSpec(
-    "geolocation", "DS@GT geolocation model: coordinate encoder (+ extras) -> linear / MLP / SIREN (Lightning)",
-    runner="lightning", params=GEOLOCATION_PARAMS, features=geolocation_features,
-    build_net=lambda m, meta: build_geolocation_net(m, int(meta["num_classes"]), extra_dims(meta)),
-    check=check_geolocation,
-    benchmarks={"geolocation_mlp": {"encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0}},
-))
+register(
+    ModelSpec(
+        "geolocation",
+        "DS@GT geolocation model: coordinate encoder (+ extras) -> linear / MLP / SIREN (Lightning)",
+        runner="lightning",
+        params=GEOLOCATION_PARAMS,
+        features=geolocation_features,
+        build_net=lambda m, meta: build_geolocation_net(m, int(meta["num_classes"]), extra_dims(meta)),
+        check=check_geolocation,
+        benchmarks={"geolocation_mlp": {"encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0}},
+    )
+)

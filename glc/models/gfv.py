@@ -43,14 +43,16 @@ class GFVScorer:
         self.prior_weight = float(prior_weight)
         self.train_: pd.DataFrame | None = None
 
-    def fit(self, train: pd.DataFrame) -> "GFVScorer":
+    def fit(self, train: pd.DataFrame) -> GFVScorer:
         """Keep the training surveys (surveyId, x, y, year, region, speciesIds) and fit the region prior."""
         need = ["surveyId", "x", "y", "year", "region", "speciesIds"]
         missing = [c for c in need if c not in train.columns]
         if missing:
             raise ValueError(f"GFVScorer.fit: training frame lacks columns {missing}")
         self.train_ = train[need].reset_index(drop=True)
-        self.prior_ = FrequencyModel(by_region=True).fit(self.train_["region"].astype(str).tolist(), list(self.train_["speciesIds"]))
+        self.prior_ = FrequencyModel(by_region=True).fit(
+            self.train_["region"].astype(str).tolist(), list(self.train_["speciesIds"])
+        )
         self.vocab = self.prior_.vocab
         return self
 
@@ -61,12 +63,24 @@ class GFVScorer:
         t = self.train_
         vocab = np.asarray(self.vocab, np.int64)
         col = {int(s): i for i, s in enumerate(vocab)}
-        labels = [np.array([col[int(s)] for s in np.unique(np.asarray(sp, np.int64))], np.int64) for sp in t["speciesIds"]]
+        labels = [
+            np.array([col[int(s)] for s in np.unique(np.asarray(sp, np.int64))], np.int64) for sp in t["speciesIds"]
+        ]
         args = (
-            query["x"].to_numpy(np.float64), query["y"].to_numpy(np.float64), query["year"].to_numpy(), query["region"].astype(str).to_numpy(),
-            t["x"].to_numpy(np.float64), t["y"].to_numpy(np.float64), t["year"].to_numpy(), t["region"].astype(str).to_numpy(),
+            query["x"].to_numpy(np.float64),
+            query["y"].to_numpy(np.float64),
+            query["year"].to_numpy(),
+            query["region"].astype(str).to_numpy(),
+            t["x"].to_numpy(np.float64),
+            t["y"].to_numpy(np.float64),
+            t["year"].to_numpy(),
+            t["region"].astype(str).to_numpy(),
         )
-        kw = {"query_ids": query["surveyId"].to_numpy(np.int64), "src_ids": t["surveyId"].to_numpy(np.int64), "degree": "weighted"}
+        kw = {
+            "query_ids": query["surveyId"].to_numpy(np.int64),
+            "src_ids": t["surveyId"].to_numpy(np.int64),
+            "degree": "weighted",
+        }
         # degree="weighted" divides by sqrt(sum w): on a species present in every source that is sqrt(sum w) itself.
         num = graph_features_raw(*args, labels, self.radius_km, True, n_species=len(vocab), **kw)
         one = graph_features_raw(*args, [np.zeros(1, np.int64)] * len(t), self.radius_km, True, n_species=1, **kw)
@@ -88,8 +102,13 @@ def fit_predict_gfv(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping
     return top_n(query["surveyId"].to_numpy(), g.predict(query), g.vocab, int(model_cfg["top_n"]))
 
 
-register(ModelSpec(
-    "gfv", "Tighnari's survey graph as a scorer: weighted graph-neighbour frequency shrunk to the region prior",
-    runner="memory", params={"radius_km": Param(10.0, "graph edge cutoff (km)", min=0.0, min_exclusive=True)},
-    fit_predict=fit_predict_gfv, benchmarks={"gfv10km": {"radius_km": 10.0}},
-))
+register(
+    ModelSpec(
+        "gfv",
+        "Tighnari's survey graph as a scorer: weighted graph-neighbour frequency shrunk to the region prior",
+        runner="memory",
+        params={"radius_km": Param(10.0, "graph edge cutoff (km)", min=0.0, min_exclusive=True)},
+        fit_predict=fit_predict_gfv,
+        benchmarks={"gfv10km": {"radius_km": 10.0}},
+    )
+)

@@ -51,12 +51,24 @@ class HCAM(nn.Module):
         ValueError: naming the setting, when a width is not positive or ``heads`` does not divide ``dim``.
     """
 
-    def __init__(self, image_dim: int, series_dim: int, tabular_dim: int, graph_dim: int, num_classes: int,
-                 dim: int = 256, heads: int = 8, dropout: float = 0.1, activation: str = "none") -> None:
+    def __init__(
+        self,
+        image_dim: int,
+        series_dim: int,
+        tabular_dim: int,
+        graph_dim: int,
+        num_classes: int,
+        dim: int = 256,
+        heads: int = 8,
+        dropout: float = 0.1,
+        activation: str = "none",
+    ) -> None:
         super().__init__()
         if min(image_dim, series_dim, tabular_dim, num_classes, dim) < 1 or graph_dim < 0:
-            raise ValueError(f"HCAM: widths must be positive (image {image_dim}, series {series_dim}, tabular {tabular_dim}, "
-                             f"graph {graph_dim} >= 0, classes {num_classes}, dim {dim})")
+            raise ValueError(
+                f"HCAM: widths must be positive (image {image_dim}, series {series_dim}, tabular {tabular_dim}, "
+                f"graph {graph_dim} >= 0, classes {num_classes}, dim {dim})"
+            )
         if heads < 1 or dim % heads:
             raise ValueError(f"model.heads = {heads} must divide model.dim = {dim}")
         if activation not in ("none", "gelu"):
@@ -70,9 +82,13 @@ class HCAM(nn.Module):
         self.norm = nn.LayerNorm(2 * d)
         self.graph_dim = int(graph_dim)
         if self.graph_dim:
-            self.attn_graph = nn.MultiheadAttention(2 * d, heads, dropout=dropout, batch_first=True, kdim=graph_dim, vdim=graph_dim)
+            self.attn_graph = nn.MultiheadAttention(
+                2 * d, heads, dropout=dropout, batch_first=True, kdim=graph_dim, vdim=graph_dim
+            )
         act: list[nn.Module] = [nn.GELU()] if activation == "gelu" else []
-        self.out = nn.Sequential(*act, nn.Dropout(dropout), nn.Linear(2 * d * (2 if self.graph_dim else 1), int(num_classes)))
+        self.out = nn.Sequential(
+            *act, nn.Dropout(dropout), nn.Linear(2 * d * (2 if self.graph_dim else 1), int(num_classes))
+        )
 
     def _level1(self, image: Tensor, series: Tensor, tabular: Tensor, need: bool) -> tuple[Tensor, dict[str, Tensor]]:
         if image.dim() != 3:
@@ -91,7 +107,9 @@ class HCAM(nn.Module):
                 raise ValueError("HCAM was built without a graph level (graph_dim = 0) but got graph tokens")
             return fused, {}
         if graph is None or graph.dim() != 3 or graph.shape[-1] != self.graph_dim:
-            raise ValueError(f"HCAM: graph tokens must be [B, M, {self.graph_dim}], got {None if graph is None else tuple(graph.shape)}")
+            raise ValueError(
+                f"HCAM: graph tokens must be [B, M, {self.graph_dim}], got {None if graph is None else tuple(graph.shape)}"
+            )
         a_g, w_g = self.attn_graph(fused.unsqueeze(1), graph, graph, need_weights=need, average_attn_weights=False)
         return torch.cat([fused, a_g.squeeze(1)], dim=-1), ({"graph": w_g} if need else {})
 
@@ -102,7 +120,9 @@ class HCAM(nn.Module):
         z, _ = self._level2(fused, graph, need=False)
         return self.out(z)
 
-    def attention_weights(self, image: Tensor, series: Tensor, tabular: Tensor, graph: Tensor | None = None) -> dict[str, Tensor]:
+    def attention_weights(
+        self, image: Tensor, series: Tensor, tabular: Tensor, graph: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """The attention weights ``{"series": [B, heads, 1, N], "tabular": [B, heads, 1, N], "graph": [B, heads, 1, M]}``
         (each query's weights over its keys; they sum to 1)."""
         fused, w1 = self._level1(image, series, tabular, need=True)

@@ -66,31 +66,56 @@ class InceptionNet(nn.Module):
         weights: local state-dict file for the timm network (nothing is downloaded).
     """
 
-    def __init__(self, columns: Sequence[str], shapes: Sequence[tuple[int, ...]], stats: Sequence[tuple[np.ndarray, np.ndarray]],
-                 bands: Sequence[int], num_classes: int, image_size: int = 64, dropout: float = 0.5, augment: bool = True,
-                 weights: str = "") -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        stats: Sequence[tuple[np.ndarray, np.ndarray]],
+        bands: Sequence[int],
+        num_classes: int,
+        image_size: int = 64,
+        dropout: float = 0.5,
+        augment: bool = True,
+        weights: str = "",
+    ) -> None:
         super().__init__()
         import timm
 
         if int(image_size) < MIN_IMAGE:
-            raise ValueError(f"model.image_size = {image_size}: Inception-v3 with the stride-1 stem needs >= {MIN_IMAGE} pixels")
+            raise ValueError(
+                f"model.image_size = {image_size}: Inception-v3 with the stride-1 stem needs >= {MIN_IMAGE} pixels"
+            )
         self.columns = tuple(columns)
         self.image_size = int(image_size)
         n_in = sum(int(s[0]) for s in shapes)
         bad = [b for b in bands if not 0 <= int(b) < n_in]
         if bad:
-            raise ValueError(f"model.bands {list(bands)}: {bad} outside the {n_in} stacked channels of {list(columns)} (0-based)")
-        self.register_buffer("bands", torch.as_tensor(list(bands) or list(range(n_in)), dtype=torch.int64), persistent=False)
+            raise ValueError(
+                f"model.bands {list(bands)}: {bad} outside the {n_in} stacked channels of {list(columns)} (0-based)"
+            )
+        self.register_buffer(
+            "bands", torch.as_tensor(list(bands) or list(range(n_in)), dtype=torch.int64), persistent=False
+        )
         self.norms = nn.ModuleList()
         for i, (shape, (m, s)) in enumerate(zip(shapes, stats)):
             if len(shape) != 3 or shape[1] != shape[2]:
                 raise ValueError(f"model.tiles: {columns[i]!r} is not a (C, k, k) plane set (shape {tuple(shape)})")
             k = int(shape[1])
-            self.register_buffer(f"basis{i}", torch.as_tensor(dct_matrix(self.image_size, k, np.float32).copy()), persistent=False)
-            self.norms.append(Standardize(*pixel_stats(np.asarray(m).reshape(shape), np.asarray(s).reshape(shape), self.image_size)))
+            self.register_buffer(
+                f"basis{i}", torch.as_tensor(dct_matrix(self.image_size, k, np.float32).copy()), persistent=False
+            )
+            self.norms.append(
+                Standardize(*pixel_stats(np.asarray(m).reshape(shape), np.asarray(s).reshape(shape), self.image_size))
+            )
         self.augment = bool(augment)
-        net = timm.create_model("inception_v3", pretrained=False, num_classes=int(num_classes), in_chans=len(self.bands),
-                                aux_logits=False, drop_rate=float(dropout))
+        net = timm.create_model(
+            "inception_v3",
+            pretrained=False,
+            num_classes=int(num_classes),
+            in_chans=len(self.bands),
+            aux_logits=False,
+            drop_rate=float(dropout),
+        )
         self.net = stride1_stem(net, len(self.bands))
         if weights:
             state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -116,9 +141,18 @@ class InceptionNet(nn.Module):
 
 
 INCEPTION_PARAMS: dict[str, Param] = {
-    "tiles": Param(["patch_dct16", "raster_elevation", "raster_landcover"], "feature sets of DCT planes, stacked as channels",
-                   type="list[str]", choices=plane_sets),
-    "bands": Param([0, 1, 2, 3, 4, 5], "stacked channels kept (default: R, G, B, NIR, elevation, land-cover class band)", type="list[int]", min=0),
+    "tiles": Param(
+        ["patch_dct16", "raster_elevation", "raster_landcover"],
+        "feature sets of DCT planes, stacked as channels",
+        type="list[str]",
+        choices=plane_sets,
+    ),
+    "bands": Param(
+        [0, 1, 2, 3, 4, 5],
+        "stacked channels kept (default: R, G, B, NIR, elevation, land-cover class band)",
+        type="list[int]",
+        min=0,
+    ),
     "image_size": Param(64, f"side of the IDCT images (>= {MIN_IMAGE})", min=MIN_IMAGE),
     "dropout": Param(0.5, "dropout before the classifier (GLC2020: 0.5)", min=0.0, max=0.95),
     "augment": Param(True, "dihedral flips / rotations in training"),
@@ -129,11 +163,24 @@ INCEPTION_PARAMS: dict[str, Param] = {
 def build_inception(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> InceptionNet:
     """The network of a ``[model]`` table for a model-input table's ``meta.json``."""
     m = model_cfg
-    return InceptionNet(*set_inputs(meta, m["tiles"]), m["bands"], int(meta["num_classes"]), int(m["image_size"]),
-                        float(m["dropout"]), bool(m["augment"]), str(m["weights"]))
+    return InceptionNet(
+        *set_inputs(meta, m["tiles"]),
+        m["bands"],
+        int(meta["num_classes"]),
+        int(m["image_size"]),
+        float(m["dropout"]),
+        bool(m["augment"]),
+        str(m["weights"]),
+    )
 
 
-register(ModelSpec(
-    "inception", "GLC2020 Inception-v3 (timm, stride-1 stem, no aux head) on IDCT images of patch + elevation + land cover (Lightning)",
-    runner="lightning", params=INCEPTION_PARAMS, features=lambda m: tuple(m["tiles"]), build_net=build_inception,
-))
+register(
+    ModelSpec(
+        "inception",
+        "GLC2020 Inception-v3 (timm, stride-1 stem, no aux head) on IDCT images of patch + elevation + land cover (Lightning)",
+        runner="lightning",
+        params=INCEPTION_PARAMS,
+        features=lambda m: tuple(m["tiles"]),
+        build_net=build_inception,
+    )
+)

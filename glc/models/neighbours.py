@@ -59,7 +59,11 @@ def _check_weighting(weighting: str, eps_km: float, bandwidth_km: float) -> None
 
 
 def neighbour_weights(
-    indptr: np.ndarray, dist_km: np.ndarray, weighting: Weighting = "inverse", eps_km: float = 1.0, bandwidth_km: float = 5.0
+    indptr: np.ndarray,
+    dist_km: np.ndarray,
+    weighting: Weighting = "inverse",
+    eps_km: float = 1.0,
+    bandwidth_km: float = 5.0,
 ) -> np.ndarray:
     """Per-neighbour weights, normalised to sum to 1 within each row (CSR ``indptr``); see the module docstring."""
     _check_weighting(weighting, eps_km, bandwidth_km)
@@ -90,7 +94,9 @@ def _label_csr(label_lists: Sequence[np.ndarray], vocab: np.ndarray, what: str) 
     ok = pos < len(vocab)
     ok[ok] = vocab[pos[ok]] == flat[ok]
     if (~ok).any():
-        log.warning("%s: %d label(s) outside the species vocabulary (%d species) ignored", what, int((~ok).sum()), len(vocab))
+        log.warning(
+            "%s: %d label(s) outside the species vocabulary (%d species) ignored", what, int((~ok).sum()), len(vocab)
+        )
     return sparse.csr_matrix(
         (np.ones(int(ok.sum()), np.float32), (rows[ok], pos[ok])), shape=(len(lists), len(vocab)), dtype=np.float32
     )
@@ -114,7 +120,9 @@ def _scores(
     if len(empty) and fallback is not None:
         nz = np.flatnonzero(fallback)
         F = sparse.csr_matrix(
-            (np.tile(fallback[nz], len(empty)), (np.repeat(empty, len(nz)), np.tile(nz, len(empty)))), shape=S.shape, dtype=np.float32
+            (np.tile(fallback[nz], len(empty)), (np.repeat(empty, len(nz)), np.tile(nz, len(empty)))),
+            shape=S.shape,
+            dtype=np.float32,
         )
         S = (S + F).tocsr()
     if len(empty):
@@ -131,7 +139,9 @@ def _fallback_vector(fallback: np.ndarray | Sequence[float] | None, n_species: i
     if f.shape != (n_species,):
         raise ValueError(f"fallback must be a vector over the species vocabulary, shape ({n_species},), got {f.shape}")
     if not np.isfinite(f).all() or (f < 0).any() or (f > 1).any():
-        raise ValueError("fallback scores must be finite and within [0, 1] (probability-like, e.g. species frequencies)")
+        raise ValueError(
+            "fallback scores must be finite and within [0, 1] (probability-like, e.g. species frequencies)"
+        )
     return f
 
 
@@ -186,7 +196,9 @@ def neighbour_scores(
         )
     Y = _label_csr([labels_by_id[int(u)] for u in uniq], vocab, "neighbour labels")
     indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-    S, n_fb = _scores(indptr, inv.astype(np.int64), dist, Y, weighting, eps_km, bandwidth_km, _fallback_vector(fallback, len(vocab)))
+    S, n_fb = _scores(
+        indptr, inv.astype(np.int64), dist, Y, weighting, eps_km, bandwidth_km, _fallback_vector(fallback, len(vocab))
+    )
     return (S, n_fb) if return_n_fallback else S
 
 
@@ -232,7 +244,7 @@ class NeighbourPredictor:
         y: np.ndarray | Sequence[float],
         labels: Sequence[np.ndarray],
         species_vocab: np.ndarray | None = None,
-    ) -> "NeighbourPredictor":
+    ) -> NeighbourPredictor:
         """Index the labelled sources.
 
         Args:
@@ -255,7 +267,11 @@ class NeighbourPredictor:
         if len(ids) == 0:
             raise ValueError("fit: no source sites given")
         validate_unique_ids("fit sources", ids)
-        vocab = np.unique(np.concatenate([np.asarray(a, np.int64) for a in labels])) if species_vocab is None else np.asarray(species_vocab, np.int64)
+        vocab = (
+            np.unique(np.concatenate([np.asarray(a, np.int64) for a in labels]))
+            if species_vocab is None
+            else np.asarray(species_vocab, np.int64)
+        )
         if len(vocab) == 0 or (np.diff(vocab) <= 0).any():
             raise ValueError("species_vocab must be a non-empty, strictly increasing array of species ids")
         self.species_ = vocab
@@ -293,8 +309,12 @@ class NeighbourPredictor:
         if qids is not None and qids.shape != qx.shape:
             raise ValueError(f"predict: {len(qids)} query ids but {len(qx)} coordinates")
         radius = _UNLIMITED_KM if self.radius_km is None else self.radius_km
-        indptr, j, d = query_tree(self._tree, self._ids, qx, qy, qids, radius, self.k, exclude_same_site, self.same_site_m)
-        S, self.n_fallback_ = _scores(indptr, j, d, self._Y, self.weighting, self.eps_km, self.bandwidth_km, self._fallback)
+        indptr, j, d = query_tree(
+            self._tree, self._ids, qx, qy, qids, radius, self.k, exclude_same_site, self.same_site_m
+        )
+        S, self.n_fallback_ = _scores(
+            indptr, j, d, self._Y, self.weighting, self.eps_km, self.bandwidth_km, self._fallback
+        )
         return S
 
 
@@ -330,7 +350,7 @@ class RadiusPredictor(NeighbourPredictor):
 
 
 # ------------------------------------------------------------------------------------------------ registry
-def fit_predict_neighbours(train: "pd.DataFrame", query: "pd.DataFrame", model_cfg: Mapping[str, Any]) -> "ScoreTable":
+def fit_predict_neighbours(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any]) -> ScoreTable:
     """kNN (``kind = "knn"``, ``k``) or radius (``kind = "radius"``, ``radius_km``) scores of ``query`` from ``train``
     (surveyId, x, y, speciesIds): the top ``top_n`` table."""
     from glc.predict.scores import top_n
@@ -344,14 +364,27 @@ def fit_predict_neighbours(train: "pd.DataFrame", query: "pd.DataFrame", model_c
     return top_n(query["surveyId"].to_numpy(), S.toarray(), m.species_, int(model_cfg["top_n"]))
 
 
-register(ModelSpec(
-    "knn", "distance-weighted species frequency of the k nearest training surveys (EPSG:3035), no self / repeat visits",
-    runner="memory", params={"k": Param(10, "number of nearest training surveys", min=1)},
-    fit_predict=fit_predict_neighbours, benchmarks={"knn10": {"k": 10}},
-))
-register(ModelSpec(
-    "radius", "distance-weighted species frequency of every training survey within radius_km", runner="memory",
-    params={"radius_km": Param(10.0, "neighbourhood radius (km)", min=0.0, min_exclusive=True)},
-    fit_predict=fit_predict_neighbours,
-    benchmarks={"radius5km": {"radius_km": 5.0}, "radius10km": {"radius_km": 10.0}, "radius50km": {"radius_km": 50.0}},
-))
+register(
+    ModelSpec(
+        "knn",
+        "distance-weighted species frequency of the k nearest training surveys (EPSG:3035), no self / repeat visits",
+        runner="memory",
+        params={"k": Param(10, "number of nearest training surveys", min=1)},
+        fit_predict=fit_predict_neighbours,
+        benchmarks={"knn10": {"k": 10}},
+    )
+)
+register(
+    ModelSpec(
+        "radius",
+        "distance-weighted species frequency of every training survey within radius_km",
+        runner="memory",
+        params={"radius_km": Param(10.0, "neighbourhood radius (km)", min=0.0, min_exclusive=True)},
+        fit_predict=fit_predict_neighbours,
+        benchmarks={
+            "radius5km": {"radius_km": 5.0},
+            "radius10km": {"radius_km": 10.0},
+            "radius50km": {"radius_km": 50.0},
+        },
+    )
+)

@@ -67,18 +67,34 @@ class ConvBody(nn.Module):
         dropout: dropout before the final ``Linear``.
     """
 
-    def __init__(self, in_channels: int, size: int, channels: Sequence[int] = (64, 128), reduce: int = 32,
-                 latent: int = 256, pool: bool = False, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        size: int,
+        channels: Sequence[int] = (64, 128),
+        reduce: int = 32,
+        latent: int = 256,
+        pool: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if in_channels < 1 or size < 1 or not channels or reduce < 1 or latent < 1:
-            raise ValueError(f"ConvBody: bad sizes in_channels={in_channels} size={size} channels={channels} reduce={reduce} latent={latent}")
+            raise ValueError(
+                f"ConvBody: bad sizes in_channels={in_channels} size={size} channels={channels} reduce={reduce} latent={latent}"
+            )
         layers: list[nn.Module] = []
         c, s = in_channels, size
         for out in channels:
-            layers += [nn.Conv2d(c, int(out), 3, padding=1, bias=False), nn.BatchNorm2d(int(out)), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c, int(out), 3, padding=1, bias=False),
+                nn.BatchNorm2d(int(out)),
+                nn.ReLU(inplace=True),
+            ]
             if pool:
                 if s < 2:
-                    raise ValueError(f"ConvBody: {len(channels)} pooled blocks shrink a {size}x{size} input below 1 pixel")
+                    raise ValueError(
+                        f"ConvBody: {len(channels)} pooled blocks shrink a {size}x{size} input below 1 pixel"
+                    )
                 layers.append(nn.MaxPool2d(2))
                 s //= 2
             c = int(out)
@@ -108,27 +124,38 @@ class TimmBackbone(nn.Module):
             convolutional networks, which take any size.
     """
 
-    def __init__(self, name: str, in_channels: int, latent: int = 256, weights: str = "", dropout: float = 0.0,
-                 img_size: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        in_channels: int,
+        latent: int = 256,
+        weights: str = "",
+        dropout: float = 0.0,
+        img_size: int | None = None,
+    ) -> None:
         super().__init__()
         import timm
 
         kw = {} if img_size is None else {"img_size": int(img_size)}
         try:
             self.net = timm.create_model(name, pretrained=False, in_chans=in_channels, num_classes=0, **kw)
-        except Exception as e:  # noqa: BLE001 - re-raised naming the setting
+        except Exception as e:
             raise ValueError(f"model.backbone = {name!r}: timm cannot build it ({e}); see timm.list_models()") from e
         if weights:
             self._load(Path(weights), in_channels)
         self.num_features = int(self.net.num_features)
-        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, latent)) if latent else nn.Identity()
+        self.proj = (
+            nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, latent)) if latent else nn.Identity()
+        )
         self.out_dim = int(latent) or self.num_features
 
     def _load(self, path: Path, in_channels: int) -> None:
         from timm.models import adapt_input_conv
 
         if not path.is_file():
-            raise FileNotFoundError(f"model.weights = {str(path)!r}: no such file (weights are never downloaded; give a local path)")
+            raise FileNotFoundError(
+                f"model.weights = {str(path)!r}: no such file (weights are never downloaded; give a local path)"
+            )
         state = torch.load(path, map_location="cpu", weights_only=False)
         state = state.get("state_dict", state) if isinstance(state, Mapping) else state
         own = self.net.state_dict()
@@ -143,9 +170,17 @@ class TimmBackbone(nn.Module):
                 out[k] = v
         missing = [k for k in own if k not in out]
         self.net.load_state_dict(out, strict=False)
-        log.info("%s: loaded %d tensors from %s (%d left at their init)", type(self.net).__name__, len(out), path, len(missing))
+        log.info(
+            "%s: loaded %d tensors from %s (%d left at their init)",
+            type(self.net).__name__,
+            len(out),
+            path,
+            len(missing),
+        )
         if not out:
-            raise ValueError(f"{path}: no tensor of the file matches the backbone; is it a state dict of the same architecture?")
+            raise ValueError(
+                f"{path}: no tensor of the file matches the backbone; is it a state dict of the same architecture?"
+            )
 
     def tokens(self, x: Tensor) -> Tensor:
         """The last feature map as tokens ``[B, N, num_features]`` (``N`` = its height x width; a transformer's
@@ -206,7 +241,9 @@ class FusionNet(nn.Module):
         return self.head(self.latent(batch))
 
 
-def set_inputs(meta: Mapping[str, Any], set_names: Sequence[str]) -> tuple[list[str], list[tuple[int, ...]], list[tuple[np.ndarray, np.ndarray]]]:
+def set_inputs(
+    meta: Mapping[str, Any], set_names: Sequence[str]
+) -> tuple[list[str], list[tuple[int, ...]], list[tuple[np.ndarray, np.ndarray]]]:
     """Columns, per-row shapes and train ``(mean, std)`` of single-column feature sets, from a table's ``meta.json``.
 
     Raises:
@@ -220,7 +257,9 @@ def set_inputs(meta: Mapping[str, Any], set_names: Sequence[str]) -> tuple[list[
     for c in columns:
         st = column_stats(meta, c)
         if st is None:
-            raise ValueError(f"the model-input table has no statistics for {c!r} (meta.json columns.{c}.stats); rebuild ModelInputs")
+            raise ValueError(
+                f"the model-input table has no statistics for {c!r} (meta.json columns.{c}.stats); rebuild ModelInputs"
+            )
         stats.append(st)
     return columns, [column_shape(meta, c) for c in columns], stats
 
@@ -241,4 +280,6 @@ def check_columns(batch: Mapping[str, Any], columns: Sequence[str], who: str) ->
     """Raise naming ``who`` and the missing key when ``batch`` lacks one of ``columns``."""
     missing = [c for c in columns if c not in batch]
     if missing:
-        raise KeyError(f"{who} needs batch key(s) {missing}, batch has {sorted(batch)}; build the model inputs with the feature sets that provide them")
+        raise KeyError(
+            f"{who} needs batch key(s) {missing}, batch has {sorted(batch)}; build the model inputs with the feature sets that provide them"
+        )

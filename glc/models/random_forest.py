@@ -63,7 +63,7 @@ class RandomForestModel:
         self.seed = int(seed)
         self.info_: dict[str, Any] = {}
 
-    def fit(self, train: pd.DataFrame) -> "RandomForestModel":
+    def fit(self, train: pd.DataFrame) -> RandomForestModel:
         """Expand ``train`` and fit the forest."""
         from sklearn.ensemble import RandomForestClassifier
 
@@ -84,14 +84,30 @@ class RandomForestModel:
         self.mean_count_ = float(n_pairs_all / len(train))
         max_samples = float(c["max_samples"]) if float(c["max_samples"]) < 1.0 else None
         self.rf_ = RandomForestClassifier(
-            n_estimators=int(c["n_estimators"]), max_depth=int(c["max_depth"]) or None, max_features=c["max_features"],
-            min_samples_leaf=int(c["min_samples_leaf"]), max_samples=max_samples, n_jobs=int(c["threads"]), random_state=self.seed,
+            n_estimators=int(c["n_estimators"]),
+            max_depth=int(c["max_depth"]) or None,
+            max_features=c["max_features"],
+            min_samples_leaf=int(c["min_samples_leaf"]),
+            max_samples=max_samples,
+            n_jobs=int(c["threads"]),
+            random_state=self.seed,
         ).fit(X[rows], sp)
-        self.info_ = {"rows": int(len(rows)), "surveys": int(len(train)), "classes": int(len(self.rf_.classes_)),
-                      "dropped_pairs": int(n_pairs_all - len(rows)), "fit_seconds": round(time.time() - t0, 2),
-                      "top_features": describe(self.enc_.names_, self.rf_.feature_importances_)}
-        log.info("random_forest: %d rows (%d surveys, %d species; %d rare pairs dropped) fitted in %.1f s",
-                 len(rows), len(train), len(self.rf_.classes_), self.info_["dropped_pairs"], self.info_["fit_seconds"])
+        self.info_ = {
+            "rows": int(len(rows)),
+            "surveys": int(len(train)),
+            "classes": int(len(self.rf_.classes_)),
+            "dropped_pairs": int(n_pairs_all - len(rows)),
+            "fit_seconds": round(time.time() - t0, 2),
+            "top_features": describe(self.enc_.names_, self.rf_.feature_importances_),
+        }
+        log.info(
+            "random_forest: %d rows (%d surveys, %d species; %d rare pairs dropped) fitted in %.1f s",
+            len(rows),
+            len(train),
+            len(self.rf_.classes_),
+            self.info_["dropped_pairs"],
+            self.info_["fit_seconds"],
+        )
         return self
 
     def predict(self, query: pd.DataFrame, n: int) -> ScoreTable:
@@ -101,24 +117,39 @@ class RandomForestModel:
         return top_n(query["surveyId"].to_numpy(), P, self.rf_.classes_.astype(np.int64), n)
 
 
-def fit_predict_random_forest(train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0) -> ScoreTable:
+def fit_predict_random_forest(
+    train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0
+) -> ScoreTable:
     """Fit :class:`RandomForestModel` on ``train`` and score ``query``."""
     return RandomForestModel(model_cfg, seed).fit(train).predict(query, int(model_cfg["top_n"]))
 
 
 RF_PARAMS: dict[str, Param] = {
-    "features": Param([], "feature sets joined as features (GLC2020: [\"env\"]); none on the real surveys", type="list[str]", choices=tabular_feature_sets),
+    "features": Param(
+        [],
+        'feature sets joined as features (GLC2020: ["env"]); none on the real surveys',
+        type="list[str]",
+        choices=tabular_feature_sets,
+    ),
     "n_estimators": Param(100, "trees (GLC2020: 100)", min=1),
     "max_depth": Param(10, "maximum tree depth (GLC2020: 10; 0 = unlimited)", min=0),
     "max_features": Param("sqrt", "features tried per split", choices=("sqrt", "log2")),
     "min_samples_leaf": Param(1, "minimum rows per leaf", min=1),
-    "max_samples": Param(1.0, "bootstrap rows per tree as a fraction of all rows (1 = all)", min=0.0, max=1.0, min_exclusive=True),
+    "max_samples": Param(
+        1.0, "bootstrap rows per tree as a fraction of all rows (1 = all)", min=0.0, max=1.0, min_exclusive=True
+    ),
     "max_classes": Param(0, "keep only the most frequent species as classes (0 = all; memory ~ classes)", min=0),
     "threads": Param(2, "parallel jobs", min=1),
 }
 
-register(ModelSpec(
-    "random_forest", "GLC2020 random forest on environmental vectors: multi-class over expanded (survey, species) rows",
-    runner="memory", params=RF_PARAMS, features=lambda m: tuple(m["features"]),
-    fit_predict=fit_predict_random_forest, benchmarks={"random_forest": {}},
-))
+register(
+    ModelSpec(
+        "random_forest",
+        "GLC2020 random forest on environmental vectors: multi-class over expanded (survey, species) rows",
+        runner="memory",
+        params=RF_PARAMS,
+        features=lambda m: tuple(m["features"]),
+        fit_predict=fit_predict_random_forest,
+        benchmarks={"random_forest": {}},
+    )
+)

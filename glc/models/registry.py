@@ -88,8 +88,8 @@ class ModelSpec:
     runner: str
     params: Mapping[str, Param] = field(default_factory=dict)
     features: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_features
-    fit_predict: Callable[["pd.DataFrame", "pd.DataFrame", Mapping[str, Any]], "ScoreTable"] | None = None
-    build_net: Callable[[Mapping[str, Any], Mapping[str, Any]], "nn.Module"] | None = None
+    fit_predict: Callable[[pd.DataFrame, pd.DataFrame, Mapping[str, Any]], ScoreTable] | None = None
+    build_net: Callable[[Mapping[str, Any], Mapping[str, Any]], nn.Module] | None = None
     check: Callable[[Mapping[str, Any]], None] | None = None
     monitor: str = "val/sample_f1"
     monitor_mode: str = "max"
@@ -139,7 +139,7 @@ class EncoderSpec:
     description: str
     objective: str
     params: Mapping[str, Param]
-    build: Callable[[Mapping[str, Any], Mapping[str, Any]], "nn.Module"]
+    build: Callable[[Mapping[str, Any], Mapping[str, Any]], nn.Module]
     embeddings: Mapping[str, Callable[..., Any]]
     monitor: str
     monitor_mode: str = "max"

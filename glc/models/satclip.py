@@ -71,11 +71,20 @@ class LocationEncoder(nn.Module):
         dropout: dropout after each sine layer (SatCLIP's SirenNet: 0.5).
     """
 
-    def __init__(self, sh_degree: int = 40, hidden: int = 256, n_layers: int = 2, dim: int = 256, w0: float = 30.0,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        sh_degree: int = 40,
+        hidden: int = 256,
+        n_layers: int = 2,
+        dim: int = 256,
+        w0: float = 30.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if sh_degree < 1 or hidden < 1 or n_layers < 1 or dim < 1:
-            raise ValueError(f"LocationEncoder: sh_degree={sh_degree}, hidden={hidden}, n_layers={n_layers}, dim={dim} must be >= 1")
+            raise ValueError(
+                f"LocationEncoder: sh_degree={sh_degree}, hidden={hidden}, n_layers={n_layers}, dim={dim} must be >= 1"
+            )
         self.sh_degree = int(sh_degree)
         layers: list[nn.Module] = [SirenLayer(self.sh_degree**2, hidden, w0, first=True), nn.Dropout(dropout)]
         for _ in range(n_layers - 1):
@@ -115,16 +124,26 @@ class SatCLIPNet(nn.Module):
         cubes: ``{column: (shape, mean, std)}`` of the optional cube series joined to the image encoder.
     """
 
-    def __init__(self, shape: tuple[int, int, int], mean: np.ndarray, std: np.ndarray, loc: LocationEncoder,
-                 channels: Sequence[int] = (64, 128), reduce: int = 32, augment: bool = True, backbone: str = "",
-                 cubes: Mapping[str, tuple[tuple[int, ...], np.ndarray, np.ndarray]] | None = None) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        mean: np.ndarray,
+        std: np.ndarray,
+        loc: LocationEncoder,
+        channels: Sequence[int] = (64, 128),
+        reduce: int = 32,
+        augment: bool = True,
+        backbone: str = "",
+        cubes: Mapping[str, tuple[tuple[int, ...], np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         super().__init__()
         from glc.models.parts import Standardize
         from glc.models.tile_cnn import TileBranch
 
         dim = loc.out_dim
-        self.image_branch = TileBranch(["tile"], [tuple(shape)], [(mean, std)], (), channels, reduce, dim, 0.0, augment,
-                                       False, 64, backbone)
+        self.image_branch = TileBranch(
+            ["tile"], [tuple(shape)], [(mean, std)], (), channels, reduce, dim, 0.0, augment, False, 64, backbone
+        )
         self.cube_columns = tuple(sorted(cubes or {}))
         self.cube_norms = nn.ModuleDict({c: Standardize(m, s) for c, (_, m, s) in (cubes or {}).items()})
         width = sum(int(np.prod(shp)) for shp, _, _ in (cubes or {}).values())
@@ -152,31 +171,70 @@ class SatCLIPNet(nn.Module):
 
 #: The ``[encoder]`` table of ``kind = "satclip"``.
 SATCLIP_PARAMS: dict[str, Any] = {
-    "tiles": Param(["patch_dct"], "image encoder: feature sets of DCT planes (C, k, k) stacked as channels (one k)", type="list[str]", choices=plane_sets),
-    "cubes": Param([], "cube series joined to the image encoder: any of landsat_dct, bioclim_dct", type="list[str]", choices=CUBE_SETS),
-    "channels": Param([64, 128], "image encoder: output channels of the 3x3 conv blocks", type="list[int]", min=1, unique=False),
+    "tiles": Param(
+        ["patch_dct"],
+        "image encoder: feature sets of DCT planes (C, k, k) stacked as channels (one k)",
+        type="list[str]",
+        choices=plane_sets,
+    ),
+    "cubes": Param(
+        [],
+        "cube series joined to the image encoder: any of landsat_dct, bioclim_dct",
+        type="list[str]",
+        choices=CUBE_SETS,
+    ),
+    "channels": Param(
+        [64, 128], "image encoder: output channels of the 3x3 conv blocks", type="list[int]", min=1, unique=False
+    ),
     "reduce": Param(32, "image encoder: output channels of the 1x1 conv", min=1),
     "augment": Param(True, "image encoder: DCT-domain flips / rotations (training only)"),
     "backbone": Param("", "image encoder: timm model name instead of the conv body (random init)"),
-    "sh_degree": Param(40, "location encoder: Legendre degree L (L^2 harmonics; SatCLIP uses 10 or 40)", min=1, max=100),
+    "sh_degree": Param(
+        40, "location encoder: Legendre degree L (L^2 harmonics; SatCLIP uses 10 or 40)", min=1, max=100
+    ),
     "hidden": Param(256, "location encoder: SIREN width (SatCLIP: 256)", min=1),
     "n_layers": Param(2, "location encoder: SIREN sine layers", min=1),
     "w0": Param(30.0, "location encoder: SIREN frequency of the first layer", min=0.0, min_exclusive=True),
     "dropout": Param(0.5, "location encoder: dropout after each sine layer (SatCLIP: 0.5)", min=0.0, max=0.95),
     "dim": Param(256, "embedding width of both encoders", min=1),
-    "grid_points": Param(100_000, "retrieval: location embeddings on a lon/lat grid over the data extent (at least this many)", min=100),
-    "heatmap_lonlat": Param([2.35, 48.85], "similarity heatmap: reference lon, lat (degrees)", type="list[float]", unique=False),
+    "grid_points": Param(
+        100_000, "retrieval: location embeddings on a lon/lat grid over the data extent (at least this many)", min=100
+    ),
+    "heatmap_lonlat": Param(
+        [2.35, 48.85], "similarity heatmap: reference lon, lat (degrees)", type="list[float]", unique=False
+    ),
 }
 
 
 def build_satclip(enc: Mapping[str, Any], data: Mapping[str, Any]) -> SatCLIPNet:
     """The SatCLIP net of an ``[encoder]`` table for the tile (and cube) shapes/statistics in ``data``."""
-    loc = LocationEncoder(int(enc["sh_degree"]), int(enc["hidden"]), int(enc["n_layers"]), int(enc["dim"]), float(enc["w0"]),
-                          float(enc["dropout"]))
-    cubes = {c: (tuple(data[f"{c}_shape"]), np.asarray(data[f"{c}_mean"], np.float32), np.asarray(data[f"{c}_std"], np.float32))
-             for c in enc["cubes"]}
-    return SatCLIPNet(tuple(data["tile_shape"]), np.asarray(data["tile_mean"], np.float32), np.asarray(data["tile_std"], np.float32),
-                      loc, tuple(enc["channels"]), int(enc["reduce"]), bool(enc["augment"]), str(enc["backbone"]), cubes)
+    loc = LocationEncoder(
+        int(enc["sh_degree"]),
+        int(enc["hidden"]),
+        int(enc["n_layers"]),
+        int(enc["dim"]),
+        float(enc["w0"]),
+        float(enc["dropout"]),
+    )
+    cubes = {
+        c: (
+            tuple(data[f"{c}_shape"]),
+            np.asarray(data[f"{c}_mean"], np.float32),
+            np.asarray(data[f"{c}_std"], np.float32),
+        )
+        for c in enc["cubes"]
+    }
+    return SatCLIPNet(
+        tuple(data["tile_shape"]),
+        np.asarray(data["tile_mean"], np.float32),
+        np.asarray(data["tile_std"], np.float32),
+        loc,
+        tuple(enc["channels"]),
+        int(enc["reduce"]),
+        bool(enc["augment"]),
+        str(enc["backbone"]),
+        cubes,
+    )
 
 
 def check_satclip(enc: Mapping[str, Any]) -> None:
@@ -186,12 +244,19 @@ def check_satclip(enc: Mapping[str, Any]) -> None:
         raise ValueError(f"encoder.heatmap_lonlat = {ref}: expected [lon, lat] in degrees")
 
 
-register_encoder(EncoderSpec(
-    "satclip", "SatCLIP: spherical harmonics + SIREN location encoder aligned with a patch encoder by a CLIP loss",
-    objective="clip", params=SATCLIP_PARAMS, build=build_satclip,
-    embeddings={
-        "location_embedding": lambda net, batch: net.locate(batch["lon"], batch["lat"]),
-        "image_embedding": lambda net, batch: net.image(batch),
-    },
-    monitor="val/clip_loss", monitor_mode="min", check=check_satclip,
-))
+register_encoder(
+    EncoderSpec(
+        "satclip",
+        "SatCLIP: spherical harmonics + SIREN location encoder aligned with a patch encoder by a CLIP loss",
+        objective="clip",
+        params=SATCLIP_PARAMS,
+        build=build_satclip,
+        embeddings={
+            "location_embedding": lambda net, batch: net.locate(batch["lon"], batch["lat"]),
+            "image_embedding": lambda net, batch: net.image(batch),
+        },
+        monitor="val/clip_loss",
+        monitor_mode="min",
+        check=check_satclip,
+    )
+)

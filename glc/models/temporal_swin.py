@@ -65,10 +65,25 @@ def window_attention_1d() -> type[nn.Module]:
         exactly these two tensors.
         """
 
-        def __init__(self, dim: int, num_heads: int, window_size: tuple[int, int], qkv_bias: bool = True,
-                     attn_drop: float = 0.0, proj_drop: float = 0.0, head_dim: int | None = None) -> None:
-            super().__init__(dim, num_heads, head_dim=head_dim, window_size=window_size, qkv_bias=qkv_bias,
-                             attn_drop=attn_drop, proj_drop=proj_drop)
+        def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            window_size: tuple[int, int],
+            qkv_bias: bool = True,
+            attn_drop: float = 0.0,
+            proj_drop: float = 0.0,
+            head_dim: int | None = None,
+        ) -> None:
+            super().__init__(
+                dim,
+                num_heads,
+                head_dim=head_dim,
+                window_size=window_size,
+                qkv_bias=qkv_bias,
+                attn_drop=attn_drop,
+                proj_drop=proj_drop,
+            )
             n = self.window_area
             self.relative_position_bias_table = nn.Parameter(torch.empty(2 * n - 1, num_heads))
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
@@ -77,7 +92,7 @@ def window_attention_1d() -> type[nn.Module]:
         def _init_buffers(self) -> None:
             self.relative_position_index = relative_index_1d(self.window_size).to(self.relative_position_index.device)
 
-        def set_window_size(self, window_size: tuple[int, int]) -> None:  # noqa: D102 - windows are fixed here
+        def set_window_size(self, window_size: tuple[int, int]) -> None:
             if tuple(window_size) != tuple(self.window_size):
                 raise NotImplementedError("WindowAttention1D: the window of a temporal Swin is fixed at construction")
 
@@ -94,9 +109,15 @@ def _to_1d_bias(swin: nn.Module) -> int:
     for block in swin.modules():
         attn = getattr(block, "attn", None)
         if isinstance(attn, WindowAttention) and not isinstance(attn, cls):
-            new = cls(attn.dim, attn.num_heads, tuple(attn.window_size), qkv_bias=attn.qkv.bias is not None,
-                      attn_drop=attn.attn_drop.p, proj_drop=attn.proj_drop.p,
-                      head_dim=attn.qkv.out_features // (3 * attn.num_heads))
+            new = cls(
+                attn.dim,
+                attn.num_heads,
+                tuple(attn.window_size),
+                qkv_bias=attn.qkv.bias is not None,
+                attn_drop=attn.attn_drop.p,
+                proj_drop=attn.proj_drop.p,
+                head_dim=attn.qkv.out_features // (3 * attn.num_heads),
+            )
             block.attn = new
             n += 1
     return n
@@ -123,31 +144,56 @@ class TemporalSwin(nn.Module):
         ValueError: naming the setting, when the patch does not tile the cube or the widths do not divide.
     """
 
-    def __init__(self, in_chans: int, image: tuple[int, int], patch: Sequence[int], window: Sequence[int], embed_dim: int = 96,
-                 depths: Sequence[int] = (2, 6), heads: Sequence[int] = (12, 24), latent: int = 256, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.1, dropout: float = 0.0, position_bias: str = "1d") -> None:
+    def __init__(
+        self,
+        in_chans: int,
+        image: tuple[int, int],
+        patch: Sequence[int],
+        window: Sequence[int],
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 6),
+        heads: Sequence[int] = (12, 24),
+        latent: int = 256,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.1,
+        dropout: float = 0.0,
+        position_bias: str = "1d",
+    ) -> None:
         super().__init__()
         from timm.models.swin_transformer import SwinTransformer
 
         patch_t = (int(patch[0]), int(patch[1]))
         window_t = (int(window[0]), int(window[1]))
         if len(patch) != 2 or len(window) != 2 or min(patch_t) < 1 or min(window_t) < 1:
-            raise ValueError(f"temporal Swin: patch {list(patch)} and window {list(window)} must be two positive ints each")
+            raise ValueError(
+                f"temporal Swin: patch {list(patch)} and window {list(window)} must be two positive ints each"
+            )
         if image[0] % patch_t[0] or image[1] % patch_t[1]:
-            raise ValueError(f"temporal Swin: patch {list(patch_t)} does not tile the {image[0]} x {image[1]} folded cube")
+            raise ValueError(
+                f"temporal Swin: patch {list(patch_t)} does not tile the {image[0]} x {image[1]} folded cube"
+            )
         if len(depths) != len(heads) or not depths:
             raise ValueError(f"temporal Swin: depths {list(depths)} and heads {list(heads)} need one entry per stage")
         for i, h in enumerate(heads):
             width = int(embed_dim) * 2**i
             if h < 1 or width % int(h):
-                raise ValueError(f"temporal Swin: stage {i + 1} width {width} (embed_dim {embed_dim} x 2^{i}) is not divisible by heads {h}")
+                raise ValueError(
+                    f"temporal Swin: stage {i + 1} width {width} (embed_dim {embed_dim} x 2^{i}) is not divisible by heads {h}"
+                )
         if position_bias not in ("1d", "2d"):
             raise ValueError(f"temporal Swin: position_bias = {position_bias!r}, expected '1d' or '2d'")
         self.image = (int(image[0]), int(image[1]))
         self.swin = SwinTransformer(
-            img_size=self.image, patch_size=patch_t, in_chans=int(in_chans), num_classes=0, embed_dim=int(embed_dim),
-            depths=tuple(int(d) for d in depths), num_heads=tuple(int(h) for h in heads), window_size=window_t,
-            mlp_ratio=float(mlp_ratio), drop_path_rate=float(drop_path),
+            img_size=self.image,
+            patch_size=patch_t,
+            in_chans=int(in_chans),
+            num_classes=0,
+            embed_dim=int(embed_dim),
+            depths=tuple(int(d) for d in depths),
+            num_heads=tuple(int(h) for h in heads),
+            window_size=window_t,
+            mlp_ratio=float(mlp_ratio),
+            drop_path_rate=float(drop_path),
         )
         self.position_bias = position_bias
         self.n_blocks_1d = _to_1d_bias(self.swin) if position_bias == "1d" else 0
@@ -157,7 +203,9 @@ class TemporalSwin(nn.Module):
     def tokens(self, cube: Tensor) -> Tensor:
         """The last stage's normalised token grid flattened: ``[B, H' * W', num_features]``."""
         if cube.dim() != 4 or tuple(cube.shape[-2:]) != self.image:
-            raise ValueError(f"TemporalSwin: cube of shape {tuple(cube.shape)}, expected [B, C, {self.image[0]}, {self.image[1]}]")
+            raise ValueError(
+                f"TemporalSwin: cube of shape {tuple(cube.shape)}, expected [B, C, {self.image[0]}, {self.image[1]}]"
+            )
         f = self.swin.forward_features(cube)  # NHWC
         return f.reshape(f.shape[0], -1, f.shape[-1])
 

@@ -53,14 +53,36 @@ class Tile2VecNet(nn.Module):
         channels, reduce, latent, augment, idct, idct_size, backbone: as :class:`~glc.models.tile_cnn.TileBranch`.
     """
 
-    def __init__(self, shape: tuple[int, int, int], mean: np.ndarray, std: np.ndarray, channels: tuple[int, ...] = (64, 128),
-                 reduce: int = 32, latent: int = 256, augment: bool = True, idct: bool = False, idct_size: int = 128,
-                 backbone: str = "") -> None:
+    def __init__(
+        self,
+        shape: tuple[int, int, int],
+        mean: np.ndarray,
+        std: np.ndarray,
+        channels: tuple[int, ...] = (64, 128),
+        reduce: int = 32,
+        latent: int = 256,
+        augment: bool = True,
+        idct: bool = False,
+        idct_size: int = 128,
+        backbone: str = "",
+    ) -> None:
         super().__init__()
         from glc.models.tile_cnn import TileBranch
 
-        self.branch = TileBranch(["tile"], [tuple(shape)], [(mean, std)], (), channels, reduce, latent, 0.0, augment, idct,
-                                 idct_size, backbone)
+        self.branch = TileBranch(
+            ["tile"],
+            [tuple(shape)],
+            [(mean, std)],
+            (),
+            channels,
+            reduce,
+            latent,
+            0.0,
+            augment,
+            idct,
+            idct_size,
+            backbone,
+        )
         self.out_dim = int(latent)
 
     def forward(self, planes: Tensor) -> Tensor:
@@ -70,7 +92,12 @@ class Tile2VecNet(nn.Module):
 
 #: The ``[encoder]`` table of ``kind = "tile2vec"``.
 TILE2VEC_PARAMS: dict[str, Any] = {
-    "tiles": Param(["patch_dct"], "feature sets of DCT planes (C, k, k) stacked as channels (PatchTiles / RasterTiles artifacts; one k)", type="list[str]", choices=plane_sets),
+    "tiles": Param(
+        ["patch_dct"],
+        "feature sets of DCT planes (C, k, k) stacked as channels (PatchTiles / RasterTiles artifacts; one k)",
+        type="list[str]",
+        choices=plane_sets,
+    ),
     "channels": Param([64, 128], "output channels of the 3x3 conv blocks", type="list[int]", min=1, unique=False),
     "reduce": Param(32, "output channels of the 1x1 conv", min=1),
     "latent": Param(256, "embedding width", min=1),
@@ -79,9 +106,19 @@ TILE2VEC_PARAMS: dict[str, Any] = {
     "idct_size": Param(64, "side of the IDCT images", min=4),
     "backbone": Param("", "timm model name instead of the conv body (random init)"),
     "margin": Param(1.0, "triplet margin m", min=0.0, min_exclusive=True),
-    "neighbour_km": Param(100.0, "neighbours are sampled from the sites within this radius (the Neighbours table)", min=0.0, min_exclusive=True),
+    "neighbour_km": Param(
+        100.0,
+        "neighbours are sampled from the sites within this radius (the Neighbours table)",
+        min=0.0,
+        min_exclusive=True,
+    ),
     "neighbour_k": Param(50, "nearest sites kept per anchor in the Neighbours table", min=1),
-    "neighbour_sources": Param(["pa_train", "pa_test"], "site kinds neighbours come from (pa_train, pa_test, po); sites without a tile are counted and resampled", type="list[str]", choices=("pa_train", "pa_test", "po")),
+    "neighbour_sources": Param(
+        ["pa_train", "pa_test"],
+        "site kinds neighbours come from (pa_train, pa_test, po); sites without a tile are counted and resampled",
+        type="list[str]",
+        choices=("pa_train", "pa_test", "po"),
+    ),
     "distant_km": Param(300.0, "the distant site is a random site farther than this (km)", min=0.0, min_exclusive=True),
     "val_triplets": Param(4096, "held-out triplets (anchors: validation and test surveys, fixed by the seed)", min=64),
 }
@@ -90,21 +127,38 @@ TILE2VEC_PARAMS: dict[str, Any] = {
 def build_tile2vec(enc: Mapping[str, Any], data: Mapping[str, Any]) -> Tile2VecNet:
     """The encoder of an ``[encoder]`` table for the tile shape/statistics in ``data``."""
     return Tile2VecNet(
-        tuple(data["tile_shape"]), np.asarray(data["tile_mean"], np.float32), np.asarray(data["tile_std"], np.float32),
-        tuple(enc["channels"]), int(enc["reduce"]), int(enc["latent"]), bool(enc["augment"]), bool(enc["idct"]),
-        int(enc["idct_size"]), str(enc["backbone"]),
+        tuple(data["tile_shape"]),
+        np.asarray(data["tile_mean"], np.float32),
+        np.asarray(data["tile_std"], np.float32),
+        tuple(enc["channels"]),
+        int(enc["reduce"]),
+        int(enc["latent"]),
+        bool(enc["augment"]),
+        bool(enc["idct"]),
+        int(enc["idct_size"]),
+        str(enc["backbone"]),
     )
 
 
 def check_tile2vec(enc: Mapping[str, Any]) -> None:
     """The distant cutoff must lie beyond the neighbour radius (otherwise a neighbour could also be 'distant')."""
     if enc["distant_km"] <= enc["neighbour_km"]:
-        raise ValueError(f"encoder.distant_km = {enc['distant_km']} must be larger than encoder.neighbour_km = {enc['neighbour_km']}")
+        raise ValueError(
+            f"encoder.distant_km = {enc['distant_km']} must be larger than encoder.neighbour_km = {enc['neighbour_km']}"
+        )
 
 
-register_encoder(EncoderSpec(
-    "tile2vec", "tile2vec: tile CNN body trained with a triplet margin loss over spatial neighbours (DS@GT §5.2.2)",
-    objective="triplet", params=TILE2VEC_PARAMS, build=build_tile2vec,
-    embeddings={"embedding": lambda net, batch: net(batch["tile"])},
-    monitor="val/triplet_loss", monitor_mode="min", uses_neighbours=True, check=check_tile2vec,
-))
+register_encoder(
+    EncoderSpec(
+        "tile2vec",
+        "tile2vec: tile CNN body trained with a triplet margin loss over spatial neighbours (DS@GT §5.2.2)",
+        objective="triplet",
+        params=TILE2VEC_PARAMS,
+        build=build_tile2vec,
+        embeddings={"embedding": lambda net, batch: net(batch["tile"])},
+        monitor="val/triplet_loss",
+        monitor_mode="min",
+        uses_neighbours=True,
+        check=check_tile2vec,
+    )
+)

@@ -48,8 +48,11 @@ __all__ = ["TILE_PARAMS", "TileBranch", "build_tile_cnn", "pixel_stats", "plane_
 def plane_sets() -> tuple[str, ...]:
     """Feature sets with one float column of shape ``(C, k, k)`` (open C allowed)."""
     return tuple(
-        n for n, fs in FEATURE_SETS.items()
-        if len(fs.columns) == 1 and fs.columns[0].dtype == "float32" and len(fs.columns[0].shape) == 3
+        n
+        for n, fs in FEATURE_SETS.items()
+        if len(fs.columns) == 1
+        and fs.columns[0].dtype == "float32"
+        and len(fs.columns[0].shape) == 3
         and fs.columns[0].shape[1] == fs.columns[0].shape[2]
     )
 
@@ -92,23 +95,41 @@ class TileBranch(nn.Module):
         ValueError: naming the setting, for inconsistent shapes, a band outside the channels, missing statistics.
     """
 
-    def __init__(self, columns: Sequence[str], shapes: Sequence[tuple[int, ...]], stats: Sequence[tuple[np.ndarray, np.ndarray]],
-                 bands: Sequence[int] = (), channels: Sequence[int] = (64, 128), reduce: int = 32, latent: int = 256,
-                 dropout: float = 0.0, augment: bool = True, idct: bool = False, idct_size: int = 128, backbone: str = "",
-                 weights: str = "") -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        stats: Sequence[tuple[np.ndarray, np.ndarray]],
+        bands: Sequence[int] = (),
+        channels: Sequence[int] = (64, 128),
+        reduce: int = 32,
+        latent: int = 256,
+        dropout: float = 0.0,
+        augment: bool = True,
+        idct: bool = False,
+        idct_size: int = 128,
+        backbone: str = "",
+        weights: str = "",
+    ) -> None:
         super().__init__()
         if not columns:
             raise ValueError("model.tiles: name at least one feature set of DCT planes")
         ks = {int(s[-1]) for s in shapes}
         if len(ks) != 1 or any(len(s) != 3 or s[1] != s[2] for s in shapes):
-            raise ValueError(f"model.tiles {list(columns)}: planes must all be (C, k, k) with one k, got {[tuple(s) for s in shapes]}")
+            raise ValueError(
+                f"model.tiles {list(columns)}: planes must all be (C, k, k) with one k, got {[tuple(s) for s in shapes]}"
+            )
         self.columns = tuple(columns)
         self.k = ks.pop()
         n_in = sum(int(s[0]) for s in shapes)
         bad = [b for b in bands if not 0 <= int(b) < n_in]
         if bad:
-            raise ValueError(f"model.bands {list(bands)}: {bad} outside the {n_in} stacked channels of {list(columns)} (0-based)")
-        self.register_buffer("bands", torch.as_tensor(list(bands) or list(range(n_in)), dtype=torch.int64), persistent=False)
+            raise ValueError(
+                f"model.bands {list(bands)}: {bad} outside the {n_in} stacked channels of {list(columns)} (0-based)"
+            )
+        self.register_buffer(
+            "bands", torch.as_tensor(list(bands) or list(range(n_in)), dtype=torch.int64), persistent=False
+        )
         mean = np.concatenate([np.asarray(m, np.float32).reshape(s) for (m, _), s in zip(stats, shapes)])
         std = np.concatenate([np.asarray(d, np.float32).reshape(s) for (_, d), s in zip(stats, shapes)])
         self.augment = bool(augment)
@@ -116,7 +137,9 @@ class TileBranch(nn.Module):
         if self.idct:
             if idct_size < self.k:
                 raise ValueError(f"model.idct_size = {idct_size} is smaller than the coefficient block k = {self.k}")
-            self.register_buffer("basis", torch.as_tensor(dct_matrix(int(idct_size), self.k, np.float32).copy()), persistent=False)
+            self.register_buffer(
+                "basis", torch.as_tensor(dct_matrix(int(idct_size), self.k, np.float32).copy()), persistent=False
+            )
             self.norm = Standardize(*pixel_stats(mean, std, int(idct_size)))
             size = int(idct_size)
         else:
@@ -162,7 +185,12 @@ class TileBranch(nn.Module):
 
 #: The ``[model]`` table of ``kind = "tile_cnn"``.
 TILE_PARAMS: dict[str, Any] = {
-    "tiles": Param(["patch_dct"], "feature sets of DCT coefficient planes (C, k, k), stacked as channels", type="list[str]", choices=plane_sets),
+    "tiles": Param(
+        ["patch_dct"],
+        "feature sets of DCT coefficient planes (C, k, k), stacked as channels",
+        type="list[str]",
+        choices=plane_sets,
+    ),
     "bands": Param([], "stacked channels to keep, 0-based ([] = all)", type="list[int]", min=0),
     "channels": Param([64, 128], "output channels of the 3x3 conv blocks", type="list[int]", min=1, unique=False),
     "reduce": Param(32, "output channels of the 1x1 conv", min=1),
@@ -173,7 +201,9 @@ TILE_PARAMS: dict[str, Any] = {
     "idct_size": Param(128, "side of the IDCT images", min=4),
     "backbone": Param("", "timm model name (efficientnet_b0, resnet18, ...) instead of the conv body; random init"),
     "weights": Param("", "local weights file for the backbone (nothing is downloaded)"),
-    "init_encoder": Param("", "start the tile branch from this pretrained encoder of tasks/encoders/ (tile2vec; full fine-tuning)"),
+    "init_encoder": Param(
+        "", "start the tile branch from this pretrained encoder of tasks/encoders/ (tile2vec; full fine-tuning)"
+    ),
     "location": LOCATION_PARAMS,
 }
 
@@ -182,8 +212,17 @@ def build_tile_cnn(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> Fus
     """The tile CNN (+ optional location branch) of a ``[model]`` table for a model-input table's ``meta.json``."""
     m = model_cfg
     tile = TileBranch(
-        *set_inputs(meta, m["tiles"]), m["bands"], m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]),
-        bool(m["augment"]), bool(m["idct"]), int(m["idct_size"]), str(m["backbone"]), str(m["weights"]),
+        *set_inputs(meta, m["tiles"]),
+        m["bands"],
+        m["channels"],
+        int(m["reduce"]),
+        int(m["latent"]),
+        float(m["dropout"]),
+        bool(m["augment"]),
+        bool(m["idct"]),
+        int(m["idct_size"]),
+        str(m["backbone"]),
+        str(m["weights"]),
     )
     path = (meta.get("pretrained") or {}).get(m["init_encoder"]) if m["init_encoder"] else None
     if path:
@@ -202,15 +241,25 @@ def load_pretrained_branch(tile: TileBranch, path: str, m: Mapping[str, Any]) ->
     state = torch.load(path, map_location="cpu", weights_only=False)
     enc = state["cfg"]["encoder"]
     if state.get("kind") != "tile2vec":
-        raise ValueError(f"model.init_encoder = {m['init_encoder']!r} is a {state.get('kind')!r} encoder; the tile branch starts from tile2vec only")
+        raise ValueError(
+            f"model.init_encoder = {m['init_encoder']!r} is a {state.get('kind')!r} encoder; the tile branch starts from tile2vec only"
+        )
     if list(enc["tiles"]) != list(m["tiles"]):
-        raise ValueError(f"model.init_encoder = {m['init_encoder']!r} was pretrained on tiles {enc['tiles']}, model.tiles is {m['tiles']}; they must match")
+        raise ValueError(
+            f"model.init_encoder = {m['init_encoder']!r} was pretrained on tiles {enc['tiles']}, model.tiles is {m['tiles']}; they must match"
+        )
     own = tile.state_dict()
-    src = {k.removeprefix("branch."): v for k, v in state["state_dict"].items() if k.startswith("branch.") and not k.startswith("branch.norm.")}
+    src = {
+        k.removeprefix("branch."): v
+        for k, v in state["state_dict"].items()
+        if k.startswith("branch.") and not k.startswith("branch.norm.")
+    }
     bad = [k for k, v in src.items() if k not in own or own[k].shape != v.shape]
     if bad:
-        raise ValueError(f"model.init_encoder = {m['init_encoder']!r}: tensor {bad[0]!r} does not fit the tile branch "
-                         "(channels, reduce and latent must equal the encoder's)")
+        raise ValueError(
+            f"model.init_encoder = {m['init_encoder']!r}: tensor {bad[0]!r} does not fit the tile branch "
+            "(channels, reduce and latent must equal the encoder's)"
+        )
     tile.load_state_dict(src, strict=False)
 
 
@@ -226,12 +275,19 @@ def check_tile_cnn(model_cfg: Mapping[str, Any]) -> None:
     if model_cfg["init_encoder"] and model_cfg["backbone"]:
         raise ValueError("model.init_encoder starts the conv body from a tile2vec encoder; leave model.backbone empty")
     if not model_cfg["tiles"]:
-        raise ValueError("model.tiles is empty; name at least one feature set of DCT planes, e.g. [\"patch_dct\"]")
+        raise ValueError('model.tiles is empty; name at least one feature set of DCT planes, e.g. ["patch_dct"]')
 
 
-register(ModelSpec(
-    "tile_cnn", "DS@GT tile CNN on stacked DCT coefficient planes (patches or raster tiles), optional IDCT / timm "
-    "backbone / location branch (Lightning)", runner="lightning", params=TILE_PARAMS,
-    features=lambda m: (*m["tiles"], *location_features(m["location"])),
-    build_net=build_tile_cnn, check=check_tile_cnn, encoders=_init_encoders,
-))
+register(
+    ModelSpec(
+        "tile_cnn",
+        "DS@GT tile CNN on stacked DCT coefficient planes (patches or raster tiles), optional IDCT / timm "
+        "backbone / location branch (Lightning)",
+        runner="lightning",
+        params=TILE_PARAMS,
+        features=lambda m: (*m["tiles"], *location_features(m["location"])),
+        build_net=build_tile_cnn,
+        check=check_tile_cnn,
+        encoders=_init_encoders,
+    )
+)

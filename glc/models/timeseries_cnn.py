@@ -35,7 +35,13 @@ def _series_sets() -> tuple[str, ...]:
     out = []
     for n, fs in FEATURE_SETS.items():
         c = fs.columns[0]
-        if len(fs.columns) == 1 and c.dtype == "float32" and len(c.shape) == 2 and c.shape[1] > 0 and math.isqrt(c.shape[1]) ** 2 == c.shape[1]:
+        if (
+            len(fs.columns) == 1
+            and c.dtype == "float32"
+            and len(c.shape) == 2
+            and c.shape[1] > 0
+            and math.isqrt(c.shape[1]) ** 2 == c.shape[1]
+        ):
             out.append(n)
     return tuple(out)
 
@@ -53,17 +59,34 @@ class SeriesBranch(nn.Module):
         ValueError: if the shapes differ in ``n`` or ``n`` is not a square.
     """
 
-    def __init__(self, columns: Sequence[str], shapes: Sequence[tuple[int, ...]], stats: Sequence[tuple[np.ndarray, np.ndarray]],
-                 channels: Sequence[int] = (64, 128), reduce: int = 32, latent: int = 256, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        stats: Sequence[tuple[np.ndarray, np.ndarray]],
+        channels: Sequence[int] = (64, 128),
+        reduce: int = 32,
+        latent: int = 256,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         ns = {int(s[-1]) for s in shapes}
-        if not columns or len(ns) != 1 or any(len(s) != 2 for s in shapes) or math.isqrt(next(iter(ns))) ** 2 != next(iter(ns)):
-            raise ValueError(f"model.series {list(columns)}: series must all be (C, n) with one square n, got {[tuple(s) for s in shapes]}")
+        if (
+            not columns
+            or len(ns) != 1
+            or any(len(s) != 2 for s in shapes)
+            or math.isqrt(next(iter(ns))) ** 2 != next(iter(ns))
+        ):
+            raise ValueError(
+                f"model.series {list(columns)}: series must all be (C, n) with one square n, got {[tuple(s) for s in shapes]}"
+            )
         self.columns = tuple(columns)
         self.n = ns.pop()
         self.side = math.isqrt(self.n)
         self.norms = nn.ModuleList(Standardize(m, s) for m, s in stats)
-        self.body = ConvBody(sum(int(s[0]) for s in shapes), self.side, channels, reduce, latent, pool=False, dropout=dropout)
+        self.body = ConvBody(
+            sum(int(s[0]) for s in shapes), self.side, channels, reduce, latent, pool=False, dropout=dropout
+        )
         self.out_dim = int(latent)
 
     @property
@@ -87,7 +110,12 @@ class SeriesBranch(nn.Module):
 
 #: The ``[model]`` table of ``kind = "timeseries_cnn"``.
 SERIES_PARAMS: dict[str, Any] = {
-    "series": Param(["landsat_dct"], "feature sets of 1D-DCT series (C, n), n a square (landsat_dct, bioclim_dct)", type="list[str]", choices=_series_sets),
+    "series": Param(
+        ["landsat_dct"],
+        "feature sets of 1D-DCT series (C, n), n a square (landsat_dct, bioclim_dct)",
+        type="list[str]",
+        choices=_series_sets,
+    ),
     "channels": Param([64, 128], "output channels of the 3x3 conv blocks", type="list[int]", min=1, unique=False),
     "reduce": Param(32, "output channels of the 1x1 conv", min=1),
     "latent": Param(256, "width of the series latent", min=1),
@@ -99,7 +127,9 @@ SERIES_PARAMS: dict[str, Any] = {
 def build_timeseries_cnn(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> FusionNet:
     """The time-series CNN (+ optional location branch) for a model-input table's ``meta.json``."""
     m = model_cfg
-    series = SeriesBranch(*set_inputs(meta, m["series"]), m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"]))
+    series = SeriesBranch(
+        *set_inputs(meta, m["series"]), m["channels"], int(m["reduce"]), int(m["latent"]), float(m["dropout"])
+    )
     return with_location("series", series, m, meta)
 
 
@@ -109,9 +139,15 @@ def _check(model_cfg: Mapping[str, Any]) -> None:
         raise ValueError('model.series is empty; name at least one series feature set, e.g. ["landsat_dct"]')
 
 
-register(ModelSpec(
-    "timeseries_cnn", "DS@GT time-series CNN: Landsat (and bioclim) 1D-DCT coefficients as 8x8 planes through the tile "
-    "CNN body (Lightning)", runner="lightning", params=SERIES_PARAMS,
-    features=lambda m: (*m["series"], *location_features(m["location"])),
-    build_net=build_timeseries_cnn, check=_check,
-))
+register(
+    ModelSpec(
+        "timeseries_cnn",
+        "DS@GT time-series CNN: Landsat (and bioclim) 1D-DCT coefficients as 8x8 planes through the tile "
+        "CNN body (Lightning)",
+        runner="lightning",
+        params=SERIES_PARAMS,
+        features=lambda m: (*m["series"], *location_features(m["location"])),
+        build_net=build_timeseries_cnn,
+        check=_check,
+    )
+)

@@ -97,7 +97,9 @@ def map_grid(extent: DataExtent, bbox: Sequence[float] | None, resolution_km: fl
     y0, y1 = math.floor(np.min(y) / res) * res, math.ceil(np.max(y) / res) * res
     width, height = int(round((x1 - x0) / res)), int(round((y1 - y0) / res))
     if width * height > 10**9:
-        raise ValueError(f"a {width} x {height} grid at {resolution_km} km is too large (> 10^9 cells); use a coarser resolution or a smaller bbox")
+        raise ValueError(
+            f"a {width} x {height} grid at {resolution_km} km is too large (> 10^9 cells); use a coarser resolution or a smaller bbox"
+        )
     return MapGrid(target.to_string(), x0, y1, res, width, height)
 
 
@@ -107,7 +109,7 @@ def _rows_per_batch(n_species: int, memory_mb: float) -> int:
 
 
 def write_species_map(
-    model: "PointModel",
+    model: PointModel,
     grid: MapGrid,
     path: str | Path,
     species: Sequence[int] = (),
@@ -136,9 +138,20 @@ def write_species_map(
     to_lonlat = _transformer(grid.crs, "EPSG:4326")
     rows_per = _rows_per_batch(len(model.vocab), memory_mb)
     profile = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(descriptions), "dtype": "float32",
-        "crs": grid.crs, "transform": grid.transform, "nodata": NODATA, "tiled": True, "blockxsize": 256, "blockysize": 256,
-        "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": len(descriptions),
+        "dtype": "float32",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": NODATA,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 3,
+        "BIGTIFF": "IF_SAFER",
     }
     t0 = time.perf_counter()
     counts = {"cells": grid.width * grid.height, "land": 0, "sea": 0, "outside_extent": 0}
@@ -151,7 +164,11 @@ def write_species_map(
             r1, c1 = min(r0 + tile, grid.height), min(c0 + tile, grid.width)
             X, Y = grid.centres(r0, r1, c0, c1)
             lon, lat = to_lonlat.transform(X, Y)
-            status = model.extent.status_codes(np.asarray(lon), np.asarray(lat)) if model.extent is not None else np.zeros(len(X), np.uint8)
+            status = (
+                model.extent.status_codes(np.asarray(lon), np.asarray(lat))
+                if model.extent is not None
+                else np.zeros(len(X), np.uint8)
+            )
             counts["land"] += int((status == OK).sum())
             counts["sea"] += int((status == 1).sum())
             counts["outside_extent"] += int((status == 2).sum())
@@ -163,21 +180,33 @@ def write_species_map(
                 P, rich = model.dense(frame, species)
                 vals = np.vstack([P.T, rich[None, :]]) if richness else P.T
                 if not np.isfinite(vals).all():
-                    raise ValueError(f"the model produced non-finite scores in map window rows {r0}:{r1}, cols {c0}:{c1}")
+                    raise ValueError(
+                        f"the model produced non-finite scores in map window rows {r0}:{r1}, cols {c0}:{c1}"
+                    )
                 out[:, idx] = vals
                 vmax = np.maximum(vmax, vals.max(axis=1))
             dst.write(out.reshape(len(descriptions), r1 - r0, c1 - c0), window=Window(c0, r0, c1 - c0, r1 - r0))
     if counts["land"] == 0:
         Path(path).unlink(missing_ok=True)
-        raise ValueError(f"the map grid has no land cell (source of the land mask: {model.extent.source if model.extent else 'none'}); check the bbox")
+        raise ValueError(
+            f"the map grid has no land cell (source of the land mask: {model.extent.source if model.extent else 'none'}); check the bbox"
+        )
     return {
-        "path": str(path), "crs": grid.crs, "resolution_km": grid.res / 1000.0, "width": grid.width, "height": grid.height,
-        "bands": descriptions, "nodata": NODATA, "max_value": {d: float(v) for d, v in zip(descriptions, vmax)}, **counts,
-        "land_mask": model.extent.source if model.extent is not None else None, "seconds": round(time.perf_counter() - t0, 2),
+        "path": str(path),
+        "crs": grid.crs,
+        "resolution_km": grid.res / 1000.0,
+        "width": grid.width,
+        "height": grid.height,
+        "bands": descriptions,
+        "nodata": NODATA,
+        "max_value": {d: float(v) for d, v in zip(descriptions, vmax)},
+        **counts,
+        "land_mask": model.extent.source if model.extent is not None else None,
+        "seconds": round(time.perf_counter() - t0, 2),
     }
 
 
-def _points(lon: np.ndarray, lat: np.ndarray, crs: str, ids: np.ndarray | None = None) -> "Any":
+def _points(lon: np.ndarray, lat: np.ndarray, crs: str, ids: np.ndarray | None = None) -> Any:
     import pandas as pd
 
     ids = np.arange(len(lon), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
@@ -206,8 +235,14 @@ def preview_png(tif: str | Path, band: int, png: str | Path, max_pixels: int = 1
     fig, ax = plt.subplots(figsize=(7, 7 * shape[0] / max(shape[1], 1) + 0.6), dpi=110)
     ax.set_facecolor("#e6e6e6")
     extent_km = (b.left / 1000, b.right / 1000, b.bottom / 1000, b.top / 1000)
-    im = ax.imshow(np.ma.masked_where(~valid, a), extent=extent_km, cmap="viridis", interpolation="nearest",
-                   vmin=0.0, vmax=float(a[valid].max()) if valid.any() and desc == "richness" else 1.0)
+    im = ax.imshow(
+        np.ma.masked_where(~valid, a),
+        extent=extent_km,
+        cmap="viridis",
+        interpolation="nearest",
+        vmin=0.0,
+        vmax=float(a[valid].max()) if valid.any() and desc == "richness" else 1.0,
+    )
     if valid.any() and not valid.all():
         ax.contour(valid.astype(float), levels=[0.5], colors="black", linewidths=0.4, origin="upper", extent=extent_km)
     fig.colorbar(im, ax=ax, shrink=0.8, label="expected number of species" if desc == "richness" else "probability")

@@ -80,7 +80,9 @@ def read_points(path: str | Path, what: str = "points") -> pd.DataFrame:
     if p.endswith(".parquet") or (Path(p).is_dir() and any(Path(p).glob("*.parquet"))):
         df = pd.read_parquet(p)
     else:
-        df = pd.read_csv(io.StringIO(read_text_source(p, what)), dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(
+            io.StringIO(read_text_source(p, what)), dtype=str, keep_default_na=False, skipinitialspace=True
+        )
         df.columns = [c.strip() for c in df.columns]
     return points_table(df, source=p)
 
@@ -90,15 +92,23 @@ def points_table(df: pd.DataFrame, source: str = "points") -> pd.DataFrame:
     optional ``year``, ``region``, ``country`` columns, typed."""
     missing = [c for c in ("lon", "lat") if c not in df.columns]
     if missing:
-        raise ValueError(f"{source}: no column(s) {missing}; a points file needs lon,lat (degrees, EPSG:4326) and may have id,year,region,country")
+        raise ValueError(
+            f"{source}: no column(s) {missing}; a points file needs lon,lat (degrees, EPSG:4326) and may have id,year,region,country"
+        )
     if len(df) == 0:
         raise ValueError(f"{source}: no points")
     out = pd.DataFrame({"lon": _numeric(df, "lon", source), "lat": _numeric(df, "lat", source)})
     bad = (np.abs(out["lon"]) > 180) | (np.abs(out["lat"]) > 90)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{source}: line {i + 2}: lon={out['lon'][i]}, lat={out['lat'][i]} is not a WGS84 coordinate (|lon| <= 180, |lat| <= 90)")
-    ids = _numeric(df, "id", source, integer=True).astype(np.int64) if "id" in df.columns else np.arange(len(df), dtype=np.int64)
+        raise ValueError(
+            f"{source}: line {i + 2}: lon={out['lon'][i]}, lat={out['lat'][i]} is not a WGS84 coordinate (|lon| <= 180, |lat| <= 90)"
+        )
+    ids = (
+        _numeric(df, "id", source, integer=True).astype(np.int64)
+        if "id" in df.columns
+        else np.arange(len(df), dtype=np.int64)
+    )
     dup = pd.Series(ids).duplicated(keep=False).to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
@@ -119,7 +129,9 @@ def points_table(df: pd.DataFrame, source: str = "points") -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- point frames
-def point_frame(points: pd.DataFrame, train: pd.DataFrame, extent: DataExtent | None = None, tree: Any = None) -> pd.DataFrame:
+def point_frame(
+    points: pd.DataFrame, train: pd.DataFrame, extent: DataExtent | None = None, tree: Any = None
+) -> pd.DataFrame:
     """The survey-like frame of ``points`` (see the module docstring): ``surveyId`` (= ``id``), lon, lat, x, y,
     year, region, country, and ``status``, ``year_source``, ``region_from_km``. ``tree``: a ``cKDTree`` over the
     training surveys' x/y, when the caller keeps one."""
@@ -146,7 +158,9 @@ def point_frame(points: pd.DataFrame, train: pd.DataFrame, extent: DataExtent | 
         given = pts[col].to_numpy(object) if col in pts.columns else np.full(len(pts), None, object)
         fill = near[col].to_numpy(object) if col in near.columns else np.full(len(pts), None, object)
         frame[col] = np.where(pd.isna(given), fill, given)
-    frame["region_from_km"] = np.where(pd.isna(pts["region"]) if "region" in pts.columns else True, np.round(dist_km, 3), 0.0)
+    frame["region_from_km"] = np.where(
+        pd.isna(pts["region"]) if "region" in pts.columns else True, np.round(dist_km, 3), 0.0
+    )
     frame["status"] = extent.statuses(lon, lat) if extent is not None else "ok"
     return frame
 
@@ -207,7 +221,9 @@ class PointModel:
         pos = np.searchsorted(vocab, sp)
         unknown = [int(s) for s, p in zip(sp, pos) if p >= len(vocab) or vocab[p] != s]
         if unknown:
-            raise KeyError(f"species id(s) {unknown} are not in the model's vocabulary ({len(vocab)} species seen in training); pick ids from the training labels")
+            raise KeyError(
+                f"species id(s) {unknown} are not in the model's vocabulary ({len(vocab)} species seen in training); pick ids from the training labels"
+            )
         return pos
 
     def _batches(self, frame: pd.DataFrame, batch: int) -> Iterator[pd.DataFrame]:
@@ -238,13 +254,17 @@ class PointModel:
                 names = frame[c].fillna("UNKNOWN").astype(str)
                 unknown = sorted(set(names) - set(codes[c]))
                 if unknown:
-                    raise ValueError(f"{c} value(s) {unknown[:5]} are not among the model's {c}s {sorted(codes[c])[:10]}...; fix the points' {c} column")
+                    raise ValueError(
+                        f"{c} value(s) {unknown[:5]} are not among the model's {c}s {sorted(codes[c])[:10]}...; fix the points' {c} column"
+                    )
                 values = names.map(codes[c]).to_numpy()
             else:
                 values = frame[c].to_numpy()
             batch[c] = np.ascontiguousarray(values.astype(specs[c].batch_dtype()))
         C = int(self.meta["num_classes"])
-        _, probs = predict_probs(self._module, [to_torch_batch(batch, C, with_target=False)], device=torch.device("cpu"))
+        _, probs = predict_probs(
+            self._module, [to_torch_batch(batch, C, with_target=False)], device=torch.device("cpu")
+        )
         return probs
 
     def scores(self, frame: pd.DataFrame, top: int | None = None, batch: int = DEFAULT_BATCH) -> ScoreTable:
@@ -254,7 +274,11 @@ class PointModel:
         top = int(self.cfg["model"]["top_n"] if top is None else top)
         ok = frame[frame["status"] == "ok"]
         parts = [self._scores(b, top) for b in self._batches(ok, batch)]
-        return concat_scores(parts) if parts else top_n(np.zeros(0, np.int64), np.zeros((0, len(self.vocab)), np.float32), self.vocab, top)
+        return (
+            concat_scores(parts)
+            if parts
+            else top_n(np.zeros(0, np.int64), np.zeros((0, len(self.vocab)), np.float32), self.vocab, top)
+        )
 
     def _scores(self, frame: pd.DataFrame, top: int) -> ScoreTable:
         if self.spec.needs_inputs:
@@ -325,10 +349,19 @@ def write_point_predictions(path: str | Path, frame: pd.DataFrame, scores: Score
         keep = scores.prob[i, :k] > 0
         sp.append(" ".join(str(int(s)) for s in scores.species[i, :k][keep]))
         pr.append(" ".join(f"{float(p):.6f}" for p in scores.prob[i, :k][keep]))
-    out = pd.DataFrame({
-        "id": frame["surveyId"].to_numpy(np.int64), "lon": frame["lon"], "lat": frame["lat"], "status": frame["status"],
-        "year": frame["year"], "region": frame["region"], "region_from_km": frame["region_from_km"], "species": sp, "probs": pr,
-    })
+    out = pd.DataFrame(
+        {
+            "id": frame["surveyId"].to_numpy(np.int64),
+            "lon": frame["lon"],
+            "lat": frame["lat"],
+            "status": frame["status"],
+            "year": frame["year"],
+            "region": frame["region"],
+            "region_from_km": frame["region_from_km"],
+            "species": sp,
+            "probs": pr,
+        }
+    )
     p = Path(path)
     if p.suffix == ".parquet":
         with atomic_file(p, mode="wb") as fh:

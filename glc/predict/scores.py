@@ -29,7 +29,9 @@ class ScoreTable:
     def __post_init__(self) -> None:
         n = len(self.survey_ids)
         if self.species.shape != self.prob.shape or self.species.shape[0] != n or self.prob_rest.shape != (n,):
-            raise ValueError(f"inconsistent score table shapes: ids {self.survey_ids.shape}, species {self.species.shape}, prob {self.prob.shape}, rest {self.prob_rest.shape}")
+            raise ValueError(
+                f"inconsistent score table shapes: ids {self.survey_ids.shape}, species {self.species.shape}, prob {self.prob.shape}, rest {self.prob_rest.shape}"
+            )
         if not np.isfinite(self.prob).all():
             raise ValueError("score table contains NaN or inf probabilities; the model output must be finite")
 
@@ -38,9 +40,12 @@ class ScoreTable:
 
     def sets_to_ids(self, col_sets: list[np.ndarray]) -> dict[int, np.ndarray]:
         """Map per-row column-index sets (decoder output) to ``{surveyId: species ids}``."""
-        return {int(s): self.species[i, np.asarray(c, dtype=np.int64)] for i, (s, c) in enumerate(zip(self.survey_ids, col_sets))}
+        return {
+            int(s): self.species[i, np.asarray(c, dtype=np.int64)]
+            for i, (s, c) in enumerate(zip(self.survey_ids, col_sets))
+        }
 
-    def truth_columns(self, truth: "dict[int, np.ndarray] | Any") -> list[np.ndarray]:
+    def truth_columns(self, truth: dict[int, np.ndarray] | Any) -> list[np.ndarray]:
         """Each row's true species (``truth[surveyId]``, duplicates dropped, in increasing species id) as column indices
         into its row; a species outside the row's top-N gets index N (outside the matrix: a false negative no decoder
         can recover). A row's species are distinct, as every model writes them (:func:`top_n`).
@@ -62,7 +67,7 @@ class ScoreTable:
         lo, hi = int(both.min()), int(both.max())
         if n * (hi - lo + 1) >= 2**62:
             codes, inv = np.unique(both, return_inverse=True)
-            lo, hi, table, t_ids = 0, len(codes) - 1, inv[:table.size].reshape(table.shape), inv[table.size:]
+            lo, hi, table, t_ids = 0, len(codes) - 1, inv[: table.size].reshape(table.shape), inv[table.size :]
         span = np.int64(hi - lo + 1)
         order = np.argsort(table, axis=1, kind="stable")
         keys = (np.arange(n, dtype=np.int64)[:, None] * span + (np.take_along_axis(table, order, axis=1) - lo)).ravel()
@@ -71,7 +76,7 @@ class ScoreTable:
         cols = np.where(keys[at] == t_keys, order.ravel()[at], n_cols)
         return np.split(cols.astype(np.int64), np.cumsum(np.bincount(t_keys // span, minlength=n))[:-1])
 
-    def subset(self, mask: np.ndarray) -> "ScoreTable":
+    def subset(self, mask: np.ndarray) -> ScoreTable:
         """Rows where ``mask`` is true."""
         return ScoreTable(self.survey_ids[mask], self.species[mask], self.prob[mask], self.prob_rest[mask])
 
@@ -113,21 +118,30 @@ def top_n(survey_ids: np.ndarray, scores: np.ndarray, species_vocab: np.ndarray,
         raise ValueError(f"top_n: scores {scores.shape} need one species id per column, got vocab {vocab.shape}")
     nan_rows = np.flatnonzero(np.isnan(scores).any(axis=1))
     if len(nan_rows):
-        raise ValueError(f"top_n: {len(nan_rows)} survey(s) have NaN scores (e.g. surveyId "
-                         f"{np.asarray(survey_ids)[nan_rows[:5]].tolist()}); the model output must be finite")
+        raise ValueError(
+            f"top_n: {len(nan_rows)} survey(s) have NaN scores (e.g. surveyId "
+            f"{np.asarray(survey_ids)[nan_rows[:5]].tolist()}); the model output must be finite"
+        )
     n = min(n, scores.shape[1])
     rank = np.empty(len(vocab), np.uint64)
     rank[np.argsort(vocab, kind="stable")] = np.arange(len(vocab), dtype=np.uint64)
     order = np.empty((scores.shape[0], n), np.int64)
     step = max(1, _CHUNK_ELEMENTS // max(scores.shape[1], 1))  # rows per chunk: the keys stay ~32 MB
     for a in range(0, scores.shape[0], step):
-        keys = _rank_keys(scores[a:a + step], rank)
-        keep = np.argpartition(keys, n - 1, axis=1)[:, :n] if n < scores.shape[1] else np.broadcast_to(
-            np.arange(n), keys.shape)
-        order[a:a + step] = np.take_along_axis(keep, np.argsort(np.take_along_axis(keys, keep, axis=1), axis=1), axis=1)
+        keys = _rank_keys(scores[a : a + step], rank)
+        keep = (
+            np.argpartition(keys, n - 1, axis=1)[:, :n]
+            if n < scores.shape[1]
+            else np.broadcast_to(np.arange(n), keys.shape)
+        )
+        order[a : a + step] = np.take_along_axis(
+            keep, np.argsort(np.take_along_axis(keys, keep, axis=1), axis=1), axis=1
+        )
     prob = np.take_along_axis(scores, order, axis=1)
     rest = scores.sum(axis=1, dtype=np.float64) - prob.sum(axis=1, dtype=np.float64)
-    return ScoreTable(np.asarray(survey_ids, dtype=np.int64), vocab[order], prob, np.maximum(rest, 0).astype(np.float32))
+    return ScoreTable(
+        np.asarray(survey_ids, dtype=np.int64), vocab[order], prob, np.maximum(rest, 0).astype(np.float32)
+    )
 
 
 def concat_scores(parts: list[ScoreTable]) -> ScoreTable:
@@ -138,8 +152,10 @@ def concat_scores(parts: list[ScoreTable]) -> ScoreTable:
     if len(widths) > 1:
         raise ValueError(f"score tables of different widths {sorted(widths)} cannot be stacked")
     return ScoreTable(
-        np.concatenate([p.survey_ids for p in parts]), np.concatenate([p.species for p in parts]),
-        np.concatenate([p.prob for p in parts]), np.concatenate([p.prob_rest for p in parts]),
+        np.concatenate([p.survey_ids for p in parts]),
+        np.concatenate([p.species for p in parts]),
+        np.concatenate([p.prob for p in parts]),
+        np.concatenate([p.prob_rest for p in parts]),
     )
 
 
@@ -152,8 +168,12 @@ def write_scores(path: str | Path, table: ScoreTable, summary: dict | None = Non
     arr = pa.table(
         {
             "surveyId": pa.array(table.survey_ids, pa.int64()),
-            "species": pa.FixedSizeListArray.from_arrays(pa.array(table.species.reshape(-1), pa.int64()), N).cast(pa.list_(pa.int64())),
-            "prob": pa.FixedSizeListArray.from_arrays(pa.array(table.prob.reshape(-1), pa.float32()), N).cast(pa.list_(pa.float32())),
+            "species": pa.FixedSizeListArray.from_arrays(pa.array(table.species.reshape(-1), pa.int64()), N).cast(
+                pa.list_(pa.int64())
+            ),
+            "prob": pa.FixedSizeListArray.from_arrays(pa.array(table.prob.reshape(-1), pa.float32()), N).cast(
+                pa.list_(pa.float32())
+            ),
             "prob_rest": pa.array(table.prob_rest, pa.float32()),
         }
     )
@@ -176,4 +196,9 @@ def read_scores(path: str | Path) -> ScoreTable:
         flat = t.column(col).combine_chunks().flatten().to_numpy(zero_copy_only=False)
         return flat.astype(dtype).reshape(n, -1) if n else np.zeros((0, 0), dtype)
 
-    return ScoreTable(ids.astype(np.int64), mat("species", np.int64), mat("prob", np.float32), t.column("prob_rest").to_numpy().astype(np.float32))
+    return ScoreTable(
+        ids.astype(np.int64),
+        mat("species", np.int64),
+        mat("prob", np.float32),
+        t.column("prob_rest").to_numpy().astype(np.float32),
+    )

@@ -43,14 +43,29 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SCALES", "ScaleParams", "generate_world", "get_scale", "world_stats"]
 
 
-def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed: int = 0, flavour: str = "kaggle",
-                   workers: int | None = None, progress: bool = True, overwrite: bool = False,
-                   po_patch_sites: int = 0) -> dict[str, Any]:
+def generate_world(
+    out_dir: str | Path,
+    scale: str | ScaleParams = "tiny",
+    seed: int = 0,
+    flavour: str = "kaggle",
+    workers: int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    po_patch_sites: int = 0,
+) -> dict[str, Any]:
     """Generate a synthetic GLC24 world (see :func:`glc.synth.world.generate_world`)."""
     from glc.synth.world import generate_world as _generate
 
-    return _generate(out_dir, scale=scale, seed=seed, flavour=flavour, workers=workers, progress=progress,
-                     overwrite=overwrite, po_patch_sites=po_patch_sites)
+    return _generate(
+        out_dir,
+        scale=scale,
+        seed=seed,
+        flavour=flavour,
+        workers=workers,
+        progress=progress,
+        overwrite=overwrite,
+        po_patch_sites=po_patch_sites,
+    )
 
 
 def world_stats(world_dir: str | Path) -> dict[str, Any]:

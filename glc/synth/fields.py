@@ -31,36 +31,85 @@ _X_SCALE = float(np.cos(np.radians(50.0)))  # longitude degrees -> "latitude-deg
 
 #: (lon, lat, sx_deg, sy_deg, angle_deg, peak_m): Gaussian ridges for the main real mountain ranges.
 MOUNTAINS: tuple[tuple[float, float, float, float, float, float], ...] = (
-    (6.4, 45.0, 0.9, 0.35, 70, 2100), (7.8, 46.0, 1.0, 0.4, 10, 2400), (10.2, 46.6, 1.3, 0.45, 0, 2100),
-    (12.8, 47.0, 1.3, 0.4, 0, 2000), (15.0, 47.3, 1.0, 0.35, -10, 1300),  # Alps
-    (0.6, 42.7, 2.0, 0.3, -5, 1700), (-5.2, 43.0, 1.6, 0.25, 0, 1200), (-3.8, 40.2, 3.0, 2.0, 0, 650),
-    (-4.6, 40.4, 1.4, 0.25, 15, 1200), (-2.1, 41.4, 1.5, 0.45, -40, 1000), (-3.3, 37.1, 0.7, 0.2, 0, 2000),
+    (6.4, 45.0, 0.9, 0.35, 70, 2100),
+    (7.8, 46.0, 1.0, 0.4, 10, 2400),
+    (10.2, 46.6, 1.3, 0.45, 0, 2100),
+    (12.8, 47.0, 1.3, 0.4, 0, 2000),
+    (15.0, 47.3, 1.0, 0.35, -10, 1300),  # Alps
+    (0.6, 42.7, 2.0, 0.3, -5, 1700),
+    (-5.2, 43.0, 1.6, 0.25, 0, 1200),
+    (-3.8, 40.2, 3.0, 2.0, 0, 650),
+    (-4.6, 40.4, 1.4, 0.25, 15, 1200),
+    (-2.1, 41.4, 1.5, 0.45, -40, 1000),
+    (-3.3, 37.1, 0.7, 0.2, 0, 2000),
     (-2.5, 37.8, 2.0, 0.4, 20, 900),  # Iberia
-    (2.9, 45.3, 1.0, 0.8, 0, 900), (6.3, 46.8, 0.6, 0.25, 40, 900), (7.0, 48.1, 0.25, 0.5, 0, 900),
-    (8.2, 48.1, 0.25, 0.45, 0, 900), (10.0, 50.8, 2.2, 0.7, 0, 450), (13.8, 49.5, 1.6, 0.9, 0, 650),
-    (10.6, 51.75, 0.35, 0.15, 0, 700), (16.0, 50.7, 1.0, 0.2, 0, 900), (5.5, 50.1, 0.8, 0.4, 0, 450),
-    (12.8, 42.5, 2.2, 0.35, -38, 1300), (17.3, 43.8, 1.9, 0.45, -45, 1300),  # Apennines, Dinarides
-    (19.5, 49.2, 1.5, 0.35, 0, 1100), (24.9, 47.3, 1.1, 0.3, -54, 1400), (24.5, 45.5, 1.6, 0.3, 0, 1600),
-    (22.8, 46.5, 0.5, 0.4, 0, 1000), (20.0, 49.2, 0.4, 0.15, 0, 1500),  # Carpathians
-    (23.5, 42.2, 1.0, 0.5, 0, 1500), (25.0, 42.75, 2.3, 0.2, 0, 1300), (21.3, 39.8, 0.45, 1.5, -20, 1500),
-    (24.7, 41.6, 1.2, 0.4, 0, 1300), (22.3, 37.5, 0.7, 0.6, 0, 1000),  # Balkans, Greece
-    (10.0, 61.8, 2.7, 0.9, 56, 1300), (16.5, 67.3, 2.5, 0.7, 59, 1100),  # Scandes
-    (-4.6, 57.0, 1.1, 0.6, 0, 700), (-3.7, 52.4, 0.45, 0.5, 0, 500), (-2.2, 54.3, 0.25, 0.8, 0, 500),
-    (9.05, 42.15, 0.2, 0.45, 0, 1400), (9.1, 40.0, 0.35, 0.7, 0, 700), (14.3, 37.8, 0.9, 0.3, 0, 800),
-    (15.0, 37.75, 0.15, 0.15, 0, 2200), (24.9, 35.25, 1.0, 0.1, 0, 1200),  # islands
-    (-6.0, 31.6, 3.2, 0.5, 20, 2200), (-4.8, 33.3, 1.2, 0.4, 40, 1600), (-4.5, 35.0, 1.0, 0.25, 0, 1300),
-    (3.5, 36.0, 4.0, 0.4, 5, 1000), (2.0, 34.0, 4.0, 0.6, 10, 1200),  # Atlas
-    (33.0, 39.0, 3.5, 1.5, 0, 1100), (32.5, 37.0, 2.5, 0.4, -15, 2000), (34.0, 41.0, 2.5, 0.35, 0, 1500),
-    (29.2, 40.0, 0.3, 0.2, 0, 1500), (34.2, 44.7, 0.6, 0.15, 0, 900),  # Anatolia, Crimea
-    (-18.5, 64.9, 2.4, 0.7, 0, 750), (-16.5, 64.4, 0.6, 0.2, 0, 1300),  # Iceland
+    (2.9, 45.3, 1.0, 0.8, 0, 900),
+    (6.3, 46.8, 0.6, 0.25, 40, 900),
+    (7.0, 48.1, 0.25, 0.5, 0, 900),
+    (8.2, 48.1, 0.25, 0.45, 0, 900),
+    (10.0, 50.8, 2.2, 0.7, 0, 450),
+    (13.8, 49.5, 1.6, 0.9, 0, 650),
+    (10.6, 51.75, 0.35, 0.15, 0, 700),
+    (16.0, 50.7, 1.0, 0.2, 0, 900),
+    (5.5, 50.1, 0.8, 0.4, 0, 450),
+    (12.8, 42.5, 2.2, 0.35, -38, 1300),
+    (17.3, 43.8, 1.9, 0.45, -45, 1300),  # Apennines, Dinarides
+    (19.5, 49.2, 1.5, 0.35, 0, 1100),
+    (24.9, 47.3, 1.1, 0.3, -54, 1400),
+    (24.5, 45.5, 1.6, 0.3, 0, 1600),
+    (22.8, 46.5, 0.5, 0.4, 0, 1000),
+    (20.0, 49.2, 0.4, 0.15, 0, 1500),  # Carpathians
+    (23.5, 42.2, 1.0, 0.5, 0, 1500),
+    (25.0, 42.75, 2.3, 0.2, 0, 1300),
+    (21.3, 39.8, 0.45, 1.5, -20, 1500),
+    (24.7, 41.6, 1.2, 0.4, 0, 1300),
+    (22.3, 37.5, 0.7, 0.6, 0, 1000),  # Balkans, Greece
+    (10.0, 61.8, 2.7, 0.9, 56, 1300),
+    (16.5, 67.3, 2.5, 0.7, 59, 1100),  # Scandes
+    (-4.6, 57.0, 1.1, 0.6, 0, 700),
+    (-3.7, 52.4, 0.45, 0.5, 0, 500),
+    (-2.2, 54.3, 0.25, 0.8, 0, 500),
+    (9.05, 42.15, 0.2, 0.45, 0, 1400),
+    (9.1, 40.0, 0.35, 0.7, 0, 700),
+    (14.3, 37.8, 0.9, 0.3, 0, 800),
+    (15.0, 37.75, 0.15, 0.15, 0, 2200),
+    (24.9, 35.25, 1.0, 0.1, 0, 1200),  # islands
+    (-6.0, 31.6, 3.2, 0.5, 20, 2200),
+    (-4.8, 33.3, 1.2, 0.4, 40, 1600),
+    (-4.5, 35.0, 1.0, 0.25, 0, 1300),
+    (3.5, 36.0, 4.0, 0.4, 5, 1000),
+    (2.0, 34.0, 4.0, 0.6, 10, 1200),  # Atlas
+    (33.0, 39.0, 3.5, 1.5, 0, 1100),
+    (32.5, 37.0, 2.5, 0.4, -15, 2000),
+    (34.0, 41.0, 2.5, 0.35, 0, 1500),
+    (29.2, 40.0, 0.3, 0.2, 0, 1500),
+    (34.2, 44.7, 0.6, 0.15, 0, 900),  # Anatolia, Crimea
+    (-18.5, 64.9, 2.4, 0.7, 0, 750),
+    (-16.5, 64.4, 0.6, 0.2, 0, 1300),  # Iceland
 )
 
 #: Fourier fields: name -> (length scale in degrees, number of features).
 _FIELD_SPECS: dict[str, tuple[float, int]] = {
-    "rough": (0.35, 48), "hills": (1.2, 32), "temp": (2.5, 32), "amp": (3.0, 24), "precip": (1.5, 32),
-    "forest": (0.35, 48), "forest_type": (0.8, 32), "crop": (0.5, 48), "shrub": (0.5, 32), "grass": (0.5, 32),
-    "wet": (0.3, 48), "lime": (1.5, 32), "tex1": (1.0, 32), "tex2": (1.0, 32), "tex3": (1.0, 32),
-    "organic": (1.0, 32), "river": (0.9, 48), "rural": (0.6, 32), "rail": (0.4, 32), "road": (0.3, 32),
+    "rough": (0.35, 48),
+    "hills": (1.2, 32),
+    "temp": (2.5, 32),
+    "amp": (3.0, 24),
+    "precip": (1.5, 32),
+    "forest": (0.35, 48),
+    "forest_type": (0.8, 32),
+    "crop": (0.5, 48),
+    "shrub": (0.5, 32),
+    "grass": (0.5, 32),
+    "wet": (0.3, 48),
+    "lime": (1.5, 32),
+    "tex1": (1.0, 32),
+    "tex2": (1.0, 32),
+    "tex3": (1.0, 32),
+    "organic": (1.0, 32),
+    "river": (0.9, 48),
+    "rural": (0.6, 32),
+    "rail": (0.4, 32),
+    "road": (0.3, 32),
     "confidence": (0.3, 32),
 }
 
@@ -180,10 +229,16 @@ class EnvironmentModel:
         """Draw the seeded parts of the environment (hills, Fourier fields, towns)."""
         east = GLC_BBOX[2]
         n_hills = 60
-        hills = np.column_stack([
-            rng.uniform(-11, 35, n_hills), rng.uniform(34, 70, n_hills), rng.uniform(0.2, 0.8, n_hills),
-            rng.uniform(0.2, 0.8, n_hills), rng.uniform(-90, 90, n_hills), rng.uniform(150, 600, n_hills),
-        ])
+        hills = np.column_stack(
+            [
+                rng.uniform(-11, 35, n_hills),
+                rng.uniform(34, 70, n_hills),
+                rng.uniform(0.2, 0.8, n_hills),
+                rng.uniform(0.2, 0.8, n_hills),
+                rng.uniform(-90, 90, n_hills),
+                rng.uniform(150, 600, n_hills),
+            ]
+        )
         ridges = np.vstack([np.array(MOUNTAINS, dtype=np.float64), hills])
         fields = {name: FourierField.random(rng, ls, n) for name, (ls, n) in _FIELD_SPECS.items()}
         c = cities()
@@ -205,16 +260,29 @@ class EnvironmentModel:
         lon = np.concatenate([c.lon, tlon])
         lat = np.concatenate([c.lat, tlat])
         pop = np.concatenate([c.pop, tpop])
-        towns = Towns(lon=lon, lat=lat, pop=pop, weight=0.55 + 0.15 * np.log10(1.0 + 10.0 * pop),
-                      radius_km=3.0 + 5.0 * np.sqrt(pop))
+        towns = Towns(
+            lon=lon,
+            lat=lat,
+            pop=pop,
+            weight=0.55 + 0.15 * np.log10(1.0 + 10.0 * pop),
+            radius_km=3.0 + 5.0 * np.sqrt(pop),
+        )
         return cls(ridges=ridges, fields=fields, towns=towns)
 
     # ----------------------------------------------------------------------------------------------- raw fields
     def _town_kernel_grid(self, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
         t = self.towns
         gy = t.weight * np.exp(-0.5 * ((lats[:, None] - t.lat) * KM_PER_DEG / t.radius_km) ** 2)
-        gx = np.exp(-0.5 * ((lons[None, :] - t.lon[:, None]) * np.cos(np.radians(t.lat))[:, None] * KM_PER_DEG
-                            / t.radius_km[:, None]) ** 2)
+        gx = np.exp(
+            -0.5
+            * (
+                (lons[None, :] - t.lon[:, None])
+                * np.cos(np.radians(t.lat))[:, None]
+                * KM_PER_DEG
+                / t.radius_km[:, None]
+            )
+            ** 2
+        )
         return gy @ gx
 
     def _town_kernel_points(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -231,7 +299,9 @@ class EnvironmentModel:
         """Every derived field on the grid ``lats x lons`` (2-D arrays)."""
         lat2, lon2 = np.meshgrid(np.asarray(lats, dtype=np.float64), np.asarray(lons, dtype=np.float64), indexing="ij")
         raw = {name: f.grid(lats, lons) for name, f in self.fields.items()}
-        raw["ridges"] = _ridges_grid(np.asarray(lats, dtype=np.float64), np.asarray(lons, dtype=np.float64), self.ridges)
+        raw["ridges"] = _ridges_grid(
+            np.asarray(lats, dtype=np.float64), np.asarray(lons, dtype=np.float64), self.ridges
+        )
         raw["towns"] = self._town_kernel_grid(np.asarray(lats, dtype=np.float64), np.asarray(lons, dtype=np.float64))
         return derive_fields(lon2, lat2, raw)
 
@@ -269,8 +339,9 @@ def derive_fields(lon: np.ndarray, lat: np.ndarray, raw: dict[str, np.ndarray]) 
 
 
 # ------------------------------------------------------------------------------------------------------ climate
-def monthly_climatology(t_mean: np.ndarray, t_amp: np.ndarray, p_ann: np.ndarray, dtr: np.ndarray, cont: np.ndarray,
-                        dry: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def monthly_climatology(
+    t_mean: np.ndarray, t_amp: np.ndarray, p_ann: np.ndarray, dtr: np.ndarray, cont: np.ndarray, dry: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean monthly temperature (deg C), precipitation (mm) and diurnal range (deg C), each ``(12, ...)``.
 
     Temperature peaks mid-July; precipitation peaks in winter where summers are dry and in summer where the climate
@@ -278,8 +349,11 @@ def monthly_climatology(t_mean: np.ndarray, t_amp: np.ndarray, p_ann: np.ndarray
     """
     m = np.arange(1, 13, dtype=np.float64).reshape((12,) + (1,) * np.ndim(t_mean))
     tm = t_mean + t_amp * np.cos(2.0 * np.pi * (m - 7.2) / 12.0)
-    w = 1.0 + 0.9 * dry * np.cos(2.0 * np.pi * (m - 12.5) / 12.0) \
+    w = (
+        1.0
+        + 0.9 * dry * np.cos(2.0 * np.pi * (m - 12.5) / 12.0)
         + 0.35 * cont * (1.0 - dry) * np.cos(2.0 * np.pi * (m - 6.8) / 12.0)
+    )
     w = np.maximum(w, 0.05)
     pm = p_ann * w / w.sum(axis=0)
     dm = dtr * (1.0 + 0.25 * np.cos(2.0 * np.pi * (m - 7.0) / 12.0))
@@ -347,8 +421,9 @@ def igbp_class(f: dict[str, np.ndarray], lat: np.ndarray) -> np.ndarray:
     second = np.sort(scores, axis=0)[-2]
     margin = np.max(scores, axis=0) - second
     cold = (t < 5.0) | (elev > 1100.0) | (lat > 58.0)
-    forest_cls = np.where(cold, 1, np.where(dry > 0.6, np.where(f["forest_type"] > 0.0, 2, 8),
-                                            np.where(f["forest_type"] > 0.3, 5, 4)))
+    forest_cls = np.where(
+        cold, 1, np.where(dry > 0.6, np.where(f["forest_type"] > 0.0, 2, 8), np.where(f["forest_type"] > 0.3, 5, 4))
+    )
     crop_cls = np.where(margin > 0.3, 12, 14)
     shrub_cls = np.where(f["shrub"] > 0.5, 6, 7)
     grass_cls = np.where((f["grass"] < -0.6) & (dry < 0.5), 9, 10)
@@ -414,10 +489,34 @@ def human_footprint(f: dict[str, np.ndarray], igbp: np.ndarray) -> dict[str, np.
     out["NavWater1994"] = np.round(0.95 * nav, 3)
     out["Railways"] = np.where((k > 0.12) & (f["rail"] > 0.0), 8.0, 0.0)
     out["Roads"] = np.round(np.minimum(8.0, 8.0 * np.minimum(1.0, 2.5 * k) + 2.0 * _sigmoid(2.0 * f["road"])), 3)
-    for new, old in (("HFP2009", ("Built2009", "Popdensity2010", "Lights2009", "croplands2005", "Pasture2009",
-                                  "Roads", "Railways", "NavWater2009")),
-                     ("HFP1993", ("Built1994", "Popdensity1990", "Lights1994", "croplands1992", "Pasture1993",
-                                  "Roads", "Railways", "NavWater1994"))):
+    for new, old in (
+        (
+            "HFP2009",
+            (
+                "Built2009",
+                "Popdensity2010",
+                "Lights2009",
+                "croplands2005",
+                "Pasture2009",
+                "Roads",
+                "Railways",
+                "NavWater2009",
+            ),
+        ),
+        (
+            "HFP1993",
+            (
+                "Built1994",
+                "Popdensity1990",
+                "Lights1994",
+                "croplands1992",
+                "Pasture1993",
+                "Roads",
+                "Railways",
+                "NavWater1994",
+            ),
+        ),
+    ):
         out[new] = np.round(np.minimum(50.0, sum(out[o] for o in old)), 3)
     return out
 
@@ -430,8 +529,13 @@ def soil(f: dict[str, np.ndarray], igbp: np.ndarray) -> dict[str, np.ndarray]:
     frac = np.exp(logits) / np.exp(logits).sum(axis=0)
     sand, silt, clay = (np.rint(1000.0 * frac[i]) for i in range(3))
     forest = np.isin(igbp, [1, 2, 4, 5])
-    soc = 120.0 + 400.0 * _sigmoid((p - 900.0) / 300.0) + 300.0 * _sigmoid((4.0 - t) / 2.0) + 80.0 * f["organic"] \
+    soc = (
+        120.0
+        + 400.0 * _sigmoid((p - 900.0) / 300.0)
+        + 300.0 * _sigmoid((4.0 - t) / 2.0)
+        + 80.0 * f["organic"]
         + 60.0 * forest
+    )
     soc = np.clip(soc, 30.0, 1500.0)
     out = {
         "bdod": np.clip(150.0 - 0.04 * soc - 5.0 * f["organic"], 70.0, 175.0),

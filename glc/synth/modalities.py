@@ -23,30 +23,33 @@ HABITATS: tuple[str, ...] = ("water", "urban", "cropland", "grassland", "broadle
 N_HAB = len(HABITATS)
 
 #: Mean habitat composition of each IGBP class (rows 0..17; row 0 unused), used as a Dirichlet centre.
-IGBP_HABITAT_MIX = np.array([
-    [0.125] * 8,
-    [.02, .01, .03, .08, .08, .70, .06, .02],  # 1 evergreen needleleaf
-    [.01, .02, .05, .07, .65, .08, .10, .02],  # 2 evergreen broadleaf
-    [.02, .01, .03, .08, .08, .70, .06, .02],  # 3 deciduous needleleaf
-    [.02, .02, .08, .10, .65, .08, .04, .01],  # 4 deciduous broadleaf
-    [.02, .02, .06, .10, .38, .36, .05, .01],  # 5 mixed forest
-    [.01, .02, .05, .15, .07, .05, .60, .05],  # 6 closed shrublands
-    [.01, .02, .08, .20, .05, .04, .45, .15],  # 7 open shrublands
-    [.01, .02, .08, .25, .25, .10, .27, .02],  # 8 woody savannas
-    [.02, .02, .10, .40, .16, .14, .14, .02],  # 9 savannas
-    [.02, .03, .12, .60, .08, .05, .07, .03],  # 10 grasslands
-    [.35, .01, .05, .35, .07, .07, .08, .02],  # 11 wetlands
-    [.01, .04, .70, .12, .07, .02, .03, .01],  # 12 croplands
-    [.02, .60, .10, .15, .08, .02, .02, .01],  # 13 urban
-    [.02, .04, .40, .25, .16, .06, .06, .01],  # 14 cropland/natural mosaic
-    [.02, .00, .00, .10, .00, .03, .10, .75],  # 15 snow and ice
-    [.02, .01, .02, .15, .02, .03, .20, .55],  # 16 barren
-    [.70, .02, .05, .10, .05, .03, .03, .02],  # 17 water
-])
+IGBP_HABITAT_MIX = np.array(
+    [
+        [0.125] * 8,
+        [0.02, 0.01, 0.03, 0.08, 0.08, 0.70, 0.06, 0.02],  # 1 evergreen needleleaf
+        [0.01, 0.02, 0.05, 0.07, 0.65, 0.08, 0.10, 0.02],  # 2 evergreen broadleaf
+        [0.02, 0.01, 0.03, 0.08, 0.08, 0.70, 0.06, 0.02],  # 3 deciduous needleleaf
+        [0.02, 0.02, 0.08, 0.10, 0.65, 0.08, 0.04, 0.01],  # 4 deciduous broadleaf
+        [0.02, 0.02, 0.06, 0.10, 0.38, 0.36, 0.05, 0.01],  # 5 mixed forest
+        [0.01, 0.02, 0.05, 0.15, 0.07, 0.05, 0.60, 0.05],  # 6 closed shrublands
+        [0.01, 0.02, 0.08, 0.20, 0.05, 0.04, 0.45, 0.15],  # 7 open shrublands
+        [0.01, 0.02, 0.08, 0.25, 0.25, 0.10, 0.27, 0.02],  # 8 woody savannas
+        [0.02, 0.02, 0.10, 0.40, 0.16, 0.14, 0.14, 0.02],  # 9 savannas
+        [0.02, 0.03, 0.12, 0.60, 0.08, 0.05, 0.07, 0.03],  # 10 grasslands
+        [0.35, 0.01, 0.05, 0.35, 0.07, 0.07, 0.08, 0.02],  # 11 wetlands
+        [0.01, 0.04, 0.70, 0.12, 0.07, 0.02, 0.03, 0.01],  # 12 croplands
+        [0.02, 0.60, 0.10, 0.15, 0.08, 0.02, 0.02, 0.01],  # 13 urban
+        [0.02, 0.04, 0.40, 0.25, 0.16, 0.06, 0.06, 0.01],  # 14 cropland/natural mosaic
+        [0.02, 0.00, 0.00, 0.10, 0.00, 0.03, 0.10, 0.75],  # 15 snow and ice
+        [0.02, 0.01, 0.02, 0.15, 0.02, 0.03, 0.20, 0.55],  # 16 barren
+        [0.70, 0.02, 0.05, 0.10, 0.05, 0.03, 0.03, 0.02],  # 17 water
+    ]
+)
 
 
-def habitat_composition(rng: np.random.Generator, igbp: np.ndarray, hfp: np.ndarray, concentration: float = 6.0
-                        ) -> np.ndarray:
+def habitat_composition(
+    rng: np.random.Generator, igbp: np.ndarray, hfp: np.ndarray, concentration: float = 6.0
+) -> np.ndarray:
     """Draw each site's habitat fractions ``(N, 8)``: Dirichlet around its IGBP class mix, more urban with footprint.
 
     Args:
@@ -65,12 +68,24 @@ def habitat_composition(rng: np.random.Generator, igbp: np.ndarray, hfp: np.ndar
 
 # ------------------------------------------------------------------------------------------------------ patches
 PATCH = 128
-_RGB = np.array([[28, 42, 58], [128, 124, 122], [118, 112, 80], [88, 108, 66], [52, 72, 45], [38, 52, 42],
-                 [110, 104, 80], [168, 160, 150]], dtype=np.float32)
+_RGB = np.array(
+    [
+        [28, 42, 58],
+        [128, 124, 122],
+        [118, 112, 80],
+        [88, 108, 66],
+        [52, 72, 45],
+        [38, 52, 42],
+        [110, 104, 80],
+        [168, 160, 150],
+    ],
+    dtype=np.float32,
+)
 _NIR = np.array([18, 100, 150, 185, 190, 140, 140, 150], dtype=np.float32)
 _TEXTURE_SD = np.array([3, 18, 6, 6, 11, 9, 10, 12], dtype=np.float32)
-_CROP_PALETTE = np.array([[118, 112, 80], [96, 120, 64], [150, 138, 96], [84, 104, 58], [132, 116, 84]],
-                         dtype=np.float32)
+_CROP_PALETTE = np.array(
+    [[118, 112, 80], [96, 120, 64], [150, 138, 96], [84, 104, 58], [132, 116, 84]], dtype=np.float32
+)
 _CROP_NIR = np.array([130, 190, 120, 200, 140], dtype=np.float32)
 _HAZE = np.array([16, 17, 14], dtype=np.float32)  # 20 % of a mean Sentinel-2 colour: softens contrast
 _YY, _XX = (a.astype(np.float32) for a in np.mgrid[0:PATCH, 0:PATCH])
@@ -134,8 +149,9 @@ def habitat_map(site_rng: np.random.Generator, comp: np.ndarray) -> np.ndarray:
     return out.reshape(PATCH, PATCH)
 
 
-def render_patch(site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray,
-                 year: int) -> tuple[bytes, bytes]:
+def render_patch(
+    site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray, year: int
+) -> tuple[bytes, bytes]:
     """Render one survey's RGB (3-channel, 4:2:0) and NIR (mode ``L``) JPEGs, 128 x 128, quality 90.
 
     The layout (habitat blobs, crop parcels, road grid, texture) is drawn from ``site_rng`` so that repeat visits of
@@ -153,8 +169,9 @@ def render_patch(site_rng: np.random.Generator, survey_rng: np.random.Generator,
     return out_rgb.getvalue(), out_nir.getvalue()
 
 
-def render_pixels(site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray,
-                  year: int) -> tuple[np.ndarray, np.ndarray]:
+def render_pixels(
+    site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray, year: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The float pixels of :func:`render_patch` before rounding: ``(rgb (128, 128, 3), nir (128, 128))`` float32 on
     the GLC24 0..255 scale (not clipped)."""
     hab = habitat_map(site_rng, comp)
@@ -202,8 +219,9 @@ GLC25_NODATA_RATE = 0.03
 GLC25_NODATA_WIDTH = (2, 24)
 
 
-def render_patch_glc25(site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray,
-                       year: int) -> np.ndarray:
+def render_patch_glc25(
+    site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray, year: int
+) -> np.ndarray:
     """Render one survey's GLC25 patch: ``(4, 64, 64) int16`` reflectances (R, G, B, NIR), nodata -1.
 
     The same scene as :func:`render_patch` (so a site looks alike in both editions), averaged 2 x 2 to 64 px (10 m
@@ -232,21 +250,25 @@ def render_patch_glc25(site_rng: np.random.Generator, survey_rng: np.random.Gene
 
 # ------------------------------------------------------------------------------------------------------ landsat
 # Seasonal spectra (band: red, green, blue, nir, swir1, swir2; quarter 1..4) per habitat, in the 0..255 GLC24 scale.
-_SPECTRA = np.array([
-    [[8, 10, 8, 5, 3, 2]] * 4,  # water
-    [[30, 30, 22, 45, 50, 40]] * 4,  # urban
-    [[25, 24, 14, 45, 60, 40], [12, 16, 7, 90, 50, 25], [22, 22, 12, 60, 70, 45], [20, 20, 11, 50, 62, 40]],
-    [[15, 17, 8, 60, 50, 27], [10, 15, 6, 95, 52, 25], [12, 16, 7, 85, 55, 27], [12, 15, 7, 70, 52, 26]],
-    [[12, 12, 7, 40, 35, 18], [7, 11, 5, 110, 45, 18], [6, 10, 5, 115, 45, 17], [9, 11, 6, 70, 40, 18]],
-    [[6, 7, 4, 45, 25, 10], [5, 8, 4, 70, 28, 11], [5, 8, 4, 72, 28, 11], [6, 7, 4, 55, 26, 10]],
-    [[20, 20, 12, 55, 65, 40], [16, 18, 10, 65, 62, 36], [22, 22, 13, 55, 72, 45], [20, 20, 12, 55, 66, 40]],
-    [[45, 42, 32, 55, 80, 65]] * 4,  # bare
-], dtype=np.float64).transpose(0, 2, 1)  # -> (habitat, band, quarter)
+_SPECTRA = np.array(
+    [
+        [[8, 10, 8, 5, 3, 2]] * 4,  # water
+        [[30, 30, 22, 45, 50, 40]] * 4,  # urban
+        [[25, 24, 14, 45, 60, 40], [12, 16, 7, 90, 50, 25], [22, 22, 12, 60, 70, 45], [20, 20, 11, 50, 62, 40]],
+        [[15, 17, 8, 60, 50, 27], [10, 15, 6, 95, 52, 25], [12, 16, 7, 85, 55, 27], [12, 15, 7, 70, 52, 26]],
+        [[12, 12, 7, 40, 35, 18], [7, 11, 5, 110, 45, 18], [6, 10, 5, 115, 45, 17], [9, 11, 6, 70, 40, 18]],
+        [[6, 7, 4, 45, 25, 10], [5, 8, 4, 70, 28, 11], [5, 8, 4, 72, 28, 11], [6, 7, 4, 55, 26, 10]],
+        [[20, 20, 12, 55, 65, 40], [16, 18, 10, 65, 62, 36], [22, 22, 13, 55, 72, 45], [20, 20, 12, 55, 66, 40]],
+        [[45, 42, 32, 55, 80, 65]] * 4,  # bare
+    ],
+    dtype=np.float64,
+).transpose(0, 2, 1)  # -> (habitat, band, quarter)
 _SNOW = np.array([140, 145, 150, 130, 20, 15], dtype=np.float64)
 
 
-def landsat_cube(site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray, year: int,
-                 t_january: float) -> np.ndarray:
+def landsat_cube(
+    site_rng: np.random.Generator, survey_rng: np.random.Generator, comp: np.ndarray, year: int, t_january: float
+) -> np.ndarray:
     """Landsat cube ``(6, 4, 21)`` (band, quarter, year 2000..2020): integers 0..255, NaN after the survey year.
 
     Mixes the habitat spectra by composition, adds snow to the first quarter where January is below freezing, a

@@ -74,8 +74,13 @@ def load_truth(world_dir: str | Path) -> Truth:
             "(python -m glc synth) whose _SUCCESS marker exists"
         )
     with np.load(path) as z:
-        return Truth(**{k: z[k] for k in ("survey_id", "species_id", "prob_indptr", "prob_index", "prob",
-                                          "label_indptr", "label_index")}, min_prob=float(z["min_prob"]))
+        return Truth(
+            **{
+                k: z[k]
+                for k in ("survey_id", "species_id", "prob_indptr", "prob_index", "prob", "label_indptr", "label_index")
+            },
+            min_prob=float(z["min_prob"]),
+        )
 
 
 # -------------------------------------------------------------------------------------------- expected F1

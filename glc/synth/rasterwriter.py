@@ -64,8 +64,9 @@ def group_specs(group: str) -> list[LayerSpec]:
     raise ValueError(f"raster group {group!r} has no layer specification in glc.synth.rasterwriter")
 
 
-def _block_layers(group: str, f: dict[str, np.ndarray], igbp: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-                  ) -> dict[str, np.ndarray]:
+def _block_layers(
+    group: str, f: dict[str, np.ndarray], igbp: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> dict[str, np.ndarray]:
     """Values of every layer of ``group`` on one block (before the nodata mask)."""
     if group == "climate":
         tm, pm, dm = F.monthly_climatology(f["t_mean"], f["t_amp"], f["p_ann"], f["dtr"], f["cont"], f["dry"])
@@ -137,9 +138,17 @@ class RasterSetWriter:
         from affine import Affine
 
         g = self.grid
-        base = dict(driver="GTiff", width=g.width, height=g.height, crs="EPSG:4326",
-                    transform=Affine(g.res, 0.0, g.west, 0.0, -g.res, g.north), tiled=True, blockxsize=self.tile,
-                    blockysize=self.tile, compress="deflate")
+        base = dict(
+            driver="GTiff",
+            width=g.width,
+            height=g.height,
+            crs="EPSG:4326",
+            transform=Affine(g.res, 0.0, g.west, 0.0, -g.res, g.north),
+            tiled=True,
+            blockxsize=self.tile,
+            blockysize=self.tile,
+            compress="deflate",
+        )
         self._env = rasterio.Env(GDAL_NUM_THREADS="1")
         self._env.__enter__()
         try:

@@ -21,10 +21,14 @@ FORCED_TEST_IDS: tuple[int, ...] = (642, 1792, 3256)
 YEARS = np.arange(2017, 2022)
 _YEAR_P = np.array([0.31, 0.27, 0.24, 0.09, 0.09])
 # Plot areas (m2) and location uncertainties (m) with their GLC24 PA-test frequencies.
-_AREAS = np.array([79, 4, 25, 100, 707, 10, 9, 16, 400, 200, 50, 30, 20, 1, 150, 40, 250, 6, 15, 8, 5, 2, 60, 3, 12, 70],
-                  dtype=np.float64)
-_AREA_P = np.array([1226, 495, 320, 279, 227, 224, 200, 174, 145, 127, 86, 53, 52, 49, 35, 35, 27, 25, 22, 17, 15, 13,
-                    13, 11, 8, 6], dtype=np.float64)
+_AREAS = np.array(
+    [79, 4, 25, 100, 707, 10, 9, 16, 400, 200, 50, 30, 20, 1, 150, 40, 250, 6, 15, 8, 5, 2, 60, 3, 12, 70],
+    dtype=np.float64,
+)
+_AREA_P = np.array(
+    [1226, 495, 320, 279, 227, 224, 200, 174, 145, 127, 86, 53, 52, 49, 35, 35, 27, 25, 22, 17, 15, 13, 13, 11, 8, 6],
+    dtype=np.float64,
+)
 _UNC = np.array([10, 3, 1, 0, 5, 20, 4, 50, 25, 2, 100, 9, 6, 8, 7, 11], dtype=np.float64)
 _UNC_P = np.array([1956, 1059, 578, 408, 274, 151, 103, 63, 33, 12, 11, 10, 6, 5, 3, 2], dtype=np.float64)
 _AREA_EMPTY, _AREA_NEG_INF, _UNC_EMPTY = 0.09, 0.03, 0.01
@@ -64,8 +68,9 @@ def _cluster_centres(rng: np.random.Generator, n: int, grid: RasterGrid) -> tupl
     return out_lon, out_lat
 
 
-def sample_pa_sites(rng: np.random.Generator, n_sites: int, grid: RasterGrid, mean_per_cluster: float,
-                    cluster_km: float) -> pd.DataFrame:
+def sample_pa_sites(
+    rng: np.random.Generator, n_sites: int, grid: RasterGrid, mean_per_cluster: float, cluster_km: float
+) -> pd.DataFrame:
     """Draw ``n_sites`` PA plots in clusters (~``cluster_km`` sd around valid centres).
 
     Returns:
@@ -124,8 +129,16 @@ class PASurveys:
 SHIFT_COUNTRY_RATE = 0.3
 
 
-def make_pa_surveys(rng: np.random.Generator, n_train: int, n_test: int, grid: RasterGrid, block_deg: float,
-                    mean_per_cluster: float, cluster_km: float, shift: float = 1.0) -> PASurveys:
+def make_pa_surveys(
+    rng: np.random.Generator,
+    n_train: int,
+    n_test: int,
+    grid: RasterGrid,
+    block_deg: float,
+    mean_per_cluster: float,
+    cluster_km: float,
+    shift: float = 1.0,
+) -> PASurveys:
     """Draw plots and visits, split them by spatial blocks, and give them GLC24-like ids.
 
     Test surveys are the surveys of whole spatial blocks (``block_deg`` squares) taken in random order until
@@ -171,7 +184,7 @@ def make_pa_surveys(rng: np.random.Generator, n_train: int, n_test: int, grid: R
     cum = np.cumsum(counts)
     last = int(np.searchsorted(cum, n_test))  # block rank reaching n_test surveys
     test_idx = srt[:n_test]
-    pool = srt[cum[last]:]  # whole blocks after the last test block (its surplus is dropped)
+    pool = srt[cum[last] :]  # whole blocks after the last test block (its surplus is dropped)
     if len(pool) < n_train:
         raise RuntimeError(f"only {len(pool)} train candidates for n_train={n_train}; increase the site surplus")
     train_idx = np.sort(rng.choice(pool, size=n_train, replace=False))
@@ -226,9 +239,16 @@ def assign_ids(rng: np.random.Generator, pa: PASurveys, n_po_surveys: int, test_
     return np.sort(po_ids)
 
 
-def make_po_surveys(rng: np.random.Generator, n_records: int, records_per_survey: float, grid: RasterGrid,
-                    town_lon: np.ndarray, town_lat: np.ndarray, town_pop: np.ndarray, town_radius_km: np.ndarray
-                    ) -> pd.DataFrame:
+def make_po_surveys(
+    rng: np.random.Generator,
+    n_records: int,
+    records_per_survey: float,
+    grid: RasterGrid,
+    town_lon: np.ndarray,
+    town_lat: np.ndarray,
+    town_pop: np.ndarray,
+    town_radius_km: np.ndarray,
+) -> pd.DataFrame:
     """Draw PO "surveys" (one place and date, 1+ records): 70 % near towns (by population), 30 % anywhere in Europe.
 
     Returns:
@@ -264,14 +284,25 @@ def make_po_surveys(rng: np.random.Generator, n_records: int, records_per_survey
     first = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1}))
     day = 1 + np.floor(rng.uniform(size=n) * first.dt.days_in_month.to_numpy()).astype(int)
     dates = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}))
-    unc = np.where(rng.uniform(size=n) < 0.4, rng.choice([1.0, 3.0, 4.0, 5.0, 10.0, 20.0, 25.0, 50.0, 100.0], size=n),
-                   np.round(rng.lognormal(np.log(12.0), 1.0, size=n), 2))
+    unc = np.where(
+        rng.uniform(size=n) < 0.4,
+        rng.choice([1.0, 3.0, 4.0, 5.0, 10.0, 20.0, 25.0, 50.0, 100.0], size=n),
+        np.round(rng.lognormal(np.log(12.0), 1.0, size=n), 2),
+    )
     unc_text = np.array([repr(float(u)) for u in unc], dtype=object)
     unc_text[rng.uniform(size=n) < 0.05] = ""
     rank = rng.choice(np.array(["SPECIES", "SUBSPECIES", "VARIETY"], dtype=object), size=n, p=[0.96, 0.03, 0.01])
-    return pd.DataFrame({
-        "lon": np.round(lon, 5), "lat": np.round(lat, 5), "year": year, "month": month, "day": day,
-        "dayOfYear": dates.dt.dayofyear.to_numpy(), "date": dates.dt.strftime("%Y-%m-%d").to_numpy(),
-        "unc_text": unc_text, "n_records": 1 + rng.poisson(max(records_per_survey - 1.0, 0.0), size=n),
-        "taxonRank": rank,
-    })
+    return pd.DataFrame(
+        {
+            "lon": np.round(lon, 5),
+            "lat": np.round(lat, 5),
+            "year": year,
+            "month": month,
+            "day": day,
+            "dayOfYear": dates.dt.dayofyear.to_numpy(),
+            "date": dates.dt.strftime("%Y-%m-%d").to_numpy(),
+            "unc_text": unc_text,
+            "n_records": 1 + rng.poisson(max(records_per_survey - 1.0, 0.0), size=n),
+            "taxonRank": rank,
+        }
+    )

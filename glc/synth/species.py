@@ -29,8 +29,14 @@ from glc.synth.modalities import N_HAB
 
 #: Site variables of the niche model, in order (computed from raster values by :func:`niche_variables`).
 NICHE_VARIABLES: tuple[str, ...] = (
-    "temperature", "log_precipitation", "temperature_seasonality", "log_driest_quarter_precipitation",
-    "elevation", "soil_ph", "soil_sand", "log_soil_organic_carbon",
+    "temperature",
+    "log_precipitation",
+    "temperature_seasonality",
+    "log_driest_quarter_precipitation",
+    "elevation",
+    "soil_ph",
+    "soil_sand",
+    "log_soil_organic_carbon",
 )
 N_NICHE = len(NICHE_VARIABLES)
 
@@ -40,16 +46,18 @@ _INTERCEPT_BOUNDS = (-30.0, 12.0)
 def niche_variables(env: dict[str, np.ndarray]) -> np.ndarray:
     """Raw niche variables ``(N, 8)`` from raster samples (keys ``bio1``, ``bio4``, ``bio12``, ``bio17``,
     ``elevation``, ``phh2o``, ``sand``, ``soc``)."""
-    return np.column_stack([
-        env["bio1"] / 10.0 - 273.15,
-        np.log1p(env["bio12"] / 10.0),
-        env["bio4"] / 1000.0,
-        np.log1p(env["bio17"] / 10.0),
-        env["elevation"] / 1000.0,
-        env["phh2o"] / 10.0,
-        env["sand"] / 1000.0,
-        np.log1p(env["soc"]),
-    ]).astype(np.float64)
+    return np.column_stack(
+        [
+            env["bio1"] / 10.0 - 273.15,
+            np.log1p(env["bio12"] / 10.0),
+            env["bio4"] / 1000.0,
+            np.log1p(env["bio17"] / 10.0),
+            env["elevation"] / 1000.0,
+            env["phh2o"] / 10.0,
+            env["sand"] / 1000.0,
+            np.log1p(env["soc"]),
+        ]
+    ).astype(np.float64)
 
 
 @dataclass
@@ -74,8 +82,9 @@ class SiteFeatures:
 
     def take(self, idx: np.ndarray | slice) -> SiteFeatures:
         """Rows ``idx`` of every array."""
-        return SiteFeatures(self.x[idx], self.hab[idx], self.hfp[idx], self.xy[idx], self.log_area[idx],
-                            self.effect[idx])
+        return SiteFeatures(
+            self.x[idx], self.hab[idx], self.hfp[idx], self.xy[idx], self.log_area[idx], self.effect[idx]
+        )
 
 
 @dataclass
@@ -126,10 +135,13 @@ class SpeciesPool:
     def suitability(self, f: SiteFeatures) -> np.ndarray:
         """``s * (niche + habitat + footprint + range)``, shape ``(N, S)`` float64."""
         x = f.x
-        quad = -0.5 * ((x * x) @ self.inv_var.T - 2.0 * x @ (self.mu * self.inv_var).T
-                       + (self.mu * self.mu * self.inv_var).sum(axis=1))
+        quad = -0.5 * (
+            (x * x) @ self.inv_var.T
+            - 2.0 * x @ (self.mu * self.inv_var).T
+            + (self.mu * self.mu * self.inv_var).sum(axis=1)
+        )
         g = quad + f.hab @ self.hab.T + f.hfp[:, None] * self.hf_slope
-        d2 = ((f.xy * f.xy).sum(axis=1)[:, None] - 2.0 * f.xy @ self.centre.T + (self.centre**2).sum(axis=1))
+        d2 = (f.xy * f.xy).sum(axis=1)[:, None] - 2.0 * f.xy @ self.centre.T + (self.centre**2).sum(axis=1)
         d = np.sqrt(np.maximum(d2, 0.0))
         g += -1.5 * np.logaddexp(0.0, (d - self.radius) / self.edge)
         return self.strength * g
@@ -150,8 +162,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def target_prevalences(rng: np.random.Generator, n: int, richness: float, sigma: float, cap: float) -> np.ndarray:
     """Long-tailed species prevalences: log-normal, capped at ``cap``, summing to ``richness``."""
     if richness >= cap * n:
-        raise ValueError(f"richness {richness} cannot be reached by {n} species capped at prevalence {cap}; "
-                         "raise n_species or max_prevalence")
+        raise ValueError(
+            f"richness {richness} cannot be reached by {n} species capped at prevalence {cap}; "
+            "raise n_species or max_prevalence"
+        )
     p = rng.lognormal(0.0, sigma, size=n)
     p *= richness / p.sum()
     for _ in range(100):
@@ -164,9 +178,18 @@ def target_prevalences(rng: np.random.Generator, n: int, richness: float, sigma:
     return np.minimum(p, cap)
 
 
-def make_species_pool(rng: np.random.Generator, n_species: int, pilot_raw_x: np.ndarray, pilot_hfp: np.ndarray,
-                      pilot_xy: np.ndarray, richness: float, sigma: float, cap: float, strength: float,
-                      area_slope: float) -> SpeciesPool:
+def make_species_pool(
+    rng: np.random.Generator,
+    n_species: int,
+    pilot_raw_x: np.ndarray,
+    pilot_hfp: np.ndarray,
+    pilot_xy: np.ndarray,
+    richness: float,
+    sigma: float,
+    cap: float,
+    strength: float,
+    area_slope: float,
+) -> SpeciesPool:
     """Draw species traits around pilot sites (so every niche is realized somewhere); intercepts left at 0.
 
     Args:
@@ -205,9 +228,22 @@ def make_species_pool(rng: np.random.Generator, n_species: int, pilot_raw_x: np.
     centre = pilot_xy[origin] + rng.normal(0.0, 1.0, size=(s, 2)) * (0.3 * radius)[:, None]
     detect = rng.lognormal(0.0, 1.0, size=s) * (1.0 + 2.0 * q)
     return SpeciesPool(
-        ids=ids, mu=mu, inv_var=inv_var, hab=hab, hf_slope=hf_slope, centre=centre, radius=radius,
-        edge=0.2 * radius + 50.0, intercept=np.zeros(s), target_prevalence=prev, detectability=detect,
-        strength=float(strength), area_slope=float(area_slope), x_mean=x_mean, x_sd=x_sd, hf_mean=hf_mean,
+        ids=ids,
+        mu=mu,
+        inv_var=inv_var,
+        hab=hab,
+        hf_slope=hf_slope,
+        centre=centre,
+        radius=radius,
+        edge=0.2 * radius + 50.0,
+        intercept=np.zeros(s),
+        target_prevalence=prev,
+        detectability=detect,
+        strength=float(strength),
+        area_slope=float(area_slope),
+        x_mean=x_mean,
+        x_sd=x_sd,
+        hf_mean=hf_mean,
         hf_sd=hf_sd,
     )
 
@@ -218,8 +254,9 @@ def calibrate_intercepts(pool: SpeciesPool, pilot: SiteFeatures, iterations: int
     Vectorized bisection over all species at once, on ``[-30, 12]``; species whose niche is too rare among the pilot
     sites to reach their target stay at the upper bound. Returns the achieved pilot prevalences.
     """
-    base = (pool.suitability(pilot) + pool.area_slope * pilot.log_area[:, None]
-            + pilot.effect[:, None]).astype(np.float32)
+    base = (pool.suitability(pilot) + pool.area_slope * pilot.log_area[:, None] + pilot.effect[:, None]).astype(
+        np.float32
+    )
     lo = np.full(pool.n, _INTERCEPT_BOUNDS[0], dtype=np.float32)
     hi = np.full(pool.n, _INTERCEPT_BOUNDS[1], dtype=np.float32)
     target = pool.target_prevalence.astype(np.float32)

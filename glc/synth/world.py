@@ -55,7 +55,7 @@ from glc.synth.fields import EnvironmentModel, monthly_climatology
 from glc.synth.geography import RasterGrid, assign_regions, local_xy_km
 from glc.synth.rasterwriter import RasterSetWriter, compute_block
 from glc.synth.scales import ScaleParams, get_scale
-from glc.synth.sites import assign_ids, make_pa_surveys, make_po_surveys, sample_pa_sites, draw_areas
+from glc.synth.sites import assign_ids, draw_areas, make_pa_surveys, make_po_surveys, sample_pa_sites
 from glc.synth.species import SiteFeatures, SpeciesPool, calibrate_intercepts, make_species_pool, niche_variables
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,9 @@ def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
         site = int(chunk.site[i])
         year = int(chunk.year[i])
         if chunk.xy is not None:
-            patch = M.render_patch_glc25(_rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year)
+            patch = M.render_patch_glc25(
+                _rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year
+            )
             write_glc25_patch(layout.patch_path(chunk.split, sid, "tiff"), patch, *chunk.xy[i])  # type: ignore[arg-type]
         else:
             rgb, nir = M.render_patch(_rng(st.seed, _S_SITE, 0, site), _rng(st.seed, _S_SURVEY, 0, sid), comp[i], year)
@@ -310,7 +312,7 @@ def _pa_chunk_task(chunk: _PAChunk) -> dict[str, Any]:
     bio, elev, lc, hf, soil = [], [], [], [], []
     for i in range(n):
         sid = int(chunk.survey_id[i])
-        bio.append(f"{sid}," + ",".join(str(int(env[f'bio{k}'][i])) for k in range(1, 20)) + "\n")
+        bio.append(f"{sid}," + ",".join(str(int(env[f"bio{k}"][i])) for k in range(1, 20)) + "\n")
         elev.append(f"{sid},{_int_float(env['elevation'][i])}\n")
         lc.append(f"{sid},{_int_float(env['landcover_1'][i])}\n")
         cells = _hf_text(np.array([env[s][i] for s in HF_STEMS]))
@@ -365,19 +367,33 @@ def _po_chunk_task(chunk: _POChunk) -> dict[str, Any]:
         for i in np.flatnonzero(chunk.patch):
             sid = int(chunk.survey_id[i])
             if chunk.xy is not None:
-                patch = M.render_patch_glc25(_rng(st.seed, _S_PO_PATCH, 0, sid), _rng(st.seed, _S_PO_PATCH, 1, sid),
-                                             chunk.features.hab[i], int(chunk.year[i]))  # type: ignore[index]
+                patch = M.render_patch_glc25(
+                    _rng(st.seed, _S_PO_PATCH, 0, sid),
+                    _rng(st.seed, _S_PO_PATCH, 1, sid),
+                    chunk.features.hab[i],
+                    int(chunk.year[i]),
+                )  # type: ignore[index]
                 write_glc25_patch(layout.patch_path("po", sid, "tiff"), patch, *chunk.xy[i])
                 n_patches += 1
                 continue
-            rgb, nir = M.render_patch(_rng(st.seed, _S_PO_PATCH, 0, sid), _rng(st.seed, _S_PO_PATCH, 1, sid),
-                                      chunk.features.hab[i], int(chunk.year[i]))  # type: ignore[index]
+            rgb, nir = M.render_patch(
+                _rng(st.seed, _S_PO_PATCH, 0, sid),
+                _rng(st.seed, _S_PO_PATCH, 1, sid),
+                chunk.features.hab[i],
+                int(chunk.year[i]),
+            )  # type: ignore[index]
             for kind, data in (("rgb", rgb), ("nir", nir)):
                 path = layout.patch_path("po", sid, kind)  # type: ignore[arg-type]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
             n_patches += 1
-    return {"index": chunk.index, "text": "".join(lines), "rows": len(lines), "species_counts": counts, "patches": n_patches}
+    return {
+        "index": chunk.index,
+        "text": "".join(lines),
+        "rows": len(lines),
+        "species_counts": counts,
+        "patches": n_patches,
+    }
 
 
 def write_glc25_patch(path: Path, patch: np.ndarray, x: float, y: float) -> None:
@@ -391,11 +407,25 @@ def write_glc25_patch(path: Path, patch: np.ndarray, x: float, y: float) -> None
     left = 10.0 * round(x / 10.0) - half
     top = 10.0 * round(y / 10.0) + half
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(
-        path, "w", driver="GTiff", width=patch.shape[2], height=patch.shape[1], count=4, dtype="int16", nodata=-1,
-        crs=rasterio.crs.CRS.from_wkt(GLC25_PATCH_CRS_WKT), transform=Affine(10.0, 0.0, left, 0.0, -10.0, top),
-        compress="lzw", interleave="pixel", tiled=False, blockysize=16,
-    ) as dst:
+    with (
+        rasterio.Env(GDAL_NUM_THREADS="1"),
+        rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=patch.shape[2],
+            height=patch.shape[1],
+            count=4,
+            dtype="int16",
+            nodata=-1,
+            crs=rasterio.crs.CRS.from_wkt(GLC25_PATCH_CRS_WKT),
+            transform=Affine(10.0, 0.0, left, 0.0, -10.0, top),
+            compress="lzw",
+            interleave="pixel",
+            tiled=False,
+            blockysize=16,
+        ) as dst,
+    ):
         dst.write(patch)
         dst.descriptions = ("red", "green", "blue", "nir")
 
@@ -414,8 +444,16 @@ def _default_workers() -> int:
     return max(1, min(n, 8))
 
 
-def _features(pool: SpeciesPool, raw_x: np.ndarray, hfp: np.ndarray, hab: np.ndarray, lon: np.ndarray,
-              lat: np.ndarray, log_area: np.ndarray, effect: np.ndarray) -> SiteFeatures:
+def _features(
+    pool: SpeciesPool,
+    raw_x: np.ndarray,
+    hfp: np.ndarray,
+    hab: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    log_area: np.ndarray,
+    effect: np.ndarray,
+) -> SiteFeatures:
     """Assemble the species model's inputs for a set of sites (standardized with the pool's constants)."""
     x, h = pool.standardize(raw_x, hfp)
     xx, yy = local_xy_km(lon, lat)
@@ -441,9 +479,16 @@ def _clean_stale_tmp(parent: Path, name: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed: int = 0, flavour: str = "kaggle",
-                   workers: int | None = None, progress: bool = True, overwrite: bool = False,
-                   po_patch_sites: int = 0) -> dict[str, Any]:
+def generate_world(
+    out_dir: str | Path,
+    scale: str | ScaleParams = "tiny",
+    seed: int = 0,
+    flavour: str = "kaggle",
+    workers: int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    po_patch_sites: int = 0,
+) -> dict[str, Any]:
     """Generate a synthetic GLC24 world at ``out_dir``.
 
     The world is written to ``out_dir.parent/.<name>-tmp-<pid>``, completed with a ``_SUCCESS`` JSON summary, and
@@ -473,7 +518,9 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
     """
     params = get_scale(scale)
     if not isinstance(po_patch_sites, (int, np.integer)) or isinstance(po_patch_sites, bool) or po_patch_sites < 0:
-        raise ValueError(f"po_patch_sites must be an int >= 0 (PO surveys whose patches are rendered), got {po_patch_sites!r}")
+        raise ValueError(
+            f"po_patch_sites must be an int >= 0 (PO surveys whose patches are rendered), got {po_patch_sites!r}"
+        )
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if flavour not in FLAVOURS:
@@ -513,7 +560,9 @@ def generate_world(out_dir: str | Path, scale: str | ScaleParams = "tiny", seed:
     return summary
 
 
-def _build(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0) -> dict[str, Any]:
+def _build(
+    root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
+) -> dict[str, Any]:
     """Generate every file of a world under ``root`` (see the module docstring); return the summary."""
     with contextlib.ExitStack() as stack:
         try:
@@ -525,8 +574,9 @@ def _build(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, pr
         return _build_inner(root, p, seed, flavour, workers, progress, po_patch_sites)
 
 
-def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
-                 ) -> dict[str, Any]:
+def _build_inner(
+    root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     layout = Layout(root, flavour)  # type: ignore[arg-type]
@@ -536,11 +586,20 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
 
     # ---- 1. surveys, PO occurrences, ids, pilot sites
     n_test = _glc25_test_count(p) if glc25 else p.n_pa_test
-    pa = make_pa_surveys(_rng(seed, _S_PA), p.n_pa_train, n_test, grid, p.block_deg, p.mean_sites_per_cluster,
-                         p.cluster_km, shift=GLC25_SHIFT if glc25 else 1.0)
+    pa = make_pa_surveys(
+        _rng(seed, _S_PA),
+        p.n_pa_train,
+        n_test,
+        grid,
+        p.block_deg,
+        p.mean_sites_per_cluster,
+        p.cluster_km,
+        shift=GLC25_SHIFT if glc25 else 1.0,
+    )
     t = model.towns
-    po = make_po_surveys(_rng(seed, _S_PO), p.n_po_records, p.po_records_per_survey, grid, t.lon, t.lat, t.pop,
-                         t.radius_km)
+    po = make_po_surveys(
+        _rng(seed, _S_PO), p.n_po_records, p.po_records_per_survey, grid, t.lon, t.lat, t.pop, t.radius_km
+    )
     po["surveyId"] = assign_ids(_rng(seed, _S_IDS), pa, len(po), test_id_start=layout.edition.test_id_min)
     pilot = sample_pa_sites(_rng(seed, _S_PILOT), p.n_pilot, grid, p.mean_sites_per_cluster, p.cluster_km)
     pilot["area"], _ = draw_areas(_rng(seed, _S_PILOT, 1), len(pilot))
@@ -549,8 +608,11 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     # ---- 2. rasters (+ values at every site)
     t1 = time.perf_counter()
     sites = pa.sites
-    parts = [(sites["lon"].to_numpy(), sites["lat"].to_numpy()), (pilot["lon"].to_numpy(), pilot["lat"].to_numpy()),
-             (po["lon"].to_numpy(), po["lat"].to_numpy())]
+    parts = [
+        (sites["lon"].to_numpy(), sites["lat"].to_numpy()),
+        (pilot["lon"].to_numpy(), pilot["lat"].to_numpy()),
+        (po["lon"].to_numpy(), po["lat"].to_numpy()),
+    ]
     rc = [grid.pixel_of(lon, lat) for lon, lat in parts]
     rows = np.concatenate([r for r, _ in rc])
     cols = np.concatenate([c for _, c in rc])
@@ -558,8 +620,11 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     blocks = [(r0, min(grid.height, r0 + p.raster_tile)) for r0 in range(0, grid.height, p.raster_tile)]
     # GLC25 ships no full rasters: they are written to a scratch folder only to sample the sites, then deleted.
     raster_root = root / "_scratch_rasters" if glc25 else layout.env_root()
-    with RasterSetWriter(grid, raster_root, p.raster_tile, rows, cols) as writer, \
-            _executor(min(workers, len(blocks)), state) as run, _bar(len(blocks), "rasters", progress) as bar:
+    with (
+        RasterSetWriter(grid, raster_root, p.raster_tile, rows, cols) as writer,
+        _executor(min(workers, len(blocks)), state) as run,
+        _bar(len(blocks), "rasters", progress) as bar,
+    ):
         for r0, block in run(_raster_block_task, blocks):
             writer.write_block(r0, block)
             bar.update()
@@ -578,18 +643,38 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     t2 = time.perf_counter()
     centre_lon, centre_lat = grid.centre_of(*rc[0])
     pf = model.point_fields(centre_lon, centre_lat, with_towns=False)
-    sites["region"] = assign_regions(sites["lon"].to_numpy(), sites["lat"].to_numpy(), env["pa"]["elevation"],
-                                     pf["dry"], sites["country"].to_numpy())
+    sites["region"] = assign_regions(
+        sites["lon"].to_numpy(), sites["lat"].to_numpy(), env["pa"]["elevation"], pf["dry"], sites["country"].to_numpy()
+    )
     climate = np.column_stack([pf[k] for k in ("t_mean", "t_amp", "p_ann", "dtr", "cont", "dry")])
-    hab = {k: M.habitat_composition(_rng(seed, _S_HAB, i), env[k]["landcover_1"], env[k]["HFP2009"])
-           for i, k in enumerate(("pa", "pilot", "po"))}
+    hab = {
+        k: M.habitat_composition(_rng(seed, _S_HAB, i), env[k]["landcover_1"], env[k]["HFP2009"])
+        for i, k in enumerate(("pa", "pilot", "po"))
+    }
     raw_x = {k: niche_variables(env[k]) for k in env}
     pilot_xy = np.column_stack(local_xy_km(pilot["lon"].to_numpy(), pilot["lat"].to_numpy()))
-    pool = make_species_pool(_rng(seed, _S_SPECIES), p.n_species, raw_x["pilot"], env["pilot"]["HFP2009"], pilot_xy,
-                             p.richness, p.prevalence_sigma, p.max_prevalence, p.niche_strength, p.area_slope)
-    pilot_f = _features(pool, raw_x["pilot"], env["pilot"]["HFP2009"], hab["pilot"], pilot["lon"].to_numpy(),
-                        pilot["lat"].to_numpy(), np.log(pilot["area"].to_numpy() / 100.0),
-                        _rng(seed, _S_EFFECT, 1).normal(0.0, p.survey_effect_sd, n_pilot))
+    pool = make_species_pool(
+        _rng(seed, _S_SPECIES),
+        p.n_species,
+        raw_x["pilot"],
+        env["pilot"]["HFP2009"],
+        pilot_xy,
+        p.richness,
+        p.prevalence_sigma,
+        p.max_prevalence,
+        p.niche_strength,
+        p.area_slope,
+    )
+    pilot_f = _features(
+        pool,
+        raw_x["pilot"],
+        env["pilot"]["HFP2009"],
+        hab["pilot"],
+        pilot["lon"].to_numpy(),
+        pilot["lat"].to_numpy(),
+        np.log(pilot["area"].to_numpy() / 100.0),
+        _rng(seed, _S_EFFECT, 1).normal(0.0, p.survey_effect_sd, n_pilot),
+    )
     achieved = calibrate_intercepts(pool, pilot_f)
     state.pool = pool
     stages["species"] = time.perf_counter() - t2
@@ -597,11 +682,20 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     # ---- 4. PA chunks
     t3 = time.perf_counter()
     import glc.data.cubes  # noqa: F401  (import torch once here, so forked workers inherit it)
+
     s = pa.surveys
     site_pos = pd.Series(np.arange(n_sites), index=sites.index)
     srow = site_pos.loc[s["site"].to_numpy()].to_numpy()  # survey -> row in `sites`
-    site_f = _features(pool, raw_x["pa"], env["pa"]["HFP2009"], hab["pa"], sites["lon"].to_numpy(),
-                       sites["lat"].to_numpy(), np.log(sites["area"].to_numpy() / 100.0), np.zeros(n_sites))
+    site_f = _features(
+        pool,
+        raw_x["pa"],
+        env["pa"]["HFP2009"],
+        hab["pa"],
+        sites["lon"].to_numpy(),
+        sites["lat"].to_numpy(),
+        np.log(sites["area"].to_numpy() / 100.0),
+        np.zeros(n_sites),
+    )
     effect = _rng(seed, _S_EFFECT, 0).normal(0.0, p.survey_effect_sd, len(s))
     survey_f = site_f.take(srow)
     survey_f.effect = effect
@@ -618,13 +712,23 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
         for ci, start in enumerate(range(0, len(idx), p.chunk_size)):
             sel = idx[start : start + p.chunk_size]
             r = srow[sel]
-            chunks.append(_PAChunk(
-                split=split, index=ci, survey_id=s["surveyId"].to_numpy()[sel], site=s["site"].to_numpy()[sel],
-                year=s["year"].to_numpy()[sel],
-                meta_prefix=[f"{prefix_site[j]},{y},{u},{tail_site[j]}" for j, y, u in
-                             zip(r, s["year"].to_numpy()[sel], s["unc_text"].to_numpy()[sel])],
-                env={k: v[r] for k, v in env["pa"].items()}, features=survey_f.take(sel), climate=climate[r],
-                xy=None if site_xy is None else site_xy[r]))
+            chunks.append(
+                _PAChunk(
+                    split=split,
+                    index=ci,
+                    survey_id=s["surveyId"].to_numpy()[sel],
+                    site=s["site"].to_numpy()[sel],
+                    year=s["year"].to_numpy()[sel],
+                    meta_prefix=[
+                        f"{prefix_site[j]},{y},{u},{tail_site[j]}"
+                        for j, y, u in zip(r, s["year"].to_numpy()[sel], s["unc_text"].to_numpy()[sel])
+                    ],
+                    env={k: v[r] for k, v in env["pa"].items()},
+                    features=survey_f.take(sel),
+                    climate=climate[r],
+                    xy=None if site_xy is None else site_xy[r],
+                )
+            )
     csv = _CsvSet()
     train_counts = np.zeros(pool.n, dtype=np.int64)
     truth_parts: list[dict[str, np.ndarray]] = []
@@ -636,8 +740,11 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
             cols_meta += ["speciesId", "surveyId"] if split == "train" else ["surveyId"]
             csv.open(f"{split}/meta", layout.pa_metadata(split), cols_meta)  # type: ignore[arg-type]
             for band in LANDSAT_BANDS:
-                csv.open(f"{split}/landsat/{band}", layout.landsat_csv(split, band),  # type: ignore[arg-type]
-                         ("surveyId",) + LANDSAT_CSV_COLUMNS)
+                csv.open(
+                    f"{split}/landsat/{band}",
+                    layout.landsat_csv(split, band),  # type: ignore[arg-type]
+                    ("surveyId",) + LANDSAT_CSV_COLUMNS,
+                )
             for comp, columns in ENV_COLUMNS.items():
                 # GLC25's test landcover CSV has an extra leading, unnamed index column (a pandas index)
                 index = ("",) if (glc25 and split == "test" and comp == "landcover") else ()
@@ -669,17 +776,41 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
 
     # ---- 5. PO chunks
     t4 = time.perf_counter()
-    po_f = _features(pool, raw_x["po"], env["po"]["HFP2009"], hab["po"], po["lon"].to_numpy(), po["lat"].to_numpy(),
-                     np.zeros(len(po)), np.zeros(len(po)))
-    po_prefix = [f"{y},{m}.0,{d}.0,{_fnum(la)},{_fnum(lo)},{u},{tr},{dt},{doy}" for y, m, d, la, lo, u, tr, dt, doy in
-                 zip(po["year"], po["month"], po["day"], po["lat"], po["lon"], po["unc_text"], po["taxonRank"],
-                     po["date"], po["dayOfYear"])]
+    po_f = _features(
+        pool,
+        raw_x["po"],
+        env["po"]["HFP2009"],
+        hab["po"],
+        po["lon"].to_numpy(),
+        po["lat"].to_numpy(),
+        np.zeros(len(po)),
+        np.zeros(len(po)),
+    )
+    po_prefix = [
+        f"{y},{m}.0,{d}.0,{_fnum(la)},{_fnum(lo)},{u},{tr},{dt},{doy}"
+        for y, m, d, la, lo, u, tr, dt, doy in zip(
+            po["year"],
+            po["month"],
+            po["day"],
+            po["lat"],
+            po["lon"],
+            po["unc_text"],
+            po["taxonRank"],
+            po["date"],
+            po["dayOfYear"],
+        )
+    ]
     po_chunks = [
-        _POChunk(index=ci, prefix=po_prefix[a : a + p.po_chunk_size], survey_id=po["surveyId"].to_numpy()[a : a + p.po_chunk_size],
-                 n_records=po["n_records"].to_numpy()[a : a + p.po_chunk_size], features=po_f.take(slice(a, a + p.po_chunk_size)),
-                 year=po["year"].to_numpy()[a : a + p.po_chunk_size],
-                 patch=np.arange(a, min(a + p.po_chunk_size, len(po))) < int(po_patch_sites),
-                 xy=_po_xy(po, a, p.po_chunk_size, po_patch_sites) if glc25 else None)
+        _POChunk(
+            index=ci,
+            prefix=po_prefix[a : a + p.po_chunk_size],
+            survey_id=po["surveyId"].to_numpy()[a : a + p.po_chunk_size],
+            n_records=po["n_records"].to_numpy()[a : a + p.po_chunk_size],
+            features=po_f.take(slice(a, a + p.po_chunk_size)),
+            year=po["year"].to_numpy()[a : a + p.po_chunk_size],
+            patch=np.arange(a, min(a + p.po_chunk_size, len(po))) < int(po_patch_sites),
+            xy=_po_xy(po, a, p.po_chunk_size, po_patch_sites) if glc25 else None,
+        )
         for ci, a in enumerate(range(0, len(po), p.po_chunk_size))
     ]
     po_patches = 0
@@ -687,8 +818,23 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
     po_counts = np.zeros(pool.n, dtype=np.int64)
     csv_po = _CsvSet()
     try:
-        csv_po.open("po", layout.po_metadata(), ("year", "month", "day", "lat", "lon", "geoUncertaintyInM", "taxonRank",
-                                                  "date", "dayOfYear", "speciesId", "surveyId"))
+        csv_po.open(
+            "po",
+            layout.po_metadata(),
+            (
+                "year",
+                "month",
+                "day",
+                "lat",
+                "lon",
+                "geoUncertaintyInM",
+                "taxonRank",
+                "date",
+                "dayOfYear",
+                "speciesId",
+                "surveyId",
+            ),
+        )
         with _executor(workers, state) as run, _bar(len(po_chunks), "PO occurrences", progress) as bar:
             for res in run(_po_chunk_task, po_chunks):
                 csv_po.write("po", res["text"])
@@ -737,8 +883,13 @@ def _build_inner(root: Path, p: ScaleParams, seed: int, flavour: str, workers: i
             "dirty_human_footprint_rows": counts["dirty_hf_rows"],
             "pilot_prevalence_max_abs_error": float(np.max(np.abs(achieved - pool.target_prevalence))),
         },
-        "raster_grid": {"width": grid.width, "height": grid.height, "res_deg": grid.res, "west": grid.west,
-                        "north": grid.north},
+        "raster_grid": {
+            "width": grid.width,
+            "height": grid.height,
+            "res_deg": grid.res,
+            "west": grid.west,
+            "north": grid.north,
+        },
         "stages_seconds": {k: round(v, 3) for k, v in stages.items()},
         "seconds": round(time.perf_counter() - t0, 3),
         **extra,
@@ -754,7 +905,9 @@ def _po_xy(po: pd.DataFrame, start: int, size: int, n_patches: int) -> np.ndarra
     if k:
         from glc.geo import to_laea
 
-        out[:k] = np.column_stack(to_laea(po["lon"].to_numpy()[start:start + k], po["lat"].to_numpy()[start:start + k]))
+        out[:k] = np.column_stack(
+            to_laea(po["lon"].to_numpy()[start : start + k], po["lat"].to_numpy()[start : start + k])
+        )
     return out
 
 
@@ -800,8 +953,15 @@ def _write_truth(folder: Path, parts: list[dict[str, np.ndarray]], pool: Species
     lptr = np.concatenate([[0], np.cumsum(lnnz)]).astype(np.int64)
     with (folder / TRUTH_NPZ).open("wb") as f:
         np.savez_compressed(
-            f, survey_id=sid, species_id=pool.ids, prob_indptr=indptr, prob_index=index, prob=prob,
-            label_indptr=lptr, label_index=lindex, min_prob=np.float64(TRUTH_MIN_PROB),
+            f,
+            survey_id=sid,
+            species_id=pool.ids,
+            prob_indptr=indptr,
+            prob_index=index,
+            prob=prob,
+            label_indptr=lptr,
+            label_index=lindex,
+            min_prob=np.float64(TRUTH_MIN_PROB),
         )
     with (folder / SOLUTION_CSV).open("w", encoding="utf-8", newline="") as f:
         f.write("surveyId,target_species_ids\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import luigi.configuration
 
-from glc.config import conf_dir  # noqa: E402
+from glc.config import conf_dir
 
 _CONF_DIR = conf_dir() or Path(os.devnull)  # $GLC_CONF_DIR, ./conf or the source checkout's conf/
 if not os.environ.get("LUIGI_CONFIG_PATH") and (_CONF_DIR / "luigi.cfg").exists():
@@ -26,8 +26,8 @@ if not logging.getLogger("glc").handlers and (_CONF_DIR / "logging.cfg").exists(
 from glc.tasks.base import GlcTask, paths  # noqa: E402
 from glc.tasks.benchmark import RealCV, RealLabels  # noqa: E402
 from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E402
-from glc.tasks.maps import SpeciesMap  # noqa: E402
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
+from glc.tasks.maps import SpeciesMap  # noqa: E402
 from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
 from glc.tasks.pretrain import Embeddings, PretrainEncoder  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402

@@ -97,15 +97,17 @@ def normalize_root(value: str | Path) -> str:
 class RootParameter(luigi.Parameter):
     """A data or output root: normalised by :func:`normalize_root`, so equal roots give equal task ids."""
 
-    def normalize(self, x: Any) -> Any:  # noqa: ANN401 - luigi's signature
+    def normalize(self, x: Any) -> Any:
         """See :func:`normalize_root` (``None`` stays ``None``)."""
         return None if x is None else normalize_root(x)
 
 
-class paths(luigi.Config):  # noqa: N801 - luigi config sections are lower case
+class paths(luigi.Config):
     """``[paths]`` section of ``conf/luigi.cfg``: where data comes from and where artifacts go."""
 
-    data_root = luigi.Parameter(default="data/synthetic/demo-seed0", description="GLC24 data root (Kaggle or Seafile layout)")
+    data_root = luigi.Parameter(
+        default="data/synthetic/demo-seed0", description="GLC24 data root (Kaggle or Seafile layout)"
+    )
     out_root = luigi.Parameter(default="out", description="root folder of every artifact")
 
 
@@ -117,11 +119,13 @@ class GlcTask(luigi.Task):
     """
 
     data_root = RootParameter(
-        default=paths.data_root._default, config_path={"section": "paths", "name": "data_root"},
+        default=paths.data_root._default,
+        config_path={"section": "paths", "name": "data_root"},
         description="GLC24 data root; default: [paths] data_root",
     )
     out_root = RootParameter(
-        default=paths.out_root._default, config_path={"section": "paths", "name": "out_root"},
+        default=paths.out_root._default,
+        config_path={"section": "paths", "name": "out_root"},
         description="artifact root; default: [paths] out_root",
     )
 
@@ -171,7 +175,7 @@ class GlcTask(luigi.Task):
         """Raw files / folders of the data root this task reads directly (none by default)."""
         return []
 
-    def layout_or_none(self) -> Any:  # noqa: ANN401 - glc.data.layout.Layout
+    def layout_or_none(self) -> Any:
         """The data root's layout, or None while it does not exist yet (e.g. a synthetic world not generated)."""
         from glc.data.layout import LayoutError, detect_layout
 
@@ -180,7 +184,7 @@ class GlcTask(luigi.Task):
         except (LayoutError, FileNotFoundError, ValueError):
             return None
 
-    def edition_or_none(self) -> Any:  # noqa: ANN401 - glc.data.layout.Edition
+    def edition_or_none(self) -> Any:
         """The data root's edition: its layout's, or for a synthetic world not generated yet the one its name says;
         None while unknown (a URL not mirrored yet)."""
         from glc.data.layout import EDITIONS
@@ -313,7 +317,7 @@ class GlcTask(luigi.Task):
         if run is not None and not getattr(run, "_glc_stamped", False):
 
             @functools.wraps(run)
-            def stamped_run(self: "GlcTask", *args: Any, **kw: Any) -> Any:
+            def stamped_run(self: GlcTask, *args: Any, **kw: Any) -> Any:
                 from glc.storage import is_url
 
                 remote = is_url(self.out_root)

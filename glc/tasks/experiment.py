@@ -28,7 +28,6 @@ class Predict(ExperimentTask):
         """The survey table; for model kinds trained from model inputs (model registry) also the trained model and
         its inputs."""
         from glc.models.registry import get_model
-
         from glc.tasks.training import feature_task, holdout_params, training_fold_count
 
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
@@ -38,7 +37,9 @@ class Predict(ExperimentTask):
             req["inputs"] = model_inputs_for(self, self.cfg)
         else:  # in-memory kinds read their feature sets' artifacts directly (glc.features.tabular.join_feature_sets)
             v = self.cfg["validation"]
-            hold = holdout_params(v["block_km"], v["val_fraction"], self.cfg["seed"], training_fold_count(self.cfg), v["scheme"])
+            hold = holdout_params(
+                v["block_km"], v["val_fraction"], self.cfg["seed"], training_fold_count(self.cfg), v["scheme"]
+            )
             req.update({f"feature:{s}": feature_task(self, s, hold) for s in spec.features(self.cfg["model"])})
         for name in spec.members(self.cfg["model"]):  # late fusion: the member experiments' predictions
             if name == self.experiment or name == self.cfg["name"]:
@@ -124,8 +125,13 @@ def po_correction_task(task: ExperimentTask, split: str) -> luigi.Task | None:
     kw: dict[str, Any] = {k: po[k] for k in ("n_train", "min_train_count", "n_po", "min_po_count", "po_unit")}
     if split == "val":
         v = task.cfg["validation"]
-        kw.update(queries="pa_train", holdout_block_km=float(v["block_km"]), holdout_fraction=float(v["val_fraction"]),
-                  holdout_seed=int(task.cfg["seed"]), holdout_scheme=v["scheme"])
+        kw.update(
+            queries="pa_train",
+            holdout_block_km=float(v["block_km"]),
+            holdout_fraction=float(v["val_fraction"]),
+            holdout_seed=int(task.cfg["seed"]),
+            holdout_scheme=v["scheme"],
+        )
     else:
         kw.update(queries="pa_test")
     return POCorrection(data_root=task.data_root, out_root=task.out_root, **kw)
@@ -151,7 +157,6 @@ class Report(ExperimentTask):
         """Predictions, decoder and survey table; for models that can score any point also a coarse richness map."""
         from glc.predict.points import PointInputError, check_point_capable
         from glc.tasks.maps import SpeciesMap
-
         from glc.tasks.pretrain import experiment_encoders
 
         req = {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable)}
@@ -214,9 +219,13 @@ class Report(ExperimentTask):
         )
         map_png = self.input()["map"].dir / "richness.png" if "map" in self.input() else None
         encoders = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("encoder:")}
-        figures, notes = report_figures(rep, extras, self._training_csv(), self._patch_image(surveys), map_png, encoders)
+        figures, notes = report_figures(
+            rep, extras, self._training_csv(), self._patch_image(surveys), map_png, encoders
+        )
         if encoders:
-            rep["encoders"] = {n: json.loads((Path(d) / "summary.json").read_text()).get("evaluation") for n, d in encoders.items()}
+            rep["encoders"] = {
+                n: json.loads((Path(d) / "summary.json").read_text()).get("evaluation") for n, d in encoders.items()
+            }
         rep["figures"] = [f.title for f in figures]
         if map_png is not None:
             rep["richness_map"] = str(self.input()["map"].dir / "map.tif")
@@ -230,9 +239,20 @@ class Report(ExperimentTask):
         """The report into the experiment's W&B run (grouped per experiment; trained models: the training run,
         same id; in-memory models: a run kept in ``wandb-run/`` of the experiment folder) with the report files
         and the richness map as an artifact. Offline by default."""
-        log_to_wandb(self, rep, "report", {f"report/{p.name}": p for p in sorted(self.output().dir.glob("report.*"))}
-                     | ({"map/map.tif": Path(rep["richness_map"]), "map/richness.png": Path(rep["richness_map"]).parent / "richness.png"}
-                        if rep.get("richness_map") else {}))
+        log_to_wandb(
+            self,
+            rep,
+            "report",
+            {f"report/{p.name}": p for p in sorted(self.output().dir.glob("report.*"))}
+            | (
+                {
+                    "map/map.tif": Path(rep["richness_map"]),
+                    "map/richness.png": Path(rep["richness_map"]).parent / "richness.png",
+                }
+                if rep.get("richness_map")
+                else {}
+            ),
+        )
 
 
 def log_to_wandb(task: ExperimentTask, summary: dict[str, Any] | None, kind: str, files: dict[str, Path]) -> None:
@@ -264,7 +284,12 @@ class Submission(ExperimentTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         """Predictions, decoder, survey table and the report (so a submission never comes without its report)."""
-        req = {"pred": self.clone(Predict), "decoder": self.clone(Decoder), "surveys": self.clone(SurveyTable), "report": self.clone(Report)}
+        req = {
+            "pred": self.clone(Predict),
+            "decoder": self.clone(Decoder),
+            "surveys": self.clone(SurveyTable),
+            "report": self.clone(Report),
+        }
         po = po_correction_task(self, "test")
         if po is not None:
             req["po_correction"] = po
@@ -295,7 +320,9 @@ class Submission(ExperimentTask):
         if params["kind"] == "count":  # the species-count model, fitted on every training survey
             from glc.experiment import count_estimates
 
-            n_hat = count_estimates(surveys[surveys["split"] == "train"], surveys[surveys["split"] == "test"], test_scores, self.cfg)
+            n_hat = count_estimates(
+                surveys[surveys["split"] == "train"], surveys[surveys["split"] == "test"], test_scores, self.cfg
+            )
         sets = decode(test_scores, params, n_hat)
         correction = None
         if "po_correction" in self.input():  # Tighnari's PO output correction, the last step of decoding
@@ -313,11 +340,28 @@ class Submission(ExperimentTask):
         if missing:
             train = surveys[surveys["split"] == "train"]
             sets.update(fallback_sets(list(train["speciesIds"]), missing, int(self.cfg["decoder"]["k_max"])))
-            log.warning("Submission: %d test survey(s) with an unusable metadata row predicted by the fallback: %s", len(missing), missing[:20])
+            log.warning(
+                "Submission: %d test survey(s) with an unusable metadata row predicted by the fallback: %s",
+                len(missing),
+                missing[:20],
+            )
         n = write_submission(self.output().path, sets, test_ids, NUM_CLASSES)
-        write_json(self.exp_path("submission.json"), {
-            "rows": n, "test_metadata": str(test_csv), "n_fallback": len(missing), "fallback_surveys": missing[:100],
-            "fallback": "global species frequency of the training surveys, expected-F1 decoding" if missing else None,
-            "po_correction": correction,
-        })
-        log_to_wandb(self, None, "submission", {"submission.csv": Path(self.output().path), "submission.json": self.exp_path("submission.json")})
+        write_json(
+            self.exp_path("submission.json"),
+            {
+                "rows": n,
+                "test_metadata": str(test_csv),
+                "n_fallback": len(missing),
+                "fallback_surveys": missing[:100],
+                "fallback": "global species frequency of the training surveys, expected-F1 decoding"
+                if missing
+                else None,
+                "po_correction": correction,
+            },
+        )
+        log_to_wandb(
+            self,
+            None,
+            "submission",
+            {"submission.csv": Path(self.output().path), "submission.json": self.exp_path("submission.json")},
+        )

@@ -29,7 +29,8 @@ class FeatureTask(GlcTask):
     """Base of the feature tasks: requires the survey table and the raw data root."""
 
     max_bad_fraction = luigi.FloatParameter(
-        default=0.01, significant=False,
+        default=0.01,
+        significant=False,
         description="with --skip-bad-inputs, fail when more than this fraction of the surveys would be skipped",
     )
 
@@ -82,8 +83,15 @@ class PatchTiles(FeatureTask):
 
         spark, layout, surveys = self._prepare()
         write_patch_tiles(
-            spark, layout, surveys, self.output().dir, k=self.k, keep_raw=self.keep_raw,
-            skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions, batch_size=self.batch_size,
+            spark,
+            layout,
+            surveys,
+            self.output().dir,
+            k=self.k,
+            keep_raw=self.keep_raw,
+            skip_bad_inputs=self.skip_bad_inputs,
+            partitions=self.partitions,
+            batch_size=self.batch_size,
             max_bad_fraction=self.max_bad_fraction,
         )
 
@@ -126,8 +134,15 @@ class CubeFeatures(FeatureTask):
 
         spark, layout, surveys = self._prepare()
         write_cube_features(
-            spark, layout, surveys, self.output().dir, n=self.n, cube_source=self.cube_source,  # type: ignore[arg-type]
-            skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions, batch_size=self.batch_size,
+            spark,
+            layout,
+            surveys,
+            self.output().dir,
+            n=self.n,
+            cube_source=self.cube_source,  # type: ignore[arg-type]
+            skip_bad_inputs=self.skip_bad_inputs,
+            partitions=self.partitions,
+            batch_size=self.batch_size,
             max_bad_fraction=self.max_bad_fraction,
         )
 
@@ -168,7 +183,9 @@ class RasterTiles(FeatureTask):
     )
     k = luigi.IntParameter(default=8, description="DCT block kept per band (k x k)")
     tile_size = luigi.IntParameter(default=128, description="tile side in pixels")
-    fill = luigi.ChoiceParameter(choices=["tile_mean", "global_mean"], default="tile_mean", description="nodata fill rule")
+    fill = luigi.ChoiceParameter(
+        choices=["tile_mean", "global_mean"], default="tile_mean", description="nodata fill rule"
+    )
     skip_bad_inputs = luigi.BoolParameter(default=False, description="quarantine unreadable windows instead of failing")
     partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
     batch_size = luigi.IntParameter(default=50000, significant=False, description="sites per extraction call")
@@ -194,13 +211,22 @@ class RasterTiles(FeatureTask):
 
         spark, layout, surveys = self._prepare()
         write_raster_tiles(
-            spark, layout, surveys, self.output().dir, self.raster_group, k=self.k, tile_size=self.tile_size,
-            fill=self.fill, skip_bad_inputs=self.skip_bad_inputs, partitions=self.partitions,
-            batch_size=self.batch_size, max_bad_fraction=self.max_bad_fraction,
+            spark,
+            layout,
+            surveys,
+            self.output().dir,
+            self.raster_group,
+            k=self.k,
+            tile_size=self.tile_size,
+            fill=self.fill,
+            skip_bad_inputs=self.skip_bad_inputs,
+            partitions=self.partitions,
+            batch_size=self.batch_size,
+            max_bad_fraction=self.max_bad_fraction,
         )
 
 
-def read_features(flag: FlagTarget, columns: list[str] | None = None):  # noqa: ANN201 - pandas
+def read_features(flag: FlagTarget, columns: list[str] | None = None):
     """Load a feature artifact's ``data/`` into pandas (one row per survey, sorted by ``surveyId``).
 
     Raises:

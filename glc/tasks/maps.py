@@ -33,7 +33,7 @@ def model_requires(task: ExperimentTask) -> dict[str, luigi.Task]:
     return req
 
 
-def load_point_model(task: ExperimentTask, inputs: dict[str, Any]) -> Any:  # noqa: ANN401 - glc.predict.points.PointModel
+def load_point_model(task: ExperimentTask, inputs: dict[str, Any]) -> Any:
     """The :class:`glc.predict.points.PointModel` of ``task``'s experiment from its completed requirements."""
     from glc.data.extent import data_extent
     from glc.loaders.tables import read_meta
@@ -48,7 +48,7 @@ def load_point_model(task: ExperimentTask, inputs: dict[str, Any]) -> Any:  # no
     return PointModel(task.cfg, train, extent=data_extent(task.local_data_root), **kw)
 
 
-def build_point_model(experiment: str, data_root: str, out_root: str) -> Any:  # noqa: ANN401
+def build_point_model(experiment: str, data_root: str, out_root: str) -> Any:
     """Run (or reuse) the experiment's model prerequisites and return its point model.
 
     Raises:
@@ -114,7 +114,9 @@ class SpeciesMap(ExperimentTask):
         model = load_point_model(self, self.input())
         grid = map_grid(model.extent, list(self.bbox) or None, float(self.resolution_km), str(self.crs))
         with atomic_dir(self.output().dir) as tmp:
-            summary = write_species_map(model, grid, tmp / "map.tif", list(self.species), bool(self.richness), self.tile, self.memory_mb)
+            summary = write_species_map(
+                model, grid, tmp / "map.tif", list(self.species), bool(self.richness), self.tile, self.memory_mb
+            )
             summary["path"] = str(self.output().dir / "map.tif")
             summary["experiment"] = self.cfg["name"]
             pngs = []

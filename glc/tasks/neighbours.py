@@ -81,7 +81,7 @@ class SiteKindsParameter(luigi.Parameter):
     are kept (last, sorted) so that the task can reject them with a message naming the parameter.
     """
 
-    def normalize(self, x: Any) -> str:  # noqa: ANN401 - luigi passes str, list or tuple
+    def normalize(self, x: Any) -> str:
         """Canonical ``"a,b"`` string (see the class docstring)."""
         items = x.split(",") if isinstance(x, str) else [str(v) for v in (x or ())]
         names = {s.strip() for s in items if s.strip()}
@@ -91,7 +91,7 @@ class SiteKindsParameter(luigi.Parameter):
 class FloatParameter(luigi.FloatParameter):
     """A float parameter whose value is always a ``float`` (so ``radius_km=50`` and ``50.0`` are one task id)."""
 
-    def normalize(self, x: Any) -> float:  # noqa: ANN401
+    def normalize(self, x: Any) -> float:
         """``float(x)``."""
         return float(x)
 
@@ -99,7 +99,7 @@ class FloatParameter(luigi.FloatParameter):
 class OptionalFloatParameter(luigi.OptionalFloatParameter):
     """An optional float parameter normalised to ``float`` (``None`` stays ``None``)."""
 
-    def normalize(self, x: Any) -> float | None:  # noqa: ANN401
+    def normalize(self, x: Any) -> float | None:
         """``None`` or ``float(x)``."""
         return None if x is None else float(x)
 
@@ -153,37 +153,54 @@ class HoldoutParams:
     holdout_block_km = FloatParameter(default=0.0, description="validation hold-out block size in km (0: no hold-out)")
     holdout_fraction = FloatParameter(default=0.2, description="validation hold-out fraction of the training surveys")
     holdout_seed = luigi.IntParameter(default=0, description="seed of the validation hold-out")
-    holdout_scheme = luigi.ChoiceParameter(choices=["blocks", "test_like"], default="blocks",
-                                           description="validation hold-out scheme (glc.eval.split.VALIDATION_SCHEMES)")
+    holdout_scheme = luigi.ChoiceParameter(
+        choices=["blocks", "test_like"],
+        default="blocks",
+        description="validation hold-out scheme (glc.eval.split.VALIDATION_SCHEMES)",
+    )
 
     def _check_holdout(self) -> None:
         if not (math.isfinite(self.holdout_block_km) and self.holdout_block_km >= 0):
-            raise ValueError(f"holdout_block_km={self.holdout_block_km!r}: expected 0 (no hold-out) or a positive number of km")
+            raise ValueError(
+                f"holdout_block_km={self.holdout_block_km!r}: expected 0 (no hold-out) or a positive number of km"
+            )
         if self.holdout_block_km and not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction={self.holdout_fraction!r}: expected a fraction strictly between 0 and 1")
+            raise ValueError(
+                f"holdout_fraction={self.holdout_fraction!r}: expected a fraction strictly between 0 and 1"
+            )
 
     def holdout_suffix(self) -> str:
         """``-h{block}km-f{fraction}-s{seed}`` when a hold-out is set, else ``""``."""
         if not self.holdout_block_km:
             return ""
-        return (f"-h{_num(self.holdout_block_km)}km-f{_num(self.holdout_fraction)}-s{self.holdout_seed}"
-                + ("" if self.holdout_scheme == "blocks" else "-testlike"))
+        return f"-h{_num(self.holdout_block_km)}km-f{_num(self.holdout_fraction)}-s{self.holdout_seed}" + (
+            "" if self.holdout_scheme == "blocks" else "-testlike"
+        )
 
-    def holdout_mask(self, train: "pd.DataFrame", test: "pd.DataFrame | None" = None) -> np.ndarray | None:
+    def holdout_mask(self, train: pd.DataFrame, test: pd.DataFrame | None = None) -> np.ndarray | None:
         """The validation mask of ``train`` (:func:`glc.eval.split.validation_mask`, the one ``ModelInputs`` uses;
         ``test``: the test surveys a ``test_like`` hold-out is drawn toward), or None without a hold-out."""
         if not self.holdout_block_km:
             return None
         from glc.eval.split import validation_mask
 
-        cfg = {"seed": int(self.holdout_seed), "validation": {"block_km": float(self.holdout_block_km), "val_fraction": float(self.holdout_fraction),
-                                                             "scheme": self.holdout_scheme}}
+        cfg = {
+            "seed": int(self.holdout_seed),
+            "validation": {
+                "block_km": float(self.holdout_block_km),
+                "val_fraction": float(self.holdout_fraction),
+                "scheme": self.holdout_scheme,
+            },
+        }
         return validation_mask(train, cfg, test)
 
     def holdout_summary(self) -> dict[str, Any]:
         """The hold-out parameters for the artifact summary."""
-        out = {"holdout_block_km": self.holdout_block_km or None, "holdout_fraction": self.holdout_fraction if self.holdout_block_km else None,
-               "holdout_seed": self.holdout_seed if self.holdout_block_km else None}
+        out = {
+            "holdout_block_km": self.holdout_block_km or None,
+            "holdout_fraction": self.holdout_fraction if self.holdout_block_km else None,
+            "holdout_seed": self.holdout_seed if self.holdout_block_km else None,
+        }
         if self.holdout_scheme != "blocks":
             out["holdout_scheme"] = self.holdout_scheme
         return out
@@ -201,7 +218,7 @@ class _SurveyInputTask(GlcTask):
         """The survey table (ids, x/y, year, region, split, species) and the raw data root."""
         return {"surveys": self.clone(SurveyTable), "raw": self.raw_data()}
 
-    def _prepare(self) -> tuple["SparkSession", "DataFrame"]:
+    def _prepare(self) -> tuple[SparkSession, DataFrame]:
         """``(spark, surveys frame)`` after collecting stale temporary debris of crashed writers."""
         from glc.etl.tiles import read_surveys_frame
         from glc.io import remove_stale_temps
@@ -217,7 +234,7 @@ class _SurveyInputTask(GlcTask):
         lay = self.layout_or_none()
         return [lay.po_metadata()] if lay and (isinstance(self, POCorrection) or "po" in kinds) else []
 
-    def _layout(self) -> "Layout":
+    def _layout(self) -> Layout:
         from glc.data.layout import detect_layout
 
         return detect_layout(self.local_data_root)
@@ -235,19 +252,30 @@ class Neighbours(_SurveyInputTask):
     :mod:`glc.etl.neighbours` for the distance, self and repeat-visit rules.
     """
 
-    sources = SiteKindsParameter(default="pa_train", description="source site kinds: comma-separated pa_train, pa_test, po")
-    queries = SiteKindsParameter(default="pa_train,pa_test", description="query site kinds: comma-separated pa_train, pa_test, po")
+    sources = SiteKindsParameter(
+        default="pa_train", description="source site kinds: comma-separated pa_train, pa_test, po"
+    )
+    queries = SiteKindsParameter(
+        default="pa_train,pa_test", description="query site kinds: comma-separated pa_train, pa_test, po"
+    )
     radius_km = FloatParameter(default=50.0, description="neighbour cutoff in km (exact: d <= r; lsh: d < r)")
     k = luigi.IntParameter(default=10, description="nearest neighbours kept per query; 0: all within radius_km")
     method = luigi.Parameter(default="exact", description="exact (grid cells + cKDTree) or lsh (Spark ML, approximate)")
-    exclude_same_site = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-                                            description="drop sources within same_site_m of the query (repeat visits)")
+    exclude_same_site = luigi.BoolParameter(
+        default=True,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="drop sources within same_site_m of the query (repeat visits)",
+    )
     same_site_m = FloatParameter(default=1.0, description="same-site distance in metres")
     bucket_length_km = FloatParameter(default=20.0, description="lsh only: bucket length in km")
     num_hash_tables = luigi.IntParameter(default=5, description="lsh only: number of hash tables")
     lsh_seed = luigi.IntParameter(default=0, description="lsh only: seed of the random projections")
-    cell_km = FloatParameter(default=0.0, significant=False, description="exact only: grid cell side in km (0: automatic)")
-    po_max_bad_fraction = FloatParameter(default=0.01, significant=False, description="fail when more malformed PO rows than this")
+    cell_km = FloatParameter(
+        default=0.0, significant=False, description="exact only: grid cell side in km (0: automatic)"
+    )
+    po_max_bad_fraction = FloatParameter(
+        default=0.01, significant=False, description="fail when more malformed PO rows than this"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -263,7 +291,9 @@ class Neighbours(_SurveyInputTask):
             _check_positive("bucket_length_km", self.bucket_length_km, "kilometres")
             _check_count("num_hash_tables", self.num_hash_tables, 1)
         if self.cell_km and not (math.isfinite(self.cell_km) and self.cell_km >= self.radius_km):
-            raise ValueError(f"cell_km={self.cell_km!r}: expected 0 (automatic) or a number of km >= radius_km={self.radius_km}")
+            raise ValueError(
+                f"cell_km={self.cell_km!r}: expected 0 (automatic) or a number of km >= radius_km={self.radius_km}"
+            )
         if not 0 <= self.po_max_bad_fraction <= 1:
             raise ValueError(f"po_max_bad_fraction={self.po_max_bad_fraction!r}: expected a fraction in [0, 1]")
 
@@ -276,8 +306,7 @@ class Neighbours(_SurveyInputTask):
         """``_SUCCESS`` of the artifact folder."""
         name = (
             f"{_kinds_segment(self.source_kinds)}-{_kinds_segment(self.query_kinds)}-r{_num(self.radius_km)}"
-            f"-k{self.k or 'all'}-{self.method}"
-            + _site_suffix(self.exclude_same_site, self.same_site_m)
+            f"-k{self.k or 'all'}-{self.method}" + _site_suffix(self.exclude_same_site, self.same_site_m)
         )
         if self.method == "lsh":
             name += f"-b{_num(self.bucket_length_km)}-t{self.num_hash_tables}-seed{self.lsh_seed}"
@@ -305,11 +334,22 @@ class Neighbours(_SurveyInputTask):
         summary: dict[str, Any] = {
             "artifact": "Neighbours",
             "params": {
-                "sources": list(self.source_kinds), "queries": list(self.query_kinds), "radius_km": self.radius_km,
-                "k": self.k or None, "method": self.method, "exclude_same_site": self.exclude_same_site,
+                "sources": list(self.source_kinds),
+                "queries": list(self.query_kinds),
+                "radius_km": self.radius_km,
+                "k": self.k or None,
+                "method": self.method,
+                "exclude_same_site": self.exclude_same_site,
                 "same_site_m": self.same_site_m,
-                **({"bucket_length_km": self.bucket_length_km, "num_hash_tables": self.num_hash_tables,
-                    "lsh_seed": self.lsh_seed} if self.method == "lsh" else {}),
+                **(
+                    {
+                        "bucket_length_km": self.bucket_length_km,
+                        "num_hash_tables": self.num_hash_tables,
+                        "lsh_seed": self.lsh_seed,
+                    }
+                    if self.method == "lsh"
+                    else {}
+                ),
             },
             "schema": NEIGHBOUR_SCHEMA,
             "po_id_offset": PO_ID_OFFSET if self.uses_po else None,
@@ -318,14 +358,19 @@ class Neighbours(_SurveyInputTask):
         try:
             queries = select_sites(surveys, po, self.query_kinds)
             sources = select_sites(surveys, po, self.source_kinds)
-            table = neighbours(queries, sources, self.radius_km, self.k or None, method=self.method, **kw).persist(StorageLevel.DISK_ONLY)
+            table = neighbours(queries, sources, self.radius_km, self.k or None, method=self.method, **kw).persist(
+                StorageLevel.DISK_ONLY
+            )
             with atomic_dir(self.output().dir, summary=summary) as tmp:
                 write_sorted(table, Path(tmp) / DATA_DIR)
                 written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
                 n = F.size("nbr_ids")
                 row = written.agg(
-                    F.count(F.lit(1)).alias("n"), F.sum((n == 0).cast("long")).alias("empty"), F.sum(n).alias("pairs"),
-                    F.max(F.array_max("nbr_dist_km")).alias("dmax"), F.max(n).alias("nmax"),
+                    F.count(F.lit(1)).alias("n"),
+                    F.sum((n == 0).cast("long")).alias("empty"),
+                    F.sum(n).alias("pairs"),
+                    F.max(F.array_max("nbr_dist_km")).alias("dmax"),
+                    F.max(n).alias("nmax"),
                 ).first()
                 by_kind = kind_counts(surveys, po, {*self.query_kinds, *self.source_kinds})
                 summary.update(
@@ -345,7 +390,9 @@ class Neighbours(_SurveyInputTask):
                 if summary["n_queries_without_neighbours"]:
                     log.warning(
                         "Neighbours: %d of %d queries have no source within %g km (rows kept with empty arrays)",
-                        summary["n_queries_without_neighbours"], summary["n_queries"], self.radius_km,
+                        summary["n_queries_without_neighbours"],
+                        summary["n_queries"],
+                        self.radius_km,
                     )
                 write_json(Path(tmp) / "report.json", summary, atomic=False)
         finally:
@@ -373,8 +420,11 @@ class GraphFeatures(HoldoutParams, _SurveyInputTask):
     block_km = FloatParameter(default=10.0, description="block side of the spatial folds in km")
     seed = luigi.IntParameter(default=0, description="seed of the fold assignment")
     degree = luigi.Parameter(default="count", description="count (number of edges) or weighted (sum of weights)")
-    exclude_same_site = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-                                            description="drop sources within same_site_m of the query (repeat visits)")
+    exclude_same_site = luigi.BoolParameter(
+        default=True,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="drop sources within same_site_m of the query (repeat visits)",
+    )
     same_site_m = FloatParameter(default=1.0, description="same-site distance in metres")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -391,7 +441,8 @@ class GraphFeatures(HoldoutParams, _SurveyInputTask):
         """``_SUCCESS`` of the artifact folder."""
         name = (
             f"r{_num(self.radius_km)}-f{self.n_folds}-b{_num(self.block_km)}-seed{self.seed}-{self.degree}"
-            + _site_suffix(self.exclude_same_site, self.same_site_m) + self.holdout_suffix()
+            + _site_suffix(self.exclude_same_site, self.same_site_m)
+            + self.holdout_suffix()
         )
         return FlagTarget(self.artifact_path("features", "graph", name))
 
@@ -403,15 +454,27 @@ class GraphFeatures(HoldoutParams, _SurveyInputTask):
         spark, surveys = self._prepare()
         train, test = pa_frames(surveys)
         rows, stats = graph_feature_table(
-            train, test, radius_km=self.radius_km, n_folds=self.n_folds, block_km=self.block_km, seed=self.seed,
-            degree=self.degree, exclude_same_site=self.exclude_same_site, same_site_m=self.same_site_m,
+            train,
+            test,
+            radius_km=self.radius_km,
+            n_folds=self.n_folds,
+            block_km=self.block_km,
+            seed=self.seed,
+            degree=self.degree,
+            exclude_same_site=self.exclude_same_site,
+            same_site_m=self.same_site_m,
             holdout=self.holdout_mask(train, test),
         )
         summary: dict[str, Any] = {
             "artifact": "GraphFeatures",
             "params": {
-                "radius_km": self.radius_km, "n_folds": self.n_folds, "block_km": self.block_km, "seed": self.seed,
-                "degree": self.degree, "exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m,
+                "radius_km": self.radius_km,
+                "n_folds": self.n_folds,
+                "block_km": self.block_km,
+                "seed": self.seed,
+                "degree": self.degree,
+                "exclude_same_site": self.exclude_same_site,
+                "same_site_m": self.same_site_m,
                 **self.holdout_summary(),
             },
             "schema": GRAPH_SCHEMA,
@@ -424,7 +487,9 @@ class GraphFeatures(HoldoutParams, _SurveyInputTask):
             write_pandas(spark, rows, GRAPH_SCHEMA, Path(tmp) / DATA_DIR)
             summary["seconds"] = round(time.time() - t0, 3)
             write_json(Path(tmp) / "report.json", summary, atomic=False)
-        log.info("GraphFeatures: %d rows, scale %.4g, empty vectors %s", len(rows), stats["scale"], stats["n_empty_vectors"])
+        log.info(
+            "GraphFeatures: %d rows, scale %.4g, empty vectors %s", len(rows), stats["scale"], stats["n_empty_vectors"]
+        )
 
 
 class POCorrection(HoldoutParams, _SurveyInputTask):
@@ -444,18 +509,28 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
     n_po = luigi.IntParameter(default=10, description="A: nearest PO sites (or records) considered")
     min_po_count = luigi.IntParameter(default=8, description="M: a species must be recorded at more than M of them")
     po_unit = luigi.Parameter(default="site", description="site (PO records grouped by surveyId) or record")
-    exclude_same_site = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-                                            description="ignore neighbours within same_site_m of the query")
+    exclude_same_site = luigi.BoolParameter(
+        default=True,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="ignore neighbours within same_site_m of the query",
+    )
     same_site_m = FloatParameter(default=1.0, description="same-site distance in metres")
     max_km = OptionalFloatParameter(default=None, description="ignore neighbours farther than this (empty: no limit)")
-    po_max_bad_fraction = FloatParameter(default=0.01, significant=False, description="fail when more malformed PO rows than this")
+    po_max_bad_fraction = FloatParameter(
+        default=0.01, significant=False, description="fail when more malformed PO rows than this"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.query_kinds = check_kinds("queries", self.queries, PA_KINDS)
-        for name, n, m in (("n_train/min_train_count", self.n_train, self.min_train_count), ("n_po/min_po_count", self.n_po, self.min_po_count)):
+        for name, n, m in (
+            ("n_train/min_train_count", self.n_train, self.min_train_count),
+            ("n_po/min_po_count", self.n_po, self.min_po_count),
+        ):
             if int(n) != n or n < 1 or int(m) != m or m < 0 or m >= n:
-                raise ValueError(f"{name}={n}/{m}: expected a positive count and a non-negative threshold below it (else no species can qualify)")
+                raise ValueError(
+                    f"{name}={n}/{m}: expected a positive count and a non-negative threshold below it (else no species can qualify)"
+                )
         _check_choice("po_unit", self.po_unit, PO_UNITS)
         if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
             raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
@@ -469,8 +544,10 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
         """``_SUCCESS`` of the artifact folder."""
         name = (
             f"{_kinds_segment(self.query_kinds)}-n{self.n_train}-l{self.min_train_count}-a{self.n_po}-m{self.min_po_count}"
-            f"-{self.po_unit}" + _site_suffix(self.exclude_same_site, self.same_site_m)
-            + ("" if self.max_km is None else f"-max{_num(self.max_km)}") + self.holdout_suffix()
+            f"-{self.po_unit}"
+            + _site_suffix(self.exclude_same_site, self.same_site_m)
+            + ("" if self.max_km is None else f"-max{_num(self.max_km)}")
+            + self.holdout_suffix()
         )
         return FlagTarget(self.artifact_path("po_correction", name))
 
@@ -492,20 +569,47 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
         hold = self.holdout_mask(train, test)
         src = train if hold is None else train[~hold].reset_index(drop=True)
         lists = po_correction_lists(
-            q["surveyId"], q["x"], q["y"], src["surveyId"], src["x"], src["y"], list(src["speciesIds"]),
-            po["surveyId"], po["x"], po["y"], po["speciesId"], n_train=self.n_train, min_train_count=self.min_train_count,
-            n_po=self.n_po, min_po_count=self.min_po_count, po_unit=self.po_unit, exclude_same_site=self.exclude_same_site,
-            same_site_m=self.same_site_m, max_km=self.max_km,
+            q["surveyId"],
+            q["x"],
+            q["y"],
+            src["surveyId"],
+            src["x"],
+            src["y"],
+            list(src["speciesIds"]),
+            po["surveyId"],
+            po["x"],
+            po["y"],
+            po["speciesId"],
+            n_train=self.n_train,
+            min_train_count=self.min_train_count,
+            n_po=self.n_po,
+            min_po_count=self.min_po_count,
+            po_unit=self.po_unit,
+            exclude_same_site=self.exclude_same_site,
+            same_site_m=self.same_site_m,
+            max_km=self.max_km,
         )
         species = [np.asarray(lists[int(s)], dtype=np.int64) for s in q["surveyId"]]
-        rows = pd.DataFrame({"surveyId": q["surveyId"].to_numpy(np.int64), "split": q["split"].to_numpy(), "species": pd.Series(species, dtype=object)})
+        rows = pd.DataFrame(
+            {
+                "surveyId": q["surveyId"].to_numpy(np.int64),
+                "split": q["split"].to_numpy(),
+                "species": pd.Series(species, dtype=object),
+            }
+        )
         lens = np.array([len(s) for s in species], dtype=np.int64)
         summary: dict[str, Any] = {
             "artifact": "POCorrection",
             "params": {
-                "queries": list(self.query_kinds), "n_train": self.n_train, "min_train_count": self.min_train_count,
-                "n_po": self.n_po, "min_po_count": self.min_po_count, "po_unit": self.po_unit,
-                "exclude_same_site": self.exclude_same_site, "same_site_m": self.same_site_m, "max_km": self.max_km,
+                "queries": list(self.query_kinds),
+                "n_train": self.n_train,
+                "min_train_count": self.min_train_count,
+                "n_po": self.n_po,
+                "min_po_count": self.min_po_count,
+                "po_unit": self.po_unit,
+                "exclude_same_site": self.exclude_same_site,
+                "same_site_m": self.same_site_m,
+                "max_km": self.max_km,
                 **self.holdout_summary(),
             },
             "schema": CORRECTION_SCHEMA,
@@ -523,7 +627,7 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
         log.info("POCorrection: %d surveys, %d with an empty list", len(rows), summary["n_empty_lists"])
 
 
-def read_table(flag: FlagTarget, columns: list[str] | None = None) -> "pd.DataFrame":
+def read_table(flag: FlagTarget, columns: list[str] | None = None) -> pd.DataFrame:
     """Load the ``data/`` parquet of a complete neighbour / graph / correction artifact into pandas.
 
     Raises:
@@ -538,7 +642,7 @@ def read_table(flag: FlagTarget, columns: list[str] | None = None) -> "pd.DataFr
     return pd.read_parquet(Path(flag.dir) / DATA_DIR, columns=columns)
 
 
-def read_neighbour_table(flag: FlagTarget) -> Any:  # noqa: ANN401 - NeighbourTable (imported lazily)
+def read_neighbour_table(flag: FlagTarget) -> Any:
     """A complete ``Neighbours`` artifact as a :class:`glc.features.neighbours.NeighbourTable` (rows sorted by id)."""
     from glc.features.neighbours import NeighbourTable
 

@@ -38,8 +38,11 @@ __all__ = ["Embeddings", "PretrainEncoder", "experiment_encoders"]
 
 class _EncoderTask(GlcTask):
     encoder = luigi.Parameter(default="tile2vec", description="encoder name in tasks/encoders/ or a path to a .toml")
-    keep_data = luigi.BoolParameter(default=False, significant=False,
-                                    description="also write pretrain_data.npz (the sites, to carry to a GPU machine)")
+    keep_data = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        description="also write pretrain_data.npz (the sites, to carry to a GPU machine)",
+    )
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -67,14 +70,18 @@ class _EncoderTask(GlcTask):
             req[f"tiles:{name}"] = _input_task(self, name)
         if get_encoder(enc["kind"]).uses_neighbours:
             req["neighbours"] = Neighbours(
-                data_root=self.data_root, out_root=self.out_root, sources=",".join(enc["neighbour_sources"]),
-                queries="pa_train,pa_test", radius_km=float(enc["neighbour_km"]), k=int(enc["neighbour_k"]),
+                data_root=self.data_root,
+                out_root=self.out_root,
+                sources=",".join(enc["neighbour_sources"]),
+                queries="pa_train,pa_test",
+                radius_km=float(enc["neighbour_km"]),
+                k=int(enc["neighbour_k"]),
             )
         for c in enc.get("cubes", ()):
             req[f"cube:{c}"] = _input_task(self, c)
         return req
 
-    def load_data(self, inputs: dict[str, Any]):  # noqa: ANN201 - PretrainData
+    def load_data(self, inputs: dict[str, Any]):
         """:func:`glc.loaders.pretrain.pretrain_data` of the inputs, roles from the config's validation hold-out."""
         import pandas as pd
 
@@ -85,7 +92,9 @@ class _EncoderTask(GlcTask):
         enc = self.cfg["encoder"]
         surveys = pd.read_parquet(inputs["surveys"].dir / "surveys", columns=["surveyId", "split", "x", "y"])
         train = surveys[surveys["split"] == "train"].reset_index(drop=True)
-        val_ids = train.loc[validation_mask(train, self.cfg, surveys[surveys["split"] == "test"]), "surveyId"].to_numpy()
+        val_ids = train.loc[
+            validation_mask(train, self.cfg, surveys[surveys["split"] == "test"]), "surveyId"
+        ].to_numpy()
         tiles = {}
         for name in enc["tiles"]:
             col = feature_set(name).columns[0]
@@ -120,7 +129,11 @@ class _EncoderTask(GlcTask):
         without = int(len(sites))
         if without:
             log.info("%s: %d presence-only sites have no tile (skipped, counted)", self.key(), without)
-        return {"po_sites": int(len(sites)), "po_sites_without_tile": without, "po_bad_rows": int(po.attrs.get("bad_rows", 0))}
+        return {
+            "po_sites": int(len(sites)),
+            "po_sites_without_tile": without,
+            "po_bad_rows": int(po.attrs.get("bad_rows", 0)),
+        }
 
 
 def _input_task(task: GlcTask, name: str) -> GlcTask:
@@ -131,7 +144,9 @@ def _input_task(task: GlcTask, name: str) -> GlcTask:
     fs = feature_set(name)
     cls = getattr(features, fs.artifact, None)
     if not (isinstance(cls, type) and issubclass(cls, features.FeatureTask)):
-        raise ValueError(f"feature set {name!r} comes from {fs.artifact}, not a tile / cube feature task; an encoder reads DCT tiles and cubes")
+        raise ValueError(
+            f"feature set {name!r} comes from {fs.artifact}, not a tile / cube feature task; an encoder reads DCT tiles and cubes"
+        )
     return cls(data_root=task.data_root, out_root=task.out_root, **dict(fs.params))
 
 
@@ -173,7 +188,11 @@ class PretrainEncoder(_EncoderTask):
             summary = pretrain(data, self.cfg, work, tmp)
             summary["config"] = self.cfg
             write_json(tmp / "summary.json", summary, atomic=False)
-        log.info("PretrainEncoder %s: %s", self.key(), {k: v for k, v in summary.items() if k in ("best_monitor", "evaluation", "counts")})
+        log.info(
+            "PretrainEncoder %s: %s",
+            self.key(),
+            {k: v for k, v in summary.items() if k in ("best_monitor", "evaluation", "counts")},
+        )
 
 
 class Embeddings(_EncoderTask):
@@ -207,9 +226,13 @@ class Embeddings(_EncoderTask):
         for c, v in emb.items():
             cols[c] = pa.array(list(v[order]), type=pa.list_(pa.float32()))
         table = pa.table(cols)
-        summary = {"artifact": "Embeddings", "encoder": self.key(), "rows": int(len(data)),
-                   "columns": {c: {"dim": int(v.shape[1])} for c, v in emb.items()},
-                   "rows_by_split": {s: int((split == s).sum()) for s in ("train", "test")}}
+        summary = {
+            "artifact": "Embeddings",
+            "encoder": self.key(),
+            "rows": int(len(data)),
+            "columns": {c: {"dim": int(v.shape[1])} for c, v in emb.items()},
+            "rows_by_split": {s: int((split == s).sum()) for s in ("train", "test")},
+        }
         with atomic_dir(self.output().dir, summary=summary) as tmp:
             (tmp / "data").mkdir()
             pq.write_table(table, tmp / "data" / "part-00000.parquet")

@@ -12,7 +12,8 @@ class SurveyTable(GlcTask):
 
     max_bad_fraction = luigi.FloatParameter(default=0.01, description="fail when more malformed rows than this")
     bad_test_rows = luigi.ChoiceParameter(
-        choices=["error", "fallback"], default="error",
+        choices=["error", "fallback"],
+        default="error",
         description="a bad PA-test metadata row: fail naming it (error), or quarantine it and let Submission predict "
         "that survey with the fallback (fallback); a test survey is never dropped",
     )
@@ -28,7 +29,9 @@ class SurveyTable(GlcTask):
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
-        return FlagTarget(self.artifact_path("surveys" if self.bad_test_rows == "error" else f"surveys-{self.bad_test_rows}"))
+        return FlagTarget(
+            self.artifact_path("surveys" if self.bad_test_rows == "error" else f"surveys-{self.bad_test_rows}")
+        )
 
     def run(self) -> None:
         """Spark job: :func:`glc.etl.surveys.write_survey_table`."""
@@ -38,10 +41,16 @@ class SurveyTable(GlcTask):
         from glc.spark import get_spark
 
         remove_stale_temps(self.output().dir.parent)
-        write_survey_table(get_spark(), detect_layout(self.local_data_root), self.output().dir, self.max_bad_fraction, self.bad_test_rows)
+        write_survey_table(
+            get_spark(),
+            detect_layout(self.local_data_root),
+            self.output().dir,
+            self.max_bad_fraction,
+            self.bad_test_rows,
+        )
 
 
-def read_surveys(flag: FlagTarget):  # noqa: ANN201 - pandas
+def read_surveys(flag: FlagTarget):
     """Load a SurveyTable artifact into pandas (one row per survey)."""
     import pandas as pd
 

@@ -38,14 +38,20 @@ class SyntheticWorld(luigi.Task):
 
     def output(self) -> luigi.LocalTarget:
         """The world's ``_SUCCESS`` marker (written last by the generator)."""
-        return luigi.LocalTarget(str(Path(self.root) / world_dir_name(self.edition, self.scale, self.seed) / "_SUCCESS"))
+        return luigi.LocalTarget(
+            str(Path(self.root) / world_dir_name(self.edition, self.scale, self.seed) / "_SUCCESS")
+        )
 
     def run(self) -> None:
         """Generate the world (atomically: a temp folder renamed into place)."""
         from glc.synth import generate_world
 
-        generate_world(Path(self.root) / world_dir_name(self.edition, self.scale, self.seed), scale=self.scale,
-                       seed=self.seed, flavour="glc25" if self.edition == "glc25" else "kaggle")
+        generate_world(
+            Path(self.root) / world_dir_name(self.edition, self.scale, self.seed),
+            scale=self.scale,
+            seed=self.seed,
+            flavour="glc25" if self.edition == "glc25" else "kaggle",
+        )
 
 
 def raw_data_task(data_root: str) -> luigi.Task:

@@ -35,13 +35,22 @@ ARTIFACT_TASKS: dict[str, type[GlcTask]] = {
 }
 
 
-def holdout_params(block_km: float, val_fraction: float, seed: int, folds: int, scheme: str = "blocks") -> dict[str, Any]:
+def holdout_params(
+    block_km: float, val_fraction: float, seed: int, folds: int, scheme: str = "blocks"
+) -> dict[str, Any]:
     """The parameters a ``holdout`` feature set's task gets (:data:`glc.features.sets.HOLDOUT_PARAMS`): the
     validation hold-out (``scheme``, :data:`glc.eval.split.VALIDATION_SCHEMES`) and the ``folds`` spatial folds of
     the training split, in ``block_km`` blocks seeded by ``seed`` (the k-fold trainer's folds,
     :func:`glc.eval.split.training_folds`)."""
-    return {"holdout_block_km": float(block_km), "holdout_fraction": float(val_fraction), "holdout_seed": int(seed),
-            "holdout_scheme": str(scheme), "n_folds": int(folds), "block_km": float(block_km), "seed": int(seed)}
+    return {
+        "holdout_block_km": float(block_km),
+        "holdout_fraction": float(val_fraction),
+        "holdout_seed": int(seed),
+        "holdout_scheme": str(scheme),
+        "n_folds": int(folds),
+        "block_km": float(block_km),
+        "seed": int(seed),
+    }
 
 
 def training_fold_count(cfg: dict[str, Any]) -> int:
@@ -71,7 +80,9 @@ def feature_task(task: GlcTask, name: str, holdout: dict[str, Any] | None = None
     extra: dict[str, Any] = {}
     if fs.holdout:
         if holdout is None:
-            raise ValueError(f"feature set {name!r} is computed out of fold: pass the model's hold-out (holdout_params(...))")
+            raise ValueError(
+                f"feature set {name!r} is computed out of fold: pass the model's hold-out (holdout_params(...))"
+            )
         extra = dict(holdout)
     return ARTIFACT_TASKS[fs.artifact](data_root=task.data_root, out_root=task.out_root, **dict(fs.params), **extra)
 
@@ -86,12 +97,18 @@ class ModelInputs(GlcTask):
     block_km = luigi.FloatParameter(default=10.0, description="spatial block size of the validation hold-out (km)")
     val_fraction = luigi.FloatParameter(default=0.2, description="fraction of training surveys held out for validation")
     seed = luigi.IntParameter(default=0, description="seed of the hold-out and of the shuffles")
-    val_scheme = luigi.ChoiceParameter(choices=["blocks", "test_like"], default="blocks",
-                                       description="validation hold-out scheme (glc.eval.split.VALIDATION_SCHEMES)")
+    val_scheme = luigi.ChoiceParameter(
+        choices=["blocks", "test_like"],
+        default="blocks",
+        description="validation hold-out scheme (glc.eval.split.VALIDATION_SCHEMES)",
+    )
     features = luigi.ListParameter(default=[], description="feature sets besides location/meta (glc.features.sets)")
     shuffle = luigi.ListParameter(default=[], description="feature sets to permute within splits (controls)")
-    folds = luigi.IntParameter(default=DEFAULT_FOLDS, description="spatial folds of the training split of the out-of-fold "
-                               "feature sets (gfv); the k-fold trainer's k. Only significant with such a set")
+    folds = luigi.IntParameter(
+        default=DEFAULT_FOLDS,
+        description="spatial folds of the training split of the out-of-fold "
+        "feature sets (gfv); the k-fold trainer's k. Only significant with such a set",
+    )
     files_per_split = luigi.IntParameter(default=4, significant=False, description="parquet part files per split")
 
     def _sets(self) -> tuple[str, ...]:
@@ -104,9 +121,13 @@ class ModelInputs(GlcTask):
         req: dict[str, luigi.Task] = {"surveys": self.clone(SurveyTable)}
         bad = [s for s in self.shuffle if s not in self._sets()]
         if bad:
-            raise ValueError(f"ModelInputs: shuffle={list(self.shuffle)} names {bad}, not in features={list(self.features)}")
+            raise ValueError(
+                f"ModelInputs: shuffle={list(self.shuffle)} names {bad}, not in features={list(self.features)}"
+            )
         for name in self._sets():
-            req[name] = feature_task(self, name, holdout_params(self.block_km, self.val_fraction, self.seed, self.folds, self.val_scheme))
+            req[name] = feature_task(
+                self, name, holdout_params(self.block_km, self.val_fraction, self.seed, self.folds, self.val_scheme)
+            )
         return req
 
     def _has_holdout_set(self) -> bool:
@@ -116,7 +137,9 @@ class ModelInputs(GlcTask):
 
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the inputs folder."""
-        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}" + ("" if self.val_scheme == "blocks" else "-testlike")
+        name = f"v{self.block_km:g}km-f{self.val_fraction:g}-s{self.seed}" + (
+            "" if self.val_scheme == "blocks" else "-testlike"
+        )
         sets = self._sets()
         if sets:
             name += "-" + "+".join(sets)
@@ -138,14 +161,28 @@ class ModelInputs(GlcTask):
         remove_stale_temps(self.output().dir.parent)
         surveys = read_surveys(self.input()["surveys"])
         train = surveys[surveys["split"] == "train"].reset_index(drop=True)
-        cfg = resolve({"seed": int(self.seed), "validation": {"block_km": float(self.block_km), "val_fraction": float(self.val_fraction),
-                                                               "scheme": self.val_scheme}})
+        cfg = resolve(
+            {
+                "seed": int(self.seed),
+                "validation": {
+                    "block_km": float(self.block_km),
+                    "val_fraction": float(self.val_fraction),
+                    "scheme": self.val_scheme,
+                },
+            }
+        )
         val_ids = train.loc[validation_mask(train, cfg, surveys[surveys["split"] == "test"]), "surveyId"].to_numpy()
         spark = get_spark()
         sources = {name: read_feature_source(spark, name, self.input()[name].dir) for name in self._sets()}
         write_model_inputs(
-            spark, self.input()["surveys"].dir, self.output().dir, val_ids, sources, shuffle=list(self.shuffle),
-            seed=int(self.seed), files_per_split=self.files_per_split,
+            spark,
+            self.input()["surveys"].dir,
+            self.output().dir,
+            val_ids,
+            sources,
+            shuffle=list(self.shuffle),
+            seed=int(self.seed),
+            files_per_split=self.files_per_split,
         )
 
 
@@ -156,8 +193,15 @@ def model_inputs_for(task: GlcTask, cfg: dict[str, Any]) -> ModelInputs:
     v = cfg["validation"]
     sets = sorted(set(get_model(cfg["model"]["kind"]).features(cfg["model"])))
     return ModelInputs(
-        data_root=task.data_root, out_root=task.out_root, block_km=float(v["block_km"]), val_fraction=float(v["val_fraction"]),
-        seed=int(cfg["seed"]), val_scheme=v["scheme"], features=sets, shuffle=sorted(cfg["inputs"]["shuffle"]), folds=training_fold_count(cfg),
+        data_root=task.data_root,
+        out_root=task.out_root,
+        block_km=float(v["block_km"]),
+        val_fraction=float(v["val_fraction"]),
+        seed=int(cfg["seed"]),
+        val_scheme=v["scheme"],
+        features=sets,
+        shuffle=sorted(cfg["inputs"]["shuffle"]),
+        folds=training_fold_count(cfg),
     )
 
 
@@ -199,8 +243,12 @@ class TrainModel(ExperimentTask):
         work.mkdir(parents=True, exist_ok=True)
         from glc.training.pretrain import ENCODER_FILE
 
-        pretrained = {k.split(":", 1)[1]: str(v.dir / ENCODER_FILE) for k, v in self.input().items() if k.startswith("encoder:")}
-        summary = runner.train(self.input()["inputs"].dir, work, self.cfg, run_name=self.model_path().name, pretrained=pretrained)
+        pretrained = {
+            k.split(":", 1)[1]: str(v.dir / ENCODER_FILE) for k, v in self.input().items() if k.startswith("encoder:")
+        }
+        summary = runner.train(
+            self.input()["inputs"].dir, work, self.cfg, run_name=self.model_path().name, pretrained=pretrained
+        )
         with atomic_dir(self.output().dir, summary=summary) as tmp:
             for name, src in summary["publish"].items():
                 shutil.copy2(src, tmp / name)

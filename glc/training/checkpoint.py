@@ -82,7 +82,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Use as ``Trainer(plugins=[AtomicCheckpointIO()])``; loading and removal are Lightning's.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
+    ) -> None:
         """Write ``checkpoint`` to ``path`` atomically.
 
         Args:
@@ -94,7 +96,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             TypeError: ``storage_options`` was given.
         """
         if storage_options is not None:
-            raise TypeError(f"AtomicCheckpointIO.save_checkpoint got storage_options={storage_options!r}; it takes none (local files only)")
+            raise TypeError(
+                f"AtomicCheckpointIO.save_checkpoint got storage_options={storage_options!r}; it takes none (local files only)"
+            )
         fs = get_filesystem(path)
         if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             log.debug("non-local checkpoint path %s: using Lightning's fsspec transaction", path)

@@ -40,8 +40,17 @@ def in_distributed_run() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def launch(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any], run_name: str, *, progress: bool = True,
-           wandb: bool = True, reader: str | None = None, pretrained: Mapping[str, str] | None = None) -> dict[str, Any]:
+def launch(
+    inputs_dir: str | Path,
+    work_dir: str | Path,
+    cfg: Mapping[str, Any],
+    run_name: str,
+    *,
+    progress: bool = True,
+    wandb: bool = True,
+    reader: str | None = None,
+    pretrained: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Train on ``[train] devices`` processes with ``torchrun`` and return rank 0's training summary.
 
     Raises:
@@ -53,13 +62,31 @@ def launch(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any],
     work.mkdir(parents=True, exist_ok=True)
     n = int(cfg["train"]["devices"])
     spec = work / "ddp_request.json"
-    write_json(spec, {"inputs_dir": str(Path(inputs_dir).resolve()), "work_dir": str(work.resolve()), "cfg": dict(cfg),
-                      "run_name": run_name, "progress": progress, "wandb": wandb, "reader": reader,
-                      "pretrained": dict(pretrained or {})})
+    write_json(
+        spec,
+        {
+            "inputs_dir": str(Path(inputs_dir).resolve()),
+            "work_dir": str(work.resolve()),
+            "cfg": dict(cfg),
+            "run_name": run_name,
+            "progress": progress,
+            "wandb": wandb,
+            "reader": reader,
+            "pretrained": dict(pretrained or {}),
+        },
+    )
     summary = work / SUMMARY_FILE
     summary.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
-           "-m", "glc.training.ddp_rank", str(spec.resolve())]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={n}",
+        "-m",
+        "glc.training.ddp_rank",
+        str(spec.resolve()),
+    ]
     log.info("training on %d processes: %s", n, " ".join(cmd))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))}
     proc = subprocess.run(cmd, env=env, check=False)

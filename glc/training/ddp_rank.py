@@ -22,13 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not in_distributed_run():
         raise SystemExit("glc.training.ddp: run under torchrun (WORLD_SIZE > 1); glc.training.ddp.launch does that")
-    logging.basicConfig(level=logging.INFO, format=f"[rank {os.environ.get('RANK')}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format=f"[rank {os.environ.get('RANK')}] %(levelname)s %(name)s: %(message)s"
+    )
     req = json.loads(a.request.read_text())
     from glc.io import write_json
     from glc.training.trainer import train_model
 
-    summary = train_model(req["inputs_dir"], req["work_dir"], req["cfg"], req["run_name"], progress=req["progress"] and
-                          os.environ.get("RANK") == "0", wandb=req["wandb"], reader=req["reader"], pretrained=req["pretrained"] or None)
+    summary = train_model(
+        req["inputs_dir"],
+        req["work_dir"],
+        req["cfg"],
+        req["run_name"],
+        progress=req["progress"] and os.environ.get("RANK") == "0",
+        wandb=req["wandb"],
+        reader=req["reader"],
+        pretrained=req["pretrained"] or None,
+    )
     if os.environ.get("RANK") == "0":
         write_json(Path(req["work_dir"]) / SUMMARY_FILE, summary)
     return 0

@@ -136,7 +136,13 @@ def wandb_settings(cfg: Mapping[str, Any], enabled: bool = True) -> dict[str, An
     return w
 
 
-def log_artifact(logger: Logger | None, name: str, kind: str, files: Mapping[str, str | os.PathLike[str]], metadata: Mapping[str, Any] | None = None) -> None:
+def log_artifact(
+    logger: Logger | None,
+    name: str,
+    kind: str,
+    files: Mapping[str, str | os.PathLike[str]],
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
     """Log ``files`` (name in the artifact -> local path) as one W&B artifact of type ``kind`` on ``logger``'s run
     (offline runs keep it for ``wandb sync``). Missing files raise; a non-W&B logger or None does nothing."""
     if not isinstance(logger, WandbLogger):
@@ -152,7 +158,12 @@ def log_artifact(logger: Logger | None, name: str, kind: str, files: Mapping[str
     logger.experiment.log_artifact(art)
 
 
-def make_logger(wandb_cfg: Mapping[str, Any] | None, save_dir: str | os.PathLike[str], run_name: str | None, config: Mapping[str, Any] | None) -> WandbLogger | None:
+def make_logger(
+    wandb_cfg: Mapping[str, Any] | None,
+    save_dir: str | os.PathLike[str],
+    run_name: str | None,
+    config: Mapping[str, Any] | None,
+) -> WandbLogger | None:
     """A ``WandbLogger`` writing under ``save_dir/wandb/``, with ``config`` logged; None when W&B is disabled.
 
     Args:
@@ -229,7 +240,11 @@ def log_report(logger: Logger | Iterable[Logger] | None, report: Mapping[str, An
         if isinstance(lg, WandbLogger):
             lg.experiment.summary.update(_to_builtin(dict(report)))
         else:
-            nums = {k: float(v) for k, v in flat.items() if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+            nums = {
+                k: float(v)
+                for k, v in flat.items()
+                if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            }
             if nums:
                 lg.log_metrics(nums)
                 lg.save()
@@ -258,7 +273,7 @@ def finish_logger(logger: Logger | None) -> None:
     shut down too (``wandb.teardown()``, ~10 ms; the next run starts a new service, ~0.5 s). Other loggers and None:
     nothing to do.
     """
-    if not isinstance(logger, WandbLogger) or logger._experiment is None:  # noqa: SLF001 - do not start a run just to end it
+    if not isinstance(logger, WandbLogger) or logger._experiment is None:
         return
     import wandb
 
@@ -307,7 +322,9 @@ class EpochSeed(Callback):
                     "run will not repeat the uninterrupted run's batches. Pass a torch.Generator seeded by (seed, epoch)."
                 )
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Reseed for this batch's training step."""
         self._reseed(self.derived_seed(self.seed, trainer.current_epoch, batch_idx + 1))
 
@@ -348,13 +365,19 @@ class EpochTimer(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The current epoch's totals so far (saved in checkpoints)."""
-        return {"epoch": self._epoch, "seconds": time.perf_counter() - self._t0 if self._epoch >= 0 else 0.0, "samples": self._n}
+        return {
+            "epoch": self._epoch,
+            "seconds": time.perf_counter() - self._t0 if self._epoch >= 0 else 0.0,
+            "samples": self._n,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keep a checkpoint's totals for :meth:`on_train_start`."""
         self._carried = dict(state_dict) if {"epoch", "seconds", "samples"} <= set(state_dict) else None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         """Count the batch's rows."""
         first = next(iter(batch.values())) if isinstance(batch, Mapping) and batch else None
         self._n += int(len(first)) if first is not None else 0
@@ -367,7 +390,12 @@ class EpochTimer(Callback):
         if torch.cuda.is_available() and pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
             gpu = round(torch.cuda.max_memory_allocated(pl_module.device) / 2**20, 1)
-        rec = {"epoch": int(trainer.current_epoch), "seconds": round(time.perf_counter() - self._t0, 4), "samples": self._n * int(trainer.world_size), "gpu_peak_mb": gpu}
+        rec = {
+            "epoch": int(trainer.current_epoch),
+            "seconds": round(time.perf_counter() - self._t0, 4),
+            "samples": self._n * int(trainer.world_size),
+            "gpu_peak_mb": gpu,
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -386,9 +414,14 @@ def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
     secs = sum(float(r["seconds"]) for r in rows.values())
     n = sum(int(r["samples"]) for r in rows.values())
     peaks = [r["gpu_peak_mb"] for r in rows.values() if r.get("gpu_peak_mb") is not None]
-    return {"epochs_trained": len(rows), "train_seconds": round(secs, 2), "train_samples": int(n),
-            "train_samples_per_s": round(n / secs, 1) if secs > 0 else None,
-            "epoch_seconds": round(secs / len(rows), 2) if rows else None, "gpu_peak_mb": max(peaks) if peaks else None}
+    return {
+        "epochs_trained": len(rows),
+        "train_seconds": round(secs, 2),
+        "train_samples": int(n),
+        "train_samples_per_s": round(n / secs, 1) if secs > 0 else None,
+        "epoch_seconds": round(secs / len(rows), 2) if rows else None,
+        "gpu_peak_mb": max(peaks) if peaks else None,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -399,7 +432,9 @@ def _mid_epoch_trigger(minutes: float | None, steps: int | None) -> dict[str, An
         ValueError: a negative interval, or both given.
     """
     if minutes is not None and float(minutes) < 0 or steps is not None and int(steps) < 1:
-        raise ValueError(f"checkpoint_minutes={minutes!r} must be >= 0 (0 = off) and checkpoint_every_n_steps={steps!r} >= 1")
+        raise ValueError(
+            f"checkpoint_minutes={minutes!r} must be >= 0 (0 = off) and checkpoint_every_n_steps={steps!r} >= 1"
+        )
     if minutes and steps:
         raise ValueError("pass checkpoint_minutes or checkpoint_every_n_steps, not both")
     if minutes:
@@ -418,7 +453,7 @@ def _callback_state(ckpt: Mapping[str, Any], prefix: str, monitor: str = MONITOR
 def _load_for_resume(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file and the remedy
+    except Exception as e:
         raise RuntimeError(
             f"{path}: cannot read the checkpoint to resume from ({type(e).__name__}: {e}); "
             "delete it to restart training from scratch, or pass resume=False with a new out_dir"
@@ -495,7 +530,9 @@ def fit_model(
     if int(max_epochs) < 1:
         raise ValueError(f"max_epochs={max_epochs!r} must be >= 1")
     if int(patience) < 1:
-        raise ValueError(f"patience={patience!r} must be >= 1 (epochs without val/sample_f1 improvement before stopping)")
+        raise ValueError(
+            f"patience={patience!r} must be >= 1 (epochs without val/sample_f1 improvement before stopping)"
+        )
     if mode not in ("max", "min"):
         raise ValueError(f"mode={mode!r} must be 'max' or 'min'")
     if int(log_every_n_steps) < 1:
@@ -517,7 +554,9 @@ def fit_model(
         es, mc = _callback_state(ck, "EarlyStopping", monitor), _callback_state(ck, "ModelCheckpoint", monitor)
         best = Path(str(mc.get("best_model_path") or ""))
         if int(es.get("stopped_epoch", 0) or 0) > 0 and best.is_file():
-            log.info("%s: training already stopped early at epoch %s; best checkpoint %s", last, es["stopped_epoch"], best)
+            log.info(
+                "%s: training already stopped early at epoch %s; best checkpoint %s", last, es["stopped_epoch"], best
+            )
             return best
         ckpt_path = last
         log.info("resuming from %s (epoch %s, step %s)", last, ck.get("epoch"), ck.get("global_step"))
@@ -533,7 +572,11 @@ def fit_model(
             loggers.append(wlogger)
         ckpt_cb = ModelCheckpoint(
             dirpath=ckpt_dir,
-            filename="epoch{epoch:03d}-" + ("f1" if monitor == MONITOR else monitor.split("/")[-1]) + "{" + monitor + ":.4f}",
+            filename="epoch{epoch:03d}-"
+            + ("f1" if monitor == MONITOR else monitor.split("/")[-1])
+            + "{"
+            + monitor
+            + ":.4f}",
             auto_insert_metric_name=False,
             monitor=monitor,
             mode=mode,
@@ -543,10 +586,24 @@ def fit_model(
         # Lightning 2.6 writes save_last=True's last.ckpt only in steps where a top-k file was written, so an epoch
         # without improvement would leave a stale last.ckpt (a resume would replay epochs). A monitor-less checkpoint
         # named "last" is rewritten at every epoch end instead; it runs after ckpt_cb, so it holds ckpt_cb's best path.
-        last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        last_cb = ModelCheckpoint(
+            dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+        )
         # The same file again, mid-epoch (a checkpoint with a time or step trigger saves at no epoch end).
-        mid_cbs = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
-                                   enable_version_counter=False, **mid_epoch)] if mid_epoch else []
+        mid_cbs = (
+            [
+                ModelCheckpoint(
+                    dirpath=ckpt_dir,
+                    filename="last",
+                    monitor=None,
+                    save_top_k=1,
+                    enable_version_counter=False,
+                    **mid_epoch,
+                )
+            ]
+            if mid_epoch
+            else []
+        )
         callbacks: list[Callback] = [
             ckpt_cb,
             last_cb,
@@ -581,14 +638,18 @@ def fit_model(
         if own_wandb:
             finish_logger(wlogger)
     if trainer.interrupted:
-        raise RuntimeError(f"training in {out} was interrupted at epoch {trainer.current_epoch}; rerun to resume from {last}")
+        raise RuntimeError(
+            f"training in {out} was interrupted at epoch {trainer.current_epoch}; rerun to resume from {last}"
+        )
     best_path = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
     if best_path is None or not best_path.is_file():
         raise RuntimeError(
             f"no best checkpoint in {ckpt_dir}: {monitor} was never logged (does the data module have a non-empty "
             f"val split and does the module log {monitor}?)"
         )
-    log.info("fit done in %.1f s: best %s = %s (%s)", time.perf_counter() - t0, monitor, ckpt_cb.best_model_score, best_path)
+    log.info(
+        "fit done in %.1f s: best %s = %s (%s)", time.perf_counter() - t0, monitor, ckpt_cb.best_model_score, best_path
+    )
     return best_path
 
 
@@ -597,7 +658,9 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def predict_probs(module: pl.LightningModule, dataloader: Iterable[Mapping[str, Any]], device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict_probs(
+    module: pl.LightningModule, dataloader: Iterable[Mapping[str, Any]], device: str | torch.device | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid probabilities of every row of ``dataloader``, in loader order.
 
     A plain ``torch.inference_mode`` loop over ``module.predict_step`` (no Trainer: no loggers, callbacks or
@@ -629,9 +692,13 @@ def predict_probs(module: pl.LightningModule, dataloader: Iterable[Mapping[str, 
                 sid = pred["surveyId"].detach().to("cpu", torch.int64).numpy().reshape(-1)
                 p = pred["probs"].detach().to("cpu", torch.float32).numpy()
                 if p.ndim != 2 or p.shape[0] != sid.shape[0]:
-                    raise ValueError(f"batch {i}: probs of shape {p.shape} for {sid.shape[0]} surveyIds; predict_step must return [B, C] probs for B ids")
+                    raise ValueError(
+                        f"batch {i}: probs of shape {p.shape} for {sid.shape[0]} surveyIds; predict_step must return [B, C] probs for B ids"
+                    )
                 if not np.isfinite(p).all():
-                    raise ValueError(f"batch {i}: NaN/inf probabilities (surveyIds {sid[:5].tolist()}...); check the inputs and the checkpoint")
+                    raise ValueError(
+                        f"batch {i}: NaN/inf probabilities (surveyIds {sid[:5].tolist()}...); check the inputs and the checkpoint"
+                    )
                 ids.append(sid)
                 probs.append(p)
     finally:

@@ -65,7 +65,9 @@ def fold_assignment(inputs_dir: str | Path, cfg: Mapping[str, Any]) -> tuple[np.
     t = pq.read_table(Path(inputs_dir) / "train", columns=["surveyId", "x", "y"])
     ids = t.column("surveyId").to_numpy().astype(np.int64)
     k = int(cfg["train"]["kfold"])
-    folds = training_folds(t.column("x").to_numpy(), t.column("y").to_numpy(), k, float(cfg["validation"]["block_km"]), int(cfg["seed"]))
+    folds = training_folds(
+        t.column("x").to_numpy(), t.column("y").to_numpy(), k, float(cfg["validation"]["block_km"]), int(cfg["seed"])
+    )
     return ids, np.asarray(folds, np.int64)
 
 
@@ -104,8 +106,16 @@ def ensemble_state(fold_checkpoints: list[str | Path], template: nn.Module) -> d
     return state
 
 
-def train_kfold(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any], run_name: str, *,
-                train_one: Callable[..., dict[str, Any]], build: Callable[..., Any], **kw: Any) -> dict[str, Any]:
+def train_kfold(
+    inputs_dir: str | Path,
+    work_dir: str | Path,
+    cfg: Mapping[str, Any],
+    run_name: str,
+    *,
+    train_one: Callable[..., dict[str, Any]],
+    build: Callable[..., Any],
+    **kw: Any,
+) -> dict[str, Any]:
     """Train the ``k`` fold models and publish their ensemble (see the module docstring).
 
     ``train_one`` trains one net (:func:`glc.training.trainer.train_model`, which calls this function for k-fold
@@ -126,18 +136,34 @@ def train_kfold(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     ids, folds = fold_assignment(inputs_dir, cfg)
     sizes = np.bincount(folds, minlength=k)
     if (sizes == 0).any():
-        raise ValueError(f"train.kfold = {k}: fold(s) {np.flatnonzero(sizes == 0).tolist()} of the training split are empty; use fewer folds")
+        raise ValueError(
+            f"train.kfold = {k}: fold(s) {np.flatnonzero(sizes == 0).tolist()} of the training split are empty; use fewer folds"
+        )
     work = Path(work_dir)
     summaries: list[dict[str, Any]] = []
     first: str | None = None
     for f in range(k):
         subsets = {"train": ("train", ids[folds != f]), "val": ("train", ids[folds == f])}
-        s = train_one(inputs_dir, work / f"fold{f}", _fold_cfg(cfg, f), f"{run_name}-fold{f}", subsets=subsets, init=first, **kw)
-        summaries.append({"fold": f, "n_train": int((folds != f).sum()), "n_val": int((folds == f).sum()), "init": first,
-                          "best_checkpoint": s["best_checkpoint"], "best_monitor": s["best_monitor"],
-                          "epochs_to_best": s["epochs_to_best"], "seconds": s["seconds"], "epochs_trained": s.get("epochs_trained"),
-                          "epoch_seconds": s.get("epoch_seconds"), "train_samples": s.get("train_samples"),
-                          "train_seconds": s.get("train_seconds"), "gpu_peak_mb": s.get("gpu_peak_mb")})
+        s = train_one(
+            inputs_dir, work / f"fold{f}", _fold_cfg(cfg, f), f"{run_name}-fold{f}", subsets=subsets, init=first, **kw
+        )
+        summaries.append(
+            {
+                "fold": f,
+                "n_train": int((folds != f).sum()),
+                "n_val": int((folds == f).sum()),
+                "init": first,
+                "best_checkpoint": s["best_checkpoint"],
+                "best_monitor": s["best_monitor"],
+                "epochs_to_best": s["epochs_to_best"],
+                "seconds": s["seconds"],
+                "epochs_trained": s.get("epochs_trained"),
+                "epoch_seconds": s.get("epoch_seconds"),
+                "train_samples": s.get("train_samples"),
+                "train_seconds": s.get("train_seconds"),
+                "gpu_peak_mb": s.get("gpu_peak_mb"),
+            }
+        )
         first = first or s["best_checkpoint"]
         log.info("k-fold: fold %d/%d done (%s = %s, %.0f s)", f + 1, k, s["monitor"], s["best_monitor"], s["seconds"])
     meta = read_meta(inputs_dir)
@@ -160,7 +186,8 @@ def train_kfold(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         "seconds": round(time.time() - t0, 2),
         "epochs_to_best": int(sum(x["epochs_to_best"] for x in summaries)),
         "epochs_trained": int(sum(int(x["epochs_trained"] or 0) for x in summaries)),
-        "train_seconds": round(secs, 2), "train_samples": samples,
+        "train_seconds": round(secs, 2),
+        "train_samples": samples,
         "train_samples_per_s": round(samples / secs, 1) if secs > 0 else None,
         "epoch_seconds": summaries[0]["epoch_seconds"],  # fold 1: (k - 1) / k of the training split per epoch
         "gpu_peak_mb": max(peaks) if peaks else None,

@@ -57,10 +57,27 @@ from torch import Tensor, nn
 
 from glc.params import Param, defaults_of
 
-__all__ = ["LOSSES", "LOSS_PARAMS", "AsymmetricLoss", "BCELoss", "HillLoss", "MultiLabelLoss", "SigmoidF1Loss", "build_loss"]
+__all__ = [
+    "LOSSES",
+    "LOSS_PARAMS",
+    "AsymmetricLoss",
+    "BCELoss",
+    "HillLoss",
+    "MultiLabelLoss",
+    "SigmoidF1Loss",
+    "build_loss",
+]
 
 
-def _check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> float:
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """Return ``value`` as float after checking it is a finite real number in the given range.
 
     Raises:
@@ -93,7 +110,9 @@ class MultiLabelLoss(nn.Module):
                 "targets must be the multi-hot [batch, classes] matrix"
             )
         if not logits.is_floating_point() or not targets.is_floating_point():
-            raise ValueError(f"{name}: logits and targets must be floating point, got {logits.dtype} and {targets.dtype}")
+            raise ValueError(
+                f"{name}: logits and targets must be floating point, got {logits.dtype} and {targets.dtype}"
+            )
 
     @staticmethod
     def _reduce(per_element: Tensor) -> Tensor:
@@ -120,13 +139,13 @@ class BCELoss(MultiLabelLoss):
         super().__init__()
         self.pos_weight = _check_number("pos_weight", pos_weight, low=0.0)
 
-    def elementwise(self, logits: Tensor, targets: Tensor) -> Tensor:  # noqa: D102
+    def elementwise(self, logits: Tensor, targets: Tensor) -> Tensor:
         pw = None
         if self.pos_weight > 0:
             pw = torch.tensor(self.pos_weight, dtype=logits.dtype, device=logits.device)
         return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pw, reduction="none")
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"pos_weight={self.pos_weight}"
 
 
@@ -145,7 +164,7 @@ class AsymmetricLoss(MultiLabelLoss):
         self.gamma_neg = _check_number("gamma_neg", gamma_neg, low=0.0)
         self.clip = _check_number("clip", clip, low=0.0, high=1.0, high_open=True)
 
-    def elementwise(self, logits: Tensor, targets: Tensor) -> Tensor:  # noqa: D102
+    def elementwise(self, logits: Tensor, targets: Tensor) -> Tensor:
         # positives: -(1 - p)^g+ log p, with (1 - p)^g+ = exp(g+ logsigmoid(-x)) and -log p = softplus(-x)
         pos = torch.exp(self.gamma_pos * F.logsigmoid(-logits)) * F.softplus(-logits)
         if self.clip == 0:
@@ -164,7 +183,7 @@ class AsymmetricLoss(MultiLabelLoss):
                 neg = torch.where(active, safe.pow(self.gamma_neg), torch.zeros_like(p_m)) * neg_log
         return targets * pos + (1.0 - targets) * neg
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}"
 
 
@@ -183,14 +202,14 @@ class HillLoss(MultiLabelLoss):
         self.hill_margin = _check_number("hill_margin", hill_margin, low=0.0)
         self.hill_gamma = _check_number("hill_gamma", hill_gamma, low=0.0)
 
-    def elementwise(self, logits: Tensor, targets: Tensor) -> Tensor:  # noqa: D102
+    def elementwise(self, logits: Tensor, targets: Tensor) -> Tensor:
         z = logits - self.hill_margin
         pos = torch.exp(self.hill_gamma * F.logsigmoid(-z)) * F.softplus(-z)  # -(1 - p_m)^g log p_m
         p = torch.sigmoid(logits)
         neg = (self.hill_lambda - p) * p.square()
         return targets * pos + (1.0 - targets) * neg
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"hill_lambda={self.hill_lambda}, hill_margin={self.hill_margin}, hill_gamma={self.hill_gamma}"
 
 
@@ -203,7 +222,7 @@ class SigmoidF1Loss(MultiLabelLoss):
         eps: added to each sample's F1 denominator (only matters for samples without positives).
     """
 
-    def __init__(self, sf1_S: float = -1.0, sf1_E: float = 0.0, eps: float = 1e-8) -> None:  # noqa: N803
+    def __init__(self, sf1_S: float = -1.0, sf1_E: float = 0.0, eps: float = 1e-8) -> None:
         super().__init__()
         S = _check_number("sf1_S", sf1_S)
         if S >= 0:
@@ -232,7 +251,7 @@ class SigmoidF1Loss(MultiLabelLoss):
         self._check(logits, targets)
         return 1.0 - self.per_sample_f1(logits, targets).mean()
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"sf1_S={self.sf1_S}, sf1_E={self.sf1_E}"
 
 

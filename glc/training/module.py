@@ -51,7 +51,9 @@ def topk_sample_f1(scores: torch.Tensor, target: torch.Tensor, k: int) -> torch.
         ValueError: shapes differ or are not 2-D, or ``k < 1``.
     """
     if scores.ndim != 2 or scores.shape != target.shape:
-        raise ValueError(f"scores {tuple(scores.shape)} and target {tuple(target.shape)} must both be [batch, num_classes]")
+        raise ValueError(
+            f"scores {tuple(scores.shape)} and target {tuple(target.shape)} must both be [batch, num_classes]"
+        )
     if int(k) < 1:
         raise ValueError(f"k={k!r} must be >= 1 (classes predicted per sample)")
     k = min(int(k), scores.shape[1])
@@ -158,10 +160,14 @@ class MultiLabelModule(pl.LightningModule):
 
     def _target(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         if "target" not in batch:
-            raise KeyError(f"batch has no 'target' (keys: {sorted(batch)}); build the data module with with_target=True")
+            raise KeyError(
+                f"batch has no 'target' (keys: {sorted(batch)}); build the data module with with_target=True"
+            )
         target = batch["target"]
         if target.shape != logits.shape:
-            raise ValueError(f"batch 'target' has shape {tuple(target.shape)} but the logits have {tuple(logits.shape)}; both must be [batch, num_classes]")
+            raise ValueError(
+                f"batch 'target' has shape {tuple(target.shape)} but the logits have {tuple(logits.shape)}; both must be [batch, num_classes]"
+            )
         return target.to(logits.dtype)
 
     def _checked_loss(self, logits: torch.Tensor, target: torch.Tensor, stage: str, batch_idx: int) -> torch.Tensor:
@@ -179,7 +185,9 @@ class MultiLabelModule(pl.LightningModule):
         from glc.training.mixup import mixup, mixup_draw
 
         if "target" not in batch:
-            raise KeyError(f"batch has no 'target' (keys: {sorted(batch)}); build the data module with with_target=True")
+            raise KeyError(
+                f"batch has no 'target' (keys: {sorted(batch)}); build the data module with with_target=True"
+            )
         target = batch["target"].float()
         lam, perm = mixup_draw(float(self.hparams.mixup_alpha), target.shape[0], target.device)
         prepare = getattr(self.net, "prepare", None)
@@ -240,6 +248,8 @@ class MultiLabelModule(pl.LightningModule):
             return opt
         max_epochs = getattr(self.trainer, "max_epochs", None) if self._trainer is not None else None
         if max_epochs is None or max_epochs < 1:
-            raise ValueError(f"cosine=True needs a Trainer with max_epochs >= 1 (got {max_epochs!r}); set max_epochs or cosine=False")
+            raise ValueError(
+                f"cosine=True needs a Trainer with max_epochs >= 1 (got {max_epochs!r}); set max_epochs or cosine=False"
+            )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs, eta_min=hp.lr * hp.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "frequency": 1}}

@@ -41,30 +41,30 @@ Batch = Mapping[str, Tensor]
 
 
 # ------------------------------------------------------------------------------------------------ objectives
-def _triplet_latents(module: "PretrainModule", batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+def _triplet_latents(module: PretrainModule, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
     n = len(batch["anchor"])
     z = module.net(torch.cat([batch["anchor"], batch["neighbour"], batch["distant"]]))
     return z[:n], z[n : 2 * n], z[2 * n :]
 
 
-def _triplet_loss(module: "PretrainModule", batch: Batch) -> Tensor:
+def _triplet_loss(module: PretrainModule, batch: Batch) -> Tensor:
     from glc.models.tile2vec import triplet_margin_loss
 
     return triplet_margin_loss(*_triplet_latents(module, batch), module.margin)
 
 
-def _triplet_val(module: "PretrainModule", batch: Batch) -> dict[str, Tensor]:
+def _triplet_val(module: PretrainModule, batch: Batch) -> dict[str, Tensor]:
     from glc.models.tile2vec import triplet_accuracy, triplet_margin_loss
 
     a, n, d = _triplet_latents(module, batch)
     return {"triplet_loss": triplet_margin_loss(a, n, d, module.margin), "triplet_acc": triplet_accuracy(a, n, d)}
 
 
-def _clip_loss(module: "PretrainModule", batch: Batch) -> Tensor:
+def _clip_loss(module: PretrainModule, batch: Batch) -> Tensor:
     return module.net.loss(batch)
 
 
-def _clip_val(module: "PretrainModule", batch: Batch) -> dict[str, Tensor]:
+def _clip_val(module: PretrainModule, batch: Batch) -> dict[str, Tensor]:
     from glc.models.satclip import clip_logits, clip_loss
 
     img, loc = module.net.image(batch), module.net.locate(batch["lon"], batch["lat"])
@@ -78,8 +78,8 @@ def _clip_val(module: "PretrainModule", batch: Batch) -> dict[str, Tensor]:
 class Objective:
     """``loss(module, batch) -> scalar``; ``validate(module, batch) -> {metric: scalar}`` (logged as ``val/<metric>``)."""
 
-    loss: Callable[["PretrainModule", Batch], Tensor]
-    validate: Callable[["PretrainModule", Batch], dict[str, Tensor]]
+    loss: Callable[[PretrainModule, Batch], Tensor]
+    validate: Callable[[PretrainModule, Batch], dict[str, Tensor]]
 
 
 #: Every pretraining objective by name (:attr:`glc.models.registry.EncoderSpec.objective`).
@@ -102,8 +102,16 @@ class PretrainModule(pl.LightningModule):
             (kept across resumed runs, so the throughput of a run finished earlier is still known).
     """
 
-    def __init__(self, net: nn.Module, objective: str, lr: float, weight_decay: float, margin: float = 1.0,
-                 datamodule: PretrainDataModule | None = None, timing: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        objective: str,
+        lr: float,
+        weight_decay: float,
+        margin: float = 1.0,
+        datamodule: PretrainDataModule | None = None,
+        timing: str | Path | None = None,
+    ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise KeyError(f"objective {objective!r} is unknown; known objectives are {sorted(OBJECTIVES)}")
@@ -127,14 +135,24 @@ class PretrainModule(pl.LightningModule):
         """Append the epoch's training time and sample count to the timing file."""
         if self._timing is not None:
             with self._timing.open("a") as f:
-                f.write(json.dumps({"epoch": int(self.current_epoch), "seconds": time.perf_counter() - self._t0,
-                                    "samples": int(self._samples)}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "epoch": int(self.current_epoch),
+                            "seconds": time.perf_counter() - self._t0,
+                            "samples": int(self._samples),
+                        }
+                    )
+                    + "\n"
+                )
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         """The objective's loss (a non-finite loss raises naming the batch)."""
         loss = OBJECTIVES[self.objective].loss(self, batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"pretraining loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}; lower train lr")
+            raise FloatingPointError(
+                f"pretraining loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}; lower train lr"
+            )
         n = len(next(iter(batch.values())))
         self._samples += n
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
@@ -156,8 +174,15 @@ def save_encoder(path: str | Path, net: nn.Module, cfg: Mapping[str, Any], data_
     """The encoder file: kind, resolved encoder config, data meta (shapes, statistics) and the net's weights."""
     from glc.training.checkpoint import atomic_torch_save
 
-    return atomic_torch_save({"kind": cfg["encoder"]["kind"], "cfg": dict(cfg), "data_meta": dict(data_meta),
-                              "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, path)
+    return atomic_torch_save(
+        {
+            "kind": cfg["encoder"]["kind"],
+            "cfg": dict(cfg),
+            "data_meta": dict(data_meta),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        },
+        path,
+    )
 
 
 def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -174,7 +199,9 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 @torch.no_grad()
-def embed(net: nn.Module, kind: str, data: PretrainData, batch_size: int = 1024, device: str | None = None) -> dict[str, np.ndarray]:
+def embed(
+    net: nn.Module, kind: str, data: PretrainData, batch_size: int = 1024, device: str | None = None
+) -> dict[str, np.ndarray]:
     """Every embedding column of encoder ``kind`` for every site of ``data`` (eval mode), ``{column: [n, D] float32}``.
 
     Raises:
@@ -188,15 +215,21 @@ def embed(net: nn.Module, kind: str, data: PretrainData, batch_size: int = 1024,
     out: dict[str, list[np.ndarray]] = {c: [] for c in spec.embeddings}
     for s in range(0, len(data), batch_size):
         sl = slice(s, s + batch_size)
-        b = {"tile": torch.from_numpy(data.tiles[sl]).to(dev), "lon": torch.from_numpy(data.lon[sl]).to(dev),
-             "lat": torch.from_numpy(data.lat[sl]).to(dev), **{c: torch.from_numpy(v[sl]).to(dev) for c, v in data.cubes.items()}}
+        b = {
+            "tile": torch.from_numpy(data.tiles[sl]).to(dev),
+            "lon": torch.from_numpy(data.lon[sl]).to(dev),
+            "lat": torch.from_numpy(data.lat[sl]).to(dev),
+            **{c: torch.from_numpy(v[sl]).to(dev) for c, v in data.cubes.items()},
+        }
         for col, fn in spec.embeddings.items():
             out[col].append(fn(net, b).float().cpu().numpy())
     res = {c: np.concatenate(v).astype(np.float32) for c, v in out.items()}
     for c, v in res.items():
         bad = ~np.isfinite(v).all(axis=1)
         if bad.any():
-            raise ValueError(f"embedding {c!r} is not finite for {int(bad.sum())} site(s), e.g. survey {int(data.ids[bad][0])}")
+            raise ValueError(
+                f"embedding {c!r} is not finite for {int(bad.sum())} site(s), e.g. survey {int(data.ids[bad][0])}"
+            )
     return res
 
 
@@ -208,7 +241,9 @@ def _haversine_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np
     return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
-def lonlat_grid(bbox: tuple[float, float, float, float], min_points: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+def lonlat_grid(
+    bbox: tuple[float, float, float, float], min_points: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """A regular lon/lat grid over ``bbox = (lon_min, lat_min, lon_max, lat_max)`` with at least ``min_points``
     cell centres (square cells in degrees); returns flat lon, lat and ``(rows, cols)`` (row 0 = north)."""
     lo0, la0, lo1, la1 = bbox
@@ -226,31 +261,54 @@ def lonlat_grid(bbox: tuple[float, float, float, float], min_points: int) -> tup
 
 @torch.no_grad()
 def _locate_all(net: nn.Module, lon: np.ndarray, lat: np.ndarray, dev: torch.device, chunk: int = 8192) -> Tensor:
-    out = [torch.nn.functional.normalize(net.locate(torch.from_numpy(lon[s : s + chunk]).to(dev), torch.from_numpy(lat[s : s + chunk]).to(dev)).float(), dim=-1)
-           for s in range(0, len(lon), chunk)]
+    out = [
+        torch.nn.functional.normalize(
+            net.locate(
+                torch.from_numpy(lon[s : s + chunk]).to(dev), torch.from_numpy(lat[s : s + chunk]).to(dev)
+            ).float(),
+            dim=-1,
+        )
+        for s in range(0, len(lon), chunk)
+    ]
     return torch.cat(out)
 
 
 @torch.no_grad()
-def retrieval(net: nn.Module, data: PretrainData, rows: np.ndarray, grid: tuple[np.ndarray, np.ndarray], dev: torch.device) -> dict[str, Any]:
+def retrieval(
+    net: nn.Module, data: PretrainData, rows: np.ndarray, grid: tuple[np.ndarray, np.ndarray], dev: torch.device
+) -> dict[str, Any]:
     """Geo-localise the images of ``rows``: the nearest (cosine) of the grid's location embeddings; errors in km."""
     glon, glat = grid
     locs = _locate_all(net, glon, glat, dev)
     pred = []
     for s in range(0, len(rows), 512):
         r = rows[s : s + 512]
-        b = {"tile": torch.from_numpy(data.tiles[r]).to(dev), **{c: torch.from_numpy(v[r]).to(dev) for c, v in data.cubes.items()}}
+        b = {
+            "tile": torch.from_numpy(data.tiles[r]).to(dev),
+            **{c: torch.from_numpy(v[r]).to(dev) for c, v in data.cubes.items()},
+        }
         img = torch.nn.functional.normalize(net.image(b).float(), dim=-1)
         pred.append((img @ locs.T).argmax(1).cpu().numpy())
     p = np.concatenate(pred)
     err = _haversine_km(data.lon[rows], data.lat[rows], glon[p], glat[p])
-    return {"n": int(len(rows)), "median_km": float(np.median(err)), "p90_km": float(np.percentile(err, 90)),
-            "mean_km": float(err.mean())}
+    return {
+        "n": int(len(rows)),
+        "median_km": float(np.median(err)),
+        "p90_km": float(np.percentile(err, 90)),
+        "mean_km": float(err.mean()),
+    }
 
 
 @torch.no_grad()
-def similarity_heatmap(net: nn.Module, ref: tuple[float, float], bbox: tuple[float, float, float, float], path: Path,
-                       dev: torch.device, title: str = "", points: int = 120_000) -> Path:
+def similarity_heatmap(
+    net: nn.Module,
+    ref: tuple[float, float],
+    bbox: tuple[float, float, float, float],
+    path: Path,
+    dev: torch.device,
+    title: str = "",
+    points: int = 120_000,
+) -> Path:
     """PNG of the cosine similarity of every grid location's embedding to the embedding at ``ref`` (lon, lat)."""
     import matplotlib
 
@@ -262,7 +320,9 @@ def similarity_heatmap(net: nn.Module, ref: tuple[float, float], bbox: tuple[flo
     r = _locate_all(net, np.array([ref[0]]), np.array([ref[1]]), dev)
     sim = (locs @ r.T).squeeze(1).cpu().numpy().reshape(ny, nx)
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    im = ax.imshow(sim, extent=(bbox[0], bbox[2], bbox[1], bbox[3]), origin="upper", cmap="magma", vmin=-1, vmax=1, aspect="auto")
+    im = ax.imshow(
+        sim, extent=(bbox[0], bbox[2], bbox[1], bbox[3]), origin="upper", cmap="magma", vmin=-1, vmax=1, aspect="auto"
+    )
     ax.plot([ref[0]], [ref[1]], marker="*", color="cyan", markersize=14, markeredgecolor="black")
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
@@ -276,7 +336,9 @@ def similarity_heatmap(net: nn.Module, ref: tuple[float, float], bbox: tuple[flo
     return path
 
 
-def _eval_triplet(net: nn.Module, module: PretrainModule, dm: PretrainDataModule, cfg: Mapping[str, Any], out: Path, dev: torch.device) -> dict[str, Any]:
+def _eval_triplet(
+    net: nn.Module, module: PretrainModule, dm: PretrainDataModule, cfg: Mapping[str, Any], out: Path, dev: torch.device
+) -> dict[str, Any]:
     net.eval().to(dev)
     accs, n = 0.0, 0
     with torch.no_grad():
@@ -288,7 +350,9 @@ def _eval_triplet(net: nn.Module, module: PretrainModule, dm: PretrainDataModule
     return {"heldout_triplet_acc": accs / max(n, 1), "heldout_triplets": n}
 
 
-def _eval_clip(net: nn.Module, module: PretrainModule, dm: PretrainDataModule, cfg: Mapping[str, Any], out: Path, dev: torch.device) -> dict[str, Any]:
+def _eval_clip(
+    net: nn.Module, module: PretrainModule, dm: PretrainDataModule, cfg: Mapping[str, Any], out: Path, dev: torch.device
+) -> dict[str, Any]:
     from glc.data.layout import GLC_BBOX
     from glc.models.registry import get_encoder
 
@@ -300,8 +364,12 @@ def _eval_clip(net: nn.Module, module: PretrainModule, dm: PretrainDataModule, c
     bbox = tuple(float(v) for v in GLC_BBOX)
     glon, glat, shape = lonlat_grid(bbox, int(enc["grid_points"]))
     net.eval().to(dev)
-    res = {"grid_points": int(len(glon)), "grid_shape": list(shape), "bbox": list(bbox),
-           "trained": retrieval(net, data, rows, (glon, glat), dev)}
+    res = {
+        "grid_points": int(len(glon)),
+        "grid_shape": list(shape),
+        "bbox": list(bbox),
+        "trained": retrieval(net, data, rows, (glon, glat), dev),
+    }
     torch.manual_seed(int(cfg["seed"]) + 1)
     rand = get_encoder(enc["kind"]).build(enc, data.meta()).to(dev).eval()
     res["random"] = retrieval(rand, data, rows, (glon, glat), dev)
@@ -323,8 +391,14 @@ def _device(cfg: Mapping[str, Any]) -> tuple[str, torch.device, bool | str]:
     return acc, torch.device("cuda" if gpu else "cpu"), ("warn" if gpu else True)
 
 
-def pretrain(data: PretrainData, cfg: Mapping[str, Any], work_dir: str | Path, out_dir: str | Path, progress: bool = True,
-             wandb: bool = True) -> dict[str, Any]:
+def pretrain(
+    data: PretrainData,
+    cfg: Mapping[str, Any],
+    work_dir: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    wandb: bool = True,
+) -> dict[str, Any]:
     """Pretrain the configured encoder on ``data`` and write ``out_dir/encoder.pt`` (+ evaluation files).
 
     ``work_dir`` keeps the Lightning run (``checkpoints/last.ckpt``: an interrupted run resumes). ``max_epochs = 0``
@@ -342,28 +416,59 @@ def pretrain(data: PretrainData, cfg: Mapping[str, Any], work_dir: str | Path, o
     spec = get_encoder(enc["kind"])
     work, out = Path(work_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dm = PretrainDataModule(data, spec.objective, int(p["batch_size"]), int(cfg["seed"]), float(enc.get("distant_km", 300.0)),
-                            int(enc.get("val_triplets", 4096)), tuple(enc.get("cubes", ())))
+    dm = PretrainDataModule(
+        data,
+        spec.objective,
+        int(p["batch_size"]),
+        int(cfg["seed"]),
+        float(enc.get("distant_km", 300.0)),
+        int(enc.get("val_triplets", 4096)),
+        tuple(enc.get("cubes", ())),
+    )
     meta = data.meta()
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     net = spec.build(enc, meta)
     work.mkdir(parents=True, exist_ok=True)
     timing = work / "epoch_times.jsonl"
-    module = PretrainModule(net, spec.objective, float(p["lr"]), float(p["weight_decay"]), float(enc.get("margin", 1.0)), dm, timing)
+    module = PretrainModule(
+        net, spec.objective, float(p["lr"]), float(p["weight_decay"]), float(enc.get("margin", 1.0)), dm, timing
+    )
     acc, dev, deterministic = _device(cfg)
-    summary: dict[str, Any] = {"kind": spec.kind, "objective": spec.objective, "monitor": spec.monitor,
-                               "sites": meta["roles"], "parameters": int(sum(q.numel() for q in net.parameters()))}
+    summary: dict[str, Any] = {
+        "kind": spec.kind,
+        "objective": spec.objective,
+        "monitor": spec.monitor,
+        "sites": meta["roles"],
+        "parameters": int(sum(q.numel() for q in net.parameters())),
+    }
     fit_seconds = 0.0
     if int(p["max_epochs"]) > 0:
         t1 = time.time()
-        best = fit_model(module, _LightningDM(dm), work, max_epochs=int(p["max_epochs"]), patience=int(p["patience"]),
-                         seed=int(cfg["seed"]), wandb_cfg=wandb_settings(cfg, wandb), run_name=f"pretrain-{cfg['name']}",
-                         config=dict(cfg), accelerator=acc, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
-                         precision=str(p["precision"]), deterministic=deterministic)
+        best = fit_model(
+            module,
+            _LightningDM(dm),
+            work,
+            max_epochs=int(p["max_epochs"]),
+            patience=int(p["patience"]),
+            seed=int(cfg["seed"]),
+            wandb_cfg=wandb_settings(cfg, wandb),
+            run_name=f"pretrain-{cfg['name']}",
+            config=dict(cfg),
+            accelerator=acc,
+            progress=progress,
+            monitor=spec.monitor,
+            mode=spec.monitor_mode,
+            precision=str(p["precision"]),
+            deterministic=deterministic,
+        )
         fit_seconds = time.time() - t1
         ck = torch.load(best, map_location="cpu", weights_only=False)
         module.load_state_dict(ck["state_dict"])
-        summary.update(best_checkpoint=str(best), epochs_to_best=int(ck.get("epoch", -1)) + 1, global_step=int(ck.get("global_step", -1)))
+        summary.update(
+            best_checkpoint=str(best),
+            epochs_to_best=int(ck.get("epoch", -1)) + 1,
+            global_step=int(ck.get("global_step", -1)),
+        )
         summary["curve"] = _curve(work)
         for key, state in (ck.get("callbacks") or {}).items():
             if str(key).startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
@@ -408,10 +513,10 @@ class _LightningDM(pl.LightningDataModule):
         super().__init__()
         self.dm = dm
 
-    def train_dataloader(self) -> Any:  # noqa: D102
+    def train_dataloader(self) -> Any:
         return self.dm.train_dataloader()
 
-    def val_dataloader(self) -> Any:  # noqa: D102
+    def val_dataloader(self) -> Any:
         return self.dm.val_dataloader()
 
 

@@ -27,7 +27,9 @@ __all__ = ["RUNNERS", "Runner", "runner_of"]
 CHECKPOINT = "model.ckpt"
 
 
-def _train_lightning(inputs_dir: Path, work_dir: Path, cfg: Mapping[str, Any], run_name: str, **kw: Any) -> dict[str, Any]:
+def _train_lightning(
+    inputs_dir: Path, work_dir: Path, cfg: Mapping[str, Any], run_name: str, **kw: Any
+) -> dict[str, Any]:
     from glc.training.trainer import train_model
 
     summary = train_model(inputs_dir, work_dir, cfg, run_name, **kw)
@@ -35,7 +37,9 @@ def _train_lightning(inputs_dir: Path, work_dir: Path, cfg: Mapping[str, Any], r
     return summary
 
 
-def _predict_lightning(inputs_dir: Path, model_dir: Path, cfg: Mapping[str, Any]) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
+def _predict_lightning(
+    inputs_dir: Path, model_dir: Path, cfg: Mapping[str, Any]
+) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
     from glc.training.trainer import predict_splits
 
     return predict_splits(inputs_dir, Path(model_dir) / CHECKPOINT, cfg)

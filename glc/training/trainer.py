@@ -52,7 +52,7 @@ def val_k(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> int:
     return k if k > 0 else max(1, int(round(float(meta.get("mean_richness", 10.0)))))
 
 
-def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN201 - MultiLabelModule
+def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
     """The configured net (model registry) + loss wrapped in a :class:`glc.training.module.MultiLabelModule`; with
     ``[train] kfold = k > 1`` the net is a :class:`glc.training.kfold.FoldEnsemble` of ``k`` such nets (the published
     k-fold model)."""
@@ -73,15 +73,26 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN2
         net = spec.build_net(cfg["model"], meta)
     t = cfg["train"]
     return MultiLabelModule(
-        net, build_loss(dict(t["loss"])), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]), val_k=val_k(cfg, meta),
-        num_classes=C, cosine=bool(t.get("cosine", False)), optimizer=str(t.get("optimizer", "adamw")),
-        step_epochs=int(t.get("step_epochs", 0)), step_gamma=float(t.get("step_gamma", 0.1)),
+        net,
+        build_loss(dict(t["loss"])),
+        lr=float(t["lr"]),
+        weight_decay=float(t["weight_decay"]),
+        val_k=val_k(cfg, meta),
+        num_classes=C,
+        cosine=bool(t.get("cosine", False)),
+        optimizer=str(t.get("optimizer", "adamw")),
+        step_epochs=int(t.get("step_epochs", 0)),
+        step_gamma=float(t.get("step_gamma", 0.1)),
         mixup_alpha=float(t.get("mixup_alpha", 0.0)),
     )
 
 
-def datamodule(inputs_dir: str | Path, cfg: Mapping[str, Any], reader: str | None = None,
-               subsets: Mapping[str, tuple[str, Any]] | None = None):  # noqa: ANN201
+def datamodule(
+    inputs_dir: str | Path,
+    cfg: Mapping[str, Any],
+    reader: str | None = None,
+    subsets: Mapping[str, tuple[str, Any]] | None = None,
+):
     """The :class:`~glc.loaders.SurveyDataModule` over ``inputs_dir`` with the columns the model reads (``subsets``:
     split views, e.g. a k-fold fold)."""
     from glc.loaders.datamodule import SurveyDataModule
@@ -90,8 +101,13 @@ def datamodule(inputs_dir: str | Path, cfg: Mapping[str, Any], reader: str | Non
     t = cfg["train"]
     meta = read_meta(inputs_dir)
     return SurveyDataModule(
-        inputs_dir, columns=input_columns(cfg, meta), batch_size=int(t["batch_size"]), reader=reader or t["reader"],
-        num_workers=int(t["num_workers"]), seed=int(cfg["seed"]), subsets=subsets,
+        inputs_dir,
+        columns=input_columns(cfg, meta),
+        batch_size=int(t["batch_size"]),
+        reader=reader or t["reader"],
+        num_workers=int(t["num_workers"]),
+        seed=int(cfg["seed"]),
+        subsets=subsets,
     )
 
 
@@ -105,9 +121,18 @@ def _accelerator(cfg: Mapping[str, Any]) -> tuple[str, bool | str]:
     return acc, ("warn" if gpu else True)
 
 
-def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, Any], run_name: str, progress: bool = True,
-                wandb: bool = True, reader: str | None = None, pretrained: Mapping[str, str] | None = None,
-                subsets: Mapping[str, tuple[str, Any]] | None = None, init: str | Path | None = None) -> dict[str, Any]:
+def train_model(
+    inputs_dir: str | Path,
+    work_dir: str | Path,
+    cfg: Mapping[str, Any],
+    run_name: str,
+    progress: bool = True,
+    wandb: bool = True,
+    reader: str | None = None,
+    pretrained: Mapping[str, str] | None = None,
+    subsets: Mapping[str, tuple[str, Any]] | None = None,
+    init: str | Path | None = None,
+) -> dict[str, Any]:
     """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
 
     ``pretrained``: encoder name -> encoder file (``PretrainEncoder``) for nets initialised from one
@@ -132,22 +157,38 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
             raise ValueError("train_model: a k-fold config trains its own folds; pass neither subsets nor init")
         from glc.training.kfold import train_kfold
 
-        return train_kfold(inputs_dir, work_dir, cfg, run_name, train_one=train_model, build=build_module, progress=progress,
-                           wandb=wandb, reader=reader, pretrained=pretrained)
+        return train_kfold(
+            inputs_dir,
+            work_dir,
+            cfg,
+            run_name,
+            train_one=train_model,
+            build=build_module,
+            progress=progress,
+            wandb=wandb,
+            reader=reader,
+            pretrained=pretrained,
+        )
     from glc.training.ddp import in_distributed_run, launch
 
     devices = int(cfg["train"].get("devices", 1))
     if devices > 1 and not in_distributed_run():
         if subsets is not None or init is not None:
-            raise ValueError("[train] devices > 1 (DDP) with k-fold folds is not supported: set devices = 1 or kfold = 1")
-        return launch(inputs_dir, work_dir, cfg, run_name, progress=progress, wandb=wandb, reader=reader, pretrained=pretrained)
+            raise ValueError(
+                "[train] devices > 1 (DDP) with k-fold folds is not supported: set devices = 1 or kfold = 1"
+            )
+        return launch(
+            inputs_dir, work_dir, cfg, run_name, progress=progress, wandb=wandb, reader=reader, pretrained=pretrained
+        )
     t0 = time.time()
     dm = datamodule(inputs_dir, cfg, reader, subsets)
     spec = get_model(cfg["model"]["kind"])
     need = spec.encoders(cfg["model"])
     lacking = [n for n in need if n not in (pretrained or {})]
     if lacking:
-        raise ValueError(f"model.kind={spec.kind!r} initialises from encoder(s) {lacking}: pass their encoder files (pretrained=...)")
+        raise ValueError(
+            f"model.kind={spec.kind!r} initialises from encoder(s) {lacking}: pass their encoder files (pretrained=...)"
+        )
     meta = {**dm.meta, "pretrained": dict(pretrained or {})} if need else dm.meta
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)  # the net's initial weights depend on it
     module = build_module(cfg, meta)
@@ -158,11 +199,24 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     t = cfg["train"]
     accelerator, deterministic = _accelerator(cfg)
     best = fit_model(
-        module, dm, Path(work_dir), max_epochs=int(t["max_epochs"]), patience=int(t["patience"]), seed=int(cfg["seed"]),
-        wandb_cfg=wandb_settings(cfg, wandb), run_name=run_name, config=dict(cfg), resume=True,
-        accelerator=accelerator, progress=progress, monitor=spec.monitor, mode=spec.monitor_mode,
-        precision=str(t.get("precision", "32-true")), deterministic=deterministic,
-        devices=devices if in_distributed_run() else 1, strategy=str(t.get("strategy", "auto")),
+        module,
+        dm,
+        Path(work_dir),
+        max_epochs=int(t["max_epochs"]),
+        patience=int(t["patience"]),
+        seed=int(cfg["seed"]),
+        wandb_cfg=wandb_settings(cfg, wandb),
+        run_name=run_name,
+        config=dict(cfg),
+        resume=True,
+        accelerator=accelerator,
+        progress=progress,
+        monitor=spec.monitor,
+        mode=spec.monitor_mode,
+        precision=str(t.get("precision", "32-true")),
+        deterministic=deterministic,
+        devices=devices if in_distributed_run() else 1,
+        strategy=str(t.get("strategy", "auto")),
         checkpoint_minutes=float(t.get("checkpoint_minutes", SCHEMA["train"]["checkpoint_minutes"].default)),
     )
     seconds = time.time() - t0
@@ -181,7 +235,9 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
         "epoch": int(ck.get("epoch", -1)),
         "global_step": int(ck.get("global_step", -1)),
         "num_classes": int(meta["num_classes"]),
-        "splits": meta["splits"] if subsets is None else {**meta["splits"], **{k: len(v[1]) for k, v in subsets.items()}},
+        "splits": meta["splits"]
+        if subsets is None
+        else {**meta["splits"], **{k: len(v[1]) for k, v in subsets.items()}},
         "feature_sets": meta.get("feature_sets", []),
         "shuffled": meta.get("shuffled", []),
         "parameters": int(sum(p.numel() for p in module.net.parameters())),
@@ -193,7 +249,7 @@ def train_model(inputs_dir: str | Path, work_dir: str | Path, cfg: Mapping[str, 
     }
 
 
-def load_module(ckpt: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]):  # noqa: ANN201
+def load_module(ckpt: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]):
     """Rebuild the module from the config and load the checkpoint's weights (eval mode, CPU)."""
     import torch
 
@@ -214,11 +270,19 @@ def score_split(module: Any, dm: Any, split: str, top: int) -> ScoreTable:
     return top_n(ids[order], probs[order], np.asarray(dm.meta["vocab"], np.int64), top)
 
 
-def predict_splits(inputs_dir: str | Path, ckpt: str | Path, cfg: Mapping[str, Any]) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
+def predict_splits(
+    inputs_dir: str | Path, ckpt: str | Path, cfg: Mapping[str, Any]
+) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
     """Validation and test score tables of a trained model (``Predict`` for trained models)."""
     dm = datamodule(inputs_dir, cfg, reader="arrow")
     module = load_module(ckpt, cfg, dm.meta)
     top = int(cfg["model"]["top_n"])
     val, test = score_split(module, dm, "val", top), score_split(module, dm, "test", top)
-    info = {"n_train": int(dm.meta["splits"]["train"]), "n_val": len(val), "n_test": len(test), "model": cfg["model"]["kind"], "checkpoint": str(ckpt)}
+    info = {
+        "n_train": int(dm.meta["splits"]["train"]),
+        "n_val": len(val),
+        "n_test": len(test),
+        "model": cfg["model"]["kind"],
+        "checkpoint": str(ckpt),
+    }
     return val, test, info

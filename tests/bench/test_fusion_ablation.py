@@ -24,7 +24,11 @@ def test_rows_are_cumulative_from_the_concat_baseline_to_the_full_design() -> No
     assert [r[0] for r in rows] == [r[0] for r in ROWS]
     cfgs = [resolve(t, f"row {n}") for n, _, t in rows]
     first, last = cfgs[0], cfgs[-1]
-    assert (first["model"]["fusion"], first["model"]["cube_encoder"], first["model"]["graph"]["enabled"]) == ("concat", "resnet18", False)
+    assert (first["model"]["fusion"], first["model"]["cube_encoder"], first["model"]["graph"]["enabled"]) == (
+        "concat",
+        "resnet18",
+        False,
+    )
     assert (first["train"]["mixup_alpha"], first["train"]["kfold"], first["decoder"]["kind"]) == (0.0, 1, "topk")
     assert not first["decoder"]["po_correction"]["enabled"]
     want = resolve(full, "tasks/fusion.toml")
@@ -44,14 +48,36 @@ def test_rows_are_cumulative_from_the_concat_baseline_to_the_full_design() -> No
 
 
 def test_the_table_lands_between_the_readme_markers(tmp_path: Path) -> None:
-    result = {"world": "demo-seed0", "oracle_test_sample_f1": 0.619, "rows": [
-        {"row": "concat", "change": "baseline", "test_sample_f1": 0.5, "val_sample_f1": 0.52, "wall_seconds": 100.0, "delta_test": None},
-        {"row": "+hcam", "change": "HCAM", "test_sample_f1": 0.49, "val_sample_f1": 0.51, "wall_seconds": 90.0, "delta_test": -0.01,
-         "helps": False},
-    ]}
+    result = {
+        "world": "demo-seed0",
+        "oracle_test_sample_f1": 0.619,
+        "rows": [
+            {
+                "row": "concat",
+                "change": "baseline",
+                "test_sample_f1": 0.5,
+                "val_sample_f1": 0.52,
+                "wall_seconds": 100.0,
+                "delta_test": None,
+            },
+            {
+                "row": "+hcam",
+                "change": "HCAM",
+                "test_sample_f1": 0.49,
+                "val_sample_f1": 0.51,
+                "wall_seconds": 90.0,
+                "delta_test": -0.01,
+                "helps": False,
+            },
+        ],
+    }
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- fusion-ablation:start -->\nold\n<!-- fusion-ablation:end -->\nafter\n")
-    assert update_readme(markdown(result, heading=False), readme, marks=("<!-- fusion-ablation:start -->", "<!-- fusion-ablation:end -->"))
+    assert update_readme(
+        markdown(result, heading=False),
+        readme,
+        marks=("<!-- fusion-ablation:start -->", "<!-- fusion-ablation:end -->"),
+    )
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("after\n")
     assert "| `+hcam` | HCAM | 0.4900 | -0.0100 (does not help) |" in text

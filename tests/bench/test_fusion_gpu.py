@@ -20,10 +20,21 @@ from glc.loaders.tables import read_meta
 SETS = ("patch_dct16", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
 #: tasks/fusion.toml shrunk to CPU-test size (one fold, one epoch, small widths, no workers, float32).
 SMALL = [
-    "model.backbone=resnet18", "model.image_size=32", "model.latent=16", "model.dim=16", "model.heads=4",
-    'model.swin={"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]}', "model.tabular.hidden=32",
-    "model.graph.tokens=3", "model.graph.width=8", "train.kfold=1", "train.max_epochs=1", "train.batch_size=32",
-    "train.num_workers=0", "train.accelerator=cpu", "train.precision=32-true",
+    "model.backbone=resnet18",
+    "model.image_size=32",
+    "model.latent=16",
+    "model.dim=16",
+    "model.heads=4",
+    'model.swin={"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]}',
+    "model.tabular.hidden=32",
+    "model.graph.tokens=3",
+    "model.graph.width=8",
+    "train.kfold=1",
+    "train.max_epochs=1",
+    "train.batch_size=32",
+    "train.num_workers=0",
+    "train.accelerator=cpu",
+    "train.precision=32-true",
 ]
 
 
@@ -33,23 +44,34 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     that adds one absent species to every test survey."""
     root = tmp_path_factory.mktemp("fusion_gpu")
     inputs = root / "inputs"
-    make_fake_inputs(inputs, SETS, sizes={"train": 96, "val": 32, "test": 16}, num_classes=20, label_width=5, widths={"env": 7})
+    make_fake_inputs(
+        inputs, SETS, sizes={"train": 96, "val": 32, "test": 16}, num_classes=20, label_width=5, widths={"env": 7}
+    )
     vocab = np.asarray(read_meta(inputs)["vocab"])
     test = read_split(inputs, "test")
     lists = [vocab[row[row >= 0]] for row in test["labels"]]
     truth = root / "solution.csv"
-    truth.write_text("surveyId,target_species_ids\n" + "".join(
-        f"{int(s)},{' '.join(str(int(v)) for v in sorted(sp))}\n" for s, sp in zip(test["surveyId"], lists)))
+    truth.write_text(
+        "surveyId,target_species_ids\n"
+        + "".join(f"{int(s)},{' '.join(str(int(v)) for v in sorted(sp))}\n" for s, sp in zip(test["surveyId"], lists))
+    )
     absent = [[int(next(v for v in vocab if v not in set(sp)))] for sp in lists]
     corrections = root / "corrections.parquet"
-    pd.DataFrame({"surveyId": test["surveyId"].astype(np.int64), "split": "test", "species": absent}).to_parquet(corrections)
+    pd.DataFrame({"surveyId": test["surveyId"].astype(np.int64), "split": "test", "species": absent}).to_parquet(
+        corrections
+    )
     return inputs, truth, corrections
 
 
 def test_overrides_parse_as_json_where_they_can() -> None:
     cfg: dict = {"train": {"lr": 1.0}}
-    for s in ("train.lr=0.0005", "train.reader=memory", "model.swin.depths=[1, 2]", 'model.swin={"embed_dim": 24}',
-              "train.cosine=false"):
+    for s in (
+        "train.lr=0.0005",
+        "train.reader=memory",
+        "model.swin.depths=[1, 2]",
+        'model.swin={"embed_dim": 24}',
+        "train.cosine=false",
+    ):
         fusion_gpu._set(cfg, s)
     assert cfg == {"train": {"lr": 0.0005, "reader": "memory", "cosine": False}, "model": {"swin": {"embed_dim": 24}}}
 
@@ -72,8 +94,19 @@ def test_the_cli_runs_a_packed_table_and_writes_the_figures(table, tmp_path: Pat
     npz = tmp_path / "t.npz"
     assert fusion_gpu.main(["pack", "--inputs", str(inputs), "--out", str(npz), "--patch-k", "4"]) == 0
     out = tmp_path / "figures.json"
-    args = ["run", "--npz", str(npz), "--experiment", "tasks/fusion.toml", "--truth", str(truth), "--work", str(tmp_path / "w"),
-            "--json", str(out)]
+    args = [
+        "run",
+        "--npz",
+        str(npz),
+        "--experiment",
+        "tasks/fusion.toml",
+        "--truth",
+        str(truth),
+        "--work",
+        str(tmp_path / "w"),
+        "--json",
+        str(out),
+    ]
     for s in SMALL:
         args += ["--set", s]
     assert fusion_gpu.main(args) == 0
@@ -93,7 +126,10 @@ def test_profile_times_the_loader_and_the_steps(table) -> None:
     for key in ("train_step", "train_step_deterministic", "module_train_step", "image_branch_step", "eval_step"):
         assert res[key]["ms"] > 0 and res[key]["samples_per_s"] > 0, key
     # profile() leaves the process-wide switch as it found it
-    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+    assert (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    ) == before
 
 
 @pytest.mark.parametrize("table_args", [[], ["--inputs", "a", "--npz", "b"]])

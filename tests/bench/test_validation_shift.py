@@ -16,8 +16,10 @@ def test_scheme_config_changes_only_the_validation_scheme(tmp_path) -> None:
 
 def test_summarise_compares_only_experiments_run_under_every_scheme() -> None:
     rows = [
-        {"experiment": "a", "scheme": "blocks", "abs_gap": 0.01}, {"experiment": "a", "scheme": "test_like", "abs_gap": 0.05},
-        {"experiment": "b", "scheme": "blocks", "abs_gap": 0.03}, {"experiment": "b", "scheme": "test_like", "abs_gap": 0.02},
+        {"experiment": "a", "scheme": "blocks", "abs_gap": 0.01},
+        {"experiment": "a", "scheme": "test_like", "abs_gap": 0.05},
+        {"experiment": "b", "scheme": "blocks", "abs_gap": 0.03},
+        {"experiment": "b", "scheme": "test_like", "abs_gap": 0.02},
         {"experiment": "c", "scheme": "test_like", "abs_gap": 0.0},  # not run under blocks: left out of the means
     ]
     out = summarise(rows)

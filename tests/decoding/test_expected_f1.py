@@ -77,7 +77,9 @@ def test_expected_f1_beats_best_fixed_topk() -> None:
     assert best_fixed["f1"] == pytest.approx(sample_f1(y, decode_topk(P, best_fixed["k"])))
     for method in ("approx", "exact", "mc"):
         f1 = sample_f1(y, decode_expected_f1(P, k_max=100, method=method))
-        assert f1 > best_fixed["f1"] + 0.03, f"{method}: {f1:.4f} vs best fixed top-{best_fixed['k']} {best_fixed['f1']:.4f}"
+        assert f1 > best_fixed["f1"] + 0.03, (
+            f"{method}: {f1:.4f} vs best fixed top-{best_fixed['k']} {best_fixed['f1']:.4f}"
+        )
 
 
 def test_affine_correction_and_fit(world) -> None:

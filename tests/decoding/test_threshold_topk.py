@@ -61,4 +61,6 @@ def test_fit_is_fast_on_1000_by_2000() -> None:
     elapsed = time.perf_counter() - t0
     assert elapsed < 10.0, f"fit_threshold_topk took {elapsed:.1f} s on 1000 x 2000 (budget 10 s)"
     assert fit["mode"] in ("union", "filter") and 1 <= fit["K"] <= 100 and 0.1 <= fit["theta"] <= 0.5
-    assert fit["f1"] == pytest.approx(sample_f1(as_lists(Y), decode_threshold_topk(P, fit["K"], fit["theta"], fit["mode"])))
+    assert fit["f1"] == pytest.approx(
+        sample_f1(as_lists(Y), decode_threshold_topk(P, fit["K"], fit["theta"], fit["mode"]))
+    )

@@ -121,8 +121,13 @@ def assert_matches_reference(df: pd.DataFrame, cubes: dict[int, tuple[np.ndarray
             np.testing.assert_array_equal(row[col], ref[col], err_msg=f"{col} of {row['surveyId']}")
         for col in ("landsat_dct", "bioclim_dct"):
             scale = float(np.abs(ref[col]).max())
-            np.testing.assert_allclose(row[col], ref[col], rtol=1e-6, atol=1e-6 * scale, err_msg=f"{col} of {row['surveyId']}")
-        assert row["landsat_n_missing"] == ref["landsat_n_missing"] and row["bioclim_n_missing"] == ref["bioclim_n_missing"]
+            np.testing.assert_allclose(
+                row[col], ref[col], rtol=1e-6, atol=1e-6 * scale, err_msg=f"{col} of {row['surveyId']}"
+            )
+        assert (
+            row["landsat_n_missing"] == ref["landsat_n_missing"]
+            and row["bioclim_n_missing"] == ref["bioclim_n_missing"]
+        )
     for col in ("landsat_dct", "bioclim_dct", "landsat_cube", "bioclim_cube"):
         assert np.isfinite(np.stack(df[col])).all(), col
 
@@ -188,7 +193,9 @@ def test_series_order_and_trimming() -> None:
 
 def test_sources_are_resolved_per_kind_and_split(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
-    with pytest.raises(DataFileNotFoundError, match="landsat time series of split 'train' not found: no .* and no cube folder"):
+    with pytest.raises(
+        DataFileNotFoundError, match="landsat time series of split 'train' not found: no .* and no cube folder"
+    ):
         resolve_sources(layout, "auto")
     layout.cube_dir("train", "landsat").mkdir(parents=True)
     with pytest.raises(DataFileNotFoundError, match="landsat cubes of split 'test' not found"):
@@ -221,7 +228,12 @@ def test_cube_features_equal_reference_from_cubes_and_from_csvs(spark, cube_worl
     assert set(s1["sources"].values()) == {"cubes"} and set(s2["sources"].values()) == {"csv"}
     df = pd.read_parquet(tmp_path / "pt" / "data")
     assert df["surveyId"].tolist() == sorted(surveys["surveyId"])
-    assert [len(df[c][0]) for c in ("landsat_dct", "bioclim_dct", "landsat_cube", "bioclim_cube")] == [6 * n, 4 * n, 480, 864]
+    assert [len(df[c][0]) for c in ("landsat_dct", "bioclim_dct", "landsat_cube", "bioclim_cube")] == [
+        6 * n,
+        4 * n,
+        480,
+        864,
+    ]
     assert_matches_reference(df, cubes, n)
     assert (np.stack(df["landsat_dct"])[:, 84:n] == 0).all()  # zero padding beyond the series length
     a, b = spark.read.parquet(str(tmp_path / "pt" / "data")), spark.read.parquet(str(tmp_path / "csv" / "data"))
@@ -260,7 +272,14 @@ def test_all_nan_cube_fails_naming_file_and_survey(spark, bad_cube_world, tmp_pa
 def test_bad_cubes_are_quarantined_with_counts(spark, bad_cube_world, tmp_path: Path, source: str) -> None:
     layout, surveys, bad = bad_cube_world
     s = write_cube_features(
-        spark, layout, spark.createDataFrame(surveys), tmp_path / "out", n=8, cube_source=source, skip_bad_inputs=True, max_bad_fraction=1.0  # type: ignore[arg-type]
+        spark,
+        layout,
+        spark.createDataFrame(surveys),
+        tmp_path / "out",
+        n=8,
+        cube_source=source,
+        skip_bad_inputs=True,
+        max_bad_fraction=1.0,  # type: ignore[arg-type]
     )
     q = pd.read_parquet(tmp_path / "out" / "quarantine").set_index("surveyId")
     expected = {bad["nan"], bad["band"]} | ({bad["missing"]} if source == "cubes" else set())
@@ -268,7 +287,10 @@ def test_bad_cubes_are_quarantined_with_counts(spark, bad_cube_world, tmp_path: 
     assert "the landsat cube is all NaN" in q.loc[bad["nan"], "reason"]
     assert "bioclim channel(s) ['tasmin'] have no finite value" in q.loc[bad["band"], "reason"]
     if source == "cubes":
-        assert q.loc[bad["missing"], "file"].endswith(f"_{bad['missing']}_cube.pt") and "not found" in q.loc[bad["missing"], "reason"]
+        assert (
+            q.loc[bad["missing"], "file"].endswith(f"_{bad['missing']}_cube.pt")
+            and "not found" in q.loc[bad["missing"], "reason"]
+        )
     else:
         assert q.loc[bad["nan"], "file"].endswith("landsat_time_series")
     data = pd.read_parquet(tmp_path / "out" / "data")
@@ -280,7 +302,9 @@ def test_survey_missing_from_the_csv_is_a_bad_input(spark, cube_world, tmp_path:
     layout, surveys, cubes = cube_world
     extra = pd.DataFrame({"surveyId": [999_999_999], "split": ["train"], "lon": [5.0], "lat": [45.0]})
     sdf = spark.createDataFrame(pd.concat([surveys, extra], ignore_index=True))
-    s = write_cube_features(spark, layout, sdf, tmp_path / "out", n=4, cube_source="csv", skip_bad_inputs=True, max_bad_fraction=1.0)
+    s = write_cube_features(
+        spark, layout, sdf, tmp_path / "out", n=4, cube_source="csv", skip_bad_inputs=True, max_bad_fraction=1.0
+    )
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert q["surveyId"].tolist() == [999_999_999, 999_999_999]  # one row per kind
     assert q["reason"].str.contains("not in the (landsat|bioclim) CSV").all()

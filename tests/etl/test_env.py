@@ -37,7 +37,9 @@ def clean_env_values(surveys: pd.DataFrame, seed: int = 0) -> dict[str, pd.DataF
             data[:, -2:] = rng.uniform(0, 50, size=(n, 2)).round(3)
         else:
             data = rng.integers(0, 1500, size=(n, len(cols))).astype(float)
-        vals[comp] = pd.DataFrame(data, columns=list(cols), index=pd.Index(surveys["surveyId"].to_numpy(), name="surveyId"))
+        vals[comp] = pd.DataFrame(
+            data, columns=list(cols), index=pd.Index(surveys["surveyId"].to_numpy(), name="surveyId")
+        )
     return vals
 
 
@@ -138,7 +140,9 @@ def test_env_features_equal_reference_and_count_every_correction(spark, env_worl
     assert (hf["inf"], hf["below_min"], hf["above_max"]) == (2, 1, 1)  # +inf (train) and -inf (test); -1; 2147483647
     assert hf["imputed"] == {"train": 3, "test": 1}
     assert report["corrections"][HF_LIGHTS]["above_max"] == 1 and report["corrections"][HF_LIGHTS]["missing_value"] == 1
-    assert report["corrections"]["LandCover"]["above_max"] == 1 and report["corrections"]["Soilgrid-soc"]["below_min"] == 1
+    assert (
+        report["corrections"]["LandCover"]["above_max"] == 1 and report["corrections"]["Soilgrid-soc"]["below_min"] == 1
+    )
     assert report["corrections"]["Bio12"]["above_max"] == 1
     assert report["rows"]["elevation"]["missing_rows"] == 1 and report["rows"]["soilgrids"]["missing_rows"] == 1
     assert report["rows"]["landcover"]["extra_rows"] == 1 and report["rows"]["bioclimatic"]["extra_rows"] == 0

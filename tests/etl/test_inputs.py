@@ -48,7 +48,11 @@ def test_splits_match_the_experiment_holdout(built) -> None:
     assert set(_split(task, "train")["surveyId"]) == set(train["surveyId"]) - val_ids
     assert set(_split(task, "test")["surveyId"]) == set(surveys.loc[surveys["split"] == "test", "surveyId"])
     meta = json.loads((task.output().dir / "meta.json").read_text())
-    assert meta["splits"] == {"train": len(train) - len(val_ids), "val": len(val_ids), "test": int((surveys["split"] == "test").sum())}
+    assert meta["splits"] == {
+        "train": len(train) - len(val_ids),
+        "val": len(val_ids),
+        "test": int((surveys["split"] == "test").sum()),
+    }
 
 
 def test_labels_decode_to_the_species_lists(built) -> None:
@@ -63,7 +67,7 @@ def test_labels_decode_to_the_species_lists(built) -> None:
         assert lab.shape[1] == meta["label_width"]
         for sid, row in zip(df["surveyId"], lab):
             kept = row[row >= 0]
-            assert np.all(row[len(kept):] == -1), "padding must be trailing -1"
+            assert np.all(row[len(kept) :] == -1), "padding must be trailing -1"
             assert np.array_equal(vocab[kept], np.unique(truth[sid]))
     test = np.stack(_split(task, "test")["labels"].to_numpy())
     assert test.shape[1] == meta["label_width"] and (test == -1).all()
@@ -97,11 +101,20 @@ def test_rebuild_writes_identical_bytes(built, tmp_path: Path) -> None:
     val_ids = train.loc[validation_mask(train, resolve({"seed": 3})), "surveyId"].to_numpy()
     env_dir = EnvFeatures(data_root=task.data_root, out_root=str(out)).output().dir
     spark = get_spark()
-    write_model_inputs(spark, SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir, tmp_path / "again", val_ids,
-                       {"env": read_feature_source(spark, "env", env_dir)})
+    write_model_inputs(
+        spark,
+        SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir,
+        tmp_path / "again",
+        val_ids,
+        {"env": read_feature_source(spark, "env", env_dir)},
+    )
 
     def digests(root: Path) -> list[str]:
-        return [hashlib.sha256(p.read_bytes()).hexdigest() for split in ("train", "val", "test") for p in sorted((root / split).glob("part-*.parquet"))]
+        return [
+            hashlib.sha256(p.read_bytes()).hexdigest()
+            for split in ("train", "val", "test")
+            for p in sorted((root / split).glob("part-*.parquet"))
+        ]
 
     assert digests(task.output().dir) == digests(tmp_path / "again")
     # adaptive execution must not coalesce the hash partitions of a small split (the file layout is part of the bytes)
@@ -115,7 +128,10 @@ def test_missing_env_rows_raise(built, spark) -> None:
     sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir / "surveys"))
     edf = spark.createDataFrame(env.iloc[1:][["surveyId", "env"]].assign(env=lambda d: d["env"].map(list)))
     first = int(env["surveyId"].iloc[0])
-    with pytest.raises(ValueError, match=rf"1 surveys have no row in the EnvFeatures artifact of feature set 'env' .*surveyId \[{first}\].*policy is 'error'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"1 surveys have no row in the EnvFeatures artifact of feature set 'env' .*surveyId \[{first}\].*policy is 'error'",
+    ):
         build_model_inputs(spark, sdf, np.array([], np.int64), {"env": FeatureSource(edf, where="env-test")})
     with pytest.raises(ValueError, match="validation surveyIds are not training surveys"):
         test_id = int(surveys.loc[surveys["split"] == "test", "surveyId"].iloc[0])
@@ -132,7 +148,11 @@ def built_gfv(built):
     assert task.output().dir.name.endswith("-s3-gfv-k5")
     graph = task.requires()["gfv"]
     # the GFV follows the table's own splits (pitfall 15 in docs/contributing.md): its hold-out and the folds of its training split
-    assert isinstance(graph, GraphFeatures) and (graph.holdout_block_km, graph.holdout_fraction, graph.holdout_seed) == (10.0, 0.2, 3)
+    assert isinstance(graph, GraphFeatures) and (
+        graph.holdout_block_km,
+        graph.holdout_fraction,
+        graph.holdout_seed,
+    ) == (10.0, 0.2, 3)
     assert (graph.n_folds, graph.block_km, graph.seed) == (5, 10.0, 3)
     res = luigi.build([task], local_scheduler=True, detailed_summary=True, workers=1)
     assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
@@ -148,7 +168,9 @@ def test_gfv_rows_equal_the_graph_features_mapped_to_vocab_columns(built, built_
     assert meta["feature_info"]["gfv"]["dropped_entries"] == 0  # GFVs come from training labels, all in the vocabulary
     assert "gfv" not in json.loads((built[0].output().dir / "meta.json").read_text())["columns"]
     assert "gfv" not in _split(built[0], "train").columns
-    sparse_rows = {int(s): (np.asarray(i), np.asarray(v)) for s, i, v in zip(graph["surveyId"], graph["gfv_idx"], graph["gfv_val"])}
+    sparse_rows = {
+        int(s): (np.asarray(i), np.asarray(v)) for s, i, v in zip(graph["surveyId"], graph["gfv_idx"], graph["gfv_val"])
+    }
     n_dropped = n_nonzero = 0
     for name in ("train", "val", "test"):
         df = _split(task, name)
@@ -186,7 +208,9 @@ def test_dense_gfv_drops_species_outside_the_vocab() -> None:
     from glc.etl.inputs import dense_gfv
 
     vocab = np.array([3, 7, 10, 42])
-    np.testing.assert_array_equal(dense_gfv(vocab, [1, 7, 42, 50], [0.5, 0.25, 1.0, 0.75]), np.array([0, 0.25, 0, 1.0], np.float32))
+    np.testing.assert_array_equal(
+        dense_gfv(vocab, [1, 7, 42, 50], [0.5, 0.25, 1.0, 0.75]), np.array([0, 0.25, 0, 1.0], np.float32)
+    )
     np.testing.assert_array_equal(dense_gfv(vocab, [], []), np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="2 gfv_idx but 1 gfv_val"):
         dense_gfv(vocab, [3, 7], [1.0])
@@ -199,7 +223,9 @@ def test_missing_gfv_rows_raise(built, built_gfv, spark) -> None:
 
     sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=str(out)).output().dir / "surveys"))
     gdf = spark.createDataFrame(
-        graph.iloc[2:][["surveyId", "gfv_idx", "gfv_val"]].assign(gfv_idx=lambda d: d["gfv_idx"].map(list), gfv_val=lambda d: d["gfv_val"].map(list)),
+        graph.iloc[2:][["surveyId", "gfv_idx", "gfv_val"]].assign(
+            gfv_idx=lambda d: d["gfv_idx"].map(list), gfv_val=lambda d: d["gfv_val"].map(list)
+        ),
         "surveyId long, gfv_idx array<int>, gfv_val array<float>",
     )
     with pytest.raises(ValueError, match="2 surveys have no row in the GraphFeatures artifact"):
@@ -216,11 +242,21 @@ def test_gfv_rebuild_writes_identical_bytes(built_gfv, tmp_path: Path) -> None:
     train = train[train["split"] == "train"].reset_index(drop=True)
     val_ids = train.loc[validation_mask(train, resolve({"seed": 3})), "surveyId"].to_numpy()
     spark = get_spark()
-    meta = write_model_inputs(spark, surveys_dir, tmp_path / "again", val_ids, {"gfv": read_feature_source(spark, "gfv", task.requires()["gfv"].output().dir)})
+    meta = write_model_inputs(
+        spark,
+        surveys_dir,
+        tmp_path / "again",
+        val_ids,
+        {"gfv": read_feature_source(spark, "gfv", task.requires()["gfv"].output().dir)},
+    )
     assert meta["columns"]["gfv"]["shape"] == [meta["num_classes"]]
 
     def digests(root: Path) -> list[str]:
-        return [hashlib.sha256(p.read_bytes()).hexdigest() for split in ("train", "val", "test") for p in sorted((root / split).glob("part-*.parquet"))]
+        return [
+            hashlib.sha256(p.read_bytes()).hexdigest()
+            for split in ("train", "val", "test")
+            for p in sorted((root / split).glob("part-*.parquet"))
+        ]
 
     assert digests(task.output().dir) == digests(tmp_path / "again")
 
@@ -252,7 +288,9 @@ def test_feature_sets_are_never_broadcast(built_gfv, spark) -> None:
     from glc.etl.inputs import build_model_inputs, read_feature_source
 
     task, _ = built_gfv
-    sdf = spark.read.parquet(str(SurveyTable(data_root=task.data_root, out_root=task.out_root).output().dir / "surveys"))
+    sdf = spark.read.parquet(
+        str(SurveyTable(data_root=task.data_root, out_root=task.out_root).output().dir / "surveys")
+    )
     sources = {"gfv": read_feature_source(spark, "gfv", task.requires()["gfv"].output().dir)}
     assert sources["gfv"].frame.inputFiles()  # a parquet artifact: Spark sizes it from its files, as in a real run
     for shuffle in ([], ["gfv"]):  # a shuffled control joins the values to their donors first
@@ -273,14 +311,23 @@ def test_experiment_selects_the_feature_sets_of_its_model(tmp_path: Path) -> Non
     cfg = resolve({"seed": 3, "model": {"kind": "geolocation", "extras": ["year", "gfv"]}})
     task = model_inputs_for(base, cfg)
     assert list(task.features) == ["gfv"] and task.output().dir.name == "v10km-f0.2-s3-gfv-k5"
-    k3 = model_inputs_for(base, resolve({"seed": 3, "model": {"kind": "geolocation", "extras": ["gfv"]}, "train": {"kfold": 3}}))
+    k3 = model_inputs_for(
+        base, resolve({"seed": 3, "model": {"kind": "geolocation", "extras": ["gfv"]}, "train": {"kfold": 3}})
+    )
     assert k3.folds == 3 and k3.output().dir.name == "v10km-f0.2-s3-gfv-k3"  # the GFV folds are the k-fold trainer's
     assert list(model_inputs_for(base, resolve({"seed": 3})).features) == []
     plain = model_inputs_for(base, resolve({"seed": 3, "model": {"kind": "tile_cnn"}, "train": {"kfold": 3}}))
     assert plain.output().dir.name == "v10km-f0.2-s3-patch_dct"  # folds matter only to out-of-fold sets
-    meta = {"feature_sets": ["gfv", "location", "meta"], "columns": {
-        "x": {"feature_set": "location"}, "year": {"feature_set": "meta"}, "gfv": {"feature_set": "gfv"},
-        "env": {"feature_set": "env"}, "labels": {"feature_set": None}}}
+    meta = {
+        "feature_sets": ["gfv", "location", "meta"],
+        "columns": {
+            "x": {"feature_set": "location"},
+            "year": {"feature_set": "meta"},
+            "gfv": {"feature_set": "gfv"},
+            "env": {"feature_set": "env"},
+            "labels": {"feature_set": None},
+        },
+    }
     assert input_columns(cfg, meta) == ["x", "year", "gfv"]
     with pytest.raises(KeyError, match=r"reads feature set\(s\) \['env'\], which the model-input table does not hold"):
         input_columns(resolve({"model": {"kind": "geolocation", "extras": ["env"]}}), meta)
@@ -293,7 +340,9 @@ def test_experiment_selects_the_feature_sets_of_its_model(tmp_path: Path) -> Non
 def built_patches(built):
     task0, surveys, _, out = built
     task = ModelInputs(data_root=task0.data_root, out_root=str(out), features=["patch_dct"], seed=3)
-    shuf = ModelInputs(data_root=task0.data_root, out_root=str(out), features=["patch_dct"], shuffle=["patch_dct"], seed=3)
+    shuf = ModelInputs(
+        data_root=task0.data_root, out_root=str(out), features=["patch_dct"], shuffle=["patch_dct"], seed=3
+    )
     assert shuf.output().dir.name == "v10km-f0.2-s3-patch_dct-shuf-patch_dct"
     res = luigi.build([task, shuf], local_scheduler=True, detailed_summary=True, workers=1)
     assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
@@ -346,19 +395,34 @@ def test_missing_row_policies(built, spark, monkeypatch) -> None:
     test_id = int(surveys.loc[surveys["split"] == "test", "surveyId"].min())
     kept = patches[patches["surveyId"] != test_id][["surveyId", "dct"]].assign(dct=lambda d: d["dct"].map(list))
     pdf = spark.createDataFrame(kept, "surveyId long, dct array<float>")
-    with pytest.raises(ValueError, match=rf"1 surveys have no row in the PatchTiles artifact of feature set 'patch_dct' .*'test': 1.*surveyId \[{test_id}\]"):
+    with pytest.raises(
+        ValueError,
+        match=rf"1 surveys have no row in the PatchTiles artifact of feature set 'patch_dct' .*'test': 1.*surveyId \[{test_id}\]",
+    ):
         build_model_inputs(spark, sdf, np.array([], np.int64), {"patch_dct": FeatureSource(pdf, where="k8")})
-    filled = sets.FeatureSet("patch_fill", "test: patch planes with the fill policy", "PatchTiles", {"k": 8},
-                             (sets.Column("patch_fill", "float32", (4, 8, 8), source="dct"),), missing="fill")
+    filled = sets.FeatureSet(
+        "patch_fill",
+        "test: patch planes with the fill policy",
+        "PatchTiles",
+        {"k": 8},
+        (sets.Column("patch_fill", "float32", (4, 8, 8), source="dct"),),
+        missing="fill",
+    )
     monkeypatch.setitem(sets.FEATURE_SETS, "patch_fill", filled)
-    frames, meta = build_model_inputs(spark, sdf, np.array([], np.int64), {"patch_fill": FeatureSource(pdf, where="k8")})
+    frames, meta = build_model_inputs(
+        spark, sdf, np.array([], np.int64), {"patch_fill": FeatureSource(pdf, where="k8")}
+    )
     assert meta["feature_info"]["patch_fill"]["n_missing"] == {"train": 0, "val": 0, "test": 1}
     assert meta["columns"]["patch_fill_mask"] == {"dtype": "int32", "shape": [], "feature_set": "patch_fill"}
     test = frames["test"].toPandas().set_index("surveyId")
     assert test.loc[test_id, "patch_fill_mask"] == 0 and (test.drop(test_id)["patch_fill_mask"] == 1).all()
     train_ids = set(surveys.loc[surveys["split"] == "train", "surveyId"])
-    mean = np.stack([np.asarray(v, np.float64) for s, v in zip(patches["surveyId"], patches["dct"]) if s in train_ids]).mean(0)
-    np.testing.assert_allclose(np.asarray(test.loc[test_id, "patch_fill"]), mean, rtol=1e-5)  # the train mean, not zeros
+    mean = np.stack(
+        [np.asarray(v, np.float64) for s, v in zip(patches["surveyId"], patches["dct"]) if s in train_ids]
+    ).mean(0)
+    np.testing.assert_allclose(
+        np.asarray(test.loc[test_id, "patch_fill"]), mean, rtol=1e-5
+    )  # the train mean, not zeros
 
 
 def test_plot_metadata_encodes_unknown_values_with_a_flag_never_nan(built, spark) -> None:
@@ -373,9 +437,17 @@ def test_plot_metadata_encodes_unknown_values_with_a_flag_never_nan(built, spark
     src = read_feature_source(spark, "plot", sdir)
     ids = sorted(surveys["surveyId"].astype(int))[:3]
     src.frame = src.frame.withColumn(  # three deliberately bad rows: null area, negative area, NaN uncertainty
-        "areaInM2", F.when(F.col("surveyId") == ids[0], F.lit(None)).when(F.col("surveyId") == ids[1], F.lit(-5.0)).otherwise(F.col("areaInM2"))
-    ).withColumn("geoUncertaintyInM", F.when(F.col("surveyId") == ids[2], F.lit(float("nan"))).otherwise(F.col("geoUncertaintyInM")))
-    frames, meta = build_model_inputs(spark, spark.read.parquet(str(sdir / "surveys")), np.array([], np.int64), {"plot": src})
+        "areaInM2",
+        F.when(F.col("surveyId") == ids[0], F.lit(None))
+        .when(F.col("surveyId") == ids[1], F.lit(-5.0))
+        .otherwise(F.col("areaInM2")),
+    ).withColumn(
+        "geoUncertaintyInM",
+        F.when(F.col("surveyId") == ids[2], F.lit(float("nan"))).otherwise(F.col("geoUncertaintyInM")),
+    )
+    frames, meta = build_model_inputs(
+        spark, spark.read.parquet(str(sdir / "surveys")), np.array([], np.int64), {"plot": src}
+    )
     rows = pd.concat([f.toPandas() for f in frames.values()]).set_index("surveyId")
     plot = np.stack(rows["plot"].to_numpy())
     assert plot.dtype == np.float32 and np.isfinite(plot).all()

@@ -11,7 +11,8 @@ from glc.etl.neighbours import neighbours, neighbours_exact, neighbours_lsh, sel
 from glc.features.neighbours import NEIGHBOUR_SCHEMA, NeighbourTable, neighbour_recall, neighbours_numpy
 from tests.features.test_neighbours import RADIUS, clustered
 
-def _to_table(df) -> NeighbourTable:  # noqa: ANN001
+
+def _to_table(df) -> NeighbourTable:
     return NeighbourTable.from_pandas(df.toPandas().sort_values("surveyId").reset_index(drop=True))
 
 
@@ -59,9 +60,13 @@ def test_exact_spark_radius_mode_disjoint_queries_and_cell_of_radius(spark):
     queries = spark.createDataFrame(pd.DataFrame({"surveyId": qids, "x": qx, "y": qy}))
     sources = spark.createDataFrame(pd.DataFrame({"surveyId": ids, "x": x, "y": y}))
     want = neighbours_numpy(qids, qx, qy, ids, x, y, RADIUS, k=None, exclude_same_site=False).to_pandas()
-    want_df = spark.createDataFrame(want.assign(nbr_ids=want.nbr_ids.map(list), nbr_dist_km=want.nbr_dist_km.map(list)), NEIGHBOUR_SCHEMA)
+    want_df = spark.createDataFrame(
+        want.assign(nbr_ids=want.nbr_ids.map(list), nbr_dist_km=want.nbr_dist_km.map(list)), NEIGHBOUR_SCHEMA
+    )
     for cell_km in (RADIUS, None):  # the spec's cell of radius_km, and the faster default
-        got_df = neighbours(queries, sources, RADIUS, k=None, method="exact", exclude_same_site=False, cell_km=cell_km).cache()
+        got_df = neighbours(
+            queries, sources, RADIUS, k=None, method="exact", exclude_same_site=False, cell_km=cell_km
+        ).cache()
         assertDataFrameEqual(got_df, want_df, rtol=0, atol=0)
     got = _to_table(got_df)
     assert got.counts()[got.query_ids == qids[-1]].tolist() == [0]
@@ -82,7 +87,9 @@ def test_lsh_recall_with_km_units_and_the_metres_pitfall(spark):
     assert all(q not in n for q, n in zip(lsh.query_ids, lsh_ids))
     assert all((np.diff(d) >= 0).all() and (d < 50.0).all() for d in lsh_d)
     # DS@GT's mistake: a 20 *metre* bucket (0.02 km here) finds almost nothing
-    wrong = _to_table(neighbours_lsh(sites, sites, radius_km=50.0, k=10, bucket_length_km=0.02, num_hash_tables=5, validate=False))
+    wrong = _to_table(
+        neighbours_lsh(sites, sites, radius_km=50.0, k=10, bucket_length_km=0.02, num_hash_tables=5, validate=False)
+    )
     assert neighbour_recall(ref, wrong) < 0.2
 
 
@@ -99,9 +106,13 @@ def test_spark_inputs_are_validated(spark):
     with pytest.raises(ValueError, match="method='kd'"):
         neighbours(nan, nan, 5.0, method="kd")
     surveys = spark.createDataFrame(
-        pd.DataFrame({"surveyId": [1, 2, 3], "x": [0.0, 1.0, 2.0], "y": [0.0, 0.0, 0.0], "split": ["train", "test", "train"]})
+        pd.DataFrame(
+            {"surveyId": [1, 2, 3], "x": [0.0, 1.0, 2.0], "y": [0.0, 0.0, 0.0], "split": ["train", "test", "train"]}
+        )
     )
-    po = spark.createDataFrame(pd.DataFrame({"surveyId": [7, 7, 8], "x": [5.0, 5.0, 6.0], "y": [0.0, 0.0, 0.0], "speciesId": [1, 2, 1]}))
+    po = spark.createDataFrame(
+        pd.DataFrame({"surveyId": [7, 7, 8], "x": [5.0, 5.0, 6.0], "y": [0.0, 0.0, 0.0], "speciesId": [1, 2, 1]})
+    )
     got = select_sites(surveys, po, ["pa_train", "po"]).toPandas().sort_values("surveyId")
     assert got["surveyId"].tolist() == [1, 3, 7, 8]
     with pytest.raises(ValueError, match="no PO table"):

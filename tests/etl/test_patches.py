@@ -86,7 +86,9 @@ def test_patch_dct_is_channel_major() -> None:
 def test_patch_tiles_equal_reference(spark, patch_world, tmp_path: Path) -> None:
     layout, surveys = patch_world
     k = 4
-    summary = write_patch_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "p", k=k, keep_raw=True, partitions=3)
+    summary = write_patch_tiles(
+        spark, layout, spark.createDataFrame(surveys), tmp_path / "p", k=k, keep_raw=True, partitions=3
+    )
     df = pd.read_parquet(tmp_path / "p" / "data")
     assert list(df.columns) == ["surveyId", "split", "dct", "raw"]
     assert df["surveyId"].tolist() == sorted(surveys["surveyId"].tolist())
@@ -140,7 +142,9 @@ def test_truncated_jpeg_fails_naming_file_and_survey(spark, bad_patch_world, tmp
 
 def test_skip_bad_inputs_quarantines_and_counts(spark, bad_patch_world, tmp_path: Path) -> None:
     layout, surveys, bad = bad_patch_world
-    summary = write_patch_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "out", k=2, skip_bad_inputs=True, max_bad_fraction=1.0)
+    summary = write_patch_tiles(
+        spark, layout, spark.createDataFrame(surveys), tmp_path / "out", k=2, skip_bad_inputs=True, max_bad_fraction=1.0
+    )
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert dict(zip(q["surveyId"], q["file"])) == bad
     reasons = dict(zip(q["surveyId"], q["reason"]))
@@ -161,7 +165,10 @@ def test_po_patches_live_at_the_seafile_path_and_run_through_patch_tiles(spark, 
     """Presence-only sites (split "po") read their pairs from SatellitePatches/PO-Train-SatellitePatches-*."""
     for flavour in ("kaggle", "seafile"):
         lay = Layout(tmp_path / flavour, flavour)  # type: ignore[arg-type]
-        assert lay.patch_path("po", 1322301, "nir") == lay.root / "SatellitePatches" / "PO-Train-SatellitePatches-NIR" / "01" / "23" / "1322301.jpeg"
+        assert (
+            lay.patch_path("po", 1322301, "nir")
+            == lay.root / "SatellitePatches" / "PO-Train-SatellitePatches-NIR" / "01" / "23" / "1322301.jpeg"
+        )
     layout = Layout(tmp_path / "seafile", "seafile")
     sites = survey_frame(5, 1, seed=4).assign(split="po")
     write_patches(layout, sites, seed=4)
@@ -220,7 +227,9 @@ def test_glc25_patch_tiles_fill_nodata_and_quarantine_bad_files(spark, glc25_pat
     the all-nodata and the truncated GeoTIFF fail naming file and survey, or are quarantined under the ceiling."""
     layout, surveys, pixels = glc25_patch_world
     frame = spark.createDataFrame(surveys)
-    with pytest.raises(DataError, match=r"surveyId 5000000 \(test\): satellite patch GeoTIFF .*5000000\.tiff: every pixel is nodata"):
+    with pytest.raises(
+        DataError, match=r"surveyId 5000000 \(test\): satellite patch GeoTIFF .*5000000\.tiff: every pixel is nodata"
+    ):
         write_patch_tiles(spark, layout, frame, tmp_path / "fail", k=8)
     with pytest.raises(DataError, match="more than max_bad_fraction=0.1"):
         write_patch_tiles(spark, layout, frame, tmp_path / "ceiling", k=8, skip_bad_inputs=True, max_bad_fraction=0.1)

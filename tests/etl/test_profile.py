@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-
 from glc.data.layout import Layout
 from glc.etl.patches import write_patch_tiles
 from glc.etl.profile import DictSum, DriverPhases, PhaseClock

@@ -68,8 +68,14 @@ def test_merge_bucket_sorts_stably_writes_atomically_and_counts(tmp_path: Path) 
     _write_ipc(tmp_path / "s" / "p00001.arrow", t.slice(25))
     out = tmp_path / "part-00000.parquet"
     n, counts, seconds = merge_bucket(
-        [str(tmp_path / "s" / "p00000.arrow"), str(tmp_path / "s" / "p00001.arrow")], out, "zstd", 16,
-        lambda tb: {"rows": tb.num_rows, "per": {"inside0": int(np.sum([r[0] for r in tb.column("inside").to_pylist()]))}},
+        [str(tmp_path / "s" / "p00000.arrow"), str(tmp_path / "s" / "p00001.arrow")],
+        out,
+        "zstd",
+        16,
+        lambda tb: {
+            "rows": tb.num_rows,
+            "per": {"inside0": int(np.sum([r[0] for r in tb.column("inside").to_pylist()]))},
+        },
     )
     got = pq.read_table(out)
     assert n == 40 and got.num_rows == 40 and got.equals(t.sort_by("surveyId"))

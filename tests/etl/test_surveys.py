@@ -68,7 +68,20 @@ def test_written_artifact_is_sorted_and_flagged(spark, tmp_path):
     df = pd.read_parquet(out / "surveys")
     assert summary["surveys"] == {"test": 30, "train": int((df.split == "train").sum())}
     assert df["surveyId"].is_monotonic_increasing and df["surveyId"].is_unique
-    assert list(df.columns) == ["surveyId", "lon", "lat", "x", "y", "year", "region", "country", "areaInM2", "geoUncertaintyInM", "split", "speciesIds"]
+    assert list(df.columns) == [
+        "surveyId",
+        "lon",
+        "lat",
+        "x",
+        "y",
+        "year",
+        "region",
+        "country",
+        "areaInM2",
+        "geoUncertaintyInM",
+        "split",
+        "speciesIds",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -95,9 +108,14 @@ def test_bad_test_row_never_drops_a_survey(spark, tmp_path):
     make_fake_metadata(tmp_path / "w", seed=6, bad_rows=False)
     test_csv = tmp_path / "w" / "GLC24_PA_metadata_test.csv"
     _append(test_csv, "2.5,north,2019,10.0,100.0,ATLANTIC,France,990777\n")  # line 32
-    with pytest.raises(BadRowsError, match=r"GLC24_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 32: lon/lat not numeric\)\. A test survey is never dropped"):
+    with pytest.raises(
+        BadRowsError,
+        match=r"GLC24_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 32: lon/lat not numeric\)\. A test survey is never dropped",
+    ):
         build_survey_table(spark, Layout(tmp_path / "w"))
-    surveys, bad, report = build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.1, bad_test_rows="fallback")
+    surveys, bad, report = build_survey_table(
+        spark, Layout(tmp_path / "w"), max_bad_fraction=0.1, bad_test_rows="fallback"
+    )
     assert report["test_rows"]["bad_rows"] == 1 and report["bad_test_rows_policy"] == "fallback"
     q = bad.toPandas()
     assert list(q["line"]) == [32] and q["file"].str.endswith("GLC24_PA_metadata_test.csv").all()
@@ -124,7 +142,9 @@ def test_coordinates_outside_the_study_area_are_rejected(spark, tmp_path):
     make_fake_metadata(tmp_path / "w", seed=8, bad_rows=False)
     _append(tmp_path / "w" / "GLC24_PA_metadata_train.csv", "170.0,45.0,2019,1.0,10.0,ALPINE,France,17.0,990888\n")
     surveys, bad, report = build_survey_table(spark, Layout(tmp_path / "w"), max_bad_fraction=0.5)
-    assert list(report["train_rows"]["by_reason"]) == ["lon/lat outside the GLC study area (lon -32.26344..35.58677, lat 26.63842..72.18392)"]
+    assert list(report["train_rows"]["by_reason"]) == [
+        "lon/lat outside the GLC study area (lon -32.26344..35.58677, lat 26.63842..72.18392)"
+    ]
     assert 990888 not in set(surveys.toPandas()["surveyId"])
 
 
@@ -150,8 +170,11 @@ def test_glc25_test_id_in_the_train_range_is_a_bad_test_row(spark, tmp_path):
     (root / "GLC24_PA_metadata_train.csv").rename(root / "GLC25_PA_metadata_train.csv")
     (root / "GLC24_PA_metadata_test.csv").unlink()
     layout = Layout(root, "glc25")
-    with pytest.raises(BadRowsError, match=r"GLC25_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 5: "
-                                           r"surveyId below 5,000,000, the first test id of this edition"):
+    with pytest.raises(
+        BadRowsError,
+        match=r"GLC25_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 5: "
+        r"surveyId below 5,000,000, the first test id of this edition",
+    ):
         build_survey_table(spark, layout)
     test.loc[3, "surveyId"] = 5_000_003
     test.to_csv(root / "GLC25_PA_metadata_test.csv", index=False)

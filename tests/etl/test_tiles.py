@@ -31,7 +31,12 @@ def write_group_rasters(layout: Layout, seed: int = 0) -> list[Path]:
     paths = []
     for (rel, transform, (h, w)), dtype, nodata, bands in ((LIGHTS, "uint8", 127, 1), (ROADS, "int32", 2147483647, 2)):
         yy, xx = np.mgrid[0:h, 0:w]
-        data = np.stack([(5 + 5 * np.sin(xx / (9 + b)) * np.cos(yy / 7) + rng.normal(0, 1, (h, w))).clip(0, 10) for b in range(bands)])
+        data = np.stack(
+            [
+                (5 + 5 * np.sin(xx / (9 + b)) * np.cos(yy / 7) + rng.normal(0, 1, (h, w))).clip(0, 10)
+                for b in range(bands)
+            ]
+        )
         data = data.round().astype(dtype)
         data[:, 20:32, 40:70] = nodata  # a nodata patch (partly valid tiles around it)
         path = layout.env_root() / rel
@@ -71,7 +76,17 @@ def tile_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, pd.Dat
 def test_raster_tiles_equal_single_process_and_naive_reference(spark, tile_world, tmp_path: Path) -> None:
     layout, surveys = tile_world
     tile, k = 16, 4
-    summary = write_raster_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "t", "human_footprint", k=k, tile_size=tile, partitions=3, batch_size=7)
+    summary = write_raster_tiles(
+        spark,
+        layout,
+        spark.createDataFrame(surveys),
+        tmp_path / "t",
+        "human_footprint",
+        k=k,
+        tile_size=tile,
+        partitions=3,
+        batch_size=7,
+    )
     df = pd.read_parquet(tmp_path / "t" / "data")
     assert list(df.columns) == ["surveyId", "split", "dct", "valid_fraction", "inside"]
     assert df["surveyId"].tolist() == sorted(surveys["surveyId"])
@@ -79,7 +94,10 @@ def test_raster_tiles_equal_single_process_and_naive_reference(spark, tile_world
     paths = layout.raster_paths("human_footprint")
     assert [Path(p).name for p in paths] == ["Lights2009_WGS84.tif", "Roads_WGS84.tif"]
     assert summary["bands"] == ["Lights2009_WGS84:1", "Roads_WGS84:1", "Roads_WGS84:2"]
-    assert len(summary["absent_rasters"]) == 14 and "HumanFootprint/detailed/Built1994_WGS84.tif" in summary["absent_rasters"]
+    assert (
+        len(summary["absent_rasters"]) == 14
+        and "HumanFootprint/detailed/Built1994_WGS84.tif" in summary["absent_rasters"]
+    )
     dct = np.stack(df["dct"])
     frac = np.stack(df["valid_fraction"])
     inside = np.stack(df["inside"])
@@ -88,14 +106,20 @@ def test_raster_tiles_equal_single_process_and_naive_reference(spark, tile_world
     # exactly what one single-process call per raster gives, with the driver's global means
     col = 0
     for path, plan in zip(paths, plan_rasters(paths, tile, k)):
-        one = extract_tiles(path, s.index.to_numpy(), s["lon"].to_numpy(), s["lat"].to_numpy(), tile, k, global_means=plan.global_means)
+        one = extract_tiles(
+            path, s.index.to_numpy(), s["lon"].to_numpy(), s["lat"].to_numpy(), tile, k, global_means=plan.global_means
+        )
         nb = one["dct"].shape[1]
         np.testing.assert_array_equal(dct[:, col * k * k : (col + nb) * k * k], one["dct"].reshape(len(s), -1))
         np.testing.assert_array_equal(frac[:, col : col + nb], one["valid_fraction"])
         np.testing.assert_array_equal(inside[:, paths.index(path)], one["inside"])
         # and the naive per-site loop (rasterio boundless window + scipy dctn)
-        ref, rfrac = reference_tiles(path, s["lon"].to_numpy(), s["lat"].to_numpy(), tile, k, np.asarray(plan.global_means))
-        np.testing.assert_allclose(dct[:, col * k * k : (col + nb) * k * k], ref.reshape(len(s), -1), rtol=1e-5, atol=1e-3)
+        ref, rfrac = reference_tiles(
+            path, s["lon"].to_numpy(), s["lat"].to_numpy(), tile, k, np.asarray(plan.global_means)
+        )
+        np.testing.assert_allclose(
+            dct[:, col * k * k : (col + nb) * k * k], ref.reshape(len(s), -1), rtol=1e-5, atol=1e-3
+        )
         np.testing.assert_allclose(frac[:, col : col + nb], rfrac, atol=1e-7)
         col += nb
     # edges and corners: full-shape, finite, partly valid; the outside site is flagged and counted
@@ -118,8 +142,14 @@ def test_partitioning_does_not_change_bytes(spark, tile_world, tmp_path: Path) -
     layout, surveys = tile_world
     sdf = spark.createDataFrame(surveys)
     write_raster_tiles(spark, layout, sdf, tmp_path / "a", "human_footprint", k=2, tile_size=8, partitions=1)
-    write_raster_tiles(spark, layout, sdf, tmp_path / "b", "human_footprint", k=2, tile_size=8, partitions=5, batch_size=4)
-    assertDataFrameEqual(spark.read.parquet(str(tmp_path / "a" / "data")), spark.read.parquet(str(tmp_path / "b" / "data")), checkRowOrder=True)
+    write_raster_tiles(
+        spark, layout, sdf, tmp_path / "b", "human_footprint", k=2, tile_size=8, partitions=5, batch_size=4
+    )
+    assertDataFrameEqual(
+        spark.read.parquet(str(tmp_path / "a" / "data")),
+        spark.read.parquet(str(tmp_path / "b" / "data")),
+        checkRowOrder=True,
+    )
 
 
 def _garble(path: Path) -> None:
@@ -141,7 +171,12 @@ def corrupt_world(tmp_path: Path) -> tuple[Layout, pd.DataFrame, Path, set[int]]
     _garble(path)
     pts = [pixel_centre(transform, r, 60) for r in range(10, 290, 10)]
     surveys = pd.DataFrame(
-        {"surveyId": np.arange(100, 100 + len(pts)), "split": "train", "lon": [p[0] for p in pts], "lat": [p[1] for p in pts]}
+        {
+            "surveyId": np.arange(100, 100 + len(pts)),
+            "split": "train",
+            "lon": [p[0] for p in pts],
+            "lat": [p[1] for p in pts],
+        }
     )
     bad = set()
     with TileExtractor(path, TileSpec(16, 2), global_means=[0.0]) as ex:
@@ -157,8 +192,12 @@ def corrupt_world(tmp_path: Path) -> tuple[Layout, pd.DataFrame, Path, set[int]]
 def test_corrupt_block_fails_naming_file_window_and_survey(spark, corrupt_world, tmp_path: Path) -> None:
     layout, surveys, path, bad = corrupt_world
     first = min(bad)
-    with pytest.raises(DataError, match=rf"RasterTiles\(elevation, k=2, tile_size=16\): {len(bad)} bad input\(s\)") as err:
-        write_raster_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "out", "elevation", k=2, tile_size=16)
+    with pytest.raises(
+        DataError, match=rf"RasterTiles\(elevation, k=2, tile_size=16\): {len(bad)} bad input\(s\)"
+    ) as err:
+        write_raster_tiles(
+            spark, layout, spark.createDataFrame(surveys), tmp_path / "out", "elevation", k=2, tile_size=16
+        )
     msg = str(err.value)
     assert f"surveyId {first}: GeoTIFF raster {path}: reading window row_off=" in msg
     assert re.search(r"failed 3 times", msg) and not (tmp_path / "out").exists()
@@ -167,8 +206,16 @@ def test_corrupt_block_fails_naming_file_window_and_survey(spark, corrupt_world,
 def test_corrupt_block_skips_exactly_the_unreadable_sites(spark, corrupt_world, tmp_path: Path) -> None:
     layout, surveys, path, bad = corrupt_world
     s = write_raster_tiles(
-        spark, layout, spark.createDataFrame(surveys), tmp_path / "out", "elevation", k=2, tile_size=16,
-        skip_bad_inputs=True, batch_size=64, max_bad_fraction=1.0,
+        spark,
+        layout,
+        spark.createDataFrame(surveys),
+        tmp_path / "out",
+        "elevation",
+        k=2,
+        tile_size=16,
+        skip_bad_inputs=True,
+        batch_size=64,
+        max_bad_fraction=1.0,
     )
     q = pd.read_parquet(tmp_path / "out" / "quarantine")
     assert set(q["surveyId"]) == bad and (q["file"] == str(path)).all()
@@ -186,9 +233,21 @@ def test_skip_bad_inputs_has_a_ceiling(spark, corrupt_world, tmp_path: Path) -> 
     (default ceiling max_bad_fraction=0.01) instead of writing a 'successful' artifact without those surveys."""
     layout, surveys, path, bad = corrupt_world
     assert len(bad) > 0.01 * len(surveys)
-    with pytest.raises(DataError, match=rf"{len(bad)} of {len(surveys)} surveys have bad inputs .* more than max_bad_fraction=0.01 allows even with skip_bad_inputs"):
-        write_raster_tiles(spark, layout, spark.createDataFrame(surveys), tmp_path / "out", "elevation", k=2, tile_size=16,
-                           skip_bad_inputs=True, batch_size=64)
+    with pytest.raises(
+        DataError,
+        match=rf"{len(bad)} of {len(surveys)} surveys have bad inputs .* more than max_bad_fraction=0.01 allows even with skip_bad_inputs",
+    ):
+        write_raster_tiles(
+            spark,
+            layout,
+            spark.createDataFrame(surveys),
+            tmp_path / "out",
+            "elevation",
+            k=2,
+            tile_size=16,
+            skip_bad_inputs=True,
+            batch_size=64,
+        )
     assert not (tmp_path / "out").exists()
 
 

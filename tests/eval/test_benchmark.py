@@ -42,10 +42,12 @@ def test_a_trained_kind_is_fitted_per_fold_through_the_spark_writer(tiny_surveys
     train, patches_dir = tiny_surveys
     rng = np.random.default_rng(0)
     held = rng.random(len(train)) < 0.25
-    cfg = resolve({
-        "model": {"kind": "tile_cnn", "tiles": ["patch_dct"], "channels": [8], "reduce": 4, "latent": 16},
-        "train": {"max_epochs": 1, "patience": 1, "batch_size": 64, "accelerator": "cpu"},
-    })
+    cfg = resolve(
+        {
+            "model": {"kind": "tile_cnn", "tiles": ["patch_dct"], "channels": [8], "reduce": 4, "latent": 16},
+            "train": {"max_epochs": 1, "patience": 1, "batch_size": 64, "accelerator": "cpu"},
+        }
+    )
     scores = fit_predict(train[~held], train[held], cfg, {"patch_dct": patches_dir})
     assert sorted(scores.survey_ids) == sorted(train.loc[held, "surveyId"])
     assert np.isfinite(scores.prob).all() and (scores.prob >= 0).all() and (scores.prob <= 1).all()

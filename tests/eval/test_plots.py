@@ -37,7 +37,9 @@ def test_every_plot_is_a_png(tmp_path) -> None:
     assert _decodes(plots.species_count(rng.integers(1, 30, 60), rng.integers(1, 30, 60)))[0] > 200
     assert _decodes(plots.f1_map(rng.uniform(0, 20, 60), rng.uniform(40, 60, 60), f1["model"]))[0] > 200
     csv = tmp_path / "metrics.csv"
-    csv.write_text("epoch,step,train/loss_epoch,val/loss,val/sample_f1\n0,9,1.0,,\n0,9,,0.9,0.20\n1,19,0.8,,\n1,19,,0.7,0.25\n")
+    csv.write_text(
+        "epoch,step,train/loss_epoch,val/loss,val/sample_f1\n0,9,1.0,,\n0,9,,0.9,0.20\n1,19,0.8,,\n1,19,,0.7,0.25\n"
+    )
     assert _decodes(plots.training_curves(csv))[0] > 200
     img = rng.integers(0, 255, (128, 128, 3)).astype(np.uint8)
     assert _decodes(plots.dct_strip(img))[0] > 400

@@ -125,4 +125,6 @@ def test_test_like_holdout_follows_the_test_surveys() -> None:
     np.testing.assert_array_equal(validation_mask(train, cfg, pd.DataFrame({"x": qx, "y": qy})), like)
     with pytest.raises(ValueError, match="'test_like' draws the hold-out toward the test surveys: pass them"):
         validation_mask(train, cfg)
-    np.testing.assert_array_equal(validation_mask(train, {"seed": 1, "validation": {"block_km": 50, "val_fraction": 0.2}}), uniform)
+    np.testing.assert_array_equal(
+        validation_mask(train, {"seed": 1, "validation": {"block_km": 50, "val_fraction": 0.2}}), uniform
+    )

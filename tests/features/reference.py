@@ -116,8 +116,20 @@ def write_extent_raster(path: Path, dtype: str, width: int = 8000, height: int =
     rng = np.random.default_rng(seed)
     info = np.iinfo(dtype)
     nodata = info.max
-    prof = dict(driver="GTiff", width=width, height=height, count=1, dtype=dtype, crs="EPSG:4326",
-                transform=GLC_TRANSFORM, nodata=nodata, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    prof = dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=1,
+        dtype=dtype,
+        crs="EPSG:4326",
+        transform=GLC_TRANSFORM,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
     top = min(info.max - 1, 1000)
     with rasterio.open(path, "w", **prof) as dst:
         for r0 in range(0, height, 512):

@@ -14,7 +14,7 @@ from glc.features.graph import (
 )
 
 
-def row(features, i: int) -> dict[int, float]:  # noqa: ANN001
+def row(features, i: int) -> dict[int, float]:
     a, b = features.indptr[i], features.indptr[i + 1]
     return dict(zip(features.idx[a:b].tolist(), features.val[a:b].tolist()))
 
@@ -30,7 +30,9 @@ SRC_LABELS = [np.array([1, 2]), np.array([2, 3]), np.array([4]), np.array([5]), 
 def test_five_survey_graph_matches_the_formula_by_hand():
     # edges: A at 1 km (w = 10 - 1 = 9), B at 4 km (w = 6), C at exactly 10 km (w = 0, still an edge: deg 3);
     # D has another year and E another region: no edge. GFV = sum_j w_j y_j / sqrt(deg).
-    raw = graph_features_raw([0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, radius_km=10.0)
+    raw = graph_features_raw(
+        [0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, radius_km=10.0
+    )
     s3 = np.sqrt(3.0)
     want = {1: 9 / s3, 2: (9 + 6) / s3, 3: 6 / s3}  # species 4 has weight 0; 5 and 6 are not connected
     assert row(raw, 0).keys() == want.keys()
@@ -39,10 +41,14 @@ def test_five_survey_graph_matches_the_formula_by_hand():
     # global normalisation: divided by the largest value (here 15 / sqrt 3), or by a given training scale
     norm = graph_features([0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS)
     assert row(norm, 0) == pytest.approx({1: 0.6, 2: 1.0, 3: 0.4}, rel=1e-6)
-    fixed = graph_features([0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, scale=30 / s3)
+    fixed = graph_features(
+        [0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, scale=30 / s3
+    )
     assert row(fixed, 0)[2] == pytest.approx(0.5, rel=1e-6)
     # weighted degree: sqrt(9 + 6 + 0) instead of sqrt(3)
-    wdeg = graph_features_raw([0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, degree="weighted")
+    wdeg = graph_features_raw(
+        [0.0], [0.0], [2020], ["ATLANTIC"], SRC_X, SRC_Y, SRC_YEAR, SRC_REGION, SRC_LABELS, degree="weighted"
+    )
     assert row(wdeg, 0)[2] == pytest.approx(15 / np.sqrt(15.0), rel=1e-6)
 
 
@@ -97,19 +103,31 @@ def test_errors_name_the_problem():
         graph_features(*args, SRC_LABELS, scale=0.0)
 
 
-def _holdout_world(seed: int = 0):  # noqa: ANN202
+def _holdout_world(seed: int = 0):
     """300 training surveys on a 60 km square (one year, one region) each holding a private species, 20 test surveys."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     n = 300
-    train = pd.DataFrame({
-        "surveyId": 1000 + np.arange(n), "x": 4_000_000 + rng.uniform(0, 60_000, n), "y": 3_000_000 + rng.uniform(0, 60_000, n),
-        "year": 2020, "region": "ALPINE",
-        "speciesIds": [np.array([5000 + i, int(rng.integers(0, 20))]) for i in range(n)],
-    })
-    test = pd.DataFrame({"surveyId": 9000 + np.arange(20), "x": 4_000_000 + rng.uniform(0, 60_000, 20),
-                         "y": 3_000_000 + rng.uniform(0, 60_000, 20), "year": 2020, "region": "ALPINE"})
+    train = pd.DataFrame(
+        {
+            "surveyId": 1000 + np.arange(n),
+            "x": 4_000_000 + rng.uniform(0, 60_000, n),
+            "y": 3_000_000 + rng.uniform(0, 60_000, n),
+            "year": 2020,
+            "region": "ALPINE",
+            "speciesIds": [np.array([5000 + i, int(rng.integers(0, 20))]) for i in range(n)],
+        }
+    )
+    test = pd.DataFrame(
+        {
+            "surveyId": 9000 + np.arange(20),
+            "x": 4_000_000 + rng.uniform(0, 60_000, 20),
+            "y": 3_000_000 + rng.uniform(0, 60_000, 20),
+            "year": 2020,
+            "region": "ALPINE",
+        }
+    )
     return train, test
 
 
@@ -130,7 +148,9 @@ def test_gfv_with_the_models_hold_out_never_carries_validation_labels():
     by_id = rows.set_index("surveyId")
     fit_ids, val_ids = train["surveyId"][~hold], train["surveyId"][hold]
     for sid in fit_ids:
-        assert not set(by_id.loc[sid, "gfv_idx"].tolist()) & private_val, f"training survey {sid} sees validation labels"
+        assert not set(by_id.loc[sid, "gfv_idx"].tolist()) & private_val, (
+            f"training survey {sid} sees validation labels"
+        )
     seen_val = set().union(*(set(by_id.loc[s, "gfv_idx"].tolist()) for s in val_ids))
     assert not seen_val & private_val and seen_val & private_fit  # validation rows: from the training split only
     seen_test = set().union(*(set(by_id.loc[s, "gfv_idx"].tolist()) for s in test["surveyId"]))

@@ -37,7 +37,7 @@ def clustered(n: int, seed: int, extent_m: float = 400_000.0) -> tuple[np.ndarra
     return ids, x, y
 
 
-def brute_force(qids, qx, qy, sids, sx, sy, radius_km, k, exclude_same_site):  # noqa: ANN001, ANN201
+def brute_force(qids, qx, qy, sids, sx, sy, radius_km, k, exclude_same_site):
     d = np.sqrt((qx[:, None] - sx[None]) ** 2 + (qy[:, None] - sy[None]) ** 2)
     out_ids, out_d = [], []
     for i in range(len(qx)):
@@ -94,5 +94,3 @@ def test_numpy_errors_name_the_problem():
         neighbours_numpy(ids, x, y, np.array([7, 7]), x, y, radius_km=1)
     with pytest.raises(ValueError, match="queries: 1 site.*non-finite.*index 1"):
         neighbours_numpy(ids, x, np.array([0.0, np.nan]), ids, x, y, radius_km=1)
-
-

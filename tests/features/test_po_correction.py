@@ -22,10 +22,19 @@ PO_Y = np.array([s * 500.0 for s, _ in _po])
 PO_SP = np.array([sp for _, sp in _po])
 
 
-def lists(**kw):  # noqa: ANN003, ANN201
+def lists(**kw):
     base = dict(
-        query_ids=[1000], query_x=[0.0], query_y=[0.0], train_ids=T_IDS, train_x=T_X, train_y=T_Y, train_labels=T_LABELS,
-        po_ids=PO_IDS, po_x=PO_X, po_y=PO_Y, po_species=PO_SP,
+        query_ids=[1000],
+        query_x=[0.0],
+        query_y=[0.0],
+        train_ids=T_IDS,
+        train_x=T_X,
+        train_y=T_Y,
+        train_labels=T_LABELS,
+        po_ids=PO_IDS,
+        po_x=PO_X,
+        po_y=PO_Y,
+        po_species=PO_SP,
     )
     base.update(kw)
     return po_correction_lists(**base)
@@ -38,7 +47,9 @@ def test_union_of_pa_and_po_lists_by_hand():
     assert got[1000].tolist() == [1, 9]
     # each list alone
     assert lists(min_po_count=9, n_po=10)[1000].tolist() == [1]
-    assert lists(min_train_count=4, n_train=5, po_ids=PO_IDS[:0], po_x=PO_X[:0], po_y=PO_Y[:0], po_species=PO_SP[:0])[1000].tolist() == [1]
+    assert lists(min_train_count=4, n_train=5, po_ids=PO_IDS[:0], po_x=PO_X[:0], po_y=PO_Y[:0], po_species=PO_SP[:0])[
+        1000
+    ].tolist() == [1]
     # looser thresholds let the weaker species in
     assert lists(min_train_count=3, min_po_count=7)[1000].tolist() == [1, 2, 8, 9]
 
@@ -51,7 +62,12 @@ def test_po_unit_record_counts_records_not_sites():
 def test_repeat_visit_of_the_query_site_is_ignored_unless_allowed():
     # training survey 7 is a repeat visit of the query's site holding species 1 and 2; when allowed it becomes the
     # nearest survey and species 2 fills 5 of the 5 nearest (7, 1, 2, 3, 4)
-    kw = dict(train_ids=np.append(T_IDS, 7), train_x=np.append(T_X, 0.0), train_y=np.append(T_Y, 0.0), train_labels=T_LABELS + [np.array([1, 2])])
+    kw = dict(
+        train_ids=np.append(T_IDS, 7),
+        train_x=np.append(T_X, 0.0),
+        train_y=np.append(T_Y, 0.0),
+        train_labels=T_LABELS + [np.array([1, 2])],
+    )
     assert lists(**kw)[1000].tolist() == [1, 9]
     assert lists(**kw, exclude_same_site=False)[1000].tolist() == [1, 2, 9]
     # a training survey used as a query never counts itself: survey 1 sees surveys 2..6, where species 1 and 2 are

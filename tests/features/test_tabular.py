@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glc.features.tabular import CONTEXT_NAMES, TabularEncoder, context_features, join_feature_sets, oof_context_features
+from glc.features.tabular import (
+    CONTEXT_NAMES,
+    TabularEncoder,
+    context_features,
+    join_feature_sets,
+    oof_context_features,
+)
 from tests.fakes import toy_surveys
 
 
@@ -39,13 +45,21 @@ def test_non_finite_feature_vector_raises_never_zero() -> None:
 
 
 def test_context_features_exclude_self_and_repeat_visits() -> None:
-    tr = pd.DataFrame({"surveyId": [1, 2, 3], "x": [4.0e6, 4.0e6, 4.0e6 + 5000], "y": [3.0e6] * 3,
-                       "speciesIds": [np.array([1, 2]), np.array([1]), np.array([1, 2, 3, 4])]})
+    tr = pd.DataFrame(
+        {
+            "surveyId": [1, 2, 3],
+            "x": [4.0e6, 4.0e6, 4.0e6 + 5000],
+            "y": [3.0e6] * 3,
+            "speciesIds": [np.array([1, 2]), np.array([1]), np.array([1, 2, 3, 4])],
+        }
+    )
     q = tr.iloc[[0]]
     ctx = context_features(tr, q)[0]
     # survey 2 is a repeat visit of survey 1's site (0 m): excluded like the survey itself; only survey 3 counts
     assert ctx[CONTEXT_NAMES.index("nearest_km")] == pytest.approx(5.0)
-    assert ctx[CONTEXT_NAMES.index("n_within_10km")] == 1 and ctx[CONTEXT_NAMES.index("nbr_mean_richness")] == pytest.approx(4.0)
+    assert ctx[CONTEXT_NAMES.index("n_within_10km")] == 1 and ctx[
+        CONTEXT_NAMES.index("nbr_mean_richness")
+    ] == pytest.approx(4.0)
     oof = oof_context_features(toy_surveys(200), n_folds=3)
     assert oof.shape == (200, 4) and np.isfinite(oof[:, 0]).all()
 

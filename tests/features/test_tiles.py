@@ -287,7 +287,9 @@ def test_values_too_large_for_float32_raise(tmp_path: Path) -> None:
     data = np.full((1, 20, 20), 1e38, dtype=np.float64)
     path = write_raster(tmp_path / "huge.tif", data, TRANSFORM, nodata=None)
     lons, lats = _lonlat([(10, 10)])
-    with pytest.raises(DataError, match=r"huge\.tif: DCT tiles of 1 site\(s\) in window .* not finite \(first surveyIds \[7\]\)"):
+    with pytest.raises(
+        DataError, match=r"huge\.tif: DCT tiles of 1 site\(s\) in window .* not finite \(first surveyIds \[7\]\)"
+    ):
         extract_tiles(path, [7], lons, lats, tile_size=8, k=2)
 
 
@@ -307,7 +309,7 @@ def test_real_rasters_at_real_test_sites(shared_data: Path, name: str) -> None:
     np.testing.assert_array_equal(out["surveyId"], meta["surveyId"].to_numpy())
     assert out["n_outside"] == 0 and out["inside"].all()  # the PA test sites lie in the GLC bounding box
     # coastal sites have nodata (sea) in their windows; every tile has some valid pixel
-    assert 0 < out["valid_fraction"].min() and (out["valid_fraction"] < 1).any()
+    assert out["valid_fraction"].min() > 0 and (out["valid_fraction"] < 1).any()
     rng = np.random.default_rng(0)
     pick = np.r_[rng.choice(4716, 6, replace=False), np.argsort(out["valid_fraction"][:, 0])[:3]]
     ref, frac = reference_tiles(path, meta["lon"].to_numpy()[pick], meta["lat"].to_numpy()[pick], 128, 8, means)

@@ -82,7 +82,9 @@ def test_anchor_whose_neighbours_all_lack_tiles_gets_no_triplet() -> None:
     x = np.array([0.0, 1e6, 2e6])
     y = np.zeros(3)
     # site 1's only neighbour (99) has no tile; sites 2 and 3 list each other
-    table = NeighbourTable(np.array([1, 2, 3]), np.array([0, 1, 2, 3]), np.array([99, 3, 2]), np.array([5.0, 10.0, 10.0]))
+    table = NeighbourTable(
+        np.array([1, 2, 3]), np.array([0, 1, 2, 3]), np.array([99, 3, 2]), np.array([5.0, 10.0, 10.0])
+    )
     pool = build_pool(ids, (x, y), table)
     assert pool.counts == {"neighbour_without_tile": 1, "anchor_without_neighbour": 1, "site_without_neighbour_row": 0}
     t = pool.sample(np.arange(3), np.random.default_rng(0), 500.0)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glc.loaders.fake import fake_meta, make_fake_inputs
 from glc.loaders.fake import _frame as fake_frame
+from glc.loaders.fake import fake_meta, make_fake_inputs
 from glc.loaders.tables import ColumnSpec, write_input_table
 
 
@@ -16,12 +16,22 @@ def _sets(env_dim: int, gfv_dim: int) -> tuple[str, ...]:
     return (("env",) if env_dim else ()) + (("gfv",) if gfv_dim else ())
 
 
-def input_frame(n: int, num_classes: int, label_width: int, env_dim: int, rng: np.random.Generator,
-                labelled: bool = True, first_id: int = 1000, gfv_dim: int = 0) -> pd.DataFrame:
+def input_frame(
+    n: int,
+    num_classes: int,
+    label_width: int,
+    env_dim: int,
+    rng: np.random.Generator,
+    labelled: bool = True,
+    first_id: int = 1000,
+    gfv_dim: int = 0,
+) -> pd.DataFrame:
     """``n`` random surveys with distinct ids, 1..L species each (padded with -1; all -1 when not labelled), an
     ``env`` vector of width E (when > 0) and a sparse ``gfv`` of width G (when > 0; may differ from C to build bad
     tables)."""
-    meta = fake_meta(_sets(env_dim, gfv_dim), {"train": n, "val": 0, "test": 0}, num_classes, label_width, {"env": env_dim})
+    meta = fake_meta(
+        _sets(env_dim, gfv_dim), {"train": n, "val": 0, "test": 0}, num_classes, label_width, {"env": env_dim}
+    )
     if gfv_dim:
         meta["columns"]["gfv"]["shape"] = [gfv_dim]
     return fake_frame(n, meta, rng, labelled, first_id, distinct=False)
@@ -35,7 +45,7 @@ def frame_specs(df: pd.DataFrame) -> dict[str, ColumnSpec]:
         if name == "surveyId":
             continue
         first = df[name].iloc[0]
-        if isinstance(first, np.ndarray) or isinstance(first, list):
+        if isinstance(first, (np.ndarray, list)):
             a = np.asarray(first)
             dtype = {"f": "float32", "i": "int32", "u": "uint8"}[a.dtype.kind]
             specs[name] = ColumnSpec(name, dtype, tuple(a.shape))
@@ -64,5 +74,14 @@ def make_model_inputs(
     """A small model-input table with the ``env`` (width E) and, when ``gfv_dim``, ``gfv`` (width C) feature sets."""
     if gfv_dim and gfv_dim != num_classes:
         raise ValueError("the gfv feature set is dense over the species columns: gfv_dim must equal num_classes")
-    return make_fake_inputs(root, _sets(env_dim, gfv_dim), sizes, num_classes, label_width, {"env": env_dim},
-                            rows_per_file, row_group_size, seed)
+    return make_fake_inputs(
+        root,
+        _sets(env_dim, gfv_dim),
+        sizes,
+        num_classes,
+        label_width,
+        {"env": env_dim},
+        rows_per_file,
+        row_group_size,
+        seed,
+    )

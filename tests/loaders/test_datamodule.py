@@ -69,8 +69,15 @@ class Recorder(pl.LightningModule):
 
 def trainer(tmp_path: Path, max_epochs: int, **kw) -> pl.Trainer:
     return pl.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, deterministic=True, **kw,
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        deterministic=True,
+        **kw,
     )
 
 
@@ -78,15 +85,22 @@ def trainer(tmp_path: Path, max_epochs: int, **kw) -> pl.Trainer:
 @pytest.mark.parametrize("reader", READERS)
 def test_batch_contract(table, reader):
     root, frames = table
-    dm = SurveyDataModule(root, columns=("x", "y", "lon", "lat", "year", "region", "env"), batch_size=BATCH,
-                          reader=reader)
+    dm = SurveyDataModule(
+        root, columns=("x", "y", "lon", "lat", "year", "region", "env"), batch_size=BATCH, reader=reader
+    )
     assert dm.num_classes == 50 and dm.meta["label_width"] == 8 and dm.meta["columns"]["env"]["shape"] == [4]
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert {k: (v.dtype, tuple(v.shape)) for k, v in batch.items()} == {
-        "surveyId": (torch.int64, (BATCH,)), "x": (torch.float32, (BATCH,)), "y": (torch.float32, (BATCH,)),
-        "lon": (torch.float32, (BATCH,)), "lat": (torch.float32, (BATCH,)), "year": (torch.int64, (BATCH,)),
-        "region": (torch.int64, (BATCH,)), "env": (torch.float32, (BATCH, 4)), "target": (torch.float32, (BATCH, 50)),
+        "surveyId": (torch.int64, (BATCH,)),
+        "x": (torch.float32, (BATCH,)),
+        "y": (torch.float32, (BATCH,)),
+        "lon": (torch.float32, (BATCH,)),
+        "lat": (torch.float32, (BATCH,)),
+        "year": (torch.int64, (BATCH,)),
+        "region": (torch.int64, (BATCH,)),
+        "env": (torch.float32, (BATCH, 4)),
+        "target": (torch.float32, (BATCH, 50)),
     }
     val = ids(dm.val_dataloader())
     np.testing.assert_array_equal(val, frames["val"]["surveyId"])  # val: stored order, every row
@@ -108,8 +122,9 @@ def test_epoch_comes_from_the_trainer_or_a_counter(table):
     np.testing.assert_array_equal(ids(dm.train_dataloader()), expected_order(dm, 4))
     again = SurveyDataModule(root, batch_size=BATCH, reader="arrow", seed=3)
     np.testing.assert_array_equal(ids(again.train_dataloader()), first)
-    assert not np.array_equal(ids(SurveyDataModule(root, batch_size=BATCH, reader="arrow", seed=4)
-                                  .train_dataloader()), first)
+    assert not np.array_equal(
+        ids(SurveyDataModule(root, batch_size=BATCH, reader="arrow", seed=4).train_dataloader()), first
+    )
 
 
 def test_loader_state_resumes_inside_its_epoch_only(table):
@@ -148,8 +163,9 @@ def test_two_workers_no_duplicates_and_deterministic(table, reader):
     assert all(5 <= c <= bound for c in counts) and bound == 6
     if reader == "memory":  # rows are dealt by position (150 each): the same count every epoch
         assert counts == [bound] * 3
-    np.testing.assert_array_equal(ids(SurveyDataModule(root, batch_size=BATCH, reader=reader, num_workers=2)
-                                      .train_dataloader()), e0)
+    np.testing.assert_array_equal(
+        ids(SurveyDataModule(root, batch_size=BATCH, reader=reader, num_workers=2).train_dataloader()), e0
+    )
     workers = list(loader._iterator._workers)  # persistent: the same two processes served every epoch
     assert len(workers) == 2 and all(w.is_alive() for w in workers)
     dm.teardown("fit")
@@ -183,12 +199,14 @@ def test_fit_reads_each_epochs_order_and_resume_reproduces_it(table, tmp_path):
 
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     first = Recorder(dm.num_classes)
-    trainer(tmp_path / "b", 1, callbacks=[ckpt]).fit(first, datamodule=SurveyDataModule(root, batch_size=BATCH,
-                                                                                          reader="petastorm", seed=7))
+    trainer(tmp_path / "b", 1, callbacks=[ckpt]).fit(
+        first, datamodule=SurveyDataModule(root, batch_size=BATCH, reader="petastorm", seed=7)
+    )
     resumed = Recorder(dm.num_classes)
     dm2 = SurveyDataModule(root, batch_size=BATCH, reader="petastorm", seed=7)
-    trainer(tmp_path / "c", 3, enable_checkpointing=False).fit(resumed, datamodule=dm2,
-                                                             ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    trainer(tmp_path / "c", 3, enable_checkpointing=False).fit(
+        resumed, datamodule=dm2, ckpt_path=tmp_path / "ckpt" / "last.ckpt"
+    )
     after = resumed.epochs()
     assert sorted(after) == [1, 2]
     for e in (1, 2):
@@ -252,8 +270,13 @@ def test_a_split_view_reads_exactly_its_rows(table, reader):
     train_ids = frames["train"]["surveyId"].to_numpy()
     fold = train_ids[::3]
     rest = np.setdiff1d(train_ids, fold)
-    dm = SurveyDataModule(root, columns=("x",), batch_size=BATCH, reader=reader,
-                          subsets={"train": ("train", rest), "val": ("train", fold)})
+    dm = SurveyDataModule(
+        root,
+        columns=("x",),
+        batch_size=BATCH,
+        reader=reader,
+        subsets={"train": ("train", rest), "val": ("train", fold)},
+    )
     dm.setup("fit")
     got = ids(dm.train_dataloader())
     assert sorted(got.tolist()) == sorted(rest.tolist())
@@ -261,7 +284,9 @@ def test_a_split_view_reads_exactly_its_rows(table, reader):
     sizes = [len(b["surveyId"]) for b in dm.train_dataloader()]
     assert all(s == BATCH for s in sizes[:-1]) and sum(sizes) == len(rest)
     assert len(dm.train_dataloader()) == -(-len(rest) // BATCH)
-    bad = SurveyDataModule(root, columns=("x",), batch_size=BATCH, reader=reader, subsets={"val": ("train", [*fold, -7])})
+    bad = SurveyDataModule(
+        root, columns=("x",), batch_size=BATCH, reader=reader, subsets={"val": ("train", [*fold, -7])}
+    )
     with pytest.raises(ValueError, match="names .* surveyIds but .* of them are rows of"):
         bad.setup("fit")
     with pytest.raises(ValueError, match="must map a split"):

@@ -20,9 +20,17 @@ def _fake(n: int = 120, seed: int = 0) -> PretrainData:
     x, y = rng.uniform(3e6, 5e6, n), rng.uniform(2e6, 4e6, n)
     role = np.array(["train"] * (n - 30) + ["val"] * 20 + ["test"] * 10)
     table = neighbours_numpy(ids, x, y, ids, x, y, 400.0, k=5)
-    return PretrainData(ids, role, x, y, rng.uniform(0, 20, n), rng.uniform(40, 55, n),
-                        rng.normal(size=(n, 3, 4, 4)).astype(np.float32), {"bioclim_dct": rng.normal(size=(n, 2, 5)).astype(np.float32)},
-                        table)
+    return PretrainData(
+        ids,
+        role,
+        x,
+        y,
+        rng.uniform(0, 20, n),
+        rng.uniform(40, 55, n),
+        rng.normal(size=(n, 3, 4, 4)).astype(np.float32),
+        {"bioclim_dct": rng.normal(size=(n, 2, 5)).astype(np.float32)},
+        table,
+    )
 
 
 def test_npz_round_trip_and_meta(tmp_path: Path) -> None:
@@ -50,8 +58,16 @@ def test_bad_tiles_fail_naming_the_survey() -> None:
 def test_missing_tile_in_the_artifact_raises(tmp_path: Path) -> None:
     surveys = tmp_path / "s" / "surveys"
     surveys.mkdir(parents=True)
-    pd.DataFrame({"surveyId": [1, 2, 3], "split": ["train", "train", "test"], "x": [0.0, 1.0, 2.0], "y": [0.0] * 3,
-                  "lon": [0.0] * 3, "lat": [45.0] * 3}).to_parquet(surveys / "p.parquet")
+    pd.DataFrame(
+        {
+            "surveyId": [1, 2, 3],
+            "split": ["train", "train", "test"],
+            "x": [0.0, 1.0, 2.0],
+            "y": [0.0] * 3,
+            "lon": [0.0] * 3,
+            "lat": [45.0] * 3,
+        }
+    ).to_parquet(surveys / "p.parquet")
     tiles = tmp_path / "t" / "data"
     tiles.mkdir(parents=True)
     pd.DataFrame({"surveyId": [1, 3], "dct": [np.ones(4, np.float32)] * 2}).to_parquet(tiles / "p.parquet")
@@ -89,5 +105,7 @@ def test_clip_batches_pair_each_tile_with_its_own_location() -> None:
     for b in dm.train_dataloader():
         for t, lon, c in zip(b["tile"], b["lon"], b["bioclim_dct"]):
             i = int(np.flatnonzero((d.tiles == t.numpy()).all(axis=(1, 2, 3)))[0])
-            assert d.lon[i] == float(lon) and np.array_equal(d.cubes["bioclim_dct"][i], c.numpy()) and d.role[i] == "train"
+            assert (
+                d.lon[i] == float(lon) and np.array_equal(d.cubes["bioclim_dct"][i], c.numpy()) and d.role[i] == "train"
+            )
     assert sum(len(b["tile"]) for b in dm.val_dataloader()) == 30

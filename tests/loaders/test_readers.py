@@ -87,8 +87,15 @@ def test_writer_rejects_unequal_lists(tmp_path):
 def test_meta_errors(tmp_path):
     with pytest.raises(DataFileNotFoundError, match=r"meta\.json"):
         read_meta(tmp_path)
-    meta = {"num_classes": 3, "vocab": [1, 2], "label_width": 2, "n_regions": 0, "regions": [],
-            "splits": {"train": 1, "val": 1, "test": 1}, "columns": {"labels": {"dtype": "int32", "shape": [2]}}}
+    meta = {
+        "num_classes": 3,
+        "vocab": [1, 2],
+        "label_width": 2,
+        "n_regions": 0,
+        "regions": [],
+        "splits": {"train": 1, "val": 1, "test": 1},
+        "columns": {"labels": {"dtype": "int32", "shape": [2]}},
+    }
     with pytest.raises(DataError, match=r"vocab'\] has 2 entries but num_classes is 3"):
         write_meta(tmp_path, meta)
     meta["vocab"] = [1, 2, 3]
@@ -312,13 +319,17 @@ def test_missing_column_is_named(fresh):
 def test_wrong_label_width_is_named(fresh):
     df = input_frame(40, 50, 7, 4, np.random.default_rng(1))  # L = 7 where meta.json says 8
     write_frame(df, fresh / "val", rows_per_file=50, row_group_size=20)
-    with pytest.raises(DataError, match=r"val/part-00000\.parquet \(row group 0\): column 'labels' must hold lists "
-                                        r"of exactly 8 values .* row 0 has 7 values"):
+    with pytest.raises(
+        DataError,
+        match=r"val/part-00000\.parquet \(row group 0\): column 'labels' must hold lists "
+        r"of exactly 8 values .* row 0 has 7 values",
+    ):
         scan_split(fresh / "val", read_meta(fresh), COLUMNS)
 
 
-@pytest.mark.parametrize(("collate", "message"), [("arrow", "must hold lists of exactly 4 values"),
-                                                  ("petastorm", r"has shape \(20, 3\)")])
+@pytest.mark.parametrize(
+    ("collate", "message"), [("arrow", "must hold lists of exactly 4 values"), ("petastorm", r"has shape \(20, 3\)")]
+)
 def test_wrong_env_width_is_named_by_petastorm_reader_without_verify(fresh, collate, message):
     df = input_frame(40, 50, 8, 3, np.random.default_rng(1))  # E = 3 where meta.json says 4
     write_frame(df, fresh / "val", rows_per_file=50, row_group_size=20)
@@ -362,8 +373,9 @@ def test_empty_part_files_do_not_end_an_epoch_early(fresh):
     for reader in READER_CHOICES:
         src = make_source(reader, info)
         for workers in (1, 2, 3):
-            seen = np.concatenate([b["surveyId"] for w in range(workers)
-                                   for b in src.batches(EpochPlan(1, 0, True, 16, w, workers))])
+            seen = np.concatenate(
+                [b["surveyId"] for w in range(workers) for b in src.batches(EpochPlan(1, 0, True, 16, w, workers))]
+            )
             assert len(seen) == len(np.unique(seen)) == 120, (reader, workers)
 
 
@@ -376,8 +388,9 @@ GFV_COLUMNS = ("surveyId", "x", "y", "env", "gfv", "labels")
 @pytest.fixture()
 def gfv_table(tmp_path) -> tuple[Path, dict[str, pd.DataFrame]]:
     root = tmp_path / "g"
-    return root, make_model_inputs(root, sizes={"train": 90, "val": 30, "test": 20}, rows_per_file=40,
-                                   row_group_size=15, gfv_dim=50)
+    return root, make_model_inputs(
+        root, sizes={"train": 90, "val": 30, "test": 20}, rows_per_file=40, row_group_size=15, gfv_dim=50
+    )
 
 
 def test_split_info_widths(gfv_table, table):
@@ -395,8 +408,10 @@ def test_split_info_widths(gfv_table, table):
 @pytest.mark.parametrize("reader", READER_CHOICES)
 def test_gfv_rows_match_the_parquet(gfv_table, reader):
     root, frames = gfv_table
-    assert str(pq.ParquetFile(next((root / "train").glob("part-*.parquet"))).schema_arrow.field("gfv").type) == \
-        "list<element: float>"
+    assert (
+        str(pq.ParquetFile(next((root / "train").glob("part-*.parquet"))).schema_arrow.field("gfv").type)
+        == "list<element: float>"
+    )
     src = make_source(reader, scan_split(root / "train", read_meta(root), GFV_COLUMNS), shuffle_buffer=30)
     batches = epoch(src, 2, workers=2, batch_size=16)
     gfv = torch.cat([b["gfv"] for b in batches])
@@ -410,8 +425,11 @@ def test_wrong_gfv_width_and_nan_are_named(gfv_table):
     root, _ = gfv_table
     meta = read_meta(root)
     write_frame(input_frame(30, 50, 8, 4, np.random.default_rng(5), gfv_dim=49), root / "val")
-    with pytest.raises(DataError, match=r"val/part-00000\.parquet \(row group 0\): column 'gfv' must hold lists of "
-                                        r"exactly 50 values .* row 0 has 49 values"):
+    with pytest.raises(
+        DataError,
+        match=r"val/part-00000\.parquet \(row group 0\): column 'gfv' must hold lists of "
+        r"exactly 50 values .* row 0 has 49 values",
+    ):
         scan_split(root / "val", meta, GFV_COLUMNS)
     info = scan_split(root / "val", meta, GFV_COLUMNS, verify=False)
     with pytest.raises(DataError, match=r"column 'gfv' has shape \(30, 49\), expected \[30, 50\]"):
@@ -445,8 +463,14 @@ def image_table(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
     from glc.loaders.fake import make_fake_inputs
 
     root = tmp_path_factory.mktemp("images")
-    frames = make_fake_inputs(root, ("patch_dct", "patch_raw"), sizes={"train": 70, "val": 20, "test": 10},
-                              rows_per_file=30, row_group_size=12, distinct=True)
+    frames = make_fake_inputs(
+        root,
+        ("patch_dct", "patch_raw"),
+        sizes={"train": 70, "val": 20, "test": 10},
+        rows_per_file=30,
+        row_group_size=12,
+        distinct=True,
+    )
     return root, frames
 
 
@@ -483,7 +507,9 @@ def test_wrong_pixel_count_is_named(image_table, tmp_path):
     df = frames["val"].copy()
     df["patch_raw"] = [np.zeros((4, 128, 127), np.uint8)] * len(df)
     write_frame(df, bad / "val")
-    with pytest.raises(DataError, match=r"column 'patch_raw' must hold byte strings of exactly 65536 values .* row 0 has 65024"):
+    with pytest.raises(
+        DataError, match=r"column 'patch_raw' must hold byte strings of exactly 65536 values .* row 0 has 65024"
+    ):
         scan_split(bad / "val", read_meta(bad), ("patch_raw",))
 
 

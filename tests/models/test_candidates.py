@@ -22,12 +22,24 @@ def test_candidates_are_ranked_and_never_see_the_query_itself() -> None:
     alone = CandidateBuilder(20).fit(df.drop(index=5)).pairs(q)
     assert np.array_equal(np.sort(p.species[p.rows == 5]), np.sort(alone.species))
     knn = PAIR_NAMES.index("knn10")
-    np.testing.assert_allclose(p.features[p.rows == 5, knn][np.argsort(p.species[p.rows == 5])], alone.features[np.argsort(alone.species), knn], rtol=1e-6)
+    np.testing.assert_allclose(
+        p.features[p.rows == 5, knn][np.argsort(p.species[p.rows == 5])],
+        alone.features[np.argsort(alone.species), knn],
+        rtol=1e-6,
+    )
 
 
 def test_pair_labels_and_recall() -> None:
-    tr = pd.DataFrame({"surveyId": [1, 2], "x": [4.0e6, 4.0e6 + 2000], "y": [3.0e6] * 2, "region": ["A", "A"], "country": ["C", "C"],
-                       "speciesIds": [np.array([1, 2]), np.array([2, 3])]})
+    tr = pd.DataFrame(
+        {
+            "surveyId": [1, 2],
+            "x": [4.0e6, 4.0e6 + 2000],
+            "y": [3.0e6] * 2,
+            "region": ["A", "A"],
+            "country": ["C", "C"],
+            "speciesIds": [np.array([1, 2]), np.array([2, 3])],
+        }
+    )
     q = pd.DataFrame({"surveyId": [9], "x": [4.0e6 + 1000], "y": [3.0e6], "region": ["A"], "country": ["C"]})
     p = CandidateBuilder(2).fit(tr).pairs(q)
     assert p.species[0] == 2 and len(p.species) == 2  # species 2 is held by both neighbours: ranked first

@@ -18,19 +18,35 @@ from glc.models.fusion import FusionNet, build_fusion, fusion_features
 from glc.models.registry import get_model
 
 SETS = ("patch_raw", "patch_dct16", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
-SMALL = {"backbone": "resnet18", "image_size": 32, "latent": 16, "dim": 16, "heads": 4,
-         "swin": {"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]}, "tabular": {"hidden": 32}, "graph": {"tokens": 3, "width": 8}}
+SMALL = {
+    "backbone": "resnet18",
+    "image_size": 32,
+    "latent": 16,
+    "dim": 16,
+    "heads": 4,
+    "swin": {"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]},
+    "tabular": {"hidden": 32},
+    "graph": {"tokens": 3, "width": 8},
+}
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fusion_inputs")
-    make_fake_inputs(root, SETS, sizes={"train": 96, "val": 32, "test": 16}, num_classes=20, label_width=5, widths={"env": 7},
-                     rows_per_file=40, row_group_size=16)
+    make_fake_inputs(
+        root,
+        SETS,
+        sizes={"train": 96, "val": 32, "test": 16},
+        num_classes=20,
+        label_width=5,
+        widths={"env": 7},
+        rows_per_file=40,
+        row_group_size=16,
+    )
     return root
 
 
-def _model(**over) -> dict:  # noqa: ANN003
+def _model(**over) -> dict:
     return resolve({"model": {"kind": "fusion", **SMALL, **over}})["model"]
 
 
@@ -55,7 +71,9 @@ def test_each_branch_has_its_output_shape(inputs: Path) -> None:
     assert all(torch.is_floating_point(v) for v in x.values())  # what mixup mixes
     tokens = net.image.tokens(x["image"])
     assert tokens.shape == (8, 1, 512)  # ResNet18 at 32 px: one 1 x 1 map of 512 features
-    assert net.cubes["landsat_cube"](x["landsat_cube"]).shape == (8, 16) and net.cubes["bioclim_cube"](x["bioclim_cube"]).shape == (8, 16)
+    assert net.cubes["landsat_cube"](x["landsat_cube"]).shape == (8, 16) and net.cubes["bioclim_cube"](
+        x["bioclim_cube"]
+    ).shape == (8, 16)
     assert net.tabular(x["tabular"]).shape == (8, 16)
     assert net.graph(x["gfv"]).shape == (8, 3, 8)
     logits = net(b)
@@ -63,8 +81,15 @@ def test_each_branch_has_its_output_shape(inputs: Path) -> None:
     torch.testing.assert_close(net.forward_prepared(net.prepare(b)), logits)
 
 
-@pytest.mark.parametrize("over", [{"fusion": "concat"}, {"fusion": "concat", "cube_encoder": "resnet18", "image": "none"},
-                                  {"image": "raw", "image_size": 64}, {"graph": {"enabled": False}}])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"fusion": "concat"},
+        {"fusion": "concat", "cube_encoder": "resnet18", "image": "none"},
+        {"image": "raw", "image_size": 64},
+        {"graph": {"enabled": False}},
+    ],
+)
 def test_variants_build_and_give_logits(inputs: Path, over: dict) -> None:
     net = build_fusion(_model(**over), read_meta(inputs)).eval()
     assert net(_batch(inputs)).shape == (8, 20)
@@ -102,8 +127,8 @@ def test_tabular_encoding(inputs: Path) -> None:
     v = net.tabular.prepare(b)
     e, p, R, C = 7, 4, meta["n_regions"], meta["n_countries"]
     torch.testing.assert_close(v[:, :e], b["env"].float())
-    torch.testing.assert_close(v[:, e + p:e + p + R].argmax(1), b["region"].long())
-    torch.testing.assert_close(v[:, e + p + R:e + p + R + C].argmax(1), b["country"].long())
+    torch.testing.assert_close(v[:, e + p : e + p + R].argmax(1), b["region"].long())
+    torch.testing.assert_close(v[:, e + p + R : e + p + R + C].argmax(1), b["country"].long())
     torch.testing.assert_close(v[:3, -2], torch.tensor([0.0, 1.0, 0.0]))  # (year - 2019) / 2; unknown year -> 0 ...
     torch.testing.assert_close(v[:3, -1], torch.tensor([1.0, 1.0, 0.0]))  # ... with its flag 0
     b["env"][0, 0] = float("nan")
@@ -111,15 +136,24 @@ def test_tabular_encoding(inputs: Path) -> None:
         net.tabular.prepare(b)
 
 
-@pytest.mark.parametrize("over,match", [
-    ({"image": "none"}, r"fusion = 'hcam' .* enable \['image'\]"),
-    ({"cubes": []}, r"enable \['cubes'\]"),
-    ({"dim": 18}, r"model.heads = 4 must divide model.dim = 18"),
-    ({"swin": {"embed_dim": 24, "heads": [5, 8], "depths": [1, 1]}}, r"model.swin.heads\[0\] = 5 does not divide"),
-    ({"swin": {"embed_dim": 24, "landsat_patch": [2], "heads": [4, 8], "depths": [1, 1]}}, r"landsat_patch = \[2\] must be"),
-    ({"tabular": {"env": False, "plot": False, "meta": False, "location": "none"}}, "tabular is enabled with no input"),
-    ({"image": "jpeg"}, r"model.image"),
-])
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ({"image": "none"}, r"fusion = 'hcam' .* enable \['image'\]"),
+        ({"cubes": []}, r"enable \['cubes'\]"),
+        ({"dim": 18}, r"model.heads = 4 must divide model.dim = 18"),
+        ({"swin": {"embed_dim": 24, "heads": [5, 8], "depths": [1, 1]}}, r"model.swin.heads\[0\] = 5 does not divide"),
+        (
+            {"swin": {"embed_dim": 24, "landsat_patch": [2], "heads": [4, 8], "depths": [1, 1]}},
+            r"landsat_patch = \[2\] must be",
+        ),
+        (
+            {"tabular": {"env": False, "plot": False, "meta": False, "location": "none"}},
+            "tabular is enabled with no input",
+        ),
+        ({"image": "jpeg"}, r"model.image"),
+    ],
+)
 def test_bad_settings_are_named_at_load(over: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         resolve({"model": {"kind": "fusion", **SMALL, **over}}, "tasks/x.toml")
@@ -128,7 +162,9 @@ def test_bad_settings_are_named_at_load(over: dict, match: str) -> None:
 def test_paper_image_branch_swin_t_on_the_raw_patch_at_224(inputs: Path) -> None:
     """Tighnari's image branch: timm Swin-T with a 4-channel patch embedding on the raw patch resized 128 -> 224; its
     7 x 7 token grid of 768 features feeds HCAM."""
-    net = build_fusion(_model(image="raw", image_size=224, backbone="swin_tiny_patch4_window7_224"), read_meta(inputs)).eval()
+    net = build_fusion(
+        _model(image="raw", image_size=224, backbone="swin_tiny_patch4_window7_224"), read_meta(inputs)
+    ).eval()
     b = {k: v[:2] for k, v in _batch(inputs).items()}
     with torch.no_grad():
         img = net.image.prepare(b)
@@ -154,17 +190,30 @@ def test_declared_feature_sets() -> None:
     spec = get_model("fusion")
     assert spec.features(_model(image="raw")) == ("patch_raw", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
     assert spec.features(_model(image="dct16", graph={"enabled": False}, tabular={"plot": False})) == (
-        "patch_dct16", "landsat_cube", "bioclim_cube", "env")
+        "patch_dct16",
+        "landsat_cube",
+        "bioclim_cube",
+        "env",
+    )
 
 
 def test_the_generic_trainer_fits_and_scores_it(inputs: Path, tmp_path: Path) -> None:
     from glc.training.trainer import predict_splits, train_model
 
-    cfg = resolve({
-        "model": {"kind": "fusion", **SMALL, "image": "dct16"},
-        "train": {"max_epochs": 2, "patience": 2, "batch_size": 32, "reader": "arrow", "accelerator": "cpu", "mixup_alpha": 0.4,
-                  "loss": {"kind": "bce"}},
-    })
+    cfg = resolve(
+        {
+            "model": {"kind": "fusion", **SMALL, "image": "dct16"},
+            "train": {
+                "max_epochs": 2,
+                "patience": 2,
+                "batch_size": 32,
+                "reader": "arrow",
+                "accelerator": "cpu",
+                "mixup_alpha": 0.4,
+                "loss": {"kind": "bce"},
+            },
+        }
+    )
     summary = train_model(inputs, tmp_path / "work", cfg, "test", progress=False, wandb=False)
     assert 0.0 <= summary["best_monitor"] <= 1.0
     val, test, _ = predict_splits(inputs, summary["best_checkpoint"], cfg)

@@ -12,7 +12,10 @@ from tests.fakes import toy_surveys
 
 
 def _f1(table, truth, k=8):
-    return score_submission({int(s): truth[int(s)] for s in table.survey_ids}, {int(s): table.species[i, :k] for i, s in enumerate(table.survey_ids)})["sample_f1"]
+    return score_submission(
+        {int(s): truth[int(s)] for s in table.survey_ids},
+        {int(s): table.species[i, :k] for i, s in enumerate(table.survey_ids)},
+    )["sample_f1"]
 
 
 def test_gbm_learns_the_niche_neighbours_miss_and_is_deterministic() -> None:
@@ -24,7 +27,16 @@ def test_gbm_learns_the_niche_neighbours_miss_and_is_deterministic() -> None:
     df["speciesIds"] = [df["speciesIds"].iloc[i] for i in perm]
     train, query = df[df["y"] < 3.3e6], df[df["y"] >= 3.3e6]
     truth = dict(zip(df["surveyId"].astype(int), df["speciesIds"]))
-    cfg = {"kind": "gbm", "top_n": 60, "features": ["env"], "n_candidates": 40, "n_estimators": 60, "inner_folds": 3, "block_km": 20.0, "threads": 1}
+    cfg = {
+        "kind": "gbm",
+        "top_n": 60,
+        "features": ["env"],
+        "n_candidates": 40,
+        "n_estimators": 60,
+        "inner_folds": 3,
+        "block_km": 20.0,
+        "threads": 1,
+    }
     m = GBMReranker(cfg, seed=0).fit(train)
     a = m.predict(query, 60)
     assert a.prob.max() <= 1.0 and a.prob.min() >= 0.0 and 0.5 < m.info_["oof_candidate_recall"] <= 1.0
@@ -53,7 +65,16 @@ def test_gbm_gives_lightgbm_the_folds_unstacked_and_gets_the_stacked_booster(mon
 
     monkeypatch.setattr(lgb, "Dataset", dataset)
     monkeypatch.setattr(lgb, "train", train)
-    cfg = {"kind": "gbm", "top_n": 30, "features": ["env"], "n_candidates": 30, "n_estimators": 20, "inner_folds": 3, "block_km": 20.0, "threads": 1}
+    cfg = {
+        "kind": "gbm",
+        "top_n": 30,
+        "features": ["env"],
+        "n_candidates": 30,
+        "n_estimators": 20,
+        "inner_folds": 3,
+        "block_km": 20.0,
+        "threads": 1,
+    }
     m = GBMReranker(cfg, seed=0).fit(toy_surveys(400, seed=2))
     mats = seen["data"]
     assert isinstance(mats, list) and len(mats) == 3 and all(x.dtype == np.float32 and len(x) for x in mats)

@@ -43,17 +43,25 @@ def _batch(n: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(seed + 1)
     return {
         "surveyId": torch.arange(n, dtype=torch.int64),
-        "x": torch.tensor(x, dtype=torch.float32), "y": torch.tensor(y, dtype=torch.float32),
-        "lon": torch.tensor(lon, dtype=torch.float32), "lat": torch.tensor(lat, dtype=torch.float32),
+        "x": torch.tensor(x, dtype=torch.float32),
+        "y": torch.tensor(y, dtype=torch.float32),
+        "lon": torch.tensor(lon, dtype=torch.float32),
+        "lat": torch.tensor(lat, dtype=torch.float32),
         "year": torch.tensor(rng.integers(2017, 2022, n), dtype=torch.int64),
         "region": torch.tensor(rng.integers(0, N_REGIONS, n), dtype=torch.int64),
         "env": torch.tensor(rng.normal(size=(n, ENV_DIM)), dtype=torch.float32),
-        "gfv": torch.tensor(rng.uniform(size=(n, GFV_DIM)) * (rng.uniform(size=(n, GFV_DIM)) < 0.4), dtype=torch.float32),
+        "gfv": torch.tensor(
+            rng.uniform(size=(n, GFV_DIM)) * (rng.uniform(size=(n, GFV_DIM)) < 0.4), dtype=torch.float32
+        ),
     }
 
 
 def _net(**cfg: object) -> GeolocationNet:
-    return build_geolocation_net({"sh_degree": 4, "n_scales": 3, "hidden": 16, **cfg}, C, {"region": N_REGIONS, "env": ENV_DIM, "gfv": GFV_DIM, "year": 1})
+    return build_geolocation_net(
+        {"sh_degree": 4, "n_scales": 3, "hidden": 16, **cfg},
+        C,
+        {"region": N_REGIONS, "env": ENV_DIM, "gfv": GFV_DIM, "year": 1},
+    )
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -62,7 +70,9 @@ def _net(**cfg: object) -> GeolocationNet:
 @pytest.mark.parametrize("extras", [[], ALL_EXTRAS])
 def test_output_shape_every_encoder_body_and_extras(encoder: str, body: str, extras: list[str]) -> None:
     hidden = 0 if body == "linear" else 16
-    net = _net(encoder=encoder, hidden=hidden, siren=body == "siren", extras=extras, dropout=0.0 if hidden == 0 else 0.1)
+    net = _net(
+        encoder=encoder, hidden=hidden, siren=body == "siren", extras=extras, dropout=0.0 if hidden == 0 else 0.1
+    )
     enc_dim = {"xy": 2, "sinusoidal": 4 * 3, "sh": 4**2}[encoder]
     assert net.in_dim == enc_dim + (1 + N_REGIONS + ENV_DIM + GFV_DIM if extras else 0)
     batch = _batch(9)
@@ -119,7 +129,9 @@ def test_xy_encoder_origin_is_epsg3035_centre() -> None:
     x, y = to_laea(10.0, 52.0)
     assert abs(float(x) - X0_M) < 1e-3 and abs(float(y) - Y0_M) < 1e-3
     enc = _net(encoder="xy", hidden=0).encoder
-    z = enc(torch.tensor([X0_M, X0_M + 1e6], dtype=torch.float64), torch.tensor([Y0_M, Y0_M - 2e6], dtype=torch.float64))
+    z = enc(
+        torch.tensor([X0_M, X0_M + 1e6], dtype=torch.float64), torch.tensor([Y0_M, Y0_M - 2e6], dtype=torch.float64)
+    )
     torch.testing.assert_close(z, torch.tensor([[0.0, 0.0], [1.0, -2.0]], dtype=torch.float64))
 
 
@@ -288,16 +300,28 @@ def test_missing_batch_key_raises_naming_it() -> None:
     "key,value,match",
     [
         ("x", lambda b: torch.where(torch.arange(4) == 2, torch.nan, b["x"]), r"batch\['x'\] has 1 non-finite"),
-        ("year", lambda b: torch.zeros(4, dtype=torch.int64), r"batch\['year'\] has years outside \(1950, 2100\) \(e.g. 0\)"),
-        ("region", lambda b: torch.full((4,), N_REGIONS), r"batch\['region'\] has region codes outside 0..4 \(e.g. 5\)"),
+        (
+            "year",
+            lambda b: torch.zeros(4, dtype=torch.int64),
+            r"batch\['year'\] has years outside \(1950, 2100\) \(e.g. 0\)",
+        ),
+        (
+            "region",
+            lambda b: torch.full((4,), N_REGIONS),
+            r"batch\['region'\] has region codes outside 0..4 \(e.g. 5\)",
+        ),
         ("env", lambda b: torch.zeros(4, ENV_DIM + 1), r"batch\['env'\] has shape \(4, 4\), expected \[B, env_dim=3\]"),
         ("gfv", lambda b: torch.zeros(4, GFV_DIM + 1), r"batch\['gfv'\] has shape \(4, 8\), expected \[B, gfv_dim=7\]"),
         ("gfv", lambda b: torch.zeros(4), r"batch\['gfv'\] has shape \(4,\), expected \[B, gfv_dim=7\]"),
-        ("gfv", lambda b: torch.where(torch.arange(GFV_DIM) == 3, torch.inf, b["gfv"]), r"batch\['gfv'\] has 4 non-finite"),
+        (
+            "gfv",
+            lambda b: torch.where(torch.arange(GFV_DIM) == 3, torch.inf, b["gfv"]),
+            r"batch\['gfv'\] has 4 non-finite",
+        ),
         ("y", lambda b: b["y"][:3], r"batch\['y'\] has shape \(3,\)"),
     ],
 )
-def test_bad_batch_values_raise(key: str, value, match: str) -> None:  # noqa: ANN001
+def test_bad_batch_values_raise(key: str, value, match: str) -> None:
     b = _batch(4)
     b[key] = value(b)
     with pytest.raises(ValueError, match=match):
@@ -310,7 +334,11 @@ def test_bad_batch_values_raise(key: str, value, match: str) -> None:  # noqa: A
         ({"encoder": "fourier"}, {}, r"encoder 'fourier' is unknown; valid encoders are \['xy', 'sinusoidal', 'sh'\]"),
         ({"extras": ["elevation"]}, {}, r"unknown extra\(s\) \['elevation'\]; valid extras"),
         ({"extras": ["env"]}, {"env": 0}, r"extras has 'env' but env_dim is 0"),
-        ({"extras": ["gfv"]}, {"gfv": 0}, r"extras has 'gfv' but gfv_dim is 0; build the model inputs with the GraphFeatures"),
+        (
+            {"extras": ["gfv"]},
+            {"gfv": 0},
+            r"extras has 'gfv' but gfv_dim is 0; build the model inputs with the GraphFeatures",
+        ),
         ({"extras": ["gfv"]}, {}, r"extras has 'gfv' but gfv_dim is 0"),
         ({"extras": ["region"]}, {}, r"extras has 'region' but n_regions is 0"),
         ({"hidden": 0, "siren": True}, {}, r"siren = true needs hidden > 0"),

@@ -11,14 +11,16 @@ from glc.models.gfv import GFVScorer
 
 def _train() -> pd.DataFrame:
     # sources 1..3 in region A / 2020 at 0, 2 and 6 km east of the origin; source 4 is another year; source 5 far away
-    return pd.DataFrame({
-        "surveyId": [1, 2, 3, 4, 5],
-        "x": [4.0e6, 4.0e6 + 2000, 4.0e6 + 6000, 4.0e6 + 1000, 5.0e6],
-        "y": [3.0e6] * 5,
-        "year": [2020, 2020, 2020, 2019, 2020],
-        "region": ["A"] * 5,
-        "speciesIds": [np.array([10, 11]), np.array([11]), np.array([12]), np.array([13]), np.array([10])],
-    })
+    return pd.DataFrame(
+        {
+            "surveyId": [1, 2, 3, 4, 5],
+            "x": [4.0e6, 4.0e6 + 2000, 4.0e6 + 6000, 4.0e6 + 1000, 5.0e6],
+            "y": [3.0e6] * 5,
+            "year": [2020, 2020, 2020, 2019, 2020],
+            "region": ["A"] * 5,
+            "speciesIds": [np.array([10, 11]), np.array([11]), np.array([12]), np.array([13]), np.array([10])],
+        }
+    )
 
 
 def test_matches_the_formula_on_a_hand_built_graph() -> None:
@@ -46,7 +48,9 @@ def test_isolated_query_gets_the_prior_and_no_self_edge() -> None:
     far = pd.DataFrame({"surveyId": [100], "x": [6.0e6], "y": [1.0e6], "year": [2020], "region": ["A"]})
     np.testing.assert_allclose(sc.predict(far)[0], [2 / 5, 2 / 5, 1 / 5, 1 / 5], rtol=1e-6)
     own = sc.predict(tr.iloc[[2]])[0]  # survey 3 itself: its own species 12 only through the prior
-    assert own[list(sc.vocab).index(12)] == pytest.approx(5.0 * (1 / 5) / ((10 - 6.0) + (10 - 4.0) + 5.0), rel=1e-5)  # edges to 1 (6 km), 2 (4 km)
+    assert own[list(sc.vocab).index(12)] == pytest.approx(
+        5.0 * (1 / 5) / ((10 - 6.0) + (10 - 4.0) + 5.0), rel=1e-5
+    )  # edges to 1 (6 km), 2 (4 km)
 
 
 def test_bad_arguments() -> None:

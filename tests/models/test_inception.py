@@ -24,7 +24,11 @@ def test_six_channel_stack_and_stride_one_stem() -> None:
     assert net.net.Conv2d_1a_3x3.conv.stride == (1, 1) and net.net.Conv2d_1a_3x3.conv.in_channels == 6
     assert net.net.Conv2d_2a_3x3.conv.padding == (1, 1)
     assert getattr(net.net, "AuxLogits", None) is None  # no auxiliary head
-    batch = {"patch_dct16": torch.randn(2, 4, 16, 16), "raster_elevation": torch.randn(2, 1, 8, 8), "raster_landcover": torch.randn(2, 13, 8, 8)}
+    batch = {
+        "patch_dct16": torch.randn(2, 4, 16, 16),
+        "raster_elevation": torch.randn(2, 1, 8, 8),
+        "raster_landcover": torch.randn(2, 13, 8, 8),
+    }
     imgs = net.images(batch)
     assert imgs.shape == (2, 6, 64, 64)
     assert net(batch).shape == (2, 7)

@@ -17,7 +17,7 @@ VOCAB = np.array([10, 11, 12, 13])
 QX, QY = np.array([0.0]), np.array([2000.0])
 
 
-def dense(m) -> np.ndarray:  # noqa: ANN001
+def dense(m) -> np.ndarray:
     return np.asarray(m.todense())
 
 
@@ -71,7 +71,7 @@ def test_neighbour_scores_from_a_neighbour_table_equal_the_predictor():
     got, n_fb = neighbour_scores(ids, dists, by_id, VOCAB, weighting="inverse", return_n_fallback=True)
     want = KNNPredictor(k=3, max_km=50).fit(IDS, X, Y, LABELS).predict(QX, QY)
     np.testing.assert_allclose(dense(got), dense(want), rtol=1e-6)
-    assert n_fb == 0 and got.shape == (1, 4) and 0 <= got.min() and got.max() <= 1.0
+    assert n_fb == 0 and got.shape == (1, 4) and got.min() >= 0 and got.max() <= 1.0
     fb = np.array([0.1, 0.2, 0.3, 0.4])
     empty = neighbour_scores([np.array([], np.int64)], [np.array([])], by_id, VOCAB, fallback=fb)
     np.testing.assert_allclose(dense(empty), [fb])

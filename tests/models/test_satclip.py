@@ -69,10 +69,21 @@ def test_satclip_net_with_cubes_trains_one_step() -> None:
     torch.manual_seed(0)
     shape = (4, 8, 8)
     cubes = {"bioclim_dct": ((4, 16), np.zeros((4, 16), np.float32), np.ones((4, 16), np.float32))}
-    net = SatCLIPNet(shape, np.zeros(shape, np.float32), np.ones(shape, np.float32), LocationEncoder(5, 16, 2, 12),
-                     channels=(8,), reduce=4, cubes=cubes)
-    b = {"tile": torch.randn(6, *shape), "lon": torch.linspace(-5, 20, 6, dtype=torch.float64),
-         "lat": torch.linspace(40, 55, 6, dtype=torch.float64), "bioclim_dct": torch.randn(6, 4, 16)}
+    net = SatCLIPNet(
+        shape,
+        np.zeros(shape, np.float32),
+        np.ones(shape, np.float32),
+        LocationEncoder(5, 16, 2, 12),
+        channels=(8,),
+        reduce=4,
+        cubes=cubes,
+    )
+    b = {
+        "tile": torch.randn(6, *shape),
+        "lon": torch.linspace(-5, 20, 6, dtype=torch.float64),
+        "lat": torch.linspace(40, 55, 6, dtype=torch.float64),
+        "bioclim_dct": torch.randn(6, 4, 16),
+    }
     assert net.image(b).shape == (6, 12) and net.locate(b["lon"], b["lat"]).shape == (6, 12)
     loss = net.loss(b)
     loss.backward()

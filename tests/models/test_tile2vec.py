@@ -27,7 +27,9 @@ def test_triplet_loss_and_accuracy_match_a_numpy_reference() -> None:
 def test_encoder_is_the_tile_body_without_a_head() -> None:
     torch.manual_seed(0)
     shape = (5, 8, 8)
-    net = Tile2VecNet(shape, np.zeros(shape, np.float32), np.ones(shape, np.float32), channels=(8, 16), reduce=4, latent=32).eval()
+    net = Tile2VecNet(
+        shape, np.zeros(shape, np.float32), np.ones(shape, np.float32), channels=(8, 16), reduce=4, latent=32
+    ).eval()
     z = net(torch.randn(3, *shape))
     assert z.shape == (3, 32)
     assert not any(isinstance(m, torch.nn.Linear) and m.out_features > 32 for m in net.modules())
@@ -46,7 +48,12 @@ def test_tile2vec_registry_and_config_checks() -> None:
 
     assert {"tile2vec", "satclip"} <= set(encoder_kinds())
     spec = get_encoder("tile2vec")
-    assert spec.objective == "triplet" and spec.uses_neighbours and spec.monitor == "val/triplet_loss" and spec.monitor_mode == "min"
+    assert (
+        spec.objective == "triplet"
+        and spec.uses_neighbours
+        and spec.monitor == "val/triplet_loss"
+        and spec.monitor_mode == "min"
+    )
     cfg = load_encoder_config("tile2vec")
     assert cfg["encoder"]["neighbour_km"] == 100.0 and cfg["encoder"]["distant_km"] > cfg["encoder"]["neighbour_km"]
     assert load_encoder_config("tile2vec-untrained")["pretrain"]["max_epochs"] == 0
@@ -66,7 +73,7 @@ def test_embedding_head_reads_its_feature_set_and_refuses_bad_batches() -> None:
     assert {"tile2vec", "tile2vec_untrained", "satclip_location", "satclip_image"} <= set(embedding_sets())
     assert get_model("embedding_head").features({"embedding": "satclip_location"}) == ("satclip_location",)
     head = EmbeddingHead("tile2vec", 8, 5, hidden=4)
-    assert head(({"tile2vec": torch.randn(2, 8)})).shape == (2, 5)
+    assert head({"tile2vec": torch.randn(2, 8)}).shape == (2, 5)
     with pytest.raises(ValueError, match=r"expected \[B, 8\]"):
         head({"tile2vec": torch.randn(2, 7)})
     with pytest.raises(ValueError, match="non-finite"):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from glc.config import resolve
-from glc.features.dct import dct2, dct_matrix, idct2
+from glc.features.dct import dct2, idct2
 from glc.loaders.fake import distinct_values, make_fake_inputs
 from glc.loaders.tables import read_meta
 from glc.models.registry import get_model
@@ -31,7 +31,7 @@ def _pixel_op(img: np.ndarray, op: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _branch(**kw) -> TileBranch:  # noqa: ANN003
+def _branch(**kw) -> TileBranch:
     stats = (np.zeros((C, K, K), np.float32), np.ones((C, K, K), np.float32))
     return TileBranch(["patch_dct"], [(C, K, K)], [stats], **{"channels": (8,), "reduce": 4, "latent": 16, **kw})
 
@@ -76,8 +76,17 @@ def test_idct_images_and_their_statistics_are_exact() -> None:
     rng = np.random.default_rng(1)
     coeffs = rng.normal(0, 50, (40, 3, K, K)).astype(np.float32)
     coeffs[:, :, 0, 0] += 3000.0
-    branch = TileBranch(["patch_dct"], [(3, K, K)], [(coeffs.mean(0), coeffs.std(0))], channels=(4,), reduce=2, latent=8,
-                        idct=True, idct_size=16, augment=False).eval()
+    branch = TileBranch(
+        ["patch_dct"],
+        [(3, K, K)],
+        [(coeffs.mean(0), coeffs.std(0))],
+        channels=(4,),
+        reduce=2,
+        latent=8,
+        idct=True,
+        idct_size=16,
+        augment=False,
+    ).eval()
     imgs = branch.images(torch.from_numpy(coeffs)).numpy()
     np.testing.assert_allclose(imgs, idct2(coeffs.astype(np.float64), (16, 16)), rtol=1e-4, atol=1e-3)
     mean, std = pixel_stats(coeffs.mean(0), coeffs.std(0), 16)
@@ -88,7 +97,9 @@ def test_idct_images_and_their_statistics_are_exact() -> None:
 def test_standardisation_uses_the_train_statistics() -> None:
     mean = np.full((C, K, K), 5.0, np.float32)
     std = np.full((C, K, K), 2.0, np.float32)
-    branch = TileBranch(["patch_dct"], [(C, K, K)], [(mean, std)], channels=(4,), reduce=2, latent=8, augment=False).eval()
+    branch = TileBranch(
+        ["patch_dct"], [(C, K, K)], [(mean, std)], channels=(4,), reduce=2, latent=8, augment=False
+    ).eval()
     seen = {}
     branch.body.register_forward_pre_hook(lambda mod, args: seen.setdefault("x", args[0].clone()))
     branch({"patch_dct": torch.full((2, C, K, K), 9.0)})
@@ -128,8 +139,15 @@ def test_bad_settings_are_named(kw: dict, match: str) -> None:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tile_inputs")
-    make_fake_inputs(root, ("patch_dct",), sizes={"train": 96, "val": 32, "test": 16}, num_classes=20, label_width=5,
-                     rows_per_file=40, row_group_size=16)
+    make_fake_inputs(
+        root,
+        ("patch_dct",),
+        sizes={"train": 96, "val": 32, "test": 16},
+        num_classes=20,
+        label_width=5,
+        rows_per_file=40,
+        row_group_size=16,
+    )
     return root
 
 
@@ -139,7 +157,9 @@ def test_built_from_a_model_input_table(inputs: Path) -> None:
     net = build_tile_cnn(cfg["model"], meta)
     assert set(net.branches) == {"tile", "location"} and net.latent_dim == 256 + 32
     assert net.input_columns == ("patch_dct", "x", "y")
-    torch.testing.assert_close(net.branches["tile"].norm.mean, torch.tensor(meta["columns"]["patch_dct"]["stats"]["mean"], dtype=torch.float32))
+    torch.testing.assert_close(
+        net.branches["tile"].norm.mean, torch.tensor(meta["columns"]["patch_dct"]["stats"]["mean"], dtype=torch.float32)
+    )
     assert get_model("tile_cnn").features(cfg["model"]) == ("patch_dct",)
 
 
@@ -147,10 +167,12 @@ def test_built_from_a_model_input_table(inputs: Path) -> None:
 def test_the_generic_trainer_fits_and_scores_it(inputs: Path, tmp_path: Path, over: dict) -> None:
     from glc.training.trainer import predict_splits, train_model
 
-    cfg = resolve({
-        "model": {"kind": "tile_cnn", "channels": [8], "reduce": 4, "latent": 16, **over},
-        "train": {"max_epochs": 2, "patience": 2, "batch_size": 32, "reader": "arrow", "accelerator": "cpu"},
-    })
+    cfg = resolve(
+        {
+            "model": {"kind": "tile_cnn", "channels": [8], "reduce": 4, "latent": 16, **over},
+            "train": {"max_epochs": 2, "patience": 2, "batch_size": 32, "reader": "arrow", "accelerator": "cpu"},
+        }
+    )
     summary = train_model(inputs, tmp_path / "work", cfg, "test", progress=False, wandb=False)
     assert summary["monitor"] == "val/sample_f1" and 0.0 <= summary["best_monitor"] <= 1.0
     assert summary["feature_sets"] == ["location", "meta", "patch_dct"]
@@ -167,11 +189,15 @@ def test_init_encoder_starts_the_tile_branch_from_tile2vec(inputs: Path, tmp_pat
 
     meta = read_meta(inputs)
     torch.manual_seed(5)
-    enc_cfg = resolve_encoder({"encoder": {"kind": "tile2vec", "tiles": ["patch_dct"], "channels": [8], "reduce": 4, "latent": 16}})
+    enc_cfg = resolve_encoder(
+        {"encoder": {"kind": "tile2vec", "tiles": ["patch_dct"], "channels": [8], "reduce": 4, "latent": 16}}
+    )
     shape = (C, K, K)
     enc = Tile2VecNet(shape, np.full(shape, 3.0, np.float32), np.full(shape, 2.0, np.float32), (8,), 4, 16)
     path = save_encoder(tmp_path / "encoder.pt", enc, enc_cfg, {"tile_shape": list(shape)})
-    m = resolve({"model": {"kind": "tile_cnn", "channels": [8], "reduce": 4, "latent": 16, "init_encoder": "t2v"}})["model"]
+    m = resolve({"model": {"kind": "tile_cnn", "channels": [8], "reduce": 4, "latent": 16, "init_encoder": "t2v"}})[
+        "model"
+    ]
     assert get_model("tile_cnn").encoders(m) == ("t2v",)
     net = build_tile_cnn(m, {**meta, "pretrained": {"t2v": str(path)}})
     tile = net.branches["tile"]
@@ -184,7 +210,11 @@ def test_init_encoder_starts_the_tile_branch_from_tile2vec(inputs: Path, tmp_pat
     assert not torch.equal(fresh.body.proj[-1].weight, enc.branch.body.proj[-1].weight)
     with pytest.raises(ValueError, match="does not fit the tile branch"):
         build_tile_cnn({**m, "latent": 32}, {**meta, "pretrained": {"t2v": str(path)}})
-    other = save_encoder(tmp_path / "other.pt", enc, {**enc_cfg, "encoder": {**enc_cfg["encoder"], "tiles": ["raster_landcover"]}},
-                         {"tile_shape": list(shape)})
+    other = save_encoder(
+        tmp_path / "other.pt",
+        enc,
+        {**enc_cfg, "encoder": {**enc_cfg["encoder"], "tiles": ["raster_landcover"]}},
+        {"tile_shape": list(shape)},
+    )
     with pytest.raises(ValueError, match=r"pretrained on tiles \['raster_landcover'\]"):
         build_tile_cnn(m, {**meta, "pretrained": {"t2v": str(other)}})

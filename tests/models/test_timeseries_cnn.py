@@ -24,8 +24,14 @@ def test_series_become_row_major_planes_without_interleaving() -> None:
     ids = np.arange(7, 12)
     landsat = torch.from_numpy(distinct_values(ids, (6, 64)))
     bioclim = torch.from_numpy(distinct_values(ids + 500, (4, 64)))
-    branch = SeriesBranch(["landsat_dct", "bioclim_dct"], [(6, 64), (4, 64)], [_identity_stats((6, 64)), _identity_stats((4, 64))],
-                          channels=(8,), reduce=4, latent=16).eval()
+    branch = SeriesBranch(
+        ["landsat_dct", "bioclim_dct"],
+        [(6, 64), (4, 64)],
+        [_identity_stats((6, 64)), _identity_stats((4, 64))],
+        channels=(8,),
+        reduce=4,
+        latent=16,
+    ).eval()
     planes = branch.planes({"landsat_dct": landsat, "bioclim_dct": bioclim})
     assert tuple(planes.shape) == (5, 10, 8, 8)
     np.testing.assert_array_equal(planes[:, :6].numpy(), landsat.numpy().reshape(5, 6, 8, 8))
@@ -56,13 +62,28 @@ def test_fits_from_a_model_input_table(tmp_path: Path) -> None:
     from glc.training.trainer import predict_splits, train_model
 
     root = tmp_path / "inputs"
-    make_fake_inputs(root, ("landsat_dct", "bioclim_dct"), sizes={"train": 80, "val": 24, "test": 12}, num_classes=15,
-                     label_width=4, rows_per_file=40, row_group_size=16)
-    cfg = resolve({
-        "model": {"kind": "timeseries_cnn", "series": ["landsat_dct", "bioclim_dct"], "channels": [8], "reduce": 4, "latent": 16,
-                  "location": {"encoder": "xy", "latent": 8}},
-        "train": {"max_epochs": 2, "patience": 2, "batch_size": 32, "reader": "petastorm", "accelerator": "cpu"},
-    })
+    make_fake_inputs(
+        root,
+        ("landsat_dct", "bioclim_dct"),
+        sizes={"train": 80, "val": 24, "test": 12},
+        num_classes=15,
+        label_width=4,
+        rows_per_file=40,
+        row_group_size=16,
+    )
+    cfg = resolve(
+        {
+            "model": {
+                "kind": "timeseries_cnn",
+                "series": ["landsat_dct", "bioclim_dct"],
+                "channels": [8],
+                "reduce": 4,
+                "latent": 16,
+                "location": {"encoder": "xy", "latent": 8},
+            },
+            "train": {"max_epochs": 2, "patience": 2, "batch_size": 32, "reader": "petastorm", "accelerator": "cpu"},
+        }
+    )
     net = build_timeseries_cnn(cfg["model"], read_meta(root))
     assert set(net.branches) == {"series", "location"} and net.input_columns == ("landsat_dct", "bioclim_dct", "x", "y")
     assert get_model("timeseries_cnn").features(cfg["model"]) == ("landsat_dct", "bioclim_dct")

@@ -18,8 +18,18 @@ def mask_raster(tmp_path: Path) -> Path:
     a = np.full((10, 10), 255, np.uint8)
     a[:, :5] = 1
     p = tmp_path / "mask.tif"
-    with rasterio.open(p, "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8", crs="EPSG:4326",
-                       transform=from_origin(0.0, 50.0, 1.0, 1.0), nodata=255) as dst:
+    with rasterio.open(
+        p,
+        "w",
+        driver="GTiff",
+        width=10,
+        height=10,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=from_origin(0.0, 50.0, 1.0, 1.0),
+        nodata=255,
+    ) as dst:
         dst.write(a, 1)
     return p
 
@@ -34,10 +44,20 @@ def train_surveys() -> pd.DataFrame:
     lat = rng.uniform(40.2, 49.8, 200)
     x, y = to_laea(lon, lat)
     species = [np.array(sorted({int(lo) + 1, int(la) + 100, 500}), np.int64) for lo, la in zip(lon, lat)]
-    return pd.DataFrame({
-        "surveyId": np.arange(1000, 1200), "lon": lon, "lat": lat, "x": x, "y": y, "year": rng.integers(2017, 2022, 200),
-        "region": np.where(lat > 45, "ATLANTIC", "MEDITERRANEAN"), "country": "France", "speciesIds": species, "split": "train",
-    })
+    return pd.DataFrame(
+        {
+            "surveyId": np.arange(1000, 1200),
+            "lon": lon,
+            "lat": lat,
+            "x": x,
+            "y": y,
+            "year": rng.integers(2017, 2022, 200),
+            "region": np.where(lat > 45, "ATLANTIC", "MEDITERRANEAN"),
+            "country": "France",
+            "speciesIds": species,
+            "split": "train",
+        }
+    )
 
 
 def knn_cfg(top_n: int = 50, name: str = "knn-test") -> dict:

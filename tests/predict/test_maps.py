@@ -26,7 +26,9 @@ def test_grid_checks_its_arguments(mask_raster: Path) -> None:
     assert g.west % 20000 == 0 and g.north % 20000 == 0 and g.width > 10 and g.height > 10
 
 
-def test_map_geotiff_reads_back_with_crs_bands_and_nodata_at_sea(train_surveys: pd.DataFrame, mask_raster: Path, tmp_path: Path) -> None:
+def test_map_geotiff_reads_back_with_crs_bands_and_nodata_at_sea(
+    train_surveys: pd.DataFrame, mask_raster: Path, tmp_path: Path
+) -> None:
     import rasterio
 
     from glc.geo import to_lonlat

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from glc.data.extent import data_extent
-from glc.predict.points import PointInputError, PointModel, check_point_capable, point_frame, read_points, write_point_predictions
+from glc.predict.points import (
+    PointInputError,
+    PointModel,
+    check_point_capable,
+    point_frame,
+    read_points,
+    write_point_predictions,
+)
 from tests.predict.conftest import knn_cfg
 
 
@@ -71,7 +78,9 @@ def test_models_reading_per_survey_inputs_cannot_predict_at_points() -> None:
     check_point_capable(knn_cfg())  # location models can
 
 
-def test_point_model_scores_only_land_points_and_dense_matches_the_scores(train_surveys: pd.DataFrame, mask_raster: Path, tmp_path: Path) -> None:
+def test_point_model_scores_only_land_points_and_dense_matches_the_scores(
+    train_surveys: pd.DataFrame, mask_raster: Path, tmp_path: Path
+) -> None:
     model = PointModel(knn_cfg(top_n=500), train_surveys, extent=data_extent("unused", raster=mask_raster))
     pts = pd.DataFrame({"id": [1, 2, 3], "lon": [1.5, 7.0, 3.5], "lat": [44.5, 45.0, 47.2]})
     frame = model.frame(pts)

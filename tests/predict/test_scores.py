@@ -24,7 +24,9 @@ def _reference(s: np.ndarray, vocab: np.ndarray, n: int) -> tuple[np.ndarray, np
 @pytest.mark.parametrize("case", ["continuous", "heavy ties", "zeros and negative zeros", "signed with extremes"])
 def test_top_n_matches_the_two_key_sort(case: str, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scores, "_CHUNK_ELEMENTS", chunk)
-    rng = np.random.default_rng(["continuous", "heavy ties", "zeros and negative zeros", "signed with extremes"].index(case))
+    rng = np.random.default_rng(
+        ["continuous", "heavy ties", "zeros and negative zeros", "signed with extremes"].index(case)
+    )
     for _ in range(40):
         r, v, n = int(rng.integers(0, 12)), int(rng.integers(1, 40)), int(rng.integers(1, 50))
         s = rng.random((r, v)).astype(np.float32)
@@ -42,7 +44,9 @@ def test_top_n_matches_the_two_key_sort(case: str, chunk: int, monkeypatch: pyte
         species, prob = _reference(s, vocab, n)
         np.testing.assert_array_equal(t.species, species)
         np.testing.assert_array_equal(t.prob, prob)
-        np.testing.assert_allclose(t.prob_rest, np.maximum(s.sum(1, dtype=np.float64) - prob.sum(1, dtype=np.float64), 0), rtol=1e-6)
+        np.testing.assert_allclose(
+            t.prob_rest, np.maximum(s.sum(1, dtype=np.float64) - prob.sum(1, dtype=np.float64), 0), rtol=1e-6
+        )
 
 
 def test_top_n_breaks_a_tie_at_the_cut_by_species_id() -> None:
@@ -80,8 +84,12 @@ def test_truth_columns_matches_the_per_row_lookup(width: int, scale: int) -> Non
     rng = np.random.default_rng(width)
     n, pool = 60, 90
     species = np.stack([rng.choice(pool, width, replace=False) for _ in range(n)]) * scale - 20  # negative ids too
-    t = ScoreTable(np.arange(1000, 1000 + n), species, rng.random((n, width), dtype=np.float32), np.zeros(n, np.float32))
-    truth = {int(s): rng.choice(pool * 4, rng.integers(0, 12)) * scale - 20 for s in t.survey_ids}  # repeats, misses, empty
+    t = ScoreTable(
+        np.arange(1000, 1000 + n), species, rng.random((n, width), dtype=np.float32), np.zeros(n, np.float32)
+    )
+    truth = {
+        int(s): rng.choice(pool * 4, rng.integers(0, 12)) * scale - 20 for s in t.survey_ids
+    }  # repeats, misses, empty
     truth[1000] = np.array([], np.int64)
     truth[1001] = np.repeat(species[1, :1], 3)  # one species three times
     truth[1002] = list(species[2][::-1])  # every column, as a list
@@ -93,9 +101,13 @@ def test_truth_columns_matches_the_per_row_lookup(width: int, scale: int) -> Non
 
 
 def test_truth_columns_of_no_rows_and_no_columns() -> None:
-    empty = ScoreTable(np.empty(0, np.int64), np.empty((0, 5), np.int64), np.empty((0, 5), np.float32), np.empty(0, np.float32))
+    empty = ScoreTable(
+        np.empty(0, np.int64), np.empty((0, 5), np.int64), np.empty((0, 5), np.float32), np.empty(0, np.float32)
+    )
     assert empty.truth_columns({}) == []
-    narrow = ScoreTable(np.array([7, 8]), np.empty((2, 0), np.int64), np.empty((2, 0), np.float32), np.zeros(2, np.float32))
+    narrow = ScoreTable(
+        np.array([7, 8]), np.empty((2, 0), np.int64), np.empty((2, 0), np.float32), np.zeros(2, np.float32)
+    )
     assert [c.tolist() for c in narrow.truth_columns({7: [3, 1], 8: []})] == [[0, 0], []]
 
 

@@ -23,8 +23,21 @@ from glc.synth.species import target_prevalences
 
 REPO = Path(__file__).resolve().parents[2]
 #: A very small world for contract tests (a couple of seconds).
-MICRO = get_scale("tiny", n_pa_train=40, n_pa_test=12, n_species=60, richness=8.0, n_po_records=60, raster_res_deg=1.0,
-                  raster_tile=64, n_pilot=200, n_towns=20, chunk_size=16, po_chunk_size=32, block_deg=2.0)
+MICRO = get_scale(
+    "tiny",
+    n_pa_train=40,
+    n_pa_test=12,
+    n_species=60,
+    richness=8.0,
+    n_po_records=60,
+    raster_res_deg=1.0,
+    raster_tile=64,
+    n_pilot=200,
+    n_towns=20,
+    chunk_size=16,
+    po_chunk_size=32,
+    block_deg=2.0,
+)
 
 
 def test_scales_respect_their_contract() -> None:
@@ -41,9 +54,14 @@ def test_scales_respect_their_contract() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"seed": -1}, "seed must be a non-negative integer"), ({"seed": 1.5}, "seed must be a non-negative integer"),
-     ({"flavour": "zenodo"}, "flavour must be 'kaggle' or 'seafile'"), ({"workers": 0}, "workers must be a positive"),
-     ({"scale": "medium"}, "unknown synthetic world scale"), ({"po_patch_sites": -2}, "po_patch_sites must be an int >= 0")],
+    [
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"seed": 1.5}, "seed must be a non-negative integer"),
+        ({"flavour": "zenodo"}, "flavour must be 'kaggle' or 'seafile'"),
+        ({"workers": 0}, "workers must be a positive"),
+        ({"scale": "medium"}, "unknown synthetic world scale"),
+        ({"po_patch_sites": -2}, "po_patch_sites must be an int >= 0"),
+    ],
 )
 def test_bad_arguments_are_rejected(tmp_path: Path, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -74,8 +92,10 @@ def test_a_failure_leaves_no_world_and_no_debris(tmp_path: Path, monkeypatch: py
 
 def test_a_killed_generator_leaves_no_world_and_the_next_run_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "w"
-    code = ("import sys; from glc.synth import generate_world; "
-            "generate_world(sys.argv[1], scale='tiny', workers=1, progress=False)")
+    code = (
+        "import sys; from glc.synth import generate_world; "
+        "generate_world(sys.argv[1], scale='tiny', workers=1, progress=False)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=REPO)
     try:
         deadline = time.time() + 120
@@ -133,7 +153,11 @@ def test_grid_and_sites() -> None:
     ok = is_valid_site(np.array([2.35, -3.70, -5.0, -25.0]), np.array([48.86, 40.42, 45.5, 45.0]), grid)
     assert ok.tolist() == [True, True, False, False]
     assert country_of(np.array([2.35, 12.5, 10.2, 4.9]), np.array([48.86, 41.9, 56.2, 52.4])).tolist() == [
-        "France", "Italy", "Denmark", "Netherlands"]
+        "France",
+        "Italy",
+        "Denmark",
+        "Netherlands",
+    ]
 
 
 def test_regions_follow_the_rules() -> None:
@@ -143,7 +167,14 @@ def test_regions_follow_the_rules() -> None:
     dry = np.array([0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0])
     country = np.array(["Switzerland", "Denmark", "France", "Italy", "Hungary", "Finland", "Poland"], dtype=object)
     assert assign_regions(lon, lat, elev, dry, country).tolist() == [
-        "ALPINE", "CONTINENTAL", "ATLANTIC", "MEDITERRANEAN", "PANNONIAN", "BOREAL", "CONTINENTAL"]
+        "ALPINE",
+        "CONTINENTAL",
+        "ATLANTIC",
+        "MEDITERRANEAN",
+        "PANNONIAN",
+        "BOREAL",
+        "CONTINENTAL",
+    ]
 
 
 def test_target_prevalences_are_long_tailed_and_sum_to_richness() -> None:
@@ -160,7 +191,9 @@ def test_po_patches_are_rendered_for_the_first_po_surveys(tmp_path: Path) -> Non
     from glc.data.layout import Layout
     from glc.data.metadata import read_po_metadata
 
-    summary = generate_world(tmp_path / "w", scale=MICRO, seed=1, flavour="seafile", workers=1, progress=False, po_patch_sites=12)
+    summary = generate_world(
+        tmp_path / "w", scale=MICRO, seed=1, flavour="seafile", workers=1, progress=False, po_patch_sites=12
+    )
     layout = Layout(tmp_path / "w", "seafile")
     files = sorted(layout.patch_root("po", "rgb").rglob("*.jpeg"))
     assert summary["counts"]["po_patches"] == 12 and len(files) == 12
@@ -194,7 +227,14 @@ def test_glc25_world_has_the_glc25_layout_and_a_shifted_test_set(tmp_path: Path)
     for sid, split in [(int(test["surveyId"].iloc[0]), "test"), (int(train["surveyId"].iloc[0]), "train")]:
         path = layout.patch_path(split, sid, "tiff")  # type: ignore[arg-type]
         with rasterio.open(path) as src:
-            assert (src.count, src.dtypes[0], src.nodata, src.width, src.height, src.res) == (4, "int16", -1.0, 64, 64, (10.0, 10.0))
+            assert (src.count, src.dtypes[0], src.nodata, src.width, src.height, src.res) == (
+                4,
+                "int16",
+                -1.0,
+                64,
+                64,
+                (10.0, 10.0),
+            )
             assert src.compression.name == "lzw" and src.descriptions == ("red", "green", "blue", "nir")
             assert src.crs.to_dict()["proj"] == "laea" and src.crs.to_dict()["lat_0"] == 52
         assert read_geotiff_patch(path).mean() > 100  # reflectances, not 0..255

@@ -59,7 +59,10 @@ def test_world_holds_exactly_the_glc24_files(tiny_world: Path, layout: Layout, s
     found = {p for p in tiny_world.rglob("*") if p.is_file()}
     hidden = {p for p in found if p.name == "_SUCCESS" or "_truth" in p.relative_to(tiny_world).parts}
     assert {p.relative_to(tiny_world).as_posix() for p in hidden} == {
-        "_SUCCESS", "_truth/GLC24_SOLUTION_FILE.csv", "_truth/pa_test_truth.npz"}
+        "_SUCCESS",
+        "_truth/GLC24_SOLUTION_FILE.csv",
+        "_truth/pa_test_truth.npz",
+    }
     assert found - hidden == expected_files(layout, surveys)
     summary = json.loads((tiny_world / "_SUCCESS").read_text())
     assert summary["counts"]["pa_train_surveys"] == len(surveys["train"])
@@ -77,14 +80,31 @@ def test_metadata_reads_and_has_the_glc24_quirks(tiny_world: Path, layout: Layou
     head = (tiny_world / "GLC24_P0_metadata_train.csv").read_text().splitlines()
     assert head[0] == "year,month,day,lat,lon,geoUncertaintyInM,taxonRank,date,dayOfYear,speciesId,surveyId"
     raw_train = pd.read_csv(layout.pa_metadata("train"), dtype=str, keep_default_na=False)
-    assert list(raw_train.columns) == ["lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country",
-                                       "speciesId", "surveyId"]
+    assert list(raw_train.columns) == [
+        "lon",
+        "lat",
+        "year",
+        "geoUncertaintyInM",
+        "areaInM2",
+        "region",
+        "country",
+        "speciesId",
+        "surveyId",
+    ]
     assert raw_train["speciesId"].str.fullmatch(r"\d+\.0").all()
     assert {"", "-inf"} <= set(raw_train["areaInM2"])
     assert (raw_train["geoUncertaintyInM"] == "").any()
     raw_test = pd.read_csv(layout.pa_metadata("test"), dtype=str, keep_default_na=False)
-    assert list(raw_test.columns) == ["lon", "lat", "year", "geoUncertaintyInM", "areaInM2", "region", "country",
-                                      "surveyId"]
+    assert list(raw_test.columns) == [
+        "lon",
+        "lat",
+        "year",
+        "geoUncertaintyInM",
+        "areaInM2",
+        "region",
+        "country",
+        "surveyId",
+    ]
     # ids: disjoint splits, a short id exercising the no-padding rule, species spread over 0..11254
     ids = {s: set(surveys[s]["surveyId"]) for s in SPLITS}
     po_ids = set(po["surveyId"])
@@ -99,8 +119,17 @@ def test_metadata_reads_and_has_the_glc24_quirks(tiny_world: Path, layout: Layou
     for df in (train, test, po):
         assert df["lon"].between(west, east).all() and df["lat"].between(south, north).all()
     assert set(train["year"]) <= set(range(2017, 2022))
-    assert set(train["region"]) <= {"ALPINE", "ATLANTIC", "BLACK SEA", "BOREAL", "CONTINENTAL", "MACARONESIAN",
-                                    "MEDITERRANEAN", "PANNONIAN", "STEPPIC"}
+    assert set(train["region"]) <= {
+        "ALPINE",
+        "ATLANTIC",
+        "BLACK SEA",
+        "BOREAL",
+        "CONTINENTAL",
+        "MACARONESIAN",
+        "MEDITERRANEAN",
+        "PANNONIAN",
+        "STEPPIC",
+    }
     assert len(set(train["region"])) >= 3 and train["country"].nunique() >= 5
     # PO: float month/day, ISO dates agreeing with the day of year, PO surveys grouping records of one place
     assert ((po["month"] >= 1) & (po["month"] <= 12)).all()
@@ -175,11 +204,15 @@ def test_cubes_have_the_real_storage_layout(layout: Layout, surveys) -> None:
 
 def test_every_env_csv_reads_and_equals_the_rasters(layout: Layout, surveys) -> None:
     # raster group -> (env component, column, raster file index, band)
-    checks = [("climate", "bioclimatic", "Bio1", 0, 1), ("climate", "bioclimatic", "Bio12", 11, 1),
-              ("elevation", "elevation", "Elevation", 0, 1), ("landcover", "landcover", "LandCover", 0, 1),
-              ("human_footprint", "human_footprint", "HumanFootprint-HFP2009", 15, 1),
-              ("human_footprint", "human_footprint", "HumanFootprint-Built2009", 1, 1),
-              ("soilgrids", "soilgrids", "Soilgrid-phh2o", 5, 1)]
+    checks = [
+        ("climate", "bioclimatic", "Bio1", 0, 1),
+        ("climate", "bioclimatic", "Bio12", 11, 1),
+        ("elevation", "elevation", "Elevation", 0, 1),
+        ("landcover", "landcover", "LandCover", 0, 1),
+        ("human_footprint", "human_footprint", "HumanFootprint-HFP2009", 15, 1),
+        ("human_footprint", "human_footprint", "HumanFootprint-Built2009", 1, 1),
+        ("soilgrids", "soilgrids", "Soilgrid-phh2o", 5, 1),
+    ]
     for s in SPLITS:
         env = {c: read_env_csv(layout, s, c) for c in ENV_COMPONENTS}
         for c, df in env.items():

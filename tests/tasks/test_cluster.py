@@ -26,7 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _tasks(root: Path, out: Path) -> list[luigi.Task]:
     common = {"data_root": str(root), "out_root": str(out)}
-    return [SurveyTable(**common), RasterTiles(raster_group="human_footprint", k=2, tile_size=8, **common), Neighbours(**common)]
+    return [
+        SurveyTable(**common),
+        RasterTiles(raster_group="human_footprint", k=2, tile_size=8, **common),
+        Neighbours(**common),
+    ]
 
 
 _CHILD = """
@@ -65,10 +69,20 @@ def _rows(folder: Path) -> pd.DataFrame:
 def test_standalone_cluster_gives_the_local_artifacts(spark, cluster: str, tiny_world: Path, tmp_path: Path) -> None:
     local_out, cluster_out = tmp_path / "local", tmp_path / "cluster-out"
     assert luigi.build(_tasks(tiny_world, local_out), local_scheduler=True, workers=1)
-    env = {**os.environ, "GLC_SPARK_MASTER": cluster, "SPARK_LOCAL_IP": "127.0.0.1",
-           "GLC_SPARK_CONF": "spark.driver.host=127.0.0.1,spark.driver.bindAddress=127.0.0.1,spark.executor.memory=2g"}
-    res = subprocess.run([sys.executable, "-c", _CHILD, str(tiny_world), str(cluster_out)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "GLC_SPARK_MASTER": cluster,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "GLC_SPARK_CONF": "spark.driver.host=127.0.0.1,spark.driver.bindAddress=127.0.0.1,spark.executor.memory=2g",
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(tiny_world), str(cluster_out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
     local_tasks, cluster_tasks = _tasks(tiny_world, local_out), _tasks(tiny_world, cluster_out)
     for lt, ct in zip(local_tasks, cluster_tasks):

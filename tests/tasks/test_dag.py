@@ -64,7 +64,9 @@ def test_second_run_does_no_work(finished):
 
     d = _summary_dict(res.worker)
     assert not d["completed"] and not d["failed"], res.summary_text
-    assert {t.task_family for t in d["already_done"]} == {"Submission"}  # complete at once: nothing below is even checked
+    assert {t.task_family for t in d["already_done"]} == {
+        "Submission"
+    }  # complete at once: nothing below is even checked
     assert {p: p.stat().st_mtime_ns for p in Path(out).rglob("*") if p.is_file()} == mtimes
 
 
@@ -79,7 +81,19 @@ def test_killed_survey_table_write_is_never_done(fake_world, tmp_path, spark):
     """SIGKILL a SurveyTable run while it writes: no final artifact; the rerun completes and equals a clean run."""
     out = tmp_path / "out"
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "luigi", "--module", "glc.tasks", "SurveyTable", "--local-scheduler", "--data-root", str(fake_world), "--out-root", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "luigi",
+        "--module",
+        "glc.tasks",
+        "SurveyTable",
+        "--local-scheduler",
+        "--data-root",
+        str(fake_world),
+        "--out-root",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     art_parent = None
     deadline = time.time() + 240
@@ -112,8 +126,23 @@ def test_killed_survey_table_write_is_never_done(fake_world, tmp_path, spark):
 def test_missing_data_root_exits_non_zero(tmp_path):
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONPATH": str(REPO)}
     r = subprocess.run(
-        [sys.executable, "-m", "luigi", "--module", "glc.tasks", "SurveyTable", "--local-scheduler", "--data-root", str(tmp_path / "nope"), "--out-root", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "luigi",
+            "--module",
+            "glc.tasks",
+            "SurveyTable",
+            "--local-scheduler",
+            "--data-root",
+            str(tmp_path / "nope"),
+            "--out-root",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 20, r.stderr[-2000:]  # [retcode] missing_data
 

@@ -41,7 +41,9 @@ def _tasks(root: Path, out: Path) -> dict[str, luigi.Task]:
 
 
 @pytest.fixture(scope="module")
-def built(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, luigi.Task], pd.DataFrame, Path]:
+def built(
+    spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, luigi.Task], pd.DataFrame, Path]:
     out = tmp_path_factory.mktemp("features_out")
     tasks = _tasks(tiny_world, out)
     res = _build(*tasks.values())
@@ -69,7 +71,10 @@ def test_one_finite_row_per_survey_in_every_artifact(built) -> None:
         for col, arr in _numeric_arrays(df).items():
             assert np.isfinite(arr).all(), f"{name}.{col} has NaN/inf"
         summary = read_summary(task.output())
-        assert summary["n_written"] == len(want) and summary["by_split"] == want["split"].value_counts().sort_index().to_dict()
+        assert (
+            summary["n_written"] == len(want)
+            and summary["by_split"] == want["split"].value_counts().sort_index().to_dict()
+        )
     assert {len(v) for v in read_features(tasks["patches"].output())["dct"]} == {4 * 4 * 4}
     assert len(read_features(tasks["env"].output())["env"][0]) == 46
 
@@ -90,7 +95,10 @@ def test_cubes_equal_reference(built, tiny_world: Path) -> None:
     df = read_features(tasks["cubes"].output())
     sample = df.iloc[np.random.default_rng(0).choice(len(df), 30, replace=False)]
     cubes = {
-        int(sid): (read_cube(layout.cube_path(split, "landsat", sid), "landsat"), read_cube(layout.cube_path(split, "bioclim", sid), "bioclim"))
+        int(sid): (
+            read_cube(layout.cube_path(split, "landsat", sid), "landsat"),
+            read_cube(layout.cube_path(split, "bioclim", sid), "bioclim"),
+        )
         for sid, split in zip(sample["surveyId"], sample["split"])
     }
     assert_matches_reference(sample, cubes, 16)
@@ -119,7 +127,11 @@ def test_raster_tiles_equal_single_process_extraction(built, tiny_world: Path) -
     layout = detect_layout(tiny_world)
     df = read_features(tasks["rasters"].output())
     summary = read_summary(tasks["rasters"].output())
-    surveys = read_surveys(SurveyTable(data_root=str(tiny_world), out_root=tasks["rasters"].out_root).output()).set_index("surveyId").loc[df["surveyId"]]
+    surveys = (
+        read_surveys(SurveyTable(data_root=str(tiny_world), out_root=tasks["rasters"].out_root).output())
+        .set_index("surveyId")
+        .loc[df["surveyId"]]
+    )
     dct = np.stack(df["dct"])
     paths = layout.raster_paths("human_footprint")
     assert len(summary["bands"]) == len(paths) == 16 and dct.shape == (len(df), 16 * 4)
@@ -145,7 +157,10 @@ def test_rerun_does_no_work_and_paths_follow_significant_params(built) -> None:
     same = PatchTiles(k=4, data_root=p.data_root, out_root=p.out_root, partitions=7, batch_size=3)
     assert same.task_id == p.task_id and same.output().path == p.output().path  # insignificant knobs
     assert p.output().dir.name == "k4" and p.output().dir.parent.name == "patches"
-    assert PatchTiles(k=4, keep_raw=True, skip_bad_inputs=True, data_root=p.data_root).output().dir.name == "k4-raw-skipbad"
+    assert (
+        PatchTiles(k=4, keep_raw=True, skip_bad_inputs=True, data_root=p.data_root).output().dir.name
+        == "k4-raw-skipbad"
+    )
     assert tasks["cubes"].output().dir.name == "n16-auto" and tasks["env"].output().dir.name == "env"
     assert tasks["rasters"].output().dir.name == "human_footprint-k2-t8-tile_mean"
     assert {(Path(t.output().dir) / "quarantine").is_dir() for n, t in tasks.items() if n != "env"} == {True}
@@ -153,7 +168,9 @@ def test_rerun_does_no_work_and_paths_follow_significant_params(built) -> None:
 
 def test_bad_patch_fails_the_task_or_is_quarantined(spark, tiny_world: Path, tmp_path: Path) -> None:
     root = tmp_path / "tiny-copy"
-    shutil.copytree(tiny_world, root, ignore=shutil.ignore_patterns("TimeSeries-Cubes", "EnvironmentalRasters", "*landsat*"))
+    shutil.copytree(
+        tiny_world, root, ignore=shutil.ignore_patterns("TimeSeries-Cubes", "EnvironmentalRasters", "*landsat*")
+    )
     layout = Layout(root)
     test_ids = pd.read_csv(layout.pa_metadata("test"))["surveyId"]
     sid = int(test_ids.iloc[3])

@@ -61,7 +61,7 @@ mode = "disabled"
 
 
 @pytest.fixture(scope="module")
-def run(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def run(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
     exp = tmp_path_factory.mktemp("fusion_exp") / "fusion-test.toml"
     exp.write_text(EXPERIMENT)
     out = tmp_path_factory.mktemp("fusion_out")
@@ -81,7 +81,16 @@ def test_the_dag_trains_the_folds_and_writes_a_corrected_submission(run: Submiss
     summary = json.loads(Path(model.output().path).read_text())
     assert summary["kfold"] == 2 and [f["fold"] for f in summary["folds"]] == [0, 1]
     assert summary["folds"][1]["init"] == summary["folds"][0]["best_checkpoint"]
-    assert summary["feature_sets"] == ["bioclim_cube", "env", "gfv", "landsat_cube", "location", "meta", "patch_dct", "plot"]
+    assert summary["feature_sets"] == [
+        "bioclim_cube",
+        "env",
+        "gfv",
+        "landsat_cube",
+        "location",
+        "meta",
+        "patch_dct",
+        "plot",
+    ]
     inputs = model.requires()["inputs"]
     assert inputs.output().dir.name.endswith("-k2") and inputs.requires()["gfv"].n_folds == 2
     # the PO correction is the last step: every test survey's predicted set holds its whole correction list

@@ -49,9 +49,21 @@ def luigid(tmp_path: Path):
     exe = Path(sys.executable).with_name("luigid")
     logs = tmp_path / "luigid-logs"
     logs.mkdir()
-    proc = subprocess.Popen([str(exe), "--address", "127.0.0.1", "--port", str(port), "--state-path",
-                             str(tmp_path / "luigid.pickle"), "--logdir", str(logs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--state-path",
+            str(tmp_path / "luigid.pickle"),
+            "--logdir",
+            str(logs),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_listening(f"http://127.0.0.1:{port}", proc)
         yield port
@@ -64,9 +76,30 @@ def luigid(tmp_path: Path):
 
 
 def _launch(port: int, data_root: Path, out_root: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "luigi", "--module", "glc.tasks", "Submission", "--experiment", EXPERIMENT,
-           "--data-root", str(data_root), "--out-root", str(out_root), "--workers", "2", "--scheduler-host",
-           "127.0.0.1", "--scheduler-port", str(port), "--worker-keep-alive", "--worker-wait-interval", "1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "luigi",
+        "--module",
+        "glc.tasks",
+        "Submission",
+        "--experiment",
+        EXPERIMENT,
+        "--data-root",
+        str(data_root),
+        "--out-root",
+        str(out_root),
+        "--workers",
+        "2",
+        "--scheduler-host",
+        "127.0.0.1",
+        "--scheduler-port",
+        str(port),
+        "--worker-keep-alive",
+        "--worker-wait-interval",
+        "1",
+        *extra,
+    ]
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"), "PYTHONHASHSEED": "0"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -77,7 +110,9 @@ def _submission_path(data_root: Path, out_root: Path) -> Path:
 
 def test_luigid_two_workers_and_two_concurrent_processes(spark, luigid: int, tiny_world: Path, tmp_path: Path) -> None:
     local = tmp_path / "local"
-    assert luigi.build([Submission(experiment=EXPERIMENT, data_root=str(tiny_world), out_root=str(local))], local_scheduler=True)
+    assert luigi.build(
+        [Submission(experiment=EXPERIMENT, data_root=str(tiny_world), out_root=str(local))], local_scheduler=True
+    )
     expected = _submission_path(tiny_world, local).read_bytes()
 
     one = _launch(luigid, tiny_world, tmp_path / "central")

@@ -114,11 +114,28 @@ def test_cli_predict_at_test_locations_matches_predict(runs: dict, which: str, t
     task = runs["tasks"]["knn"]
     test, pts = _test_points(runs, experiment, tmp_path)
     out = tmp_path / "pred.csv"
-    rc = cli(["predict", "--experiment", experiment, "--points", str(pts), "--out", str(out), "--top", "20",
-              "--data-root", task.data_root, "--out-root", task.out_root])
+    rc = cli(
+        [
+            "predict",
+            "--experiment",
+            experiment,
+            "--points",
+            str(pts),
+            "--out",
+            str(out),
+            "--top",
+            "20",
+            "--data-root",
+            task.data_root,
+            "--out-root",
+            task.out_root,
+        ]
+    )
     assert rc == 0
     got = pd.read_csv(out, keep_default_na=False).set_index("id")
-    ref = read_scores(Predict(experiment=experiment, data_root=task.data_root, out_root=task.out_root).output().dir / "test")
+    ref = read_scores(
+        Predict(experiment=experiment, data_root=task.data_root, out_root=task.out_root).output().dir / "test"
+    )
     assert set(got.index) == set(test["surveyId"].astype(int))
     n_checked = 0
     for i, sid in enumerate(ref.survey_ids):
@@ -150,8 +167,14 @@ def test_point_model_on_10000_land_points_matches_the_loader_path(runs: dict, sp
     lon, lat = rng.uniform(w, e, 60000), rng.uniform(s, n, 60000)
     land = model.extent.status_codes(lon, lat) == 0
     assert land.sum() >= 10000
-    pts = pd.DataFrame({"id": np.arange(10000), "lon": lon[land][:10000], "lat": lat[land][:10000],
-                        "year": rng.integers(2017, 2022, 10000)})
+    pts = pd.DataFrame(
+        {
+            "id": np.arange(10000),
+            "lon": lon[land][:10000],
+            "lat": lat[land][:10000],
+            "year": rng.integers(2017, 2022, 10000),
+        }
+    )
     frame = model.frame(pts)
     assert (frame["status"] == "ok").all()
     mine = model.scores(frame, top=25)
@@ -161,7 +184,9 @@ def test_point_model_on_10000_land_points_matches_the_loader_path(runs: dict, sp
     root = tmp_path / "inputs"
     val_ids = model.train["surveyId"].to_numpy(np.int64)[:5]  # predict_splits scores a val split too
     write_model_inputs(spark, surveys_frame(spark, model.train, query), root, val_ids, {}, seed=0)
-    ckpt = TrainModel(experiment=runs["geo"], data_root=task.data_root, out_root=task.out_root).output().dir / CHECKPOINT
+    ckpt = (
+        TrainModel(experiment=runs["geo"], data_root=task.data_root, out_root=task.out_root).output().dir / CHECKPOINT
+    )
     _, ref, _ = predict_splits(root, ckpt, {**cfg, "model": {**cfg["model"], "top_n": 25}})
     assert ref.survey_ids.tolist() == sorted(mine.survey_ids.tolist())
     order = np.argsort(mine.survey_ids)
@@ -191,8 +216,22 @@ def test_cli_map_writes_species_bands(runs: dict, tmp_path: Path, capsys: pytest
 
     task = runs["tasks"]["knn"]
     sp = [int(s) for s in build_point_model("knn", task.data_root, task.out_root).vocab[:2]]
-    rc = cli(["map", "--experiment", "knn", "--species", ",".join(map(str, sp)), "--resolution-km", "50",
-              "--bbox=-5,40,20,55", "--data-root", task.data_root, "--out-root", task.out_root])
+    rc = cli(
+        [
+            "map",
+            "--experiment",
+            "knn",
+            "--species",
+            ",".join(map(str, sp)),
+            "--resolution-km",
+            "50",
+            "--bbox=-5,40,20,55",
+            "--data-root",
+            task.data_root,
+            "--out-root",
+            task.out_root,
+        ]
+    )
     assert rc == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("map: "))
     tif = Path(line.split()[1])

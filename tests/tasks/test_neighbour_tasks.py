@@ -83,7 +83,13 @@ def built(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     res = _build(*tasks.values())
     assert res.status == LuigiStatusCode.SUCCESS, res.summary_text
     surveys = read_surveys(SurveyTable(data_root=str(root), out_root=str(out)).output())
-    return {"tasks": tasks, "surveys": surveys.sort_values("surveyId", ignore_index=True), "out": out, "root": root, "colliding": colliding}
+    return {
+        "tasks": tasks,
+        "surveys": surveys.sort_values("surveyId", ignore_index=True),
+        "out": out,
+        "root": root,
+        "colliding": colliding,
+    }
 
 
 def _sites(surveys: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,10 +108,12 @@ def _cat(*parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray,
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
 
 
-def ckdtree_reference(q, s, radius_km: float, k: int | None, same_site_m: float = 1.0) -> NeighbourTable:  # noqa: ANN001
+def ckdtree_reference(q, s, radius_km: float, k: int | None, same_site_m: float = 1.0) -> NeighbourTable:
     """Independent reference: ball query, then the documented rules (d <= r, not self, not within 1 m, by (d, id))."""
     (qids, qx, qy), (sids, sx, sy) = q, s
-    cand = cKDTree(np.column_stack([sx, sy])).query_ball_point(np.column_stack([qx, qy]), r=radius_km * 1000 * (1 + 1e-9))
+    cand = cKDTree(np.column_stack([sx, sy])).query_ball_point(
+        np.column_stack([qx, qy]), r=radius_km * 1000 * (1 + 1e-9)
+    )
     ids, dists = [], []
     for i, js in enumerate(cand):
         js = np.asarray(js, dtype=np.int64)
@@ -149,14 +157,21 @@ def test_exact_equals_library_and_ckdtree_reference(built) -> None:
 def test_lsh_equals_library_call_and_is_precise(built, spark) -> None:
     tasks, surveys, out = built["tasks"], built["surveys"], built["out"]
     got = read_neighbour_table(tasks["lsh"].output())
-    sv = spark.read.parquet(str(SurveyTable(data_root=tasks["lsh"].data_root, out_root=str(out)).output().dir / "surveys"))
-    lib = neighbours_lsh(select_sites(sv, None, ["pa_train", "pa_test"]), select_sites(sv, None, ["pa_train"]), RADIUS, K)
+    sv = spark.read.parquet(
+        str(SurveyTable(data_root=tasks["lsh"].data_root, out_root=str(out)).output().dir / "surveys")
+    )
+    lib = neighbours_lsh(
+        select_sites(sv, None, ["pa_train", "pa_test"]), select_sites(sv, None, ["pa_train"]), RADIUS, K
+    )
     assert_tables_equal(got, NeighbourTable.from_pandas(lib.toPandas()))
     # every LSH neighbour is a true neighbour at its true distance (the join only approximates recall)
     full = read_neighbour_table(tasks["exact"].output())
     q = _cat(_sites(surveys, "train"), _sites(surveys, "test"))
     truth = neighbours_numpy(*q, *_sites(surveys, "train"), RADIUS, None)
-    true_d = {(int(a), int(b)): d for a, b, d in zip(np.repeat(truth.query_ids, truth.counts()), truth.nbr_ids, truth.nbr_dist_km)}
+    true_d = {
+        (int(a), int(b)): d
+        for a, b, d in zip(np.repeat(truth.query_ids, truth.counts()), truth.nbr_ids, truth.nbr_dist_km)
+    }
     pairs = list(zip(np.repeat(got.query_ids, got.counts()), got.nbr_ids, got.nbr_dist_km))
     assert pairs and all(abs(true_d[(int(a), int(b))] - d) < 1e-9 for a, b, d in pairs)
     assert neighbour_recall(full, got) > 0.9
@@ -185,7 +200,9 @@ def test_bad_po_rows_are_counted_or_fail_the_task(built) -> None:
     assert report["by_reason"] == {"lon/lat not numeric": 1, "too many fields": 1} and report["bad_rows"] == 2
     assert report["dropped_missing_species"] == 1 and len(report["bad_examples"]) == 2
     strict = Neighbours(**{**built["tasks"]["po"].param_kwargs, "po_max_bad_fraction": 0.0})
-    with pytest.raises(ValueError, match=r"GLC24_P0_metadata_train\.csv: 2 of \d+ PO rows are malformed.*po_max_bad_fraction=0\.0"):
+    with pytest.raises(
+        ValueError, match=r"GLC24_P0_metadata_train\.csv: 2 of \d+ PO rows are malformed.*po_max_bad_fraction=0\.0"
+    ):
         strict.run()
 
 
@@ -196,22 +213,42 @@ def test_graph_features_equal_library(built) -> None:
     te = surveys[surveys["split"] == "test"]
     labels = [np.asarray(a, np.int64) for a in tr["speciesIds"]]
     folds = spatial_block_folds(tr["x"].to_numpy(), tr["y"].to_numpy(), n_folds=3, block_km=10.0, seed=0)
-    g_tr, scale = oof_graph_features(tr["x"], tr["y"], tr["year"], tr["region"], labels, folds, ids=tr["surveyId"], radius_km=10.0)
+    g_tr, scale = oof_graph_features(
+        tr["x"], tr["y"], tr["year"], tr["region"], labels, folds, ids=tr["surveyId"], radius_km=10.0
+    )
     g_te = graph_features(
-        te["x"], te["y"], te["year"], te["region"], tr["x"], tr["y"], tr["year"], tr["region"], labels, radius_km=10.0,
-        scale=scale, query_ids=te["surveyId"], src_ids=tr["surveyId"],
+        te["x"],
+        te["y"],
+        te["year"],
+        te["region"],
+        tr["x"],
+        tr["y"],
+        tr["year"],
+        tr["region"],
+        labels,
+        radius_km=10.0,
+        scale=scale,
+        query_ids=te["surveyId"],
+        src_ids=tr["surveyId"],
     )
     assert df["surveyId"].tolist() == surveys["surveyId"].tolist()
     rows = df.set_index("surveyId")
-    for ids, g, split, fold in ((tr["surveyId"], g_tr, "train", folds), (te["surveyId"], g_te, "test", np.full(len(te), -1))):
+    for ids, g, split, fold in (
+        (tr["surveyId"], g_tr, "train", folds),
+        (te["surveyId"], g_te, "test", np.full(len(te), -1)),
+    ):
         part = rows.loc[ids.to_numpy()]
         assert (part["split"] == split).all() and part["fold"].tolist() == fold.tolist()
         np.testing.assert_array_equal(np.concatenate([np.asarray(a, np.int32) for a in part["gfv_idx"]] or [[]]), g.idx)
-        np.testing.assert_array_equal(np.concatenate([np.asarray(a, np.float32) for a in part["gfv_val"]] or [[]]), g.val)
+        np.testing.assert_array_equal(
+            np.concatenate([np.asarray(a, np.float32) for a in part["gfv_val"]] or [[]]), g.val
+        )
         assert [len(a) for a in part["gfv_idx"]] == np.diff(g.indptr).tolist()
     assert len(g_tr.val) and len(g_te.val) and g_tr.val.max() == 1.0  # non-trivial, normalised by the train maximum
     summary = read_summary(tasks["graph"].output())
-    assert summary["scale"] == pytest.approx(scale) and summary["n_empty_vectors"]["train"] == int((np.diff(g_tr.indptr) == 0).sum())
+    assert summary["scale"] == pytest.approx(scale) and summary["n_empty_vectors"]["train"] == int(
+        (np.diff(g_tr.indptr) == 0).sum()
+    )
 
 
 def test_po_correction_equals_library(built) -> None:
@@ -220,8 +257,17 @@ def test_po_correction_equals_library(built) -> None:
     tr = surveys[surveys["split"] == "train"]
     po = _po_reference(built["root"])
     want = po_correction_lists(
-        surveys["surveyId"], surveys["x"], surveys["y"], tr["surveyId"], tr["x"], tr["y"],
-        [np.asarray(a, np.int64) for a in tr["speciesIds"]], po["surveyId"], po["x"], po["y"], po["speciesId"],
+        surveys["surveyId"],
+        surveys["x"],
+        surveys["y"],
+        tr["surveyId"],
+        tr["x"],
+        tr["y"],
+        [np.asarray(a, np.int64) for a in tr["speciesIds"]],
+        po["surveyId"],
+        po["x"],
+        po["y"],
+        po["speciesId"],
     )
     assert df["surveyId"].tolist() == surveys["surveyId"].tolist() and df["split"].tolist() == surveys["split"].tolist()
     assert {int(s): list(v) for s, v in zip(df["surveyId"], df["species"])} == {s: v.tolist() for s, v in want.items()}
@@ -248,7 +294,10 @@ def test_rerun_does_no_work(built) -> None:
 def test_paths_follow_significant_parameters_only(tmp_path: Path) -> None:
     c = {"data_root": str(tmp_path / "root"), "out_root": str(tmp_path / "out")}
     base = Neighbours(**c)
-    assert base.output().dir.name == "pa_train-pa_train+pa_test-r50-k10-exact" and base.output().dir.parent.name == "neighbours"
+    assert (
+        base.output().dir.name == "pa_train-pa_train+pa_test-r50-k10-exact"
+        and base.output().dir.parent.name == "neighbours"
+    )
     same = [
         Neighbours(sources=["pa_train"], queries="pa_test, pa_train,pa_test", radius_km=50, k=10, **c),
         Neighbours(cell_km=300.0, po_max_bad_fraction=0.5, **c),  # insignificant: performance knob, acceptance gate
@@ -261,13 +310,19 @@ def test_paths_follow_significant_parameters_only(tmp_path: Path) -> None:
         Neighbours(sources="po,pa_train", queries="po", **c): "pa_train+po-po-r50-k10-exact",
         Neighbours(radius_km=2.5, k=0, **c): "pa_train-pa_train+pa_test-r2.5-kall-exact",
         Neighbours(method="lsh", **c): "pa_train-pa_train+pa_test-r50-k10-lsh-b20-t5-seed0",
-        Neighbours(method="lsh", bucket_length_km=10, num_hash_tables=3, lsh_seed=7, **c): "pa_train-pa_train+pa_test-r50-k10-lsh-b10-t3-seed7",
+        Neighbours(
+            method="lsh", bucket_length_km=10, num_hash_tables=3, lsh_seed=7, **c
+        ): "pa_train-pa_train+pa_test-r50-k10-lsh-b10-t3-seed7",
         Neighbours(exclude_same_site=False, **c): "pa_train-pa_train+pa_test-r50-k10-exact-keepsite",
         Neighbours(same_site_m=2.0, **c): "pa_train-pa_train+pa_test-r50-k10-exact-ss2m",
         GraphFeatures(**c): "r10-f5-b10-seed0-count",
-        GraphFeatures(radius_km=5, n_folds=3, block_km=20, seed=1, degree="weighted", exclude_same_site=False, **c): "r5-f3-b20-seed1-weighted-keepsite",
+        GraphFeatures(
+            radius_km=5, n_folds=3, block_km=20, seed=1, degree="weighted", exclude_same_site=False, **c
+        ): "r5-f3-b20-seed1-weighted-keepsite",
         POCorrection(**c): "pa_test-n5-l4-a10-m8-site",
-        POCorrection(queries="pa_test,pa_train", n_train=3, min_train_count=1, po_unit="record", max_km=25, **c): "pa_train+pa_test-n3-l1-a10-m8-record-max25",
+        POCorrection(
+            queries="pa_test,pa_train", n_train=3, min_train_count=1, po_unit="record", max_km=25, **c
+        ): "pa_train+pa_test-n3-l1-a10-m8-record-max25",
     }
     for t, name in names.items():
         assert t.output().dir.name == name
@@ -297,6 +352,6 @@ def test_paths_follow_significant_parameters_only(tmp_path: Path) -> None:
         (POCorrection, {"max_km": 0}, r"max_km=0.0"),
     ],
 )
-def test_bad_parameters_are_named(cls, kw, match: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_bad_parameters_are_named(cls, kw, match: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=match):
         cls(data_root=str(tmp_path), **kw)

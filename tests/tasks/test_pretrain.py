@@ -89,8 +89,10 @@ def built(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     cfgs = tmp_path_factory.mktemp("enc")
     (cfgs / "t2v-test.toml").write_text(TILE2VEC)
     (cfgs / "satclip-test.toml").write_text(SATCLIP)
-    tasks = {n: Embeddings(encoder=str(cfgs / f"{n}.toml"), data_root=str(tiny_world), out_root=str(out), keep_data=True)
-             for n in ("t2v-test", "satclip-test")}
+    tasks = {
+        n: Embeddings(encoder=str(cfgs / f"{n}.toml"), data_root=str(tiny_world), out_root=str(out), keep_data=True)
+        for n in ("t2v-test", "satclip-test")
+    }
     _build(list(tasks.values()))
     return {"out": out, "tasks": tasks, "world": tiny_world}
 
@@ -149,7 +151,21 @@ def test_pretraining_cli_runs_without_spark_from_the_saved_sites(built: dict, tm
 
     enc_dir = built["tasks"]["t2v-test"].requires()["encoder"].output().dir
     toml = Path(built["tasks"]["t2v-test"].encoder)
-    assert main(["--data", str(enc_dir / "pretrain_data.npz"), "--encoder", str(toml), "--out", str(tmp_path / "o"), "--max-epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(enc_dir / "pretrain_data.npz"),
+                "--encoder",
+                str(toml),
+                "--out",
+                str(tmp_path / "o"),
+                "--max-epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert (tmp_path / "o" / "encoder.pt").is_file() and s["epochs_to_best"] == 1
 

@@ -18,5 +18,11 @@ def test_a_synthetic_root_name_gives_its_world() -> None:
     assert Path(glc24.output().path) == Path("data/synthetic/tiny-seed0/_SUCCESS")
     assert isinstance(raw_data_task("/data/glc25"), GLC24Data)  # a real root of any edition: an external task
     assert isinstance(raw_data_task("data/other/glc25-demo-seed0"), GLC24Data)  # only below a synthetic/ folder
-    assert [synthetic_edition(p) for p in ("data/synthetic/glc25-full-seed0", "data/synthetic/demo-seed0", "/x/y")] == ["glc25", "glc24", None]
-    assert world_dir_name("glc25", "tiny", 1) == "glc25-tiny-seed1" and world_dir_name("glc24", "tiny", 1) == "tiny-seed1"
+    assert [synthetic_edition(p) for p in ("data/synthetic/glc25-full-seed0", "data/synthetic/demo-seed0", "/x/y")] == [
+        "glc25",
+        "glc24",
+        None,
+    ]
+    assert (
+        world_dir_name("glc25", "tiny", 1) == "glc25-tiny-seed1" and world_dir_name("glc24", "tiny", 1) == "tiny-seed1"
+    )

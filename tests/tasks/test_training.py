@@ -50,7 +50,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
-def _build(task: luigi.Task):  # noqa: ANN202
+def _build(task: luigi.Task):
     return luigi.build([task], local_scheduler=True, detailed_summary=True, workers=1)
 
 

@@ -67,9 +67,13 @@ def test_gbm_reads_env_and_decodes_with_the_count_model(built, tiny_world: Path)
     assert validate_submission_file(sub.output().path, test_ids, 11255) == test_ids.nunique()
     pred = Predict(experiment=gbm, data_root=str(tiny_world), out_root=str(out))
     assert any(k.startswith("feature:env") for k in pred.requires())
-    dec = json.loads(Path(Decoder(experiment=gbm, data_root=str(tiny_world), out_root=str(out)).output().path).read_text())
+    dec = json.loads(
+        Path(Decoder(experiment=gbm, data_root=str(tiny_world), out_root=str(out)).output().path).read_text()
+    )
     assert dec["kind"] == "count" and "offset" in dec
-    rep = json.loads((Report(experiment=gbm, data_root=str(tiny_world), out_root=str(out)).output().dir / "report.json").read_text())
+    rep = json.loads(
+        (Report(experiment=gbm, data_root=str(tiny_world), out_root=str(out)).output().dir / "report.json").read_text()
+    )
     assert "count" in rep["decoders"] and 0 < rep["validation"]["sample_f1"] <= 1
     assert 0 < rep["ranking"]["adaptive_top30_accuracy"] <= 1 and 0 < rep["ranking"]["top30_accuracy"] <= 1
 

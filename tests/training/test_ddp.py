@@ -26,15 +26,36 @@ from glc.training.trainer import train_model
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ddp_inputs")
-    make_fake_inputs(root, ("env",), sizes={"train": 400, "val": 120, "test": 20}, num_classes=12, label_width=4,
-                     widths={"env": 5}, rows_per_file=100, row_group_size=25)
+    make_fake_inputs(
+        root,
+        ("env",),
+        sizes={"train": 400, "val": 120, "test": 20},
+        num_classes=12,
+        label_width=4,
+        widths={"env": 5},
+        rows_per_file=100,
+        row_group_size=25,
+    )
     return root
 
 
-def _cfg(**train) -> dict:  # noqa: ANN003
-    return resolve({"seed": 3, "model": {"kind": "geolocation", "hidden": 32, "extras": ["env"], "coord_noise_km": 0.0},
-                    "train": {"max_epochs": 6, "patience": 6, "batch_size": 32, "reader": "arrow", "accelerator": "cpu",
-                              "lr": 3e-3, "loss": {"kind": "bce"}, **train}})
+def _cfg(**train) -> dict:
+    return resolve(
+        {
+            "seed": 3,
+            "model": {"kind": "geolocation", "hidden": 32, "extras": ["env"], "coord_noise_km": 0.0},
+            "train": {
+                "max_epochs": 6,
+                "patience": 6,
+                "batch_size": 32,
+                "reader": "arrow",
+                "accelerator": "cpu",
+                "lr": 3e-3,
+                "loss": {"kind": "bce"},
+                **train,
+            },
+        }
+    )
 
 
 def _revalidate(inputs: Path, ckpt: str, cfg: dict) -> float:
@@ -44,8 +65,14 @@ def _revalidate(inputs: Path, ckpt: str, cfg: dict) -> float:
 
     dm = datamodule(inputs, cfg, "arrow", None)
     module = load_module(ckpt, cfg, dm.meta)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     return float(trainer.validate(module, datamodule=dm, verbose=False)[0]["val/sample_f1"])
 
 
@@ -77,7 +104,9 @@ def test_two_ranks_read_disjoint_shards_covering_the_split(inputs: Path, monkeyp
     assert sorted(np.concatenate(seen).tolist()) == sorted(all_ids.tolist())
 
 
-def test_training_shards_yield_equal_batches_and_an_empty_shard_is_an_error(inputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_shards_yield_equal_batches_and_an_empty_shard_is_an_error(
+    inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from glc.loaders import readers
 
     info = scan_split(inputs / "train", read_meta(inputs), ("surveyId", "labels"))  # 16 row groups of 25 rows
@@ -85,7 +114,9 @@ def test_training_shards_yield_equal_batches_and_an_empty_shard_is_an_error(inpu
     counts = []
     for rank in range(3):  # 16 row groups over 3 ranks: 6, 5, 5 -> unequal rows, equal batches
         monkeypatch.setattr(readers, "_world", lambda r=rank: (r, 3))
-        ds = SurveyIterableDataset(source, 20, shuffle=True, seed=0, num_classes=12, with_target=False, equal_shards=True)
+        ds = SurveyIterableDataset(
+            source, 20, shuffle=True, seed=0, num_classes=12, with_target=False, equal_shards=True
+        )
         counts.append(sum(1 for _ in ds))
     assert len(set(counts)) == 1 and counts[0] == ds.shard_batches(3)
     with pytest.raises(ValueError, match="has no rows"):
@@ -97,13 +128,23 @@ def test_every_rank_gets_validation_rows_with_few_row_groups(tmp_path: Path, mon
     each rank one (rank-major shards would give rank 1 none and hang DDP validation)."""
     from glc.loaders import readers
 
-    make_fake_inputs(tmp_path, ("env",), sizes={"train": 100, "val": 50, "test": 10}, num_classes=12, label_width=4,
-                     widths={"env": 5}, rows_per_file=100, row_group_size=25)
+    make_fake_inputs(
+        tmp_path,
+        ("env",),
+        sizes={"train": 100, "val": 50, "test": 10},
+        num_classes=12,
+        label_width=4,
+        widths={"env": 5},
+        rows_per_file=100,
+        row_group_size=25,
+    )
     info = scan_split(tmp_path / "val", read_meta(tmp_path), ("surveyId", "labels"))
     assert len([p for p in info.pieces if p.num_rows]) == 2
     for rank in range(2):
         monkeypatch.setattr(readers, "_world", lambda r=rank: (r, 2))
-        ds = SurveyIterableDataset(ArrowSource(info), 10, shuffle=False, seed=0, num_classes=12, with_target=False, num_workers=2)
+        ds = SurveyIterableDataset(
+            ArrowSource(info), 10, shuffle=False, seed=0, num_classes=12, with_target=False, num_workers=2
+        )
         assert len(ds) == 3  # 25 rows in batches of 10
     monkeypatch.setattr(readers, "_world", lambda: (1, 3))  # 3 ranks, 2 row groups: rank 1 has one, rank 2 none
     ds = SurveyIterableDataset(ArrowSource(info), 10, shuffle=False, seed=0, num_classes=12, with_target=False)

@@ -21,7 +21,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from glc.training.checkpoint import AtomicCheckpointIO
-from glc.training.fit import EpochSeed, finish_logger, fit_model, log_report, make_logger, predict_probs, resolve_wandb_mode
+from glc.training.fit import (
+    EpochSeed,
+    finish_logger,
+    fit_model,
+    log_report,
+    make_logger,
+    predict_probs,
+    resolve_wandb_mode,
+)
 from glc.training.module import MultiLabelModule
 from tests.training.conftest import DictData
 
@@ -33,7 +41,16 @@ NO_WANDB = {"mode": "disabled"}
 class ToyDM(pl.LightningDataModule):
     """Fixed toy data; the train order of epoch e is a permutation seeded by (seed, e), as the contract asks."""
 
-    def __init__(self, seed: int = 0, batch_size: int = 16, crash_at_epoch: int | None = None, n_train: int = 96, n_val: int = 40, d: int = 3, c: int = 6) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        batch_size: int = 16,
+        crash_at_epoch: int | None = None,
+        n_train: int = 96,
+        n_val: int = 40,
+        d: int = 3,
+        c: int = 6,
+    ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(1234)
         w = torch.randn(d, c, generator=g)
@@ -81,7 +98,16 @@ def _module(init_seed: int, **kw: object) -> MultiLabelModule:
 
 
 def _fit_kw(**kw: object) -> dict:
-    return {"max_epochs": 4, "patience": 10, "seed": 7, "wandb_cfg": NO_WANDB, "accelerator": "cpu", "progress": False, "log_every_n_steps": 5, **kw}
+    return {
+        "max_epochs": 4,
+        "patience": 10,
+        "seed": 7,
+        "wandb_cfg": NO_WANDB,
+        "accelerator": "cpu",
+        "progress": False,
+        "log_every_n_steps": 5,
+        **kw,
+    }
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
@@ -129,7 +155,10 @@ def test_resumed_run_ends_with_identical_weights(tmp_path: Path, interruption: s
     assert first_seen + resumed_seen == full_seen
     assert full_seen[:96] != full_seen[96:192]  # the order changes between epochs
 
-    final_full, final_cut = _state(tmp_path / "full" / "checkpoints" / "last.ckpt"), _state(cut / "checkpoints" / "last.ckpt")
+    final_full, final_cut = (
+        _state(tmp_path / "full" / "checkpoints" / "last.ckpt"),
+        _state(cut / "checkpoints" / "last.ckpt"),
+    )
     _assert_same_state(final_full, final_cut)
     _assert_same_state(full_module.state_dict(), resumed_module.state_dict())
     assert not torch.equal(after_two["net.l1.weight"], final_cut["net.l1.weight"])  # epochs 2-3 did train
@@ -160,7 +189,9 @@ class CrashAt(pl.Callback):
     def __init__(self, epoch: int, batch: int) -> None:
         self.epoch, self.batch = epoch, batch
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: object, batch_idx: int
+    ) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
             raise RuntimeError(f"simulated kill at epoch {self.epoch} batch {self.batch}")
 
@@ -170,14 +201,23 @@ def env_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from glc.loaders.fake import make_fake_inputs
 
     root = tmp_path_factory.mktemp("mid_epoch_inputs")
-    make_fake_inputs(root, ("env",), sizes={"train": 160, "val": 40, "test": 10}, num_classes=12, label_width=3,
-                     widths={"env": 4}, rows_per_file=40, row_group_size=20)
+    make_fake_inputs(
+        root,
+        ("env",),
+        sizes={"train": 160, "val": 40, "test": 10},
+        num_classes=12,
+        label_width=3,
+        widths={"env": 4},
+        rows_per_file=40,
+        row_group_size=20,
+    )
     return root
 
 
 @pytest.mark.parametrize("reader", ["arrow", "petastorm"])
-def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(env_table: Path, tmp_path: Path, reader: str,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(
+    env_table: Path, tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """3 epochs straight == killed inside epoch 1 and resumed from the mid-epoch last.ckpt (torch.equal on CPU).
 
     10 batches of 16 rows per epoch; last.ckpt every 3 steps, so the kill before batch 7 of epoch 1 (step 17) leaves
@@ -191,7 +231,9 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(env_tabl
 
     def module(init_seed: int) -> MultiLabelModule:
         torch.manual_seed(init_seed)
-        return MultiLabelModule(EnvDropNet(), nn.BCEWithLogitsLoss(), lr=0.05, val_k=2, num_classes=12, step_epochs=1, step_gamma=0.5)
+        return MultiLabelModule(
+            EnvDropNet(), nn.BCEWithLogitsLoss(), lr=0.05, val_k=2, num_classes=12, step_epochs=1, step_gamma=0.5
+        )
 
     kw = _fit_kw(max_epochs=3, checkpoint_every_n_steps=3)
     full = module(0)
@@ -217,10 +259,12 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(env_tabl
     rows = 16
     full_seen, first_seen, resumed_seen = full.net.seen, first.net.seen, resumed.net.seen
     assert len(full_seen) == 3 * 160 and len(first_seen) == 160 + 7 * rows  # epoch 0 and batches 0-6 of epoch 1
-    assert first_seen[:160 + 5 * rows] + resumed_seen == full_seen  # batches 5-6 of epoch 1 trained again, once
+    assert first_seen[: 160 + 5 * rows] + resumed_seen == full_seen  # batches 5-6 of epoch 1 trained again, once
     assert full_seen[:160] != full_seen[160:320]
     _assert_same_state(full.state_dict(), resumed.state_dict())
-    _assert_same_state(_state(tmp_path / "full" / "checkpoints" / "last.ckpt"), _state(cut / "checkpoints" / "last.ckpt"))
+    _assert_same_state(
+        _state(tmp_path / "full" / "checkpoints" / "last.ckpt"), _state(cut / "checkpoints" / "last.ckpt")
+    )
 
     timing = [json.loads(line) for line in (cut / "timing.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["samples"]) for r in timing] == [(0, 160), (1, 160), (2, 160)]
@@ -409,7 +453,7 @@ def _items(records: list, kind: str) -> dict[str, object]:
     for r in records:
         if r.WhichOneof("record_type") == kind:
             part = getattr(r, kind)
-            for it in (part.update if kind in ("config", "summary") else part.item):
+            for it in part.update if kind in ("config", "summary") else part.item:
                 got[it.key or "/".join(it.nested_key)] = json.loads(it.value_json)
     return got
 
@@ -442,7 +486,12 @@ def test_wandb_offline_run_holds_config_metrics_and_report(tmp_path: Path, wandb
     cfg = {"mode": "offline", "project": "glc-test", "group": "unit", "tags": ["t1"]}
     config = {"seed": 7, "model": {"hidden": 16}, "marker": "cfg-1b2c"}
     logger = make_logger(cfg, out, "unit-run", config)
-    best = fit_model(_module(0), ToyDM(), out, **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config, wandb_logger=logger))
+    best = fit_model(
+        _module(0),
+        ToyDM(),
+        out,
+        **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config, wandb_logger=logger),
+    )
     assert wandb.run is not None  # a caller-supplied logger stays open for the report
     log_report(logger, {"benchmark": {"sample_f1": np.float64(0.125)}, "best_checkpoint": best})
     finish_logger(logger)
@@ -464,7 +513,10 @@ def test_wandb_offline_run_holds_config_metrics_and_report(tmp_path: Path, wandb
     assert (run.project, run.run_group, list(run.tags), run.display_name) == ("glc-test", "unit", ["t1"], "unit-run")
 
     # fit_model's own logger (from wandb_cfg): same run id on resume, finished when fit_model returns
-    assert fit_model(_module(0), ToyDM(), out, **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config)) == best
+    assert (
+        fit_model(_module(0), ToyDM(), out, **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config))
+        == best
+    )
     assert wandb.run is None
     rid = (out / "wandb" / "glc-run-id").read_text().strip()
     runs = sorted((out / "wandb").glob("offline-run-*"))  # two (wandb adds "-1" when both start in the same second)

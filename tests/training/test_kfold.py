@@ -18,16 +18,38 @@ from glc.training.kfold import FoldEnsemble, fold_assignment
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("kfold_inputs")
-    make_fake_inputs(root, ("env",), sizes={"train": 150, "val": 40, "test": 20}, num_classes=12, label_width=4, widths={"env": 5},
-                     rows_per_file=50, row_group_size=20)
+    make_fake_inputs(
+        root,
+        ("env",),
+        sizes={"train": 150, "val": 40, "test": 20},
+        num_classes=12,
+        label_width=4,
+        widths={"env": 5},
+        rows_per_file=50,
+        row_group_size=20,
+    )
     return root
 
 
-def _cfg(**train) -> dict:  # noqa: ANN003
-    return resolve({"seed": 1, "validation": {"block_km": 500.0},
-                    "model": {"kind": "geolocation", "hidden": 16, "extras": ["env"], "coord_noise_km": 0.0},
-                    "train": {"max_epochs": 2, "patience": 2, "batch_size": 32, "reader": "arrow", "accelerator": "cpu",
-                              "kfold": 3, "kfold_epochs": 1, "loss": {"kind": "bce"}, **train}})
+def _cfg(**train) -> dict:
+    return resolve(
+        {
+            "seed": 1,
+            "validation": {"block_km": 500.0},
+            "model": {"kind": "geolocation", "hidden": 16, "extras": ["env"], "coord_noise_km": 0.0},
+            "train": {
+                "max_epochs": 2,
+                "patience": 2,
+                "batch_size": 32,
+                "reader": "arrow",
+                "accelerator": "cpu",
+                "kfold": 3,
+                "kfold_epochs": 1,
+                "loss": {"kind": "bce"},
+                **train,
+            },
+        }
+    )
 
 
 def test_folds_are_spatial_blocks_of_the_training_split(inputs: Path) -> None:
@@ -36,20 +58,24 @@ def test_folds_are_spatial_blocks_of_the_training_split(inputs: Path) -> None:
     ids, folds = fold_assignment(inputs, _cfg())
     train = pq.read_table(inputs / "train", columns=["surveyId", "x", "y"]).to_pandas()
     assert sorted(ids.tolist()) == sorted(train["surveyId"].tolist()) and set(folds.tolist()) == {0, 1, 2}
-    block = {int(s): (int(x // 500_000), int(y // 500_000)) for s, x, y in zip(train["surveyId"], train["x"], train["y"])}
+    block = {
+        int(s): (int(x // 500_000), int(y // 500_000)) for s, x, y in zip(train["surveyId"], train["x"], train["y"])
+    }
     fold_of_block: dict = {}
     for s, f in zip(ids, folds):
         assert fold_of_block.setdefault(block[int(s)], int(f)) == int(f)  # a block never spans two folds
 
 
-def test_later_folds_start_from_fold_one_and_the_ensemble_averages_logits(inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_later_folds_start_from_fold_one_and_the_ensemble_averages_logits(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     starts: list[dict[str, torch.Tensor]] = []
     views: list[dict] = []
     from glc.training import fit as fit_mod
 
     real_fit = fit_mod.fit_model
 
-    def spy(module, dm, *a, **kw):  # noqa: ANN001, ANN002, ANN003
+    def spy(module, dm, *a, **kw):
         starts.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
         views.append({k: len(v[1]) for k, v in dm.subsets.items()})
         return real_fit(module, dm, *a, **kw)

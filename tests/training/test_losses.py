@@ -41,7 +41,7 @@ def naive_hill(x: torch.Tensor, y: torch.Tensor, lam: float, margin: float, gamm
     return loss.sum(1).mean()
 
 
-def naive_sigmoid_f1(x: torch.Tensor, y: torch.Tensor, S: float, E: float) -> torch.Tensor:  # noqa: N803
+def naive_sigmoid_f1(x: torch.Tensor, y: torch.Tensor, S: float, E: float) -> torch.Tensor:
     f1s = []
     for xi, yi in zip(x, y):
         s = 1.0 / (1.0 + torch.exp(S * (xi + E)))  # the reference code's form
@@ -85,7 +85,7 @@ def test_hill_matches_formula(seed: int, b: int, c: int, lam: float, margin: flo
 
 @pytest.mark.parametrize("seed,b,c", CASES)
 @pytest.mark.parametrize("S,E", [(-1.0, 0.0), (-3.0, 0.5)])
-def test_sigmoid_f1_matches_formula(seed: int, b: int, c: int, S: float, E: float) -> None:  # noqa: N803
+def test_sigmoid_f1_matches_formula(seed: int, b: int, c: int, S: float, E: float) -> None:
     x, y = _inputs(seed, b, c)
     got = SigmoidF1Loss(sf1_S=S, sf1_E=E)(x, y)
     torch.testing.assert_close(got, naive_sigmoid_f1(x, y, S, E), rtol=1e-7, atol=1e-7)

@@ -102,6 +102,9 @@ def test_a_net_without_prepare_gets_its_float_columns_mixed_and_integers_refused
     assert torch.isfinite(out)
     Plain.input_columns = ("x", "year")
     with pytest.raises(ValueError, match="integer input 'year'"):
-        module.training_step({"x": torch.randn(4, 2), "year": torch.arange(4), "target": torch.zeros(4, 3), "surveyId": torch.arange(4)}, 0)
+        module.training_step(
+            {"x": torch.randn(4, 2), "year": torch.arange(4), "target": torch.zeros(4, 3), "surveyId": torch.arange(4)},
+            0,
+        )
     with pytest.raises(ValueError, match="mixup_alpha"):
         MultiLabelModule(Plain(), bce, num_classes=3, mixup_alpha=-1.0)

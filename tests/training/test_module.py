@@ -74,7 +74,14 @@ def test_validation_metrics_are_sample_averages_over_the_epoch() -> None:
     module = MultiLabelModule(net, _bce(), val_k=k, num_classes=c)
     # batches of 16, 16, 13 rows: the mean of batch means differs from the mean over surveys
     loader = DataLoader(DictData(ids, x, target), batch_size=16, shuffle=False)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     res = trainer.validate(module, dataloaders=loader, verbose=False)[0]
 
     with torch.no_grad():
@@ -89,7 +96,9 @@ def test_validation_metrics_are_sample_averages_over_the_epoch() -> None:
     probs = torch.sigmoid(logits).numpy()
     thresholded = [np.flatnonzero(row > 0.5).tolist() for row in probs]
     assert res["val/f1_torchmetrics"] == pytest.approx(micro_prf(truth, thresholded).f1, abs=1e-6)
-    assert res["val/loss"] == pytest.approx(float(nn.functional.binary_cross_entropy_with_logits(logits, target)), abs=1e-5)
+    assert res["val/loss"] == pytest.approx(
+        float(nn.functional.binary_cross_entropy_with_logits(logits, target)), abs=1e-5
+    )
 
 
 def test_predict_step_returns_ids_and_float32_probabilities() -> None:
@@ -123,10 +132,14 @@ def test_configure_optimizers_adamw_and_cosine_schedule() -> None:
 
 
 def test_sgd_with_step_decay() -> None:
-    module = MultiLabelModule(XNet(2, 4), _bce(), lr=0.1, weight_decay=1e-4, num_classes=4, optimizer="sgd", step_epochs=2, step_gamma=0.1)
+    module = MultiLabelModule(
+        XNet(2, 4), _bce(), lr=0.1, weight_decay=1e-4, num_classes=4, optimizer="sgd", step_epochs=2, step_gamma=0.1
+    )
     conf = module.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["nesterov"]
+    assert (
+        isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["nesterov"]
+    )
     lrs = []
     for _ in range(5):
         lrs.append(opt.param_groups[0]["lr"])

@@ -13,15 +13,20 @@ from glc.config import resolve_encoder
 from glc.training.pretrain import ENCODER_FILE, embed, load_encoder, pretrain
 from tests.loaders.test_pretrain import _fake
 
-CFG = {"encoder": {"kind": "tile2vec", "channels": [8], "reduce": 4, "latent": 8, "val_triplets": 64, "distant_km": 500.0},
-       "pretrain": {"max_epochs": 2, "patience": 2, "batch_size": 32, "accelerator": "cpu"}, "wandb": {"mode": "disabled"}}
+CFG = {
+    "encoder": {"kind": "tile2vec", "channels": [8], "reduce": 4, "latent": 8, "val_triplets": 64, "distant_km": 500.0},
+    "pretrain": {"max_epochs": 2, "patience": 2, "batch_size": 32, "accelerator": "cpu"},
+    "wandb": {"mode": "disabled"},
+}
 
 
 def test_pretrain_resume_keeps_the_finished_run(tmp_path: Path) -> None:
     cfg = resolve_encoder(CFG)
     data = _fake()
     s1 = pretrain(data, cfg, tmp_path / "w", tmp_path / "o1", progress=False, wandb=False)
-    assert s1["epochs_trained"] == 2 and s1["train_samples"] == 2 * (90 - s1["counts"]["train_anchor_without_neighbour"])
+    assert s1["epochs_trained"] == 2 and s1["train_samples"] == 2 * (
+        90 - s1["counts"]["train_anchor_without_neighbour"]
+    )
     s2 = pretrain(data, cfg, tmp_path / "w", tmp_path / "o2", progress=False, wandb=False)
     assert s2["train_samples_per_s"] == s1["train_samples_per_s"] and s2["best_monitor"] == s1["best_monitor"]
     a, _ = load_encoder(tmp_path / "o1" / ENCODER_FILE)
