@@ -276,7 +276,9 @@ def bench_raster_tiles(spark: Any, work: Path, n_sites: int, n_ref: int, cores: 
         "raster_tiles_profile": _profile(summary),
         "reference_sites_subsample": n_ref,
         "reference_tiles_per_s_per_core": round(ref_rate, 1),
-        "reference_note": f"naive loop (one boundless window read + dctn per tile) on a random subsample of {n_ref} sites",
+        "reference_note": (
+            f"naive loop (one boundless window read + dctn per tile) on a random subsample of {n_ref} sites"
+        ),
         "ratio_vs_reference": round(spark_rate / ref_rate, 2),
         "max_abs_diff_vs_reference": diff,
     }
@@ -333,7 +335,9 @@ def _patch_run(
         f"{name}_per_s_per_core": round(rate, 1),
         f"{name}_peak_rss_gb": peak,
         f"{name}_limit_per_s": round(limit, 1),
-        f"{name}_limit_note": f"Pillow decode of both JPEGs + patch_dct, one plain process, on {len(pick)} of the surveys",
+        f"{name}_limit_note": (
+            f"Pillow decode of both JPEGs + patch_dct, one plain process, on {len(pick)} of the surveys"
+        ),
         f"{name}_vs_limit": round(rate / limit, 3),
         f"{name}_profile": _profile(summary),
     }
@@ -455,8 +459,8 @@ def projection(r: dict[str, Any]) -> dict[str, Any]:
         for name, (units, rate) in work.items()
     }
     out["note"] = (
-        f"{PO_SITES:,} PO sites ({N_RASTERS} single-band rasters for the tiles) at the per-core end-to-end rates measured in "
-        "this run, assuming linear scaling in cores; not measured on 16 cores"
+        f"{PO_SITES:,} PO sites ({N_RASTERS} single-band rasters for the tiles) at the per-core end-to-end rates "
+        "measured in this run, assuming linear scaling in cores; not measured on 16 cores"
     )
     return out
 

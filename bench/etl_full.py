@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_result("etl_full", res)
     print(
-        f"total {res['total_seconds']} s, max peak RSS {res['max_peak_rss_gb']} GB, all ok: {res['all_ok']}; wrote {path}"
+        f"total {res['total_seconds']} s, max peak RSS "
+        f"{res['max_peak_rss_gb']} GB, all ok: {res['all_ok']}; wrote {path}"
     )
     return 0 if res["all_ok"] else 1
 

@@ -18,14 +18,14 @@ set three times as large and shifted), then runs, one Luigi invocation per step 
 Each child registers Luigi's ``PROCESSING_TIME`` event, so every task the step ran (``Neighbours``,
 ``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds and, where it has one, its
 experiment (the table names the other experiments' tasks a step ran, e.g. a late fusion's members). The parent
-samples the child's whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak RSS and the
-CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds over the same wall time (the
-difference is what else shared the machine), and measures the
-out-root's bytes after each step. Every submission is scored on the world's hidden test labels as Kaggle would
-(:func:`bench.leaderboard.score`). Result: ``bench/results/full_dag.json`` and its table in ``docs/results.md`` (between the
-``full-dag`` markers; ``--table`` rewrites it from the last JSON; GLC25: ``full_dag_glc25.json``, ``docs/glc25.md``), both rewritten after every step, so a run stopped from
-outside keeps every step it finished; the goal: ETL + neighbours
-+ kNN + geolocation <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
+samples the child's whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak
+RSS and the CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds
+over the same wall time (the difference is what else shared the machine), and measures the out-root's bytes after each
+step. Every submission is scored on the world's hidden test labels as Kaggle would (:func:`bench.leaderboard.score`).
+Result: ``bench/results/full_dag.json`` and its table in ``docs/results.md`` (between the ``full-dag`` markers;
+``--table`` rewrites it from the last JSON; GLC25: ``full_dag_glc25.json``, ``docs/glc25.md``), both rewritten after
+every step, so a run stopped from outside keeps every step it finished; the goal: ETL + neighbours + kNN + geolocation
+<= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
 experiments to an existing ``full_dag.json`` later (same data root; the ETL rows are kept: an ETL step whose
 artifacts the out-root lacks, e.g. on a fresh machine, is rebuilt first and recorded apart, in ``etl_rebuilds``).
@@ -128,7 +128,8 @@ def dir_bytes(root: Path) -> int:
 
 
 def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: float | None) -> dict[str, Any]:
-    """One child Luigi invocation: wall seconds, peak tree RSS (GB), CPU seconds (its own, the machine's), per-task seconds, exit code."""
+    """One child Luigi invocation: wall seconds, peak tree RSS (GB), CPU seconds (its own, the machine's), per-task
+    seconds, exit code."""
     import psutil
 
     from bench.synth import _tree_rss
@@ -291,9 +292,15 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
             how += (
                 f"; attempt {which} of {len(earlier) + 1}{also} started over, its checkpoint not in the out-root"
                 if len(lost) == 1
-                else f"; attempts {which} of {len(earlier) + 1}{also} started over, their checkpoints not in the out-root"
+                else (
+                    f"; attempts {which} of {len(earlier) + 1}{also} "
+                    "started over, their checkpoints not in the out-root"
+                )
             )
-        text += f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) killed by the step timeout, {how})"
+        text += (
+            f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) "
+            f"killed by the step timeout, {how})"
+        )
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
     for owner, tasks in ran_elsewhere.get(row.get("experiment", ""), []):
@@ -480,7 +487,8 @@ def report_row(row: dict[str, Any]) -> bool:
     if not ok:
         how = "was stopped by the step timeout" if row.get("timed_out_after_s") is not None else "failed"
         print(
-            f"{_step_name(row)} {how} (exit {row.get('returncode')}); the end of its log:\n{row.get('stderr_tail', '')}",
+            f"{_step_name(row)} {how} (exit {row.get('returncode')}); the end of its log:\n"
+            f"{row.get('stderr_tail', '')}",
             file=sys.stderr,
             flush=True,
         )
@@ -673,8 +681,8 @@ def main(argv: list[str] | None = None) -> int:
         report_row(row)
     res, path = save()
     print(
-        f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk {res['out_root_gb']} GB, "
-        f"all ok: {res['all_ok']}; wrote {path}",
+        f"goal {res['goal']['hours']} h (limit {GOAL_HOURS} h), peak RSS {res['max_peak_rss_gb']} GB, disk "
+        f"{res['out_root_gb']} GB, all ok: {res['all_ok']}; wrote {path}",
         flush=True,
     )
     for r in res["experiments"]:

@@ -22,10 +22,11 @@ Every row runs the whole Luigi DAG (``Submission``) on the demo world into the s
 (``out-bench/leaderboard``: the feature artifacts ``make bench-leaderboard`` built for ``fusion`` are reused, so
 every row's wall time is its training + prediction + decoding + report; rows that change only the decoder share the
 trained model, and the rows that train the full design's model share it with ``make fusion``, so they take seconds:
-their ``wall_note`` says whose training they reused), and its ``submission.csv`` is scored on the world's hidden test labels exactly as
-Kaggle would (:func:`bench.leaderboard.score`). Writes ``bench/results/fusion_ablation.json`` (rows with test and
-validation sample-F1, the change against the previous row, the DAG wall time), ``bench/results/fusion_ablation.md`` and
-its copy in ``docs/models.md`` (section "Multimodal fusion", between the ``fusion-ablation`` markers).
+their ``wall_note`` says whose training they reused), and its ``submission.csv`` is scored on the world's hidden test
+labels exactly as Kaggle would (:func:`bench.leaderboard.score`). Writes ``bench/results/fusion_ablation.json`` (rows
+with test and validation sample-F1, the change against the previous row, the DAG wall time),
+``bench/results/fusion_ablation.md`` and its copy in ``docs/models.md`` (section "Multimodal fusion", between the
+``fusion-ablation`` markers).
 """
 
 from __future__ import annotations

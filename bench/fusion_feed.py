@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         "fusion_feed",
         res,
         {
-            "protocol": f"loader + ImageBranch.prepare to 224 px, batch 64, CPU; medians of {a.rounds} interleaved rounds of {a.passes} epochs over the tiny world's train split"
+            "protocol": (
+                f"loader + ImageBranch.prepare to 224 px, batch 64, CPU; medians of {a.rounds} "
+                f"interleaved rounds of {a.passes} epochs over the tiny world's train split"
+            )
         },
     )
     print(path.read_text())

@@ -6,13 +6,13 @@ One leaderboard per edition: ``--edition glc24`` (default; the demo world ``data
 ``<!-- leaderboard-glc25:start -->`` markers). An experiment the edition refuses (it reads data the edition does not
 ship, :func:`glc.config.check_edition`) is listed under ``refused`` with the reason, never run.
 
-``python -m bench.leaderboard [--edition glc25] [--only a,b] [--fresh]`` (``make bench-leaderboard [EDITION=glc25]``) runs, for each ``tasks/*.toml``,
-``luigi --module glc.tasks Submission --experiment <name>`` on the demo synthetic world (generated if missing) into
-one output root (``out-bench/leaderboard``; artifacts shared by experiments, e.g. PatchTiles, are built once by the
-first experiment that needs them), then scores its ``submission.csv`` against the world's hidden test labels
-(``_truth/GLC24_SOLUTION_FILE.csv``) exactly as Kaggle would (experiments whose ``[train] accelerator`` is ``"gpu"``
-are skipped on a machine without one) (``glc.metrics.score_submission``), beside the oracle on
-the same surveys (the expected-F1 decoding of the true probabilities: the best any model can reach there).
+``python -m bench.leaderboard [--edition glc25] [--only a,b] [--fresh]`` (``make bench-leaderboard [EDITION=glc25]``)
+runs, for each ``tasks/*.toml``, ``luigi --module glc.tasks Submission --experiment <name>`` on the demo synthetic world
+(generated if missing) into one output root (``out-bench/leaderboard``; artifacts shared by experiments, e.g.
+PatchTiles, are built once by the first experiment that needs them), then scores its ``submission.csv`` against the
+world's hidden test labels (``_truth/GLC24_SOLUTION_FILE.csv``) exactly as Kaggle would (experiments whose
+``[train] accelerator`` is ``"gpu"`` are skipped on a machine without one) (``glc.metrics.score_submission``), beside
+the oracle on the same surveys (the expected-F1 decoding of the true probabilities: the best any model can reach there).
 
 Writes ``bench/results/synth_leaderboard.json``::
 
@@ -20,8 +20,8 @@ Writes ``bench/results/synth_leaderboard.json``::
      "experiments": [{"experiment", "model", "decoder", "test_sample_f1", "val_sample_f1", "wall_seconds", ...}]}
 
 sorted by test sample-F1, and ``bench/results/synth_leaderboard.md``, which also replaces the table between the
-``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers of ``docs/results.md``. ``--only`` re-runs a subset
-and keeps the other rows of the existing JSON (when their config hash is unchanged). An experiment whose DAG was
+``<!-- leaderboard:start -->`` / ``<!-- leaderboard:end -->`` markers of ``docs/results.md``. ``--only`` re-runs a
+subset and keeps the other rows of the existing JSON (when their config hash is unchanged). An experiment whose DAG was
 already complete in the output root keeps the wall time of the run that built it (``--fresh`` removes the output
 root first so every time is measured). A failed experiment fails the whole run (non-zero exit), after the others.
 """
@@ -124,7 +124,8 @@ def _gpu() -> bool:
 def markdown(result: dict[str, Any]) -> str:
     """The leaderboard as a markdown table (oracle first)."""
     lines = [
-        "| experiment (`make <name>`) | model | test sample-F1 (hidden labels) | validation sample-F1 | DAG wall time |",
+        "| experiment (`make <name>`) | model | test sample-F1 (hidden labels) "
+        "| validation sample-F1 | DAG wall time |",
         "|---|---|---|---|---|",
         f"| **oracle** (true probabilities, expected-F1) | — | **{result['oracle_test_sample_f1']:.3f}** | — | — |",
     ]
@@ -231,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": machine(),
         "world": a.world.name,
-        "protocol": "each experiment's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle",
+        "protocol": (
+            "each experiment's submission.csv scored on the world's hidden PA-test labels (_truth/), like Kaggle"
+        ),
         "oracle_test_sample_f1": oracle,
         "experiments": sorted(rows.values(), key=lambda r: -r["test_sample_f1"]),
     }

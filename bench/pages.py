@@ -45,7 +45,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def make_targets(makefile: Path = REPO / "Makefile") -> dict[str, str]:
-    """``result stem -> make target`` from the Makefile's ``## ...`` help comments that name ``bench/results/<stem>``."""
+    """``result stem -> make target`` from the Makefile's ``## ...`` help comments that name
+    ``bench/results/<stem>``."""
     out: dict[str, str] = {}
     for line in makefile.read_text(encoding="utf-8").splitlines():
         m = re.match(r"^([A-Za-z0-9_.-]+):.*##(.*)$", line)
@@ -139,10 +140,10 @@ def benchmarks_page(results: Path = RESULTS) -> str:
     paths = sorted(results.glob("*.json"))
     out = [
         "# Benchmarks\n",
-        "Generated from `bench/results/*.json` when the site is built: every benchmark writes its JSON (and the machine "
-        "it ran on), and this page shows each one. Speed figures compare variants side by side in one run (ratios); "
-        "quality figures are test sample-F1 on the synthetic worlds' hidden labels or cross-validated on the real GLC24 "
-        "surveys. The narrative around the main tables is in [Results](results.md) and [GLC25](glc25.md).\n",
+        "Generated from `bench/results/*.json` when the site is built: every benchmark writes its JSON (and the "
+        "machine it ran on), and this page shows each one. Speed figures compare variants side by side in one run "
+        "(ratios); quality figures are test sample-F1 on the synthetic worlds' hidden labels or cross-validated on the "
+        "real GLC24 surveys. The narrative around the main tables is in [Results](results.md) and [GLC25](glc25.md).\n",
         "Files: " + ", ".join(f"[{p.stem}](#{p.stem})" for p in paths) + ".\n",
     ]
     out += [section(p, targets) for p in paths]

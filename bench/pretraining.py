@@ -3,9 +3,9 @@
 ``python -m bench.pretraining`` (``make bench-pretraining``) runs, in one output root (``out-bench/leaderboard`` by
 default, shared with the synthetic leaderboard so nothing is built twice):
 
-* the experiments ``tile2vec``, ``tile2vec-untrained``, ``tile2vec-finetune``, ``geolocation-satclip`` and ``geolocation-asl`` to their
-  submissions (which pretrain the encoders ``tasks/encoders/tile2vec*.toml`` and ``satclip.toml`` on the way), each
-  scored on the world's hidden test labels (:func:`bench.leaderboard.score`);
+* the experiments ``tile2vec``, ``tile2vec-untrained``, ``tile2vec-finetune``, ``geolocation-satclip`` and
+  ``geolocation-asl`` to their submissions (which pretrain the encoders ``tasks/encoders/tile2vec*.toml`` and
+  ``satclip.toml`` on the way), each scored on the world's hidden test labels (:func:`bench.leaderboard.score`);
 * from each encoder's ``summary.json``: held-out triplet accuracy (tile2vec), SatCLIP retrieval median / p90 error of
   the test images over >= 100,000 grid location embeddings against the same retrieval with a random (untrained)
   encoder, pretraining samples/s and the device;

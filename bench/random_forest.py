@@ -10,7 +10,8 @@ extrapolation is written beside the measurement, never in place of it); the whol
 
 Settings (``--settings``, a JSON list of ``[model]`` overrides; default: GLC2020's 100 trees of depth 10 on every
 species — 13.1 GB peak RSS on the full-scale world's 7,820 species — then a lighter setting for bigger species
-pools: the 1,000 most frequent species, 25 % bootstrap rows per tree). Writes ``bench/results/random_forest.json`` (``--name`` to keep several worlds apart).
+pools: the 1,000 most frequent species, 25 % bootstrap rows per tree). Writes ``bench/results/random_forest.json``
+(``--name`` to keep several worlds apart).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 ``python -m bench.real_cv [--real-dir data/real/glc24-real] [--models a,b]`` runs the ``RealCV`` Luigi task
 (:mod:`glc.tasks.benchmark`; its artifact under ``out/benchmarks/``) and writes ``bench/results/real_cv.json`` and
-``bench/results/real_cv.md`` (with ``--models``, the other models' rows of the existing table are kept). The dataset and its
-conventions: :mod:`glc.eval.real`.
+``bench/results/real_cv.md`` (with ``--models``, the other models' rows of the existing table are kept). The dataset and
+its conventions: :mod:`glc.eval.real`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     best = res["models"][0]
     print(
-        f"best: {best['model']} + {best['decoder']}: sample-F1 {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}"
+        f"best: {best['model']} + {best['decoder']}: sample-F1 "
+        f"{best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}"
     )
     print(f"wrote {path} and {RESULTS / 'real_cv.md'}")
     return 0

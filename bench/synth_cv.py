@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "synth_cv.md").write_text(markdown_table(res, f"Synthetic benchmark: {a.world.name}", top))
     best = res["models"][0]
     print(
-        f"oracle {oracle:.4f}; best: {best['model']} + {best['decoder']}: {best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}"
+        f"oracle {oracle:.4f}; best: {best['model']} + {best['decoder']}: "
+        f"{best['sample_f1_mean']:.4f} ± {best['sample_f1_std']:.4f}"
     )
     return 0
 

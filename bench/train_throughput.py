@@ -2,7 +2,8 @@
 
 DS@GT precompute DCT tiles into parquet to make training fast. ``python -m bench.train_throughput``
 (``make bench-train-throughput``) measures that claim side by side, in one process, on the same surveys of the demo
-world (the training split of its ``ModelInputs`` table, ~8,000 surveys), and writes ``bench/results/train_throughput.json``:
+world (the training split of its ``ModelInputs`` table, ~8,000 surveys), and writes
+``bench/results/train_throughput.json``:
 
 * **Loader samples/s** (one full shuffled epoch, the consumer only counts rows):
 
@@ -236,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             if r:
                 train_runs[k].append(rate)
         print(
-            f"round {r}{' (warm-up)' if not r else ''}: loader { ({k: round(v[-1]) for k, v in loader_runs.items() if v}) }; "
-            f"train { ({k: round(v[-1], 1) for k, v in train_runs.items() if v}) }",
+            f"round {r}{' (warm-up)' if not r else ''}: loader "
+            f"{ ({k: round(v[-1]) for k, v in loader_runs.items() if v}) }; train "
+            f"{ ({k: round(v[-1], 1) for k, v in train_runs.items() if v}) }",
             flush=True,
         )
     dm.teardown()

@@ -36,7 +36,8 @@ def _cmd_score(a: argparse.Namespace) -> int:
     res = score_submission(read_species_lists(a.solution), read_species_lists(a.submission))
     print(f"sample_f1={res['sample_f1']:.6f}")
     print(
-        f"micro_precision={res['micro_precision']:.6f} micro_recall={res['micro_recall']:.6f} micro_f1={res['micro_f1']:.6f}"
+        f"micro_precision={res['micro_precision']:.6f} "
+        f"micro_recall={res['micro_recall']:.6f} micro_f1={res['micro_f1']:.6f}"
     )
     print(f"n_surveys={res['n_surveys']} n_missing={res['n_missing']} n_extra={res['n_extra']}")
     return 0
@@ -111,7 +112,8 @@ def _cmd_show(a: argparse.Namespace) -> int:
 
         res = score_submission(read_species_lists(truth), read_species_lists(sub.output().path))
         print(
-            f"leaderboard (hidden test labels, {res['n_surveys']} surveys): {a.experiment} sample-F1 {res['sample_f1']:.4f}"
+            f"leaderboard (hidden test labels, {res['n_surveys']} "
+            f"surveys): {a.experiment} sample-F1 {res['sample_f1']:.4f}"
         )
     print(f"submission: {Path(sub.output().path).resolve()}")
     print(f"report:     {(rep.output().dir / 'report.md').resolve()}")
@@ -219,8 +221,8 @@ def _cmd_map(a: argparse.Namespace) -> int:
         return 1
     summary = json.loads((task.output().dir / "map.json").read_text())
     print(
-        f"map: {summary['path']} ({summary['width']} x {summary['height']} cells of {summary['resolution_km']:g} km, {summary['crs']}; "
-        f"{summary['land']} land cells; bands {summary['bands']})"
+        f"map: {summary['path']} ({summary['width']} x {summary['height']} cells of {summary['resolution_km']:g} km, "
+        f"{summary['crs']}; {summary['land']} land cells; bands {summary['bands']})"
     )
     for png in summary["previews"]:
         print(f"preview: {png}")
@@ -253,7 +255,8 @@ def _cmd_encoder(a: argparse.Namespace) -> int:
     if "trained" in ev:
         t, r = ev["trained"], ev["random"]
         print(
-            f"  retrieval over {ev['grid_points']:,} grid locations, {t['n']} test images: median {t['median_km']:.1f} km, "
+            f"  retrieval over {ev['grid_points']:,} grid locations, {t['n']} test images: "
+            f"median {t['median_km']:.1f} km, "
             f"p90 {t['p90_km']:.1f} km (random embeddings: median {r['median_km']:.1f} km, p90 {r['p90_km']:.1f} km; "
             f"ratio {ev['median_ratio']:.3f})"
         )
@@ -356,7 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--bbox",
         default=None,
-        help="west,south,east,north in degrees (default: the data extent); write --bbox=-10,35,30,60 when it starts with a minus",
+        help=(
+            "west,south,east,north in degrees (default: the data extent); "
+            "write --bbox=-10,35,30,60 when it starts with a minus"
+        ),
     )
     m.add_argument("--resolution-km", type=float, default=25.0, help="cell size in km (default 25)")
     m.add_argument("--crs", default="EPSG:3035", help="projected CRS of the map (default EPSG:3035)")

@@ -13,8 +13,9 @@ The ``[model]`` table depends on its kind: ``kind`` and ``top_n`` are common, ev
 own table in the model registry (:mod:`glc.models.registry`, each model module declares its parameters with
 :class:`Param`), so ``k`` is valid for ``kind = "knn"`` and an error for ``kind = "geolocation"``.
 
-``resolve({})`` is the default config. The resolved config (defaults + overrides) is what the model receives, what the report prints and what W&B logs,
-and its hash is part of every experiment artifact's path, so editing a parameter file reruns what it affects.
+``resolve({})`` is the default config. The resolved config (defaults + overrides) is what the model receives, what the
+report prints and what W&B logs, and its hash is part of every experiment artifact's path, so editing a parameter file
+reruns what it affects.
 """
 
 from __future__ import annotations
@@ -288,8 +289,9 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
     stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
     if stray:
         raise ConfigError(
-            f"{source}: inputs.shuffle = {cfg['inputs']['shuffle']!r}: model.kind={spec.kind!r} with this [model] table "
-            f"does not read {stray} (it reads {sorted(reads)}); a shuffled control must shuffle an input the model uses"
+            f"{source}: inputs.shuffle = {cfg['inputs']['shuffle']!r}: model.kind={spec.kind!r} with this [model] "
+            f"table does not read {stray} (it reads {sorted(reads)}); "
+            "a shuffled control must shuffle an input the model uses"
         )
     return cfg
 

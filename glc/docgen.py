@@ -233,11 +233,13 @@ def feature_set_reference() -> str:
 
 
 def _module_summary(path: Path) -> str:
-    """The first line of a module's docstring (read without importing it)."""
+    """The first sentence of a module's docstring (read without importing it)."""
     import ast
 
-    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    doc = (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip()
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    sentence = paragraph.split(". ")[0]
+    return sentence if sentence.endswith(".") or sentence == paragraph else sentence + "."
 
 
 def api_packages(root: Path) -> dict[str, list[str]]:

@@ -77,7 +77,8 @@ def fit_predict(
             lacking = [s for s in sets if s not in (features or {})]
             if lacking:
                 raise ValueError(
-                    f"model.kind={spec.kind!r} reads feature set(s) {lacking}; pass their artifact folders (features={{name: folder}})"
+                    f"model.kind={spec.kind!r} reads feature set(s) {lacking}; "
+                    "pass their artifact folders (features={name: folder})"
                 )
             train, query = (join_feature_sets(f, {s: features[s] for s in sets}) for f in (train, query))  # type: ignore[index]
         return spec.fit_predict(train, query, cfg["model"])

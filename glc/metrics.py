@@ -94,7 +94,8 @@ def _encode(lists: Sequence[Iterable[int]], name: str) -> tuple[np.ndarray, np.n
 def _check_same_length(y_true: Sequence[Any], y_pred: Sequence[Any]) -> int:
     if len(y_true) != len(y_pred):
         raise ValueError(
-            f"y_true has {len(y_true)} surveys but y_pred has {len(y_pred)}; pass one prediction per survey, in the same order"
+            f"y_true has {len(y_true)} surveys but y_pred has {len(y_pred)}; "
+            "pass one prediction per survey, in the same order"
         )
     return len(y_true)
 
@@ -132,7 +133,8 @@ def _check_zero_division(zero_division: float) -> float:
     z = float(zero_division)
     if not 0.0 <= z <= 1.0:
         raise ValueError(
-            f"zero_division={zero_division!r} must be in [0, 1] (the F1 given to a survey with empty truth and empty prediction)"
+            f"zero_division={zero_division!r} must be in [0, 1] (the F1 "
+            "given to a survey with empty truth and empty prediction)"
         )
     return z
 
@@ -175,8 +177,8 @@ def sample_f1(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], 
 def micro_prf(y_true: Sequence[Iterable[int]], y_pred: Sequence[Iterable[int]], zero_division: float = 0.0) -> PRF:
     """Micro precision, recall and F1 pooled over all (survey, species) pairs.
 
-    ``precision = sum TP / sum |pred|``, ``recall = sum TP / sum |true|``, ``f1 = 2 sum TP / (sum |true| + sum |pred|)``;
-    a 0/0 ratio gives ``zero_division``.
+    ``precision = sum TP / sum |pred|``, ``recall = sum TP / sum |true|``,
+    ``f1 = 2 sum TP / (sum |true| + sum |pred|)``; a 0/0 ratio gives ``zero_division``.
     """
     z = _check_zero_division(zero_division)
     tp, nt, npred = (int(a.sum()) for a in _counts(y_true, y_pred))
@@ -216,7 +218,8 @@ def macro_prf(
     for name, ids in (("y_true", ti), ("y_pred", pi)):
         if ids.size and ids.max() >= num_classes:
             raise ValueError(
-                f"{name} holds id {int(ids.max())} >= num_classes={num_classes}; drop out-of-vocabulary ids first or pass a larger num_classes"
+                f"{name} holds id {int(ids.max())} >= num_classes={num_classes}; "
+                "drop out-of-vocabulary ids first or pass a larger num_classes"
             )
     span = int(num_classes)
     both = np.intersect1d(tr * span + ti, pr * span + pi, assume_unique=True) % span
@@ -295,7 +298,8 @@ def _as_bool_matrix(m: Any, name: str) -> Any:
         data = m.data
         if data.size and not np.all((data == 0) | (data == 1)):
             raise ValueError(
-                f"{name} must be a 0/1 indicator matrix; found values {np.unique(data[(data != 0) & (data != 1)])[:5].tolist()}"
+                f"{name} must be a 0/1 indicator matrix; found values "
+                f"{np.unique(data[(data != 0) & (data != 1)])[:5].tolist()}"
             )
         m = m.astype(bool)
         m.eliminate_zeros()
@@ -360,7 +364,8 @@ def _check_scores(scores: np.ndarray, y_true: Sequence[Iterable[int]]) -> tuple[
     rows, cols = _encode(y_true, "y_true")
     if cols.size and cols.max() >= s.shape[1]:
         raise ValueError(
-            f"y_true holds column index {int(cols.max())} but scores has only {s.shape[1]} columns; y_true must hold column indices into scores"
+            f"y_true holds column index {int(cols.max())} but scores has only "
+            f"{s.shape[1]} columns; y_true must hold column indices into scores"
         )
     return s, rows, cols
 

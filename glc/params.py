@@ -162,8 +162,8 @@ def check_table(schema: Schema, over: Mapping[str, Any], where: str, source: str
         path = f"{where}.{k}" if where else k
         if k not in schema:
             raise ConfigError(
-                f"{source}: unknown key {path!r}; valid keys here are {sorted(schema)}. Fix the spelling, or declare the "
-                "setting (with its type and valid values) in glc/config.py SCHEMA or in the model kind's params."
+                f"{source}: unknown key {path!r}; valid keys here are {sorted(schema)}. Fix the spelling, or declare "
+                "the setting (with its type and valid values) in glc/config.py SCHEMA or in the model kind's params."
             )
         p = schema[k]
         if isinstance(p, Param):

@@ -98,7 +98,8 @@ class Decoder:
         unknown = set(extras) - set(self.extras)
         if unknown:
             raise TypeError(
-                f"decoder {self.name!r} does not take {sorted(unknown)} at decode time; it takes {list(self.extras) or 'no extras'}"
+                f"decoder {self.name!r} does not take {sorted(unknown)} at "
+                f"decode time; it takes {list(self.extras) or 'no extras'}"
             )
         self._check_extras(extras, "decode")
         if params.get("name", self.name) != self.name:
@@ -115,7 +116,8 @@ def _need(params: dict[str, Any], *keys: str, name: str) -> list[Any]:
     missing = [k for k in keys if k not in params]
     if missing:
         raise ValueError(
-            f"params for decoder {name!r} lack {missing}; fit them with fit_decoder({name!r}, P_val, Y_val) or pass them"
+            f"params for decoder {name!r} lack {missing}; fit them "
+            f"with fit_decoder({name!r}, P_val, Y_val) or pass them"
         )
     return [params[k] for k in keys]
 
@@ -222,5 +224,6 @@ def fit_decoder(name: str, P_val: Any, Y_val: Any, **kw: Any) -> dict[str, Any]:
 
 
 def decode(name: str, P: Any, params: dict[str, Any], **extras: Any) -> list[np.ndarray]:
-    """Decode scores ``P`` with decoder ``name`` and its (fitted or hand-set) ``params``; extras as in the table above."""
+    """Decode scores ``P`` with decoder ``name`` and its (fitted or hand-set) ``params``; extras as in the table
+    above."""
     return _get(name)(P, params, **extras)

@@ -1,7 +1,7 @@
 """Count-model decoding (BernIgen, GLC24: top-(N_hat + offset) with N_hat from a species-count regressor).
 
-:class:`CountModel` regresses the number of species per survey on a feature matrix (environment, location, ...;
-whatever the caller supplies) with a Poisson loss: either scikit-learn's ``HistGradientBoostingRegressor(loss="poisson")``
+:class:`CountModel` regresses the number of species per survey on a feature matrix (environment, location, ...; whatever
+the caller supplies) with a Poisson loss: either scikit-learn's ``HistGradientBoostingRegressor(loss="poisson")``
 (``kind="hgb"``, the default; handles NaN features natively) or a standardised Poisson GLM (``kind="glm"``).
 :func:`decode_count` then takes the top-``(round(N_hat) + offset)`` columns per survey, and :func:`fit_count_offset`
 picks the offset on validation (BernIgen found +3..4 best: a slight upward bias helps F1).

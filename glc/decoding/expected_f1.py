@@ -48,7 +48,8 @@ def _check_probs(P: Any, prob_rest: Any) -> tuple[np.ndarray, np.ndarray]:
     rest = np.zeros(n) if prob_rest is None else np.asarray(prob_rest, dtype=np.float64).reshape(-1)
     if rest.shape != (n,) or not np.all(np.isfinite(rest)) or (rest.size and rest.min() < 0):
         raise ValueError(
-            f"prob_rest must be {n} finite non-negative numbers (the probability mass not in P per survey), got shape {rest.shape}"
+            f"prob_rest must be {n} finite non-negative numbers (the "
+            f"probability mass not in P per survey), got shape {rest.shape}"
         )
     return P.astype(np.float64, copy=False), rest
 

@@ -23,7 +23,8 @@ TABLE_CAP = 512
 
 
 def check_scores(P: Any, name: str = "P") -> np.ndarray:
-    """Validate a (surveys x species) score matrix: 2-D, numeric, finite. Returns it as a float ndarray (no copy if possible).
+    """Validate a (surveys x species) score matrix: 2-D, numeric, finite. Returns it as a float ndarray (no copy if
+    possible).
 
     Raises:
         ValueError: wrong rank, a sparse matrix, or a NaN/inf entry (named by row and column).
@@ -134,7 +135,8 @@ def truth_csr(Y: Any, n: int, c: int, name: str = "Y") -> tuple[np.ndarray, np.n
     if sp.issparse(Y) or (isinstance(Y, np.ndarray) and Y.ndim == 2):
         if Y.shape != (n, c):
             raise ValueError(
-                f"{name} has shape {Y.shape} but the scores are ({n}, {c}); the truth matrix must match row for row and column for column"
+                f"{name} has shape {Y.shape} but the scores are ({n}, {c}); "
+                "the truth matrix must match row for row and column for column"
             )
         m = sp.csr_matrix(Y)
         if m.data.size and not np.all((m.data == 0) | (m.data == 1)):

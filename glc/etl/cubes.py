@@ -476,7 +476,9 @@ def write_cube_features(
         "columns": {
             "landsat_dct": f"6 bands {list(LANDSAT_BANDS)} x {n}: dct1 of series[y*4+q]=cube[b,q,y], 2000Q1..2020Q4",
             "bioclim_dct": f"4 vars {list(BIOCLIM_VARS)} x {n}: dct1 of series[y*12+m]=cube[v,y,m], 2000-01..2018-12",
-            "landsat_cube": f"(6, 4, 20) C order (band, quarter, year {LANDSAT_CUBE_YEARS[0]}..{LANDSAT_CUBE_YEARS[-1]})",
+            "landsat_cube": (
+                f"(6, 4, 20) C order (band, quarter, year {LANDSAT_CUBE_YEARS[0]}..{LANDSAT_CUBE_YEARS[-1]})"
+            ),
             "bioclim_cube": f"(4, 18, 12) C order (var, year {BIOCLIM_CUBE_YEARS[0]}..{BIOCLIM_CUBE_YEARS[-1]}, month)",
             "landsat_n_missing": "cells of the (6,4,21) cube filled (ffill/bfill along years, then band mean)",
             "bioclim_n_missing": "cells of the (4,19,12) cube filled (same rule)",

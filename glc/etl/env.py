@@ -194,8 +194,8 @@ def clean_env(surveys: DataFrame, components: dict[str, DataFrame]) -> tuple[Dat
         mean = st.get("train_mean")
         if mean is None or not math.isfinite(mean):
             raise DataError(
-                f"env column {c!r}: no valid value among the {int(st.get('n_train') or 0)} train surveys (after nulling "
-                f"inf/NaN and values outside {list(ENV_BOUNDS[c])}), so it cannot be imputed. Check the "
+                f"env column {c!r}: no valid value among the {int(st.get('n_train') or 0)} train surveys (after "
+                f"nulling inf/NaN and values outside {list(ENV_BOUNDS[c])}), so it cannot be imputed. Check the "
                 f"{comp_of[c]} CSV (glc.data.layout.Layout.env_csv) and ENV_BOUNDS."
             )
         corrections[c] = {k: int(st[k] or 0) for k in CORRECTIONS}

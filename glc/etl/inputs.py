@@ -195,8 +195,8 @@ def _resolve_shape(declared: tuple[int, ...], width: int, fs: FeatureSet, col: s
         return (width // rest, *declared[1:])
     if math.prod(declared) != width:
         raise ValueError(
-            f"feature set {fs.name!r}: artifact column {col!r} rows hold {width} values, expected {math.prod(declared)} "
-            f"(shape {declared}); rebuild {fs.artifact} with the parameters {dict(fs.params)}"
+            f"feature set {fs.name!r}: artifact column {col!r} rows hold {width} values, expected "
+            f"{math.prod(declared)} (shape {declared}); rebuild {fs.artifact} with the parameters {dict(fs.params)}"
         )
     return declared
 
@@ -217,7 +217,8 @@ def _row_width(df: DataFrame, col: str, dtype: str, fs: FeatureSet, where: str) 
         raise ValueError(f"feature set {fs.name!r}: {where} has no row; rebuild {fs.artifact}")
     if r["lo"] != r["hi"]:
         raise ValueError(
-            f"feature set {fs.name!r}: {where} column {col!r} has rows of {r['lo']} to {r['hi']} values; expected one fixed length"
+            f"feature set {fs.name!r}: {where} column {col!r} has rows "
+            f"of {r['lo']} to {r['hi']} values; expected one fixed length"
         )
     return int(r["hi"])
 

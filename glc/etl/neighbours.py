@@ -376,7 +376,8 @@ def pa_frames(surveys: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     bad = train["speciesIds"].isna()
     if bad.any():
         raise ValueError(
-            f"survey table: {int(bad.sum())} training survey(s) have no species list (first surveyId {int(train['surveyId'][bad].iloc[0])}); rebuild SurveyTable"
+            f"survey table: {int(bad.sum())} training survey(s) have no species list "
+            f"(first surveyId {int(train['surveyId'][bad].iloc[0])}); rebuild SurveyTable"
         )
     train["speciesIds"] = [np.asarray(a, dtype=np.int64) for a in train["speciesIds"]]
     return train, test

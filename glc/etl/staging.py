@@ -9,9 +9,10 @@ pyarrow writes them column-wise, so the load step is done there, in two Spark jo
 1. **Compute + spill** (one action): the job's partition function runs under :func:`spill_fn`. Every good row goes
    to the bucket of its ``surveyId`` (``B`` id ranges fixed *before* the job from the input's id quantiles, see
    :func:`bucket_bounds`), appended to ``staging/b<bucket>/p<partition>.arrow`` (Arrow IPC, LZ4: the cheapest
-   write and read there is); bad-input rows go to ``staging/bad/p<partition>.parquet`` (read back by Spark). Each file is written under a temporary name and renamed when the
-   partition is done, so a retried (or speculative) attempt rewrites the same name with the same rows. The only
-   rows that reach the JVM are a manifest: one row per (file, split) with its row count.
+   write and read there is); bad-input rows go to ``staging/bad/p<partition>.parquet`` (read back by Spark). Each file
+   is written under a temporary name and renamed when the partition is done, so a retried (or speculative) attempt
+   rewrites the same name with the same rows. The only rows that reach the JVM are a manifest: one row per (file, split)
+   with its row count.
 2. **Merge** (one task per bucket): read the bucket's files (in file-name order), sort by ``surveyId`` (a stable
    sort), write ``data/part-<bucket>.parquet`` with the session's parquet codec. Buckets are disjoint increasing id
    ranges, so ``data/`` read in file-name order is sorted by ``surveyId``, as every feature artifact promises.
@@ -308,7 +309,8 @@ def parquet_codec(spark: SparkSession) -> str:
     name = (spark.conf.get("spark.sql.parquet.compression.codec", "snappy") or "snappy").lower()
     if name not in _PARQUET_CODECS:
         raise ValueError(
-            f"spark.sql.parquet.compression.codec={name!r} has no pyarrow equivalent; use one of {sorted(_PARQUET_CODECS)}"
+            f"spark.sql.parquet.compression.codec={name!r} has no "
+            f"pyarrow equivalent; use one of {sorted(_PARQUET_CODECS)}"
         )
     return _PARQUET_CODECS[name]
 

@@ -343,14 +343,15 @@ def build_survey_table(
             )
         if split == "test" and rep.bad_rows and bad_test_rows == "error":
             raise BadRowsError(
-                f"{path}: {rep.bad_rows} test metadata row(s) are unusable ({'; '.join(examples)}). A test survey is never "
-                "dropped from the submission: fix the row(s), or run with --SurveyTable-bad-test-rows fallback "
+                f"{path}: {rep.bad_rows} test metadata row(s) are unusable ({'; '.join(examples)}). A test survey is "
+                "never dropped from the submission: fix the row(s), or run with --SurveyTable-bad-test-rows fallback "
                 "([SurveyTable] bad_test_rows = fallback in luigi.cfg) to predict them with the documented fallback."
             )
         if total and rep.bad_rows / total > max_bad_fraction:
             raise BadRowsError(
-                f"{path}: {rep.bad_rows} of {total} rows are malformed ({rep.by_reason}; {'; '.join(examples)}), more than "
-                f"max_bad_fraction={max_bad_fraction}. Fix the file or raise the limit (SurveyTable --max-bad-fraction)."
+                f"{path}: {rep.bad_rows} of {total} rows are malformed ({rep.by_reason}; {'; '.join(examples)}), more "
+                f"than max_bad_fraction={max_bad_fraction}. Fix the file or raise the limit "
+                "(SurveyTable --max-bad-fraction)."
             )
         bads.append(bad_df)
         part = aggregate_surveys(rows.where(F.col("_bad").isNull()), split)
@@ -369,7 +370,8 @@ def build_survey_table(
     dup = surveys.groupBy("surveyId").count().where("count > 1").limit(5).collect()
     if dup:
         raise ValueError(
-            f"surveyId(s) {[r['surveyId'] for r in dup]} appear in both PA train and PA test metadata; the splits must be disjoint"
+            f"surveyId(s) {[r['surveyId'] for r in dup]} appear in both "
+            "PA train and PA test metadata; the splits must be disjoint"
         )
     surveys = add_laea(surveys).select(*SURVEY_COLUMNS)
     import pandas as pd

@@ -131,7 +131,8 @@ def markdown_table(result: dict[str, Any], title: str, top_line: str | None = No
     out = [
         f"# {title}",
         "",
-        f"{p['n_folds']}-fold spatial CV, {p['block_km']:g} km blocks, seed {p['seed']}, {p['n_surveys']} surveys; decoders {p['decoder_fit']}.",
+        f"{p['n_folds']}-fold spatial CV, {p['block_km']:g} km blocks, seed "
+        f"{p['seed']}, {p['n_surveys']} surveys; decoders {p['decoder_fit']}.",
         "",
     ]
     if top_line:
@@ -139,6 +140,7 @@ def markdown_table(result: dict[str, Any], title: str, top_line: str | None = No
     out += ["| model | decoder | sample-F1 (mean ± std) | micro-F1 |", "|---|---|---|---|"]
     for r in result["models"]:
         out.append(
-            f"| {r['model']} | {r['decoder']} | {r['sample_f1_mean']:.4f} ± {r['sample_f1_std']:.4f} | {r['micro_f1_mean']:.4f} |"
+            f"| {r['model']} | {r['decoder']} | {r['sample_f1_mean']:.4f} "
+            f"± {r['sample_f1_std']:.4f} | {r['micro_f1_mean']:.4f} |"
         )
     return "\n".join(out) + "\n"

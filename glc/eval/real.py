@@ -44,7 +44,8 @@ def load_real_surveys(real_dir: str | Path) -> pd.DataFrame:
     missing = set(meta["surveyId"]) - set(sol)
     if missing:
         raise ValueError(
-            f"{real_dir / SOLUTION}: {len(missing)} surveys of the test metadata have no labels, e.g. {sorted(missing)[:5]}"
+            f"{real_dir / SOLUTION}: {len(missing)} surveys of the "
+            f"test metadata have no labels, e.g. {sorted(missing)[:5]}"
         )
     meta["speciesIds"] = [np.unique(np.asarray(sol[int(s)], np.int64)) for s in meta["surveyId"]]
     meta["x"], meta["y"] = to_laea(meta["lon"].to_numpy(), meta["lat"].to_numpy())

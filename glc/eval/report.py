@@ -235,19 +235,21 @@ def render_markdown(rep: dict[str, Any]) -> str:
         "",
         "| model | decoder | sample-F1 | micro-P | micro-R | micro-F1 |",
         "|---|---|---|---|---|---|",
-        f"| **{rep['config']['model']['kind']}** | {rep['decoder'].get('kind')} | **{v['sample_f1']:.4f}** | {v['micro_precision']:.4f} | {v['micro_recall']:.4f} | {v['micro_f1']:.4f} |",
+        f"| **{rep['config']['model']['kind']}** | {rep['decoder'].get('kind')} | **{v['sample_f1']:.4f}** "
+        f"| {v['micro_precision']:.4f} | {v['micro_recall']:.4f} | {v['micro_f1']:.4f} |",
     ]
     for name, b in rep["baselines"].items():
         lines.append(
-            f"| {name} (reference) | topk | {b['sample_f1']:.4f} | {b['micro_precision']:.4f} | {b['micro_recall']:.4f} | {b['micro_f1']:.4f} |"
+            f"| {name} (reference) | topk | {b['sample_f1']:.4f} | "
+            f"{b['micro_precision']:.4f} | {b['micro_recall']:.4f} | {b['micro_f1']:.4f} |"
         )
     if rep.get("po_correction"):
         p = rep["po_correction"]
         lines += [
             "",
             f"PO output correction (Tighnari; N={p['params']['n_train']}, L={p['params']['min_train_count']}, "
-            f"A={p['params']['n_po']}, M={p['params']['min_po_count']}): sample-F1 {p['sample_f1_without']:.4f} without, "
-            f"**{p['sample_f1_with']:.4f}** with ({p['mean_added']:.2f} species added per survey, "
+            f"A={p['params']['n_po']}, M={p['params']['min_po_count']}): sample-F1 {p['sample_f1_without']:.4f} "
+            f"without, **{p['sample_f1_with']:.4f}** with ({p['mean_added']:.2f} species added per survey, "
             f"{p['surveys_changed']} of {p['n_surveys']} surveys changed).",
         ]
     if rep.get("ranking"):
@@ -255,7 +257,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
         lines += [
             "",
             f"Ranking (GLC2020's metrics, validation scores): top-30 accuracy {r['top30_accuracy']:.4f}, "
-            f"adaptive top-30 accuracy {r['adaptive_top30_accuracy']:.4f} (a survey counts when one of its species is ranked in).",
+            f"adaptive top-30 accuracy {r['adaptive_top30_accuracy']:.4f} "
+            "(a survey counts when one of its species is ranked in).",
         ]
     if rep.get("decoders"):
         lines += [
@@ -323,8 +326,8 @@ def report_figures(
     figs.append(
         Figure(
             "Validation sample-F1 by model",
-            f"The experiment's model and the reference lines on the same held-out surveys ({len(ids)}); bars are the mean "
-            "per-survey F1, whiskers a 90 % interval from resampling whole spatial blocks.",
+            f"The experiment's model and the reference lines on the same held-out surveys ({len(ids)}); bars are the "
+            "mean per-survey F1, whiskers a 90 % interval from resampling whole spatial blocks.",
             plots.f1_by_model(extras["per_survey_f1"], blocks, highlight=main_label(cfg), seed=int(cfg["seed"])),
         )
     )
@@ -408,7 +411,10 @@ def report_figures(
             what = (
                 f"held-out triplet accuracy {ev['heldout_triplet_acc']:.4f}"
                 if "heldout_triplet_acc" in ev
-                else f"retrieval median error {ev['trained']['median_km']:.0f} km vs {ev['random']['median_km']:.0f} km with random embeddings"
+                else (
+                    f"retrieval median error {ev['trained']['median_km']:.0f} km "
+                    f"vs {ev['random']['median_km']:.0f} km with random embeddings"
+                )
                 if "trained" in ev
                 else ""
             )
@@ -473,7 +479,8 @@ def render_html(rep: dict[str, Any], figures: list[Figure], notes: list[str] = (
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>glc report: {escape(rep['experiment'])}</title>",
-        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}figure{margin:2em 0}"
         "figcaption{color:#555;font-size:90%}img{max-width:100%}</style></head><body>",
         f"<h1>glc report — experiment <code>{escape(rep['experiment'])}</code></h1>",
@@ -490,7 +497,8 @@ def render_html(rep: dict[str, Any], figures: list[Figure], notes: list[str] = (
                 [
                     [
                         "parameters (N, L, A, M)",
-                        f"{p['params']['n_train']}, {p['params']['min_train_count']}, {p['params']['n_po']}, {p['params']['min_po_count']}",
+                        f"{p['params']['n_train']}, {p['params']['min_train_count']}, "
+                        f"{p['params']['n_po']}, {p['params']['min_po_count']}",
                     ],
                     ["sample-F1 without", f"{p['sample_f1_without']:.4f}"],
                     ["sample-F1 with", f"{p['sample_f1_with']:.4f}"],

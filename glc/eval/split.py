@@ -68,8 +68,8 @@ def _check_xy(x: np.ndarray, y: np.ndarray, block_km: float, check_crs: bool) ->
         raise ValueError(f"block_km={block_km!r} must be a positive number of kilometres")
     if check_crs and x.size > 1 and np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90):
         raise ValueError(
-            "x/y all lie within +-180/+-90: these look like lon/lat degrees, but blocks are measured in EPSG:3035 metres. "
-            "Project with glc.geo.to_laea(lon, lat) first (or pass check_crs=False if these really are metres)"
+            "x/y all lie within +-180/+-90: these look like lon/lat degrees, but blocks are measured in EPSG:3035 "
+            "metres. Project with glc.geo.to_laea(lon, lat) first (or pass check_crs=False if these really are metres)"
         )
     return x, y
 
@@ -122,7 +122,8 @@ def spatial_block_folds(
     n_blocks = counts.size
     if n_blocks < n_folds:
         raise ValueError(
-            f"only {n_blocks} non-empty {block_km:g} km block(s) for n_folds={n_folds}; use smaller blocks or fewer folds"
+            f"only {n_blocks} non-empty {block_km:g} km block(s) for "
+            f"n_folds={n_folds}; use smaller blocks or fewer folds"
         )
     order = np.random.default_rng(seed).permutation(n_blocks)
     fold_of_block = np.empty(n_blocks, np.int64)
@@ -164,7 +165,8 @@ def spatial_holdout(
     n_blocks = counts.size
     if n_blocks < 2:
         raise ValueError(
-            f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)"
+            f"all points fall in one {block_km:g} km block; a spatial "
+            "hold-out needs at least two blocks (use smaller blocks)"
         )
     order = np.random.default_rng(seed).permutation(n_blocks)
     return _prefix_mask(block, counts, order, val_fraction)
@@ -211,7 +213,8 @@ def test_like_holdout(
     qx, qy = _check_xy(query_x, query_y, block_km, check_crs)
     if counts.size < 2:
         raise ValueError(
-            f"all points fall in one {block_km:g} km block; a spatial hold-out needs at least two blocks (use smaller blocks)"
+            f"all points fall in one {block_km:g} km block; a spatial "
+            "hold-out needs at least two blocks (use smaller blocks)"
         )
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     centres = np.column_stack([np.bincount(block, x) / counts, np.bincount(block, y) / counts])

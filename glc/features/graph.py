@@ -54,7 +54,8 @@ def _labels_csr(labels: Sequence[np.ndarray], n_species: int) -> sparse.csr_matr
     for i, a in enumerate(lists):
         if len(a) and (a[0] < 0 or a[-1] >= n_species):
             raise ValueError(
-                f"src_labels[{i}] has species id(s) outside 0..{n_species - 1} ({a[0]}..{a[-1]}); fix the labels or n_species"
+                f"src_labels[{i}] has species id(s) outside 0..{n_species - 1} "
+                f"({a[0]}..{a[-1]}); fix the labels or n_species"
             )
     lens = np.array([len(a) for a in lists], dtype=np.int64)
     cols = np.concatenate(lists) if lists else np.zeros(0, np.int64)
@@ -72,7 +73,8 @@ def _keys(name: str, year: ArrayLike, region: ArrayLike, n: int) -> list[np.ndar
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(
-            f"{name}: {int(bad.sum())} site(s) lack an integer year or a region, first at index {i} (year={yr[i]!r}, region={rg[i]!r})"
+            f"{name}: {int(bad.sum())} site(s) lack an integer year or a "
+            f"region, first at index {i} (year={yr[i]!r}, region={rg[i]!r})"
         )
     return [yr_num.astype(np.int64).to_numpy(), rg.astype(str).to_numpy()]
 

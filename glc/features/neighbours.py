@@ -303,7 +303,8 @@ def neighbour_recall(truth: NeighbourTable, found: NeighbourTable) -> float:
     missing = np.setdiff1d(truth.query_ids, found.query_ids)
     if len(missing):
         raise ValueError(
-            f"neighbour_recall: {len(missing)} query id(s) of the reference are missing from the result (first {int(missing[0])})"
+            f"neighbour_recall: {len(missing)} query id(s) of the reference "
+            f"are missing from the result (first {int(missing[0])})"
         )
     if len(t) == 0:
         return 1.0

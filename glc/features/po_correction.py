@@ -148,8 +148,8 @@ def po_correction_lists(
         or len(psp) != len(px)
     ):
         raise ValueError(
-            f"lengths differ: {len(qids)} query ids / {len(qx)} query coords; {len(tids)} train ids / {len(tx)} coords / "
-            f"{len(train_labels)} label lists; {len(pids)} PO ids / {len(px)} coords / {len(psp)} species"
+            f"lengths differ: {len(qids)} query ids / {len(qx)} query coords; {len(tids)} train ids / {len(tx)} coords "
+            f"/ {len(train_labels)} label lists; {len(pids)} PO ids / {len(px)} coords / {len(psp)} species"
         )
     validate_unique_ids("queries", qids)
     validate_unique_ids("training surveys", tids)

@@ -135,7 +135,8 @@ class FeatureSet:
         unknown = [c for c in self.needs if c not in CAPABILITIES]
         if unknown:
             raise ValueError(
-                f"FeatureSet {self.name!r}: needs {unknown} are not capabilities of any edition ({sorted(CAPABILITIES)})"
+                f"FeatureSet {self.name!r}: needs {unknown} are not "
+                f"capabilities of any edition ({sorted(CAPABILITIES)})"
             )
         if self.missing not in MISSING_POLICIES:
             raise ValueError(f"FeatureSet {self.name!r}: missing={self.missing!r} is not one of {MISSING_POLICIES}")

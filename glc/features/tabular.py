@@ -81,7 +81,8 @@ class TabularEncoder:
                 w = {len(np.asarray(v)) for v in train[a]}
                 if len(w) != 1:
                     raise ValueError(
-                        f"array column {a!r} has rows of different lengths {sorted(w)}; every survey needs the same vector length"
+                        f"array column {a!r} has rows of different lengths "
+                        f"{sorted(w)}; every survey needs the same vector length"
                     )
                 self.widths_[a] = w.pop()
         self.extras_ = sorted(c for c in train.columns if c.startswith(EXTRA_PREFIX))
@@ -127,7 +128,8 @@ class TabularEncoder:
         for a, w in self.widths_.items():
             if a not in frame.columns:
                 raise ValueError(
-                    f"feature column {a!r} was in the training frame but is absent from this one; join the same feature sets"
+                    f"feature column {a!r} was in the training frame but "
+                    "is absent from this one; join the same feature sets"
                 )
             A = np.stack([np.asarray(v, np.float64) for v in frame[a]]) if len(frame) else np.zeros((0, w))
             if A.shape[1] != w:
@@ -136,8 +138,8 @@ class TabularEncoder:
             if bad.any():
                 i, j = np.argwhere(bad)[0]
                 raise ValueError(
-                    f"feature column {a!r}: survey {frame['surveyId'].iloc[i]} element {j} is {A[i, j]}; the feature set "
-                    "must be cleaned upstream (EnvFeatures imputes and counts its missing values)"
+                    f"feature column {a!r}: survey {frame['surveyId'].iloc[i]} element {j} is {A[i, j]}; the feature "
+                    "set must be cleaned upstream (EnvFeatures imputes and counts its missing values)"
                 )
             blocks.append(A)
         for c in self.extras_:

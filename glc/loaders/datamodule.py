@@ -147,7 +147,8 @@ class SurveyDataModule(pl.LightningDataModule):
         bad = [f"{k} -> {v[0]}" for k, v in self.subsets.items() if k not in SPLITS or v[0] not in SPLITS]
         if bad:
             raise ValueError(
-                f"SurveyDataModule: subsets {bad} must map a split of {list(SPLITS)} to a stored split of {list(SPLITS)}."
+                f"SurveyDataModule: subsets {bad} must map a split of "
+                f"{list(SPLITS)} to a stored split of {list(SPLITS)}."
             )
         self._meta: dict[str, Any] | None = None
         self._sources: dict[tuple[str, bool], BatchSource] = {}

@@ -5,7 +5,8 @@
 float arrays standard normal (``gfv``: sparse, non-negative), ``uint8`` arrays uniform bytes, and, when
 ``distinct=True``, every array row filled so that each (survey, channel) pair is recognisable:
 ``value = surveyId * 1000 + channel`` plus a per-element ramp — the fixture that catches channel interleaving across
-samples (DS@GT's ``view`` bug, pitfall 4 (docs/contributing.md)). Labels are 1..L distinct species per survey (test rows all -1).
+samples (DS@GT's ``view`` bug, pitfall 4 (docs/contributing.md)). Labels are 1..L distinct species per survey (test rows
+all -1).
 """
 
 from __future__ import annotations

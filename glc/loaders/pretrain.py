@@ -71,7 +71,8 @@ class PretrainData:
         finite = np.isfinite(self.tiles.reshape(n, -1)).all(axis=1)
         if not finite.all():
             raise ValueError(
-                f"PretrainData: {int((~finite).sum())} tile(s) with non-finite values (e.g. survey {int(self.ids[~finite][0])}); rebuild the tile artifact"
+                f"PretrainData: {int((~finite).sum())} tile(s) with non-finite values "
+                f"(e.g. survey {int(self.ids[~finite][0])}); rebuild the tile artifact"
             )
         if (self.role == "train").sum() < 2:
             raise ValueError("PretrainData: fewer than 2 training sites with a tile; nothing to pretrain on")
@@ -190,8 +191,9 @@ def pretrain_data(
         missing = got.isna().to_numpy()
         if missing.any():
             raise ValueError(
-                f"{folder}: {int(missing.sum())} survey(s) have no {name} tile (e.g. surveyId {int(merged['surveyId'][missing].iloc[0])}); "
-                "rebuild the tile artifact (a survey quarantined by --skip-bad-inputs has no tile and cannot be pretrained on)"
+                f"{folder}: {int(missing.sum())} survey(s) have no {name} tile (e.g. surveyId "
+                f"{int(merged['surveyId'][missing].iloc[0])}); rebuild the tile artifact (a survey quarantined by "
+                "--skip-bad-inputs has no tile and cannot be pretrained on)"
             )
         arr = np.stack(got.to_numpy()).astype(np.float32)
         if arr.shape[1] != int(np.prod(shape)):

@@ -745,9 +745,9 @@ class SurveyIterableDataset(IterableDataset):
         )
         if n == 0:
             raise ValueError(
-                f"DDP: rank {rank} of {world} has no rows of {self.source.info.directory} (fewer row groups than ranks); "
-                "write the model inputs with more part files or row groups (ModelInputs --files-per-split), or use "
-                "fewer devices"
+                f"DDP: rank {rank} of {world} has no rows of {self.source.info.directory} (fewer row groups than "
+                "ranks); write the model inputs with more part files or row groups (ModelInputs --files-per-split), or "
+                "use fewer devices"
             )
         return n
 

@@ -467,8 +467,8 @@ def check_list_width(values: pa.Array | pa.ChunkedArray, column: str, width: int
         row = int(bad[0])
         found = "a null" if lengths[row] < 0 else f"{int(lengths[row])} values"
         raise DataError(
-            f"{where}: column {column!r} must hold {'byte strings of' if binary else 'lists of'} exactly {width} values "
-            f"(meta.json), but row {row} has "
+            f"{where}: column {column!r} must hold {'byte strings of' if binary else 'lists of'} exactly {width} "
+            f"values (meta.json), but row {row} has "
             f"{found} ({len(bad)} bad row(s)). Rebuild the model-input table with a fixed width."
         )
     if not binary and pc.any(pc.is_null(pc.list_flatten(values))).as_py():

@@ -53,7 +53,8 @@ def _dense(tables: Sequence[ScoreTable], ids: np.ndarray, normalise: str) -> tup
         missing = np.setdiff1d(ids, t.survey_ids)
         if len(missing):
             raise ValueError(
-                f"blend: a member has no scores for {len(missing)} survey(s) (e.g. {missing[:5].tolist()}); members must score the same surveys"
+                f"blend: a member has no scores for {len(missing)} survey(s) (e.g. "
+                f"{missing[:5].tolist()}); members must score the same surveys"
             )
         r = pos.loc[ids].to_numpy()
         M = np.zeros((len(ids), len(vocab)), np.float64)
@@ -189,7 +190,8 @@ def fit_predict_blend(
     names = list(model_cfg["models"])
     if not names:
         raise ValueError(
-            "model.models is empty: the in-memory blend needs member benchmark entries (or give model.experiments: member experiments)"
+            "model.models is empty: the in-memory blend needs member "
+            "benchmark entries (or give model.experiments: member experiments)"
         )
     specs = []
     for name in names:
@@ -197,7 +199,8 @@ def fit_predict_blend(
         spec = get_model(kind)
         if spec.needs_inputs or spec.fit_predict is None:
             raise ValueError(
-                f"blend member {name!r} (kind {kind!r}) is trained from model inputs; only in-memory kinds blend in memory"
+                f"blend member {name!r} (kind {kind!r}) is trained from "
+                "model inputs; only in-memory kinds blend in memory"
             )
         specs.append(
             (
@@ -233,7 +236,8 @@ def fit_predict_blend(
 def _check(m: Mapping[str, Any]) -> None:
     if m["experiments"] and m["models"]:
         raise ValueError(
-            "model.experiments (member experiments of tasks/) or model.models (in-memory benchmark entries): give exactly one"
+            "model.experiments (member experiments of tasks/) or "
+            "model.models (in-memory benchmark entries): give exactly one"
         )
     k = len(m["experiments"]) or len(m["models"])
     if m["weights"] and len(m["weights"]) != k:

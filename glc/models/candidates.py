@@ -6,10 +6,11 @@ neighbour, region or prior suggests is almost never present. :class:`CandidateBu
 region frequency, global frequency as tie-break) and describes each pair by (:data:`PAIR_NAMES`):
 
 * the distance-weighted neighbour frequencies of the species among the 10 / 30 nearest training surveys and among
-  all training surveys within 10 / 50 / 200 km (:mod:`glc.models.neighbours`; a query without neighbours gets 0 there and
-  its context features say so);
+  all training surveys within 10 / 50 / 200 km (:mod:`glc.models.neighbours`; a query without neighbours gets 0 there
+  and its context features say so);
 * the species' frequency in the query's region, in its country, its country and year, its country and plot-area
-  class (:data:`GROUPS`; each with the global frequency as fallback below 20 surveys) and overall, and ``log1p`` of its number of training surveys;
+  class (:data:`GROUPS`; each with the global frequency as fallback below 20 surveys) and overall, and ``log1p`` of its
+  number of training surveys;
 * the base-score rank of the pair (0 = best);
 * ``log1p`` of the distance (km) from the query to the nearest training survey holding the species (capped at
   5,000 km when the species is absent from the sources; repeat visits within 1 m excluded);
@@ -180,7 +181,8 @@ class CandidateBuilder:
         E = self._niche_matrix(query)
         if E is None or E.shape[1] != self.niche_mu_.shape[1]:
             raise ValueError(
-                "CandidateBuilder: the query frame lacks the niche columns of the training frame (join the same feature sets)"
+                "CandidateBuilder: the query frame lacks the niche columns "
+                "of the training frame (join the same feature sets)"
             )
         Z = (E - self.niche_scale_[0]) / self.niche_scale_[1]
         out = np.empty(len(rows))

@@ -62,7 +62,8 @@ class EmbeddingHead(nn.Module):
         """Logits ``[B, C]``."""
         if self.column not in batch:
             raise KeyError(
-                f"EmbeddingHead needs batch key {self.column!r}, batch has {sorted(batch)}; build ModelInputs with that feature set"
+                f"EmbeddingHead needs batch key {self.column!r}, batch has "
+                f"{sorted(batch)}; build ModelInputs with that feature set"
             )
         z = batch[self.column].float()
         if z.dim() != 2 or z.shape[1] != self.dim:

@@ -7,8 +7,8 @@ Branches (each optional where the fusion allows it):
   uint8 pixels (``patch_raw``, scaled to [-1, 1]), or ``"dct8"`` / ``"dct16"`` / ``"dct128"`` the 8x8 / 16x16 / full
   128x128 DCT block (``patch_dct`` / ``patch_dct16`` / ``patch_dct128``; the full block is lossless) inverted to an
   image (``D^T c D``, standardised with pixel statistics derived exactly from the coefficient statistics; which of
-  raw pixels and the full DCT feeds faster: ``bench/fusion_feed.py``); resized to ``image_size`` (Tighnari: 128 -> 224), dihedral flips /
-  rotations per sample in training, then a timm ``backbone`` (``swin_tiny_patch4_window7_224``,
+  raw pixels and the full DCT feeds faster: ``bench/fusion_feed.py``); resized to ``image_size`` (Tighnari: 128 -> 224),
+  dihedral flips / rotations per sample in training, then a timm ``backbone`` (``swin_tiny_patch4_window7_224``,
   ``efficientnet_b0``, ``resnet18``; 4-channel first conv; random init, or ``weights`` from a local file). The fusion
   reads its last feature map as **tokens**.
 * **time series** (``cubes``): each cube set (``landsat_cube`` (6, 4, 20), ``bioclim_cube`` (4, 18, 12)),
@@ -101,7 +101,8 @@ class ImageBranch(nn.Module):
         else:
             if stats is None:
                 raise ValueError(
-                    f"model.image = {source!r}: the model-input table has no statistics for {column!r}; rebuild ModelInputs"
+                    f"model.image = {source!r}: the model-input table has "
+                    f"no statistics for {column!r}; rebuild ModelInputs"
                 )
             from glc.models.tile_cnn import pixel_stats
 
@@ -271,7 +272,8 @@ class TabularBranch(nn.Module):
         v = torch.cat(parts, dim=-1)
         if not bool(torch.isfinite(v).all()):
             raise ValueError(
-                "TabularBranch: non-finite values in the tabular inputs (env / plot / location); fix the model-input table"
+                "TabularBranch: non-finite values in the tabular inputs "
+                "(env / plot / location); fix the model-input table"
             )
         return v
 
@@ -281,7 +283,8 @@ class TabularBranch(nn.Module):
 
 
 class GraphBranch(nn.Module):
-    """The dense GFV ``[B, C]`` compressed by one ``Linear`` into ``tokens`` tokens of ``width``: ``[B, tokens, width]``."""
+    """The dense GFV ``[B, C]`` compressed by one ``Linear`` into ``tokens`` tokens of ``width``:
+    ``[B, tokens, width]``."""
 
     def __init__(self, in_dim: int, tokens: int, width: int) -> None:
         super().__init__()
@@ -420,7 +423,8 @@ def _stats(meta: Mapping[str, Any], column: str) -> tuple[np.ndarray, np.ndarray
     st = column_stats(meta, column)
     if st is None:
         raise ValueError(
-            f"the model-input table has no statistics for {column!r} (meta.json columns.{column}.stats); rebuild ModelInputs"
+            f"the model-input table has no statistics for {column!r} "
+            f"(meta.json columns.{column}.stats); rebuild ModelInputs"
         )
     return st
 
@@ -527,7 +531,8 @@ def check_fusion(model_cfg: Mapping[str, Any]) -> None:
         ]
         if missing:
             raise ValueError(
-                f"model.fusion = 'hcam' attends from the time series and the tabular vector to the image: enable {missing}"
+                "model.fusion = 'hcam' attends from the time series "
+                f"and the tabular vector to the image: enable {missing}"
             )
         if m["dim"] % m["heads"]:
             raise ValueError(f"model.heads = {m['heads']} must divide model.dim = {m['dim']}")

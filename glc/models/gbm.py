@@ -13,8 +13,9 @@ wheel (XGBoost's manylinux wheel pulls ~300 MB of NCCL), and a ``deterministic``
 Training pairs must look like the query pairs: the training surveys are split into ``inner_folds`` spatial-block
 folds (``block_km``, seeded); each fold's candidates and features come from a builder fitted on the other folds
 (out-of-fold), exactly as a held-out validation block or a test survey sees the training surveys. The queries' pairs
-come from a builder fitted on *all* training surveys, and the booster trained on the out-of-fold pairs scores them. Scores are LightGBM probabilities (binary log-loss), calibrated enough
-for the expected-F1 decoders; a species that is not a candidate scores 0.
+come from a builder fitted on *all* training surveys, and the booster trained on the out-of-fold pairs scores them.
+Scores are LightGBM probabilities (binary log-loss), calibrated enough for the expected-F1 decoders; a species that is
+not a candidate scores 0.
 
 Survey features: :class:`glc.features.tabular.TabularEncoder` (location, year, area, region/country codes, the
 ``features`` sets joined into the frame, e.g. ``env``; ``feat_*`` columns such as real human-footprint raster
@@ -57,7 +58,8 @@ GBM_PARAMS: dict[str, Param] = {
     "n_candidates": Param(150, "candidate species per survey (neighbour/region priors); others score 0", min=1),
     "inner_folds": Param(
         8,
-        "spatial-block folds over the training surveys for out-of-fold training pairs (more folds: training pairs closer to the queries)",
+        "spatial-block folds over the training surveys for out-of-fold "
+        "training pairs (more folds: training pairs closer to the queries)",
         min=2,
     ),
     "block_km": Param(10.0, "block size (km) of the inner folds", min=0.0, min_exclusive=True),

@@ -108,7 +108,8 @@ class HCAM(nn.Module):
             return fused, {}
         if graph is None or graph.dim() != 3 or graph.shape[-1] != self.graph_dim:
             raise ValueError(
-                f"HCAM: graph tokens must be [B, M, {self.graph_dim}], got {None if graph is None else tuple(graph.shape)}"
+                f"HCAM: graph tokens must be [B, M, {self.graph_dim}], "
+                f"got {None if graph is None else tuple(graph.shape)}"
             )
         a_g, w_g = self.attn_graph(fused.unsqueeze(1), graph, graph, need_weights=need, average_attn_weights=False)
         return torch.cat([fused, a_g.squeeze(1)], dim=-1), ({"graph": w_g} if need else {})
@@ -123,8 +124,9 @@ class HCAM(nn.Module):
     def attention_weights(
         self, image: Tensor, series: Tensor, tabular: Tensor, graph: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """The attention weights ``{"series": [B, heads, 1, N], "tabular": [B, heads, 1, N], "graph": [B, heads, 1, M]}``
-        (each query's weights over its keys; they sum to 1)."""
+        """The attention weights
+        ``{"series": [B, heads, 1, N], "tabular": [B, heads, 1, N], "graph": [B, heads, 1, M]}`` (each query's weights
+        over its keys; they sum to 1)."""
         fused, w1 = self._level1(image, series, tabular, need=True)
         _, w2 = self._level2(fused, graph, need=True)
         return {**w1, **w2}

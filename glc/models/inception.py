@@ -177,7 +177,8 @@ def build_inception(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> In
 register(
     ModelSpec(
         "inception",
-        "GLC2020 Inception-v3 (timm, stride-1 stem, no aux head) on IDCT images of patch + elevation + land cover (Lightning)",
+        "GLC2020 Inception-v3 (timm, stride-1 stem, no aux head) on "
+        "IDCT images of patch + elevation + land cover (Lightning)",
         runner="lightning",
         params=INCEPTION_PARAMS,
         features=lambda m: tuple(m["tiles"]),

@@ -80,7 +80,8 @@ class ConvBody(nn.Module):
         super().__init__()
         if in_channels < 1 or size < 1 or not channels or reduce < 1 or latent < 1:
             raise ValueError(
-                f"ConvBody: bad sizes in_channels={in_channels} size={size} channels={channels} reduce={reduce} latent={latent}"
+                f"ConvBody: bad sizes in_channels={in_channels} size={size} "
+                f"channels={channels} reduce={reduce} latent={latent}"
             )
         layers: list[nn.Module] = []
         c, s = in_channels, size
@@ -281,5 +282,6 @@ def check_columns(batch: Mapping[str, Any], columns: Sequence[str], who: str) ->
     missing = [c for c in columns if c not in batch]
     if missing:
         raise KeyError(
-            f"{who} needs batch key(s) {missing}, batch has {sorted(batch)}; build the model inputs with the feature sets that provide them"
+            f"{who} needs batch key(s) {missing}, batch has {sorted(batch)}; "
+            "build the model inputs with the feature sets that provide them"
         )

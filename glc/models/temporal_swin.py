@@ -21,8 +21,8 @@ non-square patches and windows). timm's window attention has only Swin's **2-D**
 ``(2 Wh - 1)(2 Ww - 1)`` entries indexed by the (row, column) offset of two tokens. Tighnari's variant is **1-D**: the
 window's tokens are one flattened sequence and the bias of a pair depends only on their offset ``i - j`` in it
 (a table of ``2 N - 1`` entries, ``N = Wh * Ww``). timm offers no such table, so :class:`WindowAttention1D`
-(:func:`window_attention_1d`, a subclass that changes only the table and its index) replaces the attention of every block — the only code here
-that is not a library's.
+(:func:`window_attention_1d`, a subclass that changes only the table and its index) replaces the attention of every
+block — the only code here that is not a library's.
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ class TemporalSwin(nn.Module):
             width = int(embed_dim) * 2**i
             if h < 1 or width % int(h):
                 raise ValueError(
-                    f"temporal Swin: stage {i + 1} width {width} (embed_dim {embed_dim} x 2^{i}) is not divisible by heads {h}"
+                    f"temporal Swin: stage {i + 1} width {width} (embed_dim "
+                    f"{embed_dim} x 2^{i}) is not divisible by heads {h}"
                 )
         if position_bias not in ("1d", "2d"):
             raise ValueError(f"temporal Swin: position_bias = {position_bias!r}, expected '1d' or '2d'")

@@ -117,7 +117,8 @@ class TileBranch(nn.Module):
         ks = {int(s[-1]) for s in shapes}
         if len(ks) != 1 or any(len(s) != 3 or s[1] != s[2] for s in shapes):
             raise ValueError(
-                f"model.tiles {list(columns)}: planes must all be (C, k, k) with one k, got {[tuple(s) for s in shapes]}"
+                f"model.tiles {list(columns)}: planes must all be (C, k, k) "
+                f"with one k, got {[tuple(s) for s in shapes]}"
             )
         self.columns = tuple(columns)
         self.k = ks.pop()
@@ -242,11 +243,13 @@ def load_pretrained_branch(tile: TileBranch, path: str, m: Mapping[str, Any]) ->
     enc = state["cfg"]["encoder"]
     if state.get("kind") != "tile2vec":
         raise ValueError(
-            f"model.init_encoder = {m['init_encoder']!r} is a {state.get('kind')!r} encoder; the tile branch starts from tile2vec only"
+            f"model.init_encoder = {m['init_encoder']!r} is a {state.get('kind')!r} "
+            "encoder; the tile branch starts from tile2vec only"
         )
     if list(enc["tiles"]) != list(m["tiles"]):
         raise ValueError(
-            f"model.init_encoder = {m['init_encoder']!r} was pretrained on tiles {enc['tiles']}, model.tiles is {m['tiles']}; they must match"
+            f"model.init_encoder = {m['init_encoder']!r} was pretrained on "
+            f"tiles {enc['tiles']}, model.tiles is {m['tiles']}; they must match"
         )
     own = tile.state_dict()
     src = {

@@ -47,7 +47,8 @@ def _series_sets() -> tuple[str, ...]:
 
 
 class SeriesBranch(nn.Module):
-    """Standardised ``(C_i, n)`` coefficient series -> ``sqrt(n) x sqrt(n)`` planes, stacked -> conv body -> ``[B, latent]``.
+    """Standardised ``(C_i, n)`` coefficient series -> ``sqrt(n) x sqrt(n)`` planes, stacked -> conv body ->
+    ``[B, latent]``.
 
     Args:
         columns: batch keys of the series columns, each ``[B, C_i, n]`` (one ``n`` for all, a perfect square).
@@ -78,7 +79,8 @@ class SeriesBranch(nn.Module):
             or math.isqrt(next(iter(ns))) ** 2 != next(iter(ns))
         ):
             raise ValueError(
-                f"model.series {list(columns)}: series must all be (C, n) with one square n, got {[tuple(s) for s in shapes]}"
+                f"model.series {list(columns)}: series must all be (C, n) "
+                f"with one square n, got {[tuple(s) for s in shapes]}"
             )
         self.columns = tuple(columns)
         self.n = ns.pop()

@@ -98,7 +98,8 @@ def map_grid(extent: DataExtent, bbox: Sequence[float] | None, resolution_km: fl
     width, height = int(round((x1 - x0) / res)), int(round((y1 - y0) / res))
     if width * height > 10**9:
         raise ValueError(
-            f"a {width} x {height} grid at {resolution_km} km is too large (> 10^9 cells); use a coarser resolution or a smaller bbox"
+            f"a {width} x {height} grid at {resolution_km} km is too large "
+            "(> 10^9 cells); use a coarser resolution or a smaller bbox"
         )
     return MapGrid(target.to_string(), x0, y1, res, width, height)
 
@@ -189,7 +190,8 @@ def write_species_map(
     if counts["land"] == 0:
         Path(path).unlink(missing_ok=True)
         raise ValueError(
-            f"the map grid has no land cell (source of the land mask: {model.extent.source if model.extent else 'none'}); check the bbox"
+            "the map grid has no land cell (source of the land mask: "
+            f"{model.extent.source if model.extent else 'none'}); check the bbox"
         )
     return {
         "path": str(path),

@@ -93,7 +93,8 @@ def points_table(df: pd.DataFrame, source: str = "points") -> pd.DataFrame:
     missing = [c for c in ("lon", "lat") if c not in df.columns]
     if missing:
         raise ValueError(
-            f"{source}: no column(s) {missing}; a points file needs lon,lat (degrees, EPSG:4326) and may have id,year,region,country"
+            f"{source}: no column(s) {missing}; a points file needs lon,lat "
+            "(degrees, EPSG:4326) and may have id,year,region,country"
         )
     if len(df) == 0:
         raise ValueError(f"{source}: no points")
@@ -102,7 +103,8 @@ def points_table(df: pd.DataFrame, source: str = "points") -> pd.DataFrame:
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(
-            f"{source}: line {i + 2}: lon={out['lon'][i]}, lat={out['lat'][i]} is not a WGS84 coordinate (|lon| <= 180, |lat| <= 90)"
+            f"{source}: line {i + 2}: lon={out['lon'][i]}, lat={out['lat'][i]} "
+            "is not a WGS84 coordinate (|lon| <= 180, |lat| <= 90)"
         )
     ids = (
         _numeric(df, "id", source, integer=True).astype(np.int64)
@@ -222,7 +224,8 @@ class PointModel:
         unknown = [int(s) for s, p in zip(sp, pos) if p >= len(vocab) or vocab[p] != s]
         if unknown:
             raise KeyError(
-                f"species id(s) {unknown} are not in the model's vocabulary ({len(vocab)} species seen in training); pick ids from the training labels"
+                f"species id(s) {unknown} are not in the model's vocabulary ({len(vocab)} "
+                "species seen in training); pick ids from the training labels"
             )
         return pos
 
@@ -255,7 +258,8 @@ class PointModel:
                 unknown = sorted(set(names) - set(codes[c]))
                 if unknown:
                     raise ValueError(
-                        f"{c} value(s) {unknown[:5]} are not among the model's {c}s {sorted(codes[c])[:10]}...; fix the points' {c} column"
+                        f"{c} value(s) {unknown[:5]} are not among the model's {c}s "
+                        f"{sorted(codes[c])[:10]}...; fix the points' {c} column"
                     )
                 values = names.map(codes[c]).to_numpy()
             else:
@@ -319,16 +323,16 @@ def check_point_capable(cfg: Mapping[str, Any]) -> None:
     members = spec.members(cfg["model"])
     if members:
         raise PointInputError(
-            f"experiment {cfg['name']!r} (model.kind={spec.kind!r}) combines the predictions of experiments {list(members)} for "
-            "their surveys; it cannot score a new point itself: predict at points with each member"
+            f"experiment {cfg['name']!r} (model.kind={spec.kind!r}) combines the predictions of experiments "
+            f"{list(members)} for their surveys; it cannot score a new point itself: predict at points with each member"
         )
     extra = [s for s in resolve_feature_sets(spec.features(cfg["model"])) if s not in POINT_FEATURE_SETS]
     if extra:
         detail = ", ".join(f"{s} ({feature_set(s).artifact}: {feature_set(s).description})" for s in extra)
         raise PointInputError(
             f"experiment {cfg['name']!r} (model.kind={spec.kind!r}) reads {detail}, which a new point does not have "
-            f"(only {list(POINT_FEATURE_SETS)} can be computed at any lon/lat); predict at points with a location model "
-            f"(e.g. knn, geolocation-asl), or score surveys that have those inputs with the DAG"
+            f"(only {list(POINT_FEATURE_SETS)} can be computed at any lon/lat); predict at points with a location "
+            "model (e.g. knn, geolocation-asl), or score surveys that have those inputs with the DAG"
         )
 
 

@@ -30,7 +30,8 @@ class ScoreTable:
         n = len(self.survey_ids)
         if self.species.shape != self.prob.shape or self.species.shape[0] != n or self.prob_rest.shape != (n,):
             raise ValueError(
-                f"inconsistent score table shapes: ids {self.survey_ids.shape}, species {self.species.shape}, prob {self.prob.shape}, rest {self.prob_rest.shape}"
+                f"inconsistent score table shapes: ids {self.survey_ids.shape}, species "
+                f"{self.species.shape}, prob {self.prob.shape}, rest {self.prob_rest.shape}"
             )
         if not np.isfinite(self.prob).all():
             raise ValueError("score table contains NaN or inf probabilities; the model output must be finite")

@@ -334,8 +334,9 @@ class Submission(ExperimentTask):
         survey_summary = json.loads(Path(self.input()["surveys"].path).read_text())
         if missing and survey_summary.get("bad_test_rows_policy") != "fallback":
             raise ValueError(
-                f"{len(missing)} test survey(s) of {test_csv} have no prediction (e.g. {missing[:5]}); the survey table "
-                f"{self.input()['surveys'].dir} does not match the test metadata. Rebuild SurveyTable (delete it)."
+                f"{len(missing)} test survey(s) of {test_csv} have no prediction (e.g. {missing[:5]}); "
+                f"the survey table {self.input()['surveys'].dir} does not match the test metadata. "
+                "Rebuild SurveyTable (delete it)."
             )
         if missing:
             train = surveys[surveys["split"] == "train"]

@@ -16,7 +16,8 @@ experiments reading the embedding feature sets) reruns:
 
 The embedding feature sets of :mod:`glc.features.sets` (``tile2vec``, ``tile2vec_untrained``, ``satclip_location``,
 ``satclip_image``) name this artifact with ``{"encoder": <name>}``. ``run()`` is glue over
-:func:`glc.loaders.pretrain.pretrain_data`, :func:`glc.training.pretrain.pretrain` and :func:`~glc.training.pretrain.embed`.
+:func:`glc.loaders.pretrain.pretrain_data`, :func:`glc.training.pretrain.pretrain` and
+:func:`~glc.training.pretrain.embed`.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def _input_task(task: GlcTask, name: str) -> GlcTask:
     cls = getattr(features, fs.artifact, None)
     if not (isinstance(cls, type) and issubclass(cls, features.FeatureTask)):
         raise ValueError(
-            f"feature set {name!r} comes from {fs.artifact}, not a tile / cube feature task; an encoder reads DCT tiles and cubes"
+            f"feature set {name!r} comes from {fs.artifact}, not a tile / cube feature task; "
+            "an encoder reads DCT tiles and cubes"
         )
     return cls(data_root=task.data_root, out_root=task.out_root, **dict(fs.params))
 
@@ -196,7 +198,8 @@ class PretrainEncoder(_EncoderTask):
 
 
 class Embeddings(_EncoderTask):
-    """``features/embeddings/<name>-<hash>/``: the encoder's embeddings of every PA survey (see the module docstring)."""
+    """``features/embeddings/<name>-<hash>/``: the encoder's embeddings of every PA survey (see the module
+    docstring)."""
 
     def requires(self) -> dict[str, luigi.Task]:
         """The encoder and its data artifacts."""

@@ -29,7 +29,8 @@ def synthetic_edition(data_root: str) -> str | None:
 
 
 class SyntheticWorld(luigi.Task):
-    """Generate ``{root}/{scale}-seed{seed}`` with :func:`glc.synth.generate_world` (complete when ``_SUCCESS`` exists)."""
+    """Generate ``{root}/{scale}-seed{seed}`` with :func:`glc.synth.generate_world` (complete when ``_SUCCESS``
+    exists)."""
 
     scale = luigi.ChoiceParameter(choices=["tiny", "demo", "full"], default="demo")
     seed = luigi.IntParameter(default=0)

@@ -88,7 +88,8 @@ def feature_task(task: GlcTask, name: str, holdout: dict[str, Any] | None = None
 
 
 class ModelInputs(GlcTask):
-    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-testlike][-<sets>][-shuf-<sets>]/``: train/val/test parquet + meta.json.
+    """``model_inputs/v{block_km}km-f{val_fraction}-s{seed}[-testlike][-<sets>][-shuf-<sets>]/``: train/val/test
+    parquet + meta.json.
 
     ``features`` are feature-set names (:mod:`glc.features.sets`) besides ``location`` and ``meta``, which every
     table holds; ``shuffle`` a subset of them whose rows are permuted within each split (controls).

@@ -97,7 +97,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """
         if storage_options is not None:
             raise TypeError(
-                f"AtomicCheckpointIO.save_checkpoint got storage_options={storage_options!r}; it takes none (local files only)"
+                "AtomicCheckpointIO.save_checkpoint got "
+                f"storage_options={storage_options!r}; it takes none (local files only)"
             )
         fs = get_filesystem(path)
         if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):

@@ -137,7 +137,8 @@ def train_kfold(
     sizes = np.bincount(folds, minlength=k)
     if (sizes == 0).any():
         raise ValueError(
-            f"train.kfold = {k}: fold(s) {np.flatnonzero(sizes == 0).tolist()} of the training split are empty; use fewer folds"
+            f"train.kfold = {k}: fold(s) {np.flatnonzero(sizes == 0).tolist()} "
+            "of the training split are empty; use fewer folds"
         )
     work = Path(work_dir)
     summaries: list[dict[str, Any]] = []

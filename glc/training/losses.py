@@ -41,8 +41,8 @@ Formulas (``L`` is the per-element loss before the reduction):
       F1_i = 2 tp_i / (2 tp_i + fn_i + fp_i + eps),      loss = 1 - mean_i F1_i
 
   The paper's reference code sums over the batch per class (a macro F1, as DS@GT used it); here the sums run over
-  the classes of each sample, matching our per-sample F1 metric. A sample with no positive label has ``F1_i = 0`` (the same
-  ``zero_division = 0`` convention as :mod:`glc.metrics`) and contributes no gradient.
+  the classes of each sample, matching our per-sample F1 metric. A sample with no positive label has ``F1_i = 0`` (the
+  same ``zero_division = 0`` convention as :mod:`glc.metrics`) and contributes no gradient.
 """
 
 from __future__ import annotations
@@ -227,8 +227,8 @@ class SigmoidF1Loss(MultiLabelLoss):
         S = _check_number("sf1_S", sf1_S)
         if S >= 0:
             raise ValueError(
-                f"loss parameter 'sf1_S' must be < 0 (S = -beta of the paper; S = -1 is sigmoid(logit)), got {sf1_S!r}; "
-                "S >= 0 would make high logits mean 'absent' while predictions still apply sigmoid"
+                "loss parameter 'sf1_S' must be < 0 (S = -beta of the paper; S = -1 is sigmoid(logit)), got "
+                f"{sf1_S!r}; S >= 0 would make high logits mean 'absent' while predictions still apply sigmoid"
             )
         self.sf1_S = S
         self.sf1_E = _check_number("sf1_E", sf1_E)

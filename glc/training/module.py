@@ -166,7 +166,8 @@ class MultiLabelModule(pl.LightningModule):
         target = batch["target"]
         if target.shape != logits.shape:
             raise ValueError(
-                f"batch 'target' has shape {tuple(target.shape)} but the logits have {tuple(logits.shape)}; both must be [batch, num_classes]"
+                f"batch 'target' has shape {tuple(target.shape)} but the logits "
+                f"have {tuple(logits.shape)}; both must be [batch, num_classes]"
             )
         return target.to(logits.dtype)
 
@@ -237,7 +238,8 @@ class MultiLabelModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
         """The optimiser (:data:`OPTIMIZERS`: AdamW, or SGD with Nesterov momentum 0.9) over all trainable parameters,
-        plus a per-epoch cosine schedule (``cosine=True``) or a step decay (``lr *= step_gamma`` every ``step_epochs``)."""
+        plus a per-epoch cosine schedule (``cosine=True``) or a step decay (``lr *= step_gamma`` every
+        ``step_epochs``)."""
         hp = self.hparams
         params = (p for p in self.parameters() if p.requires_grad)
         opt = OPTIMIZERS[hp.get("optimizer", "adamw")](params, hp.lr, hp.weight_decay)

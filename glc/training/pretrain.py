@@ -76,7 +76,8 @@ def _clip_val(module: PretrainModule, batch: Batch) -> dict[str, Tensor]:
 
 @dataclass(frozen=True)
 class Objective:
-    """``loss(module, batch) -> scalar``; ``validate(module, batch) -> {metric: scalar}`` (logged as ``val/<metric>``)."""
+    """``loss(module, batch) -> scalar``; ``validate(module, batch) -> {metric: scalar}`` (logged as
+    ``val/<metric>``)."""
 
     loss: Callable[[PretrainModule, Batch], Tensor]
     validate: Callable[[PretrainModule, Batch], dict[str, Tensor]]

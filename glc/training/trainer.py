@@ -138,7 +138,8 @@ def train_model(
     ``pretrained``: encoder name -> encoder file (``PretrainEncoder``) for nets initialised from one
     (``ModelSpec.encoders``); passed to ``build_net`` as ``meta["pretrained"]``. ``subsets``: split views of the
     data module (a k-fold fold). ``init``: a Lightning checkpoint whose net weights the net starts from (k-fold folds
-    after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead (:func:`glc.training.kfold.train_kfold`).
+    after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead
+    (:func:`glc.training.kfold.train_kfold`).
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 

@@ -8,7 +8,8 @@ from scipy.special import expit, logit
 
 
 def make_world(n: int, c: int, seed: int, noise: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(P, Y)``: probabilities ``P`` (n x c) and labels ``Y ~ Bernoulli(P)`` (bool), so ``P`` is calibrated by construction.
+    """``(P, Y)``: probabilities ``P`` (n x c) and labels ``Y ~ Bernoulli(P)`` (bool), so ``P`` is calibrated by
+    construction.
 
     Species prevalence is Pareto-distributed (a few common species, a long tail of rare ones); a survey-level
     richness effect makes the number of species per survey vary about tenfold between surveys (5th to 95th

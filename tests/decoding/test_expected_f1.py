@@ -70,7 +70,8 @@ def test_approx_formula_and_prob_rest(small: np.ndarray) -> None:
 
 
 def test_expected_f1_beats_best_fixed_topk() -> None:
-    """Acceptance: on calibrated long-tailed probabilities, per-survey k* beats the best single k (chosen on the same data)."""
+    """Acceptance: on calibrated long-tailed probabilities, per-survey k* beats the best single k (chosen on the same
+    data)."""
     P, Y = make_world(600, 300, seed=5)
     y = as_lists(Y)
     best_fixed = fit_topk(P, Y, ks=range(1, 101))  # oracle: k tuned on the very labels it is scored on

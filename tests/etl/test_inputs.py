@@ -130,7 +130,10 @@ def test_missing_env_rows_raise(built, spark) -> None:
     first = int(env["surveyId"].iloc[0])
     with pytest.raises(
         ValueError,
-        match=rf"1 surveys have no row in the EnvFeatures artifact of feature set 'env' .*surveyId \[{first}\].*policy is 'error'",
+        match=(
+            r"1 surveys have no row in the EnvFeatures artifact of "
+            rf"feature set 'env' .*surveyId \[{first}\].*policy is 'error'"
+        ),
     ):
         build_model_inputs(spark, sdf, np.array([], np.int64), {"env": FeatureSource(edf, where="env-test")})
     with pytest.raises(ValueError, match="validation surveyIds are not training surveys"):
@@ -147,7 +150,8 @@ def built_gfv(built):
     task = ModelInputs(data_root=built[0].data_root, out_root=str(out), features=["gfv"], seed=3)
     assert task.output().dir.name.endswith("-s3-gfv-k5")
     graph = task.requires()["gfv"]
-    # the GFV follows the table's own splits (pitfall 15 in docs/contributing.md): its hold-out and the folds of its training split
+    # the GFV follows the table's own splits (pitfall 15 in docs/contributing.md): its hold-out and the folds of its
+    # training split
     assert isinstance(graph, GraphFeatures) and (
         graph.holdout_block_km,
         graph.holdout_fraction,
@@ -397,7 +401,10 @@ def test_missing_row_policies(built, spark, monkeypatch) -> None:
     pdf = spark.createDataFrame(kept, "surveyId long, dct array<float>")
     with pytest.raises(
         ValueError,
-        match=rf"1 surveys have no row in the PatchTiles artifact of feature set 'patch_dct' .*'test': 1.*surveyId \[{test_id}\]",
+        match=(
+            r"1 surveys have no row in the PatchTiles artifact of "
+            rf"feature set 'patch_dct' .*'test': 1.*surveyId \[{test_id}\]"
+        ),
     ):
         build_model_inputs(spark, sdf, np.array([], np.int64), {"patch_dct": FeatureSource(pdf, where="k8")})
     filled = sets.FeatureSet(

@@ -1,4 +1,5 @@
-"""PatchTiles ETL: Spark output equals a per-survey reference; channel-major layout; bad JPEGs fail or are quarantined."""
+"""PatchTiles ETL: Spark output equals a per-survey reference; channel-major layout; bad JPEGs fail or are
+quarantined."""
 
 from __future__ import annotations
 

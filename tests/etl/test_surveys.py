@@ -110,7 +110,10 @@ def test_bad_test_row_never_drops_a_survey(spark, tmp_path):
     _append(test_csv, "2.5,north,2019,10.0,100.0,ATLANTIC,France,990777\n")  # line 32
     with pytest.raises(
         BadRowsError,
-        match=r"GLC24_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable \(line 32: lon/lat not numeric\)\. A test survey is never dropped",
+        match=(
+            r"GLC24_PA_metadata_test\.csv: 1 test metadata row\(s\) are unusable "
+            r"\(line 32: lon/lat not numeric\)\. A test survey is never dropped"
+        ),
     ):
         build_survey_table(spark, Layout(tmp_path / "w"))
     surveys, bad, report = build_survey_table(

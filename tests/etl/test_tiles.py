@@ -235,7 +235,10 @@ def test_skip_bad_inputs_has_a_ceiling(spark, corrupt_world, tmp_path: Path) -> 
     assert len(bad) > 0.01 * len(surveys)
     with pytest.raises(
         DataError,
-        match=rf"{len(bad)} of {len(surveys)} surveys have bad inputs .* more than max_bad_fraction=0.01 allows even with skip_bad_inputs",
+        match=(
+            rf"{len(bad)} of {len(surveys)} surveys have bad inputs .* more "
+            r"than max_bad_fraction=0.01 allows even with skip_bad_inputs"
+        ),
     ):
         write_raster_tiles(
             spark,

@@ -32,7 +32,8 @@ def test_rejected_rows_name_the_split_the_reasons_and_examples() -> None:
     }
     assert rejected_rows(bad) == [
         "test metadata: 0 of 1,661 rows rejected",
-        "train metadata: 3 of 173,704 rows rejected (2 lon not numeric, 1 too many fields); e.g. line 12: lon not numeric",
+        "train metadata: 3 of 173,704 rows rejected (2 lon not numeric, 1 too many fields); "
+        "e.g. line 12: lon not numeric",
         "train rows with an empty speciesId: 29 (dropped and counted; 2 surveys had no species left and were dropped)",
     ]
     assert rejected_rows(5) == ["rejected metadata rows: 5"]

@@ -97,7 +97,8 @@ def reference_tiles(
     bands: list[int] | None = None,
     fill: str = "tile_mean",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The naive loop over sites (lon/lat in the raster's CRS): ``(dct (n, bands, k, k), valid_fraction (n, bands))``."""
+    """The naive loop over sites (lon/lat in the raster's CRS):
+    ``(dct (n, bands, k, k), valid_fraction (n, bands))``."""
     with rasterio.open(path) as src:
         bands = bands or list(range(1, src.count + 1))
         res = [reference_tile(src, x, y, tile_size, k, bands, global_means, fill) for x, y in zip(lons, lats)]

@@ -132,9 +132,9 @@ def _holdout_world(seed: int = 0):
 
 
 def test_gfv_with_the_models_hold_out_never_carries_validation_labels():
-    """pitfall 15 (docs/contributing.md): with the model's hold-out, no training-split survey's GFV holds a validation survey's private
-    species, a validation survey's GFV comes from the training split only, the training folds are the k-fold
-    trainer's (training_folds on the training split), and test surveys see every training survey. Without the
+    """pitfall 15 (docs/contributing.md): with the model's hold-out, no training-split survey's GFV holds a validation
+    survey's private species, a validation survey's GFV comes from the training split only, the training folds are the
+    k-fold trainer's (training_folds on the training split), and test surveys see every training survey. Without the
     hold-out (independent folds) validation labels do reach training features: the test can fail."""
     from glc.eval.split import training_folds, validation_mask
     from glc.features.graph import graph_feature_table

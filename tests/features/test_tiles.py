@@ -95,7 +95,8 @@ def test_valid_fraction_counts_pixels_in_the_raster(uint8_raster: Path) -> None:
     lons, lats = _lonlat([(H // 2, 0), (0, W // 2), (H - 1, W - 1)])
     out = extract_tiles(uint8_raster, [1, 2, 3], lons, lats, tile_size=tile, k=4, bands=[2])
     # band 2 has nodata only in rows 3..11 x cols 5..19, away from these windows. An even tile has tile // 2 pixels
-    # above/left of the site pixel and tile // 2 - 1 below/right: a site on the last row/col keeps tile // 2 + 1 of them.
+    # above/left of the site pixel and tile // 2 - 1 below/right: a site on the last row/col keeps tile // 2 + 1
+    # of them.
     expected = [(tile // 2) * tile / tile**2, tile * (tile // 2) / tile**2, (tile // 2 + 1) ** 2 / tile**2]
     np.testing.assert_allclose(out["valid_fraction"][:, 0], expected)
     assert out["bands"] == (2,)

@@ -1,4 +1,5 @@
-"""Score tables: top_n ranks by decreasing score, ties by species id, whatever the columns' order or the scores' sign."""
+"""Score tables: top_n ranks by decreasing score, ties by species id, whatever the columns' order or the scores'
+sign."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""RealCV: the real-data benchmark as a Luigi task on the real GLC24 labelled surveys (``glc24-real`` of ``data/real`` or ``$GLC_REAL_DATA``)."""
+"""RealCV: the real-data benchmark as a Luigi task on the real GLC24 labelled surveys (``glc24-real`` of ``data/real``
+or ``$GLC_REAL_DATA``)."""
 
 from __future__ import annotations
 
