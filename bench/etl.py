@@ -215,7 +215,7 @@ def _profile(summary: dict[str, Any]) -> dict[str, Any]:
 def bench_raster_tiles(spark: Any, work: Path, n_sites: int, n_ref: int, cores: int) -> dict[str, Any]:
     """RasterTiles end to end vs the in-process limit (extract_tiles, same sites) and the naive reference loop."""
     from glc.data.layout import Layout
-    from glc.etl.tiles import write_raster_tiles
+    from glc.etl.raster_tiles import write_raster_tiles
     from tests.features.reference import GLC_TRANSFORM, write_extent_raster
 
     layout = Layout(work / "world")

@@ -56,7 +56,7 @@ import pyarrow as pa
 
 from glc.data.errors import DataError, DataFileNotFoundError
 from glc.data.layout import BIOCLIM_VARS, BIOCLIM_YEARS, ENV_COLUMNS, LANDSAT_BANDS, LANDSAT_YEARS, Layout
-from glc.etl.tiles import (
+from glc.etl.artifact import (
     arrow_schema,
     auto_partitions,
     bad_batch,
@@ -394,7 +394,7 @@ def cube_features_job(
     batch_size: int = 2_000,
     acc: Any = None,
 ) -> FeatureJob:
-    """Transform: the cube-feature job (lazy; run by :func:`glc.etl.tiles.write_feature_artifact`).
+    """Transform: the cube-feature job (lazy; run by :func:`glc.etl.artifact.write_feature_artifact`).
 
     Args:
         spark: the session.

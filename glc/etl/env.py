@@ -246,7 +246,7 @@ def write_env_features(spark: SparkSession, layout: Layout, surveys: DataFrame, 
     """
     from pyspark.sql import functions as F
 
-    from glc.etl.tiles import DATA_DIR, check_surveys
+    from glc.etl.artifact import DATA_DIR, check_surveys
     from glc.io import atomic_dir, write_json
 
     t0 = time.time()

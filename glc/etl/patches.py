@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from glc.data.errors import DataError
 from glc.data.layout import Layout
-from glc.etl.tiles import (
+from glc.etl.artifact import (
     arrow_schema,
     auto_partitions,
     bad_batch,
@@ -228,7 +228,7 @@ def patch_tiles_job(
     batch_size: int = 256,
     acc: Any = None,
 ) -> FeatureJob:
-    """Transform: the patch-feature job of ``surveys`` (lazy; run by :func:`glc.etl.tiles.write_feature_artifact`).
+    """Transform: the patch-feature job of ``surveys`` (lazy; run by :func:`glc.etl.artifact.write_feature_artifact`).
 
     Args:
         spark: the session.
@@ -241,7 +241,7 @@ def patch_tiles_job(
         acc: a :func:`glc.etl.profile.phase_accumulator` for the executors' per-phase seconds (optional).
 
     Returns:
-        The job; its frame has the columns of :func:`glc.etl.tiles.staged_schema` of :func:`patch_ddl`.
+        The job; its frame has the columns of :func:`glc.etl.artifact.staged_schema` of :func:`patch_ddl`.
     """
     from pyspark.sql import functions as F
 

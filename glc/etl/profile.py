@@ -1,6 +1,6 @@
 """Where an ETL job's time goes: per-phase seconds inside the executors' Python and on the driver (profiling only).
 
-Every per-survey feature job (:mod:`glc.etl.tiles`, :mod:`glc.etl.patches`, :mod:`glc.etl.cubes`) runs its
+Every per-survey feature job (:mod:`glc.etl.raster_tiles`, :mod:`glc.etl.patches`, :mod:`glc.etl.cubes`) runs its
 partition function under a :class:`PhaseClock`. The clock splits the Python worker's wall time into laps:
 
 * ``input``: waiting for the next Arrow batch from the JVM (JVM -> Python transfer, Spark's upstream operators);
@@ -13,7 +13,7 @@ The laps of every task are summed into a Spark accumulator (:class:`DictSum`), r
 Accumulator values of a *transformation* may double-count retried tasks, so they are used for the profile only, never
 for a count that decides anything (counts come from aggregations over the data).
 
-On the driver, :class:`DriverPhases` times the jobs of :func:`glc.etl.tiles.write_feature_artifact` (compute +
+On the driver, :class:`DriverPhases` times the jobs of :func:`glc.etl.artifact.write_feature_artifact` (compute +
 counts, the sorted ``data/`` write with its parquet encoding, quarantine, summaries).
 """
 

@@ -74,12 +74,12 @@ _PARQUET_CODECS = {
 
 @dataclass(frozen=True)
 class FeatureJob:
-    """What :func:`glc.etl.tiles.write_feature_artifact` runs: the partitioned input rows and the Arrow function.
+    """What :func:`glc.etl.artifact.write_feature_artifact` runs: the partitioned input rows and the Arrow function.
 
     Attributes:
         rows: the input frame, already locality-partitioned (the function sees one partition at a time).
         fn: the ``mapInArrow`` function (batches of ``rows`` -> staged batches of ``schema``).
-        ddl: the staged DDL (:func:`glc.etl.tiles.staged_schema`).
+        ddl: the staged DDL (:func:`glc.etl.artifact.staged_schema`).
         schema: its Arrow schema.
         row_bytes: estimated bytes of one good row (sizes the ``data/`` files and row groups).
         surveys: the survey frame the ids come from (for the bucket bounds).

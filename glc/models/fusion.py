@@ -43,8 +43,8 @@ from torch import Tensor, nn
 
 from glc.features.dct import N_DIHEDRAL, dct_matrix, dihedral, image_dihedral
 from glc.models.cube_resnet import CubeResNet
-from glc.models.geolocation import CoordinateNoise, SinusoidalEncoder, XYEncoder
 from glc.models.hcam import HCAM
+from glc.models.location import CoordinateNoise, SinusoidalEncoder, XYEncoder
 from glc.models.parts import FusionHead, Standardize, TimmBackbone, check_columns
 from glc.models.registry import ModelSpec, register
 from glc.models.temporal_swin import CUBE_LAYOUTS, TemporalSwin

@@ -3,7 +3,7 @@ location encoder of Rußwurm et al., "Geographic location encoding with spherica
 representation networks", ICLR 2024) as a registered encoder kind.
 
 * **Location encoder** :class:`LocationEncoder`: real spherical harmonics of (lon, lat) of degrees ``0 .. L - 1``
-  (``L²`` functions, computed in float64 by :func:`glc.models.geolocation.real_spherical_harmonics`), then a SIREN
+  (``L²`` functions, computed in float64 by :func:`glc.models.location.real_spherical_harmonics`), then a SIREN
   (Sitzmann et al. 2020): ``n_layers`` sine layers ``sin(w0 (W z + b))`` (first layer ``W ~ U(-1/in, 1/in)``, later
   layers ``U(-sqrt(6/in)/w0, sqrt(6/in)/w0)``) and a linear layer to the ``dim``-d embedding.
 * **Image encoder**: the tile CNN body (:class:`glc.models.tile_cnn.TileBranch`) on the patch DCT planes, or a timm
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glc.models.geolocation import real_spherical_harmonics
+from glc.models.location import real_spherical_harmonics
 from glc.models.registry import EncoderSpec, register_encoder
 from glc.models.tile_cnn import plane_sets
 from glc.params import Param

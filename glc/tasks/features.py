@@ -9,7 +9,7 @@ Each task writes ``{out}/{dataset}/features/<artifact>/<significant params>/`` w
 
 The artifact is built in a temporary sibling folder and renamed into place (:func:`glc.io.atomic_dir`), so a crash
 never leaves a folder that looks complete. ``run()`` is glue over :mod:`glc.etl.patches`, :mod:`glc.etl.cubes`,
-:mod:`glc.etl.env` and :mod:`glc.etl.tiles`, whose functions the tests call directly. ``partitions`` and
+:mod:`glc.etl.env` and :mod:`glc.etl.raster_tiles`, whose functions the tests call directly. ``partitions`` and
 ``batch_size`` are insignificant (they never change the bytes written).
 """
 
@@ -41,7 +41,7 @@ class FeatureTask(GlcTask):
     def _prepare(self) -> tuple[Any, Any, Any]:
         """``(spark, layout, surveys frame)`` after collecting stale temporary debris of crashed writers."""
         from glc.data.layout import detect_layout
-        from glc.etl.tiles import read_surveys_frame
+        from glc.etl.artifact import read_surveys_frame
         from glc.io import remove_stale_temps
         from glc.spark import get_spark
 
@@ -175,7 +175,7 @@ class EnvFeatures(FeatureTask):
 class RasterTiles(FeatureTask):
     """Every GeoTIFF of a raster group -> ``dct`` (raster bands x k*k), ``valid_fraction``, ``inside``.
 
-    Output: ``features/rasters/{raster_group}-k{k}-t{tile_size}-{fill}[-skipbad]/`` (see :mod:`glc.etl.tiles`).
+    Output: ``features/rasters/{raster_group}-k{k}-t{tile_size}-{fill}[-skipbad]/`` (see :mod:`glc.etl.raster_tiles`).
     """
 
     raster_group = luigi.ChoiceParameter(
@@ -206,8 +206,8 @@ class RasterTiles(FeatureTask):
             return []
 
     def run(self) -> None:
-        """:func:`glc.etl.tiles.write_raster_tiles`."""
-        from glc.etl.tiles import write_raster_tiles
+        """:func:`glc.etl.raster_tiles.write_raster_tiles`."""
+        from glc.etl.raster_tiles import write_raster_tiles
 
         spark, layout, surveys = self._prepare()
         write_raster_tiles(
@@ -234,7 +234,7 @@ def read_features(flag: FlagTarget, columns: list[str] | None = None):
     """
     import pandas as pd
 
-    from glc.etl.tiles import DATA_DIR
+    from glc.etl.artifact import DATA_DIR
     from glc.io import is_complete
 
     if not is_complete(flag.dir):

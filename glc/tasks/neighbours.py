@@ -220,7 +220,7 @@ class _SurveyInputTask(GlcTask):
 
     def _prepare(self) -> tuple[SparkSession, DataFrame]:
         """``(spark, surveys frame)`` after collecting stale temporary debris of crashed writers."""
-        from glc.etl.tiles import read_surveys_frame
+        from glc.etl.artifact import read_surveys_frame
         from glc.io import remove_stale_temps
         from glc.spark import get_spark
 

@@ -12,9 +12,9 @@ import pytest
 
 from glc.data.layout import Layout
 from glc.etl import staging
+from glc.etl.artifact import list_array
 from glc.etl.patches import write_patch_tiles
 from glc.etl.staging import Staged, merge_bucket, n_buckets, run_merge, sum_counts, take_rows
-from glc.etl.tiles import list_array
 from tests.etl.test_patches import survey_frame, write_patches
 
 

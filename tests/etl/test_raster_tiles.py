@@ -14,7 +14,7 @@ from affine import Affine
 
 from glc.data.errors import DataError
 from glc.data.layout import Layout, LayoutError
-from glc.etl.tiles import plan_rasters, write_raster_tiles
+from glc.etl.raster_tiles import plan_rasters, write_raster_tiles
 from glc.features.tiles import TileExtractor, TileSpec, extract_tiles
 from tests.features.reference import pixel_centre, reference_tiles, write_raster
 
