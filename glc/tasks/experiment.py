@@ -139,7 +139,7 @@ def po_correction_task(task: ExperimentTask, split: str) -> luigi.Task | None:
 
 def read_corrections(target: FlagTarget) -> dict[int, Any]:
     """``{surveyId: species ids}`` of a ``POCorrection`` artifact."""
-    from glc.tasks.neighbours import read_table
+    from glc.tasks.tables import read_table
 
     t = read_table(target, ["surveyId", "species"])
     return {int(s): sp for s, sp in zip(t["surveyId"], t["species"])}

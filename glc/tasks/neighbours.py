@@ -21,9 +21,10 @@ seed{lsh_seed}``. Performance knobs (``cell_km``) and acceptance gates (``po_max
 they never change the bytes written.
 
 **PO id space.** PO and PA-train ``surveyId`` s collide in GLC24 (3,845,533 distinct PO ids and 88,987 PA-train ids
-cannot be disjoint within 1..3,919,662), while a neighbour table drops a source whose id equals the query's (self). PO sites therefore enter every neighbour table as ``PO_ID_OFFSET + surveyId``
-(:func:`glc.etl.po.decode_site_ids` undoes it), so a PA survey and a PO survey that share a number are never mistaken for each
-other. PA ids are used as they are.
+cannot be disjoint within 1..3,919,662), while a neighbour table drops a source whose id equals the query's (self).
+PO sites therefore enter every neighbour table as ``PO_ID_OFFSET + surveyId`` (:func:`glc.etl.po.decode_site_ids`
+undoes it), so a PA survey and a PO survey that share a number are never mistaken for each other. PA ids are used as
+they are.
 
 The raw PO CSV is read with Spark by :func:`glc.etl.po.read_po_records` (columns by header name, every row checked,
 bad rows counted per reason; the task fails when they exceed ``po_max_bad_fraction``). ``run()`` is thin glue over
@@ -36,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,17 @@ from glc.etl.po import PO_ID_OFFSET, po_sites, read_po_records
 from glc.features.graph import graph_feature_table
 from glc.features.neighbours import NEIGHBOUR_SCHEMA
 from glc.tasks.base import FlagTarget, GlcTask
+from glc.tasks.parameters import (
+    FloatParameter,
+    OptionalFloatParameter,
+    SiteKindsParameter,
+    check_choice,
+    check_count,
+    check_kinds,
+    check_positive,
+)
 from glc.tasks.surveys import SurveyTable
+from glc.tasks.tables import DATA_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +67,7 @@ if TYPE_CHECKING:
 
     from glc.data.layout import Layout
 
-__all__ = ["GraphFeatures", "Neighbours", "POCorrection", "read_neighbour_table", "read_table"]
+__all__ = ["GraphFeatures", "Neighbours", "POCorrection"]
 
 log = logging.getLogger(__name__)
 
@@ -64,71 +75,8 @@ METHODS = ("exact", "lsh")
 DEGREES = ("count", "weighted")
 PO_UNITS = ("site", "record")
 PA_KINDS = ("pa_train", "pa_test")
-DATA_DIR = "data"
 GRAPH_SCHEMA = "surveyId long, split string, fold int, gfv_idx array<int>, gfv_val array<float>"
 CORRECTION_SCHEMA = "surveyId long, split string, species array<long>"
-
-
-# ================================================================================================================
-# Parameters and validation
-# ================================================================================================================
-
-
-class SiteKindsParameter(luigi.Parameter):
-    """Site kinds as a comma-separated string (``pa_train,po``) or a list; normalised to a canonical string.
-
-    Known kinds come first in :data:`glc.etl.neighbours.SITE_KINDS` order, duplicates are dropped and unknown names
-    are kept (last, sorted) so that the task can reject them with a message naming the parameter.
-    """
-
-    def normalize(self, x: Any) -> str:
-        """Canonical ``"a,b"`` string (see the class docstring)."""
-        items = x.split(",") if isinstance(x, str) else [str(v) for v in (x or ())]
-        names = {s.strip() for s in items if s.strip()}
-        return ",".join([k for k in SITE_KINDS if k in names] + sorted(names - set(SITE_KINDS)))
-
-
-class FloatParameter(luigi.FloatParameter):
-    """A float parameter whose value is always a ``float`` (so ``radius_km=50`` and ``50.0`` are one task id)."""
-
-    def normalize(self, x: Any) -> float:
-        """``float(x)``."""
-        return float(x)
-
-
-class OptionalFloatParameter(luigi.OptionalFloatParameter):
-    """An optional float parameter normalised to ``float`` (``None`` stays ``None``)."""
-
-    def normalize(self, x: Any) -> float | None:
-        """``None`` or ``float(x)``."""
-        return None if x is None else float(x)
-
-
-def check_kinds(name: str, value: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    """Split a normalised kinds string; raise ValueError naming the parameter unless it is a non-empty subset."""
-    kinds = tuple(v for v in value.split(",") if v)
-    bad = [v for v in kinds if v not in allowed]
-    if bad or not kinds:
-        raise ValueError(
-            f"{name}={value!r}: expected a non-empty comma-separated subset of {', '.join(allowed)}"
-            + (f" (unknown: {', '.join(bad)})" if bad else "")
-        )
-    return kinds
-
-
-def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
-
-
-def _check_positive(name: str, value: float, unit: str) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={value!r}: expected a positive number of {unit}")
-
-
-def _check_count(name: str, value: int, minimum: int) -> None:
-    if int(value) != value or value < minimum:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {minimum}")
 
 
 def _num(v: float) -> str:
@@ -147,7 +95,8 @@ class HoldoutParams:
 
     Artifacts computed from neighbours' labels take the hold-out of the model that reads them, so a validation
     survey's labels never reach a training survey's value and a validation survey is featurised from the training
-    split alone, as a test survey is from all training surveys (pitfall 15 (docs/contributing.md); :attr:`glc.features.sets.FeatureSet.holdout`).
+    split alone, as a test survey is from all training surveys (pitfall 15 in docs/contributing.md;
+    :attr:`glc.features.sets.FeatureSet.holdout`).
     """
 
     holdout_block_km = FloatParameter(default=0.0, description="validation hold-out block size in km (0: no hold-out)")
@@ -281,15 +230,15 @@ class Neighbours(_SurveyInputTask):
         super().__init__(*args, **kwargs)
         self.source_kinds = check_kinds("sources", self.sources, SITE_KINDS)
         self.query_kinds = check_kinds("queries", self.queries, SITE_KINDS)
-        _check_positive("radius_km", self.radius_km, "kilometres")
+        check_positive("radius_km", self.radius_km, "kilometres")
         if int(self.k) != self.k or self.k < 0:
             raise ValueError(f"k={self.k!r}: expected an integer >= 1, or 0 for every source within radius_km")
-        _check_choice("method", self.method, METHODS)
+        check_choice("method", self.method, METHODS)
         if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
             raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
         if self.method == "lsh":
-            _check_positive("bucket_length_km", self.bucket_length_km, "kilometres")
-            _check_count("num_hash_tables", self.num_hash_tables, 1)
+            check_positive("bucket_length_km", self.bucket_length_km, "kilometres")
+            check_count("num_hash_tables", self.num_hash_tables, 1)
         if self.cell_km and not (math.isfinite(self.cell_km) and self.cell_km >= self.radius_km):
             raise ValueError(
                 f"cell_km={self.cell_km!r}: expected 0 (automatic) or a number of km >= radius_km={self.radius_km}"
@@ -429,10 +378,10 @@ class GraphFeatures(HoldoutParams, _SurveyInputTask):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _check_positive("radius_km", self.radius_km, "kilometres")
-        _check_count("n_folds", self.n_folds, 2)
-        _check_positive("block_km", self.block_km, "kilometres")
-        _check_choice("degree", self.degree, DEGREES)
+        check_positive("radius_km", self.radius_km, "kilometres")
+        check_count("n_folds", self.n_folds, 2)
+        check_positive("block_km", self.block_km, "kilometres")
+        check_choice("degree", self.degree, DEGREES)
         if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
             raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
         self._check_holdout()
@@ -529,13 +478,14 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
         ):
             if int(n) != n or n < 1 or int(m) != m or m < 0 or m >= n:
                 raise ValueError(
-                    f"{name}={n}/{m}: expected a positive count and a non-negative threshold below it (else no species can qualify)"
+                    f"{name}={n}/{m}: expected a positive count and a non-negative threshold below it (else no "
+                    "species can qualify)"
                 )
-        _check_choice("po_unit", self.po_unit, PO_UNITS)
+        check_choice("po_unit", self.po_unit, PO_UNITS)
         if not (math.isfinite(self.same_site_m) and self.same_site_m >= 0):
             raise ValueError(f"same_site_m={self.same_site_m!r}: expected a non-negative number of metres")
         if self.max_km is not None:
-            _check_positive("max_km", self.max_km, "kilometres")
+            check_positive("max_km", self.max_km, "kilometres")
         if not 0 <= self.po_max_bad_fraction <= 1:
             raise ValueError(f"po_max_bad_fraction={self.po_max_bad_fraction!r}: expected a fraction in [0, 1]")
         self._check_holdout()
@@ -625,25 +575,3 @@ class POCorrection(HoldoutParams, _SurveyInputTask):
             summary["seconds"] = round(time.time() - t0, 3)
             write_json(Path(tmp) / "report.json", summary, atomic=False)
         log.info("POCorrection: %d surveys, %d with an empty list", len(rows), summary["n_empty_lists"])
-
-
-def read_table(flag: FlagTarget, columns: list[str] | None = None) -> pd.DataFrame:
-    """Load the ``data/`` parquet of a complete neighbour / graph / correction artifact into pandas.
-
-    Raises:
-        FileNotFoundError: if the artifact is incomplete (no ``_SUCCESS``).
-    """
-    import pandas as pd
-
-    from glc.io import is_complete
-
-    if not is_complete(flag.dir):
-        raise FileNotFoundError(f"artifact {flag.dir} is incomplete (no _SUCCESS); rerun its task")
-    return pd.read_parquet(Path(flag.dir) / DATA_DIR, columns=columns)
-
-
-def read_neighbour_table(flag: FlagTarget) -> Any:
-    """A complete ``Neighbours`` artifact as a :class:`glc.features.neighbours.NeighbourTable` (rows sorted by id)."""
-    from glc.features.neighbours import NeighbourTable
-
-    return NeighbourTable.from_pandas(read_table(flag))

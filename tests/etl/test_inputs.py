@@ -20,8 +20,8 @@ from glc.config import resolve
 from glc.eval.split import validation_mask
 from glc.tasks import EnvFeatures, GraphFeatures, ModelInputs, PatchTiles, SurveyTable
 from glc.tasks.features import read_features
-from glc.tasks.neighbours import read_table
 from glc.tasks.surveys import read_surveys
+from glc.tasks.tables import read_table
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ from glc.features.po_correction import po_correction_lists
 from glc.geo import to_laea
 from glc.tasks import SurveyTable
 from glc.tasks.features import read_summary
-from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection, read_neighbour_table, read_table
+from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection
 from glc.tasks.surveys import read_surveys
+from glc.tasks.tables import read_neighbour_table, read_table
 
 RADIUS, K = 50.0, 5
 PO_RADIUS = 10.0
