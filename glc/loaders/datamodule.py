@@ -13,7 +13,7 @@ iterated, from the attached trainer (the epoch it is about to run, see :meth:`Su
 a trainer, from the number of times that loader was iterated before. The loader therefore needs no
 ``reload_dataloaders_every_n_epochs``, and ``trainer.fit(module, datamodule=dm, ckpt_path=...)`` resumed from an
 end-of-epoch checkpoint (``last.ckpt``) reads exactly the orders of the epochs it still runs. A checkpoint taken
-mid-epoch (``fit_model(checkpoint_minutes=...)``) holds the train loader's state, the epoch and the batches of it the
+mid-epoch (``FitSettings(checkpoint_minutes=...)``) holds the train loader's state, the epoch and the batches of it the
 trainer finished (:class:`~glc.loaders.readers.EpochDataLoader` is stateful), so a run resumed from it skips those
 batches of that epoch's order and trains on the rest: the same batches as an uninterrupted run.
 

@@ -258,7 +258,7 @@ class Report(ExperimentTask):
 def log_to_wandb(task: ExperimentTask, summary: dict[str, Any] | None, kind: str, files: dict[str, Path]) -> None:
     """Add ``summary`` and an artifact of ``files`` to the experiment's W&B run (see ``Report._log_to_wandb``)."""
     from glc.models.registry import get_model
-    from glc.training.fit import finish_logger, log_artifact, log_report, make_logger, wandb_settings
+    from glc.training.tracking import finish_logger, log_artifact, log_report, make_logger, wandb_settings
 
     settings = wandb_settings(task.cfg)
     if settings.get("mode") == "disabled":

@@ -22,7 +22,7 @@ __all__ = ["mixup", "mixup_draw"]
 
 def mixup_draw(alpha: float, batch_size: int, device: torch.device | str = "cpu") -> tuple[float, Tensor]:
     """``(lambda, permutation)`` for one step: ``lambda ~ Beta(alpha, alpha)`` and a random permutation of the batch,
-    both from torch's global generator (seeded per batch by :class:`glc.training.fit.EpochSeed`, so reproducible).
+    both from torch's global generator (seeded per batch by :class:`glc.training.callbacks.EpochSeed`, so reproducible).
 
     Raises:
         ValueError: ``alpha <= 0`` or an empty batch.

@@ -410,7 +410,8 @@ def pretrain(
         validation curve.
     """
     from glc.models.registry import get_encoder
-    from glc.training.fit import fit_model, wandb_settings
+    from glc.training.fit import FitSettings, fit_model
+    from glc.training.tracking import wandb_settings
 
     t0 = time.time()
     enc, p = cfg["encoder"], cfg["pretrain"]
@@ -445,10 +446,7 @@ def pretrain(
     fit_seconds = 0.0
     if int(p["max_epochs"]) > 0:
         t1 = time.time()
-        best = fit_model(
-            module,
-            _LightningDM(dm),
-            work,
+        settings = FitSettings(
             max_epochs=int(p["max_epochs"]),
             patience=int(p["patience"]),
             seed=int(cfg["seed"]),
@@ -462,6 +460,7 @@ def pretrain(
             precision=str(p["precision"]),
             deterministic=deterministic,
         )
+        best = fit_model(module, _LightningDM(dm), work, settings)
         fit_seconds = time.time() - t1
         ck = torch.load(best, map_location="cpu", weights_only=False)
         module.load_state_dict(ck["state_dict"])
@@ -485,8 +484,8 @@ def pretrain(
 
 
 def _throughput(timing: Path) -> dict[str, Any]:
-    """Training samples/s over every recorded epoch (:func:`glc.training.fit.throughput`)."""
-    from glc.training.fit import throughput
+    """Training samples/s over every recorded epoch (:func:`glc.training.callbacks.throughput`)."""
+    from glc.training.callbacks import throughput
 
     t = throughput(timing)
     return {k: t[k] for k in ("epochs_trained", "train_seconds", "train_samples", "train_samples_per_s")}

@@ -149,9 +149,9 @@ def train_model(
     import pytorch_lightning as pl
     import torch
 
-    from glc.config import SCHEMA
     from glc.models.registry import get_model
-    from glc.training.fit import TIMING_FILE, fit_model, throughput, wandb_settings
+    from glc.training.callbacks import TIMING_FILE, throughput
+    from glc.training.fit import FitSettings, fit_model
 
     if int(cfg["train"].get("kfold", 1)) > 1:
         if subsets is not None or init is not None:
@@ -197,29 +197,19 @@ def train_model(
         ck = torch.load(init, map_location="cpu", weights_only=False)
         module.net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
         log.info("initialised the net from %s", init)
-    t = cfg["train"]
     accelerator, deterministic = _accelerator(cfg)
-    best = fit_model(
-        module,
-        dm,
-        Path(work_dir),
-        max_epochs=int(t["max_epochs"]),
-        patience=int(t["patience"]),
-        seed=int(cfg["seed"]),
-        wandb_cfg=wandb_settings(cfg, wandb),
-        run_name=run_name,
-        config=dict(cfg),
-        resume=True,
-        accelerator=accelerator,
-        progress=progress,
+    settings = FitSettings.from_config(
+        cfg,
         monitor=spec.monitor,
         mode=spec.monitor_mode,
-        precision=str(t.get("precision", "32-true")),
+        wandb=wandb,
+        run_name=run_name,
+        accelerator=accelerator,
         deterministic=deterministic,
+        progress=progress,
         devices=devices if in_distributed_run() else 1,
-        strategy=str(t.get("strategy", "auto")),
-        checkpoint_minutes=float(t.get("checkpoint_minutes", SCHEMA["train"]["checkpoint_minutes"].default)),
     )
+    best = fit_model(module, dm, Path(work_dir), settings)
     seconds = time.time() - t0
     ck = torch.load(best, map_location="cpu", weights_only=False)
     best_score = None

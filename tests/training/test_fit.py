@@ -20,17 +20,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from glc.training.callbacks import EpochSeed
 from glc.training.checkpoint import AtomicCheckpointIO
-from glc.training.fit import (
-    EpochSeed,
-    finish_logger,
-    fit_model,
-    log_report,
-    make_logger,
-    predict_probs,
-    resolve_wandb_mode,
-)
+from glc.training.fit import FitSettings, fit_model, predict_probs
 from glc.training.module import MultiLabelModule
+from glc.training.tracking import finish_logger, log_report, make_logger, resolve_wandb_mode
 from tests.training.conftest import DictData
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,17 +91,20 @@ def _module(init_seed: int, **kw: object) -> MultiLabelModule:
     return MultiLabelModule(DropNet(), nn.BCEWithLogitsLoss(), **kw)
 
 
-def _fit_kw(**kw: object) -> dict:
-    return {
-        "max_epochs": 4,
-        "patience": 10,
-        "seed": 7,
-        "wandb_cfg": NO_WANDB,
-        "accelerator": "cpu",
-        "progress": False,
-        "log_every_n_steps": 5,
-        **kw,
-    }
+def _settings(**kw: object) -> FitSettings:
+    """The tests' fit settings: 4 epochs, no early stop, seed 7, CPU, no W&B (``kw`` overrides any)."""
+    return FitSettings(
+        **{
+            "max_epochs": 4,
+            "patience": 10,
+            "seed": 7,
+            "wandb_cfg": NO_WANDB,
+            "accelerator": "cpu",
+            "progress": False,
+            "log_every_n_steps": 5,
+            **kw,
+        }
+    )
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
@@ -135,20 +132,20 @@ def test_resumed_run_ends_with_identical_weights(tmp_path: Path, interruption: s
     cosine = interruption == "crash"
     full_dm = ToyDM(seed=7)
     full_module = _module(0, cosine=cosine)
-    best = fit_model(full_module, full_dm, tmp_path / "full", **_fit_kw())
+    best = fit_model(full_module, full_dm, tmp_path / "full", _settings())
     assert sorted(full_dm.orders) == [0, 1, 2, 3]
 
     cut = tmp_path / "cut"
     first_module = _module(0, cosine=cosine)
     if cosine:
         with pytest.raises(RuntimeError, match="simulated crash before epoch 2"):
-            fit_model(first_module, ToyDM(seed=7, crash_at_epoch=2), cut, **_fit_kw())
+            fit_model(first_module, ToyDM(seed=7, crash_at_epoch=2), cut, _settings())
     else:
-        fit_model(first_module, ToyDM(seed=7), cut, **_fit_kw(max_epochs=2))
+        fit_model(first_module, ToyDM(seed=7), cut, _settings(max_epochs=2))
     after_two = _state(cut / "checkpoints" / "last.ckpt")
 
     resumed_module = _module(123, cosine=cosine)  # different init: the checkpoint must overwrite it
-    fit_model(resumed_module, ToyDM(seed=7), cut, **_fit_kw())
+    fit_model(resumed_module, ToyDM(seed=7), cut, _settings())
     # batches seen before the interruption + after the restart == the uninterrupted run's batches
     full_seen, first_seen, resumed_seen = full_module.net.seen, first_module.net.seen, resumed_module.net.seen
     assert len(full_seen) == 4 * 96 and len(first_seen) == len(resumed_seen) == 2 * 96
@@ -235,9 +232,9 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(
             EnvDropNet(), nn.BCEWithLogitsLoss(), lr=0.05, val_k=2, num_classes=12, step_epochs=1, step_gamma=0.5
         )
 
-    kw = _fit_kw(max_epochs=3, checkpoint_every_n_steps=3)
+    settings = _settings(max_epochs=3, checkpoint_every_n_steps=3)
     full = module(0)
-    fit_model(full, dm(), tmp_path / "full", **kw)
+    fit_model(full, dm(), tmp_path / "full", settings)
 
     cut = tmp_path / "cut"
     first = module(0)
@@ -245,7 +242,7 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(
     real_trainer = pl.Trainer
     monkeypatch.setattr(pl, "Trainer", lambda **a: real_trainer(**{**a, "callbacks": [*a["callbacks"], crash]}))
     with pytest.raises(RuntimeError, match="simulated kill at epoch 1 batch 7"):
-        fit_model(first, dm(), cut, **kw)
+        fit_model(first, dm(), cut, settings)
     monkeypatch.setattr(pl, "Trainer", real_trainer)
     ck = torch.load(cut / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert (ck["epoch"], ck["global_step"]) == (1, 15)
@@ -254,7 +251,7 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(
     resumed = module(99)  # another init: the checkpoint must overwrite it
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=r".*dataloader is\s+not resumable")
-        fit_model(resumed, dm(), cut, **kw)
+        fit_model(resumed, dm(), cut, settings)
 
     rows = 16
     full_seen, first_seen, resumed_seen = full.net.seen, first.net.seen, resumed.net.seen
@@ -272,9 +269,9 @@ def test_resume_from_a_mid_epoch_checkpoint_ends_with_identical_weights(
 
 def test_mid_epoch_checkpoint_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
-        fit_model(_module(0), ToyDM(), tmp_path, **_fit_kw(checkpoint_minutes=5, checkpoint_every_n_steps=3))
+        fit_model(_module(0), ToyDM(), tmp_path, _settings(checkpoint_minutes=5, checkpoint_every_n_steps=3))
     with pytest.raises(ValueError, match="checkpoint_minutes=-1"):
-        fit_model(_module(0), ToyDM(), tmp_path, **_fit_kw(checkpoint_minutes=-1))
+        fit_model(_module(0), ToyDM(), tmp_path, _settings(checkpoint_minutes=-1))
 
 
 def test_early_stopping_then_rerun_does_not_train_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,7 +286,7 @@ def test_early_stopping_then_rerun_does_not_train_again(tmp_path: Path, monkeypa
     # lr so small the weights do not move: val/sample_f1 never improves after epoch 0 -> stop after 1 + patience epochs
     module = _module(0, lr=1e-12, weight_decay=0.0)
     out = tmp_path / "run"
-    best = fit_model(module, ToyDM(), out, **_fit_kw(max_epochs=20, patience=2))
+    best = fit_model(module, ToyDM(), out, _settings(max_epochs=20, patience=2))
     f1 = _metrics(out)["val/sample_f1"].dropna().to_numpy()
     assert len(f1) == 3 and np.ptp(f1) == 0.0
     assert best.name.startswith("epoch000-")
@@ -298,11 +295,11 @@ def test_early_stopping_then_rerun_does_not_train_again(tmp_path: Path, monkeypa
     last = out / "checkpoints" / "last.ckpt"
     mtime = last.stat().st_mtime_ns
     dm = ToyDM()
-    assert fit_model(_module(0, lr=1e-12), dm, out, **_fit_kw(max_epochs=20, patience=2)) == best
+    assert fit_model(_module(0, lr=1e-12), dm, out, _settings(max_epochs=20, patience=2)) == best
     assert dm.orders == {} and last.stat().st_mtime_ns == mtime and not (out / "csv" / "version_1").exists()
 
     with pytest.raises(FileExistsError, match=r"already holds 2 checkpoint\(s\).*pass resume=True"):
-        fit_model(_module(0), ToyDM(), out, **_fit_kw(resume=False))
+        fit_model(_module(0), ToyDM(), out, _settings(resume=False))
 
 
 def test_unreadable_last_checkpoint_is_named(tmp_path: Path) -> None:
@@ -310,7 +307,7 @@ def test_unreadable_last_checkpoint_is_named(tmp_path: Path) -> None:
     last.parent.mkdir(parents=True)
     last.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match=r"last\.ckpt: cannot read the checkpoint to resume from .*delete it"):
-        fit_model(_module(0), ToyDM(), tmp_path, **_fit_kw())
+        fit_model(_module(0), ToyDM(), tmp_path, _settings())
 
 
 @pytest.mark.parametrize(
@@ -324,7 +321,7 @@ def test_unreadable_last_checkpoint_is_named(tmp_path: Path) -> None:
 )
 def test_bad_fit_arguments(tmp_path: Path, kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        fit_model(_module(0), ToyDM(), tmp_path, **_fit_kw(**kw))
+        fit_model(_module(0), ToyDM(), tmp_path, _settings(**kw))
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -333,10 +330,10 @@ def test_without_reseeding_dropout_breaks_resume(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(EpochSeed, "on_train_epoch_start", lambda *a, **k: None)
     monkeypatch.setattr(EpochSeed, "on_train_batch_start", lambda *a, **k: None)
     full = _module(0)
-    fit_model(full, ToyDM(seed=7), tmp_path / "full", **_fit_kw(max_epochs=3))
-    fit_model(_module(0), ToyDM(seed=7), tmp_path / "cut", **_fit_kw(max_epochs=2))
+    fit_model(full, ToyDM(seed=7), tmp_path / "full", _settings(max_epochs=3))
+    fit_model(_module(0), ToyDM(seed=7), tmp_path / "cut", _settings(max_epochs=2))
     resumed = _module(0)
-    fit_model(resumed, ToyDM(seed=7), tmp_path / "cut", **_fit_kw(max_epochs=3))
+    fit_model(resumed, ToyDM(seed=7), tmp_path / "cut", _settings(max_epochs=3))
     assert not torch.equal(full.net.l1.weight, resumed.net.l1.weight)
 
 
@@ -490,7 +487,8 @@ def test_wandb_offline_run_holds_config_metrics_and_report(tmp_path: Path, wandb
         _module(0),
         ToyDM(),
         out,
-        **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config, wandb_logger=logger),
+        _settings(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config),
+        wandb_logger=logger,
     )
     assert wandb.run is not None  # a caller-supplied logger stays open for the report
     log_report(logger, {"benchmark": {"sample_f1": np.float64(0.125)}, "best_checkpoint": best})
@@ -514,7 +512,7 @@ def test_wandb_offline_run_holds_config_metrics_and_report(tmp_path: Path, wandb
 
     # fit_model's own logger (from wandb_cfg): same run id on resume, finished when fit_model returns
     assert (
-        fit_model(_module(0), ToyDM(), out, **_fit_kw(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config))
+        fit_model(_module(0), ToyDM(), out, _settings(max_epochs=1, wandb_cfg=cfg, run_name="unit-run", config=config))
         == best
     )
     assert wandb.run is None
@@ -534,3 +532,22 @@ def test_log_report_rejects_nan_and_logs_numbers_to_csv(tmp_path: Path) -> None:
     log_report(lg, {"a": {"b": 0.5}, "name": "x"})
     assert pd.read_csv(Path(lg.log_dir) / "metrics.csv")["a/b"].tolist() == [0.5]
     log_report(None, {"a": 1})
+
+
+def test_settings_from_an_experiment_config() -> None:
+    from glc.config import resolve
+
+    cfg = resolve({"name": "x", "seed": 3, "train": {"max_epochs": 7, "patience": 2, "precision": "bf16-mixed"}})
+    s = FitSettings.from_config(cfg, monitor="val/loss", mode="min", wandb=False, accelerator="cpu", progress=False)
+    assert (s.max_epochs, s.patience, s.seed, s.precision, s.monitor, s.mode) == (
+        7,
+        2,
+        3,
+        "bf16-mixed",
+        "val/loss",
+        "min",
+    )
+    assert s.checkpoint_minutes == cfg["train"]["checkpoint_minutes"] and s.wandb_cfg == {"mode": "disabled"}
+    assert s.config["name"] == "x" and (s.accelerator, s.progress) == ("cpu", False)
+    with pytest.raises(ValueError, match="patience=0"):
+        FitSettings.from_config(cfg, patience=0)
