@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -574,17 +574,72 @@ def _build(
         return _build_inner(root, p, seed, flavour, workers, progress, po_patch_sites)
 
 
+@dataclass
+class _Build:
+    """What one world's generation carries from phase to phase (:func:`_build_inner`): the inputs, then what each
+    phase makes. Every random stream is keyed by ``(seed, stream)`` (:func:`_rng`), so the phases' order and split
+    never change a byte of the world."""
+
+    root: Path
+    p: ScaleParams
+    seed: int
+    flavour: str
+    workers: int
+    progress: bool
+    po_patch_sites: int
+    layout: Layout
+    glc25: bool
+    grid: RasterGrid
+    model: EnvironmentModel
+    stages: dict[str, float] = field(default_factory=dict)
+    made: dict[str, Any] = field(default_factory=dict)  # each phase's outputs by name
+
+    def take(self, *names: str) -> tuple[Any, ...]:
+        """The outputs of earlier phases named ``names``."""
+        return tuple(self.made[n] for n in names)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a phase into ``stages[name]``."""
+        t = time.perf_counter()
+        yield
+        self.stages[name] = time.perf_counter() - t
+
+
 def _build_inner(
     root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
 ) -> dict[str, Any]:
+    """Generate the world in six phases, each a function of its own; return the summary."""
     t0 = time.perf_counter()
-    stages: dict[str, float] = {}
     layout = Layout(root, flavour)  # type: ignore[arg-type]
-    glc25 = layout.edition.name == "glc25"
-    grid = RasterGrid.for_resolution(p.raster_res_deg)
-    model = EnvironmentModel.create(_rng(seed, _S_FIELDS), p.n_towns)
+    b = _Build(
+        root=root,
+        p=p,
+        seed=seed,
+        flavour=flavour,
+        workers=workers,
+        progress=progress,
+        po_patch_sites=po_patch_sites,
+        layout=layout,
+        glc25=layout.edition.name == "glc25",
+        grid=RasterGrid.for_resolution(p.raster_res_deg),
+        model=EnvironmentModel.create(_rng(seed, _S_FIELDS), p.n_towns),
+    )
+    for name, phase in (
+        ("sites", _phase_sites),
+        ("rasters", _phase_rasters),
+        ("species", _phase_species),
+        ("pa", _phase_pa),
+        ("po", _phase_po),
+    ):
+        with b.stage(name):
+            phase(b)
+    return _phase_summary(b, t0)
 
-    # ---- 1. surveys, PO occurrences, ids, pilot sites
+
+def _phase_sites(b: _Build) -> None:
+    """1. Surveys (PA sites and their surveys, train and test), PO occurrences, ids, pilot sites."""
+    p, seed, grid, model, layout, glc25 = b.p, b.seed, b.grid, b.model, b.layout, b.glc25
     n_test = _glc25_test_count(p) if glc25 else p.n_pa_test
     pa = make_pa_surveys(
         _rng(seed, _S_PA),
@@ -603,10 +658,14 @@ def _build_inner(
     po["surveyId"] = assign_ids(_rng(seed, _S_IDS), pa, len(po), test_id_start=layout.edition.test_id_min)
     pilot = sample_pa_sites(_rng(seed, _S_PILOT), p.n_pilot, grid, p.mean_sites_per_cluster, p.cluster_km)
     pilot["area"], _ = draw_areas(_rng(seed, _S_PILOT, 1), len(pilot))
-    stages["sites"] = time.perf_counter() - t0
+    b.made.update(pa=pa, po=po, pilot=pilot)
 
-    # ---- 2. rasters (+ values at every site)
-    t1 = time.perf_counter()
+
+def _phase_rasters(b: _Build) -> None:
+    """2. The environmental rasters, written block by block, and their values at every site."""
+    p, seed, grid, model, layout, glc25 = b.p, b.seed, b.grid, b.model, b.layout, b.glc25
+    root, flavour, workers, progress = b.root, b.flavour, b.workers, b.progress
+    pa, po, pilot = b.take("pa", "po", "pilot")
     sites = pa.sites
     parts = [
         (sites["lon"].to_numpy(), sites["lat"].to_numpy()),
@@ -637,10 +696,13 @@ def _build_inner(
     for k, e in env.items():
         if np.isnan(e["bio1"]).any():
             raise RuntimeError(f"internal error: {k} sites without raster values (pixel not sampled)")
-    stages["rasters"] = time.perf_counter() - t1
+    b.made.update(sites=sites, rc=rc, state=state, env=env, n_sites=n_sites, n_pilot=n_pilot)
 
-    # ---- 3. site attributes, species
-    t2 = time.perf_counter()
+
+def _phase_species(b: _Build) -> None:
+    """3. Site attributes (regions, climate, habitat) and the species pool, calibrated on the pilot sites."""
+    p, seed, grid, model = b.p, b.seed, b.grid, b.model
+    sites, rc, env, pilot, n_pilot, state = b.take("sites", "rc", "env", "pilot", "n_pilot", "state")
     centre_lon, centre_lat = grid.centre_of(*rc[0])
     pf = model.point_fields(centre_lon, centre_lat, with_towns=False)
     sites["region"] = assign_regions(
@@ -677,10 +739,15 @@ def _build_inner(
     )
     achieved = calibrate_intercepts(pool, pilot_f)
     state.pool = pool
-    stages["species"] = time.perf_counter() - t2
+    b.made.update(climate=climate, hab=hab, raw_x=raw_x, pool=pool, achieved=achieved)
 
-    # ---- 4. PA chunks
-    t3 = time.perf_counter()
+
+def _phase_pa(b: _Build) -> None:
+    """4. The PA surveys, in chunks: metadata, Landsat and environmental CSVs, patches, cubes, hidden labels."""
+    p, seed, layout, glc25, workers, progress = b.p, b.seed, b.layout, b.glc25, b.workers, b.progress
+    pa, sites, n_sites, env, hab, raw_x, pool, climate, state = b.take(
+        "pa", "sites", "n_sites", "env", "hab", "raw_x", "pool", "climate", "state"
+    )
     import glc.data.cubes  # noqa: F401  (import torch once here, so forked workers inherit it)
 
     s = pa.surveys
@@ -772,10 +839,20 @@ def _build_inner(
                 bar.update()
     finally:
         csv.close()
-    stages["pa"] = time.perf_counter() - t3
+    b.made.update(s=s, train_counts=train_counts, truth_parts=truth_parts, counts=counts)
 
-    # ---- 5. PO chunks
-    t4 = time.perf_counter()
+
+def _phase_po(b: _Build) -> None:
+    """5. The presence-only occurrences, in chunks (and their patches where asked)."""
+    p, layout, glc25, workers, progress, po_patch_sites = (
+        b.p,
+        b.layout,
+        b.glc25,
+        b.workers,
+        b.progress,
+        b.po_patch_sites,
+    )
+    po, env, hab, raw_x, pool, state = b.take("po", "env", "hab", "raw_x", "pool", "state")
     po_f = _features(
         pool,
         raw_x["po"],
@@ -844,9 +921,26 @@ def _build_inner(
                 bar.update()
     finally:
         csv_po.close()
-    stages["po"] = time.perf_counter() - t4
+    b.made.update(po_rows=po_rows, po_patches=po_patches, po_counts=po_counts)
 
-    # ---- 6. sample submission, truth
+
+def _phase_summary(b: _Build, t0: float) -> dict[str, Any]:
+    """6. The sample submission and the hidden truth; the world's summary."""
+    p, seed, flavour, workers, root, layout, glc25, grid = (
+        b.p,
+        b.seed,
+        b.flavour,
+        b.workers,
+        b.root,
+        b.layout,
+        b.glc25,
+        b.grid,
+    )
+    stages = b.stages
+    s, pool, train_counts, truth_parts, counts, sites, n_sites = b.take(
+        "s", "pool", "train_counts", "truth_parts", "counts", "sites", "n_sites"
+    )
+    po, po_rows, po_patches, po_counts, achieved = b.take("po", "po_rows", "po_patches", "po_counts", "achieved")
     test = s[s["split"] == "test"]
     top25 = pool.ids[np.argsort(-train_counts, kind="stable")[:25]]
     sub = " ".join(str(int(i)) for i in top25)
