@@ -159,9 +159,9 @@ def _row(name: str, seconds: float, **kw: object) -> dict:
     }
 
 
-def _assemble(old: dict, etl: list, rows: list, merge: bool = True) -> dict:
+def _assemble(old: dict, etl: list, rows: list, merge: bool = True, **kw: object) -> dict:
     return assemble(
-        old, etl, rows, merge=merge, etl_ok=True, data_root="d", n_surveys=10, seconds=50.0, out_root_gb=1.0
+        old, etl, rows, merge=merge, etl_ok=True, data_root="d", n_surveys=10, seconds=50.0, out_root_gb=1.0, **kw
     )
 
 
@@ -370,29 +370,7 @@ def test_each_edition_has_its_own_goal_result_and_doc_table() -> None:
     order = experiment_order(["tile-cnn", "gbm", "rf", "knn", "frequency"], glc25)
     assert order[:3] == ["frequency", "knn", "gbm"]
     etl = [{"step": "SurveyTable --data-root d --out-root o", "returncode": 0, "seconds": 100.0, "peak_rss_gb": 3.0}]
-    res = assemble(
-        {},
-        etl,
-        [_row(n, 10.0, goal=True) for n in glc25.goal],
-        merge=False,
-        etl_ok=True,
-        data_root="d",
-        n_surveys=10,
-        seconds=50.0,
-        out_root_gb=1.0,
-        bench=glc25,
-    )
+    res = _assemble({}, etl, [_row(n, 10.0, goal=True) for n in glc25.goal], merge=False, bench=glc25)
     assert res["goal"]["met"] and res["goal"]["steps"] == "ETL + Submission for frequency, knn, gbm"
     # the GLC24 goal's experiments do not make GLC25's (no gbm) and vice versa
-    assert not assemble(
-        {},
-        etl,
-        [_row(n, 10.0) for n in GOAL_EXPERIMENTS],
-        merge=False,
-        etl_ok=True,
-        data_root="d",
-        n_surveys=10,
-        seconds=50.0,
-        out_root_gb=1.0,
-        bench=glc25,
-    )["goal"]["met"]
+    assert not _assemble({}, etl, [_row(n, 10.0) for n in GOAL_EXPERIMENTS], merge=False, bench=glc25)["goal"]["met"]
