@@ -387,6 +387,10 @@ def render_table(res: dict[str, Any]) -> str:
             lines.append(f"| {name} Submission, stopped by the step timeout | {cells(r)}")
         else:
             lines.append(f"| {name} Submission FAILED (exit {r['returncode']}) | {cells(r)}")
+    if res.get("oracle_test_sample_f1") is not None:
+        lines.append(
+            f"| *oracle (true probabilities, expected-F1): test sample-F1 {res['oracle_test_sample_f1']:.3f}* | | | |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -591,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
         generate_world(a.data_root, scale="full", seed=0, flavour="kaggle" if glc24 else a.edition)
     if a.fresh and a.out_root.exists():
         shutil.rmtree(a.out_root)
+    from glc.synth.oracle import oracle_sample_f1
+
+    # the world's ceiling: expected-F1 decoding of the true probabilities, against the same hidden labels
+    oracle = old.get("oracle_test_sample_f1") or round(oracle_sample_f1(a.data_root), 4)
     env = {
         **os.environ,
         "LUIGI_CONFIG_PATH": str(REPO / "conf" / "luigi.cfg"),
@@ -624,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             rebuilds=rebuilds,
             bench=bench,
         )
+        res["oracle_test_sample_f1"] = oracle
         if not glc24:
             res = {"edition": a.edition, **res, "refused": refused}
         path = write_result(bench.result, res)

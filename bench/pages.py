@@ -178,8 +178,8 @@ def _best_by_family(rows: list[dict[str, Any]]) -> dict[str, tuple[str, float]]:
 
 def readme_table(results: Path = RESULTS) -> str:
     """The README's small results table: the best experiment of each model family on the GLC24 demo world, the
-    full-scale GLC24 world and the GLC25 demo world (hidden test labels), each world's oracle, and the best models of
-    the real benchmark (spatial CV on the real GLC24 test surveys)."""
+    full-scale GLC24 world, the GLC25 demo world and the full-scale GLC25 world (hidden test labels), the worlds'
+    oracles where measured, and the best models of the real benchmark (spatial CV on the real GLC24 test surveys)."""
     worlds = []  # (column title, {family: (experiment, score)}, oracle)
     demo = _load("synth_leaderboard", results)
     if demo:
@@ -187,11 +187,17 @@ def readme_table(results: Path = RESULTS) -> str:
     full = _load("full_dag", results)
     if full:
         synth = _load("synth", results) or {}
-        oracle = synth.get("results", {}).get("full", {}).get("oracle_sample_f1")
+        oracle = full["results"].get("oracle_test_sample_f1") or synth.get("results", {}).get("full", {}).get(
+            "oracle_sample_f1"
+        )
         worlds.append(("GLC24 full world", _best_by_family(full["results"]["experiments"]), oracle))
     glc25 = _load("synth_leaderboard_glc25", results)
     if glc25:
         worlds.append(("GLC25 demo world", _best_by_family(glc25["experiments"]), glc25.get("oracle_test_sample_f1")))
+    full25 = _load("full_dag_glc25", results)
+    if full25:
+        oracle = full25["results"].get("oracle_test_sample_f1")
+        worlds.append(("GLC25 full world", _best_by_family(full25["results"]["experiments"]), oracle))
     families = sorted(
         {f for _, best, _ in worlds for f in best},
         key=lambda f: -max(best.get(f, ("", 0.0))[1] for _, best, _ in worlds),
