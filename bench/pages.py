@@ -52,10 +52,11 @@ def make_targets(makefile: Path = REPO / "Makefile") -> dict[str, str]:
         m = re.match(r"^([A-Za-z0-9_.-]+):.*##(.*)$", line)
         if not m:
             continue
-        for stem in re.findall(r"bench/results/([A-Za-z0-9_]+)(?:\[_glc25\])?\.json", m.group(2)):
+        for stem, optional in re.findall(r"bench/results/([A-Za-z0-9_]+)(?:\[(_[a-z0-9]+)\])?\.json", m.group(2)):
             out.setdefault(stem, m.group(1))
-            if "[_glc25]" in m.group(2):
-                out.setdefault(f"{stem}_glc25", f"{m.group(1)} EDITION=glc25")
+            if optional:  # "[_glc25]": the EDITION=glc25 variant; "[_seed1]": SEED=1
+                var = re.sub(r"^_seed(\d+)$", r"SEED=\1", re.sub(r"^_(glc\d+)$", r"EDITION=\1", optional))
+                out.setdefault(f"{stem}{optional}", f"{m.group(1)} {var}")
     return out
 
 
