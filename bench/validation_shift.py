@@ -20,6 +20,7 @@ Writes ``bench/results/validation_shift[_<edition>].json``::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,29 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The comparison as a markdown table: one line per experiment (validation / test and the gap under each
+    scheme), then the mean gap per scheme; the experiments in the order they ran."""
+    head = " | ".join(f"`{s}`: validation / test" for s in SCHEMES)
+    lines = [f"| experiment | {head} |", "|---|" + "---|" * len(SCHEMES)]
+    by = {(r["experiment"], r["scheme"]): r for r in result["rows"]}
+    for name in dict.fromkeys(r["experiment"] for r in result["rows"]):
+        cells = []
+        for scheme in SCHEMES:
+            r = by.get((name, scheme))
+            cells.append(f"{r['val_sample_f1']:.3f} / {r['test_sample_f1']:.3f} (gap {r['abs_gap']:.3f})" if r else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    gaps = result["mean_abs_gap"]
+    lines.append("| *mean gap* | " + " | ".join(f"*{gaps[s]:.3f}*" for s in SCHEMES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def doc_marks(edition: str, seed: int) -> tuple[str, str]:
+    """The markers of the table's copy in ``docs/<edition>.md``."""
+    tag = f"validation-shift-{edition}" + (f"-seed{seed}" if seed else "")
+    return f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write the results."""
     from bench.common import RESULTS, machine, repo_relative
@@ -81,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         "on an unseen world: its own out-root and result file (..._seed<N>.json)",
     )
     ap.add_argument("--world", type=Path, default=None, help="default: the edition's demo world of --seed")
+    ap.add_argument("--table", action="store_true", help="run nothing: rewrite the docs' table from the last JSON")
     a = ap.parse_args(argv)
     glc24 = a.edition == "glc24"
+    stem = "validation_shift" + ("" if glc24 else f"_{a.edition}") + (f"_seed{a.seed}" if a.seed else "")
+    path = RESULTS / f"{stem}.json"
+    if a.table:
+        return 0 if _write_table(json.loads(path.read_text()), a.edition, a.seed) else 1
     world = a.world or REPO / "data" / "synthetic" / world_dir_name(a.edition, "demo", a.seed)
     tag = ("leaderboard" if glc24 else f"leaderboard-{a.edition}") + (f"-seed{a.seed}" if a.seed else "")
     out_root = REPO / "out-bench" / tag
@@ -116,11 +145,23 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         **summarise(rows),
     }
-    stem = "validation_shift" + ("" if glc24 else f"_{a.edition}") + (f"_seed{a.seed}" if a.seed else "")
-    path = RESULTS / f"{stem}.json"
     write_json(path, repo_relative(result))
+    _write_table(result, a.edition, a.seed)
     print(f"mean |validation - test|: {result['mean_abs_gap']} -> better predictor: {result['better']}")
     return 0
+
+
+def _write_table(result: dict[str, Any], edition: str, seed: int) -> bool:
+    """Print the table and rewrite its copy in ``docs/<edition>.md``; False (and a message) without its markers."""
+    from bench.leaderboard import update_readme
+
+    table = markdown(result)
+    print(table, end="")
+    doc = REPO / "docs" / f"{edition}.md"
+    if doc.exists() and update_readme(table, doc, marks=doc_marks(edition, seed)):
+        return True
+    print(f"docs/{edition}.md has no {doc_marks(edition, seed)[0]} markers: its table was not updated", file=sys.stderr)
+    return False
 
 
 if __name__ == "__main__":
