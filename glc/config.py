@@ -357,8 +357,8 @@ def load_experiment(name_or_path: str, edition: Any = None) -> dict[str, Any]:
 def check_edition(
     cfg: Mapping[str, Any], edition: Any, source: str = "<config>", _seen: frozenset[str] = frozenset()
 ) -> None:
-    """Refuse an experiment whose model reads a feature set the data root's edition does not ship, or a late fusion
-    with such a member.
+    """Refuse an experiment whose model reads a feature set the data root's edition does not ship, whose pretrained
+    encoder (``tasks/encoders/``) reads one, or a late fusion with such a member.
 
     Raises:
         ConfigError: naming the file, the feature set(s) and the edition (e.g. a raster group on GLC25).
@@ -374,6 +374,23 @@ def check_edition(
         check_sets(spec.features(cfg["model"]), edition, f"experiment {cfg['name']!r}")
     except EditionError as e:
         raise ConfigError(f"{source}: {e}") from None
+    from glc.features.sets import feature_set
+
+    # a pretrained encoder's inputs are the experiment's inputs too: the encoders that initialise its net, and those
+    # whose embeddings it reads as feature sets (an Embeddings artifact)
+    encoders = list(spec.encoders(cfg["model"]))
+    for fs in map(feature_set, spec.features(cfg["model"])):
+        if fs.artifact == "Embeddings" and fs.params.get("encoder") not in encoders:
+            encoders.append(fs.params["encoder"])
+    for name in encoders:
+        try:
+            enc_cfg = load_encoder_config(name)
+        except ConfigError:
+            continue  # an unknown encoder fails where it is pretrained, with its own message
+        try:
+            check_encoder_edition(enc_cfg, edition, str(encoder_path(name)))
+        except ConfigError as e:
+            raise ConfigError(f"{source}: its encoder {name!r} is refused: {e}") from None
     for member in spec.members(cfg["model"]):  # a late fusion needs what its members read
         if member == cfg["name"]:
             continue  # a fusion listing itself is refused by Predict, naming that
@@ -478,6 +495,27 @@ def resolve_encoder(overrides: Mapping[str, Any] | None = None, source: str = "<
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None
     return cfg
+
+
+def encoder_feature_sets(enc_cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """The feature sets an encoder file reads: its ``[encoder]`` tile and cube sets."""
+    enc = enc_cfg["encoder"]
+    return (*enc.get("tiles", ()), *enc.get("cubes", ()))
+
+
+def check_encoder_edition(enc_cfg: Mapping[str, Any], edition: Any, source: str = "<encoder>") -> None:
+    """Refuse an encoder whose tiles or cubes need data the edition does not ship.
+
+    Raises:
+        ConfigError: naming the file, the feature set(s) and the edition.
+    """
+    from glc.features.sets import EditionError
+    from glc.features.sets import check_edition as check_sets
+
+    try:
+        check_sets(encoder_feature_sets(enc_cfg), edition, f"encoder {enc_cfg['name']!r}")
+    except EditionError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def encoder_path(name_or_path: str) -> Path:

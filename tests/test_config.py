@@ -171,6 +171,40 @@ def test_feature_sets_an_edition_lacks_are_refused_when_the_experiment_is_loaded
     load_experiment("tile-cnn-rasters", EDITIONS["glc24"])
 
 
+def test_an_experiment_whose_encoder_reads_what_the_edition_lacks_is_refused(tmp_path) -> None:
+    """tile2vec and SatCLIP pretrain on raster tiles: the experiments reading their embeddings are refused on GLC25
+    when they load (naming the encoder, its file and the feature sets), and so is pretraining the encoder itself on a
+    GLC25 data root; on GLC24 all load."""
+    from glc.config import ConfigError, load_experiment
+    from glc.data.layout import EDITIONS
+    from glc.tasks.pretrain import PretrainEncoder
+
+    glc25 = EDITIONS["glc25"]
+    for name, encoder in (
+        ("tile2vec", "tile2vec"),
+        ("tile2vec-untrained", "tile2vec-untrained"),
+        ("geolocation-satclip", "satclip"),
+    ):
+        with pytest.raises(
+            ConfigError,
+            match=rf"{name}\.toml: its encoder '{encoder}' is refused: .*encoders/"
+            rf"{encoder}\.toml: encoder '{encoder}' reads feature set\(s\) 'raster_landcover'",
+        ):
+            load_experiment(name, glc25)
+        load_experiment(name, EDITIONS["glc24"])
+    task = PretrainEncoder(
+        data_root=str(tmp_path / "synthetic" / "glc25-tiny-seed0"), out_root=str(tmp_path / "o"), encoder="satclip"
+    )
+    with pytest.raises(ConfigError, match=r"satclip\.toml: encoder 'satclip' reads .*which GLC25 does not ship"):
+        _ = task.cfg
+    assert (
+        PretrainEncoder(
+            data_root=str(tmp_path / "synthetic" / "tiny-seed0"), out_root=str(tmp_path / "o"), encoder="satclip"
+        ).cfg["encoder"]["kind"]
+        == "satclip"
+    )
+
+
 def test_an_editions_validation_scheme_is_the_default_a_file_can_override(tmp_path) -> None:
     import dataclasses
 

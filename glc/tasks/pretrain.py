@@ -47,11 +47,15 @@ class _EncoderTask(GlcTask):
 
     @property
     def cfg(self) -> dict[str, Any]:
-        """The resolved encoder config."""
+        """The resolved encoder config, refused when its inputs need data the data root's edition does not ship."""
         if not hasattr(self, "_cfg"):
-            from glc.config import load_encoder_config
+            from glc.config import check_encoder_edition, encoder_path, load_encoder_config
 
-            self._cfg = load_encoder_config(self.encoder)
+            cfg = load_encoder_config(self.encoder)
+            edition = self.edition_or_none()
+            if edition is not None:
+                check_encoder_edition(cfg, edition, str(encoder_path(self.encoder)))
+            self._cfg = cfg
         return self._cfg
 
     def key(self) -> str:
