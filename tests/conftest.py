@@ -31,7 +31,7 @@ def spark():
 def shared_data() -> Path:
     """The real files (``$GLC_REAL_DATA`` or ``data/real``); tests that need them skip with a reason when absent."""
     if not SHARED_DATA.exists():
-        pytest.skip(f"real GLC24 sample data not found at {SHARED_DATA} (set GLC_REAL_DATA or link it at data/real)")
+        pytest.skip(f"real sample data not found at {SHARED_DATA} (set GLC_REAL_DATA or link it at data/real)")
     return SHARED_DATA
 
 

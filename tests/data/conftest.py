@@ -18,7 +18,7 @@ SAMPLE_SURVEY = 1322301
 def shared_data() -> Path:
     """The shared real-data folder; tests that need it are skipped when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real GLC24 sample data not found at {SHARED_DATA} (set GLC_REAL_DATA or link the folder at data/real)")
+        pytest.skip(f"real sample data not found at {SHARED_DATA} (set GLC_REAL_DATA or link the folder at data/real)")
     return SHARED_DATA
 
 
