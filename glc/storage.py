@@ -118,6 +118,10 @@ def check_writable_url(url: str) -> None:
             f.write(b"glc")
         fs.rm(probe)
     except Exception as e:
+        if is_transient(e):
+            raise _transfer_error(
+                "writing the probe object", join(url, probe.rsplit("/", 1)[-1]), url, e, "no work was started"
+            ) from e
         raise StorageError(
             f"out-root {url}: cannot write to this {scheme(url)}:// location ({type(e).__name__}: {e}); no credentials "
             f"or no permission? {_credentials_hint(url)}"
@@ -127,24 +131,111 @@ def check_writable_url(url: str) -> None:
 def remote_exists(url: str) -> bool:
     """Whether the object/file ``url`` exists."""
     fs, path = filesystem(url)
-    return bool(fs.exists(path))
+    with transfer("checking", url, url, "nothing was changed"):
+        return bool(fs.exists(path))
 
 
 def read_text(url: str) -> str | None:
     """The text of ``url``, or None when it does not exist."""
     fs, path = filesystem(url)
     try:
-        with fs.open(path, "rb") as f:
+        with transfer("reading", url, url, "nothing was changed"), fs.open(path, "rb") as f:
             return f.read().decode()
     except FileNotFoundError:
         return None
 
 
-def _upload_tree(fs: Any, local: Path, dest: str, skip: frozenset[str] = frozenset()) -> int:
+class TransferError(StorageError, OSError):
+    """An upload or download failed after the filesystem's own retries; the message names the object, the artifact
+    and what the failure left behind (never a complete-looking artifact)."""
+
+
+#: What the object stores' clients already do about transient errors (so glc does not add a second retry layer).
+CLIENT_RETRIES = {
+    "gs": "gcsfs retries 408/429/5xx answers and dropped or refused connections 6 times with exponential backoff "
+    "(1, 2, 4, 8, 16 s, each plus up to 1 s of jitter)",
+}
+
+
+def is_transient(e: BaseException) -> bool:
+    """Whether ``e`` is the store not answering (refused / dropped connection, timeout, HTTP 408/429/5xx) rather than
+    a refusal (credentials, permission, missing bucket): the two call for different fixes."""
+    code = getattr(e, "code", None) or getattr(e, "status", None)
+    if isinstance(code, int) and (code in (408, 429) or 500 <= code < 600):
+        return True
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        return True
+    return type(e).__module__.split(".")[0] == "aiohttp"
+
+
+def _transfer_error(action: str, obj: str, url: str, e: BaseException, left: str) -> TransferError:
+    retried = CLIENT_RETRIES.get(scheme(url), "the filesystem's own retries")
+    what = " ".join(x for x in (action, obj) if x)
+    return TransferError(
+        f"{what} failed ({type(e).__name__}: {e}) after {retried}; {left}. Check the connection and the "
+        f"bucket, then rerun: the run resumes from the artifacts that are complete."
+    )
+
+
+@contextlib.contextmanager
+def transfer(action: str, obj: str, url: str, left: str) -> Iterator[None]:
+    """Turn a store failure inside the block (after the client's retries) into a :class:`TransferError` naming
+    ``action obj``; a missing object (``FileNotFoundError``) and glc's own errors pass through unchanged."""
+    try:
+        yield
+    except (FileNotFoundError, StorageError):
+        raise
+    except Exception as e:
+        if isinstance(e, (OSError, RuntimeError)) or is_transient(e):
+            raise _transfer_error(action, obj, url, e, left) from e
+        raise
+
+
+def _host_tag() -> str:
+    """8 hex of this machine's host name: remote temporary names carry it, so a later publish from this machine can
+    tell its own dead uploads (collectable) from another machine's (left alone: their pids mean nothing here)."""
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def remote_tmp_name(path: str) -> str:
+    """A temporary sibling name of the remote ``path``: ``<path>.glc-tmp-<pid>-<hex>-h<host tag>``."""
+    return f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-h{_host_tag()}"
+
+
+def remove_stale_remote_temps(fs: Any, path: str) -> int:
+    """Remove the temporary siblings of the remote ``path`` left by a dead upload from this machine (its process no
+    longer runs); returns how many were removed. Another machine's temporaries, and a running upload's, are kept."""
+    from glc.io import _pid_alive, _pid_of
+
+    parent = fs._parent(path)
+    base = path.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        names = fs.ls(parent, detail=False, refresh=True)
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for name in names:
+        leaf = name.rstrip("/").rsplit("/", 1)[-1]
+        if not leaf.startswith(f"{base}{TMP_MARK}") or not leaf.endswith(f"-h{_host_tag()}"):
+            continue
+        pid = _pid_of(leaf)
+        if pid is not None and _pid_alive(pid):
+            continue
+        fs.rm(name, recursive=True)
+        removed += 1
+        log.info("removed the temporary upload %s of a process that no longer runs", name)
+    return removed
+
+
+def _upload_tree(fs: Any, local: Path, dest: str, url: str, skip: frozenset[str] = frozenset()) -> int:
     n = 0
     for p in sorted(local.rglob("*")):
         if p.is_file() and p.relative_to(local).as_posix() not in skip:
-            fs.put_file(str(p), join(dest, p.relative_to(local).as_posix()))
+            target = join(dest, p.relative_to(local).as_posix())
+            with transfer("upload of", f"{p} -> {target}", url, f"{url} has no {SUCCESS}, so it is not complete"):
+                fs.put_file(str(p), target)
             n += 1
     return n
 
@@ -154,23 +245,44 @@ def publish(local: Path, url: str) -> None:
 
     Directory: the old remote marker is removed first, the files go to a temporary prefix, the prefix is moved onto
     ``url`` and the remote ``_SUCCESS`` is written last. File: uploaded to a temporary name and moved.
+
+    Transient store errors are retried by the filesystem client (:data:`CLIENT_RETRIES`); what still fails is a
+    :class:`TransferError` naming the object, and leaves no remote ``_SUCCESS`` (a file: its old fingerprint is
+    removed by the caller first). Temporary prefixes of this machine's dead uploads are removed first.
+
+    Raises:
+        TransferError: an object could not be uploaded, moved or removed.
     """
     fs, path = filesystem(url)
-    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    if local.is_dir():
-        if not (local / SUCCESS).is_file():
-            raise ValueError(f"publish {local}: no {SUCCESS}; only complete artifacts are published")
-        if fs.exists(join(path, SUCCESS)):
-            fs.rm(join(path, SUCCESS))
-        _upload_tree(fs, local, tmp, skip={SUCCESS})
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-        fs.mv(tmp, path, recursive=True)
-        fs.put_file(str(local / SUCCESS), join(path, SUCCESS))  # last: the prefix is complete from here on
-    else:
-        fs.makedirs(fs._parent(path), exist_ok=True)
-        fs.put_file(str(local), tmp)
-        fs.mv(tmp, path)
+    tmp = remote_tmp_name(path)
+    step = f"cleaning up before {url}"
+    try:
+        remove_stale_remote_temps(fs, path)
+        if local.is_dir():
+            if not (local / SUCCESS).is_file():
+                raise ValueError(f"publish {local}: no {SUCCESS}; only complete artifacts are published")
+            step = f"removing the old marker {join(url, SUCCESS)}"
+            if fs.exists(join(path, SUCCESS)):
+                fs.rm(join(path, SUCCESS))
+            _upload_tree(fs, local, tmp, url, skip={SUCCESS})
+            step = f"replacing {url} with its upload {tmp}"
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+            fs.mv(tmp, path, recursive=True)
+            step = f"writing the marker {join(url, SUCCESS)}"
+            fs.put_file(str(local / SUCCESS), join(path, SUCCESS))  # last: the prefix is complete from here on
+        else:
+            step = f"upload of {local} -> {tmp}"
+            fs.makedirs(fs._parent(path), exist_ok=True)
+            fs.put_file(str(local), tmp)
+            step = f"moving {tmp} -> {url}"
+            fs.mv(tmp, path)
+    except StorageError:
+        raise
+    except Exception as e:
+        if isinstance(e, (OSError, RuntimeError)) or is_transient(e):
+            raise _transfer_error(step, "", url, e, f"{url} is not complete (no {SUCCESS} / fingerprint)") from e
+        raise
     log.info("published %s -> %s", local, url)
 
 
@@ -201,22 +313,32 @@ def fetch(url: str, local: Path) -> None:
     from glc.io import atomic_path
 
     fs, path = filesystem(url)
-    if not fs.exists(path):
-        raise FileNotFoundError(f"{url}: not found; the task that builds it must run first")
-    if fs.isdir(path):
+    with transfer("listing", url, url, "the local copy is unchanged"):
+        if not fs.exists(path):
+            raise FileNotFoundError(f"{url}: not found; the task that builds it must run first")
+        is_dir, names = (True, sorted(fs.find(path))) if fs.isdir(path) else (False, [])
+    if is_dir:
         with atomic_path(local) as tmp:
             tmp.mkdir(parents=True)
-            for rel in sorted(fs.find(path)):
+            for rel in names:
                 sub = rel[len(path.rstrip("/")) + 1 :]
                 target = tmp / sub
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fs.get_file(rel, str(target))
+                _download(fs, rel, target, url)
             if local.exists():
                 shutil.rmtree(local) if local.is_dir() else local.unlink()
     else:
         with atomic_path(local) as tmp:
-            fs.get_file(path, str(tmp))
+            _download(fs, path, tmp, url)
     log.info("fetched %s -> %s", url, local)
+
+
+def _download(fs: Any, obj: str, target: Path, url: str) -> None:
+    """``fs.get_file(obj, target)``; a failure after the client's retries is a :class:`TransferError` naming it."""
+    with transfer(
+        "download of", f"{obj} -> {target}", url, "the local copy is unchanged (the partial file is removed)"
+    ):
+        fs.get_file(obj, str(target))
 
 
 def _remote_mtime_ns(info: dict[str, Any]) -> int | None:
@@ -257,6 +379,8 @@ def mirror(url: str, local: Path, progress_every: int = 1000) -> Path:
     except FileNotFoundError:
         files = {}
     except Exception as e:
+        if is_transient(e):
+            raise _transfer_error("listing", url, url, e, "nothing was mirrored yet") from e
         raise StorageError(
             f"data-root {url}: cannot list it ({type(e).__name__}: {e}); {_credentials_hint(url)}"
         ) from e
@@ -276,7 +400,11 @@ def mirror(url: str, local: Path, progress_every: int = 1000) -> Path:
                 continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        fs.get_file(name, str(tmp))
+        try:
+            _download(fs, name, tmp, url)
+        except TransferError:
+            tmp.unlink(missing_ok=True)
+            raise
         if mtime_ns is not None:  # the remote object's time: input fingerprints agree on every machine
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, target)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -36,6 +37,8 @@ from typing import Any
 import luigi
 
 from glc.io import SUCCESS
+
+log = logging.getLogger(__name__)
 
 #: The fingerprint file of a directory artifact (beside ``_SUCCESS``).
 STAMP = "_INPUTS"
@@ -257,6 +260,15 @@ class GlcTask(luigi.Task):
                 return False
         return True
 
+    def local_copy_complete(self) -> bool:
+        """With a URL out-root: every output's local copy exists (a directory with its ``_SUCCESS``) and carries the
+        current input fingerprint, i.e. it was built here and only its upload is missing."""
+        fp = self.input_fingerprint()
+        for target, stamp in zip(luigi.task.flatten(self.output()), self.stamp_paths()):
+            if not Path(target.path).exists() or not stamp.is_file() or stamp.read_text().strip() != fp:
+                return False
+        return True
+
     def fetch_inputs(self) -> None:
         """Download the artifacts of the GlcTask dependencies that live under a URL out-root and are absent or stale
         in the local copy (another machine built them)."""
@@ -321,6 +333,11 @@ class GlcTask(luigi.Task):
                 from glc.storage import is_url
 
                 remote = is_url(self.out_root)
+                if remote and self.local_copy_complete():
+                    # built here by an earlier run whose upload failed: upload it now instead of building it again
+                    log.info("%s: the local copy is complete and current; publishing it", self.task_id)
+                    self.publish_outputs()
+                    return None
                 if remote:
                     self.fetch_inputs()
                 result = run(self, *args, **kw)
