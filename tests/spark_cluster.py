@@ -1,4 +1,4 @@
-"""A Spark standalone cluster (one master, one worker) on 127.0.0.1 for tests, from the pyspark distribution's scripts.
+"""A Spark standalone cluster (a master, one or more workers) on 127.0.0.1 for tests, from pyspark's own scripts.
 
 The pip distribution of pyspark ships ``sbin/spark-daemon.sh`` (what ``start-master.sh`` / ``start-worker.sh`` of the
 full distribution call) and ``bin/spark-class``, but not the two wrappers; :class:`StandaloneCluster` calls
@@ -29,16 +29,18 @@ def free_port() -> int:
 
 
 class StandaloneCluster:
-    """Start a master and one worker (``cores``, ``memory``) in ``folder``; :meth:`stop` always stops both."""
+    """Start a master and ``workers`` workers (``cores``, ``memory`` each) in ``folder``; :meth:`stop` always stops
+    them all; :meth:`kill_worker` SIGKILLs one worker with its executor (by pid), as a lost machine."""
 
-    def __init__(self, folder: Path, cores: int = 2, memory: str = "3g") -> None:
+    def __init__(self, folder: Path, cores: int = 2, memory: str = "3g", workers: int = 1) -> None:
         import pyspark
 
         self.home = Path(pyspark.__file__).resolve().parent
         self.folder = folder
         self.port, self.ui, self.worker_ui = free_port(), free_port(), free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
-        self.cores, self.memory = cores, memory
+        self.cores, self.memory, self.workers = cores, memory, workers
+        self.worker_uis = [self.worker_ui] + [free_port() for _ in range(workers - 1)]
         self.env = {
             **os.environ,
             "SPARK_HOME": str(self.home),
@@ -49,9 +51,9 @@ class StandaloneCluster:
             "SPARK_LOCAL_IP": "127.0.0.1",
         }
 
-    def _daemon(self, action: str, cls: str, *args: str) -> None:
+    def _daemon(self, action: str, cls: str, *args: str, instance: int = 1) -> None:
         subprocess.run(
-            ["bash", str(self.home / "sbin" / "spark-daemon.sh"), action, cls, "1", *args],
+            ["bash", str(self.home / "sbin" / "spark-daemon.sh"), action, cls, str(instance), *args],
             env=self.env,
             check=True,
             capture_output=True,
@@ -63,23 +65,25 @@ class StandaloneCluster:
         for d in ("logs", "pids", "work"):
             (self.folder / d).mkdir(parents=True, exist_ok=True)
         self._daemon("start", MASTER, "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui))
-        self._daemon(
-            "start",
-            WORKER,
-            "--host",
-            "127.0.0.1",
-            "--webui-port",
-            str(self.worker_ui),
-            "--cores",
-            str(self.cores),
-            "--memory",
-            self.memory,
-            self.url,
-        )
+        for i in range(1, self.workers + 1):
+            self._daemon(
+                "start",
+                WORKER,
+                "--host",
+                "127.0.0.1",
+                "--webui-port",
+                str(self.worker_uis[i - 1]),
+                "--cores",
+                str(self.cores),
+                "--memory",
+                self.memory,
+                self.url,
+                instance=i,
+            )
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             state = self.state()
-            if state and state.get("aliveworkers", 0) >= 1:
+            if state and state.get("aliveworkers", 0) >= self.workers:
                 return self.url
             time.sleep(1)
         raise RuntimeError(
@@ -94,13 +98,66 @@ class StandaloneCluster:
         except OSError:
             return None
 
-    def stop(self) -> None:
-        """Stop the worker, then the master (errors ignored: teardown must never mask the test's failure)."""
-        for cls in (WORKER, MASTER):
+    def worker_pid(self, instance: int) -> int | None:
+        """The pid of worker ``instance`` (1-based) from its pid file, or None."""
+        f = self.folder / "pids" / f"spark-{self.env['SPARK_IDENT_STRING']}-{WORKER}-{instance}.pid"
+        return int(f.read_text().strip()) if f.is_file() else None
+
+    def executor_instance(self, executor_id: str) -> int | None:
+        """The worker instance whose process tree runs executor ``executor_id`` (``--executor-id`` of its JVM)."""
+        import psutil
+
+        for i in range(1, self.workers + 1):
+            pid = self.worker_pid(i)
+            if pid is None or not psutil.pid_exists(pid):
+                continue
+            for child in psutil.Process(pid).children(recursive=True):
+                try:
+                    cmd = child.cmdline()
+                except psutil.Error:
+                    continue
+                if "--executor-id" in cmd and cmd[cmd.index("--executor-id") + 1] == str(executor_id):
+                    return i
+        return None
+
+    def kill_worker(self, instance: int) -> list[int]:
+        """SIGKILL worker ``instance`` and every process under it (its executor, its Python workers); returns pids."""
+        import psutil
+
+        pid = self.worker_pid(instance)
+        if pid is None:
+            raise RuntimeError(f"worker {instance}: no pid file under {self.folder / 'pids'}")
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        for p in procs:
             try:
-                self._daemon("stop", cls)
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=30)
+        return [p.pid for p in procs]
+
+    def stop(self) -> None:
+        """Stop the workers, then the master (errors ignored: teardown must never mask the test's failure); any
+        process left under a worker's or the master's pid is killed."""
+        import psutil
+
+        pids = [self.worker_pid(i) for i in range(1, self.workers + 1)]
+        for i in range(1, self.workers + 1):
+            try:
+                self._daemon("stop", WORKER, instance=i)
             except (subprocess.SubprocessError, OSError):
                 pass
+        try:
+            self._daemon("stop", MASTER)
+        except (subprocess.SubprocessError, OSError):
+            pass
+        for pid in pids:
+            if pid is not None and psutil.pid_exists(pid):
+                for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+                    try:
+                        p.kill()
+                    except psutil.Error:
+                        pass
 
     def logs(self) -> str:
         """The daemons' log tails, for failure messages."""
