@@ -3,10 +3,15 @@
 A master and two workers (one core each) run on 127.0.0.1 (:class:`tests.spark_cluster.StandaloneCluster`); the
 job runs in a child process on that cluster (the test session owns the local SparkSession), with the driver's UI on a
 known port (the UI is off in ``conf/spark-defaults.conf``; the child turns it on). The parent watches the driver's REST API and, as soon as an executor has a running task of the job,
-SIGKILLs that executor's worker with its whole process tree (a lost machine). Expected: the driver reschedules the
-lost tasks on the surviving executor and the job completes; the artifact then has exactly the files of an
-undisturbed local run, byte for byte where glc writes them itself (the executor-written ``data/`` of the tile jobs:
-a retried task must not leave a second copy of a bucket or a stale temporary), row for row where Spark does.
+SIGKILLs that executor's worker with its whole process tree (a lost machine). Expected: the driver
+reschedules the lost tasks on the surviving executor and the job completes; the artifact then has exactly the
+files of an undisturbed local run, byte for byte where glc writes them itself (the executor-written ``data/`` of
+the tile jobs: a retried task must not leave a second copy of a bucket or a stale temporary), row for row where
+Spark does.
+
+Memory: the same cluster with executors of 512 MB (the default is 1 GB; glc's conf asks 4 GB for the driver) runs
+PatchTiles on the demo world (11,000 surveys): it completes with the files of a local run, or fails with a message
+naming the setting to raise; never a partial artifact.
 """
 
 from __future__ import annotations
@@ -207,3 +212,53 @@ def test_worker_killed_mid_job(
     assert same_names, sorted(set(lfiles) ^ set(cfiles))
     assert data_equal
     assert not temps, temps
+
+
+@pytest.fixture(scope="module")
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from glc.synth import generate_world
+
+    root = tmp_path_factory.mktemp("demo") / "demo-seed0"
+    generate_world(root, scale="demo", seed=0, progress=False)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.fault(
+    fault="executors capped at 512 MB (spark.executor.memory=512m; default 1g)",
+    where="Spark standalone cluster (2 workers): PatchTiles on the demo world (11,000 surveys)",
+    expected="completes with the bytes of a local run, or fails naming the setting to raise; no partial artifact",
+)
+def test_executors_capped_far_below_the_default_memory(
+    spark, cluster: StandaloneCluster, demo_world: Path, tmp_path: Path, fault_case: FaultCase
+) -> None:
+    local = make_task("PatchTiles", demo_world, tmp_path / "local")
+    assert luigi.build([local], local_scheduler=True, workers=1)
+    out = tmp_path / "cluster-out"
+    t0 = time.monotonic()
+    proc = _launch("PatchTiles", demo_world, out, cluster.url, free_port(), "spark.executor.memory=512m")
+    try:
+        output, _ = proc.communicate(timeout=JOB_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    elapsed = time.monotonic() - t0
+    ldir = Path(local.output().path).parent
+    cdir = Path(make_task("PatchTiles", demo_world, out).output().path).parent
+    complete = proc.returncode == 0 and (cdir / SUCCESS).is_file()
+    temps = [p for p in out.rglob("*") if TMP_MARK in p.name or p.name == "staging"]
+    if complete:
+        lfiles, cfiles = _files(ldir), _files(cdir)
+        equal = _names(lfiles) == _names(cfiles) and all(
+            lfiles[k] == cfiles[k] for k in lfiles if k.startswith("data/")
+        )
+        observed = f"completed in {elapsed:.0f} s with the data/ bytes of a local run: {equal}"
+        survived, lost = equal and not temps, not equal
+    else:
+        named = "spark.executor.memory" in output
+        partial = cdir.is_dir() and not (cdir / SUCCESS).is_file()
+        observed = f"failed (exit {proc.returncode}) in {elapsed:.0f} s; names spark.executor.memory: {named}"
+        survived, lost = named and not partial, partial
+    fault_case.record(observed=observed, survived=survived, data_lost=lost, temporaries=len(temps))
+    assert survived, output[-6000:]
