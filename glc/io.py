@@ -26,6 +26,55 @@ TMP_MARK = ".glc-tmp-"
 SUCCESS = "_SUCCESS"
 
 
+class DiskFullError(OSError):
+    """An artifact write ran out of disk space; the message names the artifact, the space it had used and the space
+    left, and what to do. The temporary it was written into is removed, so nothing partial is left."""
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or an exception it was raised from, or a JVM error's text) is ENOSPC / EDQUOT."""
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(cur)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def _mb(n: float) -> str:
+    """``n`` bytes for a person: KB below 1 MB, MB below 1 GB, else GB."""
+    for unit, size in (("GB", 2**30), ("MB", 2**20)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n / 2**10:,.0f} KB"
+
+
+def disk_full_error(final: Path, tmp: Path, e: BaseException) -> DiskFullError:
+    """The :class:`DiskFullError` for writing ``final`` through ``tmp`` (measured before ``tmp`` is removed)."""
+    written = _size(tmp)
+    usage = shutil.disk_usage(final.parent)
+    return DiskFullError(
+        f"{final}: no space left on the disk while writing it ({type(e).__name__}). It had written "
+        f"{_mb(written)} when the disk filled; {_mb(usage.free)} of {_mb(usage.total)} is free on the filesystem of "
+        f"{final.parent}, so it needs more than {_mb(written + usage.free)} there in all. Free space there, or put "
+        f"the out-root (--out-root) or the cache (GLC_CACHE) on a larger disk, then rerun: the partial write was "
+        f"removed, and the artifacts already complete are kept."
+    )
+
+
 def tmp_sibling(path: str | Path) -> Path:
     """A fresh temporary path next to ``path`` (same folder, so the final rename is atomic)."""
     p = Path(path)
@@ -44,6 +93,10 @@ def atomic_file(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[A
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+    except Exception as e:
+        if _disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full_error(final, tmp, e) from e
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -60,6 +113,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if not tmp.exists():
             raise FileNotFoundError(f"atomic write of {final}: the writer produced nothing at {tmp}")
         os.replace(tmp, final)
+    except Exception as e:
+        if _disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full_error(final, tmp, e) from e
+        raise
     finally:
         if tmp.exists():
             if tmp.is_dir():
@@ -84,6 +141,10 @@ def atomic_dir(path: str | Path, summary: dict[str, Any] | None = None) -> Itera
         info = dict(summary or {})
         write_json(tmp / SUCCESS, {"written_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, atomic=False)
         _swap_dir_into_place(tmp, final)
+    except Exception as e:
+        if _disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full_error(final, tmp, e) from e
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -134,3 +134,29 @@ def test_out_root_writability_is_checked_before_work(tmp_path):
     finally:
         if ro.is_dir():
             ro.chmod(0o755)
+
+
+def test_a_full_disk_is_an_error_naming_the_artifact_and_the_space(tmp_path: Path) -> None:
+    """ENOSPC inside an atomic write (raised by Python, or only in the text of a JVM error) becomes a DiskFullError
+    naming the artifact, the space written and free, and what to do; the temporary is removed."""
+    import errno
+
+    from glc.io import DiskFullError, atomic_dir, atomic_file
+
+    final = tmp_path / "art"
+    with pytest.raises(DiskFullError, match=r"art: no space left on the disk.*written 2 KB.*free.*rerun"):
+        with atomic_dir(final) as tmp:
+            (tmp / "part-0").write_bytes(b"x" * 2048)
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert not final.exists() and not list(tmp_path.iterdir())
+
+    class JvmError(Exception):  # what py4j raises: the errno survives only in the text
+        pass
+
+    with pytest.raises(DiskFullError, match="file.json: no space left"), atomic_file(tmp_path / "file.json") as fh:
+        fh.write("{}")
+        raise JvmError("java.io.IOException: No space left on device\n\tat org.apache...")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="other"):  # other errors pass through unchanged
+        with atomic_dir(final):
+            raise ValueError("other")
