@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -144,10 +145,10 @@ def test_a_full_disk_is_an_error_naming_the_artifact_and_the_space(tmp_path: Pat
     from glc.io import DiskFullError, atomic_dir, atomic_file
 
     final = tmp_path / "art"
-    with pytest.raises(DiskFullError, match=r"art: no space left on the disk.*written 2 KB.*free.*rerun"):
-        with atomic_dir(final) as tmp:
-            (tmp / "part-0").write_bytes(b"x" * 2048)
-            raise OSError(errno.ENOSPC, "No space left on device")
+    full = r"art: no space left on the disk.*written 2 KB.*free.*rerun"
+    with pytest.raises(DiskFullError, match=full), atomic_dir(final) as tmp:
+        (tmp / "part-0").write_bytes(b"x" * 2048)
+        raise OSError(errno.ENOSPC, "No space left on device")
     assert not final.exists() and not list(tmp_path.iterdir())
 
     class JvmError(Exception):  # what py4j raises: the errno survives only in the text
@@ -157,6 +158,5 @@ def test_a_full_disk_is_an_error_naming_the_artifact_and_the_space(tmp_path: Pat
         fh.write("{}")
         raise JvmError("java.io.IOException: No space left on device\n\tat org.apache...")
     assert not list(tmp_path.iterdir())
-    with pytest.raises(ValueError, match="other"):  # other errors pass through unchanged
-        with atomic_dir(final):
-            raise ValueError("other")
+    with pytest.raises(ValueError, match="other"), atomic_dir(final):  # other errors pass through unchanged
+        raise ValueError("other")
