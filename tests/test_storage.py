@@ -170,3 +170,50 @@ def test_scheme_without_package_or_credentials_is_named(bucket: str, monkeypatch
     task = SurveyTable(data_root="data/synthetic/tiny-seed0", out_root=bucket)
     with pytest.raises(StorageError, match=r"memory://"):
         task.complete()
+
+
+def test_a_store_that_does_not_answer_is_not_blamed_on_credentials(
+    bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The out-root probe, an upload and a download failing on the network (after the client's retries) are a
+    TransferError naming the object; only a refusal is reported as credentials / permission."""
+    from glc.storage import TransferError, fetch, remote_exists
+
+    fs, path = filesystem(bucket)
+
+    def refused(*a, **k):
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(type(fs), "open", refused)
+    with pytest.raises(TransferError, match=r"probe object.*ConnectionResetError.*rerun") as e:
+        check_writable_url(bucket)
+    assert "credentials" not in str(e.value)
+    monkeypatch.setattr(type(fs), "exists", refused)
+    with pytest.raises(TransferError, match=f"checking {bucket}/x"):
+        remote_exists(f"{bucket}/x")
+    with pytest.raises(TransferError, match=f"listing {bucket}/art"):
+        fetch(f"{bucket}/art", Path("/nonexistent/never-written"))
+
+
+def test_publish_removes_this_machines_dead_upload_temporaries(tmp_path: Path, bucket: str) -> None:
+    """A prefix left by an upload that died (this host, a pid that no longer runs) is removed by the next publish;
+    another machine's, and a running upload's, are kept."""
+    from glc.io import TMP_MARK
+    from glc.storage import _host_tag, remote_tmp_name
+
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "part-0").write_text("0")
+    (art / SUCCESS).write_text("{}")
+    url = f"{bucket}/features/art"
+    fs, path = filesystem(url)
+    dead = f"{path}{TMP_MARK}999999999-deadbeef-h{_host_tag()}"
+    other_host = f"{path}{TMP_MARK}999999999-deadbeef-h00000000"
+    running = remote_tmp_name(path)  # this process: alive
+    for p in (dead, other_host, running):
+        fs.pipe(f"{p}/part-0", b"partial")
+    publish(art, url)
+    left = {p.rsplit("/", 1)[-1] for p in fs.ls(fs._parent(path), detail=False)}
+    assert dead.rsplit("/", 1)[-1] not in left
+    assert other_host.rsplit("/", 1)[-1] in left and running.rsplit("/", 1)[-1] in left
+    assert fs.exists(f"{path}/{SUCCESS}")
