@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all lint format docs show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-validation-shift bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all test-faults lint format docs show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-validation-shift bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,9 @@ test: check-java install ## run the test suite (excludes tests marked slow); fai
 
 test-all: check-java install ## run every test, slow ones included
 	$(PY) -m pytest -m ""
+
+test-faults: check-java install ## fault-injection suite on the real engines (Spark workers killed, luigid restarted, GCS server failing, disk full, DDP rank killed; ~20 min, needs root for the tmpfs) -> bench/results/faults.json
+	$(PY) -m bench.faults
 
 lint: install ## ruff lint + format check of glc/, bench/, tests/, docs/ (configured in pyproject.toml; line length 120)
 	$(VENV)/bin/ruff check glc bench tests docs

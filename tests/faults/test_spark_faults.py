@@ -1,13 +1,13 @@
 """A Spark standalone worker lost mid-job, and executors capped far below the default memory.
 
-A master and two workers (one core each) run on 127.0.0.1 (:class:`tests.spark_cluster.StandaloneCluster`); the
-job runs in a child process on that cluster (the test session owns the local SparkSession), with the driver's UI
-on a known port (the UI is off in ``conf/spark-defaults.conf``; the child turns it on). The parent watches the
-driver's REST API and, as soon as an executor has a running task of the job, SIGKILLs that executor's worker with its whole process tree (a lost machine). Expected: the driver
-reschedules the lost tasks on the surviving executor and the job completes; the artifact then has exactly the
-files of an undisturbed local run, byte for byte where glc writes them itself (the executor-written ``data/`` of
-the tile jobs: a retried task must not leave a second copy of a bucket or a stale temporary), row for row where
-Spark does.
+A master and two workers (one core each) run on 127.0.0.1 (:class:`tests.spark_cluster.StandaloneCluster`); the job
+runs in a child process on that cluster (the test session owns the local SparkSession), with the driver's UI on a
+known port (the UI is off in ``conf/spark-defaults.conf``; the child turns it on). The parent watches the driver's
+REST API and, as soon as an executor has a running task of the job, SIGKILLs that executor's worker with its whole
+process tree (a lost machine). Expected: the driver reschedules the lost tasks on the surviving executor and the job
+completes; the artifact then has exactly the files of an undisturbed local run, byte for byte where glc writes them
+itself (the executor-written ``data/`` of the tile jobs: a retried task must not leave a second copy of a bucket or
+a stale temporary), row for row where Spark does.
 
 Memory: the same cluster with executors of 512 MB (the default is 1 GB; glc's conf asks 4 GB for the driver) runs
 PatchTiles on the demo world (11,000 surveys): it completes with the files of a local run, or fails with a message
