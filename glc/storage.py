@@ -199,6 +199,10 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
+#: The remote temporaries this process is uploading now (its own older ones are dead: removed by the next publish).
+_active_uploads: set[str] = set()
+
+
 def remote_tmp_name(path: str) -> str:
     """A temporary sibling name of the remote ``path``: ``<path>.glc-tmp-<pid>-<hex>-h<host tag>``."""
     return f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-h{_host_tag()}"
@@ -206,7 +210,8 @@ def remote_tmp_name(path: str) -> str:
 
 def remove_stale_remote_temps(fs: Any, path: str) -> int:
     """Remove the temporary siblings of the remote ``path`` left by a dead upload from this machine (its process no
-    longer runs); returns how many were removed. Another machine's temporaries, and a running upload's, are kept."""
+    longer runs, or it is this process and the upload is over: a failed earlier attempt); returns how many were
+    removed. Another machine's temporaries, and a running upload's, are kept."""
     from glc.io import _pid_alive, _pid_of
 
     parent = fs._parent(path)
@@ -221,7 +226,10 @@ def remove_stale_remote_temps(fs: Any, path: str) -> int:
         if not leaf.startswith(f"{base}{TMP_MARK}") or not leaf.endswith(f"-h{_host_tag()}"):
             continue
         pid = _pid_of(leaf)
-        if pid is not None and _pid_alive(pid):
+        if pid == os.getpid():
+            if name.rstrip("/") in _active_uploads:
+                continue
+        elif pid is not None and _pid_alive(pid):
             continue
         fs.rm(name, recursive=True)
         removed += 1
@@ -256,6 +264,7 @@ def publish(local: Path, url: str) -> None:
     fs, path = filesystem(url)
     tmp = remote_tmp_name(path)
     step = f"cleaning up before {url}"
+    _active_uploads.add(tmp)
     try:
         remove_stale_remote_temps(fs, path)
         if local.is_dir():
@@ -283,6 +292,8 @@ def publish(local: Path, url: str) -> None:
         if isinstance(e, (OSError, RuntimeError)) or is_transient(e):
             raise _transfer_error(step, "", url, e, f"{url} is not complete (no {SUCCESS} / fingerprint)") from e
         raise
+    finally:
+        _active_uploads.discard(tmp)
     log.info("published %s -> %s", local, url)
 
 

@@ -196,8 +196,9 @@ def test_a_store_that_does_not_answer_is_not_blamed_on_credentials(
 
 
 def test_publish_removes_this_machines_dead_upload_temporaries(tmp_path: Path, bucket: str) -> None:
-    """A prefix left by an upload that died (this host, a pid that no longer runs) is removed by the next publish;
-    another machine's, and a running upload's, are kept."""
+    """A prefix left by an upload that died (this host, a pid that no longer runs, or this process's own failed
+    attempt) is removed by the next publish; another machine's, and a running upload's, are kept."""
+    from glc import storage
     from glc.io import TMP_MARK
     from glc.storage import _host_tag, remote_tmp_name
 
@@ -209,11 +210,16 @@ def test_publish_removes_this_machines_dead_upload_temporaries(tmp_path: Path, b
     fs, path = filesystem(url)
     dead = f"{path}{TMP_MARK}999999999-deadbeef-h{_host_tag()}"
     other_host = f"{path}{TMP_MARK}999999999-deadbeef-h00000000"
-    running = remote_tmp_name(path)  # this process: alive
-    for p in (dead, other_host, running):
+    own_failed = remote_tmp_name(path)  # this process, an attempt that is over
+    running = remote_tmp_name(path)  # this process, uploading now (another thread)
+    for p in (dead, other_host, own_failed, running):
         fs.pipe(f"{p}/part-0", b"partial")
-    publish(art, url)
+    storage._active_uploads.add(running)
+    try:
+        publish(art, url)
+    finally:
+        storage._active_uploads.discard(running)
     left = {p.rsplit("/", 1)[-1] for p in fs.ls(fs._parent(path), detail=False)}
-    assert dead.rsplit("/", 1)[-1] not in left
+    assert dead.rsplit("/", 1)[-1] not in left and own_failed.rsplit("/", 1)[-1] not in left
     assert other_host.rsplit("/", 1)[-1] in left and running.rsplit("/", 1)[-1] in left
     assert fs.exists(f"{path}/{SUCCESS}")

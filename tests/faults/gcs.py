@@ -5,7 +5,7 @@ folder, so it can be SIGKILLed and started again with its objects kept. :class:`
 it (gcsfs is pointed at the proxy through ``STORAGE_EMULATOR_HOST``, its endpoint setting) and forwards every request,
 except those its fault plan takes:
 
-* ``status``: answer the next ``n`` matching requests with an HTTP error (503) without forwarding them;
+* ``status``: answer the next ``n`` matching requests with 503 without forwarding them;
 * ``drop``: read half of a matching request's body (an upload) or send half of a response's body (a download), then
   close the connection: a connection dropped mid-object;
 * ``down``: close every connection at once, as a server that went away does (the emulator is stopped too).
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,18 +29,20 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.faults.harness import ChildServer
 from tests.spark_cluster import free_port
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host"}
 
 
-class GcsEmulator:
+class GcsEmulator(ChildServer):
     """``gcp-storage-emulator start`` on a free port with ``bucket`` created and objects on disk in ``folder``."""
 
     def __init__(self, folder: Path, bucket: str = "glc") -> None:
         self.folder, self.bucket = folder, bucket
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.stop_timeout_s = 15
 
     @property
     def url(self) -> str:
@@ -82,26 +82,11 @@ class GcsEmulator:
                 time.sleep(0.2)
         raise RuntimeError(f"gcp-storage-emulator did not listen on {self.url} within {timeout_s} s")
 
-    def kill(self) -> None:
-        """SIGKILL the server (by pid) and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
 
 @dataclass
 class FaultPlan:
     """What the proxy does to the next matching requests (thread-safe counters)."""
 
-    status: int = 503
     status_left: int = 0
     drop_left: int = 0
     down: bool = False
@@ -131,7 +116,7 @@ class FaultPlan:
                 return None
             if self.status_left > 0:
                 self.status_left -= 1
-                self.seen.append(f"{self.status} {method} {path}")
+                self.seen.append(f"503 {method} {path}")
                 return "status"
             if self.drop_left > 0:
                 self.drop_left -= 1
@@ -155,7 +140,8 @@ class FaultProxy:
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
-        self.plan = FaultPlan()
+        #: fault plans, asked in order; the first that returns a fault applies (``plan`` is the first)
+        self.plans = [FaultPlan()]
         self.requests = 0
         proxy = self
 
@@ -200,7 +186,7 @@ class FaultProxy:
                 if self.command == "POST" and "/moveTo/" in self.path:
                     self._body()
                     return self._answer(400, "moveTo is not implemented by the emulator")
-                fault = proxy.plan.take(self.command, self.path)
+                fault = next((f for f in (pl.take(self.command, self.path) for pl in proxy.plans) if f), None)
                 if fault == "down":
                     return self._drop()
                 if fault == "drop" and is_upload(self.command, self.path):
@@ -209,7 +195,7 @@ class FaultProxy:
                     return self._drop()
                 body = self._body()
                 if fault == "status":
-                    return self._answer(proxy.plan.status, "injected by the fault proxy")
+                    return self._answer(503, "injected by the fault proxy")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
                 try:
                     conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
@@ -248,6 +234,10 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def plan(self) -> FaultPlan:
+        return self.plans[0]
 
     def start(self) -> None:
         self.thread.start()

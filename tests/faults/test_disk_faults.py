@@ -13,12 +13,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import luigi
 import pytest
 
 from glc.io import SUCCESS, TMP_MARK
 from glc.tasks import Submission
 from tests.faults.conftest import FaultCase
+from tests.faults.harness import BuildEvents, build
 
 EXPERIMENT = "frequency"
 
@@ -51,29 +51,8 @@ def small_disk(tmp_path: Path) -> Iterator[Tmpfs]:
         fs.close()
 
 
-class Events:
-    def __init__(self) -> None:
-        self.ran: list[str] = []
-        self.failed: list[tuple[str, BaseException]] = []
-
-    def __enter__(self) -> Events:
-        self._ok = luigi.Task.event_handler(luigi.Event.SUCCESS)(lambda t: self.ran.append(t.task_family))
-        self._bad = luigi.Task.event_handler(luigi.Event.FAILURE)(lambda t, e: self.failed.append((t.task_family, e)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        luigi.Task._event_callbacks[luigi.Task][luigi.Event.SUCCESS].discard(self._ok)
-        luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(self._bad)
-
-
-def _build(world: Path, out: Path) -> tuple[bool, Events]:
-    with Events() as ev:
-        ok = luigi.build(
-            [Submission(experiment=EXPERIMENT, data_root=str(world), out_root=str(out))],
-            local_scheduler=True,
-            log_level="WARNING",
-        )
-    return ok, ev
+def _build(world: Path, out: Path) -> tuple[bool, BuildEvents]:
+    return build(Submission(experiment=EXPERIMENT, data_root=str(world), out_root=str(out)))
 
 
 def _du_kb(folder: Path) -> int:
@@ -106,7 +85,7 @@ def test_disk_full_during_an_artifact_write(
     out_free = __import__("shutil").disk_usage(out).free // 1024
     fault_case.note(f"the undisturbed run writes {total_kb} KB; the out-root tmpfs has {out_free} KB free")
     ok1, ev1 = _build(tiny_world, out)
-    errors = [(fam, f"{type(e).__name__}: {e}") for fam, e in ev1.failed]
+    errors = list(zip([f for f, _ in ev1.failed], ev1.messages))
     fault_case.note(f"first run: ok={ok1}; ran {ev1.ran}; failed {[f for f, _ in errors]}")
     named = bool(errors) and all(
         "DiskFullError" in m and str(out) in m and "free" in m and "rerun" in m for _, m in errors

@@ -24,7 +24,8 @@ import pytest
 from glc.io import SUCCESS, TMP_MARK
 from glc.tasks import Submission
 from tests.faults.conftest import FaultCase
-from tests.faults.gcs import FaultProxy, GcsEmulator, is_download, is_upload
+from tests.faults.gcs import FaultPlan, FaultProxy, GcsEmulator, is_download, is_upload
+from tests.faults.harness import BuildEvents, build
 
 pytest.importorskip("gcsfs")
 EXPERIMENT = "frequency"
@@ -91,49 +92,8 @@ def _upload_world(store: Store, tiny_world: Path) -> str:
     return f"gs://{BUCKET}/data/tiny"
 
 
-class Recorder:
-    """Task families that ran and the failures Luigi reported (with their messages)."""
-
-    def __init__(self) -> None:
-        self.ran: list[str] = []
-        self.failed: list[tuple[str, str]] = []
-
-    def __enter__(self) -> Recorder:
-        import logging
-
-        self.published_only: list[str] = []
-        recorder = self
-
-        class Published(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                if "publishing it" in record.getMessage():
-                    recorder.published_only.append(str(record.args[0]).split("_", 1)[0])
-
-        self._handler = Published()
-        logging.getLogger("glc.tasks.base").addHandler(self._handler)
-        logging.getLogger("glc.tasks.base").setLevel(logging.INFO)
-        ok = luigi.Task.event_handler(luigi.Event.SUCCESS)
-        bad = luigi.Task.event_handler(luigi.Event.FAILURE)
-        self._ok = ok(lambda task: self.ran.append(task.task_family))
-        self._bad = bad(lambda task, exc: self.failed.append((task.task_family, f"{type(exc).__name__}: {exc}")))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import logging
-
-        logging.getLogger("glc.tasks.base").removeHandler(self._handler)
-        luigi.Task._event_callbacks[luigi.Task][luigi.Event.SUCCESS].discard(self._ok)
-        luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(self._bad)
-
-
-def _run(data_root: str, out_root: str) -> tuple[bool, Recorder]:
-    with Recorder() as rec:
-        ok = luigi.build(
-            [Submission(experiment=EXPERIMENT, data_root=data_root, out_root=out_root)],
-            local_scheduler=True,
-            log_level="WARNING",
-        )
-    return ok, rec
+def _run(data_root: str, out_root: str) -> tuple[bool, BuildEvents]:
+    return build(Submission(experiment=EXPERIMENT, data_root=data_root, out_root=out_root))
 
 
 def _remote_submission(store: Store, data_root: str, out_root: str) -> bytes | None:
@@ -195,23 +155,23 @@ def test_gcs_transient_errors_are_retried(
     spark, store: Store, tiny_world: Path, local_submission: bytes, fault_case: FaultCase, tmp_path: Path
 ) -> None:
     data_root = _upload_world(store, tiny_world)
-    plan = store.proxy.plan
-    plan.match = lambda m, p: is_upload(m, p) or is_download(m, p)
-    plan.status_left, plan.drop_left, plan.spacing = 5, 4, 3
+    uploads = FaultPlan(match=is_upload, status_left=3, drop_left=2, spacing=3)
+    downloads = FaultPlan(match=is_download, status_left=2, drop_left=2, spacing=3)
+    store.proxy.plans = [uploads, downloads]
     t0 = time.monotonic()
     ok, rec = _run(data_root, f"gs://{BUCKET}/out")
     got = _remote_submission(store, data_root, f"gs://{BUCKET}/out")
-    fault_case.note(f"injected: {plan.seen}")
-    survived = ok and got == local_submission and len(plan.seen) == 9
+    seen = uploads.seen + downloads.seen
+    fault_case.note(f"injected: {seen}")
+    survived = ok and got == local_submission and len(uploads.seen) == 5 and len(downloads.seen) == 4
     fault_case.record(
-        observed=f"{len(plan.seen)} faults injected and retried; completed={ok} in {time.monotonic() - t0:.0f} s; "
-        f"same submission={got == local_submission}",
+        observed=f"{len(seen)} faults injected ({len(uploads.seen)} on uploads, {len(downloads.seen)} on downloads) "
+        f"and retried; completed={ok} in {time.monotonic() - t0:.0f} s; same submission={got == local_submission}",
         survived=survived,
         data_lost=got != local_submission,
     )
-    assert len(plan.seen) == 9, plan.seen
-    assert sum(s.startswith("503") for s in plan.seen) == 5 and sum(s.startswith("drop") for s in plan.seen) == 4
-    assert any("alt=media" in s for s in plan.seen) and any("/upload/" in s for s in plan.seen)
+    assert len(uploads.seen) == 5 and len(downloads.seen) == 4, seen
+    assert sum(s.startswith("503") for s in seen) == 5 and sum(s.startswith("drop") for s in seen) == 4
     assert ok, rec.failed
     assert got == local_submission
 
@@ -244,7 +204,7 @@ def test_gcs_server_stopped_during_an_upload(
     t0 = time.monotonic()
     ok, rec = _run(data_root, out_root)
     failed_after = time.monotonic() - t0
-    messages = [m for _, m in rec.failed]
+    messages = rec.messages
     fault_case.note(f"first run: ok={ok} after {failed_after:.0f} s; ran {rec.ran}; failed {rec.failed}")
     assert not ok and rec.failed, "the run must fail while the server is gone"
     named = all("TransferError" in m and "gs://" in m and "rerun" in m for m in messages)

@@ -10,8 +10,6 @@ scheduler's URL, and no artifact is half-written (an artifact folder without ``_
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import pytest
 from glc.io import SUCCESS, TMP_MARK
 from glc.tasks import Submission
 from tests.faults.conftest import FaultCase
+from tests.faults.harness import ChildServer
 from tests.spark_cluster import free_port
 from tests.tasks.test_luigid import EXPERIMENT, _launch, _submission_path, _wait_listening
 
@@ -33,7 +32,7 @@ DOCUMENTED = {0, 10, 25, 30, 35, 40}
 GONE_BOUND_S = 300
 
 
-class Luigid:
+class Luigid(ChildServer):
     """``luigid`` on a fixed port with a state file, that can be SIGKILLed and started again."""
 
     def __init__(self, folder: Path) -> None:
@@ -64,19 +63,6 @@ class Luigid:
             stderr=subprocess.STDOUT,
         )
         _wait_listening(self.url, self.proc)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture()

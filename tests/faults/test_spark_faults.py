@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import luigi
-import pandas as pd
 import pytest
 
 from glc.io import SUCCESS, TMP_MARK
@@ -35,6 +34,7 @@ from glc.tasks import PatchTiles, RasterTiles
 from glc.tasks.neighbours import Neighbours
 from tests.faults.conftest import FaultCase
 from tests.spark_cluster import StandaloneCluster, free_port
+from tests.tasks.test_cluster import _rows
 
 REPO = Path(__file__).resolve().parents[2]
 #: A job (child process) that neither completes nor fails within this is a hang: the case fails.
@@ -131,14 +131,6 @@ def _names(files: dict[str, bytes]) -> list[str]:
     """File names with Spark's per-job UUID masked (``part-00000-<uuid>-c000``): a second copy of a part file, or a
     stale one, still shows as an extra name."""
     return sorted(_UUID.sub("<job>", k) for k in files)
-
-
-def _rows(folder: Path) -> pd.DataFrame:
-    df = pd.read_parquet(folder)
-    for c in df.columns:
-        if df[c].dtype == object and len(df) and not isinstance(df[c].iloc[0], (str, bytes)):
-            df[c] = df[c].map(lambda v: None if v is None else tuple(v))
-    return df.sort_values(list(df.columns)).reset_index(drop=True)
 
 
 FAMILIES = ["PatchTiles", "RasterTiles", "Neighbours"]
