@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -53,9 +54,10 @@ DEFECTS_FIXED: list[dict[str, str]] = [
         "test": "tests/faults/test_gcs_faults.py::test_gcs_server_stopped_during_an_upload",
     },
     {
-        "defect": "the temporary prefix of an upload that died stayed in the bucket for good",
-        "fix": "publish removes this machine's dead upload temporaries (host tag + pid in the name); another "
-        "machine's and a running upload's are kept",
+        "defect": "the temporary prefix of an upload that died stayed in the bucket for good (found twice: a "
+        "new process's rerun, and a rerun inside the same process)",
+        "fix": "publish removes this machine's dead upload temporaries (host tag + pid in the name) and this "
+        "process's own finished attempts; another machine's and a running upload's are kept",
         "test": "tests/test_storage.py::test_publish_removes_this_machines_dead_upload_temporaries",
     },
     {
@@ -64,6 +66,16 @@ DEFECTS_FIXED: list[dict[str, str]] = [
         "test": "tests/test_io.py::test_a_full_disk_is_an_error_naming_the_artifact_and_the_space",
     },
 ]
+
+
+_TMP = re.compile(
+    r"(?:/private)?" + re.escape(tempfile.gettempdir().rstrip("/")) + r"/(?:pytest-of-[^/]+/pytest-\d+/)?"
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` with this machine's temporary folders written ``<tmp>/`` (result files name no machine path)."""
+    return _TMP.sub("<tmp>/", text)
 
 
 def nodeid(classname: str, name: str) -> str:
@@ -100,6 +112,7 @@ def collect(records: Path, junit: Path) -> dict[str, Any]:
             row["survived"] = bool(rec["survived"]) and outcome == "passed"
             if outcome != "passed":
                 row["observed"] = f"{rec['observed']} [test {outcome}: {message}]"
+        row["observed"] = scrub(str(row.get("observed", "")))
         cases.append({k: row.get(k) for k in FIELDS})
     return {
         "cases": cases,
@@ -111,6 +124,27 @@ def collect(records: Path, junit: Path) -> dict[str, Any]:
         },
         "defects_fixed": DEFECTS_FIXED,
     }
+
+
+def render_table(data: dict[str, Any]) -> str:
+    """The docs table of a result file: the summary, one row per case (fault, where, expected, observed, survived,
+    data lost, seconds, test), then the defects fixed."""
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    s = data["summary"]
+    out = [
+        f"{s['survived']} of {s['cases']} cases survived, {s['data_lost']} lost data; {s['defects_fixed']} defects "
+        "found by the suite were fixed.\n",
+        "| fault | where | expected | observed | survived | data lost | s | test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in data["results"]:
+        out.append("| " + " | ".join(cell(c.get(k)) for k in FIELDS[:-2]) + f" | {c['seconds']} | `{c['test']}` |")
+    out += ["", "| defect found | fix | regression test |", "|---|---|---|"]
+    out += [f"| {cell(d['defect'])} | {cell(d['fix'])} | `{d['test']}` |" for d in data["defects_fixed"]]
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,12 +35,19 @@ def _full_dag(data: dict[str, Any]) -> str:
     return render_table(data["results"])
 
 
+def _faults(data: dict[str, Any]) -> str:
+    from bench.faults import render_table
+
+    return render_table(data)
+
+
 #: Result stems with a renderer of their own (the same one the benchmark uses for its doc table).
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "synth_leaderboard": _leaderboard,
     "synth_leaderboard_glc25": _leaderboard,
     "full_dag": _full_dag,
     "full_dag_glc25": _full_dag,
+    "faults": _faults,
 }
 
 

@@ -59,3 +59,17 @@ def test_nodeid_and_every_defect_names_an_existing_test() -> None:
     for d in DEFECTS_FIXED:
         path, name = d["test"].split("::")
         assert name in (repo / path).read_text(), d["test"]
+
+
+def test_the_docs_table_lists_every_case_in_the_issue_order(tmp_path: Path) -> None:
+    from bench.faults import render_table
+
+    junit = tmp_path / "junit.xml"
+    junit.write_text(JUNIT)
+    records = tmp_path / "records"
+    records.mkdir()
+    _record(records, "tests/faults/test_a.py::test_ok", True)
+    text = render_table(collect(records, junit) | {"results": collect(records, junit)["cases"]})
+    assert text.startswith("1 of 4 cases survived, 0 lost data")
+    assert "| fault | where | expected | observed | survived | data lost | s | test |" in text
+    assert text.count("`tests/faults/") == 4 and "| defect found | fix | regression test |" in text
