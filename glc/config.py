@@ -172,6 +172,28 @@ SCHEMA: Schema = {
         ),
         "strategy": Param("auto", "Lightning strategy: auto = ddp when devices > 1", choices=("auto", "ddp")),
         "precision": Param("32-true", "Lightning precision", choices=("32-true", "16-mixed", "bf16-mixed")),
+        # speed switches (each changes numerics slightly; all off by default, the deterministic path)
+        "channels_last": Param(
+            False,
+            "the net's 4-D weights and the batch's 4-D inputs in channels-last memory order (faster convs on GPU)",
+        ),
+        "compile": Param(
+            "off",
+            "torch.compile the net (its forward and forward_prepared): a torch.compile mode; reduce-overhead "
+            "records CUDA graphs on a GPU",
+            choices=("off", "default", "reduce-overhead", "max-autotune"),
+        ),
+        "compile_backend": Param(
+            "inductor", "torch.compile backend (aot_eager: no C compiler needed)", choices=("inductor", "aot_eager")
+        ),
+        "fused_optimizer": Param(False, "the optimiser's fused kernel (AdamW / SGD fused=True): one kernel a step"),
+        "lr_scaling": Param(
+            "none",
+            "scale lr with the rows per optimiser step (batch_size x devices) over lr_base_batch: linear or sqrt",
+            choices=("none", "linear", "sqrt"),
+        ),
+        "lr_base_batch": Param(256, "rows per step at which lr is the given lr (lr_scaling)", min=1),
+        "pin_memory": Param(False, "page-locked batches, copied to the GPU asynchronously (GPU runs only)"),
         "mixup_alpha": Param(
             0.0, "mixup of every input and the labels, lambda ~ Beta(alpha, alpha) (0 = off)", min=0.0
         ),

@@ -98,6 +98,8 @@ class SurveyDataModule(pl.LightningDataModule):
         subsets: optional views: a split name -> ``(stored split, surveyIds)``; that split then reads only those rows
             of the stored split (the k-fold trainer's fold ``f``: ``{"train": ("train", ids outside f), "val":
             ("train", ids in f)}``). Every row of the view must exist in the stored split (checked at setup).
+        pin_memory: the loaders put each batch in page-locked memory, so it is copied to the GPU asynchronously
+            (``[train] pin_memory``; without a GPU there is nothing to pin for).
 
     Raises:
         ValueError: for an unknown reader, column or split, or a non-positive batch size / negative worker count.
@@ -117,6 +119,7 @@ class SurveyDataModule(pl.LightningDataModule):
         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
         predict_split: str = "test",
         subsets: Mapping[str, tuple[str, Sequence[int]]] | None = None,
+        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         if reader not in READER_CHOICES:
@@ -143,6 +146,7 @@ class SurveyDataModule(pl.LightningDataModule):
         self.verify = verify
         self.shuffle_buffer = shuffle_buffer
         self.predict_split = predict_split
+        self.pin_memory = bool(pin_memory)
         self.subsets = {k: (str(v[0]), np.unique(np.asarray(v[1], np.int64))) for k, v in (subsets or {}).items()}
         bad = [f"{k} -> {v[0]}" for k, v in self.subsets.items() if k not in SPLITS or v[0] not in SPLITS]
         if bad:
@@ -277,6 +281,7 @@ class SurveyDataModule(pl.LightningDataModule):
                 num_workers=self.num_workers,
                 batch_size=None,
                 persistent_workers=self.num_workers > 0,
+                pin_memory=self.pin_memory,
             )
         return self._loaders[key]
 

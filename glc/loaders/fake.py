@@ -102,7 +102,8 @@ def _frame(
     labels = np.full((n, L), PAD, np.int32)
     if labelled:
         for i, k in enumerate(rng.integers(1, L + 1, size=n)):
-            labels[i, :k] = rng.choice(C, size=min(int(k), C), replace=False)
+            m = min(int(k), C)  # a label width above the class count: at most every class once
+            labels[i, :m] = rng.choice(C, size=m, replace=False)
     df = pd.DataFrame(
         {
             "surveyId": ids.astype(np.int64),

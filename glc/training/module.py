@@ -66,9 +66,34 @@ def topk_sample_f1(scores: torch.Tensor, target: torch.Tensor, k: int) -> torch.
 
 #: Optimisers by ``[train] optimizer``: ``(parameters, lr, weight_decay) -> torch optimiser``.
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
-    "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9, nesterov=True),
+    "adamw": lambda params, lr, wd, fused=None: torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=fused),
+    "sgd": lambda params, lr, wd, fused=None: torch.optim.SGD(
+        params, lr=lr, weight_decay=wd, momentum=0.9, nesterov=True, fused=fused
+    ),
 }
+#: ``[train] compile`` modes (``"off"``: the net runs eagerly).
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+def compile_net(net: nn.Module, mode: str, backend: str = "inductor") -> nn.Module:
+    """``net`` compiled in place with ``torch.compile`` (its ``__call__`` and, when it has one, ``forward_prepared``,
+    which mixup calls). In place, so the state-dict keys, and with them the checkpoints, are those of the eager net.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"[train] compile = {mode!r}: expected one of {COMPILE_MODES}")
+    if mode == "off":
+        return net
+    kw: dict[str, Any] = {"backend": backend}
+    if backend == "inductor":
+        kw["mode"] = mode
+    net.compile(**kw)
+    prepared = getattr(net, "forward_prepared", None)
+    if prepared is not None:
+        net.forward_prepared = torch.compile(prepared, **kw)  # type: ignore[method-assign]
+    return net
 
 
 class MultiLabelModule(pl.LightningModule):
@@ -90,6 +115,10 @@ class MultiLabelModule(pl.LightningModule):
             with one ``lambda ~ Beta(alpha, alpha)`` and one permutation per step. A net with ``prepare(batch)`` /
             ``forward_prepared(inputs)`` is mixed on its prepared float inputs; otherwise the batch's input columns
             are mixed as they are (integer columns are refused).
+        channels_last: the net's 4-D weights, and every floating 4-D tensor of a batch once on the device, in
+            channels-last memory order.
+        compile_mode, compile_backend: :func:`compile_net` (``"off"``: eager).
+        fused_optimizer: the optimiser's fused implementation (``fused=True``).
 
     Raises:
         ValueError: a hyper-parameter is out of range.
@@ -113,6 +142,10 @@ class MultiLabelModule(pl.LightningModule):
         step_epochs: int = 0,
         step_gamma: float = 0.1,
         mixup_alpha: float = 0.0,
+        channels_last: bool = False,
+        compile_mode: str = "off",
+        compile_backend: str = "inductor",
+        fused_optimizer: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -135,12 +168,25 @@ class MultiLabelModule(pl.LightningModule):
             raise ValueError(f"step_epochs={step_epochs!r} must be >= 0 and cannot be combined with cosine=True")
         if not (math.isfinite(float(mixup_alpha)) and float(mixup_alpha) >= 0):
             raise ValueError(f"mixup_alpha={mixup_alpha!r} must be a finite number >= 0 (0 = no mixup)")
-        self.net = net
+        if bool(channels_last):
+            net = net.to(memory_format=torch.channels_last)
+        self.net = compile_net(net, str(compile_mode), str(compile_backend))
         self.loss = loss
         self.num_classes = int(num_classes)
         self.save_hyperparameters(ignore=["net", "loss"])
         self.val_sample_f1 = MeanMetric(nan_strategy="error")
         self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``channels_last``: the batch's floating 4-D tensors in channels-last order (on the device)."""
+        if self.hparams.get("channels_last") and isinstance(batch, dict):
+            return {
+                k: v.contiguous(memory_format=torch.channels_last)
+                if isinstance(v, torch.Tensor) and v.ndim == 4 and v.is_floating_point()
+                else v
+                for k, v in batch.items()
+            }
+        return batch
 
     # ------------------------------------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -242,7 +288,8 @@ class MultiLabelModule(pl.LightningModule):
         ``step_epochs``)."""
         hp = self.hparams
         params = (p for p in self.parameters() if p.requires_grad)
-        opt = OPTIMIZERS[hp.get("optimizer", "adamw")](params, hp.lr, hp.weight_decay)
+        fused = True if hp.get("fused_optimizer") else None
+        opt = OPTIMIZERS[hp.get("optimizer", "adamw")](params, hp.lr, hp.weight_decay, fused)
         if int(hp.get("step_epochs", 0)):
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(hp.step_epochs), gamma=float(hp.step_gamma))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "frequency": 1}}

@@ -75,7 +75,7 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
     return MultiLabelModule(
         net,
         build_loss(dict(t["loss"])),
-        lr=float(t["lr"]),
+        lr=scaled_lr(cfg),
         weight_decay=float(t["weight_decay"]),
         val_k=val_k(cfg, meta),
         num_classes=C,
@@ -84,7 +84,23 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
         step_epochs=int(t.get("step_epochs", 0)),
         step_gamma=float(t.get("step_gamma", 0.1)),
         mixup_alpha=float(t.get("mixup_alpha", 0.0)),
+        channels_last=bool(t.get("channels_last", False)),
+        compile_mode=str(t.get("compile", "off")),
+        compile_backend=str(t.get("compile_backend", "inductor")),
+        fused_optimizer=bool(t.get("fused_optimizer", False)),
     )
+
+
+#: ``[train] lr_scaling``: the learning rate's factor from ``rows per step / lr_base_batch``.
+LR_SCALINGS = {"none": lambda r: 1.0, "linear": lambda r: r, "sqrt": lambda r: r**0.5}
+
+
+def scaled_lr(cfg: Mapping[str, Any]) -> float:
+    """``[train] lr`` times the ``lr_scaling`` factor of ``batch_size x devices / lr_base_batch`` (the rows one
+    optimiser step sees; ``none``: ``lr`` as given)."""
+    t = cfg["train"]
+    rows = int(t["batch_size"]) * int(t.get("devices", 1))
+    return float(t["lr"]) * LR_SCALINGS[str(t.get("lr_scaling", "none"))](rows / int(t.get("lr_base_batch", 256)))
 
 
 def datamodule(
@@ -108,6 +124,7 @@ def datamodule(
         num_workers=int(t["num_workers"]),
         seed=int(cfg["seed"]),
         subsets=subsets,
+        pin_memory=bool(t.get("pin_memory", False)),
     )
 
 

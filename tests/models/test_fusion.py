@@ -219,3 +219,40 @@ def test_the_generic_trainer_fits_and_scores_it(inputs: Path, tmp_path: Path) ->
     val, test, _ = predict_splits(inputs, summary["best_checkpoint"], cfg)
     assert len(val) == 32 and len(test) == 16 and np.isfinite(test.prob).all()
     assert isinstance(build_fusion(cfg["model"], read_meta(inputs)), FusionNet)
+
+
+def test_the_fusion_trains_with_every_speed_switch_on(inputs: Path, tmp_path: Path) -> None:
+    """channels_last + torch.compile (aot_eager: no C compiler here) + fused AdamW + bf16 autocast + lr scaling, with
+    mixup (the compiled forward_prepared): the training loss falls, and the checkpoint loads into an eager net."""
+    import pandas as pd
+
+    from glc.training.trainer import predict_splits, train_model
+
+    train = {
+        "max_epochs": 3,
+        "patience": 3,
+        "batch_size": 32,
+        "reader": "arrow",
+        "accelerator": "cpu",
+        "mixup_alpha": 0.4,
+        "loss": {"kind": "bce"},
+        "lr": 3e-3,
+    }
+    fast = {
+        **train,
+        "channels_last": True,
+        "compile": "default",
+        "compile_backend": "aot_eager",
+        "fused_optimizer": True,
+        "precision": "bf16-mixed",
+        "lr_scaling": "linear",
+        "lr_base_batch": 32,
+    }
+    cfg = resolve({"model": {"kind": "fusion", **SMALL, "image": "dct16"}, "train": fast})
+    summary = train_model(inputs, tmp_path / "work", cfg, "fast", progress=False, wandb=False)
+    metrics = pd.read_csv(next((tmp_path / "work" / "csv").glob("version_*/metrics.csv")))
+    losses = metrics.dropna(subset=["train/loss_epoch"])["train/loss_epoch"].tolist()
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    eager = resolve({"model": {"kind": "fusion", **SMALL, "image": "dct16"}, "train": train})
+    val, test, _ = predict_splits(inputs, summary["best_checkpoint"], eager)
+    assert len(test) == 16 and np.isfinite(test.prob).all()

@@ -1,0 +1,174 @@
+"""The ``[train]`` speed switches, on CPU: each one is honoured and the model still trains with it (the loss on a
+fixed batch falls); all off is the deterministic default path.
+
+* ``channels_last``: the net's conv weights, and the 4-D inputs the net sees, are channels-last;
+* ``compile`` (backend ``aot_eager`` here: no C compiler needed): the net (and ``forward_prepared``) is compiled in
+  place, its state-dict keys unchanged;
+* ``fused_optimizer``: the optimiser runs with ``fused=True``;
+* ``precision = "bf16-mixed"``: the net computes in bfloat16 under autocast;
+* ``lr_scaling``: lr x (batch_size x devices / lr_base_batch) (linear) or its square root;
+* ``pin_memory``: the data module's loaders are built with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from glc.config import ConfigError, resolve
+from glc.training.module import MultiLabelModule, compile_net
+from glc.training.trainer import scaled_lr
+
+C = 6
+
+
+class ToyConvNet(nn.Module):
+    """A conv net over ``batch["img"]`` ``[B, 3, 16, 16]`` that records what it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.head = nn.Linear(8, C)
+        self.seen: list[dict[str, Any]] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = batch["img"]
+        if not torch.compiler.is_compiling():
+            self.seen.append({"channels_last": x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1})
+        h = torch.relu(self.conv(x))
+        if not torch.compiler.is_compiling():
+            self.seen[-1]["dtype"] = h.dtype
+        return self.head(h.mean(dim=(2, 3)))
+
+
+def _batches(n: int = 8, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(3, C, generator=g)
+    out = []
+    for _ in range(n):
+        img = torch.randn(16, 3, 16, 16, generator=g)
+        target = (img.mean(dim=(2, 3)) @ w > 0).float()
+        out.append({"img": img, "target": target, "surveyId": torch.arange(16)})
+    return out
+
+
+def _loss(module: MultiLabelModule, batch: dict[str, torch.Tensor]) -> float:
+    module.eval()
+    with torch.no_grad():
+        return float(module.loss(module.net(batch), batch["target"]))
+
+
+def _train(
+    precision: str = "32-true", **switches: Any
+) -> tuple[MultiLabelModule, float, float, pl.Trainer, list[dict[str, Any]]]:
+    torch.manual_seed(0)
+    module = MultiLabelModule(ToyConvNet(), nn.BCEWithLogitsLoss(), lr=1e-2, num_classes=C, val_k=2, **switches)
+    data = _batches()
+    before = _loss(module, data[0])
+    module.net.seen.clear()
+    trainer = pl.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    seen = list(module.net.seen)  # what the net saw in training steps
+    return module, before, _loss(module, data[0]), trainer, seen
+
+
+@pytest.mark.parametrize(
+    "switch",
+    ["none", "channels_last", "compile", "fused_optimizer", "bf16"],
+)
+def test_each_switch_is_honoured_and_the_model_still_trains(switch: str) -> None:
+    kw: dict[str, Any] = {
+        "none": {},
+        "channels_last": {"channels_last": True},
+        "compile": {"compile_mode": "default", "compile_backend": "aot_eager"},
+        "fused_optimizer": {"fused_optimizer": True},
+        "bf16": {},
+    }[switch]
+    module, before, after, trainer, seen = _train(precision="bf16-mixed" if switch == "bf16" else "32-true", **kw)
+    assert after < before * 0.95, (switch, before, after)
+    opt = trainer.optimizers[0]
+    if switch == "channels_last":
+        assert module.net.conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert seen and all(s["channels_last"] for s in seen)
+    else:
+        assert not module.net.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    if switch == "compile":
+        assert module.net._compiled_call_impl is not None
+        assert sorted(module.net.state_dict()) == ["conv.bias", "conv.weight", "head.bias", "head.weight"]
+    if switch == "fused_optimizer":
+        assert opt.defaults["fused"] is True
+    else:
+        assert not opt.defaults.get("fused")
+    if switch == "bf16":
+        assert any(s.get("dtype") == torch.bfloat16 for s in seen)
+    elif switch != "compile":
+        assert all(s.get("dtype") == torch.float32 for s in seen)
+
+
+def test_compile_covers_forward_prepared_and_refuses_an_unknown_mode() -> None:
+    class Prepared(ToyConvNet):
+        def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {"img": batch["img"]}
+
+        def forward_prepared(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self(inputs)
+
+    net = compile_net(Prepared(), "default", "aot_eager")
+    assert hasattr(net.forward_prepared, "_torchdynamo_orig_callable") or "compile" in repr(net.forward_prepared)
+    assert net.forward_prepared(_batches(1)[0]).shape == (16, C)
+    with pytest.raises(ValueError, match="compile = 'fast'"):
+        compile_net(ToyConvNet(), "fast")
+
+
+def test_lr_scaling_and_the_config_switches_reach_the_module_and_the_loaders(tmp_path: Path) -> None:
+    base = {"model": {"kind": "geolocation"}, "train": {"lr": 1e-3, "batch_size": 512, "lr_base_batch": 256}}
+    assert scaled_lr(resolve(base)) == pytest.approx(1e-3)
+    assert scaled_lr(resolve({**base, "train": {**base["train"], "lr_scaling": "linear"}})) == pytest.approx(2e-3)
+    two = {**base["train"], "lr_scaling": "sqrt", "devices": 2}
+    assert scaled_lr(resolve({**base, "train": two})) == pytest.approx(2e-3)
+    with pytest.raises(ConfigError, match="compile"):
+        resolve({**base, "train": {**base["train"], "compile": "fast"}})
+
+    from glc.loaders.fake import make_fake_inputs
+    from glc.loaders.tables import read_meta
+    from glc.training.trainer import build_module, datamodule
+
+    make_fake_inputs(tmp_path, ("env",), sizes={"train": 40, "val": 20, "test": 10}, num_classes=C, widths={"env": 3})
+    cfg = resolve(
+        {
+            "model": {"kind": "geolocation", "hidden": 16, "extras": ["env"]},
+            "train": {
+                "channels_last": True,
+                "fused_optimizer": True,
+                "lr_scaling": "linear",
+                "batch_size": 512,
+                "lr": 1e-3,
+                "lr_base_batch": 256,
+                "compile": "default",
+                "compile_backend": "aot_eager",
+                "pin_memory": True,
+                "reader": "arrow",
+            },
+        }
+    )
+    module = build_module(cfg, read_meta(tmp_path))
+    assert module.hparams.lr == pytest.approx(2e-3)
+    assert module.hparams.channels_last and module.hparams.fused_optimizer
+    assert module.net._compiled_call_impl is not None
+    dm = datamodule(tmp_path, cfg)
+    dm.setup("fit")
+    assert dm.pin_memory is True
+    assert dm.train_dataloader().pin_memory is True
