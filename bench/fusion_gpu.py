@@ -13,6 +13,10 @@ with the 8x8 patch block is ~36 MB) or **packed** lossily into one ``.npz`` (the
   experiment's decoder on validation, decodes the test surveys (optionally adds PO-correction lists) and scores them
   on ``--truth`` (the world's ``_truth/GLC24_SOLUTION_FILE.csv``); writes a JSON of the figures.
 * ``profile``: the training loader alone and the net's steps alone (:func:`profile`): which one bounds an epoch.
+* ``ab``: the speed-up table (:func:`ab`): the same table, seed and epochs trained once per row, each row adding one
+  ``[train]`` switch to the row before (bf16, channels_last, torch.compile, fused AdamW, pinned memory, a larger
+  batch with linear LR scaling, CUDA graphs); samples/s, median GPU busy %, peak GPU memory, validation sample-F1
+  after the same epochs, and the limit: the image branch alone (forward + backward, same batch, bf16).
 
 Example (the full-scale world, as measured for ``bench/results/fusion_gpu.json``; the 6x6 patch block keeps the
 ``.npz`` at 53 MB, under the GPU box's 64 MiB transfer limit; the paper's raw patch pixels would be 5.8 GB)::
@@ -263,8 +267,139 @@ def run(
     return out
 
 
+#: The A/B rows: a name and the ``--set`` overrides it adds to the row before (each row keeps the earlier ones).
+AB_ROWS: list[tuple[str, list[str]]] = [
+    ("baseline (fp32)", []),
+    ("+ bf16 autocast", ['train.precision="bf16-mixed"']),
+    ("+ channels_last", ["train.channels_last=true"]),
+    ("+ torch.compile", ['train.compile="default"']),
+    ("+ fused AdamW", ["train.fused_optimizer=true"]),
+    ("+ pinned memory", ["train.pin_memory=true"]),
+    ("+ 2x batch, linear LR scaling", ["train.batch_size=2*", 'train.lr_scaling="linear"', "train.lr_base_batch=*"]),
+    ("+ CUDA graphs (compile reduce-overhead)", ['train.compile="reduce-overhead"']),
+]
+
+
+class BusySampler:
+    """The GPU's utilisation (%) sampled every ``interval_s`` in a thread while the block runs (``nvidia-smi``; on a
+    machine without it, no samples: :attr:`median` is None)."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        import shutil
+        import threading
+
+        self.interval_s, self.samples = interval_s, []
+        self._smi = shutil.which("nvidia-smi")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import subprocess
+
+        while not self._stop.wait(self.interval_s):
+            try:
+                out = subprocess.run(
+                    [self._smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=True,
+                ).stdout
+                self.samples.append(float(out.strip().splitlines()[0]))
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return
+
+    def __enter__(self) -> BusySampler:
+        if self._smi:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    @property
+    def median(self) -> float | None:
+        return float(np.median(self.samples)) if self.samples else None
+
+
+def _row_sets(base: list[str], added: list[str], batch: int) -> list[str]:
+    """``added`` with ``2*`` / ``*`` in a batch setting read as twice / once the experiment's batch size."""
+    out = list(base)
+    for a in added:
+        key, _, value = a.partition("=")
+        if value == "2*":
+            value = str(2 * batch)
+        elif value == "*":
+            value = str(batch)
+        out.append(f"{key}={value}")
+    return out
+
+
+def ab(inputs: Path, experiment: Path, sets: list[str], rows: list[str] | None, work: Path) -> dict[str, Any]:
+    """The speed-up table (see the module docstring); ``rows``: names of :data:`AB_ROWS` to stop after (None: all).
+
+    Every row trains from the same seed for the experiment's ``max_epochs`` with the ``memory`` reader;
+    ``samples_per_s`` is the trainer's training throughput (epochs after the first, so compilation is not in it;
+    ``first_epoch_extra_s`` is the first epoch's extra time: mostly compilation), ``gpu_busy_median`` the median of
+    :class:`BusySampler` over the whole fit, ``val_sample_f1`` the best validation sample-F1, ``speedup`` the
+    samples/s over the row before. ``limit`` is :func:`profile`'s ``image_branch_step`` at the last row's batch in
+    bf16: the fusion's samples/s over it is how close the fusion is to the image branch alone.
+    """
+    import torch
+
+    from glc.training.trainer import train_model
+
+    cfg0 = _config(experiment, sets)
+    batch = int(cfg0["train"]["batch_size"])
+    names = [n for n, _ in AB_ROWS]
+    wanted = names if not rows else names[: max(names.index(r) for r in rows) + 1]
+    out_rows: list[dict[str, Any]] = []
+    acc: list[str] = list(sets)
+    for name, added in AB_ROWS:
+        if name not in wanted:
+            break
+        acc = _row_sets(acc, added, batch)
+        cfg = _config(experiment, acc)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.time()
+        with BusySampler() as busy:
+            summary = train_model(
+                inputs, work / f"row{len(out_rows)}", cfg, cfg["name"], progress=False, wandb=False, reader="memory"
+            )
+        epochs = [float(e) for e in summary.get("epoch_seconds_each") or []]
+        row = {
+            "row": name,
+            "batch_size": int(cfg["train"]["batch_size"]),
+            "samples_per_s": summary.get("train_samples_per_s_steady") or summary.get("train_samples_per_s"),
+            "gpu_busy_median": busy.median,
+            "gpu_peak_mb": summary.get("gpu_peak_mb"),
+            "val_sample_f1": summary.get("best_monitor"),
+            "epochs": summary.get("epochs_trained"),
+            "wall_s": round(time.time() - t0, 1),
+            "first_epoch_extra_s": round(epochs[0] - float(np.median(epochs[1:])), 1) if len(epochs) > 1 else None,
+        }
+        prev = out_rows[-1]["samples_per_s"] if out_rows else None
+        row["speedup"] = round(row["samples_per_s"] / prev, 3) if prev and row["samples_per_s"] else None
+        out_rows.append(row)
+        print(json.dumps(row), flush=True)
+    last = acc + ['train.precision="bf16-mixed"']
+    prof = profile(inputs, experiment, last, steps=20, batches=20)
+    limit = (prof.get("image_branch_step") or {}).get("samples_per_s")
+    best = max((r["samples_per_s"] or 0) for r in out_rows)
+    return {
+        "experiment": cfg0["name"],
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "rows": out_rows,
+        "limit_image_branch_samples_per_s": limit,
+        "fusion_over_limit": round(best / limit, 3) if limit else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``pack``, ``run`` or ``profile``."""
+    """CLI: ``pack``, ``run``, ``profile`` or ``ab``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="pack a model-input table into one .npz")
@@ -288,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     f.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     f.add_argument("--batches", type=int, default=200, help="batches the loader is timed over")
+    b = sub.add_parser("ab", parents=[table], help="the speed-up table: one row per [train] switch (see ab())")
+    b.add_argument("--rows", default="", help="comma-separated AB_ROWS names: stop after the last of them")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.cmd == "pack":
@@ -304,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("unpacked %s in %.0f s", a.npz, time.time() - t0)
     if a.cmd == "profile":
         res = profile(inputs, a.experiment, a.set, a.steps, a.batches)
+    elif a.cmd == "ab":
+        res = ab(inputs, a.experiment, a.set, [r for r in a.rows.split(",") if r] or None, a.work / "ab")
     else:
         res = run(inputs, a.experiment, a.set, a.truth, a.corrections, a.work / "train")
     if a.json:

@@ -145,7 +145,8 @@ class EpochTimer(Callback):
 
 def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Training samples/s over every recorded epoch of a timing file (resumed runs included; the last record of an
-    epoch wins), the mean epoch time, and the peak GPU memory when one was used."""
+    epoch wins), the mean epoch time, and the peak GPU memory when one was used. ``train_samples_per_s_steady`` leaves
+    the first epoch out (warm-up, ``torch.compile``); None with a single epoch."""
     rows: dict[int, dict[str, Any]] = {}
     p = Path(path)
     if p.is_file():
@@ -156,11 +157,17 @@ def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
     secs = sum(float(r["seconds"]) for r in rows.values())
     n = sum(int(r["samples"]) for r in rows.values())
     peaks = [r["gpu_peak_mb"] for r in rows.values() if r.get("gpu_peak_mb") is not None]
+    later = [rows[e] for e in sorted(rows)[1:]]
+    later_s = sum(float(r["seconds"]) for r in later)
     return {
         "epochs_trained": len(rows),
         "train_seconds": round(secs, 2),
         "train_samples": int(n),
         "train_samples_per_s": round(n / secs, 1) if secs > 0 else None,
         "epoch_seconds": round(secs / len(rows), 2) if rows else None,
+        "epoch_seconds_each": [round(float(rows[e]["seconds"]), 2) for e in sorted(rows)],
+        "train_samples_per_s_steady": round(sum(int(r["samples"]) for r in later) / later_s, 1)
+        if later_s > 0
+        else None,
         "gpu_peak_mb": max(peaks) if peaks else None,
     }

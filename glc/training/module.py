@@ -115,8 +115,8 @@ class MultiLabelModule(pl.LightningModule):
             with one ``lambda ~ Beta(alpha, alpha)`` and one permutation per step. A net with ``prepare(batch)`` /
             ``forward_prepared(inputs)`` is mixed on its prepared float inputs; otherwise the batch's input columns
             are mixed as they are (integer columns are refused).
-        channels_last: the net's 4-D weights, and every floating 4-D tensor of a batch once on the device, in
-            channels-last memory order.
+        channels_last: the net's 4-D weights, and every floating 4-D tensor of a batch (of a net's prepared
+            inputs, on the mixup path) as the net gets it, in channels-last memory order.
         compile_mode, compile_backend: :func:`compile_net` (``"off"``: eager).
         fused_optimizer: the optimiser's fused implementation (``fused=True``).
 
@@ -177,21 +177,21 @@ class MultiLabelModule(pl.LightningModule):
         self.val_sample_f1 = MeanMetric(nan_strategy="error")
         self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With ``channels_last``: the batch's floating 4-D tensors in channels-last order (on the device)."""
-        if self.hparams.get("channels_last") and isinstance(batch, dict):
-            return {
-                k: v.contiguous(memory_format=torch.channels_last)
-                if isinstance(v, torch.Tensor) and v.ndim == 4 and v.is_floating_point()
-                else v
-                for k, v in batch.items()
-            }
-        return batch
+    def _memory_format(self, batch: Batch) -> Batch:
+        """With ``channels_last``: the batch's floating 4-D tensors in channels-last order (else the batch as is)."""
+        if not self.hparams.get("channels_last"):
+            return batch
+        return {
+            k: v.contiguous(memory_format=torch.channels_last)
+            if isinstance(v, torch.Tensor) and v.ndim == 4 and v.is_floating_point()
+            else v
+            for k, v in batch.items()
+        }
 
     # ------------------------------------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> torch.Tensor:
         """Logits ``[B, C]`` of the wrapped net."""
-        return self.net(batch)
+        return self.net(self._memory_format(batch))
 
     def _logits(self, batch: Batch) -> torch.Tensor:
         return self._checked_logits(self(batch))
@@ -239,12 +239,12 @@ class MultiLabelModule(pl.LightningModule):
         lam, perm = mixup_draw(float(self.hparams.mixup_alpha), target.shape[0], target.device)
         prepare = getattr(self.net, "prepare", None)
         if prepare is not None:
-            inputs, mixed_target = mixup(prepare(batch), target, lam, perm)
+            inputs, mixed_target = mixup(self._memory_format(prepare(batch)), target, lam, perm)
             logits = self.net.forward_prepared(inputs)
         else:
             keys = getattr(self.net, "input_columns", None) or [k for k in batch if k not in ("target", "surveyId")]
             inputs, mixed_target = mixup({k: batch[k] for k in keys}, target, lam, perm)
-            logits = self.net({**batch, **inputs})
+            logits = self.net(self._memory_format({**batch, **inputs}))
         logits = self._checked_logits(logits)
         return logits, mixed_target.to(logits.dtype)
 

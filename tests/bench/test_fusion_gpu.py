@@ -136,3 +136,24 @@ def test_profile_times_the_loader_and_the_steps(table) -> None:
 def test_the_cli_names_a_missing_or_doubled_table(table_args: list[str]) -> None:
     with pytest.raises(SystemExit, match="profile: give exactly one of --inputs or --npz"):
         fusion_gpu.main(["profile", "--experiment", "tasks/fusion.toml", *table_args])
+
+
+def test_ab_adds_one_switch_per_row_and_reports_each_against_the_row_before(table, tmp_path: Path) -> None:
+    """The A/B table on CPU (rows up to channels_last; compile needs a C compiler or a GPU): one trained row per
+    switch, each with the earlier ones kept, speed-up vs the row before, no GPU busy figure without nvidia-smi."""
+    inputs, _, _ = table
+    small = [s for s in SMALL if not s.startswith("train.max_epochs")] + ["train.max_epochs=2", "train.patience=2"]
+    res = fusion_gpu.ab(inputs, Path("tasks/fusion.toml"), small, ["+ channels_last"], tmp_path)
+    rows = res["rows"]
+    assert [r["row"] for r in rows] == ["baseline (fp32)", "+ bf16 autocast", "+ channels_last"]
+    assert all(r["samples_per_s"] > 0 and 0.0 <= r["val_sample_f1"] <= 1.0 and r["epochs"] == 2 for r in rows)
+    assert rows[0]["speedup"] is None and all(r["speedup"] > 0 for r in rows[1:])
+    assert all(r["gpu_busy_median"] is None and r["gpu_peak_mb"] is None for r in rows)
+    assert res["limit_image_branch_samples_per_s"] > 0 and res["fusion_over_limit"] > 0
+
+
+def test_ab_rows_double_the_batch_where_asked() -> None:
+    names = [n for n, _ in fusion_gpu.AB_ROWS]
+    assert len(set(names)) == len(names)
+    got = fusion_gpu._row_sets(["a=1"], ["train.batch_size=2*", "train.lr_base_batch=*"], 256)
+    assert got == ["a=1", "train.batch_size=512", "train.lr_base_batch=256"]
