@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.faults import DEFECTS_FIXED, collect, nodeid
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
@@ -18,6 +20,16 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testcase classname="tests.faults.test_b" name="test_skip" time="0"><skipped message="no mount here"/></testcase>
 </testsuite></testsuites>
 """
+
+
+@pytest.fixture()
+def run_files(tmp_path: Path) -> tuple[Path, Path]:
+    """The JUnit file above and an empty records folder."""
+    junit = tmp_path / "junit.xml"
+    junit.write_text(JUNIT)
+    records = tmp_path / "records"
+    records.mkdir()
+    return records, junit
 
 
 def _record(folder: Path, test: str, survived: bool, data_lost: bool = False) -> None:
@@ -35,11 +47,8 @@ def _record(folder: Path, test: str, survived: bool, data_lost: bool = False) ->
     (folder / f"{len(list(folder.iterdir()))}.json").write_text(json.dumps(rec))
 
 
-def test_cases_are_joined_with_pytest_outcomes(tmp_path: Path) -> None:
-    junit = tmp_path / "junit.xml"
-    junit.write_text(JUNIT)
-    records = tmp_path / "records"
-    records.mkdir()
+def test_cases_are_joined_with_pytest_outcomes(run_files: tuple[Path, Path]) -> None:
+    records, junit = run_files
     _record(records, "tests/faults/test_a.py::test_ok", True)
     _record(records, "tests/faults/test_a.py::test_bad[x]", True, data_lost=True)  # recorded, then an assert failed
     got = {c["test"]: c for c in collect(records, junit)["cases"]}
@@ -61,13 +70,10 @@ def test_nodeid_and_every_defect_names_an_existing_test() -> None:
         assert name in (repo / path).read_text(), d["test"]
 
 
-def test_the_docs_table_lists_every_case_in_the_issue_order(tmp_path: Path) -> None:
+def test_the_docs_table_lists_every_case_in_the_issue_order(run_files: tuple[Path, Path]) -> None:
     from bench.faults import render_table
 
-    junit = tmp_path / "junit.xml"
-    junit.write_text(JUNIT)
-    records = tmp_path / "records"
-    records.mkdir()
+    records, junit = run_files
     _record(records, "tests/faults/test_a.py::test_ok", True)
     text = render_table(collect(records, junit) | {"results": collect(records, junit)["cases"]})
     assert text.startswith("1 of 4 cases survived, 0 lost data")

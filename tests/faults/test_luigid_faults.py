@@ -119,6 +119,15 @@ def expected(spark, tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) 
     return _submission_path(tiny_world, out).read_bytes()
 
 
+def _kill_mid_run(luigid: Luigid, world: Path, out: Path) -> tuple[list[subprocess.Popen], bool]:
+    """Two worker processes on ``out``; luigid SIGKILLed once an artifact is complete while they still run. Returns
+    the processes and whether the kill landed mid-run."""
+    procs = [_launch(luigid.port, world, out, "--no-lock") for _ in range(2)]
+    injected = _wait_for_work_then(out, procs)
+    luigid.kill()
+    return procs, injected
+
+
 @pytest.mark.slow
 @pytest.mark.fault(
     fault="luigid SIGKILLed and started again (same --state-path) while two worker processes run the DAG",
@@ -130,9 +139,7 @@ def test_luigid_restarted_under_running_workers(
     expected: bytes, luigid: Luigid, tiny_world: Path, tmp_path: Path, fault_case: FaultCase
 ) -> None:
     out = tmp_path / "shared"
-    procs = [_launch(luigid.port, tiny_world, out, "--no-lock") for _ in range(2)]
-    injected = _wait_for_work_then(out, procs)
-    luigid.kill()
+    procs, injected = _kill_mid_run(luigid, tiny_world, out)
     fault_case.note(f"luigid SIGKILLed with {len(_markers(out))} artifact(s) complete")
     time.sleep(3)
     luigid.start()
@@ -173,9 +180,7 @@ def test_luigid_gone_for_good(
     expected: bytes, luigid: Luigid, tiny_world: Path, tmp_path: Path, fault_case: FaultCase
 ) -> None:
     out = tmp_path / "shared"
-    procs = [_launch(luigid.port, tiny_world, out, "--no-lock") for _ in range(2)]
-    injected = _wait_for_work_then(out, procs)
-    luigid.kill()
+    procs, injected = _kill_mid_run(luigid, tiny_world, out)
     codes, outs, took = _finish(procs, GONE_BOUND_S)
     named = all(luigid.url in o or f"127.0.0.1:{luigid.port}" in o for o, c in zip(outs, codes) if c != 0)
     half = _half_written(out)
