@@ -75,6 +75,13 @@ def disk_full_error(final: Path, tmp: Path, e: BaseException) -> DiskFullError:
     )
 
 
+def _raise_if_disk_full(e: BaseException, final: Path, tmp: Path) -> None:
+    """Raise the :class:`DiskFullError` of ``e`` when it is a full disk (called before ``tmp`` is removed, so the
+    space it took can be measured); otherwise return and let the caller re-raise ``e``."""
+    if _disk_full(e) and not isinstance(e, DiskFullError):
+        raise disk_full_error(final, tmp, e) from e
+
+
 def tmp_sibling(path: str | Path) -> Path:
     """A fresh temporary path next to ``path`` (same folder, so the final rename is atomic)."""
     p = Path(path)
@@ -94,8 +101,7 @@ def atomic_file(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[A
             os.fsync(fh.fileno())
         os.replace(tmp, final)
     except Exception as e:
-        if _disk_full(e) and not isinstance(e, DiskFullError):
-            raise disk_full_error(final, tmp, e) from e
+        _raise_if_disk_full(e, final, tmp)
         raise
     finally:
         if tmp.exists():
@@ -114,8 +120,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise FileNotFoundError(f"atomic write of {final}: the writer produced nothing at {tmp}")
         os.replace(tmp, final)
     except Exception as e:
-        if _disk_full(e) and not isinstance(e, DiskFullError):
-            raise disk_full_error(final, tmp, e) from e
+        _raise_if_disk_full(e, final, tmp)
         raise
     finally:
         if tmp.exists():
@@ -142,8 +147,7 @@ def atomic_dir(path: str | Path, summary: dict[str, Any] | None = None) -> Itera
         write_json(tmp / SUCCESS, {"written_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, atomic=False)
         _swap_dir_into_place(tmp, final)
     except Exception as e:
-        if _disk_full(e) and not isinstance(e, DiskFullError):
-            raise disk_full_error(final, tmp, e) from e
+        _raise_if_disk_full(e, final, tmp)
         raise
     finally:
         if tmp.exists():

@@ -22,6 +22,7 @@ the scheme and what to do. Tests use fsspec's ``memory://`` and ``file://`` file
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -186,11 +187,18 @@ def transfer(action: str, obj: str, url: str, left: str) -> Iterator[None]:
     except (FileNotFoundError, StorageError):
         raise
     except Exception as e:
-        if isinstance(e, (OSError, RuntimeError)) or is_transient(e):
+        if _store_failure(e):
             raise _transfer_error(action, obj, url, e, left) from e
         raise
 
 
+def _store_failure(e: BaseException) -> bool:
+    """Whether ``e``, raised by a filesystem call, is the store failing (an I/O or client error, or a transient
+    answer) rather than a bug or a bad argument, which pass through unchanged."""
+    return isinstance(e, (OSError, RuntimeError)) or is_transient(e)
+
+
+@functools.cache
 def _host_tag() -> str:
     """8 hex of this machine's host name: remote temporary names carry it, so a later publish from this machine can
     tell its own dead uploads (collectable) from another machine's (left alone: their pids mean nothing here)."""
@@ -289,7 +297,7 @@ def publish(local: Path, url: str) -> None:
     except StorageError:
         raise
     except Exception as e:
-        if isinstance(e, (OSError, RuntimeError)) or is_transient(e):
+        if _store_failure(e):
             raise _transfer_error(step, "", url, e, f"{url} is not complete (no {SUCCESS} / fingerprint)") from e
         raise
     finally:

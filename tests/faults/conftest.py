@@ -53,9 +53,10 @@ class FaultCase:
         }
         print(f"[fault] record: {json.dumps(rec)}")
         if out:
+            from glc.io import write_json
+
             name = self.test.replace("/", "_").replace("::", "__").replace("[", "_").replace("]", "")
-            Path(out).mkdir(parents=True, exist_ok=True)
-            (Path(out) / f"{name}.json").write_text(json.dumps(rec, indent=1))
+            write_json(Path(out) / f"{name}.json", rec)
 
 
 @pytest.fixture()

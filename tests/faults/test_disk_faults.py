@@ -9,6 +9,7 @@ rebuild what was complete. Needs root (``mount``); skipped, saying so, where mou
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,7 +83,7 @@ def test_disk_full_during_an_artifact_write(
     filler = out / "filler"
     with open(filler, "wb") as fh:  # leave free_kb free (tmpfs counts whole pages)
         fh.write(b"\0" * ((total_kb * 2 - free_kb) * 1024))
-    out_free = __import__("shutil").disk_usage(out).free // 1024
+    out_free = shutil.disk_usage(out).free // 1024
     fault_case.note(f"the undisturbed run writes {total_kb} KB; the out-root tmpfs has {out_free} KB free")
     ok1, ev1 = _build(tiny_world, out)
     errors = list(zip([f for f, _ in ev1.failed], ev1.messages))

@@ -102,7 +102,7 @@ def _remote_submission(store: Store, data_root: str, out_root: str) -> bytes | N
     return store.fs.cat(path) if store.fs.exists(path) else None
 
 
-def _markers_are_complete(store: Store, out_root: str, cache: Path) -> list[str]:
+def _marked_but_incomplete(store: Store, out_root: str, cache: Path) -> list[str]:
     """Remote artifacts with a ``_SUCCESS`` whose files differ from the local copy they were published from."""
     bad = []
     prefix = out_root.removeprefix("gs://")
@@ -211,7 +211,7 @@ def test_gcs_server_stopped_during_an_upload(
 
     store.emulator.start()  # same port, same objects on disk
     plan.down, plan.match = False, lambda m, p: False
-    incomplete_marked = _markers_are_complete(store, out_root, tmp_path / "cache")
+    incomplete_marked = _marked_but_incomplete(store, out_root, tmp_path / "cache")
     before = {o for o in store.objects() if o.endswith(SUCCESS)}
     ok2, rec2 = _run(data_root, out_root)
     got = _remote_submission(store, data_root, out_root)

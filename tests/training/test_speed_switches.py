@@ -172,3 +172,22 @@ def test_lr_scaling_and_the_config_switches_reach_the_module_and_the_loaders(tmp
     dm.setup("fit")
     assert dm.pin_memory is True
     assert dm.train_dataloader().pin_memory is True
+
+
+def test_throughput_leaves_the_first_epoch_out_of_the_steady_rate(tmp_path: Path) -> None:
+    """The steady samples/s (what the A/B table compares) excludes epoch 0 (warm-up, compilation); the last record
+    of an epoch wins (a resumed run rewrites it)."""
+    import json
+
+    from glc.training.callbacks import throughput
+
+    timing = tmp_path / "timing.jsonl"
+    rows = [(0, 10.0, 100), (1, 2.0, 100), (1, 1.0, 100), (2, 1.0, 100)]
+    timing.write_text(
+        "".join(json.dumps({"epoch": e, "seconds": s, "samples": n, "gpu_peak_mb": None}) + "\n" for e, s, n in rows)
+    )
+    t = throughput(timing)
+    assert t["epoch_seconds_each"] == [10.0, 1.0, 1.0]
+    assert t["train_samples_per_s_steady"] == 100.0 and t["train_samples_per_s"] == 25.0
+    timing.write_text(json.dumps({"epoch": 0, "seconds": 3.0, "samples": 30, "gpu_peak_mb": None}) + "\n")
+    assert throughput(timing)["train_samples_per_s_steady"] is None
