@@ -87,6 +87,7 @@ inception: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 Incepti
 glc2020-fusion: check-java install ; $(RUN_EXPERIMENT) ## experiment: GLC2020 late fusion: equal-weight average of rf and inception
 gbm: check-java install ; $(RUN_EXPERIMENT) ## experiment: LightGBM re-ranking of neighbour/region candidates with survey + env features
 blend: check-java install ; $(RUN_EXPERIMENT) ## experiment: blend of gbm, tile-cnn-rasters and knn, weights fitted on validation
+stack: check-java install ; $(RUN_EXPERIMENT) ## experiment: stacking: LightGBM on the validation scores of fusion-concat, gbm, rf and knn (cross-fitted)
 fusion: check-java install ; $(RUN_EXPERIMENT) ## experiment: Tighnari fusion (temporal Swin, image, tabular, GFV, HCAM, mixup, 3-fold, PO correction)
 fusion-concat: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with concatenation instead of HCAM (baseline)
 fusion-efficientnet: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with EfficientNet-B0 as image backbone (lightweight variant)

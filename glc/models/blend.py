@@ -38,7 +38,15 @@ from glc.predict.scores import ScoreTable, top_n
 
 log = logging.getLogger(__name__)
 
-__all__ = ["blend_tables", "combine_experiments", "fit_blend_weights", "fit_predict_blend", "simplex_grid"]
+__all__ = [
+    "blend_tables",
+    "combine_experiments",
+    "fit_blend_weights",
+    "fit_predict_blend",
+    "member_specs",
+    "same_surveys",
+    "simplex_grid",
+]
 
 NORMALISE = ("none", "sum")
 
@@ -155,7 +163,10 @@ def _weights(
 
 
 def combine_experiments(
-    members: Mapping[str, tuple[ScoreTable, ScoreTable]], truth: Mapping[int, np.ndarray], model_cfg: Mapping[str, Any]
+    members: Mapping[str, tuple[ScoreTable, ScoreTable]],
+    truth: Mapping[int, np.ndarray],
+    model_cfg: Mapping[str, Any],
+    **_: Any,
 ) -> tuple[ScoreTable, ScoreTable, dict[str, Any]]:
     """The blend of member experiments' ``(validation, test)`` score tables (``Predict`` of ``experiments`` blends).
 
@@ -163,16 +174,9 @@ def combine_experiments(
         ValueError: members whose validation (or test) surveys differ.
     """
     names = list(members)
+    same_surveys(names, [members[n] for n in names], "blend")
     vals = [members[n][0] for n in names]
     tests = [members[n][1] for n in names]
-    for what, ts in (("validation", vals), ("test", tests)):
-        ref = np.sort(ts[0].survey_ids)
-        for name, t in zip(names[1:], ts[1:]):
-            if not np.array_equal(np.sort(t.survey_ids), ref):
-                raise ValueError(
-                    f"blend: experiment {name!r} scored other {what} surveys than {names[0]!r}; blend only experiments "
-                    "with the same [validation] settings and seed"
-                )
     w, info = _weights(model_cfg, vals, truth)
     n = int(model_cfg["top_n"])
     info = {"members": names, "weights": [round(float(x), 6) for x in w], **info}
@@ -180,17 +184,17 @@ def combine_experiments(
     return blend_tables(vals, w, model_cfg["normalise"], n), blend_tables(tests, w, model_cfg["normalise"], n), info
 
 
-def fit_predict_blend(
-    train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0
-) -> ScoreTable:
-    """In-memory blend of registry benchmark entries ``model_cfg["models"]`` (module docstring)."""
-    from glc.eval.split import spatial_holdout
+def member_specs(names: Sequence[str], top_n: int, who: str) -> list[tuple[Any, dict[str, Any]]]:
+    """``(spec, resolved [model] table)`` of each in-memory benchmark entry in ``names`` (members of ``who``).
+
+    Raises:
+        ValueError: no member, or a member of a kind trained from model inputs.
+    """
     from glc.models.registry import benchmark_entry, get_model
 
-    names = list(model_cfg["models"])
     if not names:
         raise ValueError(
-            "model.models is empty: the in-memory blend needs member "
+            f"model.models is empty: the in-memory {who} needs member "
             "benchmark entries (or give model.experiments: member experiments)"
         )
     specs = []
@@ -199,20 +203,37 @@ def fit_predict_blend(
         spec = get_model(kind)
         if spec.needs_inputs or spec.fit_predict is None:
             raise ValueError(
-                f"blend member {name!r} (kind {kind!r}) is trained from "
-                "model inputs; only in-memory kinds blend in memory"
+                f"{who} member {name!r} (kind {kind!r}) is trained from "
+                f"model inputs; only in-memory kinds {who} in memory"
             )
-        specs.append(
-            (
-                spec,
-                {
-                    **{k: p.default for k, p in spec.params.items()},
-                    "kind": kind,
-                    "top_n": int(model_cfg["top_n"]),
-                    **over,
-                },
-            )
-        )
+        specs.append((spec, {**{k: p.default for k, p in spec.params.items()}, "kind": kind, "top_n": top_n, **over}))
+    return specs
+
+
+def same_surveys(names: Sequence[str], tables: Sequence[tuple[ScoreTable, ScoreTable]], who: str) -> None:
+    """Refuse member experiments whose validation (or test) surveys differ.
+
+    Raises:
+        ValueError: naming the first member that scored other surveys than the first one.
+    """
+    for i, what in enumerate(("validation", "test")):
+        ref = np.sort(tables[0][i].survey_ids)
+        for name, t in zip(names[1:], tables[1:]):
+            if not np.array_equal(np.sort(t[i].survey_ids), ref):
+                raise ValueError(
+                    f"{who}: experiment {name!r} scored other {what} surveys than {names[0]!r}; {who} only "
+                    "experiments with the same [validation] settings and seed"
+                )
+
+
+def fit_predict_blend(
+    train: pd.DataFrame, query: pd.DataFrame, model_cfg: Mapping[str, Any], seed: int = 0
+) -> ScoreTable:
+    """In-memory blend of registry benchmark entries ``model_cfg["models"]`` (module docstring)."""
+    from glc.eval.split import spatial_holdout
+
+    names = list(model_cfg["models"])
+    specs = member_specs(names, int(model_cfg["top_n"]), "blend")
     train = train.reset_index(drop=True)
     n = int(model_cfg["top_n"])
     if model_cfg["weights"]:

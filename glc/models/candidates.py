@@ -215,55 +215,93 @@ class CandidateBuilder:
             out[sel] = np.minimum(d / 1000.0, _FAR_KM)
         return out
 
+    def _chunk_scores(
+        self, query: pd.DataFrame, lo: int, hi: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+        """Dense (rows ``lo:hi`` x vocab) neighbour scores, region and group frequencies and base score."""
+        qx, qy = query["x"].to_numpy(np.float64)[lo:hi], query["y"].to_numpy(np.float64)[lo:hi]
+        qids = query["surveyId"].to_numpy(np.int64)[lo:hi]
+        dense = {k: s.predict(qx, qy, query_ids=qids).toarray().astype(np.float64) for k, s in self.scorers_.items()}
+        reg = self.freq_.predict(query["region"].astype(str).tolist()[lo:hi]).astype(np.float64)
+        grp = [self.groups_[g].predict(_group_keys(query.iloc[lo:hi], g)).astype(np.float64) for g in GROUPS]
+        base = (dense["knn30"] + dense["radius50"] + reg) / 3.0 + 1e-6 * self.freq_.global_freq.astype(np.float64)
+        return dense, reg, grp, base
+
+    def _columns(
+        self,
+        scores: tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray], np.ndarray],
+        r: np.ndarray,
+        c: np.ndarray,
+        rank: np.ndarray,
+    ) -> np.ndarray:
+        """The pair features but the last two (nearest record, niche distance) of chunk rows ``r``, columns ``c``."""
+        dense, reg, grp, _ = scores
+        cols = [dense[k][r, c] for k in _SCORERS]
+        cols += [
+            reg[r, c],
+            *(G[r, c] for G in grp),
+            self.freq_.global_freq.astype(np.float64)[c],
+            np.log1p(self.n_train_)[c],
+            rank.astype(np.float64),
+        ]
+        return np.column_stack(cols)
+
+    def _finish(self, query: pd.DataFrame, rows: np.ndarray, cols: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """``head`` (the chunked columns) with the nearest-record and niche-distance columns appended."""
+        qxy = np.column_stack([query["x"].to_numpy(np.float64), query["y"].to_numpy(np.float64)])
+        near = self._nearest_km(cols, qxy[rows]) if len(rows) else np.zeros(0)
+        return np.column_stack([head, np.log1p(near), self._niche_dist(query, rows, cols)]).astype(np.float32)
+
     def pairs(self, query: pd.DataFrame) -> CandidatePairs:
         """The candidate pairs of ``query`` (surveyId, x, y, region), ``n_candidates`` per survey, best first."""
         if not hasattr(self, "vocab_"):
             raise RuntimeError("CandidateBuilder.pairs called before fit")
         n, V = len(query), len(self.vocab_)
         C = min(self.n_candidates, V)
-        qx, qy = query["x"].to_numpy(np.float64), query["y"].to_numpy(np.float64)
-        qids = query["surveyId"].to_numpy(np.int64)
-        regions = query["region"].astype(str).tolist()
-        keys = {g: _group_keys(query, g) for g in GROUPS}
-        glob = self.freq_.global_freq.astype(np.float64)
-        log_n = np.log1p(self.n_train_)
         rows_p, cols_p, feats = [], [], []
         for lo in range(0, n, _CHUNK):
             hi = min(n, lo + _CHUNK)
-            dense = {
-                k: s.predict(qx[lo:hi], qy[lo:hi], query_ids=qids[lo:hi]).toarray().astype(np.float64)
-                for k, s in self.scorers_.items()
-            }
-            reg = self.freq_.predict(regions[lo:hi]).astype(np.float64)
-            grp = [self.groups_[g].predict(keys[g][lo:hi]).astype(np.float64) for g in GROUPS]
-            base = (dense["knn30"] + dense["radius50"] + reg) / 3.0 + 1e-6 * glob
+            sc = self._chunk_scores(query, lo, hi)
+            base = sc[3]
             top = np.argpartition(-base, C - 1, axis=1)[:, :C] if C < V else np.tile(np.arange(V), (hi - lo, 1))
             tb = np.take_along_axis(base, top, axis=1)
             top = np.take_along_axis(top, np.lexsort((top, -tb), axis=1), axis=1)
             r = np.repeat(np.arange(hi - lo), C)
             c = top.reshape(-1)
-            cols = [dense[k][r, c] for k in _SCORERS]
-            cols += [
-                reg[r, c],
-                *(G[r, c] for G in grp),
-                glob[c],
-                log_n[c],
-                np.tile(np.arange(C, dtype=np.float64), hi - lo),
-            ]
-            feats.append(np.column_stack(cols))
+            feats.append(self._columns(sc, r, c, np.tile(np.arange(C), hi - lo)))
             rows_p.append(r + lo)
             cols_p.append(c)
         rows = np.concatenate(rows_p) if rows_p else np.zeros(0, np.int64)
         cols = np.concatenate(cols_p) if cols_p else np.zeros(0, np.int64)
-        near = self._nearest_km(cols, np.column_stack([qx, qy])[rows]) if len(rows) else np.zeros(0)
-        F = np.column_stack(
-            [
-                np.vstack(feats) if feats else np.zeros((0, len(PAIR_NAMES) - 2)),
-                np.log1p(near),
-                self._niche_dist(query, rows, cols),
-            ]
-        )
-        return CandidatePairs(rows.astype(np.int64), self.vocab_[cols], F.astype(np.float32))
+        head = np.vstack(feats) if feats else np.zeros((0, len(PAIR_NAMES) - 2))
+        return CandidatePairs(rows.astype(np.int64), self.vocab_[cols], self._finish(query, rows, cols, head))
+
+    def pair_features(self, query: pd.DataFrame, rows: np.ndarray, species: np.ndarray) -> np.ndarray:
+        """The :data:`PAIR_NAMES` features of given pairs (query row ``rows[p]``, species ``species[p]``), e.g. the
+        candidates another model proposed. ``base_rank`` is the species' rank among the whole vocabulary; a species
+        no training survey holds gets zero frequencies, rank = vocabulary size, the 5,000 km cap and a NaN niche
+        distance."""
+        if not hasattr(self, "vocab_"):
+            raise RuntimeError("CandidateBuilder.pair_features called before fit")
+        rows, species = np.asarray(rows, np.int64), np.asarray(species, np.int64)
+        V = len(self.vocab_)
+        col = np.minimum(np.searchsorted(self.vocab_, species), V - 1)
+        known = self.vocab_[col] == species
+        head = np.zeros((len(rows), len(PAIR_NAMES) - 2))
+        for lo in range(0, len(query), _CHUNK):
+            hi = min(len(query), lo + _CHUNK)
+            sel = np.flatnonzero((rows >= lo) & (rows < hi) & known)
+            if not len(sel):
+                continue
+            sc = self._chunk_scores(query, lo, hi)
+            order = np.argsort(np.lexsort((np.arange(V)[None, :].repeat(hi - lo, 0), -sc[3]), axis=1), axis=1)
+            r, c = rows[sel] - lo, col[sel]
+            head[sel] = self._columns(sc, r, c, order[r, c])
+        head[~known, len(PAIR_NAMES) - 3] = V  # the other columns of an unknown species stay 0
+        out = self._finish(query, rows, col, head)
+        out[~known, len(PAIR_NAMES) - 2] = np.log1p(_FAR_KM)
+        out[~known, len(PAIR_NAMES) - 1] = np.nan
+        return out
 
 
 def pair_labels(pairs: CandidatePairs, species_lists: list[np.ndarray]) -> np.ndarray:

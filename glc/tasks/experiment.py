@@ -69,7 +69,12 @@ class Predict(ExperimentTask):
             surveys = read_surveys(self.input()["surveys"])
             truth = dict(zip(surveys["surveyId"].astype(int), surveys["speciesIds"]))
             tables = {n: (read_scores(Path(d) / "val"), read_scores(Path(d) / "test")) for n, d in members.items()}
-            val, test, info = spec.combine(tables, truth, self.cfg["model"])
+            feats = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("feature:")}
+            if feats:  # a combiner reading survey features (the stack's context) gets them as frame columns
+                from glc.features.tabular import join_feature_sets
+
+                surveys = join_feature_sets(surveys, feats)
+            val, test, info = spec.combine(tables, truth, self.cfg["model"], surveys=surveys, seed=self.cfg["seed"])
         elif runner.predict is not None:
             val, test, info = runner.predict(self.input()["inputs"].dir, self.input()["model"].dir, self.cfg)
         else:
