@@ -207,6 +207,21 @@ SCHEMA: Schema = {
         "kfold_lr_scale": Param(
             0.5, "k-fold: learning rate of folds 2..k relative to lr", min=0.0, max=1.0, min_exclusive=True
         ),
+        "pretrain_po": {
+            # pretraining on the presence-only sites before the PA fit (glc.training.po_pretrain, the POSites artifact)
+            "enabled": Param(False, "pretrain the net on the presence-only sites, then fine-tune it on the PA surveys"),
+            "epochs": Param(10, "pretraining epochs over the PO sites", min=1),
+            "loss": Param(
+                "an_full",
+                "presence-only loss: an_full (assume-negative BCE, positives weighted, plus random background "
+                "locations with every species absent; SINR) or an_site (without the background term)",
+                choices=("an_full", "an_site"),
+            ),
+            "pos_weight": Param(64.0, "weight of a recorded species against the assumed absences", min=0.0),
+            "lr": Param(1e-3, "pretraining learning rate (AdamW)", min=0.0, min_exclusive=True),
+            "batch_size": Param(512, "PO sites per pretraining step", min=1),
+            "max_sites": Param(0, "use at most this many PO sites, a seeded sample (0 = all)", min=0),
+        },
     },
     "inputs": {
         # the ModelInputs table of trained model kinds (its feature sets come from the model kind)
@@ -432,6 +447,7 @@ UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train", "devices"): 1,
     ("train", "strategy"): "auto",
     ("validation", "scheme"): "blocks",
+    ("train", "pretrain_po"): {k: p.default for k, p in SCHEMA["train"]["pretrain_po"].items()},  # type: ignore[union-attr]
 }
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from glc.data.layout import Layout
 
-__all__ = ["PO_ID_OFFSET", "decode_site_ids", "po_sites", "read_po_records"]
+__all__ = ["PO_ID_OFFSET", "PO_SITE_COLUMNS", "decode_site_ids", "po_site_labels", "po_sites", "read_po_records"]
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +155,27 @@ def po_sites(records: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     return records.select((F.col("surveyId") + F.lit(PO_ID_OFFSET)).alias("surveyId"), "x", "y")
+
+
+#: Columns of the ``POSites`` artifact (one row per PO site).
+PO_SITE_COLUMNS: tuple[str, ...] = ("surveyId", "lon", "lat", "x", "y", "speciesIds", "n_records")
+
+
+def po_site_labels(records: DataFrame) -> DataFrame:
+    """PO records -> one row per site (the PO ``surveyId``): its location (the first record's, by lowest species id,
+    so the result is deterministic), the sorted distinct ``speciesIds`` recorded there and ``n_records``: the
+    positive labels of presence-only pretraining (:mod:`glc.training.po_pretrain`)."""
+    from pyspark.sql import functions as F
+
+    first = F.min(F.struct("speciesId", "lon", "lat", "x", "y"))
+    return (
+        records.groupBy("surveyId")
+        .agg(
+            first.alias("_first"),
+            F.array_sort(F.collect_set("speciesId")).alias("speciesIds"),
+            F.count(F.lit(1)).alias("n_records"),
+        )
+        .select(
+            "surveyId", *(F.col(f"_first.{c}").alias(c) for c in ("lon", "lat", "x", "y")), "speciesIds", "n_records"
+        )
+    )

@@ -29,6 +29,7 @@ from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
 from glc.tasks.maps import SpeciesMap  # noqa: E402
 from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
+from glc.tasks.po import POSites  # noqa: E402
 from glc.tasks.pretrain import Embeddings, PretrainEncoder  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402
 from glc.tasks.surveys import SurveyTable  # noqa: E402
@@ -46,6 +47,7 @@ __all__ = [
     "ModelInputs",
     "Neighbours",
     "POCorrection",
+    "POSites",
     "RealCV",
     "RealLabels",
     "PatchTiles",

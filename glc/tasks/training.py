@@ -217,6 +217,10 @@ class TrainModel(ExperimentTask):
         req: dict[str, GlcTask] = {"inputs": model_inputs_for(self, self.cfg)}
         for name in get_model(self.cfg["model"]["kind"]).encoders(self.cfg["model"]):
             req[f"encoder:{name}"] = PretrainEncoder(encoder=name, data_root=self.data_root, out_root=self.out_root)
+        if self.cfg["train"]["pretrain_po"]["enabled"]:  # the PO sites the net is pretrained on
+            from glc.tasks.po import POSites
+
+            req["po_sites"] = POSites(data_root=self.data_root, out_root=self.out_root)
         return req
 
     def model_path(self, *parts: str) -> Path:
@@ -247,8 +251,9 @@ class TrainModel(ExperimentTask):
         pretrained = {
             k.split(":", 1)[1]: str(v.dir / ENCODER_FILE) for k, v in self.input().items() if k.startswith("encoder:")
         }
+        extra = {"po_sites": self.input()["po_sites"].dir} if "po_sites" in self.input() else {}
         summary = runner.train(
-            self.input()["inputs"].dir, work, self.cfg, run_name=self.model_path().name, pretrained=pretrained
+            self.input()["inputs"].dir, work, self.cfg, run_name=self.model_path().name, pretrained=pretrained, **extra
         )
         with atomic_dir(self.output().dir, summary=summary) as tmp:
             for name, src in summary["publish"].items():

@@ -149,6 +149,7 @@ def train_model(
     pretrained: Mapping[str, str] | None = None,
     subsets: Mapping[str, tuple[str, Any]] | None = None,
     init: str | Path | None = None,
+    po_sites: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
 
@@ -156,7 +157,8 @@ def train_model(
     (``ModelSpec.encoders``); passed to ``build_net`` as ``meta["pretrained"]``. ``subsets``: split views of the
     data module (a k-fold fold). ``init``: a Lightning checkpoint whose net weights the net starts from (k-fold folds
     after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead
-    (:func:`glc.training.kfold.train_kfold`).
+    (:func:`glc.training.kfold.train_kfold`). ``po_sites``: the ``POSites`` artifact, required with
+    ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`).
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 
@@ -170,6 +172,14 @@ def train_model(
     from glc.training.callbacks import TIMING_FILE, throughput
     from glc.training.fit import FitSettings, fit_model
 
+    po = bool(cfg["train"]["pretrain_po"]["enabled"]) if "pretrain_po" in cfg["train"] else False
+    if po and (int(cfg["train"].get("kfold", 1)) > 1 or int(cfg["train"].get("devices", 1)) > 1 or init is not None):
+        raise ValueError(
+            "[train.pretrain_po] runs before a single-process fit: it is not supported with kfold > 1, devices > 1 "
+            "or an init checkpoint; disable it or train one model on one device"
+        )
+    if po and po_sites is None:
+        raise ValueError("[train.pretrain_po] is enabled: pass the POSites artifact folder (po_sites=...)")
     if int(cfg["train"].get("kfold", 1)) > 1:
         if subsets is not None or init is not None:
             raise ValueError("train_model: a k-fold config trains its own folds; pass neither subsets nor init")
@@ -215,6 +225,17 @@ def train_model(
         module.net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
         log.info("initialised the net from %s", init)
     accelerator, deterministic = _accelerator(cfg)
+    po_info = None
+    if po:
+        from glc.training.po_pretrain import pretrain_on_po
+
+        assert po_sites is not None
+        ck_po, po_info = pretrain_on_po(
+            module.net, po_sites, cfg, meta, Path(work_dir) / "po_pretrain", (accelerator, deterministic), progress
+        )
+        if po_info.get("reused"):  # an earlier run's pretrained weights
+            state = torch.load(ck_po, map_location="cpu", weights_only=False)["state_dict"]
+            module.net.load_state_dict({k[4:]: v for k, v in state.items()})
     settings = FitSettings.from_config(
         cfg,
         monitor=spec.monitor,
@@ -254,6 +275,7 @@ def train_model(
         "device": torch.cuda.get_device_name(0) if accelerator != "cpu" and torch.cuda.is_available() else "cpu",
         "processes": devices if in_distributed_run() else 1,
         **throughput(Path(work_dir) / TIMING_FILE),
+        **({"pretrain_po": {**po_info, "pa_epochs": epochs_run}} if po_info else {}),
     }
 
 

@@ -1,0 +1,274 @@
+"""Presence-only pretraining (``[train.pretrain_po] enabled = true``): the net learns from the PO sites first, then is
+fine-tuned on the PA surveys as usual.
+
+GLC24 ships ~5M presence-only occurrences, 40x the PA surveys, but a PO record says only that one species was seen
+there, never which were absent. The GLC23-25 entries that used PO well pretrained on it and fine-tuned on PA. Here:
+
+* **Sites and labels.** The ``POSites`` artifact (:func:`glc.etl.po.po_site_labels`) groups the PO records by PO
+  ``surveyId``: each site's positives are the species recorded there. Species outside the PA model's classes are
+  dropped and counted; a site left without a positive is dropped and counted. ``max_sites`` keeps a seeded sample.
+* **Inputs.** A PO site has a location and nothing else the ETL builds for PA surveys (no patches, time series, env
+  vector or graph features). The net's :attr:`input_columns` must be location columns (``x``, ``y``, ``lon``,
+  ``lat``); any other column is refused with the number of sites lacking it (the geolocation nets qualify; image and
+  fusion nets need PO patches, which the real data does not ship).
+* **Loss** (Cole et al., "Spatial Implicit Neural Representations for Global-Scale Species Mapping", ICML 2023,
+  the "assume negative" family): every species not recorded at a site is taken as absent there, and the rare
+  recorded one is up-weighted (``pos_weight``), i.e. BCE summed over classes with positive weight ``pos_weight``
+  (:class:`glc.training.losses.BCELoss`). ``an_full`` adds, per site, one location drawn uniformly in the sites'
+  bounding box (EPSG:3035) with every species absent — SINR's background term, which teaches the net that species are
+  absent where no one recorded them. ``an_site`` is the site term alone.
+* **Optimiser and schedule.** AdamW at ``lr`` for ``epochs`` epochs, batches of ``batch_size`` sites, seeded; the
+  weights after the last epoch initialise the PA fit (through ``train_model(init=...)``, the path the k-fold folds
+  use), which then trains with its own loss, learning rate and early stopping.
+
+The pretrained weights and a summary (sites, records, dropped species, epochs, loss, final loss, seconds) are written
+to ``<work>/po_pretrain/`` atomically; a rerun reuses them. The model summary carries that summary under
+``pretrain_po``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from glc.training.losses import BCELoss
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LOCATION_COLUMNS", "PO_LOSSES", "POPretrainModule", "po_site_table", "pretrain_on_po", "read_po_sites"]
+
+#: Batch columns a PO site provides.
+LOCATION_COLUMNS: tuple[str, ...] = ("x", "y", "lon", "lat")
+#: ``loss`` -> whether it has the background term.
+PO_LOSSES: dict[str, bool] = {"an_full": True, "an_site": False}
+CHECKPOINT, SUMMARY = "po.ckpt", "summary.json"
+
+
+def read_po_sites(folder: str | Path) -> pd.DataFrame:
+    """The ``POSites`` artifact's rows (``surveyId, lon, lat, x, y, speciesIds, n_records``)."""
+    import pyarrow.parquet as pq
+
+    from glc.io import is_complete
+
+    folder = Path(folder)
+    if not is_complete(folder):
+        raise FileNotFoundError(f"{folder}: not a complete POSites artifact (no _SUCCESS); run the POSites task")
+    return pq.read_table(folder / "data").to_pandas()
+
+
+def po_site_table(
+    sites: pd.DataFrame, vocab: np.ndarray, max_sites: int = 0, seed: int = 0
+) -> tuple[pd.DataFrame, list[np.ndarray], dict[str, Any]]:
+    """The sites usable for pretraining: ``(sites, class columns of each site's species, report)``.
+
+    Species outside ``vocab`` (the PA classes) are dropped, then sites without any species left; ``max_sites > 0``
+    keeps a seeded sample of the rest. The report counts every drop.
+
+    Raises:
+        ValueError: no site has a species among the PA classes.
+    """
+    vocab = np.asarray(vocab, np.int64)
+    lists = [np.asarray(s, np.int64) for s in sites["speciesIds"]]
+    flat = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(vocab, flat), max(len(vocab) - 1, 0))
+    known = vocab[pos] == flat if len(vocab) else np.zeros(len(flat), bool)
+    owner = np.repeat(np.arange(len(lists)), [len(a) for a in lists])
+    cols = _split(owner, pos, known, len(lists))
+    keep = np.array([len(c) > 0 for c in cols], bool)
+    idx = np.flatnonzero(keep)
+    if max_sites and len(idx) > max_sites:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, max_sites, replace=False))
+    report = {
+        "sites_read": len(sites),
+        "records_read": int(sites["n_records"].sum()) if "n_records" in sites else len(flat),
+        "species_read": int(len(np.unique(flat))),
+        "species_outside_pa_classes": int(len(np.unique(flat[~known]))),
+        "labels_dropped_outside_pa_classes": int((~known).sum()),
+        "sites_without_pa_species": int((~keep).sum()),
+        "sites_used": len(idx),
+        "labels_used": int(sum(len(cols[i]) for i in idx)),
+    }
+    if not len(idx):
+        raise ValueError(
+            f"PO pretraining: none of the {len(sites)} PO sites records a species among the {len(vocab)} PA classes; "
+            "check that the PO file belongs to the same data root, or disable [train.pretrain_po]"
+        )
+    return sites.iloc[idx].reset_index(drop=True), [cols[i] for i in idx], report
+
+
+def _split(owner: np.ndarray, pos: np.ndarray, known: np.ndarray, n: int) -> list[np.ndarray]:
+    """The kept class columns of each of the ``n`` sites (``owner``: the site of each label, ascending)."""
+    cut = np.searchsorted(owner[known], np.arange(n + 1))
+    kept = pos[known]
+    return [kept[cut[i] : cut[i + 1]] for i in range(n)]
+
+
+class _Sites(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class _Collate:
+    """Index batch -> the net's location columns, the multi-hot target and (``background``) as many uniform random
+    locations in the sites' bounding box (seeded, in batch order)."""
+
+    def __init__(self, sites: pd.DataFrame, cols: list[np.ndarray], C: int, background: bool, seed: int) -> None:
+        self.xy = {c: sites[c].to_numpy(np.float32) for c in LOCATION_COLUMNS}
+        self.cols, self.C, self.background = cols, C, background
+        x, y = sites["x"].to_numpy(np.float64), sites["y"].to_numpy(np.float64)
+        self.box = (x.min(), x.max(), y.min(), y.max())
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, idx: list[int]) -> dict[str, Tensor]:
+        from glc.geo import to_lonlat
+
+        i = np.asarray(idx, np.int64)
+        out = {c: torch.from_numpy(v[i]) for c, v in self.xy.items()}
+        target = torch.zeros(len(i), self.C)
+        rows = np.repeat(np.arange(len(i)), [len(self.cols[j]) for j in i])
+        target[torch.from_numpy(rows), torch.from_numpy(np.concatenate([self.cols[j] for j in i]))] = 1.0
+        out["target"] = target
+        if self.background:
+            x0, x1, y0, y1 = self.box
+            bx, by = self.rng.uniform(x0, x1, len(i)), self.rng.uniform(y0, y1, len(i))
+            lon, lat = to_lonlat(bx, by)
+            for c, v in zip(LOCATION_COLUMNS, (bx, by, lon, lat)):
+                out[f"bg_{c}"] = torch.from_numpy(np.asarray(v, np.float32))
+        return out
+
+
+class POPretrainModule(pl.LightningModule):
+    """The net and the assume-negative PO loss (module docstring); logs ``po/loss`` and keeps each epoch's mean."""
+
+    def __init__(self, net: nn.Module, pos_weight: float, lr: float, background: bool) -> None:
+        super().__init__()
+        self.net, self.lr, self.background = net, float(lr), bool(background)
+        self.site_loss, self.bg_loss = BCELoss(pos_weight=float(pos_weight)), BCELoss()
+        self.epoch_losses: list[float] = []
+        self._sum, self._n = 0.0, 0
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        """Site term (+ background term)."""
+        logits = self.net({c: batch[c] for c in LOCATION_COLUMNS})
+        loss = self.site_loss(logits, batch["target"])
+        if self.background:
+            bg = self.net({c: batch[f"bg_{c}"] for c in LOCATION_COLUMNS})
+            loss = loss + self.bg_loss(bg, torch.zeros_like(bg))
+        self.log("po/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        self._sum += float(loss.detach()) * len(batch["target"])
+        self._n += len(batch["target"])
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Keep the epoch's mean loss."""
+        self.epoch_losses.append(self._sum / max(self._n, 1))
+        self._sum, self._n = 0.0, 0
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over the net."""
+        return torch.optim.AdamW(self.net.parameters(), lr=self.lr)
+
+
+def pretrain_on_po(
+    net: nn.Module,
+    sites_dir: str | Path,
+    cfg: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    out_dir: str | Path,
+    accelerator: Callable[[], tuple[str, Any]] | tuple[str, Any] = ("cpu", True),
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Pretrain ``net`` in place on the PO sites of ``sites_dir`` (module docstring); ``(checkpoint, summary)``.
+
+    The checkpoint holds ``{"state_dict": {"net.<key>": tensor}}`` (what ``train_model(init=...)`` loads). A complete
+    earlier run in ``out_dir`` (checkpoint and summary) is reused without training.
+
+    Raises:
+        ValueError: the net reads a column a PO site does not have, or no usable site.
+    """
+    from glc.io import atomic_file, write_json
+
+    out = Path(out_dir)
+    ckpt, summ = out / CHECKPOINT, out / SUMMARY
+    if ckpt.exists() and summ.exists():
+        log.info("PO pretraining: reusing %s", ckpt)
+        return ckpt, {**json.loads(summ.read_text()), "reused": True}
+    po = cfg["train"]["pretrain_po"]
+    sites = read_po_sites(sites_dir)
+    reads = tuple(getattr(net, "input_columns", ()))
+    lacking = [c for c in reads if c not in LOCATION_COLUMNS]
+    if lacking:
+        raise ValueError(
+            f"PO pretraining: model.kind={cfg['model']['kind']!r} reads {lacking}, which none of the {len(sites)} PO "
+            f"sites has (a PO site has only {list(LOCATION_COLUMNS)}); drop those inputs (e.g. model.extras) or "
+            "disable [train.pretrain_po]"
+        )
+    t0 = time.time()
+    seed = int(cfg["seed"])
+    used, cols, report = po_site_table(sites, np.asarray(meta["vocab"]), int(po["max_sites"]), seed)
+    background = PO_LOSSES[str(po["loss"])]
+    pl.seed_everything(seed + 101, workers=True, verbose=False)
+    loader = torch.utils.data.DataLoader(
+        _Sites(len(used)),
+        batch_size=int(po["batch_size"]),
+        shuffle=True,
+        collate_fn=_Collate(used, cols, int(meta["num_classes"]), background, seed + 103),
+        generator=torch.Generator().manual_seed(seed + 107),
+    )
+    module = POPretrainModule(net, float(po["pos_weight"]), float(po["lr"]), background)
+    acc, deterministic = accelerator() if callable(accelerator) else accelerator
+    trainer = pl.Trainer(
+        max_epochs=int(po["epochs"]),
+        accelerator=acc,
+        devices=1,
+        deterministic=deterministic,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, len(loader))),
+    )
+    net.train()
+    trainer.fit(module, train_dataloaders=loader)
+    summary = {
+        **report,
+        "epochs": int(po["epochs"]),
+        "loss": str(po["loss"]),
+        "pos_weight": float(po["pos_weight"]),
+        "lr": float(po["lr"]),
+        "batch_size": int(po["batch_size"]),
+        "inputs": list(reads),
+        "epoch_loss": [round(v, 5) for v in module.epoch_losses],
+        "seconds": round(time.time() - t0, 2),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(ckpt, "wb") as f:
+        torch.save({"state_dict": {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}}, f)
+    write_json(summ, summary)
+    log.info(
+        "PO pretraining: %d sites, %d epochs (%s), loss %.4f -> %.4f, %.1f s",
+        report["sites_used"],
+        summary["epochs"],
+        summary["loss"],
+        module.epoch_losses[0],
+        module.epoch_losses[-1],
+        summary["seconds"],
+    )
+    return ckpt, summary

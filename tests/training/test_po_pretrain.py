@@ -1,0 +1,157 @@
+"""Presence-only pretraining: sites and labels, the assume-negative loss, and the PA fit it initialises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from glc.config import resolve
+from glc.geo import to_lonlat
+from glc.models.geolocation import build_geolocation_net
+from glc.training.po_pretrain import po_site_table, pretrain_on_po
+
+VOCAB = np.array([100, 101, 102, 103, 104])
+
+
+def _sites(root: Path, n: int = 400, seed: int = 0) -> Path:
+    """A POSites artifact: species 100/101 recorded in the west, 102 in the east, 999 (no PA class) anywhere, and a
+    few sites recording only 999."""
+    rng = np.random.default_rng(seed)
+    x, y = 4.0e6 + rng.uniform(0, 800e3, n), 3.0e6 + rng.uniform(0, 400e3, n)
+    lon, lat = to_lonlat(x, y)
+    west = x < 4.4e6
+    species = [
+        ([999] if i % 50 == 0 else ([100, 101] if w else [102]) + ([999] if i % 7 == 0 else []))
+        for i, w in enumerate(west)
+    ]
+    table = pa.table(
+        {
+            "surveyId": np.arange(n, dtype=np.int64),
+            "lon": lon,
+            "lat": lat,
+            "x": x,
+            "y": y,
+            "speciesIds": pa.array(species, pa.list_(pa.int64())),
+            "n_records": np.array([len(s) for s in species], np.int64),
+        }
+    )
+    (root / "data").mkdir(parents=True)
+    pq.write_table(table, root / "data" / "part-0.parquet")
+    (root / "_SUCCESS").write_text("")
+    return root
+
+
+def _cfg(**po) -> dict:
+    return resolve(
+        {
+            "model": {"kind": "geolocation", "hidden": 32, "coord_noise_km": 0.0},
+            "train": {"pretrain_po": {"enabled": True, "epochs": 25, "pos_weight": 4.0, "lr": 1e-2, **po}},
+        }
+    )
+
+
+def test_po_site_table_drops_species_outside_the_pa_classes_and_counts_them(tmp_path: Path) -> None:
+    from glc.training.po_pretrain import read_po_sites
+
+    sites = read_po_sites(_sites(tmp_path / "s", n=100))
+    used, cols, rep = po_site_table(sites, VOCAB)
+    assert rep["sites_read"] == 100 and rep["sites_without_pa_species"] == 2 and rep["sites_used"] == 98
+    assert rep["species_outside_pa_classes"] == 1 and rep["labels_dropped_outside_pa_classes"] == 2 + 14
+    assert all(len(c) and c.max() < len(VOCAB) for c in cols)
+    assert [VOCAB[c].tolist() for c in cols[:2]] == [
+        list(s) for s in used["speciesIds"].iloc[:2].map(lambda a: [v for v in a if v != 999])
+    ]
+    small, _, rep2 = po_site_table(sites, VOCAB, max_sites=10, seed=3)
+    assert len(small) == 10 and rep2["sites_used"] == 10
+    with pytest.raises(ValueError, match="none of the 100 PO sites"):
+        po_site_table(sites, np.array([5, 6]))
+
+
+def test_pretraining_teaches_the_net_where_each_species_was_recorded(tmp_path: Path) -> None:
+    sites = _sites(tmp_path / "s")
+    meta = {"vocab": VOCAB.tolist(), "num_classes": len(VOCAB)}
+    for loss in ("an_full", "an_site"):
+        torch.manual_seed(0)
+        cfg = _cfg(loss=loss)
+        net = build_geolocation_net(cfg["model"], len(VOCAB), {})
+        ck, info = pretrain_on_po(net, sites, cfg, meta, tmp_path / loss, progress=False)
+        assert info["epoch_loss"][-1] < 0.5 * info["epoch_loss"][0] and info["sites_used"] == 392
+        net.eval()
+        pts = {"west": (4.1e6, 3.2e6), "east": (4.7e6, 3.2e6)}
+        with torch.no_grad():
+            p = {}
+            for k, (x, y) in pts.items():
+                lon, lat = to_lonlat(np.array([x]), np.array([y]))
+                batch = {
+                    "x": torch.tensor([x]),
+                    "y": torch.tensor([y]),
+                    "lon": torch.tensor(lon),
+                    "lat": torch.tensor(lat),
+                }
+                p[k] = torch.sigmoid(net({c: v.float() for c, v in batch.items()}))[0].numpy()
+        assert p["west"][0] > 0.5 > p["east"][0] and p["east"][2] > 0.5 > p["west"][2], p
+        assert p["west"][4] < 0.1 and p["east"][4] < 0.1  # never recorded: absent everywhere
+        state = torch.load(ck, weights_only=False)["state_dict"]
+        assert set(state) == {f"net.{k}" for k in net.state_dict()}
+    again = build_geolocation_net(cfg["model"], len(VOCAB), {})
+    assert pretrain_on_po(again, sites, cfg, meta, tmp_path / "an_site", progress=False)[1]["reused"] is True
+
+
+def test_a_net_reading_inputs_a_po_site_lacks_is_refused(tmp_path: Path) -> None:
+    cfg = resolve(
+        {
+            "model": {"kind": "geolocation", "hidden": 8, "extras": ["env"]},
+            "train": {"pretrain_po": {"enabled": True}},
+        }
+    )
+    net = build_geolocation_net(cfg["model"], len(VOCAB), {"env": 3})
+    meta = {"vocab": VOCAB.tolist(), "num_classes": len(VOCAB)}
+    with pytest.raises(ValueError, match=r"reads \['env'\], which none of the 400 PO sites has"):
+        pretrain_on_po(net, _sites(tmp_path / "s"), cfg, meta, tmp_path / "w", progress=False)
+
+
+def test_train_model_pretrains_on_po_then_fits_the_pa_surveys(tmp_path: Path) -> None:
+    from glc.loaders.fake import make_fake_inputs
+    from glc.loaders.tables import read_meta
+    from glc.training.trainer import train_model
+
+    make_fake_inputs(tmp_path / "in", (), sizes={"train": 60, "val": 30, "test": 10}, num_classes=5)
+    meta = read_meta(tmp_path / "in")
+    sites = read_po_sites_with_vocab(tmp_path / "s", meta["vocab"])
+    cfg = resolve(
+        {
+            "model": {"kind": "geolocation", "hidden": 16},
+            "train": {
+                "max_epochs": 2,
+                "batch_size": 32,
+                "reader": "arrow",
+                "pretrain_po": {"enabled": True, "epochs": 2, "batch_size": 64},
+            },
+        }
+    )
+    with pytest.raises(ValueError, match="pass the POSites artifact"):
+        train_model(tmp_path / "in", tmp_path / "w0", cfg, "t", progress=False, wandb=False)
+    with pytest.raises(ValueError, match="not supported with kfold > 1"):
+        k = resolve(
+            {**{s: dict(v) for s, v in cfg.items() if isinstance(v, dict)}, "train": {**cfg["train"], "kfold": 2}}
+        )
+        train_model(tmp_path / "in", tmp_path / "w0", k, "t", progress=False, wandb=False, po_sites=sites)
+    out = train_model(tmp_path / "in", tmp_path / "w", cfg, "t", progress=False, wandb=False, po_sites=sites)
+    po = out["pretrain_po"]
+    assert po["sites_used"] == 392 and po["epochs"] == 2 and po["loss"] == "an_full" and po["pa_epochs"] >= 1
+    assert (tmp_path / "w" / "po_pretrain" / "po.ckpt").exists()
+
+
+def read_po_sites_with_vocab(root: Path, vocab: list[int]) -> Path:
+    """The test sites with their species ids moved onto ``vocab`` (100 + k -> vocab[k]; 999 stays outside)."""
+    folder = _sites(root)
+    t = pq.read_table(folder / "data" / "part-0.parquet").to_pandas()
+    t["speciesIds"] = t["speciesIds"].map(lambda a: [vocab[v - 100] if v < 999 else 10**9 for v in a])
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame(t), preserve_index=False), folder / "data" / "part-0.parquet")
+    return folder
