@@ -45,6 +45,7 @@ def _faults(data: dict[str, Any]) -> str:
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "synth_leaderboard": _leaderboard,
     "synth_leaderboard_glc25": _leaderboard,
+    "synth_leaderboard_seed1": _leaderboard,
     "full_dag": _full_dag,
     "full_dag_glc25": _full_dag,
     "faults": _faults,

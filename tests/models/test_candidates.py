@@ -48,3 +48,18 @@ def test_pair_labels_and_recall() -> None:
     assert candidate_recall(p, [np.array([2, 7])]) == 0.5
     near = p.features[p.species == 2, PAIR_NAMES.index("log_nearest_km")][0]
     assert np.isclose(near, np.log1p(1.0))
+
+
+def test_pair_features_of_given_pairs_match_the_builders_own_candidates() -> None:
+    df = toy_surveys(300)
+    train, query = df.iloc[:250], df.iloc[250:].reset_index(drop=True)
+    b = CandidateBuilder(n_candidates=15).fit(train)
+    own = b.pairs(query)
+    perm = np.random.default_rng(0).permutation(len(own.rows))  # any order
+    got = b.pair_features(query, own.rows[perm], own.species[perm])
+    np.testing.assert_allclose(got, own.features[perm], rtol=1e-6)
+    unknown = b.pair_features(query, np.array([0, 3]), np.array([10**6, 10**6 + 1]))  # no training survey holds them
+    head = unknown[:, : len(PAIR_NAMES) - 3]
+    assert (head == 0).all() and (unknown[:, PAIR_NAMES.index("base_rank")] == len(b.vocab_)).all()
+    assert np.allclose(unknown[:, PAIR_NAMES.index("log_nearest_km")], np.log1p(5000.0))
+    assert np.isnan(unknown[:, PAIR_NAMES.index("niche_dist")]).all()
