@@ -40,7 +40,7 @@ from glc.predict.scores import ScoreTable, top_n
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GBMReranker", "fit_predict_gbm", "tabular_feature_sets"]
+__all__ = ["GBMReranker", "binary_params", "fit_predict_gbm", "tabular_feature_sets"]
 
 
 def tabular_feature_sets() -> tuple[str, ...]:
@@ -71,6 +71,26 @@ GBM_PARAMS: dict[str, Param] = {
     "colsample": Param(0.8, "feature fraction per tree", min=0.0, max=1.0, min_exclusive=True),
     "threads": Param(2, "LightGBM threads (results are deterministic for a given value)", min=1),
 }
+
+
+def binary_params(c: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """LightGBM parameters of a deterministic binary booster from a ``[model]`` table's tree keys
+    (``learning_rate``, ``num_leaves``, ``min_child_samples``, ``subsample``, ``colsample``, ``threads``)."""
+    return {
+        "objective": "binary",
+        "learning_rate": float(c["learning_rate"]),
+        "num_leaves": int(c["num_leaves"]),
+        "min_child_samples": int(c["min_child_samples"]),
+        "bagging_fraction": float(c["subsample"]),
+        "bagging_freq": 1,
+        "feature_fraction": float(c["colsample"]),
+        "lambda_l2": 1.0,
+        "seed": int(seed),
+        "num_threads": int(c["threads"]),
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
 
 
 class GBMReranker:
@@ -121,21 +141,7 @@ class GBMReranker:
             recall.append(candidate_recall(pairs, lists))
         y = np.concatenate(ys)
         cat = [self.names_.index(n) for n in ("region", "country")]
-        params = {
-            "objective": "binary",
-            "learning_rate": float(c["learning_rate"]),
-            "num_leaves": int(c["num_leaves"]),
-            "min_child_samples": int(c["min_child_samples"]),
-            "bagging_fraction": float(c["subsample"]),
-            "bagging_freq": 1,
-            "feature_fraction": float(c["colsample"]),
-            "lambda_l2": 1.0,
-            "seed": self.seed,
-            "num_threads": int(c["threads"]),
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-        }
+        params = binary_params(c, self.seed)
         # The folds' matrices go to LightGBM as a list (LGBM_DatasetCreateFromMats: the same bins and booster as one
         # stacked matrix, without the stacked copy: ~3 GB of float32 at 89k surveys x 150 candidates); the Dataset
         # holds the only reference and drops it once binned (free_raw_data).

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from glc.models.blend import member_specs, same_surveys
-from glc.models.gbm import tabular_feature_sets
+from glc.models.gbm import binary_params, tabular_feature_sets
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
 from glc.predict.scores import ScoreTable, top_n
@@ -197,21 +197,9 @@ class Stacker:
         mono = {f"{m}:{f}": s for m in self.member_names for f, s in MEMBER_FEATURES}
         cat = [i for i, n in enumerate(self.names_) if n in ("region", "country")]
         params = {
-            "objective": "binary",
-            "learning_rate": float(c["learning_rate"]),
-            "num_leaves": int(c["num_leaves"]),
-            "min_child_samples": int(c["min_child_samples"]),
-            "bagging_fraction": float(c["subsample"]),
-            "bagging_freq": 1,
-            "feature_fraction": float(c["colsample"]),
-            "lambda_l2": 1.0,
+            **binary_params(c, self.seed),
             "monotone_constraints": [mono.get(n, 0) for n in self.names_],
             "monotone_constraints_method": "advanced",
-            "seed": self.seed,
-            "num_threads": int(c["threads"]),
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
         }
         data = lgb.Dataset(X, y, feature_name=[_safe(n) for n in self.names_], categorical_feature=cat)
         self.booster_ = lgb.train(params, data, num_boost_round=int(c["n_estimators"]))

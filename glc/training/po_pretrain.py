@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,7 @@ def pretrain_on_po(
     cfg: Mapping[str, Any],
     meta: Mapping[str, Any],
     out_dir: str | Path,
-    accelerator: Callable[[], tuple[str, Any]] | tuple[str, Any] = ("cpu", True),
+    accelerator: tuple[str, Any] = ("cpu", True),
     progress: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Pretrain ``net`` in place on the PO sites of ``sites_dir`` (module docstring); ``(checkpoint, summary)``.
@@ -232,7 +232,7 @@ def pretrain_on_po(
         generator=torch.Generator().manual_seed(seed + 107),
     )
     module = POPretrainModule(net, float(po["pos_weight"]), float(po["lr"]), background)
-    acc, deterministic = accelerator() if callable(accelerator) else accelerator
+    acc, deterministic = accelerator  # (Lightning accelerator, deterministic flag), as the PA fit uses
     trainer = pl.Trainer(
         max_epochs=int(po["epochs"]),
         accelerator=acc,
