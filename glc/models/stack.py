@@ -24,7 +24,9 @@ A stack of one member therefore never reverses that member's order of two specie
 * ``models = ["gbm", "random_forest", ...]`` (in-memory benchmark entries, e.g. inside ``bench.real_cv``): the
   training surveys are cut into ``folds`` spatial folds of ``block_km`` blocks; each member is fitted on all folds
   but one and scores that one (its pair context from a builder fitted on the same folds). The stacker is trained on
-  these out-of-fold pairs; then the members are refitted on all training surveys and score the queries.
+  these out-of-fold pairs; then the members are refitted on all training surveys and score the queries
+  (``queries = "refit"``), or (``"fold_mean"``) each fold's fit also scores the queries and their mean is used: the
+  kind of scores the stacker was trained on, with one fit fewer per member.
 * ``experiments = ["fusion-concat", "gbm", ...]`` (other experiments of ``tasks/``, their ``Predict`` artifacts read,
   nothing retrained): the members' scores of the experiment's validation surveys are out-of-fold by construction
   (every member was fitted without the validation blocks). The stacker is **cross-fitted** over them: the validation
@@ -46,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from glc.models.blend import member_specs, same_surveys
+from glc.models.blend import blend_tables, member_specs, same_surveys
 from glc.models.gbm import binary_params, tabular_feature_sets
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
@@ -73,6 +75,12 @@ STACK_PARAMS: dict[str, Param] = {
         min=2,
     ),
     "block_km": Param(10.0, "block size (km) of the folds", min=0.0, min_exclusive=True),
+    "queries": Param(
+        "refit",
+        "models: the queries' member scores: refit (members refitted on all training surveys) or fold_mean (the mean "
+        "of the out-of-fold fits' scores, the kind of scores the stacker trained on; one fit fewer per member)",
+        choices=("refit", "fold_mean"),
+    ),
     "context": Param(True, "add the gbm re-ranker's pair features and the survey features to the member features"),
     "features": Param(
         [],
@@ -264,10 +272,18 @@ def fit_predict_stack(
         train["x"].to_numpy(), train["y"].to_numpy(), n_folds=K, block_km=float(stk.cfg["block_km"]), seed=seed + 31
     )
     Xs, ys, sids = [], [], []
+    mean = stk.cfg["queries"] == "fold_mean"
+    query_tables: list[list[ScoreTable]] = [[] for _ in specs]
+    qids = query["surveyId"].to_numpy(np.int64)
     for f in range(K):
         held = folds == f
         src, q = train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
-        tables = [s.fit_predict(src, q, c) for s, c in specs]
+        both = pd.concat([q, query], ignore_index=True) if mean else q  # one fit scores the fold and the queries
+        tables = [s.fit_predict(src, both, c) for s, c in specs]
+        if mean:
+            for i, t in enumerate(tables):
+                query_tables[i].append(_subset(t, qids))
+            tables = [_subset(t, q["surveyId"].to_numpy(np.int64)) for t in tables]
         rows, species, X = stk.design(tables, q, src)
         Xs.append(X)
         ys.append(_labels(rows, species, q["speciesIds"]))
@@ -277,7 +293,11 @@ def fit_predict_stack(
     stk.fit(np.vstack(Xs), y)
     stk.train_survey_ids_ = np.concatenate(sids)  # the survey of each training pair (tests read it)
     stk.train_X_ = np.vstack(Xs)
-    tables = [s.fit_predict(train, query, c) for s, c in specs]
+    if mean:
+        n = int(model_cfg["top_n"])
+        tables = [blend_tables(ts, [1.0 / K] * K, "none", n) for ts in query_tables]
+    else:
+        tables = [s.fit_predict(train, query, c) for s, c in specs]
     rows, species, X = stk.design(tables, query, train)
     log.info(
         "stack of %s: %d out-of-fold pairs (%.1f%% positive, candidate recall %.3f), %.1f s",
@@ -289,6 +309,12 @@ def fit_predict_stack(
     )
     _LAST["stacker"] = stk
     return pairs_table(query["surveyId"].to_numpy(np.int64), rows, species, stk.score(X), int(model_cfg["top_n"]))
+
+
+def _subset(table: ScoreTable, ids: np.ndarray) -> ScoreTable:
+    """The rows of ``table`` for surveys ``ids``, in that order."""
+    r = _aligned(table, ids, "subset")
+    return ScoreTable(table.survey_ids[r], table.species[r], table.prob[r], table.prob_rest[r])
 
 
 #: The last in-memory stacker fitted in this process (its training pairs, for inspection and tests).
@@ -397,6 +423,13 @@ register(
         features=lambda m: tuple(m["features"]) if m["context"] else (),
         members=lambda m: tuple(m["experiments"]),
         combine=combine_stack,
-        benchmarks={"stack_trees": {"models": ["gbm", "random_forest", "radius50km", "knn10"], "folds": 4}},
+        benchmarks={
+            "stack_trees": {"models": ["gbm", "random_forest", "radius50km", "knn10"], "folds": 4},
+            "stack_trees_mean": {
+                "models": ["gbm", "random_forest", "radius50km", "knn10"],
+                "folds": 4,
+                "queries": "fold_mean",
+            },
+        },
     )
 )

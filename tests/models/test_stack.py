@@ -73,8 +73,10 @@ def test_a_stack_of_one_member_keeps_that_members_ranking() -> None:
     assert _f1(ctx, truth) >= _f1(member, truth) - 0.01
 
 
-def test_the_stackers_training_scores_come_from_members_fitted_without_the_survey(monkeypatch) -> None:
-    """A member that leaks (scores 0.9 for surveys it was fitted on, 0.4 otherwise) must show the stacker 0.4 only."""
+@pytest.mark.parametrize("queries", ["refit", "fold_mean"])
+def test_the_stackers_training_scores_come_from_members_fitted_without_the_survey(monkeypatch, queries) -> None:
+    """A member that leaks (scores 0.9 for surveys it was fitted on, 0.4 otherwise) must show the stacker 0.4 only;
+    the queries are scored by members refitted on all of train (refit) or by the fold fits (fold_mean)."""
     calls: list[tuple[set[int], np.ndarray]] = []
 
     def spy(train: pd.DataFrame, query: pd.DataFrame, cfg: Any, seed: int = 0) -> ScoreTable:
@@ -90,16 +92,21 @@ def test_the_stackers_training_scores_come_from_members_fitted_without_the_surve
     df = toy_surveys(300, seed=5)
     df["speciesIds"] = [np.array([0, 3]) if i % 2 else np.array([1]) for i in range(len(df))]
     train, query = df[df["y"] < 3.3e6].reset_index(drop=True), df[df["y"] >= 3.3e6]
-    fit_predict(train, query, _stack_cfg(models=["leaky_spy"], folds=3, context=False))
+    out = fit_predict(train, query, _stack_cfg(models=["leaky_spy"], folds=3, context=False, queries=queries))
     stk = _LAST["stacker"]
     scores = stk.train_X_[:, stk.names_.index("leaky_spy:score")]
     assert scores.max() <= 0.4 + 1e-6 and scores.max() > 0  # no training pair saw a leaked score
-    oof, final = calls[:3], calls[3]
+    oof = calls[:3]
     for fitted, ids in oof:  # each out-of-fold call scores surveys its member was not fitted on
         assert not fitted & set(ids.tolist())
-    assert sorted(np.concatenate([ids for _, ids in oof]).tolist()) == sorted(train["surveyId"].tolist())
-    assert set(stk.train_survey_ids_.tolist()) == set(train["surveyId"].tolist())
-    assert final[0] == set(train["surveyId"].tolist())  # the queries are scored by members fitted on all of train
+    train_ids, query_ids = set(train["surveyId"].tolist()), set(query["surveyId"].tolist())
+    scored = np.concatenate([ids for _, ids in oof]).tolist()
+    assert set(stk.train_survey_ids_.tolist()) == train_ids and set(out.survey_ids.tolist()) == query_ids
+    if queries == "refit":
+        assert sorted(scored) == sorted(train_ids) and len(calls) == 4
+        assert calls[3][0] == train_ids  # the queries are scored by members fitted on all of train
+    else:  # every fold fit also scores the queries; no fit on all of train
+        assert len(calls) == 3 and sorted(scored) == sorted(list(train_ids) + 3 * list(query_ids))
 
 
 def _member(ids: np.ndarray, truth: dict[int, Any], good: np.ndarray, seed: int) -> ScoreTable:
