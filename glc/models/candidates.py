@@ -219,11 +219,12 @@ class CandidateBuilder:
         self, query: pd.DataFrame, lo: int, hi: int
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
         """Dense (rows ``lo:hi`` x vocab) neighbour scores, region and group frequencies and base score."""
-        qx, qy = query["x"].to_numpy(np.float64)[lo:hi], query["y"].to_numpy(np.float64)[lo:hi]
-        qids = query["surveyId"].to_numpy(np.int64)[lo:hi]
+        q = query.iloc[lo:hi]  # only the chunk's rows are converted
+        qx, qy = q["x"].to_numpy(np.float64), q["y"].to_numpy(np.float64)
+        qids = q["surveyId"].to_numpy(np.int64)
         dense = {k: s.predict(qx, qy, query_ids=qids).toarray().astype(np.float64) for k, s in self.scorers_.items()}
-        reg = self.freq_.predict(query["region"].astype(str).tolist()[lo:hi]).astype(np.float64)
-        grp = [self.groups_[g].predict(_group_keys(query.iloc[lo:hi], g)).astype(np.float64) for g in GROUPS]
+        reg = self.freq_.predict(q["region"].astype(str).tolist()).astype(np.float64)
+        grp = [self.groups_[g].predict(_group_keys(q, g)).astype(np.float64) for g in GROUPS]
         base = (dense["knn30"] + dense["radius50"] + reg) / 3.0 + 1e-6 * self.freq_.global_freq.astype(np.float64)
         return dense, reg, grp, base
 
@@ -294,9 +295,10 @@ class CandidateBuilder:
             if not len(sel):
                 continue
             sc = self._chunk_scores(query, lo, hi)
-            order = np.argsort(np.lexsort((np.arange(V)[None, :].repeat(hi - lo, 0), -sc[3]), axis=1), axis=1)
+            # rank by decreasing base score, ties by column (a stable sort), as pairs() orders its candidates
+            rank = np.argsort(np.argsort(-sc[3], axis=1, kind="stable"), axis=1)
             r, c = rows[sel] - lo, col[sel]
-            head[sel] = self._columns(sc, r, c, order[r, c])
+            head[sel] = self._columns(sc, r, c, rank[r, c])
         head[~known, len(PAIR_NAMES) - 3] = V  # the other columns of an unknown species stay 0
         out = self._finish(query, rows, col, head)
         out[~known, len(PAIR_NAMES) - 2] = np.log1p(_FAR_KM)

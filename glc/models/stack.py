@@ -40,6 +40,7 @@ go to the summary (``Predict``'s for experiments).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -289,10 +290,11 @@ def fit_predict_stack(
         ys.append(_labels(rows, species, q["speciesIds"]))
         sids.append(q["surveyId"].to_numpy(np.int64)[rows])
         log.info("stack: fold %d/%d scored out of fold by %s (%d pairs)", f + 1, K, names, len(rows))
-    y = np.concatenate(ys)
-    stk.fit(np.vstack(Xs), y)
+    y, X_train = np.concatenate(ys), np.vstack(Xs)
+    del Xs
+    stk.fit(X_train, y)
     stk.train_survey_ids_ = np.concatenate(sids)  # the survey of each training pair (tests read it)
-    stk.train_X_ = np.vstack(Xs)
+    stk.train_X_ = X_train
     if mean:
         n = int(model_cfg["top_n"])
         tables = [blend_tables(ts, [1.0 / K] * K, "none", n) for ts in query_tables]
@@ -363,7 +365,7 @@ def combine_stack(
     p = np.zeros(len(rows))
     for f in range(K):
         held = folds[rows] == f
-        p[held] = _fold_fit(model_cfg, names, seed, stk.names_, X[~held], y[~held]).score(X[held])
+        p[held] = copy.copy(stk).fit(X[~held], y[~held]).score(X[held])  # a fold stacker: same features
     n = int(model_cfg["top_n"])
     val = pairs_table(val_ids, rows, species, p, n)
     stk.fit(X, y)
@@ -389,19 +391,6 @@ def combine_stack(
     }
     log.info("stack of %s: validation F1 %s (members %s)", names, info["val_f1_cross_fitted"], info["member_val_f1"])
     return val, test, info
-
-
-def _fold_fit(
-    model_cfg: Mapping[str, Any],
-    names: Sequence[str],
-    seed: int,
-    feature_names: list[str],
-    X: np.ndarray,
-    y: np.ndarray,
-) -> Stacker:
-    s = Stacker(model_cfg, names, seed)
-    s.names_ = feature_names
-    return s.fit(X, y)
 
 
 def _check(m: Mapping[str, Any]) -> None:

@@ -56,12 +56,9 @@ class POSites(GlcTask):
         summary = {"artifact": "POSites", "po_records": report}
         with atomic_dir(self.output().dir, summary=summary) as tmp:
             write_sorted(po_site_labels(records), Path(tmp) / DATA_DIR)
-            row = (
-                spark.read.parquet(str(Path(tmp) / DATA_DIR))
-                .agg(F.count(F.lit(1)).alias("sites"), F.sum("n_records").alias("records"))
-                .first()
-            )
-            species = spark.read.parquet(str(Path(tmp) / DATA_DIR)).select(F.explode("speciesIds")).distinct().count()
+            written = spark.read.parquet(str(Path(tmp) / DATA_DIR))
+            row = written.agg(F.count(F.lit(1)).alias("sites"), F.sum("n_records").alias("records")).first()
+            species = written.select(F.explode("speciesIds")).distinct().count()
             summary.update(
                 n_sites=int(row["sites"]),
                 n_records=int(row["records"] or 0),

@@ -113,17 +113,6 @@ def _split(owner: np.ndarray, pos: np.ndarray, known: np.ndarray, n: int) -> lis
     return [kept[cut[i] : cut[i + 1]] for i in range(n)]
 
 
-class _Sites(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
 class _Collate:
     """Index batch -> the net's location columns, the multi-hot target and (``background``) as many uniform random
     locations in the sites' bounding box (seeded, in batch order)."""
@@ -161,7 +150,8 @@ class POPretrainModule(pl.LightningModule):
         self.net, self.lr, self.background = net, float(lr), bool(background)
         self.site_loss, self.bg_loss = BCELoss(pos_weight=float(pos_weight)), BCELoss()
         self.epoch_losses: list[float] = []
-        self._sum, self._n = 0.0, 0
+        self._sum: Tensor | float = 0.0  # on the training device: no host sync per step
+        self._n = 0
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         """Site term (+ background term)."""
@@ -171,13 +161,13 @@ class POPretrainModule(pl.LightningModule):
             bg = self.net({c: batch[f"bg_{c}"] for c in LOCATION_COLUMNS})
             loss = loss + self.bg_loss(bg, torch.zeros_like(bg))
         self.log("po/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
-        self._sum += float(loss.detach()) * len(batch["target"])
+        self._sum = self._sum + loss.detach() * len(batch["target"])
         self._n += len(batch["target"])
         return loss
 
     def on_train_epoch_end(self) -> None:
         """Keep the epoch's mean loss."""
-        self.epoch_losses.append(self._sum / max(self._n, 1))
+        self.epoch_losses.append(float(self._sum) / max(self._n, 1))
         self._sum, self._n = 0.0, 0
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -225,7 +215,7 @@ def pretrain_on_po(
     background = PO_LOSSES[str(po["loss"])]
     pl.seed_everything(seed + 101, workers=True, verbose=False)
     loader = torch.utils.data.DataLoader(
-        _Sites(len(used)),
+        range(len(used)),  # the site indices; the collate function builds the batch
         batch_size=int(po["batch_size"]),
         shuffle=True,
         collate_fn=_Collate(used, cols, int(meta["num_classes"]), background, seed + 103),

@@ -172,7 +172,7 @@ def train_model(
     from glc.training.callbacks import TIMING_FILE, throughput
     from glc.training.fit import FitSettings, fit_model
 
-    po = bool(cfg["train"]["pretrain_po"]["enabled"]) if "pretrain_po" in cfg["train"] else False
+    po = bool(cfg["train"].get("pretrain_po", {}).get("enabled", False))
     if po and (int(cfg["train"].get("kfold", 1)) > 1 or int(cfg["train"].get("devices", 1)) > 1 or init is not None):
         raise ValueError(
             "[train.pretrain_po] runs before a single-process fit: it is not supported with kfold > 1, devices > 1 "
@@ -221,8 +221,7 @@ def train_model(
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)  # the net's initial weights depend on it
     module = build_module(cfg, meta)
     if init is not None:
-        ck = torch.load(init, map_location="cpu", weights_only=False)
-        module.net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
+        load_net_weights(module.net, init)
         log.info("initialised the net from %s", init)
     accelerator, deterministic = _accelerator(cfg)
     po_info = None
@@ -234,8 +233,7 @@ def train_model(
             module.net, po_sites, cfg, meta, Path(work_dir) / "po_pretrain", (accelerator, deterministic), progress
         )
         if po_info.get("reused"):  # an earlier run's pretrained weights
-            state = torch.load(ck_po, map_location="cpu", weights_only=False)["state_dict"]
-            module.net.load_state_dict({k[4:]: v for k, v in state.items()})
+            load_net_weights(module.net, ck_po)
     settings = FitSettings.from_config(
         cfg,
         monitor=spec.monitor,
@@ -277,6 +275,14 @@ def train_model(
         **throughput(Path(work_dir) / TIMING_FILE),
         **({"pretrain_po": {**po_info, "pa_epochs": epochs_run}} if po_info else {}),
     }
+
+
+def load_net_weights(net: Any, ckpt: str | Path) -> None:
+    """Load the ``net.*`` weights of a Lightning checkpoint (or of a PO-pretraining one) into ``net``."""
+    import torch
+
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
 
 
 def load_module(ckpt: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]):
