@@ -28,7 +28,8 @@ every step, so a run stopped from outside keeps every step it finished; the goal
 <= 2 h on 2 cores, peak RSS <= 16 GB. Existing complete artifacts are not rebuilt (Luigi),
 so use a fresh ``--out-root`` (``--fresh`` removes it first) for honest times. ``--merge --experiments a,b`` adds
 experiments to an existing ``full_dag.json`` later (same data root; the ETL rows are kept: an ETL step whose
-artifacts the out-root lacks, e.g. on a fresh machine, is rebuilt first and recorded apart, in ``etl_rebuilds``).
+artifacts the out-root lacks, e.g. on a fresh machine, is rebuilt first and recorded apart, in ``etl_rebuilds``);
+with ``--lazy-etl`` no ETL step runs up front and each experiment builds only what it reads (its row says so).
 """
 
 from __future__ import annotations
@@ -278,6 +279,8 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
     """A step's wall time, with the attempts a step timeout killed before the one that finished, the other
     experiments' tasks it ran and its own tasks that another experiment's step ran (``ran_elsewhere``)."""
     text = f"{row['seconds']:.0f} s"
+    if row.get("lazy_etl"):
+        text += " (with the ETL artifacts it reads, built in this step: `--lazy-etl`)"
     if row.get("timed_out_after_s") is not None:
         text += " (a later `--merge` on the same out-root resumes from its last checkpoint)"
     earlier = row.get("earlier_attempts", [])
@@ -551,6 +554,12 @@ def main(argv: list[str] | None = None) -> int:
         "--etl-only", action="store_true", help="run the ETL steps (with --merge: those missing) and no experiment"
     )
     ap.add_argument(
+        "--lazy-etl",
+        action="store_true",
+        help="with --merge: run no ETL step up front; each experiment's DAG builds only the artifacts it reads that "
+        "--out-root lacks, and its row's seconds include them (for a few cheap experiments on a fresh machine)",
+    )
+    ap.add_argument(
         "--table",
         action="store_true",
         help="run nothing: print the table of the last full_dag.json and rewrite the README's copy of it",
@@ -567,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if _update_readme(table, bench) else 1
     if a.merge and a.fresh:
         raise SystemExit("--merge keeps the artifacts of the earlier run: do not combine it with --fresh")
+    if a.lazy_etl and not (a.merge and a.experiments):
+        raise SystemExit("--lazy-etl adds experiments to an earlier run: give it with --merge and --experiments")
     old: dict[str, Any] = {}
     if a.merge:
         path = result_path
@@ -652,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         + [["Neighbours"]]
     )
     done = {_step_name(r) for r in etl if r.get("returncode") == 0}  # with --merge: the steps the earlier runs measured
-    for s in steps:
+    for s in [] if a.lazy_etl else steps:
         r = run_step([*s, *common], env, a.out_root, timeout)
         if " ".join(s) not in done:
             etl.append(r)
@@ -679,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: not run ({row['not_run']})", flush=True)
             continue
         row["checkpoint_at_start"] = has_checkpoint(a.out_root, cfg)
+        if a.lazy_etl:
+            row["lazy_etl"] = "its seconds include building the ETL artifacts it reads (--lazy-etl)"
         r = run_step(["Submission", "--experiment", name, *common], env, a.out_root, timeout)
         row.update(r)
         if r["returncode"] == 0:

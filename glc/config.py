@@ -210,12 +210,20 @@ SCHEMA: Schema = {
         "pretrain_po": {
             # pretraining on the presence-only sites before the PA fit (glc.training.po_pretrain, the POSites artifact)
             "enabled": Param(False, "pretrain the net on the presence-only sites, then fine-tune it on the PA surveys"),
-            "epochs": Param(10, "pretraining epochs over the PO sites", min=1),
+            "epochs": Param(10, "pretraining epochs over the PO sites (0 = none: the joint term alone)", min=0),
             "loss": Param(
                 "an_full",
                 "presence-only loss: an_full (assume-negative BCE, positives weighted, plus random background "
-                "locations with every species absent; SINR) or an_site (without the background term)",
-                choices=("an_full", "an_site"),
+                "locations with every species absent; SINR), an_site (without the background term) or multinomial "
+                "(which species a record at a site names: softmax over species with learned per-species offsets; "
+                "cancels the sampling effort at the site)",
+                choices=("an_full", "an_site", "multinomial"),
+            ),
+            "aux_weight": Param(
+                0.0,
+                "weight of the PO loss kept as a term of the PA fit, on batch_size PO sites per step "
+                "(0 = pretraining only)",
+                min=0.0,
             ),
             "pos_weight": Param(64.0, "weight of a recorded species against the assumed absences", min=0.0),
             "lr": Param(1e-3, "pretraining learning rate (AdamW)", min=0.0, min_exclusive=True),
@@ -322,6 +330,12 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
                 f"{source}: decoder.po_correction.{m} = {po[m]} must be below {n} = {po[n]} (a species must "
                 f"be held by MORE than {m} of the {n} neighbours, so none could qualify)"
             )
+    pre = cfg["train"]["pretrain_po"]
+    if pre["enabled"] and pre["epochs"] == 0 and pre["aux_weight"] == 0:
+        raise ConfigError(
+            f"{source}: [train.pretrain_po] is enabled with epochs = 0 and aux_weight = 0, so the PO sites are never "
+            "used: set epochs > 0 (pretraining), aux_weight > 0 (the joint term), or enabled = false"
+        )
     reads = set(spec.features(cfg["model"]))
     stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
     if stray:

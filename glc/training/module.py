@@ -173,7 +173,7 @@ class MultiLabelModule(pl.LightningModule):
         self.net = compile_net(net, str(compile_mode), str(compile_backend))
         self.loss = loss
         self.num_classes = int(num_classes)
-        self.save_hyperparameters(ignore=["net", "loss"])
+        self.save_hyperparameters(ignore=["net", "loss", "objective"])  # modules: saved as weights
         self.val_sample_f1 = MeanMetric(nan_strategy="error")
         self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
 

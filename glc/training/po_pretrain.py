@@ -17,9 +17,21 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
   (:class:`glc.training.losses.BCELoss`). ``an_full`` adds, per site, one location drawn uniformly in the sites'
   bounding box (EPSG:3035) with every species absent — SINR's background term, which teaches the net that species are
   absent where no one recorded them. ``an_site`` is the site term alone.
+  ``multinomial`` is the presence-only multinomial (conditional) likelihood: given that a record was made at a site,
+  which species was it? ``-log softmax(logits + b)`` of each recorded species, averaged over the records, where
+  ``b`` is one learned offset per species (its detectability and reporting rate). Conditioning on the record
+  cancels the sampling effort at the site (how many people looked there), the observer bias that makes
+  assume-negative losses learn where people go rather than where species live; the ranking of species at a
+  location is what the PA head shares with it.
 * **Optimiser and schedule.** AdamW at ``lr`` for ``epochs`` epochs, batches of ``batch_size`` sites, seeded; the
   weights after the last epoch initialise the PA fit (through ``train_model(init=...)``, the path the k-fold folds
-  use), which then trains with its own loss, learning rate and early stopping.
+  use), which then trains with its own loss, learning rate and early stopping. ``epochs = 0`` skips this phase.
+* **Joint term** (``aux_weight > 0``): the PO loss stays in the PA fit as an auxiliary term,
+  ``loss = PA loss + aux_weight x PO loss`` of a batch of ``batch_size`` PO sites drawn each step (seeded by the
+  seed and the global step, so a resumed run draws the same sites). Fine-tuning alone forgets what pretraining
+  taught once the PA fit has run long enough; the joint term keeps the PO sites in every step.
+  :func:`POJointModule` is what :func:`glc.training.trainer.build_module` builds then (its ``po.*`` state, the
+  species offsets, is saved with the net and unused when predicting).
 
 The pretrained weights and a summary (sites, records, dropped species, epochs, loss, final loss, seconds) are written
 to ``<work>/po_pretrain/`` atomically; a rerun reuses them. The model summary carries that summary under
@@ -42,15 +54,27 @@ import torch
 from torch import Tensor, nn
 
 from glc.training.losses import BCELoss
+from glc.training.module import MultiLabelModule
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOCATION_COLUMNS", "PO_LOSSES", "POPretrainModule", "po_site_table", "pretrain_on_po", "read_po_sites"]
+__all__ = [
+    "LOCATION_COLUMNS",
+    "PO_LOSSES",
+    "POBatches",
+    "POJointModule",
+    "POObjective",
+    "POPretrainModule",
+    "check_po_inputs",
+    "po_site_table",
+    "pretrain_on_po",
+    "read_po_sites",
+]
 
 #: Batch columns a PO site provides.
 LOCATION_COLUMNS: tuple[str, ...] = ("x", "y", "lon", "lat")
-#: ``loss`` -> whether it has the background term.
-PO_LOSSES: dict[str, bool] = {"an_full": True, "an_site": False}
+#: ``loss`` -> whether it has the background term (one uniform random location per site, every species absent).
+PO_LOSSES: dict[str, bool] = {"an_full": True, "an_site": False, "multinomial": False}
 CHECKPOINT, SUMMARY = "po.ckpt", "summary.json"
 
 
@@ -113,21 +137,36 @@ def _split(owner: np.ndarray, pos: np.ndarray, known: np.ndarray, n: int) -> lis
     return [kept[cut[i] : cut[i + 1]] for i in range(n)]
 
 
-class _Collate:
-    """Index batch -> the net's location columns, the multi-hot target and (``background``) as many uniform random
-    locations in the sites' bounding box (seeded, in batch order)."""
+class POBatches:
+    """PO site batches: ``batch(idx, rng)`` -> the net's location columns of sites ``idx``, their multi-hot target and
+    (``background``) as many uniform random locations in the sites' bounding box, drawn with ``rng``.
+
+    As a DataLoader ``collate_fn`` (pretraining) it draws the background from its own seeded generator, in batch
+    order; the joint term draws each step's sites and background from ``(seed, global step)`` (:meth:`draw`).
+    """
 
     def __init__(self, sites: pd.DataFrame, cols: list[np.ndarray], C: int, background: bool, seed: int) -> None:
         self.xy = {c: sites[c].to_numpy(np.float32) for c in LOCATION_COLUMNS}
-        self.cols, self.C, self.background = cols, C, background
+        self.cols, self.C, self.background, self.seed = cols, C, background, int(seed)
         x, y = sites["x"].to_numpy(np.float64), sites["y"].to_numpy(np.float64)
         self.box = (x.min(), x.max(), y.min(), y.max())
         self.rng = np.random.default_rng(seed)
 
+    def __len__(self) -> int:
+        return len(self.cols)
+
     def __call__(self, idx: list[int]) -> dict[str, Tensor]:
+        return self.batch(np.asarray(idx, np.int64), self.rng)
+
+    def draw(self, step: int, size: int) -> dict[str, Tensor]:
+        """The batch of training step ``step``: ``size`` sites drawn with replacement, from ``(seed, step)`` only."""
+        rng = np.random.default_rng([self.seed, int(step)])
+        return self.batch(rng.integers(0, len(self), int(size)), rng)
+
+    def batch(self, i: np.ndarray, rng: np.random.Generator) -> dict[str, Tensor]:
+        """Sites ``i`` (module docstring)."""
         from glc.geo import to_lonlat
 
-        i = np.asarray(idx, np.int64)
         out = {c: torch.from_numpy(v[i]) for c, v in self.xy.items()}
         target = torch.zeros(len(i), self.C)
         rows = np.repeat(np.arange(len(i)), [len(self.cols[j]) for j in i])
@@ -135,31 +174,52 @@ class _Collate:
         out["target"] = target
         if self.background:
             x0, x1, y0, y1 = self.box
-            bx, by = self.rng.uniform(x0, x1, len(i)), self.rng.uniform(y0, y1, len(i))
+            bx, by = rng.uniform(x0, x1, len(i)), rng.uniform(y0, y1, len(i))
             lon, lat = to_lonlat(bx, by)
             for c, v in zip(LOCATION_COLUMNS, (bx, by, lon, lat)):
                 out[f"bg_{c}"] = torch.from_numpy(np.asarray(v, np.float32))
         return out
 
 
-class POPretrainModule(pl.LightningModule):
-    """The net and the assume-negative PO loss (module docstring); logs ``po/loss`` and keeps each epoch's mean."""
+class POObjective(nn.Module):
+    """The presence-only loss of a batch of :class:`POBatches` (``loss``: a key of :data:`PO_LOSSES`; module
+    docstring): ``objective(net, batch) -> scalar``. ``multinomial`` owns the per-species offsets ``b``."""
 
-    def __init__(self, net: nn.Module, pos_weight: float, lr: float, background: bool) -> None:
+    def __init__(self, loss: str, num_classes: int, pos_weight: float) -> None:
         super().__init__()
-        self.net, self.lr, self.background = net, float(lr), bool(background)
+        if loss not in PO_LOSSES:
+            raise ValueError(f"[train.pretrain_po] loss = {loss!r}: expected one of {tuple(PO_LOSSES)}")
+        self.kind, self.background = loss, PO_LOSSES[loss]
         self.site_loss, self.bg_loss = BCELoss(pos_weight=float(pos_weight)), BCELoss()
+        self.offset = nn.Parameter(torch.zeros(int(num_classes))) if loss == "multinomial" else None
+
+    def forward(self, net: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
+        """Site term (+ background term), or the multinomial likelihood of the records."""
+        logits = net({c: batch[c] for c in LOCATION_COLUMNS})
+        target = batch["target"].to(logits.dtype)
+        if self.offset is not None:
+            logp = torch.log_softmax(logits + self.offset, dim=1)
+            return -(logp * target).sum() / target.sum().clamp_min(1.0)
+        loss = self.site_loss(logits, target)
+        if self.background:
+            bg = net({c: batch[f"bg_{c}"] for c in LOCATION_COLUMNS})
+            loss = loss + self.bg_loss(bg, torch.zeros_like(bg))
+        return loss
+
+
+class POPretrainModule(pl.LightningModule):
+    """The net and the PO loss (:class:`POObjective`); logs ``po/loss`` and keeps each epoch's mean."""
+
+    def __init__(self, net: nn.Module, objective: POObjective, lr: float) -> None:
+        super().__init__()
+        self.net, self.objective, self.lr = net, objective, float(lr)
         self.epoch_losses: list[float] = []
         self._sum: Tensor | float = 0.0  # on the training device: no host sync per step
         self._n = 0
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        """Site term (+ background term)."""
-        logits = self.net({c: batch[c] for c in LOCATION_COLUMNS})
-        loss = self.site_loss(logits, batch["target"])
-        if self.background:
-            bg = self.net({c: batch[f"bg_{c}"] for c in LOCATION_COLUMNS})
-            loss = loss + self.bg_loss(bg, torch.zeros_like(bg))
+        """The PO loss of one batch of sites."""
+        loss = self.objective(self.net, batch)
         self.log("po/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         self._sum = self._sum + loss.detach() * len(batch["target"])
         self._n += len(batch["target"])
@@ -171,8 +231,69 @@ class POPretrainModule(pl.LightningModule):
         self._sum, self._n = 0.0, 0
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW over the net."""
-        return torch.optim.AdamW(self.net.parameters(), lr=self.lr)
+        """AdamW over the net (and the objective's offsets)."""
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+class POJointModule(MultiLabelModule):
+    """:class:`~glc.training.module.MultiLabelModule` whose training loss adds ``aux_weight`` x the PO loss of a
+    batch of PO sites each step (module docstring, "Joint term"). Built by ``build_module`` from the config (with
+    or without sites: predicting needs none); :meth:`attach` gives it the sites before a fit.
+
+    Args:
+        objective: the PO loss (:class:`POObjective`); its offsets are trained with the net.
+        aux_weight: weight of the PO term (> 0).
+        po_batch_size: PO sites per step.
+        **kwargs: :class:`~glc.training.module.MultiLabelModule`'s arguments.
+    """
+
+    def __init__(self, *args: Any, objective: POObjective, aux_weight: float, po_batch_size: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if not float(aux_weight) > 0:
+            raise ValueError(f"[train.pretrain_po] aux_weight = {aux_weight!r}: the joint term needs a weight > 0")
+        self.po = objective
+        self.aux_weight, self.po_batch_size = float(aux_weight), int(po_batch_size)
+        self.sites: POBatches | None = None
+
+    def attach(self, sites: POBatches) -> None:
+        """The PO sites the joint term draws from."""
+        self.sites = sites
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        """PA loss + ``aux_weight`` x PO loss; logs ``train/po_loss``."""
+        if self.sites is None:
+            raise RuntimeError(
+                "POJointModule: no PO sites attached; train through glc.training.trainer.train_model(po_sites=...)"
+            )
+        loss = super().training_step(batch, batch_idx)
+        po_batch = {k: v.to(self.device) for k, v in self.sites.draw(self.global_step, self.po_batch_size).items()}
+        po = self.po(self.net, po_batch)
+        self.log("train/po_loss", po, on_step=False, on_epoch=True, batch_size=self.po_batch_size)
+        return loss + self.aux_weight * po
+
+
+def check_po_inputs(net: nn.Module, kind: str, n_sites: int) -> None:
+    """Refuse a net that reads a column a PO site does not have (naming the columns and the number of sites)."""
+    reads = tuple(getattr(net, "input_columns", ()))
+    lacking = [c for c in reads if c not in LOCATION_COLUMNS]
+    if lacking:
+        raise ValueError(
+            f"PO pretraining: model.kind={kind!r} reads {lacking}, which none of the {n_sites} PO "
+            f"sites has (a PO site has only {list(LOCATION_COLUMNS)}); drop those inputs (e.g. model.extras) or "
+            "disable [train.pretrain_po]"
+        )
+
+
+def joint_sites(
+    net: nn.Module, sites_dir: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]
+) -> tuple[POBatches, dict[str, Any]]:
+    """The :class:`POBatches` of the joint term and the sites report (:func:`po_site_table`)."""
+    po = cfg["train"]["pretrain_po"]
+    sites = read_po_sites(sites_dir)
+    check_po_inputs(net, cfg["model"]["kind"], len(sites))
+    seed = int(cfg["seed"])
+    used, cols, report = po_site_table(sites, np.asarray(meta["vocab"]), int(po["max_sites"]), seed)
+    return POBatches(used, cols, int(meta["num_classes"]), PO_LOSSES[str(po["loss"])], seed + 109), report
 
 
 def pretrain_on_po(
@@ -201,27 +322,22 @@ def pretrain_on_po(
         return ckpt, {**json.loads(summ.read_text()), "reused": True}
     po = cfg["train"]["pretrain_po"]
     sites = read_po_sites(sites_dir)
+    check_po_inputs(net, cfg["model"]["kind"], len(sites))
     reads = tuple(getattr(net, "input_columns", ()))
-    lacking = [c for c in reads if c not in LOCATION_COLUMNS]
-    if lacking:
-        raise ValueError(
-            f"PO pretraining: model.kind={cfg['model']['kind']!r} reads {lacking}, which none of the {len(sites)} PO "
-            f"sites has (a PO site has only {list(LOCATION_COLUMNS)}); drop those inputs (e.g. model.extras) or "
-            "disable [train.pretrain_po]"
-        )
     t0 = time.time()
     seed = int(cfg["seed"])
     used, cols, report = po_site_table(sites, np.asarray(meta["vocab"]), int(po["max_sites"]), seed)
     background = PO_LOSSES[str(po["loss"])]
+    C = int(meta["num_classes"])
     pl.seed_everything(seed + 101, workers=True, verbose=False)
     loader = torch.utils.data.DataLoader(
         range(len(used)),  # the site indices; the collate function builds the batch
         batch_size=int(po["batch_size"]),
         shuffle=True,
-        collate_fn=_Collate(used, cols, int(meta["num_classes"]), background, seed + 103),
+        collate_fn=POBatches(used, cols, C, background, seed + 103),
         generator=torch.Generator().manual_seed(seed + 107),
     )
-    module = POPretrainModule(net, float(po["pos_weight"]), float(po["lr"]), background)
+    module = POPretrainModule(net, POObjective(str(po["loss"]), C, float(po["pos_weight"])), float(po["lr"]))
     acc, deterministic = accelerator  # (Lightning accelerator, deterministic flag), as the PA fit uses
     trainer = pl.Trainer(
         max_epochs=int(po["epochs"]),

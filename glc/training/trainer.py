@@ -55,7 +55,8 @@ def val_k(cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> int:
 def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
     """The configured net (model registry) + loss wrapped in a :class:`glc.training.module.MultiLabelModule`; with
     ``[train] kfold = k > 1`` the net is a :class:`glc.training.kfold.FoldEnsemble` of ``k`` such nets (the published
-    k-fold model)."""
+    k-fold model); with ``[train.pretrain_po] aux_weight > 0`` the module is a
+    :class:`glc.training.po_pretrain.POJointModule` (the PO loss as a term of the PA fit)."""
     from glc.models.registry import get_model
     from glc.training.losses import build_loss
     from glc.training.module import MultiLabelModule
@@ -72,7 +73,19 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
     else:
         net = spec.build_net(cfg["model"], meta)
     t = cfg["train"]
-    return MultiLabelModule(
+    po = t.get("pretrain_po", {})
+    joint: dict[str, Any] = {}
+    cls: Any = MultiLabelModule
+    if po.get("enabled") and float(po.get("aux_weight", 0.0)) > 0:  # the PO loss as a term of the PA fit
+        from glc.training.po_pretrain import POJointModule, POObjective
+
+        cls = POJointModule
+        joint = {
+            "objective": POObjective(str(po["loss"]), C, float(po["pos_weight"])),
+            "aux_weight": float(po["aux_weight"]),
+            "po_batch_size": int(po["batch_size"]),
+        }
+    return cls(
         net,
         build_loss(dict(t["loss"])),
         lr=scaled_lr(cfg),
@@ -88,6 +101,7 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
         compile_mode=str(t.get("compile", "off")),
         compile_backend=str(t.get("compile_backend", "inductor")),
         fused_optimizer=bool(t.get("fused_optimizer", False)),
+        **joint,
     )
 
 
@@ -224,16 +238,28 @@ def train_model(
         load_net_weights(module.net, init)
         log.info("initialised the net from %s", init)
     accelerator, deterministic = _accelerator(cfg)
-    po_info = None
+    po_info: dict[str, Any] | None = None
     if po:
-        from glc.training.po_pretrain import pretrain_on_po
+        from glc.training.po_pretrain import POJointModule, joint_sites, pretrain_on_po
 
         assert po_sites is not None
-        ck_po, po_info = pretrain_on_po(
-            module.net, po_sites, cfg, meta, Path(work_dir) / "po_pretrain", (accelerator, deterministic), progress
-        )
-        if po_info.get("reused"):  # an earlier run's pretrained weights
-            load_net_weights(module.net, ck_po)
+        pcfg = cfg["train"]["pretrain_po"]
+        po_info = {"epochs": 0, "loss": str(pcfg["loss"])}
+        if int(pcfg["epochs"]) > 0:
+            ck_po, po_info = pretrain_on_po(
+                module.net, po_sites, cfg, meta, Path(work_dir) / "po_pretrain", (accelerator, deterministic), progress
+            )
+            if po_info.get("reused"):  # an earlier run's pretrained weights
+                load_net_weights(module.net, ck_po)
+        if isinstance(module, POJointModule):
+            batches, report = joint_sites(module.net, po_sites, cfg, meta)
+            module.attach(batches)
+            po_info = {
+                **report,
+                **po_info,
+                "aux_weight": float(pcfg["aux_weight"]),
+                "aux_batch_size": int(pcfg["batch_size"]),
+            }
     settings = FitSettings.from_config(
         cfg,
         monitor=spec.monitor,

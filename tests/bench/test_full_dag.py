@@ -374,3 +374,18 @@ def test_each_edition_has_its_own_goal_result_and_doc_table() -> None:
     assert res["goal"]["met"] and res["goal"]["steps"] == "ETL + Submission for frequency, knn, gbm"
     # the GLC24 goal's experiments do not make GLC25's (no gbm) and vice versa
     assert not _assemble({}, etl, [_row(n, 10.0) for n in GOAL_EXPERIMENTS], merge=False, bench=glc25)["goal"]["met"]
+
+
+def test_a_lazy_etl_row_says_its_seconds_include_the_etl_it_built() -> None:
+    row = _row("geolocation-po", 700.0, test_sample_f1=0.5, lazy_etl="its seconds include building the ETL")
+    line = [ln for ln in render_table({"experiments": [row]}).splitlines() if "geolocation-po" in ln][0]
+    assert "700 s (with the ETL artifacts it reads, built in this step: `--lazy-etl`)" in line
+    assert "(with the ETL" not in render_table({"experiments": [_row("knn", 10.0, test_sample_f1=0.4)]})
+
+
+def test_lazy_etl_is_refused_outside_a_merge_of_named_experiments() -> None:
+    from bench.full_dag import main
+
+    for argv in (["--lazy-etl", "--experiments", "knn"], ["--lazy-etl", "--merge"]):
+        with pytest.raises(SystemExit, match="--lazy-etl adds experiments to an earlier run"):
+            main(argv)

@@ -24,15 +24,20 @@ def _sites(root: Path, n: int = 400, seed: int = 0) -> Path:
     few sites recording only 999."""
     rng = np.random.default_rng(seed)
     x, y = 4.0e6 + rng.uniform(0, 800e3, n), 3.0e6 + rng.uniform(0, 400e3, n)
-    lon, lat = to_lonlat(x, y)
     west = x < 4.4e6
     species = [
         ([999] if i % 50 == 0 else ([100, 101] if w else [102]) + ([999] if i % 7 == 0 else []))
         for i, w in enumerate(west)
     ]
+    return _write_sites(root, x, y, species)
+
+
+def _write_sites(root: Path, x: np.ndarray, y: np.ndarray, species: list[list[int]]) -> Path:
+    """A POSites artifact of sites at EPSG:3035 ``x, y`` recording ``species``."""
+    lon, lat = to_lonlat(x, y)
     table = pa.table(
         {
-            "surveyId": np.arange(n, dtype=np.int64),
+            "surveyId": np.arange(len(x), dtype=np.int64),
             "lon": lon,
             "lat": lat,
             "x": x,
@@ -155,3 +160,83 @@ def read_po_sites_with_vocab(root: Path, vocab: list[int]) -> Path:
     t["speciesIds"] = t["speciesIds"].map(lambda a: [vocab[v - 100] if v < 999 else 10**9 for v in a])
     pq.write_table(pa.Table.from_pandas(pd.DataFrame(t), preserve_index=False), folder / "data" / "part-0.parquet")
     return folder
+
+
+def test_the_multinomial_loss_ranks_species_by_where_they_were_recorded_not_by_where_people_looked(
+    tmp_path: Path,
+) -> None:
+    """Nine of ten sites are in the west (observer bias): the assume-negative losses learn "little is recorded in the
+    east", the multinomial one which species a record there names."""
+    from glc.training.po_pretrain import POBatches, POObjective, read_po_sites
+
+    rng = np.random.default_rng(1)
+    n = 600
+    west = rng.random(n) < 0.9
+    x = np.where(west, 4.0e6 + rng.uniform(0, 400e3, n), 4.4e6 + rng.uniform(0, 400e3, n))
+    y = 3.0e6 + rng.uniform(0, 400e3, n)
+    root = _write_sites(tmp_path / "s", x, y, [[100] if w else [102] for w in west])
+    meta = {"vocab": VOCAB.tolist(), "num_classes": len(VOCAB)}
+    torch.manual_seed(0)
+    cfg = _cfg(loss="multinomial", epochs=30)
+    net = build_geolocation_net(cfg["model"], len(VOCAB), {})
+    _, info = pretrain_on_po(net, root, cfg, meta, tmp_path / "w", progress=False)
+    assert info["loss"] == "multinomial" and info["epoch_loss"][-1] < 0.3 * info["epoch_loss"][0]
+    net.eval()
+    with torch.no_grad():
+        east = {"x": torch.tensor([4.7e6]), "y": torch.tensor([3.2e6])}
+        elon, elat = to_lonlat(np.array([4.7e6]), np.array([3.2e6]))
+        logits = net({**east, "lon": torch.tensor(elon).float(), "lat": torch.tensor(elat).float()})[0]
+    assert int(logits.argmax()) == 2  # species 102 ranks first in the east
+
+    # the objective: an offset per species, the loss of a perfect ranking near 0 and of a wrong one large
+    obj = POObjective("multinomial", len(VOCAB), 1.0)
+    assert obj.offset is not None and obj.offset.shape == (len(VOCAB),)
+    batches = POBatches(read_po_sites(root), [np.array([0 if w else 2]) for w in west], len(VOCAB), False, 0)
+    b = batches.draw(3, 16)
+    sure = lambda b: b["target"] * 40.0 - 20.0  # noqa: E731 (a "net" that knows the answer)
+    wrong = lambda b: (1 - b["target"]) * 40.0 - 20.0  # noqa: E731
+    assert float(obj(lambda c: sure(b), b).detach()) < 1e-6 < 30.0 < float(obj(lambda c: wrong(b), b).detach())
+    # the joint term's batch of a step depends on (seed, step) only
+    again = batches.draw(3, 16)
+    assert all(torch.equal(b[k], again[k]) for k in b) and not torch.equal(b["x"], batches.draw(4, 16)["x"])
+
+
+def test_the_joint_term_trains_the_pa_fit_on_po_sites_and_predicts_without_them(tmp_path: Path) -> None:
+    from glc.config import ConfigError
+    from glc.loaders.fake import make_fake_inputs
+    from glc.loaders.tables import read_meta
+    from glc.training.po_pretrain import POJointModule
+    from glc.training.trainer import build_module, predict_splits, train_model
+
+    make_fake_inputs(tmp_path / "in", (), sizes={"train": 60, "val": 30, "test": 10}, num_classes=5)
+    meta = read_meta(tmp_path / "in")
+    sites = read_po_sites_with_vocab(tmp_path / "s", meta["vocab"])
+    over = {
+        "model": {"kind": "geolocation", "hidden": 16},
+        "train": {
+            "max_epochs": 3,
+            "patience": 3,
+            "batch_size": 32,
+            "reader": "arrow",
+            "pretrain_po": {"enabled": True, "epochs": 0, "aux_weight": 0.5, "loss": "multinomial", "batch_size": 64},
+        },
+    }
+    cfg = resolve(over)
+    module = build_module(cfg, meta)
+    assert isinstance(module, POJointModule) and module.aux_weight == 0.5 and module.po_batch_size == 64
+    with pytest.raises(RuntimeError, match="no PO sites attached"):
+        module.training_step({}, 0)
+    out = train_model(tmp_path / "in", tmp_path / "w", cfg, "t", progress=False, wandb=False, po_sites=sites)
+    po = out["pretrain_po"]
+    assert po["epochs"] == 0 and po["aux_weight"] == 0.5 and po["sites_used"] == 392 and po["loss"] == "multinomial"
+    assert not (tmp_path / "w" / "po_pretrain").exists()  # no pretraining phase
+    state = torch.load(out["best_checkpoint"], weights_only=False)["state_dict"]
+    assert "po.offset" in state and float(state["po.offset"].abs().sum()) > 0  # the offsets were trained
+    val, test, _ = predict_splits(tmp_path / "in", out["best_checkpoint"], cfg)
+    assert len(val) == 30 and len(test) == 10
+    # the PA fit without the joint term is a plain module, and a config using the sites in no way is refused
+    assert type(build_module(resolve({**over, "train": {**over["train"], "pretrain_po": {}}}), meta)).__name__ == (
+        "MultiLabelModule"
+    )
+    with pytest.raises(ConfigError, match="epochs = 0 and aux_weight = 0"):
+        resolve({**over, "train": {**over["train"], "pretrain_po": {"enabled": True, "epochs": 0}}})
