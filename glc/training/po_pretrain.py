@@ -30,7 +30,7 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
   ``loss = PA loss + aux_weight x PO loss`` of a batch of ``batch_size`` PO sites drawn each step (seeded by the
   seed and the global step, so a resumed run draws the same sites). Fine-tuning alone forgets what pretraining
   taught once the PA fit has run long enough; the joint term keeps the PO sites in every step.
-  :func:`POJointModule` is what :func:`glc.training.trainer.build_module` builds then (its ``po.*`` state, the
+  :class:`POJointModule` is what :func:`glc.training.trainer.build_module` builds then (its ``po.*`` state, the
   species offsets, is saved with the net and unused when predicting).
 
 The pretrained weights and a summary (sites, records, dropped species, epochs, loss, final loss, seconds) are written
