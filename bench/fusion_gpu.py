@@ -14,9 +14,11 @@ with the 8x8 patch block is ~36 MB) or **packed** lossily into one ``.npz`` (the
   on ``--truth`` (the world's ``_truth/GLC24_SOLUTION_FILE.csv``); writes a JSON of the figures.
 * ``profile``: the training loader alone and the net's steps alone (:func:`profile`): which one bounds an epoch.
 * ``ab``: the speed-up table (:func:`ab`): the same table, seed and epochs trained once per row, each row adding one
-  ``[train]`` switch to the row before (bf16, channels_last, torch.compile, fused AdamW, pinned memory, a larger
-  batch with linear LR scaling, CUDA graphs); samples/s, median GPU busy %, peak GPU memory, validation sample-F1
-  after the same epochs, and the limit: the image branch alone (forward + backward, same batch, bf16).
+  ``[train]`` switch to the row before (bf16, channels_last, fused AdamW, pinned memory, non-deterministic kernels, a
+  larger batch with linear LR scaling, torch.compile, CUDA graphs); samples/s, median GPU busy % over the training
+  steps, peak GPU memory, validation sample-F1 after the same epochs, and the limit: the image branch alone
+  (forward + backward, same batch, bf16). ``--train-surveys`` / ``--val-surveys`` train every row on a seeded
+  subset (:func:`subset`) so that the whole table fits one GPU call; the JSON is rewritten after every row.
 
 Example (the full-scale world, as measured for ``bench/results/fusion_gpu.json``; the 6x6 patch block keeps the
 ``.npz`` at 53 MB, under the GPU box's 64 MiB transfer limit; the paper's raw patch pixels would be 5.8 GB)::
@@ -267,50 +269,98 @@ def run(
     return out
 
 
-#: The A/B rows: a name and the ``--set`` overrides it adds to the row before (each row keeps the earlier ones).
+#: The A/B rows: a name and the ``--set`` overrides it adds to the row before (each row keeps the earlier ones). The
+#: switches that need no compilation come first, so that a run cut short by a time limit has measured them.
 AB_ROWS: list[tuple[str, list[str]]] = [
     ("baseline (fp32)", []),
     ("+ bf16 autocast", ['train.precision="bf16-mixed"']),
     ("+ channels_last", ["train.channels_last=true"]),
-    ("+ torch.compile", ['train.compile="default"']),
     ("+ fused AdamW", ["train.fused_optimizer=true"]),
     ("+ pinned memory", ["train.pin_memory=true"]),
-    ("+ 2x batch, linear LR scaling", ["train.batch_size=2*", 'train.lr_scaling="linear"', "train.lr_base_batch=*"]),
+    ("+ non-deterministic kernels", ["train.deterministic=false"]),
+    ("+ 2x batch (linear LR scaling)", ["train.batch_size=2*", 'train.lr_scaling="linear"', "train.lr_base_batch=*"]),
+    ("+ torch.compile", ['train.compile="default"']),
     ("+ CUDA graphs (compile reduce-overhead)", ['train.compile="reduce-overhead"']),
 ]
 
 
-class BusySampler:
-    """The GPU's utilisation (%) sampled every ``interval_s`` in a thread while the block runs (``nvidia-smi``; on a
-    machine without it, no samples: :attr:`median` is None)."""
+def _utilisation_reader() -> tuple[str | None, Any]:
+    """``(name, read)``: a function returning GPU 0's utilisation % now, from the first source that works (see
+    :class:`BusySampler`), or ``(None, None)`` without a GPU."""
+    import ctypes
+    import shutil
+    import subprocess
 
-    def __init__(self, interval_s: float = 0.5) -> None:
-        import shutil
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, None
+    try:
+        torch.cuda.utilization(0)
+        return "torch.cuda.utilization", lambda: torch.cuda.utilization(0)
+    except Exception:
+        pass
+    try:
+        lib = ctypes.CDLL("libnvidia-ml.so.1")
+        handle = ctypes.c_void_p()
+        if lib.nvmlInit_v2() == 0 and lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle)) == 0:
+
+            class _Rates(ctypes.Structure):  # nvmlUtilization_t
+                _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
+
+            def read() -> float:
+                rates = _Rates()
+                if lib.nvmlDeviceGetUtilizationRates(handle, ctypes.byref(rates)) != 0:
+                    raise OSError("nvmlDeviceGetUtilizationRates failed")
+                return float(rates.gpu)
+
+            read()
+            return "nvml", read
+    except (OSError, AttributeError):
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None, None
+
+    def read_smi() -> float:
+        out = subprocess.run(
+            [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+        return float(out.strip().splitlines()[0])
+
+    return "nvidia-smi", read_smi
+
+
+class BusySampler:
+    """The GPU's utilisation (%) sampled every ``interval_s`` in a thread while the block runs, through NVML: torch's
+    reader (``torch.cuda.utilization``, needs ``pynvml``), else the NVML library itself (``libnvidia-ml.so.1`` by
+    ctypes: calling ``nvidia-smi`` takes seconds under a sandboxed kernel, too slow for a few seconds' epoch), else
+    ``nvidia-smi``; on a machine with none of them, no samples (:attr:`median` is None). Each sample keeps its Unix
+    time, so :meth:`median_within` can take the median over the training steps alone (the trainer's epoch
+    windows)."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
         import threading
 
-        self.interval_s, self.samples = interval_s, []
-        self._smi = shutil.which("nvidia-smi")
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []
+        self.source, self._read = _utilisation_reader()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
-        import subprocess
-
         while not self._stop.wait(self.interval_s):
             try:
-                out = subprocess.run(
-                    [self._smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0"],
-                    capture_output=True,
-                    text=True,
-                    timeout=5,
-                    check=True,
-                ).stdout
-                self.samples.append(float(out.strip().splitlines()[0]))
-            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                self.samples.append((time.time(), float(self._read())))
+            except Exception:
                 return
 
     def __enter__(self) -> BusySampler:
-        if self._smi:
+        if self._read is not None:
             self._thread.start()
         return self
 
@@ -321,7 +371,14 @@ class BusySampler:
 
     @property
     def median(self) -> float | None:
-        return float(np.median(self.samples)) if self.samples else None
+        """The median over every sample (None without any)."""
+        return float(np.median([u for _, u in self.samples])) if self.samples else None
+
+    def median_within(self, windows: list[list[float]]) -> float | None:
+        """The median over the samples taken inside any of ``windows`` (``[start, end]`` Unix seconds; None when
+        none was)."""
+        inside = [u for t, u in self.samples if any(a <= t <= b for a, b in windows)]
+        return float(np.median(inside)) if inside else None
 
 
 def _row_sets(base: list[str], added: list[str], batch: int) -> list[str]:
@@ -337,65 +394,178 @@ def _row_sets(base: list[str], added: list[str], batch: int) -> list[str]:
     return out
 
 
-def ab(inputs: Path, experiment: Path, sets: list[str], rows: list[str] | None, work: Path) -> dict[str, Any]:
-    """The speed-up table (see the module docstring); ``rows``: names of :data:`AB_ROWS` to stop after (None: all).
+def subset(inputs: Path, root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
+    """A copy of a model-input table at ``root`` with at most ``sizes[split]`` rows of each split named there (a seeded
+    random choice, in table order; the other splits whole; the training statistics in ``meta.json`` kept from the
+    full table), so that an A/B row trains in a fraction of an epoch's time. Returns ``root``."""
+    import pandas as pd
 
-    Every row trains from the same seed for the experiment's ``max_epochs`` with the ``memory`` reader;
-    ``samples_per_s`` is the trainer's training throughput (epochs after the first, so compilation is not in it;
-    ``first_epoch_extra_s`` is the first epoch's extra time: mostly compilation), ``gpu_busy_median`` the median of
-    :class:`BusySampler` over the whole fit, ``val_sample_f1`` the best validation sample-F1, ``speedup`` the
-    samples/s over the row before. ``limit`` is :func:`profile`'s ``image_branch_step`` at the last row's batch in
-    bf16: the fusion's samples/s over it is how close the fusion is to the image branch alone.
-    """
+    from glc.io import atomic_dir
+    from glc.loaders.pack import SPLITS, read_split
+    from glc.loaders.tables import column_specs, read_meta, write_input_table, write_meta
+
+    meta = read_meta(inputs)
+    specs = column_specs(meta)
+    rng = np.random.default_rng(seed)
+    with atomic_dir(root, {"subset_of": str(inputs), "sizes": sizes}) as tmp:
+        for split in SPLITS:
+            cols = read_split(inputs, split)
+            n = len(cols["surveyId"])
+            keep = np.sort(rng.choice(n, sizes[split], replace=False)) if sizes.get(split, n) < n else np.arange(n)
+            frame = {k: list(v[keep]) if specs[k].is_array else v[keep] for k, v in cols.items()}
+            write_input_table(pd.DataFrame(frame), tmp / split, specs)
+            meta["splits"][split] = int(len(keep))
+        meta["subset_of"] = {"table": str(inputs), "sizes": sizes, "seed": seed}
+        write_meta(tmp, meta)
+    return root
+
+
+def limit(inputs: Path, experiment: Path, sets: list[str], steps: int = 10) -> dict[str, Any]:
+    """The image branch alone: its backbone's forward + backward on one prepared training batch (the experiment's
+    batch size; bf16 autocast on a GPU), ``steps`` timed steps after 3 warm-up ones — what the fusion's samples/s is
+    compared with (None without an image branch)."""
+    import torch
+
+    from glc.training.trainer import build_module, datamodule
+
+    cfg = _config(experiment, sets)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dm = datamodule(inputs, cfg, "memory")
+    dm.setup("fit")
+    net = build_module(cfg, dm.meta).net.to(dev).train()
+    image = getattr(net, "image", None)
+    if image is None:
+        return {"samples_per_s": None}
+    batch = {k: v.to(dev) for k, v in next(iter(dm.train_dataloader())).items()}
+    with torch.no_grad():
+        img = image.prepare(batch)
+    for i in range(steps + 3):
+        if i == 3:
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
+            image.tokens(img).float().sum().backward()
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    ms = (time.perf_counter() - t) / steps * 1000
+    dm.teardown()
+    return {"batch_size": len(batch["target"]), "ms": round(ms, 1), "samples_per_s": round(len(img) * 1000 / ms, 1)}
+
+
+def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Path) -> dict[str, Any]:
+    """Train one A/B row (see :func:`ab`) and return its figures."""
     import torch
 
     from glc.training.trainer import train_model
+
+    cfg = _config(experiment, acc)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.time()
+    with BusySampler() as busy:
+        summary = train_model(inputs, work, cfg, cfg["name"], progress=False, wandb=False, reader="memory")
+    epochs = [float(e) for e in summary.get("epoch_seconds_each") or []]
+    windows = summary.get("epoch_windows") or []
+    return {
+        "row": name,
+        "batch_size": int(cfg["train"]["batch_size"]),
+        "samples_per_s": summary.get("train_samples_per_s_steady") or summary.get("train_samples_per_s"),
+        "gpu_busy_median": busy.median_within(windows[1:] or windows),
+        "gpu_busy_median_whole_fit": busy.median,
+        "gpu_busy_samples": sum(1 for t, _ in busy.samples if any(a <= t <= b for a, b in windows[1:] or windows)),
+        "gpu_busy_source": busy.source,
+        "gpu_peak_mb": summary.get("gpu_peak_mb"),
+        "val_sample_f1": summary.get("best_monitor"),
+        "epochs": summary.get("epochs_trained"),
+        "wall_s": round(time.time() - t0, 1),
+        "first_epoch_extra_s": round(epochs[0] - float(np.median(epochs[1:])), 1) if len(epochs) > 1 else None,
+    }
+
+
+def ab(
+    inputs: Path,
+    experiment: Path,
+    sets: list[str],
+    rows: list[str] | None,
+    work: Path,
+    json_path: Path | None = None,
+    start: str | None = None,
+) -> dict[str, Any]:
+    """The speed-up table (see the module docstring); ``rows``: names of :data:`AB_ROWS` to stop after (None: all);
+    ``start``: the first row trained (the rows before it only add their switches: a second call goes on where a first
+    one stopped).
+
+    ``limit`` (:func:`limit`, the image branch alone in bf16 at the last row's batch) is measured first, then every
+    row trains from the same seed for the experiment's ``max_epochs`` with the ``memory`` reader: ``samples_per_s``
+    is the trainer's training throughput (epochs after the first, so compilation is not in it;
+    ``first_epoch_extra_s`` is the first epoch's extra time: mostly compilation), ``gpu_busy_median`` the median of
+    :class:`BusySampler` inside those epochs' training windows (validation and start-up left out;
+    ``gpu_busy_median_whole_fit`` keeps them), ``val_sample_f1`` the best validation sample-F1, ``speedup`` the
+    samples/s over the row before that trained. A row that fails (a switch this machine cannot run, e.g.
+    ``torch.compile`` without a C compiler) is recorded with its error and its switches are dropped for the rows
+    after it. With ``json_path`` the table is rewritten there after every row, so a run stopped by a time limit
+    still leaves the rows it finished.
+    """
+    import torch
+
+    from glc.loaders.tables import read_meta
 
     cfg0 = _config(experiment, sets)
     batch = int(cfg0["train"]["batch_size"])
     names = [n for n, _ in AB_ROWS]
     wanted = names if not rows else names[: max(names.index(r) for r in rows) + 1]
-    out_rows: list[dict[str, Any]] = []
+    last: list[str] = list(sets)
+    for name, added in AB_ROWS:
+        if name in wanted:
+            last = _row_sets(last, added, batch)
+    out: dict[str, Any] = {
+        "experiment": cfg0["name"],
+        "overrides": sets,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "surveys": read_meta(inputs)["splits"],
+        "rows": [],
+    }
+
+    def save() -> None:
+        if json_path is not None:
+            from glc.io import write_json
+
+            write_json(json_path, out)
+
+    lim = limit(inputs, experiment, last + ['train.precision="bf16-mixed"'])
+    out["limit_image_branch"] = lim
+    out["limit_image_branch_samples_per_s"] = lim.get("samples_per_s")
+    print(json.dumps({"limit_image_branch": lim}), flush=True)
+    save()
+    if start is not None and start not in names:
+        raise ValueError(f"ab: start={start!r} is not an A/B row; the rows are {names}")
     acc: list[str] = list(sets)
+    skipping = start is not None
     for name, added in AB_ROWS:
         if name not in wanted:
             break
-        acc = _row_sets(acc, added, batch)
-        cfg = _config(experiment, acc)
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.time()
-        with BusySampler() as busy:
-            summary = train_model(
-                inputs, work / f"row{len(out_rows)}", cfg, cfg["name"], progress=False, wandb=False, reader="memory"
-            )
-        epochs = [float(e) for e in summary.get("epoch_seconds_each") or []]
-        row = {
-            "row": name,
-            "batch_size": int(cfg["train"]["batch_size"]),
-            "samples_per_s": summary.get("train_samples_per_s_steady") or summary.get("train_samples_per_s"),
-            "gpu_busy_median": busy.median,
-            "gpu_peak_mb": summary.get("gpu_peak_mb"),
-            "val_sample_f1": summary.get("best_monitor"),
-            "epochs": summary.get("epochs_trained"),
-            "wall_s": round(time.time() - t0, 1),
-            "first_epoch_extra_s": round(epochs[0] - float(np.median(epochs[1:])), 1) if len(epochs) > 1 else None,
-        }
-        prev = out_rows[-1]["samples_per_s"] if out_rows else None
+        trial = _row_sets(acc, added, batch)
+        skipping = skipping and name != start
+        if skipping:
+            acc = trial
+            continue
+        try:
+            row = _ab_row(inputs, experiment, trial, name, work / f"row{len(out['rows'])}")
+            acc = trial
+        except Exception as e:
+            log.exception("A/B row %r failed", name)
+            row = {"row": name, "error": f"{type(e).__name__}: {e}"[:2000], "samples_per_s": None}
+        done = [r for r in out["rows"] if r.get("samples_per_s")]
+        prev = done[-1]["samples_per_s"] if done else None
         row["speedup"] = round(row["samples_per_s"] / prev, 3) if prev and row["samples_per_s"] else None
-        out_rows.append(row)
+        out["rows"].append(row)
+        best = max((r["samples_per_s"] or 0) for r in out["rows"])
+        lim_sps = out["limit_image_branch_samples_per_s"]
+        out["fusion_over_limit"] = round(best / lim_sps, 3) if lim_sps and best else None
         print(json.dumps(row), flush=True)
-    last = acc + ['train.precision="bf16-mixed"']
-    prof = profile(inputs, experiment, last, steps=20, batches=20)
-    limit = (prof.get("image_branch_step") or {}).get("samples_per_s")
-    best = max((r["samples_per_s"] or 0) for r in out_rows)
-    return {
-        "experiment": cfg0["name"],
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "rows": out_rows,
-        "limit_image_branch_samples_per_s": limit,
-        "fusion_over_limit": round(best / limit, 3) if limit else None,
-    }
+        save()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--batches", type=int, default=200, help="batches the loader is timed over")
     b = sub.add_parser("ab", parents=[table], help="the speed-up table: one row per [train] switch (see ab())")
     b.add_argument("--rows", default="", help="comma-separated AB_ROWS names: stop after the last of them")
+    b.add_argument("--start", help="the first AB_ROWS name trained (the rows before it only add their switches)")
+    b.add_argument("--train-surveys", type=int, default=0, help="train each row on this many training surveys (0: all)")
+    b.add_argument("--val-surveys", type=int, default=0, help="validate each row on this many surveys (0: all)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.cmd == "pack":
@@ -442,7 +615,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "profile":
         res = profile(inputs, a.experiment, a.set, a.steps, a.batches)
     elif a.cmd == "ab":
-        res = ab(inputs, a.experiment, a.set, [r for r in a.rows.split(",") if r] or None, a.work / "ab")
+        if a.train_surveys or a.val_surveys:
+            sizes = {k: v for k, v in (("train", a.train_surveys), ("val", a.val_surveys)) if v}
+            inputs = subset(inputs, a.work / "subset", sizes)
+        rows = [r for r in a.rows.split(",") if r] or None
+        res = ab(inputs, a.experiment, a.set, rows, a.work / "ab", json_path=a.json, start=a.start)
     else:
         res = run(inputs, a.experiment, a.set, a.truth, a.corrections, a.work / "train")
     if a.json:

@@ -187,6 +187,11 @@ SCHEMA: Schema = {
             "inductor", "torch.compile backend (aot_eager: no C compiler needed)", choices=("inductor", "aot_eager")
         ),
         "fused_optimizer": Param(False, "the optimiser's fused kernel (AdamW / SGD fused=True): one kernel a step"),
+        "deterministic": Param(
+            True,
+            "deterministic algorithms (on a GPU: where a kernel has one, warning where not); false lets CUDA pick "
+            "its fastest kernels, and a rerun no longer repeats the weights bit for bit",
+        ),
         "lr_scaling": Param(
             "none",
             "scale lr with the rows per optimiser step (batch_size x devices) over lr_base_batch: linear or sqrt",
@@ -460,6 +465,7 @@ def check_edition(
 UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train", "devices"): 1,
     ("train", "strategy"): "auto",
+    ("train", "deterministic"): True,
     ("validation", "scheme"): "blocks",
     ("train", "pretrain_po"): {k: p.default for k, p in SCHEMA["train"]["pretrain_po"].items()},  # type: ignore[union-attr]
 }

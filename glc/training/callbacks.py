@@ -77,13 +77,16 @@ TIMING_FILE = "timing.jsonl"
 
 
 class EpochTimer(Callback):
-    """Appends ``{"epoch", "seconds", "samples", "gpu_peak_mb"}`` to a JSON-lines file at every training epoch end.
+    """Appends ``{"epoch", "seconds", "samples", "gpu_peak_mb", "wall_start", "wall_end"}`` to a JSON-lines file at
+    every training epoch end.
 
-    ``seconds`` is the wall time of the epoch's training steps (validation excluded), ``samples`` the rows they saw,
-    ``gpu_peak_mb`` the peak CUDA memory allocated so far (None on CPU). The file is appended to across resumed runs
-    (the last record of an epoch wins in :func:`throughput`), so the throughput of a finished run is still known. The
-    epoch's running totals are part of every checkpoint (``state_dict``), so an epoch resumed from a mid-epoch
-    checkpoint is recorded whole: the seconds and rows before the interruption plus those after the resume.
+    ``seconds`` is the wall time of the epoch's training steps (the clock stops while Lightning validates, which it
+    does inside the training epoch), ``samples`` the rows they saw, ``gpu_peak_mb`` the peak CUDA memory allocated so
+    far (None on CPU), ``wall_start`` / ``wall_end`` the epoch's first step's start and last step's end (Unix time:
+    the window in which a GPU-utilisation sampler's readings belong to training). The file is appended to across
+    resumed runs (the last record of an epoch wins in :func:`throughput`), so the throughput of a finished run is
+    still known. The epoch's running totals are part of every checkpoint (``state_dict``), so an epoch resumed from a
+    mid-epoch checkpoint is recorded whole: the seconds and rows before the interruption plus those after the resume.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -93,10 +96,24 @@ class EpochTimer(Callback):
         self._n = 0
         self._epoch = -1
         self._carried: dict[str, Any] | None = None  # a mid-epoch checkpoint's totals, applied at on_train_start
+        self._paused: float | None = None  # when the validation inside the epoch began
+        self._wall = [0.0, 0.0]  # the epoch's first step's start, its last step's end (time.time())
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start the clock."""
         self._t0, self._n, self._epoch = time.perf_counter(), 0, int(trainer.current_epoch)
+        self._wall = [time.time(), time.time()]
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Stop the clock while the training epoch validates (not in the sanity check before it)."""
+        if not trainer.sanity_checking and self._epoch == int(trainer.current_epoch):
+            self._paused = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Restart the clock: the validation's time is not the epoch's."""
+        if self._paused is not None:
+            self._t0 += time.perf_counter() - self._paused
+            self._paused = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Resuming inside an epoch (Lightning calls no epoch-start hook then): go on from the checkpoint's totals."""
@@ -107,9 +124,10 @@ class EpochTimer(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The current epoch's totals so far (saved in checkpoints)."""
+        now = self._paused if self._paused is not None else time.perf_counter()
         return {
             "epoch": self._epoch,
-            "seconds": time.perf_counter() - self._t0 if self._epoch >= 0 else 0.0,
+            "seconds": now - self._t0 if self._epoch >= 0 else 0.0,
             "samples": self._n,
         }
 
@@ -123,6 +141,7 @@ class EpochTimer(Callback):
         """Count the batch's rows."""
         first = next(iter(batch.values())) if isinstance(batch, Mapping) and batch else None
         self._n += int(len(first)) if first is not None else 0
+        self._wall[1] = time.time()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Append the epoch's record (rank 0 of a DDP run, counting every rank's rows)."""
@@ -132,11 +151,14 @@ class EpochTimer(Callback):
         if torch.cuda.is_available() and pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
             gpu = round(torch.cuda.max_memory_allocated(pl_module.device) / 2**20, 1)
+        now = self._paused if self._paused is not None else time.perf_counter()
         rec = {
             "epoch": int(trainer.current_epoch),
-            "seconds": round(time.perf_counter() - self._t0, 4),
+            "seconds": round(now - self._t0, 4),
             "samples": self._n * int(trainer.world_size),
             "gpu_peak_mb": gpu,
+            "wall_start": round(self._wall[0], 3),
+            "wall_end": round(self._wall[1], 3),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
@@ -146,7 +168,8 @@ class EpochTimer(Callback):
 def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Training samples/s over every recorded epoch of a timing file (resumed runs included; the last record of an
     epoch wins), the mean epoch time, and the peak GPU memory when one was used. ``train_samples_per_s_steady`` leaves
-    the first epoch out (warm-up, ``torch.compile``); None with a single epoch."""
+    the first epoch out (warm-up, ``torch.compile``); None with a single epoch. ``epoch_windows``: each epoch's
+    ``[wall_start, wall_end]`` (Unix seconds; records written before they were kept have none)."""
     rows: dict[int, dict[str, Any]] = {}
     p = Path(path)
     if p.is_file():
@@ -166,6 +189,7 @@ def throughput(path: str | os.PathLike[str]) -> dict[str, Any]:
         "train_samples_per_s": round(n / secs, 1) if secs > 0 else None,
         "epoch_seconds": round(secs / len(rows), 2) if rows else None,
         "epoch_seconds_each": [round(float(rows[e]["seconds"]), 2) for e in sorted(rows)],
+        "epoch_windows": [[rows[e]["wall_start"], rows[e]["wall_end"]] for e in sorted(rows) if "wall_end" in rows[e]],
         "train_samples_per_s_steady": round(sum(int(r["samples"]) for r in later) / later_s, 1)
         if later_s > 0
         else None,

@@ -144,10 +144,12 @@ def datamodule(
 
 def _accelerator(cfg: Mapping[str, Any]) -> tuple[str, bool | str]:
     """The Lightning accelerator and the ``deterministic`` flag: exact on CPU; on a GPU ``"warn"`` (some CUDA kernels,
-    e.g. pooling backward, have no deterministic implementation)."""
+    e.g. pooling backward, have no deterministic implementation); False with ``[train] deterministic = false``."""
     import torch
 
     acc = str(cfg["train"]["accelerator"])
+    if not bool(cfg["train"].get("deterministic", True)):
+        return acc, False
     gpu = acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
     return acc, ("warn" if gpu else True)
 

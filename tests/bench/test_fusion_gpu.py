@@ -157,3 +157,84 @@ def test_ab_rows_double_the_batch_where_asked() -> None:
     assert len(set(names)) == len(names)
     got = fusion_gpu._row_sets(["a=1"], ["train.batch_size=2*", "train.lr_base_batch=*"], 256)
     assert got == ["a=1", "train.batch_size=512", "train.lr_base_batch=256"]
+
+
+def test_ab_records_a_failing_row_drops_its_switch_and_saves_after_every_row(
+    table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A switch the machine cannot run is a row with its error, the rows after it train without it (their speed-up
+    is against the last row that trained), and the JSON holds every finished row as it goes."""
+    inputs, _, _ = table
+    rows = [
+        ("baseline (fp32)", []),
+        ("+ a bad switch", ['train.precision="fp8-imaginary"']),
+        ("+ bf16 autocast", ['train.precision="bf16-mixed"']),
+    ]
+    monkeypatch.setattr(fusion_gpu, "AB_ROWS", rows)
+    saved: list[int] = []
+    real_row = fusion_gpu._ab_row
+
+    def spy(*args, **kwargs):  # the JSON on disk before each row trains
+        out = tmp_path / "ab.json"
+        saved.append(len(json.loads(out.read_text())["rows"]) if out.exists() else -1)
+        return real_row(*args, **kwargs)
+
+    monkeypatch.setattr(fusion_gpu, "_ab_row", spy)
+    res = fusion_gpu.ab(inputs, Path("tasks/fusion.toml"), SMALL, None, tmp_path / "w", json_path=tmp_path / "ab.json")
+    got = res["rows"]
+    assert [r["row"] for r in got] == [n for n, _ in rows]
+    assert "fp8-imaginary" in got[1]["error"] and got[1]["samples_per_s"] is None and got[1]["speedup"] is None
+    assert got[2]["samples_per_s"] > 0
+    assert got[2]["speedup"] == round(got[2]["samples_per_s"] / got[0]["samples_per_s"], 3)
+    assert saved == [0, 1, 2]  # the limit was saved before the first row, each row before the next
+    assert json.loads((tmp_path / "ab.json").read_text()) == json.loads(json.dumps(res))
+    assert res["surveys"] == {"train": 96, "val": 32, "test": 16}
+
+
+def test_subset_keeps_a_seeded_choice_of_rows_and_the_full_tables_statistics(table, tmp_path: Path) -> None:
+    inputs, _, _ = table
+    out = fusion_gpu.subset(inputs, tmp_path / "sub", {"train": 40, "val": 8})
+    meta, full = read_meta(out), read_meta(inputs)
+    assert meta["splits"] == {"train": 40, "val": 8, "test": 16}
+    assert meta["columns"] == full["columns"]  # the full table's statistics: the net normalises as on the full one
+    for split, n in (("train", 40), ("val", 8), ("test", 16)):
+        sub, whole = read_split(out, split), read_split(inputs, split)
+        row_of = {int(s): i for i, s in enumerate(whole["surveyId"])}
+        idx = np.array([row_of[int(s)] for s in sub["surveyId"]])
+        assert len(sub["surveyId"]) == n and np.all(np.diff(idx) > 0)  # distinct rows, in table order
+        for k in ("labels", "patch_dct16", "landsat_cube"):
+            np.testing.assert_array_equal(sub[k], whole[k][idx])
+    again = fusion_gpu.subset(inputs, tmp_path / "again", {"train": 40, "val": 8})
+    np.testing.assert_array_equal(read_split(again, "train")["surveyId"], read_split(out, "train")["surveyId"])
+
+
+def test_busy_median_within_the_training_windows() -> None:
+    b = fusion_gpu.BusySampler()
+    b.samples = [(0.5, 5.0), (1.0, 90.0), (1.5, 80.0), (2.5, 0.0), (3.0, 95.0), (9.0, 1.0)]
+    assert b.median == 42.5
+    assert b.median_within([[1.0, 2.0], [3.0, 4.0]]) == 90.0
+    assert b.median_within([[5.0, 6.0]]) is None
+
+
+def test_ab_starts_at_a_row_with_the_switches_of_the_rows_before(
+    table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs, _, _ = table
+    trained: list[tuple[str, list[str]]] = []
+    real_row = fusion_gpu._ab_row
+
+    def spy(inputs, experiment, acc, name, work):
+        trained.append((name, list(acc)))
+        return real_row(inputs, experiment, acc, name, work)
+
+    monkeypatch.setattr(fusion_gpu, "_ab_row", spy)
+    res = fusion_gpu.ab(
+        inputs, Path("tasks/fusion.toml"), SMALL, ["+ fused AdamW"], tmp_path / "w", start="+ channels_last"
+    )
+    assert [r["row"] for r in res["rows"]] == ["+ channels_last", "+ fused AdamW"]
+    assert [n for n, _ in trained] == ["+ channels_last", "+ fused AdamW"]
+    assert trained[0][1] == [*SMALL, 'train.precision="bf16-mixed"', "train.channels_last=true"]
+    assert trained[1][1] == [*trained[0][1], "train.fused_optimizer=true"]
+    assert res["rows"][0]["speedup"] is None and res["rows"][1]["speedup"] > 0
+    with pytest.raises(ValueError, match="start='nope' is not an A/B row"):
+        fusion_gpu.ab(inputs, Path("tasks/fusion.toml"), SMALL, None, tmp_path / "x", start="nope")

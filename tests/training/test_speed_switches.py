@@ -191,3 +191,43 @@ def test_throughput_leaves_the_first_epoch_out_of_the_steady_rate(tmp_path: Path
     assert t["train_samples_per_s_steady"] == 100.0 and t["train_samples_per_s"] == 25.0
     timing.write_text(json.dumps({"epoch": 0, "seconds": 3.0, "samples": 30, "gpu_peak_mb": None}) + "\n")
     assert throughput(timing)["train_samples_per_s_steady"] is None
+
+
+def test_deterministic_false_reaches_the_trainer_and_leaves_the_default_hash_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``[train] deterministic``: the default is the exact path (True on CPU, ``"warn"`` on a GPU) and does not move
+    an experiment's hash; false hands ``Trainer(deterministic=False)`` the choice of the fastest kernels, and the
+    model still trains without it."""
+    from glc.config import config_hash
+    from glc.training import trainer as trainer_mod
+
+    base = {"model": {"kind": "geolocation"}, "train": {"accelerator": "cpu"}}
+    assert trainer_mod._accelerator(resolve(base)) == ("cpu", True)
+    off = resolve({**base, "train": {**base["train"], "deterministic": False}})
+    assert trainer_mod._accelerator(off) == ("cpu", False)
+    assert config_hash(resolve(base)) == config_hash({k: v for k, v in resolve(base).items()})
+    slim = resolve(base)
+    slim["train"].pop("deterministic")
+    assert config_hash(resolve(base)) == config_hash(slim)  # hashes made before the switch existed still hold
+    assert config_hash(off) != config_hash(resolve(base))
+    gpu = resolve({**base, "train": {"accelerator": "auto"}})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert trainer_mod._accelerator(gpu) == ("auto", "warn")
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="deterministic"):
+        resolve({**base, "train": {"deterministic": "sometimes"}})
+    torch.manual_seed(0)
+    module = MultiLabelModule(ToyConvNet(), nn.BCEWithLogitsLoss(), lr=1e-2, num_classes=C, val_k=2)
+    data = _batches()
+    before = _loss(module, data[0])
+    pl.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        deterministic=trainer_mod._accelerator(off)[1],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(module, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    assert _loss(module, data[0]) < before * 0.95
