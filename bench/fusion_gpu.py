@@ -84,6 +84,24 @@ def _config(experiment: Path, sets: list[str]) -> dict[str, Any]:
     return resolve(table, str(experiment))
 
 
+def _timed(step: Any, steps: int, dev: str, bf16: bool, rows: int) -> dict[str, float]:
+    """``step()`` timed over ``steps`` calls after 3 warm-up ones (under bf16 autocast when ``bf16``; the device
+    synchronised at both ends): ms per step and ``rows`` per second."""
+    import torch
+
+    for i in range(steps + 3):
+        if i == 3:
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
+            step()
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    ms = (time.perf_counter() - t) / steps * 1000
+    return {"ms": round(ms, 1), "samples_per_s": round(rows * 1000 / ms, 1)}
+
+
 def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches: int) -> dict[str, Any]:
     """Where a training step's time goes: is the loader or the net the bound?
 
@@ -139,17 +157,7 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
     def timed(step: Any) -> dict[str, float]:
-        for i in range(steps + 3):
-            if i == 3:
-                if dev == "cuda":
-                    torch.cuda.synchronize()
-                t = time.perf_counter()
-            with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
-                step()
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        ms = (time.perf_counter() - t) / steps * 1000
-        return {"ms": round(ms, 1), "samples_per_s": round(len(batch["target"]) * 1000 / ms, 1)}
+        return _timed(step, steps, dev, bf16, len(batch["target"]))
 
     def train_step() -> None:
         loss = module.loss(net(batch).float(), batch["target"])
@@ -287,7 +295,6 @@ AB_ROWS: list[tuple[str, list[str]]] = [
 def _utilisation_reader() -> tuple[str | None, Any]:
     """``(name, read)``: a function returning GPU 0's utilisation % now, from the first source that works (see
     :class:`BusySampler`), or ``(None, None)`` without a GPU."""
-    import ctypes
     import shutil
     import subprocess
 
@@ -299,24 +306,6 @@ def _utilisation_reader() -> tuple[str | None, Any]:
         torch.cuda.utilization(0)
         return "torch.cuda.utilization", lambda: torch.cuda.utilization(0)
     except Exception:
-        pass
-    try:
-        lib = ctypes.CDLL("libnvidia-ml.so.1")
-        handle = ctypes.c_void_p()
-        if lib.nvmlInit_v2() == 0 and lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle)) == 0:
-
-            class _Rates(ctypes.Structure):  # nvmlUtilization_t
-                _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
-
-            def read() -> float:
-                rates = _Rates()
-                if lib.nvmlDeviceGetUtilizationRates(handle, ctypes.byref(rates)) != 0:
-                    raise OSError("nvmlDeviceGetUtilizationRates failed")
-                return float(rates.gpu)
-
-            read()
-            return "nvml", read
-    except (OSError, AttributeError):
         pass
     smi = shutil.which("nvidia-smi")
     if smi is None:
@@ -336,12 +325,11 @@ def _utilisation_reader() -> tuple[str | None, Any]:
 
 
 class BusySampler:
-    """The GPU's utilisation (%) sampled every ``interval_s`` in a thread while the block runs, through NVML: torch's
-    reader (``torch.cuda.utilization``, needs ``pynvml``), else the NVML library itself (``libnvidia-ml.so.1`` by
-    ctypes: calling ``nvidia-smi`` takes seconds under a sandboxed kernel, too slow for a few seconds' epoch), else
-    ``nvidia-smi``; on a machine with none of them, no samples (:attr:`median` is None). Each sample keeps its Unix
-    time, so :meth:`median_within` can take the median over the training steps alone (the trainer's epoch
-    windows)."""
+    """The GPU's utilisation (%) sampled every ``interval_s`` in a thread while the block runs, through NVML by
+    torch's reader (``torch.cuda.utilization``, needs ``pynvml``), else ``nvidia-smi`` (which can take seconds a call
+    under a sandboxed kernel: too slow for epochs of a few seconds; :attr:`source` says which was used); on a
+    machine with neither, no samples (:attr:`median` is None). Each sample keeps its Unix time, so
+    :meth:`median_within` can take the median over the training steps alone (the trainer's epoch windows)."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
         import threading
@@ -374,10 +362,13 @@ class BusySampler:
         """The median over every sample (None without any)."""
         return float(np.median([u for _, u in self.samples])) if self.samples else None
 
+    def within(self, windows: list[list[float]]) -> list[float]:
+        """The readings taken inside any of ``windows`` (``[start, end]`` Unix seconds)."""
+        return [u for t, u in self.samples if any(a <= t <= b for a, b in windows)]
+
     def median_within(self, windows: list[list[float]]) -> float | None:
-        """The median over the samples taken inside any of ``windows`` (``[start, end]`` Unix seconds; None when
-        none was)."""
-        inside = [u for t, u in self.samples if any(a <= t <= b for a, b in windows)]
+        """The median of :meth:`within` (None when no reading was)."""
+        inside = self.within(windows)
         return float(np.median(inside)) if inside else None
 
 
@@ -439,18 +430,9 @@ def limit(inputs: Path, experiment: Path, sets: list[str], steps: int = 10) -> d
     batch = {k: v.to(dev) for k, v in next(iter(dm.train_dataloader())).items()}
     with torch.no_grad():
         img = image.prepare(batch)
-    for i in range(steps + 3):
-        if i == 3:
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
-            image.tokens(img).float().sum().backward()
-    if dev == "cuda":
-        torch.cuda.synchronize()
-    ms = (time.perf_counter() - t) / steps * 1000
+    res = _timed(lambda: image.tokens(img).float().sum().backward(), steps, dev, dev == "cuda", len(img))
     dm.teardown()
-    return {"batch_size": len(batch["target"]), "ms": round(ms, 1), "samples_per_s": round(len(img) * 1000 / ms, 1)}
+    return {"batch_size": len(img), **res}
 
 
 def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Path) -> dict[str, Any]:
@@ -467,13 +449,14 @@ def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Pat
         summary = train_model(inputs, work, cfg, cfg["name"], progress=False, wandb=False, reader="memory")
     epochs = [float(e) for e in summary.get("epoch_seconds_each") or []]
     windows = summary.get("epoch_windows") or []
+    steady = windows[1:] or windows
     return {
         "row": name,
         "batch_size": int(cfg["train"]["batch_size"]),
         "samples_per_s": summary.get("train_samples_per_s_steady") or summary.get("train_samples_per_s"),
-        "gpu_busy_median": busy.median_within(windows[1:] or windows),
+        "gpu_busy_median": busy.median_within(steady),
         "gpu_busy_median_whole_fit": busy.median,
-        "gpu_busy_samples": sum(1 for t, _ in busy.samples if any(a <= t <= b for a, b in windows[1:] or windows)),
+        "gpu_busy_samples": len(busy.within(steady)),
         "gpu_busy_source": busy.source,
         "gpu_peak_mb": summary.get("gpu_peak_mb"),
         "val_sample_f1": summary.get("best_monitor"),
@@ -514,6 +497,8 @@ def ab(
     cfg0 = _config(experiment, sets)
     batch = int(cfg0["train"]["batch_size"])
     names = [n for n, _ in AB_ROWS]
+    if start is not None and start not in names:
+        raise ValueError(f"ab: start={start!r} is not an A/B row; the rows are {names}")
     wanted = names if not rows else names[: max(names.index(r) for r in rows) + 1]
     last: list[str] = list(sets)
     for name, added in AB_ROWS:
@@ -538,8 +523,6 @@ def ab(
     out["limit_image_branch_samples_per_s"] = lim.get("samples_per_s")
     print(json.dumps({"limit_image_branch": lim}), flush=True)
     save()
-    if start is not None and start not in names:
-        raise ValueError(f"ab: start={start!r} is not an A/B row; the rows are {names}")
     acc: list[str] = list(sets)
     skipping = start is not None
     for name, added in AB_ROWS:
