@@ -304,6 +304,9 @@ def _wall(row: dict[str, Any], ran_elsewhere: RanElsewhere) -> str:
             f" (+{sum(e['seconds'] for e in earlier):.0f} s in {len(earlier)} earlier attempt(s) "
             f"killed by the step timeout, {how})"
         )
+    elif row.get("checkpoint_at_start") and "returncode" in row:
+        # a checkpoint no attempt recorded here left (a run stopped from outside this tool, or an earlier complete fit)
+        text += " (a `last.ckpt` was in the out-root when it started: the time of the run that left it is not in this)"
     for name, tasks in _foreign_tasks(row).items():
         text += f" (incl. {_task_list(tasks)} of `{name}`)"
     for owner, tasks in ran_elsewhere.get(row.get("experiment", ""), []):

@@ -48,8 +48,10 @@ class ScoreTable:
 
     def truth_columns(self, truth: dict[int, np.ndarray] | Any) -> list[np.ndarray]:
         """Each row's true species (``truth[surveyId]``, duplicates dropped, in increasing species id) as column indices
-        into its row; a species outside the row's top-N gets index N (outside the matrix: a false negative no decoder
-        can recover). A row's species are distinct, as every model writes them (:func:`top_n`).
+        into its row; the species outside the row's top-N get indices N, N+1, ... (outside the matrix: false negatives
+        no decoder can recover; distinct, because :func:`glc.decoding.prefix.truth_csr` counts a repeated index once,
+        so one shared index N would count a survey's many misses as one and overstate every F1 a decoder fit reports).
+        A row's species are distinct, as every model writes them (:func:`top_n`).
 
         One sorted search over all rows instead of a dictionary per row (every decoder fit and every blend-weight grid
         point calls this on every validation survey): each row's species are sorted with their columns, and
@@ -61,7 +63,7 @@ class ScoreTable:
             return []
         lists = [np.asarray(truth[int(sid)], dtype=np.int64).ravel() for sid in self.survey_ids]
         if n_cols == 0:  # nothing to find: every true species is a miss
-            return [np.zeros(np.unique(t).size, np.int64) for t in lists]
+            return [np.arange(np.unique(t).size, dtype=np.int64) for t in lists]
         sizes = np.fromiter((len(t) for t in lists), np.int64, n)
         table, t_ids = np.asarray(self.species, dtype=np.int64), np.concatenate(lists)
         both = np.concatenate([table.ravel(), t_ids])
@@ -74,8 +76,13 @@ class ScoreTable:
         keys = (np.arange(n, dtype=np.int64)[:, None] * span + (np.take_along_axis(table, order, axis=1) - lo)).ravel()
         t_keys = np.unique(np.repeat(np.arange(n, dtype=np.int64), sizes) * span + (t_ids - lo))
         at = np.minimum(np.searchsorted(keys, t_keys), keys.size - 1)
-        cols = np.where(keys[at] == t_keys, order.ravel()[at], n_cols)
-        return np.split(cols.astype(np.int64), np.cumsum(np.bincount(t_keys // span, minlength=n))[:-1])
+        row, miss = t_keys // span, keys[at] != t_keys
+        # the k-th miss of a row (k = 0, 1, ...) gets column n_cols + k: misses so far minus those of earlier rows
+        seen = np.cumsum(miss)
+        first = np.searchsorted(row, row, side="left")  # t_keys are sorted, so each row's keys are contiguous
+        k = seen - 1 - np.where(first > 0, seen[np.maximum(first - 1, 0)], 0)
+        cols = np.where(miss, n_cols + k, order.ravel()[at])
+        return np.split(cols.astype(np.int64), np.cumsum(np.bincount(row, minlength=n))[:-1])
 
     def subset(self, mask: np.ndarray) -> ScoreTable:
         """Rows where ``mask`` is true."""

@@ -389,3 +389,20 @@ def test_lazy_etl_is_refused_outside_a_merge_of_named_experiments() -> None:
     for argv in (["--lazy-etl", "--experiments", "knn"], ["--lazy-etl", "--merge"]):
         with pytest.raises(SystemExit, match="--lazy-etl adds experiments to an earlier run"):
             main(argv)
+
+
+def test_render_table_a_step_that_found_a_checkpoint_no_recorded_attempt_left_says_so() -> None:
+    # fusion-concat at full scale, 2026-11-26: a run stopped from outside (not by --step-timeout-hours) left
+    # last.ckpt; the --merge that finished it recorded only its own 6,414 s, so the row must say it is not the whole
+    found = _row("fusion-concat", 6414.5, test_sample_f1=0.5754, checkpoint_at_start=True)
+    line = render_table({"experiments": [found]}).splitlines()[2]
+    assert line.startswith("| `fusion-concat` Submission, test sample-F1 **0.575** | 6414 s (a `last.ckpt` was in")
+    assert "the time of the run that left it is not in this" in line
+    for fresh in (
+        {**found, "checkpoint_at_start": False},
+        {k: v for k, v in found.items() if k != "checkpoint_at_start"},
+    ):
+        assert "last.ckpt" not in render_table({"experiments": [fresh]}).splitlines()[2]
+    # a timed-out attempt recorded here already says how the finishing one resumed: no second note
+    timed = {**found, "earlier_attempts": [{"seconds": 7200.0, "timed_out_after_s": 7200.0, "peak_rss_gb": 2.0}]}
+    assert "last.ckpt" not in render_table({"experiments": [timed]}).splitlines()[2]

@@ -71,11 +71,19 @@ def test_top_n_needs_one_species_per_column() -> None:
 
 
 def _truth_columns_loop(t: ScoreTable, truth: dict[int, np.ndarray]) -> list[np.ndarray]:
-    """The definition spelled out: a dictionary of each row's species -> column, truth de-duplicated and sorted."""
+    """The definition spelled out: a dictionary of each row's species -> column, truth de-duplicated and sorted; the
+    k-th species outside the row's columns (k = 0, 1, ...) gets column width + k."""
     out = []
     for i, sid in enumerate(t.survey_ids):
         pos = {int(s): j for j, s in enumerate(t.species[i])}
-        out.append(np.array([pos.get(int(s), t.species.shape[1]) for s in np.unique(truth[int(sid)])], dtype=np.int64))
+        cols, misses = [], 0
+        for s in np.unique(truth[int(sid)]):
+            if int(s) in pos:
+                cols.append(pos[int(s)])
+            else:
+                cols.append(t.species.shape[1] + misses)
+                misses += 1
+        out.append(np.array(cols, dtype=np.int64))
     return out
 
 
@@ -109,7 +117,17 @@ def test_truth_columns_of_no_rows_and_no_columns() -> None:
     narrow = ScoreTable(
         np.array([7, 8]), np.empty((2, 0), np.int64), np.empty((2, 0), np.float32), np.zeros(2, np.float32)
     )
-    assert [c.tolist() for c in narrow.truth_columns({7: [3, 1], 8: []})] == [[0, 0], []]
+    assert [c.tolist() for c in narrow.truth_columns({7: [3, 1], 8: []})] == [[0, 1], []]
+
+
+def test_truth_columns_misses_count_one_each_in_the_f1_a_decoder_fit_reports() -> None:
+    """Three true species outside a 2-column row are three false negatives: F1 of the top-1 (a hit) is 2/(1+4)."""
+    from glc.decoding.prefix import PrefixF1
+
+    t = ScoreTable(np.array([5]), np.array([[1, 2]]), np.array([[0.9, 0.2]], np.float32), np.zeros(1, np.float32))
+    cols = t.truth_columns({5: [1, 7, 8, 9]})
+    assert cols[0].tolist() == [0, 2, 3, 4]
+    assert PrefixF1(t.prob, cols).mean(np.array([1])) == pytest.approx(2 / 5)
 
 
 def test_truth_columns_names_a_survey_without_truth() -> None:
