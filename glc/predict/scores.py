@@ -76,13 +76,13 @@ class ScoreTable:
         keys = (np.arange(n, dtype=np.int64)[:, None] * span + (np.take_along_axis(table, order, axis=1) - lo)).ravel()
         t_keys = np.unique(np.repeat(np.arange(n, dtype=np.int64), sizes) * span + (t_ids - lo))
         at = np.minimum(np.searchsorted(keys, t_keys), keys.size - 1)
-        row, miss = t_keys // span, keys[at] != t_keys
-        # the k-th miss of a row (k = 0, 1, ...) gets column n_cols + k: misses so far minus those of earlier rows
-        seen = np.cumsum(miss)
-        first = np.searchsorted(row, row, side="left")  # t_keys are sorted, so each row's keys are contiguous
-        k = seen - 1 - np.where(first > 0, seen[np.maximum(first - 1, 0)], 0)
-        cols = np.where(miss, n_cols + k, order.ravel()[at])
-        return np.split(cols.astype(np.int64), np.cumsum(np.bincount(row, minlength=n))[:-1])
+        miss = keys[at] != t_keys
+        counts = np.bincount(t_keys // span, minlength=n)  # t_keys are sorted: each row's keys are contiguous
+        ends = np.cumsum(counts)
+        before = np.concatenate([[0], np.cumsum(miss)])  # misses before each key
+        k = before[1:] - np.repeat(before[ends - counts], counts)  # the k-th miss of its row counts k + 1
+        cols = np.where(miss, n_cols + k - 1, order.ravel()[at])
+        return np.split(cols.astype(np.int64), ends[:-1])
 
     def subset(self, mask: np.ndarray) -> ScoreTable:
         """Rows where ``mask`` is true."""
