@@ -186,6 +186,11 @@ SCHEMA: Schema = {
         "compile_backend": Param(
             "inductor", "torch.compile backend (aot_eager: no C compiler needed)", choices=("inductor", "aot_eager")
         ),
+        "compile_dynamic_batch": Param(
+            True,
+            "with compile: the inputs' batch dimension is marked dynamic, so one compiled graph serves every batch "
+            "size (the loader's short last batches) instead of a recompile per size",
+        ),
         "fused_optimizer": Param(False, "the optimiser's fused kernel (AdamW / SGD fused=True): one kernel a step"),
         "deterministic": Param(
             True,
@@ -466,6 +471,7 @@ UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train", "devices"): 1,
     ("train", "strategy"): "auto",
     ("train", "deterministic"): True,
+    ("train", "compile_dynamic_batch"): True,
     ("validation", "scheme"): "blocks",
     ("train", "pretrain_po"): {k: p.default for k, p in SCHEMA["train"]["pretrain_po"].items()},  # type: ignore[union-attr]
 }

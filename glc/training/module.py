@@ -96,6 +96,19 @@ def compile_net(net: nn.Module, mode: str, backend: str = "inductor") -> nn.Modu
     return net
 
 
+def mark_batch_dynamic(batch: Mapping[str, Any]) -> None:
+    """Mark dim 0 of every tensor of ``batch`` as possibly dynamic for ``torch.compile``
+    (``torch._dynamo.maybe_mark_dynamic``): the compiled net then keeps one graph for every batch size instead of
+    compiling again for each new one. A loader's short batches (each worker's last batch of an epoch, the last batch
+    of a validation split) are otherwise each a new shape; on the full world's table at batch 512 the Swin fusion was
+    still compiling them 429 s into its first epoch. Sizes 0 and 1 are still specialised by dynamo."""
+    import torch._dynamo
+
+    for v in batch.values():
+        if isinstance(v, torch.Tensor) and v.ndim >= 1:
+            torch._dynamo.maybe_mark_dynamic(v, 0)
+
+
 class MultiLabelModule(pl.LightningModule):
     """Multi-label training/validation/prediction around an injected network and loss.
 
@@ -118,6 +131,8 @@ class MultiLabelModule(pl.LightningModule):
         channels_last: the net's 4-D weights, and every floating 4-D tensor of a batch (of a net's prepared
             inputs, on the mixup path) as the net gets it, in channels-last memory order.
         compile_mode, compile_backend: :func:`compile_net` (``"off"``: eager).
+        compile_dynamic_batch: with a compiled net, the batch dimension of its inputs is marked dynamic
+            (:func:`mark_batch_dynamic`): one graph for every batch size.
         fused_optimizer: the optimiser's fused implementation (``fused=True``).
 
     Raises:
@@ -146,6 +161,7 @@ class MultiLabelModule(pl.LightningModule):
         compile_mode: str = "off",
         compile_backend: str = "inductor",
         fused_optimizer: bool = False,
+        compile_dynamic_batch: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -178,15 +194,18 @@ class MultiLabelModule(pl.LightningModule):
         self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
 
     def _memory_format(self, batch: Batch) -> Batch:
-        """With ``channels_last``: the batch's floating 4-D tensors in channels-last order (else the batch as is)."""
-        if not self.hparams.get("channels_last"):
-            return batch
-        return {
-            k: v.contiguous(memory_format=torch.channels_last)
-            if isinstance(v, torch.Tensor) and v.ndim == 4 and v.is_floating_point()
-            else v
-            for k, v in batch.items()
-        }
+        """The batch as the net takes it: with ``channels_last`` its floating 4-D tensors in channels-last order;
+        with a compiled net and ``compile_dynamic_batch`` its batch dimension marked dynamic."""
+        if self.hparams.get("channels_last"):
+            batch = {
+                k: v.contiguous(memory_format=torch.channels_last)
+                if isinstance(v, torch.Tensor) and v.ndim == 4 and v.is_floating_point()
+                else v
+                for k, v in batch.items()
+            }
+        if self.hparams.get("compile_mode", "off") != "off" and self.hparams.get("compile_dynamic_batch", True):
+            mark_batch_dynamic(batch)
+        return batch
 
     # ------------------------------------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -240,7 +259,7 @@ class MultiLabelModule(pl.LightningModule):
         prepare = getattr(self.net, "prepare", None)
         if prepare is not None:
             inputs, mixed_target = mixup(self._memory_format(prepare(batch)), target, lam, perm)
-            logits = self.net.forward_prepared(inputs)
+            logits = self.net.forward_prepared(self._memory_format(inputs))  # mixup's tensors are new ones
         else:
             keys = getattr(self.net, "input_columns", None) or [k for k in batch if k not in ("target", "surveyId")]
             inputs, mixed_target = mixup({k: batch[k] for k in keys}, target, lam, perm)

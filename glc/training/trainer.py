@@ -101,6 +101,7 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
         compile_mode=str(t.get("compile", "off")),
         compile_backend=str(t.get("compile_backend", "inductor")),
         fused_optimizer=bool(t.get("fused_optimizer", False)),
+        compile_dynamic_batch=bool(t.get("compile_dynamic_batch", True)),
         **joint,
     )
 

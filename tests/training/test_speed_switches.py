@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from glc.config import ConfigError, resolve
+from glc.config import ConfigError, config_hash, resolve
 from glc.training.module import MultiLabelModule, compile_net
 from glc.training.trainer import scaled_lr
 
@@ -168,6 +168,12 @@ def test_lr_scaling_and_the_config_switches_reach_the_module_and_the_loaders(tmp
     assert module.hparams.lr == pytest.approx(2e-3)
     assert module.hparams.channels_last and module.hparams.fused_optimizer
     assert module.net._compiled_call_impl is not None
+    assert module.hparams.compile_dynamic_batch is True  # the default
+    off = resolve({**cfg, "train": {**cfg["train"], "compile_dynamic_batch": False}})
+    assert build_module(off, read_meta(tmp_path)).hparams.compile_dynamic_batch is False
+    assert config_hash(cfg) == config_hash(
+        {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "compile_dynamic_batch"}}
+    )
     dm = datamodule(tmp_path, cfg)
     dm.setup("fit")
     assert dm.pin_memory is True
@@ -230,3 +236,43 @@ def test_deterministic_false_reaches_the_trainer_and_leaves_the_default_hash_alo
         enable_model_summary=False,
     ).fit(module, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
     assert _loss(module, data[0]) < before * 0.95
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_compile_dynamic_batch_keeps_one_graph_for_every_batch_size(dynamic: bool) -> None:
+    """A loader's short batches (each worker's last one, a validation split's tail) are new shapes: with
+    ``compile_dynamic_batch`` the compiled net keeps one graph for all of them; without it dynamo compiles again.
+    (A linear net: on CPU a conv's fake kernel guards ``batch >= 16`` whatever is marked.)"""
+    from torch._dynamo.utils import counters
+
+    class ToyLinearNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(3, C)
+
+        def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.head(batch["img"].mean(dim=(2, 3)))
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    module = MultiLabelModule(
+        ToyLinearNet(),
+        nn.BCEWithLogitsLoss(),
+        lr=1e-2,
+        num_classes=C,
+        val_k=2,
+        compile_mode="default",
+        compile_backend="aot_eager",
+        compile_dynamic_batch=dynamic,
+    )
+    eager = ToyLinearNet()
+    eager.load_state_dict(module.net.state_dict())
+    for n in (16, 11, 5, 7):
+        batch = {"img": torch.randn(n, 3, 16, 16)}
+        out = module(batch)
+        assert out.shape == (n, C)
+        torch.testing.assert_close(out, eager(batch), rtol=1e-4, atol=1e-5)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs == 1 if dynamic else graphs >= 2, (dynamic, graphs)
+    torch._dynamo.reset()
