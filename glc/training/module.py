@@ -193,7 +193,7 @@ class MultiLabelModule(pl.LightningModule):
         self.val_sample_f1 = MeanMetric(nan_strategy="error")
         self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
 
-    def _memory_format(self, batch: Batch) -> Batch:
+    def _net_input(self, batch: Batch) -> Batch:
         """The batch as the net takes it: with ``channels_last`` its floating 4-D tensors in channels-last order;
         with a compiled net and ``compile_dynamic_batch`` its batch dimension marked dynamic."""
         if self.hparams.get("channels_last"):
@@ -210,7 +210,7 @@ class MultiLabelModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> torch.Tensor:
         """Logits ``[B, C]`` of the wrapped net."""
-        return self.net(self._memory_format(batch))
+        return self.net(self._net_input(batch))
 
     def _logits(self, batch: Batch) -> torch.Tensor:
         return self._checked_logits(self(batch))
@@ -258,12 +258,12 @@ class MultiLabelModule(pl.LightningModule):
         lam, perm = mixup_draw(float(self.hparams.mixup_alpha), target.shape[0], target.device)
         prepare = getattr(self.net, "prepare", None)
         if prepare is not None:
-            inputs, mixed_target = mixup(self._memory_format(prepare(batch)), target, lam, perm)
-            logits = self.net.forward_prepared(self._memory_format(inputs))  # mixup's tensors are new ones
+            inputs, mixed_target = mixup(prepare(batch), target, lam, perm)
+            logits = self.net.forward_prepared(self._net_input(inputs))  # after mixup: its tensors are new ones
         else:
             keys = getattr(self.net, "input_columns", None) or [k for k in batch if k not in ("target", "surveyId")]
             inputs, mixed_target = mixup({k: batch[k] for k in keys}, target, lam, perm)
-            logits = self.net(self._memory_format({**batch, **inputs}))
+            logits = self.net(self._net_input({**batch, **inputs}))
         logits = self._checked_logits(logits)
         return logits, mixed_target.to(logits.dtype)
 
