@@ -186,10 +186,12 @@ SCHEMA: Schema = {
         "compile_backend": Param(
             "inductor", "torch.compile backend (aot_eager: no C compiler needed)", choices=("inductor", "aot_eager")
         ),
-        "compile_dynamic_batch": Param(
-            True,
-            "with compile: the inputs' batch dimension is marked dynamic, so one compiled graph serves every batch "
-            "size (the loader's short last batches) instead of a recompile per size",
+        "compile_short_batches": Param(
+            "eager",
+            "with compile: a batch of another size than batch_size (each loader worker's last, a split's tail) runs "
+            "the eager net, so the compiled graphs keep one static shape (eager), or the batch dimension is marked "
+            "dynamic: one symbolic-shape graph for every size (dynamic)",
+            choices=("eager", "dynamic"),
         ),
         "fused_optimizer": Param(False, "the optimiser's fused kernel (AdamW / SGD fused=True): one kernel a step"),
         "deterministic": Param(
@@ -471,7 +473,7 @@ UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
     ("train", "devices"): 1,
     ("train", "strategy"): "auto",
     ("train", "deterministic"): True,
-    ("train", "compile_dynamic_batch"): True,
+    ("train", "compile_short_batches"): "eager",
     ("validation", "scheme"): "blocks",
     ("train", "pretrain_po"): {k: p.default for k, p in SCHEMA["train"]["pretrain_po"].items()},  # type: ignore[union-attr]
 }

@@ -76,8 +76,10 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def compile_net(net: nn.Module, mode: str, backend: str = "inductor") -> nn.Module:
-    """``net`` compiled in place with ``torch.compile`` (its ``__call__`` and, when it has one, ``forward_prepared``,
-    which mixup calls). In place, so the state-dict keys, and with them the checkpoints, are those of the eager net.
+    """``net`` compiled in place with ``torch.compile``: its ``__call__`` and, when it has a ``forward_prepared``
+    (which mixup calls), a compiled copy of it as ``net.compiled_forward_prepared``. ``net.forward`` and
+    ``net.forward_prepared`` stay eager (what a batch kept off the compiled graphs runs: ``compile_short_batches``).
+    In place, so the state-dict keys, and with them the checkpoints, are those of the eager net.
 
     Raises:
         ValueError: an unknown mode.
@@ -92,21 +94,36 @@ def compile_net(net: nn.Module, mode: str, backend: str = "inductor") -> nn.Modu
     net.compile(**kw)
     prepared = getattr(net, "forward_prepared", None)
     if prepared is not None:
-        net.forward_prepared = torch.compile(prepared, **kw)  # type: ignore[method-assign]
+        net.compiled_forward_prepared = torch.compile(prepared, **kw)
     return net
 
 
 def mark_batch_dynamic(batch: Mapping[str, Any]) -> None:
     """Mark dim 0 of every tensor of ``batch`` as possibly dynamic for ``torch.compile``
     (``torch._dynamo.maybe_mark_dynamic``): the compiled net then keeps one graph for every batch size instead of
-    compiling again for each new one. A loader's short batches (each worker's last batch of an epoch, the last batch
-    of a validation split) are otherwise each a new shape; on the full world's table at batch 512 the Swin fusion was
-    still compiling them 429 s into its first epoch. Sizes 0 and 1 are still specialised by dynamo."""
+    compiling again for each new one. Sizes 0 and 1 are still specialised by dynamo."""
     import torch._dynamo
 
     for v in batch.values():
         if isinstance(v, torch.Tensor) and v.ndim >= 1:
             torch._dynamo.maybe_mark_dynamic(v, 0)
+
+
+#: ``[train] compile_short_batches``: what a compiled net does with a batch of another size than ``batch_size`` (each
+#: loader worker's last batch of an epoch, a split's tail). ``"eager"``: that batch runs the eager net (same weights,
+#: same maths), so the compiled graphs keep one static shape (the cheapest compile, and what CUDA graphs need);
+#: ``"dynamic"``: the batch dimension is marked dynamic (:func:`mark_batch_dynamic`), one symbolic-shape graph for
+#: every size. On an H100 the paper fusion's symbolic-shape compile of the full world's table had not finished its
+#: first epoch and a half after 7 minutes, where the static one compiles in about 100 s.
+COMPILE_SHORT_BATCHES = ("eager", "dynamic")
+
+
+def _rows(batch: Mapping[str, Any]) -> int | None:
+    """Dim 0 of the batch's first tensor (None: no tensor)."""
+    for v in batch.values():
+        if isinstance(v, torch.Tensor) and v.ndim >= 1:
+            return int(v.shape[0])
+    return None
 
 
 class MultiLabelModule(pl.LightningModule):
@@ -131,8 +148,10 @@ class MultiLabelModule(pl.LightningModule):
         channels_last: the net's 4-D weights, and every floating 4-D tensor of a batch (of a net's prepared
             inputs, on the mixup path) as the net gets it, in channels-last memory order.
         compile_mode, compile_backend: :func:`compile_net` (``"off"``: eager).
-        compile_dynamic_batch: with a compiled net, the batch dimension of its inputs is marked dynamic
-            (:func:`mark_batch_dynamic`): one graph for every batch size.
+        compile_short_batches: with a compiled net, what a batch of another size than ``batch_size`` does (a key of
+            :data:`COMPILE_SHORT_BATCHES`: run eagerly, or one dynamic-shape graph for every size).
+        batch_size: the rows of a full batch (the compiled net's shape with ``compile_short_batches = "eager"``;
+            0: every batch is compiled).
         fused_optimizer: the optimiser's fused implementation (``fused=True``).
 
     Raises:
@@ -161,7 +180,8 @@ class MultiLabelModule(pl.LightningModule):
         compile_mode: str = "off",
         compile_backend: str = "inductor",
         fused_optimizer: bool = False,
-        compile_dynamic_batch: bool = True,
+        compile_short_batches: str = "eager",
+        batch_size: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -184,6 +204,10 @@ class MultiLabelModule(pl.LightningModule):
             raise ValueError(f"step_epochs={step_epochs!r} must be >= 0 and cannot be combined with cosine=True")
         if not (math.isfinite(float(mixup_alpha)) and float(mixup_alpha) >= 0):
             raise ValueError(f"mixup_alpha={mixup_alpha!r} must be a finite number >= 0 (0 = no mixup)")
+        if compile_short_batches not in COMPILE_SHORT_BATCHES:
+            raise ValueError(f"compile_short_batches={compile_short_batches!r} is not one of {COMPILE_SHORT_BATCHES}")
+        if int(batch_size) < 0:
+            raise ValueError(f"batch_size={batch_size!r} must be >= 0 (0: no full batch size known)")
         if bool(channels_last):
             net = net.to(memory_format=torch.channels_last)
         self.net = compile_net(net, str(compile_mode), str(compile_backend))
@@ -195,7 +219,7 @@ class MultiLabelModule(pl.LightningModule):
 
     def _net_input(self, batch: Batch) -> Batch:
         """The batch as the net takes it: with ``channels_last`` its floating 4-D tensors in channels-last order;
-        with a compiled net and ``compile_dynamic_batch`` its batch dimension marked dynamic."""
+        with a compiled net and ``compile_short_batches = "dynamic"`` its batch dimension marked dynamic."""
         if self.hparams.get("channels_last"):
             batch = {
                 k: v.contiguous(memory_format=torch.channels_last)
@@ -203,14 +227,38 @@ class MultiLabelModule(pl.LightningModule):
                 else v
                 for k, v in batch.items()
             }
-        if self.hparams.get("compile_mode", "off") != "off" and self.hparams.get("compile_dynamic_batch", True):
+        if self.hparams.get("compile_mode", "off") != "off" and self._short_batches() == "dynamic":
             mark_batch_dynamic(batch)
         return batch
+
+    def _short_batches(self) -> str:
+        return str(self.hparams.get("compile_short_batches", "eager"))
+
+    def _eager(self, inputs: Batch) -> bool:
+        """Whether this batch bypasses the compiled graphs: a compiled net, ``compile_short_batches = "eager"`` and a
+        batch size other than ``batch_size``."""
+        full = int(self.hparams.get("batch_size", 0))
+        return (
+            self.hparams.get("compile_mode", "off") != "off"
+            and self._short_batches() == "eager"
+            and full > 0
+            and _rows(inputs) not in (None, full)
+        )
+
+    def _run_net(self, inputs: Batch, prepared: bool = False) -> torch.Tensor:
+        """The net on ``inputs`` (a batch, or with ``prepared`` its ``prepare``d inputs): compiled, or eagerly for a
+        batch :meth:`_eager` keeps off the compiled graphs."""
+        inputs = self._net_input(inputs)
+        if self._eager(inputs):
+            return (self.net.forward_prepared if prepared else self.net.forward)(inputs)
+        if prepared:
+            return getattr(self.net, "compiled_forward_prepared", self.net.forward_prepared)(inputs)
+        return self.net(inputs)
 
     # ------------------------------------------------------------------------------------------- forward
     def forward(self, batch: Batch) -> torch.Tensor:
         """Logits ``[B, C]`` of the wrapped net."""
-        return self.net(self._net_input(batch))
+        return self._run_net(batch)
 
     def _logits(self, batch: Batch) -> torch.Tensor:
         return self._checked_logits(self(batch))
@@ -259,11 +307,11 @@ class MultiLabelModule(pl.LightningModule):
         prepare = getattr(self.net, "prepare", None)
         if prepare is not None:
             inputs, mixed_target = mixup(prepare(batch), target, lam, perm)
-            logits = self.net.forward_prepared(self._net_input(inputs))  # after mixup: its tensors are new ones
+            logits = self._run_net(inputs, prepared=True)  # after mixup: its tensors are new ones
         else:
             keys = getattr(self.net, "input_columns", None) or [k for k in batch if k not in ("target", "surveyId")]
             inputs, mixed_target = mixup({k: batch[k] for k in keys}, target, lam, perm)
-            logits = self.net(self._net_input({**batch, **inputs}))
+            logits = self._run_net({**batch, **inputs})
         logits = self._checked_logits(logits)
         return logits, mixed_target.to(logits.dtype)
 

@@ -101,7 +101,8 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
         compile_mode=str(t.get("compile", "off")),
         compile_backend=str(t.get("compile_backend", "inductor")),
         fused_optimizer=bool(t.get("fused_optimizer", False)),
-        compile_dynamic_batch=bool(t.get("compile_dynamic_batch", True)),
+        compile_short_batches=str(t.get("compile_short_batches", "eager")),
+        batch_size=int(t["batch_size"]),
         **joint,
     )
 

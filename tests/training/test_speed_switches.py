@@ -127,8 +127,10 @@ def test_compile_covers_forward_prepared_and_refuses_an_unknown_mode() -> None:
             return self(inputs)
 
     net = compile_net(Prepared(), "default", "aot_eager")
-    assert hasattr(net.forward_prepared, "_torchdynamo_orig_callable") or "compile" in repr(net.forward_prepared)
-    assert net.forward_prepared(_batches(1)[0]).shape == (16, C)
+    compiled = net.compiled_forward_prepared
+    assert hasattr(compiled, "_torchdynamo_orig_callable") or "compile" in repr(compiled)
+    assert not hasattr(net.forward_prepared, "_torchdynamo_orig_callable")  # the eager path stays eager
+    assert compiled(_batches(1)[0]).shape == (16, C)
     with pytest.raises(ValueError, match="compile = 'fast'"):
         compile_net(ToyConvNet(), "fast")
 
@@ -168,12 +170,15 @@ def test_lr_scaling_and_the_config_switches_reach_the_module_and_the_loaders(tmp
     assert module.hparams.lr == pytest.approx(2e-3)
     assert module.hparams.channels_last and module.hparams.fused_optimizer
     assert module.net._compiled_call_impl is not None
-    assert module.hparams.compile_dynamic_batch is True  # the default
-    off = resolve({**cfg, "train": {**cfg["train"], "compile_dynamic_batch": False}})
-    assert build_module(off, read_meta(tmp_path)).hparams.compile_dynamic_batch is False
+    assert module.hparams.compile_short_batches == "eager"  # the default
+    assert module.hparams.batch_size == 512  # the compiled graphs' batch size
+    off = resolve({**cfg, "train": {**cfg["train"], "compile_short_batches": "dynamic"}})
+    assert build_module(off, read_meta(tmp_path)).hparams.compile_short_batches == "dynamic"
     assert config_hash(cfg) == config_hash(
-        {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "compile_dynamic_batch"}}
+        {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "compile_short_batches"}}
     )
+    with pytest.raises(ConfigError, match="compile_short_batches"):
+        resolve({**cfg, "train": {**cfg["train"], "compile_short_batches": "pad"}})
     dm = datamodule(tmp_path, cfg)
     dm.setup("fit")
     assert dm.pin_memory is True
@@ -238,11 +243,13 @@ def test_deterministic_false_reaches_the_trainer_and_leaves_the_default_hash_alo
     assert _loss(module, data[0]) < before * 0.95
 
 
-@pytest.mark.parametrize("dynamic", [True, False])
-def test_compile_dynamic_batch_keeps_one_graph_for_every_batch_size(dynamic: bool) -> None:
-    """A loader's short batches (each worker's last one, a validation split's tail) are new shapes: with
-    ``compile_dynamic_batch`` the compiled net keeps one graph for all of them; without it dynamo compiles again.
-    (A linear net: on CPU a conv's fake kernel guards ``batch >= 16`` whatever is marked.)"""
+@pytest.mark.parametrize("short", ["eager", "dynamic"])
+def test_compile_short_batches_keep_one_graph(short: str) -> None:
+    """A loader's short batches (each worker's last one, a validation split's tail) are new shapes. ``"eager"``: they
+    run the eager net and the compiled graph keeps the full batch's static shape (one graph, never a recompile);
+    ``"dynamic"``: one symbolic-shape graph serves every size. Both give the eager net's outputs, on the plain and
+    on the mixup (``forward_prepared``) path; a full batch goes through the compiled graph either way. (A linear
+    net: on CPU a conv's fake kernel guards ``batch >= 16`` whatever is marked.)"""
     from torch._dynamo.utils import counters
 
     class ToyLinearNet(nn.Module):
@@ -250,8 +257,14 @@ def test_compile_dynamic_batch_keeps_one_graph_for_every_batch_size(dynamic: boo
             super().__init__()
             self.head = nn.Linear(3, C)
 
+        def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {"img": batch["img"]}
+
+        def forward_prepared(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.head(inputs["img"].mean(dim=(2, 3)))
+
         def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            return self.head(batch["img"].mean(dim=(2, 3)))
+            return self.forward_prepared(self.prepare(batch))
 
     torch._dynamo.reset()
     counters.clear()
@@ -264,15 +277,57 @@ def test_compile_dynamic_batch_keeps_one_graph_for_every_batch_size(dynamic: boo
         val_k=2,
         compile_mode="default",
         compile_backend="aot_eager",
-        compile_dynamic_batch=dynamic,
+        compile_short_batches=short,
+        batch_size=16,
     )
     eager = ToyLinearNet()
     eager.load_state_dict(module.net.state_dict())
-    for n in (16, 11, 5, 7):
+    for n in (16, 11, 5, 16, 7):
         batch = {"img": torch.randn(n, 3, 16, 16)}
-        out = module(batch)
-        assert out.shape == (n, C)
-        torch.testing.assert_close(out, eager(batch), rtol=1e-4, atol=1e-5)
-    graphs = counters["stats"]["unique_graphs"]
-    assert (graphs == 1) if dynamic else (graphs >= 2), (dynamic, graphs)
+        for prepared in (False, True):
+            out = module._run_net(batch, prepared=prepared)
+            assert out.shape == (n, C)
+            torch.testing.assert_close(out, eager(batch), rtol=1e-4, atol=1e-5)
+    # two compiled callables (__call__ and compiled_forward_prepared), each with one graph whatever the sizes
+    assert counters["stats"]["unique_graphs"] == 2, counters["stats"]
+    torch._dynamo.reset()
+    with pytest.raises(ValueError, match="compile_short_batches"):
+        MultiLabelModule(ToyLinearNet(), nn.BCEWithLogitsLoss(), num_classes=C, compile_short_batches="pad")
+
+
+def test_compile_short_batches_eager_trains_and_validates_on_a_ragged_loader() -> None:
+    """``compile_short_batches = "eager"`` through Lightning: batches of 16 and a short one of 5 per epoch, a compiled
+    net (aot_eager), one graph per grad mode (training, validation), and the loss falls."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    module = MultiLabelModule(
+        ToyConvNet(),
+        nn.BCEWithLogitsLoss(),
+        lr=1e-2,
+        num_classes=C,
+        val_k=2,
+        compile_mode="default",
+        compile_backend="aot_eager",
+        batch_size=16,
+    )
+    data = _batches(4) + [{k: v[:5] for k, v in _batches(1)[0].items()}]
+    before = _loss(module, data[0])
+    pl.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    ).fit(
+        module,
+        train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None),
+        val_dataloaders=torch.utils.data.DataLoader(data, batch_size=None),
+    )
+    assert _loss(module, data[0]) < before * 0.95
+    assert counters["stats"]["unique_graphs"] <= 2, counters["stats"]
     torch._dynamo.reset()
