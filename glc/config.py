@@ -193,6 +193,12 @@ SCHEMA: Schema = {
             "dynamic: one symbolic-shape graph for every size (dynamic)",
             choices=("eager", "dynamic"),
         ),
+        "finite_check_every": Param(
+            1,
+            "check the loss for NaN/inf every step (1) or every this many steps (the first bad step is recorded on "
+            "the device; checked before each checkpoint and at each epoch's end): spares the GPU a sync per step",
+            min=1,
+        ),
         "fused_optimizer": Param(False, "the optimiser's fused kernel (AdamW / SGD fused=True): one kernel a step"),
         "deterministic": Param(
             True,
@@ -481,7 +487,7 @@ UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
 
 #: Keys that never change what is built (how often a run checkpoints): never part of the hash, so changing one
 #: resumes the same run instead of starting another.
-UNHASHED_KEYS: tuple[tuple[str, str], ...] = (("train", "checkpoint_minutes"),)
+UNHASHED_KEYS: tuple[tuple[str, str], ...] = (("train", "checkpoint_minutes"), ("train", "finite_check_every"))
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:

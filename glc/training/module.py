@@ -153,6 +153,9 @@ class MultiLabelModule(pl.LightningModule):
         batch_size: the rows of a full batch (the compiled net's shape with ``compile_short_batches = "eager"``;
             0: every batch is compiled).
         fused_optimizer: the optimiser's fused implementation (``fused=True``).
+        finite_check_every: the loss is checked for NaN/inf every step (1, the default) or, to spare the GPU a sync
+            per step, recorded on the device and checked every this many steps, before a checkpoint and at the end of
+            each epoch (see :meth:`_checked_loss`).
 
     Raises:
         ValueError: a hyper-parameter is out of range.
@@ -182,6 +185,7 @@ class MultiLabelModule(pl.LightningModule):
         fused_optimizer: bool = False,
         compile_short_batches: str = "eager",
         batch_size: int = 0,
+        finite_check_every: int = 1,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
@@ -206,6 +210,8 @@ class MultiLabelModule(pl.LightningModule):
             raise ValueError(f"mixup_alpha={mixup_alpha!r} must be a finite number >= 0 (0 = no mixup)")
         if compile_short_batches not in COMPILE_SHORT_BATCHES:
             raise ValueError(f"compile_short_batches={compile_short_batches!r} is not one of {COMPILE_SHORT_BATCHES}")
+        if int(finite_check_every) < 1:
+            raise ValueError(f"finite_check_every={finite_check_every!r} must be >= 1 (1: every step)")
         if int(batch_size) < 0:
             raise ValueError(f"batch_size={batch_size!r} must be >= 0 (0: no full batch size known)")
         if bool(channels_last):
@@ -216,6 +222,7 @@ class MultiLabelModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["net", "loss", "objective"])  # modules: saved as weights
         self.val_sample_f1 = MeanMetric(nan_strategy="error")
         self.val_f1_tm = MultilabelF1Score(num_labels=self.num_classes, threshold=0.5, average="micro")
+        self._nonfinite: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _net_input(self, batch: Batch) -> Batch:
         """The batch as the net takes it: with ``channels_last`` its floating 4-D tensors in channels-last order;
@@ -285,13 +292,51 @@ class MultiLabelModule(pl.LightningModule):
         return target.to(logits.dtype)
 
     def _checked_loss(self, logits: torch.Tensor, target: torch.Tensor, stage: str, batch_idx: int) -> torch.Tensor:
+        """The loss, refused when it is not finite. With ``finite_check_every = 1`` every step is checked at once
+        (a device sync per step); with ``n > 1`` the first non-finite step of the stage is recorded on the device and
+        looked at every ``n`` steps, before a checkpoint is written and at the end of the epoch, so the GPU is not
+        stalled each step and the error still names the batch."""
         loss = self.loss(logits, target)
-        if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(
-                f"{stage}/loss is {float(loss.detach())} at epoch {self.current_epoch}, batch {batch_idx}; "
-                "check the inputs for NaN/inf, lower the learning rate or the loss' extreme settings"
-            )
+        every = int(self.hparams.get("finite_check_every", 1))
+        if every <= 1:
+            if not bool(torch.isfinite(loss)):
+                self._raise_nonfinite(stage, float(loss.detach()), self.current_epoch, batch_idx)
+            return loss
+        value = loss.detach().float()
+        first, first_loss = self._nonfinite.get(stage) or (
+            torch.full((), -1, dtype=torch.int64, device=value.device),
+            torch.zeros((), device=value.device),
+        )
+        new = ~torch.isfinite(value) & (first < 0)
+        self._nonfinite[stage] = (torch.where(new, batch_idx, first), torch.where(new, value, first_loss))
+        if (batch_idx + 1) % every == 0:
+            self._check_nonfinite(stage)
         return loss
+
+    def _check_nonfinite(self, stage: str) -> None:
+        """Raise for the first non-finite ``stage`` loss recorded since the last check (one device sync)."""
+        recorded = self._nonfinite.pop(stage, None)
+        if recorded is not None and int(recorded[0]) >= 0:
+            self._raise_nonfinite(stage, float(recorded[1]), self.current_epoch, int(recorded[0]))
+
+    @staticmethod
+    def _raise_nonfinite(stage: str, value: float, epoch: int, batch_idx: int) -> None:
+        raise FloatingPointError(
+            f"{stage}/loss is {value} at epoch {epoch}, batch {batch_idx}; "
+            "check the inputs for NaN/inf, lower the learning rate or the loss' extreme settings"
+        )
+
+    def on_train_epoch_end(self) -> None:
+        """Look at the deferred finiteness record (``finite_check_every``) before the epoch counts as done."""
+        self._check_nonfinite("train")
+
+    def on_validation_epoch_end(self) -> None:
+        """Look at the deferred finiteness record (``finite_check_every``) before the epoch's metrics are used."""
+        self._check_nonfinite("val")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Never write a checkpoint after a non-finite step (``finite_check_every > 1``)."""
+        self._check_nonfinite("train")
 
     # ------------------------------------------------------------------------------------------- steps
     def _mixed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -103,6 +103,7 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
         fused_optimizer=bool(t.get("fused_optimizer", False)),
         compile_short_batches=str(t.get("compile_short_batches", "eager")),
         batch_size=int(t["batch_size"]),
+        finite_check_every=int(t.get("finite_check_every", 1)),
         **joint,
     )
 

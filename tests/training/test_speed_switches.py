@@ -331,3 +331,81 @@ def test_compile_short_batches_eager_trains_and_validates_on_a_ragged_loader() -
     assert _loss(module, data[0]) < before * 0.95
     assert counters["stats"]["unique_graphs"] <= 2, counters["stats"]
     torch._dynamo.reset()
+
+
+class _NaNAt(nn.Module):
+    """BCE with logits, NaN at the given training step (counted over calls in grad mode)."""
+
+    def __init__(self, bad_step: int) -> None:
+        super().__init__()
+        self.bad_step, self.calls = bad_step, 0
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
+        if torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls - 1 == self.bad_step:
+                return loss * float("nan")
+        return loss
+
+
+@pytest.mark.parametrize(("every", "raised_at"), [(1, 2), (4, 3), (16, 7)])
+def test_finite_check_every_defers_the_sync_and_still_names_the_batch(every: int, raised_at: int) -> None:
+    """``finite_check_every``: 1 raises at the bad step itself; 4 at the next multiple of 4 (batch index 3); 16 (more
+    than the epoch's 8 batches) at the epoch's end. Each time the error names the bad batch (2), not the check's."""
+    torch.manual_seed(0)
+    loss = _NaNAt(bad_step=2)
+    module = MultiLabelModule(ToyConvNet(), loss, lr=1e-2, num_classes=C, val_k=2, finite_check_every=every)
+    with pytest.raises(FloatingPointError, match=r"train/loss is nan at epoch 0, batch 2;"):
+        pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None))
+    assert loss.calls - 1 == raised_at, (every, loss.calls)
+    with pytest.raises(ValueError, match="finite_check_every"):
+        MultiLabelModule(ToyConvNet(), loss, num_classes=C, finite_check_every=0)
+
+
+def test_finite_check_every_trains_like_every_step_and_guards_checkpoints(tmp_path: Path) -> None:
+    """A finite run with ``finite_check_every = 5`` ends with the same weights as with 1 (the check changes no
+    numbers); a checkpoint written after a non-finite step is refused before it is written."""
+    from glc.config import config_hash
+
+    weights = []
+    for every in (1, 5):
+        torch.manual_seed(0)
+        module = MultiLabelModule(
+            ToyConvNet(), nn.BCEWithLogitsLoss(), lr=1e-2, num_classes=C, val_k=2, finite_check_every=every
+        )
+        pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            deterministic=True,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None))
+        weights.append(module.net.head.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+    torch.manual_seed(0)
+    module = MultiLabelModule(ToyConvNet(), _NaNAt(1), lr=1e-2, num_classes=C, finite_check_every=100)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
+    with pytest.raises(FloatingPointError, match="batch 1;"):
+        pl.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            logger=False,
+            callbacks=[ckpt],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None))
+    assert not list(tmp_path.glob("*.ckpt"))
+    base = resolve({"model": {"kind": "geolocation"}})
+    assert config_hash(base) == config_hash(resolve({**base, "train": {**base["train"], "finite_check_every": 50}}))
+    with pytest.raises(ConfigError, match="finite_check_every"):
+        resolve({**base, "train": {**base["train"], "finite_check_every": 0}})
