@@ -48,8 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     task = RealCV(
         real_dir=str(a.real_dir), out_root=a.out_root, folds=a.folds, block_km=a.block_km, seed=a.seed, models=a.models
     )
-    if not luigi.build([task], local_scheduler=True):
-        raise SystemExit("RealCV failed; see the log above")
+    from glc.eval.real import REAL_DATA_ENV, SOLUTION
+
+    if not (Path(a.real_dir) / SOLUTION).is_file():
+        raise SystemExit(
+            f"real_cv: no {SOLUTION} in {a.real_dir}: pass --real-dir, or set {REAL_DATA_ENV} to the folder that "
+            "holds glc24-real/ (the GLC24 PA test metadata and its released labels)"
+        )
+    res = luigi.build([task], local_scheduler=True, detailed_summary=True)
+    if not task.complete():
+        raise SystemExit(f"RealCV did not finish; see the log above:\n{res.summary_text}")
     res = json.loads((task.output().dir / "result.json").read_text())
     res = merge_models("real_cv", res, chosen)
     path = write_result("real_cv", res["models"], {"protocol": res["protocol"], "models": res["models"]})

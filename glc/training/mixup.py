@@ -22,7 +22,8 @@ __all__ = ["mixup", "mixup_draw"]
 
 def mixup_draw(alpha: float, batch_size: int, device: torch.device | str = "cpu") -> tuple[float, Tensor]:
     """``(lambda, permutation)`` for one step: ``lambda ~ Beta(alpha, alpha)`` and a random permutation of the batch,
-    both from torch's global generator (seeded per batch by :class:`glc.training.callbacks.EpochSeed`, so reproducible).
+    both from torch's generators (the permutation from ``device``'s), seeded per batch by
+    :class:`glc.training.callbacks.EpochSeed`, so reproducible.
 
     Raises:
         ValueError: ``alpha <= 0`` or an empty batch.
@@ -32,7 +33,7 @@ def mixup_draw(alpha: float, batch_size: int, device: torch.device | str = "cpu"
     if batch_size < 1:
         raise ValueError("mixup needs a non-empty batch")
     lam = float(torch.distributions.Beta(float(alpha), float(alpha)).sample())
-    return lam, torch.randperm(int(batch_size)).to(device)
+    return lam, torch.randperm(int(batch_size), device=device)  # drawn where it is used: no copy to the GPU a step
 
 
 def mixup(inputs: Mapping[str, Tensor], target: Tensor, lam: float, perm: Tensor) -> tuple[dict[str, Tensor], Tensor]:
