@@ -437,6 +437,30 @@ def limit(inputs: Path, experiment: Path, sets: list[str], steps: int = 10) -> d
     return {"batch_size": len(img), **res}
 
 
+def epoch_figures(run_dir: Path) -> dict[str, Any]:
+    """Per-epoch figures of a training run folder, read from its files, so that a run a time limit stopped still
+    reports the epochs it finished: ``epoch_seconds_each`` and ``samples_per_s_steady`` (its ``timing.jsonl``, by
+    :func:`glc.training.callbacks.throughput`) and ``val_sample_f1_by_epoch`` (the CSV logger's ``metrics.csv``, the
+    last value of an epoch)."""
+    import csv
+
+    from glc.training.callbacks import TIMING_FILE, throughput
+
+    timing = sorted(Path(run_dir).rglob(TIMING_FILE))
+    t = throughput(timing[-1]) if timing else {}
+    f1: dict[int, float] = {}
+    for path in sorted(Path(run_dir).rglob("metrics.csv")):
+        with path.open(newline="") as fh:
+            for rec in csv.DictReader(fh):
+                if rec.get("val/sample_f1") and rec.get("epoch"):
+                    f1[int(rec["epoch"])] = round(float(rec["val/sample_f1"]), 4)
+    return {
+        "epoch_seconds_each": t.get("epoch_seconds_each", []),
+        "samples_per_s_steady": t.get("train_samples_per_s_steady"),
+        "val_sample_f1_by_epoch": [f1[e] for e in sorted(f1)],
+    }
+
+
 def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Path) -> dict[str, Any]:
     """Train one A/B row (see :func:`ab`) and return its figures."""
     import torch
@@ -465,6 +489,7 @@ def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Pat
         "epochs": summary.get("epochs_trained"),
         "wall_s": round(time.time() - t0, 1),
         "first_epoch_extra_s": round(epochs[0] - float(np.median(epochs[1:])), 1) if len(epochs) > 1 else None,
+        **epoch_figures(work),
     }
 
 
@@ -540,7 +565,12 @@ def ab(
             acc = trial
         except Exception as e:
             log.exception("A/B row %r failed", name)
-            row = {"row": name, "error": f"{type(e).__name__}: {e}"[:2000], "samples_per_s": None}
+            row = {
+                "row": name,
+                "error": f"{type(e).__name__}: {e}"[:2000],
+                "samples_per_s": None,
+                **epoch_figures(work / f"row{len(out['rows'])}"),  # the epochs it finished before it stopped
+            }
         done = [r for r in out["rows"] if r.get("samples_per_s")]
         prev = done[-1]["samples_per_s"] if done else None
         row["speedup"] = round(row["samples_per_s"] / prev, 3) if prev and row["samples_per_s"] else None

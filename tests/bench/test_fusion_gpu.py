@@ -149,6 +149,10 @@ def test_ab_adds_one_switch_per_row_and_reports_each_against_the_row_before(tabl
     assert all(r["samples_per_s"] > 0 and 0.0 <= r["val_sample_f1"] <= 1.0 and r["epochs"] == 2 for r in rows)
     assert rows[0]["speedup"] is None and all(r["speedup"] > 0 for r in rows[1:])
     assert all(r["gpu_busy_median"] is None and r["gpu_peak_mb"] is None for r in rows)
+    for r in rows:  # per epoch, from the run's files: the best epoch's F1 is the row's
+        assert len(r["epoch_seconds_each"]) == 2 and all(x > 0 for x in r["epoch_seconds_each"])
+        assert len(r["val_sample_f1_by_epoch"]) == 2
+        assert max(r["val_sample_f1_by_epoch"]) == pytest.approx(r["val_sample_f1"], abs=1e-4)
     assert res["limit_image_branch_samples_per_s"] > 0 and res["fusion_over_limit"] > 0
 
 
@@ -238,3 +242,30 @@ def test_ab_starts_at_a_row_with_the_switches_of_the_rows_before(
     assert res["rows"][0]["speedup"] is None and res["rows"][1]["speedup"] > 0
     with pytest.raises(ValueError, match="start='nope' is not an A/B row"):
         fusion_gpu.ab(inputs, Path("tasks/fusion.toml"), SMALL, None, tmp_path / "x", start="nope")
+
+
+def test_epoch_figures_of_a_run_stopped_in_its_third_epoch(tmp_path: Path) -> None:
+    """A row a time limit stopped reports the epochs it finished, read from the run's files (the last record of an
+    epoch wins: a resumed run rewrites it)."""
+    run = tmp_path / "row0"
+    (run / "csv" / "version_0").mkdir(parents=True)
+    (run / "timing.jsonl").write_text(
+        "".join(
+            json.dumps({"epoch": e, "seconds": s, "samples": 100, "gpu_peak_mb": None}) + "\n"
+            for e, s in ((0, 30.0), (1, 9.0), (1, 10.0))
+        )
+    )
+    (run / "csv" / "version_0" / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/sample_f1\n0,9,1.5,\n0,9,,0.25\n1,19,1.2,\n1,19,,0.4\n2,25,1.1,\n"
+    )
+    got = fusion_gpu.epoch_figures(run)
+    assert got == {
+        "epoch_seconds_each": [30.0, 10.0],
+        "samples_per_s_steady": 10.0,
+        "val_sample_f1_by_epoch": [0.25, 0.4],
+    }
+    assert fusion_gpu.epoch_figures(tmp_path / "never-started") == {
+        "epoch_seconds_each": [],
+        "samples_per_s_steady": None,
+        "val_sample_f1_by_epoch": [],
+    }
