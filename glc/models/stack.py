@@ -421,6 +421,14 @@ register(
                 "n_estimators": 800,
                 "num_leaves": 31,
             },
+            # the same plus a member of another family: graph-feature neighbours (gfv10km) beside the spatial ones
+            "stack_trees_gfv": {
+                "models": ["gbm", "random_forest", "radius50km", "knn10", "gfv10km"],
+                "folds": 4,
+                "member_top": 60,
+                "n_estimators": 800,
+                "num_leaves": 31,
+            },
             "stack_trees_mean": {
                 "models": ["gbm", "random_forest", "radius50km", "knn10"],
                 "folds": 4,
