@@ -464,12 +464,16 @@ def epoch_figures(run_dir: Path) -> dict[str, Any]:
 def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Path) -> dict[str, Any]:
     """Train one A/B row (see :func:`ab`) and return its figures."""
     import torch
+    import torch._dynamo
+    from torch._dynamo.utils import counters
 
     from glc.training.trainer import train_model
 
     cfg = _config(experiment, acc)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    torch._dynamo.reset()  # each row compiles from scratch: its compile time and graph count are its own
+    counters.clear()
     t0 = time.time()
     with BusySampler() as busy:
         summary = train_model(inputs, work, cfg, cfg["name"], progress=False, wandb=False, reader="memory")
@@ -490,6 +494,8 @@ def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Pat
         "wall_s": round(time.time() - t0, 1),
         "first_epoch_extra_s": round(epochs[0] - float(np.median(epochs[1:])), 1) if len(epochs) > 1 else None,
         **epoch_figures(work),
+        # graphs dynamo compiled (training, evaluation, the mixup path); more means a shape was compiled again
+        "compiled_graphs": int(counters["stats"]["unique_graphs"]),
     }
 
 

@@ -153,6 +153,7 @@ def test_ab_adds_one_switch_per_row_and_reports_each_against_the_row_before(tabl
         assert len(r["epoch_seconds_each"]) == 2 and all(x > 0 for x in r["epoch_seconds_each"])
         assert len(r["val_sample_f1_by_epoch"]) == 2
         assert max(r["val_sample_f1_by_epoch"]) == pytest.approx(r["val_sample_f1"], abs=1e-4)
+        assert r["compiled_graphs"] == 0  # eager rows compile nothing
     assert res["limit_image_branch_samples_per_s"] > 0 and res["fusion_over_limit"] > 0
 
 
@@ -269,3 +270,18 @@ def test_epoch_figures_of_a_run_stopped_in_its_third_epoch(tmp_path: Path) -> No
         "samples_per_s_steady": None,
         "val_sample_f1_by_epoch": [],
     }
+
+
+def test_a_compiled_row_counts_its_graphs_and_runs_short_batches_eagerly(table, tmp_path: Path) -> None:
+    """``+ torch.compile`` on CPU (aot_eager) at batch 40 over 96 training / 32 validation surveys: batches of 40, 40
+    and 16, and one of 32. The short ones run the eager net, so dynamo compiles the training (mixup) path once and
+    never the evaluation path: the row reports that graph count."""
+    inputs, _, _ = table
+    sets = [s for s in SMALL if not s.startswith("train.batch_size")] + [
+        "train.batch_size=40",
+        'train.compile="default"',
+        'train.compile_backend="aot_eager"',
+    ]
+    row = fusion_gpu._ab_row(inputs, Path("tasks/fusion.toml"), sets, "+ torch.compile", tmp_path)
+    assert row["epochs"] == 1 and row["batch_size"] == 40 and 0.0 <= row["val_sample_f1"] <= 1.0
+    assert row["compiled_graphs"] == 1, row
