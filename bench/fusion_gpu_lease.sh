@@ -13,6 +13,7 @@
 # limit stops still reports the epochs it finished. Writes $OUT/ab.json and $OUT/log.txt (TORCH_LOGS=recompiles:
 # every recompilation is in the log).
 set -uo pipefail
+cd "$(dirname "$0")/.."
 row=${1:?usage: bench/fusion_gpu_lease.sh ROW [SECONDS]}
 limit=${2:-540}
 out=${OUT:-/tmp/fusion-gpu-out}
