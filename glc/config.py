@@ -485,8 +485,8 @@ UNHASHED_DEFAULTS: dict[tuple[str, str], Any] = {
 }
 
 
-#: Keys that never change what is built (how often a run checkpoints): never part of the hash, so changing one
-#: resumes the same run instead of starting another.
+#: Keys that never change what is built (how often a run checkpoints or checks its loss): never part of the hash, so
+#: changing one resumes the same run instead of starting another.
 UNHASHED_KEYS: tuple[tuple[str, str], ...] = (("train", "checkpoint_minutes"), ("train", "finite_check_every"))
 
 
