@@ -472,7 +472,7 @@ def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Pat
     cfg = _config(experiment, acc)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    torch._dynamo.reset()  # each row compiles from scratch: its compile time and graph count are its own
+    torch._dynamo.reset()  # each row traces anew (Inductor's on-disk caches stay): its graph count is its own
     counters.clear()
     t0 = time.time()
     with BusySampler() as busy:
@@ -494,7 +494,8 @@ def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Pat
         "wall_s": round(time.time() - t0, 1),
         "first_epoch_extra_s": round(epochs[0] - float(np.median(epochs[1:])), 1) if len(epochs) > 1 else None,
         **epoch_figures(work),
-        # graphs dynamo compiled (training, evaluation, the mixup path); more means a shape was compiled again
+        # graphs dynamo compiled (training, evaluation, the mixup path, and the pieces of any graph break): a count
+        # that grows with the loader's batch sizes means a shape was compiled again
         "compiled_graphs": int(counters["stats"]["unique_graphs"]),
     }
 
@@ -567,7 +568,7 @@ def ab(
             acc = trial
             continue
         try:
-            row = _ab_row(inputs, experiment, trial, name, work / f"row{len(out['rows'])}")
+            row = _ab_row(inputs, experiment, trial, name, work / f"row{names.index(name)}")
             acc = trial
         except Exception as e:
             log.exception("A/B row %r failed", name)
@@ -575,7 +576,7 @@ def ab(
                 "row": name,
                 "error": f"{type(e).__name__}: {e}"[:2000],
                 "samples_per_s": None,
-                **epoch_figures(work / f"row{len(out['rows'])}"),  # the epochs it finished before it stopped
+                **epoch_figures(work / f"row{names.index(name)}"),  # the epochs it finished before it stopped
             }
         done = [r for r in out["rows"] if r.get("samples_per_s")]
         prev = done[-1]["samples_per_s"] if done else None

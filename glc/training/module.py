@@ -330,6 +330,11 @@ class MultiLabelModule(pl.LightningModule):
         """Look at the deferred finiteness record (``finite_check_every``) before the epoch counts as done."""
         self._check_nonfinite("train")
 
+    def on_validation_epoch_start(self) -> None:
+        """A non-finite training step before this validation is reported as that step (its NaN weights would
+        otherwise first show as a validation loss)."""
+        self._check_nonfinite("train")
+
     def on_validation_epoch_end(self) -> None:
         """Look at the deferred finiteness record (``finite_check_every``) before the epoch's metrics are used."""
         self._check_nonfinite("val")

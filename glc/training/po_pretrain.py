@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +193,9 @@ class POObjective(nn.Module):
         self.site_loss, self.bg_loss = BCELoss(pos_weight=float(pos_weight)), BCELoss()
         self.offset = nn.Parameter(torch.zeros(int(num_classes))) if loss == "multinomial" else None
 
-    def forward(self, net: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
-        """Site term (+ background term), or the multinomial likelihood of the records."""
+    def forward(self, net: Callable[[Mapping[str, Tensor]], Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+        """Site term (+ background term), or the multinomial likelihood of the records; ``net`` maps a batch of
+        location columns to logits (a net, or its eager ``forward`` where a compiled one must keep its shapes)."""
         logits = net({c: batch[c] for c in LOCATION_COLUMNS})
         target = batch["target"].to(logits.dtype)
         if self.offset is not None:
@@ -219,7 +220,7 @@ class POPretrainModule(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         """The PO loss of one batch of sites."""
-        loss = self.objective(self.net, batch)
+        loss = self.objective(self.net.forward, batch)  # eager: a compiled net keeps its graphs for the PA fit
         self.log("po/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         self._sum = self._sum + loss.detach() * len(batch["target"])
         self._n += len(batch["target"])
@@ -267,7 +268,8 @@ class POJointModule(MultiLabelModule):
             )
         loss = super().training_step(batch, batch_idx)
         po_batch = {k: v.to(self.device) for k, v in self.sites.draw(self.global_step, self.po_batch_size).items()}
-        po = self.po(self.net, po_batch)
+        net = self.net.forward if self._eager(po_batch) else self.net  # PO batches of another size: eagerly
+        po = self.po(net, po_batch)
         self.log("train/po_loss", po, on_step=False, on_epoch=True, batch_size=self.po_batch_size)
         return loss + self.aux_weight * po
 

@@ -240,3 +240,43 @@ def test_the_joint_term_trains_the_pa_fit_on_po_sites_and_predicts_without_them(
     )
     with pytest.raises(ConfigError, match="epochs = 0 and aux_weight = 0"):
         resolve({**over, "train": {**over["train"], "pretrain_po": {"enabled": True, "epochs": 0}}})
+
+
+def test_a_compiled_net_runs_the_po_batches_eagerly_and_compiles_nothing_more(tmp_path: Path) -> None:
+    """With ``[train] compile`` the compiled graphs keep the PA batch's shape: PO pretraining and the joint term's PO
+    batches (64 sites beside PA batches of 32) run the eager net, like the PA fit's short batches, so dynamo compiles
+    exactly the graphs of the same fit without PO; compiling the PO batches too makes more."""
+    from torch._dynamo.utils import counters
+
+    from glc.loaders.fake import make_fake_inputs
+    from glc.loaders.tables import read_meta
+    from glc.training.trainer import train_model
+
+    make_fake_inputs(tmp_path / "in", (), sizes={"train": 60, "val": 30, "test": 10}, num_classes=5)
+    sites = read_po_sites_with_vocab(tmp_path / "s", read_meta(tmp_path / "in")["vocab"])
+    graphs = []
+    for po in ({}, {"enabled": True, "epochs": 1, "aux_weight": 0.5, "loss": "multinomial", "batch_size": 64}):
+        cfg = resolve(
+            {
+                "model": {"kind": "geolocation", "hidden": 16},
+                "train": {
+                    "max_epochs": 2,
+                    "patience": 2,
+                    "batch_size": 32,
+                    "reader": "arrow",
+                    "compile": "default",
+                    "compile_backend": "aot_eager",
+                    "pretrain_po": po,
+                },
+            }
+        )
+        torch._dynamo.reset()
+        counters.clear()
+        out = train_model(
+            tmp_path / "in", tmp_path / f"w{len(graphs)}", cfg, "t", progress=False, wandb=False, po_sites=sites
+        )
+        assert out["epochs_trained"] == 2
+        graphs.append(counters["stats"]["unique_graphs"])
+    torch._dynamo.reset()
+    assert out["pretrain_po"]["epochs"] == 1
+    assert graphs[0] >= 1 and graphs[1] == graphs[0], graphs

@@ -409,3 +409,24 @@ def test_finite_check_every_trains_like_every_step_and_guards_checkpoints(tmp_pa
     assert config_hash(base) == config_hash(resolve({**base, "train": {**base["train"], "finite_check_every": 50}}))
     with pytest.raises(ConfigError, match="finite_check_every"):
         resolve({**base, "train": {**base["train"], "finite_check_every": 0}})
+
+
+def test_a_deferred_nan_is_named_as_its_training_step_not_as_the_validation_after_it() -> None:
+    """``finite_check_every`` larger than the epoch and a validation loop: the NaN weights of training step 2 would
+    first show as a validation loss; the check before validation names the training step."""
+    torch.manual_seed(0)
+    module = MultiLabelModule(ToyConvNet(), _NaNAt(bad_step=2), lr=1e-2, num_classes=C, val_k=2, finite_check_every=100)
+    with pytest.raises(FloatingPointError, match=r"train/loss is nan at epoch 0, batch 2;"):
+        pl.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        ).fit(
+            module,
+            train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None),
+            val_dataloaders=torch.utils.data.DataLoader(_batches(2, seed=1), batch_size=None),
+        )
