@@ -567,8 +567,9 @@ def ab(
         if skipping:
             acc = trial
             continue
+        run = work / f"row{names.index(name)}"  # one folder per A/B row: a later call resumes the same row there
         try:
-            row = _ab_row(inputs, experiment, trial, name, work / f"row{names.index(name)}")
+            row = _ab_row(inputs, experiment, trial, name, run)
             acc = trial
         except Exception as e:
             log.exception("A/B row %r failed", name)
@@ -576,7 +577,7 @@ def ab(
                 "row": name,
                 "error": f"{type(e).__name__}: {e}"[:2000],
                 "samples_per_s": None,
-                **epoch_figures(work / f"row{names.index(name)}"),  # the epochs it finished before it stopped
+                **epoch_figures(run),  # the epochs it finished before it stopped
             }
         done = [r for r in out["rows"] if r.get("samples_per_s")]
         prev = done[-1]["samples_per_s"] if done else None

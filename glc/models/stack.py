@@ -393,6 +393,12 @@ def combine_stack(
     return val, test, info
 
 
+#: The real benchmark's stack members (in-memory entries, refitted on 4 inner folds) and tasks/stack.toml's booster and
+#: candidates (chosen on the full world's cross-fitted validation).
+_TREE_MEMBERS = ("gbm", "random_forest", "radius50km", "knn10")
+_CHOSEN: dict[str, Any] = {"folds": 4, "member_top": 60, "n_estimators": 800, "num_leaves": 31}
+
+
 def _check(m: Mapping[str, Any]) -> None:
     if m["experiments"] and m["models"]:
         raise ValueError(
@@ -413,27 +419,10 @@ register(
         members=lambda m: tuple(m["experiments"]),
         combine=combine_stack,
         benchmarks={
-            # tasks/stack.toml's booster and candidates (chosen on the full world's cross-fitted validation)
-            "stack_trees": {
-                "models": ["gbm", "random_forest", "radius50km", "knn10"],
-                "folds": 4,
-                "member_top": 60,
-                "n_estimators": 800,
-                "num_leaves": 31,
-            },
-            # the same plus a member of another family: graph-feature neighbours (gfv10km) beside the spatial ones
-            "stack_trees_gfv": {
-                "models": ["gbm", "random_forest", "radius50km", "knn10", "gfv10km"],
-                "folds": 4,
-                "member_top": 60,
-                "n_estimators": 800,
-                "num_leaves": 31,
-            },
-            "stack_trees_mean": {
-                "models": ["gbm", "random_forest", "radius50km", "knn10"],
-                "folds": 4,
-                "queries": "fold_mean",
-            },
+            "stack_trees": {"models": list(_TREE_MEMBERS), **_CHOSEN},
+            # plus a member of another family: graph-feature neighbours (gfv10km) beside the spatial ones
+            "stack_trees_gfv": {"models": [*_TREE_MEMBERS, "gfv10km"], **_CHOSEN},
+            "stack_trees_mean": {"models": list(_TREE_MEMBERS), "folds": 4, "queries": "fold_mean"},
         },
     )
 )

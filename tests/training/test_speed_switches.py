@@ -12,6 +12,7 @@ fixed batch falls); all off is the deterministic default path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,31 @@ def _loss(module: MultiLabelModule, batch: dict[str, torch.Tensor]) -> float:
         return float(module.loss(module.net(batch), batch["target"]))
 
 
+def _fit(
+    module: pl.LightningModule,
+    train: list[dict[str, torch.Tensor]],
+    val: list[dict[str, torch.Tensor]] | None = None,
+    **trainer_kw: Any,
+) -> pl.Trainer:
+    """Fit ``module`` on CPU over ready-made batches with a quiet Trainer (no logger, checkpoints, bar or summary
+    unless ``trainer_kw`` says otherwise); returns the Trainer."""
+    kw: dict[str, Any] = {
+        "max_epochs": 4,
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        **trainer_kw,
+    }
+    trainer = pl.Trainer(**kw)
+    loaders = {"train_dataloaders": torch.utils.data.DataLoader(train, batch_size=None)}
+    if val is not None:
+        loaders["val_dataloaders"] = torch.utils.data.DataLoader(val, batch_size=None)
+    trainer.fit(module, **loaders)
+    return trainer
+
+
 def _train(
     precision: str = "32-true", **switches: Any
 ) -> tuple[MultiLabelModule, float, float, pl.Trainer, list[dict[str, Any]]]:
@@ -71,16 +97,7 @@ def _train(
     data = _batches()
     before = _loss(module, data[0])
     module.net.seen.clear()
-    trainer = pl.Trainer(
-        max_epochs=4,
-        accelerator="cpu",
-        precision=precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    trainer = _fit(module, data, precision=precision)
     seen = list(module.net.seen)  # what the net saw in training steps
     return module, before, _loss(module, data[0]), trainer, seen
 
@@ -231,16 +248,29 @@ def test_deterministic_false_reaches_the_trainer_and_leaves_the_default_hash_alo
     module = MultiLabelModule(ToyConvNet(), nn.BCEWithLogitsLoss(), lr=1e-2, num_classes=C, val_k=2)
     data = _batches()
     before = _loss(module, data[0])
-    pl.Trainer(
-        max_epochs=4,
-        accelerator="cpu",
-        deterministic=trainer_mod._accelerator(off)[1],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(module, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    _fit(module, data, deterministic=trainer_mod._accelerator(off)[1])
     assert _loss(module, data[0]) < before * 0.95
+
+
+def _compiled(make_net: Callable[[], nn.Module], **switches: Any) -> MultiLabelModule:
+    """A module compiling a seeded ``make_net()`` (aot_eager) for full batches of 16, from a clean dynamo state and
+    counters."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    return MultiLabelModule(
+        make_net(),
+        nn.BCEWithLogitsLoss(),
+        lr=1e-2,
+        num_classes=C,
+        val_k=2,
+        compile_mode="default",
+        compile_backend="aot_eager",
+        batch_size=16,
+        **switches,
+    )
 
 
 @pytest.mark.parametrize("short", ["eager", "dynamic"])
@@ -266,20 +296,7 @@ def test_compile_short_batches_keep_one_graph(short: str) -> None:
         def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
             return self.forward_prepared(self.prepare(batch))
 
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(0)
-    module = MultiLabelModule(
-        ToyLinearNet(),
-        nn.BCEWithLogitsLoss(),
-        lr=1e-2,
-        num_classes=C,
-        val_k=2,
-        compile_mode="default",
-        compile_backend="aot_eager",
-        compile_short_batches=short,
-        batch_size=16,
-    )
+    module = _compiled(ToyLinearNet, compile_short_batches=short)
     eager = ToyLinearNet()
     eager.load_state_dict(module.net.state_dict())
     for n in (16, 11, 5, 16, 7):
@@ -300,34 +317,10 @@ def test_compile_short_batches_eager_trains_and_validates_on_a_ragged_loader() -
     net (aot_eager), one graph per grad mode (training, validation), and the loss falls."""
     from torch._dynamo.utils import counters
 
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(0)
-    module = MultiLabelModule(
-        ToyConvNet(),
-        nn.BCEWithLogitsLoss(),
-        lr=1e-2,
-        num_classes=C,
-        val_k=2,
-        compile_mode="default",
-        compile_backend="aot_eager",
-        batch_size=16,
-    )
+    module = _compiled(ToyConvNet)
     data = _batches(4) + [{k: v[:5] for k, v in _batches(1)[0].items()}]
     before = _loss(module, data[0])
-    pl.Trainer(
-        max_epochs=4,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    ).fit(
-        module,
-        train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None),
-        val_dataloaders=torch.utils.data.DataLoader(data, batch_size=None),
-    )
+    _fit(module, data, data, num_sanity_val_steps=0)
     assert _loss(module, data[0]) < before * 0.95
     assert counters["stats"]["unique_graphs"] <= 2, counters["stats"]
     torch._dynamo.reset()
@@ -357,14 +350,7 @@ def test_finite_check_every_defers_the_sync_and_still_names_the_batch(every: int
     loss = _NaNAt(bad_step=2)
     module = MultiLabelModule(ToyConvNet(), loss, lr=1e-2, num_classes=C, val_k=2, finite_check_every=every)
     with pytest.raises(FloatingPointError, match=r"train/loss is nan at epoch 0, batch 2;"):
-        pl.Trainer(
-            max_epochs=2,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None))
+        _fit(module, _batches(), max_epochs=2)
     assert loss.calls - 1 == raised_at, (every, loss.calls)
     with pytest.raises(ValueError, match="finite_check_every"):
         MultiLabelModule(ToyConvNet(), loss, num_classes=C, finite_check_every=0)
@@ -381,29 +367,14 @@ def test_finite_check_every_trains_like_every_step_and_guards_checkpoints(tmp_pa
         module = MultiLabelModule(
             ToyConvNet(), nn.BCEWithLogitsLoss(), lr=1e-2, num_classes=C, val_k=2, finite_check_every=every
         )
-        pl.Trainer(
-            max_epochs=2,
-            accelerator="cpu",
-            deterministic=True,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None))
+        _fit(module, _batches(), max_epochs=2, deterministic=True)
         weights.append(module.net.head.weight.detach().clone())
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
     torch.manual_seed(0)
     module = MultiLabelModule(ToyConvNet(), _NaNAt(1), lr=1e-2, num_classes=C, finite_check_every=100)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_top_k=-1)
     with pytest.raises(FloatingPointError, match="batch 1;"):
-        pl.Trainer(
-            max_epochs=1,
-            accelerator="cpu",
-            logger=False,
-            callbacks=[ckpt],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(module, train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None))
+        _fit(module, _batches(), max_epochs=1, callbacks=[ckpt], enable_checkpointing=True)
     assert not list(tmp_path.glob("*.ckpt"))
     base = resolve({"model": {"kind": "geolocation"}})
     assert config_hash(base) == config_hash(resolve({**base, "train": {**base["train"], "finite_check_every": 50}}))
@@ -417,16 +388,4 @@ def test_a_deferred_nan_is_named_as_its_training_step_not_as_the_validation_afte
     torch.manual_seed(0)
     module = MultiLabelModule(ToyConvNet(), _NaNAt(bad_step=2), lr=1e-2, num_classes=C, val_k=2, finite_check_every=100)
     with pytest.raises(FloatingPointError, match=r"train/loss is nan at epoch 0, batch 2;"):
-        pl.Trainer(
-            max_epochs=1,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        ).fit(
-            module,
-            train_dataloaders=torch.utils.data.DataLoader(_batches(), batch_size=None),
-            val_dataloaders=torch.utils.data.DataLoader(_batches(2, seed=1), batch_size=None),
-        )
+        _fit(module, _batches(), _batches(2, seed=1), max_epochs=1, num_sanity_val_steps=0)
