@@ -74,7 +74,9 @@ tile-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT tile CNN o
 tile-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: tile-cnn on tiles shuffled across surveys
 tile-cnn-idct: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on images reconstructed (IDCT) from the DCT planes
 tile-cnn-rasters: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on environmental raster DCT tiles (land cover, climate)
+tile-cnn-rasters-po: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile-cnn-rasters with a presence-only term read from the rasters' tiles at the PO sites
 tile-cnn-geo: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN latent + geolocation encoder (tasks/tile-cnn-geo.toml)
+tile-cnn-geo-po: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile-cnn-geo with a presence-only term read from the PO sites' patches (a synthetic world's PO patches are rendered on first use)
 timeseries-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT time-series CNN on Landsat 1D-DCT planes (tasks/timeseries-cnn.toml)
 tile2vec: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile2vec pretraining (tasks/encoders/tile2vec.toml) + MLP head on the frozen embedding
 tile2vec-untrained: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: the same head on the untrained tile2vec encoder

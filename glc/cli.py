@@ -67,6 +67,15 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         raise UserError(f"--flavour {a.flavour} names a GLC24 distribution; GLC25 has one layout (drop --flavour)")
     flavour = "glc25" if a.edition == "glc25" else (a.flavour or "kaggle")
     out = Path(a.out) if a.out else Path("data/synthetic") / world_dir_name(a.edition, a.scale, a.seed)
+    if a.add_po_patches:
+        from glc.synth.world import add_po_patches
+
+        try:
+            done = add_po_patches(out, a.po_patches or None)
+        except FileNotFoundError as e:
+            raise UserError(str(e)) from e
+        print(f"{done['po_patches']} presence-only patches rendered into {out} in {done['seconds']:.1f} s")
+        return 0
     summary = generate_world(out, scale=a.scale, seed=a.seed, flavour=flavour, po_patch_sites=a.po_patches)
     print(f"synthetic world ({a.scale}, seed {a.seed}) written to {out}")
     if isinstance(summary, dict) and "seconds" in summary:
@@ -321,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also render RGB+NIR patches for the first N presence-only surveys (the PO ETL path; default 0)",
+    )
+    g.add_argument(
+        "--add-po-patches",
+        action="store_true",
+        help="render the presence-only patches of the existing world at --out (or the default path; the first "
+        "--po-patches N surveys, all when N is 0) and leave its other files untouched (image nets' PO term)",
     )
     g.set_defaults(func=_cmd_synth)
 

@@ -142,3 +142,8 @@ def test_validate_with_a_bad_test_metadata_row_still_knows_that_survey(tmp_path)
     meta.write_text("lon,lat,year,geoUncertaintyInM,areaInM2,region,country,surveyId\n1,45,2019,1,1,ALPINE,France,x\n")
     r = _run("validate-submission", str(sub), "--test-metadata", str(meta))
     assert r.returncode == 2 and "test.csv:2: surveyId 'x' is not a non-negative integer" in r.stderr
+
+
+def test_adding_po_patches_to_a_missing_world_is_a_user_error(tmp_path):
+    r = _run("synth", "--add-po-patches", "--out", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "not a complete synthetic world" in r.stderr and "Traceback" not in r.stderr

@@ -34,7 +34,7 @@ the survey; with it the survey is left out of ``data/``, counted in ``_SUCCESS``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,8 +285,11 @@ def write_patch_tiles(
     max_bad_fraction: float = 0.01,
     partitions: int = 0,
     batch_size: int = 256,
+    report: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract + transform + load of ``PatchTiles`` (see the module docstring for the artifact).
+
+    ``report``: more fields for the summary (``POPatchTiles``: the sites with and without a patch).
 
     Returns:
         The ``_SUCCESS`` summary (counts, skipped surveys, column layout).
@@ -304,6 +307,7 @@ def write_patch_tiles(
             "dct": f"4 channels x {k}x{k}, channel-major: dct[(c*k+u)*k+v]; dct2 of the uint8 patch as float32",
             **({"raw": "(4, 128, 128) uint8, C order (channel, row, column)"} if keep_raw else {}),
         },
+        **dict(report or {}),
     }
     extra = None
     if fmt.has_nodata:

@@ -430,6 +430,60 @@ def write_glc25_patch(path: Path, patch: np.ndarray, x: float, y: float) -> None
         dst.descriptions = ("red", "green", "blue", "nir")
 
 
+def add_po_patches(
+    world: str | Path, n: int | None = None, workers: int | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Render the presence-only patches of an already generated world, leaving every other file untouched.
+
+    The world (its ``_SUCCESS`` names scale, seed and flavour) is generated again beside it with
+    ``po_patch_sites = n`` (``None``: every PO survey); its PO metadata must be byte-identical to the world's (the
+    same world), and its PO patch folders are moved into the world, replacing any there. Nothing else of the world
+    changes, so artifacts built from it stay valid (their raw inputs keep their fingerprints). The ``_SUCCESS``
+    summary's ``counts.po_patches`` is updated.
+
+    Returns:
+        ``{"po_patches": rendered, "seconds": ...}``.
+
+    Raises:
+        FileNotFoundError: ``world`` is not a complete synthetic world.
+        ValueError: the regenerated PO records differ (a world from another generator version).
+    """
+    import filecmp
+
+    from glc.io import atomic_file
+
+    world = Path(world)
+    flag = world / "_SUCCESS"
+    if not flag.exists():
+        raise FileNotFoundError(f"{world}: not a complete synthetic world (no _SUCCESS); generate it with 'glc synth'")
+    info = json.loads(flag.read_text())
+    t0 = time.time()
+    total = int(info["counts"]["po_surveys"])
+    n = total if n is None else min(int(n), total)
+    tmp = world.parent / f".{world.name}-po-{os.getpid()}"
+    try:
+        generate_world(tmp, info["scale"], int(info["seed"]), info["flavour"], workers, progress, True, n)
+        old, new = Layout(world, info["flavour"]), Layout(tmp, info["flavour"])
+        if not filecmp.cmp(old.po_metadata(), new.po_metadata(), shallow=False):
+            raise ValueError(
+                f"{world}: regenerating ({info['scale']}, seed {info['seed']}) gave other PO records than the world's "
+                f"{old.po_metadata().name}; the world comes from another generator version: generate it anew with "
+                f"'glc synth --po-patches {n}'"
+            )
+        for kind in old.edition.patch_kinds:
+            src, dst = new.patch_root("po", kind), old.patch_root("po", kind)
+            if dst.exists():
+                shutil.rmtree(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        info["counts"]["po_patches"] = n
+        with atomic_file(flag, "w") as fh:
+            fh.write(json.dumps(info, indent=2, sort_keys=True))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"po_patches": n, "seconds": round(time.time() - t0, 1)}
+
+
 def _glc25_test_count(p: ScaleParams) -> int:
     """GLC25's test size for a scale: the train size times :data:`GLC25_TEST_RATIO` (14,784 at full scale)."""
     return int(round(p.n_pa_train * GLC25_TEST_RATIO))

@@ -29,11 +29,11 @@ from glc.tasks.experiment import Decoder, Predict, Report, Submission  # noqa: E
 from glc.tasks.features import CubeFeatures, EnvFeatures, PatchTiles, RasterTiles  # noqa: E402
 from glc.tasks.maps import SpeciesMap  # noqa: E402
 from glc.tasks.neighbours import GraphFeatures, Neighbours, POCorrection  # noqa: E402
-from glc.tasks.po import POSites  # noqa: E402
+from glc.tasks.po import POPatchTiles, PORasterTiles, POSites  # noqa: E402
 from glc.tasks.pretrain import Embeddings, PretrainEncoder  # noqa: E402
 from glc.tasks.raw import GLC24Data  # noqa: E402
 from glc.tasks.surveys import SurveyTable  # noqa: E402
-from glc.tasks.synth import SyntheticWorld  # noqa: E402
+from glc.tasks.synth import SyntheticPOPatches, SyntheticWorld  # noqa: E402
 from glc.tasks.training import ModelInputs, TrainModel  # noqa: E402
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "ModelInputs",
     "Neighbours",
     "POCorrection",
+    "POPatchTiles",
+    "PORasterTiles",
     "POSites",
     "RealCV",
     "RealLabels",
@@ -58,6 +60,7 @@ __all__ = [
     "SpeciesMap",
     "Submission",
     "SurveyTable",
+    "SyntheticPOPatches",
     "SyntheticWorld",
     "TrainModel",
     "paths",

@@ -67,10 +67,13 @@ class PatchTiles(FeatureTask):
     partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
     batch_size = luigi.IntParameter(default=256, significant=False, description="patches per batch")
 
+    def artifact_name(self) -> str:
+        """The folder name from the significant parameters."""
+        return f"k{self.k}" + ("-raw" if self.keep_raw else "") + _skip_suffix(self.skip_bad_inputs)
+
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
-        name = f"k{self.k}" + ("-raw" if self.keep_raw else "") + _skip_suffix(self.skip_bad_inputs)
-        return FlagTarget(self.artifact_path("features", "patches", name))
+        return FlagTarget(self.artifact_path("features", "patches", self.artifact_name()))
 
     def raw_inputs(self) -> list[Path]:
         """The patch folders of both splits (GLC24: RGB and NIR; GLC25: the GeoTIFFs)."""
@@ -79,9 +82,12 @@ class PatchTiles(FeatureTask):
 
     def run(self) -> None:
         """:func:`glc.etl.patches.write_patch_tiles`."""
+        self.write(*self._prepare())
+
+    def write(self, spark: Any, layout: Any, surveys: Any, report: dict[str, Any] | None = None) -> None:
+        """:func:`glc.etl.patches.write_patch_tiles` of ``surveys`` (``report``: more summary fields)."""
         from glc.etl.patches import write_patch_tiles
 
-        spark, layout, surveys = self._prepare()
         write_patch_tiles(
             spark,
             layout,
@@ -93,6 +99,7 @@ class PatchTiles(FeatureTask):
             partitions=self.partitions,
             batch_size=self.batch_size,
             max_bad_fraction=self.max_bad_fraction,
+            report=report,
         )
 
 
@@ -190,10 +197,13 @@ class RasterTiles(FeatureTask):
     partitions = luigi.IntParameter(default=0, significant=False, description="Spark partitions (0 = automatic)")
     batch_size = luigi.IntParameter(default=50000, significant=False, description="sites per extraction call")
 
+    def artifact_name(self) -> str:
+        """The folder name from the significant parameters."""
+        return f"{self.raster_group}-k{self.k}-t{self.tile_size}-{self.fill}" + _skip_suffix(self.skip_bad_inputs)
+
     def output(self) -> FlagTarget:
         """``_SUCCESS`` of the artifact folder."""
-        name = f"{self.raster_group}-k{self.k}-t{self.tile_size}-{self.fill}" + _skip_suffix(self.skip_bad_inputs)
-        return FlagTarget(self.artifact_path("features", "rasters", name))
+        return FlagTarget(self.artifact_path("features", "rasters", self.artifact_name()))
 
     def raw_inputs(self) -> list[Path]:
         """The GeoTIFFs of the raster group."""

@@ -1,7 +1,8 @@
 """``SyntheticWorld``: the generated GLC24- or GLC25-like dataset (glc's embedded default data).
 
 A data root named ``.../synthetic/<scale>-seed<N>`` is a GLC24 world, ``.../synthetic/glc25-<scale>-seed<N>`` a GLC25
-one; either is generated on first use.
+one; either is generated on first use. ``SyntheticPOPatches`` renders its presence-only patches on first use (only
+the tasks reading PO patches need them: ``glc.tasks.po.POPatchTiles``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,48 @@ class SyntheticWorld(luigi.Task):
             seed=self.seed,
             flavour="glc25" if self.edition == "glc25" else "kaggle",
         )
+
+
+class SyntheticPOPatches(luigi.Task):
+    """The presence-only patches of a generated world (:func:`glc.synth.world.add_po_patches`, every PO survey);
+    complete when the world's ``_SUCCESS`` counts a patch for each PO survey."""
+
+    scale = luigi.ChoiceParameter(choices=["tiny", "demo", "full"], default="demo")
+    seed = luigi.IntParameter(default=0)
+    root = luigi.Parameter(default="data/synthetic", description="parent folder of generated worlds")
+    edition = luigi.ChoiceParameter(choices=["glc24", "glc25"], default="glc24", description="GLC edition to imitate")
+
+    def requires(self) -> SyntheticWorld:
+        """The world."""
+        return SyntheticWorld(scale=self.scale, seed=self.seed, root=self.root, edition=self.edition)
+
+    def output(self) -> luigi.LocalTarget:
+        """The world's ``_SUCCESS`` marker (its counts say whether the PO patches are there: :meth:`complete`)."""
+        return self.requires().output()
+
+    def complete(self) -> bool:
+        """Every PO survey of the world has its patch."""
+        import json
+
+        flag = Path(self.output().path)
+        if not flag.exists():
+            return False
+        counts = json.loads(flag.read_text()).get("counts", {})
+        return int(counts.get("po_patches", 0)) >= int(counts.get("po_surveys", 1))
+
+    def run(self) -> None:
+        """Render them into the world."""
+        from glc.synth.world import add_po_patches
+
+        add_po_patches(Path(self.output().path).parent)
+
+
+def po_patches_task(data_root: str) -> luigi.Task:
+    """``SyntheticPOPatches`` for a synthetic world's path (see :func:`raw_data_task`), else the raw data task."""
+    task = raw_data_task(data_root)
+    if isinstance(task, SyntheticWorld):
+        return SyntheticPOPatches(scale=task.scale, seed=task.seed, root=task.root, edition=task.edition)
+    return task
 
 
 def raw_data_task(data_root: str) -> luigi.Task:

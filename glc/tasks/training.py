@@ -217,10 +217,14 @@ class TrainModel(ExperimentTask):
         req: dict[str, GlcTask] = {"inputs": model_inputs_for(self, self.cfg)}
         for name in get_model(self.cfg["model"]["kind"]).encoders(self.cfg["model"]):
             req[f"encoder:{name}"] = PretrainEncoder(encoder=name, data_root=self.data_root, out_root=self.out_root)
-        if self.cfg["train"]["pretrain_po"]["enabled"]:  # the PO sites the net is pretrained on
-            from glc.tasks.po import POSites
+        if self.cfg["train"]["pretrain_po"]["enabled"]:  # the PO sites the net learns from, and their patch tiles
+            from glc.tasks.po import POSites, po_input_task
 
             req["po_sites"] = POSites(data_root=self.data_root, out_root=self.out_root)
+            for name in get_model(self.cfg["model"]["kind"]).features(self.cfg["model"]):
+                task = po_input_task(self, name)
+                if task is not None:
+                    req[f"po_input:{name}"] = task
         return req
 
     def model_path(self, *parts: str) -> Path:
@@ -251,7 +255,10 @@ class TrainModel(ExperimentTask):
         pretrained = {
             k.split(":", 1)[1]: str(v.dir / ENCODER_FILE) for k, v in self.input().items() if k.startswith("encoder:")
         }
-        extra = {"po_sites": self.input()["po_sites"].dir} if "po_sites" in self.input() else {}
+        extra: dict[str, Any] = {"po_sites": self.input()["po_sites"].dir} if "po_sites" in self.input() else {}
+        po_inputs = {k.split(":", 1)[1]: v.dir for k, v in self.input().items() if k.startswith("po_input:")}
+        if po_inputs:
+            extra["po_inputs"] = po_inputs
         summary = runner.train(
             self.input()["inputs"].dir, work, self.cfg, run_name=self.model_path().name, pretrained=pretrained, **extra
         )

@@ -7,10 +7,14 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
 * **Sites and labels.** The ``POSites`` artifact (:func:`glc.etl.po.po_site_labels`) groups the PO records by PO
   ``surveyId``: each site's positives are the species recorded there. Species outside the PA model's classes are
   dropped and counted; a site left without a positive is dropped and counted. ``max_sites`` keeps a seeded sample.
-* **Inputs.** A PO site has a location and nothing else the ETL builds for PA surveys (no patches, time series, env
-  vector or graph features). The net's :attr:`input_columns` must be location columns (``x``, ``y``, ``lon``,
-  ``lat``); any other column is refused with the number of sites lacking it (the geolocation nets qualify; image and
-  fusion nets need PO patches, which the real data does not ship).
+* **Inputs.** A PO site has its location (``x``, ``y``, ``lon``, ``lat``), the environmental rasters' DCT tiles at
+  it (``PORasterTiles``, from the full-extent GeoTIFFs) and, where its satellite patch exists, the patch's DCT tiles
+  (``POPatchTiles``); :func:`read_po_inputs` gives them the same columns, dtype and shape as the PA rows of the
+  ``ModelInputs`` table, and the net standardises them with the same PA-train statistics. Nothing else the ETL builds
+  for PA surveys exists there (time series, env vectors, graph features). A net reading any other column is refused
+  with the number of sites lacking it (:func:`check_po_inputs`); a site without one of the net's inputs (a patch) is
+  dropped and counted (``sites_without_inputs``). The geolocation nets and the tile CNNs (patches, rasters, with or
+  without their location branch) qualify; GLC24's PO patches ship only in the organizers' Seafile share.
 * **Loss** (Cole et al., "Spatial Implicit Neural Representations for Global-Scale Species Mapping", ICML 2023,
   the "assume negative" family): every species not recorded at a site is taken as absent there, and the rare
   recorded one is up-weighted (``pos_weight``), i.e. BCE summed over classes with positive weight ``pos_weight``
@@ -68,6 +72,7 @@ __all__ = [
     "check_po_inputs",
     "po_site_table",
     "pretrain_on_po",
+    "read_po_inputs",
     "read_po_sites",
 ]
 
@@ -91,12 +96,13 @@ def read_po_sites(folder: str | Path) -> pd.DataFrame:
 
 
 def po_site_table(
-    sites: pd.DataFrame, vocab: np.ndarray, max_sites: int = 0, seed: int = 0
+    sites: pd.DataFrame, vocab: np.ndarray, max_sites: int = 0, seed: int = 0, input_ids: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, list[np.ndarray], dict[str, Any]]:
     """The sites usable for pretraining: ``(sites, class columns of each site's species, report)``.
 
-    Species outside ``vocab`` (the PA classes) are dropped, then sites without any species left; ``max_sites > 0``
-    keeps a seeded sample of the rest. The report counts every drop.
+    Species outside ``vocab`` (the PA classes) are dropped, then sites without any species left, then (``input_ids``:
+    the sites that have the net's inputs, :func:`read_po_inputs`) sites without inputs; ``max_sites > 0`` keeps a
+    seeded sample of the rest. The report counts every drop.
 
     Raises:
         ValueError: no site has a species among the PA classes.
@@ -109,7 +115,12 @@ def po_site_table(
     owner = np.repeat(np.arange(len(lists)), [len(a) for a in lists])
     cols = _split(owner, pos, known, len(lists))
     keep = np.array([len(c) > 0 for c in cols], bool)
-    idx = np.flatnonzero(keep)
+    with_inputs = (
+        np.isin(sites["surveyId"].to_numpy(np.int64), np.asarray(input_ids, np.int64))
+        if input_ids is not None
+        else np.ones(len(keep), bool)
+    )
+    idx = np.flatnonzero(keep & with_inputs)
     if max_sites and len(idx) > max_sites:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_sites, replace=False))
     report = {
@@ -119,13 +130,19 @@ def po_site_table(
         "species_outside_pa_classes": int(len(np.unique(flat[~known]))),
         "labels_dropped_outside_pa_classes": int((~known).sum()),
         "sites_without_pa_species": int((~keep).sum()),
+        "sites_without_inputs": int((keep & ~with_inputs).sum()),
         "sites_used": len(idx),
         "labels_used": int(sum(len(cols[i]) for i in idx)),
     }
-    if not len(idx):
+    if not keep.any():
         raise ValueError(
             f"PO pretraining: none of the {len(sites)} PO sites records a species among the {len(vocab)} PA classes; "
             "check that the PO file belongs to the same data root, or disable [train.pretrain_po]"
+        )
+    if not len(idx):
+        raise ValueError(
+            f"PO pretraining: none of the {int(keep.sum())} PO sites with a PA species has the net's inputs (the PO "
+            "input artifacts hold other site ids); check that they belong to the same data root"
         )
     return sites.iloc[idx].reset_index(drop=True), [cols[i] for i in idx], report
 
@@ -137,16 +154,83 @@ def _split(owner: np.ndarray, pos: np.ndarray, known: np.ndarray, n: int) -> lis
     return [kept[cut[i] : cut[i + 1]] for i in range(n)]
 
 
+def read_po_inputs(
+    folders: Mapping[str, str | Path], meta: Mapping[str, Any]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The PO sites' input columns: ``(sorted site ids, {column: array [n_sites, *shape]})``.
+
+    ``folders``: feature set name -> its PO artifact (``POPatchTiles``, ``PORasterTiles``: ``data/`` parquet with
+    ``surveyId`` and the set's source columns). Each column gets the batch shape and dtype of the ``ModelInputs``
+    table (``meta``), so a PO batch is what the net gets from the PA loader. Sites missing from any artifact are left
+    out. Memory: the rows of every site, once (a climate raster tile is ~5 KB a site, a patch_dct tile 1 KB).
+
+    Raises:
+        FileNotFoundError: an artifact is incomplete.
+    """
+    import pyarrow.parquet as pq
+
+    from glc.features.sets import feature_set
+    from glc.io import is_complete
+    from glc.loaders.tables import column_shape, column_specs
+
+    specs = column_specs(meta)
+    ids: np.ndarray | None = None
+    frames: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for name, folder in sorted(folders.items()):
+        folder = Path(folder)
+        if not is_complete(folder):
+            raise FileNotFoundError(f"{folder}: not a complete PO input artifact of {name!r} (no _SUCCESS)")
+        cols = feature_set(name).columns
+        table = pq.read_table(folder / "data", columns=["surveyId", *(c.source for c in cols)])
+        sid = table.column("surveyId").to_numpy().astype(np.int64)
+        order = np.argsort(sid, kind="stable")
+        values = {}
+        for c in cols:
+            flat = table.column(c.source).combine_chunks()
+            arr = flat.values.to_numpy(zero_copy_only=False).reshape(len(sid), *column_shape(meta, c.name))
+            values[c.name] = arr[order].astype(specs[c.name].batch_dtype(), copy=False)
+        frames[name] = (sid[order], values)
+        ids = sid[order] if ids is None else np.intersect1d(ids, sid)
+    out: dict[str, np.ndarray] = {}
+    ids = np.zeros(0, np.int64) if ids is None else ids
+    for sid, values in frames.values():
+        rows = np.searchsorted(sid, ids)
+        out.update({c: v[rows] for c, v in values.items()})
+    return ids, out
+
+
 class POBatches:
-    """PO site batches: ``batch(idx, rng)`` -> the net's location columns of sites ``idx``, their multi-hot target and
-    (``background``) as many uniform random locations in the sites' bounding box, drawn with ``rng``.
+    """PO site batches: ``batch(idx, rng)`` -> the net's location columns of sites ``idx`` (and their ``inputs``
+    columns: :func:`read_po_inputs`), their multi-hot target and (``background``) as many uniform random locations
+    in the sites' bounding box, drawn with ``rng``.
 
     As a DataLoader ``collate_fn`` (pretraining) it draws the background from its own seeded generator, in batch
     order; the joint term draws each step's sites and background from ``(seed, global step)`` (:meth:`draw`).
     """
 
-    def __init__(self, sites: pd.DataFrame, cols: list[np.ndarray], C: int, background: bool, seed: int) -> None:
+    def __init__(
+        self,
+        sites: pd.DataFrame,
+        cols: list[np.ndarray],
+        C: int,
+        background: bool,
+        seed: int,
+        inputs: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
+    ) -> None:
         self.xy = {c: sites[c].to_numpy(np.float32) for c in LOCATION_COLUMNS}
+        self.rows, self.inputs = np.zeros(0, np.int64), {}
+        if inputs is not None and inputs[1]:
+            if background:
+                raise ValueError(
+                    f"[train.pretrain_po] loss an_full draws random background locations, which have no "
+                    f'{sorted(inputs[1])}: use loss = "multinomial" or "an_site" with a net that reads them'
+                )
+            ids = np.asarray(inputs[0], np.int64)
+            want = sites["surveyId"].to_numpy(np.int64)
+            rows = np.minimum(np.searchsorted(ids, want), max(len(ids) - 1, 0))
+            if not len(ids) or (ids[rows] != want).any():
+                raise ValueError("POBatches: a site has no row in the PO inputs; drop it first (po_site_table)")
+            self.rows, self.inputs = rows, dict(inputs[1])  # indexed per batch: no second copy of the tiles
         self.cols, self.C, self.background, self.seed = cols, C, background, int(seed)
         x, y = sites["x"].to_numpy(np.float64), sites["y"].to_numpy(np.float64)
         self.box = (x.min(), x.max(), y.min(), y.max())
@@ -168,6 +252,7 @@ class POBatches:
         from glc.geo import to_lonlat
 
         out = {c: torch.from_numpy(v[i]) for c, v in self.xy.items()}
+        out.update({c: torch.from_numpy(v[self.rows[i]]) for c, v in self.inputs.items()})
         target = torch.zeros(len(i), self.C)
         rows = np.repeat(np.arange(len(i)), [len(self.cols[j]) for j in i])
         target[torch.from_numpy(rows), torch.from_numpy(np.concatenate([self.cols[j] for j in i]))] = 1.0
@@ -183,7 +268,8 @@ class POBatches:
 
 class POObjective(nn.Module):
     """The presence-only loss of a batch of :class:`POBatches` (``loss``: a key of :data:`PO_LOSSES`; module
-    docstring): ``objective(net, batch) -> scalar``. ``multinomial`` owns the per-species offsets ``b``."""
+    docstring): ``objective(net, batch) -> scalar``. ``multinomial`` owns the per-species offsets ``b``. The net gets
+    every input column of the batch (the location, and the patch / raster tiles where the net reads them)."""
 
     def __init__(self, loss: str, num_classes: int, pos_weight: float) -> None:
         super().__init__()
@@ -195,8 +281,8 @@ class POObjective(nn.Module):
 
     def forward(self, net: Callable[[Mapping[str, Tensor]], Tensor], batch: Mapping[str, Tensor]) -> Tensor:
         """Site term (+ background term), or the multinomial likelihood of the records; ``net`` maps a batch of
-        location columns to logits (a net, or its eager ``forward`` where a compiled one must keep its shapes)."""
-        logits = net({c: batch[c] for c in LOCATION_COLUMNS})
+        input columns to logits (a net, or its eager ``forward`` where a compiled one must keep its shapes)."""
+        logits = net({c: v for c, v in batch.items() if c != "target" and not c.startswith("bg_")})
         target = batch["target"].to(logits.dtype)
         if self.offset is not None:
             logp = torch.log_softmax(logits + self.offset, dim=1)
@@ -274,28 +360,64 @@ class POJointModule(MultiLabelModule):
         return loss + self.aux_weight * po
 
 
-def check_po_inputs(net: nn.Module, kind: str, n_sites: int) -> None:
-    """Refuse a net that reads a column a PO site does not have (naming the columns and the number of sites)."""
+def check_po_inputs(net: nn.Module, kind: str, n_sites: int, provided: tuple[str, ...] = ()) -> None:
+    """Refuse a net that reads a column a PO site does not have (naming the columns and the number of sites).
+
+    ``provided``: the columns of the PO input artifacts (:func:`read_po_inputs`) besides the location.
+    """
     reads = tuple(getattr(net, "input_columns", ()))
-    lacking = [c for c in reads if c not in LOCATION_COLUMNS]
+    have = (*LOCATION_COLUMNS, *provided)
+    lacking = [c for c in reads if c not in have]
     if lacking:
         raise ValueError(
             f"PO pretraining: model.kind={kind!r} reads {lacking}, which none of the {n_sites} PO "
-            f"sites has (a PO site has only {list(LOCATION_COLUMNS)}); drop those inputs (e.g. model.extras) or "
-            "disable [train.pretrain_po]"
+            f"sites has (a PO site has only {list(have)}; a net reading patch or raster tiles, e.g. patch_dct or "
+            "raster_climate, gets them there); drop those inputs (e.g. model.extras) or disable [train.pretrain_po]"
         )
 
 
-def joint_sites(
-    net: nn.Module, sites_dir: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]
-) -> tuple[POBatches, dict[str, Any]]:
-    """The :class:`POBatches` of the joint term and the sites report (:func:`po_site_table`)."""
+def _po_table(
+    net: nn.Module,
+    sites_dir: str | Path,
+    cfg: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    inputs: Mapping[str, str | Path] | None,
+) -> tuple[pd.DataFrame, list[np.ndarray], dict[str, Any], tuple[np.ndarray, dict[str, np.ndarray]] | None]:
+    """The usable sites, their class columns, the report and the input columns the net reads at them."""
     po = cfg["train"]["pretrain_po"]
     sites = read_po_sites(sites_dir)
-    check_po_inputs(net, cfg["model"]["kind"], len(sites))
+    reads = set(getattr(net, "input_columns", ()))
+    table = read_po_inputs(inputs, meta) if inputs else None
+    provided = tuple(table[1]) if table is not None else ()
+    check_po_inputs(net, cfg["model"]["kind"], len(sites), provided)
+    used_inputs = None
+    if table is not None and reads & set(provided):
+        used_inputs = (table[0], {c: v for c, v in table[1].items() if c in reads})
+    used, cols, report = po_site_table(
+        sites,
+        np.asarray(meta["vocab"]),
+        int(po["max_sites"]),
+        int(cfg["seed"]),
+        input_ids=used_inputs[0] if used_inputs is not None else None,
+    )
+    report["inputs"] = sorted(reads)
+    report["input_sets"] = sorted(inputs or {}) if used_inputs is not None else []
+    return used, cols, report, used_inputs
+
+
+def joint_sites(
+    net: nn.Module,
+    sites_dir: str | Path,
+    cfg: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    inputs: Mapping[str, str | Path] | None = None,
+) -> tuple[POBatches, dict[str, Any]]:
+    """The :class:`POBatches` of the joint term and the sites report (:func:`po_site_table`); ``inputs``: feature
+    set -> PO input artifact (:func:`read_po_inputs`) for nets that read more than the location."""
+    po = cfg["train"]["pretrain_po"]
+    used, cols, report, table = _po_table(net, sites_dir, cfg, meta, inputs)
     seed = int(cfg["seed"])
-    used, cols, report = po_site_table(sites, np.asarray(meta["vocab"]), int(po["max_sites"]), seed)
-    return POBatches(used, cols, int(meta["num_classes"]), PO_LOSSES[str(po["loss"])], seed + 109), report
+    return POBatches(used, cols, int(meta["num_classes"]), PO_LOSSES[str(po["loss"])], seed + 109, table), report
 
 
 def pretrain_on_po(
@@ -306,6 +428,7 @@ def pretrain_on_po(
     out_dir: str | Path,
     accelerator: tuple[str, Any] = ("cpu", True),
     progress: bool = True,
+    inputs: Mapping[str, str | Path] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Pretrain ``net`` in place on the PO sites of ``sites_dir`` (module docstring); ``(checkpoint, summary)``.
 
@@ -323,12 +446,9 @@ def pretrain_on_po(
         log.info("PO pretraining: reusing %s", ckpt)
         return ckpt, {**json.loads(summ.read_text()), "reused": True}
     po = cfg["train"]["pretrain_po"]
-    sites = read_po_sites(sites_dir)
-    check_po_inputs(net, cfg["model"]["kind"], len(sites))
-    reads = tuple(getattr(net, "input_columns", ()))
     t0 = time.time()
     seed = int(cfg["seed"])
-    used, cols, report = po_site_table(sites, np.asarray(meta["vocab"]), int(po["max_sites"]), seed)
+    used, cols, report, table = _po_table(net, sites_dir, cfg, meta, inputs)
     background = PO_LOSSES[str(po["loss"])]
     C = int(meta["num_classes"])
     pl.seed_everything(seed + 101, workers=True, verbose=False)
@@ -336,7 +456,7 @@ def pretrain_on_po(
         range(len(used)),  # the site indices; the collate function builds the batch
         batch_size=int(po["batch_size"]),
         shuffle=True,
-        collate_fn=POBatches(used, cols, C, background, seed + 103),
+        collate_fn=POBatches(used, cols, C, background, seed + 103, table),
         generator=torch.Generator().manual_seed(seed + 107),
     )
     module = POPretrainModule(net, POObjective(str(po["loss"]), C, float(po["pos_weight"])), float(po["lr"]))
@@ -362,7 +482,6 @@ def pretrain_on_po(
         "pos_weight": float(po["pos_weight"]),
         "lr": float(po["lr"]),
         "batch_size": int(po["batch_size"]),
-        "inputs": list(reads),
         "epoch_loss": [round(v, 5) for v in module.epoch_losses],
         "seconds": round(time.time() - t0, 2),
     }

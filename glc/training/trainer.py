@@ -169,6 +169,7 @@ def train_model(
     subsets: Mapping[str, tuple[str, Any]] | None = None,
     init: str | Path | None = None,
     po_sites: str | Path | None = None,
+    po_inputs: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
 
@@ -177,7 +178,8 @@ def train_model(
     data module (a k-fold fold). ``init``: a Lightning checkpoint whose net weights the net starts from (k-fold folds
     after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead
     (:func:`glc.training.kfold.train_kfold`). ``po_sites``: the ``POSites`` artifact, required with
-    ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`).
+    ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`);
+    ``po_inputs``: feature set -> its PO artifact (``POPatchTiles``), for nets that read patch tiles at the PO sites.
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 
@@ -252,12 +254,19 @@ def train_model(
         po_info = {"epochs": 0, "loss": str(pcfg["loss"])}
         if int(pcfg["epochs"]) > 0:
             ck_po, po_info = pretrain_on_po(
-                module.net, po_sites, cfg, meta, Path(work_dir) / "po_pretrain", (accelerator, deterministic), progress
+                module.net,
+                po_sites,
+                cfg,
+                meta,
+                Path(work_dir) / "po_pretrain",
+                (accelerator, deterministic),
+                progress,
+                po_inputs,
             )
             if po_info.get("reused"):  # an earlier run's pretrained weights
                 load_net_weights(module.net, ck_po)
         if isinstance(module, POJointModule):
-            batches, report = joint_sites(module.net, po_sites, cfg, meta)
+            batches, report = joint_sites(module.net, po_sites, cfg, meta, po_inputs)
             module.attach(batches)
             po_info = {
                 **report,

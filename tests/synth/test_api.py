@@ -263,3 +263,30 @@ def test_glc25_shift_over_represents_the_marked_countries() -> None:
         return float(0.5 * (a.reindex(idx, fill_value=0) - b.reindex(idx, fill_value=0)).abs().sum())
 
     assert tv(world.GLC25_SHIFT) > tv(1.0) + 0.1
+
+
+def test_po_patches_added_to_an_existing_world_leave_its_other_files_untouched(tmp_path: Path) -> None:
+    """``glc synth --add-po-patches``: the PO patches of the same world, nothing else rewritten."""
+    from glc.data.layout import Layout
+    from glc.synth.world import add_po_patches
+
+    root = tmp_path / "tiny-seed0"
+    generate_world(root, scale="tiny", seed=0, workers=1, progress=False)
+    layout = Layout(root, "kaggle")
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != "_SUCCESS"}
+    assert not layout.patch_root("po", "rgb").exists()
+    done = add_po_patches(root, 7, workers=1, progress=False)
+    assert done["po_patches"] == 7
+    rgb = sorted(layout.patch_root("po", "rgb").rglob("*.jpeg"))
+    nir = sorted(layout.patch_root("po", "nir").rglob("*.jpeg"))
+    assert len(rgb) == len(nir) == 7
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # every earlier file kept as it was
+    assert json.loads((root / "_SUCCESS").read_text())["counts"]["po_patches"] == 7
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the regenerated copy is gone
+    # the same patches as a world generated with them from the start
+    ref = tmp_path / "ref"
+    generate_world(ref, scale="tiny", seed=0, workers=1, progress=False, po_patch_sites=7)
+    for p in rgb:
+        assert p.read_bytes() == (ref / p.relative_to(root)).read_bytes()
+    with pytest.raises(FileNotFoundError, match="not a complete synthetic world"):
+        add_po_patches(tmp_path / "nowhere", 1)

@@ -26,3 +26,21 @@ def test_a_synthetic_root_name_gives_its_world() -> None:
     assert (
         world_dir_name("glc25", "tiny", 1) == "glc25-tiny-seed1" and world_dir_name("glc24", "tiny", 1) == "tiny-seed1"
     )
+
+
+def test_the_po_patches_of_a_synthetic_root_are_rendered_on_first_use(tmp_path: Path) -> None:
+    import json
+
+    import luigi
+
+    from glc.tasks.synth import SyntheticPOPatches, po_patches_task
+
+    root = tmp_path / "synthetic" / "tiny-seed0"
+    task = po_patches_task(str(root))
+    assert isinstance(task, SyntheticPOPatches) and (task.scale, task.seed) == ("tiny", 0)
+    assert isinstance(po_patches_task("/data/glc24"), GLC24Data)
+    assert not task.complete()
+    assert luigi.build([task], local_scheduler=True, workers=1)
+    counts = json.loads((root / "_SUCCESS").read_text())["counts"]
+    rgb = list((root / "SatellitePatches" / "PO-Train-SatellitePatches-RGB").rglob("*.jpeg"))
+    assert counts["po_patches"] == counts["po_surveys"] == len(rgb) > 0 and task.complete()

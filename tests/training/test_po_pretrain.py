@@ -280,3 +280,120 @@ def test_a_compiled_net_runs_the_po_batches_eagerly_and_compiles_nothing_more(tm
     torch._dynamo.reset()
     assert out["pretrain_po"]["epochs"] == 1
     assert graphs[0] >= 1 and graphs[1] == graphs[0], graphs
+
+
+def _po_patches(root: Path, ids: np.ndarray, dct: np.ndarray) -> Path:
+    """A POPatchTiles artifact: ``surveyId``, ``split`` = "po" and the flattened ``dct`` of each site."""
+    table = pa.table(
+        {
+            "surveyId": np.asarray(ids, np.int64),
+            "split": ["po"] * len(ids),
+            "dct": pa.array(list(dct.reshape(len(ids), -1).astype(np.float32)), pa.list_(pa.float32())),
+        }
+    )
+    (root / "data").mkdir(parents=True)
+    pq.write_table(table, root / "data" / "part-0.parquet")
+    (root / "_SUCCESS").write_text("{}")
+    return root
+
+
+def _patch_world(tmp_path: Path, n: int = 300) -> tuple[dict, Path, Path, np.ndarray, np.ndarray]:
+    """PA inputs with ``patch_dct``, and PO sites whose species shows only in their patch: sites recording species
+    A (vocab[0]) have a bright red DC coefficient, those recording B (vocab[2]) a dark one; the locations carry no
+    signal; every tenth site has no patch. Returns ``(meta, sites, patches, is_a, has_patch)``."""
+    from glc.loaders.fake import make_fake_inputs
+    from glc.loaders.tables import read_meta
+
+    frames = make_fake_inputs(
+        tmp_path / "in", ("patch_dct",), sizes={"train": 60, "val": 30, "test": 10}, num_classes=5
+    )
+    meta = read_meta(tmp_path / "in")
+    rng = np.random.default_rng(4)
+    is_a = np.arange(n) % 2 == 0
+    x, y = 4.0e6 + rng.uniform(0, 50e3, n), 3.0e6 + rng.uniform(0, 50e3, n)
+    vocab = meta["vocab"]
+    sites = _write_sites(tmp_path / "s", x, y, [[vocab[0]] if a else [vocab[2]] for a in is_a])
+    pa_dct = np.stack(frames["train"]["patch_dct"].to_numpy()).astype(np.float64)
+    mean, std = pa_dct.mean(0), pa_dct.std(0) + 1e-3
+    dct = mean + 0.3 * std * rng.normal(size=(n, *mean.shape))
+    dct[:, 0, 0, 0] += np.where(is_a, 3.0, -3.0) * std[0, 0, 0]
+    has = np.arange(n) % 10 != 0
+    ids = np.arange(n)
+    order = rng.permutation(int(has.sum()))  # the artifact's rows in another order than the sites'
+    patches = _po_patches(tmp_path / "p", ids[has][order], dct[has][order])
+    return meta, sites, patches, dct.astype(np.float32), has
+
+
+def test_a_tile_net_reads_the_patches_of_the_po_sites_and_learns_from_them(tmp_path: Path) -> None:
+    from glc.training.po_pretrain import POBatches, read_po_inputs, read_po_sites
+    from glc.training.trainer import build_module
+
+    meta, sites, patches, dct, has = _patch_world(tmp_path)
+    ids, cols = read_po_inputs({"patch_dct": patches}, meta)
+    assert ids.tolist() == np.flatnonzero(has).tolist() and set(cols) == {"patch_dct"}
+    assert cols["patch_dct"].shape == (int(has.sum()), 4, 8, 8) and cols["patch_dct"].dtype == np.float32
+    np.testing.assert_array_equal(cols["patch_dct"], dct[has])  # aligned by site id, in the PA rows' shape
+
+    cfg = resolve(
+        {
+            "model": {"kind": "tile_cnn", "channels": [8], "reduce": 8, "latent": 16, "augment": False},
+            "train": {
+                "pretrain_po": {"enabled": True, "epochs": 12, "loss": "multinomial", "lr": 1e-2, "batch_size": 32}
+            },
+        }
+    )
+    torch.manual_seed(0)
+    net = build_module(cfg, meta).net
+    with pytest.raises(ValueError, match=r"reads \['patch_dct'\], which none of the 300 PO sites has"):
+        pretrain_on_po(net, sites, cfg, meta, tmp_path / "w0", progress=False)
+    _, info = pretrain_on_po(net, sites, cfg, meta, tmp_path / "w", progress=False, inputs={"patch_dct": patches})
+    assert info["sites_used"] == 270 and info["sites_without_inputs"] == 30 and info["input_sets"] == ["patch_dct"]
+    assert info["inputs"] == ["patch_dct"] and info["epoch_loss"][-1] < 0.3 * info["epoch_loss"][0]
+    net.eval()
+    with torch.no_grad():
+        bright = torch.from_numpy(dct[has][:2])  # sites 1 (A) and 2 (B) of the kept ones (site 0 has no patch)
+        top = net({"patch_dct": bright}).argmax(1).tolist()
+    assert top == [2, 0]  # species B, then A: read from the patch alone
+
+    # a background term needs inputs at random locations, which have no patch
+    with pytest.raises(ValueError, match="an_full draws random background locations"):
+        POBatches(read_po_sites(sites), [np.array([0])] * 300, 5, True, 0, (ids, cols))
+
+
+def test_the_joint_term_of_a_tile_net_draws_po_sites_with_their_patches(tmp_path: Path) -> None:
+    from glc.training.trainer import train_model
+
+    meta, sites, patches, _, _ = _patch_world(tmp_path)
+    cfg = resolve(
+        {
+            "model": {"kind": "tile_cnn", "channels": [8], "reduce": 8, "latent": 16},
+            "train": {
+                "max_epochs": 1,
+                "batch_size": 32,
+                "reader": "arrow",
+                "pretrain_po": {
+                    "enabled": True,
+                    "epochs": 0,
+                    "aux_weight": 1.0,
+                    "loss": "multinomial",
+                    "batch_size": 16,
+                },
+            },
+        }
+    )
+    with pytest.raises(ValueError, match=r"reads \['patch_dct'\]"):
+        train_model(tmp_path / "in", tmp_path / "w0", cfg, "t", progress=False, wandb=False, po_sites=sites)
+    out = train_model(
+        tmp_path / "in",
+        tmp_path / "w",
+        cfg,
+        "t",
+        progress=False,
+        wandb=False,
+        po_sites=sites,
+        po_inputs={"patch_dct": patches},
+    )
+    po = out["pretrain_po"]
+    assert po["sites_used"] == 270 and po["sites_without_inputs"] == 30 and po["input_sets"] == ["patch_dct"]
+    state = torch.load(out["best_checkpoint"], weights_only=False)["state_dict"]
+    assert float(state["po.offset"].abs().sum()) > 0  # the PO term trained
