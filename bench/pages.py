@@ -46,6 +46,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "synth_leaderboard": _leaderboard,
     "synth_leaderboard_glc25": _leaderboard,
     "synth_leaderboard_seed1": _leaderboard,
+    "synth_leaderboard_glc25_seed1": _leaderboard,
     "full_dag": _full_dag,
     "full_dag_glc25": _full_dag,
     "faults": _faults,
