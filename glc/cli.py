@@ -72,7 +72,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
         try:
             done = add_po_patches(out, a.po_patches or None)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from e
         print(f"{done['po_patches']} presence-only patches rendered into {out} in {done['seconds']:.1f} s")
         return 0

@@ -436,21 +436,21 @@ def add_po_patches(
     """Render the presence-only patches of an already generated world, leaving every other file untouched.
 
     The world (its ``_SUCCESS`` names scale, seed and flavour) is generated again beside it with
-    ``po_patch_sites = n`` (``None``: every PO survey); its PO metadata must be byte-identical to the world's (the
-    same world), and its PO patch folders are moved into the world, replacing any there. Nothing else of the world
-    changes, so artifacts built from it stay valid (their raw inputs keep their fingerprints). The ``_SUCCESS``
-    summary's ``counts.po_patches`` is updated.
+    ``po_patch_sites = n`` (``None`` or ``n <= 0``: every PO survey); its PO metadata must be byte-identical to the
+    world's (the same world), and its PO patch folders are moved into the world. Nothing else of the world changes, so
+    artifacts built from it stay valid (their raw inputs keep their fingerprints). The world's ``_SUCCESS`` counts
+    0 PO patches while earlier ones are swapped out, then the new count: a crash midway never leaves a count that
+    promises patches which are not there. The copy lives in ``.<name>-po-<pid>`` beside the world; one left by a
+    killed run is removed by the next.
 
     Returns:
         ``{"po_patches": rendered, "seconds": ...}``.
 
     Raises:
         FileNotFoundError: ``world`` is not a complete synthetic world.
-        ValueError: the regenerated PO records differ (a world from another generator version).
+        ValueError: the regenerated PO records differ (a world from another generator version or custom parameters).
     """
     import filecmp
-
-    from glc.io import atomic_file
 
     world = Path(world)
     flag = world / "_SUCCESS"
@@ -459,29 +459,42 @@ def add_po_patches(
     info = json.loads(flag.read_text())
     t0 = time.time()
     total = int(info["counts"]["po_surveys"])
-    n = total if n is None else min(int(n), total)
-    tmp = world.parent / f".{world.name}-po-{os.getpid()}"
+    n = total if n is None or int(n) <= 0 else min(int(n), total)
+    _clean_stale_tmp(world.parent, f"{world.name}-po")
+    tmp = world.parent / f".{world.name}-po-tmp-{os.getpid()}"
     try:
         generate_world(tmp, info["scale"], int(info["seed"]), info["flavour"], workers, progress, True, n)
         old, new = Layout(world, info["flavour"]), Layout(tmp, info["flavour"])
         if not filecmp.cmp(old.po_metadata(), new.po_metadata(), shallow=False):
             raise ValueError(
                 f"{world}: regenerating ({info['scale']}, seed {info['seed']}) gave other PO records than the world's "
-                f"{old.po_metadata().name}; the world comes from another generator version: generate it anew with "
-                f"'glc synth --po-patches {n}'"
+                f"{old.po_metadata().name}; the world comes from another generator version or parameters: generate "
+                f"it anew with 'glc synth --po-patches {n}'"
             )
-        for kind in old.edition.patch_kinds:
+        kinds = old.edition.patch_kinds
+        missing = [str(new.patch_root("po", k)) for k in kinds if not new.patch_root("po", k).is_dir()]
+        if missing:
+            raise RuntimeError(f"{world}: the regenerated world has no PO patch folder {missing}; nothing was changed")
+        _write_counts(flag, info, 0)
+        for kind in kinds:
             src, dst = new.patch_root("po", kind), old.patch_root("po", kind)
-            if dst.exists():
-                shutil.rmtree(dst)
             dst.parent.mkdir(parents=True, exist_ok=True)
+            if dst.exists():
+                os.replace(dst, new.root / f"old-po-{kind}")  # out of the way, removed with the copy
             os.replace(src, dst)
-        info["counts"]["po_patches"] = n
-        with atomic_file(flag, "w") as fh:
-            fh.write(json.dumps(info, indent=2, sort_keys=True))
+        _write_counts(flag, info, n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"po_patches": n, "seconds": round(time.time() - t0, 1)}
+
+
+def _write_counts(flag: Path, info: dict[str, Any], po_patches: int) -> None:
+    """Rewrite a world's ``_SUCCESS`` summary with ``counts.po_patches`` (atomically)."""
+    from glc.io import atomic_file
+
+    info["counts"]["po_patches"] = int(po_patches)
+    with atomic_file(flag, "w") as fh:
+        fh.write(json.dumps(info, indent=2, sort_keys=True))
 
 
 def _glc25_test_count(p: ScaleParams) -> int:

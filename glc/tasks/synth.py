@@ -85,9 +85,11 @@ class SyntheticPOPatches(luigi.Task):
 
     def run(self) -> None:
         """Render them into the world."""
+        from glc.data.fingerprint import clear_caches
         from glc.synth.world import add_po_patches
 
         add_po_patches(Path(self.output().path).parent)
+        clear_caches()  # the PO patch folders changed: their cached fingerprints are stale
 
 
 def po_patches_task(data_root: str) -> luigi.Task:

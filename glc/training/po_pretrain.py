@@ -181,13 +181,13 @@ def read_po_inputs(
         if not is_complete(folder):
             raise FileNotFoundError(f"{folder}: not a complete PO input artifact of {name!r} (no _SUCCESS)")
         cols = feature_set(name).columns
-        table = pq.read_table(folder / "data", columns=["surveyId", *(c.source for c in cols)])
+        table = pq.read_table(folder / "data", columns=["surveyId", *(c.artifact_column for c in cols)])
         sid = table.column("surveyId").to_numpy().astype(np.int64)
         order = np.argsort(sid, kind="stable")
         values = {}
         for c in cols:
-            flat = table.column(c.source).combine_chunks()
-            arr = flat.values.to_numpy(zero_copy_only=False).reshape(len(sid), *column_shape(meta, c.name))
+            flat = table.column(c.artifact_column).combine_chunks().flatten()
+            arr = flat.to_numpy(zero_copy_only=False).reshape(len(sid), *column_shape(meta, c.name))
             values[c.name] = arr[order].astype(specs[c.name].batch_dtype(), copy=False)
         frames[name] = (sid[order], values)
         ids = sid[order] if ids is None else np.intersect1d(ids, sid)
@@ -354,6 +354,7 @@ class POJointModule(MultiLabelModule):
             )
         loss = super().training_step(batch, batch_idx)
         po_batch = {k: v.to(self.device) for k, v in self.sites.draw(self.global_step, self.po_batch_size).items()}
+        po_batch = self._net_input(po_batch)  # channels_last / dynamic batch, as the PA batches
         net = self.net.forward if self._eager(po_batch) else self.net  # PO batches of another size: eagerly
         po = self.po(net, po_batch)
         self.log("train/po_loss", po, on_step=False, on_epoch=True, batch_size=self.po_batch_size)

@@ -179,7 +179,8 @@ def train_model(
     after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead
     (:func:`glc.training.kfold.train_kfold`). ``po_sites``: the ``POSites`` artifact, required with
     ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`);
-    ``po_inputs``: feature set -> its PO artifact (``POPatchTiles``), for nets that read patch tiles at the PO sites.
+    ``po_inputs``: feature set -> its PO artifact (``POPatchTiles``, ``PORasterTiles``), for nets that read patch or
+    raster tiles at the PO sites.
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 

@@ -288,5 +288,10 @@ def test_po_patches_added_to_an_existing_world_leave_its_other_files_untouched(t
     generate_world(ref, scale="tiny", seed=0, workers=1, progress=False, po_patch_sites=7)
     for p in rgb:
         assert p.read_bytes() == (ref / p.relative_to(root)).read_bytes()
+    # a second run replaces the patches (3 now) and its count
+    assert add_po_patches(root, 3, workers=1, progress=False)["po_patches"] == 3
+    assert len(list(layout.patch_root("po", "nir").rglob("*.jpeg"))) == 3
+    assert json.loads((root / "_SUCCESS").read_text())["counts"]["po_patches"] == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(FileNotFoundError, match="not a complete synthetic world"):
         add_po_patches(tmp_path / "nowhere", 1)
