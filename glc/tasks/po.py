@@ -91,11 +91,12 @@ class POPatchTiles(PatchTiles):
 
     def requires(self) -> dict[str, luigi.Task]:
         """The PO sites and the raw data root (a synthetic world with its PO patches rendered)."""
-        from glc.storage import is_url
         from glc.tasks.synth import po_patches_task
 
-        raw = self.raw_data() if is_url(self.data_root) else po_patches_task(str(self.data_root))
-        return {"sites": POSites(data_root=self.data_root, out_root=self.out_root), "raw": raw}
+        return {
+            "sites": POSites(data_root=self.data_root, out_root=self.out_root),
+            "raw": po_patches_task(self.raw_data()),
+        }
 
     def raw_inputs(self) -> list[Path]:
         """The PO patch folders."""
@@ -110,15 +111,9 @@ class POPatchTiles(PatchTiles):
         """The sites with a patch (:func:`sites_with_patches`) through the PatchTiles ETL."""
         import pandas as pd
 
-        from glc.data.layout import detect_layout
-        from glc.io import remove_stale_temps
-        from glc.spark import get_spark
-
-        remove_stale_temps(self.output().dir.parent)
-        layout = detect_layout(self.local_data_root)
+        spark, layout = _po_prepare(self)
         ids = pd.read_parquet(self.input()["sites"].dir / DATA_DIR, columns=["surveyId"])["surveyId"].to_numpy()
         have, counts = sites_with_patches(layout, ids, self.max_missing_fraction)
-        spark = get_spark()
         self.write(spark, layout, spark.createDataFrame(pd.DataFrame({"surveyId": have, "split": "po"})), counts)
         log.info("POPatchTiles(k=%d): %s", self.k, counts)
 
@@ -188,16 +183,21 @@ class PORasterTiles(RasterTiles):
         """``(spark, layout, the sites as surveyId, split = "po", lon, lat)``."""
         from pyspark.sql import functions as F
 
-        from glc.data.layout import detect_layout
-        from glc.io import remove_stale_temps
-        from glc.spark import get_spark
-
-        remove_stale_temps(self.output().dir.parent)
-        spark = get_spark()
+        spark, layout = _po_prepare(self)
         sites = spark.read.parquet(str(self.input()["sites"].dir / DATA_DIR)).select(
             "surveyId", F.lit("po").alias("split"), "lon", "lat"
         )
-        return spark, detect_layout(self.local_data_root), sites
+        return spark, layout, sites
+
+
+def _po_prepare(task: GlcTask) -> tuple[Any, Any]:
+    """``(spark, layout)`` for a PO feature task, after collecting stale temporary debris of crashed writers."""
+    from glc.data.layout import detect_layout
+    from glc.io import remove_stale_temps
+    from glc.spark import get_spark
+
+    remove_stale_temps(task.output().dir.parent)
+    return get_spark(), detect_layout(task.local_data_root)
 
 
 def po_input_task(task: GlcTask, set_name: str) -> GlcTask | None:

@@ -92,12 +92,12 @@ class SyntheticPOPatches(luigi.Task):
         clear_caches()  # the PO patch folders changed: their cached fingerprints are stale
 
 
-def po_patches_task(data_root: str) -> luigi.Task:
-    """``SyntheticPOPatches`` for a synthetic world's path (see :func:`raw_data_task`), else the raw data task."""
-    task = raw_data_task(data_root)
-    if isinstance(task, SyntheticWorld):
-        return SyntheticPOPatches(scale=task.scale, seed=task.seed, root=task.root, edition=task.edition)
-    return task
+def po_patches_task(raw: luigi.Task) -> luigi.Task:
+    """The task providing a data root with its PO patches: for a synthetic world (``raw`` a :class:`SyntheticWorld`)
+    :class:`SyntheticPOPatches`, else ``raw`` itself (real data ships them, or the PO ETL says it does not)."""
+    if isinstance(raw, SyntheticWorld):
+        return SyntheticPOPatches(scale=raw.scale, seed=raw.seed, root=raw.root, edition=raw.edition)
+    return raw
 
 
 def raw_data_task(data_root: str) -> luigi.Task:

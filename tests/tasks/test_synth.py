@@ -36,9 +36,9 @@ def test_the_po_patches_of_a_synthetic_root_are_rendered_on_first_use(tmp_path: 
     from glc.tasks.synth import SyntheticPOPatches, po_patches_task
 
     root = tmp_path / "synthetic" / "tiny-seed0"
-    task = po_patches_task(str(root))
+    task = po_patches_task(raw_data_task(str(root)))
     assert isinstance(task, SyntheticPOPatches) and (task.scale, task.seed) == ("tiny", 0)
-    assert isinstance(po_patches_task("/data/glc24"), GLC24Data)
+    assert isinstance(po_patches_task(raw_data_task("/data/glc24")), GLC24Data)
     assert not task.complete()
     assert luigi.build([task], local_scheduler=True, workers=1)
     counts = json.loads((root / "_SUCCESS").read_text())["counts"]
