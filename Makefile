@@ -93,6 +93,7 @@ blend: check-java install ; $(RUN_EXPERIMENT) ## experiment: blend of gbm, tile-
 stack: check-java install ; $(RUN_EXPERIMENT) ## experiment: stacking: LightGBM on the validation scores of fusion-concat, gbm, rf and knn (cross-fitted)
 fusion: check-java install ; $(RUN_EXPERIMENT) ## experiment: Tighnari fusion (temporal Swin, image, tabular, GFV, HCAM, mixup, 3-fold, PO correction)
 fusion-concat: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with concatenation instead of HCAM (baseline)
+fusion-concat-po: check-java install ; $(RUN_EXPERIMENT) ## experiment: fusion-concat with a presence-only term on its image branch, read from the PO sites' patches
 fusion-efficientnet: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with EfficientNet-B0 as image backbone (lightweight variant)
 fusion-paper: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion at the paper's widths (Swin-T 224 px, 10 folds): for a GPU
 

@@ -354,6 +354,12 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
             f"{source}: [train.pretrain_po] is enabled with epochs = 0 and aux_weight = 0, so the PO sites are never "
             "used: set epochs > 0 (pretraining), aux_weight > 0 (the joint term), or enabled = false"
         )
+    if pre["enabled"] and pre["epochs"] > 0 and cfg["train"]["kfold"] > 1:
+        raise ConfigError(
+            f"{source}: [train.pretrain_po] epochs = {pre['epochs']} with [train] kfold = {cfg['train']['kfold']}: "
+            "pretraining runs before a fit from scratch and the folds after the first start from fold 1; use the "
+            "joint term alone (epochs = 0, aux_weight > 0), which every fold keeps, or kfold = 1"
+        )
     reads = set(spec.features(cfg["model"]))
     stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
     if stray:

@@ -383,6 +383,25 @@ class FusionNet(nn.Module):
         keys += ["gfv"] if self.graph else []
         return tuple(dict.fromkeys(keys))
 
+    @property
+    def po_input_columns(self) -> tuple[str, ...]:
+        """The batch keys a presence-only site can feed: the image branch's patch (a PO site has no time series, env
+        vector or graph features; :mod:`glc.training.po_pretrain`)."""
+        return (self.image.column,) if self.image is not None else ()
+
+    @property
+    def po_feature_dim(self) -> int | None:
+        """Width of :meth:`po_features` (None without an image branch)."""
+        return self.image.backbone.out_dim if self.image is not None else None
+
+    def po_features(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The image branch's pooled vector ``[B, po_feature_dim]`` of a batch of PO sites (their patches): the
+        objective's PO head reads it, so the PO sites train the image backbone (and, with ``fusion = "concat"``, its
+        projection) and never the fusion's head."""
+        if self.image is None:
+            raise ValueError("FusionNet.po_features: model.image = 'none'; the PO sites need the image branch")
+        return self.image.backbone.proj(self.image.tokens(self.image.prepare(batch)).mean(dim=1))
+
     def prepare(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Every input as a float tensor (decoded, standardised, augmented, one-hot): the tensors mixup mixes."""
         out: dict[str, Tensor] = {}

@@ -51,6 +51,12 @@ class FoldEnsemble(nn.Module):
         """Batch keys the fold nets read."""
         return tuple(getattr(self.nets[0], "input_columns", ()))
 
+    @property
+    def po_feature_dim(self) -> int | None:
+        """The fold nets' PO feature width (:mod:`glc.training.po_pretrain`), so the ensemble's module has the
+        folds' PO head; None where they have none."""
+        return getattr(self.nets[0], "po_feature_dim", None)
+
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Mean logits ``[B, C]`` over the folds."""
         return torch.stack([net(batch) for net in self.nets]).mean(dim=0)
@@ -121,7 +127,7 @@ def train_kfold(
     ``train_one`` trains one net (:func:`glc.training.trainer.train_model`, which calls this function for k-fold
     configs and passes itself, so this module does not import it); ``build`` builds the module of a config
     (:func:`glc.training.trainer.build_module`). ``kw`` are ``train_one``'s keywords (``progress``, ``wandb``,
-    ``reader``, ``pretrained``).
+    ``reader``, ``pretrained``, ``po_sites``, ``po_inputs``: each fold keeps the PO joint term).
 
     Returns:
         The summary of :func:`~glc.training.trainer.train_model` for the ensemble (``best_checkpoint`` is the

@@ -10,11 +10,17 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
 * **Inputs.** A PO site has its location (``x``, ``y``, ``lon``, ``lat``), the environmental rasters' DCT tiles at
   it (``PORasterTiles``, from the full-extent GeoTIFFs) and, where its satellite patch exists, the patch's DCT tiles
   (``POPatchTiles``); :func:`read_po_inputs` gives them the same columns, dtype and shape as the PA rows of the
-  ``ModelInputs`` table, and the net standardises them with the same PA-train statistics. Nothing else the ETL builds
-  for PA surveys exists there (time series, env vectors, graph features). A net reading any other column is refused
+  ``ModelInputs`` table, and the net standardises them with the same PA-train statistics. glc builds nothing else
+  there (time series, env vectors, graph features: Seafile ships PO cubes and env CSVs, which glc does not read
+  yet). A net reading any other column is refused
   with the number of sites lacking it (:func:`check_po_inputs`); a site without one of the net's inputs (a patch) is
   dropped and counted (``sites_without_inputs``). The geolocation nets and the tile CNNs (patches, rasters, with or
   without their location branch) qualify; GLC24's PO patches ship only in the organizers' Seafile share.
+* **Nets with branches a PO site cannot feed** (the fusion: its time series, env vectors and graph features) learn
+  from the PO sites through the branches it can: such a net names them (``po_input_columns``) and returns their
+  vector (``po_features(batch) -> [B, po_feature_dim]``); the objective then owns a ``Linear`` PO head on that vector
+  (``po.head``, trained with the net, unused when predicting), so the shared branch (the fusion's image backbone)
+  learns what the imagery of each species' places looks like while the fusion's own head sees only PA surveys.
 * **Loss** (Cole et al., "Spatial Implicit Neural Representations for Global-Scale Species Mapping", ICML 2023,
   the "assume negative" family): every species not recorded at a site is taken as absent there, and the rare
   recorded one is up-weighted (``pos_weight``), i.e. BCE summed over classes with positive weight ``pos_weight``
@@ -28,14 +34,17 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
   assume-negative losses learn where people go rather than where species live; the ranking of species at a
   location is what the PA head shares with it.
 * **Optimiser and schedule.** AdamW at ``lr`` for ``epochs`` epochs, batches of ``batch_size`` sites, seeded; the
-  weights after the last epoch initialise the PA fit (through ``train_model(init=...)``, the path the k-fold folds
-  use), which then trains with its own loss, learning rate and early stopping. ``epochs = 0`` skips this phase.
+  net trains in place and its weights after the last epoch start the PA fit, which then trains with its own loss,
+  learning rate and early stopping (with a joint term, that term starts from the pretrained offsets and PO head).
+  ``epochs = 0`` skips this phase; it runs only before a fit from scratch (refused with ``kfold > 1`` or an init
+  checkpoint).
 * **Joint term** (``aux_weight > 0``): the PO loss stays in the PA fit as an auxiliary term,
   ``loss = PA loss + aux_weight x PO loss`` of a batch of ``batch_size`` PO sites drawn each step (seeded by the
   seed and the global step, so a resumed run draws the same sites). Fine-tuning alone forgets what pretraining
-  taught once the PA fit has run long enough; the joint term keeps the PO sites in every step.
+  taught once the PA fit has run long enough; the joint term keeps the PO sites in every step, and in every fold of
+  a k-fold fit (folds 2..k start the objective's offsets and PO head from fold 1's, as their nets).
   :class:`POJointModule` is what :func:`glc.training.trainer.build_module` builds then (its ``po.*`` state, the
-  species offsets, is saved with the net and unused when predicting).
+  species offsets and any PO head, is saved with the net and unused when predicting).
 
 The pretrained weights and a summary (sites, records, dropped species, epochs, loss, final loss, seconds) are written
 to ``<work>/po_pretrain/`` atomically; a rerun reuses them. The model summary carries that summary under
@@ -70,6 +79,8 @@ __all__ = [
     "POObjective",
     "POPretrainModule",
     "check_po_inputs",
+    "po_net",
+    "po_objective",
     "po_site_table",
     "pretrain_on_po",
     "read_po_inputs",
@@ -81,6 +92,25 @@ LOCATION_COLUMNS: tuple[str, ...] = ("x", "y", "lon", "lat")
 #: ``loss`` -> whether it has the background term (one uniform random location per site, every species absent).
 PO_LOSSES: dict[str, bool] = {"an_full": True, "an_site": False, "multinomial": False}
 CHECKPOINT, SUMMARY = "po.ckpt", "summary.json"
+
+
+def po_net(net: nn.Module) -> Callable[[Mapping[str, Tensor]], Tensor]:
+    """What the PO objective calls on a PO batch: the net's eager ``po_features`` where it has one (a net with
+    branches a PO site cannot feed), else its eager ``forward`` (a compiled net keeps its graphs for the PA fit)."""
+    return getattr(net, "po_features", None) or net.forward
+
+
+def po_input_columns(net: nn.Module) -> tuple[str, ...]:
+    """The batch columns the net reads at a PO site: ``po_input_columns`` where it has one, else ``input_columns``."""
+    cols = getattr(net, "po_input_columns", None)
+    return tuple(getattr(net, "input_columns", ()) if cols is None else cols)
+
+
+def po_objective(net: nn.Module, po: Mapping[str, Any], num_classes: int) -> POObjective:
+    """The :class:`POObjective` of ``[train.pretrain_po]`` ``po`` for ``net``: with a PO head on the net's
+    ``po_features`` vector where the net has one (``po_feature_dim``)."""
+    dim = getattr(net, "po_feature_dim", None)
+    return POObjective(str(po["loss"]), num_classes, float(po["pos_weight"]), None if dim is None else int(dim))
 
 
 def read_po_sites(folder: str | Path) -> pd.DataFrame:
@@ -269,29 +299,36 @@ class POBatches:
 class POObjective(nn.Module):
     """The presence-only loss of a batch of :class:`POBatches` (``loss``: a key of :data:`PO_LOSSES`; module
     docstring): ``objective(net, batch) -> scalar``. ``multinomial`` owns the per-species offsets ``b``. The net gets
-    every input column of the batch (the location, and the patch / raster tiles where the net reads them)."""
+    every input column of the batch (the location, and the patch / raster tiles where the net reads them).
+    ``feature_dim``: the net gives a feature vector of this width (:func:`po_net`: ``po_features``), and the
+    objective's own ``Linear`` head (``head``) turns it into the species logits."""
 
-    def __init__(self, loss: str, num_classes: int, pos_weight: float) -> None:
+    def __init__(self, loss: str, num_classes: int, pos_weight: float, feature_dim: int | None = None) -> None:
         super().__init__()
         if loss not in PO_LOSSES:
             raise ValueError(f"[train.pretrain_po] loss = {loss!r}: expected one of {tuple(PO_LOSSES)}")
         self.kind, self.background = loss, PO_LOSSES[loss]
         self.site_loss, self.bg_loss = BCELoss(pos_weight=float(pos_weight)), BCELoss()
         self.offset = nn.Parameter(torch.zeros(int(num_classes))) if loss == "multinomial" else None
+        self.head = nn.Linear(int(feature_dim), int(num_classes)) if feature_dim else None
 
     def forward(self, net: Callable[[Mapping[str, Tensor]], Tensor], batch: Mapping[str, Tensor]) -> Tensor:
         """Site term (+ background term), or the multinomial likelihood of the records; ``net`` maps a batch of
         input columns to logits (a net, or its eager ``forward`` where a compiled one must keep its shapes)."""
-        logits = net({c: v for c, v in batch.items() if c != "target" and not c.startswith("bg_")})
+        logits = self._logits(net, {c: v for c, v in batch.items() if c != "target" and not c.startswith("bg_")})
         target = batch["target"].to(logits.dtype)
         if self.offset is not None:
             logp = torch.log_softmax(logits + self.offset, dim=1)
             return -(logp * target).sum() / target.sum().clamp_min(1.0)
         loss = self.site_loss(logits, target)
         if self.background:
-            bg = net({c: batch[f"bg_{c}"] for c in LOCATION_COLUMNS})
+            bg = self._logits(net, {c: batch[f"bg_{c}"] for c in LOCATION_COLUMNS})
             loss = loss + self.bg_loss(bg, torch.zeros_like(bg))
         return loss
+
+    def _logits(self, net: Callable[[Mapping[str, Tensor]], Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+        out = net(batch)
+        return out if self.head is None else self.head(out)
 
 
 class POPretrainModule(pl.LightningModule):
@@ -306,7 +343,7 @@ class POPretrainModule(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         """The PO loss of one batch of sites."""
-        loss = self.objective(self.net.forward, batch)  # eager: a compiled net keeps its graphs for the PA fit
+        loss = self.objective(po_net(self.net), batch)  # eager: a compiled net keeps its graphs for the PA fit
         self.log("po/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         self._sum = self._sum + loss.detach() * len(batch["target"])
         self._n += len(batch["target"])
@@ -355,8 +392,8 @@ class POJointModule(MultiLabelModule):
         loss = super().training_step(batch, batch_idx)
         po_batch = {k: v.to(self.device) for k, v in self.sites.draw(self.global_step, self.po_batch_size).items()}
         po_batch = self._net_input(po_batch)  # channels_last / dynamic batch, as the PA batches
-        net = self.net.forward if self._eager(po_batch) else self.net  # PO batches of another size: eagerly
-        po = self.po(net, po_batch)
+        eager = getattr(self.net, "po_features", None) is not None or self._eager(po_batch)
+        po = self.po(po_net(self.net) if eager else self.net, po_batch)  # PO features, or another batch size: eagerly
         self.log("train/po_loss", po, on_step=False, on_epoch=True, batch_size=self.po_batch_size)
         return loss + self.aux_weight * po
 
@@ -366,7 +403,12 @@ def check_po_inputs(net: nn.Module, kind: str, n_sites: int, provided: tuple[str
 
     ``provided``: the columns of the PO input artifacts (:func:`read_po_inputs`) besides the location.
     """
-    reads = tuple(getattr(net, "input_columns", ()))
+    reads = po_input_columns(net)
+    if getattr(net, "po_features", None) is not None and not reads:
+        raise ValueError(
+            f"PO pretraining: model.kind={kind!r} has no branch a PO site can feed (its PO-capable branch, e.g. the "
+            "fusion's image, is off); turn it on or disable [train.pretrain_po]"
+        )
     have = (*LOCATION_COLUMNS, *provided)
     lacking = [c for c in reads if c not in have]
     if lacking:
@@ -387,7 +429,7 @@ def _po_table(
     """The usable sites, their class columns, the report and the input columns the net reads at them."""
     po = cfg["train"]["pretrain_po"]
     sites = read_po_sites(sites_dir)
-    reads = set(getattr(net, "input_columns", ()))
+    reads = set(po_input_columns(net))
     table = read_po_inputs(inputs, meta) if inputs else None
     provided = tuple(table[1]) if table is not None else ()
     check_po_inputs(net, cfg["model"]["kind"], len(sites), provided)
@@ -433,7 +475,8 @@ def pretrain_on_po(
 ) -> tuple[Path, dict[str, Any]]:
     """Pretrain ``net`` in place on the PO sites of ``sites_dir`` (module docstring); ``(checkpoint, summary)``.
 
-    The checkpoint holds ``{"state_dict": {"net.<key>": tensor}}`` (what ``train_model(init=...)`` loads). A complete
+    The checkpoint holds ``{"state_dict": {"net.<key>": tensor, "po.<key>": tensor}}`` (the net, and the objective's
+    offsets / PO head, which a joint term goes on with). A complete
     earlier run in ``out_dir`` (checkpoint and summary) is reused without training.
 
     Raises:
@@ -460,7 +503,7 @@ def pretrain_on_po(
         collate_fn=POBatches(used, cols, C, background, seed + 103, table),
         generator=torch.Generator().manual_seed(seed + 107),
     )
-    module = POPretrainModule(net, POObjective(str(po["loss"]), C, float(po["pos_weight"])), float(po["lr"]))
+    module = POPretrainModule(net, po_objective(net, po, C), float(po["lr"]))
     acc, deterministic = accelerator  # (Lightning accelerator, deterministic flag), as the PA fit uses
     trainer = pl.Trainer(
         max_epochs=int(po["epochs"]),
@@ -488,7 +531,9 @@ def pretrain_on_po(
     }
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(ckpt, "wb") as f:
-        torch.save({"state_dict": {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}}, f)
+        state = {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}
+        state.update({f"po.{k}": v.detach().cpu() for k, v in module.objective.state_dict().items()})
+        torch.save({"state_dict": state}, f)
     write_json(summ, summary)
     log.info(
         "PO pretraining: %d sites, %d epochs (%s), loss %.4f -> %.4f, %.1f s",

@@ -77,11 +77,11 @@ def build_module(cfg: Mapping[str, Any], meta: Mapping[str, Any]):
     joint: dict[str, Any] = {}
     cls: Any = MultiLabelModule
     if po.get("enabled") and float(po.get("aux_weight", 0.0)) > 0:  # the PO loss as a term of the PA fit
-        from glc.training.po_pretrain import POJointModule, POObjective
+        from glc.training.po_pretrain import POJointModule, po_objective
 
         cls = POJointModule
         joint = {
-            "objective": POObjective(str(po["loss"]), C, float(po["pos_weight"])),
+            "objective": po_objective(net, po, C),
             "aux_weight": float(po["aux_weight"]),
             "po_batch_size": int(po["batch_size"]),
         }
@@ -178,7 +178,8 @@ def train_model(
     data module (a k-fold fold). ``init``: a Lightning checkpoint whose net weights the net starts from (k-fold folds
     after the first). With ``[train] kfold > 1`` the k-fold trainer runs instead
     (:func:`glc.training.kfold.train_kfold`). ``po_sites``: the ``POSites`` artifact, required with
-    ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`);
+    ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`) and/or keeps
+    the PO loss as a term of the fit (``aux_weight``; every k-fold fold keeps it);
     ``po_inputs``: feature set -> its PO artifact (``POPatchTiles``, ``PORasterTiles``), for nets that read patch or
     raster tiles at the PO sites.
 
@@ -194,11 +195,15 @@ def train_model(
     from glc.training.callbacks import TIMING_FILE, throughput
     from glc.training.fit import FitSettings, fit_model
 
-    po = bool(cfg["train"].get("pretrain_po", {}).get("enabled", False))
-    if po and (int(cfg["train"].get("kfold", 1)) > 1 or int(cfg["train"].get("devices", 1)) > 1 or init is not None):
+    pcfg = cfg["train"].get("pretrain_po", {})
+    po = bool(pcfg.get("enabled", False))
+    if po and int(cfg["train"].get("devices", 1)) > 1:
+        raise ValueError("[train.pretrain_po] is not supported with devices > 1 (DDP); disable it or set devices = 1")
+    if po and int(pcfg.get("epochs", 0)) > 0 and (int(cfg["train"].get("kfold", 1)) > 1 or init is not None):
         raise ValueError(
-            "[train.pretrain_po] runs before a single-process fit: it is not supported with kfold > 1, devices > 1 "
-            "or an init checkpoint; disable it or train one model on one device"
+            f"[train.pretrain_po] epochs = {pcfg['epochs']}: pretraining runs before a fit from scratch, so it is not "
+            "supported with kfold > 1 or an init checkpoint; use the joint term alone (epochs = 0, aux_weight > 0), "
+            "which every fold keeps, or train one model (kfold = 1)"
         )
     if po and po_sites is None:
         raise ValueError("[train.pretrain_po] is enabled: pass the POSites artifact folder (po_sites=...)")
@@ -218,6 +223,8 @@ def train_model(
             wandb=wandb,
             reader=reader,
             pretrained=pretrained,
+            po_sites=po_sites,
+            po_inputs=po_inputs,
         )
     from glc.training.ddp import in_distributed_run, launch
 
@@ -244,6 +251,7 @@ def train_model(
     module = build_module(cfg, meta)
     if init is not None:
         load_net_weights(module.net, init)
+        _load_po_objective(module, init)
         log.info("initialised the net from %s", init)
     accelerator, deterministic = _accelerator(cfg)
     po_info: dict[str, Any] | None = None
@@ -266,6 +274,7 @@ def train_model(
             )
             if po_info.get("reused"):  # an earlier run's pretrained weights
                 load_net_weights(module.net, ck_po)
+            _load_po_objective(module, ck_po)  # the joint term goes on with the pretrained offsets (and PO head)
         if isinstance(module, POJointModule):
             batches, report = joint_sites(module.net, po_sites, cfg, meta, po_inputs)
             module.attach(batches)
@@ -324,6 +333,33 @@ def load_net_weights(net: Any, ckpt: str | Path) -> None:
 
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)
     net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
+
+
+def _load_po_objective(module: Any, ckpt: str | Path) -> None:
+    """Start the PO objective of a joint module (its species offsets and PO head) from ``ckpt``'s ``po.*`` where it
+    has them: a k-fold fold after the first starts from fold 1's, as its net does; the joint term after pretraining
+    from the pretraining's. A checkpoint without ``po.*`` (no PO term) leaves it as built.
+
+    Raises:
+        ValueError: the checkpoint's ``po.*`` tensors are not the objective's (another loss or PO head).
+    """
+    import torch
+
+    from glc.training.po_pretrain import POJointModule
+
+    if not isinstance(module, POJointModule):
+        return
+    po = module.po
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = {k[3:]: v for k, v in ck["state_dict"].items() if k.startswith("po.")}
+    if not state:
+        return
+    if set(state) != set(po.state_dict()):
+        raise ValueError(
+            f"{ckpt}: its PO objective holds {sorted(state)}, this config's holds {sorted(po.state_dict())}; "
+            "the checkpoint comes from another [train.pretrain_po] loss or net: delete it and retrain"
+        )
+    po.load_state_dict(state)
 
 
 def load_module(ckpt: str | Path, cfg: Mapping[str, Any], meta: Mapping[str, Any]):

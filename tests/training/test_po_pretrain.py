@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from glc.config import resolve
+from glc.config import ConfigError, resolve
 from glc.geo import to_lonlat
 from glc.models.geolocation import build_geolocation_net
 from glc.training.po_pretrain import po_site_table, pretrain_on_po
@@ -142,11 +142,12 @@ def test_train_model_pretrains_on_po_then_fits_the_pa_surveys(tmp_path: Path) ->
     )
     with pytest.raises(ValueError, match="pass the POSites artifact"):
         train_model(tmp_path / "in", tmp_path / "w0", cfg, "t", progress=False, wandb=False)
-    with pytest.raises(ValueError, match="not supported with kfold > 1"):
-        k = resolve(
-            {**{s: dict(v) for s, v in cfg.items() if isinstance(v, dict)}, "train": {**cfg["train"], "kfold": 2}}
+    with pytest.raises(ConfigError, match="pretraining runs before a fit from scratch"):
+        resolve({**{s: dict(v) for s, v in cfg.items() if isinstance(v, dict)}, "train": {**cfg["train"], "kfold": 2}})
+    with pytest.raises(ValueError, match="pretraining runs before a fit from scratch"):
+        train_model(
+            tmp_path / "in", tmp_path / "w0", cfg, "t", progress=False, wandb=False, po_sites=sites, init="x.ckpt"
         )
-        train_model(tmp_path / "in", tmp_path / "w0", k, "t", progress=False, wandb=False, po_sites=sites)
     out = train_model(tmp_path / "in", tmp_path / "w", cfg, "t", progress=False, wandb=False, po_sites=sites)
     po = out["pretrain_po"]
     assert po["sites_used"] == 392 and po["epochs"] == 2 and po["loss"] == "an_full" and po["pa_epochs"] >= 1
@@ -202,7 +203,6 @@ def test_the_multinomial_loss_ranks_species_by_where_they_were_recorded_not_by_w
 
 
 def test_the_joint_term_trains_the_pa_fit_on_po_sites_and_predicts_without_them(tmp_path: Path) -> None:
-    from glc.config import ConfigError
     from glc.loaders.fake import make_fake_inputs
     from glc.loaders.tables import read_meta
     from glc.training.po_pretrain import POJointModule
@@ -297,7 +297,9 @@ def _po_patches(root: Path, ids: np.ndarray, dct: np.ndarray) -> Path:
     return root
 
 
-def _patch_world(tmp_path: Path, n: int = 300) -> tuple[dict, Path, Path, np.ndarray, np.ndarray]:
+def _patch_world(
+    tmp_path: Path, n: int = 300, sets: tuple[str, ...] = ("patch_dct",)
+) -> tuple[dict, Path, Path, np.ndarray, np.ndarray]:
     """PA inputs with ``patch_dct``, and PO sites whose species shows only in their patch: sites recording species
     A (vocab[0]) have a bright red DC coefficient, those recording B (vocab[2]) a dark one; the locations carry no
     signal; every tenth site has no patch. Returns ``(meta, sites, patches, is_a, has_patch)``."""
@@ -305,7 +307,7 @@ def _patch_world(tmp_path: Path, n: int = 300) -> tuple[dict, Path, Path, np.nda
     from glc.loaders.tables import read_meta
 
     frames = make_fake_inputs(
-        tmp_path / "in", ("patch_dct",), sizes={"train": 60, "val": 30, "test": 10}, num_classes=5
+        tmp_path / "in", sets, sizes={"train": 60, "val": 30, "test": 10}, num_classes=5, widths={"env": 6}
     )
     meta = read_meta(tmp_path / "in")
     rng = np.random.default_rng(4)
@@ -322,6 +324,22 @@ def _patch_world(tmp_path: Path, n: int = 300) -> tuple[dict, Path, Path, np.nda
     order = rng.permutation(int(has.sum()))  # the artifact's rows in another order than the sites'
     patches = _po_patches(tmp_path / "p", ids[has][order], dct[has][order])
     return meta, sites, patches, dct.astype(np.float32), has
+
+
+def _fit_with_po_patches(tmp_path: Path, cfg: dict, sites: Path, patches: Path) -> dict:
+    """``train_model`` on ``tmp_path/in`` into ``tmp_path/w`` with the PO sites and their ``patch_dct`` tiles."""
+    from glc.training.trainer import train_model
+
+    return train_model(
+        tmp_path / "in",
+        tmp_path / "w",
+        cfg,
+        "t",
+        progress=False,
+        wandb=False,
+        po_sites=sites,
+        po_inputs={"patch_dct": patches},
+    )
 
 
 def test_a_tile_net_reads_the_patches_of_the_po_sites_and_learns_from_them(tmp_path: Path) -> None:
@@ -383,17 +401,94 @@ def test_the_joint_term_of_a_tile_net_draws_po_sites_with_their_patches(tmp_path
     )
     with pytest.raises(ValueError, match=r"reads \['patch_dct'\]"):
         train_model(tmp_path / "in", tmp_path / "w0", cfg, "t", progress=False, wandb=False, po_sites=sites)
-    out = train_model(
-        tmp_path / "in",
-        tmp_path / "w",
-        cfg,
-        "t",
-        progress=False,
-        wandb=False,
-        po_sites=sites,
-        po_inputs={"patch_dct": patches},
-    )
+    out = _fit_with_po_patches(tmp_path, cfg, sites, patches)
     po = out["pretrain_po"]
     assert po["sites_used"] == 270 and po["sites_without_inputs"] == 30 and po["input_sets"] == ["patch_dct"]
     state = torch.load(out["best_checkpoint"], weights_only=False)["state_dict"]
     assert float(state["po.offset"].abs().sum()) > 0  # the PO term trained
+
+
+#: A small fusion that reads the patch (``patch_dct``) and the env / plot vectors, which a PO site does not have.
+_FUSION = {
+    "kind": "fusion",
+    "fusion": "concat",
+    "image": "dct8",
+    "backbone": "resnet18",
+    "image_size": 16,
+    "latent": 16,
+    "augment": False,
+    "cubes": [],
+    "tabular": {"hidden": 16},
+    "graph": {"enabled": False},
+}
+
+
+def test_the_fusion_learns_from_the_po_patches_through_its_image_branch_only(tmp_path: Path) -> None:
+    """The fusion reads env / plot vectors no PO site has: the PO sites train its image branch through the
+    objective's own PO head, and never its fusion head (which sees PA surveys only)."""
+    from glc.training.trainer import build_module
+
+    meta, sites, patches, dct, has = _patch_world(tmp_path, sets=("patch_dct", "env", "plot"))
+    cfg = resolve(
+        {
+            "model": _FUSION,
+            "train": {
+                "pretrain_po": {"enabled": True, "epochs": 12, "loss": "multinomial", "lr": 1e-2, "batch_size": 32}
+            },
+        }
+    )
+    torch.manual_seed(0)
+    net = build_module(cfg, meta).net
+    assert net.po_input_columns == ("patch_dct",) and set(net.input_columns) > {"patch_dct", "env"}
+    with pytest.raises(ValueError, match=r"reads \['patch_dct'\], which none of the 300 PO sites has"):
+        pretrain_on_po(net, sites, cfg, meta, tmp_path / "w0", progress=False)
+    head0 = {k: v.clone() for k, v in net.head.state_dict().items()}
+    image0 = {k: v.clone() for k, v in net.image.named_parameters()}
+    ck, info = pretrain_on_po(net, sites, cfg, meta, tmp_path / "w", progress=False, inputs={"patch_dct": patches})
+    assert info["sites_used"] == 270 and info["inputs"] == ["patch_dct"] and info["input_sets"] == ["patch_dct"]
+    state = torch.load(ck, weights_only=False)["state_dict"]  # the PO head is kept for a joint term to go on with
+    assert state["po.head.weight"].shape == (5, 16) and "po.offset" in state and "net.head.net.2.weight" in state
+    assert info["epoch_loss"][-1] < 0.5 * info["epoch_loss"][0], info["epoch_loss"]
+    assert all(torch.equal(v, head0[k]) for k, v in net.head.state_dict().items())  # the fusion head: untouched
+    assert any(not torch.equal(v, image0[k]) for k, v in net.image.named_parameters())  # the image branch learned
+
+    off = resolve({"model": {**_FUSION, "image": "none"}, "train": cfg["train"]})
+    with pytest.raises(ValueError, match="no branch a PO site can feed"):
+        pretrain_on_po(build_module(off, meta).net, sites, off, meta, tmp_path / "w2", progress=False)
+
+
+def test_every_fold_of_a_k_fold_fusion_keeps_the_po_term(tmp_path: Path) -> None:
+    from glc.training.trainer import load_module
+
+    meta, sites, patches, _, _ = _patch_world(tmp_path, sets=("patch_dct", "env", "plot"))
+    po = {"enabled": True, "epochs": 0, "aux_weight": 1.0, "loss": "multinomial", "batch_size": 16}
+    train = {"max_epochs": 1, "kfold": 2, "kfold_epochs": 1, "batch_size": 32, "reader": "arrow", "pretrain_po": po}
+    cfg = resolve({"model": _FUSION, "train": train})
+    out = _fit_with_po_patches(tmp_path, cfg, sites, patches)
+    assert out["kfold"] == 2 and out["pretrain_po"]["input_sets"] == ["patch_dct"]
+    assert out["pretrain_po"]["sites_used"] == 270 and out["pretrain_po"]["aux_weight"] == 1.0
+    for fold in out["folds"]:  # each fold's PO head trained (fold 2 starting from fold 1's)
+        state = torch.load(fold["best_checkpoint"], weights_only=False)["state_dict"]
+        assert state["po.head.weight"].shape == (5, 16) and float(state["po.offset"].abs().sum()) > 0
+    f1, f2 = (torch.load(f["best_checkpoint"], weights_only=False)["state_dict"] for f in out["folds"])
+    assert not torch.equal(f1["po.head.weight"], f2["po.head.weight"])
+    assert out["folds"][1]["init"] == out["folds"][0]["best_checkpoint"]
+    # a fold after the first starts its PO objective (offsets, PO head) from fold 1's, as its net
+    from glc.training.trainer import _load_po_objective, build_module
+
+    one = {**train, "kfold": 1}
+    module = build_module(resolve({"model": _FUSION, "train": one}), meta)
+    assert not torch.equal(module.po.head.weight, f1["po.head.weight"])
+    _load_po_objective(module, out["folds"][0]["best_checkpoint"])
+    assert torch.equal(module.po.head.weight, f1["po.head.weight"]) and torch.equal(module.po.offset, f1["po.offset"])
+    other = build_module(resolve({"model": _FUSION, "train": {**one, "pretrain_po": {**po, "loss": "an_site"}}}), meta)
+    with pytest.raises(ValueError, match=r"another \[train.pretrain_po\] loss"):
+        _load_po_objective(other, out["folds"][0]["best_checkpoint"])
+    from glc.training.trainer import predict_splits
+
+    _, test, _ = predict_splits(tmp_path / "in", out["best_checkpoint"], cfg)  # no PO sites needed to predict
+    assert len(np.unique(test.survey_ids)) == 10 and np.isfinite(test.prob).all()
+    assert load_module(out["best_checkpoint"], cfg, meta).net.po_feature_dim == 16
+
+    with pytest.raises(ConfigError, match="epochs = 2 with \\[train\\] kfold = 2: pretraining runs before"):
+        resolve({"model": _FUSION, "train": {**train, "pretrain_po": {**po, "epochs": 2}}})
