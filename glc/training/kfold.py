@@ -201,4 +201,14 @@ def train_kfold(
         "folds": summaries,
         "kfold": k,
         "splits": meta["splits"],
+        **_po_summary(s, summaries),
     }
+
+
+def _po_summary(last: Mapping[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The PO term's summary of a k-fold fit (the folds share the sites and settings; the last fold's, with the PA
+    epochs of every fold: ``pa_epochs`` their sum, as ``epochs_to_best``, and ``pa_epochs_by_fold``)."""
+    if "pretrain_po" not in last:
+        return {}
+    by_fold = [int(x["epochs_to_best"]) for x in summaries]
+    return {"pretrain_po": {**last["pretrain_po"], "pa_epochs": sum(by_fold), "pa_epochs_by_fold": by_fold}}

@@ -412,10 +412,17 @@ def check_po_inputs(net: nn.Module, kind: str, n_sites: int, provided: tuple[str
     have = (*LOCATION_COLUMNS, *provided)
     lacking = [c for c in reads if c not in have]
     if lacking:
+        raw = (
+            " (POPatchTiles makes the PO patches' DCT tiles only: read the patch as patch_dct / patch_dct16, e.g. "
+            'model.image = "dct16")'
+            if "patch_raw" in lacking
+            else ""
+        )
         raise ValueError(
             f"PO pretraining: model.kind={kind!r} reads {lacking}, which none of the {n_sites} PO "
             f"sites has (a PO site has only {list(have)}; a net reading patch or raster tiles, e.g. patch_dct or "
-            "raster_climate, gets them there); drop those inputs (e.g. model.extras) or disable [train.pretrain_po]"
+            f"raster_climate, gets them there){raw}; drop those inputs (e.g. model.extras) or disable "
+            "[train.pretrain_po]"
         )
 
 

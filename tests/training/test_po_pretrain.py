@@ -452,6 +452,11 @@ def test_the_fusion_learns_from_the_po_patches_through_its_image_branch_only(tmp
     assert all(torch.equal(v, head0[k]) for k, v in net.head.state_dict().items())  # the fusion head: untouched
     assert any(not torch.equal(v, image0[k]) for k, v in net.image.named_parameters())  # the image branch learned
 
+    raw = resolve({"model": {**_FUSION, "image": "raw"}, "train": cfg["train"]})
+    raw_col = {"shape": [4, 128, 128], "dtype": "uint8", "feature_set": "patch_raw"}
+    raw_meta = {**meta, "columns": {**meta["columns"], "patch_raw": raw_col}}
+    with pytest.raises(ValueError, match=r"reads \['patch_raw'\].*DCT tiles only.*model.image = \"dct16\""):
+        pretrain_on_po(build_module(raw, raw_meta).net, sites, raw, meta, tmp_path / "w1", progress=False)
     off = resolve({"model": {**_FUSION, "image": "none"}, "train": cfg["train"]})
     with pytest.raises(ValueError, match="no branch a PO site can feed"):
         pretrain_on_po(build_module(off, meta).net, sites, off, meta, tmp_path / "w2", progress=False)
@@ -466,6 +471,8 @@ def test_every_fold_of_a_k_fold_fusion_keeps_the_po_term(tmp_path: Path) -> None
     cfg = resolve({"model": _FUSION, "train": train})
     out = _fit_with_po_patches(tmp_path, cfg, sites, patches)
     assert out["kfold"] == 2 and out["pretrain_po"]["input_sets"] == ["patch_dct"]
+    by_fold = [f["epochs_to_best"] for f in out["folds"]]
+    assert out["pretrain_po"]["pa_epochs_by_fold"] == by_fold and out["pretrain_po"]["pa_epochs"] == sum(by_fold) == 2
     assert out["pretrain_po"]["sites_used"] == 270 and out["pretrain_po"]["aux_weight"] == 1.0
     for fold in out["folds"]:  # each fold's PO head trained (fold 2 starting from fold 1's)
         state = torch.load(fold["best_checkpoint"], weights_only=False)["state_dict"]
