@@ -12,10 +12,10 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
   (``POPatchTiles``); :func:`read_po_inputs` gives them the same columns, dtype and shape as the PA rows of the
   ``ModelInputs`` table, and the net standardises them with the same PA-train statistics. glc builds nothing else
   there (time series, env vectors, graph features: Seafile ships PO cubes and env CSVs, which glc does not read
-  yet). A net reading any other column is refused
-  with the number of sites lacking it (:func:`check_po_inputs`); a site without one of the net's inputs (a patch) is
-  dropped and counted (``sites_without_inputs``). The geolocation nets and the tile CNNs (patches, rasters, with or
-  without their location branch) qualify; GLC24's PO patches ship only in the organizers' Seafile share.
+  yet). A net reading any other column is refused with the number of sites lacking it (:func:`check_po_inputs`); a
+  site without one of the net's inputs (a patch) is dropped and counted (``sites_without_inputs``). The geolocation
+  nets and the tile CNNs (patches, rasters, with or without their location branch) qualify; GLC24's PO patches ship
+  only in the organizers' Seafile share.
 * **Nets with branches a PO site cannot feed** (the fusion: its time series, env vectors and graph features) learn
   from the PO sites through the branches it can: such a net names them (``po_input_columns``) and returns their
   vector (``po_features(batch) -> [B, po_feature_dim]``); the objective then owns a ``Linear`` PO head on that vector
@@ -79,6 +79,7 @@ __all__ = [
     "POObjective",
     "POPretrainModule",
     "check_po_inputs",
+    "po_input_columns",
     "po_net",
     "po_objective",
     "po_site_table",

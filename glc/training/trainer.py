@@ -250,8 +250,7 @@ def train_model(
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)  # the net's initial weights depend on it
     module = build_module(cfg, meta)
     if init is not None:
-        load_net_weights(module.net, init)
-        _load_po_objective(module, init)
+        load_weights(module, init)
         log.info("initialised the net from %s", init)
     accelerator, deterministic = _accelerator(cfg)
     po_info: dict[str, Any] | None = None
@@ -272,9 +271,10 @@ def train_model(
                 progress,
                 po_inputs,
             )
-            if po_info.get("reused"):  # an earlier run's pretrained weights
-                load_net_weights(module.net, ck_po)
-            _load_po_objective(module, ck_po)  # the joint term goes on with the pretrained offsets (and PO head)
+            # the net trained in place, or an earlier run's pretrained weights; a joint term goes on with the
+            # pretrained offsets (and PO head)
+            if po_info.get("reused") or isinstance(module, POJointModule):
+                load_weights(module, ck_po, net=bool(po_info.get("reused")))
         if isinstance(module, POJointModule):
             batches, report = joint_sites(module.net, po_sites, cfg, meta, po_inputs)
             module.attach(batches)
@@ -327,18 +327,11 @@ def train_model(
     }
 
 
-def load_net_weights(net: Any, ckpt: str | Path) -> None:
-    """Load the ``net.*`` weights of a Lightning checkpoint (or of a PO-pretraining one) into ``net``."""
-    import torch
-
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-    net.load_state_dict({k[4:]: v for k, v in ck["state_dict"].items() if k.startswith("net.")})
-
-
-def _load_po_objective(module: Any, ckpt: str | Path) -> None:
-    """Start the PO objective of a joint module (its species offsets and PO head) from ``ckpt``'s ``po.*`` where it
-    has them: a k-fold fold after the first starts from fold 1's, as its net does; the joint term after pretraining
-    from the pretraining's. A checkpoint without ``po.*`` (no PO term) leaves it as built.
+def load_weights(module: Any, ckpt: str | Path, net: bool = True) -> None:
+    """Start ``module`` from a Lightning (or PO-pretraining) checkpoint, read once: the ``net.*`` weights into its net
+    (``net=True``) and, for a joint module, its PO objective (species offsets, PO head) from the ``po.*`` ones where
+    the checkpoint has them: a k-fold fold after the first starts from fold 1's, the joint term after pretraining
+    from the pretraining's. A checkpoint without ``po.*`` (no PO term) leaves the objective as built.
 
     Raises:
         ValueError: the checkpoint's ``po.*`` tensors are not the objective's (another loss or PO head).
@@ -347,11 +340,15 @@ def _load_po_objective(module: Any, ckpt: str | Path) -> None:
 
     from glc.training.po_pretrain import POJointModule
 
-    if not isinstance(module, POJointModule):
-        return
-    po = module.po
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-    state = {k[3:]: v for k, v in ck["state_dict"].items() if k.startswith("po.")}
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    if net:
+        module.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+    if isinstance(module, POJointModule):
+        _load_po_objective(module.po, {k[3:]: v for k, v in state.items() if k.startswith("po.")}, ckpt)
+
+
+def _load_po_objective(po: Any, state: Mapping[str, Any], ckpt: str | Path) -> None:
+    """Load ``state`` (a checkpoint's ``po.*`` tensors, prefix stripped) into the objective ``po``; none: no-op."""
     if not state:
         return
     if set(state) != set(po.state_dict()):

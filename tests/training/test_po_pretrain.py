@@ -481,16 +481,16 @@ def test_every_fold_of_a_k_fold_fusion_keeps_the_po_term(tmp_path: Path) -> None
     assert not torch.equal(f1["po.head.weight"], f2["po.head.weight"])
     assert out["folds"][1]["init"] == out["folds"][0]["best_checkpoint"]
     # a fold after the first starts its PO objective (offsets, PO head) from fold 1's, as its net
-    from glc.training.trainer import _load_po_objective, build_module
+    from glc.training.trainer import build_module, load_weights
 
     one = {**train, "kfold": 1}
     module = build_module(resolve({"model": _FUSION, "train": one}), meta)
     assert not torch.equal(module.po.head.weight, f1["po.head.weight"])
-    _load_po_objective(module, out["folds"][0]["best_checkpoint"])
+    load_weights(module, out["folds"][0]["best_checkpoint"], net=False)
     assert torch.equal(module.po.head.weight, f1["po.head.weight"]) and torch.equal(module.po.offset, f1["po.offset"])
     other = build_module(resolve({"model": _FUSION, "train": {**one, "pretrain_po": {**po, "loss": "an_site"}}}), meta)
     with pytest.raises(ValueError, match=r"another \[train.pretrain_po\] loss"):
-        _load_po_objective(other, out["folds"][0]["best_checkpoint"])
+        load_weights(other, out["folds"][0]["best_checkpoint"], net=False)
     from glc.training.trainer import predict_splits
 
     _, test, _ = predict_splits(tmp_path / "in", out["best_checkpoint"], cfg)  # no PO sites needed to predict
