@@ -160,6 +160,30 @@ def test_grid_and_sites() -> None:
     ]
 
 
+def test_sites_are_checked_where_the_csv_puts_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site is validated (on land, its pixel centre on land) at the rounded place the CSV writes: a PO site valid
+    before rounding and 1 m into a sea pixel after it had nodata rasters and undefined species logits."""
+    import glc.synth.sites as sites
+
+    grid = RasterGrid.for_resolution(0.05)
+    checked: set[tuple[float, float]] = set()
+
+    def recording(lon: np.ndarray, lat: np.ndarray, g: RasterGrid) -> np.ndarray:
+        ok = is_valid_site(lon, lat, g)
+        checked.update(zip(np.asarray(lon)[ok].tolist(), np.asarray(lat)[ok].tolist()))
+        return ok
+
+    monkeypatch.setattr(sites, "is_valid_site", recording)
+    town = (np.array([2.35, 12.57, -9.14]), np.array([48.86, 55.68, 38.72]))  # Paris, Copenhagen, Lisbon (coasts)
+    po = sites.make_po_surveys(
+        np.random.default_rng(3), 3000, 1.3, grid, *town, np.array([2e6, 6e5, 5e5]), np.full(3, 8.0)
+    )
+    pa = sites.sample_pa_sites(np.random.default_rng(4), 1500, grid, 6.0, 4.0)
+    for df in (po, pa):
+        assert all((lo, la) in checked for lo, la in zip(df["lon"].tolist(), df["lat"].tolist()))
+        assert is_valid_site(df["lon"].to_numpy(), df["lat"].to_numpy(), grid).all()
+
+
 def test_regions_follow_the_rules() -> None:
     lon = np.array([8.0, 10.0, -1.0, 13.0, 19.5, 25.0, 20.0])
     lat = np.array([46.5, 56.3, 47.5, 41.5, 47.0, 62.0, 50.0])
