@@ -360,6 +360,8 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
             "pretraining runs before a fit from scratch and the folds after the first start from fold 1; use the "
             "joint term alone (epochs = 0, aux_weight > 0), which every fold keeps, or kfold = 1"
         )
+    if pre["enabled"]:
+        _check_po_reads(spec, cfg["model"], source)
     reads = set(spec.features(cfg["model"]))
     stray = [s for s in cfg["inputs"]["shuffle"] if s not in reads]
     if stray:
@@ -369,6 +371,39 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
             "a shuffled control must shuffle an input the model uses"
         )
     return cfg
+
+
+def _check_po_reads(spec: Any, model: Mapping[str, Any], source: str) -> None:
+    """Refuse ``[train.pretrain_po]`` for a kind that cannot learn from a presence-only site, before any ETL runs: one
+    fitted in memory, or a net reading a feature set glc does not build at the PO sites (:func:`po_capable`)."""
+    from glc.features.sets import po_capable
+
+    if not spec.needs_inputs:
+        raise ConfigError(
+            f"{source}: [train.pretrain_po] is enabled, but model.kind={spec.kind!r} is fitted in memory, not trained "
+            "as a net, and would ignore it; the PO term is for the trained kinds (e.g. geolocation, tile_cnn, fusion): "
+            "disable [train.pretrain_po] here"
+        )
+    reads = spec.features(model) if spec.po_features is None else spec.po_features(model)
+    if spec.po_features is not None and not reads:
+        raise ConfigError(
+            f"{source}: [train.pretrain_po] is enabled, but model.kind={spec.kind!r} with this [model] table has no "
+            "branch a PO site can feed (its PO-capable branch, e.g. the fusion's image, is off): turn it on (e.g. "
+            'model.image = "dct16") or disable [train.pretrain_po]'
+        )
+    lacking = [n for n in reads if not po_capable(n)]
+    if lacking:
+        hint = (
+            " (glc makes the PO patches' DCT tiles only: read the patch as patch_dct / patch_dct16, e.g. "
+            'model.image = "dct16")'
+            if "patch_raw" in lacking
+            else ""
+        )
+        raise ConfigError(
+            f"{source}: [train.pretrain_po] is enabled, but model.kind={spec.kind!r} reads feature set(s) {lacking}, "
+            "which glc does not build at the presence-only sites (a PO site has its location, its satellite patch as "
+            f"DCT tiles and the environmental rasters' tiles){hint}: drop those inputs or disable [train.pretrain_po]"
+        )
 
 
 def _toml_path(name_or_path: str, folder: Path, what: str) -> Path:

@@ -52,6 +52,7 @@ __all__ = [
     "Column",
     "FeatureSet",
     "feature_set",
+    "po_capable",
     "register",
     "resolve_feature_sets",
 ]
@@ -226,6 +227,15 @@ _NEED_TEXT: dict[str, str] = {
     "rasters": "the full-extent environmental GeoTIFFs",
     "patch_jpeg128": "GLC24's 128 px uint8 JPEG patches",
 }
+
+
+def po_capable(name: str) -> bool:
+    """Whether glc builds feature set ``name`` at the presence-only sites as well (for ``[train.pretrain_po]``): the
+    satellite patch sets of DCT tiles (``PatchTiles`` without ``keep_raw``: ``POPatchTiles`` on the PO patches) and
+    the environmental raster tile sets (``RasterTiles``: ``PORasterTiles`` from the full-extent GeoTIFFs). The
+    location is always there; nothing else is (time series, env vectors, neighbour and graph features)."""
+    fs = feature_set(name)
+    return (fs.artifact == "PatchTiles" and not fs.params.get("keep_raw")) or fs.artifact == "RasterTiles"
 
 
 def resolve_feature_sets(names: Iterable[str]) -> tuple[str, ...]:

@@ -204,13 +204,13 @@ def po_input_task(task: GlcTask, set_name: str) -> GlcTask | None:
     """The task that makes feature set ``set_name`` at the PO sites, or None when PO sites cannot have it. The
     satellite patch sets (``PatchTiles``: :class:`POPatchTiles`, on the PO patches) and the environmental raster sets
     (``RasterTiles``: :class:`PORasterTiles`, from the full-extent GeoTIFFs) can, with their sets' parameters."""
-    from glc.features.sets import feature_set
+    from glc.features.sets import feature_set, po_capable
 
+    if not po_capable(set_name):
+        return None
     fs = feature_set(set_name)
     params = dict(fs.params)
     common = {"data_root": task.data_root, "out_root": task.out_root}
-    if fs.artifact == "PatchTiles" and not params.get("keep_raw"):
+    if fs.artifact == "PatchTiles":
         return POPatchTiles(**common, k=int(params.get("k", 8)))
-    if fs.artifact == "RasterTiles":
-        return PORasterTiles(**common, **params)
-    return None
+    return PORasterTiles(**common, **params)

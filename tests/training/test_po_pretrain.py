@@ -109,12 +109,29 @@ def test_pretraining_teaches_the_net_where_each_species_was_recorded(tmp_path: P
 
 
 def test_a_net_reading_inputs_a_po_site_lacks_is_refused(tmp_path: Path) -> None:
-    cfg = resolve(
-        {
-            "model": {"kind": "geolocation", "hidden": 8, "extras": ["env"]},
-            "train": {"pretrain_po": {"enabled": True}},
-        }
+    model = {"kind": "geolocation", "hidden": 8, "extras": ["env"]}
+    # when the config is resolved, before any ETL: which set, and what a PO site has
+    with pytest.raises(
+        ConfigError, match=r"model.kind='geolocation' reads feature set\(s\) \['env'\], which glc does not"
+    ):
+        resolve({"model": model, "train": {"pretrain_po": {"enabled": True}}})
+    with pytest.raises(ConfigError, match=r"reads feature set\(s\) \['patch_raw'\].*model.image = \"dct16\""):
+        resolve({"model": {"kind": "fusion", "fusion": "concat"}, "train": {"pretrain_po": {"enabled": True}}})
+    with pytest.raises(ConfigError, match="has no branch a PO site can feed"):
+        resolve(
+            {
+                "model": {"kind": "fusion", "fusion": "concat", "image": "none"},
+                "train": {"pretrain_po": {"enabled": True}},
+            }
+        )
+    with pytest.raises(ConfigError, match="model.kind='gbm' is fitted in memory, not trained as a net"):
+        resolve({"model": {"kind": "gbm"}, "train": {"pretrain_po": {"enabled": True}}})
+    assert resolve(
+        {"model": {"kind": "fusion", "fusion": "concat", "image": "dct16"}, "train": {"pretrain_po": {"enabled": True}}}
     )
+    # and again by the net itself, for a config assembled without resolve()
+    cfg = resolve({"model": model})
+    cfg["train"]["pretrain_po"]["enabled"] = True
     net = build_geolocation_net(cfg["model"], len(VOCAB), {"env": 3})
     meta = {"vocab": VOCAB.tolist(), "num_classes": len(VOCAB)}
     with pytest.raises(ValueError, match=r"reads \['env'\], which none of the 400 PO sites has"):
@@ -452,12 +469,16 @@ def test_the_fusion_learns_from_the_po_patches_through_its_image_branch_only(tmp
     assert all(torch.equal(v, head0[k]) for k, v in net.head.state_dict().items())  # the fusion head: untouched
     assert any(not torch.equal(v, image0[k]) for k, v in net.image.named_parameters())  # the image branch learned
 
-    raw = resolve({"model": {**_FUSION, "image": "raw"}, "train": cfg["train"]})
+    # resolve() refuses both (see above); the net refuses them too, for a config assembled without it
+    no_po = {**cfg["train"], "pretrain_po": {**cfg["train"]["pretrain_po"], "enabled": False}}
+    raw = resolve({"model": {**_FUSION, "image": "raw"}, "train": no_po})
+    raw["train"]["pretrain_po"]["enabled"] = True
     raw_col = {"shape": [4, 128, 128], "dtype": "uint8", "feature_set": "patch_raw"}
     raw_meta = {**meta, "columns": {**meta["columns"], "patch_raw": raw_col}}
     with pytest.raises(ValueError, match=r"reads \['patch_raw'\].*DCT tiles only.*model.image = \"dct16\""):
         pretrain_on_po(build_module(raw, raw_meta).net, sites, raw, meta, tmp_path / "w1", progress=False)
-    off = resolve({"model": {**_FUSION, "image": "none"}, "train": cfg["train"]})
+    off = resolve({"model": {**_FUSION, "image": "none"}, "train": no_po})
+    off["train"]["pretrain_po"]["enabled"] = True
     with pytest.raises(ValueError, match="no branch a PO site can feed"):
         pretrain_on_po(build_module(off, meta).net, sites, off, meta, tmp_path / "w2", progress=False)
 
