@@ -125,8 +125,8 @@ bench-neighbours: check-java install ## exact vs LSH neighbours on 1M synthetic 
 bench-loader: install ## Petastorm vs native pyarrow vs in-memory loader samples/s on one parquet -> bench/results/loader.json
 	$(PY) -m bench.loader
 
-bench-leaderboard: check-java install ## every experiment in tasks/ on the demo world (EDITION=glc25: the GLC25 one; SEED=1: recheck on an unseen world -> bench/results/synth_leaderboard[_seed1].json; both: synth_leaderboard_glc25_seed1.json), scored on its hidden test labels -> bench/results/synth_leaderboard[_glc25].json
-	$(PY) -m bench.leaderboard $(if $(EDITION),--edition $(EDITION)) $(if $(ONLY),--only $(ONLY)) $(if $(SEED),--seed $(SEED))
+bench-leaderboard: check-java install ## every experiment in tasks/ on the demo world (EDITION=glc25: the GLC25 one; SEED=1: recheck on an unseen world -> bench/results/synth_leaderboard[_seed1].json; both: synth_leaderboard_glc25_seed1.json; PO_RECORDS=N: a demo world with N presence-only records -> *_poN.json), scored on its hidden test labels -> bench/results/synth_leaderboard[_glc25].json
+	$(PY) -m bench.leaderboard $(if $(EDITION),--edition $(EDITION)) $(if $(ONLY),--only $(ONLY)) $(if $(SEED),--seed $(SEED)) $(if $(PO_RECORDS),--po-records $(PO_RECORDS))
 
 bench-validation-shift: check-java install ## validation blocks vs test_like: which predicts the hidden-test score on the shifted GLC25 demo world (VS_EXPERIMENTS=knn,gbm,fusion; SEED=1 rechecks on an unseen world) -> bench/results/validation_shift_glc25[_seed1].json
 	$(PY) -m bench.validation_shift --edition $(or $(EDITION),glc25) $(if $(VS_EXPERIMENTS),--experiments $(VS_EXPERIMENTS)) $(if $(SEED),--seed $(SEED))

@@ -156,6 +156,19 @@ def update_readme(table: str, readme: Path = RESULTS_DOC, marks: tuple[str, str]
     return True
 
 
+def world_paths(edition: str, seed: int, po_records: int | None) -> tuple[Path, Path, str]:
+    """The default world, output root and results-file suffix of a leaderboard run: the demo world of ``edition`` and
+    ``seed``, drawn with ``po_records`` presence-only records where given (``demo-seed0-po510000``,
+    ``out-bench/leaderboard-po510000``, ``_po510000``); seed 0 with the default records is the one the docs show."""
+    from glc.tasks.synth import world_dir_name
+
+    po = "" if po_records is None else f"po{po_records}"
+    world = REPO / "data" / "synthetic" / (world_dir_name(edition, "demo", seed) + (f"-{po}" if po else ""))
+    tags = ([] if edition == "glc24" else [edition]) + ([f"seed{seed}"] if seed else []) + ([po] if po else [])
+    out_root = REPO / "out-bench" / "-".join(["leaderboard", *tags])
+    return world, out_root, "".join(f"_{t}" for t in tags)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the leaderboard and write the results."""
     from bench.common import RESULTS, machine, repo_relative
@@ -177,22 +190,34 @@ def main(argv: list[str] | None = None) -> int:
         help="the demo world's seed: another seed rechecks results on an unseen world (its own output root and "
         "results file, *_seed<N>.json; the docs and README tables stay those of seed 0)",
     )
+    ap.add_argument(
+        "--po-records",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a demo world with about N presence-only records instead of 30,000 (data/synthetic/demo-seed<S>-po<N>, "
+        "generated if missing; its own output root and results file, *_po<N>.json; the docs and README tables stay "
+        "those of the default world)",
+    )
     a = ap.parse_args(argv)
+    if a.po_records is not None and a.po_records < 1:
+        ap.error(f"--po-records {a.po_records}: expected a positive number of presence-only records")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from glc.config import ConfigError
     from glc.data.layout import EDITIONS
-    from glc.tasks.synth import world_dir_name
 
     glc24 = a.edition == "glc24"
-    suffix = ("" if glc24 else f"_{a.edition}") + (f"_seed{a.seed}" if a.seed else "")
-    a.world = a.world or REPO / "data" / "synthetic" / world_dir_name(a.edition, "demo", a.seed)
-    a.out_root = a.out_root or REPO / "out-bench" / (
-        ("leaderboard" if glc24 else f"leaderboard-{a.edition}") + (f"-seed{a.seed}" if a.seed else "")
-    )
+    recheck = bool(a.seed or a.po_records is not None)  # an unseen or a variant world: its own files only
+    world, out_root, suffix = world_paths(a.edition, a.seed, a.po_records)
+    a.world = a.world or world
+    a.out_root = a.out_root or out_root
     known = sorted(p.stem for p in tasks_dir().glob("*.toml"))
     names = pick_experiments(a.only, "--only")
     if not (a.world / "_SUCCESS").exists():
-        generate_world(a.world, scale="demo", seed=a.seed, flavour="kaggle" if glc24 else a.edition)
+        from glc.synth.scales import get_scale
+
+        scale = get_scale("demo", **({} if a.po_records is None else {"n_po_records": a.po_records}))
+        generate_world(a.world, scale=scale, seed=a.seed, flavour="kaggle" if glc24 else a.edition)
     if a.fresh and a.out_root.exists():
         shutil.rmtree(a.out_root)
     path = RESULTS / f"synth_leaderboard{suffix}.json"
@@ -249,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if a.seed:
         result["seed"] = a.seed
+    if a.po_records is not None:
+        result["po_records"] = a.po_records
     if not glc24:
         result["edition"] = a.edition
         old_refused = json.loads(path.read_text()).get("refused", []) if path.exists() else []
@@ -260,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"synth_leaderboard{suffix}.md").write_text(
         f"# Synthetic leaderboard ({a.world.name}, hidden test labels)\n\n{table}"
     )
-    if a.seed:  # a recheck on an unseen world: its own files only
+    if recheck:  # a recheck on an unseen or a variant world: its own files only
         print(table)
         return 1 if failures else 0
     if glc24:

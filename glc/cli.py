@@ -66,7 +66,15 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     if a.edition == "glc25" and a.flavour not in (None, "glc25"):
         raise UserError(f"--flavour {a.flavour} names a GLC24 distribution; GLC25 has one layout (drop --flavour)")
     flavour = "glc25" if a.edition == "glc25" else (a.flavour or "kaggle")
-    out = Path(a.out) if a.out else Path("data/synthetic") / world_dir_name(a.edition, a.scale, a.seed)
+    if a.po_records is not None and a.add_po_patches:
+        raise UserError(
+            "--po-records draws the presence-only records of a new world; --add-po-patches renders the patches of an "
+            "existing world and draws no records: drop one of them"
+        )
+    if a.po_records is not None and a.po_records < 1:
+        raise UserError(f"--po-records {a.po_records}: expected a positive number of presence-only records")
+    name = world_dir_name(a.edition, a.scale, a.seed) + (f"-po{a.po_records}" if a.po_records is not None else "")
+    out = Path(a.out) if a.out else Path("data/synthetic") / name
     if a.add_po_patches:
         from glc.synth.world import add_po_patches
 
@@ -76,7 +84,10 @@ def _cmd_synth(a: argparse.Namespace) -> int:
             raise UserError(str(e)) from e
         print(f"{done['po_patches']} presence-only patches rendered into {out} in {done['seconds']:.1f} s")
         return 0
-    summary = generate_world(out, scale=a.scale, seed=a.seed, flavour=flavour, po_patch_sites=a.po_patches)
+    from glc.synth.scales import get_scale
+
+    scale = get_scale(a.scale, **({} if a.po_records is None else {"n_po_records": a.po_records}))
+    summary = generate_world(out, scale=scale, seed=a.seed, flavour=flavour, po_patch_sites=a.po_patches)
     print(f"synthetic world ({a.scale}, seed {a.seed}) written to {out}")
     if isinstance(summary, dict) and "seconds" in summary:
         print(f"generated in {summary['seconds']:.1f} s")
@@ -330,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also render RGB+NIR patches for the first N presence-only surveys (the PO ETL path; default 0)",
+    )
+    g.add_argument(
+        "--po-records",
+        type=int,
+        default=None,
+        metavar="N",
+        help="about N presence-only records instead of the scale's (demo 30,000: 0.18 per PA presence; GLC24 has about "
+        "3); default folder data/synthetic/<scale>-seed<seed>-po<N>",
     )
     g.add_argument(
         "--add-po-patches",

@@ -147,3 +147,23 @@ def test_validate_with_a_bad_test_metadata_row_still_knows_that_survey(tmp_path)
 def test_adding_po_patches_to_a_missing_world_is_a_user_error(tmp_path):
     r = _run("synth", "--add-po-patches", "--out", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "not a complete synthetic world" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_synth_po_records_draws_that_many_presence_only_records_into_its_own_folder(tmp_path, monkeypatch, capsys):
+    import json
+
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth", "--scale", "tiny", "--seed", "3", "--po-records", "5000"]) == 0
+    world = tmp_path / "data" / "synthetic" / "tiny-seed3-po5000"
+    summary = json.loads((world / "_SUCCESS").read_text())
+    po = pd.read_csv(world / "GLC24_P0_metadata_train.csv")
+    # the tiny scale draws about 2,000; the records are drawn per PO survey (1.32 on average), so the count is close
+    assert summary["params"]["n_po_records"] == 5000 and summary["counts"]["po_records"] == len(po)
+    assert 4500 < len(po) < 5500 and po["surveyId"].nunique() < len(po)
+    capsys.readouterr()
+    assert main(["synth", "--scale", "tiny", "--po-records", "0"]) == 2
+    assert "--po-records 0: expected a positive number of presence-only records" in capsys.readouterr().err
+    assert main(["synth", "--add-po-patches", "--po-records", "10", "--out", str(world)]) == 2
+    assert "draws no records" in capsys.readouterr().err
