@@ -163,7 +163,7 @@ def world_paths(edition: str, seed: int, po_records: int | None) -> tuple[Path, 
     from glc.tasks.synth import world_dir_name
 
     po = "" if po_records is None else f"po{po_records}"
-    world = REPO / "data" / "synthetic" / (world_dir_name(edition, "demo", seed) + (f"-{po}" if po else ""))
+    world = REPO / "data" / "synthetic" / world_dir_name(edition, "demo", seed, po_records or 0)
     tags = ([] if edition == "glc24" else [edition]) + ([f"seed{seed}"] if seed else []) + ([po] if po else [])
     out_root = REPO / "out-bench" / "-".join(["leaderboard", *tags])
     return world, out_root, "".join(f"_{t}" for t in tags)

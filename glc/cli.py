@@ -73,8 +73,9 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         )
     if a.po_records is not None and a.po_records < 1:
         raise UserError(f"--po-records {a.po_records}: expected a positive number of presence-only records")
-    name = world_dir_name(a.edition, a.scale, a.seed) + (f"-po{a.po_records}" if a.po_records is not None else "")
-    out = Path(a.out) if a.out else Path("data/synthetic") / name
+    out = (
+        Path(a.out) if a.out else Path("data/synthetic") / world_dir_name(a.edition, a.scale, a.seed, a.po_records or 0)
+    )
     if a.add_po_patches:
         from glc.synth.world import add_po_patches
 

@@ -376,7 +376,7 @@ def resolve(overrides: Mapping[str, Any] | None = None, source: str = "<override
 def _check_po_reads(spec: Any, model: Mapping[str, Any], source: str) -> None:
     """Refuse ``[train.pretrain_po]`` for a kind that cannot learn from a presence-only site, before any ETL runs: one
     fitted in memory, or a net reading a feature set glc does not build at the PO sites (:func:`po_capable`)."""
-    from glc.features.sets import po_capable
+    from glc.features.sets import FEATURE_SETS, po_capable
 
     if not spec.needs_inputs:
         raise ConfigError(
@@ -385,13 +385,13 @@ def _check_po_reads(spec: Any, model: Mapping[str, Any], source: str) -> None:
             "disable [train.pretrain_po] here"
         )
     reads = spec.features(model) if spec.po_features is None else spec.po_features(model)
-    if spec.po_features is not None and not reads:
+    if reads is None:
         raise ConfigError(
             f"{source}: [train.pretrain_po] is enabled, but model.kind={spec.kind!r} with this [model] table has no "
             "branch a PO site can feed (its PO-capable branch, e.g. the fusion's image, is off): turn it on (e.g. "
             'model.image = "dct16") or disable [train.pretrain_po]'
         )
-    lacking = [n for n in reads if not po_capable(n)]
+    lacking = [n for n in reads if n not in FEATURE_SETS or not po_capable(n)]
     if lacking:
         hint = (
             " (glc makes the PO patches' DCT tiles only: read the patch as patch_dct / patch_dct16, e.g. "
@@ -400,7 +400,7 @@ def _check_po_reads(spec: Any, model: Mapping[str, Any], source: str) -> None:
             else ""
         )
         raise ConfigError(
-            f"{source}: [train.pretrain_po] is enabled, but model.kind={spec.kind!r} reads feature set(s) {lacking}, "
+            f"{source}: [train.pretrain_po] is enabled, but model.kind={spec.kind!r} reads {lacking}, "
             "which glc does not build at the presence-only sites (a PO site has its location, its satellite patch as "
             f"DCT tiles and the environmental rasters' tiles){hint}: drop those inputs or disable [train.pretrain_po]"
         )

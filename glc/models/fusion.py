@@ -592,6 +592,6 @@ register(
         features=fusion_features,
         build_net=build_fusion,
         check=check_fusion,
-        po_features=lambda m: () if m["image"] == "none" else (IMAGE_SETS[m["image"]],),
+        po_features=lambda m: None if m["image"] == "none" else (IMAGE_SETS[m["image"]],),
     )
 )

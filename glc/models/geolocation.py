@@ -427,6 +427,14 @@ def geolocation_features(model_cfg: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(e for e in model_cfg.get("extras", ()) if e in VECTOR_EXTRAS)
 
 
+def location_extras(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every extra input of a geolocation net or a ``[model.location]`` branch (the presence-only term's check: a PO
+    site has none of them), ``()`` for a branch left out (``encoder = "none"``)."""
+    if cfg.get("encoder", "none") == "none":
+        return ()
+    return tuple(cfg.get("extras", ()))
+
+
 #: The ``[model.location]`` table of fused nets (tile CNN, time-series CNN): the geolocation encoder as a branch,
 #: ``coordinate noise -> encoder (+ extras) -> Linear`` to ``latent`` (the geolocation MLP's first layer; the fused
 #: head supplies its ReLU and output layer). ``encoder = "none"`` leaves the branch out.
@@ -474,6 +482,7 @@ register(
         runner="lightning",
         params=GEOLOCATION_PARAMS,
         features=geolocation_features,
+        po_features=location_extras,
         build_net=lambda m, meta: build_geolocation_net(m, int(meta["num_classes"]), extra_dims(meta)),
         check=check_geolocation,
         benchmarks={"geolocation_mlp": {"encoder": "sinusoidal", "hidden": 256, "coord_noise_km": 5.0}},

@@ -135,6 +135,11 @@ class InceptionNet(nn.Module):
             x = image_dihedral(x, torch.randint(0, N_DIHEDRAL, (x.shape[0],), device=x.device))
         return x
 
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The batch keys the net reads (its plane columns)."""
+        return self.columns
+
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Species logits ``[B, num_classes]``."""
         return self.net(self.images(batch))

@@ -81,9 +81,11 @@ class ModelSpec:
         members: ``model_cfg -> experiment names`` whose ``Predict`` artifacts this kind combines (late fusion): when
             non-empty, ``Predict`` requires them and calls ``combine`` instead of ``fit_predict``.
         combine: ``({experiment: (val scores, test scores)}, validation truth, model_cfg) -> (val, test, info)``.
-        po_features: ``model_cfg -> feature-set names`` the presence-only term reads (``[train.pretrain_po]``), for a
-            net that learns from a PO site through one part of itself (the fusion: its image branch); ``None``: all of
-            ``features``, which a PO site must then have every one of.
+        po_features: ``model_cfg -> inputs`` the presence-only term (``[train.pretrain_po]``) reads besides the
+            location: feature-set names, or batch columns that are none (a net's ``year`` / ``region`` extras), each
+            of which a PO site must have; ``None`` from it: no part of the net can read a PO site. For a net that
+            learns from a PO site through one part of itself (the fusion: its image branch) or reads more than its
+            feature sets. Unset: ``features``.
     """
 
     kind: str
@@ -100,7 +102,7 @@ class ModelSpec:
     encoders: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_features
     members: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_features
     combine: Callable[..., Any] | None = None
-    po_features: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    po_features: Callable[[Mapping[str, Any]], tuple[str, ...] | None] | None = None
 
     def __post_init__(self) -> None:
         if self.runner not in RUNNER_NAMES:

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from glc.features.dct import N_DIHEDRAL, dct_matrix, dihedral
 from glc.features.sets import FEATURE_SETS
-from glc.models.geolocation import LOCATION_PARAMS, check_location, location_features
+from glc.models.geolocation import LOCATION_PARAMS, check_location, location_extras, location_features
 from glc.models.parts import ConvBody, FusionNet, Standardize, TimmBackbone, check_columns, set_inputs, with_location
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
@@ -289,6 +289,7 @@ register(
         runner="lightning",
         params=TILE_PARAMS,
         features=lambda m: (*m["tiles"], *location_features(m["location"])),
+        po_features=lambda m: (*m["tiles"], *location_extras(m["location"])),
         build_net=build_tile_cnn,
         check=check_tile_cnn,
         encoders=_init_encoders,

@@ -463,7 +463,10 @@ def add_po_patches(
     _clean_stale_tmp(world.parent, f"{world.name}-po")
     tmp = world.parent / f".{world.name}-po-tmp-{os.getpid()}"
     try:
-        generate_world(tmp, info["scale"], int(info["seed"]), info["flavour"], workers, progress, True, n)
+        # the world's own parameters (a world drawn with e.g. --po-records differs from its scale's defaults)
+        params = {k: v for k, v in info.get("params", {}).items() if k != "name"}
+        scale = get_scale(info["scale"], **params)
+        generate_world(tmp, scale, int(info["seed"]), info["flavour"], workers, progress, True, n)
         old, new = Layout(world, info["flavour"]), Layout(tmp, info["flavour"])
         if not filecmp.cmp(old.po_metadata(), new.po_metadata(), shallow=False):
             raise ValueError(

@@ -102,9 +102,20 @@ def po_net(net: nn.Module) -> Callable[[Mapping[str, Tensor]], Tensor]:
 
 
 def po_input_columns(net: nn.Module) -> tuple[str, ...]:
-    """The batch columns the net reads at a PO site: ``po_input_columns`` where it has one, else ``input_columns``."""
+    """The batch columns the net reads at a PO site: ``po_input_columns`` where it has one, else ``input_columns``.
+
+    Raises:
+        TypeError: a net with neither (its PO inputs could not be checked or fed).
+    """
     cols = getattr(net, "po_input_columns", None)
-    return tuple(getattr(net, "input_columns", ()) if cols is None else cols)
+    if cols is None:
+        cols = getattr(net, "input_columns", None)
+    if cols is None:
+        raise TypeError(
+            f"{type(net).__name__} declares no input_columns: the PO term cannot tell which columns to feed it at the "
+            "PO sites; give the net an input_columns property (the batch keys its forward reads)"
+        )
+    return tuple(cols)
 
 
 def po_objective(net: nn.Module, po: Mapping[str, Any], num_classes: int) -> POObjective:

@@ -111,11 +111,9 @@ def test_pretraining_teaches_the_net_where_each_species_was_recorded(tmp_path: P
 def test_a_net_reading_inputs_a_po_site_lacks_is_refused(tmp_path: Path) -> None:
     model = {"kind": "geolocation", "hidden": 8, "extras": ["env"]}
     # when the config is resolved, before any ETL: which set, and what a PO site has
-    with pytest.raises(
-        ConfigError, match=r"model.kind='geolocation' reads feature set\(s\) \['env'\], which glc does not"
-    ):
+    with pytest.raises(ConfigError, match=r"model.kind='geolocation' reads \['env'\], which glc does not"):
         resolve({"model": model, "train": {"pretrain_po": {"enabled": True}}})
-    with pytest.raises(ConfigError, match=r"reads feature set\(s\) \['patch_raw'\].*model.image = \"dct16\""):
+    with pytest.raises(ConfigError, match=r"reads \['patch_raw'\].*model.image = \"dct16\""):
         resolve({"model": {"kind": "fusion", "fusion": "concat"}, "train": {"pretrain_po": {"enabled": True}}})
     with pytest.raises(ConfigError, match="has no branch a PO site can feed"):
         resolve(
@@ -124,6 +122,11 @@ def test_a_net_reading_inputs_a_po_site_lacks_is_refused(tmp_path: Path) -> None
                 "train": {"pretrain_po": {"enabled": True}},
             }
         )
+    with pytest.raises(ConfigError, match=r"model.kind='geolocation' reads \['year'\]"):  # a column, not a feature set
+        resolve({"model": {"kind": "geolocation", "extras": ["year"]}, "train": {"pretrain_po": {"enabled": True}}})
+    tile_year = {"kind": "tile_cnn", "location": {"encoder": "sinusoidal", "extras": ["region"]}}
+    with pytest.raises(ConfigError, match=r"model.kind='tile_cnn' reads \['region'\]"):
+        resolve({"model": tile_year, "train": {"pretrain_po": {"enabled": True}}})
     with pytest.raises(ConfigError, match="model.kind='gbm' is fitted in memory, not trained as a net"):
         resolve({"model": {"kind": "gbm"}, "train": {"pretrain_po": {"enabled": True}}})
     assert resolve(
