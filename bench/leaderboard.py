@@ -214,10 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     known = sorted(p.stem for p in tasks_dir().glob("*.toml"))
     names = pick_experiments(a.only, "--only")
     if not (a.world / "_SUCCESS").exists():
-        from glc.synth.scales import get_scale
+        from glc.synth.scales import scale_with_po_records
 
-        scale = get_scale("demo", **({} if a.po_records is None else {"n_po_records": a.po_records}))
-        generate_world(a.world, scale=scale, seed=a.seed, flavour="kaggle" if glc24 else a.edition)
+        generate_world(
+            a.world,
+            scale=scale_with_po_records("demo", a.po_records),
+            seed=a.seed,
+            flavour="kaggle" if glc24 else a.edition,
+        )
     if a.fresh and a.out_root.exists():
         shutil.rmtree(a.out_root)
     path = RESULTS / f"synth_leaderboard{suffix}.json"

@@ -85,10 +85,15 @@ def _cmd_synth(a: argparse.Namespace) -> int:
             raise UserError(str(e)) from e
         print(f"{done['po_patches']} presence-only patches rendered into {out} in {done['seconds']:.1f} s")
         return 0
-    from glc.synth.scales import get_scale
+    from glc.synth.scales import scale_with_po_records
 
-    scale = get_scale(a.scale, **({} if a.po_records is None else {"n_po_records": a.po_records}))
-    summary = generate_world(out, scale=scale, seed=a.seed, flavour=flavour, po_patch_sites=a.po_patches)
+    summary = generate_world(
+        out,
+        scale=scale_with_po_records(a.scale, a.po_records),
+        seed=a.seed,
+        flavour=flavour,
+        po_patch_sites=a.po_patches,
+    )
     print(f"synthetic world ({a.scale}, seed {a.seed}) written to {out}")
     if isinstance(summary, dict) and "seconds" in summary:
         print(f"generated in {summary['seconds']:.1f} s")

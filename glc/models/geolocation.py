@@ -461,9 +461,7 @@ def location_branch(loc_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> Geol
 
 def location_features(loc_cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """Feature sets a location branch reads besides location/meta (its vector extras)."""
-    if loc_cfg.get("encoder", "none") == "none":
-        return ()
-    return tuple(e for e in loc_cfg.get("extras", ()) if e in VECTOR_EXTRAS)
+    return tuple(e for e in location_extras(loc_cfg) if e in VECTOR_EXTRAS)
 
 
 def check_location(loc_cfg: Mapping[str, Any]) -> None:

@@ -134,3 +134,9 @@ def get_scale(scale: str | ScaleParams, **overrides: Any) -> ScaleParams:
             raise ValueError(f"unknown ScaleParams override(s) {bad}; valid keys are {sorted(valid)}")
         params = replace(params, **overrides)
     return params
+
+
+def scale_with_po_records(scale: str, po_records: int | None = None) -> ScaleParams:
+    """Scale ``scale`` drawn with about ``po_records`` presence-only records (``None`` or 0: the scale's own count),
+    as ``glc synth --po-records`` and a ``<world>-po<R>`` data root ask."""
+    return get_scale(scale, **({"n_po_records": int(po_records)} if po_records else {}))

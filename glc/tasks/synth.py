@@ -53,11 +53,12 @@ class SyntheticWorld(luigi.Task):
 
     def run(self) -> None:
         """Generate the world (atomically: a temp folder renamed into place)."""
-        from glc.synth import generate_world, get_scale
+        from glc.synth import generate_world
+        from glc.synth.scales import scale_with_po_records
 
         generate_world(
             Path(self.root) / world_dir_name(self.edition, self.scale, self.seed, self.po_records),
-            scale=get_scale(self.scale, **({"n_po_records": self.po_records} if self.po_records else {})),
+            scale=scale_with_po_records(self.scale, self.po_records),
             seed=self.seed,
             flavour="glc25" if self.edition == "glc25" else "kaggle",
         )
