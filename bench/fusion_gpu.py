@@ -331,12 +331,15 @@ class BusySampler:
     torch's reader (``torch.cuda.utilization``, needs ``pynvml``), else ``nvidia-smi`` (which can take seconds a call
     under a sandboxed kernel: too slow for epochs of a few seconds; :attr:`source` says which was used); on a
     machine with neither, no samples (:attr:`median` is None). Each sample keeps its Unix time, so
-    :meth:`median_within` can take the median over the training steps alone (the trainer's epoch windows)."""
+    :meth:`median_within` can take the median over the training steps alone (the trainer's epoch windows). With
+    ``log`` every sample is also appended to that file as it is read (``<unix time> <percent>`` lines), so a run a
+    time limit kills keeps its readings (:func:`epoch_figures` reads them back)."""
 
-    def __init__(self, interval_s: float = 0.2) -> None:
+    def __init__(self, interval_s: float = 0.2, log: Path | None = None) -> None:
         import threading
 
         self.interval_s = interval_s
+        self.log = log
         self.samples: list[tuple[float, float]] = []
         self.source, self._read = _utilisation_reader()
         self._stop = threading.Event()
@@ -345,11 +348,17 @@ class BusySampler:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.samples.append((time.time(), float(self._read())))
+                sample = (time.time(), float(self._read()))
             except Exception:
                 return
+            self.samples.append(sample)
+            if self.log is not None:
+                with self.log.open("a") as f:
+                    f.write(f"{sample[0]:.3f} {sample[1]:g}\n")
 
     def __enter__(self) -> BusySampler:
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
         if self._read is not None:
             self._thread.start()
         return self
@@ -437,11 +446,16 @@ def limit(inputs: Path, experiment: Path, sets: list[str], steps: int = 10) -> d
     return {"batch_size": len(img), **res}
 
 
+#: the :class:`BusySampler` readings of an A/B row, in its run folder
+BUSY_LOG = "busy.txt"
+
+
 def epoch_figures(run_dir: Path) -> dict[str, Any]:
     """Per-epoch figures of a training run folder, read from its files, so that a run a time limit stopped still
     reports the epochs it finished: ``epoch_seconds_each`` and ``samples_per_s_steady`` (its ``timing.jsonl``, by
-    :func:`glc.training.callbacks.throughput`) and ``val_sample_f1_by_epoch`` (the CSV logger's ``metrics.csv``, the
-    last value of an epoch)."""
+    :func:`glc.training.callbacks.throughput`), ``val_sample_f1_by_epoch`` (the CSV logger's ``metrics.csv``, the
+    last value of an epoch) and ``gpu_busy_median_logged`` (the median of the :data:`BUSY_LOG` readings inside the
+    training windows of the epochs after the first; None without them)."""
     import csv
 
     from glc.training.callbacks import TIMING_FILE, throughput
@@ -454,7 +468,17 @@ def epoch_figures(run_dir: Path) -> dict[str, Any]:
             for rec in csv.DictReader(fh):
                 if rec.get("val/sample_f1") and rec.get("epoch"):
                     f1[int(rec["epoch"])] = round(float(rec["val/sample_f1"]), 4)
+    windows = t.get("epoch_windows") or []
+    windows = windows[1:] or windows
+    inside: list[float] = []
+    busy_log = Path(run_dir) / BUSY_LOG
+    if busy_log.is_file() and windows:
+        for line in busy_log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and any(a <= float(parts[0]) <= b for a, b in windows):
+                inside.append(float(parts[1]))
     return {
+        "gpu_busy_median_logged": float(np.median(inside)) if inside else None,
         "epoch_seconds_each": t.get("epoch_seconds_each", []),
         "samples_per_s_steady": t.get("train_samples_per_s_steady"),
         "val_sample_f1_by_epoch": [f1[e] for e in sorted(f1)],
@@ -475,7 +499,7 @@ def _ab_row(inputs: Path, experiment: Path, acc: list[str], name: str, work: Pat
     torch._dynamo.reset()  # each row traces anew (Inductor's on-disk caches stay): its graph count is its own
     counters.clear()
     t0 = time.time()
-    with BusySampler() as busy:
+    with BusySampler(log=work / BUSY_LOG) as busy:
         summary = train_model(inputs, work, cfg, cfg["name"], progress=False, wandb=False, reader="memory")
     epochs = [float(e) for e in summary.get("epoch_seconds_each") or []]
     windows = summary.get("epoch_windows") or []

@@ -11,22 +11,27 @@
 # batch 128 / lr 2.5e-4, so the "+ 2x batch" row makes it batch 256 / lr 5e-4: the settings of the eager reference
 # (781 samples/s, validation sample-F1 0.477 after 4 epochs). SECONDS (default 540) bounds the whole run; a row the
 # limit stops still reports the epochs it finished. Writes $OUT/ab.json and $OUT/log.txt (TORCH_LOGS=recompiles:
-# every recompilation is in the log).
+# every recompilation is in the log). The row's timing.jsonl, metrics.csv and busy.txt are copied to $OUT/row/ even when the
+# limit stops it, so the epochs it finished keep their seconds and validation figures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 row=${1:?usage: bench/fusion_gpu_lease.sh ROW [SECONDS]}
 limit=${2:-540}
 out=${OUT:-/tmp/fusion-gpu-out}
+npz=${NPZ:-.gpu/full.npz}
+work=${WORK:-/tmp/fusion-gpu}
 mkdir -p "$out"
-if [[ ! -f .gpu/full.npz ]]; then
-  echo "bench/fusion_gpu_lease.sh: no .gpu/full.npz here; pack it first (see the header) and carry it" >&2
+if [[ ! -f $npz ]]; then
+  echo "bench/fusion_gpu_lease.sh: no $npz here; pack it first (see the header) and carry it" >&2
   exit 2
 fi
 export TORCH_LOGS=${TORCH_LOGS:-recompiles} PYTHONUNBUFFERED=1
-timeout "$limit" python -m bench.fusion_gpu ab --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
+timeout "$limit" python -m bench.fusion_gpu ab --npz "$npz" --work "$work" --experiment tasks/fusion-paper.toml \
   --set train.kfold=1 --set model.image=dct16 --set train.batch_size=128 --set train.lr=0.00025 \
   --set 'train.precision="32-true"' --set train.max_epochs=4 --set train.patience=4 \
   --start "$row" --rows "$row" --json "$out/ab.json" >"$out/log.txt" 2>&1
 rc=$?
+find "$work" \( -name timing.jsonl -o -name metrics.csv -o -name busy.txt \) -print0 2>/dev/null |
+  while IFS= read -r -d '' f; do mkdir -p "$out/row/$(dirname "${f#"$work"/}")" && cp "$f" "$out/row/${f#"$work"/}"; done
 grep -v -i warn "$out/log.txt" | grep -E '"row"|limit_image|ecompil|Error' | cut -c1-1500 | tail -30
 exit "$rc"

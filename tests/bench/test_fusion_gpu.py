@@ -6,6 +6,7 @@ names a missing or doubled table argument."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,23 @@ def test_busy_median_within_the_training_windows() -> None:
     assert b.median_within([[5.0, 6.0]]) is None
 
 
+def test_busy_sampler_logs_each_reading_as_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``log`` the readings are on disk while the block still runs (a run a time limit kills keeps them)."""
+    readings = iter([50.0, 60.0, 70.0])
+
+    def read() -> float:
+        return next(readings)  # StopIteration after three: the sampler's loop ends
+
+    monkeypatch.setattr(fusion_gpu, "_utilisation_reader", lambda: ("fake", read))
+    log = tmp_path / "sub" / fusion_gpu.BUSY_LOG
+    with fusion_gpu.BusySampler(interval_s=0.01, log=log) as b:
+        deadline = time.time() + 10
+        while (not log.is_file() or len(log.read_text().splitlines()) < 3) and time.time() < deadline:
+            time.sleep(0.01)
+        on_disk = [float(line.split()[1]) for line in log.read_text().splitlines()]
+    assert on_disk == [50.0, 60.0, 70.0] == [u for _, u in b.samples]
+
+
 def test_ab_starts_at_a_row_with_the_switches_of_the_rows_before(
     table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,20 +270,28 @@ def test_epoch_figures_of_a_run_stopped_in_its_third_epoch(tmp_path: Path) -> No
     (run / "csv" / "version_0").mkdir(parents=True)
     (run / "timing.jsonl").write_text(
         "".join(
-            json.dumps({"epoch": e, "seconds": s, "samples": 100, "gpu_peak_mb": None}) + "\n"
-            for e, s in ((0, 30.0), (1, 9.0), (1, 10.0))
+            json.dumps(
+                {"epoch": e, "seconds": s, "samples": 100, "gpu_peak_mb": None, "wall_start": w[0], "wall_end": w[1]}
+            )
+            + "\n"
+            for e, s, w in ((0, 30.0, [100.0, 130.0]), (1, 9.0, [140.0, 149.0]), (1, 10.0, [140.0, 150.0]))
         )
     )
+    # the sampler's readings as a killed run leaves them: the first epoch's (compilation) and the validation's
+    # (between the windows) are not the training's
+    (run / fusion_gpu.BUSY_LOG).write_text("110.0 5\n135.0 1\n141.5 90\n145.0 80\n149.9 84\n151.0 0\n")
     (run / "csv" / "version_0" / "metrics.csv").write_text(
         "epoch,step,train/loss,val/sample_f1\n0,9,1.5,\n0,9,,0.25\n1,19,1.2,\n1,19,,0.4\n2,25,1.1,\n"
     )
     got = fusion_gpu.epoch_figures(run)
     assert got == {
+        "gpu_busy_median_logged": 84.0,
         "epoch_seconds_each": [30.0, 10.0],
         "samples_per_s_steady": 10.0,
         "val_sample_f1_by_epoch": [0.25, 0.4],
     }
     assert fusion_gpu.epoch_figures(tmp_path / "never-started") == {
+        "gpu_busy_median_logged": None,
         "epoch_seconds_each": [],
         "samples_per_s_steady": None,
         "val_sample_f1_by_epoch": [],
