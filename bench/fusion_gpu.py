@@ -213,17 +213,46 @@ def profile(inputs: Path, experiment: Path, sets: list[str], steps: int, batches
     return out
 
 
+def score_tables(
+    val: Any, test: Any, inputs: Path, cfg: dict[str, Any], truth: Path | None, corrections: Path | None
+) -> dict[str, Any]:
+    """Fit the experiment's decoder on the validation score table (against the table's own validation labels),
+    decode the test one and, with ``truth``, score it (and with ``corrections`` the PO-corrected sets too)."""
+    from glc.data.metadata import read_species_lists
+    from glc.experiment import correct_sets, decode, fit_decoder
+    from glc.loaders.pack import read_split
+    from glc.loaders.tables import read_meta
+    from glc.metrics import score_submission
+
+    vocab = np.asarray(read_meta(inputs)["vocab"], np.int64)
+    labels = read_split(inputs, "val")
+    truth_val = {int(s): vocab[row[row >= 0]] for s, row in zip(labels["surveyId"], labels["labels"])}
+    params = fit_decoder(val, truth_val, cfg)
+    out: dict[str, Any] = {
+        "val_sample_f1_decoder_in_sample": round(float(params["f1"]), 4),
+        "decoder": params["kind"],
+    }
+    if truth is not None:
+        sets_test = decode(test, params)
+        sol = read_species_lists(truth)
+        out["test_sample_f1"] = round(float(score_submission(sol, sets_test)["sample_f1"]), 4)
+        if corrections is not None:
+            import pandas as pd
+
+            t = pd.read_parquet(corrections, columns=["surveyId", "species"])
+            fixed, info = correct_sets(sets_test, {int(s): sp for s, sp in zip(t["surveyId"], t["species"])})
+            out["test_sample_f1_po_correction"] = round(float(score_submission(sol, fixed)["sample_f1"]), 4)
+            out["po_correction"] = info
+    return out
+
+
 def run(
     inputs: Path, experiment: Path, sets: list[str], truth: Path | None, corrections: Path | None, work: Path
 ) -> dict[str, Any]:
     """Train, predict, decode and score (see the module docstring); returns the figures."""
     import torch
 
-    from glc.data.metadata import read_species_lists
-    from glc.experiment import correct_sets, decode, fit_decoder
-    from glc.loaders.pack import read_split
     from glc.loaders.tables import read_meta
-    from glc.metrics import score_submission
     from glc.training.trainer import predict_splits, train_model
 
     cfg = _config(experiment, sets)
@@ -232,10 +261,6 @@ def run(
     summary = train_model(inputs, work, cfg, cfg["name"], progress=False, wandb=False, reader="memory")
     train_s = time.time() - t0
     val, test, _ = predict_splits(inputs, summary["best_checkpoint"], cfg)
-    vocab = np.asarray(meta["vocab"], np.int64)
-    labels = read_split(inputs, "val")
-    truth_val = {int(s): vocab[row[row >= 0]] for s, row in zip(labels["surveyId"], labels["labels"])}
-    params = fit_decoder(val, truth_val, cfg)
     out: dict[str, Any] = {
         "experiment": cfg["name"],
         "overrides": sets,
@@ -244,8 +269,6 @@ def run(
         "num_classes": meta["num_classes"],
         "packed": meta.get("unpacked_from", {}).get("packed"),
         "train_wall_seconds": round(train_s, 1),
-        "val_sample_f1_decoder_in_sample": round(float(params["f1"]), 4),
-        "decoder": params["kind"],
         **{
             k: summary.get(k)
             for k in (
@@ -262,18 +285,8 @@ def run(
             {k: f.get(k) for k in ("fold", "epochs_trained", "epoch_seconds", "best_monitor")}
             for f in summary.get("folds", [])
         ],
+        **score_tables(val, test, inputs, cfg, truth, corrections),
     }
-    if truth is not None:
-        sets_test = decode(test, params)
-        sol = read_species_lists(truth)
-        out["test_sample_f1"] = round(float(score_submission(sol, sets_test)["sample_f1"]), 4)
-        if corrections is not None:
-            import pandas as pd
-
-            t = pd.read_parquet(corrections, columns=["surveyId", "species"])
-            fixed, info = correct_sets(sets_test, {int(s): sp for s, sp in zip(t["surveyId"], t["species"])})
-            out["test_sample_f1_po_correction"] = round(float(score_submission(sol, fixed)["sample_f1"]), 4)
-            out["po_correction"] = info
     print(json.dumps(out, indent=1), flush=True)
     return out
 

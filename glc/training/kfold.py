@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FoldEnsemble", "ensemble_state", "fold_assignment", "train_kfold"]
+__all__ = ["FoldEnsemble", "ensemble_state", "fold_assignment", "fold_config", "train_kfold"]
 
 
 class FoldEnsemble(nn.Module):
@@ -77,7 +77,7 @@ def fold_assignment(inputs_dir: str | Path, cfg: Mapping[str, Any]) -> tuple[np.
     return ids, np.asarray(folds, np.int64)
 
 
-def _fold_cfg(cfg: Mapping[str, Any], f: int) -> dict[str, Any]:
+def fold_config(cfg: Mapping[str, Any], f: int) -> dict[str, Any]:
     """The config of fold ``f`` (0-based): one net (``kfold = 1``); folds after the first fine-tune."""
     c = copy.deepcopy(dict(cfg))
     t = c["train"] = dict(c["train"])
@@ -152,7 +152,7 @@ def train_kfold(
     for f in range(k):
         subsets = {"train": ("train", ids[folds != f]), "val": ("train", ids[folds == f])}
         s = train_one(
-            inputs_dir, work / f"fold{f}", _fold_cfg(cfg, f), f"{run_name}-fold{f}", subsets=subsets, init=first, **kw
+            inputs_dir, work / f"fold{f}", fold_config(cfg, f), f"{run_name}-fold{f}", subsets=subsets, init=first, **kw
         )
         summaries.append(
             {

@@ -1,0 +1,445 @@
+"""Tighnari's k-fold cross fusion (:mod:`glc.training.kfold`) trained across several short GPU leases.
+
+The k-fold fit in :func:`glc.training.kfold.train_kfold` needs the k fold models on one machine: fold 1 trains from
+scratch, folds 2..k start from fold 1's weights, and the published model averages the k folds' logits. A GPU lease
+here is 15 minutes of device time, a call 10 minutes, and at most 64 MiB travel each way per call (16 MiB a file): a
+fold checkpoint of the paper-width fusion (48.5M parameters: 194 MB of fp32 weights) cannot go back and forth, and
+``fusion-paper``'s 10 folds take ~45 minutes of an H100. This module splits the same protocol into pieces that fit:
+
+* ``fold --folds F [F ...]`` trains the named folds exactly as ``train_kfold`` does (the same spatial folds of the
+  training split, :func:`glc.training.kfold.fold_assignment`; the same per-fold config,
+  :func:`glc.training.kfold.fold_config`; resumable in ``--work``), then writes each fold's **part**: for the
+  validation hold-out and the test surveys, the fold's ``--top`` largest logits per survey (float16, with their
+  species columns) and the probability mass of the rest. Fold 1 (``F = 0``) also writes its best weights as float16
+  shards; folds after it start from those shards (``--init``), carried in from an earlier lease, so every later
+  fold starts from the same weights whether or not fold 1 ran on the same machine.
+* ``ship --out DIR`` copies the files not yet shipped into the lease's output folder, as many as one call brings
+  back (8 files, 16 MiB each, 64 MiB together); call it again until it says nothing is left.
+* ``merge`` (on any machine) rebuilds the k-fold ensemble's score tables from the k parts: the mean of the folds'
+  logits where a fold kept the species, and that fold's smallest kept logit (an upper bound) where it did not; then
+  fits the experiment's decoder on the validation hold-out, decodes the test surveys and scores them against the
+  hidden labels (with PO correction), as ``bench.fusion_gpu run`` does.
+
+Two things differ from one uninterrupted ``train_kfold`` and are bounded: folds 2..k start from fold 1's weights
+rounded to float16 (a relative change below 5e-4 per weight, before fine-tuning with ``kfold_lr_scale``), and a
+species outside one fold's top ``--top`` (512 of 7,820 by default: probabilities of ~1e-3 and below) enters the mean
+with that fold's bound instead of its own logit. ``tests/bench/test_fusion_kfold.py`` compares the merged tables with
+the exact ensemble's (:class:`glc.training.kfold.FoldEnsemble`).
+
+A session with a GPU (see ``bench/fusion_kfold_lease.sh`` for the calls)::
+
+    python -m bench.fusion_kfold fold --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \\
+        --set model.image=dct16 --set train.batch_size=256 --set train.lr=0.0005 ... --folds 0 --work /tmp/kf
+    python -m bench.fusion_kfold ship --work /tmp/kf --out $OUT     # again until nothing is left
+    # here, with every fold's part files gathered in one folder:
+    python -m bench.fusion_kfold merge --parts .gpu/kfold --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \\
+        --set ... --truth data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv --corrections ... --json res.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Logits kept per survey and fold (at least the experiment's ``model.top_n``)
+PART_TOP = 512
+#: Largest file written for shipping (a lease brings back files of at most 16 MiB; four shards and the tracked
+#: tree fit one call's 64 MiB carry)
+FILE_BYTES = 14 * 2**20
+#: What one call brings back
+SHIP_FILES, SHIP_BYTES = 8, 64 * 2**20
+SHIPPED = "shipped.txt"
+SPLITS = ("val", "test")
+
+
+def fold_logits(module: Any, loader: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(surveyIds int64 [N], logits float32 [N, C])`` of ``module``'s net over ``loader``, in loader order, on the
+    GPU when there is one (fp32, no autocast).
+
+    Raises:
+        ValueError: a logit is NaN or inf (naming the batch's first surveys).
+    """
+    import torch
+
+    from glc.training.fit import _to_device
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    module.to(dev).eval()
+    ids: list[np.ndarray] = []
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for i, batch in enumerate(loader):
+            z = module(_to_device(batch, dev)).float().cpu().numpy()
+            sid = batch["surveyId"].cpu().numpy().astype(np.int64).reshape(-1)
+            if not np.isfinite(z).all():
+                raise ValueError(f"batch {i}: NaN/inf logits (surveyIds {sid[:5].tolist()}...); check the checkpoint")
+            ids.append(sid)
+            out.append(z)
+    module.cpu()
+    return np.concatenate(ids), np.concatenate(out)
+
+
+def top_part(ids: np.ndarray, logits: np.ndarray, top: int) -> dict[str, np.ndarray]:
+    """One fold's part of one split: rows sorted by surveyId; ``idx`` (uint16 [n, top]) the columns of the ``top``
+    largest logits in decreasing order, ``logit`` (float16) their values, ``rest`` (float32 [n]) the sigmoid mass of
+    the other columns.
+
+    Raises:
+        ValueError: ``top`` is not in 1..C, C does not fit uint16, or a kept logit overflows float16.
+    """
+    n, c = logits.shape
+    if not 1 <= top <= c:
+        raise ValueError(f"--top {top}: expected 1..{c} (the number of classes)")
+    if c > np.iinfo(np.uint16).max:
+        raise ValueError(f"{c} classes do not fit the part's uint16 columns")
+    order = np.argsort(ids, kind="stable")
+    ids, logits = ids[order], logits[order]
+    idx = np.argpartition(-logits, top - 1, axis=1)[:, :top] if top < c else np.tile(np.arange(c), (n, 1))
+    vals = np.take_along_axis(logits, idx, axis=1)
+    o = np.argsort(-vals, axis=1, kind="stable")
+    idx, vals = np.take_along_axis(idx, o, axis=1), np.take_along_axis(vals, o, axis=1)
+    if np.abs(vals).max(initial=0.0) > np.finfo(np.float16).max:
+        raise ValueError(f"a kept logit ({np.abs(vals).max():.3g}) overflows float16; the fold's net diverged")
+    total = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).sum(axis=1)
+    kept = (1.0 / (1.0 + np.exp(-vals.astype(np.float64)))).sum(axis=1)
+    return {
+        "survey_ids": ids,
+        "idx": idx.astype(np.uint16),
+        "logit": vals.astype(np.float16),
+        "rest": np.maximum(total - kept, 0.0).astype(np.float32),
+    }
+
+
+def write_part(folder: Path, fold: int, split: str, part: Mapping[str, np.ndarray]) -> list[Path]:
+    """Write a part as ``fold<F>-<split>-<j>.npz`` files of at most :data:`FILE_BYTES` each (rows in order), each
+    atomically; returns the files."""
+    from glc.io import atomic_path
+
+    top = part["idx"].shape[1]
+    rows = max(1, FILE_BYTES // (top * 4 + 16))
+    n = len(part["survey_ids"])
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for j, a in enumerate(range(0, max(n, 1), rows)):
+        p = folder / f"fold{fold}-{split}-{j:03d}.npz"
+        with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **{k: v[a : a + rows] for k, v in part.items()})
+        paths.append(p)
+    return paths
+
+
+def read_part(folder: Path, fold: int, split: str) -> dict[str, np.ndarray]:
+    """The part :func:`write_part` wrote, its files concatenated in order.
+
+    Raises:
+        FileNotFoundError: no file of that fold and split is in ``folder``.
+    """
+    files = sorted(folder.glob(f"fold{fold}-{split}-*.npz"))
+    if not files:
+        raise FileNotFoundError(
+            f"{folder}: no fold{fold}-{split}-*.npz; train fold {fold} (python -m bench.fusion_kfold fold --folds "
+            f"{fold}) and bring its shipped files here"
+        )
+    zs = [np.load(f) for f in files]
+    return {k: np.concatenate([z[k] for z in zs]) for k in ("survey_ids", "idx", "logit", "rest")}
+
+
+def export_weights(ckpt: Path, folder: Path) -> list[Path]:
+    """Fold 1's best net weights (a Lightning checkpoint's ``net.*`` tensors) as ``init-<j>.pt`` shards of at most
+    :data:`FILE_BYTES`, floating tensors in float16 (others as they are); returns the shards.
+
+    Raises:
+        ValueError: a weight overflows float16.
+    """
+    import torch
+
+    from glc.training.checkpoint import atomic_torch_save
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    shards: list[dict[str, Any]] = [{}]
+    size = 0
+    for k, v in state.items():
+        if not k.startswith("net."):
+            continue
+        if v.is_floating_point():
+            if v.abs().max().item() > torch.finfo(torch.float16).max if v.numel() else False:
+                raise ValueError(f"{ckpt}: {k} overflows float16; it cannot be shipped as a float16 shard")
+            v = v.to(torch.float16)
+        b = v.numel() * v.element_size()
+        if size and size + b > FILE_BYTES - 2**20:
+            shards.append({})
+            size = 0
+        shards[-1][k] = v.contiguous()
+        size += b
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for j, sh in enumerate(shards):
+        p = folder / f"init-{j:03d}.pt"
+        atomic_torch_save({"count": len(shards), "state": sh}, p)
+        paths.append(p)
+    return paths
+
+
+def import_weights(folders: Sequence[Path], out: Path) -> Path:
+    """A checkpoint ``{"state_dict": net.* in float32}`` from :func:`export_weights`' shards, found in any of
+    ``folders`` (a lease carries them in two calls), for ``train_model(init=...)``.
+
+    Raises:
+        FileNotFoundError: a shard is missing (naming which).
+    """
+    import torch
+
+    from glc.training.checkpoint import atomic_torch_save
+
+    found = {p.name: p for f in folders for p in sorted(Path(f).glob("init-*.pt"))}
+    if not found:
+        raise FileNotFoundError(f"no init-*.pt shards in {[str(f) for f in folders]}: ship fold 0's weights first")
+    first = torch.load(next(iter(found.values())), map_location="cpu", weights_only=False)
+    want = [f"init-{j:03d}.pt" for j in range(int(first["count"]))]
+    missing = [w for w in want if w not in found]
+    if missing:
+        raise FileNotFoundError(f"fold 0's weights: shards {missing} are missing from {[str(f) for f in folders]}")
+    state: dict[str, Any] = {}
+    for w in want:
+        for k, v in torch.load(found[w], map_location="cpu", weights_only=False)["state"].items():
+            state[k] = v.float() if v.is_floating_point() else v
+    atomic_torch_save({"state_dict": state}, out)
+    return out
+
+
+def train_folds(
+    inputs: Path,
+    cfg: Mapping[str, Any],
+    folds: Sequence[int],
+    work: Path,
+    init: Sequence[Path] = (),
+    top: int = PART_TOP,
+) -> list[dict[str, Any]]:
+    """Train the named folds of ``cfg``'s k-fold protocol (see the module docstring) in ``work/fold<F>`` and write
+    their parts (and fold 0's weight shards) to ``work/ship``; a fold whose parts are already there is skipped.
+    Returns one summary per fold trained.
+
+    Raises:
+        ValueError: ``cfg`` is not a k-fold config, a fold is out of range, or ``top`` is below ``model.top_n``.
+    """
+    from glc.training.kfold import fold_assignment, fold_config
+    from glc.training.trainer import datamodule, load_module, train_model
+
+    k = int(cfg["train"].get("kfold", 1))
+    if k < 2:
+        raise ValueError(f"{cfg['name']}: train.kfold = {k}; the fold pieces need a k-fold config (kfold >= 2)")
+    bad = [f for f in folds if not 0 <= f < k]
+    if bad:
+        raise ValueError(f"--folds {bad}: expected fold numbers 0..{k - 1}")
+    if top < int(cfg["model"]["top_n"]):
+        raise ValueError(f"--top {top} is below model.top_n = {cfg['model']['top_n']}: keep at least that many")
+    ids, assign = fold_assignment(inputs, cfg)
+    ship = work / "ship"
+    out = []
+    for f in folds:
+        if all(any(ship.glob(f"fold{f}-{s}-*.npz")) for s in SPLITS):
+            log.info("fold %d: parts already written, skipped", f)
+            continue
+        t0 = time.time()
+        start = None
+        if f > 0 and not (work / f"fold{f}" / "trained.json").is_file():
+            start = import_weights([*init, ship], work / "fold0-init.ckpt")
+        fcfg = fold_config(cfg, f)
+        subsets = {"train": ("train", ids[assign != f]), "val": ("train", ids[assign == f])}
+        done = work / f"fold{f}" / "trained.json"  # a call stopped after the fit does not train the fold again
+        if done.is_file():
+            s = json.loads(done.read_text())
+        else:
+            s = train_model(
+                inputs,
+                work / f"fold{f}",
+                fcfg,
+                f"{cfg['name']}-fold{f}",
+                progress=False,
+                wandb=False,
+                reader="memory",
+                subsets=subsets,
+                init=start,
+            )
+            from glc.io import write_json
+
+            write_json(done, s)
+        if f == 0:
+            export_weights(Path(s["best_checkpoint"]), ship)
+        pcfg = {**fcfg, "train": {**fcfg["train"], "compile": "off"}}  # scoring needs no compiled graphs
+        dm = datamodule(inputs, pcfg, "memory")
+        module = load_module(s["best_checkpoint"], pcfg, dm.meta)
+        keep = min(top, int(dm.meta["num_classes"]))  # a table of fewer classes keeps them all
+        for split in SPLITS:
+            write_part(ship, f, split, top_part(*fold_logits(module, dm.loader(split, shuffle=False)), keep))
+        summary = {
+            "fold": f,
+            "n_train": int((assign != f).sum()),
+            "n_val": int((assign == f).sum()),
+            "init": "fold 0's float16 shards" if f else None,
+            "best_checkpoint": str(s["best_checkpoint"]),  # on the machine that trained it
+            **{x: s.get(x) for x in ("best_monitor", "epochs_to_best", "epochs_trained", "epoch_seconds_each")},
+            "train_samples_per_s": s.get("train_samples_per_s_steady") or s.get("train_samples_per_s"),
+            "gpu_peak_mb": s.get("gpu_peak_mb"),
+            "seconds": round(time.time() - t0, 1),
+        }
+        (ship / f"fold{f}-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        log.info("fold %d/%d done: %s", f + 1, k, json.dumps(summary))
+        out.append(summary)
+    return out
+
+
+def ship_files(work: Path, out: Path) -> list[str]:
+    """Copy the files of ``work/ship`` not shipped before into ``out``, as many as one call brings back (up to
+    :data:`SHIP_FILES` files and :data:`SHIP_BYTES`, counting the files already in ``out``; summaries first, then
+    parts, then weight shards), and record them in ``work/ship/shipped.txt``; returns their names (empty: nothing
+    left, or nothing fits beside what ``out`` holds)."""
+    ship = work / "ship"
+    if not ship.is_dir():
+        log.info("nothing to ship: %s does not exist (no fold has finished)", ship)
+        return []
+    done_file = ship / SHIPPED
+    done = set(done_file.read_text().split()) if done_file.is_file() else set()
+    rank = {".json": 0, ".npz": 1, ".pt": 2}
+    todo = sorted(
+        (p for p in ship.glob("*") if p.is_file() and p.name != SHIPPED and p.name not in done),
+        key=lambda p: (rank.get(p.suffix, 3), p.name),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    there = [p for p in out.rglob("*") if p.is_file()]  # what the call already brings back (its log)
+    sent: list[str] = []
+    size = sum(p.stat().st_size for p in there)
+    for p in todo:
+        b = p.stat().st_size
+        if len(there) + len(sent) == SHIP_FILES or size + b > SHIP_BYTES:
+            break
+        shutil.copyfile(p, out / p.name)
+        sent.append(p.name)
+        size += b
+    with done_file.open("a") as fh:
+        fh.writelines(n + "\n" for n in sent)
+    left = len(todo) - len(sent)
+    log.info("shipped %d files (%.1f MiB); %d left%s", len(sent), size / 2**20, left, ": ship again" if left else "")
+    return sent
+
+
+def merge(parts: Path, k: int, vocab: np.ndarray, top_n: int, split: str) -> Any:
+    """The k-fold ensemble's :class:`~glc.predict.scores.ScoreTable` of one split from the folds' parts (see the
+    module docstring): per survey the ``top_n`` species by mean logit, their sigmoid, and the mass of the rest (the
+    union's other species plus the mean of the folds' masses beyond their kept logits).
+
+    Raises:
+        FileNotFoundError: a fold's part is missing.
+        ValueError: the folds' parts hold different surveys.
+    """
+    from glc.predict.scores import ScoreTable
+
+    ps = [read_part(parts, f, split) for f in range(k)]
+    ids = ps[0]["survey_ids"]
+    for f, p in enumerate(ps[1:], 1):
+        if not np.array_equal(p["survey_ids"], ids):
+            raise ValueError(f"{parts}: fold {f}'s {split} part holds other surveys than fold 0's; retrain it")
+    n, c = len(ids), len(vocab)
+    species = np.empty((n, top_n), np.int64)
+    prob = np.empty((n, top_n), np.float32)
+    rest = np.empty(n, np.float32)
+    for a in range(0, n, 1024):
+        b = min(n, a + 1024)
+        r = np.arange(b - a)[:, None]
+        acc = np.zeros((b - a, c), np.float64)
+        seen = np.zeros((b - a, c), bool)
+        for p in ps:
+            z = p["logit"][a:b].astype(np.float64)
+            floor = z[:, -1:]
+            acc += floor
+            acc[r, p["idx"][a:b].astype(np.int64)] += z - floor
+            seen[r, p["idx"][a:b].astype(np.int64)] = True
+        mean = acc / k
+        col = np.argpartition(-mean, top_n - 1, axis=1)[:, :top_n]
+        o = np.argsort(-np.take_along_axis(mean, col, axis=1), axis=1, kind="stable")
+        col = np.take_along_axis(col, o, axis=1)
+        sig = 1.0 / (1.0 + np.exp(-mean))
+        kept = np.zeros_like(seen)
+        kept[r, col] = True
+        species[a:b] = vocab[col]
+        prob[a:b] = np.take_along_axis(sig, col, axis=1)
+        rest[a:b] = (sig * (seen & ~kept)).sum(axis=1) + np.mean([p["rest"][a:b] for p in ps], axis=0)
+    return ScoreTable(ids.astype(np.int64), species, prob, rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.fusion_kfold", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    table = argparse.ArgumentParser(add_help=False)
+    table.add_argument("--inputs", type=Path, help="a model-input table folder")
+    table.add_argument("--npz", type=Path, help="a packed table (bench.fusion_gpu pack), unpacked to --work/inputs")
+    table.add_argument("--experiment", type=Path, required=True)
+    table.add_argument("--set", action="append", default=[], help="section.key=value override of the experiment file")
+    table.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
+    f = sub.add_parser("fold", parents=[table], help="train folds and write their parts to --work/ship")
+    f.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, 0 = the first (from scratch)")
+    f.add_argument("--init", type=Path, action="append", default=[], help="a folder with fold 0's init-*.pt shards")
+    f.add_argument("--top", type=int, default=PART_TOP, help="logits kept per survey and fold")
+    s = sub.add_parser("ship", help="copy the next files of --work/ship into --out (one call's worth)")
+    s.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
+    s.add_argument("--out", type=Path, required=True)
+    m = sub.add_parser("merge", parents=[table], help="merge the k folds' parts, decode and score")
+    m.add_argument("--parts", type=Path, required=True, help="the folder holding every fold's part files")
+    m.add_argument("--truth", type=Path, help="the world's hidden test labels (_truth/GLC24_SOLUTION_FILE.csv)")
+    m.add_argument("--corrections", type=Path, help="POCorrection data/ parquet of the test surveys")
+    m.add_argument("--json", type=Path, help="write the figures here")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if a.cmd == "ship":
+        ship_files(a.work, a.out)
+        return 0
+    from bench.fusion_gpu import _config
+
+    if (a.inputs is None) == (a.npz is None):
+        raise SystemExit(f"{a.cmd}: give exactly one of --inputs or --npz")
+    inputs = a.inputs
+    if a.npz is not None:
+        from glc.loaders.pack import unpack
+
+        inputs = a.work / "inputs"
+        if not (inputs / "_SUCCESS").is_file():
+            unpack(a.npz, inputs)
+    cfg = _config(a.experiment, a.set)
+    if a.cmd == "fold":
+        train_folds(inputs, cfg, a.folds, a.work, a.init, a.top)
+        return 0
+    from bench.fusion_gpu import score_tables
+    from glc.loaders.tables import read_meta
+
+    meta = read_meta(inputs)
+    k, top_n = int(cfg["train"]["kfold"]), int(cfg["model"]["top_n"])
+    vocab = np.asarray(meta["vocab"], np.int64)
+    val, test = (merge(a.parts, k, vocab, top_n, sp) for sp in SPLITS)
+    folds = [json.loads(p.read_text()) for p in sorted(a.parts.glob("fold*-summary.json"))]
+    res = {
+        "experiment": cfg["name"],
+        "overrides": a.set,
+        "kfold": k,
+        "folds": folds,
+        **score_tables(val, test, inputs, cfg, a.truth, a.corrections),
+    }
+    print(json.dumps(res, indent=1), flush=True)
+    if a.json:
+        from glc.io import write_json
+
+        write_json(a.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

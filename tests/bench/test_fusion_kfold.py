@@ -1,0 +1,292 @@
+"""bench.fusion_kfold, the k-fold cross fusion split across GPU leases, on the CPU with a small fake fusion table:
+parts keep each fold's largest logits and the mass of the rest, fold 0's weights travel as float16 shards that
+later folds start from, ``ship`` brings files back one call's worth at a time, and ``merge`` rebuilds the exact
+k-fold ensemble's score tables (:class:`glc.training.kfold.FoldEnsemble`) from folds trained on different machines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench import fusion_kfold
+from bench.fusion_gpu import _config, score_tables
+from glc.loaders.fake import make_fake_inputs
+from glc.loaders.pack import read_split
+from glc.loaders.tables import read_meta
+from glc.predict.scores import top_n
+
+SETS = ("patch_dct16", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
+C = 20
+#: tasks/fusion.toml at CPU-test size with 3 folds (fold 1: 2 epochs; folds 2-3: 1 fine-tuning epoch each)
+SMALL = [
+    "model.backbone=resnet18",
+    "model.image_size=32",
+    "model.latent=16",
+    "model.dim=16",
+    "model.heads=4",
+    'model.swin={"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]}',
+    "model.tabular.hidden=32",
+    "model.graph.tokens=3",
+    "model.graph.width=8",
+    f"model.top_n={C}",
+    "train.kfold=3",
+    "train.kfold_epochs=1",
+    "train.max_epochs=2",
+    "train.batch_size=32",
+    "train.num_workers=0",
+    "train.accelerator=cpu",
+    "train.precision=32-true",
+]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_a_part_keeps_the_largest_logits_in_order_and_the_mass_of_the_rest(tmp_path: Path, monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(np.arange(100, 150))
+    z = rng.normal(0, 3, (50, C)).astype(np.float32)
+    p = fusion_kfold.top_part(ids, z, 6)
+    order = np.argsort(ids)
+    assert np.array_equal(p["survey_ids"], ids[order])
+    zs = z[order]
+    want = np.argsort(-zs, axis=1)[:, :6]
+    assert np.array_equal(p["idx"].astype(np.int64), want)
+    np.testing.assert_allclose(p["logit"], np.take_along_axis(zs, want, axis=1), atol=5e-3)
+    all_mass = _sigmoid(zs.astype(np.float64)).sum(axis=1)
+    np.testing.assert_allclose(p["rest"], all_mass - _sigmoid(np.take_along_axis(zs, want, axis=1)).sum(axis=1), 1e-5)
+    # files of a few rows each, read back whole and in order
+    monkeypatch.setattr(fusion_kfold, "FILE_BYTES", 6 * 4 * 16 + 16 * 16)
+    files = fusion_kfold.write_part(tmp_path, 2, "val", p)
+    assert len(files) == 4 and all(f.name.startswith("fold2-val-") for f in files)
+    back = fusion_kfold.read_part(tmp_path, 2, "val")
+    for k in p:
+        assert np.array_equal(back[k], p[k])
+    with pytest.raises(FileNotFoundError, match="no fold1-val"):
+        fusion_kfold.read_part(tmp_path, 1, "val")
+    with pytest.raises(ValueError, match="overflows float16"):
+        fusion_kfold.top_part(ids, np.full((50, C), 1e6, np.float32), 3)
+    with pytest.raises(ValueError, match="expected 1..20"):
+        fusion_kfold.top_part(ids, z, 21)
+
+
+def test_merge_is_the_mean_of_the_folds_logits(tmp_path: Path) -> None:
+    """With every column kept the merged table is the ensemble's (up to float16); with fewer, a column a fold did
+    not keep enters with that fold's bound, and the table's top columns stay the ensemble's where the folds agree as
+    fine-tuned folds do (independent folds would not: the bound lifts a column one fold ranked low)."""
+    rng = np.random.default_rng(1)
+    ids = np.arange(40)
+    base = rng.normal(-2, 2, (40, C))  # folds fine-tuned from one model agree up to a little noise
+    zs = [(base + rng.normal(0, 0.3, (40, C))).astype(np.float32) for _ in range(3)]
+    mean = np.mean(zs, axis=0)
+    vocab = np.arange(1000, 1000 + C)
+    for top, folder in ((C, tmp_path / "all"), (12, tmp_path / "some")):
+        for f, z in enumerate(zs):
+            fusion_kfold.write_part(folder, f, "test", fusion_kfold.top_part(ids, z, top))
+        t = fusion_kfold.merge(folder, 3, vocab, 8, "test")
+        want = np.argsort(-mean, axis=1)[:, :8]
+        if top == C:
+            assert np.array_equal(t.species, vocab[want])
+            np.testing.assert_allclose(t.prob, _sigmoid(np.take_along_axis(mean, want, axis=1)), atol=2e-3)
+            rest = _sigmoid(mean).sum(axis=1) - _sigmoid(np.take_along_axis(mean, want, axis=1)).sum(axis=1)
+            np.testing.assert_allclose(t.prob_rest, rest, rtol=1e-2)
+        else:
+            assert np.mean(t.species[:, :3] == vocab[want[:, :3]]) > 0.95
+            np.testing.assert_allclose(t.prob[:, 0], _sigmoid(mean.max(axis=1)), atol=5e-3)
+    bad = tmp_path / "bad"
+    for f, z in enumerate(zs):
+        fusion_kfold.write_part(bad, f, "test", fusion_kfold.top_part(ids + (f == 2), z, C))
+    with pytest.raises(ValueError, match="fold 2's test part holds other surveys"):
+        fusion_kfold.merge(bad, 3, vocab, 8, "test")
+
+
+def test_ship_brings_back_one_calls_worth_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    ship = tmp_path / "w" / "ship"
+    ship.mkdir(parents=True)
+    for name in ("fold0-summary.json", "fold0-val-000.npz", "fold0-test-000.npz", "init-000.pt", "init-001.pt"):
+        (ship / name).write_bytes(b"x" * 10)
+    monkeypatch.setattr(fusion_kfold, "SHIP_FILES", 2)
+    got = [fusion_kfold.ship_files(tmp_path / "w", tmp_path / f"out{i}") for i in range(4)]
+    assert got == [
+        ["fold0-summary.json", "fold0-test-000.npz"],
+        ["fold0-val-000.npz", "init-000.pt"],
+        ["init-001.pt"],
+        [],
+    ]
+    assert sorted(p.name for p in (tmp_path / "out1").iterdir()) == ["fold0-val-000.npz", "init-000.pt"]
+    monkeypatch.setattr(fusion_kfold, "SHIP_FILES", 8)
+    monkeypatch.setattr(fusion_kfold, "SHIP_BYTES", 26)
+    (ship / "fold1-val-000.npz").write_bytes(b"y" * 10)
+    (ship / "fold1-test-000.npz").write_bytes(b"y" * 10)
+    (ship / "fold1-val-001.npz").write_bytes(b"y" * 10)
+    log = tmp_path / "out5" / "log.txt"  # the call's own log comes back too, and counts
+    log.parent.mkdir()
+    log.write_bytes(b"z" * 5)
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out5") == ["fold1-test-000.npz", "fold1-val-000.npz"]
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out6") == ["fold1-val-001.npz"]
+    assert fusion_kfold.ship_files(tmp_path / "nowhere", tmp_path / "out7") == []
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fake fusion table and its test surveys' solution file (the table's own test labels)."""
+    root = tmp_path_factory.mktemp("fusion_kfold")
+    inputs = root / "inputs"
+    make_fake_inputs(
+        inputs, SETS, sizes={"train": 96, "val": 32, "test": 16}, num_classes=C, label_width=5, widths={"env": 7}
+    )
+    vocab = np.asarray(read_meta(inputs)["vocab"])
+    test = read_split(inputs, "test")
+    truth = root / "solution.csv"
+    truth.write_text(
+        "surveyId,target_species_ids\n"
+        + "".join(
+            f"{int(s)},{' '.join(str(int(v)) for v in sorted(vocab[row[row >= 0]]))}\n"
+            for s, row in zip(test["surveyId"], test["labels"])
+        )
+    )
+    return inputs, truth
+
+
+def test_folds_on_two_machines_merge_into_the_k_fold_ensemble(table, tmp_path: Path) -> None:
+    """Fold 1 on one "lease", folds 2-3 on another that only has fold 1's shipped float16 shards: the later folds
+    start from those weights, and the merged parts score like the exact FoldEnsemble of the three checkpoints."""
+    from glc.training.kfold import FoldEnsemble, ensemble_state
+    from glc.training.trainer import build_module, datamodule
+
+    inputs, truth = table
+    cfg = _config(Path("tasks/fusion.toml"), SMALL)
+    first, second, here = tmp_path / "lease1", tmp_path / "lease2", tmp_path / "here"
+    s0 = fusion_kfold.train_folds(inputs, cfg, [0], first, top=C)
+    assert [s["fold"] for s in s0] == [0] and s0[0]["n_train"] + s0[0]["n_val"] == 96
+    assert fusion_kfold.train_folds(inputs, cfg, [0], first, top=C) == []  # its parts are there: nothing to do
+    # a call stopped after the fit but before the parts: the next one writes them without training again
+    parts = sorted((first / "ship").glob("fold0-*.npz"))
+    saved = {p.name: p.read_bytes() for p in parts}
+    for p in parts:
+        p.unlink()
+    last = first / "fold0" / "checkpoints" / "last.ckpt"
+    stamp = last.stat().st_mtime_ns
+    again = fusion_kfold.train_folds(inputs, cfg, [0], first, top=C)
+    assert [a["fold"] for a in again] == [0] and last.stat().st_mtime_ns == stamp
+    assert {p.name: p.read_bytes() for p in sorted((first / "ship").glob("fold0-*.npz"))} == saved
+    _bring(first, here)
+    carried = tmp_path / "carried"
+    carried.mkdir()
+    for p in here.glob("init-*.pt"):
+        shutil.move(p, carried / p.name)
+    s12 = fusion_kfold.train_folds(inputs, cfg, [1, 2], second, init=[carried], top=C)
+    assert [s["fold"] for s in s12] == [1, 2] and all(s["init"] for s in s12)
+    _bring(second, here)
+    # fold 2 started from fold 1's weights as shipped: float16-rounded fp32 tensors
+    best0 = json.loads((here / "fold0-summary.json").read_text())["best_checkpoint"]
+    ck0 = torch.load(best0, map_location="cpu", weights_only=False)
+    init = torch.load(second / "fold0-init.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    nets = {k: v for k, v in ck0["state_dict"].items() if k.startswith("net.")}
+    assert set(init) == set(nets)
+    for k, v in nets.items():
+        if v.is_floating_point():
+            assert init[k].dtype == torch.float32 and torch.equal(init[k], v.half().float())
+        else:
+            assert torch.equal(init[k], v)
+
+    # the exact ensemble of the three folds' best checkpoints (the summaries name them on their machines)
+    best = [json.loads((here / f"fold{f}-summary.json").read_text()) for f in range(3)]
+    assert [b["fold"] for b in best] == [0, 1, 2]
+    template = build_module(cfg, read_meta(inputs))
+    assert isinstance(template.net, FoldEnsemble)
+    template.load_state_dict(ensemble_state([b["best_checkpoint"] for b in best], template))
+    dm = datamodule(inputs, {**cfg, "train": {**cfg["train"], "kfold": 1}}, "memory")
+    vocab = np.asarray(read_meta(inputs)["vocab"], np.int64)
+    exact_tables = {}
+    for split in ("val", "test"):
+        merged = fusion_kfold.merge(here, 3, vocab, C, split)
+        ids, z = fusion_kfold.fold_logits(template, dm.loader(split, shuffle=False))
+        exact = z[np.argsort(ids)]
+        order = np.argsort(-exact, axis=1)
+        assert np.array_equal(merged.survey_ids, np.sort(ids))
+        assert np.mean(merged.species[:, :5] == vocab[order[:, :5]]) > 0.95
+        np.testing.assert_allclose(merged.prob, _sigmoid(np.take_along_axis(exact, order, axis=1)), atol=3e-3)
+        exact_tables[split] = top_n(np.sort(ids), _sigmoid(exact).astype(np.float32), vocab, C)
+
+    # the CLI merges, decodes and scores the test surveys
+    out = tmp_path / "res.json"
+    sets = sum((["--set", s] for s in SMALL), [])
+    rc = fusion_kfold.main(
+        ["merge", "--inputs", str(inputs), "--experiment", "tasks/fusion.toml", *sets, "--parts", str(here)]
+        + ["--truth", str(truth), "--json", str(out), "--work", str(tmp_path / "m")]
+    )
+    res = json.loads(out.read_text())
+    assert rc == 0 and res["kfold"] == 3 and [f["fold"] for f in res["folds"]] == [0, 1, 2]
+    want = score_tables(exact_tables["val"], exact_tables["test"], inputs, cfg, truth, None)
+    assert res["decoder"] == want["decoder"] == "expected_f1_platt"
+    assert abs(res["test_sample_f1"] - want["test_sample_f1"]) <= 0.02
+    assert abs(res["val_sample_f1_decoder_in_sample"] - want["val_sample_f1_decoder_in_sample"]) <= 0.02
+
+
+def _bring(work: Path, here: Path) -> None:
+    """What the lease's calls bring back, one call's folder at a time, gathered in ``here``."""
+    here.mkdir(exist_ok=True)
+    for i in range(100):
+        out = work.parent / f"{work.name}-call{i}"
+        if not fusion_kfold.ship_files(work, out):
+            return
+        for p in out.iterdir():
+            shutil.move(p, here / p.name)
+
+
+def test_fold_refuses_a_config_without_folds_and_folds_out_of_range(table, tmp_path: Path) -> None:
+    inputs, _ = table
+    one = _config(Path("tasks/fusion.toml"), [*SMALL, "train.kfold=1"])
+    with pytest.raises(ValueError, match="train.kfold = 1"):
+        fusion_kfold.train_folds(inputs, one, [0], tmp_path)
+    cfg = _config(Path("tasks/fusion.toml"), SMALL)
+    with pytest.raises(ValueError, match=r"--folds \[3\]: expected fold numbers 0..2"):
+        fusion_kfold.train_folds(inputs, cfg, [3], tmp_path)
+    with pytest.raises(ValueError, match="below model.top_n"):
+        fusion_kfold.train_folds(inputs, cfg, [0], tmp_path, top=C - 1)
+    with pytest.raises(FileNotFoundError, match="no init-"):
+        fusion_kfold.train_folds(inputs, cfg, [1], tmp_path, init=[tmp_path / "nothing"], top=C)
+
+
+def test_the_lease_script_trains_a_fold_and_ships_its_files(table, tmp_path: Path) -> None:
+    """bench/fusion_kfold_lease.sh as a device call runs it (a small fusion instead of fusion-paper, no compile on
+    the CPU): the training call brings back its log and what fits, the ship calls the rest."""
+    import subprocess
+
+    from bench import fusion_gpu
+
+    inputs, _ = table
+    npz = tmp_path / "t.npz"
+    assert fusion_gpu.main(["pack", "--inputs", str(inputs), "--out", str(npz), "--patch-k", "4"]) == 0
+    extra = [s.replace(" ", "") for s in SMALL] + ['train.compile="off"', "train.batch_size=32", "train.lr=0.001"]
+    env = {
+        **__import__("os").environ,
+        "EXPERIMENT": "tasks/fusion.toml",
+        "NPZ": str(npz),
+        "WORK": str(tmp_path / "work"),
+        "EXTRA": " ".join(f"--set {s}" for s in extra),
+    }
+    got: list[str] = []
+    for i, args in enumerate((["fold", "0"], ["ship"], ["ship"], ["ship"])):
+        out = tmp_path / f"out{i}"
+        r = subprocess.run(
+            ["bash", "bench/fusion_kfold_lease.sh", *args],
+            env={**env, "OUT": str(out)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        got += sorted(p.name for p in out.iterdir() if p.name != "log.txt")
+    assert (tmp_path / "out0" / "log.txt").is_file()
+    assert "fold0-summary.json" in got and "fold0-val-000.npz" in got and "fold0-test-000.npz" in got
+    assert "init-000.pt" in got and len(got) == len(set(got))  # each file shipped once
+    summary = json.loads((tmp_path / "work" / "ship" / "fold0-summary.json").read_text())
+    assert summary["fold"] == 0 and summary["epochs_trained"] == 2
