@@ -13,7 +13,8 @@
 # Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here, and init-*.pt into .gpu/kf-init-a/
 # (the first 4) and .gpu/kf-init-b/; when all 10 folds are there, merge here:
 #   python -m bench.fusion_kfold merge --parts .gpu/kfold --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
-#     $(bash bench/fusion_kfold_lease.sh sets) --truth <world>/_truth/GLC24_SOLUTION_FILE.csv --corrections ...
+#     $(bash bench/fusion_kfold_lease.sh sets) --truth data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv \
+#     --corrections out-bench/full/full-seed0-*/po_correction/pa_test-n5-l4-a10-m8-site/data --json ...
 # LIMIT (default 540 s) bounds a training call; the fold resumes from its last checkpoint in WORK on the next call
 # (while the machine stays warm: it is given back after 30 s idle). EXPERIMENT, NPZ and EXTRA (more --set pairs,
 # applied last) change what is trained: the CPU test runs a small fusion through this script.
