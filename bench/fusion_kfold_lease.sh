@@ -38,7 +38,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 case $cmd in
   sets)
-    printf '%q ' "${sets[@]}"
+    printf '%s ' "${sets[@]}"
     echo
     ;;
   unpack)
