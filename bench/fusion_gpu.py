@@ -628,6 +628,28 @@ def ab(
     return out
 
 
+def table_arguments(work: Path) -> argparse.ArgumentParser:
+    """The parent parser of the commands that read a table: ``--inputs`` or ``--npz`` (unpacked to
+    ``--work/inputs``), ``--experiment``, ``--set`` overrides, ``--work`` and ``--json``."""
+    table = argparse.ArgumentParser(add_help=False)
+    table.add_argument("--inputs", type=Path, help="a model-input table folder")
+    table.add_argument("--npz", type=Path, help="a packed table (unpacked to --work/inputs first)")
+    table.add_argument("--experiment", type=Path, required=True)
+    table.add_argument("--set", action="append", default=[], help="section.key=value override of the experiment file")
+    table.add_argument("--work", type=Path, default=work)
+    table.add_argument("--json", type=Path, help="write the figures here")
+    return table
+
+
+def score_arguments() -> argparse.ArgumentParser:
+    """The parent parser of the commands that score the test surveys: ``--truth`` and ``--corrections``
+    (:func:`score_tables`)."""
+    score = argparse.ArgumentParser(add_help=False)
+    score.add_argument("--truth", type=Path, help="the world's hidden test labels (_truth/GLC24_SOLUTION_FILE.csv)")
+    score.add_argument("--corrections", type=Path, help="POCorrection data/ parquet of the test surveys")
+    return score
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``pack``, ``run``, ``profile`` or ``ab``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -638,16 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cube-coefs", type=int, default=8, help="1-D DCT coefficients kept per cube channel")
     p.add_argument("--patch-k", type=int, default=4, help="side of the patch DCT block kept")
     p.add_argument("--gfv-top", type=int, default=16, help="largest GFV entries kept per survey")
-    table = argparse.ArgumentParser(add_help=False)
-    table.add_argument("--inputs", type=Path, help="a model-input table folder")
-    table.add_argument("--npz", type=Path, help="a packed table (unpacked to --work/inputs first)")
-    table.add_argument("--experiment", type=Path, required=True)
-    table.add_argument("--set", action="append", default=[], help="section.key=value override of the experiment file")
-    table.add_argument("--work", type=Path, default=Path("/tmp/fusion-gpu"))
-    table.add_argument("--json", type=Path, help="write the figures here")
-    r = sub.add_parser("run", parents=[table], help="train an experiment on a table (or a packed .npz) and score it")
-    r.add_argument("--truth", type=Path, help="the world's hidden test labels (_truth/GLC24_SOLUTION_FILE.csv)")
-    r.add_argument("--corrections", type=Path, help="POCorrection data/ parquet of the test surveys")
+    table = table_arguments(Path("/tmp/fusion-gpu"))
+    sub.add_parser("run", parents=[table, score_arguments()], help="train an experiment on a table and score it")
     f = sub.add_parser(
         "profile", parents=[table], help="time the loader alone and the net's steps alone (see profile())"
     )

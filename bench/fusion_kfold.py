@@ -380,12 +380,9 @@ def merge(parts: Path, k: int, vocab: np.ndarray, top_n: int, split: str) -> Any
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.fusion_kfold", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    table = argparse.ArgumentParser(add_help=False)
-    table.add_argument("--inputs", type=Path, help="a model-input table folder")
-    table.add_argument("--npz", type=Path, help="a packed table (bench.fusion_gpu pack), unpacked to --work/inputs")
-    table.add_argument("--experiment", type=Path, required=True)
-    table.add_argument("--set", action="append", default=[], help="section.key=value override of the experiment file")
-    table.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
+    from bench.fusion_gpu import score_arguments, table_arguments
+
+    table = table_arguments(Path("/tmp/fusion-kfold"))
     f = sub.add_parser("fold", parents=[table], help="train folds and write their parts to --work/ship")
     f.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, 0 = the first (from scratch)")
     f.add_argument("--init", type=Path, action="append", default=[], help="a folder with fold 0's init-*.pt shards")
@@ -393,11 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("ship", help="copy the next files of --work/ship into --out (one call's worth)")
     s.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
     s.add_argument("--out", type=Path, required=True)
-    m = sub.add_parser("merge", parents=[table], help="merge the k folds' parts, decode and score")
+    m = sub.add_parser("merge", parents=[table, score_arguments()], help="merge the k folds' parts, decode and score")
     m.add_argument("--parts", type=Path, required=True, help="the folder holding every fold's part files")
-    m.add_argument("--truth", type=Path, help="the world's hidden test labels (_truth/GLC24_SOLUTION_FILE.csv)")
-    m.add_argument("--corrections", type=Path, help="POCorrection data/ parquet of the test surveys")
-    m.add_argument("--json", type=Path, help="write the figures here")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.cmd == "ship":

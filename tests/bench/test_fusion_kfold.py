@@ -19,28 +19,16 @@ from glc.loaders.fake import make_fake_inputs
 from glc.loaders.pack import read_split
 from glc.loaders.tables import read_meta
 from glc.predict.scores import top_n
+from tests.bench.fusion_small import SMALL as FUSION_SMALL
 
 SETS = ("patch_dct16", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
 C = 20
 #: tasks/fusion.toml at CPU-test size with 3 folds (fold 1: 2 epochs; folds 2-3: 1 fine-tuning epoch each)
-SMALL = [
-    "model.backbone=resnet18",
-    "model.image_size=32",
-    "model.latent=16",
-    "model.dim=16",
-    "model.heads=4",
-    'model.swin={"embed_dim": 24, "depths": [1, 1], "heads": [4, 8]}',
-    "model.tabular.hidden=32",
-    "model.graph.tokens=3",
-    "model.graph.width=8",
+SMALL = [s for s in FUSION_SMALL if s.split("=")[0] not in ("train.kfold", "train.max_epochs")] + [
     f"model.top_n={C}",
     "train.kfold=3",
     "train.kfold_epochs=1",
     "train.max_epochs=2",
-    "train.batch_size=32",
-    "train.num_workers=0",
-    "train.accelerator=cpu",
-    "train.precision=32-true",
 ]
 
 
