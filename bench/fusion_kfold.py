@@ -410,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             unpack(a.npz, inputs)
     cfg = _config(a.experiment, a.set)
     if a.cmd == "fold":
-        train_folds(inputs, cfg, a.folds, a.work, a.init, a.top)
+        trained = train_folds(inputs, cfg, a.folds, a.work, a.init, a.top)
+        if a.json:
+            from glc.io import write_json
+
+            write_json(a.json, {"experiment": cfg["name"], "overrides": a.set, "folds": trained})
         return 0
     from bench.fusion_gpu import score_tables
     from glc.loaders.tables import read_meta
