@@ -11,8 +11,8 @@
 # batch 128 / lr 2.5e-4, so the "+ 2x batch" row makes it batch 256 / lr 5e-4: the settings of the eager reference
 # (781 samples/s, validation sample-F1 0.477 after 4 epochs). SECONDS (default 540) bounds the whole run; a row the
 # limit stops still reports the epochs it finished. Writes $OUT/ab.json and $OUT/log.txt (TORCH_LOGS=recompiles:
-# every recompilation is in the log). The row's timing.jsonl, metrics.csv and busy.txt are copied to $OUT/row/ even when the
-# limit stops it, so the epochs it finished keep their seconds and validation figures.
+# every recompilation is in the log). The row's timing.jsonl, metrics.csv and busy.txt are copied to $OUT/row-*
+# even when the limit stops it, so the epochs it finished keep their seconds, validation figures and GPU readings.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 row=${1:?usage: bench/fusion_gpu_lease.sh ROW [SECONDS]}
@@ -26,12 +26,14 @@ if [[ ! -f $npz ]]; then
   exit 2
 fi
 export TORCH_LOGS=${TORCH_LOGS:-recompiles} PYTHONUNBUFFERED=1
-timeout "$limit" python -m bench.fusion_gpu ab --npz "$npz" --work "$work" --experiment tasks/fusion-paper.toml \
+timeout -k 30 "$limit" python -m bench.fusion_gpu ab --npz "$npz" --work "$work" --experiment tasks/fusion-paper.toml \
   --set train.kfold=1 --set model.image=dct16 --set train.batch_size=128 --set train.lr=0.00025 \
   --set 'train.precision="32-true"' --set train.max_epochs=4 --set train.patience=4 \
   --start "$row" --rows "$row" --json "$out/ab.json" >"$out/log.txt" 2>&1
 rc=$?
-find "$work" \( -name timing.jsonl -o -name metrics.csv -o -name busy.txt \) -print0 2>/dev/null |
-  while IFS= read -r -d '' f; do mkdir -p "$out/row/$(dirname "${f#"$work"/}")" && cp "$f" "$out/row/${f#"$work"/}"; done
+# the row's own files, flattened into $OUT (a call brings back no file more than 2 folders down, 8 files at most)
+rowdir=$(python -c "from bench.fusion_gpu import AB_ROWS; print([n for n, _ in AB_ROWS].index('$row'))" 2>/dev/null)
+find "$work/ab/row${rowdir:-X}" \( -name timing.jsonl -o -name metrics.csv -o -name busy.txt \) -print0 2>/dev/null |
+  while IFS= read -r -d '' f; do cp "$f" "$out/row-$(basename "$f")"; done
 grep -v -i warn "$out/log.txt" | grep -E '"row"|limit_image|ecompil|Error' | cut -c1-1500 | tail -30
 exit "$rc"

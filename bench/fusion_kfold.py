@@ -2,9 +2,10 @@
 
 The k-fold fit in :func:`glc.training.kfold.train_kfold` needs the k fold models on one machine: fold 1 trains from
 scratch, folds 2..k start from fold 1's weights, and the published model averages the k folds' logits. A GPU lease
-here is 15 minutes of device time, a call 10 minutes, and at most 64 MiB travel each way per call (16 MiB a file): a
-fold checkpoint of the paper-width fusion (48.5M parameters: 194 MB of fp32 weights) cannot go back and forth, and
-``fusion-paper``'s 10 folds take ~45 minutes of an H100. This module splits the same protocol into pieces that fit:
+here is 15 minutes of device time, a call 10 minutes, and at most 64 MiB travel each way per call (16 MiB a file
+back): a fold checkpoint of the paper-width fusion (48.5M parameters: 194 MB of fp32 weights) cannot go back and
+forth, and ``fusion-paper``'s 10 folds take ~45 minutes of an H100. This module splits the same protocol into
+pieces that fit:
 
 * ``fold --folds F [F ...]`` trains the named folds exactly as ``train_kfold`` does (the same spatial folds of the
   training split, :func:`glc.training.kfold.fold_assignment`; the same per-fold config,
@@ -22,9 +23,11 @@ fold checkpoint of the paper-width fusion (48.5M parameters: 194 MB of fp32 weig
 
 Two things differ from one uninterrupted ``train_kfold`` and are bounded: folds 2..k start from fold 1's weights
 rounded to float16 (a relative change below 5e-4 per weight, before fine-tuning with ``kfold_lr_scale``), and a
-species outside one fold's top ``--top`` (512 of 7,820 by default: probabilities of ~1e-3 and below) enters the mean
-with that fold's bound instead of its own logit. ``tests/bench/test_fusion_kfold.py`` compares the merged tables with
-the exact ensemble's (:class:`glc.training.kfold.FoldEnsemble`).
+species outside one fold's top ``--top`` (320 of 7,820 by default: probabilities of ~1e-3 and below) enters the mean
+with that fold's smallest kept logit, an upper bound of its own. ``tests/bench/test_fusion_kfold.py`` trains three
+folds on two "machines", keeps 12 of 20 logits, and compares the merged tables with the exact ensemble's
+(:class:`glc.training.kfold.FoldEnsemble`); `merge` refuses folds of different runs (the folds' summaries carry
+the config's and fold 1's weights' digests).
 
 A session with a GPU (see ``bench/fusion_kfold_lease.sh`` for the calls)::
 
@@ -51,13 +54,14 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Logits kept per survey and fold (at least the experiment's ``model.top_n``)
-PART_TOP = 512
+#: Logits kept per survey and fold (at least the experiment's ``model.top_n``, 256): a fold's part of the full world
+#: (17,795 validation + 4,716 test surveys) is then ~27 MiB, one call's return
+PART_TOP = 320
 #: Largest file written for shipping (a lease brings back files of at most 16 MiB; four shards and the tracked
 #: tree fit one call's 64 MiB carry)
 FILE_BYTES = 14 * 2**20
-#: What one call brings back
-SHIP_FILES, SHIP_BYTES = 8, 64 * 2**20
+#: What one call brings back: files, bytes together, bytes a file
+SHIP_FILES, SHIP_BYTES, SHIP_FILE_BYTES = 8, 64 * 2**20, 16 * 2**20
 SHIPPED = "shipped.txt"
 SPLITS = ("val", "test")
 
@@ -156,36 +160,46 @@ def read_part(folder: Path, fold: int, split: str) -> dict[str, np.ndarray]:
 
 def export_weights(ckpt: Path, folder: Path) -> list[Path]:
     """Fold 1's best net weights (a Lightning checkpoint's ``net.*`` tensors) as ``init-<j>.pt`` shards of at most
-    :data:`FILE_BYTES`, floating tensors in float16 (others as they are); returns the shards.
+    :data:`FILE_BYTES`, floating tensors in float16 (others as they are); a tensor larger than that is cut along its
+    first dimension into pieces (``name``, ``piece``) that :func:`import_weights` joins. Returns the shards.
 
     Raises:
-        ValueError: a weight overflows float16.
+        ValueError: a weight overflows float16, or one row of a tensor is larger than a shard.
     """
     import torch
 
     from glc.training.checkpoint import atomic_torch_save
 
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    shards: list[dict[str, Any]] = [{}]
+    cap = FILE_BYTES - 2**20  # room for the pickle around the tensors
+    shards: list[list[tuple[str, int, Any]]] = [[]]
     size = 0
     for k, v in state.items():
         if not k.startswith("net."):
             continue
         if v.is_floating_point():
-            if v.abs().max().item() > torch.finfo(torch.float16).max if v.numel() else False:
+            if v.numel() and v.abs().max().item() > torch.finfo(torch.float16).max:
                 raise ValueError(f"{ckpt}: {k} overflows float16; it cannot be shipped as a float16 shard")
             v = v.to(torch.float16)
         b = v.numel() * v.element_size()
-        if size and size + b > FILE_BYTES - 2**20:
-            shards.append({})
-            size = 0
-        shards[-1][k] = v.contiguous()
-        size += b
+        pieces = [v]
+        if b > cap:
+            row = b // max(1, v.shape[0]) if v.dim() else b
+            if row > cap:
+                raise ValueError(f"{ckpt}: one row of {k} is {row} bytes, more than a {cap}-byte shard holds")
+            pieces = list(torch.split(v, max(1, cap // row)))
+        for j, piece in enumerate(pieces):
+            pb = piece.numel() * piece.element_size()
+            if size and size + pb > cap:
+                shards.append([])
+                size = 0
+            shards[-1].append((k, j, piece.contiguous().clone()))
+            size += pb
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for j, sh in enumerate(shards):
         p = folder / f"init-{j:03d}.pt"
-        atomic_torch_save({"count": len(shards), "state": sh}, p)
+        atomic_torch_save({"count": len(shards), "pieces": sh}, p)
         paths.append(p)
     return paths
 
@@ -209,12 +223,38 @@ def import_weights(folders: Sequence[Path], out: Path) -> Path:
     missing = [w for w in want if w not in found]
     if missing:
         raise FileNotFoundError(f"fold 0's weights: shards {missing} are missing from {[str(f) for f in folders]}")
-    state: dict[str, Any] = {}
+    pieces: dict[str, list[tuple[int, Any]]] = {}
     for w in want:
-        for k, v in torch.load(found[w], map_location="cpu", weights_only=False)["state"].items():
-            state[k] = v.float() if v.is_floating_point() else v
+        for k, j, v in torch.load(found[w], map_location="cpu", weights_only=False)["pieces"]:
+            pieces.setdefault(k, []).append((j, v))
+    state: dict[str, Any] = {}
+    for k, parts in pieces.items():
+        v = torch.cat([t for _, t in sorted(parts, key=lambda x: x[0])]) if len(parts) > 1 else parts[0][1]
+        state[k] = v.float() if v.is_floating_point() else v
     atomic_torch_save({"state_dict": state}, out)
     return out
+
+
+def digest(paths: Sequence[Path]) -> str:
+    """SHA-256 (16 hex digits) of the files' bytes in the given order: which fold-0 weights a fold started from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_digest(cfg: Mapping[str, Any]) -> str:
+    """SHA-256 (16 hex digits) of the experiment config: every fold of one protocol run has the same."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _shards(folders: Sequence[Path]) -> list[Path]:
+    found = {p.name: p for f in folders for p in sorted(Path(f).glob("init-*.pt"))}
+    return [found[n] for n in sorted(found)]
 
 
 def train_folds(
@@ -224,17 +264,24 @@ def train_folds(
     work: Path,
     init: Sequence[Path] = (),
     top: int = PART_TOP,
+    stop_after_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Train the named folds of ``cfg``'s k-fold protocol (see the module docstring) in ``work/fold<F>`` and write
-    their parts (and fold 0's weight shards) to ``work/ship``; a fold whose parts are already there is skipped.
-    Returns one summary per fold trained.
+    their parts (and fold 0's weight shards) to ``work/ship``, then the fold's summary ``fold<F>-summary.json``
+    (atomically, last: a fold with a summary is done and skipped). A fold whose fit finished (``trained.json``) is
+    not trained again when a call stopped before its parts. With ``stop_after_s`` no fold is started that many
+    seconds after the call began (a lease's call limit; the fold in progress resumes from its last checkpoint on
+    the next call). Returns one summary per fold finished.
 
     Raises:
         ValueError: ``cfg`` is not a k-fold config, a fold is out of range, or ``top`` is below ``model.top_n``.
+        FileNotFoundError: a fold after the first without fold 0's shards.
     """
+    from glc.io import write_json
     from glc.training.kfold import fold_assignment, fold_config
     from glc.training.trainer import datamodule, load_module, train_model
 
+    t_call = time.time()
     k = int(cfg["train"].get("kfold", 1))
     if k < 2:
         raise ValueError(f"{cfg['name']}: train.kfold = {k}; the fold pieces need a k-fold config (kfold >= 2)")
@@ -247,19 +294,31 @@ def train_folds(
     ship = work / "ship"
     out = []
     for f in folds:
-        if all(any(ship.glob(f"fold{f}-{s}-*.npz")) for s in SPLITS):
-            log.info("fold %d: parts already written, skipped", f)
+        marker = ship / f"fold{f}-summary.json"
+        if marker.is_file():
+            log.info("fold %d: done (%s), skipped", f, marker)
             continue
+        if stop_after_s is not None and time.time() - t_call > stop_after_s:
+            log.info("fold %d not started: %.0f s of this call are gone (--stop-after %.0f)", f, time.time() - t_call,
+                     stop_after_s)  # fmt: skip
+            break
         t0 = time.time()
-        start = None
-        if f > 0 and not (work / f"fold{f}" / "trained.json").is_file():
+        done = work / f"fold{f}" / "trained.json"  # a call stopped after the fit does not train the fold again
+        start, init_sha = None, None
+        if f > 0:
             start = import_weights([*init, ship], work / "fold0-init.ckpt")
+            init_sha = digest(_shards([*init, ship]))
         fcfg = fold_config(cfg, f)
         subsets = {"train": ("train", ids[assign != f]), "val": ("train", ids[assign == f])}
-        done = work / f"fold{f}" / "trained.json"  # a call stopped after the fit does not train the fold again
         if done.is_file():
             s = json.loads(done.read_text())
         else:
+            try:
+                import torch._dynamo
+
+                torch._dynamo.reset()  # each fold's net is compiled afresh (Inductor's on-disk cache stays)
+            except Exception:  # a torch without dynamo: nothing was compiled
+                pass
             s = train_model(
                 inputs,
                 work / f"fold{f}",
@@ -271,63 +330,86 @@ def train_folds(
                 subsets=subsets,
                 init=start,
             )
-            from glc.io import write_json
-
             write_json(done, s)
         if f == 0:
-            export_weights(Path(s["best_checkpoint"]), ship)
+            init_sha = digest(export_weights(Path(s["best_checkpoint"]), ship))
         pcfg = {**fcfg, "train": {**fcfg["train"], "compile": "off"}}  # scoring needs no compiled graphs
         dm = datamodule(inputs, pcfg, "memory")
         module = load_module(s["best_checkpoint"], pcfg, dm.meta)
         keep = min(top, int(dm.meta["num_classes"]))  # a table of fewer classes keeps them all
         for split in SPLITS:
+            for old in ship.glob(f"fold{f}-{split}-*.npz"):  # a part a stopped call left half written
+                old.unlink()
             write_part(ship, f, split, top_part(*fold_logits(module, dm.loader(split, shuffle=False)), keep))
         summary = {
             "fold": f,
+            "k": k,
             "n_train": int((assign != f).sum()),
             "n_val": int((assign == f).sum()),
-            "init": "fold 0's float16 shards" if f else None,
+            "config_sha": config_digest(cfg),
+            "init_sha": init_sha,  # fold 0's float16 shards: exported (fold 0) or started from (the others)
             "best_checkpoint": str(s["best_checkpoint"]),  # on the machine that trained it
             **{x: s.get(x) for x in ("best_monitor", "epochs_to_best", "epochs_trained", "epoch_seconds_each")},
             "train_samples_per_s": s.get("train_samples_per_s_steady") or s.get("train_samples_per_s"),
             "gpu_peak_mb": s.get("gpu_peak_mb"),
+            "device": s.get("device"),
             "seconds": round(time.time() - t0, 1),
         }
-        (ship / f"fold{f}-summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        write_json(marker, summary)
         log.info("fold %d/%d done: %s", f + 1, k, json.dumps(summary))
         out.append(summary)
     return out
 
 
-def ship_files(work: Path, out: Path) -> list[str]:
+def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
     """Copy the files of ``work/ship`` not shipped before into ``out``, as many as one call brings back (up to
     :data:`SHIP_FILES` files and :data:`SHIP_BYTES`, counting the files already in ``out``; summaries first, then
     parts, then weight shards), and record them in ``work/ship/shipped.txt``; returns their names (empty: nothing
-    left, or nothing fits beside what ``out`` holds)."""
+    left, or nothing fits beside what ``out`` holds). Only the files of finished folds go (those with a
+    ``fold<F>-summary.json``; the shards with fold 0's), never a temporary file a stopped writer left. ``again``:
+    names to send again (a call whose files did not come back).
+
+    Raises:
+        ValueError: a file is larger than one call brings back (:data:`SHIP_FILE_BYTES`).
+    """
+    import re
+
     ship = work / "ship"
     if not ship.is_dir():
         log.info("nothing to ship: %s does not exist (no fold has finished)", ship)
         return []
     done_file = ship / SHIPPED
     done = set(done_file.read_text().split()) if done_file.is_file() else set()
+    done -= set(again)
+    finished = {int(m.group(1)) for p in ship.glob("fold*-summary.json") if (m := re.match(r"fold(\d+)-", p.name))}
+
+    def ready(p: Path) -> bool:
+        m = re.fullmatch(r"fold(\d+)-(summary\.json|(val|test)-\d+\.npz)", p.name)
+        if m:
+            return int(m.group(1)) in finished
+        return re.fullmatch(r"init-\d+\.pt", p.name) is not None and 0 in finished
+
     rank = {".json": 0, ".npz": 1, ".pt": 2}
     todo = sorted(
-        (p for p in ship.glob("*") if p.is_file() and p.name != SHIPPED and p.name not in done),
+        (p for p in ship.glob("*") if p.is_file() and p.name not in done and ready(p)),
         key=lambda p: (rank.get(p.suffix, 3), p.name),
     )
+    big = [p.name for p in todo if p.stat().st_size > SHIP_FILE_BYTES]
+    if big:
+        raise ValueError(f"{ship}: {big} are larger than the {SHIP_FILE_BYTES} bytes a call brings back a file")
     out.mkdir(parents=True, exist_ok=True)
     there = [p for p in out.rglob("*") if p.is_file()]  # what the call already brings back (its log)
     sent: list[str] = []
     size = sum(p.stat().st_size for p in there)
     for p in todo:
         b = p.stat().st_size
-        if len(there) + len(sent) == SHIP_FILES or size + b > SHIP_BYTES:
+        if len(there) + len(sent) >= SHIP_FILES or size + b > SHIP_BYTES:
             break
         shutil.copyfile(p, out / p.name)
         sent.append(p.name)
         size += b
-    with done_file.open("a") as fh:
-        fh.writelines(n + "\n" for n in sent)
+    done |= set(sent)
+    done_file.write_text("".join(n + "\n" for n in sorted(done)))
     left = len(todo) - len(sent)
     log.info("shipped %d files (%.1f MiB); %d left%s", len(sent), size / 2**20, left, ": ship again" if left else "")
     return sent
@@ -335,12 +417,14 @@ def ship_files(work: Path, out: Path) -> list[str]:
 
 def merge(parts: Path, k: int, vocab: np.ndarray, top_n: int, split: str) -> Any:
     """The k-fold ensemble's :class:`~glc.predict.scores.ScoreTable` of one split from the folds' parts (see the
-    module docstring): per survey the ``top_n`` species by mean logit, their sigmoid, and the mass of the rest (the
-    union's other species plus the mean of the folds' masses beyond their kept logits).
+    module docstring): per survey the ``top_n`` species by mean logit and their sigmoid; the mass of the rest is the
+    folds' mean total mass (each fold's kept sigmoids plus its ``rest``) less the kept probabilities, so a species
+    one fold kept and another did not is counted once (the sigmoid of a mean is not the mean of the sigmoids: an
+    approximation, never negative).
 
     Raises:
         FileNotFoundError: a fold's part is missing.
-        ValueError: the folds' parts hold different surveys.
+        ValueError: the folds' parts hold different surveys, or a part keeps fewer than ``top_n`` logits.
     """
     from glc.predict.scores import ScoreTable
 
@@ -349,6 +433,9 @@ def merge(parts: Path, k: int, vocab: np.ndarray, top_n: int, split: str) -> Any
     for f, p in enumerate(ps[1:], 1):
         if not np.array_equal(p["survey_ids"], ids):
             raise ValueError(f"{parts}: fold {f}'s {split} part holds other surveys than fold 0's; retrain it")
+    narrow = [f for f, p in enumerate(ps) if p["idx"].shape[1] < top_n]
+    if narrow:
+        raise ValueError(f"{parts}: the {split} parts of folds {narrow} keep fewer than model.top_n = {top_n} logits")
     n, c = len(ids), len(vocab)
     species = np.empty((n, top_n), np.int64)
     prob = np.empty((n, top_n), np.float32)
@@ -357,24 +444,49 @@ def merge(parts: Path, k: int, vocab: np.ndarray, top_n: int, split: str) -> Any
         b = min(n, a + 1024)
         r = np.arange(b - a)[:, None]
         acc = np.zeros((b - a, c), np.float64)
-        seen = np.zeros((b - a, c), bool)
+        total = np.zeros(b - a, np.float64)
         for p in ps:
             z = p["logit"][a:b].astype(np.float64)
             floor = z[:, -1:]
             acc += floor
             acc[r, p["idx"][a:b].astype(np.int64)] += z - floor
-            seen[r, p["idx"][a:b].astype(np.int64)] = True
+            total += (1.0 / (1.0 + np.exp(-z))).sum(axis=1) + p["rest"][a:b]
         mean = acc / k
-        col = np.argpartition(-mean, top_n - 1, axis=1)[:, :top_n]
+        col = np.argpartition(-mean, top_n - 1, axis=1)[:, :top_n] if top_n < c else np.tile(np.arange(c), (b - a, 1))
         o = np.argsort(-np.take_along_axis(mean, col, axis=1), axis=1, kind="stable")
         col = np.take_along_axis(col, o, axis=1)
-        sig = 1.0 / (1.0 + np.exp(-mean))
-        kept = np.zeros_like(seen)
-        kept[r, col] = True
+        top = 1.0 / (1.0 + np.exp(-np.take_along_axis(mean, col, axis=1)))
         species[a:b] = vocab[col]
-        prob[a:b] = np.take_along_axis(sig, col, axis=1)
-        rest[a:b] = (sig * (seen & ~kept)).sum(axis=1) + np.mean([p["rest"][a:b] for p in ps], axis=0)
+        prob[a:b] = top
+        rest[a:b] = np.maximum(total / k - top.sum(axis=1), 0.0)
     return ScoreTable(ids.astype(np.int64), species, prob, rest)
+
+
+def unpacked_path(work: Path, npz: Path) -> Path:
+    """Where ``--npz`` is unpacked: named by the file's name and size, so another packed table never reuses it."""
+    return work / f"inputs-{npz.stem}-{npz.stat().st_size}"
+
+
+def fold_summaries(parts: Path, k: int) -> list[dict[str, Any]]:
+    """The k folds' summaries in ``parts``, checked to belong to one protocol run.
+
+    Raises:
+        FileNotFoundError: a fold's summary is missing.
+        ValueError: the folds were trained with other configs, other fold-0 weights, or another k.
+    """
+    out = []
+    for f in range(k):
+        p = parts / f"fold{f}-summary.json"
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: fold {f} has not finished (or its files were not brought here)")
+        out.append(json.loads(p.read_text()))
+    for key in ("config_sha", "init_sha", "k"):
+        seen = {str(s.get(key)) for s in out}
+        if len(seen) > 1:
+            raise ValueError(f"{parts}: the folds disagree on {key} ({sorted(seen)}): they are not one k-fold run")
+    if int(out[0].get("k", k)) != k:
+        raise ValueError(f"{parts}: the folds were trained with kfold = {out[0]['k']}, not {k}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,15 +499,18 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, 0 = the first (from scratch)")
     f.add_argument("--init", type=Path, action="append", default=[], help="a folder with fold 0's init-*.pt shards")
     f.add_argument("--top", type=int, default=PART_TOP, help="logits kept per survey and fold")
+    f.add_argument("--stop-after", type=float, help="start no fold this many seconds after the call began")
     s = sub.add_parser("ship", help="copy the next files of --work/ship into --out (one call's worth)")
     s.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--again", nargs="*", default=[], help="file names to send again (their call did not bring them)")
+    sub.add_parser("unpack", parents=[table], help="unpack --npz into --work (what fold and merge read)")
     m = sub.add_parser("merge", parents=[table, score_arguments()], help="merge the k folds' parts, decode and score")
     m.add_argument("--parts", type=Path, required=True, help="the folder holding every fold's part files")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.cmd == "ship":
-        ship_files(a.work, a.out)
+        ship_files(a.work, a.out, a.again)
         return 0
     from bench.fusion_gpu import _config
 
@@ -405,12 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.npz is not None:
         from glc.loaders.pack import unpack
 
-        inputs = a.work / "inputs"
+        inputs = unpacked_path(a.work, a.npz)
         if not (inputs / "_SUCCESS").is_file():
             unpack(a.npz, inputs)
+    if a.cmd == "unpack":
+        return 0
     cfg = _config(a.experiment, a.set)
     if a.cmd == "fold":
-        trained = train_folds(inputs, cfg, a.folds, a.work, a.init, a.top)
+        trained = train_folds(inputs, cfg, a.folds, a.work, a.init, a.top, a.stop_after)
         if a.json:
             from glc.io import write_json
 
@@ -422,8 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = read_meta(inputs)
     k, top_n = int(cfg["train"]["kfold"]), int(cfg["model"]["top_n"])
     vocab = np.asarray(meta["vocab"], np.int64)
+    folds = fold_summaries(a.parts, k)
     val, test = (merge(a.parts, k, vocab, top_n, sp) for sp in SPLITS)
-    folds = [json.loads(p.read_text()) for p in sorted(a.parts.glob("fold*-summary.json"))]
     res = {
         "experiment": cfg["name"],
         "overrides": a.set,

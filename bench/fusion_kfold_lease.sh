@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Tighnari's 10-fold protocol (tasks/fusion-paper.toml) on the full world's packed fusion table, one device call at a
-# time (bench/fusion_kfold.py says why and how the pieces fit together). Each call that trains writes its log and as
-# many finished files as one call brings back to $OUT; `ship` calls bring back the rest.
+# time (bench/fusion_kfold.py says why and how the pieces fit together). A training call writes its log and as many
+# finished files as one call brings back to $OUT; `ship` calls bring back the rest. Files on the device persist only
+# while the machine stays warm (30 s after a call), so one lease's calls must follow each other at once.
 #
-#   bash bench/fusion_kfold_lease.sh fold 0          # carry [".gpu/full.npz"]; again until fold 0 is done
-#   bash bench/fusion_kfold_lease.sh ship            # again until it reports "0 left"
-#   # a later lease (fold 0's weights as shipped, split over .gpu/kf-init-a and .gpu/kf-init-b, 4 shards each):
+# Lease 1 (fold 1 from scratch; ~12 min of H100 with the setup: fits one 15-minute lease with little to spare):
+#   bash bench/fusion_kfold_lease.sh fold 0          # carry [".gpu/full.npz"]; again (no carry) until fold 0 is done
+#   bash bench/fusion_kfold_lease.sh ship            # again until it logs "0 left"
+# Later leases (fold 1's weights as shipped: init-*.pt, about 93 MiB; put the first ~45 MiB of them in
+# .gpu/kf-init-a and the rest in .gpu/kf-init-b here, each under the 64 MiB a call carries beside the tree):
 #   bash bench/fusion_kfold_lease.sh unpack          # carry [".gpu/full.npz"]
-#   bash bench/fusion_kfold_lease.sh ship            # carry [".gpu/kf-init-a"] (ships nothing: only carries)
-#   bash bench/fusion_kfold_lease.sh fold 1 2 3      # carry [".gpu/kf-init-b"]
+#   bash bench/fusion_kfold_lease.sh ship            # carry [".gpu/kf-init-a"] (ships nothing: it only carries)
+#   bash bench/fusion_kfold_lease.sh fold 1 2 3      # carry [".gpu/kf-init-b"]: two or three folds a lease
+#   bash bench/fusion_kfold_lease.sh ship            # again until it logs "0 left"
 #
-# Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here, and init-*.pt into .gpu/kf-init-a/
-# (the first 4) and .gpu/kf-init-b/; when all 10 folds are there, merge here:
+# Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here; when all 10 folds are there, merge:
 #   python -m bench.fusion_kfold merge --parts .gpu/kfold --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
 #     $(bash bench/fusion_kfold_lease.sh sets) --truth data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv \
 #     --corrections out-bench/full/full-seed0-*/po_correction/pa_test-n5-l4-a10-m8-site/data --json ...
-# LIMIT (default 540 s) bounds a training call; the fold resumes from its last checkpoint in WORK on the next call
-# (while the machine stays warm: it is given back after 30 s idle). EXPERIMENT, NPZ and EXTRA (more --set pairs,
-# applied last) change what is trained: the CPU test runs a small fusion through this script.
+# LIMIT (default 540 s) bounds a training call; the fold resumes from its last checkpoint in WORK on the next call.
+# EXPERIMENT, NPZ and EXTRA (more --set pairs, applied last; no spaces inside a value) change what is trained: the CPU
+# test runs a small fusion through this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/fusion-kfold-out}
@@ -42,7 +45,7 @@ case $cmd in
     echo
     ;;
   unpack)
-    python -c "from glc.loaders.pack import unpack; from pathlib import Path; unpack(Path('$npz'), Path('$work/inputs'))"
+    python -m bench.fusion_kfold unpack --npz "$npz" --work "$work" --experiment "$experiment"
     ;;
   ship)
     python -m bench.fusion_kfold ship --work "$work" --out "$out"
@@ -50,8 +53,11 @@ case $cmd in
   fold)
     inits=()
     for d in .gpu/kf-init*; do [[ -d $d ]] && inits+=(--init "$d"); done
-    timeout "$limit" python -m bench.fusion_kfold fold --npz "$npz" --work "$work" \
-      --experiment "$experiment" "${sets[@]}" --folds "$@" "${inits[@]}" >"$out/log.txt" 2>&1
+    # SIGTERM at LIMIT (Lightning stops at the end of the batch; a compile in progress finishes first), SIGKILL 30 s
+    # later; no fold is started after LIMIT - 280 s (a fine-tuning fold: ~130 s compile + 5 epochs + scoring)
+    timeout -k 30 "$limit" python -m bench.fusion_kfold fold --npz "$npz" --work "$work" \
+      --experiment "$experiment" "${sets[@]}" --folds "$@" "${inits[@]}" --stop-after $((limit - 280)) \
+      >"$out/log.txt" 2>&1
     rc=$?
     grep -E "fold [0-9]+/|Error|error" "$out/log.txt" | cut -c1-600 | tail -20
     python -m bench.fusion_kfold ship --work "$work" --out "$out"

@@ -25,7 +25,7 @@ SETS = ("patch_dct16", "landsat_cube", "bioclim_cube", "env", "plot", "gfv")
 C = 20
 #: tasks/fusion.toml at CPU-test size with 3 folds (fold 1: 2 epochs; folds 2-3: 1 fine-tuning epoch each)
 SMALL = [s for s in FUSION_SMALL if s.split("=")[0] not in ("train.kfold", "train.max_epochs")] + [
-    f"model.top_n={C}",
+    "model.top_n=8",
     "train.kfold=3",
     "train.kfold_epochs=1",
     "train.max_epochs=2",
@@ -66,27 +66,56 @@ def test_a_part_keeps_the_largest_logits_in_order_and_the_mass_of_the_rest(tmp_p
 
 def test_merge_is_the_mean_of_the_folds_logits(tmp_path: Path) -> None:
     """With every column kept the merged table is the ensemble's (up to float16); with fewer, a column a fold did
-    not keep enters with that fold's bound, and the table's top columns stay the ensemble's where the folds agree as
-    fine-tuned folds do (independent folds would not: the bound lifts a column one fold ranked low)."""
+    not keep enters with that fold's smallest kept logit, and the table's top columns stay the ensemble's where the
+    folds agree as fine-tuned folds do (independent folds would not: the bound lifts a column one fold ranked low).
+    The rest mass is the folds' mean total mass less the kept probabilities."""
     rng = np.random.default_rng(1)
     ids = np.arange(40)
     base = rng.normal(-2, 2, (40, C))  # folds fine-tuned from one model agree up to a little noise
     zs = [(base + rng.normal(0, 0.3, (40, C))).astype(np.float32) for _ in range(3)]
     mean = np.mean(zs, axis=0)
     vocab = np.arange(1000, 1000 + C)
+    mass = np.mean([_sigmoid(z.astype(np.float64)).sum(axis=1) for z in zs], axis=0)  # the folds' mean total mass
+    exact_rest = _sigmoid(mean).sum(axis=1) - _sigmoid(np.sort(mean, axis=1)[:, ::-1][:, :8]).sum(axis=1)
     for top, folder in ((C, tmp_path / "all"), (12, tmp_path / "some")):
         for f, z in enumerate(zs):
             fusion_kfold.write_part(folder, f, "test", fusion_kfold.top_part(ids, z, top))
         t = fusion_kfold.merge(folder, 3, vocab, 8, "test")
         want = np.argsort(-mean, axis=1)[:, :8]
+        np.testing.assert_allclose(t.prob_rest, mass - t.prob.sum(axis=1), atol=1e-2)
+        np.testing.assert_allclose(t.prob_rest, exact_rest, rtol=0.1)
         if top == C:
             assert np.array_equal(t.species, vocab[want])
             np.testing.assert_allclose(t.prob, _sigmoid(np.take_along_axis(mean, want, axis=1)), atol=2e-3)
-            rest = _sigmoid(mean).sum(axis=1) - _sigmoid(np.take_along_axis(mean, want, axis=1)).sum(axis=1)
-            np.testing.assert_allclose(t.prob_rest, rest, rtol=1e-2)
         else:
             assert np.mean(t.species[:, :3] == vocab[want[:, :3]]) > 0.95
             np.testing.assert_allclose(t.prob[:, 0], _sigmoid(mean.max(axis=1)), atol=5e-3)
+    # the bound, by hand: column 0 kept by fold 0 only (logit 2), folds 1 and 2 keep columns 1-2 at 3 and 1
+    hand = tmp_path / "hand"
+    one = np.array([7])
+    parts = [
+        {"idx": [[0, 1]], "logit": [[2.0, 0.5]]},
+        {"idx": [[1, 2]], "logit": [[3.0, 1.0]]},
+        {"idx": [[1, 2]], "logit": [[3.0, 1.0]]},
+    ]
+    for f, q in enumerate(parts):
+        fusion_kfold.write_part(
+            hand,
+            f,
+            "val",
+            {
+                "survey_ids": one,
+                "idx": np.asarray(q["idx"], np.uint16),
+                "logit": np.asarray(q["logit"], np.float16),
+                "rest": np.zeros(1, np.float32),
+            },
+        )
+    t = fusion_kfold.merge(hand, 3, np.arange(5), 2, "val")
+    # column 1: (0.5 + 3 + 3) / 3; column 0: (2 + 1 + 1) / 3 (folds 1, 2 at their bound 1); column 2: (0.5+1+1)/3
+    assert t.species.tolist() == [[1, 0]]
+    np.testing.assert_allclose(t.prob[0], _sigmoid(np.array([6.5 / 3, 4.0 / 3])), rtol=1e-6)
+    with pytest.raises(ValueError, match="keep fewer than model.top_n = 3"):
+        fusion_kfold.merge(hand, 3, np.arange(5), 3, "val")
     bad = tmp_path / "bad"
     for f, z in enumerate(zs):
         fusion_kfold.write_part(bad, f, "test", fusion_kfold.top_part(ids + (f == 2), z, C))
@@ -94,11 +123,13 @@ def test_merge_is_the_mean_of_the_folds_logits(tmp_path: Path) -> None:
         fusion_kfold.merge(bad, 3, vocab, 8, "test")
 
 
-def test_ship_brings_back_one_calls_worth_at_a_time(tmp_path: Path, monkeypatch) -> None:
+def test_ship_brings_back_one_calls_worth_of_finished_folds(tmp_path: Path, monkeypatch) -> None:
     ship = tmp_path / "w" / "ship"
     ship.mkdir(parents=True)
-    for name in ("fold0-summary.json", "fold0-val-000.npz", "fold0-test-000.npz", "init-000.pt", "init-001.pt"):
+    for name in ("fold0-val-000.npz", "fold0-test-000.npz", "init-000.pt", "init-001.pt", "x.npz.glc-tmp-1"):
         (ship / name).write_bytes(b"x" * 10)
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "early") == []  # fold 0 has no summary yet
+    (ship / "fold0-summary.json").write_bytes(b"x" * 10)
     monkeypatch.setattr(fusion_kfold, "SHIP_FILES", 2)
     got = [fusion_kfold.ship_files(tmp_path / "w", tmp_path / f"out{i}") for i in range(4)]
     assert got == [
@@ -108,17 +139,68 @@ def test_ship_brings_back_one_calls_worth_at_a_time(tmp_path: Path, monkeypatch)
         [],
     ]
     assert sorted(p.name for p in (tmp_path / "out1").iterdir()) == ["fold0-val-000.npz", "init-000.pt"]
+    # a call whose files did not come back: send them again
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "again", ["init-001.pt"]) == ["init-001.pt"]
     monkeypatch.setattr(fusion_kfold, "SHIP_FILES", 8)
     monkeypatch.setattr(fusion_kfold, "SHIP_BYTES", 26)
-    (ship / "fold1-val-000.npz").write_bytes(b"y" * 10)
-    (ship / "fold1-test-000.npz").write_bytes(b"y" * 10)
-    (ship / "fold1-val-001.npz").write_bytes(b"y" * 10)
+    for name in ("fold1-val-000.npz", "fold1-test-000.npz", "fold1-val-001.npz", "fold1-summary.json"):
+        (ship / name).write_bytes(b"y" * (10 if name.endswith("npz") else 1))
     log = tmp_path / "out5" / "log.txt"  # the call's own log comes back too, and counts
     log.parent.mkdir()
-    log.write_bytes(b"z" * 5)
-    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out5") == ["fold1-test-000.npz", "fold1-val-000.npz"]
+    log.write_bytes(b"z" * 4)
+    got5 = fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out5")
+    assert got5 == ["fold1-summary.json", "fold1-test-000.npz", "fold1-val-000.npz"]
     assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out6") == ["fold1-val-001.npz"]
     assert fusion_kfold.ship_files(tmp_path / "nowhere", tmp_path / "out7") == []
+    monkeypatch.setattr(fusion_kfold, "SHIP_FILE_BYTES", 5)
+    (ship / "fold2-summary.json").write_bytes(b"y")
+    (ship / "fold2-val-000.npz").write_bytes(b"y" * 6)
+    with pytest.raises(ValueError, match=r"\['fold2-val-000.npz'\] are larger than the 5 bytes"):
+        fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out8")
+
+
+def test_weights_travel_as_float16_shards_and_big_tensors_in_pieces(tmp_path: Path, monkeypatch) -> None:
+    state = {
+        "net.a.weight": torch.randn(300, 40),  # 24,000 bytes in float16: cut into pieces of 40 rows
+        "net.b.bias": torch.randn(7),
+        "net.index": torch.arange(12).reshape(3, 4),
+        "loss.pos_weight": torch.ones(3),  # not the net's: stays behind
+    }
+    ck = tmp_path / "best.ckpt"
+    torch.save({"state_dict": state}, ck)
+    monkeypatch.setattr(fusion_kfold, "FILE_BYTES", 2**20 + 4000)  # 4,000 bytes of tensors a shard
+    shards = fusion_kfold.export_weights(ck, tmp_path / "ship")
+    assert len(shards) >= 7 and all(p.stat().st_size < 2**20 + 8000 for p in shards)
+    half = len(shards) // 2  # carried in two calls, into two folders
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    for i, p in enumerate(shards):
+        shutil.copy(p, (a if i < half else b) / p.name)
+    back = torch.load(fusion_kfold.import_weights([a, b], tmp_path / "init.ckpt"), weights_only=False)["state_dict"]
+    assert set(back) == {"net.a.weight", "net.b.bias", "net.index"}
+    assert torch.equal(back["net.a.weight"], state["net.a.weight"].half().float())
+    assert torch.equal(back["net.b.bias"], state["net.b.bias"].half().float())
+    assert torch.equal(back["net.index"], state["net.index"]) and back["net.index"].dtype == torch.int64
+    (b / shards[-1].name).unlink()
+    with pytest.raises(FileNotFoundError, match=f"shards \\['{shards[-1].name}'\\] are missing"):
+        fusion_kfold.import_weights([a, b], tmp_path / "init2.ckpt")
+    torch.save({"state_dict": {"net.w": torch.full((2,), 1e6)}}, tmp_path / "big.ckpt")
+    with pytest.raises(ValueError, match="net.w overflows float16"):
+        fusion_kfold.export_weights(tmp_path / "big.ckpt", tmp_path / "x")
+
+
+def test_fold_summaries_belong_to_one_run(tmp_path: Path) -> None:
+    for f in range(3):
+        (tmp_path / f"fold{f}-summary.json").write_text(
+            json.dumps({"fold": f, "k": 3, "config_sha": "c", "init_sha": "i"})
+        )
+    assert [s["fold"] for s in fusion_kfold.fold_summaries(tmp_path, 3)] == [0, 1, 2]
+    with pytest.raises(FileNotFoundError, match="fold 3 has not finished"):
+        fusion_kfold.fold_summaries(tmp_path, 4)
+    (tmp_path / "fold2-summary.json").write_text(json.dumps({"fold": 2, "k": 3, "config_sha": "c", "init_sha": "j"}))
+    with pytest.raises(ValueError, match="disagree on init_sha"):
+        fusion_kfold.fold_summaries(tmp_path, 3)
 
 
 @pytest.fixture(scope="module")
@@ -142,26 +224,28 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return inputs, truth
 
 
-def test_folds_on_two_machines_merge_into_the_k_fold_ensemble(table, tmp_path: Path) -> None:
+def test_folds_on_two_machines_merge_into_the_k_fold_ensemble(table, tmp_path: Path, caplog) -> None:
     """Fold 1 on one "lease", folds 2-3 on another that only has fold 1's shipped float16 shards: the later folds
-    start from those weights, and the merged parts score like the exact FoldEnsemble of the three checkpoints."""
+    start from those weights, and the parts (12 of 20 logits kept, 8 in the score tables) merge into the tables of
+    the exact FoldEnsemble of the three checkpoints, and score like them."""
     from glc.training.kfold import FoldEnsemble, ensemble_state
     from glc.training.trainer import build_module, datamodule
 
     inputs, truth = table
     cfg = _config(Path("tasks/fusion.toml"), SMALL)
     first, second, here = tmp_path / "lease1", tmp_path / "lease2", tmp_path / "here"
-    s0 = fusion_kfold.train_folds(inputs, cfg, [0], first, top=C)
+    s0 = fusion_kfold.train_folds(inputs, cfg, [0], first, top=12)
     assert [s["fold"] for s in s0] == [0] and s0[0]["n_train"] + s0[0]["n_val"] == 96
-    assert fusion_kfold.train_folds(inputs, cfg, [0], first, top=C) == []  # its parts are there: nothing to do
-    # a call stopped after the fit but before the parts: the next one writes them without training again
+    assert fusion_kfold.train_folds(inputs, cfg, [0], first, top=12) == []  # its parts are there: nothing to do
+    # a call stopped after the fit but before the parts and the summary: the next one writes them, not training again
     parts = sorted((first / "ship").glob("fold0-*.npz"))
     saved = {p.name: p.read_bytes() for p in parts}
-    for p in parts:
+    for p in [*parts, first / "ship" / "fold0-summary.json"]:
         p.unlink()
+    (first / "ship" / "fold0-test-000.npz").write_bytes(b"half written")
     last = first / "fold0" / "checkpoints" / "last.ckpt"
     stamp = last.stat().st_mtime_ns
-    again = fusion_kfold.train_folds(inputs, cfg, [0], first, top=C)
+    again = fusion_kfold.train_folds(inputs, cfg, [0], first, top=12)
     assert [a["fold"] for a in again] == [0] and last.stat().st_mtime_ns == stamp
     assert {p.name: p.read_bytes() for p in sorted((first / "ship").glob("fold0-*.npz"))} == saved
     _bring(first, here)
@@ -169,8 +253,13 @@ def test_folds_on_two_machines_merge_into_the_k_fold_ensemble(table, tmp_path: P
     carried.mkdir()
     for p in here.glob("init-*.pt"):
         shutil.move(p, carried / p.name)
-    s12 = fusion_kfold.train_folds(inputs, cfg, [1, 2], second, init=[carried], top=C)
-    assert [s["fold"] for s in s12] == [1, 2] and all(s["init"] for s in s12)
+    with caplog.at_level("INFO", logger="glc.training.trainer"):
+        s12 = fusion_kfold.train_folds(inputs, cfg, [1, 2], second, init=[carried], top=12)
+    assert [s["fold"] for s in s12] == [1, 2]
+    started = [r.getMessage() for r in caplog.records if r.getMessage().startswith("initialised the net from")]
+    assert started == [f"initialised the net from {second / 'fold0-init.ckpt'}"] * 2
+    shards = sorted(carried.glob("init-*.pt"))
+    assert {s["init_sha"] for s in [*s0, *s12]} == {fusion_kfold.digest(shards)}
     _bring(second, here)
     # fold 2 started from fold 1's weights as shipped: float16-rounded fp32 tensors
     best0 = json.loads((here / "fold0-summary.json").read_text())["best_checkpoint"]
@@ -194,14 +283,21 @@ def test_folds_on_two_machines_merge_into_the_k_fold_ensemble(table, tmp_path: P
     vocab = np.asarray(read_meta(inputs)["vocab"], np.int64)
     exact_tables = {}
     for split in ("val", "test"):
-        merged = fusion_kfold.merge(here, 3, vocab, C, split)
+        merged = fusion_kfold.merge(here, 3, vocab, 8, split)
         ids, z = fusion_kfold.fold_logits(template, dm.loader(split, shuffle=False))
         exact = z[np.argsort(ids)]
-        order = np.argsort(-exact, axis=1)
+        order = np.argsort(-exact, axis=1)[:, :8]
         assert np.array_equal(merged.survey_ids, np.sort(ids))
-        assert np.mean(merged.species[:, :5] == vocab[order[:, :5]]) > 0.95
-        np.testing.assert_allclose(merged.prob, _sigmoid(np.take_along_axis(exact, order, axis=1)), atol=3e-3)
-        exact_tables[split] = top_n(np.sort(ids), _sigmoid(exact).astype(np.float32), vocab, C)
+        assert np.mean(merged.species[:, :5] == vocab[order[:, :5]]) > 0.9
+        column = {int(v): j for j, v in enumerate(vocab)}
+        cols = np.vectorize(column.__getitem__)(merged.species)
+        # each kept species' probability is the ensemble's, or above it where a fold did not keep the species (that
+        # fold's bound stands in for its logit)
+        diff = merged.prob - _sigmoid(np.take_along_axis(exact, cols, axis=1))
+        assert (diff > -2e-3).all() and np.mean(np.abs(diff) < 2e-3) > 0.95
+        exact_rest = _sigmoid(exact.astype(np.float64)).sum(axis=1) - merged.prob.sum(axis=1)
+        np.testing.assert_allclose(merged.prob_rest, exact_rest, rtol=0.05)
+        exact_tables[split] = top_n(np.sort(ids), _sigmoid(exact).astype(np.float32), vocab, 8)
 
     # the CLI merges, decodes and scores the test surveys
     out = tmp_path / "res.json"
@@ -238,9 +334,9 @@ def test_fold_refuses_a_config_without_folds_and_folds_out_of_range(table, tmp_p
     with pytest.raises(ValueError, match=r"--folds \[3\]: expected fold numbers 0..2"):
         fusion_kfold.train_folds(inputs, cfg, [3], tmp_path)
     with pytest.raises(ValueError, match="below model.top_n"):
-        fusion_kfold.train_folds(inputs, cfg, [0], tmp_path, top=C - 1)
+        fusion_kfold.train_folds(inputs, cfg, [0], tmp_path, top=7)
     with pytest.raises(FileNotFoundError, match="no init-"):
-        fusion_kfold.train_folds(inputs, cfg, [1], tmp_path, init=[tmp_path / "nothing"], top=C)
+        fusion_kfold.train_folds(inputs, cfg, [1], tmp_path, init=[tmp_path / "nothing"], top=12)
 
 
 def test_the_lease_script_trains_a_fold_and_ships_its_files(table, tmp_path: Path) -> None:
