@@ -430,28 +430,76 @@ def write_glc25_patch(path: Path, patch: np.ndarray, x: float, y: float) -> None
         dst.descriptions = ("red", "green", "blue", "nir")
 
 
+#: ``add_po_patches(sites=...)``: where the PO patches are rendered
+PO_PATCH_SITES = ("draw", "world")
+
+
+def read_po_surveys(world: str | Path, flavour: str = "kaggle") -> pd.DataFrame:
+    """The PO surveys of a generated world, read back from its PO metadata CSV (one row per record): per
+    ``surveyId``, in the order the CSV first names it, the place, date, uncertainty text, rank and record count, as
+    :func:`glc.synth.sites.make_po_surveys` drew them (plus ``surveyId``).
+
+    Raises:
+        FileNotFoundError: the world has no PO metadata.
+    """
+    path = Layout(Path(world), flavour).po_metadata()  # type: ignore[arg-type]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the world has no PO metadata to read its PO surveys from")
+    t = pd.read_csv(path, dtype={"geoUncertaintyInM": str}, keep_default_na=False)
+    g = t.groupby("surveyId", sort=False)
+    first = g.first()
+    return pd.DataFrame(
+        {
+            "lon": first["lon"].astype(np.float64).to_numpy(),
+            "lat": first["lat"].astype(np.float64).to_numpy(),
+            "year": first["year"].astype(np.int64).to_numpy(),
+            "month": first["month"].astype(np.float64).astype(np.int64).to_numpy(),
+            "day": first["day"].astype(np.float64).astype(np.int64).to_numpy(),
+            "dayOfYear": first["dayOfYear"].astype(np.int64).to_numpy(),
+            "date": first["date"].astype(str).to_numpy(),
+            "unc_text": first["geoUncertaintyInM"].astype(str).to_numpy(dtype=object),
+            "n_records": g.size().to_numpy(),
+            "taxonRank": first["taxonRank"].astype(str).to_numpy(dtype=object),
+            "surveyId": first.index.to_numpy(np.int64),
+        }
+    )
+
+
 def add_po_patches(
-    world: str | Path, n: int | None = None, workers: int | None = None, progress: bool = True
+    world: str | Path,
+    n: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    sites: str = "world",
 ) -> dict[str, Any]:
     """Render the presence-only patches of an already generated world, leaving every other file untouched.
 
     The world (its ``_SUCCESS`` names scale, seed and flavour) is generated again beside it with
-    ``po_patch_sites = n`` (``None`` or ``n <= 0``: every PO survey); its PO metadata must be byte-identical to the
-    world's (the same world), and its PO patch folders are moved into the world. Nothing else of the world changes, so
-    artifacts built from it stay valid (their raw inputs keep their fingerprints). The world's ``_SUCCESS`` counts
-    0 PO patches while earlier ones are swapped out, then the new count: a crash midway never leaves a count that
-    promises patches which are not there. The copy lives in ``.<name>-po-<pid>`` beside the world; one left by a
-    killed run is removed by the next.
+    ``po_patch_sites = n`` (``None`` or ``n <= 0``: every PO survey), and its PO patch folders are moved into the
+    world. Nothing else of the world changes, so artifacts built from it stay valid (their raw inputs keep their
+    fingerprints). The world's ``_SUCCESS`` counts 0 PO patches while earlier ones are swapped out, then the new
+    count: a crash midway never leaves a count that promises patches which are not there. The copy lives in
+    ``.<name>-po-<pid>`` beside the world; one left by a killed run is removed by the next.
+
+    ``sites``: ``"world"`` (the default) takes the PO surveys from the world's own PO metadata
+    (:func:`read_po_surveys`), so a world an earlier generator version drew (whose PO draws the current one no longer
+    repeats) gets them too; the regenerated environment (its rasters; GLC25, which ships none: its PA training
+    metadata) must be byte-identical to the world's, so each patch shows its site's habitat in the world the other
+    files describe. For a world of this version the patches are the same bytes either way. ``"draw"`` draws the PO
+    surveys again, and the regenerated PO metadata must be byte-identical to the world's.
 
     Returns:
-        ``{"po_patches": rendered, "seconds": ...}``.
+        ``{"po_patches": rendered, "seconds": ..., "sites": sites}``.
 
     Raises:
         FileNotFoundError: ``world`` is not a complete synthetic world.
-        ValueError: the regenerated PO records differ (a world from another generator version or custom parameters).
+        ValueError: ``sites`` is unknown; the regenerated PO records (``"draw"``) or environment (``"world"``) differ
+            (a world from another generator version or custom parameters).
     """
     import filecmp
 
+    if sites not in PO_PATCH_SITES:
+        raise ValueError(f"sites={sites!r}: expected one of {PO_PATCH_SITES}")
     world = Path(world)
     flag = world / "_SUCCESS"
     if not flag.exists():
@@ -460,20 +508,30 @@ def add_po_patches(
     t0 = time.time()
     total = int(info["counts"]["po_surveys"])
     n = total if n is None or int(n) <= 0 else min(int(n), total)
+    given = read_po_surveys(world, info["flavour"]) if sites == "world" else None
     _clean_stale_tmp(world.parent, f"{world.name}-po")
     tmp = world.parent / f".{world.name}-po-tmp-{os.getpid()}"
     try:
         # the world's own parameters (a world drawn with e.g. --po-records differs from its scale's defaults)
         params = {k: v for k, v in info.get("params", {}).items() if k != "name"}
         scale = get_scale(info["scale"], **params)
-        generate_world(tmp, scale, int(info["seed"]), info["flavour"], workers, progress, True, n)
+        generate_world(tmp, scale, int(info["seed"]), info["flavour"], workers, progress, True, n, given)
         old, new = Layout(world, info["flavour"]), Layout(tmp, info["flavour"])
-        if not filecmp.cmp(old.po_metadata(), new.po_metadata(), shallow=False):
+        if given is None and not filecmp.cmp(old.po_metadata(), new.po_metadata(), shallow=False):
             raise ValueError(
                 f"{world}: regenerating ({info['scale']}, seed {info['seed']}) gave other PO records than the world's "
-                f"{old.po_metadata().name}; the world comes from another generator version or parameters: generate "
-                f"it anew with 'glc synth --po-patches {n}'"
+                f"{old.po_metadata().name}; the world comes from another generator version or parameters: render "
+                f"its patches at its own PO sites (sites='world', the default) or generate it anew with "
+                f"'glc synth --po-patches {n}'"
             )
+        if given is not None:
+            differ = _environment_differs(old, new)
+            if differ:
+                raise ValueError(
+                    f"{world}: regenerating ({info['scale']}, seed {info['seed']}) gave another environment than the "
+                    f"world's ({differ[:3]} differ): its PO patches would not show its own habitats; generate the "
+                    f"world anew with 'glc synth --po-patches {n}'"
+                )
         kinds = old.edition.patch_kinds
         missing = [str(new.patch_root("po", k)) for k in kinds if not new.patch_root("po", k).is_dir()]
         if missing:
@@ -488,7 +546,24 @@ def add_po_patches(
         _write_counts(flag, info, n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"po_patches": n, "seconds": round(time.time() - t0, 1)}
+    return {"po_patches": n, "seconds": round(time.time() - t0, 1), "sites": sites}
+
+
+def _environment_differs(old: Layout, new: Layout) -> list[str]:
+    """The files of the environment that differ between two worlds: every raster (GLC24), else the PA training
+    metadata (GLC25 ships no full rasters; its species draws follow the same fields)."""
+    import filecmp
+
+    root = old.env_root()
+    if root.is_dir() and any(root.rglob("*.tif*")):
+        rel = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        return [
+            r
+            for r in rel
+            if not (new.env_root() / r).is_file() or not filecmp.cmp(root / r, new.env_root() / r, shallow=False)
+        ]
+    a, b = old.pa_metadata("train"), new.pa_metadata("train")
+    return [] if filecmp.cmp(a, b, shallow=False) else [a.name]
 
 
 def _write_counts(flag: Path, info: dict[str, Any], po_patches: int) -> None:
@@ -558,6 +633,7 @@ def generate_world(
     progress: bool = True,
     overwrite: bool = False,
     po_patch_sites: int = 0,
+    po_surveys: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Generate a synthetic GLC24 world at ``out_dir``.
 
@@ -578,6 +654,9 @@ def generate_world(
         po_patch_sites: render the RGB + NIR patch pair of the first ``po_patch_sites`` PO surveys (all of them if
             larger) at :meth:`~glc.data.layout.Layout.patch_root` ``("po", ...)``, for the presence-only ETL path
             (GLC24 ships PO patches in the Seafile share only; 0 = none, the default).
+        po_surveys: the PO surveys to use instead of drawing them (:func:`read_po_surveys` of a world: the columns
+            :func:`glc.synth.sites.make_po_surveys` returns plus ``surveyId``), so a world an earlier generator
+            version drew gets its PO patches where its CSV puts its sites (:func:`add_po_patches`).
 
     Returns:
         The summary also stored in ``_SUCCESS``: counts, seconds per stage, parameters and paths.
@@ -613,7 +692,7 @@ def generate_world(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        summary = _build(tmp, params, int(seed), flavour, int(workers), progress, int(po_patch_sites))
+        summary = _build(tmp, params, int(seed), flavour, int(workers), progress, int(po_patch_sites), po_surveys)
         summary["paths"] = {"root": str(out), "truth": str(out / TRUTH_DIR)}
         (tmp / SUCCESS).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
@@ -631,7 +710,14 @@ def generate_world(
 
 
 def _build(
-    root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
+    root: Path,
+    p: ScaleParams,
+    seed: int,
+    flavour: str,
+    workers: int,
+    progress: bool,
+    po_patch_sites: int = 0,
+    po_surveys: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Generate every file of a world under ``root`` (see the module docstring); return the summary."""
     with contextlib.ExitStack() as stack:
@@ -641,7 +727,7 @@ def _build(
             stack.enter_context(threadpool_limits(1))
         except ImportError:  # pragma: no cover
             pass
-        return _build_inner(root, p, seed, flavour, workers, progress, po_patch_sites)
+        return _build_inner(root, p, seed, flavour, workers, progress, po_patch_sites, po_surveys)
 
 
 @dataclass
@@ -657,6 +743,7 @@ class _Build:
     workers: int
     progress: bool
     po_patch_sites: int
+    po_surveys: pd.DataFrame | None  # given PO surveys instead of drawn ones (add_po_patches of an older world)
     layout: Layout
     glc25: bool
     grid: RasterGrid
@@ -677,7 +764,14 @@ class _Build:
 
 
 def _build_inner(
-    root: Path, p: ScaleParams, seed: int, flavour: str, workers: int, progress: bool, po_patch_sites: int = 0
+    root: Path,
+    p: ScaleParams,
+    seed: int,
+    flavour: str,
+    workers: int,
+    progress: bool,
+    po_patch_sites: int = 0,
+    po_surveys: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Generate the world in six phases, each a function of its own; return the summary."""
     t0 = time.perf_counter()
@@ -690,6 +784,7 @@ def _build_inner(
         workers=workers,
         progress=progress,
         po_patch_sites=po_patch_sites,
+        po_surveys=po_surveys,
         layout=layout,
         glc25=layout.edition.name == "glc25",
         grid=RasterGrid.for_resolution(p.raster_res_deg),
@@ -726,6 +821,8 @@ def _phase_sites(b: _Build) -> None:
         _rng(seed, _S_PO), p.n_po_records, p.po_records_per_survey, grid, t.lon, t.lat, t.pop, t.radius_km
     )
     po["surveyId"] = assign_ids(_rng(seed, _S_IDS), pa, len(po), test_id_start=layout.edition.test_id_min)
+    if b.po_surveys is not None:  # the PA ids stay as drawn: only the PO surveys are another world's
+        po = b.po_surveys.reset_index(drop=True)
     pilot = sample_pa_sites(_rng(seed, _S_PILOT), p.n_pilot, grid, p.mean_sites_per_cluster, p.cluster_km)
     pilot["area"], _ = draw_areas(_rng(seed, _S_PILOT, 1), len(pilot))
     b.made.update(pa=pa, po=po, pilot=pilot)

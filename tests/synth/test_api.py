@@ -319,3 +319,53 @@ def test_po_patches_added_to_an_existing_world_leave_its_other_files_untouched(t
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(FileNotFoundError, match="not a complete synthetic world"):
         add_po_patches(tmp_path / "nowhere", 1)
+
+
+def test_po_patches_of_a_world_an_earlier_generator_drew(tmp_path: Path) -> None:
+    """A world whose PO records the generator no longer draws again (here: one record's uncertainty text and one
+    survey's place edited, as a generator change would move them) gets its patches at the sites its CSV names with
+    ``sites="world"``; ``"draw"`` refuses it; and a world whose environment differs is refused either way."""
+    from glc.data.layout import Layout
+    from glc.synth.world import add_po_patches, read_po_surveys
+
+    root = tmp_path / "tiny-seed0"
+    generate_world(root, scale="tiny", seed=0, workers=1, progress=False)
+    layout = Layout(root, "kaggle")
+    csv = layout.po_metadata()
+    drawn = read_po_surveys(root)
+    assert len(drawn) == json.loads((root / "_SUCCESS").read_text())["counts"]["po_surveys"]
+    assert drawn["n_records"].sum() == len(pd.read_csv(csv))
+    lines = csv.read_text().splitlines(keepends=True)
+    head, rows = lines[0], lines[1:]
+    first = rows[0].split(",")
+    moved = int(first[-1])  # the first PO survey, moved 0.001 degrees east
+    edited = []
+    for line in rows:
+        f = line.rstrip("\n").split(",")
+        if int(f[-1]) == moved:
+            f[4] = repr(round(float(f[4]) + 0.001, 5))
+        edited.append(",".join(f) + "\n")
+    f = edited[-1].rstrip("\n").split(",")
+    f[5] = "123.25"  # another survey's uncertainty text
+    edited[-1] = ",".join(f) + "\n"
+    csv.write_text(head + "".join(edited))
+    with pytest.raises(ValueError, match="gave other PO records"):
+        add_po_patches(root, 0, workers=1, progress=False, sites="draw")
+    done = add_po_patches(root, 0, workers=1, progress=False)
+    assert done["sites"] == "world" and done["po_patches"] == len(drawn)
+    ref = tmp_path / "ref"
+    generate_world(ref, scale="tiny", seed=0, workers=1, progress=False, po_patch_sites=len(drawn))
+    rgb = sorted(layout.patch_root("po", "rgb").rglob("*.jpeg"))
+    assert len(rgb) == len(drawn)
+    same = [p.read_bytes() == (ref / p.relative_to(root)).read_bytes() for p in rgb]
+    # every patch but the moved survey's is the one a fresh world renders (the moved one shows its new place, which
+    # may lie in the same raster pixel)
+    assert any(p.stem == str(moved) for p in rgb) and sum(same) >= len(rgb) - 1
+    with pytest.raises(ValueError, match="sites='nope'"):
+        add_po_patches(root, 0, sites="nope")
+    tif = sorted(layout.env_root().rglob("*.tif*"))[0]
+    data = bytearray(tif.read_bytes())
+    data[-1] ^= 0xFF
+    tif.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="gave another environment"):
+        add_po_patches(root, 0, workers=1, progress=False)
