@@ -15,6 +15,7 @@
 # even when the limit stops it, so the epochs it finished keep their seconds, validation figures and GPU readings.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+py=${PYTHON:-python}  # the interpreter with torch (the device's own; here, the venv's)
 row=${1:?usage: bench/fusion_gpu_lease.sh ROW [SECONDS]}
 limit=${2:-540}
 out=${OUT:-/tmp/fusion-gpu-out}
@@ -26,13 +27,13 @@ if [[ ! -f $npz ]]; then
   exit 2
 fi
 export TORCH_LOGS=${TORCH_LOGS:-recompiles} PYTHONUNBUFFERED=1
-timeout -k 30 "$limit" python -m bench.fusion_gpu ab --npz "$npz" --work "$work" --experiment tasks/fusion-paper.toml \
+timeout -k 30 "$limit" "$py" -m bench.fusion_gpu ab --npz "$npz" --work "$work" --experiment tasks/fusion-paper.toml \
   --set train.kfold=1 --set model.image=dct16 --set train.batch_size=128 --set train.lr=0.00025 \
   --set 'train.precision="32-true"' --set train.max_epochs=4 --set train.patience=4 \
   --start "$row" --rows "$row" --json "$out/ab.json" >"$out/log.txt" 2>&1
 rc=$?
 # the row's own files, flattened into $OUT (a call brings back no file more than 2 folders down, 8 files at most)
-rowdir=$(python -c "from bench.fusion_gpu import AB_ROWS; print([n for n, _ in AB_ROWS].index('$row'))" 2>/dev/null)
+rowdir=$("$py" -c "from bench.fusion_gpu import AB_ROWS; print([n for n, _ in AB_ROWS].index('$row'))" 2>/dev/null)
 find "$work/ab/row${rowdir:-X}" \( -name timing.jsonl -o -name metrics.csv -o -name busy.txt \) -print0 2>/dev/null |
   while IFS= read -r -d '' f; do cp "$f" "$out/row-$(basename "$f")"; done
 grep -v -i warn "$out/log.txt" | grep -E '"row"|limit_image|ecompil|Error' | cut -c1-1500 | tail -30

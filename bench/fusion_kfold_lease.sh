@@ -23,6 +23,7 @@
 # test runs a small fusion through this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+py=${PYTHON:-python}  # the interpreter with torch (the device's own; here, the venv's)
 out=${OUT:-/tmp/fusion-kfold-out}
 work=${WORK:-.gpu/kf-work}
 limit=${LIMIT:-540}
@@ -45,22 +46,22 @@ case $cmd in
     echo
     ;;
   unpack)
-    python -m bench.fusion_kfold unpack --npz "$npz" --work "$work" --experiment "$experiment"
+    "$py" -m bench.fusion_kfold unpack --npz "$npz" --work "$work" --experiment "$experiment"
     ;;
   ship)
-    python -m bench.fusion_kfold ship --work "$work" --out "$out"
+    "$py" -m bench.fusion_kfold ship --work "$work" --out "$out"
     ;;
   fold)
     inits=()
     for d in .gpu/kf-init*; do [[ -d $d ]] && inits+=(--init "$d"); done
     # SIGTERM at LIMIT (Lightning stops at the end of the batch; a compile in progress finishes first), SIGKILL 30 s
     # later; no fold is started after LIMIT - 280 s (a fine-tuning fold: ~130 s compile + 5 epochs + scoring)
-    timeout -k 30 "$limit" python -m bench.fusion_kfold fold --npz "$npz" --work "$work" \
+    timeout -k 30 "$limit" "$py" -m bench.fusion_kfold fold --npz "$npz" --work "$work" \
       --experiment "$experiment" "${sets[@]}" --folds "$@" "${inits[@]}" --stop-after $((limit - 280)) \
       >"$out/log.txt" 2>&1
     rc=$?
     grep -E "fold [0-9]+/|Error|error" "$out/log.txt" | cut -c1-600 | tail -20
-    python -m bench.fusion_kfold ship --work "$work" --out "$out"
+    "$py" -m bench.fusion_kfold ship --work "$work" --out "$out"
     exit "$rc"
     ;;
   *)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -356,6 +357,7 @@ def test_the_lease_script_trains_a_fold_and_ships_its_files(table, tmp_path: Pat
         "NPZ": str(npz),
         "WORK": str(tmp_path / "work"),
         "EXTRA": " ".join(f"--set {s}" for s in extra),
+        "PYTHON": sys.executable,  # the venv's, whether or not it is on PATH (make test does not activate it)
     }
     got: list[str] = []
     for i, args in enumerate((["fold", "0"], ["ship"], ["ship"], ["ship"])):
