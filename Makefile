@@ -69,7 +69,7 @@ docs: install ## build the documentation site into site/ (mkdocs --strict: a bro
 frequency: check-java install ; $(RUN_EXPERIMENT) ## experiment: region-frequency baseline (tasks/frequency.toml)
 knn: check-java install ; $(RUN_EXPERIMENT) ## experiment: kNN neighbour model + expected-F1 decoding (tasks/knn.toml)
 geolocation-asl: check-java install ; $(RUN_EXPERIMENT) ## experiment: geolocation MLP + ASL via Spark parquet -> Petastorm -> Lightning
-geolocation-po: check-java install ; $(RUN_EXPERIMENT) ## experiment: the geolocation MLP fitted on PA with a presence-only term (multinomial PO loss on the PO sites each step)
+geolocation-po: check-java install ; $(RUN_EXPERIMENT) ## experiment: the geolocation MLP pretrained on the presence-only sites (multinomial PO loss), then fitted on PA with the PO term kept
 tile-cnn: check-java install ; $(RUN_EXPERIMENT) ## experiment: DS@GT tile CNN on the patches' 8x8 DCT planes (tasks/tile-cnn.toml)
 tile-cnn-shuffled: check-java install ; $(RUN_EXPERIMENT) ## experiment: control: tile-cnn on tiles shuffled across surveys
 tile-cnn-idct: check-java install ; $(RUN_EXPERIMENT) ## experiment: tile CNN on images reconstructed (IDCT) from the DCT planes

@@ -9,6 +9,7 @@ Subcommands::
     show --experiment NAME                               an experiment's scores and the paths of its outputs
     predict --experiment NAME --points PTS.csv           top species with probabilities at any lon/lat
     map --experiment NAME [--species ID,..] [--richness] species/richness GeoTIFF (EPSG:3035) + PNG previews
+    holdout-distances --data-root DIR [--block-km B ..]  km from test / hold-out surveys to the nearest training one
 """
 
 from __future__ import annotations
@@ -295,6 +296,41 @@ def _cmd_encoder(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_holdout_distances(a: argparse.Namespace) -> int:
+    from glc.data.layout import LayoutError, detect_layout
+    from glc.data.metadata import read_pa_metadata, survey_table
+    from glc.eval.split import holdout_distances
+    from glc.geo import to_laea
+
+    try:
+        layout = detect_layout(a.data_root)
+    except LayoutError as e:
+        raise UserError(str(e)) from e
+    frames = {
+        split: read_pa_metadata(layout.pa_metadata(split), split, on_bad_rows="skip") for split in ("train", "test")
+    }
+    for split, df in frames.items():
+        if df.attrs.get("bad_rows"):
+            first = "; ".join(f"line {line}: {why}" for line, why in df.attrs["bad_row_reasons"][:3])
+            print(f"skipped {df.attrs['bad_rows']} bad row(s) of {layout.pa_metadata(split)}, first: {first}")
+    train, test = survey_table(frames["train"]), survey_table(frames["test"])
+    x, y = to_laea(train["lon"].to_numpy(), train["lat"].to_numpy())
+    qx, qy = to_laea(test["lon"].to_numpy(), test["lat"].to_numpy())
+    try:
+        table = holdout_distances(x, y, qx, qy, tuple(a.block_km), a.val_fraction, a.seed)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    print(
+        f"km from each survey to the nearest training survey ({len(train)} training, {len(test)} test surveys of "
+        f"{layout.root}); hold-out rows: [validation] block_km = B, val_fraction = {a.val_fraction:g}, seed {a.seed}"
+    )
+    print(table.to_string(na_rep="-"))
+    ratio = table["median_ratio"].drop("test")
+    if ratio.notna().any():
+        print(f"closest median to the test surveys': {ratio.sub(1.0).abs().idxmin()}")
+    return 0
+
+
 def _add_roots(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default="data/synthetic/demo-seed0", help="GLC24 data root (default: the demo world)")
     p.add_argument("--out-root", default="out", help="root folder of the artifacts (default out)")
@@ -371,6 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--experiment", default="knn")
     _add_roots(w)
     w.set_defaults(func=_cmd_show)
+
+    hd = sub.add_parser(
+        "holdout-distances",
+        help="km from the test surveys and from each block size's validation hold-out to the nearest training survey",
+    )
+    hd.add_argument("--data-root", default="data/synthetic/demo-seed0", help="data root (default: the demo world)")
+    hd.add_argument("--block-km", type=float, nargs="+", default=[10.0, 25.0, 50.0, 100.0], help="block sizes (km)")
+    hd.add_argument("--val-fraction", type=float, default=0.2, help="fraction held out, as [validation] val_fraction")
+    hd.add_argument("--seed", type=int, default=0, help="seed of the block order, as the experiment's seed")
+    hd.set_defaults(func=_cmd_holdout_distances)
 
     en = sub.add_parser(
         "encoder", help="pretrain + embed with a self-supervised encoder (tasks/encoders/); print its evaluation"

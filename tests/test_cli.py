@@ -167,3 +167,19 @@ def test_synth_po_records_draws_that_many_presence_only_records_into_its_own_fol
     assert "--po-records 0: expected a positive number of presence-only records" in capsys.readouterr().err
     assert main(["synth", "--add-po-patches", "--po-records", "10", "--out", str(world)]) == 2
     assert "draws no records" in capsys.readouterr().err
+
+
+def test_holdout_distances_prints_the_test_and_hold_out_gaps(tiny_world):
+    r = _run("holdout-distances", "--data-root", str(tiny_world), "--block-km", "10", "200")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    rows = {ln.split()[0] + (" " + ln.split()[1] if ln.startswith("blocks") else ""): ln for ln in lines}
+    assert {"test", "blocks 10", "blocks 200"} <= set(rows)
+    med = {k: float(rows[k].split()[-5]) for k in ("blocks 10", "blocks 200")}  # q50
+    assert med["blocks 10"] < med["blocks 200"]
+    assert lines[-1].startswith("closest median to the test surveys': blocks ")
+
+
+def test_holdout_distances_of_a_missing_root_is_a_user_error(tmp_path):
+    r = _run("holdout-distances", "--data-root", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

@@ -709,30 +709,9 @@ def generate_world(
     return summary
 
 
-def _build(
-    root: Path,
-    p: ScaleParams,
-    seed: int,
-    flavour: str,
-    workers: int,
-    progress: bool,
-    po_patch_sites: int = 0,
-    po_surveys: pd.DataFrame | None = None,
-) -> dict[str, Any]:
-    """Generate every file of a world under ``root`` (see the module docstring); return the summary."""
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1))
-        except ImportError:  # pragma: no cover
-            pass
-        return _build_inner(root, p, seed, flavour, workers, progress, po_patch_sites, po_surveys)
-
-
 @dataclass
 class _Build:
-    """What one world's generation carries from phase to phase (:func:`_build_inner`): the inputs, then what each
+    """What one world's generation carries from phase to phase (:func:`_build`): the inputs, then what each
     phase makes. Every random stream is keyed by ``(seed, stream)`` (:func:`_rng`), so the phases' order and split
     never change a byte of the world."""
 
@@ -763,7 +742,7 @@ class _Build:
         self.stages[name] = time.perf_counter() - t
 
 
-def _build_inner(
+def _build(
     root: Path,
     p: ScaleParams,
     seed: int,
@@ -773,33 +752,41 @@ def _build_inner(
     po_patch_sites: int = 0,
     po_surveys: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Generate the world in six phases, each a function of its own; return the summary."""
-    t0 = time.perf_counter()
-    layout = Layout(root, flavour)  # type: ignore[arg-type]
-    b = _Build(
-        root=root,
-        p=p,
-        seed=seed,
-        flavour=flavour,
-        workers=workers,
-        progress=progress,
-        po_patch_sites=po_patch_sites,
-        po_surveys=po_surveys,
-        layout=layout,
-        glc25=layout.edition.name == "glc25",
-        grid=RasterGrid.for_resolution(p.raster_res_deg),
-        model=EnvironmentModel.create(_rng(seed, _S_FIELDS), p.n_towns),
-    )
-    for name, phase in (
-        ("sites", _phase_sites),
-        ("rasters", _phase_rasters),
-        ("species", _phase_species),
-        ("pa", _phase_pa),
-        ("po", _phase_po),
-    ):
-        with b.stage(name):
-            phase(b)
-    return _phase_summary(b, t0)
+    """Generate every file of a world under ``root`` in six phases, each a function of its own (see the module
+    docstring), with BLAS/OpenMP pools held to one thread; return the summary."""
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(1))
+        except ImportError:  # pragma: no cover
+            pass
+        t0 = time.perf_counter()
+        layout = Layout(root, flavour)  # type: ignore[arg-type]
+        b = _Build(
+            root=root,
+            p=p,
+            seed=seed,
+            flavour=flavour,
+            workers=workers,
+            progress=progress,
+            po_patch_sites=po_patch_sites,
+            po_surveys=po_surveys,
+            layout=layout,
+            glc25=layout.edition.name == "glc25",
+            grid=RasterGrid.for_resolution(p.raster_res_deg),
+            model=EnvironmentModel.create(_rng(seed, _S_FIELDS), p.n_towns),
+        )
+        for name, phase in (
+            ("sites", _phase_sites),
+            ("rasters", _phase_rasters),
+            ("species", _phase_species),
+            ("pa", _phase_pa),
+            ("po", _phase_po),
+        ):
+            with b.stage(name):
+                phase(b)
+        return _phase_summary(b, t0)
 
 
 def _phase_sites(b: _Build) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glc.eval.split import block_ids, spatial_block_folds, spatial_holdout
+from glc.eval.split import block_ids, holdout_distances, spatial_block_folds, spatial_holdout
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,41 @@ def test_test_like_holdout_follows_the_test_surveys() -> None:
     np.testing.assert_array_equal(
         validation_mask(train, {"seed": 1, "validation": {"block_km": 50, "val_fraction": 0.2}}), uniform
     )
+
+
+def test_holdout_distances_measure_the_gap_each_block_size_leaves() -> None:
+    """Training surveys on a 5 km lattice around a 60 km hole that holds the test surveys: a test survey lies up to
+    30 km from the nearest training one; a 10 km block holds out surveys a few km from the kept ones, 100 km blocks
+    tens of km; the table's numbers are those distances."""
+    from scipy.spatial import cKDTree
+
+    g = np.arange(3_800_000.0, 4_200_000.0, 5_000.0)
+    gx, gy = np.meshgrid(g, g - 1_000_000.0)
+    x, y = gx.ravel(), gy.ravel()
+    hole = (np.abs(x - 4_000_000) < 30_000) & (np.abs(y - 3_000_000) < 30_000)
+    qx, qy = x[hole], y[hole]
+    x, y = x[~hole], y[~hole]
+    t = holdout_distances(x, y, qx, qy, block_kms=(10.0, 100.0), val_fraction=0.2, seed=3)
+    assert list(t.index) == ["test", "blocks 10 km", "blocks 100 km"]
+    exact = np.median(cKDTree(np.c_[x, y]).query(np.c_[qx, qy])[0]) / 1000
+    assert t.loc["test", "q50"] == pytest.approx(exact, abs=0.01) and t.loc["test", "n"] == hole.sum()
+    assert t.loc["blocks 10 km", "q50"] < t.loc["test", "q50"] < t.loc["blocks 100 km", "q50"]
+    held = spatial_holdout(x, y, 0.2, 100.0, 3)
+    assert t.loc["blocks 100 km", "n"] == held.sum()
+    d = cKDTree(np.c_[x[~held], y[~held]]).query(np.c_[x[held], y[held]])[0] / 1000
+    assert t.loc["blocks 100 km", "q90"] == pytest.approx(np.quantile(d, 0.9), abs=0.01)
+    ratio = t.loc["blocks 100 km", "q50"] / t.loc["test", "q50"]
+    assert t.loc["blocks 100 km", "median_ratio"] == pytest.approx(ratio, abs=0.01)
+    assert np.isnan(t.loc["test", "median_ratio"])
+
+
+def test_holdout_distances_errors() -> None:
+    x, y = np.array([4.0e6, 4.1e6, 4.2e6]), np.array([3.0e6, 3.0e6, 3.1e6])
+    with pytest.raises(ValueError, match="no query"):
+        holdout_distances(x, y, np.array([]), np.array([]))
+    with pytest.raises(ValueError, match="block_kms is empty"):
+        holdout_distances(x, y, x, y, block_kms=())
+    with pytest.raises(ValueError, match="quantiles"):
+        holdout_distances(x, y, x, y, quantiles=(1.5,))
+    with pytest.raises(ValueError, match="degrees"):
+        holdout_distances(np.array([10.0, 11.0]), np.array([50.0, 51.0]), x, y)
