@@ -317,12 +317,14 @@ def _cmd_holdout_distances(a: argparse.Namespace) -> int:
     x, y = to_laea(train["lon"].to_numpy(), train["lat"].to_numpy())
     qx, qy = to_laea(test["lon"].to_numpy(), test["lat"].to_numpy())
     try:
-        table = holdout_distances(x, y, qx, qy, tuple(a.block_km), a.val_fraction, a.seed)
+        scheme = a.scheme or layout.edition.validation_scheme
+        table = holdout_distances(x, y, qx, qy, tuple(a.block_km), a.val_fraction, a.seed, scheme=scheme)
     except ValueError as e:
         raise UserError(str(e)) from e
     print(
         f"km from each survey to the nearest training survey ({len(train)} training, {len(test)} test surveys of "
-        f"{layout.root}); hold-out rows: [validation] block_km = B, val_fraction = {a.val_fraction:g}, seed {a.seed}"
+        f"{layout.root}); hold-out rows: [validation] scheme = {scheme!r}, block_km = B, "
+        f"val_fraction = {a.val_fraction:g}, seed {a.seed}"
     )
     print(table.to_string(na_rep="-"))
     ratio = table["median_ratio"].drop("test")
@@ -416,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     hd.add_argument("--block-km", type=float, nargs="+", default=[10.0, 25.0, 50.0, 100.0], help="block sizes (km)")
     hd.add_argument("--val-fraction", type=float, default=0.2, help="fraction held out, as [validation] val_fraction")
     hd.add_argument("--seed", type=int, default=0, help="seed of the block order, as the experiment's seed")
+    hd.add_argument(
+        "--scheme",
+        choices=("blocks", "test_like"),
+        default=None,
+        help="hold-out scheme, as [validation] scheme (default: the edition's: blocks on GLC24, test_like on GLC25)",
+    )
     hd.set_defaults(func=_cmd_holdout_distances)
 
     en = sub.add_parser(

@@ -178,8 +178,11 @@ def test_holdout_distances_prints_the_test_and_hold_out_gaps(tiny_world):
     med = {k: float(rows[k].split()[-5]) for k in ("blocks 10", "blocks 200")}  # q50
     assert med["blocks 10"] < med["blocks 200"]
     assert lines[-1].startswith("closest median to the test surveys': blocks ")
+    assert "scheme = 'blocks'" in lines[0]  # a GLC24 world: the edition's default hold-out
 
 
-def test_holdout_distances_of_a_missing_root_is_a_user_error(tmp_path):
+def test_holdout_distances_of_a_missing_root_or_a_bad_fraction_is_a_user_error(tmp_path, tiny_world):
     r = _run("holdout-distances", "--data-root", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = _run("holdout-distances", "--data-root", str(tiny_world), "--val-fraction", "1.5")
+    assert r.returncode == 2 and "val_fraction" in r.stderr and "Traceback" not in r.stderr

@@ -283,14 +283,16 @@ def holdout_distances(
     seed: int = 0,
     quantiles: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9),
     check_crs: bool = True,
+    scheme: str = "blocks",
 ) -> pd.DataFrame:
     """How far the test surveys and each block size's hold-out lie from the nearest training survey (km).
 
     Row ``"test"``: each query (test) point's distance to the nearest of the points ``x, y`` (the training surveys).
-    Row ``"blocks <B> km"``: each point :func:`spatial_holdout` holds out with ``block_km = B`` (``val_fraction``,
-    ``seed``), to the nearest point it keeps for training. Columns: the ``quantiles`` of those distances
-    (``"q50"`` ...), ``"n"`` and, on the hold-out rows, ``"median_ratio"`` (hold-out median over test median; pick
-    the block size nearest 1; NaN where the test median is 0).
+    Row ``"blocks <B> km"``: each point the ``scheme``'s hold-out (:func:`spatial_holdout`, or
+    :func:`test_like_holdout` toward the query points) holds out with ``block_km = B`` (``val_fraction``, ``seed``),
+    to the nearest point it keeps for training; a repeated size is measured once. Columns: the ``quantiles`` of
+    those distances (``"q50"`` ...), ``"n"`` and, on the hold-out rows, ``"median_ratio"`` (hold-out median over
+    test median; pick the block size nearest 1; NaN where the test median is 0).
 
     Raises:
         ValueError: bad coordinates or parameters (as :func:`spatial_holdout`), or no query point.
@@ -303,6 +305,8 @@ def holdout_distances(
         raise ValueError(f"quantiles={quantiles!r} must be a non-empty tuple of values in [0, 1]")
     if not block_kms:
         raise ValueError("block_kms is empty: give at least one block size (km)")
+    if scheme not in VALIDATION_SCHEMES:
+        raise ValueError(f"scheme={scheme!r}: expected one of {VALIDATION_SCHEMES}")
     if np.asarray(query_x).size == 0:
         raise ValueError("no query (test) point: holdout_distances compares the hold-out with the test surveys")
     x, y = _check_xy(x, y, float(min(block_kms)), check_crs)
@@ -315,9 +319,12 @@ def holdout_distances(
         return {**qv, "median": float(np.median(d)), "n": int(d.size)}
 
     rows = {"test": row(cKDTree(pts).query(np.column_stack([qx, qy]))[0])}
-    for b in block_kms:
-        held = spatial_holdout(x, y, val_fraction, float(b), seed, check_crs)
-        rows[f"blocks {float(b):g} km"] = row(cKDTree(pts[~held]).query(pts[held])[0])
+    for b in dict.fromkeys(float(b) for b in block_kms):
+        if scheme == "blocks":
+            held = spatial_holdout(x, y, val_fraction, b, seed, check_crs)
+        else:
+            held = test_like_holdout(x, y, qx, qy, val_fraction, b, seed, check_crs=check_crs)
+        rows[f"blocks {b:g} km"] = row(cKDTree(pts[~held]).query(pts[held])[0])
     out = pd.DataFrame.from_dict(rows, orient="index")
     test_median = out.loc["test", "median"]
     out["median_ratio"] = (out["median"] / test_median).round(2) if test_median > 0 else np.nan

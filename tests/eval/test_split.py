@@ -156,6 +156,18 @@ def test_holdout_distances_measure_the_gap_each_block_size_leaves() -> None:
     assert np.isnan(t.loc["test", "median_ratio"])
 
 
+def test_holdout_distances_test_like_scheme_and_a_test_set_on_the_training_points(sites) -> None:
+    from glc.eval.split import test_like_holdout
+
+    x, y = sites
+    qx, qy = x[:300] + 40_000.0, y[:300]
+    t = holdout_distances(x, y, qx, qy, block_kms=(20.0, 20.0), scheme="test_like", seed=1)
+    assert list(t.index) == ["test", "blocks 20 km"]  # a repeated size is measured once
+    assert t.loc["blocks 20 km", "n"] == test_like_holdout(x, y, qx, qy, 0.2, 20.0, 1).sum()
+    on = holdout_distances(x, y, x[:50], y[:50], block_kms=(20.0,))  # test surveys at training sites: 0 km
+    assert on.loc["test", "q50"] == 0.0 and on["median_ratio"].isna().all()
+
+
 def test_holdout_distances_errors() -> None:
     x, y = np.array([4.0e6, 4.1e6, 4.2e6]), np.array([3.0e6, 3.0e6, 3.1e6])
     with pytest.raises(ValueError, match="no query"):
@@ -166,3 +178,5 @@ def test_holdout_distances_errors() -> None:
         holdout_distances(x, y, x, y, quantiles=(1.5,))
     with pytest.raises(ValueError, match="degrees"):
         holdout_distances(np.array([10.0, 11.0]), np.array([50.0, 51.0]), x, y)
+    with pytest.raises(ValueError, match="scheme"):
+        holdout_distances(x, y, x, y, scheme="random")
