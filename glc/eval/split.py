@@ -288,8 +288,8 @@ def holdout_distances(
     """How far the test surveys and each block size's hold-out lie from the nearest training survey (km).
 
     Row ``"test"``: each query (test) point's distance to the nearest of the points ``x, y`` (the training surveys).
-    Row ``"blocks <B> km"``: each point the ``scheme``'s hold-out (:func:`spatial_holdout`, or
-    :func:`test_like_holdout` toward the query points) holds out with ``block_km = B`` (``val_fraction``, ``seed``),
+    Row ``"blocks <B> km"``: each point the ``scheme``'s hold-out (:func:`validation_mask`: :func:`spatial_holdout`,
+    or :func:`test_like_holdout` toward the query points) holds out with ``block_km = B`` (``val_fraction``, ``seed``),
     to the nearest point it keeps for training; a repeated size is measured once. Columns: the ``quantiles`` of
     those distances (``"q50"`` ...), ``"n"`` and, on the hold-out rows, ``"median_ratio"`` (hold-out median over
     test median; pick the block size nearest 1; NaN where the test median is 0).
@@ -305,32 +305,29 @@ def holdout_distances(
         raise ValueError(f"quantiles={quantiles!r} must be a non-empty tuple of values in [0, 1]")
     if not block_kms:
         raise ValueError("block_kms is empty: give at least one block size (km)")
-    if scheme not in VALIDATION_SCHEMES:
-        raise ValueError(f"scheme={scheme!r}: expected one of {VALIDATION_SCHEMES}")
     if np.asarray(query_x).size == 0:
         raise ValueError("no query (test) point: holdout_distances compares the hold-out with the test surveys")
     x, y = _check_xy(x, y, float(min(block_kms)), check_crs)
     qx, qy = _check_xy(query_x, query_y, float(min(block_kms)), check_crs)
     pts = np.column_stack([x, y])
+    train, query = pd.DataFrame({"x": x, "y": y}), pd.DataFrame({"x": qx, "y": qy})
+    rows: dict[str, dict[str, float]] = {}
+    medians: dict[str, float] = {}
 
-    def row(d_m: np.ndarray) -> dict[str, float]:
+    def add(name: str, d_m: np.ndarray) -> None:
         d = np.asarray(d_m) / 1000.0
-        qv = {f"q{round(100 * q):02d}": round(float(np.quantile(d, q)), 2) for q in qs}
-        return {**qv, "median": float(np.median(d)), "n": int(d.size)}
+        rows[name] = {**{f"q{round(100 * q):02d}": round(float(np.quantile(d, q)), 2) for q in qs}, "n": d.size}
+        medians[name] = float(np.median(d))
 
-    rows = {"test": row(cKDTree(pts).query(np.column_stack([qx, qy]))[0])}
+    add("test", cKDTree(pts).query(np.column_stack([qx, qy]))[0])
     for b in dict.fromkeys(float(b) for b in block_kms):
-        if scheme == "blocks":
-            held = spatial_holdout(x, y, val_fraction, b, seed, check_crs)
-        else:
-            held = test_like_holdout(x, y, qx, qy, val_fraction, b, seed, check_crs=check_crs)
-        rows[f"blocks {b:g} km"] = row(cKDTree(pts[~held]).query(pts[held])[0])
+        cfg = {"seed": seed, "validation": {"scheme": scheme, "block_km": b, "val_fraction": val_fraction}}
+        held = validation_mask(train, cfg, query)  # the hold-out the experiments use
+        add(f"blocks {b:g} km", cKDTree(pts[~held]).query(pts[held])[0])
     out = pd.DataFrame.from_dict(rows, orient="index")
-    test_median = out.loc["test", "median"]
-    out["median_ratio"] = (out["median"] / test_median).round(2) if test_median > 0 else np.nan
-    out.loc["test", "median_ratio"] = np.nan
-    out = out.drop(columns="median")
     out["n"] = out["n"].astype(int)
+    ratio = pd.Series(medians) / medians["test"] if medians["test"] > 0 else pd.Series(np.nan, index=out.index)
+    out["median_ratio"] = ratio.round(2).where(out.index != "test")
     return out
 
 
