@@ -273,6 +273,12 @@ def validation_mask(train: pd.DataFrame, cfg: Mapping[str, Any], query: pd.DataF
     return np.asarray(mask, bool)
 
 
+def _quantile_name(q: float) -> str:
+    """Column name of quantile ``q``: ``q50`` for 0.5, ``q12.5`` for 0.125 (distinct for distinct quantiles)."""
+    pct = round(100 * q, 6)
+    return f"q{int(pct):02d}" if pct == int(pct) else f"q{pct:g}"
+
+
 def holdout_distances(
     x: np.ndarray,
     y: np.ndarray,
@@ -316,7 +322,7 @@ def holdout_distances(
 
     def add(name: str, d_m: np.ndarray) -> None:
         d = np.asarray(d_m) / 1000.0
-        rows[name] = {**{f"q{round(100 * q):02d}": round(float(np.quantile(d, q)), 2) for q in qs}, "n": d.size}
+        rows[name] = {**{_quantile_name(q): round(float(np.quantile(d, q)), 2) for q in qs}, "n": d.size}
         medians[name] = float(np.median(d))
 
     add("test", cKDTree(pts).query(np.column_stack([qx, qy]))[0])

@@ -166,6 +166,9 @@ def test_holdout_distances_test_like_scheme_and_a_test_set_on_the_training_point
     assert t.loc["blocks 20 km", "n"] == test_like_holdout(x, y, qx, qy, 0.2, 20.0, 1).sum()
     on = holdout_distances(x, y, x[:50], y[:50], block_kms=(20.0,))  # test surveys at training sites: 0 km
     assert on.loc["test", "q50"] == 0.0 and on["median_ratio"].isna().all()
+    close = holdout_distances(x, y, qx, qy, block_kms=(20.0,), quantiles=(0.12, 0.125, 0.5))
+    assert [c for c in close.columns if c.startswith("q")] == ["q12", "q12.5", "q50"]  # close quantiles stay apart
+    assert close.loc["test", "q12"] <= close.loc["test", "q12.5"] <= close.loc["test", "q50"]
 
 
 def test_holdout_distances_errors() -> None:

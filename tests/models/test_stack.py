@@ -149,3 +149,37 @@ def test_stack_config_names_its_members_once() -> None:
         fit_predict(toy_surveys(50), toy_surveys(10, seed=1), resolve({"model": {"kind": "stack"}}))
     with pytest.raises(ValueError, match="give exactly one"):
         resolve({"model": {"kind": "stack", "models": ["gbm"], "experiments": ["gbm"]}})
+
+
+def test_the_mass_outside_the_candidates_is_learned_per_survey(monkeypatch) -> None:
+    """West surveys hold 6 species no member ranks, east ones none: with ``rest = "model"`` the stack's prob_rest says
+    so (learned from the out-of-fold surveys, by location); with the default it stays 0."""
+
+    def member(train: pd.DataFrame, query: pd.DataFrame, cfg: Any, seed: int = 0) -> ScoreTable:
+        ids = query["surveyId"].to_numpy(np.int64)
+        P = np.tile(np.linspace(0.9, 0.2, 8), (len(ids), 1))
+        return top_n(ids, P.astype(np.float32), np.arange(8), 8)
+
+    spec = ModelSpec("narrow", "test member", runner="memory", fit_predict=member, benchmarks={"narrow": {}})
+    monkeypatch.setitem(registry._SPECS, "narrow", spec)
+    df = toy_surveys(500, seed=6)
+    west = df["x"].to_numpy() < np.median(df["x"])
+    df["speciesIds"] = [np.r_[0, 2, 100 + np.arange(6)] if w else np.array([0, 2]) for w in west]
+    train, query = df[df["y"] < 3.3e6].reset_index(drop=True), df[df["y"] >= 3.3e6].reset_index(drop=True)
+    qwest = query["x"].to_numpy() < np.median(df["x"])
+    out = fit_predict(train, query, _stack_cfg(models=["narrow"], folds=3, rest="model", member_top=8))
+    rest = pd.Series(out.prob_rest, index=out.survey_ids).loc[query["surveyId"]].to_numpy()
+    assert rest[qwest].mean() == pytest.approx(6.0, abs=1.0) and rest[~qwest].mean() < 1.0
+    none = fit_predict(train, query, _stack_cfg(models=["narrow"], folds=3, member_top=8))
+    assert none.prob_rest.max() < 0.05  # the default: no mass outside the candidates
+    # the experiments path: cross-fitted over the validation surveys, then the test surveys
+    df["split"] = np.where(df["y"] >= 3.33e6, "test", "train")
+    truth = dict(zip(df["surveyId"].astype(int), df["speciesIds"]))
+    val_q, test_q = df[(df["split"] == "train") & (df["y"] >= 3.1e6)], df[df["split"] == "test"]
+    tabs = tuple(member(df, q, None) for q in (val_q, test_q))
+    cfg = _stack_cfg(experiments=["narrow"], member_top=8, folds=3, min_child_samples=20, rest="model")["model"]
+    val, test, _ = combine_stack({"narrow": tabs}, truth, cfg, surveys=df, seed=0)
+    for t, q in ((val, val_q), (test, test_q)):
+        r = pd.Series(t.prob_rest, index=t.survey_ids).loc[q["surveyId"]].to_numpy()
+        w = q["x"].to_numpy() < np.median(df["x"])
+        assert r[w].mean() > 4.0 and r[~w].mean() < 1.5, (r[w].mean(), r[~w].mean())
