@@ -274,9 +274,10 @@ def validation_mask(train: pd.DataFrame, cfg: Mapping[str, Any], query: pd.DataF
 
 
 def _quantile_name(q: float) -> str:
-    """Column name of quantile ``q``: ``q50`` for 0.5, ``q12.5`` for 0.125 (distinct for distinct quantiles)."""
+    """Column name of quantile ``q``: ``q50`` for 0.5, ``q12.5`` for 0.125 (distinct for quantiles 1e-8 or more
+    apart)."""
     pct = round(100 * q, 6)
-    return f"q{int(pct):02d}" if pct == int(pct) else f"q{pct:g}"
+    return f"q{int(pct):02d}" if pct == int(pct) else "q" + np.format_float_positional(pct, trim="-")
 
 
 def holdout_distances(

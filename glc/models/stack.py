@@ -20,8 +20,9 @@ A stack of one member therefore never reverses that member's order of two specie
 
 **The mass outside the candidates** (``rest = "model"``). A species no member ranks is no candidate and scores 0, so
 a stacked table knows nothing of the survey's species it cannot rank — on the real surveys ~39 % of them. The
-expected-F1 decoders size each set from the expected number of present species, ``prob_rest`` included, and an
-empty ``prob_rest`` tells them a species-poor survey. With ``rest = "model"`` a Poisson LightGBM learns, from the
+expected-F1 decoders (``expected_f1``, ``expected_f1_mc``; the Platt-calibrated one ignores it) size each set from the
+expected number of present species, ``prob_rest`` included, and an empty ``prob_rest`` tells them a species-poor
+survey. With ``rest = "model"`` a Poisson LightGBM learns, from the
 out-of-fold surveys (their species outside their out-of-fold candidates), how many of a survey's species fall
 outside its candidates, from its survey-level columns (each member's best score and sum of scores, the survey and
 context features, the number of candidates); its prediction is the stacked table's ``prob_rest``.
@@ -100,7 +101,8 @@ STACK_PARAMS: dict[str, Param] = {
     ),
     "rest": Param(
         "none",
-        "the mass outside the candidates (a score table's prob_rest, read by the expected-F1 decoders): none (0) or "
+        "the mass outside the candidates (a score table's prob_rest, read by the expected_f1 and expected_f1_mc "
+        "decoders): none (0) or "
         "model (a Poisson booster's expected number of a survey's species that no member ranks in its top member_top, "
         "fitted on the out-of-fold surveys)",
         choices=("none", "model"),
@@ -241,6 +243,7 @@ class Stacker:
             for i, nm in enumerate(self.names_)
             if nm.endswith((":top1", ":sum")) or (":" not in nm and nm not in _PAIR_LEVEL)
         ]
+        self.rest_names_ = [self.names_[i] for i in keep] + ["n_candidates"]
         F = np.full((n, len(keep) + 1), np.nan, np.float32)
         first = np.unique(rows, return_index=True)
         F[first[0], :-1] = X[first[1]][:, keep]
@@ -249,9 +252,14 @@ class Stacker:
 
     def fit_rest(self, F: np.ndarray, missing: np.ndarray) -> Stacker:
         """Fit the missing-mass booster: survey features ``F`` -> number of the survey's species outside its
-        candidates (Poisson; ``rest = "model"``)."""
+        candidates (``rest = "model"``). A small fixed Poisson booster (300 rounds of 7 leaves, 50 surveys a leaf):
+        one number per survey from a few thousand surveys; none when no survey has a species outside."""
         import lightgbm as lgb
 
+        missing = np.asarray(missing, np.float64)
+        if missing.sum() == 0:  # the candidates held every species (Poisson needs a positive label): nothing outside
+            self.rest_ = None
+            return self
         params = {
             **binary_params(self.cfg, self.seed),
             "objective": "poisson",
@@ -259,8 +267,7 @@ class Stacker:
             "min_child_samples": 50,
             "learning_rate": 0.03,
         }
-        self.rest_ = lgb.train(params, lgb.Dataset(F, missing), num_boost_round=300)
-        self.rest_mean_ = float(np.mean(missing))
+        self.rest_ = lgb.train(params, lgb.Dataset(F, missing), num_boost_round=300)  # region/country as their codes
         return self
 
     def predict_rest(self, F: np.ndarray) -> np.ndarray:
@@ -269,6 +276,8 @@ class Stacker:
             return np.zeros(len(F))
         if not hasattr(self, "rest_"):
             raise RuntimeError("Stacker.predict_rest called before fit_rest")
+        if self.rest_ is None:
+            return np.zeros(len(F))
         r = self.rest_.predict(F, num_threads=int(self.cfg["threads"]))
         if not np.isfinite(r).all():
             raise ValueError("stack: the missing-mass booster returned non-finite values")
@@ -457,7 +466,8 @@ def combine_stack(
 
     def f1(t: ScoreTable) -> float:
         cols = t.truth_columns(truth)
-        return round(float(fit_decoder("expected_f1", t.prob, cols, k_max=min(100, t.prob.shape[1]))["f1"]), 4)
+        k = min(100, t.prob.shape[1])
+        return round(float(fit_decoder("expected_f1", t.prob, cols, k_max=k, prob_rest=t.prob_rest)["f1"]), 4)
 
     info = {
         "members": names,
