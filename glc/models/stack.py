@@ -243,7 +243,6 @@ class Stacker:
             for i, nm in enumerate(self.names_)
             if nm.endswith((":top1", ":sum")) or (":" not in nm and nm not in _PAIR_LEVEL)
         ]
-        self.rest_names_ = [self.names_[i] for i in keep] + ["n_candidates"]
         F = np.full((n, len(keep) + 1), np.nan, np.float32)
         first = np.unique(rows, return_index=True)
         F[first[0], :-1] = X[first[1]][:, keep]
@@ -253,11 +252,12 @@ class Stacker:
     def fit_rest(self, F: np.ndarray, missing: np.ndarray) -> Stacker:
         """Fit the missing-mass booster: survey features ``F`` -> number of the survey's species outside its
         candidates (``rest = "model"``). A small fixed Poisson booster (300 rounds of 7 leaves, 50 surveys a leaf):
-        one number per survey from a few thousand surveys; none when no survey has a species outside."""
+        one number per survey from a few thousand surveys. None without ``rest = "model"``, or when no survey has a
+        species outside (Poisson needs a positive label): then :meth:`predict_rest` gives 0."""
         import lightgbm as lgb
 
         missing = np.asarray(missing, np.float64)
-        if missing.sum() == 0:  # the candidates held every species (Poisson needs a positive label): nothing outside
+        if self.cfg["rest"] != "model" or missing.sum() == 0:
             self.rest_ = None
             return self
         params = {
@@ -272,8 +272,6 @@ class Stacker:
 
     def predict_rest(self, F: np.ndarray) -> np.ndarray:
         """Expected number of a survey's species outside its candidates (0 without ``rest = "model"``)."""
-        if self.cfg["rest"] != "model":
-            return np.zeros(len(F))
         if not hasattr(self, "rest_"):
             raise RuntimeError("Stacker.predict_rest called before fit_rest")
         if self.rest_ is None:
@@ -310,8 +308,13 @@ def _labels(rows: np.ndarray, species: np.ndarray, lists: Sequence[Any]) -> np.n
     return pair_labels(CandidatePairs(rows, species, np.zeros((len(rows), 0), np.float32)), list(lists))
 
 
+def _n_species(lists: Sequence[Any]) -> np.ndarray:
+    """Distinct species of each survey's list."""
+    return np.array([len(np.unique(np.asarray(s))) for s in lists], np.float64)
+
+
 def _recall(y: np.ndarray, lists: Sequence[Any]) -> float:
-    total = sum(len(np.unique(np.asarray(s))) for s in lists)
+    total = _n_species(lists).sum()
     return round(float(y.sum() / total), 4) if total else float("nan")
 
 
@@ -333,7 +336,7 @@ def pairs_table(
 
 def _missing(rows: np.ndarray, y: np.ndarray, lists: Sequence[Any]) -> np.ndarray:
     """Per survey: how many of its species are not among its candidate pairs (``y`` their labels)."""
-    n_true = np.array([len(np.unique(np.asarray(s))) for s in lists], np.float64)
+    n_true = _n_species(lists)
     return n_true - np.bincount(rows, weights=y, minlength=len(n_true))
 
 
@@ -374,9 +377,7 @@ def fit_predict_stack(
         log.info("stack: fold %d/%d scored out of fold by %s (%d pairs)", f + 1, K, names, len(rows))
     y, X_train = np.concatenate(ys), np.vstack(Xs)
     del Xs
-    stk.fit(X_train, y)
-    if stk.cfg["rest"] == "model":
-        stk.fit_rest(np.vstack(Fs), np.concatenate(miss))
+    stk.fit(X_train, y).fit_rest(np.vstack(Fs), np.concatenate(miss))
     stk.train_survey_ids_ = np.concatenate(sids)  # the survey of each training pair (tests read it)
     stk.train_X_ = X_train
     if mean:
@@ -453,13 +454,10 @@ def combine_stack(
         held = folds[rows] == f
         fold = copy.copy(stk).fit(X[~held], y[~held])  # a fold stacker: same features
         p[held] = fold.score(X[held])
-        if stk.cfg["rest"] == "model":
-            rest[folds == f] = fold.fit_rest(F[folds != f], miss[folds != f]).predict_rest(F[folds == f])
+        rest[folds == f] = fold.fit_rest(F[folds != f], miss[folds != f]).predict_rest(F[folds == f])
     n = int(model_cfg["top_n"])
     val = pairs_table(val_ids, rows, species, p, n, rest)
-    stk.fit(X, y)
-    if stk.cfg["rest"] == "model":
-        stk.fit_rest(F, miss)
+    stk.fit(X, y).fit_rest(F, miss)
     t_rows, t_species, tX = stk.design(tests, test_q, train.reset_index(drop=True))  # the same survey encoding
     test_rest = stk.predict_rest(stk.survey_features(t_rows, tX, len(test_ids)))
     test = pairs_table(test_ids, t_rows, t_species, stk.score(tX), n, test_rest)

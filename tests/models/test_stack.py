@@ -175,7 +175,6 @@ def test_the_mass_outside_the_candidates_is_learned_per_survey(monkeypatch) -> N
     stk = _LAST["stacker"]
     stk.cfg["rest"] = "model"  # candidates that held every species: nothing outside, and no Poisson fit to fail
     F = np.ones((40, 3), np.float32)
-    stk.rest_names_ = ["a", "b", "n_candidates"]
     assert stk.fit_rest(F, np.zeros(40)).predict_rest(F).tolist() == [0.0] * 40
     # the experiments path: cross-fitted over the validation surveys, then the test surveys
     df["split"] = np.where(df["y"] >= 3.33e6, "test", "train")
