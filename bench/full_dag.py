@@ -15,13 +15,15 @@ set three times as large and shifted), then runs, one Luigi invocation per step 
    the ``--budget-hours`` last;
    an experiment not started for lack of budget is listed as such, never silently absent.
 
-Each child registers Luigi's ``PROCESSING_TIME`` event, so every task the step ran (``Neighbours``,
-``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds and, where it has one, its
-experiment (the table names the other experiments' tasks a step ran, e.g. a late fusion's members). The parent
-samples the child's whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the peak
-RSS and the CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU seconds
-over the same wall time (the difference is what else shared the machine), and measures the out-root's bytes after each
-step. Every submission is scored on the world's hidden test labels as Kaggle would (:func:`bench.leaderboard.score`).
+Each child's console output goes to ``{out-root}/_logs/{step}.log`` as it comes (``tail -f`` it to follow a long step; a
+failed step's last lines are also in its row). Each child registers Luigi's ``PROCESSING_TIME`` event, so every task the
+step ran (``Neighbours``, ``ModelInputs``, ``TrainModel``, ``Predict``, ``Decoder``, ...) has its own seconds and, where
+it has one, its experiment (the table names the other experiments' tasks a step ran, e.g. a late fusion's members). The
+parent samples the child's whole process tree (driver + Spark JVM + Python workers + loader workers) every 0.5 s for the
+peak RSS and the CPU seconds of the step's processes (sampled, so a lower bound) beside the whole machine's busy CPU
+seconds over the same wall time (the difference is what else shared the machine), and measures the out-root's bytes
+after each step.
+Every submission is scored on the world's hidden test labels as Kaggle would (:func:`bench.leaderboard.score`).
 Result: ``bench/results/full_dag.json`` and its table in ``docs/results.md`` (between the ``full-dag`` markers;
 ``--table`` rewrites it from the last JSON; GLC25: ``full_dag_glc25.json``, ``docs/glc25.md``), both rewritten after
 every step, so a run stopped from outside keeps every step it finished; the goal: ETL + neighbours + kNN + geolocation
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,9 +131,27 @@ def dir_bytes(root: Path) -> int:
     return total
 
 
+def step_log(out_root: Path, step: list[str]) -> Path:
+    """Where :func:`run_step` writes a step's console output: ``{out_root}/_logs/{step}.log``, named by the step's
+    words before its roots (``Submission_experiment_knn``, ``RasterTiles_raster-group_climate``)."""
+    words: list[str] = []
+    for w in step:
+        if w in ("--data-root", "--out-root"):
+            break
+        words.append(w.lstrip("-"))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "", "_".join(words))
+    return out_root / "_logs" / f"{slug or 'step'}.log"
+
+
 def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: float | None) -> dict[str, Any]:
     """One child Luigi invocation: wall seconds, peak tree RSS (GB), CPU seconds (its own, the machine's), per-task
-    seconds, exit code."""
+    seconds, exit code.
+
+    The child's console output (Luigi's and the trainers' progress, Spark's warnings) goes line by line to
+    :func:`step_log` as it comes (appended, so a step rerun after a stop keeps the earlier attempt's lines above), so
+    a long step can be followed with ``tail -f``; its last lines are the row's ``stderr_tail`` when it fails."""
+    import collections
+
     import psutil
 
     from bench.synth import _tree_rss
@@ -141,6 +162,9 @@ def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: fl
 
     with tempfile.TemporaryDirectory() as tmp:
         timings = Path(tmp) / "timings.json"
+        log = step_log(out_root, step)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"{log.stem}: follow it with tail -f {log}", flush=True)
         busy0 = busy()
         cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> last seen user + system seconds
         t0 = time.perf_counter()
@@ -156,8 +180,17 @@ def run_step(step: list[str], env: dict[str, str], out_root: Path, timeout_s: fl
         peak, timed_out = 0, False
         import threading
 
-        err_lines: list[str] = []
-        reader = threading.Thread(target=lambda: err_lines.extend(child.stderr or []), daemon=True)
+        err_lines: collections.deque[str] = collections.deque(maxlen=400)
+
+        def pump() -> None:
+            with log.open("a", encoding="utf-8") as f:
+                f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(step)}\n")
+                for line in child.stderr or []:
+                    err_lines.append(line)
+                    f.write(line)
+                    f.flush()
+
+        reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         while child.poll() is None:
             peak = max(peak, _tree_rss(proc))

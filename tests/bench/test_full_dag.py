@@ -21,6 +21,7 @@ from bench.full_dag import (
     render_table,
     report_row,
     run_step,
+    step_log,
 )
 from glc.config import load_experiment, model_key
 
@@ -72,10 +73,16 @@ def test_render_table_names_other_experiments_tasks_a_step_ran() -> None:
 
 def test_a_failing_step_is_recorded_with_its_error(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    row = run_step(["NoSuchTask"], env, tmp_path, timeout_s=120)
+    row = run_step(["NoSuchTask", "--data-root", "d"], env, tmp_path, timeout_s=120)
     assert row["returncode"] != 0
     assert "NoSuchTask" in row["stderr_tail"]
     assert row["tasks"] == [] and row["peak_rss_gb"] > 0
+    # the console output went to the step's log as it came, so a long step can be followed
+    log = step_log(tmp_path, ["NoSuchTask", "--data-root", "d"])
+    assert log == tmp_path / "_logs" / "NoSuchTask.log"
+    text = log.read_text()
+    assert text.startswith("=== ") and "NoSuchTask --data-root d" in text.splitlines()[0]
+    assert row["stderr_tail"].strip().splitlines()[-1] in text
 
 
 def test_a_failed_steps_error_reaches_the_console(capsys: pytest.CaptureFixture[str]) -> None:
