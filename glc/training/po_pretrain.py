@@ -49,13 +49,23 @@ there, never which were absent. The GLC23-25 entries that used PO well pretraine
 The pretrained weights and a summary (sites, records, dropped species, epochs, loss, final loss, seconds) are written
 to ``<work>/po_pretrain/`` atomically; a rerun reuses them. The model summary carries that summary under
 ``pretrain_po``.
+
+**Resume.** At every pretraining epoch end ``<work>/po_pretrain/checkpoints/last.ckpt`` is rewritten (atomically) with
+the net, the objective, the optimiser, the epoch's losses and every random state the next epoch draws from (the site
+order's generator, the background draws' generator, torch / numpy / ``random``); a pretraining stopped from outside
+(a step timeout, a lost machine: on the real GLC24 PO records one epoch is minutes on a CPU) goes on from its last
+finished epoch when run again, and ends with the weights an uninterrupted run would have (tested). The folder is
+removed once the pretrained weights are written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import shutil
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -93,6 +103,8 @@ LOCATION_COLUMNS: tuple[str, ...] = ("x", "y", "lon", "lat")
 #: ``loss`` -> whether it has the background term (one uniform random location per site, every species absent).
 PO_LOSSES: dict[str, bool] = {"an_full": True, "an_site": False, "multinomial": False}
 CHECKPOINT, SUMMARY = "po.ckpt", "summary.json"
+#: Folder of the epoch-end checkpoint (``last.ckpt``) a stopped pretraining resumes from (module docstring).
+RESUME_DIR = "checkpoints"
 
 
 def po_net(net: nn.Module) -> Callable[[Mapping[str, Tensor]], Tensor]:
@@ -346,12 +358,68 @@ class POObjective(nn.Module):
 class POPretrainModule(pl.LightningModule):
     """The net and the PO loss (:class:`POObjective`); logs ``po/loss`` and keeps each epoch's mean."""
 
-    def __init__(self, net: nn.Module, objective: POObjective, lr: float) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        objective: POObjective,
+        lr: float,
+        loader_generator: torch.Generator | None = None,
+        batches: POBatches | None = None,
+    ) -> None:
         super().__init__()
         self.net, self.objective, self.lr = net, objective, float(lr)
         self.epoch_losses: list[float] = []
         self._sum: Tensor | float = 0.0  # on the training device: no host sync per step
         self._n = 0
+        # the generators the next epoch draws from (the site order, the background draws): saved with every
+        # checkpoint and restored on resume, with the global ones, so a resumed run repeats the uninterrupted one
+        self._generator, self._batches = loader_generator, batches
+        self.seconds_before = 0.0  # seconds of earlier, stopped attempts (from the checkpoint resumed)
+        self.resumed_after_epochs = 0
+        self._t0 = time.time()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add the epochs' losses, the seconds so far and every random state the next epoch draws from."""
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()  # as tensors and numbers: loadable weights-only
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [str(kind), torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "random": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        if self._generator is not None:
+            state["loader"] = self._generator.get_state()
+        if self._batches is not None:
+            state["batches"] = self._batches.rng.bit_generator.state
+        checkpoint["po_pretrain"] = {
+            "epoch_losses": list(self.epoch_losses),
+            "seconds": self.seconds_before + time.time() - self._t0,
+            "rng": state,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore what :meth:`on_save_checkpoint` added."""
+        saved = checkpoint.get("po_pretrain")
+        if saved is None:
+            raise ValueError(
+                "the checkpoint to resume the PO pretraining from holds no PO pretraining state; delete the "
+                f"pretraining's {RESUME_DIR}/ folder to start it over"
+            )
+        self.epoch_losses = list(saved["epoch_losses"])
+        self.resumed_after_epochs = len(self.epoch_losses)
+        self.seconds_before, self._t0 = float(saved["seconds"]), time.time()
+        state = saved["rng"]
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        random.setstate(state["random"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        if self._generator is not None and "loader" in state:
+            self._generator.set_state(state["loader"])
+        if self._batches is not None and "batches" in state:
+            self._batches.rng.bit_generator.state = state["batches"]
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         """The PO loss of one batch of sites."""
@@ -501,7 +569,10 @@ def pretrain_on_po(
     Raises:
         ValueError: the net reads a column a PO site does not have, or no usable site.
     """
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
     from glc.io import atomic_file, write_json
+    from glc.training.checkpoint import AtomicCheckpointIO
 
     out = Path(out_dir)
     ckpt, summ = out / CHECKPOINT, out / SUMMARY
@@ -509,20 +580,23 @@ def pretrain_on_po(
         log.info("PO pretraining: reusing %s", ckpt)
         return ckpt, {**json.loads(summ.read_text()), "reused": True}
     po = cfg["train"]["pretrain_po"]
-    t0 = time.time()
     seed = int(cfg["seed"])
     used, cols, report, table = _po_table(net, sites_dir, cfg, meta, inputs)
     background = PO_LOSSES[str(po["loss"])]
     C = int(meta["num_classes"])
     pl.seed_everything(seed + 101, workers=True, verbose=False)
+    generator = torch.Generator().manual_seed(seed + 107)
+    batches = POBatches(used, cols, C, background, seed + 103, table)
     loader = torch.utils.data.DataLoader(
         range(len(used)),  # the site indices; the collate function builds the batch
         batch_size=int(po["batch_size"]),
         shuffle=True,
-        collate_fn=POBatches(used, cols, C, background, seed + 103, table),
-        generator=torch.Generator().manual_seed(seed + 107),
+        collate_fn=batches,
+        generator=generator,
     )
-    module = POPretrainModule(net, po_objective(net, po, C), float(po["lr"]))
+    module = POPretrainModule(net, po_objective(net, po, C), float(po["lr"]), generator, batches)
+    resume_dir = out / RESUME_DIR
+    last = resume_dir / "last.ckpt"
     acc, deterministic = accelerator  # (Lightning accelerator, deterministic flag), as the PA fit uses
     trainer = pl.Trainer(
         max_epochs=int(po["epochs"]),
@@ -530,14 +604,30 @@ def pretrain_on_po(
         devices=1,
         deterministic=deterministic,
         logger=False,
-        enable_checkpointing=False,
+        callbacks=[
+            ModelCheckpoint(
+                dirpath=resume_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+            )
+        ],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=out,
         enable_model_summary=False,
         enable_progress_bar=progress,
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, len(loader))),
     )
+    resume = last if last.is_file() else None
+    if resume is not None:
+        log.info("PO pretraining: resuming from %s", last)
     net.train()
-    trainer.fit(module, train_dataloaders=loader)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=resume)
+    if trainer.interrupted:
+        raise RuntimeError(
+            f"PO pretraining was interrupted after {len(module.epoch_losses)} of {po['epochs']} epochs; run again "
+            f"to resume from {last}"
+        )
     summary = {
         **report,
         "epochs": int(po["epochs"]),
@@ -546,14 +636,17 @@ def pretrain_on_po(
         "lr": float(po["lr"]),
         "batch_size": int(po["batch_size"]),
         "epoch_loss": [round(v, 5) for v in module.epoch_losses],
-        "seconds": round(time.time() - t0, 2),
+        "seconds": round(module.seconds_before + time.time() - module._t0, 2),
     }
+    if resume is not None:
+        summary["resumed_after_epochs"] = module.resumed_after_epochs  # a stopped attempt's finished epochs
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(ckpt, "wb") as f:
         state = {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}
         state.update({f"po.{k}": v.detach().cpu() for k, v in module.objective.state_dict().items()})
         torch.save({"state_dict": state}, f)
     write_json(summ, summary)
+    shutil.rmtree(resume_dir, ignore_errors=True)  # the weights are written: nothing left to resume
     log.info(
         "PO pretraining: %d sites, %d epochs (%s), loss %.4f -> %.4f, %.1f s",
         report["sites_used"],

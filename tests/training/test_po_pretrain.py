@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,58 @@ def test_pretraining_teaches_the_net_where_each_species_was_recorded(tmp_path: P
         assert set(state) == {f"net.{k}" for k in net.state_dict()}
     again = build_geolocation_net(cfg["model"], len(VOCAB), {})
     assert pretrain_on_po(again, sites, cfg, meta, tmp_path / "an_site", progress=False)[1]["reused"] is True
+
+
+def _collate_until(n: int) -> Callable[..., dict[str, torch.Tensor]]:
+    """``POBatches.__call__`` that raises after ``n`` batches, as a machine lost mid-pretraining."""
+    from glc.training.po_pretrain import POBatches
+
+    collate, calls = POBatches.__call__, [0]
+
+    def lost_machine(self: POBatches, idx: list[int]) -> dict[str, torch.Tensor]:
+        calls[0] += 1
+        if calls[0] > n:
+            raise RuntimeError("machine lost")
+        return collate(self, idx)
+
+    return lost_machine
+
+
+def test_a_stopped_pretraining_resumes_and_ends_with_the_uninterrupted_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glc.training.po_pretrain import RESUME_DIR, POBatches
+
+    sites = _sites(tmp_path / "s")  # 392 usable sites: 7 batches of 64 an epoch
+    meta = {"vocab": VOCAB.tolist(), "num_classes": len(VOCAB)}
+    for loss in ("an_full", "multinomial"):  # an_full also draws background locations from its own generator
+        cfg = resolve(
+            {
+                "model": {"kind": "geolocation", "hidden": 32, "coord_noise_km": 5.0},  # noise: the global RNG
+                "train": {"pretrain_po": {"enabled": True, "epochs": 4, "batch_size": 64, "lr": 1e-2, "loss": loss}},
+            }
+        )
+        torch.manual_seed(0)
+        ref = build_geolocation_net(cfg["model"], len(VOCAB), {})
+        _, ref_info = pretrain_on_po(ref, sites, cfg, meta, tmp_path / f"ref-{loss}", progress=False)
+        assert not (tmp_path / f"ref-{loss}" / RESUME_DIR).exists()  # removed once the weights are written
+
+        work = tmp_path / f"w-{loss}"
+        monkeypatch.setattr(POBatches, "__call__", _collate_until(2 * 7 + 3))  # lost in the third epoch
+        torch.manual_seed(0)
+        with pytest.raises(RuntimeError, match="machine lost"):
+            pretrain_on_po(build_geolocation_net(cfg["model"], len(VOCAB), {}), sites, cfg, meta, work, progress=False)
+        monkeypatch.undo()
+        assert (work / RESUME_DIR / "last.ckpt").is_file() and not (work / "po.ckpt").exists()
+
+        torch.manual_seed(123)  # a new process: another global state, another initialisation
+        net = build_geolocation_net(cfg["model"], len(VOCAB), {})
+        _, info = pretrain_on_po(net, sites, cfg, meta, work, progress=False)
+        assert info["resumed_after_epochs"] == 2 and "resumed_after_epochs" not in ref_info
+        assert info["epoch_loss"] == ref_info["epoch_loss"]
+        got = net.state_dict()
+        assert all(torch.equal(v, got[k]) for k, v in ref.state_dict().items()), loss
+        assert not (work / RESUME_DIR).exists()
 
 
 def test_a_net_reading_inputs_a_po_site_lacks_is_refused(tmp_path: Path) -> None:
