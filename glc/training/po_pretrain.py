@@ -394,9 +394,13 @@ class POPretrainModule(pl.LightningModule):
             state["batches"] = self._batches.rng.bit_generator.state
         checkpoint["po_pretrain"] = {
             "epoch_losses": list(self.epoch_losses),
-            "seconds": self.seconds_before + time.time() - self._t0,
+            "seconds": self.seconds(),
             "rng": state,
         }
+
+    def seconds(self) -> float:
+        """Seconds of pretraining so far: this attempt's and the stopped attempts' it resumed."""
+        return self.seconds_before + time.time() - self._t0
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore what :meth:`on_save_checkpoint` added."""
@@ -636,7 +640,7 @@ def pretrain_on_po(
         "lr": float(po["lr"]),
         "batch_size": int(po["batch_size"]),
         "epoch_loss": [round(v, 5) for v in module.epoch_losses],
-        "seconds": round(module.seconds_before + time.time() - module._t0, 2),
+        "seconds": round(module.seconds(), 2),
     }
     if resume is not None:
         summary["resumed_after_epochs"] = module.resumed_after_epochs  # a stopped attempt's finished epochs
