@@ -96,6 +96,7 @@ fusion-concat: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion 
 fusion-concat-po: check-java install ; $(RUN_EXPERIMENT) ## experiment: fusion-concat with a presence-only term on its image branch, read from the PO sites' patches
 fusion-efficientnet: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion with EfficientNet-B0 as image backbone (lightweight variant)
 fusion-paper: check-java install ; $(RUN_EXPERIMENT) ## experiment: the fusion at the paper's widths (Swin-T 224 px, 10 folds): for a GPU
+fusion-paper-fast: check-java install ; $(RUN_EXPERIMENT) ## experiment: fusion-paper with the measured GPU speed switches (batch 256, CUDA graphs): for a GPU
 
 bench: bench-real bench-synth-cv bench-synth bench-etl bench-neighbours bench-loader bench-leaderboard bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed ## every benchmark (results in bench/results/*.json)
 
