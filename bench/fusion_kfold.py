@@ -14,6 +14,10 @@ pieces that fit:
   species columns) and the probability mass of the rest. Fold 1 (``F = 0``) also writes its best weights as float16
   shards; folds after it start from those shards (``--init``), carried in from an earlier lease, so every later
   fold starts from the same weights whether or not fold 1 ran on the same machine.
+* With a compiled net, ``fold`` also carries compilation between leases: it loads a compile cache
+  (:mod:`glc.training.compile_cache`) found in ``--init`` or ``--work/ship`` before training, and when there is none
+  the first fold it trains writes the machine's into ``--work/ship`` after its first epoch (``--no-compile-cache``:
+  neither).
 * ``ship --out DIR`` copies the files not yet shipped into the lease's output folder, as many as one call brings
   back (8 files, 16 MiB each, 64 MiB together); call it again until it says nothing is left.
 * ``merge`` (on any machine) rebuilds the k-fold ensemble's score tables from the k parts: the mean of the folds'
@@ -265,13 +269,17 @@ def train_folds(
     init: Sequence[Path] = (),
     top: int = PART_TOP,
     stop_after_s: float | None = None,
+    compile_cache: bool = True,
 ) -> list[dict[str, Any]]:
     """Train the named folds of ``cfg``'s k-fold protocol (see the module docstring) in ``work/fold<F>`` and write
     their parts (and fold 0's weight shards) to ``work/ship``, then the fold's summary ``fold<F>-summary.json``
     (atomically, last: a fold with a summary is done and skipped). A fold whose fit finished (``trained.json``) is
     not trained again when a call stopped before its parts. With ``stop_after_s`` no fold is started that many
     seconds after the call began (a lease's call limit; the fold in progress resumes from its last checkpoint on
-    the next call). Returns one summary per fold finished.
+    the next call). With a compiled net and ``compile_cache``, the compile cache (:mod:`glc.training.compile_cache`)
+    found in ``init`` or ``work/ship`` is loaded first (its graphs are not compiled again), and when ``work/ship``
+    holds none the first fold trained writes this machine's there after its first epoch, for ``ship``. Returns one
+    summary per fold finished.
 
     Raises:
         ValueError: ``cfg`` is not a k-fold config, a fold is out of range, or ``top`` is below ``model.top_n``.
@@ -293,6 +301,13 @@ def train_folds(
     ids, assign = fold_assignment(inputs, cfg)
     ship = work / "ship"
     out = []
+    callbacks: list[Any] = []
+    if compile_cache and str(cfg["train"].get("compile", "off")) != "off":
+        from glc.training.compile_cache import INDEX, CompileCacheSaver, load_compile_cache
+
+        load_compile_cache([*init, ship])
+        if not (ship / INDEX).is_file():  # one blob is enough: the folds compile the same graphs
+            callbacks.append(CompileCacheSaver(ship, FILE_BYTES))
     for f in folds:
         marker = ship / f"fold{f}-summary.json"
         if marker.is_file():
@@ -329,7 +344,9 @@ def train_folds(
                 reader="memory",
                 subsets=subsets,
                 init=start,
+                callbacks=callbacks,
             )
+            callbacks = []  # the saver writes once (the next folds compile the same graphs)
             write_json(done, s)
         if f == 0:
             init_sha = digest(export_weights(Path(s["best_checkpoint"]), ship))
@@ -387,6 +404,8 @@ def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
         m = re.fullmatch(r"fold(\d+)-(summary\.json|(val|test)-\d+\.npz)", p.name)
         if m:
             return int(m.group(1)) in finished
+        if re.fullmatch(r"compile-cache(-\d+\.bin|\.json)", p.name):  # whole once its index is written
+            return (ship / "compile-cache.json").is_file()
         return re.fullmatch(r"init-\d+\.pt", p.name) is not None and 0 in finished
 
     rank = {".json": 0, ".npz": 1, ".pt": 2}
@@ -500,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--init", type=Path, action="append", default=[], help="a folder with fold 0's init-*.pt shards")
     f.add_argument("--top", type=int, default=PART_TOP, help="logits kept per survey and fold")
     f.add_argument("--stop-after", type=float, help="start no fold this many seconds after the call began")
+    f.add_argument("--no-compile-cache", action="store_true", help="neither load nor write the compile cache")
     s = sub.add_parser("ship", help="copy the next files of --work/ship into --out (one call's worth)")
     s.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
     s.add_argument("--out", type=Path, required=True)
@@ -527,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cfg = _config(a.experiment, a.set)
     if a.cmd == "fold":
-        trained = train_folds(inputs, cfg, a.folds, a.work, a.init, a.top, a.stop_after)
+        trained = train_folds(inputs, cfg, a.folds, a.work, a.init, a.top, a.stop_after, not a.no_compile_cache)
         if a.json:
             from glc.io import write_json
 

@@ -4,17 +4,23 @@
 # finished files as one call brings back to $OUT; `ship` calls bring back the rest. Files on the device persist only
 # while the machine stays warm (30 s after a call), so one lease's calls must follow each other at once.
 #
-# Lease 1 (fold 1 from scratch; ~12 min of H100 with the setup: fits one 15-minute lease with little to spare):
+# Lease 1 (fold 1 from scratch: ~46 s unpacking, ~290 s compiling on a fresh H100, then ~28 s an epoch with
+# validation; up to 20 epochs: about a whole 15-minute lease):
 #   bash bench/fusion_kfold_lease.sh fold 0          # carry [".gpu/full.npz"]; again (no carry) until fold 0 is done
 #   bash bench/fusion_kfold_lease.sh ship            # again until it logs "0 left"
-# Later leases (fold 1's weights as shipped: init-*.pt, about 93 MiB; put the first ~45 MiB of them in
-# .gpu/kf-init-a and the rest in .gpu/kf-init-b here, each under the 64 MiB a call carries beside the tree):
+# The first fold trained without a compile cache writes the machine's (compile-cache-*.bin + compile-cache.json,
+# glc.training.compile_cache) after its first epoch, and ship brings it back with the fold's files: carried into a
+# later lease (in any .gpu/kf-init-* folder) it turns that lease's ~290 s of compilation into cache hits.
+# Later leases (fold 1's weights as shipped: init-*.pt, about 93 MiB, and the compile cache; spread them over
+# .gpu/kf-init-a, .gpu/kf-init-b, ... here, each under the 64 MiB a call carries beside the tree):
 #   bash bench/fusion_kfold_lease.sh unpack          # carry [".gpu/full.npz"]
-#   bash bench/fusion_kfold_lease.sh ship            # carry [".gpu/kf-init-a"] (ships nothing: it only carries)
-#   bash bench/fusion_kfold_lease.sh fold 1 2 3      # carry [".gpu/kf-init-b"]: two or three folds a lease
+#   bash bench/fusion_kfold_lease.sh ship            # carry [".gpu/kf-init-a"] (ships nothing: it only carries);
+#                                                    # once more for each further folder but the last
+#   bash bench/fusion_kfold_lease.sh fold 1 2 3      # carry the last folder: two or three folds a lease
 #   bash bench/fusion_kfold_lease.sh ship            # again until it logs "0 left"
 #
-# Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here; when all 10 folds are there, merge:
+# Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here (compile-cache* and init-* into the
+# .gpu/kf-init-* folders); when all 10 folds are there, merge:
 #   python -m bench.fusion_kfold merge --parts .gpu/kfold --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
 #     $(bash bench/fusion_kfold_lease.sh sets) --truth data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv \
 #     --corrections out-bench/full/full-seed0-*/po_correction/pa_test-n5-l4-a10-m8-site/data --json ...

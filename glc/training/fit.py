@@ -38,7 +38,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -203,6 +203,7 @@ def fit_model(
     out_dir: str | os.PathLike[str],
     settings: FitSettings,
     wandb_logger: WandbLogger | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Path:
     """Fit ``module`` on ``datamodule`` as ``settings`` say, with early stopping on ``settings.monitor``, and return
     the best checkpoint.
@@ -217,6 +218,8 @@ def fit_model(
         wandb_logger: an existing logger from :func:`~glc.training.tracking.make_logger` to use instead of creating
             one from ``settings.wandb_cfg``; it is **not** finished here (the caller can still log a report and then
             finish it).
+        callbacks: more Lightning callbacks, after the fit's own (e.g.
+            :class:`~glc.training.compile_cache.CompileCacheSaver`).
 
     Returns:
         Path of the best checkpoint (best ``monitor``).
@@ -301,6 +304,7 @@ def fit_model(
             EpochSeed(int(s.seed)),
             LearningRateMonitor(logging_interval="epoch"),
             EpochTimer(out / TIMING_FILE),
+            *callbacks,
         ]
         trainer = pl.Trainer(
             accelerator=s.accelerator,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,7 @@ def train_model(
     init: str | Path | None = None,
     po_sites: str | Path | None = None,
     po_inputs: Mapping[str, str | Path] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train the configured model on ``inputs_dir`` (train split; early stopping on val) in ``work_dir``.
 
@@ -181,7 +182,8 @@ def train_model(
     ``[train.pretrain_po] enabled``: the net is pretrained on it first (:mod:`glc.training.po_pretrain`) and/or keeps
     the PO loss as a term of the fit (``aux_weight``; every k-fold fold keeps it);
     ``po_inputs``: feature set -> its PO artifact (``POPatchTiles``, ``PORasterTiles``), for nets that read patch or
-    raster tiles at the PO sites.
+    raster tiles at the PO sites. ``callbacks``: more Lightning callbacks for the fit (every fold's, with k-fold;
+    e.g. :class:`~glc.training.compile_cache.CompileCacheSaver`).
 
     ``work_dir`` keeps ``checkpoints/`` (resumed from ``last.ckpt`` when present) and the W&B run files.
 
@@ -225,6 +227,7 @@ def train_model(
             pretrained=pretrained,
             po_sites=po_sites,
             po_inputs=po_inputs,
+            callbacks=callbacks,
         )
     from glc.training.ddp import in_distributed_run, launch
 
@@ -234,6 +237,8 @@ def train_model(
             raise ValueError(
                 "[train] devices > 1 (DDP) with k-fold folds is not supported: set devices = 1 or kfold = 1"
             )
+        if callbacks:
+            raise ValueError("train_model: callbacks cannot travel to the processes of a DDP run (devices > 1)")
         return launch(
             inputs_dir, work_dir, cfg, run_name, progress=progress, wandb=wandb, reader=reader, pretrained=pretrained
         )
@@ -295,7 +300,7 @@ def train_model(
         progress=progress,
         devices=devices if in_distributed_run() else 1,
     )
-    best = fit_model(module, dm, Path(work_dir), settings)
+    best = fit_model(module, dm, Path(work_dir), settings, callbacks=callbacks)
     seconds = time.time() - t0
     ck = torch.load(best, map_location="cpu", weights_only=False)
     best_score = None

@@ -160,6 +160,57 @@ def test_ship_brings_back_one_calls_worth_of_finished_folds(tmp_path: Path, monk
         fusion_kfold.ship_files(tmp_path / "w", tmp_path / "out8")
 
 
+def test_ship_brings_the_compile_cache_once_its_index_is_written(tmp_path: Path) -> None:
+    ship = tmp_path / "w" / "ship"
+    ship.mkdir(parents=True)
+    for name in ("compile-cache-000.bin", "compile-cache-001.bin"):
+        (ship / name).write_bytes(b"c" * 10)
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "o1") == []  # shards without their index: half written
+    (ship / "compile-cache.json").write_text("{}")
+    got = fusion_kfold.ship_files(tmp_path / "w", tmp_path / "o2")
+    assert got == ["compile-cache.json", "compile-cache-000.bin", "compile-cache-001.bin"]
+
+
+def test_a_compiled_fold_loads_the_carried_compile_cache_and_writes_one_when_none(tmp_path: Path, monkeypatch) -> None:
+    from glc.training import compile_cache
+
+    calls: dict[str, list] = {"load": [], "saver": []}
+    monkeypatch.setattr(compile_cache, "load_compile_cache", lambda folders: calls["load"].append(list(folders)))
+
+    class Saver:
+        def __init__(self, folder, shard_bytes):
+            calls["saver"].append((Path(folder), shard_bytes))
+
+    monkeypatch.setattr(compile_cache, "CompileCacheSaver", Saver)
+    trained: list[list] = []
+
+    def fake_train(inputs, work, cfg, name, **kw):
+        trained.append(kw["callbacks"])
+        raise RuntimeError("stop here")
+
+    import glc.training.kfold as kfold_mod
+    import glc.training.trainer as trainer_mod
+
+    monkeypatch.setattr(kfold_mod, "fold_assignment", lambda inputs, cfg: (np.arange(4), np.array([0, 1, 0, 1])))
+    monkeypatch.setattr(trainer_mod, "train_model", fake_train)
+    cfg = {"name": "x", "model": {"top_n": 1}, "train": {"kfold": 2, "compile": "reduce-overhead"}}
+    work = tmp_path / "w"
+    with pytest.raises(RuntimeError, match="stop here"):
+        fusion_kfold.train_folds(tmp_path, cfg, [0], work, init=[tmp_path / "carried"])
+    assert calls["load"] == [[tmp_path / "carried", work / "ship"]]
+    assert calls["saver"] == [(work / "ship", fusion_kfold.FILE_BYTES)] and len(trained[0]) == 1
+    (work / "ship").mkdir(parents=True)
+    (work / "ship" / "compile-cache.json").write_text("{}")  # one was written: no second saver
+    with pytest.raises(RuntimeError, match="stop here"):
+        fusion_kfold.train_folds(tmp_path, cfg, [0], work)
+    assert len(calls["saver"]) == 1 and trained[1] == []
+    with pytest.raises(RuntimeError, match="stop here"):  # a net not compiled: neither load nor saver
+        fusion_kfold.train_folds(tmp_path, {**cfg, "train": {"kfold": 2, "compile": "off"}}, [0], tmp_path / "w2")
+    with pytest.raises(RuntimeError, match="stop here"):  # --no-compile-cache: neither
+        fusion_kfold.train_folds(tmp_path, cfg, [0], tmp_path / "w3", compile_cache=False)
+    assert len(calls["load"]) == 2 and len(calls["saver"]) == 1 and trained[2:] == [[], []]
+
+
 def test_weights_travel_as_float16_shards_and_big_tensors_in_pieces(tmp_path: Path, monkeypatch) -> None:
     state = {
         "net.a.weight": torch.randn(300, 40),  # 24,000 bytes in float16: cut into pieces of 40 rows
