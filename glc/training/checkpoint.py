@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-__all__ = ["TMP_SUFFIX", "AtomicCheckpointIO", "atomic_torch_save"]
+__all__ = ["TMP_SUFFIX", "AtomicCheckpointIO", "atomic_torch_save", "last_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path)
             return
         atomic_torch_save(checkpoint, os.fspath(path).removeprefix("file://"))
+
+
+def last_checkpoint(dirpath: str | os.PathLike[str], **trigger: Any) -> ModelCheckpoint:
+    """A callback that rewrites ``dirpath/last.ckpt`` (what a resume reads) at every epoch end, or with ``trigger``
+    (``train_time_interval`` / ``every_n_train_steps``) mid-epoch instead: a monitor-less ``ModelCheckpoint`` named
+    "last". Lightning 2.6's ``save_last=True`` writes ``last.ckpt`` only in steps where a top-k file was written, so an
+    epoch without improvement would leave a stale one (a resume would replay epochs)."""
+    return ModelCheckpoint(
+        dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False, **trigger
+    )

@@ -51,7 +51,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, LearningRateMon
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from glc.training.callbacks import TIMING_FILE, EpochSeed, EpochTimer
-from glc.training.checkpoint import AtomicCheckpointIO
+from glc.training.checkpoint import AtomicCheckpointIO, last_checkpoint
 from glc.training.tracking import finish_logger, make_logger, resolve_wandb_mode, wandb_settings
 
 __all__ = ["MONITOR", "FitSettings", "fit_model", "predict_probs"]
@@ -275,27 +275,10 @@ def fit_model(
             save_top_k=1,
             save_last=False,
         )
-        # Lightning 2.6 writes save_last=True's last.ckpt only in steps where a top-k file was written, so an epoch
-        # without improvement would leave a stale last.ckpt (a resume would replay epochs). A monitor-less checkpoint
-        # named "last" is rewritten at every epoch end instead; it runs after ckpt_cb, so it holds ckpt_cb's best path.
-        last_cb = ModelCheckpoint(
-            dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
-        )
-        # The same file again, mid-epoch (a checkpoint with a time or step trigger saves at no epoch end).
-        mid_cbs = (
-            [
-                ModelCheckpoint(
-                    dirpath=ckpt_dir,
-                    filename="last",
-                    monitor=None,
-                    save_top_k=1,
-                    enable_version_counter=False,
-                    **mid_epoch,
-                )
-            ]
-            if mid_epoch
-            else []
-        )
+        # A "last" checkpoint rewritten at every epoch end (:func:`last_checkpoint`); it runs after ckpt_cb, so it
+        # holds ckpt_cb's best path. The same file again mid-epoch with a time or step trigger.
+        last_cb = last_checkpoint(ckpt_dir)
+        mid_cbs = [last_checkpoint(ckpt_dir, **mid_epoch)] if mid_epoch else []
         callbacks: list[Callback] = [
             ckpt_cb,
             last_cb,

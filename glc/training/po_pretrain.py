@@ -573,10 +573,8 @@ def pretrain_on_po(
     Raises:
         ValueError: the net reads a column a PO site does not have, or no usable site.
     """
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
     from glc.io import atomic_file, write_json
-    from glc.training.checkpoint import AtomicCheckpointIO
+    from glc.training.checkpoint import AtomicCheckpointIO, last_checkpoint
 
     out = Path(out_dir)
     ckpt, summ = out / CHECKPOINT, out / SUMMARY
@@ -608,11 +606,7 @@ def pretrain_on_po(
         devices=1,
         deterministic=deterministic,
         logger=False,
-        callbacks=[
-            ModelCheckpoint(
-                dirpath=resume_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
-            )
-        ],
+        callbacks=[last_checkpoint(resume_dir)],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=out,
         enable_model_summary=False,
