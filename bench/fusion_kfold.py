@@ -17,7 +17,7 @@ pieces that fit:
 * With a compiled net, ``fold`` also carries compilation between leases: it loads a compile cache
   (:mod:`glc.training.compile_cache`) found in ``--init`` or ``--work/ship`` before training, and when there is none
   the first fold it trains writes the machine's into ``--work/ship`` after its first epoch (``--no-compile-cache``:
-  neither).
+  neither; a broken cache is logged and compiled around).
 * ``ship --out DIR`` copies the files not yet shipped into the lease's output folder, as many as one call brings
   back (8 files, 16 MiB each, 64 MiB together); call it again until it says nothing is left.
 * ``merge`` (on any machine) rebuilds the k-fold ensemble's score tables from the k parts: the mean of the folds'
@@ -305,7 +305,10 @@ def train_folds(
     if compile_cache and str(cfg["train"].get("compile", "off")) != "off":
         from glc.training.compile_cache import INDEX, CompileCacheSaver, load_compile_cache
 
-        load_compile_cache([*init, ship])
+        try:
+            load_compile_cache([*init, ship])
+        except (FileNotFoundError, ValueError) as e:  # a cache is an optimisation: a broken one costs the compile
+            log.warning("compile cache not loaded (%s); compiling from scratch", e)
         if not (ship / INDEX).is_file():  # one blob is enough: the folds compile the same graphs
             callbacks.append(CompileCacheSaver(ship, FILE_BYTES))
     for f in folds:

@@ -171,7 +171,9 @@ def test_ship_brings_the_compile_cache_once_its_index_is_written(tmp_path: Path)
     assert got == ["compile-cache.json", "compile-cache-000.bin", "compile-cache-001.bin"]
 
 
-def test_a_compiled_fold_loads_the_carried_compile_cache_and_writes_one_when_none(tmp_path: Path, monkeypatch) -> None:
+def test_a_compiled_fold_loads_the_carried_compile_cache_and_writes_one_when_none(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
     from glc.training import compile_cache
 
     calls: dict[str, list] = {"load": [], "saver": []}
@@ -209,6 +211,14 @@ def test_a_compiled_fold_loads_the_carried_compile_cache_and_writes_one_when_non
     with pytest.raises(RuntimeError, match="stop here"):  # --no-compile-cache: neither
         fusion_kfold.train_folds(tmp_path, cfg, [0], tmp_path / "w3", compile_cache=False)
     assert len(calls["load"]) == 2 and len(calls["saver"]) == 1 and trained[2:] == [[], []]
+
+    def broken(folders):
+        raise ValueError("a shard is from another blob")
+
+    monkeypatch.setattr(compile_cache, "load_compile_cache", broken)  # a broken cache costs the compile, not the call
+    with pytest.raises(RuntimeError, match="stop here"), caplog.at_level("WARNING"):
+        fusion_kfold.train_folds(tmp_path, cfg, [0], tmp_path / "w4")
+    assert "compile cache not loaded (a shard is from another blob); compiling from scratch" in caplog.text
 
 
 def test_weights_travel_as_float16_shards_and_big_tensors_in_pieces(tmp_path: Path, monkeypatch) -> None:
