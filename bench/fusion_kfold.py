@@ -394,6 +394,8 @@ def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
     """
     import re
 
+    from glc.training.compile_cache import INDEX
+
     ship = work / "ship"
     if not ship.is_dir():
         log.info("nothing to ship: %s does not exist (no fold has finished)", ship)
@@ -408,7 +410,7 @@ def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
         if m:
             return int(m.group(1)) in finished
         if re.fullmatch(r"compile-cache(-\d+\.bin|\.json)", p.name):  # whole once its index is written
-            return (ship / "compile-cache.json").is_file()
+            return (ship / INDEX).is_file()
         return re.fullmatch(r"init-\d+\.pt", p.name) is not None and 0 in finished
 
     rank = {".json": 0, ".npz": 1, ".pt": 2}

@@ -110,9 +110,10 @@ def load_compile_cache(folders: Sequence[str | Path]) -> dict[str, Any] | None:
             )
         parts.append(found.read_bytes())
     blob = b"".join(parts)
-    if len(blob) != int(index["bytes"]) or hashlib.sha256(blob).hexdigest() != index["sha256"]:
+    sha = hashlib.sha256(blob).hexdigest()
+    if len(blob) != int(index["bytes"]) or sha != index["sha256"]:
         raise ValueError(
-            f"{index_path}: its shards make {len(blob)} bytes (SHA-256 {hashlib.sha256(blob).hexdigest()[:16]}), "
+            f"{index_path}: its shards make {len(blob)} bytes (SHA-256 {sha[:16]}), "
             f"not the {index['bytes']} bytes (SHA-256 {index['sha256'][:16]}) it describes: a shard is from "
             "another blob or cut short; copy the folder again"
         )
