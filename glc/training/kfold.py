@@ -22,6 +22,7 @@ and skips finished ones); the ensemble checkpoint is written atomically to ``<wo
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -172,6 +173,7 @@ def train_kfold(
             }
         )
         first = first or s["best_checkpoint"]
+        gc.collect()  # the fold's trainer, module and loaders live in reference cycles: free them before the next
         log.info("k-fold: fold %d/%d done (%s = %s, %.0f s)", f + 1, k, s["monitor"], s["best_monitor"], s["seconds"])
     meta = read_meta(inputs_dir)
     template = build(cfg, meta)

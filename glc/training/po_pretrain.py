@@ -463,8 +463,8 @@ class POJointModule(MultiLabelModule):
         self.aux_weight, self.po_batch_size = float(aux_weight), int(po_batch_size)
         self.sites: POBatches | None = None
 
-    def attach(self, sites: POBatches) -> None:
-        """The PO sites the joint term draws from."""
+    def attach(self, sites: POBatches | None) -> None:
+        """The PO sites the joint term draws from (``None`` releases them: the fit is over)."""
         self.sites = sites
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:

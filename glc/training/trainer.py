@@ -301,6 +301,10 @@ def train_model(
         devices=devices if in_distributed_run() else 1,
     )
     best = fit_model(module, dm, Path(work_dir), settings, callbacks=callbacks)
+    if po_info is not None and isinstance(module, POJointModule):
+        # the PO sites' table (GBs at full scale) goes now, not whenever the garbage collector reaches the
+        # module's reference cycles with the Lightning trainer: a k-fold fit loads the next fold's table next
+        module.attach(None)
     seconds = time.time() - t0
     ck = torch.load(best, map_location="cpu", weights_only=False)
     best_score = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -539,14 +540,30 @@ def test_the_fusion_learns_from_the_po_patches_through_its_image_branch_only(tmp
         pretrain_on_po(build_module(off, meta).net, sites, off, meta, tmp_path / "w2", progress=False)
 
 
-def test_every_fold_of_a_k_fold_fusion_keeps_the_po_term(tmp_path: Path) -> None:
+def test_every_fold_of_a_k_fold_fusion_keeps_the_po_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import weakref
+
+    from glc.training import po_pretrain
     from glc.training.trainer import load_module
 
+    # each fold loads the PO sites' table (GBs at full scale): the fold before must have let its own go by then,
+    # without waiting for the garbage collector (the full world's 3-fold run once died of it, out of memory)
+    tables: list[weakref.ref[po_pretrain.POBatches]] = []
+    alive_at_load: list[int] = []
+    init = po_pretrain.POBatches.__init__
+
+    def counting_init(self: po_pretrain.POBatches, *a: Any, **k: Any) -> None:
+        alive_at_load.append(sum(r() is not None for r in tables))
+        init(self, *a, **k)
+        tables.append(weakref.ref(self))
+
+    monkeypatch.setattr(po_pretrain.POBatches, "__init__", counting_init)
     meta, sites, patches, _, _ = _patch_world(tmp_path, sets=("patch_dct", "env", "plot"))
     po = {"enabled": True, "epochs": 0, "aux_weight": 1.0, "loss": "multinomial", "batch_size": 16}
     train = {"max_epochs": 1, "kfold": 2, "kfold_epochs": 1, "batch_size": 32, "reader": "arrow", "pretrain_po": po}
     cfg = resolve({"model": _FUSION, "train": train})
     out = _fit_with_po_patches(tmp_path, cfg, sites, patches)
+    assert alive_at_load == [0, 0]
     assert out["kfold"] == 2 and out["pretrain_po"]["input_sets"] == ["patch_dct"]
     by_fold = [f["epochs_to_best"] for f in out["folds"]]
     assert out["pretrain_po"]["pa_epochs_by_fold"] == by_fold and out["pretrain_po"]["pa_epochs"] == sum(by_fold) == 2
