@@ -19,6 +19,13 @@ region frequency, global frequency as tie-break) and describes each pair by (:da
   survey's value minus the mean over the training surveys holding the species (NaN-aware; NaN without niche
   columns). Species identity never enters the model, so this is how it learns species-environment fit.
 
+With ``protocol_k > 0`` three more columns follow (:data:`PROTOCOL_NAMES`), from the ``protocol_k`` nearest training
+surveys of the query's *protocol group* (its country and plot-area class, as the ``country_area`` frequency): the
+species' frequency among them, ``log1p`` of the distance (km) to the nearest of them, and their mean number of species.
+National programmes record different plot sizes and taxa, so a 4 m^2 plot's nearest neighbours may be 700 m^2 plots of
+another programme that list other species; the nearest surveys of the same programme are the better local prior. A
+query whose group has no training survey gets NaN in all three (the booster's missing value).
+
 Leak rules are those of the neighbour predictors: the query itself and any source within 1 m of it (repeat visits)
 are never used. Candidate recall (the share of a labelled query's species that are candidates) is reported by
 :func:`candidate_recall`; what falls outside can never be predicted.
@@ -38,7 +45,7 @@ from glc.models.neighbours import KNNPredictor, RadiusPredictor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAIR_NAMES", "CandidateBuilder", "CandidatePairs", "candidate_recall", "pair_labels"]
+__all__ = ["PAIR_NAMES", "PROTOCOL_NAMES", "CandidateBuilder", "CandidatePairs", "candidate_recall", "pair_labels"]
 
 PAIR_NAMES: tuple[str, ...] = (
     "knn10",
@@ -56,6 +63,8 @@ PAIR_NAMES: tuple[str, ...] = (
     "log_nearest_km",
     "niche_dist",
 )
+#: Pair features appended with ``protocol_k > 0`` (module docstring).
+PROTOCOL_NAMES: tuple[str, ...] = ("protocol_knn", "protocol_log_near_km", "protocol_richness")
 _SCORERS: tuple[str, ...] = ("knn10", "knn30", "radius10", "radius50", "radius200")
 _FAR_KM = 5000.0
 #: Survey groups whose species frequencies are pair features: country; country and year; country and plot-area
@@ -95,7 +104,7 @@ class CandidatePairs:
 
     rows: np.ndarray  # (m,) int64 index into the query frame
     species: np.ndarray  # (m,) int64 species ids
-    features: np.ndarray  # (m, len(PAIR_NAMES)) float32
+    features: np.ndarray  # (m, len(builder.names)) float32: PAIR_NAMES, then PROTOCOL_NAMES with protocol_k
 
 
 class CandidateBuilder:
@@ -103,13 +112,24 @@ class CandidateBuilder:
 
     Args:
         n_candidates: species kept per query (at most the training vocabulary).
+        niche: array feature sets of the niche distance (with every ``feat_*`` column).
+        protocol_k: nearest training surveys of the query's protocol group behind the :data:`PROTOCOL_NAMES`
+            columns (0: none).
     """
 
-    def __init__(self, n_candidates: int = 150, niche: tuple[str, ...] = ("env",)) -> None:
+    def __init__(self, n_candidates: int = 150, niche: tuple[str, ...] = ("env",), protocol_k: int = 0) -> None:
         if int(n_candidates) < 1:
             raise ValueError(f"n_candidates={n_candidates!r} must be >= 1")
+        if int(protocol_k) != protocol_k or protocol_k < 0:
+            raise ValueError(f"protocol_k={protocol_k!r} must be an integer >= 0 (0: no protocol-group columns)")
         self.n_candidates = int(n_candidates)
         self.niche = tuple(niche)
+        self.protocol_k = int(protocol_k)
+
+    @property
+    def names(self) -> list[str]:
+        """The pair feature columns this builder returns."""
+        return list(PAIR_NAMES) + (list(PROTOCOL_NAMES) if self.protocol_k else [])
 
     def _niche_matrix(self, frame: pd.DataFrame) -> np.ndarray | None:
         """The survey's niche vector: the ``niche`` array columns and every ``feat_*`` column present (NaN kept)."""
@@ -145,6 +165,14 @@ class CandidateBuilder:
             "radius200": RadiusPredictor(radius_km=200.0, fallback=None),
         }
         self.groups_ = {g: FrequencyModel(by_region=True).fit(_group_keys(train, g), labels) for g in GROUPS}
+        self.protocol_: dict[str, tuple[KNNPredictor, cKDTree, np.ndarray]] = {}
+        if self.protocol_k:
+            keys = np.asarray(_group_keys(train, "country_area"))
+            for key in np.unique(keys):
+                g = np.flatnonzero(keys == key)
+                knn = KNNPredictor(k=self.protocol_k, weighting="uniform", fallback=None)
+                knn.fit(ids[g], x[g], y[g], [labels[i] for i in g], species_vocab=self.vocab_)
+                self.protocol_[str(key)] = (knn, cKDTree(np.column_stack([x[g], y[g]])), ids[g])
         for s in self.scorers_.values():
             s.fit(ids, x, y, labels, species_vocab=self.vocab_)
         flat = np.concatenate(labels)
@@ -251,7 +279,38 @@ class CandidateBuilder:
         """``head`` (the chunked columns) with the nearest-record and niche-distance columns appended."""
         qxy = np.column_stack([query["x"].to_numpy(np.float64), query["y"].to_numpy(np.float64)])
         near = self._nearest_km(cols, qxy[rows]) if len(rows) else np.zeros(0)
-        return np.column_stack([head, np.log1p(near), self._niche_dist(query, rows, cols)]).astype(np.float32)
+        out = [head, np.log1p(near)[:, None], self._niche_dist(query, rows, cols)[:, None]]
+        if self.protocol_k:
+            out.append(self._protocol(query, rows, cols))
+        return np.hstack(out).astype(np.float32)
+
+    def _protocol(self, query: pd.DataFrame, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The :data:`PROTOCOL_NAMES` columns of pairs (query row ``rows[p]``, vocabulary column ``cols[p]``)."""
+        from glc.features.neighbours import query_tree
+
+        out = np.full((len(rows), len(PROTOCOL_NAMES)), np.nan)
+        keys = np.asarray(_group_keys(query, "country_area"))
+        qx, qy = query["x"].to_numpy(np.float64), query["y"].to_numpy(np.float64)
+        qids = query["surveyId"].to_numpy(np.int64)
+        for key in np.unique(keys[rows]) if len(rows) else []:
+            if str(key) not in self.protocol_:
+                continue  # no training survey of this group: NaN
+            knn, tree, src_ids = self.protocol_[str(key)]
+            qi = np.flatnonzero(keys == key)
+            pos = np.full(len(query), -1)
+            pos[qi] = np.arange(len(qi))
+            S = knn.predict(qx[qi], qy[qi], query_ids=qids[qi])
+            indptr, _, d = query_tree(tree, src_ids, qx[qi], qy[qi], qids[qi], 1.0e5, 1, True, 1.0)
+            nearest = np.full(len(qi), np.nan)
+            has = np.diff(indptr) > 0
+            nearest[has] = d[indptr[:-1][has]]
+            sel = np.flatnonzero(keys[rows] == key)
+            r = pos[rows[sel]]
+            out[sel, 0] = np.asarray(S[r, cols[sel]]).ravel()
+            out[sel, 1] = np.log1p(nearest[r])
+            rich = np.asarray(S.sum(axis=1)).ravel()
+            out[sel, 2] = np.where(has[r], rich[r], np.nan)
+        return out
 
     def pairs(self, query: pd.DataFrame) -> CandidatePairs:
         """The candidate pairs of ``query`` (surveyId, x, y, region), ``n_candidates`` per survey, best first."""
@@ -303,6 +362,8 @@ class CandidateBuilder:
         out = self._finish(query, rows, col, head)
         out[~known, len(PAIR_NAMES) - 2] = np.log1p(_FAR_KM)
         out[~known, len(PAIR_NAMES) - 1] = np.nan
+        if self.protocol_k:
+            out[~known, len(PAIR_NAMES)] = np.where(np.isnan(out[~known, len(PAIR_NAMES)]), np.nan, 0.0)
         return out
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from glc.features.tabular import CONTEXT_NAMES, TabularEncoder, context_features, describe
-from glc.models.candidates import PAIR_NAMES, CandidateBuilder, candidate_recall, pair_labels
+from glc.models.candidates import CandidateBuilder, candidate_recall, pair_labels
 from glc.models.registry import ModelSpec, register
 from glc.params import Param
 from glc.predict.scores import ScoreTable, top_n
@@ -56,6 +56,12 @@ GBM_PARAMS: dict[str, Param] = {
         choices=tabular_feature_sets,
     ),
     "n_candidates": Param(150, "candidate species per survey (neighbour/region priors); others score 0", min=1),
+    "protocol_k": Param(
+        0,
+        "nearest training surveys of the query's protocol group (country and plot-area class) behind three more pair "
+        "features: the species' frequency among them, the distance to the nearest, their mean richness (0: none)",
+        min=0,
+    ),
     "inner_folds": Param(
         8,
         "spatial-block folds over the training surveys for out-of-fold "
@@ -106,6 +112,10 @@ class GBMReranker:
         self.seed = int(seed)
         self.info_: dict[str, Any] = {}
 
+    def _builder(self) -> CandidateBuilder:
+        c = self.cfg
+        return CandidateBuilder(int(c["n_candidates"]), tuple(c["features"]), int(c["protocol_k"]))
+
     def _survey_block(self, enc: TabularEncoder, train: pd.DataFrame, query: pd.DataFrame) -> np.ndarray:
         return np.hstack([enc.transform(query), context_features(train, query)])
 
@@ -122,7 +132,7 @@ class GBMReranker:
         train = train.reset_index(drop=True)
         c = self.cfg
         self.enc_ = TabularEncoder(arrays=tuple(c["features"])).fit(train)
-        self.names_ = list(PAIR_NAMES) + self.enc_.names_ + list(CONTEXT_NAMES)
+        self.names_ = self._builder().names + self.enc_.names_ + list(CONTEXT_NAMES)
         folds = spatial_block_folds(
             train["x"].to_numpy(),
             train["y"].to_numpy(),
@@ -134,7 +144,7 @@ class GBMReranker:
         for f in range(int(c["inner_folds"])):
             held = folds == f
             src, q = train[~held], train[held].reset_index(drop=True)
-            pairs = CandidateBuilder(int(c["n_candidates"]), tuple(c["features"])).fit(src).pairs(q)
+            pairs = self._builder().fit(src).pairs(q)
             Xs.append(self._pair_matrix(pairs, self._survey_block(self.enc_, src, q)))
             lists = list(q["speciesIds"])
             ys.append(pair_labels(pairs, lists))
@@ -177,7 +187,7 @@ class GBMReranker:
         if not hasattr(self, "booster_"):
             raise RuntimeError("GBMReranker.predict called before fit")
         query = query.reset_index(drop=True)
-        builder = CandidateBuilder(int(self.cfg["n_candidates"]), tuple(self.cfg["features"])).fit(self.train_)
+        builder = self._builder().fit(self.train_)
         pairs = builder.pairs(query)
         p = self.booster_.predict(
             self._pair_matrix(pairs, self._survey_block(self.enc_, self.train_, query)),
@@ -207,6 +217,8 @@ register(
         params=GBM_PARAMS,
         features=lambda m: tuple(m["features"]),
         fit_predict=fit_predict_gbm,
-        benchmarks={"gbm": {}},
+        # gbm_protocol: the same with the protocol-group neighbours (the real surveys come from national programmes
+        # with their own plot sizes; their nearest neighbours are often another programme's plots)
+        benchmarks={"gbm": {}, "gbm_protocol": {"protocol_k": 30}},
     )
 )

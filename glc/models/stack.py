@@ -522,6 +522,13 @@ register(
             # to the refit that scores the queries (the gbm's own inner folds gained from 4 -> 8 for the same reason)
             "stack_trees_f8": {"models": list(_TREE_MEMBERS), **{**_CHOSEN, "folds": 8}},
             "stack_trees_mean": {"models": list(_TREE_MEMBERS), "folds": 4, "queries": "fold_mean"},
+            # stack_trees with the gbm that also reads the protocol-group neighbours (gbm_protocol)
+            "stack_trees_protocol": {
+                "models": ["gbm_protocol", *_TREE_MEMBERS[1:]],
+                **_CHOSEN,
+                "rest": "model",
+                "n_estimators": 100,
+            },
         },
     )
 )

@@ -81,3 +81,19 @@ def test_gbm_gives_lightgbm_the_folds_unstacked_and_gets_the_stacked_booster(mon
     assert sum(len(x) for x in mats) == m.info_["train_pairs"] > 500
     stacked = real_train(seen["params"], real_dataset(np.vstack(mats), seen["label"], **seen["kw"]), **seen["train_kw"])
     assert stacked.model_to_string() == m.booster_.model_to_string()
+
+
+def test_gbm_reads_the_protocol_group_neighbours_when_asked() -> None:
+    from glc.models.candidates import PAIR_NAMES, PROTOCOL_NAMES
+
+    df = toy_surveys(500, seed=2)
+    train, query = df[df["y"] < 3.3e6], df[df["y"] >= 3.3e6]
+    cfg = {"kind": "gbm", "top_n": 30, "n_candidates": 30, "n_estimators": 40, "inner_folds": 3, "block_km": 20.0}
+    m = GBMReranker({**cfg, "protocol_k": 10}, seed=0).fit(train)
+    assert m.names_[: len(PAIR_NAMES) + len(PROTOCOL_NAMES)] == [*PAIR_NAMES, *PROTOCOL_NAMES]
+    gain = dict(zip(m.names_, m.booster_.feature_importance("gain")))
+    assert gain["protocol_knn"] > 0  # the booster splits on it
+    t = m.predict(query, 30)
+    assert t.prob.shape == (len(query), 30) and np.isfinite(t.prob).all()
+    plain = GBMReranker(cfg, seed=0).fit(train)
+    assert not set(PROTOCOL_NAMES) & set(plain.names_)
