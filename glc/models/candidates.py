@@ -165,14 +165,14 @@ class CandidateBuilder:
             "radius200": RadiusPredictor(radius_km=200.0, fallback=None),
         }
         self.groups_ = {g: FrequencyModel(by_region=True).fit(_group_keys(train, g), labels) for g in GROUPS}
-        self.protocol_: dict[str, tuple[KNNPredictor, cKDTree, np.ndarray]] = {}
+        self.protocol_: dict[str, KNNPredictor] = {}
         if self.protocol_k:
             keys = np.asarray(_group_keys(train, "country_area"))
             for key in np.unique(keys):
                 g = np.flatnonzero(keys == key)
                 knn = KNNPredictor(k=self.protocol_k, weighting="uniform", fallback=None)
                 knn.fit(ids[g], x[g], y[g], [labels[i] for i in g], species_vocab=self.vocab_)
-                self.protocol_[str(key)] = (knn, cKDTree(np.column_stack([x[g], y[g]])), ids[g])
+                self.protocol_[str(key)] = knn
         for s in self.scorers_.values():
             s.fit(ids, x, y, labels, species_vocab=self.vocab_)
         flat = np.concatenate(labels)
@@ -286,8 +286,6 @@ class CandidateBuilder:
 
     def _protocol(self, query: pd.DataFrame, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The :data:`PROTOCOL_NAMES` columns of pairs (query row ``rows[p]``, vocabulary column ``cols[p]``)."""
-        from glc.features.neighbours import query_tree
-
         out = np.full((len(rows), len(PROTOCOL_NAMES)), np.nan)
         keys = np.asarray(_group_keys(query, "country_area"))
         qx, qy = query["x"].to_numpy(np.float64), query["y"].to_numpy(np.float64)
@@ -295,12 +293,12 @@ class CandidateBuilder:
         for key in np.unique(keys[rows]) if len(rows) else []:
             if str(key) not in self.protocol_:
                 continue  # no training survey of this group: NaN
-            knn, tree, src_ids = self.protocol_[str(key)]
+            knn = self.protocol_[str(key)]
             qi = np.flatnonzero(keys == key)
             pos = np.full(len(query), -1)
             pos[qi] = np.arange(len(qi))
-            S = knn.predict(qx[qi], qy[qi], query_ids=qids[qi])
-            indptr, _, d = query_tree(tree, src_ids, qx[qi], qy[qi], qids[qi], 1.0e5, 1, True, 1.0)
+            indptr, j, d = knn.neighbours(qx[qi], qy[qi], query_ids=qids[qi])
+            S = knn.scores(indptr, j, d)
             nearest = np.full(len(qi), np.nan)
             has = np.diff(indptr) > 0
             nearest[has] = d[indptr[:-1][has]]

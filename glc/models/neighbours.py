@@ -302,6 +302,17 @@ class NeighbourPredictor:
         Raises:
             RuntimeError: if called before :meth:`fit`.
         """
+        return self.scores(*self.neighbours(x, y, query_ids, exclude_same_site))
+
+    def neighbours(
+        self,
+        x: np.ndarray | Sequence[float],
+        y: np.ndarray | Sequence[float],
+        query_ids: np.ndarray | Sequence[int] | None = None,
+        exclude_same_site: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The neighbour lists behind :meth:`predict` (same arguments): ``(indptr, src_index, dist_km)``, CSR rows per
+        query sorted by distance (so ``dist_km[indptr[i]]`` is query ``i``'s nearest source, where it has one)."""
         if self._tree is None:
             raise RuntimeError(f"{type(self).__name__}.predict called before fit")
         qx, qy = validate_xy("queries", x, y)
@@ -309,11 +320,14 @@ class NeighbourPredictor:
         if qids is not None and qids.shape != qx.shape:
             raise ValueError(f"predict: {len(qids)} query ids but {len(qx)} coordinates")
         radius = _UNLIMITED_KM if self.radius_km is None else self.radius_km
-        indptr, j, d = query_tree(
-            self._tree, self._ids, qx, qy, qids, radius, self.k, exclude_same_site, self.same_site_m
-        )
+        return query_tree(self._tree, self._ids, qx, qy, qids, radius, self.k, exclude_same_site, self.same_site_m)
+
+    def scores(self, indptr: np.ndarray, src_index: np.ndarray, dist_km: np.ndarray) -> sparse.csr_matrix:
+        """The score matrix of neighbour lists from :meth:`neighbours` (sets :attr:`n_fallback_`)."""
+        if self._tree is None:
+            raise RuntimeError(f"{type(self).__name__}.scores called before fit")
         S, self.n_fallback_ = _scores(
-            indptr, j, d, self._Y, self.weighting, self.eps_km, self.bandwidth_km, self._fallback
+            indptr, src_index, dist_km, self._Y, self.weighting, self.eps_km, self.bandwidth_km, self._fallback
         )
         return S
 

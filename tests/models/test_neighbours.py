@@ -51,6 +51,20 @@ def test_no_neighbour_falls_back_to_frequency_and_is_counted():
     assert dense(none.predict(np.array([9.0e5]), np.array([9.0e5]))).sum() == 0 and none.n_fallback_ == 1
 
 
+def test_neighbour_lists_are_sorted_by_distance_and_score_like_predict():
+    model = KNNPredictor(k=3).fit(IDS, X, Y, LABELS)
+    qx, qy = np.array([0.0, 20000.0]), np.array([2000.0, 500.0])
+    indptr, j, d = model.neighbours(qx, qy, query_ids=np.array([1, 99]))
+    # query 1 is site 1's own id: excluded, so its nearest are sites 2 and 3 (the far site 4 third)
+    assert indptr.tolist() == [0, 3, 6]
+    assert IDS[j[:3]].tolist() == [2, 3, 4] and IDS[j[3:]].tolist() == [4, 3, 2]
+    np.testing.assert_allclose(d[:2], [np.hypot(1.0, 2.0), np.hypot(3.0, 2.0)], rtol=1e-9)
+    assert (np.diff(d[:3]) > 0).all() and (np.diff(d[3:]) > 0).all()
+    np.testing.assert_allclose(dense(model.scores(indptr, j, d)), dense(model.predict(qx, qy, np.array([1, 99]))))
+    with pytest.raises(RuntimeError, match="before fit"):
+        KNNPredictor(k=3).neighbours(qx, qy)
+
+
 def test_query_never_sees_its_own_labels_or_a_repeat_visit():
     # site 5 is a repeat visit of site 1 (same coordinates, another year) holding species 14
     ids, x, y = np.append(IDS, 5), np.append(X, 0.0), np.append(Y, 0.0)
