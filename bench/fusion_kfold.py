@@ -273,12 +273,13 @@ def train_folds(
 ) -> list[dict[str, Any]]:
     """Train the named folds of ``cfg``'s k-fold protocol (see the module docstring) in ``work/fold<F>`` and write
     their parts (and fold 0's weight shards) to ``work/ship``, then the fold's summary ``fold<F>-summary.json``
-    (atomically, last: a fold with a summary is done and skipped). A fold whose fit finished (``trained.json``) is
-    not trained again when a call stopped before its parts. With ``stop_after_s`` no fold is started that many
-    seconds after the call began (a lease's call limit; the fold in progress resumes from its last checkpoint on
-    the next call). With a compiled net and ``compile_cache``, the compile cache (:mod:`glc.training.compile_cache`)
-    found in ``init`` or ``work/ship`` is loaded first (its graphs are not compiled again), and when ``work/ship``
-    holds none the first fold trained writes this machine's there after its first epoch, for ``ship``. Returns one
+    (atomically, last: a fold with a summary is done and skipped). A fold whose fit finished (its
+    ``fold_summary.json``, as in ``train_kfold``) is not trained again when a call stopped before its parts. With
+    ``stop_after_s`` no fold is started that many seconds after the call began (a lease's call limit; the fold in
+    progress resumes from its last checkpoint on the next call). With a compiled net and ``compile_cache``, the
+    compile cache (:mod:`glc.training.compile_cache`) found in ``init`` or ``work/ship`` is loaded first (its graphs
+    are not compiled again), and when ``work/ship`` holds none the first fold trained writes this machine's there
+    after its first epoch, for ``ship``. Returns one
     summary per fold finished.
 
     Raises:
@@ -286,7 +287,7 @@ def train_folds(
         FileNotFoundError: a fold after the first without fold 0's shards.
     """
     from glc.io import write_json
-    from glc.training.kfold import fold_assignment, fold_config
+    from glc.training.kfold import FOLD_SUMMARY, finished_fold, fold_assignment, fold_config
     from glc.training.trainer import datamodule, load_module, train_model
 
     t_call = time.time()
@@ -321,15 +322,15 @@ def train_folds(
                      stop_after_s)  # fmt: skip
             break
         t0 = time.time()
-        done = work / f"fold{f}" / "trained.json"  # a call stopped after the fit does not train the fold again
+        done = finished_fold(work / f"fold{f}")  # a call stopped after the fit does not train the fold again
         start, init_sha = None, None
         if f > 0:
             start = import_weights([*init, ship], work / "fold0-init.ckpt")
             init_sha = digest(_shards([*init, ship]))
         fcfg = fold_config(cfg, f)
         subsets = {"train": ("train", ids[assign != f]), "val": ("train", ids[assign == f])}
-        if done.is_file():
-            s = json.loads(done.read_text())
+        if done is not None:
+            s = done
         else:
             try:
                 import torch._dynamo
@@ -350,7 +351,7 @@ def train_folds(
                 callbacks=callbacks,
             )
             callbacks = []  # the saver writes once (the next folds compile the same graphs)
-            write_json(done, s)
+            write_json(work / f"fold{f}" / FOLD_SUMMARY, s)
         if f == 0:
             init_sha = digest(export_weights(Path(s["best_checkpoint"]), ship))
         pcfg = {**fcfg, "train": {**fcfg["train"], "compile": "off"}}  # scoring needs no compiled graphs

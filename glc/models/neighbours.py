@@ -314,7 +314,9 @@ class NeighbourPredictor:
         """The neighbour lists behind :meth:`predict` (same arguments): ``(indptr, src_index, dist_km)``, CSR rows per
         query sorted by distance (so ``dist_km[indptr[i]]`` is query ``i``'s nearest source, where it has one)."""
         if self._tree is None:
-            raise RuntimeError(f"{type(self).__name__}.predict called before fit")
+            raise RuntimeError(
+                f"{type(self).__name__}.neighbours (or .predict) called before fit: call fit(ids, x, y, labels) first"
+            )
         qx, qy = validate_xy("queries", x, y)
         qids = None if query_ids is None else np.asarray(query_ids, dtype=np.int64)
         if qids is not None and qids.shape != qx.shape:
@@ -325,7 +327,7 @@ class NeighbourPredictor:
     def scores(self, indptr: np.ndarray, src_index: np.ndarray, dist_km: np.ndarray) -> sparse.csr_matrix:
         """The score matrix of neighbour lists from :meth:`neighbours` (sets :attr:`n_fallback_`)."""
         if self._tree is None:
-            raise RuntimeError(f"{type(self).__name__}.scores called before fit")
+            raise RuntimeError(f"{type(self).__name__}.scores called before fit: call fit(ids, x, y, labels) first")
         S, self.n_fallback_ = _scores(
             indptr, src_index, dist_km, self._Y, self.weighting, self.eps_km, self.bandwidth_km, self._fallback
         )

@@ -15,8 +15,11 @@ later folds fine-tuned from the first one's weights, their logits averaged.
    folds' logits (then the sigmoid), and it scores the validation hold-out and the test surveys like any model, so
    the decoder is still fitted on surveys no fold saw.
 
-Each fold trains in ``<work>/fold<f>/`` (resumable like any fit: a rerun after a crash continues the fold it was in
-and skips finished ones); the ensemble checkpoint is written atomically to ``<work>/kfold/model.ckpt``.
+Each fold trains in ``<work>/fold<f>/`` (resumable like any fit: a rerun after a crash continues the fold it was in).
+A finished fold leaves its summary in ``<work>/fold<f>/fold_summary.json`` (written atomically after its fit), and a
+rerun takes a fold with that summary and its best checkpoint as done without entering it: no data module, net or
+PO sites table is built for it (at full scale, loading a fold's PO sites alone takes minutes). The ensemble
+checkpoint is written atomically to ``<work>/kfold/model.ckpt``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,18 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FoldEnsemble", "ensemble_state", "fold_assignment", "fold_config", "train_kfold"]
+__all__ = [
+    "FOLD_SUMMARY",
+    "FoldEnsemble",
+    "ensemble_state",
+    "finished_fold",
+    "fold_assignment",
+    "fold_config",
+    "train_kfold",
+]
+
+#: A finished fold's summary (its ``train_one`` summary), in ``<work>/fold<f>/``.
+FOLD_SUMMARY = "fold_summary.json"
 
 
 class FoldEnsemble(nn.Module):
@@ -135,6 +149,7 @@ def train_kfold(
         ensemble checkpoint, ``best_monitor`` the mean of the folds' early-stopping values) plus ``folds``: one entry
         per fold (rows, epochs, best value, seconds, the checkpoint it started from).
     """
+    from glc.io import write_json
     from glc.loaders.tables import read_meta
     from glc.training.checkpoint import atomic_torch_save
 
@@ -151,10 +166,17 @@ def train_kfold(
     summaries: list[dict[str, Any]] = []
     first: str | None = None
     for f in range(k):
-        subsets = {"train": ("train", ids[folds != f]), "val": ("train", ids[folds == f])}
-        s = train_one(
-            inputs_dir, work / f"fold{f}", fold_config(cfg, f), f"{run_name}-fold{f}", subsets=subsets, init=first, **kw
-        )
+        fold_dir = work / f"fold{f}"
+        done = finished_fold(fold_dir)
+        if done is not None:
+            s = done
+            log.info("k-fold: fold %d/%d was finished by an earlier run (%s); not entered again", f + 1, k, fold_dir)
+        else:
+            subsets = {"train": ("train", ids[folds != f]), "val": ("train", ids[folds == f])}
+            s = train_one(
+                inputs_dir, fold_dir, fold_config(cfg, f), f"{run_name}-fold{f}", subsets=subsets, init=first, **kw
+            )
+            write_json(fold_dir / FOLD_SUMMARY, s)
         summaries.append(
             {
                 "fold": f,
@@ -205,6 +227,22 @@ def train_kfold(
         "splits": meta["splits"],
         **_po_summary(s, summaries),
     }
+
+
+def finished_fold(fold_dir: str | Path) -> dict[str, Any] | None:
+    """The summary of a fold an earlier run finished (``fold_dir/``:data:`FOLD_SUMMARY` and the best checkpoint it
+    names, looked up by name under ``fold_dir/checkpoints/`` so a moved work folder still counts), else ``None``."""
+    import json
+
+    path = Path(fold_dir) / FOLD_SUMMARY
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    best = Path(fold_dir) / "checkpoints" / Path(str(s.get("best_checkpoint", ""))).name
+    if not best.is_file():
+        log.warning("%s names %s, which is gone: the fold is trained again", path, best)
+        return None
+    return {**s, "best_checkpoint": str(best)}
 
 
 def _po_summary(last: Mapping[str, Any], summaries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -111,7 +111,9 @@ def test_errors_name_the_problem():
         neighbour_scores([np.array([1])], [np.array([1.0])], by_id, VOCAB, fallback=np.ones(3))
     with pytest.raises(ValueError, match="weighting='cosine'"):
         KNNPredictor(weighting="cosine")  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="KNNPredictor.predict called before fit"):
+    with pytest.raises(RuntimeError, match=r"KNNPredictor.neighbours \(or .predict\) called before fit: call fit"):
         KNNPredictor().predict(QX, QY)
+    with pytest.raises(RuntimeError, match="KNNPredictor.scores called before fit: call fit"):
+        KNNPredictor().scores(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
     with pytest.raises(ValueError, match="fit: 4 ids, 4 coordinates and 3 label lists"):
         KNNPredictor().fit(IDS, X, Y, LABELS[:3])

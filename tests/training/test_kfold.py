@@ -123,3 +123,40 @@ def test_a_kfold_config_refuses_outside_views(inputs: Path, tmp_path: Path) -> N
         trainer_mod.train_model(inputs, tmp_path, _cfg(), "x", progress=False, wandb=False, init="x.ckpt")
     with pytest.raises(ValueError, match="fold"):
         FoldEnsemble([torch.nn.Linear(2, 2)])
+
+
+def test_a_rerun_does_not_enter_finished_folds(inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from glc.training.kfold import FOLD_SUMMARY
+
+    built: list[int] = []
+    real_dm = trainer_mod.datamodule
+
+    def spy(*a, **kw):
+        built.append(1)
+        return real_dm(*a, **kw)
+
+    monkeypatch.setattr(trainer_mod, "datamodule", spy)
+    cfg = _cfg()
+    first = trainer_mod.train_model(inputs, tmp_path / "work", cfg, "kfold", progress=False, wandb=False)
+    assert len(built) == 3 and all((tmp_path / "work" / f"fold{f}" / FOLD_SUMMARY).is_file() for f in range(3))
+
+    built.clear()  # a rerun: every fold finished, none is entered; the same ensemble
+    again = trainer_mod.train_model(inputs, tmp_path / "work", cfg, "kfold", progress=False, wandb=False)
+    assert built == []
+    assert [f["best_checkpoint"] for f in again["folds"]] == [f["best_checkpoint"] for f in first["folds"]]
+    assert again["best_monitor"] == first["best_monitor"]
+
+    # a fold whose summary is gone is entered again (and resumes from its own checkpoints)
+    (tmp_path / "work" / "fold1" / FOLD_SUMMARY).unlink()
+    redo = trainer_mod.train_model(inputs, tmp_path / "work", cfg, "kfold", progress=False, wandb=False)
+    assert len(built) == 1 and (tmp_path / "work" / "fold1" / FOLD_SUMMARY).is_file()
+    assert redo["folds"][1]["best_checkpoint"] == first["folds"][1]["best_checkpoint"]
+
+    # a moved work folder still counts its finished folds: their checkpoints are found under the new folder
+    built.clear()
+    shutil.move(str(tmp_path / "work"), str(tmp_path / "moved"))
+    moved = trainer_mod.train_model(inputs, tmp_path / "moved", cfg, "kfold", progress=False, wandb=False)
+    assert built == [] and all(f["best_checkpoint"].startswith(str(tmp_path / "moved")) for f in moved["folds"])
+    assert Path(moved["best_checkpoint"]).is_file() and moved["best_monitor"] == first["best_monitor"]
