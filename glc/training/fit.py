@@ -10,7 +10,8 @@ trains (built from an experiment's resolved config by :meth:`FitSettings.from_co
   ``save_last=True`` skips epochs without a new best), all under ``out_dir/checkpoints/`` and written atomically
   (:class:`AtomicCheckpointIO`).
 * Resume: when ``out_dir/checkpoints/last.ckpt`` exists and ``resume=True`` training continues from it (weights,
-  optimiser, scheduler, loop counters, callback states). A run that already stopped early is not trained again.
+  optimiser, scheduler, loop counters, callback states). A run that already stopped early or ran its ``max_epochs`` is
+  not trained again (its best checkpoint is found by name when the run folder has moved).
 * Mid-epoch checkpoints: with ``checkpoint_minutes`` (``[train] checkpoint_minutes``, 30 by default in experiments)
   ``last.ckpt`` is also rewritten after the training batch that ends each such interval, so a run killed inside a
   long epoch (a step timeout, a lost machine) loses at most that much work. Resumed from it, the epoch goes on after
@@ -86,6 +87,28 @@ def _callback_state(ckpt: Mapping[str, Any], prefix: str, monitor: str = MONITOR
         if str(key).startswith(prefix) and f"'monitor': '{monitor}'" in str(key):
             return dict(state)
     return {}
+
+
+def _in_dir(path: str | os.PathLike[str] | None, ckpt_dir: Path) -> Path | None:
+    """A checkpoint path recorded by an earlier run, or the file of that name in ``ckpt_dir`` when the run's folder has
+    moved since (None when neither exists)."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return p
+    here = ckpt_dir / p.name
+    return here if here.is_file() else None
+
+
+def _epochs_processed(ckpt: Mapping[str, Any]) -> int:
+    """Epochs the checkpointed run had finished training: Lightning's own count (``fit_loop.epoch_progress``), which it
+    compares with ``max_epochs`` on resume (0 when the checkpoint has no loop state, e.g. a mid-epoch save's count is
+    that of the epoch still running)."""
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def _load_for_resume(path: Path) -> dict[str, Any]:
@@ -244,10 +267,14 @@ def fit_model(
     if s.resume and last.is_file():
         ck = _load_for_resume(last)
         es, mc = _callback_state(ck, "EarlyStopping", monitor), _callback_state(ck, "ModelCheckpoint", monitor)
-        best = Path(str(mc.get("best_model_path") or ""))
-        if int(es.get("stopped_epoch", 0) or 0) > 0 and best.is_file():
+        best = _in_dir(mc.get("best_model_path"), ckpt_dir)
+        done = _epochs_processed(ck) >= int(s.max_epochs)
+        if (int(es.get("stopped_epoch", 0) or 0) > 0 or done) and best is not None:
             log.info(
-                "%s: training already stopped early at epoch %s; best checkpoint %s", last, es["stopped_epoch"], best
+                "%s: training already finished (%s); best checkpoint %s",
+                last,
+                f"stopped early at epoch {es['stopped_epoch']}" if not done else f"{s.max_epochs} epochs",
+                best,
             )
             return best
         ckpt_path = last
@@ -317,8 +344,9 @@ def fit_model(
         raise RuntimeError(
             f"training in {out} was interrupted at epoch {trainer.current_epoch}; rerun to resume from {last}"
         )
-    best_path = Path(ckpt_cb.best_model_path) if ckpt_cb.best_model_path else None
-    if best_path is None or not best_path.is_file():
+    # a run resumed in a moved folder: Lightning reloads the best path as it was written (the old folder's)
+    best_path = _in_dir(ckpt_cb.best_model_path, ckpt_dir)
+    if best_path is None:
         raise RuntimeError(
             f"no best checkpoint in {ckpt_dir}: {monitor} was never logged (does the data module have a non-empty "
             f"val split and does the module log {monitor}?)"

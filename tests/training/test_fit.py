@@ -302,6 +302,32 @@ def test_early_stopping_then_rerun_does_not_train_again(tmp_path: Path, monkeypa
         fit_model(_module(0), ToyDM(), out, _settings(resume=False))
 
 
+def test_a_run_that_ran_its_epochs_is_not_trained_again_even_in_a_moved_folder(tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    best = fit_model(_module(0), ToyDM(), out, _settings(max_epochs=2, patience=5))
+    last = out / "checkpoints" / "last.ckpt"
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    assert ck["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 2  # Lightning's count of epochs run
+    mtime = last.stat().st_mtime_ns
+    dm = ToyDM()
+    assert fit_model(_module(0), dm, out, _settings(max_epochs=2, patience=5)) == best
+    assert dm.orders == {} and last.stat().st_mtime_ns == mtime and not (out / "csv" / "version_1").exists()
+
+    # moved: the checkpoints name the old folder; the best one is found by name under the new one, nothing trains
+    shutil.move(str(out), str(tmp_path / "moved"))
+    dm = ToyDM()
+    assert fit_model(_module(0), dm, tmp_path / "moved", _settings(max_epochs=2, patience=5)) == (
+        tmp_path / "moved" / "checkpoints" / best.name
+    )
+    assert dm.orders == {}
+
+    # more epochs asked of the moved run: it resumes there and names a checkpoint of the new folder
+    moved = fit_model(_module(0, lr=1e-12), ToyDM(), tmp_path / "moved", _settings(max_epochs=3, patience=5))
+    assert moved.parent == tmp_path / "moved" / "checkpoints" and moved.is_file()
+
+
 def test_unreadable_last_checkpoint_is_named(tmp_path: Path) -> None:
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
