@@ -102,9 +102,9 @@ def _in_dir(path: str | os.PathLike[str] | None, ckpt_dir: Path) -> Path | None:
 
 
 def _epochs_processed(ckpt: Mapping[str, Any]) -> int:
-    """Epochs the checkpointed run had finished training: Lightning's own count (``fit_loop.epoch_progress``), which it
-    compares with ``max_epochs`` on resume (0 when the checkpoint has no loop state, e.g. a mid-epoch save's count is
-    that of the epoch still running)."""
+    """Epochs the checkpointed run had finished training: Lightning's own count
+    (``fit_loop.epoch_progress.current.processed``, the one it compares with ``max_epochs``). A mid-epoch save counts
+    only the epochs before the one it was saved in; a checkpoint without loop state counts 0."""
     try:
         return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError, ValueError):

@@ -240,7 +240,11 @@ def finished_fold(fold_dir: str | Path) -> dict[str, Any] | None:
     s = json.loads(path.read_text())
     best = Path(fold_dir) / "checkpoints" / Path(str(s.get("best_checkpoint", ""))).name
     if not best.is_file():
-        log.warning("%s names %s, which is gone: the fold is trained again", path, best)
+        log.warning(
+            "%s names %s, which is gone: the fold is entered again (resuming from its last.ckpt where there is one)",
+            path,
+            best,
+        )
         return None
     return {**s, "best_checkpoint": str(best)}
 
