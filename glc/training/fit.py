@@ -55,7 +55,7 @@ from glc.training.callbacks import TIMING_FILE, EpochSeed, EpochTimer
 from glc.training.checkpoint import AtomicCheckpointIO, last_checkpoint
 from glc.training.tracking import finish_logger, make_logger, resolve_wandb_mode, wandb_settings
 
-__all__ = ["MONITOR", "FitSettings", "fit_model", "predict_probs"]
+__all__ = ["MONITOR", "FitSettings", "fit_model", "local_checkpoint", "predict_probs"]
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +89,15 @@ def _callback_state(ckpt: Mapping[str, Any], prefix: str, monitor: str = MONITOR
     return {}
 
 
-def _in_dir(path: str | os.PathLike[str] | None, ckpt_dir: Path) -> Path | None:
-    """A checkpoint path recorded by an earlier run, or the file of that name in ``ckpt_dir`` when the run's folder has
-    moved since (None when neither exists)."""
+def local_checkpoint(path: str | os.PathLike[str] | None, ckpt_dir: str | os.PathLike[str]) -> Path | None:
+    """A checkpoint path an earlier run recorded, as a file of this run folder: ``ckpt_dir/<its name>`` when that
+    exists (the folder may have moved or been copied since), else the recorded path when it exists, else None."""
     if not path:
         return None
-    p = Path(path)
-    if p.is_file():
-        return p
-    here = ckpt_dir / p.name
-    return here if here.is_file() else None
+    here = Path(ckpt_dir) / Path(path).name
+    if here.is_file():
+        return here
+    return Path(path) if Path(path).is_file() else None
 
 
 def _epochs_processed(ckpt: Mapping[str, Any]) -> int:
@@ -267,7 +266,7 @@ def fit_model(
     if s.resume and last.is_file():
         ck = _load_for_resume(last)
         es, mc = _callback_state(ck, "EarlyStopping", monitor), _callback_state(ck, "ModelCheckpoint", monitor)
-        best = _in_dir(mc.get("best_model_path"), ckpt_dir)
+        best = local_checkpoint(mc.get("best_model_path"), ckpt_dir)
         done = _epochs_processed(ck) >= int(s.max_epochs)
         if (int(es.get("stopped_epoch", 0) or 0) > 0 or done) and best is not None:
             log.info(
@@ -345,7 +344,7 @@ def fit_model(
             f"training in {out} was interrupted at epoch {trainer.current_epoch}; rerun to resume from {last}"
         )
     # a run resumed in a moved folder: Lightning reloads the best path as it was written (the old folder's)
-    best_path = _in_dir(ckpt_cb.best_model_path, ckpt_dir)
+    best_path = local_checkpoint(ckpt_cb.best_model_path, ckpt_dir)
     if best_path is None:
         raise RuntimeError(
             f"no best checkpoint in {ckpt_dir}: {monitor} was never logged (does the data module have a non-empty "

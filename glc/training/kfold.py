@@ -234,16 +234,18 @@ def finished_fold(fold_dir: str | Path) -> dict[str, Any] | None:
     names, looked up by name under ``fold_dir/checkpoints/`` so a moved work folder still counts), else ``None``."""
     import json
 
+    from glc.training.fit import local_checkpoint
+
     path = Path(fold_dir) / FOLD_SUMMARY
     if not path.is_file():
         return None
     s = json.loads(path.read_text())
-    best = Path(fold_dir) / "checkpoints" / Path(str(s.get("best_checkpoint", ""))).name
-    if not best.is_file():
+    best = local_checkpoint(s.get("best_checkpoint"), Path(fold_dir) / "checkpoints")
+    if best is None:
         log.warning(
             "%s names %s, which is gone: the fold is entered again (resuming from its last.ckpt where there is one)",
             path,
-            best,
+            s.get("best_checkpoint"),
         )
         return None
     return {**s, "best_checkpoint": str(best)}
