@@ -320,7 +320,10 @@ class NeighbourPredictor:
         qx, qy = validate_xy("queries", x, y)
         qids = None if query_ids is None else np.asarray(query_ids, dtype=np.int64)
         if qids is not None and qids.shape != qx.shape:
-            raise ValueError(f"predict: {len(qids)} query ids but {len(qx)} coordinates")
+            raise ValueError(
+                f"{type(self).__name__}.neighbours (or .predict): {len(qids)} query ids but {len(qx)} coordinates; "
+                "pass one surveyId per query location, or query_ids=None"
+            )
         radius = _UNLIMITED_KM if self.radius_km is None else self.radius_km
         return query_tree(self._tree, self._ids, qx, qy, qids, radius, self.k, exclude_same_site, self.same_site_m)
 

@@ -115,5 +115,8 @@ def test_errors_name_the_problem():
         KNNPredictor().predict(QX, QY)
     with pytest.raises(RuntimeError, match="KNNPredictor.scores called before fit: call fit"):
         KNNPredictor().scores(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    fitted = KNNPredictor().fit(IDS, X, Y, LABELS)
+    with pytest.raises(ValueError, match=r"KNNPredictor.neighbours \(or .predict\): 1 query ids but 2 coordinates"):
+        fitted.predict(X[:2], Y[:2], query_ids=IDS[:1])
     with pytest.raises(ValueError, match="fit: 4 ids, 4 coordinates and 3 label lists"):
         KNNPredictor().fit(IDS, X, Y, LABELS[:3])
