@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -232,8 +233,6 @@ def train_kfold(
 def finished_fold(fold_dir: str | Path) -> dict[str, Any] | None:
     """The summary of a fold an earlier run finished (``fold_dir/``:data:`FOLD_SUMMARY` and the best checkpoint it
     names, looked up by name under ``fold_dir/checkpoints/`` so a moved work folder still counts), else ``None``."""
-    import json
-
     from glc.training.fit import local_checkpoint
 
     path = Path(fold_dir) / FOLD_SUMMARY
