@@ -18,6 +18,10 @@ pieces that fit:
   (:mod:`glc.training.compile_cache`) found in ``--init`` or ``--work/ship`` before training, and when there is none
   the first fold it trains writes the machine's into ``--work/ship`` after its first epoch (``--no-compile-cache``:
   neither; a broken cache is logged and compiled around).
+* ``pause`` writes, for a fold a call's limit stopped, a **resume set** (:func:`export_resume`): its last and best
+  checkpoints with the weights in float16 and the optimiser's moments in bfloat16, as shards; carried into a later
+  lease (``--init``), ``fold`` rebuilds the checkpoints there (:func:`import_resume`) and the fold goes on from its
+  last epoch on another machine. Fold 1 of the paper's net (~15 minutes of an H100) does not fit one lease.
 * ``ship --out DIR`` copies the files not yet shipped into the lease's output folder, as many as one call brings
   back (8 files, 16 MiB each, 64 MiB together); call it again until it says nothing is left.
 * ``merge`` (on any machine) rebuilds the k-fold ensemble's score tables from the k parts: the mean of the folds'
@@ -46,6 +50,7 @@ A session with a GPU (see ``bench/fusion_kfold_lease.sh`` for the calls)::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import shutil
@@ -162,6 +167,45 @@ def read_part(folder: Path, fold: int, split: str) -> dict[str, np.ndarray]:
     return {k: np.concatenate([z[k] for z in zs]) for k in ("survey_ids", "idx", "logit", "rest")}
 
 
+def _shard_pieces(tensors: Sequence[tuple[str, Any]], cap: int, what: str) -> list[list[tuple[str, int, Any]]]:
+    """``(name, tensor)`` pairs grouped into shards of at most ``cap`` bytes of tensors each, as ``(name, piece,
+    tensor)``; a tensor larger than ``cap`` is cut along its first dimension into pieces numbered from 0.
+
+    Raises:
+        ValueError: one row of a tensor is larger than ``cap`` (naming ``what`` and the tensor).
+    """
+    import torch
+
+    shards: list[list[tuple[str, int, Any]]] = [[]]
+    size = 0
+    for k, v in tensors:
+        b = v.numel() * v.element_size()
+        pieces = [v]
+        if b > cap:
+            row = b // max(1, v.shape[0]) if v.dim() else b
+            if row > cap:
+                raise ValueError(f"{what}: one row of {k} is {row} bytes, more than a {cap}-byte shard holds")
+            pieces = list(torch.split(v, max(1, cap // row)))
+        for j, piece in enumerate(pieces):
+            pb = piece.numel() * piece.element_size()
+            if size and size + pb > cap:
+                shards.append([])
+                size = 0
+            shards[-1].append((k, j, piece.contiguous().clone()))
+            size += pb
+    return shards
+
+
+def _join_pieces(pieces: Mapping[str, list[tuple[int, Any]]]) -> dict[str, Any]:
+    """The tensors :func:`_shard_pieces` cut, joined in piece order."""
+    import torch
+
+    return {
+        k: torch.cat([t for _, t in sorted(parts, key=lambda x: x[0])]) if len(parts) > 1 else parts[0][1]
+        for k, parts in pieces.items()
+    }
+
+
 def export_weights(ckpt: Path, folder: Path) -> list[Path]:
     """Fold 1's best net weights (a Lightning checkpoint's ``net.*`` tensors) as ``init-<j>.pt`` shards of at most
     :data:`FILE_BYTES`, floating tensors in float16 (others as they are); a tensor larger than that is cut along its
@@ -175,9 +219,7 @@ def export_weights(ckpt: Path, folder: Path) -> list[Path]:
     from glc.training.checkpoint import atomic_torch_save
 
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    cap = FILE_BYTES - 2**20  # room for the pickle around the tensors
-    shards: list[list[tuple[str, int, Any]]] = [[]]
-    size = 0
+    tensors = []
     for k, v in state.items():
         if not k.startswith("net."):
             continue
@@ -185,20 +227,8 @@ def export_weights(ckpt: Path, folder: Path) -> list[Path]:
             if v.numel() and v.abs().max().item() > torch.finfo(torch.float16).max:
                 raise ValueError(f"{ckpt}: {k} overflows float16; it cannot be shipped as a float16 shard")
             v = v.to(torch.float16)
-        b = v.numel() * v.element_size()
-        pieces = [v]
-        if b > cap:
-            row = b // max(1, v.shape[0]) if v.dim() else b
-            if row > cap:
-                raise ValueError(f"{ckpt}: one row of {k} is {row} bytes, more than a {cap}-byte shard holds")
-            pieces = list(torch.split(v, max(1, cap // row)))
-        for j, piece in enumerate(pieces):
-            pb = piece.numel() * piece.element_size()
-            if size and size + pb > cap:
-                shards.append([])
-                size = 0
-            shards[-1].append((k, j, piece.contiguous().clone()))
-            size += pb
+        tensors.append((k, v))
+    shards = _shard_pieces(tensors, FILE_BYTES - 2**20, str(ckpt))  # room for the pickle around the tensors
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for j, sh in enumerate(shards):
@@ -231,12 +261,223 @@ def import_weights(folders: Sequence[Path], out: Path) -> Path:
     for w in want:
         for k, j, v in torch.load(found[w], map_location="cpu", weights_only=False)["pieces"]:
             pieces.setdefault(k, []).append((j, v))
-    state: dict[str, Any] = {}
-    for k, parts in pieces.items():
-        v = torch.cat([t for _, t in sorted(parts, key=lambda x: x[0])]) if len(parts) > 1 else parts[0][1]
-        state[k] = v.float() if v.is_floating_point() else v
+    state = {k: v.float() if v.is_floating_point() else v for k, v in _join_pieces(pieces).items()}
     atomic_torch_save({"state_dict": state}, out)
     return out
+
+
+#: A resume set's files: ``resume<F>-s<STEP>-<j>.pt`` tensor shards and ``resume<F>-s<STEP>.pt``, the index written
+#: last (the checkpoints' other content, the shard count, the run's config digest)
+RESUME_SHARD, RESUME_INDEX = r"resume(\d+)-s(\d+)-(\d+)\.pt", r"resume(\d+)-s(\d+)\.pt"
+#: Tensors smaller than this many elements travel exactly (scalars, norms' statistics, the optimiser's step)
+RESUME_EXACT_BELOW = 1024
+_REF = "__resume_tensor__"
+
+
+def _strip_tensors(obj: Any, path: str, out: list[tuple[str, Any]], small: Any) -> Any:
+    """``obj`` with every tensor replaced by ``{_REF: id}``; the tensors go to ``out`` as ``(id, tensor)``, those of
+    at least :data:`RESUME_EXACT_BELOW` elements in ``small(path, tensor)``'s dtype."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        tid = f"{len(out)}:{path}"
+        v = obj.detach().cpu()
+        if v.is_floating_point() and v.numel() >= RESUME_EXACT_BELOW:
+            v = v.to(small(path, v))
+        out.append((tid, v))
+        return {_REF: tid, "dtype": str(obj.dtype).removeprefix("torch.")}
+    if isinstance(obj, dict):
+        new = copy.copy(obj)  # the same mapping type (an OrderedDict state_dict, Lightning's AttributeDict)
+        for k, v in obj.items():
+            new[k] = _strip_tensors(v, f"{path}/{k}", out, small)
+        return new
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_strip_tensors(v, f"{path}/{i}", out, small) for i, v in enumerate(obj))
+    return obj
+
+
+def _put_tensors(obj: Any, tensors: Mapping[str, Any]) -> Any:
+    """The inverse of :func:`_strip_tensors`: each reference replaced by its tensor, in its original dtype."""
+    import torch
+
+    if isinstance(obj, dict) and _REF in obj:
+        return tensors[obj[_REF]].to(getattr(torch, obj["dtype"]))
+    if isinstance(obj, dict):
+        new = copy.copy(obj)
+        for k, v in obj.items():
+            new[k] = _put_tensors(v, tensors)
+        return new
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_put_tensors(v, tensors) for v in obj)
+    return obj
+
+
+def _travel_dtype(path: str, v: Any) -> Any:
+    """A large floating tensor's travelling dtype: float16 for the weights (``state_dict``; bfloat16 where a weight
+    overflows float16), bfloat16 for the rest (the optimiser's moments: float16 would flush AdamW's squared
+    gradients, ~1e-10, to zero)."""
+    import torch
+
+    if path.startswith("/state_dict/") and v.abs().max().item() <= torch.finfo(torch.float16).max:
+        return torch.float16
+    return torch.bfloat16
+
+
+def _resume_sets(folders: Sequence[Path], fold: int) -> dict[int, dict[str, Any]]:
+    """The resume sets of ``fold`` in ``folders``: step -> {"index": path or None, "shards": {j: path}}."""
+    import re
+
+    sets: dict[int, dict[str, Any]] = {}
+    for folder in folders:
+        for p in sorted(Path(folder).glob(f"resume{fold}-s*.pt")):
+            m, i = re.fullmatch(RESUME_SHARD, p.name), re.fullmatch(RESUME_INDEX, p.name)
+            if m:
+                sets.setdefault(int(m.group(2)), {"index": None, "shards": {}})["shards"][int(m.group(3))] = p
+            elif i:
+                sets.setdefault(int(i.group(2)), {"index": None, "shards": {}})["index"] = p
+    return sets
+
+
+def export_resume(fold_dir: Path, fold: int, folder: Path, config_sha: str) -> list[Path]:
+    """A fold in progress as a **resume set** in ``folder``, so that another machine goes on training it: the fold's
+    ``checkpoints/last.ckpt`` (weights, optimiser, scheduler, loop counters, callback states) and its best checkpoint
+    so far, with their large floating tensors in float16 (the weights) or bfloat16 (the optimiser's moments) as
+    shards of at most :data:`FILE_BYTES` (``resume<F>-s<STEP>-<j>.pt``), then an index ``resume<F>-s<STEP>.pt``
+    holding the rest and the fold's epoch timings. The best checkpoint travels without its optimiser state (nothing
+    resumes from it) and without its weights when they are the last checkpoint's. Older sets of the fold in
+    ``folder`` are removed. Returns the set's files ([] when the fold has no ``last.ckpt`` yet, or the set of its
+    step is already there).
+
+    A fp32 weight rounded to float16 moves by less than 5e-4 of itself (as fold 1's weights do on their way to the
+    later folds); a moment rounded to bfloat16 by less than 4e-3 of itself.
+    """
+    import torch
+
+    from glc.training.callbacks import TIMING_FILE
+    from glc.training.checkpoint import atomic_torch_save
+    from glc.training.fit import _callback_state, local_checkpoint
+
+    ckpt_dir = fold_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if not last.is_file():
+        return []
+    ck = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+    step = int(ck.get("global_step", 0))
+    old = _resume_sets([folder], fold)
+    if step in old and old[step]["index"] is not None:
+        return []
+    best = local_checkpoint(_callback_state(ck, "ModelCheckpoint").get("best_model_path"), ckpt_dir)
+    tensors: list[tuple[str, Any]] = []
+    skeleton = {"last": _strip_tensors(ck, "", tensors, _travel_dtype), "best": None, "best_name": None}
+    if best is not None:
+        bk = torch.load(best, map_location="cpu", weights_only=False, mmap=True)
+        bk = {k: v for k, v in bk.items() if k not in ("optimizer_states", "lr_schedulers")}
+        sd, lsd = bk["state_dict"], ck["state_dict"]
+        same = sd.keys() == lsd.keys() and all(torch.equal(sd[k], lsd[k]) for k in sd)
+        if same:  # the best epoch is the last one saved: its weights are the last checkpoint's (their references)
+            bk = {**bk, "state_dict": skeleton["last"]["state_dict"]}
+        skeleton["best"] = _strip_tensors(bk, "", tensors, _travel_dtype)
+        skeleton["best_name"] = best.name
+    timing = fold_dir / TIMING_FILE
+    shards = _shard_pieces(tensors, FILE_BYTES - 2**20, str(last))
+    for s_old in old.values():  # an earlier step's set (or this step's, half written) goes
+        for p in [*s_old["shards"].values(), *([s_old["index"]] if s_old["index"] else [])]:
+            p.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for j, sh in enumerate(shards):
+        p = folder / f"resume{fold}-s{step}-{j:03d}.pt"
+        atomic_torch_save({"count": len(shards), "pieces": sh}, p)
+        paths.append(p)
+    index = folder / f"resume{fold}-s{step}.pt"
+    meta = {
+        "fold": fold,
+        "step": step,
+        "epoch": int(ck.get("epoch", -1)),
+        "count": len(shards),
+        "config_sha": config_sha,
+        "skeleton": skeleton,
+        "timing": timing.read_text() if timing.is_file() else "",
+    }
+    atomic_torch_save(meta, index)
+    log.info("fold %d: resume set at step %d (epoch %s): %d shards, %.1f MiB", fold, step, ck.get("epoch"),
+             len(shards), sum(p.stat().st_size for p in paths) / 2**20)  # fmt: skip
+    return [*paths, index]
+
+
+def _relocate(ck: dict[str, Any], ckpt_dir: Path) -> dict[str, Any]:
+    """``ck`` with its ``ModelCheckpoint`` states pointing into ``ckpt_dir`` (the same file names): Lightning reloads
+    a checkpoint callback's best score and best-k files only when its ``dirpath`` is the one it was saved with, so a
+    set resumed in another folder would otherwise forget the best epoch so far."""
+    import os
+
+    here = os.path.realpath(ckpt_dir)
+
+    def moved(p: Any) -> Any:
+        return os.path.join(here, Path(p).name) if isinstance(p, str) and p else p
+
+    for key, state in (ck.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("dirpath"):
+            state["dirpath"] = here
+            for name in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state[name] = moved(state.get(name))
+            if isinstance(state.get("best_k_models"), dict):
+                state["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+    return ck
+
+
+def import_resume(folders: Sequence[Path], fold: int, fold_dir: Path, config_sha: str) -> bool:
+    """Rebuild a fold's checkpoints in ``fold_dir`` from the newest resume set of ``fold`` found in ``folders``
+    (:func:`export_resume`; a lease carries its shards in several calls, into several folders), so that training goes
+    on from it. Does nothing (False) when no folder holds a set, or ``fold_dir`` already has a ``last.ckpt`` (this
+    machine's own progress). The checkpoint callbacks' paths are moved into ``fold_dir/checkpoints``
+    (:func:`_relocate`); the best checkpoint is written first and ``last.ckpt`` last, each atomically.
+
+    Raises:
+        FileNotFoundError: the newest set lacks its index or a shard (naming which).
+        ValueError: the set was written by a run of another config.
+    """
+    import torch
+
+    from glc.training.callbacks import TIMING_FILE
+    from glc.training.checkpoint import atomic_torch_save
+
+    sets = _resume_sets(folders, fold)
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    if not sets or last.is_file():
+        return False
+    step = max(sets)
+    found = sets[step]
+    where = [str(f) for f in folders]
+    if found["index"] is None:
+        raise FileNotFoundError(
+            f"fold {fold}'s resume set of step {step}: its index resume{fold}-s{step}.pt is not in {where}; carry it "
+            "(ship again), or delete that set's shards to resume from an older one"
+        )
+    meta = torch.load(found["index"], map_location="cpu", weights_only=False)
+    if meta["config_sha"] != config_sha:
+        raise ValueError(
+            f"{found['index']}: written by a run of config {meta['config_sha']}, not this one ({config_sha}); "
+            "train with the same experiment and --set values, or remove the set"
+        )
+    missing = [f"resume{fold}-s{step}-{j:03d}.pt" for j in range(int(meta["count"])) if j not in found["shards"]]
+    if missing:
+        raise FileNotFoundError(f"fold {fold}'s resume set of step {step}: shards {missing} are missing from {where}")
+    pieces: dict[str, list[tuple[int, Any]]] = {}
+    for j in range(int(meta["count"])):
+        for k, i, v in torch.load(found["shards"][j], map_location="cpu", weights_only=False)["pieces"]:
+            pieces.setdefault(k, []).append((i, v))
+    tensors = _join_pieces(pieces)
+    sk = meta["skeleton"]
+    ckpt_dir = fold_dir / "checkpoints"
+    if sk["best"] is not None:
+        atomic_torch_save(_relocate(_put_tensors(sk["best"], tensors), ckpt_dir), ckpt_dir / sk["best_name"])
+    timing = fold_dir / TIMING_FILE
+    if meta["timing"] and not timing.is_file():
+        timing.write_text(meta["timing"])
+    atomic_torch_save(_relocate(_put_tensors(sk["last"], tensors), ckpt_dir), last)
+    log.info("fold %d: resumes from the carried set of step %d (epoch %d)", fold, step, meta["epoch"])
+    return True
 
 
 def digest(paths: Sequence[Path]) -> str:
@@ -323,6 +564,8 @@ def train_folds(
             break
         t0 = time.time()
         done = finished_fold(work / f"fold{f}")  # a call stopped after the fit does not train the fold again
+        if done is None and init:  # a fold another machine paused (its resume set carried in) goes on from there
+            import_resume(init, f, work / f"fold{f}", config_digest(cfg))
         start, init_sha = None, None
         if f > 0:
             start = import_weights([*init, ship], work / "fold0-init.ckpt")
@@ -377,17 +620,35 @@ def train_folds(
             "seconds": round(time.time() - t0, 1),
         }
         write_json(marker, summary)
+        for p in ship.glob(f"resume{f}-s*.pt"):  # a resume set of the fold written before it finished
+            p.unlink()
         log.info("fold %d/%d done: %s", f + 1, k, json.dumps(summary))
         out.append(summary)
+    return out
+
+
+def pause(work: Path, cfg: Mapping[str, Any]) -> list[Path]:
+    """Write a resume set (:func:`export_resume`) into ``work/ship`` for every fold of ``work`` that has a
+    ``last.ckpt`` but has not finished (no ``fold<F>-summary.json`` in ``work/ship``): what a call stopped by its
+    time limit leaves for a later lease, on another machine, to go on from. Returns the files written."""
+    import re
+
+    ship = work / "ship"
+    out: list[Path] = []
+    for d in sorted(work.glob("fold*")):
+        m = re.fullmatch(r"fold(\d+)", d.name)
+        if m and d.is_dir() and not (ship / f"fold{m.group(1)}-summary.json").is_file():
+            out += export_resume(d, int(m.group(1)), ship, config_digest(cfg))
     return out
 
 
 def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
     """Copy the files of ``work/ship`` not shipped before into ``out``, as many as one call brings back (up to
     :data:`SHIP_FILES` files and :data:`SHIP_BYTES`, counting the files already in ``out``; summaries first, then
-    parts, then weight shards), and record them in ``work/ship/shipped.txt``; returns their names (empty: nothing
-    left, or nothing fits beside what ``out`` holds). Only the files of finished folds go (those with a
-    ``fold<F>-summary.json``; the shards with fold 0's), never a temporary file a stopped writer left. ``again``:
+    parts, then weight shards and resume sets), and record them in ``work/ship/shipped.txt``; returns their names
+    (empty: nothing left, or nothing fits beside what ``out`` holds). Only the files of finished folds go (those with
+    a ``fold<F>-summary.json``; the shards with fold 0's), the resume sets of folds not finished (:func:`pause`), and
+    never a temporary file a stopped writer left. ``again``:
     names to send again (a call whose files did not come back).
 
     Raises:
@@ -412,6 +673,9 @@ def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
             return int(m.group(1)) in finished
         if re.fullmatch(r"compile-cache(-\d+\.bin|\.json)", p.name):  # whole once its index is written
             return (ship / INDEX).is_file()
+        r = re.fullmatch(r"resume(\d+)-s(\d+)(-\d+)?\.pt", p.name)  # a paused fold's set, once its index is written
+        if r:
+            return int(r.group(1)) not in finished and (ship / f"resume{r.group(1)}-s{r.group(2)}.pt").is_file()
         return re.fullmatch(r"init-\d+\.pt", p.name) is not None and 0 in finished
 
     rank = {".json": 0, ".npz": 1, ".pt": 2}
@@ -531,6 +795,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--again", nargs="*", default=[], help="file names to send again (their call did not bring them)")
     sub.add_parser("unpack", parents=[table], help="unpack --npz into --work (what fold and merge read)")
+    pz = sub.add_parser("pause", help="write the resume set of every unfinished fold of --work into --work/ship")
+    pz.add_argument("--work", type=Path, default=Path("/tmp/fusion-kfold"))
+    pz.add_argument("--experiment", type=Path, required=True)
+    pz.add_argument("--set", action="append", default=[], help="the fold call's overrides (the config digest)")
     m = sub.add_parser("merge", parents=[table, score_arguments()], help="merge the k folds' parts, decode and score")
     m.add_argument("--parts", type=Path, required=True, help="the folder holding every fold's part files")
     a = ap.parse_args(argv)
@@ -540,6 +808,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from bench.fusion_gpu import _config
 
+    if a.cmd == "pause":
+        written = pause(a.work, _config(a.experiment, a.set))
+        log.info("pause: %d files written%s", len(written), "" if written else " (no unfinished fold has a checkpoint)")
+        return 0
     if (a.inputs is None) == (a.npz is None):
         raise SystemExit(f"{a.cmd}: give exactly one of --inputs or --npz")
     inputs = a.inputs

@@ -5,9 +5,18 @@
 # while the machine stays warm (30 s after a call), so one lease's calls must follow each other at once.
 #
 # Lease 1 (fold 1 from scratch: ~46 s unpacking, ~290 s compiling on a fresh H100, then ~28 s an epoch with
-# validation; up to 20 epochs: about a whole 15-minute lease):
-#   bash bench/fusion_kfold_lease.sh fold 0          # carry [".gpu/full.npz"]; again (no carry) until fold 0 is done
-#   bash bench/fusion_kfold_lease.sh ship            # again until it logs "0 left"
+# validation; up to 20 epochs: ~15 minutes, more than a session's 15 minutes of device time leave once the machine's
+# start and the shipping are counted, so fold 1 spans two leases):
+#   LIMIT=480 bash bench/fusion_kfold_lease.sh fold 0   # carry [".gpu/full.npz"]; again (no carry) while time is left
+#   bash bench/fusion_kfold_lease.sh ship               # again until it logs "0 left"
+# A fold the limit stops leaves a resume set (`pause`, run by every `fold` call): its last checkpoint (weights in
+# float16, AdamW's moments in bfloat16) and its best one, ~300-400 MB for the paper's net as resume0-s<STEP>-*.pt
+# shards and their index resume0-s<STEP>.pt; ship brings them back. Lease 2 goes on from that epoch (copy the resume
+# files into .gpu/kf-init-a, .gpu/kf-init-b, ... here, each folder under the 64 MiB a call carries beside the tree):
+#   bash bench/fusion_kfold_lease.sh unpack          # carry [".gpu/full.npz"]
+#   bash bench/fusion_kfold_lease.sh ship            # carry [".gpu/kf-init-a"] (ships nothing: it only carries);
+#                                                    # once more for each further folder but the last
+#   bash bench/fusion_kfold_lease.sh fold 0          # carry the last folder: fold 1 ends, its weights ship as init-*
 # The first fold trained without a compile cache writes the machine's (compile-cache-*.bin + compile-cache.json,
 # glc.training.compile_cache) after its first epoch, and ship brings it back with the fold's files: carried into a
 # later lease (in any .gpu/kf-init-* folder) it turns that lease's ~290 s of compilation into cache hits.
@@ -18,6 +27,7 @@
 #                                                    # once more for each further folder but the last
 #   bash bench/fusion_kfold_lease.sh fold 1 2 3      # carry the last folder: two or three folds a lease
 #   bash bench/fusion_kfold_lease.sh ship            # again until it logs "0 left"
+# A fine-tuning fold the limit stops resumes the same way (its resume set carried in beside fold 1's weights).
 #
 # Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here (compile-cache* and init-* into the
 # .gpu/kf-init-* folders); when all 10 folds are there, merge:
@@ -67,6 +77,9 @@ case $cmd in
       >"$out/log.txt" 2>&1
     rc=$?
     grep -E "fold [0-9]+/|Error|error" "$out/log.txt" | cut -c1-600 | tail -20
+    # a fold the limit stopped: its resume set (last + best checkpoints, ~300 MB for the paper's net), so that a
+    # later lease on another machine goes on from its last epoch instead of from scratch
+    "$py" -m bench.fusion_kfold pause --work "$work" --experiment "$experiment" "${sets[@]}" 2>&1 | grep -E "resume|pause"
     "$py" -m bench.fusion_kfold ship --work "$work" --out "$out"
     exit "$rc"
     ;;

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from bench import fusion_kfold
@@ -435,5 +436,208 @@ def test_the_lease_script_trains_a_fold_and_ships_its_files(table, tmp_path: Pat
     assert (tmp_path / "out0" / "log.txt").is_file()
     assert "fold0-summary.json" in got and "fold0-val-000.npz" in got and "fold0-test-000.npz" in got
     assert "init-000.pt" in got and len(got) == len(set(got))  # each file shipped once
+    assert not [n for n in got if n.startswith("resume")]  # a finished fold leaves no resume set
     summary = json.loads((tmp_path / "work" / "ship" / "fold0-summary.json").read_text())
     assert summary["fold"] == 0 and summary["epochs_trained"] == 2
+
+
+def _checkpoint(weights: torch.Tensor, step: int, best: str) -> dict:
+    """A Lightning-like checkpoint: weights, AdamW's state (tiny squared gradients), loop counters, the checkpoint
+    callbacks' states (the monitored one's best path on the machine that wrote it)."""
+    g = torch.Generator().manual_seed(step)
+    return {
+        "epoch": step // 10 - 1,
+        "global_step": step,
+        "state_dict": {"net.w": weights, "net.b": torch.randn(3, generator=g), "net.n": torch.tensor(7)},
+        "optimizer_states": [
+            {
+                "state": {
+                    0: {
+                        "step": torch.tensor(float(step)),
+                        "exp_avg": torch.randn(64, 32, generator=g) * 1e-3,
+                        "exp_avg_sq": torch.rand(64, 32, generator=g) * 1e-10,
+                    }
+                },
+                "param_groups": [{"lr": 5e-4, "params": [0]}],
+            }
+        ],
+        "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": step // 10}}}},
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'val/sample_f1', 'mode': 'max'}": {
+                "monitor": "val/sample_f1",
+                "best_model_score": torch.tensor(0.4375),
+                "best_model_path": f"/elsewhere/fold0/checkpoints/{best}",
+                "dirpath": "/elsewhere/fold0/checkpoints",
+                "best_k_models": {f"/elsewhere/fold0/checkpoints/{best}": torch.tensor(0.4375)},
+                "kth_best_model_path": f"/elsewhere/fold0/checkpoints/{best}",
+                "last_model_path": "",
+            }
+        },
+    }
+
+
+def _tensor_bytes(files: list[Path]) -> int:
+    """Bytes of the large tensors (``net.w`` and the moments) a resume set's shards hold, in pieces or whole."""
+    return sum(
+        v.numel() * v.element_size()
+        for p in files
+        if "pieces" in (z := torch.load(p, weights_only=False))
+        for k, _, v in z["pieces"]
+        if "net.w" in k or "exp_avg" in k
+    )
+
+
+def test_a_resume_set_rebuilds_the_last_and_best_checkpoints_elsewhere(tmp_path: Path, monkeypatch) -> None:
+    """A paused fold's checkpoints travel as float16 weights and bfloat16 optimiser moments (AdamW's ~1e-10 squared
+    gradients survive: float16 would flush them to zero) in shards, small tensors exactly; the best checkpoint keeps
+    its own weights when they differ from the last's, and the rebuilt callbacks point into the new folder (so
+    Lightning keeps the best score so far). Sets of another config, half-carried sets and older sets are handled."""
+    from bench.fusion_kfold import export_resume, import_resume
+
+    monkeypatch.setattr(fusion_kfold, "FILE_BYTES", 2**20 + 3000)  # 3,000 bytes of tensors a shard
+    src = tmp_path / "a" / "fold0"
+    (src / "checkpoints").mkdir(parents=True)
+    best_w, last_w = torch.randn(64, 32), torch.randn(64, 32)
+    torch.save(_checkpoint(best_w, 20, "epoch001-f10.4375.ckpt"), src / "checkpoints" / "epoch001-f10.4375.ckpt")
+    last = _checkpoint(last_w, 30, "epoch001-f10.4375.ckpt")
+    torch.save(last, src / "checkpoints" / "last.ckpt")
+    (src / "timing.jsonl").write_text('{"epoch": 0, "seconds": 1.0, "samples": 96}\n')
+    ship = tmp_path / "a" / "ship"
+    files = export_resume(src, 0, ship, "cfgA")
+    names = [p.name for p in files]
+    assert names[-1] == "resume0-s30.pt" and len(names) >= 6
+    assert all(n.startswith("resume0-s30-") for n in names[:-1])
+    assert export_resume(src, 0, ship, "cfgA") == []  # this step's set is there
+    size = _tensor_bytes(files)
+    assert size == 64 * 32 * (2 + 2 + 2 + 2)  # last + best weights in float16, the two moments in bfloat16
+    assert fusion_kfold.ship_files(tmp_path / "a", tmp_path / "o1") != []  # an unfinished fold's set ships
+    # carried in two calls, into two folders, on another machine
+    one, two = tmp_path / "carry1", tmp_path / "carry2"
+    one.mkdir()
+    two.mkdir()
+    for i, p in enumerate(files):
+        shutil.copy(p, (one if i % 2 else two) / p.name)
+    dst = tmp_path / "b" / "fold0"
+    with pytest.raises(ValueError, match="config cfgA, not this one"):
+        import_resume([one, two], 0, dst, "cfgB")
+    assert import_resume([one, two], 0, dst, "cfgA") is True
+    assert import_resume([one, two], 0, dst, "cfgA") is False  # this machine's own last.ckpt wins from now on
+    here = str((dst / "checkpoints").resolve())
+    back = torch.load(dst / "checkpoints" / "last.ckpt", weights_only=False)
+    assert torch.equal(back["state_dict"]["net.w"], last_w.half().float()) and back["state_dict"]["net.w"].dtype == (
+        torch.float32
+    )
+    assert torch.equal(back["state_dict"]["net.b"], last["state_dict"]["net.b"])  # small: exact
+    assert torch.equal(back["state_dict"]["net.n"], torch.tensor(7))
+    st = back["optimizer_states"][0]["state"][0]
+    want = last["optimizer_states"][0]["state"][0]
+    assert torch.equal(st["exp_avg"], want["exp_avg"].bfloat16().float())
+    assert torch.equal(st["exp_avg_sq"], want["exp_avg_sq"].bfloat16().float()) and (st["exp_avg_sq"] > 0).all()
+    assert st["step"].item() == 30.0 and back["optimizer_states"][0]["param_groups"] == [{"lr": 5e-4, "params": [0]}]
+    assert back["loops"] == last["loops"] and back["global_step"] == 30
+    mc = next(iter(back["callbacks"].values()))
+    assert mc["dirpath"] == here and mc["best_model_path"] == f"{here}/epoch001-f10.4375.ckpt"
+    assert list(mc["best_k_models"]) == [f"{here}/epoch001-f10.4375.ckpt"] and mc["last_model_path"] == ""
+    assert mc["best_model_score"].item() == 0.4375
+    best = torch.load(dst / "checkpoints" / "epoch001-f10.4375.ckpt", weights_only=False)
+    assert torch.equal(best["state_dict"]["net.w"], best_w.half().float()) and "optimizer_states" not in best
+    assert (dst / "timing.jsonl").read_text() == (src / "timing.jsonl").read_text()
+
+    # the best epoch is the last one saved: its weights travel once
+    torch.save(_checkpoint(last_w, 40, "epoch003-f10.5000.ckpt"), src / "checkpoints" / "epoch003-f10.5000.ckpt")
+    torch.save(_checkpoint(last_w, 40, "epoch003-f10.5000.ckpt"), src / "checkpoints" / "last.ckpt")
+    newer = export_resume(src, 0, ship, "cfgA")
+    assert sorted(p.name for p in ship.glob("resume0-*")) == sorted(p.name for p in newer)  # the older set went
+    assert _tensor_bytes(newer) == size - 64 * 32 * 2
+    dst2 = tmp_path / "c" / "fold0"
+    assert import_resume([ship], 0, dst2, "cfgA")
+    b2 = torch.load(dst2 / "checkpoints" / "epoch003-f10.5000.ckpt", weights_only=False)
+    assert torch.equal(b2["state_dict"]["net.w"], last_w.half().float())
+    # the newest set, half carried: say which file is missing rather than resume from an older epoch
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for p in [*one.iterdir(), *two.iterdir(), *newer[1:]]:  # the older set whole, the newer one less a shard
+        shutil.copy(p, partial / p.name)
+    with pytest.raises(FileNotFoundError, match=f"shards \\['{newer[0].name}'\\] are missing"):
+        import_resume([partial], 0, tmp_path / "d" / "fold0", "cfgA")
+    (partial / newer[-1].name).unlink()
+    with pytest.raises(FileNotFoundError, match="its index resume0-s40.pt is not in"):
+        import_resume([partial], 0, tmp_path / "d" / "fold0", "cfgA")
+    assert import_resume([tmp_path / "nothing"], 0, tmp_path / "e" / "fold0", "cfgA") is False
+    assert export_resume(tmp_path / "no-fold", 0, ship, "cfgA") == []
+
+
+def test_ship_brings_a_resume_set_only_whole_and_only_while_its_fold_is_unfinished(tmp_path: Path) -> None:
+    ship = tmp_path / "w" / "ship"
+    ship.mkdir(parents=True)
+    for name in ("resume1-s9-000.pt", "resume1-s9-001.pt"):
+        (ship / name).write_bytes(b"r" * 10)
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "o1") == []  # no index yet: half written
+    (ship / "resume1-s9.pt").write_bytes(b"i")
+    got = fusion_kfold.ship_files(tmp_path / "w", tmp_path / "o2")
+    assert got == ["resume1-s9-000.pt", "resume1-s9-001.pt", "resume1-s9.pt"]
+    (ship / "resume2-s5.pt").write_bytes(b"i")
+    (ship / "fold2-summary.json").write_text("{}")  # fold 2 finished: its set stays behind
+    assert fusion_kfold.ship_files(tmp_path / "w", tmp_path / "o3") == ["fold2-summary.json"]
+
+
+class _StopAt(pl.Callback):
+    """Kills training before the first batch of ``epoch`` (as a call's time limit does)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"limit reached before epoch {self.epoch}")
+
+
+def test_a_fold_paused_on_one_machine_ends_on_another_as_if_uninterrupted(
+    table, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Fold 1 stopped after its first epoch on "lease 1", paused (its resume set shipped), carried to "lease 2"
+    and trained to the end there: the fold trains its second epoch only, its summary counts both epochs, and its
+    weights are close to those of the fold trained in one go (they differ by the float16/bfloat16 rounding of the
+    travel, carried through the second epoch's steps)."""
+    import glc.training.trainer as trainer_mod
+
+    inputs, _ = table
+    cfg = _config(Path("tasks/fusion.toml"), SMALL)  # fold 1: 2 epochs
+    real = trainer_mod.train_model
+    whole = fusion_kfold.train_folds(inputs, cfg, [0], tmp_path / "whole", top=12)[0]
+
+    def stopped(*a, **kw):
+        return real(*a, **{**kw, "callbacks": [*kw["callbacks"], _StopAt(1)]})
+
+    monkeypatch.setattr(trainer_mod, "train_model", stopped)
+    lease1 = tmp_path / "lease1"
+    with pytest.raises(RuntimeError, match="limit reached before epoch 1"):
+        fusion_kfold.train_folds(inputs, cfg, [0], lease1, top=12)
+    monkeypatch.setattr(trainer_mod, "train_model", real)
+    sets = sum((["--set", s] for s in SMALL), [])
+    assert fusion_kfold.main(["pause", "--work", str(lease1), "--experiment", "tasks/fusion.toml", *sets]) == 0
+    here = tmp_path / "here"
+    _bring(lease1, here)
+    assert sorted(p.name for p in here.iterdir()) == sorted(p.name for p in (lease1 / "ship").glob("resume0-*"))
+    with caplog.at_level("INFO"):
+        s = fusion_kfold.train_folds(inputs, cfg, [0], tmp_path / "lease2", init=[here], top=12)[0]
+    assert "fold 0: resumes from the carried set of step" in caplog.text
+    assert s["epochs_trained"] == whole["epochs_trained"] == 2 and len(s["epoch_seconds_each"]) == 2
+    assert not list((tmp_path / "lease2" / "ship").glob("resume0-*"))
+    after = torch.load(tmp_path / "lease2" / "fold0" / "checkpoints" / "last.ckpt", weights_only=False)
+    ref = torch.load(tmp_path / "whole" / "fold0" / "checkpoints" / "last.ckpt", weights_only=False)
+    first = torch.load(lease1 / "fold0" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert after["global_step"] == ref["global_step"] and after["epoch"] == ref["epoch"] == 1
+    # squared L2 distances over the large weights: what epoch 2 changed, and how far the travelled fold ends from
+    # the fold trained in one go (float16 weights, bfloat16 moments; measured ~5 % of the former: early AdamW steps
+    # are nearly sign steps, so a rounding can flip a near-zero gradient's step)
+    moved = travel = 0.0
+    for k, v in ref["state_dict"].items():
+        if v.is_floating_point() and v.numel() >= fusion_kfold.RESUME_EXACT_BELOW:
+            moved += float(((v - first["state_dict"][k]) ** 2).sum())
+            travel += float(((v - after["state_dict"][k]) ** 2).sum())
+    assert moved > 0 and travel**0.5 < 0.15 * moved**0.5
+    assert abs(s["best_monitor"] - whole["best_monitor"]) <= 0.02
+    # the best epoch is the one-go fold's: the carried best score counts (here the first, trained before the pause)
+    assert Path(s["best_checkpoint"]).name == Path(whole["best_checkpoint"]).name
+    assert Path(s["best_checkpoint"]).parent == tmp_path / "lease2" / "fold0" / "checkpoints"
