@@ -3,6 +3,8 @@
 # time (bench/fusion_kfold.py says why and how the pieces fit together). A training call writes its log and as many
 # finished files as one call brings back to $OUT; `ship` calls bring back the rest. Files on the device persist only
 # while the machine stays warm (30 s after a call), so one lease's calls must follow each other at once.
+# First, here: `make gpu-table` (the full world, its fusion table and PO correction, packed into .gpu/full.npz; ~1.5 h
+# on 2 cores the first time; .gpu/full.json says where the truth and the corrections that merge reads are).
 #
 # Lease 1 (fold 1 from scratch: ~46 s unpacking, ~290 s compiling on a fresh H100, then ~28 s an epoch with
 # validation; up to 20 epochs: ~15 minutes, more than a session's 15 minutes of device time leave once the machine's
@@ -32,8 +34,7 @@
 # Copy every returned fold*-*.npz / fold*-summary.json into .gpu/kfold/ here (compile-cache* and init-* into the
 # .gpu/kf-init-* folders); when all 10 folds are there, merge:
 #   python -m bench.fusion_kfold merge --parts .gpu/kfold --npz .gpu/full.npz --experiment tasks/fusion-paper.toml \
-#     $(bash bench/fusion_kfold_lease.sh sets) --truth data/synthetic/full-seed0/_truth/GLC24_SOLUTION_FILE.csv \
-#     --corrections out-bench/full/full-seed0-*/po_correction/pa_test-n5-l4-a10-m8-site/data --json ...
+#     $(bash bench/fusion_kfold_lease.sh sets) $(bash bench/fusion_kfold_lease.sh merge-args) --json ...
 # LIMIT (default 540 s) bounds a training call; the fold resumes from its last checkpoint in WORK on the next call.
 # EXPERIMENT, NPZ and EXTRA (more --set pairs, applied last; no spaces inside a value) change what is trained: the CPU
 # test runs a small fusion through this script.
@@ -52,7 +53,7 @@ sets=(--set model.image=dct16 --set train.batch_size=256 --set train.lr=0.0005 -
   --set train.deterministic=false)
 read -r -a extra <<<"${EXTRA:-}"
 sets+=("${extra[@]}")
-cmd=${1:?usage: bench/fusion_kfold_lease.sh fold F [F ...] | ship | unpack | sets}
+cmd=${1:?usage: bench/fusion_kfold_lease.sh fold F [F ...] | ship | unpack | sets | merge-args}
 shift
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -60,6 +61,9 @@ case $cmd in
   sets)
     printf '%s ' "${sets[@]}"
     echo
+    ;;
+  merge-args)  # merge's --truth / --corrections, as make gpu-table recorded them beside the table
+    "$py" -c 'import json, sys; print(*json.load(open(sys.argv[1]))["merge_args"])' "${npz%.npz}.json"
     ;;
   unpack)
     "$py" -m bench.fusion_kfold unpack --npz "$npz" --work "$work" --experiment "$experiment"
