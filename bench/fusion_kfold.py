@@ -196,6 +196,21 @@ def _shard_pieces(tensors: Sequence[tuple[str, Any]], cap: int, what: str) -> li
     return shards
 
 
+def _write_shards(tensors: Sequence[tuple[str, Any]], folder: Path, stem: str, what: str) -> list[Path]:
+    """:func:`_shard_pieces` of ``tensors`` written as ``folder/<stem>-<j>.pt`` files of at most :data:`FILE_BYTES`
+    (``{"count", "pieces"}``, each atomically); returns them."""
+    from glc.training.checkpoint import atomic_torch_save
+
+    shards = _shard_pieces(tensors, FILE_BYTES - 2**20, what)  # room for the pickle around the tensors
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for j, sh in enumerate(shards):
+        p = folder / f"{stem}-{j:03d}.pt"
+        atomic_torch_save({"count": len(shards), "pieces": sh}, p)
+        paths.append(p)
+    return paths
+
+
 def _join_pieces(pieces: Mapping[str, list[tuple[int, Any]]]) -> dict[str, Any]:
     """The tensors :func:`_shard_pieces` cut, joined in piece order."""
     import torch
@@ -216,8 +231,6 @@ def export_weights(ckpt: Path, folder: Path) -> list[Path]:
     """
     import torch
 
-    from glc.training.checkpoint import atomic_torch_save
-
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     tensors = []
     for k, v in state.items():
@@ -228,14 +241,7 @@ def export_weights(ckpt: Path, folder: Path) -> list[Path]:
                 raise ValueError(f"{ckpt}: {k} overflows float16; it cannot be shipped as a float16 shard")
             v = v.to(torch.float16)
         tensors.append((k, v))
-    shards = _shard_pieces(tensors, FILE_BYTES - 2**20, str(ckpt))  # room for the pickle around the tensors
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for j, sh in enumerate(shards):
-        p = folder / f"init-{j:03d}.pt"
-        atomic_torch_save({"count": len(shards), "pieces": sh}, p)
-        paths.append(p)
-    return paths
+    return _write_shards(tensors, folder, "init", str(ckpt))
 
 
 def import_weights(folders: Sequence[Path], out: Path) -> Path:
@@ -379,29 +385,23 @@ def export_resume(fold_dir: Path, fold: int, folder: Path, config_sha: str) -> l
         skeleton["best"] = _strip_tensors(bk, "", tensors, _travel_dtype)
         skeleton["best_name"] = best.name
     timing = fold_dir / TIMING_FILE
-    shards = _shard_pieces(tensors, FILE_BYTES - 2**20, str(last))
     for s_old in old.values():  # an earlier step's set (or this step's, half written) goes
         for p in [*s_old["shards"].values(), *([s_old["index"]] if s_old["index"] else [])]:
             p.unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for j, sh in enumerate(shards):
-        p = folder / f"resume{fold}-s{step}-{j:03d}.pt"
-        atomic_torch_save({"count": len(shards), "pieces": sh}, p)
-        paths.append(p)
+    paths = _write_shards(tensors, folder, f"resume{fold}-s{step}", str(last))
     index = folder / f"resume{fold}-s{step}.pt"
     meta = {
         "fold": fold,
         "step": step,
         "epoch": int(ck.get("epoch", -1)),
-        "count": len(shards),
+        "count": len(paths),
         "config_sha": config_sha,
         "skeleton": skeleton,
         "timing": timing.read_text() if timing.is_file() else "",
     }
     atomic_torch_save(meta, index)
     log.info("fold %d: resume set at step %d (epoch %s): %d shards, %.1f MiB", fold, step, ck.get("epoch"),
-             len(shards), sum(p.stat().st_size for p in paths) / 2**20)  # fmt: skip
+             len(paths), sum(p.stat().st_size for p in paths) / 2**20)  # fmt: skip
     return [*paths, index]
 
 
