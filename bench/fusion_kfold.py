@@ -280,25 +280,25 @@ RESUME_EXACT_BELOW = 1024
 _REF = "__resume_tensor__"
 
 
-def _strip_tensors(obj: Any, path: str, out: list[tuple[str, Any]], small: Any) -> Any:
-    """``obj`` with every tensor replaced by ``{_REF: id}``; the tensors go to ``out`` as ``(id, tensor)``, those of
-    at least :data:`RESUME_EXACT_BELOW` elements in ``small(path, tensor)``'s dtype."""
+def _strip_tensors(obj: Any, path: str, out: list[tuple[str, Any]], dtype_of: Any) -> Any:
+    """``obj`` with every tensor replaced by ``{_REF: id}``; the tensors go to ``out`` as ``(id, tensor)``, the
+    floating ones of at least :data:`RESUME_EXACT_BELOW` elements in the dtype ``dtype_of(path, tensor)`` gives."""
     import torch
 
     if isinstance(obj, torch.Tensor):
         tid = f"{len(out)}:{path}"
         v = obj.detach().cpu()
         if v.is_floating_point() and v.numel() >= RESUME_EXACT_BELOW:
-            v = v.to(small(path, v))
+            v = v.to(dtype_of(path, v))
         out.append((tid, v))
         return {_REF: tid, "dtype": str(obj.dtype).removeprefix("torch.")}
     if isinstance(obj, dict):
         new = copy.copy(obj)  # the same mapping type (an OrderedDict state_dict, Lightning's AttributeDict)
         for k, v in obj.items():
-            new[k] = _strip_tensors(v, f"{path}/{k}", out, small)
+            new[k] = _strip_tensors(v, f"{path}/{k}", out, dtype_of)
         return new
     if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
-        return type(obj)(_strip_tensors(v, f"{path}/{i}", out, small) for i, v in enumerate(obj))
+        return type(obj)(_strip_tensors(v, f"{path}/{i}", out, dtype_of) for i, v in enumerate(obj))
     return obj
 
 
@@ -439,6 +439,7 @@ def import_resume(folders: Sequence[Path], fold: int, fold_dir: Path, config_sha
     """
     import torch
 
+    from glc.io import atomic_file
     from glc.training.callbacks import TIMING_FILE
     from glc.training.checkpoint import atomic_torch_save
 
@@ -474,7 +475,8 @@ def import_resume(folders: Sequence[Path], fold: int, fold_dir: Path, config_sha
         atomic_torch_save(_relocate(_put_tensors(sk["best"], tensors), ckpt_dir), ckpt_dir / sk["best_name"])
     timing = fold_dir / TIMING_FILE
     if meta["timing"] and not timing.is_file():
-        timing.write_text(meta["timing"])
+        with atomic_file(timing) as fh:
+            fh.write(meta["timing"])
     atomic_torch_save(_relocate(_put_tensors(sk["last"], tensors), ckpt_dir), last)
     log.info("fold %d: resumes from the carried set of step %d (epoch %d)", fold, step, meta["epoch"])
     return True
@@ -673,7 +675,7 @@ def ship_files(work: Path, out: Path, again: Sequence[str] = ()) -> list[str]:
             return int(m.group(1)) in finished
         if re.fullmatch(r"compile-cache(-\d+\.bin|\.json)", p.name):  # whole once its index is written
             return (ship / INDEX).is_file()
-        r = re.fullmatch(r"resume(\d+)-s(\d+)(-\d+)?\.pt", p.name)  # a paused fold's set, once its index is written
+        r = re.fullmatch(RESUME_SHARD, p.name) or re.fullmatch(RESUME_INDEX, p.name)  # whole once its index is written
         if r:
             return int(r.group(1)) not in finished and (ship / f"resume{r.group(1)}-s{r.group(2)}.pt").is_file()
         return re.fullmatch(r"init-\d+\.pt", p.name) is not None and 0 in finished
