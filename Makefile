@@ -20,7 +20,7 @@ RUN_EXPERIMENT = $(LUIGI) Submission --experiment $@ --data-root $(DATA_ROOT) --
 	$(PY) -m glc show --experiment $@ --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)
 EXPERIMENTS := $(basename $(notdir $(wildcard tasks/*.toml)))
 
-.PHONY: help install check-java demo test test-all test-faults lint format docs show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-validation-shift bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed gpu-table satclip clean $(EXPERIMENTS)
+.PHONY: help install check-java demo test test-all test-faults lint format docs show synth-tiny synth-demo bench bench-real bench-synth-cv bench-synth bench-etl bench-etl-full bench-full bench-neighbours bench-loader bench-leaderboard bench-validation-shift bench-train-throughput bench-maps bench-pretraining bench-rf bench-fusion bench-fusion-feed gpu-table bench-table-load satclip clean $(EXPERIMENTS)
 
 help: ## list every target with its description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -150,8 +150,11 @@ bench-fusion: check-java install ## fusion ablation (concat -> +temporal Swin ->
 bench-fusion-feed: check-java install ## fusion image branch fed by raw pixels vs the full DCT (IDCT) vs the 16x16 block: samples/s -> bench/results/fusion_feed.json
 	$(PY) -m bench.fusion_feed
 
-gpu-table: check-java install ## the full world's fusion table packed for a GPU lease (world generated if missing, ModelInputs + PO correction via Luigi, ~1.5 h the first time; FULL_ROOT, GPU_TABLE=.gpu/full.npz) -> GPU_TABLE + its .json (paths for merge)
+gpu-table: check-java install ## the full world's fusion table packed for a GPU lease (world generated if missing, ModelInputs + PO correction via Luigi, ~36 min the first time; FULL_ROOT, GPU_TABLE=.gpu/full.npz) -> GPU_TABLE + its .json (paths for merge)
 	$(PY) -m bench.gpu_table --data-root $(FULL_ROOT) --out $(or $(GPU_TABLE),.gpu/full.npz)
+
+bench-table-load: install ## one thread vs all cores: unpacking the packed GPU table and loading its train split into tensors (NPZ=.gpu/full.npz from make gpu-table) -> bench/results/table_load.json
+	$(PY) -m bench.table_load --npz $(or $(NPZ),.gpu/full.npz)
 
 show: install ## print the report summary and output paths of EXPERIMENT
 	$(PY) -m glc show --experiment $(EXPERIMENT) --data-root $(DATA_ROOT) --out-root $(OUT_ROOT)

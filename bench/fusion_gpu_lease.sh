@@ -2,7 +2,7 @@
 # One device call of the fusion's A/B table (bench/fusion_gpu.py `ab`) on the full world's packed fusion table, as
 # prepared for a GPU lease: the run tool copies the working tree there, so pack the table here first and carry it:
 #
-#   make gpu-table    # = python -m bench.gpu_table: the world, its fusion ModelInputs, packed as below, ~1.5 h
+#   make gpu-table    # = python -m bench.gpu_table: the world, its fusion ModelInputs, packed as below, ~36 min
 #   # or, with the table already built:
 #   python -m bench.fusion_gpu pack --patch-k 6 --out .gpu/full.npz \
 #     --inputs out-bench/full/<world>/model_inputs/v10km-f0.2-s0-bioclim_cube+env+gfv+landsat_cube+patch_dct16+plot-k3

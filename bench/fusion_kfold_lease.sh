@@ -3,12 +3,12 @@
 # time (bench/fusion_kfold.py says why and how the pieces fit together). A training call writes its log and as many
 # finished files as one call brings back to $OUT; `ship` calls bring back the rest. Files on the device persist only
 # while the machine stays warm (30 s after a call), so one lease's calls must follow each other at once.
-# First, here: `make gpu-table` (the full world, its fusion table and PO correction, packed into .gpu/full.npz; ~1.5 h
+# First, here: `make gpu-table` (the full world, its fusion table and PO correction, packed into .gpu/full.npz; 36 min
 # on 2 cores the first time; .gpu/full.json says where the truth and the corrections that merge reads are).
 #
-# Lease 1 (fold 1 from scratch: ~46 s unpacking, ~290 s compiling on a fresh H100, then ~28 s an epoch with
-# validation; up to 20 epochs: ~15 minutes, more than a session's 15 minutes of device time leave once the machine's
-# start and the shipping are counted, so fold 1 spans two leases):
+# Lease 1 (fold 1 from scratch: ~46 s unpacking before unpacking used every core (make bench-table-load), ~290 s
+# compiling on a fresh H100, then ~28 s an epoch with validation; up to 20 epochs: ~15 minutes, more than a session's
+# 15 minutes of device time leave once the machine's start and the shipping are counted, so fold 1 spans two leases):
 #   LIMIT=480 bash bench/fusion_kfold_lease.sh fold 0   # carry [".gpu/full.npz"]; again (no carry) while time is left
 #   bash bench/fusion_kfold_lease.sh ship               # again until it logs "0 left"
 # A fold the limit stops leaves a resume set (`pause`, run by every `fold` call): its last checkpoint (weights in

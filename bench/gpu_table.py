@@ -15,8 +15,8 @@ it (``bench/fusion_gpu_lease.sh``, ``bench/fusion_kfold_lease.sh``) first needs 
 4. ``<out stem>.json`` beside it: where the table, the hidden test labels and the corrections are here, the packed
    sizes, and the ``merge`` command's arguments.
 
-Rerun, it does no work that is done (Luigi's targets, an up-to-date ``.npz``). Example (the full world, ~1.5 h on 2
-cores the first time)::
+Rerun, it does no work that is done (Luigi's targets, an up-to-date ``.npz``). Example (the full world: 36 min on 2
+cores the first time, 20 min of it generating the world)::
 
     python -m bench.gpu_table --data-root data/synthetic/full-seed0 --out .gpu/full.npz
 """

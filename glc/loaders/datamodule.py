@@ -92,7 +92,8 @@ class SurveyDataModule(pl.LightningDataModule):
         shuffle: shuffle the training loader.
         with_target: produce ``target`` from ``labels`` (train/val loaders and :meth:`loader`).
         verify: at setup, decode and check every requested column of every row group (one extra read of the
-            split); with ``False`` only footers, schemas and ``surveyId`` are checked.
+            split; the ``"memory"`` reader checks them as it loads them, at setup too, whatever ``verify``); with
+            ``False`` only footers, schemas and ``surveyId`` are checked.
         shuffle_buffer: rows per shuffle buffer of the row-group readers.
         predict_split: the split :meth:`predict_dataloader` reads.
         subsets: optional views: a split name -> ``(stored split, surveyIds)``; that split then reads only those rows
@@ -183,7 +184,9 @@ class SurveyDataModule(pl.LightningDataModule):
         key = (split, wt)
         if key not in self._sources:
             stored, keep = self.subsets.get(split, (split, None))
-            info = scan_split(self.root / stored, self.meta, self._load_columns(wt), verify=self.verify)
+            # the memory reader decodes and checks every row group here anyway: a verifying scan would read it twice
+            verify = self.verify and self.reader != "memory"
+            info = scan_split(self.root / stored, self.meta, self._load_columns(wt), verify=verify)
             src = make_source(self.reader, info, self.shuffle_buffer, keep=keep)
             if keep is not None:
                 n = src.worker_rows(EpochPlan(0, self.seed, False, self.batch_size))

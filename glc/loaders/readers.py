@@ -55,6 +55,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -155,25 +156,27 @@ def _writable(values: np.ndarray) -> np.ndarray:
     return values if values.flags.writeable else values.copy()
 
 
-def _arrow_to_numpy(table: pa.Table, info: SplitInfo) -> Batch:
+def _arrow_to_numpy(table: pa.Table, info: SplitInfo, writable: bool = True) -> Batch:
     """Decode one row group into numpy columns in their batch dtypes and shapes (:meth:`ColumnSpec.batch_dtype`):
     scalars ``[n]`` float32 / int64, arrays ``[n, *shape]`` float32 / int32 / uint8 (binary columns without a copy
-    of their bytes)."""
+    of their bytes). With ``writable=False`` the columns may be read-only views of Arrow's buffers (for a caller
+    that copies them anyway)."""
+    own: Callable[[np.ndarray], np.ndarray] = _writable if writable else np.asarray
     out: Batch = {}
     n = table.num_rows
     for name in info.columns:
         col = table.column(name)
         spec = info.specs[name]
         if not spec.is_array:
-            out[name] = _writable(_scalar(name, col.to_numpy()))
+            out[name] = own(_scalar(name, col.to_numpy()))
         elif spec.dtype == "uint8":
             arr = col.combine_chunks()
             offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=arr.offset * 4)
             data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-            out[name] = _writable(data.reshape(n, *spec.shape))
+            out[name] = own(data.reshape(n, *spec.shape))
         else:
             values = col.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            out[name] = _writable(values.reshape(n, *spec.shape).astype(spec.batch_dtype(), copy=False))
+            out[name] = own(values.reshape(n, *spec.shape).astype(spec.batch_dtype(), copy=False))
     return out
 
 
@@ -530,24 +533,47 @@ class PetastormSource(_RowGroupSource):
 
 class MemorySource:
     """The whole split decoded once into torch tensors (features in their batch dtypes, labels int32 [N, L]);
-    ``keep`` (surveyIds) keeps only those rows (a k-fold view)."""
+    ``keep`` (surveyIds) keeps only those rows (a k-fold view).
 
-    def __init__(self, info: SplitInfo, keep: Sequence[int] | np.ndarray | None = None) -> None:
+    Row groups are read, checked (:func:`check_batch`) and decoded on ``threads`` threads (all cores by default:
+    pyarrow and numpy work outside the GIL), and each lands in the tensors with one copy, in the stored order.
+    """
+
+    def __init__(
+        self, info: SplitInfo, keep: Sequence[int] | np.ndarray | None = None, threads: int | None = None
+    ) -> None:
         self.info = info
         keep_ids = _keep_ids(keep)
-        parts = []
-        for piece in info.pieces:
-            if piece.num_rows:
-                table = read_piece(piece, info.columns)
-                check_batch(table, info, f"{piece.path} (row group {piece.row_group})")
-                chunk = _arrow_to_numpy(table, info)
-                if keep_ids is not None:
-                    chunk = _take(chunk, np.flatnonzero(np.isin(chunk["surveyId"], keep_ids)))
-                parts.append(chunk)
-        merged = _concat(parts) if parts else {}
-        self.tensors: dict[str, torch.Tensor] = {
-            k: torch.from_numpy(_writable(np.ascontiguousarray(v))) for k, v in merged.items()
-        }
+        pieces = [p for p in info.pieces if p.num_rows]
+
+        def decode(piece: Piece) -> tuple[Batch, np.ndarray | None]:
+            table = read_piece(piece, info.columns)
+            check_batch(table, info, f"{piece.path} (row group {piece.row_group})")
+            chunk = _arrow_to_numpy(table, info, writable=False)  # views: copied once, into the tensors below
+            return chunk, (None if keep_ids is None else np.isin(chunk["surveyId"], keep_ids))
+
+        workers = max(1, min(threads or os.cpu_count() or 1, len(pieces)))
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(decode, pieces))
+            counts = [len(c["surveyId"]) if rows is None else int(rows.sum()) for c, rows in parts]
+            starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+            merged: Batch = {}
+            if parts:
+                first = parts[0][0]
+                merged = {k: np.empty((int(starts[-1]), *v.shape[1:]), v.dtype) for k, v in first.items()}
+
+            def place(i: int) -> None:
+                chunk, rows = parts[i]
+                for k, v in chunk.items():
+                    dest = merged[k][starts[i] : starts[i + 1]]
+                    if rows is None:
+                        dest[...] = v
+                    else:
+                        np.compress(rows, v, axis=0, out=dest)
+
+            list(pool.map(place, range(len(parts))))
+        parts.clear()  # the Arrow buffers go now, not when the source does
+        self.tensors: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in merged.items()}
         self.num_rows = int(self.tensors["surveyId"].shape[0]) if "surveyId" in self.tensors else 0
 
     def _positions(self, plan: EpochPlan) -> torch.Tensor:

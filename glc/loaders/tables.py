@@ -27,6 +27,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,11 +179,12 @@ def write_meta(root: str | Path, meta: dict[str, Any]) -> Path:
     return path
 
 
-def set_train_stats(meta: dict[str, Any], train: Mapping[str, Sequence[np.ndarray]]) -> dict[str, Any]:
+def set_train_stats(meta: dict[str, Any], train: Mapping[str, Sequence[np.ndarray] | np.ndarray]) -> dict[str, Any]:
     """Record in ``meta`` the per-element train mean/std of every float32 column whose feature set keeps statistics.
 
     The in-memory writers' copy of the Spark writer's rule (``glc.etl.inputs._stats``): a constant
-    element gets scale 1, never a division by ~0. ``train``: column name -> the train split's cells (arrays).
+    element gets scale 1, never a division by ~0. ``train``: column name -> the train split's cells (arrays), or one
+    array ``[n, *shape]``.
     Returns ``meta`` (changed in place).
     """
     from glc.features.sets import feature_set
@@ -190,7 +192,9 @@ def set_train_stats(meta: dict[str, Any], train: Mapping[str, Sequence[np.ndarra
     for name, c in meta["columns"].items():
         fs = c.get("feature_set")
         if name in train and len(train[name]) and fs and feature_set(fs).stats and c["dtype"] == "float32":
-            X = np.stack(list(train[name])).astype(np.float64)
+            cells = train[name]
+            whole = isinstance(cells, np.ndarray) and cells.dtype != object  # one [n, *shape] array, not cells
+            X = np.asarray(cells, np.float64) if whole else np.stack(list(cells)).astype(np.float64)
             mean, std = X.mean(axis=0), X.std(axis=0)
             std[std < 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
             c["stats"] = {"mean": mean.tolist(), "std": std.tolist()}
@@ -236,10 +240,19 @@ def input_schema(specs: Mapping[str, ColumnSpec]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _matrix(values: pd.Series, spec: ColumnSpec) -> np.ndarray:
-    """Stack a column of per-row arrays into ``(n, width)`` in the column's element dtype, or raise naming it."""
-    cells = values.to_numpy()
+def _matrix(values: pd.Series | np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    """Stack a column of per-row arrays into ``(n, width)`` in the column's element dtype, or raise naming it.
+
+    ``values`` is a column of per-row arrays, or one array ``[n, *shape]`` (taken as it is, no per-row copies)."""
     dtype = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8}[spec.dtype]
+    if isinstance(values, np.ndarray) and values.dtype != object and values.ndim >= 2:
+        if int(np.prod(values.shape[1:])) != spec.width:
+            raise DataError(
+                f"column {spec.name!r}: every row must hold {spec.width} values (shape {list(spec.shape)}); the "
+                f"array given has rows of shape {list(values.shape[1:])}. Reshape or pad {spec.name!r} to that shape."
+            )
+        return np.ascontiguousarray(values.reshape(len(values), spec.width), dtype=dtype)
+    cells = values.to_numpy() if isinstance(values, pd.Series) else values
     if len(cells) == 0:
         return np.zeros((0, spec.width), dtype=dtype)
     lengths = np.fromiter((np.size(c) for c in cells), dtype=np.int64, count=len(cells))
@@ -266,25 +279,26 @@ def _binary_array(matrix: np.ndarray) -> pa.BinaryArray:
     )
 
 
-def input_arrow_table(df: pd.DataFrame, specs: Mapping[str, ColumnSpec]) -> pa.Table:
+def input_arrow_table(df: pd.DataFrame | Mapping[str, Any], specs: Mapping[str, ColumnSpec]) -> pa.Table:
     """Convert a frame with the columns of ``specs`` to an Arrow table with the exact parquet types.
 
-    Array columns hold one array (any shape with the right number of values) per row.
+    Array columns hold one array (any shape with the right number of values) per row. ``df`` may also be a mapping
+    of column name to values, an array column then one array ``[n, *shape]`` (no per-row arrays built or stacked).
 
     Raises:
         DataError: naming the column, for a missing column, a null, or a wrong number of values.
     """
-    missing = [c for c in specs if c not in df.columns]
+    missing = [c for c in specs if c not in df]  # a frame's `in` looks at its columns, as a mapping's at its keys
     if missing:
         raise DataError(f"write_input_table: frame lacks column(s) {missing}; expected {list(specs)}.")
     arrays: list[pa.Array] = []
     for name, spec in ({"surveyId": ColumnSpec("surveyId", "int64"), **specs}).items():
         if not spec.is_array:
-            if df[name].isna().any():
-                raise DataError(f"write_input_table: column {name!r} has {int(df[name].isna().sum())} null value(s).")
-            arrays.append(
-                pa.array(df[name].to_numpy(), type=pa.int64() if name == "surveyId" else SCALAR_ARROW[spec.dtype])
-            )
+            values = np.asarray(df[name])
+            nulls = int(pd.isna(values).sum())
+            if nulls:
+                raise DataError(f"write_input_table: column {name!r} has {nulls} null value(s).")
+            arrays.append(pa.array(values, type=pa.int64() if name == "surveyId" else SCALAR_ARROW[spec.dtype]))
         elif spec.dtype == "uint8":
             arrays.append(_binary_array(_matrix(df[name], spec)))
         else:
@@ -298,6 +312,7 @@ def write_input_table(
     specs: Mapping[str, ColumnSpec],
     rows_per_file: int = 100_000,
     row_group_size: int = 20_000,
+    threads: int = 1,
 ) -> list[Path]:
     """Write one split of the model-input table like Spark does: ``part-*.parquet`` files and ``_SUCCESS``.
 
@@ -310,6 +325,8 @@ def write_input_table(
         specs: the columns (``column_specs(meta)`` without ``surveyId``, or a subset).
         rows_per_file: rows per part file (the last file takes the remainder).
         row_group_size: rows per parquet row group inside a file.
+        threads: part files written at once (pyarrow encodes outside the GIL: with several files, one per core
+            shortens the write; the files and their row groups are the same).
 
     Returns:
         The part files, in name order.
@@ -326,10 +343,18 @@ def write_input_table(
     table = input_arrow_table(df, specs)
     n_files = max(1, -(-table.num_rows // rows_per_file))
     names = [f"part-{i:05d}.parquet" for i in range(n_files)]
+
+    def write(i: int) -> None:
+        part = table.slice(i * rows_per_file, rows_per_file)
+        pq.write_table(part, tmp / names[i], row_group_size=row_group_size, compression="snappy")
+
     with atomic_dir(path, summary={"rows": table.num_rows, "files": n_files}) as tmp:
-        for i, name in enumerate(names):
-            part = table.slice(i * rows_per_file, rows_per_file)
-            pq.write_table(part, tmp / name, row_group_size=row_group_size, compression="snappy")
+        if threads > 1 and n_files > 1:
+            with ThreadPoolExecutor(min(threads, n_files)) as pool:
+                list(pool.map(write, range(n_files)))  # list(): a file's error is raised here
+        else:
+            for i in range(n_files):
+                write(i)
     return [Path(path) / n for n in names]
 
 

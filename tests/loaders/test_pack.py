@@ -86,3 +86,23 @@ def test_the_trainer_reads_the_unpacked_table(packed, tmp_path: Path) -> None:
     )
     s = train_model(back, tmp_path / "w", cfg, "x", progress=False, wandb=False)
     assert s["epochs_trained"] == 1 and s["train_samples"] == 60 and s["train_samples_per_s"] > 0
+
+
+def test_the_unpacked_files_do_not_depend_on_the_threads(packed, tmp_path: Path, monkeypatch) -> None:
+    """One thread or four: the same part files (a row group each: 16 rows here), byte for byte, and the same
+    meta.json."""
+    import pyarrow.parquet as pq
+
+    import glc.loaders.pack as pack_module
+
+    _, _, info = packed
+    monkeypatch.setattr(pack_module, "_ROW_GROUP", 16)
+    one = unpack(Path(info["file"]), tmp_path / "one", threads=1)
+    four = unpack(Path(info["file"]), tmp_path / "four", threads=4)
+    for split, files in (("train", 4), ("val", 2), ("test", 1)):
+        a = sorted((one / split).glob("part-*.parquet"))
+        b = sorted((four / split).glob("part-*.parquet"))
+        assert [p.name for p in a] == [p.name for p in b] and len(a) == files
+        assert all(pq.ParquetFile(x).metadata.num_row_groups == 1 for x in a)
+        assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+    assert read_meta(one) == read_meta(four)

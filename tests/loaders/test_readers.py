@@ -84,6 +84,46 @@ def test_writer_rejects_unequal_lists(tmp_path):
     assert not (tmp_path / "train").exists()
 
 
+def test_writer_takes_whole_arrays_and_threads_write_the_same_files(tmp_path):
+    """A mapping of ``[n, *shape]`` arrays writes the same parquet bytes as the frame of per-row arrays, and several
+    threads the same part files as one; an array of the wrong row shape is refused naming the column."""
+    from glc.loaders.tables import write_input_table
+    from tests.loaders import frame_specs
+
+    df = input_frame(70, 10, 3, 4, np.random.default_rng(5))
+    specs = frame_specs(df)
+    one = write_input_table(df, tmp_path / "one", specs, rows_per_file=20, row_group_size=10)
+    whole = {k: (np.stack(df[k].to_list()) if specs.get(k) and specs[k].is_array else df[k].to_numpy()) for k in df}
+    many = write_input_table(whole, tmp_path / "many", specs, rows_per_file=20, row_group_size=10, threads=3)
+    assert [p.name for p in one] == [p.name for p in many] == [f"part-{i:05d}.parquet" for i in range(4)]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, many))
+    whole["env"] = whole["env"][:, :3]
+    with pytest.raises(DataError, match=r"column 'env': every row must hold 4 values .* rows of shape \[3\]"):
+        write_input_table(whole, tmp_path / "bad", specs)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_memory_reader_loads_the_same_tensors_on_any_number_of_threads(fresh):
+    """Row groups decoded on several threads land in stored order, a view (``keep``) keeps exactly its rows, and the
+    tensors are writable and equal to the one-thread load's."""
+    from glc.loaders.readers import MemorySource
+
+    info = scan_split(fresh / "train", read_meta(fresh), COLUMNS, verify=False)
+    assert len(info.pieces) >= 6
+    one = MemorySource(info, threads=1)
+    many = MemorySource(info, threads=4)
+    stored = pq.read_table(fresh / "train", columns=["surveyId"]).column("surveyId").to_numpy()
+    np.testing.assert_array_equal(one.tensors["surveyId"].numpy(), stored)
+    assert one.tensors.keys() == many.tensors.keys()
+    assert all(torch.equal(one.tensors[k], many.tensors[k]) for k in one.tensors)
+    keep = stored[[0, 5, 19, 20, 21, 77, 119]]
+    view = MemorySource(info, keep=keep, threads=4)
+    np.testing.assert_array_equal(view.tensors["surveyId"].numpy(), keep)
+    assert all(torch.equal(view.tensors[k], one.tensors[k][[0, 5, 19, 20, 21, 77, 119]]) for k in one.tensors)
+    view.tensors["env"][0] += 1  # torch may write into its batches' sources
+    assert not torch.equal(view.tensors["env"][0], one.tensors["env"][0])
+
+
 def test_meta_errors(tmp_path):
     with pytest.raises(DataFileNotFoundError, match=r"meta\.json"):
         read_meta(tmp_path)
@@ -286,13 +326,8 @@ def test_garbage_file_is_named(fresh):
         scan_split(fresh / "train", read_meta(fresh), COLUMNS, verify=False)
 
 
-@pytest.mark.parametrize("reader", ["petastorm", "arrow"])
-@pytest.mark.parametrize("where", ["page header", "page data"])
-def test_corrupt_data_page_is_named_by_verify_and_by_the_readers(fresh, reader, where):
-    """Garbage inside a column chunk (footer intact): setup's verification read names the file; without it,
-    the reader names it when it reaches that row group. (Not every flipped byte is detectable: pyarrow 14 has no
-    page checksums, so garbage inside float values can decode silently; these two positions are detected.)"""
-    bad = fresh / "train" / "part-00000.parquet"
+def _corrupt_labels_page(bad: Path, where: str) -> None:
+    """Overwrite 8 bytes of the first row group's ``labels`` column chunk (its page header or its data)."""
     md = pq.ParquetFile(bad).metadata
     names = [md.row_group(0).column(i).path_in_schema for i in range(md.num_columns)]
     col = md.row_group(0).column(names.index("labels.list.element"))
@@ -300,12 +335,33 @@ def test_corrupt_data_page_is_named_by_verify_and_by_the_readers(fresh, reader, 
     start = col.data_page_offset + (8 if where == "page header" else int(0.3 * col.total_compressed_size))
     data[start : start + 8] = (b"\xff" if where == "page header" else b"\x5a") * 8
     bad.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("reader", ["petastorm", "arrow"])
+@pytest.mark.parametrize("where", ["page header", "page data"])
+def test_corrupt_data_page_is_named_by_verify_and_by_the_readers(fresh, reader, where):
+    """Garbage inside a column chunk (footer intact): setup's verification read names the file; without it,
+    the reader names it when it reaches that row group. (Not every flipped byte is detectable: pyarrow 14 has no
+    page checksums, so garbage inside float values can decode silently; these two positions are detected.)"""
+    _corrupt_labels_page(fresh / "train" / "part-00000.parquet", where)
     meta = read_meta(fresh)
     with pytest.raises(DataError, match=r"train/part-00000\.parquet"):
         scan_split(fresh / "train", meta, COLUMNS)
     src = make_source(reader, scan_split(fresh / "train", meta, COLUMNS, verify=False))
     with pytest.raises(DataError, match=r"train/part-00000\.parquet"):
         list(src.batches(EpochPlan(0, 0, False, 16)))
+
+
+@pytest.mark.parametrize("where", ["page header", "page data"])
+def test_the_memory_reader_names_a_corrupt_page_at_setup_without_a_verifying_scan(fresh, where):
+    """The data module's ``memory`` reader skips the verifying scan (it decodes and checks every row group as it
+    loads them): a corrupt page still fails the setup, naming the file."""
+    from glc.loaders import SurveyDataModule
+
+    _corrupt_labels_page(fresh / "train" / "part-00000.parquet", where)
+    dm = SurveyDataModule(fresh, batch_size=16, reader="memory", verify=True)
+    with pytest.raises(DataError, match=r"train/part-00000\.parquet"):
+        dm.setup("fit")
 
 
 def test_missing_column_is_named(fresh):
