@@ -15,7 +15,8 @@ it (``bench/fusion_gpu_lease.sh``, ``bench/fusion_kfold_lease.sh``) first needs 
 4. ``<out stem>.json`` beside it: where the table, the hidden test labels and the corrections are here, the packed
    sizes, and the ``merge`` command's arguments.
 
-Rerun, it does no work that is done (Luigi's targets, an up-to-date ``.npz``). Example (the full world: 36 min on 2
+Rerun, it does no work that is done (Luigi's targets, an ``.npz`` newer than its table and packed with the same
+settings). Example (the full world: 36 min on 2
 cores the first time, 20 min of it generating the world)::
 
     python -m bench.gpu_table --data-root data/synthetic/full-seed0 --out .gpu/full.npz
@@ -83,7 +84,12 @@ def build_table(
     inputs = Path(inputs_task.output().dir)
     t_tasks = time.time() - t0
     stamp = max(p.stat().st_mtime for p in inputs.rglob("*") if p.is_file())
-    if not out.is_file() or out.stat().st_mtime < stamp:
+    # an .npz is reused only when it is newer than its table and was packed from that table with these settings
+    # (its .json says how; a refused table has no .json)
+    pack_args = {"inputs": str(inputs), "patch_k": patch_k, "cube_coefs": cube_coefs, "gfv_top": gfv_top}
+    described = out.with_suffix(".json")
+    before = json.loads(described.read_text()).get("pack_args") if described.is_file() else None
+    if not out.is_file() or out.stat().st_mtime < stamp or before != pack_args:
         info = pack(inputs, out, cube_coefs, patch_k, gfv_top)
     else:
         info = {"bytes": out.stat().st_size, "reused": True}
@@ -103,6 +109,7 @@ def build_table(
         "npz": str(out),
         "npz_mib": round(mib, 1),
         "pack": info,
+        "pack_args": pack_args,
         "truth": str(truth) if truth.is_file() else None,
         "corrections": str(corrections) if corrections is not None else None,
         "merge_args": ["--truth", str(truth)] + (["--corrections", str(corrections)] if corrections else []),

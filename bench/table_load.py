@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=None, help="result name under bench/results (default table_load[_smoke])")
     a = ap.parse_args(argv)
+    if a.rounds < 1:
+        ap.error(f"--rounds {a.rounds}: expected at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from bench.common import write_result
 

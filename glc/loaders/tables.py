@@ -344,11 +344,12 @@ def write_input_table(
     n_files = max(1, -(-table.num_rows // rows_per_file))
     names = [f"part-{i:05d}.parquet" for i in range(n_files)]
 
-    def write(i: int) -> None:
-        part = table.slice(i * rows_per_file, rows_per_file)
-        pq.write_table(part, tmp / names[i], row_group_size=row_group_size, compression="snappy")
-
     with atomic_dir(path, summary={"rows": table.num_rows, "files": n_files}) as tmp:
+
+        def write(i: int) -> None:
+            part = table.slice(i * rows_per_file, rows_per_file)
+            pq.write_table(part, tmp / names[i], row_group_size=row_group_size, compression="snappy")
+
         if threads > 1 and n_files > 1:
             with ThreadPoolExecutor(min(threads, n_files)) as pool:
                 list(pool.map(write, range(n_files)))  # list(): a file's error is raised here

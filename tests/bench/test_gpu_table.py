@@ -54,3 +54,7 @@ def test_the_gpu_table_is_built_packed_and_described(tiny_world: Path, tmp_path:
     assert again["pack"] == {"bytes": out.stat().st_size, "reused": True} and out.stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match=r"more than the 0.001 MiB a device call carries.*smaller --patch-k"):
         gpu_table.build_table(tiny_world, tmp_path / "out", Path("tasks/fusion.toml"), [], out, max_mib=0.001)
+    # other packing settings: packed again, never the .npz of the earlier ones
+    third = gpu_table.build_table(tiny_world, tmp_path / "out", Path("tasks/fusion.toml"), [], out, patch_k=3)
+    assert "reused" not in third["pack"] and third["pack_args"]["patch_k"] == 3
+    assert third["pack"]["packed"]["patch_dct16"] == "3x3 block (float16)"
