@@ -153,7 +153,7 @@ bench-fusion-feed: check-java install ## fusion image branch fed by raw pixels v
 gpu-table: check-java install ## the full world's fusion table packed for a GPU lease (world generated if missing, ModelInputs + PO correction via Luigi, ~36 min the first time; FULL_ROOT, GPU_TABLE=.gpu/full.npz) -> GPU_TABLE + its .json (paths for merge)
 	$(PY) -m bench.gpu_table --data-root $(FULL_ROOT) --out $(or $(GPU_TABLE),.gpu/full.npz)
 
-bench-table-load: install ## one thread vs all cores: unpacking the packed GPU table and loading its train split into tensors (NPZ=.gpu/full.npz from make gpu-table) -> bench/results/table_load.json
+bench-table-load: install ## one thread vs all cores: unpacking the packed GPU table and loading its train split into tensors; a k-fold fold's two views from two reads vs one (NPZ=.gpu/full.npz from make gpu-table) -> bench/results/table_load.json
 	$(PY) -m bench.table_load --npz $(or $(NPZ),.gpu/full.npz)
 
 show: install ## print the report summary and output paths of EXPERIMENT

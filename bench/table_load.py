@@ -1,11 +1,14 @@
-"""How long a GPU lease spends getting the packed fusion table into memory, one thread against all cores.
+"""How long a GPU lease spends getting the packed fusion table into memory: one thread against all cores, and a
+k-fold fold's two views of the train split from two decodes against one.
 
 Every lease of ``bench/fusion_kfold_lease.sh`` starts by unpacking ``.gpu/full.npz`` (:func:`glc.loaders.pack.unpack`)
-and every fold then loads the train split into tensors three times (its training view, its held-out view, the whole
-split for scoring: :class:`glc.loaders.readers.MemorySource`), plus val and test. Device seconds spent there are
-not spent training, so both steps use every core: the unpacked splits are written a part file per row group on
-threads, and the memory reader decodes the row groups on threads and checks them as it loads them (the data
-module skips its verifying scan for it: that was a second read of the whole split).
+and every fold then loads the train split into tensors for its training view and its held-out view
+(:class:`glc.loaders.readers.MemorySource`), plus val and test for scoring. Device seconds spent there are not spent
+training, so these steps use every core: the unpacked splits are written a part file per row group on threads (row
+groups of 5,000 rows: the full world's train split is 15 of them, one per core of a 16-core GPU machine), the memory
+reader decodes the row groups on threads and checks them as it loads them (the data module skips its verifying scan
+for it: that was a second read of the whole split), and the data module builds both views of a fold from one decode
+of the split (:meth:`~glc.loaders.readers.MemorySource.view`).
 
 ``python -m bench.table_load [--npz .gpu/full.npz]`` times, in one process, interleaved for ``--rounds`` rounds
 (median reported):
@@ -13,10 +16,14 @@ module skips its verifying scan for it: that was a second read of the whole spli
 * ``unpack``: :func:`~glc.loaders.pack.unpack` with ``threads=1`` and with all cores;
 * ``load``: the train split as the data module's ``memory`` reader sets it up: *one thread* is the verifying scan
   (:func:`~glc.loaders.tables.scan_split` with ``verify``) and a one-thread load, what setup did before the
-  change; *all cores* is the scan without the verification read and the load on every core.
+  change; *all cores* is the scan without the verification read and the load on every core;
+* ``views``: a fold's training view (9/10 of the train split) and held-out view (every tenth stored survey), all
+  cores: *two decodes* is a ``MemorySource`` with ``keep`` for each, what the data module's setup did before;
+  *one decode* is the data module's ``setup("fit")`` with those ``subsets`` as it is now.
 
-The tensors of both loads are compared (they must be equal). Writes ``bench/results/table_load.json`` (a ``--out``
-name otherwise). Without ``--npz`` a small fake table is packed first (a smoke run).
+The tensors of the two loads, and of the two ways to the views, are compared (they must be equal). Writes
+``bench/results/table_load.json`` (a ``--out`` name otherwise). Without ``--npz`` a small fake table is packed first
+(a smoke run).
 """
 
 from __future__ import annotations
@@ -68,15 +75,49 @@ def load_train(root: Path, threads: int, verify: bool) -> tuple[float, dict[str,
     return time.perf_counter() - t0, src.tensors
 
 
-def run(npz: Path, rounds: int, work: Path) -> dict[str, Any]:
-    """The measurements of the module docstring on ``npz``, unpacked under ``work``."""
+def fold_views(root: Path, one_decode: bool) -> tuple[float, dict[str, dict[str, Any]]]:
+    """Seconds to set up a fold's training and held-out views of the train split (every tenth stored survey held
+    out) on all cores, from one decode (the data module, ``one_decode``) or from two; the views' tensors."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from glc.loaders.datamodule import SurveyDataModule
+    from glc.loaders.readers import MemorySource
+    from glc.loaders.tables import read_meta, scan_split
+
+    meta = read_meta(root)
+    ids = pq.read_table(root / "train", columns=["surveyId"]).column("surveyId").to_numpy()
+    views = {"train": np.setdiff1d(ids, ids[::10]), "val": ids[::10]}
+    t0 = time.perf_counter()
+    if one_decode:
+        columns = [c for c in meta["columns"] if c not in ("surveyId", "labels")]
+        subsets = {k: ("train", v) for k, v in views.items()}
+        dm = SurveyDataModule(root, columns=columns, reader="memory", subsets=subsets)
+        dm.setup("fit")
+        got = {k: dm.source(k).tensors for k in views}
+    else:
+        info = scan_split(root / "train", meta, ["surveyId", *meta["columns"]], verify=False)
+        got = {k: MemorySource(info, keep=v).tensors for k, v in views.items()}
+    return time.perf_counter() - t0, got
+
+
+def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     import torch
 
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def run(npz: Path, rounds: int, work: Path) -> dict[str, Any]:
+    """The measurements of the module docstring on ``npz``, unpacked under ``work``."""
     from glc.loaders.pack import unpack
 
     cores = os.cpu_count() or 1
     modes = {"one_thread": 1, "all_cores": cores}
-    times: dict[str, dict[str, list[float]]] = {"unpack": {m: [] for m in modes}, "load": {m: [] for m in modes}}
+    times: dict[str, dict[str, list[float]]] = {
+        "unpack": {m: [] for m in modes},
+        "load": {m: [] for m in modes},
+        "views": {"two_decodes": [], "one_decode": []},
+    }
     root = work / "unpacked"
     for r in range(rounds):
         for mode, threads in modes.items():
@@ -84,14 +125,21 @@ def run(npz: Path, rounds: int, work: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             unpack(npz, root, threads=threads)
             times["unpack"][mode].append(time.perf_counter() - t0)
-        tensors = {}
+        tensors: dict[str, Any] = {}
         for mode, threads in modes.items():
             seconds, tensors[mode] = load_train(root, threads, verify=mode == "one_thread")
             times["load"][mode].append(seconds)
-        a, b = tensors["one_thread"], tensors["all_cores"]
-        if a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a):
+        if not _equal(tensors["one_thread"], tensors["all_cores"]):
             raise RuntimeError("the one-thread and all-core loads of the train split differ: a reader bug")
-        rows = int(a["surveyId"].shape[0])
+        rows = int(tensors["one_thread"]["surveyId"].shape[0])
+        tensors.clear()  # the views step measures its own peak, not beside two copies of the split
+        for mode in times["views"]:
+            seconds, tensors[mode] = fold_views(root, one_decode=mode == "one_decode")
+            times["views"][mode].append(seconds)
+        a, b = tensors["two_decodes"], tensors["one_decode"]
+        if a.keys() != b.keys() or not all(_equal(a[k], b[k]) for k in a):
+            raise RuntimeError("a fold's views from one decode differ from its views from two: a reader bug")
+        tensors.clear()
         log.info(
             "round %d/%d: %s", r + 1, rounds, {k: {m: round(v[-1], 2) for m, v in t.items()} for k, t in times.items()}
         )
@@ -100,9 +148,10 @@ def run(npz: Path, rounds: int, work: Path) -> dict[str, Any]:
     out["threads_all_cores"] = cores
     for step, t in times.items():
         med = {m: statistics.median(v) for m, v in t.items()}
-        out[f"{step}_seconds_one_thread"] = round(med["one_thread"], 2)
-        out[f"{step}_seconds_all_cores"] = round(med["all_cores"], 2)
-        out[f"{step}_speedup"] = round(med["one_thread"] / med["all_cores"], 2)
+        before, after = list(med)
+        out[f"{step}_seconds_{before}"] = round(med[before], 2)
+        out[f"{step}_seconds_{after}"] = round(med[after], 2)
+        out[f"{step}_speedup"] = round(med[before] / med[after], 2)
         out[f"{step}_seconds_all"] = {m: [round(x, 2) for x in v] for m, v in t.items()}
     return out
 
@@ -127,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.npz is None:
         res["npz"] = "a fake table (smoke run)"
     path = write_result(a.out or ("table_load" if a.npz is not None else "table_load_smoke"), res)
-    speedups = f"unpack x{res['unpack_speedup']}, load x{res['load_speedup']}"
+    speedups = f"unpack x{res['unpack_speedup']}, load x{res['load_speedup']}, views x{res['views_speedup']}"
     print(f"wrote {path}: {speedups} on {res['threads_all_cores']} cores")
     return 0
 

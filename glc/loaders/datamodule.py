@@ -49,6 +49,7 @@ from glc.loaders.readers import (
     BatchSource,
     EpochDataLoader,
     EpochPlan,
+    MemorySource,
     SurveyIterableDataset,
     make_source,
 )
@@ -187,24 +188,36 @@ class SurveyDataModule(pl.LightningDataModule):
             # the memory reader decodes and checks every row group here anyway: a verifying scan would read it twice
             verify = self.verify and self.reader != "memory"
             info = scan_split(self.root / stored, self.meta, self._load_columns(wt), verify=verify)
-            src = make_source(self.reader, info, self.shuffle_buffer, keep=keep)
-            if keep is not None:
-                n = src.worker_rows(EpochPlan(0, self.seed, False, self.batch_size))
-                if n != len(keep):
-                    raise ValueError(
-                        f"SurveyDataModule: the {split!r} view names {len(keep)} surveyIds but {n} of them are "
-                        f"rows of {self.root / stored}; build the view from that split's surveyIds."
-                    )
-            self._sources[key] = src
-            log.info(
-                "%s: %s reader over %d rows in %d files%s",
-                split,
-                self.reader,
-                info.num_rows,
-                len(info.files),
-                "" if keep is None else f" ({len(keep)} of them: a view of {stored!r})",
-            )
+            # the memory reader's views of one stored split (a k-fold fold's train and held-out rows) come from one
+            # read of it: the views not built yet are built now, each row group decoded once for all of them
+            siblings = [s for s, (st, _) in self.subsets.items() if st == stored and (s, wt) not in self._sources]
+            if self.reader == "memory" and keep is not None and len(siblings) > 1:
+                views = MemorySource.views(info, {s: self.subsets[s][1] for s in siblings})
+                for s, src in views.items():
+                    self._add_source(s, wt, src, info)
+            else:
+                self._add_source(split, wt, make_source(self.reader, info, self.shuffle_buffer, keep=keep), info)
         return self._sources[key]
+
+    def _add_source(self, split: str, wt: bool, src: BatchSource, info: Any) -> None:
+        """Check that a view holds every surveyId it names, log the reader and keep it as ``split``'s source."""
+        stored, keep = self.subsets.get(split, (split, None))
+        if keep is not None:
+            n = src.worker_rows(EpochPlan(0, self.seed, False, self.batch_size))
+            if n != len(keep):
+                raise ValueError(
+                    f"SurveyDataModule: the {split!r} view names {len(keep)} surveyIds but {n} of them are "
+                    f"rows of {self.root / stored}; build the view from that split's surveyIds."
+                )
+        self._sources[(split, wt)] = src
+        log.info(
+            "%s: %s reader over %d rows in %d files%s",
+            split,
+            self.reader,
+            info.num_rows,
+            len(info.files),
+            "" if keep is None else f" ({len(keep)} of them: a view of {stored!r})",
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Scan and check the splits ``stage`` reads ("fit": train + val; "predict": ``predict_split``)."""

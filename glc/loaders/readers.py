@@ -531,9 +531,49 @@ class PetastormSource(_RowGroupSource):
         return out
 
 
+def _decode_split(
+    info: SplitInfo, keeps: Sequence[np.ndarray | None], threads: int | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """The tensors of each row subset of ``keeps`` (sorted unique surveyIds; ``None``: every row), in stored order,
+    from one read of the split: row groups are read, checked (:func:`check_batch`) and decoded on ``threads`` threads
+    (all cores by default: pyarrow and numpy work outside the GIL), and each subset's rows of a row group land in its
+    tensors with one copy."""
+    pieces = [p for p in info.pieces if p.num_rows]
+
+    def decode(piece: Piece) -> tuple[Batch, list[np.ndarray | None]]:
+        table = read_piece(piece, info.columns)
+        check_batch(table, info, f"{piece.path} (row group {piece.row_group})")
+        chunk = _arrow_to_numpy(table, info, writable=False)  # views: copied once, into the tensors below
+        return chunk, [None if k is None else np.isin(chunk["surveyId"], k) for k in keeps]
+
+    workers = max(1, min(threads or os.cpu_count() or 1, len(pieces)))
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(decode, pieces))
+        outs: list[tuple[np.ndarray, Batch]] = []
+        for j in range(len(keeps)):
+            counts = [len(c["surveyId"]) if rows[j] is None else int(rows[j].sum()) for c, rows in parts]
+            starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+            first = parts[0][0] if parts else {}
+            outs.append((starts, {k: np.empty((int(starts[-1]), *v.shape[1:]), v.dtype) for k, v in first.items()}))
+
+        def place(i: int) -> None:
+            chunk, rows = parts[i]
+            for (starts, merged), mask in zip(outs, rows):
+                for k, v in chunk.items():
+                    dest = merged[k][starts[i] : starts[i + 1]]
+                    if mask is None:
+                        dest[...] = v
+                    else:
+                        np.compress(mask, v, axis=0, out=dest)
+
+        list(pool.map(place, range(len(parts))))
+    parts.clear()  # the Arrow buffers go now, not when the sources do
+    return [{k: torch.from_numpy(v) for k, v in merged.items()} for _, merged in outs]
+
+
 class MemorySource:
     """The whole split decoded once into torch tensors (features in their batch dtypes, labels int32 [N, L]);
-    ``keep`` (surveyIds) keeps only those rows (a k-fold view).
+    ``keep`` (surveyIds) keeps only those rows (a k-fold view); :meth:`views` builds several views from one read.
 
     Row groups are read, checked (:func:`check_batch`) and decoded on ``threads`` threads (all cores by default:
     pyarrow and numpy work outside the GIL), and each lands in the tensors with one copy, in the stored order.
@@ -542,39 +582,26 @@ class MemorySource:
     def __init__(
         self, info: SplitInfo, keep: Sequence[int] | np.ndarray | None = None, threads: int | None = None
     ) -> None:
+        self._set(info, _decode_split(info, [_keep_ids(keep)], threads)[0])
+
+    def _set(self, info: SplitInfo, tensors: dict[str, torch.Tensor]) -> None:
         self.info = info
-        keep_ids = _keep_ids(keep)
-        pieces = [p for p in info.pieces if p.num_rows]
+        self.tensors: dict[str, torch.Tensor] = tensors
+        self.num_rows = int(tensors["surveyId"].shape[0]) if "surveyId" in tensors else 0
 
-        def decode(piece: Piece) -> tuple[Batch, np.ndarray | None]:
-            table = read_piece(piece, info.columns)
-            check_batch(table, info, f"{piece.path} (row group {piece.row_group})")
-            chunk = _arrow_to_numpy(table, info, writable=False)  # views: copied once, into the tensors below
-            return chunk, (None if keep_ids is None else np.isin(chunk["surveyId"], keep_ids))
-
-        workers = max(1, min(threads or os.cpu_count() or 1, len(pieces)))
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(decode, pieces))
-            counts = [len(c["surveyId"]) if rows is None else int(rows.sum()) for c, rows in parts]
-            starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-            merged: Batch = {}
-            if parts:
-                first = parts[0][0]
-                merged = {k: np.empty((int(starts[-1]), *v.shape[1:]), v.dtype) for k, v in first.items()}
-
-            def place(i: int) -> None:
-                chunk, rows = parts[i]
-                for k, v in chunk.items():
-                    dest = merged[k][starts[i] : starts[i + 1]]
-                    if rows is None:
-                        dest[...] = v
-                    else:
-                        np.compress(rows, v, axis=0, out=dest)
-
-            list(pool.map(place, range(len(parts))))
-        parts.clear()  # the Arrow buffers go now, not when the source does
-        self.tensors: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in merged.items()}
-        self.num_rows = int(self.tensors["surveyId"].shape[0]) if "surveyId" in self.tensors else 0
+    @classmethod
+    def views(
+        cls, info: SplitInfo, keeps: Mapping[str, Sequence[int] | np.ndarray], threads: int | None = None
+    ) -> dict[str, MemorySource]:
+        """A source per named row subset (surveyIds) of the split, from one read of it: the k-fold trainer's training
+        and held-out views of the train split (:class:`~glc.loaders.datamodule.SurveyDataModule`). Each holds the
+        tensors ``MemorySource(info, keep)`` would, without reading and decoding the split once per view."""
+        names = list(keeps)
+        out: dict[str, MemorySource] = {}
+        for name, tensors in zip(names, _decode_split(info, [_keep_ids(keeps[n]) for n in names], threads)):
+            out[name] = cls.__new__(cls)
+            out[name]._set(info, tensors)
+        return out
 
     def _positions(self, plan: EpochPlan) -> torch.Tensor:
         n = self.num_rows

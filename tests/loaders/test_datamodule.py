@@ -291,3 +291,42 @@ def test_a_split_view_reads_exactly_its_rows(table, reader):
         bad.setup("fit")
     with pytest.raises(ValueError, match="must map a split"):
         SurveyDataModule(root, subsets={"fold": ("train", fold)})
+
+
+def test_the_memory_readers_views_of_a_split_come_from_one_decode(table, monkeypatch):
+    """The k-fold trainer's train and held-out views of the stored train split: the memory reader decodes the split
+    once for both, and each view holds the tensors a decode of its own rows gives."""
+    import glc.loaders.readers as readers
+
+    root, frames = table
+    train_ids = frames["train"]["surveyId"].to_numpy()
+    fold, rest = train_ids[1::4], np.setdiff1d(train_ids, train_ids[1::4])
+    decodes: list[str] = []
+    real = readers.read_piece
+
+    def counted(piece, *a, **k):
+        decodes.append(piece.path)
+        return real(piece, *a, **k)
+
+    monkeypatch.setattr(readers, "read_piece", counted)
+    subsets = {"train": ("train", rest), "val": ("train", fold)}
+    dm = SurveyDataModule(root, columns=("x", "env"), batch_size=BATCH, reader="memory", subsets=subsets)
+    dm.setup("fit")
+    pieces = len(dm.source("train").info.pieces)
+    assert len(decodes) == pieces  # each row group of the stored split once, for both views
+    for split, keep in (("train", rest), ("val", fold)):
+        alone = readers.MemorySource(dm.source(split).info, keep=keep)
+        got = dm.source(split).tensors
+        assert got.keys() == alone.tensors.keys()
+        assert all(torch.equal(got[k], alone.tensors[k]) for k in got)
+    assert sorted(ids(dm.val_dataloader()).tolist()) == sorted(fold.tolist())
+    # a single view decodes only for itself; a view naming rows the split lacks is still refused
+    decodes.clear()
+    one = SurveyDataModule(root, columns=("x",), batch_size=BATCH, reader="memory", subsets={"val": ("train", fold)})
+    one.setup("fit")
+    assert len(decodes) == 2 * pieces  # the whole train split, then the view's own decode of it
+    bad = SurveyDataModule(
+        root, columns=("x",), batch_size=BATCH, reader="memory", subsets={**subsets, "val": ("train", [*fold, -7])}
+    )
+    with pytest.raises(ValueError, match="'val' view names .* surveyIds but .* of them are rows of"):
+        bad.setup("fit")

@@ -122,6 +122,14 @@ def test_the_memory_reader_loads_the_same_tensors_on_any_number_of_threads(fresh
     assert all(torch.equal(view.tensors[k], one.tensors[k][[0, 5, 19, 20, 21, 77, 119]]) for k in one.tensors)
     view.tensors["env"][0] += 1  # torch may write into its batches' sources
     assert not torch.equal(view.tensors["env"][0], one.tensors["env"][0])
+    # several views from one read: each is the view decoded alone, a copy of its own (writing it leaves others)
+    both = MemorySource.views(info, {"a": keep[::-1], "b": stored[::2], "none": [-1, -2]}, threads=3)
+    assert list(both) == ["a", "b", "none"] and both["a"].info is info
+    assert all(torch.equal(both["a"].tensors[k], one.tensors[k][[0, 5, 19, 20, 21, 77, 119]]) for k in one.tensors)
+    assert all(torch.equal(both["b"].tensors[k], one.tensors[k][::2]) for k in one.tensors)
+    both["a"].tensors["env"][0] += 1  # stored row 0, in both views
+    assert torch.equal(both["b"].tensors["env"][0], one.tensors["env"][0])
+    assert both["none"].num_rows == 0  # ids the split lacks are not rows (the data module counts them)
 
 
 def test_meta_errors(tmp_path):
