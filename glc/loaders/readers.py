@@ -549,11 +549,11 @@ def _decode_split(
     workers = max(1, min(threads or os.cpu_count() or 1, len(pieces)))
     with ThreadPoolExecutor(workers) as pool:
         parts = list(pool.map(decode, pieces))
+        first = parts[0][0] if parts else {}  # the columns' dtypes and row shapes
         outs: list[tuple[np.ndarray, Batch]] = []
         for j in range(len(keeps)):
             counts = [len(c["surveyId"]) if rows[j] is None else int(rows[j].sum()) for c, rows in parts]
             starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-            first = parts[0][0] if parts else {}
             outs.append((starts, {k: np.empty((int(starts[-1]), *v.shape[1:]), v.dtype) for k, v in first.items()}))
 
         def place(i: int) -> None:

@@ -350,12 +350,8 @@ def write_input_table(
             part = table.slice(i * rows_per_file, rows_per_file)
             pq.write_table(part, tmp / names[i], row_group_size=row_group_size, compression="snappy")
 
-        if threads > 1 and n_files > 1:
-            with ThreadPoolExecutor(min(threads, n_files)) as pool:
-                list(pool.map(write, range(n_files)))  # list(): a file's error is raised here
-        else:
-            for i in range(n_files):
-                write(i)
+        with ThreadPoolExecutor(max(1, min(threads, n_files))) as pool:
+            list(pool.map(write, range(n_files)))  # list(): a file's error is raised here
     return [Path(path) / n for n in names]
 
 
