@@ -8,7 +8,7 @@ training, so these steps use every core: the unpacked splits are written a part 
 groups of 5,000 rows: the full world's train split is 15 of them, one per core of a 16-core GPU machine), the memory
 reader decodes the row groups on threads and checks them as it loads them (the data module skips its verifying scan
 for it: that was a second read of the whole split), and the data module builds both views of a fold from one decode
-of the split (:meth:`~glc.loaders.readers.MemorySource.view`).
+of the split (:meth:`~glc.loaders.readers.MemorySource.views`).
 
 ``python -m bench.table_load [--npz .gpu/full.npz]`` times, in one process, interleaved for ``--rounds`` rounds
 (median reported):
